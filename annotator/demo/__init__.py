@@ -1,0 +1,1 @@
+"""Procedural demo data: scenes with known ground truth (no downloads, no Django)."""
