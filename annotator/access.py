@@ -1,0 +1,29 @@
+"""Who may do what in a project. Outsiders get 404 (a project's existence is private);
+members whose role is too small get 403."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from annotator.models import Membership, Project, Role
+
+
+def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ...] | None = None) -> tuple[Project, str]:
+    """The project and the user's role in it, or 404/403. ``roles=None`` admits any member."""
+    try:
+        project = Project.objects.get(pk=project_id)
+    except Project.DoesNotExist:
+        raise Http404("No such project.") from None
+    if user.is_superuser:
+        return project, Role.ADMIN
+    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    if role is None:
+        raise Http404("No such project.")
+    if roles is not None and role not in roles:
+        raise PermissionDenied(f"This needs the {' or '.join(roles)} role in “{project.name}”.")
+    return project, role
+
+
+ADMIN_ONLY = (Role.ADMIN,)

@@ -1,0 +1,115 @@
+"""Decode, check and normalise one uploaded image. Pure: bytes in, bytes out, no ORM, no storage.
+
+Every entry point (browser upload, ``import_images``, the demo, the API) goes through
+``prepare_image`` so that every image in the database passed the same checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats a browser can show as they are. Anything else Pillow can read is converted to PNG.
+WEB_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+ACCEPTED_FORMATS = set(WEB_FORMATS) | {"TIFF", "MPO"}
+# EXIF orientation tag: 1 (or absent) means the pixels are already upright.
+_ORIENTATION = 0x0112
+
+
+class ImageRejected(ValueError):
+    """The file is not an image we can accept; the message says why, for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+    thumbnail_size: int
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    sha256: str  # of the bytes as uploaded: the same file uploaded twice is a duplicate
+    data: bytes  # what we store: the upload itself, or an upright re-encoding of it
+    extension: str
+    width: int
+    height: int
+    thumbnail: bytes  # JPEG
+
+
+def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
+    if not data:
+        raise ImageRejected("the file is empty")
+    if len(data) > limits.max_bytes:
+        raise ImageRejected(f"the file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB")
+    sha256 = hashlib.sha256(data).hexdigest()
+    image = _open_checked(data, limits)
+    orientation = image.getexif().get(_ORIENTATION, 1)
+    fmt = image.format
+    if orientation not in (1, None) or fmt not in WEB_FORMATS:
+        image = ImageOps.exif_transpose(image)
+        data, extension = _encode_upright(image, fmt)
+    else:
+        extension = WEB_FORMATS[fmt]
+    return PreparedImage(sha256=sha256, data=data, extension=extension, width=image.width, height=image.height,
+                         thumbnail=_thumbnail(image, limits.thumbnail_size))
+
+
+def _open_checked(data: bytes, limits: Limits) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns on large images; our own pixel limit below is the one that decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+            probe.verify()  # structure and checksums, before we spend time decoding
+            image = Image.open(io.BytesIO(data))
+            if image.format not in ACCEPTED_FORMATS:
+                raise ImageRejected(f"{image.format} images are not supported; use JPEG, PNG or WebP")
+            width, height = image.size  # from the header: checked before any pixel is decoded
+            if width < 1 or height < 1:
+                raise ImageRejected("the image has no pixels")
+            if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
+                raise ImageRejected(
+                    f"the image is {width}×{height} pixels; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
+                    f"and {limits.max_side} pixels a side")
+            image.load()  # a full decode: truncated data fails here, not in an annotator's browser
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageRejected("the image decodes to more pixels than allowed (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("the file is not an image Twinlabel can read (JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageRejected(f"the image is damaged or truncated ({error})") from None
+    return image
+
+
+def _encode_upright(image: Image.Image, source_format: str | None) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    if source_format in ("JPEG", "MPO") and image.mode in ("RGB", "L", "CMYK"):
+        image.convert("RGB" if image.mode == "CMYK" else image.mode).save(buffer, "JPEG", quality=95)
+        return buffer.getvalue(), "jpg"
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "I;16"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    image.save(buffer, "PNG")
+    return buffer.getvalue(), "png"
+
+
+def _thumbnail(image: Image.Image, size: int) -> bytes:
+    thumb = image.copy()
+    if getattr(image, "n_frames", 1) > 1:
+        thumb.seek(0)
+    thumb.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if thumb.mode != "RGB":
+        background = Image.new("RGB", thumb.size, "white")
+        rgba = thumb.convert("RGBA")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        thumb = background
+    buffer = io.BytesIO()
+    thumb.save(buffer, "JPEG", quality=82)
+    return buffer.getvalue()

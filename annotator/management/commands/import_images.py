@@ -1,0 +1,47 @@
+"""manage.py import_images PROJECT PATH... : folders (recursive), zip files and image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotator.models import Project
+from annotator.services import ImportReport, images_import
+from annotator.sources import sources_from_paths
+
+
+class Command(BaseCommand):
+    help = "Import images into a project from folders (recursive), .zip files or single files."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", help="project id or exact name")
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+
+    def handle(self, *args, project: str, paths: list[Path], no_progress: bool, **options):
+        target = _find_project(project)
+        bar = tqdm(unit="img", disable=no_progress, desc=f"Importing into {target.name}")
+
+        def progress(report: ImportReport) -> None:
+            bar.update(report.seen - bar.n)
+
+        report = images_import(project=target, sources=sources_from_paths(paths, max_bytes=settings.IMAGE_MAX_BYTES),
+                               on_progress=progress)
+        bar.close()
+        self.stdout.write(f"{len(report.imported)} imported, {len(report.duplicates)} duplicates, "
+                          f"{len(report.rejected)} rejected")
+        for rejection in report.rejected:
+            self.stdout.write(f"  rejected {rejection.name}: {rejection.reason}")
+        if report.rejected and not report.imported and not report.duplicates:
+            raise CommandError("nothing was imported")
+
+
+def _find_project(key: str) -> Project:
+    project = Project.objects.filter(pk=int(key)).first() if key.isdigit() else None
+    project = project or Project.objects.filter(name=key).first()
+    if project is None:
+        raise CommandError(f"no project with id or name {key!r}")
+    return project

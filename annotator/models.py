@@ -1,0 +1,165 @@
+"""The annotation domain. Constraints live in the database, not only in Python, so that no
+code path (a bulk import, a race, a manual SQL fix) can store what the product forbids."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+
+HEX_COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #1f77b4.")
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=~Q(name=""), name="project_name_not_empty")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+    color = models.CharField(max_length=7, default="#1f77b4", validators=[HEX_COLOUR])
+    hotkey = models.CharField(max_length=1, blank=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            # Names are compared case-insensitively: "Dog" and "dog" are the same label to people.
+            models.UniqueConstraint(F("project"), Lower("name"), name="label_name_unique_per_project"),
+            models.UniqueConstraint(fields=["project", "hotkey"], condition=~Q(hotkey=""),
+                                    name="label_hotkey_unique_per_project"),
+            models.CheckConstraint(condition=~Q(name=""), name="label_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImageStatus(models.TextChoices):
+    UNLABELED = "unlabeled", "Unlabeled"
+    IN_PROGRESS = "in_progress", "In progress"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Image(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(max_length=500)
+    thumbnail = models.FileField(max_length=500)
+    original_name = models.CharField(max_length=255, help_text="File name as uploaded; imports match on it.")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.UNLABELED)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every annotation write (optimistic locking).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="image_sha256_unique_per_project"),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_size_positive"),
+            models.CheckConstraint(condition=Q(status__in=ImageStatus.values), name="image_status_valid"),
+            models.CheckConstraint(condition=~Q(status=ImageStatus.SUBMITTED) | Q(submitted_at__isnull=False),
+                                   name="image_submitted_has_time"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="image_version_positive"),
+        ]
+        indexes = [
+            # The queue and the status-filtered grid: WHERE project=? AND status=? ORDER BY id.
+            models.Index(fields=["project", "status", "id"], name="image_project_status_id"),
+            # The unfiltered grid's keyset pagination: WHERE project=? AND id>? ORDER BY id.
+            models.Index(fields=["project", "id"], name="image_project_id"),
+            # Annotation imports match images by file name.
+            models.Index(fields=["project", "original_name"], name="image_project_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Source(models.TextChoices):
+    HUMAN = "human", "Human"
+    MODEL = "model", "Model (accepted suggestion)"
+
+
+class Box(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="boxes")
+    # PROTECT: deleting a label must never silently delete people's work.
+    label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="boxes")
+    x = models.FloatField()  # image pixels, origin top-left
+    y = models.FloatField()
+    w = models.FloatField()
+    h = models.FloatField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(w__gt=0) & Q(h__gt=0), name="box_size_positive"),
+            models.CheckConstraint(condition=Q(x__gte=0) & Q(y__gte=0), name="box_inside_image_origin"),
+            models.CheckConstraint(condition=Q(source__in=Source.values), name="box_source_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} @ ({self.x:.0f},{self.y:.0f},{self.w:.0f},{self.h:.0f})"
+
+
+class ImageTag(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
+    label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="tags")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "label"], name="tag_unique_per_image"),
+            models.CheckConstraint(condition=Q(source__in=Source.values), name="tag_source_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id}:{self.label_id}"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="membership_unique"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.role} of {self.project_id}"

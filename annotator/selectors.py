@@ -1,0 +1,55 @@
+"""Reads. Aggregates run in SQL and lists page by keyset, so that a page costs the same at
+ten thousand images as at a million."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, QuerySet
+
+from annotator.models import Image, ImageStatus, Project
+
+
+def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    projects = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
+    return projects.order_by("-id")
+
+
+def project_status_counts(*, project_id: int) -> dict[str, int]:
+    """Images per status (every status present, zero when none) and ``total``: one grouped query."""
+    counts = {status: 0 for status in ImageStatus.values}
+    rows = Image.objects.filter(project_id=project_id).values_list("status").annotate(n=Count("id")).order_by()
+    for status, n in rows:
+        counts[status] = n
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    images: list[Image]
+    next_after: int | None  # pass as ``after`` for the next page; None on the last page
+    prev_before: int | None  # pass as ``before`` for the previous page; None on the first page
+
+
+def image_page(*, project_id: int, status: str | None = None, after: int | None = None,
+               before: int | None = None, limit: int = 60) -> ImagePage:
+    """One page of a project's images in id order, by keyset (``id > after`` or ``id < before``)."""
+    images = Image.objects.filter(project_id=project_id).only(
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail")
+    if status:
+        images = images.filter(status=status)
+    if before is not None:
+        rows = list(images.filter(id__lt=before).order_by("-id")[: limit + 1])
+        has_more_before = len(rows) > limit
+        rows = rows[:limit][::-1]
+        return ImagePage(rows, next_after=rows[-1].id if rows else None,
+                         prev_before=rows[0].id if rows and has_more_before else None)
+    if after is not None:
+        images = images.filter(id__gt=after)
+    rows = list(images.order_by("id")[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return ImagePage(rows, next_after=rows[-1].id if has_more else None,
+                     prev_before=rows[0].id if rows and after is not None else None)

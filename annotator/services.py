@@ -1,0 +1,283 @@
+"""Writes. Each service is keyword-only and typed; views, commands and tasks call these and
+nothing else writes the annotation domain."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
+from annotator.models import HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project, Role
+from annotator.sources import ImageSource, Rejection
+
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+           "#469990", "#9a6324", "#800000", "#000075")
+# Keys the annotate page keeps for itself; a label cannot take them as its hotkey.
+RESERVED_HOTKEYS = frozenset("fhsar?+-= ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Projects and labels
+
+
+def project_create(*, name: str, user: AbstractBaseUser, labels: Iterable[str] = (), description: str = "") -> Project:
+    name = name.strip()
+    if not name:
+        raise ValidationError("Give the project a name.")
+    with transaction.atomic():
+        project = Project.objects.create(name=name, description=description, created_by=user)
+        Membership.objects.create(user=user, project=project, role=Role.ADMIN)
+        for label_name in labels:
+            label_create(project=project, name=label_name)
+    return project
+
+
+def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> LabelClass:
+    name = name.strip()
+    count = project.labels.count()
+    color = color or PALETTE[count % len(PALETTE)]
+    if hotkey is None:  # the next free digit, 1..9 then 0
+        used = set(project.labels.values_list("hotkey", flat=True))
+        hotkey = next((k for k in "1234567890" if k not in used), "")
+    label = LabelClass(project=project, name=name, color=color, hotkey=hotkey, order=count)
+    _label_validate(label)
+    label.save()
+    return label
+
+
+def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None) -> LabelClass:
+    label.name, label.color, label.hotkey = name.strip(), color, hotkey.strip().lower()
+    if order is not None:
+        label.order = order
+    _label_validate(label)
+    label.save()
+    return label
+
+
+def label_delete(*, label: LabelClass) -> None:
+    boxes, tags = label.boxes.count(), label.tags.count()
+    if boxes or tags:
+        raise ValidationError(
+            f"“{label.name}” is used by {boxes} boxes and {tags} image tags. Rename it, or remove those first.")
+    label.delete()
+
+
+def _label_validate(label: LabelClass) -> None:
+    if not label.name:
+        raise ValidationError("A label needs a name.")
+    if len(label.name) > 100:
+        raise ValidationError("A label name can be at most 100 characters.")
+    HEX_COLOUR(label.color)
+    if len(label.hotkey) > 1:
+        raise ValidationError("A hotkey is a single key.")
+    if label.hotkey and label.hotkey in RESERVED_HOTKEYS:
+        raise ValidationError(f"The key “{label.hotkey}” is taken by the annotator; choose another.")
+    others = LabelClass.objects.filter(project_id=label.project_id).exclude(pk=label.pk)
+    if others.annotate(lower=Lower("name")).filter(lower=label.name.lower()).exists():
+        raise ValidationError(f"There is already a label called “{label.name}”.")
+    if label.hotkey and others.filter(hotkey=label.hotkey).exists():
+        raise ValidationError(f"The hotkey “{label.hotkey}” is already used by another label.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Image import: one service for every entry point
+
+
+@dataclass(frozen=True)
+class Imported:
+    name: str
+    image_id: int
+
+
+@dataclass
+class ImportReport:
+    imported: list[Imported] = field(default_factory=list)
+    duplicates: list[Imported] = field(default_factory=list)  # image_id: the image already there
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return len(self.imported) + len(self.duplicates) + len(self.rejected)
+
+    def as_dict(self) -> dict:
+        return {
+            "imported": [{"name": i.name, "id": i.image_id} for i in self.imported],
+            "duplicates": [{"name": i.name, "id": i.image_id} for i in self.duplicates],
+            "rejected": [{"name": r.name, "reason": r.reason} for r in self.rejected],
+        }
+
+
+def import_limits() -> Limits:
+    return Limits(max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS,
+                  max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE)
+
+
+def images_import(*, project: Project, sources: Iterable[ImageSource | Rejection],
+                  on_progress: Callable[[ImportReport], None] | None = None, batch_size: int = 200) -> ImportReport:
+    """Check, deduplicate and store images. Each image lands whole (file, thumbnail and row) or not
+    at all; one bad file never stops the others. Rows are written in batches for speed."""
+    limits = import_limits()
+    report = ImportReport()
+    batch: list[tuple[str, PreparedImage]] = []
+    for source in sources:
+        if isinstance(source, Rejection):
+            report.rejected.append(source)
+        else:
+            try:
+                batch.append((source.name, prepare_image(source.read(), limits)))
+            except ImageRejected as error:
+                report.rejected.append(Rejection(source.name, str(error)))
+            except OSError as error:
+                report.rejected.append(Rejection(source.name, f"could not read the file ({error.strerror or error})"))
+        if len(batch) >= batch_size:
+            _store_batch(project, batch, report)
+            batch = []
+        if on_progress:
+            on_progress(report)
+    if batch:
+        _store_batch(project, batch, report)
+        if on_progress:
+            on_progress(report)
+    return report
+
+
+def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], report: ImportReport) -> None:
+    existing = dict(Image.objects.filter(project=project, sha256__in={p.sha256 for _, p in batch})
+                    .values_list("sha256", "id"))
+    fresh: dict[str, tuple[str, PreparedImage]] = {}
+    later_copies: list[tuple[str, str]] = []  # (name, sha) of repeats inside this batch
+    for name, prepared in batch:
+        if prepared.sha256 in existing:
+            report.duplicates.append(Imported(name, existing[prepared.sha256]))
+        elif prepared.sha256 in fresh:
+            later_copies.append((name, prepared.sha256))
+        else:
+            fresh[prepared.sha256] = (name, prepared)
+    rows = [_write_files(project, name, prepared) for name, prepared in fresh.values()]
+    try:
+        with transaction.atomic():
+            Image.objects.bulk_create(rows)
+        stored = rows
+    except IntegrityError:
+        # Someone imported some of the same images meanwhile: fall back to one row at a time.
+        stored = _store_one_by_one(rows, report)
+    except BaseException:
+        for row in rows:
+            _delete_files(row)
+        raise
+    ids = {}
+    for row in stored:
+        ids[row.sha256] = row.id
+        report.imported.append(Imported(row.original_name, row.id))
+    for name, sha in later_copies:
+        if sha in ids:
+            report.duplicates.append(Imported(name, ids[sha]))
+        else:
+            report.rejected.append(Rejection(name, "a copy of this image could not be stored"))
+
+
+def _store_one_by_one(rows: list[Image], report: ImportReport) -> list[Image]:
+    stored = []
+    for row in rows:
+        try:
+            with transaction.atomic():
+                row.save()
+            stored.append(row)
+        except IntegrityError:
+            _delete_files(row)
+            other = Image.objects.filter(project_id=row.project_id, sha256=row.sha256).values_list("id", flat=True)
+            report.duplicates.append(Imported(row.original_name, other.first()))
+    return stored
+
+
+def _write_files(project: Project, name: str, prepared: PreparedImage) -> Image:
+    # A random token keeps two concurrent imports of the same file from sharing (and deleting) a path.
+    stem = f"projects/{project.id}/{{kind}}/{prepared.sha256[:2]}/{prepared.sha256[:16]}-{secrets.token_hex(4)}"
+    image_name = default_storage.save(f"{stem.format(kind='images')}.{prepared.extension}", ContentFile(prepared.data))
+    try:
+        thumb_name = default_storage.save(f"{stem.format(kind='thumbs')}.jpg", ContentFile(prepared.thumbnail))
+    except BaseException:
+        default_storage.delete(image_name)
+        raise
+    return Image(project=project, file=image_name, thumbnail=thumb_name, original_name=name[-255:],
+                 width=prepared.width, height=prepared.height, size_bytes=len(prepared.data), sha256=prepared.sha256)
+
+
+def _delete_files(row: Image) -> None:
+    for name in (row.file.name, row.thumbnail.name):
+        if name:
+            default_storage.delete(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Annotations from elsewhere (the demo's ground truth; later COCO, YOLO, Label Studio imports)
+
+
+@dataclass(frozen=True)
+class BoxIn:
+    label_id: int
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True)
+class ImageAnnotations:
+    image_id: int
+    boxes: tuple[BoxIn, ...] = ()
+    tag_label_ids: tuple[int, ...] = ()
+
+
+def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], user: AbstractBaseUser | None,
+                       source: str = "human") -> int:
+    """Replace the annotations of the given images and mark them submitted, all or nothing.
+    Boxes are clipped to their image; a box left with no area is an error, not a silent drop."""
+    items = list(items)
+    label_ids = set(project.labels.values_list("id", flat=True))
+    images = Image.objects.in_bulk([item.image_id for item in items])
+    boxes, tags = [], []
+    for item in items:
+        image = images.get(item.image_id)
+        if image is None or image.project_id != project.id:
+            raise ValidationError(f"Image {item.image_id} is not in this project.")
+        for box in item.boxes:
+            if box.label_id not in label_ids:
+                raise ValidationError(f"Label {box.label_id} is not in this project.")
+            boxes.append(Box(image=image, label_id=box.label_id, author=user, source=source,
+                             **_clip_box(box, image.width, image.height)))
+        for label_id in set(item.tag_label_ids):
+            if label_id not in label_ids:
+                raise ValidationError(f"Label {label_id} is not in this project.")
+            tags.append(ImageTag(image=image, label_id=label_id, author=user, source=source))
+    with transaction.atomic():
+        Box.objects.filter(image_id__in=images).delete()
+        ImageTag.objects.filter(image_id__in=images).delete()
+        Box.objects.bulk_create(boxes, batch_size=1000)
+        ImageTag.objects.bulk_create(tags, batch_size=1000)
+        Image.objects.filter(id__in=images).update(status=ImageStatus.SUBMITTED, submitted_by=user,
+                                                   submitted_at=timezone.now(), version=F("version") + 1)
+    return len(items)
+
+
+def _clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
+    values = (box.x, box.y, box.w, box.h)
+    if not all(math.isfinite(v) for v in values):
+        raise ValidationError("Box coordinates must be finite numbers.")
+    x0, y0 = max(0.0, box.x), max(0.0, box.y)
+    x1, y1 = min(float(width), box.x + box.w), min(float(height), box.y + box.h)
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        raise ValidationError(f"The box {values} lies outside the {width}×{height} image or has no area.")
+    return {"x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}

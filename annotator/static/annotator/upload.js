@@ -1,0 +1,98 @@
+// Browser upload: drag and drop or the file picker, sent in batches to the import service.
+// Each batch reports imported / duplicate / rejected files; new thumbnails join the grid.
+
+const config = JSON.parse(document.getElementById("upload-config").textContent);
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const zone = document.getElementById("dropzone");
+const input = document.getElementById("file-input");
+const progress = document.getElementById("upload-progress");
+const summary = document.getElementById("upload-summary");
+const rejectedList = document.getElementById("upload-rejected");
+const grid = document.getElementById("recent-grid");
+
+const totals = { imported: 0, duplicates: 0, rejected: 0 };
+
+async function uploadBatch(files) {
+  const body = new FormData();
+  for (const file of files) body.append("files", file, file.name);
+  const response = await fetch(config.url, {
+    method: "POST", body, headers: { "X-CSRFToken": csrf }, credentials: "same-origin",
+  });
+  const contentType = response.headers.get("content-type") || "";
+  if (!contentType.includes("application/json")) {
+    throw new Error(`the server answered ${response.status} ${response.statusText}`);
+  }
+  const report = await response.json();
+  if (report.error) throw new Error(report.error);
+  return report;
+}
+
+function showThumb(item) {
+  document.getElementById("no-images")?.remove();
+  const figure = document.createElement("figure");
+  figure.className = "thumb";
+  figure.dataset.imageId = item.id;
+  const img = document.createElement("img");
+  img.src = `/images/${item.id}/thumb`;
+  img.alt = item.name;
+  img.width = 128;
+  img.height = 128;
+  const caption = document.createElement("figcaption");
+  caption.textContent = item.name;
+  figure.append(img, caption);
+  grid.prepend(figure);
+}
+
+function showReport(report) {
+  totals.imported += report.imported.length;
+  totals.duplicates += report.duplicates.length;
+  totals.rejected += report.rejected.length;
+  report.imported.forEach(showThumb);
+  for (const bad of report.rejected) {
+    const li = document.createElement("li");
+    li.textContent = `${bad.name}: ${bad.reason}`;
+    rejectedList.append(li);
+  }
+  summary.textContent = `${totals.imported} imported, ${totals.duplicates} duplicates skipped, ${totals.rejected} rejected`;
+}
+
+async function uploadAll(fileList) {
+  const files = Array.from(fileList);
+  if (!files.length) return;
+  progress.hidden = false;
+  progress.max = files.length;
+  progress.value = 0;
+  rejectedList.replaceChildren();
+  for (let start = 0; start < files.length; start += config.batch) {
+    const batch = files.slice(start, start + config.batch);
+    const tooBig = batch.filter((f) => f.size > config.maxBytes);
+    const ok = batch.filter((f) => f.size <= config.maxBytes);
+    const report = { imported: [], duplicates: [], rejected: tooBig.map((f) => ({
+      name: f.name, reason: `the file is ${(f.size / 1e6).toFixed(1)} MB; the limit is ${(config.maxBytes / 1e6).toFixed(1)} MB`,
+    })) };
+    if (ok.length) {
+      try {
+        const answer = await uploadBatch(ok);
+        report.imported = answer.imported;
+        report.duplicates = answer.duplicates;
+        report.rejected.push(...answer.rejected);
+      } catch (error) {
+        report.rejected.push(...ok.map((f) => ({ name: f.name, reason: `upload failed: ${error.message}` })));
+      }
+    }
+    showReport(report);
+    progress.value = start + batch.length;
+  }
+}
+
+input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });
+zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+zone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  zone.classList.remove("over");
+  uploadAll(event.dataTransfer.files);
+});
+zone.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
+});

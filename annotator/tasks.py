@@ -1,0 +1,34 @@
+"""Health tasks: the cheapest proof that a worker is up, reads its queue and reaches the database."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from celery import shared_task
+from django.db import connection
+
+
+def _health() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"pong": True, "host": socket.gethostname(), "pid": os.getpid(), "database": connection.vendor}
+
+
+@shared_task(name="annotator.tasks.ping")
+def ping() -> dict:
+    return _health()
+
+
+@shared_task(name="annotator.tasks.gpu_ping")
+def gpu_ping() -> dict:
+    """Runs on the ``gpu`` queue (by the ``gpu_`` route) and says which device the worker would train on."""
+    result = _health()
+    try:
+        import torch
+
+        result["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    except ImportError:  # a web-only install has no torch
+        result["device"] = "unavailable"
+    return result

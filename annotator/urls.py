@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from annotator import views
+
+urlpatterns = [
+    path("", views.project_list, name="project_list"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
+    path("projects/<int:project_id>/upload", views.project_upload, name="project_upload"),
+    path("projects/<int:project_id>/images/", views.image_grid, name="image_grid"),
+    path("projects/<int:project_id>/labels/", views.label_add, name="label_add"),
+    path("projects/<int:project_id>/labels/<int:label_id>/", views.label_edit, name="label_edit"),
+    path("images/<int:image_id>/file", views.image_file, name="image_file"),
+    path("images/<int:image_id>/thumb", views.image_thumbnail, name="image_thumbnail"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,148 @@
+"""Pages and small JSON endpoints. Thin: check access, validate, call one service or selector."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotator import selectors, services
+from annotator.access import ADMIN_ONLY, project_for
+from annotator.models import Image, ImageStatus, LabelClass
+from annotator.sources import ImageSource, Rejection
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"ok": True, "database": connection.vendor})
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        labels = [name for name in request.POST.get("labels", "").split(",") if name.strip()]
+        try:
+            project = services.project_create(name=request.POST.get("name", ""), labels=labels, user=request.user)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("project_list")
+        return redirect("project_detail", project_id=project.id)
+    projects = list(selectors.projects_for_user(user=request.user))
+    return render(request, "annotator/project_list.html", {"projects": projects})
+
+
+@login_required
+@require_GET
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = project_for(user=request.user, project_id=project_id)
+    return render(request, "annotator/project_detail.html", {
+        "project": project,
+        "role": role,
+        "is_admin": role == "admin",
+        "counts": selectors.project_status_counts(project_id=project.id),
+        "labels": list(project.labels.all()),
+        "recent": selectors.image_page(project_id=project.id, limit=12).images,
+        "upload_config": {"url": reverse("project_upload", args=[project.id]), "batch": 20,
+                          "maxBytes": services.import_limits().max_bytes},
+    })
+
+
+@login_required
+@require_POST
+def project_upload(request: HttpRequest, project_id: int) -> JsonResponse:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    files = request.FILES.getlist("files")
+    if not files:
+        return JsonResponse({"error": "Choose one or more image files to upload."}, status=400)
+    limit = services.import_limits().max_bytes
+    sources = [
+        Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
+        if f.size > limit else ImageSource(f.name, f.read)
+        for f in files
+    ]
+    report = services.images_import(project=project, sources=sources)
+    return JsonResponse(report.as_dict(), status=200 if report.imported or report.duplicates else 400)
+
+
+@login_required
+@require_POST
+def label_add(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    hotkey = request.POST.get("hotkey")
+    try:
+        services.label_create(project=project, name=request.POST.get("name", ""),
+                              color=request.POST.get("color", ""), hotkey=hotkey.strip().lower() if hotkey else None)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("project_detail", project_id=project.id)
+
+
+@login_required
+@require_POST
+def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    label = get_object_or_404(LabelClass, pk=label_id, project=project)
+    try:
+        if request.POST.get("action") == "delete":
+            services.label_delete(label=label)
+            messages.success(request, f"Deleted the label “{label.name}”.")
+        else:
+            services.label_update(label=label, name=request.POST.get("name", ""),
+                                  color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("project_detail", project_id=project.id)
+
+
+def _positive_int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise Http404("Bad page cursor.")
+    return int(value)
+
+
+@login_required
+@require_GET
+def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for(user=request.user, project_id=project_id)
+    status = request.GET.get("status") or None
+    if status and status not in ImageStatus.values:
+        raise Http404("No such status.")
+    page = selectors.image_page(project_id=project.id, status=status, after=_positive_int(request.GET.get("after")),
+                                before=_positive_int(request.GET.get("before")))
+    return render(request, "annotator/image_grid.html", {
+        "project": project, "page": page, "status": status or "", "statuses": ImageStatus.choices,
+    })
+
+
+def _image_file(request: HttpRequest, image_id: int, field: str) -> FileResponse:
+    image = get_object_or_404(Image.objects.only("id", "project_id", "sha256", field), pk=image_id)
+    project_for(user=request.user, project_id=image.project_id)
+    stored = getattr(image, field)
+    try:
+        response = FileResponse(stored.open("rb"))
+    except FileNotFoundError:
+        raise Http404("The image file is missing from storage.") from None
+    # Stored images never change (a new upload is a new row), so browsers may keep them for long.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@login_required
+@require_GET
+def image_file(request: HttpRequest, image_id: int) -> FileResponse:
+    return _image_file(request, image_id, "file")
+
+
+@login_required
+@require_GET
+def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
+    return _image_file(request, image_id, "thumbnail")

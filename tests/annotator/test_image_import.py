@@ -1,0 +1,137 @@
+"""images_import: the one import service, with its documented results and nothing left partial."""
+
+import io
+import zipfile
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from PIL import Image as PILImage
+
+from annotator.models import Image
+from annotator import services
+from annotator.services import images_import
+from annotator.sources import ImageSource
+from tests.factories import image_bytes, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _files(media_root):
+    return sorted(p.relative_to(media_root).as_posix() for p in media_root.rglob("*") if p.is_file())
+
+
+def _bomb() -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("L", (12_000, 10_000)).save(buffer, "PNG")  # 120 megapixels, a few KB
+    return buffer.getvalue()
+
+
+def test_it_imports_each_kind_and_reports_the_rest(media_root):
+    project = make_project()
+    good = {"a.png": image_bytes(fmt="PNG"), "b.jpg": image_bytes(color=(1, 2, 3), fmt="JPEG"),
+            "c.webp": image_bytes(color=(9, 9, 9), fmt="WEBP")}
+    bad = {"truncated.png": image_bytes(300, 300)[:200], "text.png": b"just text", "bomb.png": _bomb()}
+    sources = [ImageSource(n, lambda d=d: d) for n, d in {**good, **bad, "again.png": good["a.png"]}.items()]
+
+    report = images_import(project=project, sources=sources)
+
+    assert [i.name for i in report.imported] == ["a.png", "b.jpg", "c.webp"]
+    assert [(d.name, d.image_id) for d in report.duplicates] == [("again.png", report.imported[0].image_id)]
+    reasons = {r.name: r.reason for r in report.rejected}
+    assert set(reasons) == set(bad)
+    assert "truncated" in reasons["truncated.png"] or "damaged" in reasons["truncated.png"]
+    assert "not an image" in reasons["text.png"]
+    assert "megapixels" in reasons["bomb.png"]
+    rows = list(Image.objects.filter(project=project).order_by("id"))
+    assert [(r.original_name, r.width, r.height, r.status) for r in rows] == [
+        ("a.png", 64, 48, "unlabeled"), ("b.jpg", 64, 48, "unlabeled"), ("c.webp", 64, 48, "unlabeled")]
+    # Exactly one image file and one thumbnail per row: nothing for the rejected or duplicate files.
+    expected = sorted([r.file.name for r in rows] + [r.thumbnail.name for r in rows])
+    assert _files(media_root) == expected
+
+
+def test_it_stores_an_exif_rotated_jpeg_upright(media_root):
+    project = make_project()
+    report = images_import(project=project, sources=[ImageSource("rot.jpg", lambda: image_bytes(
+        100, 60, fmt="JPEG", orientation=6))])
+    image = Image.objects.get(pk=report.imported[0].image_id)
+    assert (image.width, image.height) == (60, 100)
+    with image.file.open("rb") as handle:
+        assert PILImage.open(handle).size == (60, 100)
+
+
+def test_a_duplicate_in_another_project_is_imported_there(media_root):
+    first = make_project(name="one")
+    second = make_project(owner=make_user("other"), name="two")
+    data = image_bytes()
+    assert len(images_import(project=first, sources=[ImageSource("x.png", lambda: data)]).imported) == 1
+    assert len(images_import(project=second, sources=[ImageSource("x.png", lambda: data)]).imported) == 1
+
+
+def test_a_database_failure_leaves_no_files_and_no_rows(media_root, monkeypatch):
+    project = make_project()
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Image.objects, "bulk_create", explode)
+    with pytest.raises(RuntimeError):
+        images_import(project=project, sources=[ImageSource("a.png", image_bytes)])
+    assert Image.objects.count() == 0
+    assert _files(media_root) == []
+
+
+def test_a_concurrent_import_of_the_same_file_counts_as_a_duplicate(media_root, monkeypatch):
+    """Another import commits the same image between our duplicate check and our insert."""
+    project = make_project()
+    data = image_bytes()
+    real_write_files = services._write_files
+    state = {"raced": False}
+
+    def write_files_after_a_rival(*args):
+        # Runs after our duplicate check and before our insert: the window a rival import can hit.
+        if not state["raced"]:
+            state["raced"] = True
+            images_import(project=project, sources=[ImageSource("theirs.png", lambda: data)])
+        return real_write_files(*args)
+
+    monkeypatch.setattr(services, "_write_files", write_files_after_a_rival)
+    report = images_import(project=project, sources=[ImageSource("mine.png", lambda: data)])
+    theirs = Image.objects.get(project=project)
+    assert theirs.original_name == "theirs.png"
+    assert [(d.name, d.image_id) for d in report.duplicates] == [("mine.png", theirs.id)]
+    assert _files(media_root) == sorted([theirs.file.name, theirs.thumbnail.name])
+
+
+def test_the_command_imports_folders_and_zips_and_refuses_escaping_entries(tmp_path, media_root, capsys):
+    project = make_project()
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "one.png").write_bytes(image_bytes(color=(1, 1, 1)))
+    (folder / "sub" / "two.jpg").write_bytes(image_bytes(color=(2, 2, 2), fmt="JPEG"))
+    (folder / "sub" / "fake.png").write_text("text")
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("three.png", image_bytes(color=(3, 3, 3)))
+        z.writestr("../../escape.png", image_bytes(color=(4, 4, 4)))
+        z.writestr("dup.png", image_bytes(color=(1, 1, 1)))
+
+    call_command("import_images", str(project.id), str(folder), str(archive), "--no-progress")
+
+    out = capsys.readouterr().out
+    assert "3 imported, 1 duplicates, 2 rejected" in out
+    assert "rejected more.zip/../../escape.png: unsafe path in zip" in out
+    assert "rejected sub/fake.png: the file is not an image" in out
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["more.zip/three.png", "one.png",
+                                                                             "sub/two.jpg"]
+    assert not (tmp_path.parent / "escape.png").exists()
+
+
+def test_the_command_fails_when_nothing_could_be_imported(tmp_path):
+    project = make_project()
+    (tmp_path / "bad.png").write_text("nope")
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_images", project.name, str(tmp_path), "--no-progress")
+    with pytest.raises(CommandError, match="no project"):
+        call_command("import_images", "does-not-exist", str(tmp_path), "--no-progress")

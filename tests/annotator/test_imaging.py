@@ -1,0 +1,80 @@
+"""prepare_image: pure, no database."""
+
+import io
+
+import pytest
+from PIL import Image as PILImage
+
+from annotator.imaging import ImageRejected, Limits, prepare_image
+from tests.factories import image_bytes
+
+LIMITS = Limits(max_bytes=5_000_000, max_pixels=4_000_000, max_side=4000, thumbnail_size=64)
+
+
+@pytest.mark.parametrize("fmt, extension", [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp")])
+def test_it_accepts_web_formats_as_they_are(fmt, extension):
+    data = image_bytes(120, 80, fmt=fmt)
+    prepared = prepare_image(data, LIMITS)
+    assert (prepared.width, prepared.height, prepared.extension) == (120, 80, extension)
+    assert prepared.data == data  # stored untouched
+    thumb = PILImage.open(io.BytesIO(prepared.thumbnail))
+    assert thumb.format == "JPEG" and max(thumb.size) == 64
+
+
+def test_it_turns_an_exif_rotated_jpeg_upright():
+    # Orientation 6: the camera was turned; viewers rotate 90° clockwise to show it upright.
+    data = image_bytes(120, 80, fmt="JPEG", orientation=6)
+    prepared = prepare_image(data, LIMITS)
+    assert (prepared.width, prepared.height) == (80, 120)
+    stored = PILImage.open(io.BytesIO(prepared.data))
+    assert stored.size == (80, 120)
+    assert stored.getexif().get(0x0112, 1) == 1
+    # The black marker pixel at the original top-left now sits at the top-right.
+    pixels = stored.convert("RGB")
+    assert sum(pixels.getpixel((75, 4))) < 60 and sum(pixels.getpixel((4, 4))) > 150
+    assert prepared.sha256 != "" and prepared.data != data
+
+
+def test_it_rejects_a_truncated_file():
+    data = image_bytes(200, 200, fmt="PNG", color=(10, 200, 30))
+    with pytest.raises(ImageRejected, match="damaged or truncated|not an image"):
+        prepare_image(data[: len(data) // 2], LIMITS)
+
+
+def test_it_rejects_text_named_png():
+    with pytest.raises(ImageRejected, match="not an image"):
+        prepare_image(b"hello, I am a text file\n" * 10, LIMITS)
+
+
+def test_it_rejects_a_decompression_bomb_before_decoding():
+    # A 5000×5000 PNG of one colour compresses to a few KB but decodes to 25 megapixels.
+    buffer = io.BytesIO()
+    PILImage.new("L", (5000, 5000)).save(buffer, "PNG")
+    assert len(buffer.getvalue()) < 100_000
+    with pytest.raises(ImageRejected, match="megapixels"):
+        prepare_image(buffer.getvalue(), LIMITS)
+
+
+def test_it_rejects_files_over_the_size_limit():
+    with pytest.raises(ImageRejected, match="limit is 0.0 MB"):
+        prepare_image(image_bytes(), Limits(max_bytes=10, max_pixels=10**6, max_side=100, thumbnail_size=64))
+
+
+def test_it_rejects_an_empty_file():
+    with pytest.raises(ImageRejected, match="empty"):
+        prepare_image(b"", LIMITS)
+
+
+def test_it_converts_tiff_to_png_for_browsers():
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (30, 20), (1, 2, 3)).save(buffer, "TIFF")
+    prepared = prepare_image(buffer.getvalue(), LIMITS)
+    assert prepared.extension == "png"
+    assert PILImage.open(io.BytesIO(prepared.data)).format == "PNG"
+
+
+def test_it_flattens_transparency_in_thumbnails():
+    buffer = io.BytesIO()
+    PILImage.new("RGBA", (40, 40), (0, 0, 0, 0)).save(buffer, "PNG")
+    thumb = PILImage.open(io.BytesIO(prepare_image(buffer.getvalue(), LIMITS).thumbnail))
+    assert thumb.mode == "RGB" and thumb.getpixel((5, 5))[0] > 240  # white, not black

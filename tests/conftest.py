@@ -1,0 +1,37 @@
+"""Shared fixtures. Services (PostgreSQL, Redis, Chromium) are skipped when missing, unless
+``--require-services`` (or REQUIRE_SERVICES=1) turns every such skip into a failure, as CI does."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--require-services", action="store_true",
+                     help="fail instead of skipping when PostgreSQL, Redis or Chromium is not available")
+
+
+@pytest.fixture(scope="session")
+def require_services(request) -> bool:
+    return request.config.getoption("--require-services") or os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(scope="session")
+def need(require_services):
+    """``need(ok, "what is missing")``: skip the test, or fail it when services are required."""
+
+    def check(available: bool, missing: str) -> None:
+        if not available:
+            if require_services:
+                pytest.fail(f"required service not available: {missing}")
+            pytest.skip(f"service not available: {missing}")
+
+    return check
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

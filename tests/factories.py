@@ -1,0 +1,45 @@
+"""Test data in one place: users, projects, and image bytes made on the spot."""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib.auth import get_user_model
+from PIL import Image as PILImage
+
+from annotator.models import Membership, Project, Role
+from annotator.services import images_import, project_create
+from annotator.sources import ImageSource
+
+
+def image_bytes(width: int = 64, height: int = 48, color=(200, 30, 30), fmt: str = "PNG",
+                orientation: int | None = None) -> bytes:
+    image = PILImage.new("RGB", (width, height), color)
+    image.paste((0, 0, 0), (0, 0, 10, 10))  # a marker: top-left is black, so orientation can be checked
+    buffer = io.BytesIO()
+    if orientation is not None:
+        exif = PILImage.Exif()
+        exif[0x0112] = orientation
+        image.save(buffer, fmt, exif=exif)
+    else:
+        image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def make_user(username: str = "ann", **extra):
+    return get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
+
+
+def make_project(owner=None, labels=("cat", "dog"), name: str = "Pets") -> Project:
+    owner = owner or make_user("owner")
+    return project_create(name=name, user=owner, labels=labels)
+
+
+def add_member(project: Project, user, role: str = Role.ANNOTATOR) -> Membership:
+    return Membership.objects.create(project=project, user=user, role=role)
+
+
+def add_images(project: Project, count: int, *, size=(32, 32)) -> list[int]:
+    sources = [ImageSource(f"img-{i}.png", lambda i=i: image_bytes(*size, color=(i % 256, (i * 7) % 256, 99)))
+               for i in range(count)]
+    return [item.image_id for item in images_import(project=project, sources=sources).imported]
