@@ -1,0 +1,69 @@
+"""Settings come from the environment through typed helpers that fail loudly."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from annotator.env import env_bool, env_int, env_list
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_bool_reads_the_usual_spellings(monkeypatch):
+    for value, expected in [("1", True), ("yes", True), ("On", True), ("0", False), ("false", False)]:
+        monkeypatch.setenv("FLAG", value)
+        assert env_bool("FLAG", not expected) is expected
+    monkeypatch.delenv("FLAG")
+    assert env_bool("FLAG", True) is True
+
+
+def test_env_helpers_refuse_values_they_cannot_use(monkeypatch):
+    monkeypatch.setenv("FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="FLAG='maybe' is not a boolean"):
+        env_bool("FLAG", False)
+    monkeypatch.setenv("COUNT", "ten")
+    with pytest.raises(ImproperlyConfigured, match="is not an integer"):
+        env_int("COUNT", 1)
+    monkeypatch.setenv("COUNT", "-3")
+    with pytest.raises(ImproperlyConfigured, match="below its minimum"):
+        env_int("COUNT", 1, minimum=0)
+    monkeypatch.setenv("HOSTS", " a.example, b.example ,")
+    assert env_list("HOSTS", []) == ["a.example", "b.example"]
+
+
+def _settings_in_subprocess(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG",
+                                                               "CELERY_BROKER_URL"}}
+    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "annotator.settings", **env})
+    code = ("from django.conf import settings; "
+            "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, bool(settings.SECRET_KEY))")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+
+
+def test_the_embedded_default_needs_no_configuration(tmp_path):
+    result = _settings_in_subprocess(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "True"]
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
+
+
+def test_a_server_deployment_must_set_a_secret_key(tmp_path):
+    result = _settings_in_subprocess(tmp_path, DATABASE_URL="postgres://u@db:5432/twinlabel")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_a_bad_debug_value_stops_the_start(tmp_path):
+    result = _settings_in_subprocess(tmp_path, DEBUG="sometimes")
+    assert "DEBUG='sometimes' is not a boolean" in result.stderr
+
+
+def test_redis_and_postgres_urls_are_used_when_set(tmp_path):
+    result = _settings_in_subprocess(tmp_path, DATABASE_URL="postgres://u@db:5432/twinlabel", SECRET_KEY="k",
+                                     CELERY_BROKER_URL="redis://redis:6379/0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.postgresql", "redis://redis:6379/0", "True"]

@@ -1,0 +1,54 @@
+"""Log in, open a project, upload two images through the file input, see their thumbnails."""
+
+import pytest
+
+from annotator.models import Image
+from tests.factories import image_bytes, make_project, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def _log_in(page, url, username):
+    page.goto(f"{url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-" + username)
+    page.click("button[type=submit]")
+
+
+def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path):
+    owner = make_user("owner")
+    project = make_project(owner=owner, name="Street scenes")
+    files = [tmp_path / "red.png", tmp_path / "blue.jpg"]
+    files[0].write_bytes(image_bytes(320, 200, color=(220, 20, 20)))
+    files[1].write_bytes(image_bytes(200, 320, color=(20, 20, 220), fmt="JPEG"))
+
+    _log_in(page, server, "owner")
+    page.click("text=Street scenes")
+    page.wait_for_selector("#dropzone")
+    page.set_input_files("#file-input", [str(f) for f in files])
+
+    page.wait_for_function("document.querySelectorAll('#recent-grid figure.thumb').length === 2")
+    assert page.text_content("#upload-summary") == "2 imported, 0 duplicates skipped, 0 rejected"
+    # Each thumbnail really loads (the browser decodes it), not just an <img> tag with a broken source.
+    page.wait_for_function("[...document.querySelectorAll('#recent-grid img')].every(i => i.complete)")
+    widths = page.eval_on_selector_all("#recent-grid img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert sorted(widths) == [160, 256]  # 256-px thumbnails: 320×200 → 256×160, 200×320 → 160×256
+    assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == ["blue.jpg",
+                                                                                                     "red.png"]
+    # A reload shows them from the server, and the counts agree.
+    page.reload()
+    assert page.text_content("[data-count=total]") == "2"
+    assert page.locator("#recent-grid figure.thumb").count() == 2
+    assert page.console_errors == []
+
+
+def test_it_reports_a_rejected_file_by_name(server, page, tmp_path):
+    make_project(owner=make_user("owner"), name="Receipts")
+    bad = tmp_path / "notes.png"
+    bad.write_text("these are notes, not pixels")
+    _log_in(page, server, "owner")
+    page.click("text=Receipts")
+    page.set_input_files("#file-input", [str(bad)])
+    page.wait_for_selector("#upload-rejected li")
+    assert "notes.png: the file is not an image" in page.text_content("#upload-rejected")
+    assert Image.objects.count() == 0

@@ -1,0 +1,107 @@
+"""Start the real services as subprocesses, with the very scripts docker-compose and `make run` use."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The URL of the database this test process uses (pytest-django's test database)."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url(),
+           "SECRET_KEY": os.environ.get("SECRET_KEY", "test-only-secret-key")}
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {self.process.returncode}:\n{self.output[-4000:]}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{what} not ready after {timeout}s:\n{self.output[-4000:]}")
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict[str, str]) -> Iterator[Service]:
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    service = Service(process)
+    try:
+        yield service
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+
+
+@contextlib.contextmanager
+def worker(env: dict[str, str], queues: str = "default,gpu") -> Iterator[Service]:
+    with running(["bin/worker"], {**env, "WORKER_QUEUES": queues}) as service:
+        service.wait_for(lambda: " ready." in service.output, 90, "celery worker")
+        yield service
+
+
+@contextlib.contextmanager
+def web(env: dict[str, str]) -> Iterator[tuple[Service, str]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(["bin/web"], {**env, "BIND": f"127.0.0.1:{port}", "WEB_WORKERS": "2"}) as service:
+        service.wait_for(lambda: _answers(url + "/healthz"), 90, "web server")
+        yield service, url
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
