@@ -1,12 +1,19 @@
-"""Health tasks: the cheapest proof that a worker is up, reads its queue and reaches the database."""
+"""Queueing helpers and health tasks: the cheapest proof that a worker is up, reads its queue and
+reaches the database."""
 
 from __future__ import annotations
 
 import os
 import socket
 
-from celery import shared_task
-from django.db import connection
+from celery import Task, shared_task
+from django.db import connection, transaction
+
+
+def enqueue(task: Task, *args, **kwargs) -> None:
+    """Send ``task`` once the current transaction commits, so a worker never reads rows that
+    are not there yet, and a rolled-back request sends nothing. Pass ids, never model objects."""
+    transaction.on_commit(lambda: task.delay(*args, **kwargs))
 
 
 def _health() -> dict:
