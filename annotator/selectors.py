@@ -26,6 +26,11 @@ def project_status_counts(*, project_id: int) -> dict[str, int]:
     return counts
 
 
+def recent_images(*, project_id: int, limit: int = 12) -> list[Image]:
+    return list(Image.objects.filter(project_id=project_id).only(
+        "id", "project_id", "original_name", "status", "thumbnail").order_by("-id")[:limit])
+
+
 @dataclass(frozen=True)
 class ImagePage:
     images: list[Image]

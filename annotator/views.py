@@ -48,7 +48,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "is_admin": role == "admin",
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": list(project.labels.all()),
-        "recent": selectors.image_page(project_id=project.id, limit=12).images,
+        "recent": selectors.recent_images(project_id=project.id),
         "upload_config": {"url": reverse("project_upload", args=[project.id]), "batch": 20,
                           "maxBytes": services.import_limits().max_bytes},
     })

@@ -75,9 +75,9 @@ def running(command: list[str], env: dict[str, str]) -> Iterator[Service]:
         yield service
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()  # the main process stops its own children gracefully
             try:
-                process.wait(15)
+                process.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
