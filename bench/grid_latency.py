@@ -1,0 +1,94 @@
+"""Project page and image grid latency at 10,000 and 100,000 images (rows; files are not needed).
+
+    python -m bench.grid_latency [--sizes 10000 100000] [--repeat 20]
+
+A fresh embedded SQLite database under a temporary folder, or the database in DATABASE_URL.
+Requests go through Django's full stack (middleware, session, templates) in this process.
+The target is flat: the figure at 100k within 2× of the figure at 10k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
+    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from annotator.services import project_create
+    from bench._util import write_result
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password="x")
+    project = project_create(name=f"bench-grid-{time.time_ns()}", user=user, labels=["a", "b"])
+    client = Client()
+    client.force_login(user)
+    figures = {}
+    have = 0
+    for size in sorted(args.sizes):
+        _add_rows(project, have, size)
+        have = size
+        ids = list(project.images.order_by("id").values_list("id", flat=True)[size - 200: size - 199])
+        urls = {
+            "project_page": f"/projects/{project.id}/",
+            "grid_first_page": f"/projects/{project.id}/images/",
+            "grid_deep_page": f"/projects/{project.id}/images/?after={ids[0]}",
+            "grid_status_filter": f"/projects/{project.id}/images/?status=submitted",
+        }
+        figures[size] = {name: _median_ms(client, url, args.repeat) for name, url in urls.items()}
+        print(f"{size:>8} images: " + ", ".join(f"{k} {v:.1f} ms" for k, v in figures[size].items()))
+    small, large = figures[min(figures)], figures[max(figures)]
+    ratios = {name: round(large[name] / small[name], 2) for name in small}
+    print(f"ratio {max(figures)}/{min(figures)}: {ratios} (target ≤ 2)")
+    write_result(f"grid_latency_{connection.vendor}", {
+        "database": connection.vendor, "median_ms": {str(k): v for k, v in figures.items()}, "ratio": ratios,
+        "target_ratio": 2.0})
+
+
+def _add_rows(project, start: int, stop: int) -> None:
+    from annotator.models import Image
+
+    for chunk in range(start, stop, 10_000):
+        Image.objects.bulk_create([
+            Image(project=project, file=f"bench/{i}.png", thumbnail=f"bench/{i}.jpg", original_name=f"{i}.png",
+                  width=640, height=480, size_bytes=1000, sha256=f"{project.id}-{i:060d}",
+                  **({"status": "submitted", "submitted_at": "2026-01-01T00:00:00Z"} if i % 10 == 0 else {}))
+            for i in range(chunk, min(chunk + 10_000, stop))
+        ], batch_size=2000)
+
+
+def _median_ms(client, url: str, repeat: int) -> float:
+    response = client.get(url)  # warm up
+    assert response.status_code == 200, (url, response.status_code)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 2)
+
+
+if __name__ == "__main__":
+    main()
