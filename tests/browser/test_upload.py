@@ -52,3 +52,21 @@ def test_it_reports_a_rejected_file_by_name(server, page, tmp_path):
     page.wait_for_selector("#upload-rejected li")
     assert "notes.png: the file is not an image" in page.text_content("#upload-rejected")
     assert Image.objects.count() == 0
+
+
+def test_it_uploads_files_dropped_on_the_drop_zone(server, page):
+    make_project(owner=make_user("owner"), name="Dropped")
+    _log_in(page, server, "owner")
+    page.click("text=Dropped")
+    png = list(image_bytes(40, 30, color=(10, 160, 10)))
+    # A real drop event carrying a File, as the browser makes one when a person drops a file.
+    page.evaluate("""(bytes) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+        const zone = document.getElementById("dropzone");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", png)
+    page.wait_for_selector("#recent-grid figure.thumb")
+    assert page.text_content("#upload-summary") == "1 imported, 0 duplicates skipped, 0 rejected"
+    assert list(Image.objects.values_list("original_name", "width", "height")) == [("dropped.png", 40, 30)]
