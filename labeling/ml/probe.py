@@ -70,35 +70,52 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     probe = LinearProbe(mean, std, weight, bias, thresholds, trained, positives, negatives, float("nan"))
     if not trained.any():
         return probe
+    # Every (weight decay, fold) problem and the final fits are independent convex problems:
+    # one L-BFGS run over all of them at once, as a batch, instead of one run each.
     folds = _folds(len(y), config)
-    cv = {wd: _cross_validate(x, y[:, trained], folds, wd, config.max_iter) for wd in config.weight_decays}
-    probe.cv_map = {wd: m for wd, (m, _) in cv.items()}
+    decays = np.asarray(config.weight_decays, dtype=np.float64)
+    held = np.stack([np.isin(np.arange(len(y)), f) for f in folds])  # (K, N)
+    train_mask = np.concatenate([np.tile(~held, (len(decays), 1)), np.ones((len(decays), len(y)), bool)])
+    problem_decay = np.concatenate([np.repeat(decays, len(folds)), decays])
+    w, b = _fit_many(x, y[:, trained], train_mask, problem_decay, config.max_iter)  # (P, D, L'), (P, L')
+    logits = np.einsum("nd,pdl->pnl", x, w[:-len(decays)]) + b[:-len(decays), None, :]
+    oof = (held[None, :, :, None] * _sigmoid(logits).reshape(len(decays), len(folds), *logits.shape[1:])).sum(1)
+    cv = [_map(y[:, trained], oof[i]) for i in range(len(decays))]
+    probe.cv_map = {float(wd): m for wd, m in zip(decays, cv)}
     # Ties go to the stronger decay: the simpler model, when the data cannot tell them apart.
-    best = max(config.weight_decays, key=lambda wd: (cv[wd][0] if cv[wd][0] is not None else -1.0, wd))
-    probe.weight_decay = best
-    w, b = _fit(x, y[:, trained], best, config.max_iter)
-    probe.weight[:, trained], probe.bias[trained] = w, b
-    probe.thresholds[trained] = best_f1_thresholds(y[:, trained], cv[best][1])
+    best = max(range(len(decays)), key=lambda i: (cv[i] if cv[i] is not None else -1.0, decays[i]))
+    probe.weight_decay = float(decays[best])
+    final = len(decays) * len(folds) + best
+    probe.weight[:, trained], probe.bias[trained] = w[final], b[final]
+    probe.thresholds[trained] = best_f1_thresholds(y[:, trained], oof[best])
     return probe
 
 
-def _fit(x: np.ndarray, y: np.ndarray, weight_decay: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """Independent logistic regressions for the L columns of y, fitted jointly: (D, L), (L,)."""
+def _fit_many(x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, weight_decays: np.ndarray,
+              max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """P independent multilabel logistic regressions on rows ``train_mask[p]`` of x, y.
+
+    (N, D), (N, L), (P, N), (P,) -> weights (P, D, L), biases (P, L).
+    """
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float64))
-    pos = yt.sum(dim=0)
+    mask = torch.from_numpy(train_mask.astype(np.float64))  # (P, N)
+    decay = torch.from_numpy(weight_decays).view(-1, 1, 1)
+    count = mask.sum(dim=1, keepdim=True)  # (P, 1)
+    pos = mask @ yt  # (P, L)
     # Class imbalance: weigh positives by neg/pos so each label's two classes count equally...
-    pos_weight = (len(yt) - pos).clamp(min=1) / pos.clamp(min=1)
-    w = torch.zeros((x.shape[1], y.shape[1]), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
+    pos_weight = (count - pos).clamp(min=1) / pos.clamp(min=1)  # (P, L)
+    w = torch.zeros((len(mask), x.shape[1], y.shape[1]), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((len(mask), y.shape[1]), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-7, tolerance_change=1e-10)
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        logits = xt @ w + b  # (N, L)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, yt, pos_weight=pos_weight,
-                                                                   reduction="none").mean(dim=0).sum()
-        loss = bce + 0.5 * weight_decay * w.pow(2).sum()
+        logits = torch.einsum("nd,pdl->pnl", xt, w) + b[:, None, :]  # (P, N, L)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, yt.expand_as(logits), pos_weight=pos_weight[:, None, :], reduction="none")
+        per_problem = (bce * mask[:, :, None]).sum(dim=1) / count  # (P, L) mean over its rows
+        loss = per_problem.sum() + 0.5 * (decay * w.pow(2)).sum()
         loss.backward()
         return loss
 
@@ -108,17 +125,10 @@ def _fit(x: np.ndarray, y: np.ndarray, weight_decay: float, max_iter: int) -> tu
     return w.detach().numpy(), (b.detach() - torch.log(pos_weight)).numpy()
 
 
-def _cross_validate(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], weight_decay: float,
-                    max_iter: int) -> tuple[float | None, np.ndarray]:
-    """(mAP of the out-of-fold predictions, those (N, L) predictions)."""
-    oof = np.zeros(y.shape)
-    for held in folds:
-        train = np.setdiff1d(np.arange(len(y)), held)
-        w, b = _fit(x[train], y[train], weight_decay, max_iter)
-        oof[held] = _sigmoid(x[held] @ w + b)
-    ap = average_precision(rank(y, oof))
+def _map(y: np.ndarray, scores: np.ndarray) -> float | None:
+    ap = average_precision(rank(y, scores))
     ap = ap[np.isfinite(ap)]
-    return (float(ap.mean()) if len(ap) else None), oof
+    return float(ap.mean()) if len(ap) else None
 
 
 def best_f1_thresholds(y: np.ndarray, scores: np.ndarray) -> np.ndarray:

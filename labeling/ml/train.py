@@ -221,9 +221,9 @@ def _to_tensor(images: np.ndarray | Tensor) -> Tensor:
 def _gather(data: np.ndarray | Tensor, index: Tensor, device: torch.device) -> Tensor:
     if isinstance(data, Tensor):
         return data[index.to(data.device)].to(device, non_blocking=True)
-    # Sorted reads are sequential on a memory-mapped store; the batch order does not matter
-    # to the loss, which is invariant to permuting the batch.
-    rows = np.sort(index.numpy())
+    # Rows in the epoch's order (not sorted for locality): each position in the batch gets
+    # its own augmentation draw, so the order must match the on-device path's exactly.
+    rows = index.numpy()
     return torch.from_numpy(np.ascontiguousarray(np.asarray(data)[rows])).to(device, non_blocking=True)
 
 
