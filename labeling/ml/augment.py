@@ -15,6 +15,7 @@ draws out of anything that ``torch.compile`` traces.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -262,15 +263,23 @@ def normalize(x: Tensor) -> Tensor:
     return (x - mean) / std
 
 
-def augment(x: Tensor, cfg: ViewConfig, g: torch.Generator, out_size: int | None = None) -> Tensor:
-    """One normalised view of a float (B, 3, H, W) batch in [0, 1]."""
+Apply = Callable[[Tensor, ViewParams, int], Tensor]
+
+
+def augment(x: Tensor, cfg: ViewConfig, g: torch.Generator, out_size: int | None = None,
+            apply: Apply = apply_params) -> Tensor:
+    """One normalised view of a float (B, 3, H, W) batch in [0, 1].
+
+    ``apply`` may be a ``torch.compile``d :func:`apply_params`: the draws stay eager.
+    """
     b, _, h, w = x.shape
     out_size = out_size or h
-    return normalize(apply_params(x, sample_params(b, h, w, out_size, cfg, g), out_size))
+    return normalize(apply(x, sample_params(b, h, w, out_size, cfg, g), out_size))
 
 
 def two_views(images: Tensor, g: torch.Generator, out_size: int | None = None,
-              configs: tuple[ViewConfig, ViewConfig] = (VIEW1, VIEW2)) -> tuple[Tensor, Tensor]:
+              configs: tuple[ViewConfig, ViewConfig] = (VIEW1, VIEW2),
+              apply: Apply = apply_params) -> tuple[Tensor, Tensor]:
     """uint8 (B, H, W, 3) -> two normalised float views (B, 3, S, S), independent per sample."""
     x = to_float(images)
-    return augment(x, configs[0], g, out_size), augment(x, configs[1], g, out_size)
+    return augment(x, configs[0], g, out_size, apply), augment(x, configs[1], g, out_size, apply)

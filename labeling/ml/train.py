@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from labeling.ml.augment import two_views
+from labeling.ml.augment import Apply, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
 
@@ -103,9 +103,10 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
     steps_per_epoch = len(images) // batch_size
     state = _resume_or_start(config, runtime, device)
     data = _to_tensor(images).to(device) if runtime.data_on_device else images
-    step_fn = _make_step(state.model, state.optimizer, device, runtime.compile)
+    step_fn = make_train_step(state.model, state.optimizer, device, runtime.compile)
+    apply = compiled_augment() if runtime.compile else apply_params
     while state.epoch < config.epochs:
-        finished = train_one_epoch(state, data, config, runtime, step_fn, batch_size, steps_per_epoch)
+        finished = train_one_epoch(state, data, config, runtime, step_fn, apply, batch_size, steps_per_epoch)
         if not finished:
             return TrainResult(state.model, "cancelled", state.epoch, state.loss_history)
         state.epoch += 1
@@ -115,7 +116,8 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
 
 
 def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainConfig, runtime: Runtime,
-                    step_fn: Callable[[Tensor, Tensor], Tensor], batch_size: int, steps_per_epoch: int) -> bool:
+                    step_fn: Callable[[Tensor, Tensor], Tensor], apply: Apply, batch_size: int,
+                    steps_per_epoch: int) -> bool:
     """One epoch; False if cancelled part-way (its steps are then discarded by the caller)."""
     device = torch.device(runtime.device)
     order_gen = torch.Generator().manual_seed(_epoch_seed(config.seed, state.epoch, 0))
@@ -130,7 +132,7 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
         global_step = state.epoch * steps_per_epoch + i
         _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size)
         batch = _gather(data, order[i * batch_size:(i + 1) * batch_size], device)
-        y1, y2 = two_views(batch, aug_gen)  # (B, 3, R, R) each, on the device
+        y1, y2 = two_views(batch, aug_gen, apply=apply)  # (B, 3, R, R) each, on the device
         loss = step_fn(y1, y2)
         losses.append(loss.detach())
         if runtime.on_progress is not None and ((i + 1) % runtime.log_every == 0 or i + 1 == steps_per_epoch):
@@ -145,8 +147,8 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
     return True
 
 
-def _make_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
-               compile: bool) -> Callable[[Tensor, Tensor], Tensor]:
+def make_train_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
+                    compile: bool) -> Callable[[Tensor, Tensor], Tensor]:
     """Forward both views, backward, LARS step: (B, 3, R, R) x 2 -> loss."""
     cuda = device.type == "cuda"
     if cuda:
@@ -166,6 +168,11 @@ def _make_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
         return loss
 
     return step
+
+
+def compiled_augment() -> Apply:
+    """apply_params fused by torch.compile: ~40 elementwise passes per view become a few."""
+    return torch.compile(apply_params, dynamic=False)
 
 
 def _resume_or_start(config: PretrainConfig, runtime: Runtime, device: torch.device) -> _State:
