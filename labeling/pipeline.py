@@ -158,7 +158,9 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
-    c = run.config
+    from labeling.services import pretrain_defaults
+
+    c = {**pretrain_defaults(), **run.config}
     config = PretrainConfig(model=ModelConfig(resolution=c["resolution"], projector=tuple(c["projector"])),
                             epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
                             warmup_epochs=c["warmup_epochs"], seed=c["seed"])
@@ -253,8 +255,11 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     report = probe.label_report([name for _, name in labels])
     metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map,
                "labels": report}
-    if probe.oof_scores is not None:
-        metrics["cv"] = evaluate(y, probe.oof_scores, probe.thresholds).to_dict()
+    if probe.oof_scores is not None and probe.trained.any():
+        t = probe.trained
+        cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
+        names = [name for (_, name), trained in zip(labels, t) if trained]
+        metrics["cv"] = {**cv, "labels": names}
     pool = list(Image.objects.filter(project_id=run.project_id, status__in=UNLABELED_STATUSES)
                 .order_by("id").values_list("id", flat=True))
     pool = [i for i in pool if i in row]

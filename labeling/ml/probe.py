@@ -40,6 +40,9 @@ class LinearProbe:
     negatives: np.ndarray  # (L,) int
     weight_decay: float
     cv_map: dict[float, float | None] = field(default_factory=dict)
+    # Out-of-fold probabilities at the chosen weight decay, (N, L); NaN in untrained columns.
+    # What cross-validated metrics are computed from: no row was predicted by a model fitted to it.
+    oof_scores: np.ndarray | None = None
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N, L) float32 probabilities."""
@@ -88,6 +91,8 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     final = len(decays) * len(folds) + best
     probe.weight[:, trained], probe.bias[trained] = w[final], b[final]
     probe.thresholds[trained] = best_f1_thresholds(y[:, trained], oof[best])
+    probe.oof_scores = np.full(y.shape, np.nan, dtype=np.float32)
+    probe.oof_scores[:, trained] = oof[best]
     return probe
 
 

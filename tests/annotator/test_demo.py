@@ -35,6 +35,11 @@ def test_the_demo_command_builds_a_partly_labeled_project_once(capsys, settings,
         names = {b.label.name for b in boxes} | {t.label.name for t in tags}
         assert names == scene.labels
         assert (boxes.count(), tags.count()) == ((len(scene.objects), 0) if n % 2 == 0 else (0, len(scene.labels)))
+    # The first pretraining is queued by itself (the task is sent when the transaction commits).
+    from labeling.models import TrainingRun
+
+    run = TrainingRun.objects.get(project=project)
+    assert (run.kind, run.status, run.config["resolution"]) == ("pretrain", "queued", 32)
     out = capsys.readouterr().out
     password = (tmp_path / "demo_password").read_text().strip()
     assert f"Login: admin / {password}" in out

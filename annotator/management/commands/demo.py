@@ -17,8 +17,10 @@ from annotator.demo.scenes import LABEL_COLOURS, LABELS, render_scene
 from annotator.models import Project
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, images_import, label_create, project_create
 from annotator.sources import ImageSource
+from labeling.services import pretrain_start
 
 DEMO_NAME = "Demo: shapes"
+DEMO_PRETRAIN = {"resolution": 32, "epochs": 25, "batch_size": 64, "projector": [512, 512, 512], "warmup_epochs": 2}
 
 
 class Command(BaseCommand):
@@ -30,13 +32,20 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=256, help="image side in pixels")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--username", default="admin")
+        parser.add_argument("--no-pretrain", action="store_true",
+                            help="do not queue the first (CPU-sized) pretraining of the new project")
 
-    def handle(self, *args, images: int, labeled: float, size: int, seed: int, username: str, **options):
+    def handle(self, *args, images: int, labeled: float, size: int, seed: int, username: str, no_pretrain: bool,
+               **options):
         user, password = _admin(username)
         project = Project.objects.filter(name=DEMO_NAME).first()
         if project is None:
             project = _create_demo(user, images, labeled, size, seed)
             self.stdout.write(f"Created “{DEMO_NAME}” with {project.images.count()} images.")
+            if not no_pretrain:
+                # Sized for a laptop's CPU: suggestions appear within minutes without a click.
+                run = pretrain_start(project=project, user=user, config=DEMO_PRETRAIN)
+                self.stdout.write(f"Queued pretraining run {run.id}; suggestions follow when it finishes.")
         else:
             self.stdout.write(f"“{DEMO_NAME}” already exists (project {project.id}).")
         self.stdout.write(f"Login: {username} / {password}")

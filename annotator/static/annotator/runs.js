@@ -1,0 +1,96 @@
+// Model assistance on the project page: start a pretraining or a probe refit, cancel a run,
+// and watch progress live (polls the runs endpoint every 1.5 s while a run is active).
+
+const config = JSON.parse(document.getElementById("runs-config").textContent);
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const list = document.getElementById("runs");
+const message = document.getElementById("runs-message");
+let timer = null;
+
+async function call(url, method = "GET", body = undefined) {
+  const response = await fetch(url, {
+    method, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (!response.ok) throw new Error(data.error || `the server answered ${response.status}`);
+  return data;
+}
+
+function cell(text, className = "") {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function progressCell(run) {
+  const td = document.createElement("td");
+  if (run.kind === "pretrain" && run.epochs) {
+    const bar = document.createElement("progress");
+    const done = run.status === "succeeded" ? run.epochs
+      : run.epoch + (run.steps_per_epoch ? (run.step % run.steps_per_epoch) / run.steps_per_epoch : 0);
+    bar.max = run.epochs;
+    bar.value = Math.min(done, run.epochs);
+    td.append(bar, ` epoch ${Math.min(run.epoch + (run.status === "running" ? 1 : 0), run.epochs)}/${run.epochs}`);
+  } else if (run.kind === "probe" && run.metrics && run.metrics.cv) {
+    td.textContent = `${run.metrics.labeled} labeled · CV mAP ${run.metrics.cv.map?.toFixed(3) ?? "–"}`;
+  }
+  return td;
+}
+
+function row(run) {
+  const tr = document.createElement("tr");
+  tr.dataset.runId = run.id;
+  tr.dataset.status = run.status;
+  tr.append(
+    cell(`#${run.id} ${run.kind}`),
+    cell(run.status + (run.cancel_requested && run.status === "running" ? " (cancelling)" : ""), `run-${run.status}`),
+    progressCell(run),
+    cell(run.loss == null ? "" : `loss ${run.loss.toFixed(2)}`),
+    cell(run.images_per_s == null ? "" : `${Math.round(run.images_per_s)} img/s`),
+    cell(run.device || ""),
+  );
+  const actions = document.createElement("td");
+  if (config.isAdmin && (run.status === "queued" || run.status === "running") && !run.cancel_requested) {
+    const cancel = document.createElement("button");
+    cancel.textContent = "Cancel";
+    cancel.className = "danger";
+    cancel.addEventListener("click", () => act(() => call(`/api/runs/${run.id}/cancel/`, "POST", {})));
+    actions.append(cancel);
+  }
+  if (run.error) actions.append(Object.assign(document.createElement("span"), { className: "error", textContent: run.error.split("\n").filter(Boolean).pop() }));
+  tr.append(actions);
+  return tr;
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    const { runs } = await call(config.url);
+    list.replaceChildren(...runs.map(row));
+    document.getElementById("runs-empty").hidden = runs.length > 0;
+    const active = runs.some((r) => r.status === "queued" || r.status === "running");
+    timer = setTimeout(refresh, active ? 1500 : 10000);
+  } catch (error) {
+    message.textContent = `Could not read the runs: ${error.message}`;
+    timer = setTimeout(refresh, 5000);
+  }
+}
+
+async function act(action) {
+  message.textContent = "";
+  try {
+    await action();
+  } catch (error) {
+    message.textContent = error.message;
+  }
+  refresh();
+}
+
+document.getElementById("start-pretrain")?.addEventListener("click", () =>
+  act(() => call(config.url, "POST", { kind: "pretrain", config: {} })));
+document.getElementById("start-probe")?.addEventListener("click", () =>
+  act(() => call(config.url, "POST", { kind: "probe" })));
+refresh();

@@ -1,0 +1,152 @@
+"""Model assistance in-process (tasks run eagerly): pretrain -> embed -> probe -> suggestions,
+claims, cancellation, decisions and queue orders, on the configured database."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotator.annotations import image_submit, queue_next
+from annotator.celery import app
+from annotator.demo.scenes import LABELS, render_scene
+from annotator.models import Image, ImageTag
+from annotator.selectors import annotation_state
+from annotator.services import ImageAnnotations, annotations_import, images_import, project_create
+from annotator.sources import ImageSource
+from labeling import pipeline, services
+from labeling.models import (Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
+                             SuggestionDecision, TrainingRun)
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warmup_epochs": 0}
+
+
+@pytest.fixture(autouse=True)
+def eager(settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def project():
+    owner = make_user("owner")
+    project = project_create(name="Shapes", user=owner, labels=LABELS)
+
+    def png(index: int) -> bytes:
+        buffer = io.BytesIO()
+        render_scene(index, seed=5, size=(48, 48)).image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    report = images_import(project=project, sources=[ImageSource(f"s{i}.png", lambda i=i: png(i)) for i in range(40)])
+    label_id = dict(project.labels.values_list("name", "id"))
+    annotations_import(project=project, user=owner, items=[
+        ImageAnnotations(item.image_id, tag_label_ids=tuple(label_id[n] for n in render_scene(i, seed=5).labels))
+        for i, item in enumerate(report.imported[:20])])
+    return project
+
+
+def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
+    run = services.pretrain_start(project=project, config=TINY)  # eager: pretrain, then the probe
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.device == "cpu" and run.attempts == 1 and run.epoch == 2 and run.loss_history
+    probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
+    assert probe.status == RunStatus.SUCCEEDED, probe.error
+    assert probe.metrics["labeled"] == 20 and "cv" in probe.metrics
+    trained = sum(1 for label in probe.metrics["labels"] if label["trained"])
+    assert trained >= 1
+    unlabeled = Image.objects.filter(project=project).exclude(status="submitted")
+    assert Suggestion.objects.filter(run=probe).count() == unlabeled.count() * trained
+    assert ImageUncertainty.objects.filter(run=probe).count() == unlabeled.count()
+    state = ProjectModelState.objects.get(project=project)
+    assert (state.pretrain_run_id, state.probe_run_id) == (run.id, probe.id)
+    suggestions = annotation_state(image=unlabeled.first())["suggestions"]
+    assert len(suggestions) == trained and all(0 <= s["probability"] <= 1 for s in suggestions)
+
+
+def test_a_refit_replaces_the_suggestions_whole_and_new_images_get_embedded(project):
+    services.pretrain_start(project=project, config=TINY)
+    first = ProjectModelState.objects.get(project=project).probe_run_id
+    images_import(project=project, sources=[ImageSource("late.png", lambda: _png(99))])
+    second = services.probe_start(project=project)
+    second.refresh_from_db()
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    assert not Suggestion.objects.filter(run_id=first).exists()
+    late = Image.objects.get(original_name="late.png")
+    assert Suggestion.objects.filter(run=second, image=late).exists()
+    assert Suggestion.objects.count() == Suggestion.objects.filter(run=second).count()
+
+
+def test_the_probe_refits_after_k_submissions_once_per_burst(project, settings):
+    settings.PROBE_REFIT_EVERY = 3
+    services.pretrain_start(project=project, config=TINY)
+    fits = TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count()
+    owner = project.created_by
+    for image in Image.objects.filter(project=project, status="unlabeled").order_by("id")[:7]:
+        image_submit(image=image, user=owner, version=image.version)
+    # 7 submissions with K=3: two refits (at the 3rd and the 6th), none for the 7th yet.
+    assert TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == fits + 2
+    assert ProjectModelState.objects.get(project=project).submissions_since_fit == 1
+
+
+def test_accepting_a_suggestion_makes_a_model_tag_and_rejecting_records_a_negative(project):
+    services.pretrain_start(project=project, config=TINY)
+    image = Image.objects.filter(project=project, status="unlabeled").first()
+    first, second = Suggestion.objects.filter(image=image).select_related("label")[:2]
+    owner = project.created_by
+    services.suggestion_decide(image=image, label=first.label, user=owner, decision=Decision.ACCEPTED)
+    services.suggestion_decide(image=image, label=second.label, user=owner, decision=Decision.REJECTED)
+    tag = ImageTag.objects.get(image=image)
+    assert (tag.label_id, tag.source) == (first.label_id, "model")
+    decisions = dict(SuggestionDecision.objects.values_list("label_id", "decision"))
+    assert decisions == {first.label_id: "accepted", second.label_id: "rejected"}
+    image.refresh_from_db()
+    assert image.version == 3  # each decision changed the image's annotations
+
+
+def test_the_queue_serves_the_most_uncertain_first_and_by_suggested_label(project):
+    services.pretrain_start(project=project, config=TINY)
+    run_id = ProjectModelState.objects.get(project=project).probe_run_id
+    top = ImageUncertainty.objects.filter(run_id=run_id).order_by("-score", "image_id").first()
+    owner = project.created_by
+    assert queue_next(project=project, user=owner, order="uncertain").id == top.image_id
+    suggested = Suggestion.objects.filter(run_id=run_id, predicted=True).order_by("-probability").first()
+    if suggested is not None:
+        other = make_user("other")
+        got = queue_next(project=project, user=other, order=f"label:{suggested.label_id}")
+        assert got is not None and Suggestion.objects.get(run_id=run_id, image=got, label=suggested.label).predicted
+
+
+def test_claims_cancellation_and_orphans(project, settings):
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)
+    assert pipeline.claim(run.id, "a@host:1") is not None
+    assert pipeline.claim(run.id, "b@host:2") is None  # alive: not taken
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert pipeline.claim(run.id, "b@host:2").worker == "b@host:2"  # gone quiet: taken over
+    # The node that restarts finds its own run and queues it again (eagerly run here: it succeeds).
+    assert pipeline.resume_orphans("b@host") == [run.id]
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 3
+    queued = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, backbone_run=run)
+    assert services.run_cancel(run=queued).status == RunStatus.CANCELLED
+    assert pipeline.run_probe(queued.id, "a@host") == "not claimed"
+
+
+def test_a_pretraining_is_refused_while_another_is_active(project):
+    TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)
+    with pytest.raises(Exception, match="already queued or running"):
+        services.pretrain_start(project=project, config=TINY)
+    with pytest.raises(Exception, match="“epochs” must be a number"):
+        services.pretrain_start(project=project, config={**TINY, "epochs": 0})
+
+
+def _png(index: int) -> bytes:
+    buffer = io.BytesIO()
+    render_scene(index, seed=5, size=(48, 48)).image.save(buffer, "PNG")
+    return buffer.getvalue()
