@@ -69,6 +69,10 @@ class Image(models.Model):
                                      related_name="+")
     submitted_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every annotation write (optimistic locking).")
+    # The queue's soft lock: whoever was handed the image holds it until this time.
+    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    locked_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,6 +90,8 @@ class Image(models.Model):
             models.Index(fields=["project", "status", "id"], name="image_project_status_id"),
             # The unfiltered grid's keyset pagination: WHERE project=? AND id>? ORDER BY id.
             models.Index(fields=["project", "id"], name="image_project_id"),
+            # The queue's second source: in-progress images whose soft lock has expired.
+            models.Index(fields=["project", "status", "locked_until"], name="image_project_status_lock"),
             # Annotation imports match images by file name.
             models.Index(fields=["project", "original_name"], name="image_project_name"),
         ]

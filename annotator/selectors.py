@@ -58,3 +58,18 @@ def image_page(*, project_id: int, status: str | None = None, after: int | None 
     rows = rows[:limit]
     return ImagePage(rows, next_after=rows[-1].id if has_more else None,
                      prev_before=rows[0].id if rows and after is not None else None)
+
+
+def annotation_state(*, image: Image) -> dict:
+    """What the annotate page needs of one image: see docs/annotate-api.md. Three small queries."""
+    from django.urls import reverse
+
+    boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source")
+    tags = image.tags.order_by("id").values_list("label_id", "source")
+    return {
+        "image": {"id": image.id, "name": image.original_name, "url": reverse("image_file", args=[image.id]),
+                  "width": image.width, "height": image.height, "status": image.status, "version": image.version},
+        "boxes": [{"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source}
+                  for i, label, x, y, w, h, source in boxes],
+        "tags": [{"label": label, "source": source} for label, source in tags],
+    }

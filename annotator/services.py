@@ -257,7 +257,7 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
             if box.label_id not in label_ids:
                 raise ValidationError(f"Label {box.label_id} is not in this project.")
             boxes.append(Box(image=image, label_id=box.label_id, author=user, source=source,
-                             **_clip_box(box, image.width, image.height)))
+                             **clip_box(box, image.width, image.height)))
         for label_id in set(item.tag_label_ids):
             if label_id not in label_ids:
                 raise ValidationError(f"Label {label_id} is not in this project.")
@@ -272,7 +272,7 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
     return len(items)
 
 
-def _clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
+def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
     values = (box.x, box.y, box.w, box.h)
     if not all(math.isfinite(v) for v in values):
         raise ValidationError("Box coordinates must be finite numbers.")

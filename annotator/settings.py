@@ -138,6 +138,8 @@ IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 100_000_000, minimum=1)
 IMAGE_MAX_SIDE = env_int("IMAGE_MAX_SIDE", 30_000, minimum=1)
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
+# How long the queue holds an image for the annotator it was handed to.
+QUEUE_LOCK_MINUTES = env_int("QUEUE_LOCK_MINUTES", 10, minimum=1)
 # Uploads arrive in batches from the browser; a request may carry a few files.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from annotator import views
+from annotator import api, views
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
@@ -16,5 +16,10 @@ urlpatterns = [
     path("projects/<int:project_id>/labels/<int:label_id>/", views.label_edit, name="label_edit"),
     path("images/<int:image_id>/file", views.image_file, name="image_file"),
     path("images/<int:image_id>/thumb", views.image_thumbnail, name="image_thumbnail"),
+    path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
+    path("api/images/<int:image_id>/annotations", api.image_annotations, name="api_image_annotations"),
+    path("api/images/<int:image_id>/submit", api.image_submit, name="api_image_submit"),
+    path("api/images/<int:image_id>/skip", api.image_skip, name="api_image_skip"),
+    path("api/projects/<int:project_id>/queue/next", api.queue_next, name="api_queue_next"),
     path("admin/", admin.site.urls),
 ]

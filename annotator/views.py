@@ -13,6 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors, services
 from annotator.access import ADMIN_ONLY, project_for
+from annotator.annotations import QUEUE_ORDERS, queue_next
+from annotator.api import ANNOTATE_ROLES
 from annotator.models import Image, ImageStatus, LabelClass
 from annotator.sources import ImageSource, Rejection
 
@@ -46,6 +48,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "role": role,
         "is_admin": role == "admin",
+        "can_annotate": role in ANNOTATE_ROLES,
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": list(project.labels.all()),
         "recent": selectors.recent_images(project_id=project.id),
@@ -101,6 +104,38 @@ def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResp
     return redirect("project_detail", project_id=project.id)
 
 
+@login_required
+@require_GET
+def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The annotate page: the image asked for (?image=ID), else the next one from the queue."""
+    project, role = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
+    order = request.GET.get("order", "sequential")
+    if order not in QUEUE_ORDERS:
+        order = "sequential"
+    image_id = _positive_int(request.GET.get("image"))
+    if image_id is not None:
+        image = get_object_or_404(Image, pk=image_id, project=project)
+    else:
+        image = queue_next(project=project, user=request.user, order=order)
+    return render(request, "annotator/annotate.html", {
+        "project": project,
+        "config": {
+            "project": {"id": project.id, "name": project.name},
+            "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
+                       for label in project.labels.all()],
+            "order": order,
+            "urls": {
+                "next": reverse("api_queue_next", args=[project.id]),
+                "annotations": "/api/images/{id}/annotations",
+                "submit": "/api/images/{id}/submit",
+                "skip": "/api/images/{id}/skip",
+                "project": reverse("project_detail", args=[project.id]),
+            },
+        },
+        "initial": selectors.annotation_state(image=image) if image else None,
+    })
+
+
 def _positive_int(value: str | None) -> int | None:
     if value is None or value == "":
         return None
@@ -112,14 +147,14 @@ def _positive_int(value: str | None) -> int | None:
 @login_required
 @require_GET
 def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
-    project, _ = project_for(user=request.user, project_id=project_id)
+    project, role = project_for(user=request.user, project_id=project_id)
     status = request.GET.get("status") or None
     if status and status not in ImageStatus.values:
         raise Http404("No such status.")
     page = selectors.image_page(project_id=project.id, status=status, after=_positive_int(request.GET.get("after")),
                                 before=_positive_int(request.GET.get("before")))
     return render(request, "annotator/image_grid.html", {
-        "project": project, "page": page, "status": status or "", "statuses": ImageStatus.choices,
+        "project": project, "page": page, "can_annotate": role in ANNOTATE_ROLES, "status": status or "", "statuses": ImageStatus.choices,
     })
 
 

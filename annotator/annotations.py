@@ -1,0 +1,144 @@
+"""Annotation writes from the annotate page: save (optimistic version), submit, skip, and the queue.
+
+Every write checks the version the client last saw with one conditional UPDATE, so of two people
+saving the same image one wins and the other gets the current state back (HTTP 409): nobody's work
+is overwritten silently.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Max, Min, Q
+from django.utils import timezone
+
+from annotator.models import Box, Image, ImageStatus, ImageTag, Project
+from annotator.services import BoxIn, clip_box
+
+MAX_BOXES_PER_IMAGE = 10_000
+QUEUE_ORDERS = ("sequential", "random")
+
+
+class StaleVersion(Exception):
+    """The client's version is not the image's current one; ``image_id`` says which to re-read."""
+
+    def __init__(self, image_id: int):
+        super().__init__(image_id)
+        self.image_id = image_id
+
+
+def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes: Iterable[BoxIn],
+                    tag_label_ids: Iterable[int]) -> None:
+    """Replace the image's boxes and tags with these, if ``version`` is still current."""
+    rows, tags = _validated(image, user, list(boxes), list(tag_label_ids))
+    with transaction.atomic():
+        _bump_version(image, version, **_extended_lock(image, user))
+        Box.objects.filter(image=image).delete()
+        ImageTag.objects.filter(image=image).delete()
+        Box.objects.bulk_create(rows)
+        ImageTag.objects.bulk_create(tags)
+
+
+def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
+    """Mark the image labeled: its boxes and tags are complete, so every other label is a known negative."""
+    _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=timezone.now(),
+                  locked_by=None, locked_until=None)
+
+
+def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
+    _bump_version(image, version, status=ImageStatus.SKIPPED, locked_by=None, locked_until=None)
+
+
+def _bump_version(image: Image, version: int, **changes) -> None:
+    updated = Image.objects.filter(pk=image.pk, version=version).update(version=F("version") + 1, **changes)
+    if not updated:
+        raise StaleVersion(image.pk)
+
+
+def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
+    # Working on an image you hold keeps holding it; saving an unlabeled image opened from the grid
+    # marks it in progress and yours, so the queue does not hand it to someone else meanwhile.
+    if image.status == ImageStatus.UNLABELED or (image.status == ImageStatus.IN_PROGRESS and image.locked_by_id == user.pk):
+        return {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": _lock_expiry()}
+    return {}
+
+
+def _validated(image: Image, user: AbstractBaseUser, boxes: list[BoxIn],
+               tag_label_ids: list[int]) -> tuple[list[Box], list[ImageTag]]:
+    if len(boxes) > MAX_BOXES_PER_IMAGE:
+        raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
+    label_ids = set(image.project.labels.values_list("id", flat=True))
+    unknown = {b.label_id for b in boxes} | set(tag_label_ids)
+    unknown -= label_ids
+    if unknown:
+        raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
+    rows = [Box(image=image, label_id=b.label_id, author=user, source="human", **clip_box(b, image.width, image.height))
+            for b in boxes]
+    tags = [ImageTag(image=image, label_id=label_id, author=user, source="human")
+            for label_id in dict.fromkeys(tag_label_ids)]
+    return rows, tags
+
+
+def _lock_expiry():
+    return timezone.now() + timedelta(minutes=settings.QUEUE_LOCK_MINUTES)
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue
+
+
+def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequential",
+               exclude: Iterable[int] = ()) -> Image | None:
+    """Hand ``user`` the next image nobody else holds, and hold it for them.
+
+    First the user's own held images (a reload resumes where they were), then unlabeled images and
+    in-progress images whose hold expired. Rows are picked with SELECT ... FOR UPDATE SKIP LOCKED on
+    PostgreSQL, so concurrent requests never pick the same row; SQLite serialises writers anyway.
+    """
+    if order not in QUEUE_ORDERS:
+        raise ValidationError(f"Unknown queue order “{order}”; use one of {', '.join(QUEUE_ORDERS)}.")
+    exclude = list(exclude)
+    now = timezone.now()
+    images = Image.objects.filter(project=project).exclude(pk__in=exclude)
+    with transaction.atomic():
+        image = _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
+        if image is None:
+            free = images.filter(Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS,
+                                                                    locked_until__lte=now))
+            image = _first_random(free, images) if order == "random" else _first_free(images, now)
+        if image is None:
+            return None
+        Image.objects.filter(pk=image.pk).update(status=ImageStatus.IN_PROGRESS, locked_by=user,
+                                                 locked_until=_lock_expiry())
+    image.refresh_from_db()
+    return image
+
+
+def _first(queryset) -> Image | None:
+    return queryset.select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
+
+
+def _first_free(images, now) -> Image | None:
+    # Two index range scans (project, status, id) and (project, status, locked_until), each LIMIT 1,
+    # instead of one OR that would scan: the lower id of the two goes first.
+    candidates = [
+        _first(images.filter(status=ImageStatus.UNLABELED)),
+        _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)),
+    ]
+    candidates = [c for c in candidates if c is not None]
+    return min(candidates, key=lambda c: c.pk) if candidates else None
+
+
+def _first_random(free, images) -> Image | None:
+    # ORDER BY random() reads every row; a random pivot id and an index seek does not.
+    bounds = images.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return None
+    pivot = random.randint(bounds["low"], bounds["high"])
+    return _first(free.filter(pk__gte=pivot)) or _first(free.filter(pk__lt=pivot))
