@@ -373,4 +373,4 @@ def test_the_help_overlay_lists_every_shortcut_and_buttons_show_their_keys(serve
     # H hides the boxes (the view keeps them; only the drawing changes).
     page.keyboard.press("h")
     assert page.evaluate("twinlabel.store.hidden") is True
-    assert page.text_content("#hide-state") == "Show boxes"
+    assert page.text_content("#hide-state") == "Show"

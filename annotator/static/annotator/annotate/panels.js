@@ -17,6 +17,7 @@ export class Panels {
     this.el = (id) => root.querySelector(`#${id}`);
     this.buildLabelButtons();
     this.buildHelp();
+    this.showStatus();
     this.listen();
   }
 
@@ -27,7 +28,7 @@ export class Panels {
     s.addEventListener("boxes", (e) => { if (!e.detail.preview) this.showBoxes(); });
     s.addEventListener("select", () => this.showSelection());
     s.addEventListener("status", () => this.showStatus());
-    s.addEventListener("hidden", () => this.el("hide-state").textContent = s.hidden ? "Show boxes" : "Hide boxes");
+    s.addEventListener("hidden", () => this.el("hide-state").textContent = s.hidden ? "Show" : "Hide");
     s.addEventListener("image", () => this.showImage());
     this.root.addEventListener("click", (e) => this.clicked(e));
     // Buttons must not keep the focus: Space and Enter are shortcuts, not button presses.
