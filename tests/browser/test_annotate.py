@@ -70,6 +70,11 @@ def _saved(page):
     page.wait_for_function("!twinlabel.session.busy")
 
 
+def _wait_image(page, image_id):
+    """Until the image is open and the move is over (keys pressed during a move are ignored)."""
+    page.wait_for_function(f"twinlabel.store.image?.id === {image_id} && !twinlabel.session.busy")
+
+
 def _page_boxes(page):
     return page.evaluate("twinlabel.store.serialize().boxes")
 
@@ -233,7 +238,7 @@ def test_enter_submits_and_opens_the_next_image_and_arrows_go_back(server, page)
     _drag_image(page, (10, 10), (60, 60))
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")  # flushes the pending save, then submits
-    page.wait_for_function(f"twinlabel.store.image && twinlabel.store.image.id !== {first}")
+    page.wait_for_function(f"twinlabel.store.image && twinlabel.store.image.id !== {first} && !twinlabel.session.busy")
     second = page.evaluate("twinlabel.store.image.id")
     assert second == ids[1]
     assert page.url.endswith(f"?image={second}")
@@ -241,17 +246,17 @@ def test_enter_submits_and_opens_the_next_image_and_arrows_go_back(server, page)
     assert image.status == ImageStatus.SUBMITTED
     _same(_db_boxes(first), [("cat", 10.0, 10.0, 50.0, 50.0)])
     page.keyboard.press("s")
-    page.wait_for_function(f"twinlabel.store.image.id === {ids[2]}")
+    _wait_image(page, ids[2])
     assert Image.objects.get(pk=second).status == ImageStatus.SKIPPED
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"twinlabel.store.image.id === {second}")
+    _wait_image(page, second)
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function(f"twinlabel.store.image.id === {first}")
+    _wait_image(page, first)
     _same(_named(_page_boxes(page), _labels(project)), [("cat", 10.0, 10.0, 50.0, 50.0)])
     page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"twinlabel.store.image.id === {second}")
+    _wait_image(page, second)
     page.click("[data-action=forward]")
-    page.wait_for_function(f"twinlabel.store.image.id === {ids[2]}")
+    _wait_image(page, ids[2])
     page.keyboard.press("Enter")  # the last one: nothing is left
     page.wait_for_selector("#done:not([hidden])")
     assert Image.objects.get(pk=ids[2]).status == ImageStatus.SUBMITTED
