@@ -318,6 +318,40 @@ def test_a_box_drawn_at_zoom_2_after_panning_stores_image_pixels(server, page):
     assert page.evaluate("twinlabel.view.viewport.scale") == pytest.approx(fit)
 
 
+def test_the_wheel_zooms_about_the_pointer_and_a_middle_drag_pans(server, page):
+    project, _ = _project(images=1, size=(800, 600))
+    _open(page, server, project)
+    at = [round(v) for v in _screen(page, 200, 150)]  # the mouse moves in whole pixels
+
+    def under_pointer():
+        return page.evaluate("""([x, y]) => { const r = twinlabel.view.overlay.getBoundingClientRect();
+                                             const p = twinlabel.view.viewport.toImage(x - r.left, y - r.top);
+                                             return [p.x, p.y]; }""", at)
+
+    page.mouse.move(*at)
+    scale, fixed = page.evaluate("twinlabel.view.viewport.scale"), under_pointer()
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"twinlabel.view.viewport.scale > {scale}")
+    assert under_pointer() == pytest.approx(fixed, abs=0.01)
+    before = page.evaluate("[twinlabel.view.viewport.ox, twinlabel.view.viewport.oy]")
+    page.mouse.down(button="middle")
+    page.mouse.move(at[0] + 40, at[1] - 30, steps=4)
+    page.mouse.up(button="middle")
+    after = page.evaluate("[twinlabel.view.viewport.ox, twinlabel.view.viewport.oy]")
+    assert (after[0] - before[0], after[1] - before[1]) == pytest.approx((40, -30), abs=0.01)
+    assert Box.objects.count() == 0  # panning drew nothing
+    # Tab walks the box list.
+    _drag_image(page, (200, 150), (220, 170))
+    _drag_image(page, (230, 150), (250, 170))
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")
+    cids = page.evaluate("twinlabel.store.boxes.map(b => b.cid)")
+    assert page.evaluate("twinlabel.store.selected") == cids[0]
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("twinlabel.store.selected") == cids[1]
+    assert "selected" in page.get_attribute("#box-list li:nth-child(2) button", "class")
+
+
 def test_a_stale_save_gets_409_and_the_page_offers_their_version(server, page, browser):
     project, ids = _project()
     add_member(project, make_user("other"))

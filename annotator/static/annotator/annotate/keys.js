@@ -14,6 +14,7 @@ export const SHORTCUTS = [
   { keys: ["drag outline", "Alt+drag"], what: "Move the selected box; Alt+drag moves any box" },
   { keys: ["drag handle"], what: "Resize the selected box by one of its 8 handles" },
   { keys: ["↑↓←→", "Shift+↑↓←→"], what: "Nudge the selected box by 1 px / 10 px" },
+  { keys: ["Tab", "Shift+Tab"], what: "Select the next / previous box of the list" },
   { keys: ["Del", "Backspace"], what: "Delete the selected box", action: "delete" },
   { keys: ["Esc"], what: "Clear the selection, close this overlay", action: "escape" },
   { keys: ["H"], what: "Hide / show the boxes", action: "hide" },
@@ -41,6 +42,7 @@ export function actionFor(e, { labels, hasSelection }) {
   }
   if (e.altKey) return null;
   if (e.key in ARROWS) return arrowAction(e, hasSelection);
+  if (e.key === "Tab") return { action: "cycle", step: e.shiftKey ? -1 : 1 };
   const named = { Enter: "submit", Delete: "delete", Backspace: "delete", Escape: "escape", "?": "help",
     "+": "zoomIn", "=": "zoomIn", "-": "zoomOut", " ": "space" }[e.key];
   if (named) return { action: named };

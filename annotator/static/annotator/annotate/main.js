@@ -50,6 +50,8 @@ async function openFirst(app, initial) {
 
 function act(app, action, args = {}) {
   const { store, view, session, panels } = app;
+  // While the conflict banner is up, nothing may edit or move on until the person chooses.
+  if (app.conflict && action !== "reloadTheirs" && action !== "keepMine") return;
   const selected = store.selected;
   const actions = {
     submit: () => session.submit(),
@@ -67,6 +69,7 @@ function act(app, action, args = {}) {
     label: () => { store.setActiveLabel(args.label); if (selected !== null) store.relabel(selected, args.label); },
     tag: () => store.image && store.toggleTag(args.label),
     select: () => store.select(args.cid),
+    cycle: () => store.selectNext(args.step),
     escape: () => (panels.helpOpen ? panels.toggleHelp(false) : store.select(null)),
     help: () => panels.toggleHelp(),
     reloadTheirs: () => resolveConflict(app, "theirs"),

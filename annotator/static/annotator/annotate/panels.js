@@ -108,23 +108,17 @@ export class Panels {
     }
   }
 
-  // Rebuilt after each committed edit, never during a drag: cheap even with hundreds of boxes.
+  // Rebuilt after each committed edit, never during a drag; one HTML string, parsed once, keeps
+  // that cheap with hundreds of boxes.
   showBoxes() {
-    const list = this.el("box-list");
-    const items = this.store.boxes.map((box) => {
+    const html = this.store.boxes.map((box) => {
       const label = this.store.labelById.get(box.label);
-      const li = document.createElement("li");
-      const button = document.createElement("button");
-      button.dataset.action = "select";
-      button.dataset.cid = box.cid;
-      button.innerHTML = `<span class="swatch"></span><span class="name"></span> <span class="muted"></span>`;
-      button.querySelector(".swatch").style.background = label?.color || "#999";
-      button.querySelector(".name").textContent = label?.name || "?";
-      button.querySelector(".muted").textContent = `${Math.round(box.w)}×${Math.round(box.h)} at ${Math.round(box.x)},${Math.round(box.y)}`;
-      li.append(button);
-      return li;
+      const where = `${Math.round(box.w)}×${Math.round(box.h)} at ${Math.round(box.x)},${Math.round(box.y)}`;
+      return `<li><button type="button" data-action="select" data-cid="${box.cid}">`
+        + `<span class="swatch" style="background:${label?.color || "#999"}"></span>`
+        + `<span class="name">${escapeHtml(label?.name || "?")}</span> <span class="muted">${where}</span></button></li>`;
     });
-    list.replaceChildren(...items);
+    this.el("box-list").innerHTML = html.join("");
     this.el("box-count").textContent = String(this.store.boxes.length);
     this.showSelection();
   }
@@ -164,6 +158,10 @@ function labelButton(label, action, key, stateAttr, role) {
   button.append(swatch, name, note);
   if (key) button.append(kbd(key));
   return button;
+}
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function kbd(text) {

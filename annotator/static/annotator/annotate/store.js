@@ -180,6 +180,15 @@ export class Store extends EventTarget {
     this.emit("select");
   }
 
+  // Tab through the boxes in list order, wrapping around.
+  selectNext(step) {
+    const n = this.boxes.length;
+    if (!n) return;
+    const at = this.boxes.findIndex((b) => b.cid === this.selected);
+    const next = at < 0 ? (step > 0 ? 0 : n - 1) : (at + step + n) % n;
+    this.select(this.boxes[next].cid);
+  }
+
   setActiveLabel(label) {
     if (!this.labelById.has(label) || label === this.activeLabel) return;
     this.activeLabel = label;
