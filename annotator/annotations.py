@@ -22,7 +22,11 @@ from annotator.models import Box, Image, ImageStatus, ImageTag, Project
 from annotator.services import BoxIn, clip_box
 
 MAX_BOXES_PER_IMAGE = 10_000
-QUEUE_ORDERS = ("sequential", "random")
+QUEUE_ORDERS = ("sequential", "random", "uncertain")  # and "label:<id>": suggested as that label, likeliest first
+
+
+def queue_order_valid(order: str) -> bool:
+    return order in QUEUE_ORDERS or (order.startswith("label:") and order[6:].isdigit())
 
 
 class StaleVersion(Exception):
@@ -47,8 +51,13 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
 
 def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
     """Mark the image labeled: its boxes and tags are complete, so every other label is a known negative."""
-    _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=timezone.now(),
-                  locked_by=None, locked_until=None)
+    from labeling.services import submission_noted  # model assistance builds on this app, not the reverse
+
+    with transaction.atomic():
+        _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=timezone.now(),
+                      locked_by=None, locked_until=None)
+        if image.status != ImageStatus.SUBMITTED:  # a re-submit of an edited image is not new evidence
+            submission_noted(project_id=image.project_id)
 
 
 def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
@@ -101,8 +110,8 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
     in-progress images whose hold expired. Rows are picked with SELECT ... FOR UPDATE SKIP LOCKED on
     PostgreSQL, so concurrent requests never pick the same row; SQLite serialises writers anyway.
     """
-    if order not in QUEUE_ORDERS:
-        raise ValidationError(f"Unknown queue order “{order}”; use one of {', '.join(QUEUE_ORDERS)}.")
+    if not queue_order_valid(order):
+        raise ValidationError(f"Unknown queue order “{order}”; use one of {', '.join(QUEUE_ORDERS)} or label:<id>.")
     exclude = list(exclude)
     now = timezone.now()
     images = Image.objects.filter(project=project).exclude(pk__in=exclude)
@@ -111,7 +120,13 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         if image is None:
             free = images.filter(Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS,
                                                                     locked_until__lte=now))
-            image = _first_random(free, images) if order == "random" else _first_free(images, now)
+            if order == "random":
+                image = _first_random(free, images)
+            elif order == "sequential":
+                image = _first_free(images, now)
+            else:
+                image = _first_suggested(project, free, order) or (_first_free(images, now)
+                                                                   if order == "uncertain" else None)
         if image is None:
             return None
         Image.objects.filter(pk=image.pk).update(status=ImageStatus.IN_PROGRESS, locked_by=user,
@@ -121,7 +136,9 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
 
 
 def _first(queryset) -> Image | None:
-    return queryset.select_for_update(skip_locked=True, of=("self",)).order_by("id").first()
+    if not queryset.query.order_by:
+        queryset = queryset.order_by("id")
+    return queryset.select_for_update(skip_locked=True, of=("self",)).first()
 
 
 def _first_free(images, now) -> Image | None:
@@ -133,6 +150,19 @@ def _first_free(images, now) -> Image | None:
     ]
     candidates = [c for c in candidates if c is not None]
     return min(candidates, key=lambda c: c.pk) if candidates else None
+
+
+def _first_suggested(project: Project, free, order: str) -> Image | None:
+    """By the current probe: the most uncertain image first, or the likeliest of one label."""
+    from labeling.models import ProjectModelState  # model assistance builds on this app, not the reverse
+
+    run_id = ProjectModelState.objects.filter(project=project).values_list("probe_run_id", flat=True).first()
+    if run_id is None:
+        return None
+    if order == "uncertain":
+        return _first(free.filter(uncertainties__run_id=run_id).order_by("-uncertainties__score", "id"))
+    return _first(free.filter(suggestions__run_id=run_id, suggestions__label_id=int(order[6:]),
+                              suggestions__predicted=True).order_by("-suggestions__probability", "id"))
 
 
 def _first_random(free, images) -> Image | None:

@@ -48,7 +48,7 @@ def json_endpoint(view: Callable) -> Callable:
     return wrapped
 
 
-def _body(request: HttpRequest) -> dict:
+def parse_body(request: HttpRequest) -> dict:
     try:
         body = json.loads(request.body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -81,7 +81,7 @@ def _boxes(raw) -> list[BoxIn]:
     return boxes
 
 
-def _image_for(request: HttpRequest, image_id: int, *, write: bool) -> Image:
+def image_for(request: HttpRequest, image_id: int, *, write: bool) -> Image:
     image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
     project_for(user=request.user, project_id=image.project_id, roles=ANNOTATE_ROLES if write else None)
     return image
@@ -90,9 +90,9 @@ def _image_for(request: HttpRequest, image_id: int, *, write: bool) -> Image:
 @require_http_methods(["GET", "PUT"])
 @json_endpoint
 def image_annotations(request: HttpRequest, image_id: int) -> JsonResponse:
-    image = _image_for(request, image_id, write=request.method == "PUT")
+    image = image_for(request, image_id, write=request.method == "PUT")
     if request.method == "PUT":
-        body = _body(request)
+        body = parse_body(request)
         tags = body.get("tags", [])
         if not isinstance(tags, list):
             raise BadRequest("“tags” must be a list of label ids.")
@@ -105,8 +105,8 @@ def image_annotations(request: HttpRequest, image_id: int) -> JsonResponse:
 @require_POST
 @json_endpoint
 def image_submit(request: HttpRequest, image_id: int) -> JsonResponse:
-    image = _image_for(request, image_id, write=True)
-    annotations.image_submit(image=image, user=request.user, version=_int(_body(request).get("version"), "version"))
+    image = image_for(request, image_id, write=True)
+    annotations.image_submit(image=image, user=request.user, version=_int(parse_body(request).get("version"), "version"))
     image.refresh_from_db()
     return JsonResponse(selectors.annotation_state(image=image))
 
@@ -114,8 +114,8 @@ def image_submit(request: HttpRequest, image_id: int) -> JsonResponse:
 @require_POST
 @json_endpoint
 def image_skip(request: HttpRequest, image_id: int) -> JsonResponse:
-    image = _image_for(request, image_id, write=True)
-    annotations.image_skip(image=image, user=request.user, version=_int(_body(request).get("version"), "version"))
+    image = image_for(request, image_id, write=True)
+    annotations.image_skip(image=image, user=request.user, version=_int(parse_body(request).get("version"), "version"))
     image.refresh_from_db()
     return JsonResponse(selectors.annotation_state(image=image))
 
@@ -124,7 +124,7 @@ def image_skip(request: HttpRequest, image_id: int) -> JsonResponse:
 @json_endpoint
 def queue_next(request: HttpRequest, project_id: int) -> JsonResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
-    body = _body(request)
+    body = parse_body(request)
     exclude = body.get("exclude", [])
     if not isinstance(exclude, list) or len(exclude) > 1000:
         raise BadRequest("“exclude” must be a list of at most 1000 image ids.")

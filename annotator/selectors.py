@@ -64,6 +64,8 @@ def annotation_state(*, image: Image) -> dict:
     """What the annotate page needs of one image: see docs/annotate-api.md. Three small queries."""
     from django.urls import reverse
 
+    from labeling.selectors import image_suggestions  # model assistance builds on this app, not the reverse
+
     boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source")
     tags = image.tags.order_by("id").values_list("label_id", "source")
     return {
@@ -72,4 +74,5 @@ def annotation_state(*, image: Image) -> dict:
         "boxes": [{"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source}
                   for i, label, x, y, w, h, source in boxes],
         "tags": [{"label": label, "source": source} for label, source in tags],
+        "suggestions": image_suggestions(image=image),
     }

@@ -169,6 +169,20 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long GPU tasks: never hoard work another worker could take
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Model assistance. Checkpoints, image caches and embeddings live under MODEL_DIR.
+MODEL_DIR = Path(env_str("MODEL_DIR") or VAR_DIR / "models")
+PRETRAIN_RESOLUTION = env_int("PRETRAIN_RESOLUTION", 64, minimum=16)
+PRETRAIN_EPOCHS = env_int("PRETRAIN_EPOCHS", 100, minimum=1)
+PRETRAIN_BATCH_SIZE = env_int("PRETRAIN_BATCH_SIZE", 256, minimum=8)
+PRETRAIN_PROJECTOR = [env_int("PRETRAIN_PROJECTOR_DIM", 2048, minimum=16)] * 3
+# The probe refits by itself after this many new submissions.
+PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
+# A running run whose worker has not been heard of for this long is taken over by another worker.
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=10)
+# Long training must not be cut by a global limit; each task sets its own.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+
 # Security: secure cookies and HSTS once the site is served over HTTPS.
 HTTPS = env_bool("HTTPS", False)
 SESSION_COOKIE_SECURE = HTTPS

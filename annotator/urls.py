@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, re_path
 
 from annotator import api, views
+from labeling import api as labeling_api
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
@@ -21,5 +22,12 @@ urlpatterns = [
     path("api/images/<int:image_id>/submit", api.image_submit, name="api_image_submit"),
     path("api/images/<int:image_id>/skip", api.image_skip, name="api_image_skip"),
     path("api/projects/<int:project_id>/queue/next", api.queue_next, name="api_queue_next"),
+    path("api/projects/<int:project_id>/runs/", labeling_api.project_runs, name="api_project_runs"),
+    path("api/runs/<int:run_id>/", labeling_api.run_detail, name="api_run_detail"),
+    path("api/runs/<int:run_id>/cancel/", labeling_api.run_cancel, name="api_run_cancel"),
+    re_path(r"^api/images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject)$",
+            labeling_api.suggestion_decide, name="api_suggestion_decide"),
+    path("api/images/<int:image_id>/suggestions/accept-all", labeling_api.suggestions_accept_all,
+         name="api_suggestions_accept_all"),
     path("admin/", admin.site.urls),
 ]

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors, services
 from annotator.access import ADMIN_ONLY, project_for
-from annotator.annotations import QUEUE_ORDERS, queue_next
+from annotator.annotations import queue_next, queue_order_valid
 from annotator.api import ANNOTATE_ROLES
 from annotator.models import Image, ImageStatus, LabelClass
 from annotator.sources import ImageSource, Rejection
@@ -110,7 +110,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
     """The annotate page: the image asked for (?image=ID), else the next one from the queue."""
     project, role = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
     order = request.GET.get("order", "sequential")
-    if order not in QUEUE_ORDERS:
+    if not queue_order_valid(order):
         order = "sequential"
     image_id = _positive_int(request.GET.get("image"))
     if image_id is not None:

@@ -1,0 +1,218 @@
+"""Pretraining images/s: our pipeline vs a reference-style pipeline vs the model-only ceiling.
+
+All three run the same training step (ResNet-18 + projector, Barlow Twins loss, LARS; bf16
+and channels_last on CUDA), in the same process, so only the data path differs:
+
+- ``ours``: images decoded once into the uint8 cache, uploaded to the device; both views made
+  there in batches with per-sample parameters (labeling.ml.augment);
+- ``reference``: as facebookresearch/barlowtwins: an image file per sample opened and decoded
+  by PIL in DataLoader workers, torchvision/PIL transforms per image, batches copied over;
+- ``ceiling``: two fixed, already-normalised batches on the device, no data work at all.
+
+    python -m bench.pretrain_throughput                         # full size (GPU)
+    python -m bench.pretrain_throughput --batch 64 --steps 6 --images 256 --no-small-stem  # CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter, ImageOps
+from torchvision import transforms
+
+from annotator.demo.scenes import render_scene
+from bench._util import write_result
+from labeling.ml.augment import REFERENCE_RESOLUTION, two_views
+from labeling.ml.backbone import ModelConfig
+from labeling.ml.cache import ImageCache
+from labeling.ml.lars import LARS, parameter_groups
+from labeling.ml.train import PretrainConfig, build_model, make_train_step
+
+
+# ---- the reference pipeline, as facebookresearch/barlowtwins main.py (sigma scaled to our size) ----
+
+class GaussianBlur:
+    def __init__(self, p: float, scale: float) -> None:
+        self.p, self.scale = p, scale
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if random.random() < self.p:
+            sigma = (random.random() * 1.9 + 0.1) * self.scale
+            return img.filter(ImageFilter.GaussianBlur(sigma))
+        return img
+
+
+class Solarization:
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return ImageOps.solarize(img) if random.random() < self.p else img
+
+
+def reference_transform(size: int, blur_p: float, solarize_p: float) -> transforms.Compose:
+    return transforms.Compose([
+        transforms.RandomResizedCrop(size, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.RandomHorizontalFlip(p=0.5),
+        transforms.RandomApply([transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+        transforms.RandomGrayscale(p=0.2),
+        GaussianBlur(p=blur_p, scale=size / REFERENCE_RESOLUTION),
+        Solarization(p=solarize_p),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+
+
+class FileDataset(torch.utils.data.Dataset):
+    """ImageFolder's work per sample: open the file, decode, convert, transform twice."""
+
+    def __init__(self, paths: list[Path], size: int) -> None:
+        self.paths = paths
+        self.t1 = reference_transform(size, blur_p=1.0, solarize_p=0.0)
+        self.t2 = reference_transform(size, blur_p=0.1, solarize_p=0.2)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with open(self.paths[i], "rb") as f:
+            img = Image.open(f).convert("RGB")
+        return self.t1(img), self.t2(img)
+
+
+# ---- timing ----
+
+def timed(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], step: Callable, warmup: int, steps: int,
+          batch: int, device: torch.device) -> float:
+    """images/s over ``steps`` steps after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step(*next(batches))
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(*next(batches))
+    _sync(device)
+    return steps * batch / (time.perf_counter() - t)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def fresh_step(config: PretrainConfig, device: torch.device, compile: bool) -> Callable:
+    # LARS starts at lr 0 (the schedule is the trainer's job): the step does all its work, the
+    # weights just stay put, so every pipeline times the same arithmetic on the same model.
+    model = build_model(config).to(device)
+    return make_train_step(model, LARS(parameter_groups(model), weight_decay=config.weight_decay), device, compile)
+
+
+def our_batches(cache: ImageCache, batch: int, device: torch.device, seed: int) -> Iterator:
+    data = torch.from_numpy(np.array(cache.pixels())).to(device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    order_gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(data), generator=order_gen).to(device)
+        for i in range(len(data) // batch):
+            yield two_views(data[order[i * batch:(i + 1) * batch]], g)
+
+
+def reference_batches(paths: list[Path], size: int, batch: int, workers: int, device: torch.device) -> Iterator:
+    loader = torch.utils.data.DataLoader(FileDataset(paths, size), batch_size=batch, shuffle=True, drop_last=True,
+                                         num_workers=workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0)
+    while True:
+        for y1, y2 in loader:
+            yield y1.to(device, non_blocking=True), y2.to(device, non_blocking=True)
+
+
+def ceiling_batches(batch: int, size: int, device: torch.device) -> Iterator:
+    y1, y2 = torch.randn(2, batch, 3, size, size, device=device, generator=torch.Generator(device).manual_seed(0))
+    while True:
+        yield y1, y2
+
+
+def write_sources(n: int, source: int, root: Path) -> list[Path]:
+    paths = []
+    for i in range(n):
+        path = root / f"{i:06d}.jpg"
+        render_scene(i, size=(source, source)).image.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--source", type=int, default=256, help="size of the JPEG files the reference decodes")
+    p.add_argument("--images", type=int, default=4096)
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--workers", default=str(min(15, max(1, (os.cpu_count() or 2) - 1))),
+                   help="comma-separated DataLoader worker counts to try for the reference; the best is kept")
+    p.add_argument("--no-small-stem", action="store_true")
+    p.add_argument("--projector", default="2048-2048-2048")
+    p.add_argument("--compile", action="store_true", help="also measure with torch.compile")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    model = ModelConfig(resolution=args.resolution, small_stem=False if args.no_small_stem else None,
+                        projector=tuple(int(d) for d in args.projector.split("-")))
+    config = PretrainConfig(model=model, batch_size=args.batch)
+    figures: dict = {"settings": {k: v for k, v in vars(args).items()}, "small_stem": model.uses_small_stem,
+                     "images_per_s": {}}
+    rates = figures["images_per_s"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        paths = write_sources(args.images, args.source, Path(tmp))
+        print(f"wrote {len(paths)} JPEGs of {args.source} px in {time.perf_counter() - t:.0f} s")
+        t = time.perf_counter()
+        cache = ImageCache(Path(tmp) / "cache", args.resolution)
+        cache.add(np.arange(len(paths)), paths, workers=os.cpu_count() or 1)
+        figures["cache_build_s"] = round(time.perf_counter() - t, 2)
+        print(f"cache: {len(cache)} images decoded once in {figures['cache_build_s']} s")
+
+        kinds = [False, True] if args.compile else [False]
+        for compile in kinds:
+            tag = "_compiled" if compile else ""
+            rates["ceiling" + tag] = timed(ceiling_batches(args.batch, args.resolution, device),
+                                           fresh_step(config, device, compile), args.warmup, args.steps, args.batch,
+                                           device)
+            print(f"ceiling{tag}: {rates['ceiling' + tag]:.0f} images/s")
+            rates["ours" + tag] = timed(our_batches(cache, args.batch, device, 0), fresh_step(config, device, compile),
+                                        args.warmup, args.steps, args.batch, device)
+            print(f"ours{tag}: {rates['ours' + tag]:.0f} images/s")
+        reference = {}
+        for workers in (int(w) for w in args.workers.split(",")):
+            reference[workers] = timed(reference_batches(paths, args.resolution, args.batch, workers, device),
+                                       fresh_step(config, device, False), args.warmup, args.steps, args.batch, device)
+            print(f"reference, {workers} workers: {reference[workers]:.0f} images/s")
+        best_workers = max(reference, key=reference.get)
+        rates["reference"] = reference[best_workers]
+        figures["reference_by_workers"] = reference
+        figures["reference_workers"] = best_workers
+
+    best_ours = max(v for k, v in rates.items() if k.startswith("ours"))
+    best_ceiling = max(v for k, v in rates.items() if k.startswith("ceiling"))
+    figures["ratios"] = {
+        "ours_over_reference": best_ours / rates["reference"],
+        "ours_over_ceiling": rates["ours"] / rates["ceiling"],
+        "best_ours_over_best_ceiling": best_ours / best_ceiling,
+    }
+    for name, value in figures["ratios"].items():
+        print(f"{name}: {value:.2f}")
+    write_result("pretrain_throughput" + ("" if device.type == "cuda" else "_cpu"), figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""An uncertainty score per image, to put the most informative images first.
+
+Choice: closeness to each label's own decision threshold, and the maximum over labels.
+- Relative to the threshold rather than to 0.5: a rare label's F1-optimal threshold may be
+  0.1, and p = 0.1 is exactly where the probe cannot decide, while p = 0.5 is a confident yes.
+- Scaled by the room on that side (t below, 1 - t above), so the score is in [0, 1]: 1 at
+  the threshold, 0 at p = 0 or p = 1, comparable across labels.
+- The maximum, not the mean: a person settles every label of an image at once, so an image
+  is worth their time when any one label is in doubt; a mean would bury that label under the
+  many labels that are certainly absent.
+Labels without a model (threshold +inf) do not count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def uncertainty(probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """(N, L) probabilities and (L,) thresholds (default 0.5) -> (N,) scores in [0, 1]."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"expected (N, L) probabilities, got {probs.shape}")
+    t = np.full(probs.shape[1], 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    usable = np.isfinite(t)
+    if not usable.any() or len(probs) == 0:
+        return np.zeros(len(probs))
+    p, t = probs[:, usable], np.clip(t[usable], 1e-6, 1 - 1e-6)
+    room = np.where(p < t, t, 1 - t)
+    closeness = 1 - np.abs(p - t) / room
+    return closeness.clip(0, 1).max(axis=1)
+
+
+def most_uncertain_first(ids: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """The ids ordered from most to least uncertain (stable for equal scores)."""
+    return np.asarray(ids)[np.argsort(-uncertainty(probs, thresholds), kind="stable")]

@@ -1,0 +1,202 @@
+"""A fixed-resolution uint8 image store: decode each image once, memory-map it every epoch.
+
+One store is one directory (the caller picks it, e.g. one per project and resolution):
+
+- ``pixels.u8``: raw rows of (R, R, 3) uint8, appended in the order the images were added;
+- ``ids.npy``: int64 (N,), the caller's id of each row. It is rewritten atomically *after*
+  the pixels it describes are on disk, so it is the commit record: a crash mid-append leaves
+  an uncommitted tail in ``pixels.u8`` that the next open cuts off.
+- ``lock``: held (flock) while appending, so two workers filling the same store take turns.
+
+Ids are arbitrary int64s and nothing assumes they are contiguous or sorted, so a sharded
+pipeline can keep one store per shard of ids and concatenate what it reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+try:  # POSIX only; on other systems appends are simply not guarded against each other
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+DEFAULT_RESOLUTION = 64
+Source = Union[str, os.PathLike, bytes, BinaryIO, Image.Image]
+Opener = Callable[[int], Source]
+
+
+@dataclass
+class AddResult:
+    added: int = 0
+    failed: dict[int, str] = field(default_factory=dict)  # id -> why it could not be decoded
+
+
+def decode_square(source: Source, resolution: int) -> np.ndarray:
+    """Any image -> (resolution, resolution, 3) uint8 RGB.
+
+    The whole image is resized to a square, aspect ratio not kept: labels are image-level
+    and an object near the border must stay in view, which a centre crop would not promise.
+    """
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            if isinstance(source, bytes):
+                source = io.BytesIO(source)
+            image = stack.enter_context(Image.open(source))
+            # JPEG can decode at 1/2, 1/4, 1/8 scale: much faster for big photos.
+            image.draft("RGB", (resolution, resolution))
+        image = ImageOps.exif_transpose(image)  # as the browser shows it
+        image = image.convert("RGB").resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return np.asarray(image, dtype=np.uint8)
+
+
+class ImageCache:
+    def __init__(self, root: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION) -> None:
+        if resolution < 8:
+            raise ValueError(f"resolution {resolution} is too small to learn from")
+        self.root = Path(root)
+        self.resolution = resolution
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._ids = self._load_committed(repair=False)
+
+    def refresh(self) -> None:
+        """See rows that other processes committed since this store was opened."""
+        self._ids = self._load_committed(repair=False)
+
+    @property
+    def _frame(self) -> int:
+        return self.resolution * self.resolution * 3
+
+    @property
+    def ids(self) -> np.ndarray:
+        """(N,) int64 ids, in row order."""
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def missing(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The ids not stored yet, in the order given, without duplicates."""
+        ids = np.asarray(ids, dtype=np.int64)
+        _, first = np.unique(ids, return_index=True)
+        unique_in_order = ids[np.sort(first)]
+        return unique_in_order[~np.isin(unique_in_order, self._ids)]
+
+    def rows(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Row index of each id; KeyError naming the ids that are not stored."""
+        ids = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(self._ids, kind="stable")
+        pos = np.searchsorted(self._ids, ids, sorter=order).clip(max=max(len(order) - 1, 0))
+        rows = order[pos] if len(order) else np.zeros(len(ids), dtype=np.int64)
+        found = (self._ids[rows] == ids) if len(order) else np.zeros(len(ids), dtype=bool)
+        if not found.all():
+            raise KeyError(f"not in the cache: {ids[~found][:10].tolist()}")
+        return rows
+
+    def pixels(self) -> np.ndarray:
+        """(N, R, R, 3) uint8, memory-mapped read-only: no copy, whatever N is."""
+        if not len(self._ids):
+            return np.empty((0, self.resolution, self.resolution, 3), dtype=np.uint8)
+        shape = (len(self._ids), self.resolution, self.resolution, 3)
+        return np.memmap(self._pixels_path, dtype=np.uint8, mode="r", shape=shape)
+
+    def read(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(n, R, R, 3) uint8 for the given ids, in that order (a copy)."""
+        return np.asarray(self.pixels()[self.rows(ids)])
+
+    def add(self, ids: Sequence[int] | np.ndarray, source: Sequence[Source] | Opener, *,
+            workers: int = 0, chunk: int = 256) -> AddResult:
+        """Decode and append the images whose ids are not stored yet; idempotent.
+
+        ``source`` is either one source per id (paths, bytes, file objects, PIL images) or a
+        callable ``id -> source`` (so storage backends can open files lazily). Images that
+        fail to decode are reported in ``AddResult.failed`` and not stored.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        opener = source if callable(source) else _opener_from_sequence(ids, source)
+        result = AddResult()
+        with self._locked():
+            self._ids = self._load_committed(repair=True)  # another worker may have appended meanwhile
+            todo = self.missing(ids)
+            with ThreadPoolExecutor(max_workers=workers) if workers > 0 else contextlib.nullcontext() as pool:
+                for start in range(0, len(todo), chunk):
+                    batch = todo[start:start + chunk]
+                    decoded = list(pool.map(lambda i: self._try_decode(opener, int(i)), batch)) if pool \
+                        else [self._try_decode(opener, int(i)) for i in batch]
+                    self._append(batch, decoded, result)
+        return result
+
+    # ---- internals ----
+
+    @property
+    def _pixels_path(self) -> Path:
+        return self.root / "pixels.u8"
+
+    @property
+    def _ids_path(self) -> Path:
+        return self.root / "ids.npy"
+
+    def _load_committed(self, *, repair: bool) -> np.ndarray:
+        ids = np.load(self._ids_path) if self._ids_path.exists() else np.empty(0, dtype=np.int64)
+        size = self._pixels_path.stat().st_size if self._pixels_path.exists() else 0
+        committed = len(ids) * self._frame
+        if size < committed:
+            raise RuntimeError(f"{self._pixels_path} is shorter than {self._ids_path} says: the store is damaged")
+        # More pixels than ids: a writer crashed before committing them, or (without the lock)
+        # is still writing; only a lock holder may cut the tail off.
+        if size > committed and repair:
+            with open(self._pixels_path, "r+b") as f:
+                f.truncate(committed)
+        return ids
+
+    def _try_decode(self, opener: Opener, image_id: int) -> np.ndarray | str:
+        try:
+            return decode_square(opener(image_id), self.resolution)
+        except Exception as exc:  # noqa: BLE001 - one bad upload must not stop the whole store
+            return f"{type(exc).__name__}: {exc}"
+
+    def _append(self, batch: np.ndarray, decoded: list[np.ndarray | str], result: AddResult) -> None:
+        good = [(int(i), d) for i, d in zip(batch, decoded) if isinstance(d, np.ndarray)]
+        result.failed.update({int(i): d for i, d in zip(batch, decoded) if isinstance(d, str)})
+        if not good:
+            return
+        with open(self._pixels_path, "ab") as f:
+            f.write(np.stack([d for _, d in good]).tobytes())
+            f.flush()
+            os.fsync(f.fileno())  # pixels durable before the ids that commit them
+        new_ids = np.concatenate([self._ids, np.array([i for i, _ in good], dtype=np.int64)])
+        tmp = self._ids_path.with_suffix(".tmp.npy")
+        np.save(tmp, new_ids)
+        os.replace(tmp, self._ids_path)
+        self._ids = new_ids
+        result.added += len(good)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.root / "lock", "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _opener_from_sequence(ids: np.ndarray, sources: Sequence[Source]) -> Opener:
+    if len(sources) != len(ids):
+        raise ValueError(f"{len(ids)} ids but {len(sources)} sources")
+    by_id = {int(i): s for i, s in zip(ids, sources)}
+    return by_id.__getitem__

@@ -1,0 +1,154 @@
+"""What model assistance stores: training runs with their live progress, embedding sets,
+suggestions (never annotations: a person turns one into a tag by accepting it) and decisions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotator.models import Image, LabelClass, Project
+
+
+class RunKind(models.TextChoices):
+    PRETRAIN = "pretrain", "Pretraining (Barlow Twins)"
+    PROBE = "probe", "Linear probe + suggestions"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class TrainingRun(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    config = models.JSONField(default=dict)
+    # A probe run uses the features of one pretraining run.
+    backbone_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="probes")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    # Live progress, written by the worker as it goes.
+    epoch = models.PositiveIntegerField(default=0)
+    epochs = models.PositiveIntegerField(default=0)
+    step = models.PositiveIntegerField(default=0)
+    steps_per_epoch = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    images_per_s = models.FloatField(null=True, blank=True)
+    loss_history = models.JSONField(default=list, blank=True)  # [[step, loss], ...] as reported
+    metrics = models.JSONField(default=dict, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="Celery node name of the worker running it.")
+    attempts = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="run_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            # One pretraining and one probe fit at a time per project: a burst of triggers
+            # (a button pressed twice, many submissions at once) queues one run, not many.
+            models.UniqueConstraint(fields=["project", "kind"], condition=Q(status__in=ACTIVE_STATUSES),
+                                    name="run_one_active_per_kind"),
+        ]
+        indexes = [models.Index(fields=["project", "kind", "-id"], name="run_project_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class EmbeddingSet(models.Model):
+    """Frozen backbone features of a project's images: one file, rows in the order of its id array."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="embedding_sets")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="embedding_sets")
+    path = models.CharField(max_length=500)
+    resolution = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+    dim = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+
+class ProjectModelState(models.Model):
+    """Which runs a project's suggestions come from. Swapping ``probe_run`` in one UPDATE is how a
+    new run's suggestions replace the old ones all at once: nobody sees half of a run."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="model_state")
+    pretrain_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    probe_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Submissions since the last probe fit was queued: at PROBE_REFIT_EVERY the probe refits.
+    submissions_since_fit = models.PositiveIntegerField(default=0)
+
+
+class Suggestion(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="suggestions")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="suggestions")
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="suggestions")
+    probability = models.FloatField()
+    predicted = models.BooleanField(help_text="At or above the label's threshold: shown as a suggested tag.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "image", "label"], name="suggestion_unique_per_run"),
+            models.CheckConstraint(condition=Q(probability__gte=0) & Q(probability__lte=1),
+                                   name="suggestion_probability_range"),
+        ]
+        indexes = [
+            # "Review everything suggested as dog": WHERE run=? AND label=? ORDER BY probability DESC.
+            models.Index(fields=["run", "label", "-probability"], name="suggestion_run_label_p"),
+        ]
+
+
+class ImageUncertainty(models.Model):
+    """The probe's doubt about an unlabeled image: the queue serves the most uncertain first."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="uncertainties")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="uncertainties")
+    score = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "image"], name="uncertainty_unique_per_run")]
+        indexes = [models.Index(fields=["run", "-score"], name="uncertainty_run_score")]
+
+
+class Decision(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class SuggestionDecision(models.Model):
+    """What a person did with a suggested label; the last word per image and label counts."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="suggestion_decisions")
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="suggestion_decisions")
+    run = models.ForeignKey(TrainingRun, null=True, on_delete=models.SET_NULL, related_name="decisions")
+    probability = models.FloatField()
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "label"], name="decision_unique_per_image_label"),
+            models.CheckConstraint(condition=Q(decision__in=Decision.values), name="decision_valid"),
+        ]

@@ -1,0 +1,331 @@
+"""The work behind the training tasks: claim a run, feed ``labeling.ml`` from the database and
+storage, report progress as it goes, and write the results back.
+
+Claiming is one conditional UPDATE: a run is taken when it is queued, or when the worker that
+held it has gone quiet (its heartbeat is stale). A worker that lost its claim finds out when its
+writes match no row, and stops. Everything a run writes is keyed by the run, so running it twice
+(after a crash, or a duplicate message) replaces its own partial output and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import traceback
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from annotator.models import Box, Image, ImageStatus, ImageTag
+from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
+                             TrainingRun)
+
+log = logging.getLogger(__name__)
+UNLABELED_STATUSES = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS, ImageStatus.SKIPPED)
+
+
+def worker_id(node: str) -> str:
+    return f"{node}:{os.getpid()}"
+
+
+def run_dir(run_id: int) -> Path:
+    return Path(settings.MODEL_DIR) / "runs" / str(run_id)
+
+
+def claim(run_id: int, worker: str) -> TrainingRun | None:
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    taken = TrainingRun.objects.filter(pk=run_id).filter(
+        Q(status=RunStatus.QUEUED, cancel_requested=False) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+    ).update(status=RunStatus.RUNNING, worker=worker, heartbeat_at=now, started_at=now, error="",
+             attempts=F("attempts") + 1)
+    return TrainingRun.objects.select_related("project").get(pk=run_id) if taken else None
+
+
+class LostClaim(Exception):
+    """Another worker took the run over (ours was presumed dead): stop without writing more."""
+
+
+class RunMonitor:
+    """While a run works: a heartbeat every few seconds, cancellation noticed, progress written."""
+
+    def __init__(self, run: TrainingRun, interval: float = 5.0):
+        self.run, self.interval = run, interval
+        self.cancelled, self.lost, self._done = threading.Event(), threading.Event(), threading.Event()
+        self.history: list[list[float]] = list(run.loss_history)
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"run-{run.id}-heartbeat")
+
+    def __enter__(self) -> "RunMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=30)
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+    def update(self, **fields) -> None:
+        if not self._mine().update(heartbeat_at=timezone.now(), **fields):
+            self.lost.set()
+            raise LostClaim(self.run.id)
+
+    def progress(self, p) -> None:
+        self.history.append([p.step, round(p.loss, 6)])
+        self.update(epoch=p.epoch, step=p.step, steps_per_epoch=p.steps_per_epoch, loss=p.loss,
+                    images_per_s=round(p.images_per_s, 2), loss_history=self.history)
+
+    def _mine(self):
+        return TrainingRun.objects.filter(pk=self.run.id, worker=self.run.worker, status=RunStatus.RUNNING)
+
+    def _beat(self) -> None:
+        try:
+            while not self._done.wait(self.interval):
+                if not self._mine().update(heartbeat_at=timezone.now()):
+                    self.lost.set()
+                    return
+                if TrainingRun.objects.filter(pk=self.run.id, cancel_requested=True).exists():
+                    self.cancelled.set()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def finish(run: TrainingRun, status: str, **fields) -> bool:
+    return bool(TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
+        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields))
+
+
+def resume_orphans(node: str) -> list[int]:
+    """At worker start: runs this node held died with its last process; queue them again, as well
+    as runs whose worker went quiet and queued runs whose message may have been lost."""
+    stale = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    orphans = TrainingRun.objects.filter(
+        Q(status=RunStatus.RUNNING, worker__startswith=f"{node}:") | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=RunStatus.QUEUED, created_at__lt=stale, cancel_requested=False))
+    resumed = []
+    for run in orphans:
+        if run.status == RunStatus.RUNNING:
+            if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
+                    status=RunStatus.QUEUED, worker=""):
+                continue
+        send(run)
+        resumed.append(run.id)
+    if resumed:
+        log.warning("re-queued training runs %s after a worker was lost", resumed)
+    return resumed
+
+
+def send(run: TrainingRun) -> None:
+    from labeling.tasks import fit_probe, gpu_pretrain
+
+    (gpu_pretrain if run.kind == RunKind.PRETRAIN else fit_probe).delay(run.id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretraining
+
+
+def run_pretrain(run_id: int, node: str) -> str:
+    run = claim(run_id, worker_id(node))
+    if run is None:
+        return "not claimed"
+    try:
+        with RunMonitor(run) as monitor:
+            status = _pretrain(run, monitor)
+    except LostClaim:
+        return "lost claim"
+    except Exception:
+        log.exception("pretraining run %s failed", run_id)
+        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
+        return "failed"
+    finally:
+        close_old_connections()
+    return status
+
+
+def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
+    import torch
+
+    from labeling.ml import ModelConfig, PretrainConfig, Runtime, embed_ids, pretrain, save_embeddings
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
+    c = run.config
+    config = PretrainConfig(model=ModelConfig(resolution=c["resolution"], projector=tuple(c["projector"])),
+                            epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
+                            warmup_epochs=c["warmup_epochs"], seed=c["seed"])
+    cache, ids = fill_cache(run.project_id, c["resolution"])
+    if len(ids) < 2:
+        finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
+        return "failed"
+    images = cache.read(ids)
+    result = pretrain(config, images, Runtime(device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt",
+                                              on_progress=monitor.progress, should_stop=monitor.should_stop,
+                                              log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
+    if monitor.lost.is_set():
+        raise LostClaim(run.id)
+    if result.status == "cancelled":
+        finish(run, RunStatus.CANCELLED)
+        return "cancelled"
+    features = embed_ids(result.model.backbone, cache, ids, device=device)
+    path = run_dir(run.id) / "embeddings.npz"
+    save_embeddings(path, ids, features)
+    with transaction.atomic():
+        EmbeddingSet.objects.filter(run=run).delete()
+        EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(path), resolution=c["resolution"],
+                                    count=len(ids), dim=features.shape[1])
+        metrics = {"final_loss": result.loss_history[-1] if result.loss_history else None, "images": len(ids)}
+        if not finish(run, RunStatus.SUCCEEDED, metrics=metrics, epoch=result.epochs_done):
+            raise LostClaim(run.id)
+        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"pretrain_run": run})
+        from labeling.services import probe_start
+
+        probe_start(project=run.project)
+    return "succeeded"
+
+
+def fill_cache(project_id: int, resolution: int):
+    """The project's images decoded once into the cache; returns it and the ids it holds, in id order."""
+    from labeling.ml import ImageCache
+
+    cache = ImageCache(Path(settings.MODEL_DIR) / "cache" / f"project-{project_id}", resolution=resolution)
+    ids = np.fromiter(Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True),
+                      dtype=np.int64)
+    missing = cache.missing(ids)
+    if len(missing):
+        names = dict(Image.objects.filter(pk__in=missing.tolist()).values_list("id", "file"))
+
+        def open_image(image_id: int) -> bytes:
+            with default_storage.open(names[image_id], "rb") as handle:
+                return handle.read()
+
+        result = cache.add(missing, open_image, workers=4)
+        for image_id, why in result.failed.items():
+            log.warning("image %s could not be cached: %s", image_id, why)
+    return cache, ids[np.isin(ids, cache.ids)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The probe and its suggestions
+
+
+def run_probe(run_id: int, node: str) -> str:
+    run = claim(run_id, worker_id(node))
+    if run is None:
+        return "not claimed"
+    try:
+        with RunMonitor(run) as monitor:
+            return _probe(run, monitor)
+    except LostClaim:
+        return "lost claim"
+    except Exception:
+        log.exception("probe run %s failed", run_id)
+        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
+        return "failed"
+    finally:
+        close_old_connections()
+
+
+def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
+    from labeling.ml import evaluate, fit_probe, uncertainty
+
+    monitor.update(device="cpu")
+    ids, features = project_features(run)
+    labels = list(run.project.labels.values_list("id", "name"))
+    label_ids = np.array([label_id for label_id, _ in labels], dtype=np.int64)
+    row = {int(i): n for n, i in enumerate(ids)}
+    labeled = [i for i in Image.objects.filter(project_id=run.project_id, status=ImageStatus.SUBMITTED)
+               .order_by("id").values_list("id", flat=True) if i in row]
+    y = label_matrix(labeled, label_ids)
+    x = features[[row[i] for i in labeled]].astype(np.float32) if labeled else np.zeros((0, features.shape[1]))
+    if len(labeled) < 2:
+        finish(run, RunStatus.FAILED, error="Label at least two images (submit them) before fitting the probe.")
+        return "failed"
+    probe = fit_probe(x, y)
+    report = probe.label_report([name for _, name in labels])
+    metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map,
+               "labels": report}
+    if probe.oof_scores is not None:
+        metrics["cv"] = evaluate(y, probe.oof_scores, probe.thresholds).to_dict()
+    pool = list(Image.objects.filter(project_id=run.project_id, status__in=UNLABELED_STATUSES)
+                .order_by("id").values_list("id", flat=True))
+    pool = [i for i in pool if i in row]
+    probs = probe.predict_proba(features[[row[i] for i in pool]]) if pool else np.zeros((0, len(labels)))
+    scores = uncertainty(probs, probe.thresholds) if pool else np.zeros(0)
+    monitor.update(metrics=metrics)
+    _write_suggestions(run, pool, label_ids, probs, probe.thresholds, probe.trained, scores)
+    with transaction.atomic():
+        if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
+            raise LostClaim(run.id)
+        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
+    # The old runs' rows are invisible from the swap on; remove them after it.
+    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.PROBE, id__lt=run.id)
+    Suggestion.objects.filter(run__in=old).delete()
+    ImageUncertainty.objects.filter(run__in=old).delete()
+    return "succeeded"
+
+
+def label_matrix(image_ids: list[int], label_ids: np.ndarray) -> np.ndarray:
+    """(images, labels) 0/1: a label is present when the image has a box of it or a tag of it."""
+    column = {int(label_id): j for j, label_id in enumerate(label_ids)}
+    row = {image_id: n for n, image_id in enumerate(image_ids)}
+    y = np.zeros((len(image_ids), len(label_ids)), dtype=np.float32)
+    for model in (Box, ImageTag):
+        pairs = model.objects.filter(image_id__in=image_ids).values_list("image_id", "label_id").distinct()
+        for image_id, label_id in pairs.iterator(chunk_size=10_000):
+            y[row[image_id], column[label_id]] = 1
+    return y
+
+
+def project_features(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
+    """The backbone's features of every image of the project; images imported after the
+    pretraining are embedded now (a few at a time is cheap on the CPU) and added to the set."""
+    import torch
+
+    from labeling.ml import ModelConfig, embed_ids, load_backbone, load_checkpoint, load_embeddings, save_embeddings
+
+    embedding_set = EmbeddingSet.objects.filter(run_id=run.backbone_run_id).order_by("-id").first()
+    if embedding_set is None:
+        raise RuntimeError(f"pretraining run {run.backbone_run_id} left no embeddings")
+    ids, features = load_embeddings(embedding_set.path)
+    current = np.fromiter(Image.objects.filter(project_id=run.project_id).values_list("id", flat=True), np.int64)
+    new = np.setdiff1d(current, ids)
+    if len(new):
+        cache, cached = fill_cache(run.project_id, embedding_set.resolution)
+        new = new[np.isin(new, cached)]
+        config, checkpoint = load_checkpoint(run_dir(run.backbone_run_id) / "checkpoint.pt")
+        backbone = load_backbone(checkpoint["model"], config.model)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        ids = np.concatenate([ids, new])
+        features = np.concatenate([features, embed_ids(backbone, cache, new, device=device)])
+        save_embeddings(embedding_set.path, ids, features)
+        EmbeddingSet.objects.filter(pk=embedding_set.pk).update(count=len(ids))
+    return ids, features
+
+
+def _write_suggestions(run: TrainingRun, pool: list[int], label_ids: np.ndarray, probs: np.ndarray,
+                       thresholds: np.ndarray, trained: np.ndarray, scores: np.ndarray, batch: int = 5000) -> None:
+    # Idempotent: a retried run first removes what its earlier attempt wrote.
+    Suggestion.objects.filter(run=run).delete()
+    ImageUncertainty.objects.filter(run=run).delete()
+    columns = np.flatnonzero(trained)
+    rows = []
+    for n, image_id in enumerate(pool):
+        for j in columns:
+            p = float(probs[n, j])
+            rows.append(Suggestion(run=run, image_id=image_id, label_id=int(label_ids[j]), probability=p,
+                                   predicted=bool(p >= thresholds[j])))
+        if len(rows) >= batch:
+            Suggestion.objects.bulk_create(rows)
+            rows = []
+    Suggestion.objects.bulk_create(rows)
+    ImageUncertainty.objects.bulk_create(
+        [ImageUncertainty(run=run, image_id=i, score=float(s)) for i, s in zip(pool, scores)], batch_size=batch)

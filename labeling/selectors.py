@@ -1,0 +1,38 @@
+"""Model-assistance reads."""
+
+from __future__ import annotations
+
+from annotator.models import Image
+from labeling.models import ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
+
+
+def image_suggestions(*, image: Image) -> list[dict]:
+    """The current probe's view of one image, likeliest first, with any decision already taken."""
+    run_id = ProjectModelState.objects.filter(project_id=image.project_id).values_list("probe_run_id", flat=True).first()
+    if run_id is None:
+        return []
+    decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
+    rows = (Suggestion.objects.filter(run_id=run_id, image=image).order_by("-probability")
+            .values_list("label_id", "probability", "predicted"))
+    return [{"label": label, "probability": round(p, 4), "predicted": predicted, "decision": decisions.get(label)}
+            for label, p, predicted in rows]
+
+
+def run_summary(run: TrainingRun) -> dict:
+    """A run as the project page and the API show it (progress, live loss, metrics)."""
+    duration = None
+    if run.started_at:
+        end = run.finished_at or run.heartbeat_at or run.started_at
+        duration = round((end - run.started_at).total_seconds(), 1)
+    return {
+        "id": run.id, "kind": run.kind, "status": run.status, "config": run.config,
+        "epoch": run.epoch, "epochs": run.epochs, "step": run.step, "steps_per_epoch": run.steps_per_epoch,
+        "loss": run.loss, "images_per_s": run.images_per_s, "device": run.device, "worker": run.worker,
+        "attempts": run.attempts, "cancel_requested": run.cancel_requested, "error": run.error,
+        "metrics": run.metrics, "loss_history": run.loss_history, "duration_s": duration,
+        "created_at": run.created_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def project_runs(*, project_id: int, limit: int = 10) -> list[dict]:
+    return [run_summary(run) for run in TrainingRun.objects.filter(project_id=project_id).order_by("-id")[:limit]]

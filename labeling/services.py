@@ -1,0 +1,121 @@
+"""Model-assistance writes: start and cancel runs, refit after new labels, accept or reject suggestions.
+
+Runs are queued with ``enqueue`` (on commit) and carry ids only; the work itself is in
+``labeling.pipeline``, run by the Celery tasks in ``labeling.tasks``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotator.models import Image, ImageTag, LabelClass, Project, Source
+from annotator.tasks import enqueue
+from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,
+                             SuggestionDecision, TrainingRun)
+
+# What a pretraining run may be configured with, and the bounds a request must stay within.
+PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (8, 8192),
+                   "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1)}
+
+
+def pretrain_defaults() -> dict:
+    return {"resolution": settings.PRETRAIN_RESOLUTION, "epochs": settings.PRETRAIN_EPOCHS,
+            "batch_size": settings.PRETRAIN_BATCH_SIZE, "lr_weights": 0.2, "warmup_epochs": 1, "seed": 0,
+            "projector": list(settings.PRETRAIN_PROJECTOR)}
+
+
+def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None) -> TrainingRun:
+    merged = {**pretrain_defaults(), **(config or {})}
+    _check_config(merged)
+    from labeling.tasks import gpu_pretrain
+
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=merged,
+                                             epochs=merged["epochs"], created_by=user)
+            enqueue(gpu_pretrain, run.id)
+    except IntegrityError:
+        raise ValidationError("A pretraining is already queued or running for this project; "
+                              "cancel it first or wait for it to finish.") from None
+    return run
+
+
+def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> TrainingRun | None:
+    """Queue a probe fit on the project's current backbone; None if one is already queued or running."""
+    state = ProjectModelState.objects.filter(project=project).first()
+    if state is None or state.pretrain_run_id is None:
+        raise ValidationError("There is no pretrained backbone yet: run a pretraining first.")
+    from labeling.tasks import fit_probe
+
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, created_by=user,
+                                             backbone_run_id=state.pretrain_run_id, config={})
+            ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
+            enqueue(fit_probe, run.id)
+    except IntegrityError:
+        return None  # one is queued or running; it will see these labels too, or trigger again
+    return run
+
+
+def submission_noted(*, project_id: int) -> TrainingRun | None:
+    """Count a submission; at PROBE_REFIT_EVERY since the last fit, queue a refit. A burst of
+    submissions queues one fit: while one is queued or running, no second one is created, and
+    the submissions made meanwhile trigger the next."""
+    if not ProjectModelState.objects.filter(project_id=project_id, pretrain_run__isnull=False).update(
+            submissions_since_fit=F("submissions_since_fit") + 1):
+        return None  # nothing pretrained yet: no probe to refit
+    state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
+    if state.submissions_since_fit < settings.PROBE_REFIT_EVERY:
+        return None
+    return probe_start(project=state.project)
+
+
+def run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one stops at its next step (within an epoch)."""
+    now = timezone.now()
+    if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED, finished_at=now, cancel_requested=True):
+        TrainingRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser, decision: str) -> None:
+    """Accept (the label becomes a tag, its source recorded as the model) or reject a suggested label."""
+    if decision not in Decision.values:
+        raise ValidationError(f"Decide “accepted” or “rejected”, not “{decision}”.")
+    if label.project_id != image.project_id:
+        raise ValidationError("That label belongs to another project.")
+    state = ProjectModelState.objects.filter(project_id=image.project_id).first()
+    suggestion = Suggestion.objects.filter(run_id=state.probe_run_id if state else None, image=image,
+                                           label=label).first()
+    if suggestion is None:
+        raise ValidationError(f"There is no current suggestion of “{label.name}” for this image.")
+    with transaction.atomic():
+        SuggestionDecision.objects.update_or_create(image=image, label=label, defaults={
+            "run_id": suggestion.run_id, "probability": suggestion.probability, "decision": decision, "user": user})
+        if decision == Decision.ACCEPTED:
+            ImageTag.objects.get_or_create(image=image, label=label,
+                                           defaults={"author": user, "source": Source.MODEL})
+        # Either way the image's annotations changed: an open editor must re-read before saving.
+        Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+
+
+def _check_config(config: dict) -> None:
+    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector"}
+    if unknown:
+        raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}.")
+    for key, (low, high) in PRETRAIN_LIMITS.items():
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValidationError(f"“{key}” must be a number from {low} to {high}.")
+    projector = config["projector"]
+    if (not isinstance(projector, list) or not 1 <= len(projector) <= 4
+            or not all(isinstance(d, int) and 16 <= d <= 16384 for d in projector)):
+        raise ValidationError("“projector” must be a list of 1 to 4 layer widths from 16 to 16384.")

@@ -1,0 +1,24 @@
+"""Celery tasks: thin glue. Ids in; the work is in ``labeling.pipeline``.
+
+acks_late + reject_on_worker_lost: a message is acknowledged only when its task has finished,
+so a worker killed mid-run leaves it to be delivered again, and the run's claim (a heartbeat
+that goes stale) lets the next worker take it over from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from labeling import pipeline
+
+LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True}
+
+
+@shared_task(name="labeling.tasks.gpu_pretrain", time_limit=7 * 24 * 3600, **LONG)
+def gpu_pretrain(self, run_id: int) -> str:
+    return pipeline.run_pretrain(run_id, self.request.hostname)
+
+
+@shared_task(name="labeling.tasks.fit_probe", time_limit=4 * 3600, **LONG)
+def fit_probe(self, run_id: int) -> str:
+    return pipeline.run_probe(run_id, self.request.hostname)

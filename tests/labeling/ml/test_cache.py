@@ -1,0 +1,72 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labeling.ml.cache import ImageCache, decode_square
+
+
+def _png(colour, size=(40, 20)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_it_decodes_any_image_to_a_uint8_square(tmp_path):
+    path = tmp_path / "a.jpg"
+    Image.new("L", (50, 30), 200).save(path)
+    pixels = decode_square(path, 16)
+    assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
+    assert abs(int(pixels.mean()) - 200) <= 2
+
+
+def test_it_appends_only_new_ids_and_reads_them_back_in_any_order(tmp_path):
+    cache = ImageCache(tmp_path, resolution=8)
+    assert cache.add([1, 2], [_png((10, 0, 0)), _png((20, 0, 0))]).added == 2
+    result = cache.add([2, 3, 3], lambda i: _png((10 * i, 0, 0)))  # an opener callable
+    assert result.added == 1 and not result.failed
+    assert cache.ids.tolist() == [1, 2, 3]
+    assert cache.read([3, 1])[:, 0, 0, 0].tolist() == [30, 10]
+    assert cache.pixels().shape == (3, 8, 8, 3)
+
+
+def test_it_persists_and_reopens(tmp_path):
+    ImageCache(tmp_path, 8).add([5], [_png((1, 2, 3))])
+    reopened = ImageCache(tmp_path, 8)
+    assert reopened.ids.tolist() == [5] and reopened.read([5])[0, 0, 0].tolist() == [1, 2, 3]
+
+
+def test_it_reports_undecodable_images_and_stores_the_rest(tmp_path):
+    cache = ImageCache(tmp_path, 8)
+    result = cache.add([1, 2], [b"not an image", _png((0, 9, 0))])
+    assert result.added == 1 and list(result.failed) == [1] and "Error" in result.failed[1]
+    assert cache.missing([1, 2]).tolist() == [1]
+
+
+def test_it_names_ids_that_are_not_cached(tmp_path):
+    cache = ImageCache(tmp_path, 8)
+    with pytest.raises(KeyError, match="7"):
+        cache.rows([7])
+    cache.add([1], [_png((0, 0, 0))])
+    with pytest.raises(KeyError, match="7"):
+        cache.rows([1, 7])
+
+
+def test_it_drops_an_uncommitted_tail_left_by_a_crash(tmp_path):
+    cache = ImageCache(tmp_path, 8)
+    cache.add([1], [_png((1, 1, 1))])
+    with open(tmp_path / "pixels.u8", "ab") as f:
+        f.write(b"\xff" * 100)  # pixels written, ids never committed
+    cache = ImageCache(tmp_path, 8)
+    cache.add([2], [_png((2, 2, 2))])
+    assert cache.read([2])[0, 0, 0].tolist() == [2, 2, 2]
+    assert (tmp_path / "pixels.u8").stat().st_size == 2 * 8 * 8 * 3
+
+
+def test_it_decodes_in_threads_with_the_same_result(tmp_path):
+    sources = [_png((i, i, i)) for i in range(10)]
+    a, b = ImageCache(tmp_path / "a", 8), ImageCache(tmp_path / "b", 8)
+    a.add(range(10), sources)
+    b.add(range(10), sources, workers=3, chunk=4)
+    assert np.array_equal(a.pixels(), b.pixels()) and a.ids.tolist() == b.ids.tolist()

@@ -1,0 +1,62 @@
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+from labeling.ml.backbone import resnet18_backbone
+from labeling.ml.cache import ImageCache
+from labeling.ml.embed import embed_ids, embed_images, load_embeddings, save_embeddings
+from labeling.ml.probe import fit_probe
+
+
+def _backbone():
+    torch.manual_seed(0)
+    net = resnet18_backbone(small_stem=True)
+    net.train()
+    return net
+
+
+def _images(n=6, size=8):
+    return np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_it_returns_float16_features_row_for_row():
+    net, images = _backbone(), _images()
+    features = embed_images(net, images, batch_size=4)
+    assert features.shape == (6, 512) and features.dtype == np.float16
+    # Eval mode: a row's features do not depend on the other rows in its batch.
+    assert np.array_equal(embed_images(net, images[3:4]), features[3:4])
+
+
+def test_it_aligns_features_with_the_callers_ids(tmp_path):
+    cache = ImageCache(tmp_path, 8)
+    images = _images(4)
+    sources = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        sources.append(buf.getvalue())
+    cache.add([10, 11, 12, 13], sources)
+    net = _backbone()
+    features = embed_ids(net, cache, np.array([12, 10]), batch_size=1)
+    assert np.array_equal(features, embed_images(net, cache.read([12, 10]), batch_size=1))
+
+
+def test_embedding_and_probing_leave_the_backbone_unchanged():
+    net = _backbone()
+    before = {k: v.clone() for k, v in net.state_dict().items()}  # weights and BN running stats
+    features = embed_images(net, _images(24))
+    labels = np.zeros((24, 2), dtype=bool)
+    labels[::2, 0] = labels[::3, 1] = True
+    fit_probe(features, labels)
+    assert net.training  # its mode is restored too
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_it_saves_and_loads_ids_with_features(tmp_path):
+    ids, features = np.array([3, 1, 2]), np.random.default_rng(0).normal(size=(3, 4)).astype(np.float16)
+    save_embeddings(tmp_path / "e.npz", ids, features)
+    loaded_ids, loaded = load_embeddings(tmp_path / "e.npz")
+    assert loaded_ids.tolist() == [3, 1, 2] and np.array_equal(loaded, features)

@@ -1,0 +1,103 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from labeling.ml.backbone import ModelConfig
+from labeling.ml.train import PretrainConfig, Runtime, load_checkpoint, pretrain
+
+
+def _toy_images(n=32, size=8, seed=0):
+    """Flat patches of four colours plus noise: something a network can learn to tell apart."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 256, (4, 3))
+    pixels = colours[rng.integers(0, 4, n)][:, None, None, :] + rng.normal(0, 10, (n, size, size, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _config(**kw):
+    base = dict(model=ModelConfig(resolution=8, projector=(32, 32)), epochs=2, batch_size=16, warmup_epochs=1,
+                lr_weights=1.0)
+    return PretrainConfig(**{**base, **kw})
+
+
+def _stop_after(epochs_done: int, steps_per_epoch: int):
+    """A should_stop that says yes at the first step of epoch ``epochs_done``."""
+    calls = {"n": 0}
+
+    def should_stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > epochs_done * steps_per_epoch
+
+    return should_stop
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    images, config = _toy_images(), _config()
+    whole = pretrain(config, images)
+    path = tmp_path / "run.pt"
+    first = pretrain(config, images, Runtime(checkpoint_path=path, should_stop=_stop_after(1, 2)))
+    assert (first.status, first.epochs_done) == ("cancelled", 1)
+    resumed = pretrain(config, images, Runtime(checkpoint_path=path))
+    assert (resumed.status, resumed.epochs_done) == ("finished", 2)
+    assert resumed.loss_history == whole.loss_history
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_its_checkpoint_holds_config_model_optimizer_epoch_and_history(tmp_path):
+    path = tmp_path / "run.pt"
+    result = pretrain(_config(epochs=1), _toy_images(), Runtime(checkpoint_path=path))
+    config, ckpt = load_checkpoint(path)
+    assert config == _config(epochs=1)
+    assert ckpt["epoch"] == 1 and ckpt["loss_history"] == result.loss_history and len(result.loss_history) == 2
+    assert set(ckpt) >= {"model", "optimizer"} and ckpt["optimizer"]["state"]
+
+
+def test_it_stops_between_steps_when_asked_and_keeps_the_last_whole_epoch(tmp_path):
+    path = tmp_path / "run.pt"
+    stop = threading.Event()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+        stop.set()  # cancel as soon as the first step is reported
+
+    result = pretrain(_config(), _toy_images(), Runtime(checkpoint_path=path, on_progress=on_progress,
+                                                        log_every=1, should_stop=stop.is_set))
+    assert result.status == "cancelled" and result.epochs_done == 0 and len(seen) == 1
+    assert not path.exists()  # the half epoch is not saved as if it were whole
+
+
+def test_it_reports_progress():
+    seen = []
+    pretrain(_config(epochs=1), _toy_images(), Runtime(on_progress=seen.append, log_every=1))
+    assert [(p.epoch, p.step, p.steps_per_epoch) for p in seen] == [(0, 1, 2), (0, 2, 2)]
+    assert all(np.isfinite(p.loss) and p.images_per_s > 0 for p in seen)
+
+
+def test_its_loss_falls_on_a_toy_set():
+    history = pretrain(_config(epochs=8, warmup_epochs=0), _toy_images()).loss_history
+    assert np.mean(history[-4:]) < 0.8 * np.mean(history[:2])
+
+
+def test_it_refuses_to_resume_a_different_run(tmp_path):
+    path = tmp_path / "run.pt"
+    pretrain(_config(epochs=1), _toy_images(), Runtime(checkpoint_path=path))
+    with pytest.raises(ValueError, match="different run"):
+        pretrain(_config(epochs=1, seed=7), _toy_images(), Runtime(checkpoint_path=path))
+
+
+def test_it_rejects_images_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="uint8 images"):
+        pretrain(_config(), np.zeros((4, 16, 16, 3), np.uint8))
+
+
+def test_it_trains_from_a_memory_mapped_store_without_uploading_it(tmp_path):
+    images = _toy_images()
+    store = np.memmap(tmp_path / "px", dtype=np.uint8, mode="w+", shape=images.shape)
+    store[:] = images
+    a = pretrain(_config(epochs=1), store, Runtime(data_on_device=False))
+    b = pretrain(_config(epochs=1), images)
+    assert a.loss_history == b.loss_history
