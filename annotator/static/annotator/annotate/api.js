@@ -1,0 +1,103 @@
+// The JSON client for docs/annotate-api.md. Every request carries the CSRF token; network
+// failures (and 502/503/504 from a restarting server) are retried with backoff, because an
+// annotator's edits must survive a flaky connection. A stale version comes back as a
+// ConflictError holding the server's current state.
+
+const RETRY_DELAYS_MS = [250, 750, 2000];
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
+
+export class ConflictError extends Error {
+  constructor(message, current) {
+    super(message);
+    this.current = current;
+  }
+}
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class NetworkError extends Error {}
+
+export class Api {
+  constructor({ urls, csrf, order = "sequential" }) {
+    this.urls = urls;
+    this.csrf = csrf;
+    this.order = order;
+  }
+
+  getState(imageId) {
+    return this.request("GET", this.url("annotations", imageId));
+  }
+
+  putState(imageId, version, { boxes, tags }) {
+    return this.request("PUT", this.url("annotations", imageId), { version, boxes, tags });
+  }
+
+  submit(imageId, version) {
+    return this.request("POST", this.url("submit", imageId), { version });
+  }
+
+  skip(imageId, version) {
+    return this.request("POST", this.url("skip", imageId), { version });
+  }
+
+  async next(exclude) {
+    const answer = await this.request("POST", this.urls.next, { order: this.order, exclude });
+    return answer.image;
+  }
+
+  // A last-chance save when the page is going away: keepalive lets it outlive the page, and
+  // nobody is left to read the answer.
+  putOnExit(imageId, version, state) {
+    fetch(this.url("annotations", imageId), {
+      method: "PUT", keepalive: true, credentials: "same-origin", headers: this.headers(),
+      body: JSON.stringify({ version, ...state }),
+    }).catch(() => {});
+  }
+
+  url(name, imageId) {
+    return this.urls[name].replace("{id}", encodeURIComponent(imageId));
+  }
+
+  headers() {
+    return { "Content-Type": "application/json", "X-CSRFToken": this.csrf, Accept: "application/json" };
+  }
+
+  async request(method, url, body) {
+    for (let attempt = 0; ; attempt++) {
+      let response;
+      try {
+        response = await fetch(url, {
+          method, credentials: "same-origin", headers: this.headers(),
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      } catch (error) {
+        if (attempt >= RETRY_DELAYS_MS.length) throw new NetworkError(`no connection to the server (${error.message})`);
+        await sleep(RETRY_DELAYS_MS[attempt]);
+        continue;
+      }
+      if (RETRYABLE_STATUS.has(response.status) && attempt < RETRY_DELAYS_MS.length) {
+        await sleep(RETRY_DELAYS_MS[attempt]);
+        continue;
+      }
+      return this.answer(response);
+    }
+  }
+
+  async answer(response) {
+    const data = await response.json().catch(() => null);
+    if (response.ok && data !== null) return data;
+    const message = data?.error || `the server answered ${response.status} ${response.statusText}`;
+    if (response.status === 409) throw new ConflictError(message, data?.current);
+    if (RETRYABLE_STATUS.has(response.status)) throw new NetworkError(message);
+    throw new ApiError(message, response.status);
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

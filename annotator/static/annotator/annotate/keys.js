@@ -1,0 +1,79 @@
+// Every shortcut in one table: the keyboard handler reads it to act, the ? overlay to list it.
+// Label hotkeys come from the project: the plain key picks the box class (and relabels the
+// selected box), Shift+key toggles the label as an image tag.
+
+export const SHORTCUTS = [
+  { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
+  { keys: ["S"], what: "Skip this image", action: "skip" },
+  { keys: ["←", "→"], what: "Previous / next image of this session (when no box is selected)" },
+  { keys: ["F"], what: "Fit the image to the screen", action: "fit" },
+  { keys: ["+", "−"], what: "Zoom in / out about the pointer (the wheel too)" },
+  { keys: ["Space+drag"], what: "Pan (a middle-button drag too)" },
+  { keys: ["drag"], what: "Draw a box with the active class, also inside another box" },
+  { keys: ["click"], what: "Select the smallest box under the pointer" },
+  { keys: ["drag outline", "Alt+drag"], what: "Move the selected box; Alt+drag moves any box" },
+  { keys: ["drag handle"], what: "Resize the selected box by one of its 8 handles" },
+  { keys: ["↑↓←→", "Shift+↑↓←→"], what: "Nudge the selected box by 1 px / 10 px" },
+  { keys: ["Tab", "Shift+Tab"], what: "Select the next / previous box of the list" },
+  { keys: ["Del", "Backspace"], what: "Delete the selected box", action: "delete" },
+  { keys: ["Esc"], what: "Clear the selection, close this overlay", action: "escape" },
+  { keys: ["H"], what: "Hide / show the boxes", action: "hide" },
+  { keys: ["Ctrl+Z"], what: "Undo", action: "undo" },
+  { keys: ["Ctrl+Shift+Z", "Ctrl+Y"], what: "Redo", action: "redo" },
+  { keys: ["?"], what: "Show / hide this list", action: "help" },
+];
+
+const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+
+// The character a key stands for regardless of Shift: Shift+1 is "!" in e.key, "Digit1" in e.code.
+function baseChar(e) {
+  const m = /^(?:Key|Digit|Numpad)([A-Z0-9])$/.exec(e.code);
+  return m ? m[1].toLowerCase() : e.key.toLowerCase();
+}
+
+// Translate a keydown into {action, ...}, or null when the key means nothing here.
+export function actionFor(e, { labels, hasSelection }) {
+  const ctrl = e.ctrlKey || e.metaKey;
+  const char = baseChar(e);
+  if (ctrl) {
+    if (char === "z") return { action: e.shiftKey ? "redo" : "undo" };
+    if (char === "y") return { action: "redo" };
+    return null;
+  }
+  if (e.altKey) return null;
+  if (e.key in ARROWS) return arrowAction(e, hasSelection);
+  if (e.key === "Tab") return { action: "cycle", step: e.shiftKey ? -1 : 1 };
+  const named = { Enter: "submit", Delete: "delete", Backspace: "delete", Escape: "escape", "?": "help",
+    "+": "zoomIn", "=": "zoomIn", "-": "zoomOut", " ": "space" }[e.key];
+  if (named) return { action: named };
+  const label = labels.find((l) => l.hotkey && l.hotkey.toLowerCase() === char);
+  if (label) return { action: e.shiftKey ? "tag" : "label", label: label.id };
+  if (e.shiftKey) return null;
+  return { f: { action: "fit" }, h: { action: "hide" }, s: { action: "skip" } }[char] || null;
+}
+
+function arrowAction(e, hasSelection) {
+  const [dx, dy] = ARROWS[e.key];
+  if (hasSelection) {
+    const step = e.shiftKey ? 10 : 1;
+    return { action: "nudge", dx: dx * step, dy: dy * step };
+  }
+  if (e.key === "ArrowLeft") return { action: "back" };
+  if (e.key === "ArrowRight") return { action: "forward" };
+  return null;
+}
+
+// Keys typed into a form field belong to the field.
+export function isTyping(e) {
+  const t = e.target;
+  return t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
+}
+
+// How a label's keys are written on its buttons.
+export function classKey(label) {
+  return label.hotkey ? label.hotkey.toUpperCase() : "";
+}
+
+export function tagKey(label) {
+  return label.hotkey ? `⇧${label.hotkey.toUpperCase()}` : "";
+}

@@ -1,0 +1,145 @@
+// The annotate page: reads the server's data (json_script), builds the store, the views, the
+// saver and the session, and routes every key and button to one action table.
+
+import { Api } from "./api.js";
+import { CanvasView } from "./canvas.js";
+import { ImageCache } from "./images.js";
+import { actionFor, isTyping } from "./keys.js";
+import { Panels } from "./panels.js";
+import { Saver } from "./saver.js";
+import { Session } from "./session.js";
+import { Store } from "./store.js";
+
+function readJson(id) {
+  return JSON.parse(document.getElementById(id).textContent);
+}
+
+function start() {
+  const config = readJson("annotate-config");
+  const initial = readJson("annotate-initial");
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const root = document.getElementById("annotate-app");
+
+  const store = new Store(config.labels);
+  const api = new Api({ urls: config.urls, csrf, order: config.order });
+  const view = new CanvasView(root.querySelector("#stage"), store);
+  const app = { store, view, timings: [], conflict: null };
+  const panels = new Panels(root, store, (action, args) => act(app, action, args));
+  const saver = new Saver(store, api, { onConflict: (current) => showConflict(app, current) });
+  Object.assign(app, { api, panels, saver, session: new Session({ store, api, saver, view, panels,
+    images: new ImageCache(csrf) }) });
+
+  listenKeys(app);
+  guardUnsaved(app);
+  // A read-only handle for tests and benchmarks; nothing in the page reads it.
+  window.twinlabel = { store, view, timings: app.timings, session: app.session };
+  openFirst(app, initial).then(() => root.classList.add("ready"));
+}
+
+// The image named in the address (a reload) wins over the one the server chose.
+async function openFirst(app, initial) {
+  const wanted = Number(new URL(window.location.href).searchParams.get("image")) || null;
+  let state = initial;
+  if (wanted && initial?.image?.id !== wanted) {
+    state = await app.api.getState(wanted).catch(() => initial);
+  }
+  await app.session.run(() => app.session.start(state));
+}
+
+// ---- actions: the keyboard and the buttons both end here ------------------------------------------
+
+function act(app, action, args = {}) {
+  const { store, view, session, panels } = app;
+  // While the conflict banner is up, nothing may edit or move on until the person chooses.
+  if (app.conflict && action !== "reloadTheirs" && action !== "keepMine") return;
+  const selected = store.selected;
+  const actions = {
+    submit: () => session.submit(),
+    skip: () => session.skip(),
+    back: () => session.back(),
+    forward: () => session.next(),
+    fit: () => view.fit(),
+    zoomIn: () => view.zoomStep(1),
+    zoomOut: () => view.zoomStep(-1),
+    hide: () => store.toggleHidden(),
+    undo: () => store.undo(),
+    redo: () => store.redo(),
+    delete: () => selected !== null && store.deleteBox(selected),
+    nudge: () => selected !== null && store.nudge(selected, args.dx, args.dy),
+    label: () => { store.setActiveLabel(args.label); if (selected !== null) store.relabel(selected, args.label); },
+    tag: () => store.image && store.toggleTag(args.label),
+    select: () => store.select(args.cid),
+    cycle: () => store.selectNext(args.step),
+    escape: () => (panels.helpOpen ? panels.toggleHelp(false) : store.select(null)),
+    help: () => panels.toggleHelp(),
+    reloadTheirs: () => resolveConflict(app, "theirs"),
+    keepMine: () => resolveConflict(app, "mine"),
+  };
+  actions[action]?.();
+}
+
+function listenKeys(app) {
+  document.addEventListener("keydown", (e) => {
+    if (isTyping(e)) return;
+    const found = keyAction(app, e);
+    if (!found) return;
+    e.preventDefault(); // no page scrolling, no focused-button clicks
+    if (found.action === "space") app.view.pointer.setSpace(true);
+    else if (!e.repeat || ["nudge", "zoomIn", "zoomOut", "undo", "redo"].includes(found.action)) {
+      if (found.action === "submit") timeSubmit(app, e.timeStamp);
+      else act(app, found.action, found);
+    }
+  });
+  document.addEventListener("keyup", (e) => { if (e.key === " ") app.view.pointer.setSpace(false); });
+  window.addEventListener("blur", () => app.view.pointer.setSpace(false));
+}
+
+// While the conflict banner or the ? overlay is up, only their own keys act.
+function keyAction(app, e) {
+  if (app.conflict) {
+    const key = e.key.toLowerCase();
+    if (key === "r") return { action: "reloadTheirs" };
+    if (key === "k") return { action: "keepMine" };
+    return null;
+  }
+  const found = actionFor(e, { labels: app.store.labels, hasSelection: app.store.selected !== null });
+  if (app.panels.helpOpen && found && !["help", "escape"].includes(found.action)) return null;
+  return found;
+}
+
+// The benchmark's figure: from the Enter keydown to the next image drawn and taking input.
+async function timeSubmit(app, pressedAt) {
+  const from = app.store.image?.id;
+  const moved = await app.session.submit();
+  if (moved && app.store.image && app.store.image.id !== from) {
+    app.timings.push({ image: app.store.image.id, ms: performance.now() - pressedAt });
+  }
+}
+
+// ---- conflicts and leaving ------------------------------------------------------------------------
+
+function showConflict(app, current) {
+  app.conflict = current;
+  app.panels.showConflict(true);
+}
+
+function resolveConflict(app, keep) {
+  const current = app.conflict;
+  if (!current) return;
+  app.conflict = null;
+  app.panels.showConflict(false);
+  if (keep === "theirs") app.store.load(current);
+  else app.saver.overwrite(current.image.version);
+}
+
+function guardUnsaved(app) {
+  window.addEventListener("beforeunload", (e) => {
+    if (!app.saver.dirty && !app.saver.inFlight) return;
+    e.preventDefault();
+    e.returnValue = ""; // the browser shows its own "leave this page?" question
+  });
+  // Sent only once the page is really going: after a cancelled "leave?" the saver carries on.
+  window.addEventListener("pagehide", () => app.saver.saveOnExit());
+}
+
+start();

@@ -1,0 +1,128 @@
+import { ConflictError } from "./api.js";
+
+// Moving between images: submit, skip, back and forward through this session's history, and
+// the next image from the queue. The next image (its state and its decoded bitmap) is fetched
+// while the person works on this one, so that moving on costs one frame.
+
+const PREFETCH_FRESH_MS = 5 * 60 * 1000; // the server's soft lock lasts 10 minutes
+const EXCLUDE_MAX = 200;
+
+export class Session {
+  constructor({ store, api, saver, images, view, panels }) {
+    Object.assign(this, { store, api, saver, images, view, panels });
+    this.history = []; // image ids opened in this page, in order
+    this.index = -1;
+    this.upcoming = null; // {at, promise: Promise<state|null>}
+    this.busy = false;
+  }
+
+  async start(state) {
+    if (state) await this.open(state, this.history.length);
+    else await this.forward();
+  }
+
+  // One move at a time: a second Enter while the first is still on its way is ignored.
+  async run(move) {
+    if (this.busy) return false;
+    this.busy = true;
+    try {
+      await move();
+      return true;
+    } catch (error) {
+      // A stale version on submit or skip is a conflict like a stale save: show the banner.
+      if (error instanceof ConflictError) this.saver.failed(error);
+      else this.store.setStatus("error", error.message);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  submit() {
+    return this.run(async () => {
+      if (!this.store.image) return;
+      await this.saver.flush();
+      const state = await this.api.submit(this.store.image.id, this.store.image.version);
+      this.store.image.version = state.image.version;
+      await this.forward();
+    });
+  }
+
+  skip() {
+    return this.run(async () => {
+      if (!this.store.image) return;
+      await this.saver.flush();
+      await this.api.skip(this.store.image.id, this.store.image.version);
+      await this.forward();
+    });
+  }
+
+  back() {
+    return this.run(async () => {
+      if (this.index > 0) await this.openFromHistory(this.index - 1);
+    });
+  }
+
+  next() {
+    return this.run(() => this.forward());
+  }
+
+  async forward() {
+    if (this.index < this.history.length - 1) return this.openFromHistory(this.index + 1);
+    if (this.store.image) await this.saver.flush();
+    const state = await this.takeUpcoming();
+    if (state) return this.open(state, this.history.length);
+    this.store.clear();
+    this.panels.showDone(true);
+  }
+
+  async openFromHistory(index) {
+    await this.saver.flush();
+    await this.open(await this.api.getState(this.history[index]), index);
+  }
+
+  async open(state, index) {
+    const { bitmap, preview } = await this.images.load(state.image.url);
+    this.panels.showDone(false);
+    this.view.setImage(bitmap, preview);
+    this.store.load(state);
+    if (index === this.history.length) this.history.push(state.image.id);
+    this.index = index;
+    const url = new URL(window.location.href);
+    url.searchParams.set("image", state.image.id);
+    window.history.replaceState(null, "", url);
+    await this.view.nextFrame();
+    this.prefetch();
+  }
+
+  prefetch() {
+    if (this.upcoming && Date.now() - this.upcoming.at < PREFETCH_FRESH_MS) return;
+    const promise = this.api.next(this.exclude()).then(async (state) => {
+      if (state) await this.images.load(state.image.url);
+      return state;
+    });
+    promise.catch(() => {}); // a failed prefetch is retried when the next image is needed
+    this.upcoming = { at: Date.now(), promise };
+  }
+
+  async takeUpcoming() {
+    const upcoming = this.upcoming;
+    this.upcoming = null;
+    if (upcoming && Date.now() - upcoming.at < PREFETCH_FRESH_MS) {
+      try {
+        const state = await upcoming.promise;
+        if (state) return state; // else the queue was empty then: ask again, it may not be now
+      } catch {
+        // the prefetch failed: ask again
+      }
+    }
+    return this.api.next(this.exclude());
+  }
+
+  // Images this session has seen: the queue would hand back the ones we hold ourselves.
+  exclude() {
+    const ids = new Set(this.history.slice(-EXCLUDE_MAX));
+    if (this.store.image) ids.add(this.store.image.id);
+    return [...ids];
+  }
+}

@@ -1,0 +1,248 @@
+// The store owns the state of the open image and emits events; views only read it and call its
+// methods. Boxes are immutable objects with a client-side id (cid), replaced on every change, so
+// that an undo snapshot is just a copy of the array.
+//
+// Events (detail in brackets):
+//   image   a new image was loaded
+//   boxes   box geometry or the list changed ({preview: true} while a drag is in progress)
+//   tags    image tags changed
+//   select  the selected box changed
+//   label   the active box class changed
+//   hidden  boxes were hidden or shown
+//   edit    a committed edit: the saver persists it
+//   status  save status changed ({status, message})
+
+import { clipRect, MIN_SIZE, moveRect, sameRect } from "./geometry.js";
+
+const HISTORY_LIMIT = 500;
+
+export class Store extends EventTarget {
+  constructor(labels) {
+    super();
+    this.labels = labels;
+    this.labelById = new Map(labels.map((l) => [l.id, l]));
+    this.activeLabel = labels.length ? labels[0].id : null;
+    this.image = null;
+    this.boxes = [];
+    this.tags = new Set();
+    this.selected = null;
+    this.hidden = false;
+    this.revision = 0; // bumped on every committed edit; the saver compares it with what it sent
+    this.status = "saved";
+    this.message = "";
+    this.nextCid = 1;
+    this.undoStack = [];
+    this.redoStack = [];
+    this.gesture = null;
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // ---- loading -------------------------------------------------------------------------------
+
+  load(state) {
+    this.image = { ...state.image };
+    this.boxes = state.boxes.map((b) => this.makeBox(b));
+    this.tags = new Set(state.tags.map((t) => t.label));
+    this.selected = null;
+    this.undoStack = [];
+    this.redoStack = [];
+    this.gesture = null;
+    this.revision = 0;
+    this.setStatus("saved");
+    this.emit("image");
+    this.emit("boxes");
+    this.emit("tags");
+    this.emit("select");
+  }
+
+  // Nothing left to annotate.
+  clear() {
+    this.image = null;
+    this.boxes = [];
+    this.tags = new Set();
+    this.selected = null;
+    this.undoStack = [];
+    this.redoStack = [];
+    this.setStatus("saved");
+    this.emit("image");
+    this.emit("boxes");
+    this.emit("tags");
+  }
+
+  makeBox({ label, x, y, w, h, source = "human" }) {
+    return Object.freeze({ cid: this.nextCid++, label, x, y, w, h, source });
+  }
+
+  // What a PUT sends: the full state, in image pixels.
+  serialize() {
+    return {
+      boxes: this.boxes.map(({ label, x, y, w, h }) => ({ label, x, y, w, h })),
+      tags: [...this.tags].sort((a, b) => a - b),
+    };
+  }
+
+  box(cid) {
+    return this.boxes.find((b) => b.cid === cid) || null;
+  }
+
+  // Labels present because a box has them: the image-level label set includes them anyway.
+  impliedLabels() {
+    return new Set(this.boxes.map((b) => b.label));
+  }
+
+  // ---- edits: each one is undoable and emits "edit" --------------------------------------------
+
+  addBox(rect, label = this.activeLabel) {
+    const r = this.clip(rect);
+    if (label == null || r.w < MIN_SIZE || r.h < MIN_SIZE) return null;
+    const box = this.makeBox({ label, ...r });
+    this.commit(() => { this.boxes = [...this.boxes, box]; });
+    this.select(box.cid);
+    return box.cid;
+  }
+
+  deleteBox(cid) {
+    if (!this.box(cid)) return;
+    this.commit(() => { this.boxes = this.boxes.filter((b) => b.cid !== cid); });
+    if (this.selected === cid) this.select(null);
+  }
+
+  relabel(cid, label) {
+    const box = this.box(cid);
+    if (!box || box.label === label) return;
+    this.commit(() => this.replace(cid, { label }));
+  }
+
+  nudge(cid, dx, dy) {
+    const box = this.box(cid);
+    if (!box) return;
+    const r = moveRect(box, dx, dy, this.image.width, this.image.height);
+    if (!sameRect(r, box)) this.commit(() => this.replace(cid, r));
+  }
+
+  toggleTag(label) {
+    this.commit(() => {
+      const tags = new Set(this.tags);
+      if (tags.has(label)) tags.delete(label); else tags.add(label);
+      this.tags = tags;
+    });
+  }
+
+  // A drag (move or resize) changes a box many times a second but is one edit: the snapshot is
+  // taken when it starts and pushed only if the box really changed when it ends.
+  beginGesture(cid) {
+    this.gesture = { cid, before: this.snapshot(), start: this.box(cid) };
+  }
+
+  previewBox(cid, rect) {
+    this.replace(cid, this.clip(rect));
+    this.emit("boxes", { preview: true });
+  }
+
+  endGesture() {
+    const g = this.gesture;
+    this.gesture = null;
+    if (!g) return;
+    const now = this.box(g.cid);
+    if (now && g.start && !sameRect(now, g.start)) {
+      this.pushHistory(g.before);
+      this.changed();
+    } else {
+      this.emit("boxes");
+    }
+  }
+
+  // ---- undo / redo ----------------------------------------------------------------------------
+
+  undo() {
+    this.travel(this.undoStack, this.redoStack);
+  }
+
+  redo() {
+    this.travel(this.redoStack, this.undoStack);
+  }
+
+  travel(from, to) {
+    if (!from.length) return;
+    to.push(this.snapshot());
+    this.restore(from.pop());
+    this.changed();
+  }
+
+  // ---- view state (not undoable, not saved) ---------------------------------------------------
+
+  select(cid) {
+    if (cid === this.selected) return;
+    this.selected = cid;
+    this.emit("select");
+  }
+
+  // Tab through the boxes in list order, wrapping around.
+  selectNext(step) {
+    const n = this.boxes.length;
+    if (!n) return;
+    const at = this.boxes.findIndex((b) => b.cid === this.selected);
+    const next = at < 0 ? (step > 0 ? 0 : n - 1) : (at + step + n) % n;
+    this.select(this.boxes[next].cid);
+  }
+
+  setActiveLabel(label) {
+    if (!this.labelById.has(label) || label === this.activeLabel) return;
+    this.activeLabel = label;
+    this.emit("label");
+  }
+
+  toggleHidden() {
+    this.hidden = !this.hidden;
+    this.emit("hidden");
+  }
+
+  setStatus(status, message = "") {
+    if (status === this.status && message === this.message) return;
+    this.status = status;
+    this.message = message;
+    this.emit("status", { status, message });
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  commit(mutate) {
+    this.pushHistory(this.snapshot());
+    mutate();
+    this.changed();
+  }
+
+  pushHistory(snapshot) {
+    this.undoStack.push(snapshot);
+    if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift();
+    this.redoStack = [];
+  }
+
+  changed() {
+    this.revision++;
+    if (this.selected !== null && !this.box(this.selected)) this.select(null);
+    this.emit("boxes");
+    this.emit("tags");
+    this.emit("edit");
+  }
+
+  snapshot() {
+    return { boxes: this.boxes, tags: this.tags };
+  }
+
+  restore({ boxes, tags }) {
+    this.boxes = boxes;
+    this.tags = tags;
+  }
+
+  replace(cid, changes) {
+    this.boxes = this.boxes.map((b) => (b.cid === cid ? Object.freeze({ ...b, ...changes }) : b));
+  }
+
+  clip(rect) {
+    return clipRect(rect, this.image.width, this.image.height);
+  }
+}
