@@ -89,7 +89,10 @@ def _validated(image: Image, user: AbstractBaseUser, boxes: list[BoxIn],
         raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
     rows = [Box(image=image, label_id=b.label_id, author=user, source="human", **clip_box(b, image.width, image.height))
             for b in boxes]
-    tags = [ImageTag(image=image, label_id=label_id, author=user, source="human")
+    # A tag that stays keeps where it came from (an accepted suggestion stays "model"), since the
+    # client sends label ids only; a tag it adds is the person's.
+    kept = dict(ImageTag.objects.filter(image=image).values_list("label_id", "source"))
+    tags = [ImageTag(image=image, label_id=label_id, author=user, source=kept.get(label_id, "human"))
             for label_id in dict.fromkeys(tag_label_ids)]
     return rows, tags
 

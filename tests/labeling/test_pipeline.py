@@ -28,6 +28,7 @@ TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warm
 @pytest.fixture(autouse=True)
 def eager(settings, tmp_path):
     settings.MODEL_DIR = tmp_path / "models"
+    app.set_current()
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
