@@ -24,7 +24,7 @@ def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path
 
     _log_in(page, server, "owner")
     page.click("text=Street scenes")
-    page.wait_for_selector("#dropzone")
+    page.wait_for_selector("#dropzone[data-ready]")
     page.set_input_files("#file-input", [str(f) for f in files])
 
     page.wait_for_function("document.querySelectorAll('#recent-grid figure.thumb').length === 2")
@@ -48,6 +48,7 @@ def test_it_reports_a_rejected_file_by_name(server, page, tmp_path):
     bad.write_text("these are notes, not pixels")
     _log_in(page, server, "owner")
     page.click("text=Receipts")
+    page.wait_for_selector("#dropzone[data-ready]")
     page.set_input_files("#file-input", [str(bad)])
     page.wait_for_selector("#upload-rejected li")
     assert "notes.png: the file is not an image" in page.text_content("#upload-rejected")
@@ -58,6 +59,7 @@ def test_it_uploads_files_dropped_on_the_drop_zone(server, page):
     make_project(owner=make_user("owner"), name="Dropped")
     _log_in(page, server, "owner")
     page.click("text=Dropped")
+    page.wait_for_selector("#dropzone[data-ready]")
     png = list(image_bytes(40, 30, color=(10, 160, 10)))
     # A real drop event carrying a File, as the browser makes one when a person drops a file.
     page.evaluate("""(bytes) => {

@@ -96,3 +96,4 @@ zone.addEventListener("drop", (event) => {
 zone.addEventListener("keydown", (event) => {
   if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); }
 });
+zone.dataset.ready = "1"; // listeners are attached: tests (and impatient people) can drop now

@@ -1,0 +1,122 @@
+"""Model assistance end to end with a real worker process (bin/worker) on the configured broker and
+database (Redis + PostgreSQL in CI; the filesystem broker + SQLite in the embedded run):
+pretrain -> kill -9 the worker mid-run -> a new worker resumes from the checkpoint -> the probe
+fits by itself -> submissions through the HTTP endpoints trigger a refit -> suggestions come back
+from the API, once per image and label."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+
+import pytest
+from django.urls import reverse
+
+from annotator.celery import app
+from annotator.demo.scenes import LABELS, render_scene
+from annotator.models import Image
+from annotator.services import ImageAnnotations, annotations_import, images_import, project_create
+from annotator.sources import ImageSource
+from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
+from tests import procs
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+CONFIG = {"resolution": 24, "epochs": 12, "batch_size": 8, "projector": [64], "warmup_epochs": 0}
+
+
+def _png(index: int) -> bytes:
+    buffer = io.BytesIO()
+    render_scene(index, seed=9, size=(48, 48)).image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _wait(condition, timeout: float, what: str, worker: procs.Service):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    runs = list(TrainingRun.objects.values("id", "kind", "status", "epoch", "worker", "attempts", "error"))
+    raise AssertionError(f"timed out waiting for {what}; runs: {runs}\nworker output:\n{worker.output[-5000:]}")
+
+
+def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, settings, tmp_path, media_root):
+    settings.PROBE_REFIT_EVERY = 3
+    env = procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(tmp_path / "models"), PROBE_REFIT_EVERY="3",
+                            RUN_STALE_SECONDS="600", WORKER_NAME="assist", WORKER_CONCURRENCY="1")
+    try:
+        app.control.purge()  # messages left by earlier runs of the suite are not this test's
+    except Exception:  # an empty filesystem queue may have nothing to purge
+        pass
+    owner = make_user("owner")
+    project = project_create(name="Shapes", user=owner, labels=LABELS)
+    report = images_import(project=project, sources=[ImageSource(f"s{i}.png", lambda i=i: _png(i)) for i in range(40)])
+    ids = [item.image_id for item in report.imported]
+    label_id = dict(project.labels.values_list("name", "id"))
+    annotations_import(project=project, user=owner, items=[
+        ImageAnnotations(i, tag_label_ids=tuple(label_id[n] for n in render_scene(k, seed=9).labels))
+        for k, i in enumerate(ids[:16])])
+    client.force_login(owner)
+
+    started = client.post(reverse("api_project_runs", args=[project.id]),
+                          json.dumps({"kind": "pretrain", "config": CONFIG}), content_type="application/json")
+    assert started.status_code == 201, started.content
+    run_id = started.json()["id"]
+
+    with procs.worker(env) as first:
+        # Wait for a checkpoint (at least one whole epoch) and a little more, then kill -9 the worker.
+        _wait(lambda: TrainingRun.objects.get(pk=run_id).epoch >= 2, 240, "two epochs", first)
+        killed_at = TrainingRun.objects.get(pk=run_id)
+        assert killed_at.status == RunStatus.RUNNING and killed_at.attempts == 1
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.process.wait(10)
+    steps_before = len(TrainingRun.objects.get(pk=run_id).loss_history)
+    assert TrainingRun.objects.get(pk=run_id).status == RunStatus.RUNNING  # nobody left to say otherwise
+
+    with procs.worker(env) as second:  # the same node name: at start it takes back what its predecessor held
+        run = _wait(lambda: TrainingRun.objects.filter(pk=run_id, status=RunStatus.SUCCEEDED).first(), 300,
+                    "the resumed pretraining", second)
+        assert run.attempts == 2
+        history = [step for step, _ in run.loss_history]
+        resumed_from = history[steps_before]
+        assert resumed_from > run.steps_per_epoch  # continued after a checkpointed epoch, not from scratch
+        assert history[-1] == run.epochs * run.steps_per_epoch
+
+        first_probe = _wait(lambda: TrainingRun.objects.filter(project=project, kind=RunKind.PROBE,
+                                                               status=RunStatus.SUCCEEDED).first(), 120,
+                            "the first probe fit", second)
+        assert first_probe.metrics["labeled"] == 16
+
+        # Three submissions through the HTTP endpoints: the third queues a refit by itself.
+        for k, image_id in enumerate(ids[16:19], start=16):
+            state = client.get(reverse("api_image_annotations", args=[image_id])).json()
+            tags = [label_id[n] for n in render_scene(k, seed=9).labels]
+            saved = client.put(reverse("api_image_annotations", args=[image_id]),
+                               json.dumps({"version": state["image"]["version"], "boxes": [], "tags": tags}),
+                               content_type="application/json")
+            assert saved.status_code == 200, saved.content
+            done = client.post(reverse("api_image_submit", args=[image_id]),
+                               json.dumps({"version": saved.json()["image"]["version"]}),
+                               content_type="application/json")
+            assert done.status_code == 200, done.content
+        refit = _wait(lambda: TrainingRun.objects.filter(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
+                                                         id__gt=first_probe.id).first(), 120, "the refit", second)
+    assert refit.metrics["labeled"] == 19
+    assert ProjectModelState.objects.get(project=project).probe_run_id == refit.id
+
+    unlabeled = ids[19:]
+    trained = sum(1 for label in refit.metrics["labels"] if label["trained"])
+    assert trained >= 1
+    # Once per image and label, only from the active run: no duplicates, nothing half-swapped.
+    assert Suggestion.objects.filter(image__project=project).count() == len(unlabeled) * trained
+    answer = client.get(reverse("api_image_annotations", args=[unlabeled[0]])).json()
+    assert len(answer["suggestions"]) == trained
+    assert all(0 <= s["probability"] <= 1 for s in answer["suggestions"])
+    page = client.get(reverse("annotate", args=[project.id]), {"image": unlabeled[0]})
+    assert page.context["initial"]["suggestions"] == answer["suggestions"]
+    assert Image.objects.filter(project=project, status="submitted").count() == 19
