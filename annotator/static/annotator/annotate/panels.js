@@ -73,6 +73,7 @@ export class Panels {
     const select = this.el("queue-order");
     const options = [["sequential", "in order"], ["random", "at random"], ["uncertain", "most uncertain first"],
       ...this.store.labels.map((l) => [`label:${l.id}`, `suggested as “${l.name}”`])];
+    if (!options.some(([value]) => value === order)) options.push([order, order]); // a label since removed
     for (const [value, text] of options) select.add(new Option(text, value, false, value === order));
     // A chosen order hands the keyboard back at once: keys typed into a select belong to it.
     select.addEventListener("change", () => { select.blur(); this.act("setOrder", { order: select.value }); });
