@@ -37,8 +37,9 @@ def _probe(project) -> TrainingRun:
 
 def _suggest(run, image_id, *rows):
     """rows: (label, probability, predicted)."""
-    Suggestion.objects.bulk_create([Suggestion(run=run, image_id=image_id, label=label, probability=p, predicted=predicted)
-                                    for label, p, predicted in rows])
+    Suggestion.objects.bulk_create([
+        Suggestion(run=run, image_id=image_id, label=label, probability=p, predicted=predicted)
+        for label, p, predicted in rows])
 
 
 def _pets_with_suggestions(images=3):

@@ -6,7 +6,8 @@
 export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
   { keys: ["S"], what: "Skip this image", action: "skip" },
-  { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” (Ctrl+Z does not undo it; ⇧key removes the tag)", action: "accept" },
+  { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” "
+      + "(Ctrl+Z does not undo it; ⇧key removes the tag)", action: "accept" },
   { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent", action: "reject" },
   { keys: ["⇧A"], what: "Accept every suggested tag of this image", action: "acceptAll" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },

@@ -1,6 +1,6 @@
 // The panels around the canvas: box classes, image tags with the model's suggestions, the box
-// list, the save status, the image name, the queue order and the ? overlay. They draw the store's state and turn clicks into the same
-// actions the keyboard triggers; none of them holds state of its own.
+// list, the save status, the image name, the queue order and the ? overlay. They draw the store's
+// state and turn clicks into the same actions the keyboard triggers; none holds state of its own.
 
 import { classKey, SHORTCUTS, tagKey } from "./keys.js";
 
@@ -105,7 +105,8 @@ export class Panels {
   showDone(done, order = "sequential") {
     this.el("done-why").textContent = ["sequential", "random"].includes(order)
       ? "Every image is labeled, skipped or held by someone else."
-      : `No image is left in the order “${this.orderText(order)}”: the model suggests none, or all are taken. Choose another order above.`;
+      : `No image is left in the order “${this.orderText(order)}”: the model suggests none, or all are taken. `
+        + "Choose another order above.";
     this.el("done").hidden = !done;
     this.root.classList.toggle("is-done", done);
   }
@@ -148,7 +149,8 @@ export class Panels {
       const note = b.querySelector(".note");
       note.textContent = tagNote(state, suggestion, fromModel);
       note.classList.toggle("faint", state === "none" || (state === "tagged" && !fromModel));
-      b.title = state === "suggested" ? `Suggested by the model (${percent(suggestion.probability)}): click to ring it for A / R`
+      b.title = state === "suggested"
+        ? `Suggested by the model (${percent(suggestion.probability)}): click to ring it for A / R`
         : `Toggle the image tag “${store.labelById.get(id).name}”`;
     }
     const acceptAll = this.el("accept-all");
