@@ -130,6 +130,8 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
                 "annotations": "/api/images/{id}/annotations",
                 "submit": "/api/images/{id}/submit",
                 "skip": "/api/images/{id}/skip",
+                "suggestion": "/api/images/{id}/suggestions/{label}/{decision}",
+                "acceptAll": "/api/images/{id}/suggestions/accept-all",
                 "project": reverse("project_detail", args=[project.id]),
             },
         },

@@ -45,6 +45,17 @@ export class Api {
     return this.request("POST", this.url("skip", imageId), { version });
   }
 
+  // decision: "accept" or "reject"; the answer is the image's new state (a new version).
+  decide(imageId, labelId, decision) {
+    const url = this.url("suggestion", imageId).replace("{label}", encodeURIComponent(labelId))
+      .replace("{decision}", decision);
+    return this.request("POST", url, {});
+  }
+
+  acceptAll(imageId) {
+    return this.request("POST", this.url("acceptAll", imageId), {});
+  }
+
   async next(exclude) {
     const answer = await this.request("POST", this.urls.next, { order: this.order, exclude });
     return answer.image;

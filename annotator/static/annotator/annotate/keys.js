@@ -1,10 +1,17 @@
 // Every shortcut in one table: the keyboard handler reads it to act, the ? overlay to list it.
 // Label hotkeys come from the project: the plain key picks the box class (and relabels the
-// selected box), Shift+key toggles the label as an image tag.
+// selected box), Shift+key toggles the label as an image tag. They can never be one of the keys
+// below (annotator/services.py RESERVED_HOTKEYS).
 
 export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
   { keys: ["S"], what: "Skip this image", action: "skip" },
+  { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” "
+      + "(Ctrl+Z does not undo it; ⇧key removes the tag)", action: "accept" },
+  { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent", action: "reject" },
+  { keys: ["⇧A"], what: "Accept every suggested tag of this image", action: "acceptAll" },
+  { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
+  { keys: ["Alt+O"], what: "Choose the queue order: which image comes next", action: "order" },
   { keys: ["←", "→"], what: "Previous / next image of this session (when no box is selected)" },
   { keys: ["F"], what: "Fit the image to the screen", action: "fit" },
   { keys: ["+", "−"], what: "Zoom in / out about the pointer (the wheel too)" },
@@ -40,7 +47,7 @@ export function actionFor(e, { labels, hasSelection }) {
     if (char === "y") return { action: "redo" };
     return null;
   }
-  if (e.altKey) return null;
+  if (e.altKey) return char === "o" && !e.shiftKey ? { action: "order" } : null;
   if (e.key in ARROWS) return arrowAction(e, hasSelection);
   if (e.key === "Tab") return { action: "cycle", step: e.shiftKey ? -1 : 1 };
   const named = { Enter: "submit", Delete: "delete", Backspace: "delete", Escape: "escape", "?": "help",
@@ -48,8 +55,9 @@ export function actionFor(e, { labels, hasSelection }) {
   if (named) return { action: named };
   const label = labels.find((l) => l.hotkey && l.hotkey.toLowerCase() === char);
   if (label) return { action: e.shiftKey ? "tag" : "label", label: label.id };
-  if (e.shiftKey) return null;
-  return { f: { action: "fit" }, h: { action: "hide" }, s: { action: "skip" } }[char] || null;
+  if (e.shiftKey) return char === "a" ? { action: "acceptAll" } : null;
+  return { a: { action: "accept" }, r: { action: "reject" }, f: { action: "fit" }, h: { action: "hide" },
+    s: { action: "skip" } }[char] || null;
 }
 
 function arrowAction(e, hasSelection) {

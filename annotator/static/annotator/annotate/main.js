@@ -9,6 +9,7 @@ import { Panels } from "./panels.js";
 import { Saver } from "./saver.js";
 import { Session } from "./session.js";
 import { Store } from "./store.js";
+import { Suggester } from "./suggest.js";
 
 function readJson(id) {
   return JSON.parse(document.getElementById(id).textContent);
@@ -26,8 +27,9 @@ function start() {
   const app = { store, view, timings: [], conflict: null };
   const panels = new Panels(root, store, (action, args) => act(app, action, args));
   const saver = new Saver(store, api, { onConflict: (current) => showConflict(app, current) });
-  Object.assign(app, { api, panels, saver, session: new Session({ store, api, saver, view, panels,
-    images: new ImageCache(csrf) }) });
+  const session = new Session({ store, api, saver, view, panels, images: new ImageCache(csrf) });
+  Object.assign(app, { api, panels, saver, session, suggester: new Suggester({ store, api, saver, session }) });
+  panels.buildOrder(api.order);
 
   listenKeys(app);
   guardUnsaved(app);
@@ -49,9 +51,9 @@ async function openFirst(app, initial) {
 // ---- actions: the keyboard and the buttons both end here ------------------------------------------
 
 function act(app, action, args = {}) {
-  const { store, view, session, panels } = app;
+  const { store, view, session, panels, suggester } = app;
   // While the conflict banner is up, nothing may edit or move on until the person chooses.
-  if (app.conflict && action !== "reloadTheirs" && action !== "keepMine") return;
+  if (app.conflict && !["reloadTheirs", "keepMine", "setOrder"].includes(action)) return;
   const selected = store.selected;
   const actions = {
     submit: () => session.submit(),
@@ -68,6 +70,12 @@ function act(app, action, args = {}) {
     nudge: () => selected !== null && store.nudge(selected, args.dx, args.dy),
     label: () => { store.setActiveLabel(args.label); if (selected !== null) store.relabel(selected, args.label); },
     tag: () => store.image && store.toggleTag(args.label),
+    accept: () => suggester.decide("accept", args.label),
+    reject: () => suggester.decide("reject", args.label),
+    acceptAll: () => suggester.acceptAll(),
+    focusSuggestion: () => store.focusSuggestion(args.label),
+    order: () => panels.focusOrder(),
+    setOrder: () => setOrder(app, args.order),
     select: () => store.select(args.cid),
     cycle: () => store.selectNext(args.step),
     escape: () => (panels.helpOpen ? panels.toggleHelp(false) : store.select(null)),
@@ -114,6 +122,16 @@ async function timeSubmit(app, pressedAt) {
   if (moved && app.store.image && app.store.image.id !== from) {
     app.timings.push({ image: app.store.image.id, ms: performance.now() - pressedAt });
   }
+}
+
+// The order applies to the next image; the address keeps it for a reload. With nothing left in
+// the old order, the new one may have an image: ask at once.
+function setOrder(app, order) {
+  app.session.setOrder(order);
+  const url = new URL(window.location.href);
+  if (order === "sequential") url.searchParams.delete("order"); else url.searchParams.set("order", order);
+  window.history.replaceState(null, "", url);
+  if (!app.store.image) app.session.next();
 }
 
 // ---- conflicts and leaving ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-// The panels around the canvas: box classes, image tags, the box list, the save status, the
-// image name and the ? overlay. They draw the store's state and turn clicks into the same
-// actions the keyboard triggers; none of them holds state of its own.
+// The panels around the canvas: box classes, image tags with the model's suggestions, the box
+// list, the save status, the image name, the queue order and the ? overlay. They draw the store's
+// state and turn clicks into the same actions the keyboard triggers; none holds state of its own.
 
 import { classKey, SHORTCUTS, tagKey } from "./keys.js";
 
@@ -25,6 +25,7 @@ export class Panels {
     const s = this.store;
     s.addEventListener("label", () => this.showActiveLabel());
     s.addEventListener("tags", () => this.showTags());
+    s.addEventListener("suggestions", () => this.showTags());
     s.addEventListener("boxes", (e) => { if (!e.detail.preview) this.showBoxes(); });
     s.addEventListener("select", () => this.showSelection());
     s.addEventListener("status", () => this.showStatus());
@@ -38,15 +39,15 @@ export class Panels {
   clicked(e) {
     const button = e.target.closest("[data-action]");
     if (!button || !this.root.contains(button)) return;
-    const { action, label, cid } = button.dataset;
-    this.act(action, { label: label && Number(label), cid: cid && Number(cid) });
+    const { action, label, suggestion, cid } = button.dataset;
+    this.act(action, { label: Number(label || suggestion) || undefined, cid: cid && Number(cid) });
   }
 
   buildLabelButtons() {
     const classes = this.el("class-list"), tags = this.el("tag-list");
     for (const label of this.store.labels) {
       classes.append(labelButton(label, "label", classKey(label), "aria-pressed"));
-      tags.append(labelButton(label, "tag", tagKey(label), "aria-checked", "switch"));
+      tags.append(tagRow(label));
     }
     if (!this.store.labels.length) classes.textContent = "This project has no labels yet.";
     this.showActiveLabel();
@@ -67,6 +68,27 @@ export class Panels {
     }
   }
 
+  // The queue order select: sequential, random, most uncertain first, or suggested as one label.
+  buildOrder(order) {
+    const select = this.el("queue-order");
+    const options = [["sequential", "in order"], ["random", "at random"], ["uncertain", "most uncertain first"],
+      ...this.store.labels.map((l) => [`label:${l.id}`, `suggested as “${l.name}”`])];
+    if (!options.some(([value]) => value === order)) options.push([order, order]); // a label since removed
+    for (const [value, text] of options) select.add(new Option(text, value, false, value === order));
+    // A chosen order hands the keyboard back at once: keys typed into a select belong to it.
+    select.addEventListener("change", () => { select.blur(); this.act("setOrder", { order: select.value }); });
+  }
+
+  focusOrder() {
+    const select = this.el("queue-order");
+    select.focus();
+    try { select.showPicker(); } catch { /* not every browser opens it from a key */ }
+  }
+
+  orderText(order) {
+    return [...this.el("queue-order").options].find((o) => o.value === order)?.text || order;
+  }
+
   toggleHelp(show = this.el("help").hidden) {
     this.el("help").hidden = !show;
   }
@@ -80,7 +102,11 @@ export class Panels {
     this.root.classList.toggle("in-conflict", show);
   }
 
-  showDone(done) {
+  showDone(done, order = "sequential") {
+    this.el("done-why").textContent = ["sequential", "random"].includes(order)
+      ? "Every image is labeled, skipped or held by someone else."
+      : `No image is left in the order “${this.orderText(order)}”: the model suggests none, or all are taken. `
+        + "Choose another order above.";
     this.el("done").hidden = !done;
     this.root.classList.toggle("is-done", done);
   }
@@ -97,15 +123,40 @@ export class Panels {
     }
   }
 
+  // Each label's tag switch says whether it is a tag (marked when the model's), implied by a box,
+  // suggested (dashed, with the probability; A / R act on the ringed one) or rejected.
   showTags() {
-    const implied = this.store.impliedLabels();
-    for (const b of this.el("tag-list").querySelectorAll("button")) {
-      const id = Number(b.dataset.label);
-      const tagged = this.store.tags.has(id);
+    const store = this.store;
+    const implied = store.impliedLabels();
+    const pending = new Set(store.pendingSuggestions().map((x) => x.label));
+    const focused = store.focusedSuggestion()?.label;
+    for (const row of this.el("tag-list").querySelectorAll(".tag-row")) {
+      const id = Number(row.dataset.row);
+      const b = row.querySelector("[data-label]");
+      const tagged = store.tags.has(id);
+      const suggestion = store.suggestion(id);
+      const fromModel = tagged && store.tagSource(id) === "model";
+      const state = tagged ? "tagged" : pending.has(id) ? "suggested" : implied.has(id) ? "implied"
+        : suggestion?.decision === "rejected" ? "rejected" : "none";
       b.setAttribute("aria-checked", String(tagged || implied.has(id)));
-      b.classList.toggle("implied", implied.has(id) && !tagged);
-      b.querySelector(".note").textContent = implied.has(id) && !tagged ? "implied by a box" : "";
+      b.dataset.action = state === "suggested" ? "focusSuggestion" : "tag";
+      b.classList.toggle("implied", state === "implied");
+      b.classList.toggle("suggested", state === "suggested");
+      b.classList.toggle("rejected", state === "rejected");
+      b.classList.toggle("from-model", fromModel);
+      row.classList.toggle("focused", id === focused);
+      row.querySelector(".suggest-actions").hidden = state !== "suggested";
+      const note = b.querySelector(".note");
+      note.textContent = tagNote(state, suggestion, fromModel);
+      note.classList.toggle("faint", state === "none" || (state === "tagged" && !fromModel));
+      b.title = state === "suggested"
+        ? `Suggested by the model (${percent(suggestion.probability)}): click to ring it for A / R`
+        : `Toggle the image tag “${store.labelById.get(id).name}”`;
     }
+    const acceptAll = this.el("accept-all");
+    acceptAll.hidden = pending.size === 0;
+    acceptAll.querySelector(".n").textContent = String(pending.size);
+    this.el("suggest-hint").hidden = pending.size === 0;
   }
 
   // Rebuilt after each committed edit, never during a drag; one HTML string, parsed once, keeps
@@ -137,6 +188,44 @@ export class Panels {
     line.dataset.status = status;
     line.textContent = message || STATUS_TEXT[status] || status;
   }
+}
+
+// One row of the tag list: the tag switch, and Accept / Reject for when it is a suggested tag.
+// The two buttons carry data-suggestion, not data-label: the switch is the row's one label control.
+function tagRow(label) {
+  const row = document.createElement("div");
+  row.className = "tag-row";
+  row.dataset.row = label.id;
+  const actions = document.createElement("span");
+  actions.className = "suggest-actions";
+  actions.hidden = true;
+  for (const [action, text, key, title] of [["accept", "Accept", "A", "Accept: make it a tag"],
+    ["reject", "Reject", "R", "Reject: record the label as absent"]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = action;
+    button.dataset.action = action;
+    button.dataset.suggestion = label.id;
+    button.title = `${title} (the key acts on the ringed suggestion)`;
+    button.append(text, " ", kbd(key));
+    actions.append(button);
+  }
+  row.append(labelButton(label, "tag", tagKey(label), "aria-checked", "switch"), actions);
+  return row;
+}
+
+function tagNote(state, suggestion, fromModel) {
+  const p = suggestion ? percent(suggestion.probability) : "";
+  if (state === "suggested") return p;
+  if (state === "rejected") return `rejected · ${p}`;
+  if (state === "implied") return "implied by a box";
+  if (fromModel) return "model";
+  return p; // the model's probability, shown faintly, also for labels it does not suggest
+}
+
+function percent(probability) {
+  const p = Math.round(probability * 100);
+  return p === 0 && probability > 0 ? "<1%" : `${p}%`;
 }
 
 function labelButton(label, action, key, stateAttr, role) {

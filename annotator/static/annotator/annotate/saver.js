@@ -19,6 +19,7 @@ export class Saver {
     this.savedRevision = 0;
     this.failures = 0;
     this.paused = false; // during a conflict, until the person chooses
+    this.held = false; // while another write to this image (accept / reject) is on its way
     store.addEventListener("edit", () => this.schedule(DEBOUNCE_MS));
     store.addEventListener("image", () => this.reset());
   }
@@ -45,6 +46,7 @@ export class Saver {
   async flush() {
     clearTimeout(this.timer);
     while (this.inFlight || this.dirty) {
+      if (this.held) throw new Error("Another change to this image is still on its way; try again.");
       if (this.paused) throw new Error("This image changed elsewhere; choose which version to keep first.");
       await (this.inFlight || this.save());
     }
@@ -52,9 +54,23 @@ export class Saver {
 
   save() {
     if (this.inFlight) return this.inFlight;
-    if (!this.dirty || this.paused) return Promise.resolve();
+    if (!this.dirty || this.paused || this.held) return Promise.resolve();
     this.inFlight = this.send().finally(() => { this.inFlight = null; });
     return this.inFlight;
+  }
+
+  // Runs write(tagsOnServer) once everything is saved, with autosave held back until it is done:
+  // the write bumps the image's version, so a PUT sent meanwhile would come back as a conflict.
+  // Edits made meanwhile are saved right after, on the new version.
+  async exclusive(write) {
+    await this.flush();
+    this.held = true;
+    try {
+      return await write(new Set(this.store.tags));
+    } finally {
+      this.held = false;
+      if (this.dirty) this.schedule(0);
+    }
   }
 
   async send() {
@@ -67,6 +83,7 @@ export class Saver {
       if (store.image !== image) return; // a different image is open by now
       image.version = state.image.version;
       image.status = state.image.status;
+      store.setTagSources(state.tags);
       this.savedRevision = revision;
       this.failures = 0;
       if (this.dirty) this.schedule(0); else store.setStatus("saved");

@@ -13,6 +13,8 @@ export class Session {
     this.history = []; // image ids opened in this page, in order
     this.index = -1;
     this.upcoming = null; // {at, promise: Promise<state|null>}
+    this.passed = new Set(); // images the queue held for us that we let go of (an order change)
+    this.settled = Promise.resolve(); // until a dropped prefetch has answered
     this.busy = false;
   }
 
@@ -73,7 +75,7 @@ export class Session {
     const state = await this.takeUpcoming();
     if (state) return this.open(state, this.history.length);
     this.store.clear();
-    this.panels.showDone(true);
+    this.panels.showDone(true, this.api.order);
   }
 
   async openFromHistory(index) {
@@ -105,7 +107,22 @@ export class Session {
     this.upcoming = { at: Date.now(), promise };
   }
 
+  // A new queue order applies from the next image on. The image prefetched in the old order is
+  // held for us by the server, and the queue hands a person their held images first: it is left
+  // out from now on, or the new order would start with it.
+  setOrder(order) {
+    if (order === this.api.order) return;
+    this.api.order = order;
+    const dropped = this.upcoming;
+    this.upcoming = null;
+    this.settled = (dropped ? dropped.promise : Promise.resolve(null))
+      .then((state) => { if (state) this.passed.add(state.image.id); }, () => {})
+      .then(() => { if (this.store.image && !this.upcoming) this.prefetch(); });
+    return this.settled;
+  }
+
   async takeUpcoming() {
+    await this.settled;
     const upcoming = this.upcoming;
     this.upcoming = null;
     if (upcoming && Date.now() - upcoming.at < PREFETCH_FRESH_MS) {
@@ -121,7 +138,7 @@ export class Session {
 
   // Images this session has seen: the queue would hand back the ones we hold ourselves.
   exclude() {
-    const ids = new Set(this.history.slice(-EXCLUDE_MAX));
+    const ids = new Set([...this.passed, ...this.history].slice(-EXCLUDE_MAX));
     if (this.store.image) ids.add(this.store.image.id);
     return [...ids];
   }

@@ -9,6 +9,7 @@
 //   select  the selected box changed
 //   label   the active box class changed
 //   hidden  boxes were hidden or shown
+//   suggestions  the model's suggestions, their focus, or the sources of tags changed
 //   edit    a committed edit: the saver persists it
 //   status  save status changed ({status, message})
 
@@ -25,6 +26,9 @@ export class Store extends EventTarget {
     this.image = null;
     this.boxes = [];
     this.tags = new Set();
+    this.tagSources = new Map(); // label id -> "human" | "model", as the server last said
+    this.suggestions = []; // the current probe's view of this image, likeliest first (docs/annotate-api.md)
+    this.suggestFocus = null; // the label A and R act on; null: the first pending one
     this.selected = null;
     this.hidden = false;
     this.revision = 0; // bumped on every committed edit; the saver compares it with what it sent
@@ -46,6 +50,9 @@ export class Store extends EventTarget {
     this.image = { ...state.image };
     this.boxes = state.boxes.map((b) => this.makeBox(b));
     this.tags = new Set(state.tags.map((t) => t.label));
+    this.tagSources = sourcesOf(state.tags);
+    this.suggestions = state.suggestions || [];
+    this.suggestFocus = null;
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
@@ -55,6 +62,7 @@ export class Store extends EventTarget {
     this.emit("image");
     this.emit("boxes");
     this.emit("tags");
+    this.emit("suggestions");
     this.emit("select");
   }
 
@@ -63,6 +71,9 @@ export class Store extends EventTarget {
     this.image = null;
     this.boxes = [];
     this.tags = new Set();
+    this.tagSources = new Map();
+    this.suggestions = [];
+    this.suggestFocus = null;
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
@@ -70,6 +81,7 @@ export class Store extends EventTarget {
     this.emit("image");
     this.emit("boxes");
     this.emit("tags");
+    this.emit("suggestions");
   }
 
   makeBox({ label, x, y, w, h, source = "human" }) {
@@ -91,6 +103,60 @@ export class Store extends EventTarget {
   // Labels present because a box has them: the image-level label set includes them anyway.
   impliedLabels() {
     return new Set(this.boxes.map((b) => b.label));
+  }
+
+  // ---- suggestions: the model's tags, shown apart until a person accepts them -------------------
+
+  // Suggested tags nobody has decided on, likeliest first; a label already tagged is not offered.
+  pendingSuggestions() {
+    return this.suggestions.filter((s) => s.predicted && !s.decision && !this.tags.has(s.label));
+  }
+
+  suggestion(label) {
+    return this.suggestions.find((s) => s.label === label) || null;
+  }
+
+  // The suggestion A and R act on: the one clicked last while it is pending, else the likeliest.
+  focusedSuggestion() {
+    const pending = this.pendingSuggestions();
+    return pending.find((s) => s.label === this.suggestFocus) || pending[0] || null;
+  }
+
+  focusSuggestion(label) {
+    if (label === this.suggestFocus) return;
+    this.suggestFocus = label;
+    this.emit("suggestions");
+  }
+
+  tagSource(label) {
+    return this.tagSources.get(label) || "human";
+  }
+
+  // A PUT's answer: which stored tags came from the model.
+  setTagSources(tags) {
+    this.tagSources = sourcesOf(tags);
+    this.emit("suggestions");
+  }
+
+  // The server's answer to accept / reject: a new version, maybe new tags, new decisions. Tags the
+  // server added since ``tagsBefore`` (what it had before the call) join the local ones. Deciding is
+  // not an undo step, and undoing an earlier edit must not drop an accepted tag, so the history
+  // gets the added tags too. Nothing is left to save because of it: the server has it already.
+  takeDecision(state, tagsBefore) {
+    this.image.version = state.image.version;
+    this.image.status = state.image.status;
+    const added = state.tags.map((t) => t.label).filter((label) => !tagsBefore.has(label));
+    if (added.length) {
+      const withAdded = (tags) => new Set([...tags, ...added]);
+      this.tags = withAdded(this.tags);
+      for (const stack of [this.undoStack, this.redoStack]) {
+        stack.forEach((snap, i) => { stack[i] = { ...snap, tags: withAdded(snap.tags) }; });
+      }
+    }
+    this.tagSources = sourcesOf(state.tags);
+    this.suggestions = state.suggestions || [];
+    this.emit("tags");
+    this.emit("suggestions");
   }
 
   // ---- edits: each one is undoable and emits "edit" --------------------------------------------
@@ -245,4 +311,8 @@ export class Store extends EventTarget {
   clip(rect) {
     return clipRect(rect, this.image.width, this.image.height);
   }
+}
+
+function sourcesOf(tags) {
+  return new Map(tags.map((t) => [t.label, t.source || "human"]));
 }
