@@ -106,7 +106,7 @@ def _lock_expiry():
 
 
 def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequential",
-               exclude: Iterable[int] = ()) -> Image | None:
+               exclude: Iterable[int] = (), release: Iterable[int] = ()) -> Image | None:
     """Hand ``user`` the next image nobody else holds, and hold it for them.
 
     First the user's own held images (a reload resumes where they were), then unlabeled images and
@@ -119,6 +119,10 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
     now = timezone.now()
     images = Image.objects.filter(project=project).exclude(pk__in=exclude)
     with transaction.atomic():
+        # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
+        Image.objects.filter(project=project, pk__in=list(release), locked_by=user,
+                             status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED, locked_by=None,
+                                                                    locked_until=None)
         image = _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
         if image is None:
             free = images.filter(Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS,

@@ -125,10 +125,12 @@ def image_skip(request: HttpRequest, image_id: int) -> JsonResponse:
 def queue_next(request: HttpRequest, project_id: int) -> JsonResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
     body = parse_body(request)
-    exclude = body.get("exclude", [])
-    if not isinstance(exclude, list) or len(exclude) > 1000:
-        raise BadRequest("“exclude” must be a list of at most 1000 image ids.")
+    exclude, release = body.get("exclude", []), body.get("release", [])
+    for name, value in (("exclude", exclude), ("release", release)):
+        if not isinstance(value, list) or len(value) > 1000:
+            raise BadRequest(f"“{name}” must be a list of at most 1000 image ids.")
     image = annotations.queue_next(project=project, user=request.user, order=str(body.get("order", "sequential")),
-                                   exclude=[_int(i, "exclude") for i in exclude])
+                                   exclude=[_int(i, "exclude") for i in exclude],
+                                   release=[_int(i, "release") for i in release])
     return JsonResponse({"image": selectors.annotation_state(image=image) if image else None})
 

@@ -185,3 +185,26 @@ def test_the_annotate_page_opens_the_next_image_or_the_one_asked_for(client, tea
     page = c.get(reverse("annotate", args=[team["project"].id]), {"image": team["ids"][3]})
     assert page.context["initial"]["image"]["id"] == team["ids"][3]
     assert _client(client, team["rev"]).get(reverse("annotate", args=[team["project"].id])).status_code == 403
+
+
+def test_released_holds_go_back_to_the_queue(client, team):
+    project, ids = team["project"], team["ids"]
+    annie = _client(client, team["annie"])
+    held = _post(annie, "api_queue_next", project.id, {}).json()["image"]["image"]["id"]
+    got = _post(annie, "api_queue_next", project.id, {"exclude": [held], "release": [held]}).json()["image"]
+    assert got["image"]["id"] == ids[1]
+    released = Image.objects.get(pk=held)
+    assert (released.status, released.locked_by) == ("unlabeled", None)
+    owner = _client(client, team["owner"])
+    assert _post(owner, "api_queue_next", project.id, {}).json()["image"]["image"]["id"] == held
+    bad = _post(owner, "api_queue_next", project.id, {"release": "all"})
+    assert bad.status_code == 400 and "“release” must be a list" in bad.json()["error"]
+
+
+def test_a_kept_tag_keeps_its_model_source_through_a_save(client, team):
+    image = Image.objects.get(pk=team["ids"][0])
+    ImageTag.objects.create(image=image, label=team["dog"], source="model")
+    c = _client(client, team["annie"])
+    state = _put(c, image.id, {"version": 1, "tags": [team["dog"].id, team["cat"].id], "boxes": []}).json()
+    assert sorted((t["label"], t["source"]) for t in state["tags"]) == sorted(
+        [(team["dog"].id, "model"), (team["cat"].id, "human")])

@@ -56,8 +56,9 @@ export class Api {
     return this.request("POST", this.url("acceptAll", imageId), {});
   }
 
-  async next(exclude) {
-    const answer = await this.request("POST", this.urls.next, { order: this.order, exclude });
+  // release: images the queue holds for us that we let go of (so others may have them now).
+  async next(exclude, release = []) {
+    const answer = await this.request("POST", this.urls.next, { order: this.order, exclude, release });
     return answer.image;
   }
 

@@ -13,7 +13,7 @@ export class Session {
     this.history = []; // image ids opened in this page, in order
     this.index = -1;
     this.upcoming = null; // {at, promise: Promise<state|null>}
-    this.passed = new Set(); // images the queue held for us that we let go of (an order change)
+    this.released = new Set(); // images the queue held for us that we let go of (an order change)
     this.settled = Promise.resolve(); // until a dropped prefetch has answered
     this.busy = false;
   }
@@ -99,7 +99,9 @@ export class Session {
 
   prefetch() {
     if (this.upcoming && Date.now() - this.upcoming.at < PREFETCH_FRESH_MS) return;
-    const promise = this.api.next(this.exclude()).then(async (state) => {
+    const release = [...this.released];
+    const promise = this.api.next(this.exclude(), release).then(async (state) => {
+      release.forEach((id) => this.released.delete(id));
       if (state) await this.images.load(state.image.url);
       return state;
     });
@@ -108,15 +110,15 @@ export class Session {
   }
 
   // A new queue order applies from the next image on. The image prefetched in the old order is
-  // held for us by the server, and the queue hands a person their held images first: it is left
-  // out from now on, or the new order would start with it.
+  // held for us by the server, and the queue hands a person their held images first: the next
+  // request releases it, so the new order does not start with it and others may have it.
   setOrder(order) {
     if (order === this.api.order) return;
     this.api.order = order;
     const dropped = this.upcoming;
     this.upcoming = null;
     this.settled = (dropped ? dropped.promise : Promise.resolve(null))
-      .then((state) => { if (state) this.passed.add(state.image.id); }, () => {})
+      .then((state) => { if (state) this.released.add(state.image.id); }, () => {})
       .then(() => { if (this.store.image && !this.upcoming) this.prefetch(); });
     return this.settled;
   }
@@ -133,12 +135,15 @@ export class Session {
         // the prefetch failed: ask again
       }
     }
-    return this.api.next(this.exclude());
+    const release = [...this.released];
+    const state = await this.api.next(this.exclude(), release);
+    release.forEach((id) => this.released.delete(id));
+    return state;
   }
 
   // Images this session has seen: the queue would hand back the ones we hold ourselves.
   exclude() {
-    const ids = new Set([...this.passed, ...this.history].slice(-EXCLUDE_MAX));
+    const ids = new Set([...this.history].slice(-EXCLUDE_MAX));
     if (this.store.image) ids.add(this.store.image.id);
     return [...ids];
   }
