@@ -74,6 +74,8 @@ def main() -> None:
     EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=64, count=len(ids), dim=512)
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, submissions_since_fit=0)
 
+    import labeling.ml.active, labeling.ml.embed, labeling.ml.probe  # noqa: E401,F401  a warm worker has these loaded
+
     pending = list(Image.objects.filter(project=project, status="unlabeled").order_by("id")[: args.k])
     for image in pending[:-1]:
         image_submit(image=image, user=user, version=image.version)

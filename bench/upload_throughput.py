@@ -10,16 +10,13 @@ Uses a fresh embedded SQLite database under a temporary folder (or DATABASE_URL 
 from __future__ import annotations
 
 import argparse
-import http.cookiejar
 import io
 import json
 import os
-import re
 import secrets
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +44,7 @@ def main() -> None:
     from annotator.demo.scenes import generate
     from annotator.models import Image
     from annotator.services import project_create
+    from bench._http import Session
     from bench._util import write_result
     from tests import procs
 
@@ -65,12 +63,11 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL"):
         env.pop("DATABASE_URL")  # the embedded default, under the same TWINLABEL_VAR_DIR
     with procs.web(env) as (_, url):
-        opener = _logged_in(url, user.username, password)
-        csrf = next(c.value for c in opener.cookie_jar if c.name == "csrftoken")
+        session = Session(url, user.username, password)
         start = time.perf_counter()
         imported = 0
         for first in range(0, len(files), args.batch):
-            imported += _upload(opener, f"{url}/projects/{project.id}/upload", csrf, files[first: first + args.batch])
+            imported += _upload(session, f"/projects/{project.id}/upload", files[first: first + args.batch])
         seconds = time.perf_counter() - start
     assert imported == args.images == Image.objects.filter(project=project).count()
     rate = imported / seconds
@@ -82,28 +79,15 @@ def main() -> None:
         "speedup_vs_label_studio": round(rate / 51.4, 2)})
 
 
-def _logged_in(url: str, username: str, password: str):
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    opener.cookie_jar = jar
-    page = opener.open(f"{url}/accounts/login/").read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    body = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
-    opener.open(f"{url}/accounts/login/", body.encode()).read()
-    return opener
-
-
-def _upload(opener, url: str, csrf: str, files: list[tuple[str, bytes]]) -> int:
+def _upload(session: Session, path: str, files: list[tuple[str, bytes]]) -> int:
     boundary = secrets.token_hex(16)
     parts = []
     for name, data in files:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
                      f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url, data=body, headers={
-        "Content-Type": f"multipart/form-data; boundary={boundary}", "X-CSRFToken": csrf})
-    report = json.loads(opener.open(request).read())
-    return len(report["imported"])
+    _, raw = session.request("POST", path, body, f"multipart/form-data; boundary={boundary}")
+    return len(json.loads(raw)["imported"])
 
 
 if __name__ == "__main__":

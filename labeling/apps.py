@@ -7,12 +7,21 @@ class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from celery.signals import worker_ready
+        from celery.signals import worker_process_init, worker_ready
 
         worker_ready.connect(_resume_orphans, weak=False, dispatch_uid="labeling.resume_orphans")
+        worker_process_init.connect(_warm_up, weak=False, dispatch_uid="labeling.warm_up")
 
 
 def _resume_orphans(sender, **kwargs) -> None:
     from labeling.pipeline import resume_orphans
 
     resume_orphans(sender.hostname)
+
+
+def _warm_up(**kwargs) -> None:
+    # Import torch and the model code when a worker process starts, not inside the first task:
+    # the first refit after a submission then takes seconds, not seconds plus torch's import.
+    import labeling.ml.active  # noqa: F401
+    import labeling.ml.embed  # noqa: F401
+    import labeling.ml.probe  # noqa: F401
