@@ -161,7 +161,8 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     from labeling.services import pretrain_defaults
 
     c = {**pretrain_defaults(), **run.config}
-    config = PretrainConfig(model=ModelConfig(resolution=c["resolution"], projector=tuple(c["projector"])),
+    model = ModelConfig(resolution=c["resolution"], small_stem=c["small_stem"], projector=tuple(c["projector"]))
+    config = PretrainConfig(model=model,
                             epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
                             warmup_epochs=c["warmup_epochs"], seed=c["seed"])
     cache, ids = fill_cache(run.project_id, c["resolution"])

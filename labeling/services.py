@@ -26,7 +26,7 @@ PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (
 def pretrain_defaults() -> dict:
     return {"resolution": settings.PRETRAIN_RESOLUTION, "epochs": settings.PRETRAIN_EPOCHS,
             "batch_size": settings.PRETRAIN_BATCH_SIZE, "lr_weights": 0.2, "warmup_epochs": 1, "seed": 0,
-            "projector": list(settings.PRETRAIN_PROJECTOR)}
+            "projector": list(settings.PRETRAIN_PROJECTOR), "small_stem": None}
 
 
 def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None) -> TrainingRun:
@@ -108,13 +108,15 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
 
 
 def _check_config(config: dict) -> None:
-    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector"}
+    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem"}
     if unknown:
         raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}.")
     for key, (low, high) in PRETRAIN_LIMITS.items():
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValidationError(f"“{key}” must be a number from {low} to {high}.")
+    if config["small_stem"] not in (None, True, False):
+        raise ValidationError("“small_stem” must be true, false or null (automatic: small images get the small stem).")
     projector = config["projector"]
     if (not isinstance(projector, list) or not 1 <= len(projector) <= 4
             or not all(isinstance(d, int) and 16 <= d <= 16384 for d in projector)):

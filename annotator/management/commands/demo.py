@@ -20,7 +20,10 @@ from annotator.sources import ImageSource
 from labeling.services import pretrain_start
 
 DEMO_NAME = "Demo: shapes"
-DEMO_PRETRAIN = {"resolution": 32, "epochs": 25, "batch_size": 64, "projector": [512, 512, 512], "warmup_epochs": 2}
+# The standard stem at 32 px is ~8× cheaper than the small one: 25 epochs of 300 images take
+# about half a minute on 2 cores (bench/results/probe_quality_cpu_r32/NOTES.md).
+DEMO_PRETRAIN = {"resolution": 32, "epochs": 25, "batch_size": 64, "projector": [512, 512, 512], "warmup_epochs": 2,
+                 "small_stem": False}
 
 
 class Command(BaseCommand):
