@@ -61,3 +61,26 @@ def _git_commit() -> str:
                               cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def django_setup(**env: str) -> Path:
+    """Django for a benchmark: a fresh embedded database and media folder under a new temporary
+    directory (the database in DATABASE_URL when that is set), migrated. ``env`` sets more
+    variables before the settings load. Returns the temporary directory."""
+    import sys
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
+    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
+    os.environ["MEDIA_ROOT"] = str(work / "media")
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    os.environ.update(env)
+    sys.path.insert(0, str(RESULTS.parent.parent))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return work

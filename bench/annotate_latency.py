@@ -27,7 +27,6 @@ import random
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,25 +41,18 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=200)
     parser.add_argument("--only", choices=["latency", "heavy"])
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
-    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
-    os.environ["MEDIA_ROOT"] = str(work / "media")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM setup beside Playwright's loop
     sys.path.insert(0, str(ROOT))
-    import django
+    from bench._util import django_setup
 
-    django.setup()
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM setup beside Playwright's loop
+    django_setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from playwright.sync_api import sync_playwright
 
     from annotator.services import project_create
     from tests import procs
 
-    call_command("migrate", verbosity=0)
     password = secrets.token_urlsafe(12)
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password=password)
     latency_project = heavy = None

@@ -17,7 +17,6 @@ import random
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,27 +28,19 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=60)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
-    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
-    os.environ["MEDIA_ROOT"] = str(work / "media")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import django
+    from bench._util import django_setup, write_result
 
-    django.setup()
+    django_setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
 
     from annotator.models import Image
     from annotator.services import project_create
     from bench._http import Session
-    from bench._util import write_result
     from tests import procs
     from tests.factories import add_images
 
-    call_command("migrate", verbosity=0)
     password = secrets.token_urlsafe(12)
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password=password)
     project = project_create(name=f"bench-api-{time.time_ns()}", user=user, labels=["cat", "dog"])

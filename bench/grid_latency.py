@@ -10,10 +10,8 @@ The target is flat: the figure at 100k within 2× of the figure at 10k.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,24 +21,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
-    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
-    os.environ["ALLOWED_HOSTS"] = "testserver"
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import django
+    from bench._util import django_setup, write_result
 
-    django.setup()
+    django_setup(ALLOWED_HOSTS="testserver")
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
     from annotator.services import project_create
-    from bench._util import write_result
 
-    call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password="x")
     project = project_create(name=f"bench-grid-{time.time_ns()}", user=user, labels=["a", "b"])
     client = Client()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,15 +22,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
-    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
-    os.environ["MEDIA_ROOT"] = str(work / "media")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import django
+    from bench._util import django_setup, write_result
 
-    django.setup()
+    work = django_setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
@@ -40,7 +33,6 @@ def main() -> None:
     from annotator.demo.scenes import generate
     from annotator.models import Image
     from annotator.services import project_create
-    from bench._util import write_result
 
     folder = work / "pngs"
     folder.mkdir()
@@ -49,7 +41,6 @@ def main() -> None:
         scene.image.save(buffer, "PNG")
         (folder / f"scene-{scene.index:05d}.png").write_bytes(buffer.getvalue())
 
-    call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="bench")
     project = project_create(name=f"bench-import-{time.time_ns()}", user=user)
     start = time.perf_counter()

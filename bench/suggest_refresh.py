@@ -14,9 +14,7 @@ A fresh SQLite database under a temporary folder, or the database in DATABASE_UR
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,19 +25,12 @@ def main() -> None:
     parser.add_argument("--labeled", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
-    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ["MODEL_DIR"] = str(work / "models")
-    os.environ["PROBE_REFIT_EVERY"] = str(args.k)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import django
+    from bench._util import django_setup, write_result
 
-    django.setup()
+    django_setup(PROBE_REFIT_EVERY=str(args.k))
     import numpy as np
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
@@ -48,13 +39,11 @@ def main() -> None:
     from annotator.demo.scenes import LABELS
     from annotator.models import Image, ImageTag
     from annotator.services import project_create
-    from bench._util import write_result
     from labeling.ml import save_embeddings
     from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
     from labeling.pipeline import run_dir
 
     app.conf.task_always_eager = True
-    call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}")
     project = project_create(name=f"bench-refresh-{time.time_ns()}", user=user, labels=LABELS)
     rng = np.random.default_rng(0)

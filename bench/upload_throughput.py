@@ -15,9 +15,10 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bench._http import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,27 +29,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--size", type=int, default=128)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="twinlabel-bench-"))
-    os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
-    os.environ["MEDIA_ROOT"] = str(work / "media")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     sys.path.insert(0, str(ROOT))
-    import django
+    from bench._util import django_setup, write_result
 
-    django.setup()
+    django_setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
 
     from annotator.demo.scenes import generate
     from annotator.models import Image
     from annotator.services import project_create
-    from bench._http import Session
-    from bench._util import write_result
     from tests import procs
 
-    call_command("migrate", verbosity=0)
     password = secrets.token_urlsafe(12)
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password=password)
     project = project_create(name=f"bench-upload-{time.time_ns()}", user=user)

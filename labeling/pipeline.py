@@ -296,7 +296,7 @@ def project_features(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
     pretraining are embedded now (a few at a time is cheap on the CPU) and added to the set."""
     import torch
 
-    from labeling.ml import ModelConfig, embed_ids, load_backbone, load_checkpoint, load_embeddings, save_embeddings
+    from labeling.ml import embed_ids, load_backbone, load_checkpoint, load_embeddings, save_embeddings
 
     embedding_set = EmbeddingSet.objects.filter(run_id=run.backbone_run_id).order_by("-id").first()
     if embedding_set is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from labeling.ml.augment import Apply, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
