@@ -102,22 +102,23 @@ def image_annotations(request: HttpRequest, image_id: int) -> JsonResponse:
     return JsonResponse(selectors.annotation_state(image=image))
 
 
+def _finish(request: HttpRequest, image_id: int, service) -> JsonResponse:
+    image = image_for(request, image_id, write=True)
+    service(image=image, user=request.user, version=_int(parse_body(request).get("version"), "version"))
+    image.refresh_from_db()
+    return JsonResponse(selectors.annotation_state(image=image))
+
+
 @require_POST
 @json_endpoint
 def image_submit(request: HttpRequest, image_id: int) -> JsonResponse:
-    image = image_for(request, image_id, write=True)
-    annotations.image_submit(image=image, user=request.user, version=_int(parse_body(request).get("version"), "version"))
-    image.refresh_from_db()
-    return JsonResponse(selectors.annotation_state(image=image))
+    return _finish(request, image_id, annotations.image_submit)
 
 
 @require_POST
 @json_endpoint
 def image_skip(request: HttpRequest, image_id: int) -> JsonResponse:
-    image = image_for(request, image_id, write=True)
-    annotations.image_skip(image=image, user=request.user, version=_int(parse_body(request).get("version"), "version"))
-    image.refresh_from_db()
-    return JsonResponse(selectors.annotation_state(image=image))
+    return _finish(request, image_id, annotations.image_skip)
 
 
 @require_POST
