@@ -35,7 +35,7 @@ def main() -> None:
     model = ModelConfig(resolution=args.resolution, small_stem=STEMS[args.stem],
                         projector=tuple(int(d) for d in args.projector.split("-")))
     config = PretrainConfig(model=model, epochs=args.epochs, batch_size=args.batch, warmup_epochs=args.warmup_epochs,
-                            lr_weights=args.lr_weights, seed=SEED)
+                            lr_weights=args.lr_weights, seed=SEED, crop_scale=(args.crop_min, 1.0))
     most = max(args.sizes)
     labeled = scenes(0, most, args.resolution, 256)
     test = scenes(most, args.test, args.resolution, 256)
@@ -59,7 +59,7 @@ def main() -> None:
         print(f"{n:>4} labeled: mAP BT {curve['barlow_twins'][n]:.3f}  random {curve['random'][n]:.3f}  "
               f"suggestions precision {quality[n]['micro_precision']:.3f} recall {quality[n]['micro_recall']:.3f}")
     print(f"chance {chance:.3f}; pretraining {seconds:.0f} s on {args.device}")
-    write_result(f"label_efficiency_{'gpu' if args.device.startswith('cuda') else 'cpu'}", {
+    write_result(args.name or f"label_efficiency_{'gpu' if args.device.startswith('cuda') else 'cpu'}", {
         "chance_map": chance, "map": {k: {str(n): v for n, v in c.items()} for k, c in curve.items()},
         "suggestions_at_thresholds": {str(n): q for n, q in quality.items()},
         "pretrain_seconds": round(seconds, 1), "pretrain_config": config.to_dict(),
@@ -86,6 +86,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--stem", choices=sorted(STEMS))
     p.add_argument("--lr-weights", type=float)
     p.add_argument("--projector")
+    p.add_argument("--crop-min", type=float, default=0.2, help="lowest crop area of the two views")
+    p.add_argument("--name", help="results file name")
     args = p.parse_args()
     for key, value in PRESETS["gpu" if args.device.startswith("cuda") else "cpu"].items():
         if hasattr(args, key) and getattr(args, key) is None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from labeling.ml.augment import Apply, apply_params, two_views
+from labeling.ml.augment import VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
 
@@ -36,6 +36,14 @@ class PretrainConfig:
     weight_decay: float = 1e-6
     warmup_epochs: int = 10
     seed: int = 0
+    # The random-resized-crop's area range, as the reference (0.08-1 there, 0.2-1 here by the
+    # issue). Scene-like images with a few objects may want a higher floor, so both views still
+    # show the same objects.
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+
+    def views(self) -> tuple[ViewConfig, ViewConfig]:
+        return (dataclasses.replace(VIEW1, scale=tuple(self.crop_scale)),
+                dataclasses.replace(VIEW2, scale=tuple(self.crop_scale)))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -44,7 +52,8 @@ class PretrainConfig:
     def from_dict(cls, d: dict) -> "PretrainConfig":
         model = dict(d["model"])
         model["projector"] = tuple(model["projector"])
-        return cls(**{**d, "model": ModelConfig(**model)})
+        extra = {"crop_scale": tuple(d["crop_scale"])} if "crop_scale" in d else {}
+        return cls(**{**d, **extra, "model": ModelConfig(**model)})
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,7 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
         global_step = state.epoch * steps_per_epoch + i
         _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size)
         batch = _gather(data, order[i * batch_size:(i + 1) * batch_size], device)
-        y1, y2 = two_views(batch, aug_gen, apply=apply)  # (B, 3, R, R) each, on the device
+        y1, y2 = two_views(batch, aug_gen, configs=config.views(), apply=apply)  # (B, 3, R, R) each, on the device
         loss = step_fn(y1, y2)
         losses.append(loss.detach())
         if runtime.on_progress is not None and ((i + 1) % runtime.log_every == 0 or i + 1 == steps_per_epoch):
