@@ -164,7 +164,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     model = ModelConfig(resolution=c["resolution"], small_stem=c["small_stem"], projector=tuple(c["projector"]))
     config = PretrainConfig(model=model,
                             epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
-                            warmup_epochs=c["warmup_epochs"], seed=c["seed"])
+                            warmup_epochs=c["warmup_epochs"], seed=c["seed"], crop_scale=(c["crop_min"], 1.0))
     cache, ids = fill_cache(run.project_id, c["resolution"])
     if len(ids) < 2:
         finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")

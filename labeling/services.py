@@ -20,12 +20,14 @@ from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKi
 
 # What a pretraining run may be configured with, and the bounds a request must stay within.
 PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (8, 8192),
-                   "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1)}
+                   "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1),
+                   "crop_min": (0.05, 1.0)}
 
 
 def pretrain_defaults() -> dict:
     return {"resolution": settings.PRETRAIN_RESOLUTION, "epochs": settings.PRETRAIN_EPOCHS,
             "batch_size": settings.PRETRAIN_BATCH_SIZE, "lr_weights": 0.2, "warmup_epochs": 1, "seed": 0,
+            "crop_min": 0.2,
             "projector": list(settings.PRETRAIN_PROJECTOR), "small_stem": None}
 
 

@@ -57,6 +57,10 @@ def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.device == "cpu" and run.attempts == 1 and run.epoch == 2 and run.loss_history
+    from labeling.ml import load_checkpoint
+
+    trained_with, _ = load_checkpoint(pipeline.run_dir(run.id) / "checkpoint.pt")
+    assert trained_with.crop_scale == (0.2, 1.0) and trained_with.model.resolution == 16
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
     assert probe.status == RunStatus.SUCCEEDED, probe.error
     assert probe.metrics["labeled"] == 20 and "cv" in probe.metrics
@@ -145,6 +149,8 @@ def test_a_pretraining_is_refused_while_another_is_active(project):
         services.pretrain_start(project=project, config=TINY)
     with pytest.raises(Exception, match="“epochs” must be a number"):
         services.pretrain_start(project=project, config={**TINY, "epochs": 0})
+    with pytest.raises(Exception, match="“crop_min” must be a number from 0.05 to 1.0"):
+        services.pretrain_start(project=project, config={**TINY, "crop_min": 0})
 
 
 def _png(index: int) -> bytes:
