@@ -105,7 +105,19 @@ class Source(models.TextChoices):
     MODEL = "model", "Model (accepted suggestion)"
 
 
-class Box(models.Model):
+class Authored(models.Model):
+    """Who made an annotation, and whether a person drew it or accepted it from the model."""
+
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class Box(Authored):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="boxes")
     # PROTECT: deleting a label must never silently delete people's work.
     label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="boxes")
@@ -113,10 +125,6 @@ class Box(models.Model):
     y = models.FloatField()
     w = models.FloatField()
     h = models.FloatField()
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
@@ -130,13 +138,9 @@ class Box(models.Model):
         return f"{self.label_id} @ ({self.x:.0f},{self.y:.0f},{self.w:.0f},{self.h:.0f})"
 
 
-class ImageTag(models.Model):
+class ImageTag(Authored):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
     label = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="tags")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
