@@ -1,19 +1,21 @@
 """Does Barlow Twins pretraining help the probe? mAP of the linear probe on the demo scenes.
 
-An unlabeled pool, 200 labeled images and a held-out test set are drawn from the demo scene
-generator (known labels). The same probe (labeling.ml.probe) is fitted on the 200 labeled
-images' features from three backbones with the same architecture:
+An unlabeled pool, 100 and 200 labeled images (``--labeled``; the smaller sets are the first
+rows of the largest) and a held-out test set are drawn from the demo scene generator (known
+labels). The same probe (labeling.ml.probe) is fitted on the labeled images' features from
+three backbones with the same architecture:
 
 - ``barlow_twins``: pretrained with labeling.ml.train on pool + labeled images (no labels);
 - ``random``: the same network at its random initialisation (the floor);
-- ``supervised``: trained from scratch on the 200 labeled images with BCE (its own head's
-  test mAP is reported too), for a stated budget.
+- ``supervised``: trained from scratch on the same labeled images with BCE (its own head's
+  test mAP is reported too), for a stated budget, once per labeled-set size.
 
 The defaults depend on the device: a full-size run on a GPU, a ~10-minute run on a 2-core
 CPU (see PRESETS). Every flag overrides its preset.
 
-    python -m bench.probe_quality                      # GPU preset: 20k pool, 64 px, small stem, 100 epochs
+    python -m bench.probe_quality                      # GPU preset: 10k pool, 64 px, small stem, 60 epochs
     python -m bench.probe_quality --device cpu         # CPU preset (what bench/results/*_cpu_* hold)
+    python -m bench.probe_quality --crop-min 0.5       # a higher crop floor for both views
 
 The chance level is printed too: it is the mean label frequency of the test split (the
 expected AP of scores that carry no information), about 0.33 on these scenes.
@@ -22,8 +24,10 @@ expected AP of scores that carry no information), about 0.33 on these scenes.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import time
-from dataclasses import asdict
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -31,7 +35,7 @@ import torch.nn.functional as F
 
 from annotator.demo.scenes import LABELS, render_scene
 from bench._util import write_result
-from labeling.ml.augment import VIEW1, augment, to_float
+from labeling.ml.augment import VIEW1, augment, normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
@@ -42,8 +46,7 @@ from labeling.ml.train import PretrainConfig, Runtime, build_model, pretrain
 SEED = 0
 
 
-def scenes(start: int, n: int, resolution: int, source: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, R, R, 3) uint8 images and (n, L) bool labels of scenes start .. start+n-1."""
+def _render(start: int, n: int, resolution: int, source: int) -> tuple[np.ndarray, np.ndarray]:
     images = np.empty((n, resolution, resolution, 3), np.uint8)
     labels = np.zeros((n, len(LABELS)), bool)
     for k in range(n):
@@ -51,6 +54,23 @@ def scenes(start: int, n: int, resolution: int, source: int) -> tuple[np.ndarray
         images[k] = decode_square(scene.image, resolution)  # as the cache stores them
         labels[k] = [name in scene.labels for name in LABELS]
     return images, labels
+
+
+def scenes(start: int, n: int, resolution: int, source: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, R, R, 3) uint8 images and (n, L) bool labels of scenes start .. start+n-1.
+
+    Rendered on every core (scene i is the same whoever renders it). Forked workers: call this
+    before the parent starts CUDA work.
+    """
+    workers = os.cpu_count() or 1
+    if n < 512 or workers == 1:
+        return _render(start, n, resolution, source)
+    chunk = -(-n // (4 * workers))
+    starts = range(start, start + n, chunk)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(_render, starts, [min(chunk, start + n - s) for s in starts],
+                              [resolution] * len(starts), [source] * len(starts)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def probe_map(backbone: torch.nn.Module, train: tuple, test: tuple, device: str) -> dict:
@@ -93,7 +113,8 @@ def train_supervised(config: ModelConfig, train: tuple, epochs: int, batch: int,
 
 # Defaults per device; any flag given on the command line wins.
 PRESETS = {
-    "gpu": dict(pool=20000, test=2000, resolution=64, stem="auto", epochs=100, warmup_epochs=10, batch=256,
+    # Sized for about a minute of pretraining on one H100/H200 (a lent machine's time is short).
+    "gpu": dict(pool=10000, test=2000, resolution=64, stem="auto", epochs=60, warmup_epochs=6, batch=256,
                 lr_weights=0.2, projector="2048-2048-2048", sup_epochs=200),
     # Sized for ~10 minutes of BT pretraining on 2 CPU cores.
     "cpu": dict(pool=1500, test=500, resolution=32, stem="standard", epochs=24, warmup_epochs=2, batch=128,
@@ -106,7 +127,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--pool", type=int, help="unlabeled images")
-    p.add_argument("--labeled", type=int, default=200)
+    p.add_argument("--labeled", type=int, nargs="+", default=[100, 200], help="labeled-set sizes")
     p.add_argument("--test", type=int)
     p.add_argument("--resolution", type=int)
     p.add_argument("--source", type=int, default=256, help="size the scenes are rendered at")
@@ -118,6 +139,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--projector")
     p.add_argument("--sup-epochs", type=int)
     p.add_argument("--sup-lr", type=float, default=2e-3)
+    p.add_argument("--crop-min", type=float, default=0.2, help="lowest crop area of the two views (paper: 0.2)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the pretraining step and augmentations")
     p.add_argument("--name", help="results file name (default: from the device and settings)")
     args = p.parse_args()
     preset = PRESETS["gpu" if args.device.startswith("cuda") else "cpu"]
@@ -137,70 +160,90 @@ def main() -> None:
     model = ModelConfig(resolution=args.resolution, small_stem=STEMS[args.stem],
                         projector=tuple(int(d) for d in args.projector.split("-")))
     config = PretrainConfig(model=model, epochs=args.epochs, batch_size=args.batch, warmup_epochs=args.warmup_epochs,
-                            lr_weights=args.lr_weights, seed=SEED)
+                            lr_weights=args.lr_weights, seed=SEED, crop_scale=(args.crop_min, 1.0))
+    sizes = sorted(args.labeled)
+    most = sizes[-1]
     t = time.perf_counter()
-    labeled = scenes(0, args.labeled, args.resolution, args.source)
-    test = scenes(args.labeled, args.test, args.resolution, args.source)
-    pool = scenes(args.labeled + args.test, args.pool, args.resolution, args.source)
-    print(f"scenes rendered and cached in {time.perf_counter() - t:.0f} s")
+    labeled = scenes(0, most, args.resolution, args.source)
+    test = scenes(most, args.test, args.resolution, args.source)
+    pool = scenes(most + args.test, args.pool, args.resolution, args.source)
+    print(f"{most + args.test + args.pool} scenes rendered and cached in {time.perf_counter() - t:.0f} s")
+
+    def first(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return labeled[0][:n], labeled[1][:n]
 
     chance = float(test[1].mean(axis=0).mean())
     print(f"chance level (mean label frequency of the test split): {chance:.3f}")
+    results: dict[int, dict] = {n: {} for n in sizes}
     # The floor: the same network at its random initialisation, in eval mode (as embed runs it).
     random_backbone = build_model(config).backbone
-    results = {"random": probe_map(random_backbone, labeled, test, args.device)}
-    print("random weights:", round(results["random"]["map"], 3))
+    for n in sizes:
+        results[n]["random"] = probe_map(random_backbone, first(n), test, args.device)
+        print(f"{n} labeled, random weights: {results[n]['random']['map']:.3f}")
 
     t = time.perf_counter()
     unlabeled = np.concatenate([pool[0], labeled[0]])  # pretraining never sees the test set
-    run = pretrain(config, unlabeled, Runtime(device=args.device, log_every=50, on_progress=lambda pr: print(
+    run = pretrain(config, unlabeled, Runtime(device=args.device, compile=args.compile, log_every=100,
+                                              on_progress=lambda pr: print(
         f"  bt epoch {pr.epoch} step {pr.step} loss {pr.loss:.1f} {pr.images_per_s:.0f} img/s")))
     bt_s = time.perf_counter() - t
-    results["barlow_twins"] = probe_map(run.model.backbone, labeled, test, args.device)
-    print("barlow twins:", round(results["barlow_twins"]["map"], 3), f"({bt_s:.0f} s)")
+    for n in sizes:
+        results[n]["barlow_twins"] = probe_map(run.model.backbone, first(n), test, args.device)
+        print(f"{n} labeled, barlow twins: {results[n]['barlow_twins']['map']:.3f} ({bt_s:.0f} s pretraining)")
 
-    t = time.perf_counter()
-    backbone, head = train_supervised(model, labeled, args.sup_epochs, min(64, args.labeled), args.sup_lr, args.device)
-    sup_s = time.perf_counter() - t
-    results["supervised"] = probe_map(backbone, labeled, test, args.device)
-    with torch.inference_mode():
-        x = torch.from_numpy(test[0]).to(args.device)
-        from labeling.ml.augment import normalize
-        logits = torch.cat([head(backbone(normalize(to_float(x[i:i + 256])))) for i in range(0, len(x), 256)])
-    head_map = evaluate(test[1], torch.sigmoid(logits).cpu().numpy(), np.full(len(LABELS), 0.5)).map
-    results["supervised"]["own_head_map"] = head_map
-    print("supervised from scratch: probe", round(results["supervised"]["map"], 3), "own head", round(head_map, 3),
-          f"({sup_s:.0f} s)")
+    sup_batch = {n: min(64, n) for n in sizes}
+    sup_s = {}
+    for n in sizes:
+        t = time.perf_counter()
+        backbone, head = train_supervised(model, first(n), args.sup_epochs, sup_batch[n], args.sup_lr, args.device)
+        sup_s[n] = time.perf_counter() - t
+        results[n]["supervised"] = probe_map(backbone, first(n), test, args.device)
+        with torch.inference_mode():
+            x = torch.from_numpy(test[0]).to(args.device)
+            logits = torch.cat([head(backbone(normalize(to_float(x[i:i + 256])))) for i in range(0, len(x), 256)])
+        head_map = evaluate(test[1], torch.sigmoid(logits).float().cpu().numpy(), np.full(len(LABELS), 0.5)).map
+        results[n]["supervised"]["own_head_map"] = head_map
+        print(f"{n} labeled, supervised from scratch: probe {results[n]['supervised']['map']:.3f} "
+              f"own head {head_map:.3f} ({sup_s[n]:.0f} s)")
 
-    steps = args.epochs * (len(unlabeled) // min(args.batch, len(unlabeled)))
-    sup_steps = args.sup_epochs * max(1, args.labeled // min(64, args.labeled))
-    best_sup = max(results["supervised"]["map"], head_map)
+    bt_steps = args.epochs * (len(unlabeled) // min(args.batch, len(unlabeled)))
+    table, targets = {}, {}
+    for n in sizes:
+        r = results[n]
+        best_sup = max(r["supervised"]["map"], r["supervised"]["own_head_map"])
+        table[str(n)] = {"barlow_twins": r["barlow_twins"]["map"], "random": r["random"]["map"],
+                         "supervised_probe": r["supervised"]["map"], "supervised_head": r["supervised"]["own_head_map"],
+                         "bt_minus_random": r["barlow_twins"]["map"] - r["random"]["map"],
+                         "bt_minus_supervised": r["barlow_twins"]["map"] - best_sup}
+        targets[str(n)] = {"bt_beats_random_by_0.10": table[str(n)]["bt_minus_random"] >= 0.10,
+                           "bt_beats_supervised": table[str(n)]["bt_minus_supervised"] > 0}
     figures = {
         "labels": list(LABELS),
-        "sizes": {"pool": args.pool, "labeled": args.labeled, "test": args.test, "resolution": args.resolution,
+        "sizes": {"pool": args.pool, "labeled": sizes, "test": args.test, "resolution": args.resolution,
                   "source": args.source},
-        "pretrain_config": asdict(config),
+        "pretrain_config": config.to_dict(),
         "budget": {
-            "barlow_twins": {"seconds": round(bt_s, 1), "steps": steps,
-                             "image_views": steps * min(args.batch, len(unlabeled)) * 2},
-            "supervised": {"seconds": round(sup_s, 1), "epochs": args.sup_epochs, "steps": sup_steps,
-                           "images": sup_steps * min(64, args.labeled)},
+            "barlow_twins": {"seconds": round(bt_s, 1), "steps": bt_steps, "compiled": args.compile,
+                             "image_views": bt_steps * min(args.batch, len(unlabeled)) * 2},
+            "supervised": {str(n): {"seconds": round(sup_s[n], 1), "epochs": args.sup_epochs,
+                                    "steps": args.sup_epochs * max(1, n // sup_batch[n]),
+                                    "images": args.sup_epochs * max(1, n // sup_batch[n]) * sup_batch[n]}
+                           for n in sizes},
         },
-        "map": {"chance": chance, "barlow_twins": results["barlow_twins"]["map"], "random": results["random"]["map"],
-                "supervised_probe": results["supervised"]["map"], "supervised_head": head_map},
-        "bt_minus_random": results["barlow_twins"]["map"] - results["random"]["map"],
-        "bt_minus_supervised": results["barlow_twins"]["map"] - best_sup,
-        "targets_met": {"bt_beats_random_by_0.10": results["barlow_twins"]["map"] - results["random"]["map"] >= 0.10,
-                        "bt_beats_supervised": results["barlow_twins"]["map"] > best_sup},
-        "details": results,
+        "chance_map": chance,
+        "map": table,
+        "targets_met": targets,
+        "details": {str(n): r for n, r in results.items()},
         "bt_loss_first_last": [run.loss_history[0], run.loss_history[-1]],
         "bt_loss_per_epoch": epoch_means(run.loss_history, args.epochs),
         "note": "2-core CPU shared with other work while measured: seconds are upper bounds" if args.device == "cpu"
         else "",
     }
-    print({k: figures[k] for k in ("map", "bt_minus_random", "bt_minus_supervised", "targets_met")})
+    for n in sizes:
+        print(f"{n} labeled: {table[str(n)]} targets {targets[str(n)]}")
     kind = "gpu" if args.device.startswith("cuda") else "cpu"
-    write_result(args.name or f"probe_quality_{kind}_r{args.resolution}_{args.stem}_e{args.epochs}_p{args.pool}", figures)
+    write_result(args.name or f"probe_quality_{kind}_r{args.resolution}_{args.stem}_e{args.epochs}_p{args.pool}"
+                 f"_crop{args.crop_min:g}", figures)
 
 
 if __name__ == "__main__":

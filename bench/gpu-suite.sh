@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU benchmarks in one call, for a lent GPU machine whose python3 has torch, torchvision,
+# numpy and Pillow but none of the web stack (see bench/standalone.py):
+#
+#     bash bench/gpu-suite.sh            # results in bench/results/ and, when set, copied to $OUT
+#
+# Each step has its own time limit and its results are copied out as soon as it ends, so a
+# step that runs long costs only itself.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench/results}
+log=$out/gpu-suite.log
+export PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+
+step() {  # step SECONDS MODULE ARGS...
+  local limit=$1; shift
+  echo "== $(date -u +%T) $* (limit ${limit} s)" | tee -a "$log"
+  local t0=$SECONDS
+  timeout --signal=INT --kill-after=10 "$limit" "$py" bench/standalone.py "$@" 2>&1 | tee -a "$log"
+  echo "== rc ${PIPESTATUS[0]} after $((SECONDS - t0)) s" | tee -a "$log"
+  [ "$out" = bench/results ] || cp bench/results/*gpu*.json bench/results/pretrain_throughput.json "$out"/ 2>/dev/null
+  true
+}
+
+mkdir -p "$out"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+  "$py" -c 'import torch, torchvision, sys; print(sys.version.split()[0], torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))'
+  nproc; } 2>&1 | tee -a "$log"
+
+step 270 bench.pretrain_throughput --compile
+step 150 bench.probe_quality --crop-min 0.2
+step 150 bench.probe_quality --crop-min 0.5
+echo "== $(date -u +%T) done" | tee -a "$log"
