@@ -28,7 +28,10 @@ mkdir -p "$out"
   "$py" -c 'import torch, torchvision, sys; print(sys.version.split()[0], torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))'
   nproc; } 2>&1 | tee -a "$log"
 
-step 270 bench.pretrain_throughput --compile
-step 150 bench.probe_quality --crop-min 0.2
-step 150 bench.probe_quality --crop-min 0.5
+# Seconds each took on an H200 (2026-11-26): 84 (256 px sources), ~110 (640 px), ~190 per probe run.
+step 150 bench.pretrain_throughput --compile --source 640
+[ "$out" = bench/results ] || mv "$out"/pretrain_throughput.json "$out"/pretrain_throughput_src640.json
+step 60 bench.pretrain_throughput --source 256
+step 220 bench.probe_quality --crop-min 0.5
+step 220 bench.probe_quality --crop-min 0.2
 echo "== $(date -u +%T) done" | tee -a "$log"

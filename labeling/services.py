@@ -27,7 +27,7 @@ PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (
 def pretrain_defaults() -> dict:
     return {"resolution": settings.PRETRAIN_RESOLUTION, "epochs": settings.PRETRAIN_EPOCHS,
             "batch_size": settings.PRETRAIN_BATCH_SIZE, "lr_weights": 0.2, "warmup_epochs": 1, "seed": 0,
-            "crop_min": 0.2,
+            "crop_min": settings.PRETRAIN_CROP_MIN,
             "projector": list(settings.PRETRAIN_PROJECTOR), "small_stem": None}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from annotator.env import env_bool, env_int, env_list
+from annotator.env import env_bool, env_float, env_int, env_list
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,6 +31,12 @@ def test_env_helpers_refuse_values_they_cannot_use(monkeypatch):
     monkeypatch.setenv("COUNT", "-3")
     with pytest.raises(ImproperlyConfigured, match="below its minimum"):
         env_int("COUNT", 1, minimum=0)
+    monkeypatch.setenv("RATIO", "0.3")
+    assert env_float("RATIO", 0.5, minimum=0.0, maximum=1.0) == 0.3
+    for bad, message in [("half", "is not a number"), ("1.5", "outside"), ("nan", "outside")]:
+        monkeypatch.setenv("RATIO", bad)
+        with pytest.raises(ImproperlyConfigured, match=message):
+            env_float("RATIO", 0.5, minimum=0.0, maximum=1.0)
     monkeypatch.setenv("HOSTS", " a.example, b.example ,")
     assert env_list("HOSTS", []) == ["a.example", "b.example"]
 

@@ -7,6 +7,7 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
@@ -60,7 +61,8 @@ def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
     from labeling.ml import load_checkpoint
 
     trained_with, _ = load_checkpoint(pipeline.run_dir(run.id) / "checkpoint.pt")
-    assert trained_with.crop_scale == (0.2, 1.0) and trained_with.model.resolution == 16
+    assert trained_with.crop_scale == (settings.PRETRAIN_CROP_MIN, 1.0)
+    assert trained_with.model.resolution == 16
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
     assert probe.status == RunStatus.SUCCEEDED, probe.error
     assert probe.metrics["labeled"] == 20 and "cv" in probe.metrics
