@@ -73,6 +73,10 @@ class Image(models.Model):
     locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Time spent on an image (the dashboard's "seconds per image"): the queue stamps when it hands
+    # the image out, and a submit by the person who holds it stores the seconds since then.
+    opened_at = models.DateTimeField(null=True, blank=True)
+    work_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
