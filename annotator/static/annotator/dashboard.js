@@ -241,7 +241,7 @@ async function load() {
     drawLabels();
     drawRuns();
     const pretrains = data.runs.filter((r) => r.kind === "pretrain");
-    const running = pretrains.find((r) => r.status === "running") || pretrains[0];
+    const running = pretrains.find((r) => r.status === "running") || pretrains.find((r) => r.loss != null) || pretrains[0];
     if (lossRun == null && running) await showLoss(running.id);
     else if (lossRun == null) Plotly.react("chart-loss", [{ type: "scatter", x: [], y: [] }], layout("Loss by step (no pretraining yet)"), PLOT);
     else await showLoss(lossRun);
