@@ -42,7 +42,8 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
     """Replace the image's boxes and tags with these, if ``version`` is still current."""
     rows, tags = _validated(image, user, list(boxes), list(tag_label_ids))
     with transaction.atomic():
-        _bump_version(image, version, **_extended_lock(image, user))
+        _bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
+                      **_extended_lock(image, user))
         Box.objects.filter(image=image).delete()
         ImageTag.objects.filter(image=image).delete()
         Box.objects.bulk_create(rows)
@@ -70,7 +71,8 @@ def _work_time(image: Image, user: AbstractBaseUser, now) -> dict:
 
 
 def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
-    _bump_version(image, version, status=ImageStatus.SKIPPED, locked_by=None, locked_until=None)
+    # A skipped image is not labeled work: it leaves the time-per-image median.
+    _bump_version(image, version, status=ImageStatus.SKIPPED, locked_by=None, locked_until=None, work_seconds=None)
 
 
 def _bump_version(image: Image, version: int, **changes) -> None:

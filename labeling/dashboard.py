@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, OuterRef, Q, Subquery, Window
-from django.db.models.functions import RowNumber, TruncDay
+from django.db.models import Count, DateField, F, Func, OuterRef, Q, Subquery, Sum, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
@@ -20,6 +20,19 @@ from labeling.pipeline import projection_path
 from labeling.selectors import run_files
 
 UNLABELED = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS)
+
+
+class Day(Func):
+    """The UTC calendar day of a timestamp, in the database's own C code. (Django's TruncDay calls
+    a Python function per row on SQLite: 1.5 s over 300,000 boxes, where this takes a few ms.)"""
+
+    output_field = DateField()
+
+    def as_sql(self, compiler, connection, **extra):  # PostgreSQL (timestamptz)
+        return super().as_sql(compiler, connection, template="((%(expressions)s) AT TIME ZONE 'UTC')::date", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):  # stored as UTC text: 'YYYY-MM-DD HH:MM:SS'
+        return super().as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
 ACTIVITY_DAYS = 30  # the per-annotator, per-day charts cover the last month
 
 
@@ -29,11 +42,12 @@ def project_dashboard(*, project_id: int, runs_limit: int = 50) -> dict:
     probe_run_id = state.probe_run_id if state else None
     labels = list(LabelClass.objects.filter(project_id=project_id).values("id", "name", "color"))
     since = timezone.now() - timedelta(days=ACTIVITY_DAYS)
+    submissions = submissions_by_day(project_id=project_id)
     return {
         "labels": labels,
         "progress": progress(project_id=project_id, probe_run_id=probe_run_id),
-        "submitted_per_day": submitted_per_day(project_id=project_id),
-        "annotators": annotator_activity(project_id=project_id, since=since),
+        "submitted_per_day": submitted_per_day(project_id=project_id, rows=submissions),
+        "annotators": annotator_activity(project_id=project_id, since=since, submissions=submissions),
         "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id),
         "suggestion_quality": suggestion_quality(project_id=project_id, probe_run_id=probe_run_id),
         "runs": runs_with_probe_metrics(project_id=project_id, limit=runs_limit),
@@ -54,36 +68,37 @@ def progress(*, project_id: int, probe_run_id: int | None) -> dict[str, int]:
             "unlabeled": unlabeled - suggested, "skipped": counts[ImageStatus.SKIPPED], "total": counts["total"]}
 
 
-def submitted_per_day(*, project_id: int) -> list[dict]:
-    """[{day, submitted, cumulative}] over the project's life, one grouped query."""
-    rows = (Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
-            .annotate(day=TruncDay("submitted_at")).values("day").annotate(n=Count("id")).order_by("day"))
+def submissions_by_day(*, project_id: int) -> list[dict]:
+    """[{submitted_by, day, n}] over the project's life: one grouped query (an index-only scan of
+    image_project_submissions) that feeds both the progress-over-time and the annotator charts."""
+    return list(Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
+                .annotate(day=Day("submitted_at")).values("submitted_by", "day")
+                .annotate(n=Count("id"), boxes=Sum("box_count"), tags=Sum("human_tag_count")).order_by("day"))
+
+
+def submitted_per_day(*, project_id: int, rows: list[dict] | None = None) -> list[dict]:
+    """[{day, submitted, cumulative}] over the project's life."""
+    per_day: dict[str, int] = {}
+    for row in rows if rows is not None else submissions_by_day(project_id=project_id):
+        day = row["day"].isoformat()
+        per_day[day] = per_day.get(day, 0) + row["n"]
     total, out = 0, []
-    for row in rows:
-        total += row["n"]
-        out.append({"day": row["day"].date().isoformat(), "submitted": row["n"], "cumulative": total})
+    for day in sorted(per_day):
+        total += per_day[day]
+        out.append({"day": day, "submitted": per_day[day], "cumulative": total})
     return out
 
 
-def annotator_activity(*, project_id: int, since) -> dict:
-    """Per annotator and day: images submitted, boxes and tags made by hand; per annotator: median
-    seconds per image and suggestion accept rate."""
+def annotator_activity(*, project_id: int, since, submissions: list[dict] | None = None) -> dict:
+    """Per annotator and day since ``since``: the images they submitted, with the boxes and the
+    tags people made on them (counted at the submit, from ``Image.box_count`` / ``human_tag_count``:
+    no scan of the box table); per annotator: median seconds per image and suggestion accept rate."""
+    first_day = since.date()
     days: dict[tuple[int, str], dict] = {}
-
-    def add(rows, user_key: str, field: str) -> None:
-        for row in rows:
-            if row[user_key] is None:
-                continue
-            key = (row[user_key], row["day"].date().isoformat())
-            days.setdefault(key, {"images": 0, "boxes": 0, "tags": 0})[field] = row["n"]
-
-    add(Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED, submitted_at__gte=since)
-        .annotate(day=TruncDay("submitted_at")).values("submitted_by", "day").annotate(n=Count("id")).order_by(),
-        "submitted_by", "images")
-    for model, field in ((Box, "boxes"), (ImageTag, "tags")):
-        add(model.objects.filter(image__project_id=project_id, source=Source.HUMAN, created_at__gte=since)
-            .annotate(day=TruncDay("created_at")).values("author", "day").annotate(n=Count("id")).order_by(),
-            "author", field)
+    for row in submissions if submissions is not None else submissions_by_day(project_id=project_id):
+        if row["submitted_by"] is not None and row["day"] >= first_day:
+            days[(row["submitted_by"], row["day"].isoformat())] = {
+                "images": row["n"], "boxes": row["boxes"] or 0, "tags": row["tags"] or 0}
     medians = median_seconds_per_image(project_id=project_id)
     decisions = {row["user"]: row for row in SuggestionDecision.objects.filter(image__project_id=project_id)
                  .values("user").annotate(accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)),
@@ -103,8 +118,9 @@ def annotator_activity(*, project_id: int, since) -> dict:
 def median_seconds_per_image(*, project_id: int) -> dict[int, float]:
     """Per annotator, the median of ``Image.work_seconds`` (queue hand-out to submit) over the images
     they submitted. The middle one or two rows per annotator come from window functions in SQL."""
-    ranked = (Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED,
-                                   work_seconds__isnull=False, submitted_by__isnull=False)
+    # work_seconds is set by a submit only (and cleared by a skip), so the partial index
+    # image_project_work_time holds exactly these rows, in this order.
+    ranked = (Image.objects.filter(project_id=project_id, work_seconds__isnull=False, submitted_by__isnull=False)
               .annotate(rn=Window(RowNumber(), partition_by=[F("submitted_by")], order_by=F("work_seconds").asc()),
                         n=Window(Count("id"), partition_by=[F("submitted_by")]))
               .filter(rn__gte=(F("n") + 1) / 2, rn__lte=(F("n") + 2) / 2)

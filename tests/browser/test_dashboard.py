@@ -43,6 +43,7 @@ def _seed():
         who = (owner, ann)[n % 2]
         label = labels[n % 3]
         Image.objects.filter(pk=image_id).update(status=ImageStatus.SUBMITTED, submitted_by=who, work_seconds=5 + n,
+                                                 box_count=1, human_tag_count=1,
                                                  submitted_at=now - timedelta(days=n % 4))
         Box.objects.create(image_id=image_id, label=label, x=1, y=1, w=10, h=10, author=who)
         ImageTag.objects.create(image_id=image_id, label=label, author=who)

@@ -39,7 +39,7 @@ def _populate(project, annotator, n: int, start: int = 0) -> None:
     cat, dog = project.labels.order_by("id")
     now = timezone.now()
     done = _images(project, n, start=start, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
-                   work_seconds=10.0)
+                   work_seconds=10.0, box_count=1, human_tag_count=1)
     Box.objects.bulk_create([Box(image=i, label=cat, x=0, y=0, w=1, h=1, author=annotator) for i in done])
     ImageTag.objects.bulk_create([ImageTag(image=i, label=dog, author=annotator) for i in done])
     open_ = _images(project, n, start=start + n)
@@ -159,3 +159,18 @@ def test_a_failed_run_is_retried_by_admins_only(team, client, settings, tmp_path
     retried = TrainingRun.objects.get(pk=response.json()["id"])
     assert retried.status == RunStatus.QUEUED and retried.config["epochs"] == 1 and retried.pk != run.pk
     assert client.post(f"/api/runs/{retried.id}/retry/").status_code == 400  # not failed: nothing to retry
+
+
+def test_annotation_writes_keep_the_box_and_tag_counts(team):
+    from annotator.annotations import annotation_save
+    from annotator.services import BoxIn, ImageAnnotations, annotations_import
+
+    project, owner, annotator, _ = team
+    cat, dog = project.labels.order_by("id")
+    first, second = _images(project, 2)
+    annotation_save(image=first, user=annotator, version=1, boxes=[BoxIn(cat.id, 0, 0, 2, 2)] * 3,
+                    tag_label_ids=[dog.id])
+    annotations_import(project=project, user=owner, items=[
+        ImageAnnotations(second.id, boxes=(BoxIn(dog.id, 1, 1, 2, 2),), tag_label_ids=(cat.id, dog.id))])
+    counts = dict((i, (b, t)) for i, b, t in Image.objects.values_list("id", "box_count", "human_tag_count"))
+    assert counts == {first.id: (3, 1), second.id: (1, 2)}
