@@ -104,7 +104,7 @@ class Image(models.Model):
             models.Index(fields=["project", "original_name"], name="image_project_name"),
             # The dashboard: submissions per annotator and day, and the median time per image, read
             # from the index alone.
-            models.Index(fields=["project", "status", "submitted_at", "submitted_by", "box_count", "human_tag_count"],
+            models.Index(fields=["project", "status", "submitted_by", "submitted_at", "box_count", "human_tag_count"],
                          name="image_project_submissions"),
             models.Index(fields=["project", "submitted_by", "work_seconds"], name="image_project_work_time",
                          condition=Q(work_seconds__isnull=False)),

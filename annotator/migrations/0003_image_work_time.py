@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='image',
-            index=models.Index(fields=['project', 'status', 'submitted_at', 'submitted_by', 'box_count', 'human_tag_count'], name='image_project_submissions'),
+            index=models.Index(fields=['project', 'status', 'submitted_by', 'submitted_at', 'box_count', 'human_tag_count'], name='image_project_submissions'),
         ),
         migrations.AddIndex(
             model_name='image',

@@ -149,7 +149,11 @@ async function showLoss(runId) {
   document.getElementById("loss-caption").textContent = `${run.status} · ${progress} · ${run.images_per_s ? Math.round(run.images_per_s) + " img/s" : ""}`;
   const files = document.querySelector(`td.files[data-run-id="${run.id}"]`);
   if (files) fileLinks(files, run.files);
-  if (run.status === "running" || run.status === "queued") lossTimer = setTimeout(() => showLoss(runId), 2000);
+  const active = run.status === "running" || run.status === "queued";
+  if (active) lossTimer = setTimeout(() => showLoss(runId), 2000);
+  // The run just ended: the table, the probe metrics and the map change with it.
+  const shown = data?.runs.find((r) => r.id === runId);
+  if (!active && shown && (shown.status === "running" || shown.status === "queued")) load();
 }
 
 const COMPARE_COLUMNS = [
