@@ -30,8 +30,9 @@ def project_2d(features: np.ndarray | torch.Tensor, *, seed: int = 0, fit_rows: 
     if len(z) < 2:
         return np.zeros((n, 2), dtype=np.float16)
     q = min(2, z.shape[1], len(z))
-    torch.manual_seed(seed)  # pca_lowrank draws a random test matrix
-    _, _, v = torch.pca_lowrank(z, q=q, center=True, niter=4)  # v: (D, q)
+    with torch.random.fork_rng(devices=[]):  # seeded without disturbing the caller's global RNG
+        torch.manual_seed(seed)  # pca_lowrank draws a random test matrix
+        _, _, v = torch.pca_lowrank(z, q=q, center=True, niter=4)  # v: (D, q)
     out = torch.zeros(n, 2)
     for start in range(0, n, 65_536):
         chunk = (x[start:start + 65_536] - mean) / std
