@@ -180,6 +180,10 @@ PRETRAIN_PROJECTOR = [env_int("PRETRAIN_PROJECTOR_DIM", 2048, minimum=16)] * 3
 # drops some of them from one view. Measured on the demo scenes (H200, 64 px, 60 epochs, 200
 # labels): probe mAP 0.55 with 0.5, 0.38 with 0.2; see bench/results/probe_quality_gpu_*.
 PRETRAIN_CROP_MIN = env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0)
+# GPUs one pretraining run uses on its worker's host: 0 means every GPU the worker sees (one
+# DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
+# batch). 1 keeps it to one device. CPU workers always train in one process.
+PRETRAIN_GPUS = env_int("PRETRAIN_GPUS", 0, minimum=0)
 # The probe refits by itself after this many new submissions.
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.

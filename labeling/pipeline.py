@@ -171,6 +171,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
         return "failed"
     images = cache.read(ids)
     result = pretrain(config, images, Runtime(device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt",
+                                              world_size=pretrain_world_size(device),
                                               on_progress=monitor.progress, should_stop=monitor.should_stop,
                                               log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
     if monitor.lost.is_set():
@@ -193,6 +194,16 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
 
         probe_start(project=run.project)
     return "succeeded"
+
+
+def pretrain_world_size(device: str) -> int:
+    """How many processes pretrain: every visible GPU unless PRETRAIN_GPUS caps it."""
+    if device != "cuda":
+        return 1
+    import torch
+
+    visible = torch.cuda.device_count()
+    return max(1, min(visible, settings.PRETRAIN_GPUS or visible))
 
 
 def fill_cache(project_id: int, resolution: int):
