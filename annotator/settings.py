@@ -184,6 +184,11 @@ PRETRAIN_CROP_MIN = env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.
 # DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
 # batch). 1 keeps it to one device. CPU workers always train in one process.
 PRETRAIN_GPUS = env_int("PRETRAIN_GPUS", 0, minimum=0)
+# Embeddings and suggestions are computed in blocks of this many image ids (labeling/shards.py).
+SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
+# Score the blocks as a Celery chord that every worker shares (needs a result backend with chord
+# support: Redis). Off, one worker scores them one after the other; the suggestions are the same.
+SUGGEST_PARALLEL = env_bool("SUGGEST_PARALLEL", not CELERY_BROKER_URL.startswith("filesystem://"))
 # The probe refits by itself after this many new submissions.
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.

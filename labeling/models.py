@@ -131,6 +131,19 @@ class ImageUncertainty(models.Model):
         indexes = [models.Index(fields=["run", "-score"], name="uncertainty_run_score")]
 
 
+class SuggestionShard(models.Model):
+    """One block of image ids scored for a probe run: which worker wrote it, and how many images."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="shards")
+    block = models.PositiveIntegerField(help_text="Image ids block * SHARD_IMAGES up to the next block.")
+    worker = models.CharField(max_length=200)
+    images = models.PositiveIntegerField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "block"], name="shard_unique_per_run")]
+
+
 class Decision(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     REJECTED = "rejected", "Rejected"
