@@ -75,7 +75,7 @@ class TrainingRun(models.Model):
 
 
 class EmbeddingSet(models.Model):
-    """Frozen backbone features of a project's images: one file, rows in the order of its id array."""
+    """Frozen backbone features of a project's images: a directory of one file per block of ids."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="embedding_sets")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="embedding_sets")
@@ -83,6 +83,8 @@ class EmbeddingSet(models.Model):
     resolution = models.PositiveIntegerField()
     count = models.PositiveIntegerField()
     dim = models.PositiveIntegerField()
+    # Features are stored one file per block of this many image ids (labeling/shards.py).
+    block_size = models.PositiveIntegerField(default=50_000)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -181,12 +181,13 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     from labeling import shards
 
     backbone = result.model.backbone
-    dim = shards.write_blocks(backbone_run_id=run.id, ids=ids,
+    dim = shards.write_blocks(backbone_run_id=run.id, ids=ids, s=settings.SHARD_IMAGES,
                               embed=lambda part: embed_ids(backbone, cache, part, device=device))
     with transaction.atomic():
         EmbeddingSet.objects.filter(run=run).delete()
         EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(shards.embeddings_dir(run.id)),
-                                    resolution=c["resolution"], count=len(ids), dim=dim)
+                                    resolution=c["resolution"], count=len(ids), dim=dim,
+                                    block_size=settings.SHARD_IMAGES)
         metrics = {"final_loss": result.loss_history[-1] if result.loss_history else None, "images": len(ids)}
         if not finish(run, RunStatus.SUCCEEDED, metrics=metrics, epoch=result.epochs_done):
             raise LostClaim(run.id)
@@ -283,7 +284,7 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     shards.save_probe(run.id, probe, label_ids)
     monitor.update(metrics=metrics)
     SuggestionShard.objects.filter(run=run).delete()
-    blocks = shards.project_blocks(run.project_id)
+    blocks = shards.project_blocks(run.project_id, embedding_set.block_size)
     if settings.SUGGEST_PARALLEL and len(blocks) > 1:
         from celery import chord
 

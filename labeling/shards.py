@@ -1,7 +1,8 @@
 """Embeddings and suggestions in shards of image ids, so that no process holds a whole project.
 
-A shard ("block") is the id range [k * S, (k + 1) * S) with S = settings.SHARD_IMAGES. A
-pretraining run's features live in one file per block (``runs/<run>/embeddings/block-<k>.npz``);
+A shard ("block") is the id range [k * S, (k + 1) * S), S = settings.SHARD_IMAGES when the
+pretraining ran (kept on its EmbeddingSet, since the files are laid out by it). A pretraining run's
+features live in one file per block (``runs/<run>/embeddings/block-<k>.npz``);
 a probe run fits on the submitted images' features (read block by block), saves the probe, and
 then scores each block: in this process one block after the other, or, with
 SUGGEST_PARALLEL, as a Celery chord of ``suggest_shard`` tasks that any worker may take, whose
@@ -29,20 +30,15 @@ from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, 
 log = logging.getLogger(__name__)
 
 
-def block_size() -> int:
-    return settings.SHARD_IMAGES
-
-
-def project_blocks(project_id: int) -> list[int]:
-    """The blocks that hold at least one of the project's images, in order (one index-only scan)."""
-    s = block_size()
+def project_blocks(project_id: int, s: int) -> list[int]:
+    """The blocks of ``s`` ids that hold at least one of the project's images, in order (one
+    index-only scan)."""
     rows = (Image.objects.filter(project_id=project_id).annotate(block=F("id") / s)
             .values_list("block", flat=True).distinct().order_by("block"))
     return [int(b) for b in rows]
 
 
-def block_ids(project_id: int, block: int, statuses=None) -> np.ndarray:
-    s = block_size()
+def block_ids(project_id: int, block: int, s: int, statuses=None) -> np.ndarray:
     images = Image.objects.filter(project_id=project_id, id__gte=block * s, id__lt=(block + 1) * s)
     if statuses is not None:
         images = images.filter(status__in=statuses)
@@ -59,11 +55,12 @@ def block_path(backbone_run_id: int, block: int) -> Path:
     return embeddings_dir(backbone_run_id) / f"block-{block:07d}.npz"
 
 
-def write_blocks(*, backbone_run_id: int, ids: np.ndarray, embed: Callable[[np.ndarray], np.ndarray]) -> int:
-    """Embed ``ids`` (sorted) block by block and write one file per block; returns the feature width."""
+def write_blocks(*, backbone_run_id: int, ids: np.ndarray, s: int,
+                 embed: Callable[[np.ndarray], np.ndarray]) -> int:
+    """Embed ``ids`` (sorted) in blocks of ``s`` ids, one file per block; returns the feature width."""
     from labeling.ml import save_embeddings
 
-    s, dim = block_size(), 0
+    dim = 0
     for block in np.unique(ids // s):
         part = ids[ids // s == block]
         features = embed(part)
@@ -112,7 +109,7 @@ def _embed_new(embedding_set: EmbeddingSet, ids: np.ndarray) -> tuple[np.ndarray
 
 def features_of(*, embedding_set: EmbeddingSet, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Features of any of the project's ids (sorted), read one block at a time."""
-    s = block_size()
+    s = embedding_set.block_size
     out_ids, out = [np.zeros(0, np.int64)], [np.zeros((0, embedding_set.dim), np.float16)]
     for block in np.unique(ids // s):
         got_ids, got = block_features(embedding_set=embedding_set, block=int(block), ids=ids[ids // s == block])
@@ -171,11 +168,11 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
         return "not running"
     embedding_set = EmbeddingSet.objects.filter(run_id=run.backbone_run_id).order_by("-id").first()
     probe = load_probe(run_id)
+    s = embedding_set.block_size
     pool, features = block_features(embedding_set=embedding_set, block=block,
-                                     ids=block_ids(run.project_id, block, UNLABELED_STATUSES))
+                                     ids=block_ids(run.project_id, block, s, UNLABELED_STATUSES))
     probs = predict(probe, features) if len(pool) else np.zeros((0, len(probe["label_ids"])), np.float32)
     scores = uncertainty(probs, probe["thresholds"]) if len(pool) else np.zeros(0)
-    s = block_size()
     with transaction.atomic():
         Suggestion.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
         ImageUncertainty.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
