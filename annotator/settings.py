@@ -127,10 +127,39 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"  # never served directly: images go through permission-checked views
+# Images and thumbnails go through Django's storage API only (default_storage, FieldFile), so they
+# can live on S3-compatible storage when workers run on other machines. STORAGE_BACKEND=s3 uses
+# django-storages' S3Storage (install boto3 too); the AWS_* variables below configure it, and boto3
+# reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment itself.
+STORAGE_BACKEND = env_str("STORAGE_BACKEND") or "filesystem"
+if STORAGE_BACKEND == "filesystem":
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif STORAGE_BACKEND == "s3":
+    try:
+        import boto3  # noqa: F401  (S3Storage needs it; say so at start, not at the first upload)
+    except ImportError as error:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs boto3: pip install boto3") from error
+    DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME") or "",
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL"),  # MinIO, Ceph, R2 ...: the service's URL
+        "region_name": env_str("AWS_S3_REGION_NAME"),
+        "location": env_str("AWS_LOCATION") or "",  # a key prefix inside the bucket
+        "default_acl": None,  # private objects: the bucket's policy decides
+        "file_overwrite": False,
+        "querystring_auth": True,  # the image views redirect to short-lived signed URLs
+        "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300, minimum=10),
+    }}
+    if not DEFAULT_STORAGE["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME")
+else:
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use filesystem or s3")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Serve images by redirecting to the storage's (signed, expiring) URL after the permission check,
+# rather than streaming them through a web worker. On by default for S3.
+MEDIA_REDIRECT = env_bool("MEDIA_REDIRECT", STORAGE_BACKEND == "s3")
 WHITENOISE_USE_FINDERS = DEBUG
 
 # Image import limits: what a single upload may weigh and how many pixels it may decode to.
