@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--boxes", type=int, default=3, help="boxes per image")
     parser.add_argument("--block", type=int, default=50_000, help="images per suggestion shard")
+    parser.add_argument("--skip-suggestions", action="store_true",
+                        help="keep the suggestions a previous run wrote (a rerun of the requests only)")
+    parser.add_argument("--name", default="scale_postgresql", help="bench/results/<name>.json")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench._util import django_setup, write_result
@@ -52,24 +55,31 @@ def main() -> None:
 
     if connection.vendor != "postgresql":
         raise SystemExit("bench.scale needs PostgreSQL: set DATABASE_URL")
+    from annotator.models import Project
+
     user = get_user_model().objects.create_user(f"scale-{time.time_ns()}", password="x")
-    project = project_create(name=f"scale-{time.time_ns()}", user=user, labels=LABELS)
     client = Client()
     client.force_login(user)
-    figures, loads, have = {}, {}, 0
+    figures, loads = {}, {}
     for size in sorted(args.sizes):
-        loads[size] = _grow(project, user, have, size, args.boxes)
-        have = size
-        print(f"{size:>9} images: loaded in {loads[size]['seconds']} s ({loads[size]['rows_per_s']} rows/s)")
+        # One project per size; a rerun on the same database measures the projects it built before.
+        project = Project.objects.filter(name=f"scale-{size}").first()
+        if project is not None and project.images.count() == size:
+            project.memberships.create(user=user, role="admin")
+            loads[size] = {"reused": True}
+        else:
+            project = project_create(name=f"scale-{size}", user=user, labels=LABELS)
+            loads[size] = _grow(project, user, 0, size, args.boxes)
+        print(f"{size:>9} images: {loads[size]}")
         figures[size] = measure(project, user, client, args)
         for name, value in figures[size].items():
             print(f"           {name}: {value}")
     small, large = figures[min(figures)], figures[max(figures)]
     # Requests and the write rate; the write's total rows and seconds grow with the project by nature.
     ratios = {name: round(large[name] / small[name], 2) for name in small
-              if small[name] and large.get(name) and name not in ("suggestions_rows", "suggestions_seconds")}
+              if small.get(name) and large.get(name) and name not in ("suggestions_rows", "suggestions_seconds")}
     print(f"ratio {max(figures)}/{min(figures)}: {ratios} (target <= 2; suggestion rate: steady)")
-    write_result("scale_postgresql", {
+    write_result(args.name, {
         "database": connection.vendor, "note": NOTE, "sizes": sorted(args.sizes),
         "boxes_per_image": args.boxes, "labels": len(LABELS), "load": {str(k): v for k, v in loads.items()},
         "median_ms": {str(k): v for k, v in figures.items()}, "ratio_largest_to_smallest": ratios,
@@ -132,7 +142,7 @@ def _copy_sql(model, columns: list[str]) -> str:
 def measure(project, user, client, args) -> dict:
     from annotator.annotations import queue_next
     from annotator.models import Image
-    from annotator.selectors import project_status_counts
+    from annotator.selectors import image_page, project_status_counts
 
     out = {}
     held = {"id": queue_next(project=project, user=user).id}
@@ -151,12 +161,18 @@ def measure(project, user, client, args) -> dict:
         deep = images.order_by("-id").values_list("id", flat=True)[200:201]
         key = status or "all"
         out[f"grid_{key}_first"] = _median_get(client, f"{grid}?status={status}", args.repeat)
+        # The selector alone (the SQL and the rows), without the page around it.
+        out[f"image_page_{key}_first"] = _median(lambda s=status: image_page(project_id=project.id, status=s or None),
+                                                 args.repeat)
         if deep:
             out[f"grid_{key}_deep"] = _median_get(client, f"{grid}?status={status}&after={deep[0]}", args.repeat)
+            out[f"image_page_{key}_deep"] = _median(
+                lambda s=status, d=deep[0]: image_page(project_id=project.id, status=s or None, after=d), args.repeat)
     out["save_submit"] = _median(lambda: _save_submit(project, user, held), args.repeat)
     out["project_page"] = _median_get(client, f"/projects/{project.id}/", args.repeat)
     out["status_counts"] = _median(lambda: project_status_counts(project_id=project.id), args.repeat)
-    out.update(_suggestions(project, args))
+    if not args.skip_suggestions:
+        out.update(_suggestions(project, args))
     out["queue_next_uncertain"] = _median(lambda: next_image("uncertain"), args.repeat)
     label = project.labels.order_by("id").first()
     out["queue_next_label"] = _median(lambda: next_image(f"label:{label.id}"), args.repeat)
