@@ -218,6 +218,9 @@ SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
 # Score the blocks as a Celery chord that every worker shares (needs a result backend with chord
 # support: Redis). Off, one worker scores them one after the other; the suggestions are the same.
 SUGGEST_PARALLEL = env_bool("SUGGEST_PARALLEL", not CELERY_BROKER_URL.startswith("filesystem://"))
+# Pretraining uploads the project's image cache to the device when it is at most this big (64 px:
+# 12 KiB an image); a bigger one is read batch by batch from its memory map.
+PRETRAIN_DATA_ON_DEVICE_MB = env_int("PRETRAIN_DATA_ON_DEVICE_MB", 4096, minimum=0)
 # The probe refits by itself after this many new submissions.
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.

@@ -168,8 +168,12 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     if len(ids) < 2:
         finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
         return "failed"
-    images = cache.read(ids)
+    # A lazy view of the cache: uploaded whole when it fits PRETRAIN_DATA_ON_DEVICE_MB, else each
+    # batch is read from the memory map, so a million-image project is never held in memory.
+    images = cache.view(ids)
+    on_device = len(ids) * c["resolution"] ** 2 * 3 <= settings.PRETRAIN_DATA_ON_DEVICE_MB * 2**20
     result = pretrain(config, images, Runtime(device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt",
+                                              data_on_device=on_device,
                                               world_size=pretrain_world_size(device),
                                               on_progress=monitor.progress, should_stop=monitor.should_stop,
                                               log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))

@@ -110,7 +110,8 @@ def build_model(config: PretrainConfig) -> BarlowTwins:
 
 
 def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtime | None = None) -> TrainResult:
-    """Train (or resume training) on uint8 images of shape (N, R, R, 3)."""
+    """Train (or resume training) on uint8 images of shape (N, R, R, 3): an array, a memory map, or
+    an ImageCache.view (read batch by batch when ``runtime.data_on_device`` is off)."""
     runtime = runtime or Runtime()
     _check_images(images, config)
     world = max(runtime.world_size, distributed.rank_and_world()[1])
@@ -143,7 +144,9 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
 
 def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtime) -> TrainResult:
     """Rank 0 here (with the callbacks), the other ranks in spawned processes, images shared."""
-    data = _to_tensor(images).share_memory_()
+    # On the device: one shared copy in memory. Streamed: a lazy cache view pickles as its path and
+    # rows, and each rank reads its batches from the memory map.
+    data = _to_tensor(images).share_memory_() if runtime.data_on_device else images
     device = torch.device(runtime.device)
     backend = runtime.backend or distributed.default_backend(device.type)
     # The other ranks resume from the same checkpoint but never write it, and report nothing.
@@ -286,8 +289,9 @@ def _gather(data: np.ndarray | Tensor, index: Tensor, device: torch.device) -> T
         return data[index.to(data.device)].to(device, non_blocking=True)
     # Rows in the epoch's order (not sorted for locality): each position in the batch gets
     # its own augmentation draw, so the order must match the on-device path's exactly.
+    # ``data`` may be an array, a memory map or a lazy cache view: indexing reads just these rows.
     rows = index.numpy()
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(data)[rows])).to(device, non_blocking=True)
+    return torch.from_numpy(np.ascontiguousarray(data[rows])).to(device, non_blocking=True)
 
 
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:

@@ -78,3 +78,19 @@ def test_global_batchnorm_equals_batchnorm_in_one_process():
     torch.testing.assert_close(converted(x), bn(x))
     loss = barlow_twins_loss(converted(x), converted(x.flip(0)))
     assert torch.isfinite(loss)
+
+
+def test_two_processes_stream_from_a_cache_view_as_one_does(tmp_path):
+    """The ranks get the view's path and rows, not the pixels, and read their batches themselves."""
+    from PIL import Image
+
+    from labeling.ml.cache import ImageCache
+
+    images = _toy_images(n=16)
+    cache = ImageCache(tmp_path / "cache", resolution=8)
+    cache.add(np.arange(16), [Image.fromarray(p) for p in images])
+    view = cache.view(np.arange(16))
+    config = _config(epochs=1)
+    one = pretrain(config, cache.read(np.arange(16)))
+    two = pretrain(config, view, Runtime(world_size=2, backend="gloo", data_on_device=False))
+    assert two.loss_history == pytest.approx(one.loss_history, rel=1e-5)
