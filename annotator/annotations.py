@@ -19,7 +19,7 @@ from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, Project
-from annotator.services import BoxIn, clip_box
+from annotator.services import BoxIn, clip_box, status_counts_move
 
 MAX_BOXES_PER_IMAGE = 10_000
 QUEUE_ORDERS = ("sequential", "random", "uncertain")  # and "label:<id>": suggested as that label, likeliest first
@@ -76,9 +76,15 @@ def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
 
 
 def _bump_version(image: Image, version: int, **changes) -> None:
-    updated = Image.objects.filter(pk=image.pk, version=version).update(version=F("version") + 1, **changes)
-    if not updated:
-        raise StaleVersion(image.pk)
+    row = Image.objects.filter(pk=image.pk, version=version)
+    with transaction.atomic():
+        # A status change moves the project's counters from the status the row has now (locked:
+        # the queue changes status without a version bump, so the caller's copy may be old).
+        old = row.select_for_update().values_list("status", flat=True).first() if "status" in changes else None
+        if not row.update(version=F("version") + 1, **changes):
+            raise StaleVersion(image.pk)
+        if old is not None:
+            status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
 
 
 def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
@@ -134,9 +140,11 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
     images = Image.objects.filter(project=project).exclude(pk__in=exclude)
     with transaction.atomic():
         # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
-        Image.objects.filter(project=project, pk__in=list(release), locked_by=user,
-                             status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED, locked_by=None,
-                                                                    locked_until=None, opened_at=None)
+        released = Image.objects.filter(project=project, pk__in=list(release), locked_by=user,
+                                        status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
+                                                                               locked_by=None, locked_until=None,
+                                                                               opened_at=None)
+        status_counts_move(project_id=project.id, old=ImageStatus.IN_PROGRESS, new=ImageStatus.UNLABELED, n=released)
         image = _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:
@@ -154,6 +162,8 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         Image.objects.filter(pk=image.pk).update(status=ImageStatus.IN_PROGRESS, locked_by=user,
                                                  locked_until=_lock_expiry(),
                                                  opened_at=F("opened_at") if held else now)
+        # image was selected FOR UPDATE, so its status is the row's.
+        status_counts_move(project_id=project.id, old=image.status, new=ImageStatus.IN_PROGRESS)
     image.refresh_from_db()
     return image
 

@@ -114,6 +114,24 @@ class Image(models.Model):
         return self.original_name
 
 
+class ProjectStatusCount(models.Model):
+    """How many of a project's images are in each status, kept by the services in the same
+    transaction as every status change, so the project page reads a handful of rows instead of
+    counting a million (``manage.py recount_statuses`` rebuilds them from the images)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="status_counts")
+    status = models.CharField(max_length=16, choices=ImageStatus.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "status"], name="status_count_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.status}: {self.count}"
+
+
 class Source(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model (accepted suggestion)"

@@ -14,12 +14,13 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
-from annotator.models import HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project, Role
+from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project,
+                              ProjectStatusCount, Role)
 from annotator.sources import ImageSource, Rejection
 
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -169,6 +170,7 @@ def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], repor
     try:
         with transaction.atomic():
             Image.objects.bulk_create(rows)
+            status_counts_change(project_id=project.id, changes={ImageStatus.UNLABELED: len(rows)})
         stored = rows
     except IntegrityError:
         # Someone imported some of the same images meanwhile: fall back to one row at a time.
@@ -194,6 +196,7 @@ def _store_one_by_one(rows: list[Image], report: ImportReport) -> list[Image]:
         try:
             with transaction.atomic():
                 row.save()
+                status_counts_change(project_id=row.project_id, changes={ImageStatus.UNLABELED: 1})
             stored.append(row)
         except IntegrityError:
             _delete_files(row)
@@ -263,6 +266,8 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
                 raise ValidationError(f"Label {label_id} is not in this project.")
             tags.append(ImageTag(image=image, label_id=label_id, author=user, source=source))
     with transaction.atomic():
+        # The rows' statuses as they are now, locked so the counters move from what we overwrite.
+        before = list(Image.objects.select_for_update().filter(id__in=images).values_list("status", flat=True))
         Box.objects.filter(image_id__in=images).delete()
         ImageTag.objects.filter(image_id__in=images).delete()
         Box.objects.bulk_create(boxes, batch_size=1000)
@@ -270,6 +275,10 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
         Image.objects.filter(id__in=images).update(status=ImageStatus.SUBMITTED, submitted_by=user,
                                                    submitted_at=timezone.now(), version=F("version") + 1,
                                                    **annotation_counts())
+        changes = {ImageStatus.SUBMITTED: len(before)}
+        for status in before:
+            changes[status] = changes.get(status, 0) - 1
+        status_counts_change(project_id=project.id, changes=changes)
     return len(items)
 
 
@@ -283,6 +292,53 @@ def annotation_counts() -> dict:
                                  .annotate(n=Count("id")).values("n")[:1]), Value(0))
 
     return {"box_count": count(Box.objects.all()), "human_tag_count": count(ImageTag.objects.filter(source="human"))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Status counters
+#
+# Every write that changes how many images a project has in a status moves its counters in the same
+# transaction. The call sites: _store_batch and _store_one_by_one (import: + unlabeled),
+# annotations_import (-> submitted), and in annotator.annotations: _bump_version (submit, skip, and
+# a save that takes an unlabeled image in progress), queue_next (release -> unlabeled, claim ->
+# in progress). Anything else that changes Image.status must call status_counts_change too.
+
+
+def status_counts_change(*, project_id: int, changes: dict[str, int]) -> None:
+    """Add these deltas to the project's per-status counters (inside the caller's transaction)."""
+    for status, delta in changes.items():
+        if not delta:
+            continue
+        counter = ProjectStatusCount.objects.filter(project_id=project_id, status=status)
+        if counter.update(count=F("count") + delta):
+            continue
+        try:
+            with transaction.atomic():  # a savepoint: losing the race to create the row is fine
+                ProjectStatusCount.objects.create(project_id=project_id, status=status, count=delta)
+        except IntegrityError:
+            counter.update(count=F("count") + delta)
+
+
+def status_counts_move(*, project_id: int, old: str, new: str, n: int = 1) -> None:
+    if old != new and n:
+        status_counts_change(project_id=project_id, changes={old: -n, new: n})
+
+
+def status_counts_recount(*, project_id: int) -> dict[str, int]:
+    """Set the project's counters to a fresh count of its images; returns the counts.
+
+    The counter rows are locked first: a concurrent status change either committed before (and the
+    count sees it) or waits for us and then adds its delta to the recounted value."""
+    with transaction.atomic():
+        for status in ImageStatus.values:
+            ProjectStatusCount.objects.get_or_create(project_id=project_id, status=status)
+        list(ProjectStatusCount.objects.select_for_update().filter(project_id=project_id))
+        counts = dict.fromkeys(ImageStatus.values, 0)
+        counts.update(Image.objects.filter(project_id=project_id).values_list("status").annotate(n=Count("id"))
+                      .order_by())
+        for status, n in counts.items():
+            ProjectStatusCount.objects.filter(project_id=project_id, status=status).update(count=n)
+    return counts
 
 
 def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:

@@ -127,10 +127,39 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "static")
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"  # never served directly: images go through permission-checked views
+# Images and thumbnails go through Django's storage API only (default_storage, FieldFile), so they
+# can live on S3-compatible storage when workers run on other machines. STORAGE_BACKEND=s3 uses
+# django-storages' S3Storage (install boto3 too); the AWS_* variables below configure it, and boto3
+# reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment itself.
+STORAGE_BACKEND = env_str("STORAGE_BACKEND") or "filesystem"
+if STORAGE_BACKEND == "filesystem":
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif STORAGE_BACKEND == "s3":
+    try:
+        import boto3  # noqa: F401  (S3Storage needs it; say so at start, not at the first upload)
+    except ImportError as error:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs boto3: pip install boto3") from error
+    DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME") or "",
+        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL"),  # MinIO, Ceph, R2 ...: the service's URL
+        "region_name": env_str("AWS_S3_REGION_NAME"),
+        "location": env_str("AWS_LOCATION") or "",  # a key prefix inside the bucket
+        "default_acl": None,  # private objects: the bucket's policy decides
+        "file_overwrite": False,
+        "querystring_auth": True,  # the image views redirect to short-lived signed URLs
+        "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300, minimum=10),
+    }}
+    if not DEFAULT_STORAGE["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME")
+else:
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r}: use filesystem or s3")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Serve images by redirecting to the storage's (signed, expiring) URL after the permission check,
+# rather than streaming them through a web worker. On by default for S3.
+MEDIA_REDIRECT = env_bool("MEDIA_REDIRECT", STORAGE_BACKEND == "s3")
 WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -185,6 +214,18 @@ PRETRAIN_PROJECTOR = [env_int("PRETRAIN_PROJECTOR_DIM", 2048, minimum=16)] * 3
 # drops some of them from one view. Measured on the demo scenes (H200, 64 px, 60 epochs, 200
 # labels): probe mAP 0.55 with 0.5, 0.38 with 0.2; see bench/results/probe_quality_gpu_*.
 PRETRAIN_CROP_MIN = env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0)
+# GPUs one pretraining run uses on its worker's host: 0 means every GPU the worker sees (one
+# DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
+# batch). 1 keeps it to one device. CPU workers always train in one process.
+PRETRAIN_GPUS = env_int("PRETRAIN_GPUS", 0, minimum=0)
+# Embeddings and suggestions are computed in blocks of this many image ids (labeling/shards.py).
+SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
+# Score the blocks as a Celery chord that every worker shares (needs a result backend with chord
+# support: Redis). Off, one worker scores them one after the other; the suggestions are the same.
+SUGGEST_PARALLEL = env_bool("SUGGEST_PARALLEL", not CELERY_BROKER_URL.startswith("filesystem://"))
+# Pretraining uploads the project's image cache to the device when it is at most this big (64 px:
+# 12 KiB an image); a bigger one is read batch by batch from its memory map.
+PRETRAIN_DATA_ON_DEVICE_MB = env_int("PRETRAIN_DATA_ON_DEVICE_MB", 4096, minimum=0)
 # The probe refits by itself after this many new submissions.
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -165,6 +166,9 @@ def _image_file(request: HttpRequest, image_id: int, field: str) -> FileResponse
     image = get_object_or_404(Image.objects.only("id", "project_id", "sha256", field), pk=image_id)
     project_for(user=request.user, project_id=image.project_id)
     stored = getattr(image, field)
+    if settings.MEDIA_REDIRECT:
+        # Permission checked above; the storage's URL is signed and expires (S3 querystring auth).
+        return HttpResponseRedirect(stored.url)
     try:
         response = FileResponse(stored.open("rb"))
     except FileNotFoundError:

@@ -75,7 +75,7 @@ def _build(n_images: int, n_boxes: int):
     from django.utils import timezone
 
     from annotator.models import Box, Image, ImageTag, LabelClass
-    from annotator.services import project_create
+    from annotator.services import project_create, status_counts_recount
     from labeling import pipeline
     from labeling.models import (EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                                  TrainingRun)
@@ -98,6 +98,7 @@ def _build(n_images: int, n_boxes: int):
                               "submitted_at": now - timedelta(days=(i // 2) % 30, seconds=i)} if submitted else
                              {"status": "skipped"} if i % 97 == 1 else {})))
     Image.objects.bulk_create(rows, batch_size=5000)
+    status_counts_recount(project_id=project.id)  # rows inserted behind the services' back
     ids = np.fromiter(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True), np.int64)
     submitted_ids = ids[::2]
     authors = {int(image_id): annotators[n % 5].pk for n, image_id in enumerate(ids)}

@@ -75,7 +75,7 @@ class TrainingRun(models.Model):
 
 
 class EmbeddingSet(models.Model):
-    """Frozen backbone features of a project's images: one file, rows in the order of its id array."""
+    """Frozen backbone features of a project's images: a directory of one file per block of ids."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="embedding_sets")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="embedding_sets")
@@ -83,6 +83,8 @@ class EmbeddingSet(models.Model):
     resolution = models.PositiveIntegerField()
     count = models.PositiveIntegerField()
     dim = models.PositiveIntegerField()
+    # Features are stored one file per block of this many image ids (labeling/shards.py).
+    block_size = models.PositiveIntegerField(default=50_000)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -129,6 +131,19 @@ class ImageUncertainty(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "image"], name="uncertainty_unique_per_run")]
         indexes = [models.Index(fields=["run", "-score"], name="uncertainty_run_score")]
+
+
+class SuggestionShard(models.Model):
+    """One block of image ids scored for a probe run: which worker wrote it, and how many images."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="shards")
+    block = models.PositiveIntegerField(help_text="Image ids block * SHARD_IMAGES up to the next block.")
+    worker = models.CharField(max_length=200)
+    images = models.PositiveIntegerField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "block"], name="shard_unique_per_run")]
 
 
 class Decision(models.TextChoices):

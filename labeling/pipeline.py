@@ -24,8 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag
-from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             TrainingRun)
+from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, SuggestionShard, TrainingRun
 
 log = logging.getLogger(__name__)
 UNLABELED_STATUSES = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS, ImageStatus.SKIPPED)
@@ -154,8 +153,7 @@ def run_pretrain(run_id: int, node: str) -> str:
 def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     import torch
 
-    from labeling.ml import (ModelConfig, PretrainConfig, Runtime, TrainLog, embed_ids, pretrain, save_embeddings,
-                             step_profiler)
+    from labeling.ml import ModelConfig, PretrainConfig, Runtime, TrainLog, embed_ids, pretrain, step_profiler
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
@@ -170,7 +168,10 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     if len(ids) < 2:
         finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
         return "failed"
-    images = cache.read(ids)
+    # A lazy view of the cache: uploaded whole when it fits PRETRAIN_DATA_ON_DEVICE_MB, else each
+    # batch is read from the memory map, so a million-image project is never held in memory.
+    images = cache.view(ids)
+    on_device = len(ids) * c["resolution"] ** 2 * 3 <= settings.PRETRAIN_DATA_ON_DEVICE_MB * 2**20
     trace = run_dir(run.id) / RUN_FILES["trace"] if c.get("profile") else None
     with TrainLog(run_dir(run.id) / RUN_FILES["tensorboard"]) as board, step_profiler(trace) as on_step:
         def progress(p) -> None:
@@ -178,22 +179,36 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
             monitor.progress(p)
 
         result = pretrain(config, images, Runtime(
-            device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt", on_progress=progress,
-            should_stop=monitor.should_stop, on_step=on_step,
-            log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
+            device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt", data_on_device=on_device,
+            world_size=pretrain_world_size(device), on_progress=progress, should_stop=monitor.should_stop,
+            on_step=on_step, log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
     if monitor.lost.is_set():
         raise LostClaim(run.id)
     if result.status == "cancelled":
         finish(run, RunStatus.CANCELLED)
         return "cancelled"
-    features = embed_ids(result.model.backbone, cache, ids, device=device)
-    path = run_dir(run.id) / "embeddings.npz"
-    save_embeddings(path, ids, features)
-    save_projection(path, ids, features)
+    from labeling import shards
+
+    backbone = result.model.backbone
+    # The embedding map is drawn from an evenly spaced sample, kept while the blocks are embedded:
+    # the whole project's features are never in memory at once.
+    sample = ids[np.unique(np.linspace(0, len(ids) - 1, min(len(ids), PROJECTION_POINTS)).astype(np.int64))]
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def embed(part: np.ndarray) -> np.ndarray:
+        features = embed_ids(backbone, cache, part, device=device)
+        keep = np.isin(part, sample)
+        kept.append((part[keep], features[keep]))
+        return features
+
+    dim = shards.write_blocks(backbone_run_id=run.id, ids=ids, s=settings.SHARD_IMAGES, embed=embed)
+    save_projection(shards.embeddings_dir(run.id), np.concatenate([k[0] for k in kept]),
+                    np.concatenate([k[1] for k in kept]))
     with transaction.atomic():
         EmbeddingSet.objects.filter(run=run).delete()
-        EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(path), resolution=c["resolution"],
-                                    count=len(ids), dim=features.shape[1])
+        EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(shards.embeddings_dir(run.id)),
+                                    resolution=c["resolution"], count=len(ids), dim=dim,
+                                    block_size=settings.SHARD_IMAGES)
         metrics = {"final_loss": result.loss_history[-1] if result.loss_history else None, "images": len(ids)}
         if not finish(run, RunStatus.SUCCEEDED, metrics=metrics, epoch=result.epochs_done):
             raise LostClaim(run.id)
@@ -223,22 +238,39 @@ def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.n
     os.replace(tmp, path)
 
 
-def fill_cache(project_id: int, resolution: int):
-    """The project's images decoded once into the cache; returns it and the ids it holds, in id order."""
+# At most this many images on the embedding map (an evenly spaced sample of the project).
+PROJECTION_POINTS = 20_000
+
+
+def pretrain_world_size(device: str) -> int:
+    """How many processes pretrain: every visible GPU unless PRETRAIN_GPUS caps it."""
+    if device != "cuda":
+        return 1
+    import torch
+
+    visible = torch.cuda.device_count()
+    return max(1, min(visible, settings.PRETRAIN_GPUS or visible))
+
+
+def fill_cache(project_id: int, resolution: int, ids: np.ndarray | None = None, chunk: int = 10_000):
+    """The project's images (or these ids of it) decoded once into the cache, ``chunk`` at a time;
+    returns the cache and the ids it holds, in id order."""
     from labeling.ml import ImageCache
 
     cache = ImageCache(Path(settings.MODEL_DIR) / "cache" / f"project-{project_id}", resolution=resolution)
-    ids = np.fromiter(Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True),
-                      dtype=np.int64)
+    if ids is None:
+        ids = np.fromiter(Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True),
+                          dtype=np.int64)
     missing = cache.missing(ids)
-    if len(missing):
-        names = dict(Image.objects.filter(pk__in=missing.tolist()).values_list("id", "file"))
+    for start in range(0, len(missing), chunk):
+        part = missing[start:start + chunk]
+        names = dict(Image.objects.filter(pk__in=part.tolist()).values_list("id", "file"))
 
         def open_image(image_id: int) -> bytes:
             with default_storage.open(names[image_id], "rb") as handle:
                 return handle.read()
 
-        result = cache.add(missing, open_image, workers=4)
+        result = cache.add(part, open_image, workers=4)
         for image_id, why in result.failed.items():
             log.warning("image %s could not be cached: %s", image_id, why)
     return cache, ids[np.isin(ids, cache.ids)]
@@ -266,21 +298,25 @@ def run_probe(run_id: int, node: str) -> str:
 
 
 def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
-    from labeling.ml import evaluate, fit_probe, uncertainty
+    """Fit on the submitted images' features, then score every block of the project: here, or as
+    a chord of shard tasks (SUGGEST_PARALLEL) whose callback finishes the run."""
+    from labeling import shards
+    from labeling.ml import evaluate, fit_probe
 
     monitor.update(device="cpu")
-    ids, features = project_features(run)
+    embedding_set = EmbeddingSet.objects.filter(run_id=run.backbone_run_id).order_by("-id").first()
+    if embedding_set is None:
+        raise RuntimeError(f"pretraining run {run.backbone_run_id} left no embeddings")
     labels = list(run.project.labels.values_list("id", "name"))
     label_ids = np.array([label_id for label_id, _ in labels], dtype=np.int64)
-    row = {int(i): n for n, i in enumerate(ids)}
-    labeled = [i for i in Image.objects.filter(project_id=run.project_id, status=ImageStatus.SUBMITTED)
-               .order_by("id").values_list("id", flat=True) if i in row]
-    y = label_matrix(labeled, label_ids)
-    x = features[[row[i] for i in labeled]].astype(np.float32) if labeled else np.zeros((0, features.shape[1]))
+    submitted = np.fromiter(Image.objects.filter(project_id=run.project_id, status=ImageStatus.SUBMITTED)
+                            .order_by("id").values_list("id", flat=True), dtype=np.int64)
+    labeled, x = shards.features_of(embedding_set=embedding_set, ids=submitted)
     if len(labeled) < 2:
         finish(run, RunStatus.FAILED, error="Label at least two images (submit them) before fitting the probe.")
         return "failed"
-    probe = fit_probe(x, y)
+    y = label_matrix(labeled.tolist(), label_ids)
+    probe = fit_probe(x.astype(np.float32), y)
     report = probe.label_report([name for _, name in labels])
     metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map,
                "labels": report}
@@ -289,23 +325,26 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
         cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
         names = [name for (_, name), trained in zip(labels, t) if trained]
         metrics["cv"] = {**cv, "labels": names}
-    pool = list(Image.objects.filter(project_id=run.project_id, status__in=UNLABELED_STATUSES)
-                .order_by("id").values_list("id", flat=True))
-    pool = [i for i in pool if i in row]
-    probs = probe.predict_proba(features[[row[i] for i in pool]]) if pool else np.zeros((0, len(labels)))
-    scores = uncertainty(probs, probe.thresholds) if pool else np.zeros(0)
+    shards.save_probe(run.id, probe, label_ids)
     monitor.update(metrics=metrics)
     log_probe_metrics(run, metrics)
-    _write_suggestions(run, pool, label_ids, probs, probe.thresholds, probe.trained, scores)
-    with transaction.atomic():
-        if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
+    SuggestionShard.objects.filter(run=run).delete()
+    blocks = shards.project_blocks(run.project_id, embedding_set.block_size)
+    if settings.SUGGEST_PARALLEL and len(blocks) > 1:
+        from celery import chord
+
+        from labeling.tasks import suggest_finish, suggest_shard
+
+        chord([suggest_shard.si(run.id, b) for b in blocks], suggest_finish.si(run.id)).delay()
+        return "sharded"
+    for block in blocks:
+        if monitor.lost.is_set():
             raise LostClaim(run.id)
-        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
-    # The old runs' rows are invisible from the swap on; remove them after it.
-    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.PROBE, id__lt=run.id)
-    Suggestion.objects.filter(run__in=old).delete()
-    ImageUncertainty.objects.filter(run__in=old).delete()
-    return "succeeded"
+        if monitor.cancelled.is_set():
+            finish(run, RunStatus.CANCELLED)
+            return "cancelled"
+        shards.suggest_block(run.id, block, run.worker)
+    return shards.finalise(run.id)
 
 
 def log_probe_metrics(run: TrainingRun, metrics: dict) -> None:
@@ -335,50 +374,3 @@ def label_matrix(image_ids: list[int], label_ids: np.ndarray) -> np.ndarray:
         for image_id, label_id in pairs.iterator(chunk_size=10_000):
             y[row[image_id], column[label_id]] = 1
     return y
-
-
-def project_features(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
-    """The backbone's features of every image of the project; images imported after the
-    pretraining are embedded now (a few at a time is cheap on the CPU) and added to the set."""
-    import torch
-
-    from labeling.ml import embed_ids, load_backbone, load_checkpoint, load_embeddings, save_embeddings
-
-    embedding_set = EmbeddingSet.objects.filter(run_id=run.backbone_run_id).order_by("-id").first()
-    if embedding_set is None:
-        raise RuntimeError(f"pretraining run {run.backbone_run_id} left no embeddings")
-    ids, features = load_embeddings(embedding_set.path)
-    current = np.fromiter(Image.objects.filter(project_id=run.project_id).values_list("id", flat=True), np.int64)
-    new = np.setdiff1d(current, ids)
-    if len(new):
-        cache, cached = fill_cache(run.project_id, embedding_set.resolution)
-        new = new[np.isin(new, cached)]
-        config, checkpoint = load_checkpoint(run_dir(run.backbone_run_id) / "checkpoint.pt")
-        backbone = load_backbone(checkpoint["model"], config.model)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        ids = np.concatenate([ids, new])
-        features = np.concatenate([features, embed_ids(backbone, cache, new, device=device)])
-        save_embeddings(embedding_set.path, ids, features)
-        save_projection(embedding_set.path, ids, features)
-        EmbeddingSet.objects.filter(pk=embedding_set.pk).update(count=len(ids))
-    return ids, features
-
-
-def _write_suggestions(run: TrainingRun, pool: list[int], label_ids: np.ndarray, probs: np.ndarray,
-                       thresholds: np.ndarray, trained: np.ndarray, scores: np.ndarray, batch: int = 5000) -> None:
-    # Idempotent: a retried run first removes what its earlier attempt wrote.
-    Suggestion.objects.filter(run=run).delete()
-    ImageUncertainty.objects.filter(run=run).delete()
-    columns = np.flatnonzero(trained)
-    rows = []
-    for n, image_id in enumerate(pool):
-        for j in columns:
-            p = float(probs[n, j])
-            rows.append(Suggestion(run=run, image_id=image_id, label_id=int(label_ids[j]), probability=p,
-                                   predicted=bool(p >= thresholds[j])))
-        if len(rows) >= batch:
-            Suggestion.objects.bulk_create(rows)
-            rows = []
-    Suggestion.objects.bulk_create(rows)
-    ImageUncertainty.objects.bulk_create(
-        [ImageUncertainty(run=run, image_id=i, score=float(s)) for i, s in zip(pool, scores)], batch_size=batch)

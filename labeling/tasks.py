@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling import pipeline
+from labeling import pipeline, shards
 
 LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True}
 
@@ -22,3 +22,13 @@ def gpu_pretrain(self, run_id: int) -> str:
 @shared_task(name="labeling.tasks.fit_probe", time_limit=4 * 3600, **LONG)
 def fit_probe(self, run_id: int) -> str:
     return pipeline.run_probe(run_id, self.request.hostname)
+
+
+@shared_task(name="labeling.tasks.suggest_shard", time_limit=4 * 3600, **LONG)
+def suggest_shard(self, run_id: int, block: int) -> str:
+    return shards.suggest_block(run_id, block, pipeline.worker_id(self.request.hostname))
+
+
+@shared_task(name="labeling.tasks.suggest_finish", time_limit=3600, **LONG)
+def suggest_finish(self, run_id: int) -> str:
+    return shards.finalise(run_id)

@@ -4,6 +4,7 @@ cache     decode each image once into a fixed-resolution uint8 store
 augment   Barlow Twins views, batched on the training device
 backbone  ResNet-18 + projector;  barlow  the loss;  lars  optimiser + schedule
 train     pretraining with checkpoints, resume, progress and cancellation
+distributed  several processes (GPUs) on one host: global batch statistics, DDP launch
 embed     frozen features per image id;  probe  the multilabel linear probe
 metrics   AP / mAP / F1 in one pass;  active  uncertainty for labeling order
 projection  a 2-D map of the embeddings (PCA) for the dashboard

@@ -267,19 +267,26 @@ Apply = Callable[[Tensor, ViewParams, int], Tensor]
 
 
 def augment(x: Tensor, cfg: ViewConfig, g: torch.Generator, out_size: int | None = None,
-            apply: Apply = apply_params) -> Tensor:
+            apply: Apply = apply_params, shard: tuple[int, int] = (0, 1)) -> Tensor:
     """One normalised view of a float (B, 3, H, W) batch in [0, 1].
 
     ``apply`` may be a ``torch.compile``d :func:`apply_params`: the draws stay eager.
+    ``shard=(rank, world)``: x is that rank's slice of a global batch of world * B; the draws are
+    made for the global batch and sliced, so the views equal one process's on the whole batch.
     """
     b, _, h, w = x.shape
     out_size = out_size or h
-    return normalize(apply(x, sample_params(b, h, w, out_size, cfg, g), out_size))
+    rank, world = shard
+    params = sample_params(b * world, h, w, out_size, cfg, g)
+    if world > 1:
+        params = params[rank * b:(rank + 1) * b]
+    return normalize(apply(x, params, out_size))
 
 
 def two_views(images: Tensor, g: torch.Generator, out_size: int | None = None,
               configs: tuple[ViewConfig, ViewConfig] = (VIEW1, VIEW2),
-              apply: Apply = apply_params) -> tuple[Tensor, Tensor]:
+              apply: Apply = apply_params, shard: tuple[int, int] = (0, 1)) -> tuple[Tensor, Tensor]:
     """uint8 (B, H, W, 3) -> two normalised float views (B, 3, S, S), independent per sample."""
     x = to_float(images)
-    return augment(x, configs[0], g, out_size, apply), augment(x, configs[1], g, out_size, apply)
+    return (augment(x, configs[0], g, out_size, apply, shard),
+            augment(x, configs[1], g, out_size, apply, shard))

@@ -13,6 +13,7 @@ import torchvision
 from torch import Tensor, nn
 
 from labeling.ml.barlow import barlow_twins_loss, DEFAULT_LAMBDA
+from labeling.ml.distributed import gather_batch
 
 FEATURE_DIM = 512  # ResNet-18's pooled feature width
 SMALL_STEM_MAX_RESOLUTION = 64
@@ -76,6 +77,9 @@ class BarlowTwins(nn.Module):
         # runs them separately, and so do we.
         z1 = self.projector(self.backbone(y1))  # (B, D)
         z2 = self.projector(self.backbone(y2))  # (B, D)
+        # Under torch.distributed each rank holds a slice of the batch: the loss's statistics are
+        # the global batch's (see labeling.ml.distributed). A no-op in one process.
+        z1, z2 = gather_batch(z1), gather_batch(z2)  # (world * B, D)
         return barlow_twins_loss(z1, z2, self.config.lambd)
 
 

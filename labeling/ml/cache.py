@@ -116,6 +116,11 @@ class ImageCache:
         """(n, R, R, 3) uint8 for the given ids, in that order (a copy)."""
         return np.asarray(self.pixels()[self.rows(ids)])
 
+    def view(self, ids: Sequence[int] | np.ndarray) -> "CacheView":
+        """The given ids' images, in that order, without reading them: rows are read on indexing."""
+        return CacheView(self.root, self.resolution, len(self._ids), self.rows(ids))
+
+
     def add(self, ids: Sequence[int] | np.ndarray, source: Sequence[Source] | Opener, *,
             workers: int = 0, chunk: int = 256) -> AddResult:
         """Decode and append the images whose ids are not stored yet; idempotent.
@@ -200,3 +205,35 @@ def _opener_from_sequence(ids: np.ndarray, sources: Sequence[Source]) -> Opener:
         raise ValueError(f"{len(ids)} ids but {len(sources)} sources")
     by_id = {int(i): s for i, s in zip(ids, sources)}
     return by_id.__getitem__
+
+
+class CacheView:
+    """A lazy (n, R, R, 3) uint8 array over some rows of a store: ``view[positions]`` reads just
+    those rows from the memory map. Pickles as (path, rows), so spawned training processes open
+    the map themselves instead of receiving a copy of a project's pixels."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, root: Path, resolution: int, stored: int, rows: np.ndarray) -> None:
+        self.root, self.resolution, self.stored, self.rows = Path(root), resolution, stored, rows
+        self._map: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.rows), self.resolution, self.resolution, 3)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, positions) -> np.ndarray:
+        if self._map is None:
+            self._map = np.memmap(self.root / "pixels.u8", dtype=np.uint8, mode="r",
+                                  shape=(self.stored, self.resolution, self.resolution, 3))
+        return np.asarray(self._map[self.rows[positions]])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[np.arange(len(self.rows))]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_map": None}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from labeling.ml import distributed
 from labeling.ml.augment import VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
@@ -81,6 +82,11 @@ class Runtime:
     # Upload the whole uint8 store to the device once (12 KiB an image at 64 px); otherwise
     # each batch is gathered from the (memory-mapped) array and copied over.
     data_on_device: bool = True
+    # Processes on this host, one per GPU (or CPU processes with gloo, for tests): >1 trains with
+    # DistributedDataParallel and global batch statistics (labeling.ml.distributed). The
+    # config's batch_size is the global batch; each rank takes batch_size / world_size of it.
+    world_size: int = 1
+    backend: str | None = None  # None: nccl on CUDA, gloo otherwise
 
 
 @dataclass
@@ -107,31 +113,65 @@ def build_model(config: PretrainConfig) -> BarlowTwins:
 
 
 def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtime | None = None) -> TrainResult:
-    """Train (or resume training) on uint8 images of shape (N, R, R, 3)."""
+    """Train (or resume training) on uint8 images of shape (N, R, R, 3): an array, a memory map, or
+    an ImageCache.view (read batch by batch when ``runtime.data_on_device`` is off)."""
     runtime = runtime or Runtime()
-    device = torch.device(runtime.device)
     _check_images(images, config)
-    batch_size = min(config.batch_size, len(images))
+    world = max(runtime.world_size, distributed.rank_and_world()[1])
+    batch_size = min(config.batch_size, len(images)) // world * world
+    if batch_size < 2 * world:
+        raise ValueError(f"a global batch of {batch_size} cannot be split over {world} processes")
+    if runtime.world_size > 1 and not distributed.active():
+        return _launch(config, images, runtime)
+    device = _rank_device(torch.device(runtime.device))
+    rank = distributed.rank_and_world()[0]
     steps_per_epoch = len(images) // batch_size
     state = _resume_or_start(config, runtime, device)
     data = _to_tensor(images).to(device) if runtime.data_on_device else images
-    step_fn = make_train_step(state.model, state.optimizer, device, runtime.compile)
+    forward = state.model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(state.model, device_ids=[device] if device.type == "cuda" else None)
+    step_fn = make_train_step(state.model, state.optimizer, device, runtime.compile, forward=forward)
     apply = compiled_augment() if runtime.compile else apply_params
     while state.epoch < config.epochs:
         finished = train_one_epoch(state, data, config, runtime, step_fn, apply, batch_size, steps_per_epoch)
         if not finished:
             return TrainResult(state.model, "cancelled", state.epoch, state.loss_history)
         state.epoch += 1
-        if runtime.checkpoint_path is not None:
+        if runtime.checkpoint_path is not None and rank == 0:
             save_checkpoint(runtime.checkpoint_path, config, state)
     return TrainResult(state.model, "finished", state.epoch, state.loss_history)
+
+
+def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtime) -> TrainResult:
+    """Rank 0 here (with the callbacks), the other ranks in spawned processes, images shared."""
+    # On the device: one shared copy in memory. Streamed: a lazy cache view pickles as its path and
+    # rows, and each rank reads its batches from the memory map.
+    data = _to_tensor(images).share_memory_() if runtime.data_on_device else images
+    device = torch.device(runtime.device)
+    backend = runtime.backend or distributed.default_backend(device.type)
+    # The other ranks resume from the same checkpoint but never write it, and report nothing.
+    quiet = dataclasses.replace(runtime, on_progress=None, should_stop=None, on_step=None)
+    return distributed.launch(pretrain, runtime.world_size, backend,
+                              args=(config, data, runtime), child_args=(config, data, quiet))
+
+
+def _rank_device(device: torch.device) -> torch.device:
+    if device.type == "cuda" and distributed.active():
+        device = torch.device("cuda", distributed.rank_and_world()[0])
+        torch.cuda.set_device(device)
+    return device
 
 
 def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainConfig, runtime: Runtime,
                     step_fn: Callable[[Tensor, Tensor], Tensor], apply: Apply, batch_size: int,
                     steps_per_epoch: int) -> bool:
     """One epoch; False if cancelled part-way (its steps are then discarded by the caller)."""
-    device = torch.device(runtime.device)
+    device = _rank_device(torch.device(runtime.device))
+    rank, world = distributed.rank_and_world()
+    local = batch_size // world
     order_gen = torch.Generator().manual_seed(_epoch_seed(config.seed, state.epoch, 0))
     aug_gen = torch.Generator(device=device).manual_seed(_epoch_seed(config.seed, state.epoch, 1))
     order = torch.randperm(len(data), generator=order_gen)
@@ -139,12 +179,15 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
     losses: list[Tensor] = []
     tick, tick_step = time.perf_counter(), 0
     for i in range(steps_per_epoch):
-        if runtime.should_stop is not None and runtime.should_stop():
+        stop = runtime.should_stop is not None and runtime.should_stop()
+        if distributed.any_rank(stop, device):  # every rank stops at the same step
             return False
         global_step = state.epoch * steps_per_epoch + i
         _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size)
-        batch = _gather(data, order[i * batch_size:(i + 1) * batch_size], device)
-        y1, y2 = two_views(batch, aug_gen, configs=config.views(), apply=apply)  # (B, 3, R, R) each, on the device
+        start = i * batch_size + rank * local  # this rank's slice of the global batch
+        batch = _gather(data, order[start:start + local], device)
+        y1, y2 = two_views(batch, aug_gen, configs=config.views(), apply=apply,
+                           shard=(rank, world))  # (B / world, 3, R, R) each, on the device
         loss = step_fn(y1, y2)
         losses.append(loss.detach())
         if runtime.on_step is not None:
@@ -163,12 +206,15 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
 
 
 def make_train_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
-                    compile: bool) -> Callable[[Tensor, Tensor], Tensor]:
-    """Forward both views, backward, LARS step: (B, 3, R, R) x 2 -> loss."""
+                    compile: bool, forward: torch.nn.Module | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+    """Forward both views, backward, LARS step: (B, 3, R, R) x 2 -> loss.
+
+    ``forward``: the module to call, when it wraps ``model`` (DistributedDataParallel)."""
     cuda = device.type == "cuda"
     if cuda:
         model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compile else model
+    forward = forward or model
+    forward = torch.compile(forward) if compile else forward
 
     def step(y1: Tensor, y2: Tensor) -> Tensor:
         if cuda:
@@ -191,7 +237,11 @@ def compiled_augment() -> Apply:
 
 
 def _resume_or_start(config: PretrainConfig, runtime: Runtime, device: torch.device) -> _State:
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if distributed.active():
+        # Before the optimiser is built: the conversion makes new BN modules (same names).
+        model = distributed.convert_batchnorm(model, device)
+    model = model.to(device)
     optimizer = LARS(parameter_groups(model), weight_decay=config.weight_decay)
     state = _State(model, optimizer)
     path = runtime.checkpoint_path
@@ -245,8 +295,9 @@ def _gather(data: np.ndarray | Tensor, index: Tensor, device: torch.device) -> T
         return data[index.to(data.device)].to(device, non_blocking=True)
     # Rows in the epoch's order (not sorted for locality): each position in the batch gets
     # its own augmentation draw, so the order must match the on-device path's exactly.
+    # ``data`` may be an array, a memory map or a lazy cache view: indexing reads just these rows.
     rows = index.numpy()
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(data)[rows])).to(device, non_blocking=True)
+    return torch.from_numpy(np.ascontiguousarray(data[rows])).to(device, non_blocking=True)
 
 
 def _epoch_seed(seed: int, epoch: int, stream: int) -> int:

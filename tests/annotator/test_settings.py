@@ -73,3 +73,24 @@ def test_redis_and_postgres_urls_are_used_when_set(tmp_path):
                                      CELERY_BROKER_URL="redis://redis:6379/0")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "redis://redis:6379/0", "True"]
+
+
+def _storage_in_subprocess(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "STORAGE_BACKEND"}}
+    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "annotator.settings", **env})
+    code = "from django.conf import settings; print(settings.STORAGES['default']['BACKEND'], settings.MEDIA_REDIRECT)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+
+
+def test_media_storage_is_the_filesystem_by_default_and_s3_is_checked_at_start(tmp_path):
+    result = _storage_in_subprocess(tmp_path)
+    assert result.stdout.split() == ["django.core.files.storage.FileSystemStorage", "False"], result.stderr
+    assert "use filesystem or s3" in _storage_in_subprocess(tmp_path, STORAGE_BACKEND="ftp").stderr
+    s3 = _storage_in_subprocess(tmp_path, STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="images")
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        assert "needs boto3" in s3.stderr
+    else:
+        assert s3.stdout.split() == ["storages.backends.s3.S3Storage", "True"], s3.stderr
+        assert "AWS_STORAGE_BUCKET_NAME" in _storage_in_subprocess(tmp_path, STORAGE_BACKEND="s3").stderr

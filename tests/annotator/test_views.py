@@ -105,6 +105,19 @@ def test_image_files_are_served_to_members_only(client, team):
         assert _as(client, outsider).get(url).status_code == 404
 
 
+def test_with_media_redirect_members_get_the_storage_url_and_outsiders_nothing(client, team, settings):
+    """For S3 (signed, expiring URLs) the views check permission, then redirect to storage.url."""
+    settings.MEDIA_REDIRECT = True
+    project, owner, annotator, outsider = team
+    (image_id,) = add_images(project, 1)
+    image = Image.objects.get(pk=image_id)
+    for name, stored in (("image_file", image.file), ("image_thumbnail", image.thumbnail)):
+        url = reverse(name, args=[image_id])
+        response = _as(client, annotator).get(url)
+        assert response.status_code == 302 and response["Location"] == stored.url
+        assert _as(client, outsider).get(url).status_code == 404
+
+
 def test_the_label_editor_adds_renames_and_refuses_bad_labels(client, team):
     project, owner, annotator, _ = team
     client = _as(client, owner)

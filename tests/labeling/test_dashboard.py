@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
 from annotator.models import Box, Image, ImageStatus, ImageTag, Role, Source
+from annotator.services import status_counts_recount
 from labeling import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                              TrainingRun)
@@ -19,10 +20,13 @@ pytestmark = pytest.mark.django_db
 
 
 def _images(project, count: int, *, start: int = 0, **fields) -> list[Image]:
-    """Rows only (no files): what the dashboard reads."""
-    return Image.objects.bulk_create([
+    """Rows only (no files): what the dashboard reads. Inserted behind the services' back, so the
+    status counters are recounted, as `manage.py recount_statuses` would."""
+    images = Image.objects.bulk_create([
         Image(project=project, file=f"f{start + i}.png", thumbnail=f"t{start + i}.png", original_name=f"{start + i}.png",
               width=10, height=10, size_bytes=1, sha256=f"{start + i:064d}", **fields) for i in range(count)])
+    status_counts_recount(project_id=project.id)
+    return images
 
 
 @pytest.fixture

@@ -70,3 +70,25 @@ def test_it_decodes_in_threads_with_the_same_result(tmp_path):
     a.add(range(10), sources)
     b.add(range(10), sources, workers=3, chunk=4)
     assert np.array_equal(a.pixels(), b.pixels()) and a.ids.tolist() == b.ids.tolist()
+
+
+def test_a_view_reads_rows_lazily_and_trains_as_the_array(tmp_path):
+    import pickle
+
+    from labeling.ml.backbone import ModelConfig
+    from labeling.ml.train import PretrainConfig, Runtime, pretrain
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    cache = ImageCache(tmp_path / "c", resolution=8)
+    assert cache.add(np.arange(100, 112), [Image.fromarray(p) for p in pixels]).added == 12
+    ids = np.array([111, 100, 105, 103, 102, 101, 104, 106, 107, 108, 109, 110])
+    view = cache.view(ids)
+    assert view.shape == (12, 8, 8, 3) and view.dtype == np.uint8
+    np.testing.assert_array_equal(view[np.array([0, 2])], cache.read(ids[[0, 2]]))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(view))[np.arange(12)], cache.read(ids))
+    config = PretrainConfig(model=ModelConfig(resolution=8, projector=(16, 16)), epochs=1, batch_size=4,
+                            warmup_epochs=0)
+    streamed = pretrain(config, view, Runtime(data_on_device=False))
+    whole = pretrain(config, cache.read(ids))
+    assert streamed.loss_history == whole.loss_history

@@ -1,0 +1,87 @@
+"""The project page's status counts are counters the services keep: after any mix of imports,
+queue claims and releases, saves, submits, skips and annotation imports they equal a recount."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count
+
+from annotator.annotations import annotation_save, image_skip, image_submit, queue_next
+from annotator.models import Image, ImageStatus, ProjectStatusCount
+from annotator.selectors import project_status_counts
+from annotator.services import BoxIn, ImageAnnotations, annotations_import
+from tests.factories import add_images, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _recount(project_id):
+    counts = dict.fromkeys(ImageStatus.values, 0)
+    counts.update(Image.objects.filter(project_id=project_id).values_list("status").annotate(n=Count("id")).order_by())
+    return {**counts, "total": sum(counts.values())}
+
+
+def _fresh(image_id):
+    return Image.objects.get(pk=image_id)
+
+
+def test_it_keeps_the_counters_equal_to_a_recount_through_a_mixed_sequence():
+    owner, other = make_user("owner"), make_user("other")
+    project = make_project(owner=owner)
+    cat = project.labels.order_by("id").first()
+    ids = add_images(project, 12)
+    steps = []
+
+    def check(what):
+        steps.append(what)
+        assert project_status_counts(project_id=project.id) == _recount(project.id), steps
+
+    check("import")
+    add_images(project, 12)  # all duplicates: nothing changes
+    check("duplicate import")
+    held = queue_next(project=project, user=owner)
+    check("claim")
+    image_submit(image=held, user=owner, version=held.version)
+    check("submit a claimed image")
+    again = _fresh(held.id)
+    image_submit(image=again, user=owner, version=again.version)
+    check("re-submit")
+    second = queue_next(project=project, user=other)
+    third = queue_next(project=project, user=other, exclude=[second.id], release=[second.id])
+    check("release and claim")
+    image_skip(image=third, user=other, version=third.version)
+    check("skip")
+    unlabeled = _fresh(ids[-1])
+    annotation_save(image=unlabeled, user=owner, version=unlabeled.version,
+                    boxes=[BoxIn(label_id=cat.id, x=1, y=1, w=5, h=5)], tag_label_ids=[])
+    check("save takes an unlabeled image in progress")
+    annotations_import(project=project, user=owner,
+                       items=[ImageAnnotations(image_id=i, tag_label_ids=(cat.id,)) for i in ids[5:9] + [third.id]])
+    check("annotation import over unlabeled, skipped and in-progress images")
+    stale = _fresh(ids[6])
+    image_skip(image=stale, user=owner, version=stale.version)
+    check("skip a submitted image")
+    counts = project_status_counts(project_id=project.id)
+    assert counts["total"] == 12 and counts["submitted"] >= 5 and counts["skipped"] == 1
+
+
+def test_it_counts_a_project_with_no_images_as_zeros_in_one_query(django_assert_num_queries):
+    project = make_project()
+    with django_assert_num_queries(1):
+        counts = project_status_counts(project_id=project.id)
+    assert counts == {**dict.fromkeys(ImageStatus.values, 0), "total": 0}
+
+
+def test_the_recount_command_repairs_counters_that_drifted():
+    project = make_project()
+    ids = add_images(project, 4)
+    Image.objects.filter(pk__in=ids[:3]).update(status="skipped")  # raw SQL: bypasses the services
+    assert project_status_counts(project_id=project.id)["skipped"] == 0
+    out = StringIO()
+    call_command("recount_statuses", str(project.id), stdout=out)
+    assert project_status_counts(project_id=project.id) == _recount(project.id)
+    assert "corrected" in out.getvalue()
+    ProjectStatusCount.objects.filter(project=project).delete()
+    call_command("recount_statuses", stdout=StringIO())
+    assert project_status_counts(project_id=project.id)["skipped"] == 3
