@@ -162,6 +162,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "annotator.rest.errors.exception_handler",
     # NaN and Infinity parse, so that the box check can say what is wrong with them.
     "STRICT_JSON": False,
+    # ?format= names the export format (coco, voc, ...), not a renderer.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Twinlabel API",
