@@ -238,3 +238,19 @@ def test_a_big_export_runs_as_a_job_and_ends_as_a_permission_checked_download(cl
     assert len(doc["images"]) == 3 and len(doc["annotations"]) == 2
     assert _as(client, team["outsider"]).get(done["download"]).status_code == 404
     assert ExportJob.objects.get().file.name.startswith(f"exports/{team['project'].id}/")
+
+
+def test_the_commands_import_and_export_the_same_files(team, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps(COCO_IN))
+    out = io.StringIO()
+    call_command("import_annotations", team["project"].id, str(source), format="coco", user="owner", stdout=out)
+    assert json.loads(out.getvalue())["unmatched"] == ["missing.png"]
+    target = tmp_path / "out.json"
+    call_command("export", team["project"].id, format="coco", output=str(target), stderr=io.StringIO())
+    assert _coco_boxes(COCO(str(target)))["a.png"][0] == ("cat", [10.5, 20.0, 100.0, 50.25])
+    source.write_text("{broken")
+    with pytest.raises(CommandError, match="Nothing was imported"):
+        call_command("import_annotations", team["project"].id, str(source), format="coco")
