@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -83,8 +82,8 @@ def main() -> None:
     figures["label_studio"] = LABEL_STUDIO
     figures["target"] = "≥ 20,000 images/s and < 300 MB peak (COCO, 100,000 images, 300,000 boxes)"
     figures["note"] = ("Shared machine: 2 CPU cores used by 4 helpers at once, so timings include contention. "
-                       "Peak RSS is the export process's maximum resident set (Python + Django + the export); "
-                       "baseline_rss_mb is the same process before the export began.")
+                       "peak_rss_mb is the export process's own peak resident set (VmHWM: Python + Django + the "
+                       "export); baseline_rss_mb is its resident set just before the export began.")
     write_result(f"export_{vendor}", figures)
 
 
@@ -97,7 +96,7 @@ def _child(project_id: str, fmt: str, out: str) -> None:
     from annotator.models import Project
 
     project = Project.objects.get(pk=int(project_id))
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline = _memory_mb("VmRSS")
     start = time.perf_counter()
     size = 0
     with open(out, "wb") as f:
@@ -105,9 +104,18 @@ def _child(project_id: str, fmt: str, out: str) -> None:
             f.write(chunk)
             size += len(chunk)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _memory_mb("VmHWM")
     print(json.dumps({"seconds": round(seconds, 2), "mb": round(size / 1e6, 1),
                       "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(peak, 1)}))
+
+
+def _memory_mb(field: str) -> float:
+    # VmHWM is this process's own peak resident set. (ru_maxrss is not: on Linux a child starts
+    # with its parent's high-water mark, which here held the previous export's parsed check.)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ def _endpoints(team):
     p, image = team["project"].id, team["ids"][0]
     run = _probe(team)
     suggestion = Suggestion.objects.filter(image_id=image).first()
+    other = Suggestion.objects.filter(image_id=team["ids"][1]).first()
     return [
         ("get", reverse("api_project", args=[p]), None, 200, 200),
         ("get", reverse("api_project_labels", args=[p]), None, 200, 200),
@@ -66,8 +67,11 @@ def _endpoints(team):
         ("get", reverse("api_image_annotations", args=[image]), None, 200, 200),
         ("put", reverse("api_image_annotations", args=[image]), {"version": 1, "boxes": [], "tags": []}, 200, 200),
         ("post", reverse("api_queue_next", args=[p]), {}, 200, 200),
+        ("post", reverse("api_image_submit", args=[image]), {"version": 1}, 200, 200),
+        ("post", reverse("api_image_skip", args=[image]), {"version": 1}, 200, 200),
         ("get", reverse("api_project_suggestions", args=[p]), None, 200, 200),
         ("post", reverse("api_suggestion_reject", args=[suggestion.id]), None, 200, 200),
+        ("post", reverse("api_suggestion_accept", args=[other.id]), None, 200, 200),
         ("get", reverse("api_project_runs", args=[p]), None, 200, 200),
         ("get", reverse("api_run_detail", args=[run.id]), None, 200, 200),
         ("post", reverse("api_run_cancel", args=[run.id]), None, 200, 403),
@@ -84,6 +88,7 @@ def test_every_endpoint_admits_members_by_role_and_hides_the_project_from_outsid
                 response = _json(client, method, url, body)
             assert response.status_code == expected, (user, method, url, response.content)
         assert _json(_as(client, None), method, url, body).status_code == 401, url
+    assert _as(client, None).get(reverse("api_projects")).status_code == 401  # outsiders see an empty list
 
 
 def test_a_token_authenticates_scripts(client, team):
