@@ -22,7 +22,7 @@ from django.db.models.functions import Lower
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
                                coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
-from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, LabelClass, Project
+from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, Project
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
 
 

@@ -14,7 +14,6 @@ annotations without a ``bbox`` (as some tools write classification labels).
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 

@@ -3,7 +3,6 @@ service or selector, answer."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -164,7 +163,3 @@ def queue_next(request: Request, project_id: int) -> Response:
                                    exclude=common.id_list(data.get("exclude", []), "exclude"),
                                    release=common.id_list(data.get("release", []), "release"))
     return Response({"image": selectors.annotation_state(image=image) if image else None})
-
-
-def label_of(project: Project, label_id: int) -> LabelClass:
-    return get_object_or_404(LabelClass, pk=label_id, project=project)

@@ -102,6 +102,25 @@ def test_a_token_authenticates_scripts(client, team):
     assert response["WWW-Authenticate"] == "Token"
 
 
+def test_session_writes_need_the_csrf_token_and_token_writes_do_not(team):
+    from django.test import Client
+
+    url = reverse("api_image_annotations", args=[team["ids"][0]])
+    body = json.dumps({"version": 1, "boxes": [], "tags": []})
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(team["annie"])
+    refused = browser.put(url, body, content_type="application/json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+    browser.get(reverse("project_list"))  # sets the csrftoken cookie
+    accepted = browser.put(url, body, content_type="application/json",
+                           HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
+    assert accepted.status_code == 200
+    key = Token.objects.create(user=team["annie"]).key
+    script = Client(enforce_csrf_checks=True)
+    assert script.put(url, json.dumps({"version": 2, "boxes": [], "tags": []}), content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+
+
 def test_a_stale_version_gets_409_with_the_current_state(client, team):
     c = _as(client, team["annie"])
     url = reverse("api_image_annotations", args=[team["ids"][0]])
