@@ -50,6 +50,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": list(project.labels.all()),
         "recent": selectors.recent_images(project_id=project.id),
+        "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
+                           ("json", "Twinlabel JSON")],
         "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin"},
         "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
                           "maxBytes": services.import_limits().max_bytes},

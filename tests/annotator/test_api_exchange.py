@@ -254,3 +254,25 @@ def test_the_commands_import_and_export_the_same_files(team, tmp_path):
     source.write_text("{broken")
     with pytest.raises(CommandError, match="Nothing was imported"):
         call_command("import_annotations", team["project"].id, str(source), format="coco")
+
+
+def test_the_project_page_links_the_exports_and_offers_admins_the_import_form(client, team):
+    page = _as(client, team["owner"]).get(reverse("project_detail", args=[team["project"].id]))
+    export = reverse("api_project_export", args=[team["project"].id])
+    assert f'{export}?format=coco'.encode() in page.content
+    assert reverse("api_project_import", args=[team["project"].id]).encode() in page.content
+    page = _as(client, team["annie"]).get(reverse("project_detail", args=[team["project"].id]))
+    assert f'{export}?format=yolo'.encode() in page.content
+    assert reverse("api_project_import", args=[team["project"].id]).encode() not in page.content
+    # The form posts like a browser: the session, the CSRF field, multipart.
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(team["owner"])
+    form = browser.get(reverse("project_detail", args=[team["project"].id]))
+    token = form.content.split(b'name="csrfmiddlewaretoken" value="')[1].split(b'"')[0].decode()
+    answer = browser.post(reverse("api_project_import", args=[team["project"].id]),
+                          {"format": "coco", "csrfmiddlewaretoken": token,
+                           "files": [SimpleUploadedFile("in.json", json.dumps(COCO_IN).encode())]},
+                          HTTP_ACCEPT="application/json")
+    assert answer.status_code == 200 and answer.json()["boxes"] == 2
