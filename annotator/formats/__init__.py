@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 
 class FormatError(ValueError):
     """The file is not valid in its format; the message says where and what."""
 
 
-@dataclass(frozen=True)
-class BoxRecord:
+class BoxRecord(NamedTuple):
+    # A named tuple, not a dataclass: an export makes one per box (300,000 for 100,000 images),
+    # and a tuple is built several times faster while staying immutable.
     label: str
     x: float  # image pixels, origin top-left
     y: float
@@ -25,8 +27,7 @@ class BoxRecord:
     h: float
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     label: str
     score: float
 
