@@ -27,3 +27,4 @@ def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ..
 
 
 ADMIN_ONLY = (Role.ADMIN,)
+ANNOTATE_ROLES = (Role.ADMIN, Role.ANNOTATOR)

@@ -75,3 +75,55 @@ def annotation_state(*, image: Image) -> dict:
         "tags": [{"label": label, "source": source} for label, source in tags],
         "suggestions": image_suggestions(image=image),
     }
+
+
+IMAGE_ORDERS = ("id", "uncertain")
+
+
+@dataclass(frozen=True)
+class ImageListPage:
+    images: list[dict]
+    next_key: tuple | None  # pass as ``after`` for the next page; None on the last page
+
+
+def image_list(*, project_id: int, status: str | None = None, human_label: int | None = None,
+               suggested_label: int | None = None, order: str = "id", after: tuple | None = None,
+               limit: int = 100) -> ImageListPage:
+    """A page of a project's images for the API, by keyset: in id order (``after`` = (id,)) or the
+    current probe's most uncertain first (``after`` = (score, id)); one query.
+
+    ``human_label``: images a person gave that label (a box or a tag); ``suggested_label``: images
+    the current probe suggests it for."""
+    from django.db.models import Exists, F, OuterRef, Q
+
+    from annotator.models import Box, ImageTag
+    from labeling.models import ProjectModelState, Suggestion  # model assistance builds on this app
+
+    images = Image.objects.filter(project_id=project_id)
+    if status:
+        images = images.filter(status=status)
+    if human_label is not None:
+        images = images.filter(
+            Exists(Box.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human"))
+            | Exists(ImageTag.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human")))
+    run_id = None
+    if suggested_label is not None or order == "uncertain":
+        run_id = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+    if suggested_label is not None:
+        images = images.filter(Exists(Suggestion.objects.filter(run_id=run_id, image=OuterRef("pk"),
+                                                                label_id=suggested_label, predicted=True)))
+    fields = ["id", "original_name", "width", "height", "status", "version"]
+    if order == "uncertain":
+        images = images.filter(uncertainties__run_id=run_id).annotate(score=F("uncertainties__score"))
+        if after is not None:
+            images = images.filter(Q(score__lt=after[0]) | Q(score=after[0], id__gt=after[1]))
+        rows = list(images.order_by("-score", "id").values(*fields, "score")[: limit + 1])
+        key = (lambda r: (r["score"], r["id"]))
+    else:
+        if after is not None:
+            images = images.filter(id__gt=after[0])
+        rows = list(images.order_by("id").values(*fields)[: limit + 1])
+        key = (lambda r: (r["id"],))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ImageListPage(rows, key(rows[-1]) if more else None)

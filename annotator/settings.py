@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "annotator",
     "labeling",
 ]
@@ -178,6 +181,32 @@ QUEUE_LOCK_MINUTES = env_int("QUEUE_LOCK_MINUTES", 10, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES_PER_REQUEST", 200, minimum=1)
+
+# The REST API (docs/api.md): token auth for scripts (Authorization: Token <key>), the session for
+# the browser; errors as {"error": "..."} like the rest of the site.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser",
+                               "rest_framework.parsers.FormParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "annotator.rest.errors.exception_handler",
+    # NaN and Infinity parse, so that the box check can say what is wrong with them.
+    "STRICT_JSON": False,
+    # ?format= names the export format (coco, voc, ...), not a renderer.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Twinlabel API",
+    "DESCRIPTION": "Projects, images, annotations, suggestions, training runs, imports and exports. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# Exports of more images than this run as a background job that ends as a download.
+EXPORT_STREAM_MAX_IMAGES = env_int("EXPORT_STREAM_MAX_IMAGES", 50_000, minimum=1)
 
 # Celery: Redis when CELERY_BROKER_URL is set, else the filesystem transport under var/.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"

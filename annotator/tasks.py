@@ -39,3 +39,10 @@ def gpu_ping() -> dict:
     except ImportError:  # a web-only install has no torch
         result["device"] = "unavailable"
     return result
+
+
+@shared_task(name="annotator.tasks.export_run")
+def export_run(job_id: int) -> None:
+    from annotator.exchange import export_job_run
+
+    export_job_run(job_id=job_id)

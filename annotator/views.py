@@ -13,11 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotator import selectors, services
-from annotator.access import ADMIN_ONLY, project_for
+from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
-from annotator.api import ANNOTATE_ROLES
 from annotator.models import Image, ImageStatus, LabelClass
-from annotator.sources import ImageSource, Rejection
 
 
 @require_GET
@@ -53,27 +51,12 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": list(project.labels.all()),
         "recent": selectors.recent_images(project_id=project.id),
+        "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
+                           ("json", "Twinlabel JSON")],
         "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin"},
-        "upload_config": {"url": reverse("project_upload", args=[project.id]), "batch": 20,
+        "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
                           "maxBytes": services.import_limits().max_bytes},
     })
-
-
-@login_required
-@require_POST
-def project_upload(request: HttpRequest, project_id: int) -> JsonResponse:
-    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
-    files = request.FILES.getlist("files")
-    if not files:
-        return JsonResponse({"error": "Choose one or more image files to upload."}, status=400)
-    limit = services.import_limits().max_bytes
-    sources = [
-        Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
-        if f.size > limit else ImageSource(f.name, f.read)
-        for f in files
-    ]
-    report = services.images_import(project=project, sources=sources)
-    return JsonResponse(report.as_dict(), status=200 if report.imported or report.duplicates else 400)
 
 
 @login_required
@@ -128,11 +111,11 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
             "order": order,
             "urls": {
                 "next": reverse("api_queue_next", args=[project.id]),
-                "annotations": "/api/images/{id}/annotations",
-                "submit": "/api/images/{id}/submit",
-                "skip": "/api/images/{id}/skip",
-                "suggestion": "/api/images/{id}/suggestions/{label}/{decision}",
-                "acceptAll": "/api/images/{id}/suggestions/accept-all",
+                "annotations": "/api/images/{id}/annotations/",
+                "submit": "/api/images/{id}/submit/",
+                "skip": "/api/images/{id}/skip/",
+                "suggestion": "/api/images/{id}/suggestions/{label}/{decision}/",
+                "acceptAll": "/api/images/{id}/suggestions/accept-all/",
                 "project": reverse("project_detail", args=[project.id]),
             },
         },

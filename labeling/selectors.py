@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from django.db.models import Q
 from django.urls import reverse
 
 from annotator.models import Image
@@ -64,3 +66,40 @@ def run_files(*, run_id: int) -> list[dict]:
 
 def project_runs(*, project_id: int, limit: int = 10) -> list[dict]:
     return [run_summary(run) for run in TrainingRun.objects.filter(project_id=project_id).order_by("-id")[:limit]]
+
+
+@dataclass(frozen=True)
+class SuggestionPage:
+    suggestions: list[dict]
+    next_key: tuple | None  # (probability, id) of the last row, for the next page
+
+
+def suggestion_page(*, project_id: int, label_id: int | None = None, min_probability: float | None = None,
+                    max_probability: float | None = None, predicted: bool | None = None,
+                    after: tuple | None = None, limit: int = 100) -> SuggestionPage:
+    """The current probe's suggestions, likeliest first, by keyset on (probability desc, id); two queries."""
+    run_id = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+    rows = Suggestion.objects.filter(run_id=run_id)
+    if label_id is not None:
+        rows = rows.filter(label_id=label_id)
+    if min_probability is not None:
+        rows = rows.filter(probability__gte=min_probability)
+    if max_probability is not None:
+        rows = rows.filter(probability__lte=max_probability)
+    if predicted is not None:
+        rows = rows.filter(predicted=predicted)
+    if after is not None:
+        rows = rows.filter(Q(probability__lt=after[0]) | Q(probability=after[0], id__gt=after[1]))
+    rows = list(rows.order_by("-probability", "id").values("id", "image_id", "label_id", "probability", "predicted")
+                [: limit + 1] if run_id is not None else [])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    decisions = {}
+    if rows:
+        for image_id, label, decision in SuggestionDecision.objects.filter(
+                image_id__in={r["image_id"] for r in rows}).values_list("image_id", "label_id", "decision"):
+            decisions[(image_id, label)] = decision
+    return SuggestionPage(
+        [{"id": r["id"], "image": r["image_id"], "label": r["label_id"], "probability": round(r["probability"], 4),
+          "predicted": r["predicted"], "decision": decisions.get((r["image_id"], r["label_id"]))} for r in rows],
+        (rows[-1]["probability"], rows[-1]["id"]) if more else None)

@@ -46,7 +46,7 @@ def test_the_project_page_shows_members_their_project_and_hides_it_from_outsider
 
 def test_upload_imports_for_admins_only(client, team):
     project, owner, annotator, outsider = team
-    url = reverse("project_upload", args=[project.id])
+    url = reverse("api_project_images", args=[project.id])  # the browser uploads through the API
 
     def upload(user, *files):
         return _as(client, user).post(url, {"files": list(files)})

@@ -387,7 +387,7 @@ def test_edits_survive_a_network_error(server, page):
         else:
             route.continue_()
 
-    page.route(re.compile(r".*/annotations$"), flaky)
+    page.route(re.compile(r".*/annotations/$"), flaky)
     _drag_image(page, (10, 10), (60, 60))
     page.wait_for_selector("#save-status[data-status=error]", timeout=10_000)
     assert "Not saved" in page.text_content("#save-status")

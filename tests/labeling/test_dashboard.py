@@ -113,14 +113,14 @@ def test_the_dashboard_query_count_does_not_grow_with_the_project(team, client, 
     client.force_login(owner)
     _populate(project, annotator, 5)
     with django_assert_max_num_queries(30) as small:
-        assert client.get(f"/api/projects/{project.id}/dashboard").status_code == 200
+        assert client.get(f"/api/projects/{project.id}/dashboard/").status_code == 200
     _populate(project, make_user("second"), 60, start=1000)
     with django_assert_max_num_queries(len(small.captured_queries)):
-        assert client.get(f"/api/projects/{project.id}/dashboard").status_code == 200
+        assert client.get(f"/api/projects/{project.id}/dashboard/").status_code == 200
 
 
-@pytest.mark.parametrize("url", ["/projects/{id}/dashboard/", "/api/projects/{id}/dashboard",
-                                 "/api/projects/{id}/embedding-map"])
+@pytest.mark.parametrize("url", ["/projects/{id}/dashboard/", "/api/projects/{id}/dashboard/",
+                                 "/api/projects/{id}/embedding-map/"])
 def test_only_project_admins_see_the_dashboard(team, client, url):
     project, owner, annotator, outsider = team
     url = url.format(id=project.id)
@@ -145,9 +145,9 @@ def test_the_page_links_plotly_from_our_own_static_files(team, client):
 def test_the_embedding_map_rejects_a_bad_cursor(team, client):
     project, owner, *_ = team
     client.force_login(owner)
-    assert client.get(f"/api/projects/{project.id}/embedding-map?after=x").status_code == 400
-    assert client.get(f"/api/projects/{project.id}/embedding-map?limit=0").status_code == 400
-    assert client.get(f"/api/projects/{project.id}/embedding-map").json()["points"] == []
+    assert client.get(f"/api/projects/{project.id}/embedding-map/?after=x").status_code == 400
+    assert client.get(f"/api/projects/{project.id}/embedding-map/?limit=0").status_code == 400
+    assert client.get(f"/api/projects/{project.id}/embedding-map/").json()["points"] == []
 
 
 def test_a_failed_run_is_retried_by_admins_only(team, client, settings, tmp_path):

@@ -82,9 +82,9 @@ def test_run_files_are_for_project_admins(trained, client):
 def test_the_embedding_map_pages_by_keyset_and_colours_every_image(trained, client):
     project, owner, run = trained
     client.force_login(owner)
-    first = client.get(f"/api/projects/{project.id}/embedding-map?limit=25").json()
+    first = client.get(f"/api/projects/{project.id}/embedding-map/?limit=25").json()
     assert first["total"] == 40 and first["sampled"] == 40 and len(first["points"]) == 25
-    rest = client.get(f"/api/projects/{project.id}/embedding-map?limit=25&after={first['next_after']}").json()
+    rest = client.get(f"/api/projects/{project.id}/embedding-map/?limit=25&after={first['next_after']}").json()
     assert rest["next_after"] is None and len(rest["points"]) == 15
     points = first["points"] + rest["points"]
     assert sorted(p[0] for p in points) == sorted(Image.objects.filter(project=project).values_list("id", flat=True))
@@ -92,6 +92,6 @@ def test_the_embedding_map_pages_by_keyset_and_colours_every_image(trained, clie
     assert "human" in kinds and kinds <= {"human", "suggested", "unlabeled", "skipped"}
     assert all(p[4] is not None for p in points if p[3] in ("human", "suggested"))
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
-    data = client.get(f"/api/projects/{project.id}/dashboard").json()
+    data = client.get(f"/api/projects/{project.id}/dashboard/").json()
     assert data["suggestion_quality"]["probe_run"] == probe.id
     assert next(r for r in data["runs"] if r["id"] == run.id)["probe"]["labeled"] == 20

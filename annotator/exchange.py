@@ -1,0 +1,290 @@
+"""Annotation exchange with other tools: exports (streamed, or as a background job for big ones)
+and annotation-file imports. The formats themselves are pure functions in annotator/formats/;
+this module reads the database into their records and writes what they parse through
+``annotations_import`` (the one path for annotations from elsewhere)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import secrets
+import tempfile
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.db.models.functions import Lower
+
+from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
+                               coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
+from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, Project
+from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    content_type: str
+    extension: str
+    predictions: bool  # whether the format carries the model's suggestions
+
+
+EXPORT_FORMATS = {
+    "coco": ExportFormat("coco", "application/json", "json", True),
+    "voc": ExportFormat("voc", "application/zip", "zip", False),
+    "yolo": ExportFormat("yolo", "application/zip", "zip", False),
+    "csv": ExportFormat("csv", "text/csv", "csv", True),
+    "json": ExportFormat("json", "application/json", "json", True),
+}
+IMPORT_FORMATS = ("coco", "yolo", "labelstudio", "json")
+
+
+# ---------------------------------------------------------------------------------------------
+# Export
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str
+    status: str | None = None  # only images with this status (e.g. "submitted"); None: every image
+    predictions_min: float | None = None  # include suggestions with probability ≥ this, as predictions
+
+    def check(self) -> None:
+        if self.format not in EXPORT_FORMATS:
+            raise ValidationError(f"Unknown export format “{self.format}”; use one of {', '.join(EXPORT_FORMATS)}.")
+        if self.status is not None and self.status not in ImageStatus.values:
+            raise ValidationError(f"Unknown status “{self.status}”; use one of {', '.join(ImageStatus.values)}.")
+        if self.predictions_min is not None and not 0 <= self.predictions_min <= 1:
+            raise ValidationError("The prediction threshold must be a probability from 0 to 1.")
+
+
+def export_meta(*, project: Project) -> ExportMeta:
+    labels = list(project.labels.values_list("id", "name", "color"))
+    used = set(Box.objects.filter(label__project=project).values_list("label_id", flat=True).distinct().order_by())
+    return ExportMeta(project=project.name, labels=tuple(LabelInfo(name, color) for _, name, color in labels),
+                      box_labels=tuple(name for label_id, name, _ in labels if label_id in used))
+
+
+def export_records(*, project: Project, status: str | None = None, predictions_min: float | None = None,
+                   batch: int = 5000) -> Iterator[ImageRecord]:
+    """The project's images with their annotations, in id order, a batch of images (and one query
+    each for their boxes, tags and predictions) at a time: memory stays flat at any project size."""
+    names = dict(project.labels.values_list("id", "name"))
+    run_id = _probe_run_id(project) if predictions_min is not None else None
+    images = Image.objects.filter(project=project).order_by("id")
+    if status:
+        images = images.filter(status=status)
+    images = images.values_list("id", "original_name", "width", "height", "status")
+    last = 0
+    while rows := list(images.filter(id__gt=last)[:batch]):
+        low, high = rows[0][0], rows[-1][0]
+        last = high
+        # Id ranges, not IN lists: one index range scan; rows of other images in the range are skipped.
+        boxes, tags, predictions = defaultdict(list), defaultdict(list), defaultdict(list)
+        for image_id, label_id, x, y, w, h in (Box.objects.filter(image_id__gte=low, image_id__lte=high)
+                                               .order_by("id").values_list("image_id", "label_id", "x", "y", "w", "h")):
+            boxes[image_id].append(BoxRecord(names.get(label_id, ""), x, y, w, h))
+        for image_id, label_id in (ImageTag.objects.filter(image_id__gte=low, image_id__lte=high)
+                                   .order_by("id").values_list("image_id", "label_id")):
+            tags[image_id].append(names.get(label_id, ""))
+        if run_id is not None:
+            from labeling.models import Suggestion  # model assistance builds on this app, not the reverse
+
+            for image_id, label_id, p in (Suggestion.objects.filter(run_id=run_id, image_id__gte=low, image_id__lte=high,
+                                                                    probability__gte=predictions_min)
+                                          .order_by("image_id", "-probability")
+                                          .values_list("image_id", "label_id", "probability")):
+                predictions[image_id].append(Prediction(names[label_id], p))
+        for image_id, name, width, height, image_status in rows:
+            yield ImageRecord(image_id, name, width, height, image_status, tuple(boxes.get(image_id, ())),
+                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())))
+
+
+def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes]:
+    options.check()
+    meta = export_meta(project=project)
+    records = export_records(project=project, status=options.status, predictions_min=options.predictions_min)
+    with_predictions = options.predictions_min is not None
+    if options.format == "coco":
+        return coco.write(meta, records, predictions=with_predictions)
+    if options.format == "csv":
+        return csv_multilabel.write(meta, records, predictions=with_predictions)
+    if options.format == "json":
+        return native.write(meta, records, predictions=with_predictions)
+    return {"voc": voc.write, "yolo": yolo.write}[options.format](meta, records)
+
+
+def export_file_name(*, project: Project, options: ExportOptions) -> str:
+    fmt = EXPORT_FORMATS[options.format]
+    return f"project-{project.id}-{fmt.name}.{fmt.extension}"
+
+
+def _probe_run_id(project: Project) -> int | None:
+    from labeling.models import ProjectModelState
+
+    return ProjectModelState.objects.filter(project=project).values_list("probe_run_id", flat=True).first()
+
+
+# ---------------------------------------------------------------------------------------------
+# Import
+
+
+@dataclass
+class AnnotationImportReport:
+    images: int = 0
+    boxes: int = 0
+    tags: int = 0
+    labels_created: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)  # file names with no image of that name here
+    skipped_results: int = 0
+
+    def as_dict(self) -> dict:
+        return {"images": self.images, "boxes": self.boxes, "tags": self.tags, "labels_created": self.labels_created,
+                "unmatched": self.unmatched, "skipped_results": self.skipped_results}
+
+
+def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, fmt: str,
+                            files: list[tuple[str, bytes]]) -> AnnotationImportReport:
+    """Read annotation files of another tool and store them on the project's images, matched by
+    file name. All or nothing: a file that does not parse, or a box that does not fit its image,
+    changes nothing (ValidationError). Labels the files use that the project lacks are created."""
+    if fmt not in IMPORT_FORMATS:
+        raise ValidationError(f"Unknown import format “{fmt}”; use one of {', '.join(IMPORT_FORMATS)}.")
+    if not files:
+        raise ValidationError("Choose the annotation file(s) to import.")
+    by_name: dict[str, tuple[int, int, int]] = {}
+    by_stem: dict[str, tuple[str, int, int]] = {}
+    for image_id, name, width, height in (Image.objects.filter(project=project).order_by("id")
+                                          .values_list("id", "original_name", "width", "height")):
+        by_name.setdefault(name, (image_id, width, height))
+        by_stem.setdefault(stem(name), (name, width, height))
+
+    def find(file_name: str) -> tuple[int, int, int] | None:
+        return next((by_name[n] for n in name_candidates(file_name) if n in by_name), None)
+
+    try:
+        parsed = _parse(fmt, _unzipped(files), find, by_stem)
+    except FormatError as error:
+        raise ValidationError(str(error)) from None
+    report = AnnotationImportReport(skipped_results=getattr(parsed, "skipped_results", 0))
+    matched = []
+    for item in parsed.images:
+        found = find(item.file_name)
+        if found is None:
+            report.unmatched.append(item.file_name)
+        else:
+            matched.append((found[0], item))
+    with transaction.atomic():
+        label_ids = _labels_for(project, parsed, [item for _, item in matched], report)
+        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[b.label.strip().lower()], b.x, b.y, b.w, b.h)
+                                                  for b in item.boxes),
+                                  tuple(label_ids[t.strip().lower()] for t in item.tags)) for image_id, item in matched]
+        annotations_import(project=project, items=items, user=user)
+    report.images = len(items)
+    report.boxes = sum(len(i.boxes) for i in items)
+    report.tags = sum(len(set(i.tag_label_ids)) for i in items)
+    return report
+
+
+def _parse(fmt: str, files: list[tuple[str, bytes]], find, by_stem) -> ParsedFile:
+    if fmt == "yolo":
+        names_files = [(n, d) for n, d in files if n.rsplit("/", 1)[-1] in ("data.yaml", "data.yml", "classes.txt",
+                                                                             "obj.names")]
+        if not names_files:
+            raise FormatError("A YOLO import needs the class names: add data.yaml or classes.txt.")
+        names = yolo.read_names(*names_files[0])
+        labels = {n: d for n, d in files if n.endswith(".txt") and (n, d) not in names_files}
+        return yolo.read(labels, names, by_stem.get)
+    if len(files) != 1:
+        raise FormatError(f"A {fmt} import is one file.")
+    data = files[0][1]
+    if fmt == "coco":
+        return coco.read(data)
+    if fmt == "json":
+        return native.read(data)
+
+    def size_of(names: list[str]):
+        found = next((find(n) for n in names if find(n)), None)
+        return found[1:] if found else None
+
+    return labelstudio.read(data, size_of)
+
+
+def _unzipped(files: list[tuple[str, bytes]], limit: int = 200 * 1024 * 1024) -> list[tuple[str, bytes]]:
+    out = []
+    for name, data in files:
+        if not name.lower().endswith(".zip"):
+            out.append((name, data))
+            continue
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if sum(m.file_size for m in members) > limit:
+                    raise FormatError(f"{name} unpacks to more than {limit // (1 << 20)} MB.")
+                out += [(m.filename, archive.read(m)) for m in members]
+        except zipfile.BadZipFile:
+            raise FormatError(f"{name} is not a zip archive.") from None
+    return out
+
+
+def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationImportReport) -> dict[str, int]:
+    """Label ids by lower-case name, creating the labels the import needs (case-insensitive match)."""
+    existing = dict(project.labels.annotate(lower=Lower("name")).values_list("lower", "id"))
+    wanted = list(parsed.labels)
+    for item in items:
+        wanted += [b.label for b in item.boxes] + list(item.tags)
+    for name in dict.fromkeys(n.strip() for n in wanted):
+        if name and name.lower() not in existing:
+            existing[name.lower()] = label_create(project=project, name=name).id
+            report.labels_created.append(name)
+    missing = [n for n in wanted if not n.strip()]
+    if missing:
+        raise ValidationError("A box or tag in the file has an empty label name.")
+    return existing
+
+
+# ---------------------------------------------------------------------------------------------
+# Export jobs: big exports written by a worker
+
+
+def export_job_start(*, project: Project, user: AbstractBaseUser | None, options: ExportOptions) -> ExportJob:
+    from annotator.tasks import enqueue, export_run
+
+    options.check()
+    with transaction.atomic():
+        job = ExportJob.objects.create(project=project, created_by=user, options=dataclasses.asdict(options))
+        enqueue(export_run, job.id)
+    return job
+
+
+def export_job_run(*, job_id: int) -> None:
+    """Claim the queued job (a second delivery finds it taken and returns), stream the export into
+    storage, and record the outcome."""
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from annotator.models import ExportStatus
+
+    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING):
+        return
+    job = ExportJob.objects.select_related("project").get(pk=job_id)
+    options = ExportOptions(**job.options)
+    try:
+        with tempfile.TemporaryFile() as out:
+            for chunk in export_stream(project=job.project, options=options):
+                out.write(chunk)
+            size = out.tell()
+            out.seek(0)
+            name = default_storage.save(f"exports/{job.project_id}/{job.id}-{secrets.token_hex(8)}-"
+                                        f"{export_file_name(project=job.project, options=options)}", File(out))
+    except Exception as error:  # the job must end either way; the worker log has the traceback
+        ExportJob.objects.filter(pk=job_id).update(status=ExportStatus.FAILED, error=str(error)[:2000],
+                                                   finished_at=timezone.now())
+        raise
+    ExportJob.objects.filter(pk=job_id).update(status=ExportStatus.SUCCEEDED, file=name, size_bytes=size,
+                                               finished_at=timezone.now())

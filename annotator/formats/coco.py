@@ -1,0 +1,105 @@
+"""COCO object detection JSON (https://cocodataset.org/#format-data).
+
+Export: ``categories`` are every project label (ids 1..N in the project's order), ``annotations``
+the boxes (``bbox`` = [x, y, width, height] in pixels). COCO has no image-level labels, so each
+image carries two documented extra fields that COCO readers ignore:
+
+- ``image_labels``: category ids of the image's tags (labels set on the whole image);
+- ``predictions`` (only when asked for): [{"category_id", "score"}], the model's suggestions.
+
+Import reads boxes from ``annotations``, image-level categories from ``image_labels`` and from
+annotations without a ``bbox`` (as some tools write classification labels).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name
+
+CHUNK = 1 << 16
+
+
+def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False,
+          batch: int = 2000) -> Iterator[bytes]:
+    """Stream one COCO JSON document. Annotations are spooled to a temporary file while the images
+    are written (COCO wants all images before all annotations), so memory stays flat. Entries are
+    formatted directly (json.dumps only for strings): this loop is most of an export's time."""
+    ids = {name: i for i, name in enumerate(meta.label_names, start=1)}
+    categories = [{"id": ids[label.name], "name": label.name, "supercategory": ""} for label in meta.labels]
+    head = {"info": {"description": meta.project, "version": "1.0", "contributor": "Twinlabel"},
+            "licenses": []}
+    yield (json.dumps(head)[:-1] + ', "categories": ' + json.dumps(categories) + ', "images": [').encode()
+    dumps = json.dumps
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b") as spool:
+        entries: list[str] = []
+        boxes: list[str] = []
+        next_id, images_sep, boxes_sep = 1, "", ""
+        for image in images:
+            labels = ",".join(str(ids[t]) for t in image.tags)
+            entry = (f'{{"id":{image.id},"file_name":{dumps(image.file_name)},"width":{image.width},'
+                     f'"height":{image.height},"image_labels":[{labels}]')
+            if predictions:
+                entry += ',"predictions":' + dumps([{"category_id": ids[p.label], "score": round(p.score, 4)}
+                                                    for p in image.predictions])
+            entries.append(entry + "}")
+            image_id = image.id
+            for b in image.boxes:
+                boxes.append(f'{{"id":{next_id},"image_id":{image_id},"category_id":{ids[b.label]},'
+                             f'"bbox":[{b.x!r},{b.y!r},{b.w!r},{b.h!r}],"area":{b.w * b.h!r},"iscrowd":0}}')
+                next_id += 1
+            if len(entries) >= batch:
+                yield (images_sep + ",".join(entries)).encode()
+                entries, images_sep = [], ","
+            if len(boxes) >= batch:
+                spool.write((boxes_sep + ",".join(boxes)).encode())
+                boxes, boxes_sep = [], ","
+        if boxes:
+            spool.write((boxes_sep + ",".join(boxes)).encode())
+        yield ((images_sep + ",".join(entries)) if entries else "").encode() + b'], "annotations": ['
+        spool.seek(0)
+        while chunk := spool.read(CHUNK):
+            yield chunk
+    yield b"]}\n"
+
+
+def read(data: bytes) -> ParsedFile:
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FormatError(f"The COCO file is not valid JSON ({error}).") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise FormatError("A COCO file is a JSON object with “images”, “annotations” and “categories”.")
+    categories = {}
+    for c in doc.get("categories") or []:
+        if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str) or not c["name"].strip():
+            raise FormatError(f"COCO category {c!r} needs an “id” and a “name”.")
+        categories[c["id"]] = c["name"].strip()
+
+    def category(cid, where: str) -> str:
+        if cid not in categories:
+            raise FormatError(f"{where} refers to category {cid!r}, which “categories” does not define.")
+        return categories[cid]
+
+    images: dict = {}
+    for im in doc["images"]:
+        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            raise FormatError(f"COCO image {str(im)[:80]} needs an “id” and a “file_name”.")
+        tags = [category(c, f"image {im['id']}") for c in im.get("image_labels") or []]
+        images[im["id"]] = (base_name(im["file_name"]), [], tags)
+    for i, a in enumerate(doc.get("annotations") or []):
+        if not isinstance(a, dict) or a.get("image_id") not in images:
+            raise FormatError(f"COCO annotation #{i} refers to an image that “images” does not list.")
+        label = category(a.get("category_id"), f"annotation #{i}")
+        bbox = a.get("bbox")
+        if not bbox:
+            images[a["image_id"]][2].append(label)
+            continue
+        if (not isinstance(bbox, list) or len(bbox) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+            raise FormatError(f"COCO annotation #{i}: “bbox” must be four numbers [x, y, width, height].")
+        images[a["image_id"]][1].append(BoxRecord(label, *map(float, bbox)))
+    parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags))) for name, boxes, tags in images.values()]
+    return ParsedFile(images=parsed, labels=list(dict.fromkeys(categories.values())))

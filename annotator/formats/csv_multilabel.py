@@ -1,0 +1,35 @@
+"""CSV multilabel: one row per image, ``file_name,width,height`` then a 0/1 column per label
+(1 when the image has the label as a tag or as a box class). With predictions, a
+``<label>_score`` column per label follows, holding the model's probability (empty below the
+threshold or when there is none)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+
+from annotator.formats import ExportMeta, ImageRecord
+
+
+def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False,
+          rows_per_chunk: int = 1000) -> Iterator[bytes]:
+    names = meta.label_names
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    header = ["file_name", "width", "height", *names]
+    if predictions:
+        header += [f"{n}_score" for n in names]
+    out.writerow(header)
+    for count, image in enumerate(images, start=1):
+        present = image.labels
+        row = [image.file_name, image.width, image.height, *(1 if n in present else 0 for n in names)]
+        if predictions:
+            scores = {p.label: p.score for p in image.predictions}
+            row += [f"{scores[n]:.4f}" if n in scores else "" for n in names]
+        out.writerow(row)
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()

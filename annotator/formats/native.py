@@ -1,0 +1,70 @@
+"""Twinlabel's own JSON: complete and re-importable. One object:
+
+    {"format": "twinlabel", "version": 1, "project": "...",
+     "labels": [{"name", "color"}],
+     "images": [{"file_name", "width", "height", "status",
+                 "boxes": [{"label", "x", "y", "w", "h"}], "tags": ["label", ...],
+                 "predictions": [{"label", "score"}]}]}     (predictions only when asked for)
+
+Coordinates are image pixels. Import reads ``labels`` (new names become labels of the project)
+and, per image, its boxes and tags.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name
+
+CHUNK = 1 << 16
+
+
+def image_dict(image: ImageRecord, *, predictions: bool) -> dict:
+    entry = {"file_name": image.file_name, "width": image.width, "height": image.height, "status": image.status,
+             "boxes": [{"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in image.boxes],
+             "tags": list(image.tags)}
+    if predictions:
+        entry["predictions"] = [{"label": p.label, "score": round(p.score, 4)} for p in image.predictions]
+    return entry
+
+
+def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False) -> Iterator[bytes]:
+    head = {"format": "twinlabel", "version": 1, "project": meta.project,
+            "labels": [{"name": label.name, "color": label.color} for label in meta.labels]}
+    parts = [json.dumps(head)[:-1] + ', "images": [\n']
+    size = 0
+    for i, image in enumerate(images):
+        parts.append(("" if i == 0 else ",\n") + json.dumps(image_dict(image, predictions=predictions)))
+        size += len(parts[-1])
+        if size >= CHUNK:
+            yield "".join(parts).encode()
+            parts, size = [], 0
+    parts.append("\n]}\n")
+    yield "".join(parts).encode()
+
+
+def read(data: bytes) -> ParsedFile:
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FormatError(f"The file is not valid JSON ({error}).") from None
+    if not isinstance(doc, dict) or doc.get("format") != "twinlabel" or not isinstance(doc.get("images"), list):
+        raise FormatError("A Twinlabel JSON export is an object with “format”: “twinlabel” and “images”.")
+    labels = [label.get("name") for label in doc.get("labels") or [] if isinstance(label, dict)]
+    images = []
+    for i, im in enumerate(doc["images"]):
+        where = f"images[{i}]"
+        if not isinstance(im, dict) or not isinstance(im.get("file_name"), str):
+            raise FormatError(f"{where} needs a “file_name”.")
+        boxes = []
+        for j, b in enumerate(im.get("boxes") or []):
+            try:
+                boxes.append(BoxRecord(str(b["label"]), *(float(b[k]) for k in "xywh")))
+            except (KeyError, TypeError, ValueError):
+                raise FormatError(f"{where}.boxes[{j}] needs a label and numbers x, y, w, h.") from None
+        tags = im.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise FormatError(f"{where}.tags must be a list of label names.")
+        images.append(ParsedImage(base_name(im["file_name"]), tuple(boxes), tuple(tags)))
+    return ParsedFile(images=images, labels=[n for n in labels if isinstance(n, str)])

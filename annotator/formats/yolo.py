@@ -1,0 +1,102 @@
+"""YOLO (Ultralytics) detection labels: ``labels/<stem>.txt`` with one line per box,
+``class cx cy w h`` normalised to [0, 1] by the image size, and ``data.yaml`` with the class names.
+
+The class list holds the labels used by boxes only (image-level tags are no detection classes).
+Import takes the label files and the names (``data.yaml``, or ``classes.txt`` one per line);
+normalised coordinates become pixels with the sizes of the project's images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+import yaml
+
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, stem
+from annotator.formats.zipstream import zip_stream
+
+
+def label_lines(image: ImageRecord, class_ids: Mapping[str, int]) -> bytes:
+    w, h = image.width, image.height
+    return "".join(f"{class_ids[b.label]} {(b.x + b.w / 2) / w:.6f} {(b.y + b.h / 2) / h:.6f} "
+                   f"{b.w / w:.6f} {b.h / h:.6f}\n" for b in image.boxes).encode()
+
+
+def data_yaml(names: list[str]) -> bytes:
+    lines = ["# Twinlabel export: labels/*.txt hold one 'class cx cy w h' line per box, normalised to [0, 1].",
+             "path: .", "train: images", "val: images", f"nc: {len(names)}", "names:"]
+    lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(names)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write(meta: ExportMeta, images: Iterable[ImageRecord]) -> Iterator[bytes]:
+    names = list(meta.box_labels)
+    class_ids = {name: i for i, name in enumerate(names)}
+
+    def members() -> Iterator[tuple[str, bytes]]:
+        yield "data.yaml", data_yaml(names)
+        seen: set[str] = set()
+        for image in images:
+            name = f"labels/{stem(image.file_name)}.txt"
+            if name in seen:
+                name = f"labels/{stem(image.file_name)}-{image.id}.txt"
+            seen.add(name)
+            yield name, label_lines(image, class_ids)
+
+    return zip_stream(members())
+
+
+def read_names(name: str, data: bytes) -> list[str]:
+    """Class names from ``data.yaml`` (a list or an index mapping) or ``classes.txt``."""
+    text = _text(name, data)
+    if not name.endswith((".yaml", ".yml")):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise FormatError(f"{name} is not valid YAML ({error}).") from None
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if isinstance(names, dict) and all(isinstance(k, int) for k in names):
+        names = [names[k] for k in sorted(names)]
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise FormatError(f"{name} needs “names”: a list of class names or a mapping from class id to name.")
+    return [n.strip() for n in names]
+
+
+def read(files: Mapping[str, bytes], names: list[str],
+         image_for: Callable[[str], tuple[str, int, int] | None]) -> ParsedFile:
+    """``files``: label file name → contents; ``image_for(stem)``: the (file name, width, height) of
+    the project image with that stem, or None (the label file is then reported as unmatched)."""
+    images = []
+    for file_name, data in files.items():
+        found = image_for(stem(file_name))
+        if found is None:
+            images.append(ParsedImage(file_name))
+            continue
+        image_name, width, height = found
+        boxes = []
+        for number, line in enumerate(_text(file_name, data).splitlines(), start=1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            try:
+                cls, values = int(fields[0]), [float(v) for v in fields[1:]]
+            except (ValueError, IndexError):
+                raise FormatError(f"{file_name} line {number}: expected “class cx cy w h”.") from None
+            if len(values) != 4 or not 0 <= cls < len(names):
+                raise FormatError(f"{file_name} line {number}: expected “class cx cy w h” with a class id "
+                                  f"from 0 to {len(names) - 1}.")
+            cx, cy, w, h = values
+            if not all(0 <= v <= 1 for v in values):
+                raise FormatError(f"{file_name} line {number}: coordinates must be normalised to [0, 1].")
+            boxes.append(BoxRecord(names[cls], (cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height))
+        images.append(ParsedImage(image_name, tuple(boxes)))
+    return ParsedFile(images=images, labels=list(names))
+
+
+def _text(name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FormatError(f"{name} is not UTF-8 text.") from None

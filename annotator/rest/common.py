@@ -1,0 +1,101 @@
+"""What the API views share: access to an image, request parsing with messages that say what to
+fix, and opaque keyset cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from django.shortcuts import get_object_or_404
+from rest_framework.request import Request
+
+from annotator.access import ANNOTATE_ROLES, project_for
+from annotator.models import Image
+from annotator.rest.errors import BadRequest
+from annotator.services import BoxIn
+
+
+def image_for(request: Request, image_id: int, *, write: bool) -> Image:
+    image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
+    project_for(user=request.user, project_id=image.project_id, roles=ANNOTATE_ROLES if write else None)
+    return image
+
+
+def body(request: Request) -> dict:
+    data = request.data
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def int_field(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"“{what}” must be an integer.")
+    return value
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"Box field “{what}” must be a number.")
+    return float(value)
+
+
+def boxes_field(raw) -> list[BoxIn]:
+    if not isinstance(raw, list):
+        raise BadRequest("“boxes” must be a list.")
+    boxes = []
+    for box in raw:
+        if not isinstance(box, dict):
+            raise BadRequest("Each box must be an object with label, x, y, w, h.")
+        boxes.append(BoxIn(int_field(box.get("label"), "label"), *(_number(box.get(k), k) for k in "xywh")))
+    return boxes
+
+
+def id_list(raw, what: str, limit: int = 1000) -> list[int]:
+    if not isinstance(raw, list) or len(raw) > limit:
+        raise BadRequest(f"“{what}” must be a list of at most {limit} image ids.")
+    return [int_field(i, what) for i in raw]
+
+
+def optional_int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"“{name}” must be a whole number.")
+    return int(value)
+
+
+def optional_float(request: Request, name: str) -> float | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise BadRequest(f"“{name}” must be a number.") from None
+
+
+def cursor_encode(key: tuple | None) -> str | None:
+    return None if key is None else base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def cursor_decode(value: str | None, size: int) -> tuple | None:
+    if not value:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (ValueError, TypeError):
+        raise BadRequest("The cursor is not one this API gave out.") from None
+    if (not isinstance(key, list) or len(key) != size
+            or not all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in key)):
+        raise BadRequest("The cursor is not one this API gave out.")
+    return tuple(key)
+
+
+def next_url(request: Request, key: tuple | None) -> str | None:
+    if key is None:
+        return None
+    params = request.query_params.copy()
+    params["cursor"] = cursor_encode(key)
+    return f"{request.path}?{params.urlencode()}"

@@ -1,0 +1,92 @@
+"""Request and answer shapes: they validate simple inputs and describe the OpenAPI schema."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotator.exchange import EXPORT_FORMATS, IMPORT_FORMATS
+from annotator.models import ImageStatus
+
+
+class LabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    color = serializers.CharField(max_length=7, required=False, allow_blank=True, default="")
+    hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True, allow_null=True, default=None)
+
+
+class ProjectSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
+                                   help_text="Label names to create with the project.", write_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class BoxSerializer(serializers.Serializer):
+    label = serializers.IntegerField(help_text="Label id")
+    x = serializers.FloatField(help_text="Image pixels, origin top-left")
+    y = serializers.FloatField()
+    w = serializers.FloatField()
+    h = serializers.FloatField()
+
+
+class AnnotationsInSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version last read; a stale one gets 409 with the current state.")
+    boxes = BoxSerializer(many=True)
+    tags = serializers.ListField(child=serializers.IntegerField(), help_text="Label ids set on the whole image.")
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+
+
+class AnnotationStateSerializer(serializers.Serializer):
+    image = serializers.DictField()
+    boxes = serializers.ListField(child=serializers.DictField())
+    tags = serializers.ListField(child=serializers.DictField())
+    suggestions = serializers.ListField(child=serializers.DictField())
+
+
+class ImageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=ImageStatus.choices)
+    version = serializers.IntegerField()
+    file = serializers.CharField()
+    thumbnail = serializers.CharField()
+
+
+class ImagePageSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True)
+    results = ImageSerializer(many=True)
+
+
+class UploadSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField())
+
+
+class ExportParamsSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(EXPORT_FORMATS))
+    status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
+    predictions = serializers.FloatField(required=False, min_value=0, max_value=1,
+                                         help_text="Include suggestions with probability ≥ this, as predictions.")
+    background = serializers.BooleanField(required=False, default=False,
+                                          help_text="Run as a job that ends as a download (automatic for big projects).")
+
+
+class ImportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(IMPORT_FORMATS))
+    files = serializers.ListField(child=serializers.FileField())
+
+
+class ExportJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    options = serializers.DictField()
+    size_bytes = serializers.IntegerField()
+    error = serializers.CharField()
+    download = serializers.CharField(allow_null=True)

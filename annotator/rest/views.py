@@ -1,0 +1,165 @@
+"""Projects, labels, images and annotations (docs/api.md). Thin: check access, validate, call one
+service or selector, answer."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator import annotations, selectors, services
+from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, project_for
+from annotator.models import ImageStatus, LabelClass, Project
+from annotator.rest import common
+from annotator.rest.errors import BadRequest
+from annotator.rest.serializers import (AnnotationsInSerializer, AnnotationStateSerializer, ImagePageSerializer,
+                                        LabelSerializer, ProjectSerializer, UploadSerializer, VersionSerializer)
+from annotator.sources import ImageSource, Rejection
+
+
+def _project(project: Project) -> dict:
+    return {"id": project.id, "name": project.name, "description": project.description,
+            "created_at": project.created_at.isoformat()}
+
+
+def _label(label: LabelClass) -> dict:
+    return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order}
+
+
+@extend_schema(request=ProjectSerializer, responses=ProjectSerializer(many=True))
+@api_view(["GET", "POST"])
+def projects(request: Request) -> Response:
+    """GET: the projects you are a member of. POST {name, description, labels: [names]}: a new
+    project with its labels; you become its admin."""
+    if request.method == "GET":
+        return Response({"results": [_project(p) for p in selectors.projects_for_user(user=request.user)]})
+    form = ProjectSerializer(data=request.data)
+    form.is_valid(raise_exception=True)
+    project = services.project_create(user=request.user, **form.validated_data)
+    return Response({**_project(project), "labels": [_label(label) for label in project.labels.all()]}, status=201)
+
+
+@extend_schema(responses=ProjectSerializer)
+@api_view(["GET"])
+def project_detail(request: Request, project_id: int) -> Response:
+    project, role = project_for(user=request.user, project_id=project_id)
+    return Response({**_project(project), "role": role, "labels": [_label(label) for label in project.labels.all()],
+                     "counts": selectors.project_status_counts(project_id=project.id)})
+
+
+@extend_schema(request=LabelSerializer, responses=LabelSerializer(many=True))
+@api_view(["GET", "POST"])
+def project_labels(request: Request, project_id: int) -> Response:
+    """GET: the project's labels. POST {name, color?, hotkey?} (admin): a new label."""
+    if request.method == "GET":
+        project, _ = project_for(user=request.user, project_id=project_id)
+        return Response({"results": [_label(label) for label in project.labels.all()]})
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    form = LabelSerializer(data=request.data)
+    form.is_valid(raise_exception=True)
+    data = form.validated_data
+    hotkey = data["hotkey"].strip().lower() if data["hotkey"] else None
+    label = services.label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey)
+    return Response(_label(label), status=201)
+
+
+def _image(row: dict) -> dict:
+    image_id = row["id"]
+    return {"id": image_id, "name": row["original_name"], "width": row["width"], "height": row["height"],
+            "status": row["status"], "version": row["version"], "file": f"/images/{image_id}/file",
+            "thumbnail": f"/images/{image_id}/thumb", **({"uncertainty": row["score"]} if "score" in row else {})}
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("status", enum=ImageStatus.values),
+                OpenApiParameter("label", int, description="Images a person gave this label (box or tag)"),
+                OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
+                OpenApiParameter("order", enum=list(selectors.IMAGE_ORDERS),
+                                 description="id (default) or uncertain: the model's least certain first"),
+                OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+    request={"multipart/form-data": UploadSerializer}, responses=ImagePageSerializer)
+@api_view(["GET", "POST"])
+@parser_classes([MultiPartParser, FormParser, JSONParser])
+def project_images(request: Request, project_id: int) -> Response:
+    """GET: a page of images (cursor pagination; follow ``next``). POST multipart ``files`` (admin):
+    upload images; the answer lists what was imported, what was a duplicate and what was refused."""
+    if request.method == "POST":
+        return _upload(request, project_id)
+    project, _ = project_for(user=request.user, project_id=project_id)
+    status = request.query_params.get("status") or None
+    if status and status not in ImageStatus.values:
+        raise BadRequest(f"Unknown status “{status}”; use one of {', '.join(ImageStatus.values)}.")
+    order = request.query_params.get("order") or "id"
+    if order not in selectors.IMAGE_ORDERS:
+        raise BadRequest(f"Unknown order “{order}”; use one of {', '.join(selectors.IMAGE_ORDERS)}.")
+    limit = common.optional_int(request, "limit") or 100
+    page = selectors.image_list(
+        project_id=project.id, status=status, human_label=common.optional_int(request, "label"),
+        suggested_label=common.optional_int(request, "suggested"), order=order, limit=min(limit, 1000),
+        after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1))
+    return Response({"next": common.next_url(request, page.next_key), "results": [_image(r) for r in page.images]})
+
+
+def _upload(request: Request, project_id: int) -> Response:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    files = request.FILES.getlist("files")
+    if not files:
+        raise BadRequest("Choose one or more image files to upload (multipart field “files”).")
+    limit = services.import_limits().max_bytes
+    sources = [Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
+               if f.size > limit else ImageSource(f.name, f.read) for f in files]
+    report = services.images_import(project=project, sources=sources)
+    return Response(report.as_dict(), status=200 if report.imported or report.duplicates else 400)
+
+
+@extend_schema(request=AnnotationsInSerializer, responses=AnnotationStateSerializer)
+@api_view(["GET", "PUT"])
+def image_annotations(request: Request, image_id: int) -> Response:
+    """GET: the image's boxes, tags and suggestions. PUT {version, boxes, tags}: replace them
+    (409 with the current state when ``version`` is stale)."""
+    image = common.image_for(request, image_id, write=request.method == "PUT")
+    if request.method == "PUT":
+        data = common.body(request)
+        tags = data.get("tags", [])
+        if not isinstance(tags, list):
+            raise BadRequest("“tags” must be a list of label ids.")
+        annotations.annotation_save(image=image, user=request.user,
+                                    version=common.int_field(data.get("version"), "version"),
+                                    boxes=common.boxes_field(data.get("boxes", [])),
+                                    tag_label_ids=[common.int_field(t, "tags") for t in tags])
+        image.refresh_from_db()
+    return Response(selectors.annotation_state(image=image))
+
+
+def _finish(request: Request, image_id: int, service) -> Response:
+    image = common.image_for(request, image_id, write=True)
+    service(image=image, user=request.user, version=common.int_field(common.body(request).get("version"), "version"))
+    image.refresh_from_db()
+    return Response(selectors.annotation_state(image=image))
+
+
+@extend_schema(request=VersionSerializer, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_submit(request: Request, image_id: int) -> Response:
+    """Mark the image labeled: every label it does not have becomes a known negative."""
+    return _finish(request, image_id, annotations.image_submit)
+
+
+@extend_schema(request=VersionSerializer, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_skip(request: Request, image_id: int) -> Response:
+    return _finish(request, image_id, annotations.image_skip)
+
+
+@extend_schema(request=None, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def queue_next(request: Request, project_id: int) -> Response:
+    """POST {order, exclude, release}: the next image nobody else holds, now held for you."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
+    data = common.body(request)
+    image = annotations.queue_next(project=project, user=request.user, order=str(data.get("order", "sequential")),
+                                   exclude=common.id_list(data.get("exclude", []), "exclude"),
+                                   release=common.id_list(data.get("release", []), "release"))
+    return Response({"image": selectors.annotation_state(image=image) if image else None})
