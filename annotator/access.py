@@ -26,4 +26,6 @@ def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ..
     return project, role
 
 
-ADMIN_ONLY = (Role.ADMIN,)
+ADMIN_ONLY = (Role.ADMIN,)  # settings, labels, members, uploads, training runs, export
+ANNOTATE_ROLES = (Role.ADMIN, Role.ANNOTATOR)
+REVIEW_ROLES = (Role.ADMIN, Role.REVIEWER)

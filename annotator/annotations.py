@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from annotator.models import Box, Image, ImageStatus, ImageTag, Project
+from annotator.models import Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
 from annotator.services import BoxIn, clip_box
 
 MAX_BOXES_PER_IMAGE = 10_000
@@ -54,8 +54,9 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
     from labeling.services import submission_noted  # model assistance builds on this app, not the reverse
 
     with transaction.atomic():
+        # A (re-)submission waits for a fresh review.
         _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=timezone.now(),
-                      locked_by=None, locked_until=None)
+                      locked_by=None, locked_until=None, review_status=ReviewStatus.NONE)
         if image.status != ImageStatus.SUBMITTED:  # a re-submit of an edited image is not new evidence
             submission_noted(project_id=image.project_id)
 

@@ -7,20 +7,23 @@ import json
 from collections.abc import Callable
 from functools import wraps
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotator import annotations, selectors
-from annotator.access import project_for
-from annotator.models import Image, Role
+from annotator import annotations, reviews, selectors
+from annotator.access import ANNOTATE_ROLES, REVIEW_ROLES, project_for
+from annotator.models import Image
 from annotator.services import BoxIn
-
-ANNOTATE_ROLES = (Role.ADMIN, Role.ANNOTATOR)
 
 
 class BadRequest(Exception):
+    pass
+
+
+class TooLarge(Exception):
     pass
 
 
@@ -36,6 +39,8 @@ def json_endpoint(view: Callable) -> Callable:
         except (BadRequest, ValidationError) as error:
             message = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
             return JsonResponse({"error": message}, status=400)
+        except TooLarge as error:
+            return JsonResponse({"error": str(error)}, status=413)
         except annotations.StaleVersion as stale:
             current = selectors.annotation_state(image=Image.objects.get(pk=stale.image_id))
             return JsonResponse({"error": "Someone else changed this image since you opened it.",
@@ -50,7 +55,12 @@ def json_endpoint(view: Callable) -> Callable:
 
 def parse_body(request: HttpRequest) -> dict:
     try:
-        body = json.loads(request.body or b"{}")
+        raw = request.body
+    except RequestDataTooBig:
+        raise TooLarge(f"The request body is over the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)} MB "
+                       "limit; send fewer boxes or smaller requests.") from None
+    try:
+        body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -81,9 +91,9 @@ def _boxes(raw) -> list[BoxIn]:
     return boxes
 
 
-def image_for(request: HttpRequest, image_id: int, *, write: bool) -> Image:
+def image_for(request: HttpRequest, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:
     image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
-    project_for(user=request.user, project_id=image.project_id, roles=ANNOTATE_ROLES if write else None)
+    project_for(user=request.user, project_id=image.project_id, roles=roles if write else None)
     return image
 
 
@@ -135,3 +145,24 @@ def queue_next(request: HttpRequest, project_id: int) -> JsonResponse:
                                    release=[_int(i, "release") for i in release])
     return JsonResponse({"image": selectors.annotation_state(image=image) if image else None})
 
+
+
+@require_POST
+@json_endpoint
+def image_review(request: HttpRequest, image_id: int) -> JsonResponse:
+    """{"decision": "accept"} or {"decision": "reject", "comment": "..."}, with the version seen."""
+    image = image_for(request, image_id, write=True, roles=REVIEW_ROLES)
+    body = parse_body(request)
+    version = _int(body.get("version"), "version")
+    decision = body.get("decision")
+    if decision == "accept":
+        reviews.review_accept(image=image, user=request.user, version=version)
+    elif decision == "reject":
+        comment = body.get("comment", "")
+        if not isinstance(comment, str):
+            raise BadRequest("“comment” must be text.")
+        reviews.review_reject(image=image, user=request.user, version=version, comment=comment)
+    else:
+        raise BadRequest("“decision” must be “accept” or “reject”.")
+    image.refresh_from_db()
+    return JsonResponse(selectors.annotation_state(image=image))

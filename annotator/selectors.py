@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Image, ImageStatus, Project
+from annotator.models import Image, ImageStatus, Membership, Project, Review, ReviewStatus
 
 
 def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -75,4 +75,36 @@ def annotation_state(*, image: Image) -> dict:
                   for i, label, x, y, w, h, source in boxes],
         "tags": [{"label": label, "source": source} for label, source in tags],
         "suggestions": image_suggestions(image=image),
+        "review": review_note(image=image),
     }
+
+
+def review_note(*, image: Image) -> dict | None:
+    """The rejection the annotator should read, while the image waits to be fixed; else None."""
+    if image.review_status != ReviewStatus.REJECTED:
+        return None
+    review = image.reviews.filter(decision=ReviewStatus.REJECTED).select_related("reviewer").order_by("-id").first()
+    if review is None:
+        return None
+    return {"comment": review.comment, "reviewer": review.reviewer.get_username() if review.reviewer else "",
+            "at": review.created_at.isoformat()}
+
+
+def review_stats(*, project_id: int) -> list[dict]:
+    """Per annotator: verdicts accepted and rejected, and the accept rate, in one grouped query."""
+    rows = (Review.objects.filter(image__project_id=project_id).values("annotator_id", "annotator__username")
+            .annotate(accepted=Count("id", filter=Q(decision=ReviewStatus.ACCEPTED)),
+                      rejected=Count("id", filter=Q(decision=ReviewStatus.REJECTED)))
+            .order_by("annotator__username"))
+    return [{"annotator_id": r["annotator_id"], "annotator": r["annotator__username"] or "(deleted user)",
+             "accepted": r["accepted"], "rejected": r["rejected"],
+             "accept_rate": r["accepted"] / (r["accepted"] + r["rejected"])} for r in rows]
+
+
+def review_pending_count(*, project_id: int) -> int:
+    return Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED,
+                                review_status=ReviewStatus.NONE).count()
+
+
+def project_members(*, project_id: int) -> list[Membership]:
+    return list(Membership.objects.filter(project_id=project_id).select_related("user").order_by("user__username"))
