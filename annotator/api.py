@@ -57,8 +57,8 @@ def parse_body(request: HttpRequest) -> dict:
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise TooLarge(f"The request body is over the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)} MB "
-                       "limit; send fewer boxes or smaller requests.") from None
+        raise TooLarge(f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; "
+                       "send fewer boxes per request.") from None
     try:
         body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,7 +18,7 @@ from annotator import reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
 from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
-from annotator.sources import ImageSource, Rejection
+from annotator.sources import ImageSource, Rejection, sources_from_zip
 
 
 @require_GET
@@ -56,7 +59,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "recent": selectors.recent_images(project_id=project.id),
         "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin"},
         "upload_config": {"url": reverse("project_upload", args=[project.id]), "batch": 20,
-                          "maxBytes": services.import_limits().max_bytes},
+                          "maxBytes": services.import_limits().max_bytes,
+                          "maxZipBytes": settings.ZIP_MAX_TOTAL_BYTES},
     })
 
 
@@ -67,14 +71,23 @@ def project_upload(request: HttpRequest, project_id: int) -> JsonResponse:
     files = request.FILES.getlist("files")
     if not files:
         return JsonResponse({"error": "Choose one or more image files to upload."}, status=400)
-    limit = services.import_limits().max_bytes
-    sources = [
-        Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
-        if f.size > limit else ImageSource(f.name, f.read)
-        for f in files
-    ]
-    report = services.images_import(project=project, sources=sources)
+    report = services.images_import(project=project, sources=_upload_sources(files))
     return JsonResponse(report.as_dict(), status=200 if report.imported or report.duplicates else 400)
+
+
+def _upload_sources(files) -> Iterator[ImageSource | Rejection]:
+    limit = services.import_limits().max_bytes
+    zip_limit = settings.ZIP_MAX_TOTAL_BYTES
+    for f in files:
+        if f.name.lower().endswith(".zip"):
+            if f.size > zip_limit:
+                yield Rejection(f.name, f"the zip is {f.size / 1e6:.0f} MB; the limit is {zip_limit / 1e6:.0f} MB")
+            else:
+                yield from sources_from_zip(f, name=f.name, max_bytes=limit, max_total=zip_limit)
+        elif f.size > limit:
+            yield Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
+        else:
+            yield ImageSource(f.name, f.read)
 
 
 @login_required
