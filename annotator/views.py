@@ -21,6 +21,13 @@ from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
 from annotator.sources import ImageSource, Rejection, sources_from_zip
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    message = "The form or request is missing its CSRF token, or the token is stale: reload the page and try again."
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": message}, status=403)
+    return render(request, "annotator/csrf_failure.html", {"message": message}, status=403)
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:

@@ -149,3 +149,15 @@ def test_every_project_url_is_in_the_table():
     public = {"project_list", "healthz", "login", "logout", None}
     named = {p.name for p in urlpatterns if hasattr(p, "name")} - public
     assert named <= {e.name for e in ENDPOINTS}, named - {e.name for e in ENDPOINTS}
+
+
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method != "get"], ids=_id)
+def test_every_state_changing_request_needs_the_csrf_token(world, endpoint):
+    from django.test import Client
+
+    users, args = world
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["owner"])
+    response = _call(client, endpoint, args[endpoint.name])
+    assert response.status_code == 403
+    assert "CSRF token" in (response.json()["error"] if endpoint.json else response.content.decode())
