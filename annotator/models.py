@@ -18,10 +18,16 @@ class Project(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # This fraction of the images is labeled independently by two annotators, to measure agreement.
+    overlap_fraction = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.CheckConstraint(condition=~Q(name=""), name="project_name_not_empty")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="project_name_not_empty"),
+            models.CheckConstraint(condition=Q(overlap_fraction__gte=0) & Q(overlap_fraction__lte=1),
+                                   name="project_overlap_fraction_range"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -82,6 +88,9 @@ class Image(models.Model):
     # The latest review of the latest submission; the history is in Review. A rejected image is back
     # in the annotation queue with the reviewer's comment.
     review_status = models.CharField(max_length=8, choices=ReviewStatus.choices, default=ReviewStatus.NONE)
+    # An image in the overlap sample waits for its second, independent annotator; not this one.
+    overlap_first_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -212,3 +221,25 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id} {self.decision} by {self.reviewer_id}"
+
+
+class AnnotationSnapshot(models.Model):
+    """One annotator's independent labels of an image in the overlap sample (pass 1 or 2), kept as
+    submitted, so agreement can be measured after the live annotations moved on."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="snapshots")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    pass_number = models.PositiveSmallIntegerField()
+    boxes = models.JSONField(default=list)  # [[label_id, x, y, w, h], ...]
+    tags = models.JSONField(default=list)  # [label_id, ...]
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image_id", "pass_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "pass_number"], name="snapshot_unique_pass"),
+            models.CheckConstraint(condition=Q(pass_number__in=[1, 2]), name="snapshot_pass_1_or_2"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} pass {self.pass_number} by {self.annotator_id}"

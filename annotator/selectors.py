@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Image, ImageStatus, Membership, Project, Review, ReviewStatus
+from annotator.agreement import box_f1, tag_jaccard
+from annotator.models import AnnotationSnapshot, Image, ImageStatus, Membership, Project, Review, ReviewStatus
 
 
 def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -108,3 +109,27 @@ def review_pending_count(*, project_id: int) -> int:
 
 def project_members(*, project_id: int) -> list[Membership]:
     return list(Membership.objects.filter(project_id=project_id).select_related("user").order_by("user__username"))
+
+
+
+def agreement_stats(*, project_id: int) -> list[dict]:
+    """Per pair of annotators: images both labeled independently, mean box F1 (matched by IoU >= 0.5)
+    and mean tag Jaccard. The matching is not SQL; the snapshots are streamed, two rows per image."""
+    pairs: dict[tuple[str, str], list[float]] = {}
+    first = None
+    snapshots = (AnnotationSnapshot.objects.filter(image__project_id=project_id)
+                 .order_by("image_id", "pass_number").values_list("image_id", "pass_number", "annotator__username",
+                                                                  "boxes", "tags"))
+    for image_id, pass_number, who, boxes, tags in snapshots.iterator(chunk_size=2000):
+        if pass_number == 1:
+            first = (image_id, who or "(deleted user)", boxes, tags)
+            continue
+        if first is None or first[0] != image_id:
+            continue
+        key = tuple(sorted((first[1], who or "(deleted user)")))
+        totals = pairs.setdefault(key, [0, 0.0, 0.0])
+        totals[0] += 1
+        totals[1] += box_f1([tuple(b) for b in first[2]], [tuple(b) for b in boxes])
+        totals[2] += tag_jaccard(first[3], tags)
+    return [{"annotators": list(key), "images": n, "box_f1": f1 / n, "tag_jaccard": jac / n}
+            for key, (n, f1, jac) in sorted(pairs.items())]

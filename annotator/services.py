@@ -44,6 +44,19 @@ def project_create(*, name: str, user: AbstractBaseUser, labels: Iterable[str] =
     return project
 
 
+def project_set_overlap(*, project: Project, percent: str | float) -> Project:
+    """How much of the project two annotators label independently (0 to 100 percent)."""
+    try:
+        value = float(percent)
+    except (TypeError, ValueError):
+        raise ValidationError("The overlap is a percentage from 0 to 100.") from None
+    if not 0 <= value <= 100:  # also refuses nan
+        raise ValidationError("The overlap is a percentage from 0 to 100.")
+    project.overlap_fraction = value / 100
+    project.save(update_fields=["overlap_fraction"])
+    return project
+
+
 def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> LabelClass:
     name = name.strip()
     count = project.labels.count()

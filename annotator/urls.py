@@ -19,6 +19,7 @@ urlpatterns = [
     path("images/<int:image_id>/thumb", views.image_thumbnail, name="image_thumbnail"),
     path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
     path("projects/<int:project_id>/review/", views.review, name="review"),
+    path("projects/<int:project_id>/settings", views.project_settings, name="project_settings"),
     path("projects/<int:project_id>/members/", views.members, name="members"),
     path("projects/<int:project_id>/members/<int:membership_id>/", views.member_edit, name="member_edit"),
     path("api/images/<int:image_id>/annotations", api.image_annotations, name="api_image_annotations"),

@@ -61,6 +61,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "can_review": role in REVIEW_ROLES,
         "review_pending": selectors.review_pending_count(project_id=project.id),
         "review_stats": selectors.review_stats(project_id=project.id),
+        "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
+        "overlap_percent": round(project.overlap_fraction * 100, 1),
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": list(project.labels.all()),
         "recent": selectors.recent_images(project_id=project.id),
@@ -95,6 +97,17 @@ def _upload_sources(files) -> Iterator[ImageSource | Rejection]:
             yield Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
         else:
             yield ImageSource(f.name, f.read)
+
+
+@login_required
+@require_POST
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    try:
+        services.project_set_overlap(project=project, percent=request.POST.get("overlap_percent", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("project_detail", project_id=project.id)
 
 
 @login_required

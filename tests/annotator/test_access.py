@@ -41,6 +41,7 @@ ENDPOINTS = [
     Endpoint("project_upload", "post", ADMIN, ok=(400,)),  # no files: "Choose one or more image files"
     Endpoint("label_add", "post", ADMIN, ok=(302,), body={"name": "bird"}),
     Endpoint("label_edit", "post", ADMIN, ok=(302,), body={"name": "kitty", "color": "#123456", "hotkey": "k"}),
+    Endpoint("project_settings", "post", ADMIN, ok=(302,), body={"overlap_percent": "10"}),
     Endpoint("members", "get", ADMIN),
     Endpoint("members", "post", ADMIN, ok=(302,), body={"username": "newbie", "role": "annotator"}),
     Endpoint("member_edit", "post", ADMIN, ok=(302,), body={"role": "reviewer"}),
@@ -79,7 +80,7 @@ def world():
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
     args = {
         "project_detail": [project.id], "image_grid": [project.id], "annotate": [project.id],
-        "review": [project.id], "project_upload": [project.id], "label_add": [project.id],
+        "review": [project.id], "project_settings": [project.id], "project_upload": [project.id], "label_add": [project.id],
         "label_edit": [project.id, cat.id], "members": [project.id], "member_edit": [project.id, member.id],
         "image_file": [unlabeled], "image_thumbnail": [unlabeled], "api_image_annotations": [unlabeled],
         "api_image_submit": [unlabeled], "api_image_skip": [unlabeled], "api_queue_next": [project.id],
