@@ -43,7 +43,8 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
     """Replace the image's boxes and tags with these, if ``version`` is still current."""
     rows, tags = _validated(image, user, list(boxes), list(tag_label_ids))
     with transaction.atomic():
-        _bump_version(image, version, **_extended_lock(image, user))
+        _bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
+                      **_extended_lock(image, user))
         Box.objects.filter(image=image).delete()
         ImageTag.objects.filter(image=image).delete()
         Box.objects.bulk_create(rows)
@@ -54,12 +55,13 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
     """Mark the image labeled: its boxes and tags are complete, so every other label is a known negative."""
     from labeling.services import submission_noted  # model assistance builds on this app, not the reverse
 
+    now = timezone.now()
     with transaction.atomic():
         if _overlap_first_pass(image, user, version):
             return
         # A (re-)submission waits for a fresh review.
-        _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=timezone.now(),
-                      locked_by=None, locked_until=None, review_status=ReviewStatus.NONE)
+        _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=now,
+                      locked_by=None, locked_until=None, review_status=ReviewStatus.NONE, **_work_time(image, user, now))
         if image.status != ImageStatus.SUBMITTED:  # a re-submit of an edited image is not new evidence
             submission_noted(project_id=image.project_id)
 
@@ -77,7 +79,7 @@ def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> b
         _snapshot(image, user, 2)
         return False
     _bump_version(image, version, status=ImageStatus.UNLABELED, locked_by=None, locked_until=None,
-                  overlap_first_by=user, review_status=ReviewStatus.NONE)
+                  overlap_first_by=user, review_status=ReviewStatus.NONE, box_count=0, human_tag_count=0)
     _snapshot(image, user, 1)
     Box.objects.filter(image=image).delete()
     ImageTag.objects.filter(image=image).delete()
@@ -91,8 +93,17 @@ def _snapshot(image: Image, user: AbstractBaseUser, pass_number: int) -> None:
                                                 defaults={"annotator": user, "boxes": boxes, "tags": tags})
 
 
+def _work_time(image: Image, user: AbstractBaseUser, now) -> dict:
+    # Only a submit of an image the queue handed to this person measures their time: an image opened
+    # from the grid, or re-submitted later, has no hand-out to count from.
+    if image.status == ImageStatus.IN_PROGRESS and image.locked_by_id == user.pk and image.opened_at is not None:
+        return {"work_seconds": max(0.0, (now - image.opened_at).total_seconds())}
+    return {}
+
+
 def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
-    _bump_version(image, version, status=ImageStatus.SKIPPED, locked_by=None, locked_until=None)
+    # A skipped image is not labeled work: it leaves the time-per-image median.
+    _bump_version(image, version, status=ImageStatus.SKIPPED, locked_by=None, locked_until=None, work_seconds=None)
 
 
 def _bump_version(image: Image, version: int, **changes) -> None:
@@ -104,7 +115,10 @@ def _bump_version(image: Image, version: int, **changes) -> None:
 def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
     # Working on an image you hold keeps holding it; saving an unlabeled image opened from the grid
     # marks it in progress and yours, so the queue does not hand it to someone else meanwhile.
-    if image.status == ImageStatus.UNLABELED or (image.status == ImageStatus.IN_PROGRESS and image.locked_by_id == user.pk):
+    if image.status == ImageStatus.UNLABELED:
+        # Not handed out by the queue: no start time to measure the work from.
+        return {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": _lock_expiry(), "opened_at": None}
+    if image.status == ImageStatus.IN_PROGRESS and image.locked_by_id == user.pk:
         return {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": _lock_expiry()}
     return {}
 
@@ -156,8 +170,9 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
         Image.objects.filter(project=project, pk__in=list(release), locked_by=user,
                              status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED, locked_by=None,
-                                                                    locked_until=None)
+                                                                    locked_until=None, opened_at=None)
         image = _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
+        held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:
             free = images.filter(Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS,
                                                                     locked_until__lte=now))
@@ -171,7 +186,8 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         if image is None:
             return None
         Image.objects.filter(pk=image.pk).update(status=ImageStatus.IN_PROGRESS, locked_by=user,
-                                                 locked_until=_lock_expiry())
+                                                 locked_until=_lock_expiry(),
+                                                 opened_at=F("opened_at") if held else now)
     image.refresh_from_db()
     return image
 

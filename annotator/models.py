@@ -91,6 +91,14 @@ class Image(models.Model):
     # An image in the overlap sample waits for its second, independent annotator; not this one.
     overlap_first_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="+")
+    # Time spent on an image (the dashboard's "seconds per image"): the queue stamps when it hands
+    # the image out, and a submit by the person who holds it stores the seconds since then.
+    opened_at = models.DateTimeField(null=True, blank=True)
+    work_seconds = models.FloatField(null=True, blank=True)
+    # The image's boxes and the tags people made, counted by every write of its annotations: the
+    # dashboard sums them per annotator and day without reading the box and tag tables.
+    box_count = models.PositiveIntegerField(default=0)
+    human_tag_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -115,6 +123,12 @@ class Image(models.Model):
             models.Index(fields=["project", "status", "review_status", "submitted_at"], name="image_review_queue"),
             # Annotation imports match images by file name.
             models.Index(fields=["project", "original_name"], name="image_project_name"),
+            # The dashboard: submissions per annotator and day, and the median time per image, read
+            # from the index alone.
+            models.Index(fields=["project", "status", "submitted_by", "submitted_at", "box_count", "human_tag_count"],
+                         name="image_project_submissions"),
+            models.Index(fields=["project", "submitted_by", "work_seconds"], name="image_project_work_time",
+                         condition=Q(work_seconds__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -281,8 +281,21 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
         Box.objects.bulk_create(boxes, batch_size=1000)
         ImageTag.objects.bulk_create(tags, batch_size=1000)
         Image.objects.filter(id__in=images).update(status=ImageStatus.SUBMITTED, submitted_by=user,
-                                                   submitted_at=timezone.now(), version=F("version") + 1)
+                                                   submitted_at=timezone.now(), version=F("version") + 1,
+                                                   **annotation_counts())
     return len(items)
+
+
+def annotation_counts() -> dict:
+    """``Image.box_count`` and ``human_tag_count`` as subqueries, for an UPDATE of many images."""
+    from django.db.models import Count, OuterRef, Subquery, Value
+    from django.db.models.functions import Coalesce
+
+    def count(queryset):
+        return Coalesce(Subquery(queryset.filter(image=OuterRef("pk")).order_by().values("image")
+                                 .annotate(n=Count("id")).values("n")[:1]), Value(0))
+
+    return {"box_count": count(Box.objects.all()), "human_tag_count": count(ImageTag.objects.filter(source="human"))}
 
 
 def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from annotator import api, views
 from labeling import api as labeling_api
+from labeling import views as labeling_views
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
@@ -30,6 +31,11 @@ urlpatterns = [
     path("api/projects/<int:project_id>/runs/", labeling_api.project_runs, name="api_project_runs"),
     path("api/runs/<int:run_id>/", labeling_api.run_detail, name="api_run_detail"),
     path("api/runs/<int:run_id>/cancel/", labeling_api.run_cancel, name="api_run_cancel"),
+    path("api/runs/<int:run_id>/retry/", labeling_api.run_retry, name="api_run_retry"),
+    path("runs/<int:run_id>/files/<path:name>", labeling_views.run_file, name="run_file"),
+    path("projects/<int:project_id>/dashboard/", labeling_views.project_dashboard, name="project_dashboard"),
+    path("api/projects/<int:project_id>/dashboard", labeling_api.project_dashboard, name="api_project_dashboard"),
+    path("api/projects/<int:project_id>/embedding-map", labeling_api.embedding_map, name="api_embedding_map"),
     re_path(r"^api/images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject)$",
             labeling_api.suggestion_decide, name="api_suggestion_decide"),
     path("api/images/<int:image_id>/suggestions/accept-all", labeling_api.suggestions_accept_all,

@@ -11,7 +11,7 @@ from annotator import selectors as annotator_selectors
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.api import BadRequest, image_for, json_endpoint, parse_body
 from annotator.models import LabelClass
-from labeling import selectors, services
+from labeling import dashboard, selectors, services
 from labeling.models import Decision, RunKind, TrainingRun
 
 
@@ -53,6 +53,34 @@ def run_cancel(request: HttpRequest, run_id: int) -> JsonResponse:
     run = get_object_or_404(TrainingRun, pk=run_id)
     project_for(user=request.user, project_id=run.project_id, roles=ADMIN_ONLY)
     return JsonResponse(selectors.run_summary(services.run_cancel(run=run)))
+
+
+@require_POST
+@json_endpoint
+def run_retry(request: HttpRequest, run_id: int) -> JsonResponse:
+    run = get_object_or_404(TrainingRun.objects.select_related("project"), pk=run_id)
+    project_for(user=request.user, project_id=run.project_id, roles=ADMIN_ONLY)
+    return JsonResponse(selectors.run_summary(services.run_retry(run=run, user=request.user)), status=201)
+
+
+@require_http_methods(["GET"])
+@json_endpoint
+def project_dashboard(request: HttpRequest, project_id: int) -> JsonResponse:
+    """Everything the dashboard charts show but the embedding map; see docs/dashboard.md."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    return JsonResponse(dashboard.project_dashboard(project_id=project.id))
+
+
+@require_http_methods(["GET"])
+@json_endpoint
+def embedding_map(request: HttpRequest, project_id: int) -> JsonResponse:
+    """GET ?after=<image id>&limit=<n>: a page of the embedding map (at most 20,000 points in all)."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    after, limit = request.GET.get("after"), request.GET.get("limit", "5000")
+    if (after is not None and not after.isdigit()) or not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+        raise BadRequest("“after” must be an image id and “limit” a number from 1 to 10000.")
+    return JsonResponse(dashboard.embedding_points(project_id=project.id, after=int(after) if after else None,
+                                                   limit=int(limit)))
 
 
 @require_POST

@@ -154,7 +154,8 @@ def run_pretrain(run_id: int, node: str) -> str:
 def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     import torch
 
-    from labeling.ml import ModelConfig, PretrainConfig, Runtime, embed_ids, pretrain, save_embeddings
+    from labeling.ml import (ModelConfig, PretrainConfig, Runtime, TrainLog, embed_ids, pretrain, save_embeddings,
+                             step_profiler)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
@@ -170,9 +171,16 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
         finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
         return "failed"
     images = cache.read(ids)
-    result = pretrain(config, images, Runtime(device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt",
-                                              on_progress=monitor.progress, should_stop=monitor.should_stop,
-                                              log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
+    trace = run_dir(run.id) / RUN_FILES["trace"] if c.get("profile") else None
+    with TrainLog(run_dir(run.id) / RUN_FILES["tensorboard"]) as board, step_profiler(trace) as on_step:
+        def progress(p) -> None:
+            board.progress(p)
+            monitor.progress(p)
+
+        result = pretrain(config, images, Runtime(
+            device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt", on_progress=progress,
+            should_stop=monitor.should_stop, on_step=on_step,
+            log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
     if monitor.lost.is_set():
         raise LostClaim(run.id)
     if result.status == "cancelled":
@@ -181,6 +189,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     features = embed_ids(result.model.backbone, cache, ids, device=device)
     path = run_dir(run.id) / "embeddings.npz"
     save_embeddings(path, ids, features)
+    save_projection(path, ids, features)
     with transaction.atomic():
         EmbeddingSet.objects.filter(run=run).delete()
         EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(path), resolution=c["resolution"],
@@ -193,6 +202,25 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
 
         probe_start(project=run.project)
     return "succeeded"
+
+
+# The files a run leaves for people, under its directory (served by the run-files view).
+RUN_FILES = {"tensorboard": "tensorboard", "trace": "profile/trace.json"}
+
+
+def projection_path(embeddings_path: str | Path) -> Path:
+    return Path(embeddings_path).with_name("projection.npz")
+
+
+def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.ndarray) -> None:
+    """The dashboard's embedding map: 2-D coordinates (float16) row for row with ``ids``, next to the
+    embeddings and written atomically."""
+    from labeling.ml import project_2d
+
+    path = projection_path(embeddings_path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, ids=np.asarray(ids, dtype=np.int64), xy=project_2d(features))
+    os.replace(tmp, path)
 
 
 def fill_cache(project_id: int, resolution: int):
@@ -267,6 +295,7 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     probs = probe.predict_proba(features[[row[i] for i in pool]]) if pool else np.zeros((0, len(labels)))
     scores = uncertainty(probs, probe.thresholds) if pool else np.zeros(0)
     monitor.update(metrics=metrics)
+    log_probe_metrics(run, metrics)
     _write_suggestions(run, pool, label_ids, probs, probe.thresholds, probe.trained, scores)
     with transaction.atomic():
         if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
@@ -277,6 +306,23 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
     return "succeeded"
+
+
+def log_probe_metrics(run: TrainingRun, metrics: dict) -> None:
+    """The probe's metrics as TensorBoard scalars, in its own run's events and in its backbone's
+    (step: the number of labeled images), so a pretraining's events show how good its probes were."""
+    from labeling.ml import TrainLog
+
+    cv = metrics.get("cv") or {}
+    values = {"probe/map": cv.get("map"),
+              "probe/micro_f1": cv.get("micro_f1"), "probe/macro_f1": cv.get("macro_f1")}
+    for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", [])):
+        values[f"probe_ap/{name}"] = ap
+        values[f"probe_f1/{name}"] = f1
+    for owner in (run.id, run.backbone_run_id):
+        if owner is not None:
+            with TrainLog(run_dir(owner) / RUN_FILES["tensorboard"]) as board:
+                board.scalars(values, step=int(metrics.get("labeled", 0)))
 
 
 def label_matrix(image_ids: list[int], label_ids: np.ndarray) -> np.ndarray:
@@ -313,6 +359,7 @@ def project_features(run: TrainingRun) -> tuple[np.ndarray, np.ndarray]:
         ids = np.concatenate([ids, new])
         features = np.concatenate([features, embed_ids(backbone, cache, new, device=device)])
         save_embeddings(embedding_set.path, ids, features)
+        save_projection(embedding_set.path, ids, features)
         EmbeddingSet.objects.filter(pk=embedding_set.pk).update(count=len(ids))
     return ids, features
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.urls import reverse
+
 from annotator.models import Image
 from labeling.models import ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
 
@@ -31,7 +35,31 @@ def run_summary(run: TrainingRun) -> dict:
         "attempts": run.attempts, "cancel_requested": run.cancel_requested, "error": run.error,
         "metrics": run.metrics, "loss_history": run.loss_history, "duration_s": duration,
         "created_at": run.created_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "files": run_files(run_id=run.id),
     }
+
+
+def run_file_paths(*, run_id: int) -> dict[str, Path]:
+    """The files a run leaves for people, by the name its URL uses: TensorBoard event files and,
+    when the run was profiled, the Chrome trace. Nothing else under the run's folder is served."""
+    from labeling.pipeline import RUN_FILES, run_dir
+
+    base = run_dir(run_id)
+    files = {}
+    board = base / RUN_FILES["tensorboard"]
+    if board.is_dir():
+        for path in sorted(board.glob("events.out.tfevents.*")):
+            files[f"tensorboard/{path.name}"] = path
+    trace = base / RUN_FILES["trace"]
+    if trace.is_file():
+        files["trace.json"] = trace
+    return files
+
+
+def run_files(*, run_id: int) -> list[dict]:
+    return [{"name": name, "url": reverse("run_file", args=[run_id, name]),
+             "kind": "trace" if name == "trace.json" else "tensorboard"}
+            for name in run_file_paths(run_id=run_id)]
 
 
 def project_runs(*, project_id: int, limit: int = 10) -> list[dict]:

@@ -88,6 +88,19 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
+def run_retry(*, run: TrainingRun, user: AbstractBaseUser | None = None) -> TrainingRun:
+    """Start a failed or cancelled run again as a new run: a pretraining with the same config, a
+    probe fit on the project's current backbone."""
+    if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+        raise ValidationError("Only a failed or cancelled run can be retried.")
+    if run.kind == RunKind.PRETRAIN:
+        return pretrain_start(project=run.project, user=user, config=run.config)
+    retried = probe_start(project=run.project, user=user)
+    if retried is None:
+        raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")
+    return retried
+
+
 def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser, decision: str) -> None:
     """Accept (the label becomes a tag, its source recorded as the model) or reject a suggested label."""
     if decision not in Decision.values:
@@ -110,7 +123,7 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
 
 
 def _check_config(config: dict) -> None:
-    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem"}
+    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem", "profile"}
     if unknown:
         raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}.")
     for key, (low, high) in PRETRAIN_LIMITS.items():
@@ -119,6 +132,8 @@ def _check_config(config: dict) -> None:
             raise ValidationError(f"“{key}” must be a number from {low} to {high}.")
     if config["small_stem"] not in (None, True, False):
         raise ValidationError("“small_stem” must be true, false or null (automatic: small images get the small stem).")
+    if not isinstance(config.get("profile", False), bool):
+        raise ValidationError("“profile” must be true (record a profiler trace of a few steps) or false.")
     projector = config["projector"]
     if (not isinstance(projector, list) or not 1 <= len(projector) <= 4
             or not all(isinstance(d, int) and 16 <= d <= 16384 for d in projector)):

@@ -6,6 +6,8 @@ backbone  ResNet-18 + projector;  barlow  the loss;  lars  optimiser + schedule
 train     pretraining with checkpoints, resume, progress and cancellation
 embed     frozen features per image id;  probe  the multilabel linear probe
 metrics   AP / mAP / F1 in one pass;  active  uncertainty for labeling order
+projection  a 2-D map of the embeddings (PCA) for the dashboard
+tracking  TensorBoard scalars and a profiler trace of a few steps
 
 Names are re-exported lazily (PEP 562), so ``import labeling.ml`` costs nothing: a web
 process that only needs a dataclass does not pay for importing torch.
@@ -28,6 +30,8 @@ _EXPORTS = {
     "ProbeConfig": "probe", "LinearProbe": "probe", "fit_probe": "probe",
     "Metrics": "metrics", "evaluate": "metrics",
     "uncertainty": "active", "most_uncertain_first": "active",
+    "project_2d": "projection",
+    "TrainLog": "tracking", "step_profiler": "tracking",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -63,6 +63,7 @@ class Progress:
     steps_per_epoch: int
     loss: float
     images_per_s: float
+    lr: float = 0.0  # the weights' learning rate at this step
 
 
 @dataclass
@@ -75,6 +76,8 @@ class Runtime:
     # caller refreshes from the database now and then), not a query per step.
     should_stop: Callable[[], bool] | None = None
     log_every: int = 20  # steps between progress reports (each costs one device sync)
+    # Called after every optimiser step (e.g. a torch.profiler schedule's ``step``).
+    on_step: Callable[[], None] | None = None
     # Upload the whole uint8 store to the device once (12 KiB an image at 64 px); otherwise
     # each batch is gathered from the (memory-mapped) array and copied over.
     data_on_device: bool = True
@@ -144,10 +147,13 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
         y1, y2 = two_views(batch, aug_gen, configs=config.views(), apply=apply)  # (B, 3, R, R) each, on the device
         loss = step_fn(y1, y2)
         losses.append(loss.detach())
+        if runtime.on_step is not None:
+            runtime.on_step()
         if runtime.on_progress is not None and ((i + 1) % runtime.log_every == 0 or i + 1 == steps_per_epoch):
             now = time.perf_counter()
             rate = (i + 1 - tick_step) * batch_size / max(now - tick, 1e-9)
-            runtime.on_progress(Progress(state.epoch, global_step + 1, steps_per_epoch, float(loss.detach()), rate))
+            runtime.on_progress(Progress(state.epoch, global_step + 1, steps_per_epoch, float(loss.detach()), rate,
+                                         state.optimizer.param_groups[0]["lr"]))
             tick, tick_step = now, i + 1
     epoch_losses = torch.stack(losses).float().tolist() if losses else []
     if not all(np.isfinite(epoch_losses)):

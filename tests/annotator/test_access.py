@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from annotator.models import Image, ImageStatus, Membership, Role
 from labeling.models import RunKind, TrainingRun
+from labeling.pipeline import RUN_FILES, run_dir
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +56,11 @@ ENDPOINTS = [
     Endpoint("api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}),
     Endpoint("api_run_detail", "get", ANY, json=True),
     Endpoint("api_run_cancel", "post", ADMIN, json=True, body={}),
+    Endpoint("api_run_retry", "post", ADMIN, ok=(201,), json=True, body={}),
+    Endpoint("run_file", "get", ADMIN),
+    Endpoint("project_dashboard", "get", ADMIN),
+    Endpoint("api_project_dashboard", "get", ADMIN, json=True),
+    Endpoint("api_embedding_map", "get", ADMIN, json=True),
     # No current suggestion in this small project: 400 says so, after access was granted.
     Endpoint("api_suggestion_decide", "post", ANNOTATE, ok=(400,), json=True, body={}),
     Endpoint("api_suggestions_accept_all", "post", ANNOTATE, json=True, body={}),
@@ -62,7 +68,8 @@ ENDPOINTS = [
 
 
 @pytest.fixture
-def world():
+def world(settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
     owner = make_user("owner")
     project = make_project(owner=owner)
     users = {"owner": owner, Role.ANNOTATOR: make_user("annie"), Role.REVIEWER: make_user("rev"),
@@ -73,9 +80,11 @@ def world():
     unlabeled, submitted = add_images(project, 2)
     Image.objects.filter(pk=submitted).update(status=ImageStatus.SUBMITTED, submitted_at=timezone.now(),
                                               submitted_by=users[Role.ANNOTATOR])
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={})
-    # The pretraining this test itself may start would collide with a queued one: mark it finished.
-    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded")
+    # A failed pretraining: it can be retried, and does not block the one a test may start.
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={"epochs": 1}, status="failed")
+    events = run_dir(run.id) / RUN_FILES["tensorboard"] / "events.out.tfevents.1.test"
+    events.parent.mkdir(parents=True)
+    events.write_bytes(b"event")
     cat = project.labels.order_by("id").first()
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
     args = {
@@ -85,7 +94,9 @@ def world():
         "image_file": [unlabeled], "image_thumbnail": [unlabeled], "api_image_annotations": [unlabeled],
         "api_image_submit": [unlabeled], "api_image_skip": [unlabeled], "api_queue_next": [project.id],
         "api_image_review": [submitted], "api_project_runs": [project.id], "api_run_detail": [run.id],
-        "api_run_cancel": [run.id], "api_suggestion_decide": [unlabeled, cat.id, "accept"],
+        "api_run_cancel": [run.id], "api_run_retry": [run.id], "run_file": [run.id, f"tensorboard/{events.name}"],
+        "project_dashboard": [project.id], "api_project_dashboard": [project.id], "api_embedding_map": [project.id],
+        "api_suggestion_decide": [unlabeled, cat.id, "accept"],
         "api_suggestions_accept_all": [unlabeled],
     }
     return users, args

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotator', '0002_image_soft_lock'),
+        ('annotator', '0003_image_work_time'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

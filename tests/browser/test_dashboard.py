@@ -1,0 +1,138 @@
+"""The project dashboard in real Chromium against the real server: every chart renders with data,
+the console stays clean, runs compare and sort, and the embedding map opens an image.
+UPDATE_DOCS_SCREENSHOTS=1 also writes docs/dashboard.png (the README's picture)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Role, Source
+from labeling import pipeline
+from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
+                             SuggestionDecision, TrainingRun)
+from tests import procs
+from tests.browser.test_annotate import _log_in
+from tests.factories import add_images, add_member, make_project, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+READY = "body[data-dashboard=ready]"
+
+
+@pytest.fixture
+def dashboard_server(transactional_db, media_root, settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
+    with procs.web(procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(settings.MODEL_DIR))) as (_, url):
+        yield url
+
+
+def _seed():
+    """A project as after a few days of work: two annotators, two pretrainings with probes, suggestions
+    and decisions, an embedding map of three clusters, TensorBoard events."""
+    owner, ann = make_user("owner"), make_user("ann")
+    project = make_project(owner=owner, labels=("circle", "square", "triangle"), name="Shapes")
+    add_member(project, ann, Role.ANNOTATOR)
+    ids = add_images(project, 60, size=(48, 48))
+    labels = list(LabelClass.objects.filter(project=project).order_by("order"))
+    now = timezone.now()
+    for n, image_id in enumerate(ids[:30]):
+        who = (owner, ann)[n % 2]
+        label = labels[n % 3]
+        Image.objects.filter(pk=image_id).update(status=ImageStatus.SUBMITTED, submitted_by=who, work_seconds=5 + n,
+                                                 box_count=1, human_tag_count=1,
+                                                 submitted_at=now - timedelta(days=n % 4))
+        Box.objects.create(image_id=image_id, label=label, x=1, y=1, w=10, h=10, author=who)
+        ImageTag.objects.create(image_id=image_id, label=label, author=who)
+    Image.objects.filter(pk__in=ids[30:33]).update(status=ImageStatus.SKIPPED)
+    runs = []
+    for n, (resolution, epochs, cv_map) in enumerate([(32, 20, 0.41), (64, 60, 0.55)]):
+        pretrain = TrainingRun.objects.create(
+            project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, device="cpu", epochs=epochs,
+            epoch=epochs, images_per_s=250.0, loss=200.0 - n * 30, started_at=now - timedelta(minutes=10),
+            finished_at=now - timedelta(minutes=5), metrics={"final_loss": 200.0 - n * 30, "images": 60},
+            loss_history=[[s, 400 - s * (1 + n)] for s in range(1, 120, 10)],
+            config={"resolution": resolution, "epochs": epochs, "batch_size": 64, "lr_weights": 0.2,
+                    "crop_min": 0.5, "projector": [256]})
+        probe = TrainingRun.objects.create(
+            project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=pretrain, device="cpu",
+            started_at=now - timedelta(minutes=4), finished_at=now - timedelta(minutes=4) + timedelta(seconds=3),
+            metrics={"labeled": 30, "cv": {"map": cv_map, "micro_f1": cv_map + 0.05, "macro_f1": cv_map - 0.05,
+                                           "labels": [l.name for l in labels], "ap": [cv_map, cv_map + .1, cv_map - .1],
+                                           "f1": [cv_map - .05, cv_map + .05, cv_map - .1]}})
+        runs.append((pretrain, probe))
+        from labeling.ml import TrainLog
+
+        with TrainLog(pipeline.run_dir(pretrain.id) / pipeline.RUN_FILES["tensorboard"]) as board:
+            board.scalars({"train/loss": 100.0}, step=1)
+    pretrain, probe = runs[-1]
+    TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, error="out of memory",
+                               config=pretrain.config)
+    for n, image_id in enumerate(ids[33:]):
+        Suggestion.objects.create(run=probe, image_id=image_id, label=labels[n % 3], probability=0.8, predicted=n % 4 != 0)
+    for n, image_id in enumerate(ids[33:43]):
+        SuggestionDecision.objects.create(image_id=image_id, label=labels[n % 3], run=probe, probability=0.8,
+                                          decision=Decision.ACCEPTED if n % 3 else Decision.REJECTED, user=ann)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=4, size=(3, 32))
+    features = np.stack([centres[n % 3] + rng.normal(size=32) for n in range(len(ids))]).astype(np.float16)
+    path = pipeline.run_dir(pretrain.id) / "embeddings.npz"
+    from labeling.ml import save_embeddings
+
+    save_embeddings(path, np.array(ids), features)
+    pipeline.save_projection(path, np.array(ids), features)
+    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=64, count=len(ids), dim=32)
+    ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
+    return project, ids, [r for r, _ in runs]
+
+
+def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
+    project, ids, pretrains = _seed()
+    _log_in(page, dashboard_server, "owner")
+    page.goto(f"{dashboard_server}/projects/{project.id}/")
+    page.click("#dashboard-link")
+    page.wait_for_selector(READY, timeout=30_000)
+    charts = page.evaluate("""() => [...document.querySelectorAll('.chart')].map((el) => ({
+        id: el.id, plotly: el.classList.contains('js-plotly-plot'),
+        traces: (el.data || []).length, points: (el.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0),
+        svg: !!el.querySelector('svg.main-svg') }))""")
+    assert len(charts) == 9
+    for chart in charts:
+        assert chart["plotly"] and chart["svg"] and chart["traces"] > 0 and chart["points"] > 0, chart
+    map_points = next(c for c in charts if c["id"] == "chart-map")["points"]
+    assert map_points == len(ids)
+    # Compare both pretrainings; sort by a column's heading.
+    for run in pretrains:
+        page.check(f"#runs tr[data-run-id='{run.id}'] input[type=checkbox]")
+    rows = page.locator("#compare-table tbody tr")
+    assert rows.count() == 2
+    first = lambda: rows.first.locator("td").first.text_content()  # noqa: E731
+    assert first() == str(pretrains[1].id)  # by probe mAP, best first (the default)
+    page.locator("#compare-table th[data-key='map']").click()
+    assert first() == str(pretrains[0].id)
+    page.locator("#compare-table th[data-key='epochs']").click()
+    assert first() == str(pretrains[1].id)  # 60 epochs before 20
+    assert page.locator("#runs a", has_text="TensorBoard events").count() == 2
+    assert page.locator("#runs button", has_text="Retry").count() == 1
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        page.screenshot(path=str(procs.ROOT / "docs" / "dashboard.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_hovering_the_map_shows_the_image_and_clicking_opens_it(browser, page, dashboard_server):
+    project, ids, _ = _seed()
+    _log_in(page, dashboard_server, "owner")
+    page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
+    page.wait_for_selector(READY, timeout=30_000)
+    point = page.locator("#chart-map .scatterlayer .point").first
+    point.hover(force=True)
+    page.wait_for_selector("#map-thumb:not([hidden])")
+    shown = int(page.locator("#map-thumb").get_attribute("src").split("/")[2])
+    assert shown in ids
+    point.click(force=True)
+    page.wait_for_url(f"**/projects/{project.id}/annotate/?image=*")
+    assert page.url.endswith(f"?image={shown}")
+    assert page.console_errors == []

@@ -1,0 +1,176 @@
+"""The dashboard's selectors, endpoints and access: figures from SQL aggregates, a fixed number of
+queries whatever the size, project admins only (owner / member / outsider)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotator.annotations import image_submit, queue_next
+from annotator.models import Box, Image, ImageStatus, ImageTag, Role, Source
+from labeling import dashboard
+from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
+                             TrainingRun)
+from tests.factories import add_member, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _images(project, count: int, *, start: int = 0, **fields) -> list[Image]:
+    """Rows only (no files): what the dashboard reads."""
+    return Image.objects.bulk_create([
+        Image(project=project, file=f"f{start + i}.png", thumbnail=f"t{start + i}.png", original_name=f"{start + i}.png",
+              width=10, height=10, size_bytes=1, sha256=f"{start + i:064d}", **fields) for i in range(count)])
+
+
+@pytest.fixture
+def team():
+    owner = make_user("owner")
+    project = make_project(owner=owner, labels=("cat", "dog"))
+    annotator, outsider = make_user("ann"), make_user("outsider")
+    add_member(project, annotator, Role.ANNOTATOR)
+    return project, owner, annotator, outsider
+
+
+def _populate(project, annotator, n: int, start: int = 0) -> None:
+    """n submitted images with a box and a tag, n unlabeled with suggestions, a probe run, decisions."""
+    cat, dog = project.labels.order_by("id")
+    now = timezone.now()
+    done = _images(project, n, start=start, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
+                   work_seconds=10.0, box_count=1, human_tag_count=1)
+    Box.objects.bulk_create([Box(image=i, label=cat, x=0, y=0, w=1, h=1, author=annotator) for i in done])
+    ImageTag.objects.bulk_create([ImageTag(image=i, label=dog, author=annotator) for i in done])
+    open_ = _images(project, n, start=start + n)
+    pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED,
+                                          config={"epochs": 3, "resolution": 32}, started_at=now, finished_at=now)
+    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
+                                       backbone_run=pretrain, metrics={"labeled": n, "cv": {
+                                           "map": 0.5, "micro_f1": 0.6, "macro_f1": 0.4, "labels": ["cat", "dog"],
+                                           "ap": [0.7, 0.3], "f1": [0.8, 0.2]}})
+    Suggestion.objects.bulk_create([Suggestion(run=probe, image=i, label=cat, probability=0.9, predicted=True)
+                                    for i in open_[: n // 2]])
+    ProjectModelState.objects.update_or_create(project=project, defaults={"pretrain_run": pretrain, "probe_run": probe})
+    SuggestionDecision.objects.bulk_create([
+        SuggestionDecision(image=open_[0], label=cat, run=probe, probability=0.9, decision=Decision.ACCEPTED,
+                           user=annotator),
+        SuggestionDecision(image=open_[1], label=cat, run=probe, probability=0.9, decision=Decision.REJECTED,
+                           user=annotator)])
+
+
+def test_it_counts_progress_labels_and_quality_in_sql(team):
+    project, owner, annotator, _ = team
+    _populate(project, annotator, 6)
+    _images(project, 2, start=100, status=ImageStatus.SKIPPED)
+    data = dashboard.project_dashboard(project_id=project.id)
+    assert data["progress"] == {"submitted": 6, "with_suggestions": 3, "unlabeled": 3, "skipped": 2, "total": 14}
+    assert data["submitted_per_day"][-1]["cumulative"] == 6
+    cat, dog = project.labels.order_by("id").values_list("id", flat=True)
+    counts = {row["label"]: row for row in data["label_counts"]}
+    assert (counts[cat]["boxes"], counts[cat]["suggested"], counts[dog]["human_tags"]) == (6, 3, 6)
+    quality = {row["label"]: row for row in data["suggestion_quality"]["labels"]}
+    assert quality[cat] == {"label": cat, "accepted": 1, "decided": 2, "accept_rate": 0.5, "cv_ap": 0.7, "cv_f1": 0.8}
+    assert data["suggestion_quality"]["map"] == 0.5
+    (person,) = data["annotators"]["people"]
+    assert (person["name"], person["median_seconds"], person["accept_rate"]) == ("ann", 10.0, 0.5)
+    (day,) = data["annotators"]["per_day"]
+    assert (day["images"], day["boxes"], day["tags"]) == (6, 6, 6)
+    pretrain = next(r for r in data["runs"] if r["kind"] == "pretrain")
+    assert pretrain["probe"] == {"map": 0.5, "micro_f1": 0.6, "macro_f1": 0.4, "labeled": 6}
+
+
+def test_it_takes_the_median_of_odd_and_even_counts(team):
+    project, owner, annotator, _ = team
+    now = timezone.now()
+    for i, seconds in enumerate([5.0, 1.0, 100.0]):
+        _images(project, 1, start=i, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
+                work_seconds=seconds)
+    for i, seconds in enumerate([2.0, 4.0, 6.0, 1000.0]):
+        _images(project, 1, start=10 + i, status=ImageStatus.SUBMITTED, submitted_by=owner, submitted_at=now,
+                work_seconds=seconds)
+    assert dashboard.median_seconds_per_image(project_id=project.id) == {annotator.id: 5.0, owner.id: 5.0}
+
+
+def test_it_times_an_image_from_the_queue_hand_out_to_the_submit(team, settings):
+    project, owner, annotator, _ = team
+    (image,) = _images(project, 1)
+    handed = queue_next(project=project, user=annotator)
+    assert handed.pk == image.pk and handed.opened_at is not None
+    Image.objects.filter(pk=image.pk).update(opened_at=handed.opened_at - timedelta(seconds=42))
+    handed.refresh_from_db()
+    image_submit(image=handed, user=annotator, version=handed.version)
+    handed.refresh_from_db()
+    assert 42 <= handed.work_seconds < 60
+
+
+def test_the_dashboard_query_count_does_not_grow_with_the_project(team, client, django_assert_max_num_queries):
+    project, owner, annotator, _ = team
+    client.force_login(owner)
+    _populate(project, annotator, 5)
+    with django_assert_max_num_queries(30) as small:
+        assert client.get(f"/api/projects/{project.id}/dashboard").status_code == 200
+    _populate(project, make_user("second"), 60, start=1000)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert client.get(f"/api/projects/{project.id}/dashboard").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/projects/{id}/dashboard/", "/api/projects/{id}/dashboard",
+                                 "/api/projects/{id}/embedding-map"])
+def test_only_project_admins_see_the_dashboard(team, client, url):
+    project, owner, annotator, outsider = team
+    url = url.format(id=project.id)
+    client.force_login(owner)
+    response = client.get(url)
+    assert response.status_code == 200
+    client.force_login(annotator)
+    assert client.get(url).status_code == 403
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+
+
+def test_the_page_links_plotly_from_our_own_static_files(team, client):
+    project, owner, *_ = team
+    client.force_login(owner)
+    html = client.get(f"/projects/{project.id}/dashboard/").content.decode()
+    assert "/static/vendor/plotly.min.js" in html and "dashboard-config" in html
+    assert "//cdn" not in html
+    assert f"/projects/{project.id}/dashboard/" in client.get(f"/projects/{project.id}/").content.decode()
+
+
+def test_the_embedding_map_rejects_a_bad_cursor(team, client):
+    project, owner, *_ = team
+    client.force_login(owner)
+    assert client.get(f"/api/projects/{project.id}/embedding-map?after=x").status_code == 400
+    assert client.get(f"/api/projects/{project.id}/embedding-map?limit=0").status_code == 400
+    assert client.get(f"/api/projects/{project.id}/embedding-map").json()["points"] == []
+
+
+def test_a_failed_run_is_retried_by_admins_only(team, client, settings, tmp_path):
+    project, owner, annotator, _ = team
+    settings.MODEL_DIR = tmp_path
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED,
+                                     config={"epochs": 1, "resolution": 16})
+    client.force_login(annotator)
+    assert client.post(f"/api/runs/{run.id}/retry/").status_code == 403
+    client.force_login(owner)
+    response = client.post(f"/api/runs/{run.id}/retry/")
+    assert response.status_code == 201, response.json()
+    retried = TrainingRun.objects.get(pk=response.json()["id"])
+    assert retried.status == RunStatus.QUEUED and retried.config["epochs"] == 1 and retried.pk != run.pk
+    assert client.post(f"/api/runs/{retried.id}/retry/").status_code == 400  # not failed: nothing to retry
+
+
+def test_annotation_writes_keep_the_box_and_tag_counts(team):
+    from annotator.annotations import annotation_save
+    from annotator.services import BoxIn, ImageAnnotations, annotations_import
+
+    project, owner, annotator, _ = team
+    cat, dog = project.labels.order_by("id")
+    first, second = _images(project, 2)
+    annotation_save(image=first, user=annotator, version=1, boxes=[BoxIn(cat.id, 0, 0, 2, 2)] * 3,
+                    tag_label_ids=[dog.id])
+    annotations_import(project=project, user=owner, items=[
+        ImageAnnotations(second.id, boxes=(BoxIn(dog.id, 1, 1, 2, 2),), tag_label_ids=(cat.id, dog.id))])
+    counts = dict((i, (b, t)) for i, b, t in Image.objects.values_list("id", "box_count", "human_tag_count"))
+    assert counts == {first.id: (3, 1), second.id: (1, 2)}
