@@ -26,5 +26,11 @@ def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ..
     return project, role
 
 
-ADMIN_ONLY = (Role.ADMIN,)
+ADMIN_ONLY = (Role.ADMIN,)  # settings, labels, members, uploads, training runs, export
 ANNOTATE_ROLES = (Role.ADMIN, Role.ANNOTATOR)
+REVIEW_ROLES = (Role.ADMIN, Role.REVIEWER)
+
+
+# What a request without a valid CSRF token is told, by the pages and by the API alike.
+CSRF_FAILURE_MESSAGE = ("The form or request is missing its CSRF token, or the token is stale: "
+                        "reload the page and try again.")

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from annotator.models import Box, Image, ImageTag, LabelClass, Membership, Project
+from annotator.models import AnnotationSnapshot, Box, Image, ImageTag, LabelClass, Membership, Project, Review
 
 
 class LabelInline(admin.TabularInline):
@@ -53,13 +53,13 @@ class LabelClassAdmin(admin.ModelAdmin):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "original_name", "project", "status", "width", "height", "box_count", "human_tag_count",
-                    "submitted_by", "submitted_at", "work_seconds", "version"]
-    list_filter = ["status", "project"]
+    list_display = ["id", "original_name", "project", "status", "review_status", "width", "height", "box_count",
+                    "human_tag_count", "submitted_by", "submitted_at", "work_seconds", "version"]
+    list_filter = ["status", "review_status", "project"]
     search_fields = ["=id", "original_name", "sha256"]
     readonly_fields = ["sha256", "file", "thumbnail", "width", "height", "size_bytes", "created_at", "opened_at",
                        "work_seconds", "box_count", "human_tag_count"]
-    raw_id_fields = ["submitted_by", "locked_by"]
+    raw_id_fields = ["submitted_by", "locked_by", "overlap_first_by"]
     list_select_related = ["project", "submitted_by"]
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is not worth it
 
@@ -91,3 +91,22 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "project__name"]
     list_select_related = ["user", "project"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "decision", "annotator", "reviewer", "created_at"]
+    list_filter = ["decision", "image__project"]
+    search_fields = ["comment"]
+    raw_id_fields = ["image", "annotator", "reviewer"]
+    list_select_related = ["image", "annotator", "reviewer"]
+    show_full_result_count = False
+
+
+@admin.register(AnnotationSnapshot)
+class AnnotationSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "pass_number", "annotator", "created_at"]
+    list_filter = ["image__project"]
+    raw_id_fields = ["image", "annotator"]
+    list_select_related = ["image", "annotator"]
+    show_full_result_count = False

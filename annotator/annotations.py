@@ -18,7 +18,8 @@ from django.db import transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
-from annotator.models import Box, Image, ImageStatus, ImageTag, Project
+from annotator.agreement import in_overlap_sample
+from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
 from annotator.services import BoxIn, clip_box, status_counts_move
 
 MAX_BOXES_PER_IMAGE = 10_000
@@ -56,10 +57,40 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
 
     now = timezone.now()
     with transaction.atomic():
+        if _overlap_first_pass(image, user, version):
+            return
+        # A (re-)submission waits for a fresh review.
         _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=now,
-                      locked_by=None, locked_until=None, **_work_time(image, user, now))
+                      locked_by=None, locked_until=None, review_status=ReviewStatus.NONE, **_work_time(image, user, now))
         if image.status != ImageStatus.SUBMITTED:  # a re-submit of an edited image is not new evidence
             submission_noted(project_id=image.project_id)
+
+
+def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> bool:
+    """Images in the project's overlap sample are labeled twice, independently. The first submission
+    is kept as a snapshot and the image goes back to the queue empty, for someone else; the second
+    is kept too and the image is submitted as usual. True when this was a first pass."""
+    if not in_overlap_sample(image.pk, image.project.overlap_fraction):
+        return False
+    passes = dict(AnnotationSnapshot.objects.filter(image=image).values_list("pass_number", "annotator_id"))
+    if 2 in passes:
+        return False  # already labeled twice: later edits are ordinary
+    if 1 in passes and passes[1] != user.pk:
+        _snapshot(image, user, 2)
+        return False
+    _bump_version(image, version, status=ImageStatus.UNLABELED, locked_by=None, locked_until=None,
+                  overlap_first_by=user, review_status=ReviewStatus.NONE, box_count=0, human_tag_count=0)
+    _snapshot(image, user, 1)
+    Box.objects.filter(image=image).delete()
+    ImageTag.objects.filter(image=image).delete()
+    return True
+
+
+def _snapshot(image: Image, user: AbstractBaseUser, pass_number: int) -> None:
+    boxes = [list(b) for b in image.boxes.order_by("id").values_list("label_id", "x", "y", "w", "h")]
+    tags = list(image.tags.order_by("label_id").values_list("label_id", flat=True))
+    AnnotationSnapshot.objects.update_or_create(image=image, pass_number=pass_number,
+                                                defaults={"annotator": user, "boxes": boxes, "tags": tags})
 
 
 def _work_time(image: Image, user: AbstractBaseUser, now) -> dict:
@@ -138,6 +169,9 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
     exclude = list(exclude)
     now = timezone.now()
     images = Image.objects.filter(project=project).exclude(pk__in=exclude)
+    if project.overlap_fraction:
+        # The second pass of an overlap image must be someone else's, independent of the first.
+        images = images.exclude(overlap_first_by=user)
     with transaction.atomic():
         # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
         released = Image.objects.filter(project=project, pk__in=list(release), locked_by=user,

@@ -18,10 +18,16 @@ class Project(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # This fraction of the images is labeled independently by two annotators, to measure agreement.
+    overlap_fraction = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.CheckConstraint(condition=~Q(name=""), name="project_name_not_empty")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="project_name_not_empty"),
+            models.CheckConstraint(condition=Q(overlap_fraction__gte=0) & Q(overlap_fraction__lte=1),
+                                   name="project_overlap_fraction_range"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -55,6 +61,12 @@ class ImageStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+class ReviewStatus(models.TextChoices):
+    NONE = "none", "Not reviewed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
 class Image(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(max_length=500)
@@ -73,6 +85,12 @@ class Image(models.Model):
     locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
     locked_until = models.DateTimeField(null=True, blank=True)
+    # The latest review of the latest submission; the history is in Review. A rejected image is back
+    # in the annotation queue with the reviewer's comment.
+    review_status = models.CharField(max_length=8, choices=ReviewStatus.choices, default=ReviewStatus.NONE)
+    # An image in the overlap sample waits for its second, independent annotator; not this one.
+    overlap_first_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
     # Time spent on an image (the dashboard's "seconds per image"): the queue stamps when it hands
     # the image out, and a submit by the person who holds it stores the seconds since then.
     opened_at = models.DateTimeField(null=True, blank=True)
@@ -92,6 +110,7 @@ class Image(models.Model):
             models.CheckConstraint(condition=~Q(status=ImageStatus.SUBMITTED) | Q(submitted_at__isnull=False),
                                    name="image_submitted_has_time"),
             models.CheckConstraint(condition=Q(version__gte=1), name="image_version_positive"),
+            models.CheckConstraint(condition=Q(review_status__in=ReviewStatus.values), name="image_review_status_valid"),
         ]
         indexes = [
             # The queue and the status-filtered grid: WHERE project=? AND status=? ORDER BY id.
@@ -100,6 +119,8 @@ class Image(models.Model):
             models.Index(fields=["project", "id"], name="image_project_id"),
             # The queue's second source: in-progress images whose soft lock has expired.
             models.Index(fields=["project", "status", "locked_until"], name="image_project_status_lock"),
+            # The review queue: submitted images not yet reviewed, oldest submission first.
+            models.Index(fields=["project", "status", "review_status", "submitted_at"], name="image_review_queue"),
             # Annotation imports match images by file name.
             models.Index(fields=["project", "original_name"], name="image_project_name"),
             # The dashboard: submissions per annotator and day, and the median time per image, read
@@ -234,3 +255,52 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export #{self.id} ({self.status})"
+
+
+class Review(models.Model):
+    """One reviewer's verdict on one submission. Kept after the image is re-annotated, so the accept
+    rate per annotator counts every verdict, not only the latest."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="reviews")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decision = models.CharField(max_length=8, choices=[(ReviewStatus.ACCEPTED, "Accepted"),
+                                                       (ReviewStatus.REJECTED, "Rejected")])
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(decision__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED]),
+                                   name="review_decision_valid"),
+            # A rejection must tell the annotator what to fix.
+            models.CheckConstraint(condition=~Q(decision=ReviewStatus.REJECTED) | ~Q(comment=""),
+                                   name="review_reject_has_comment"),
+        ]
+        indexes = [models.Index(fields=["image", "-id"], name="review_image_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} {self.decision} by {self.reviewer_id}"
+
+
+class AnnotationSnapshot(models.Model):
+    """One annotator's independent labels of an image in the overlap sample (pass 1 or 2), kept as
+    submitted, so agreement can be measured after the live annotations moved on."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="snapshots")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    pass_number = models.PositiveSmallIntegerField()
+    boxes = models.JSONField(default=list)  # [[label_id, x, y, w, h], ...]
+    tags = models.JSONField(default=list)  # [label_id, ...]
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image_id", "pass_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "pass_number"], name="snapshot_unique_pass"),
+            models.CheckConstraint(condition=Q(pass_number__in=[1, 2]), name="snapshot_pass_1_or_2"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} pass {self.pass_number} by {self.annotator_id}"

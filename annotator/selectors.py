@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Image, ImageStatus, Project, ProjectStatusCount
+from annotator.agreement import box_f1, tag_jaccard
+from annotator.models import (AnnotationSnapshot, Image, ImageStatus, Membership, Project, ProjectStatusCount, Review,
+                              ReviewStatus)
 
 
 def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -74,6 +76,7 @@ def annotation_state(*, image: Image) -> dict:
                   for i, label, x, y, w, h, source in boxes],
         "tags": [{"label": label, "source": source} for label, source in tags],
         "suggestions": image_suggestions(image=image),
+        "review": review_note(image=image),
     }
 
 
@@ -127,3 +130,58 @@ def image_list(*, project_id: int, status: str | None = None, human_label: int |
     more = len(rows) > limit
     rows = rows[:limit]
     return ImageListPage(rows, key(rows[-1]) if more else None)
+
+
+def review_note(*, image: Image) -> dict | None:
+    """The rejection the annotator should read, while the image waits to be fixed; else None."""
+    if image.review_status != ReviewStatus.REJECTED:
+        return None
+    review = image.reviews.filter(decision=ReviewStatus.REJECTED).select_related("reviewer").order_by("-id").first()
+    if review is None:
+        return None
+    return {"comment": review.comment, "reviewer": review.reviewer.get_username() if review.reviewer else "",
+            "at": review.created_at.isoformat()}
+
+
+def review_stats(*, project_id: int) -> list[dict]:
+    """Per annotator: verdicts accepted and rejected, and the accept rate, in one grouped query."""
+    rows = (Review.objects.filter(image__project_id=project_id).values("annotator_id", "annotator__username")
+            .annotate(accepted=Count("id", filter=Q(decision=ReviewStatus.ACCEPTED)),
+                      rejected=Count("id", filter=Q(decision=ReviewStatus.REJECTED)))
+            .order_by("annotator__username"))
+    return [{"annotator_id": r["annotator_id"], "annotator": r["annotator__username"] or "(deleted user)",
+             "accepted": r["accepted"], "rejected": r["rejected"],
+             "accept_rate": r["accepted"] / (r["accepted"] + r["rejected"])} for r in rows]
+
+
+def review_pending_count(*, project_id: int) -> int:
+    return Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED,
+                                review_status=ReviewStatus.NONE).count()
+
+
+def project_members(*, project_id: int) -> list[Membership]:
+    return list(Membership.objects.filter(project_id=project_id).select_related("user").order_by("user__username"))
+
+
+
+def agreement_stats(*, project_id: int) -> list[dict]:
+    """Per pair of annotators: images both labeled independently, mean box F1 (matched by IoU >= 0.5)
+    and mean tag Jaccard. The matching is not SQL; the snapshots are streamed, two rows per image."""
+    pairs: dict[tuple[str, str], list[float]] = {}
+    first = None
+    snapshots = (AnnotationSnapshot.objects.filter(image__project_id=project_id)
+                 .order_by("image_id", "pass_number").values_list("image_id", "pass_number", "annotator__username",
+                                                                  "boxes", "tags"))
+    for image_id, pass_number, who, boxes, tags in snapshots.iterator(chunk_size=2000):
+        if pass_number == 1:
+            first = (image_id, who or "(deleted user)", boxes, tags)
+            continue
+        if first is None or first[0] != image_id:
+            continue
+        key = tuple(sorted((first[1], who or "(deleted user)")))
+        totals = pairs.setdefault(key, [0, 0.0, 0.0])
+        totals[0] += 1
+        totals[1] += box_f1([tuple(b) for b in first[2]], [tuple(b) for b in boxes])
+        totals[2] += tag_jaccard(first[3], tags)
+    return [{"annotators": list(key), "images": n, "box_f1": f1 / n, "tag_jaccard": jac / n}
+            for key, (n, f1, jac) in sorted(pairs.items())]

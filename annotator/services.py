@@ -45,6 +45,19 @@ def project_create(*, name: str, user: AbstractBaseUser, labels: Iterable[str] =
     return project
 
 
+def project_set_overlap(*, project: Project, percent: str | float) -> Project:
+    """How much of the project two annotators label independently (0 to 100 percent)."""
+    try:
+        value = float(percent)
+    except (TypeError, ValueError):
+        raise ValidationError("The overlap is a percentage from 0 to 100.") from None
+    if not 0 <= value <= 100:  # also refuses nan
+        raise ValidationError("The overlap is a percentage from 0 to 100.")
+    project.overlap_fraction = value / 100
+    project.save(update_fields=["overlap_fraction"])
+    return project
+
+
 def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> LabelClass:
     name = name.strip()
     count = project.labels.count()
@@ -350,3 +363,49 @@ def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
     if x1 - x0 <= 0 or y1 - y0 <= 0:
         raise ValidationError(f"The box {values} lies outside the {width}×{height} image or has no area.")
     return {"x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Members: admins add people by user name, change roles and remove them; a project keeps an admin.
+
+
+def member_add(*, project: Project, username: str, role: str) -> Membership:
+    from django.contrib.auth import get_user_model
+
+    _role_check(role)
+    user = get_user_model().objects.filter(username=username.strip()).first()
+    if user is None:
+        raise ValidationError(f"There is no user called “{username.strip()}”; they need an account first.")
+    membership, created = Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
+    if not created:
+        raise ValidationError(f"{user.get_username()} is already a member ({membership.role}); change their role instead.")
+    return membership
+
+
+def member_set_role(*, membership: Membership, role: str) -> Membership:
+    _role_check(role)
+    with transaction.atomic():
+        if role != Role.ADMIN:
+            _keep_an_admin(membership)
+        Membership.objects.filter(pk=membership.pk).update(role=role)
+    membership.role = role
+    return membership
+
+
+def member_remove(*, membership: Membership) -> None:
+    with transaction.atomic():
+        _keep_an_admin(membership)
+        membership.delete()
+
+
+def _role_check(role: str) -> None:
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role “{role}”; use one of {', '.join(Role.values)}.")
+
+
+def _keep_an_admin(membership: Membership) -> None:
+    # The admins' rows are locked, so two admins demoting each other at once cannot both succeed.
+    admins = list(Membership.objects.select_for_update().filter(project_id=membership.project_id, role=Role.ADMIN)
+                  .values_list("pk", flat=True))
+    if admins == [membership.pk]:
+        raise ValidationError("A project needs at least one admin: make someone else admin first.")

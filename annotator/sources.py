@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 # A zip entry that inflates more than this many times over is treated as a zip bomb.
@@ -32,34 +33,46 @@ def is_image_name(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def sources_from_paths(paths: Iterable[Path], *, max_bytes: int) -> Iterator[ImageSource | Rejection]:
+def sources_from_paths(paths: Iterable[Path], *, max_bytes: int,
+                       max_total: int | None = None) -> Iterator[ImageSource | Rejection]:
     """Folders are walked recursively in sorted order; zips are opened; other files are read as images."""
     for path in paths:
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.suffix.lower() == ".zip":
-                    yield from sources_from_zip(child, max_bytes=max_bytes)
+                    yield from sources_from_zip(child, max_bytes=max_bytes, max_total=max_total)
                 elif is_image_name(child.name):
                     yield _file_source(child, child.relative_to(path).as_posix(), max_bytes)
         elif path.suffix.lower() == ".zip":
-            yield from sources_from_zip(path, max_bytes=max_bytes)
+            yield from sources_from_zip(path, max_bytes=max_bytes, max_total=max_total)
         elif path.is_file():
             yield _file_source(path, path.name, max_bytes)
         else:
             yield Rejection(str(path), "no such file or folder")
 
 
-def sources_from_zip(path: Path, *, max_bytes: int) -> Iterator[ImageSource | Rejection]:
+def sources_from_zip(path: Path | BinaryIO, *, max_bytes: int, name: str | None = None,
+                     max_total: int | None = None) -> Iterator[ImageSource | Rejection]:
+    """The image entries of a zip (a path, or an open file such as an upload named ``name``).
+    With ``max_total``, an archive whose image entries inflate to more than that is refused whole,
+    before anything is read."""
+    zip_name = name or path.name
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        yield Rejection(path.name, f"not a readable zip file ({error})")
+        yield Rejection(zip_name, f"not a readable zip file ({error})")
         return
     with archive:
+        if max_total is not None:
+            total = sum(i.file_size for i in archive.infolist() if not i.is_dir() and is_image_name(i.filename))
+            if total > max_total:
+                yield Rejection(zip_name, f"the zip inflates to {total / 1e6:.0f} MB; the limit is "
+                                          f"{max_total / 1e6:.0f} MB; split it into smaller zips")
+                return
         for info in archive.infolist():
             if info.is_dir():
                 continue
-            name = f"{path.name}/{info.filename}"
+            name = f"{zip_name}/{info.filename}"
             reason = _unsafe_zip_entry(info, max_bytes)
             if reason:
                 yield Rejection(name, reason)

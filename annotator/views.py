@@ -10,12 +10,19 @@ from django.db import connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotator import selectors, services
-from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, project_for
+from annotator import reviews, selectors, services
+from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
-from annotator.models import Image, ImageStatus, LabelClass
+from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    message = CSRF_FAILURE_MESSAGE
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": message}, status=403)
+    return render(request, "annotator/csrf_failure.html", {"message": message}, status=403)
 
 
 @require_GET
@@ -48,6 +55,11 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "role": role,
         "is_admin": role == "admin",
         "can_annotate": role in ANNOTATE_ROLES,
+        "can_review": role in REVIEW_ROLES,
+        "review_pending": selectors.review_pending_count(project_id=project.id),
+        "review_stats": selectors.review_stats(project_id=project.id),
+        "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
+        "overlap_percent": round(project.overlap_fraction * 100, 1),
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": list(project.labels.all()),
         "recent": selectors.recent_images(project_id=project.id),
@@ -55,8 +67,20 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
                            ("json", "Twinlabel JSON")],
         "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin"},
         "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
-                          "maxBytes": services.import_limits().max_bytes},
+                          "maxBytes": services.import_limits().max_bytes,
+                          "maxZipBytes": settings.ZIP_MAX_TOTAL_BYTES},
     })
+
+
+@login_required
+@require_POST
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    try:
+        services.project_set_overlap(project=project, percent=request.POST.get("overlap_percent", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("project_detail", project_id=project.id)
 
 
 @login_required
@@ -116,6 +140,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
                 "skip": "/api/images/{id}/skip/",
                 "suggestion": "/api/images/{id}/suggestions/{label}/{decision}/",
                 "acceptAll": "/api/images/{id}/suggestions/accept-all/",
+                "review": "/api/images/{id}/review/",
                 "project": reverse("project_detail", args=[project.id]),
             },
         },
@@ -171,3 +196,64 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
 @require_GET
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
     return _image_file(request, image_id, "thumbnail")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Admins see the members, add people by user name, change roles and remove people."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    if request.method == "POST":
+        try:
+            services.member_add(project=project, username=request.POST.get("username", ""),
+                                role=request.POST.get("role", Role.ANNOTATOR))
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        return redirect("members", project_id=project.id)
+    return render(request, "annotator/members.html", {
+        "project": project, "members": selectors.project_members(project_id=project.id), "roles": Role.choices,
+    })
+
+
+@login_required
+@require_POST
+def member_edit(request: HttpRequest, project_id: int, membership_id: int) -> HttpResponse:
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, project=project)
+    try:
+        if request.POST.get("action") == "remove":
+            services.member_remove(membership=membership)
+            messages.success(request, f"Removed {membership.user.get_username()} from the project.")
+        else:
+            services.member_set_role(membership=membership, role=request.POST.get("role", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("members", project_id=project.id)
+
+
+@login_required
+@require_GET
+def review(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The reviewer's page: the image asked for (?image=ID), else the next unreviewed submission."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=REVIEW_ROLES)
+    image_id = _positive_int(request.GET.get("image"))
+    if image_id is not None:
+        image = get_object_or_404(Image.objects.select_related("submitted_by"), pk=image_id, project=project)
+    else:
+        image = reviews.review_next(project=project, user=request.user)
+    labels = {label.id: label for label in project.labels.all()}
+    boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h")) if image else []
+    for box in boxes:  # percentages, so the overlay scales with the picture
+        box["label"] = labels[box["label_id"]]
+        box["style"] = (f"left:{100 * box['x'] / image.width:.3f}%;top:{100 * box['y'] / image.height:.3f}%;"
+                        f"width:{100 * box['w'] / image.width:.3f}%;height:{100 * box['h'] / image.height:.3f}%;"
+                        f"border-color:{box['label'].color}")
+    return render(request, "annotator/review.html", {
+        "project": project, "image": image, "boxes": boxes,
+        "tags": [labels[t] for t in image.tags.order_by("id").values_list("label_id", flat=True)] if image else [],
+        "history": list(image.reviews.select_related("reviewer").order_by("-id")[:5]) if image else [],
+        "pending": selectors.review_pending_count(project_id=project.id),
+        "config": {"image": image.id if image else None, "version": image.version if image else None,
+                   "url": reverse("api_image_review", args=[image.id]) if image else None,
+                   "next": reverse("review", args=[project.id])},
+    })

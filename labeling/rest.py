@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -171,7 +172,7 @@ def run_retry(request: Request, run_id: int) -> Response:
     return Response(selectors.run_summary(services.run_retry(run=run, user=request.user)), status=201)
 
 
-@extend_schema(responses={200: serializers.DictField()})
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 def project_dashboard(request: Request, project_id: int) -> Response:
     """Everything the dashboard charts show but the embedding map; see docs/dashboard.md (admin)."""
@@ -180,7 +181,7 @@ def project_dashboard(request: Request, project_id: int) -> Response:
 
 
 @extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
-               responses={200: serializers.DictField()})
+               responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 def embedding_map(request: Request, project_id: int) -> Response:
     """GET ?after=<image id>&limit=<n>: a page of the embedding map (at most 20,000 points in all; admin)."""

@@ -6,22 +6,28 @@ from __future__ import annotations
 import base64
 import json
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from rest_framework.request import Request
 
 from annotator.access import ANNOTATE_ROLES, project_for
 from annotator.models import Image
-from annotator.rest.errors import BadRequest
+from annotator.rest.errors import BadRequest, TooLarge
 from annotator.services import BoxIn
 
 
-def image_for(request: Request, image_id: int, *, write: bool) -> Image:
+def image_for(request: Request, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:
     image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
-    project_for(user=request.user, project_id=image.project_id, roles=ANNOTATE_ROLES if write else None)
+    project_for(user=request.user, project_id=image.project_id, roles=roles if write else None)
     return image
 
 
 def body(request: Request) -> dict:
+    # DRF reads the stream itself, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check: check it here.
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise TooLarge(f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; "
+                       "send fewer boxes per request.")
     data = request.data
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")

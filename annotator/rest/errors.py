@@ -10,11 +10,16 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
 from annotator import annotations, selectors
+from annotator.access import CSRF_FAILURE_MESSAGE
 from annotator.models import Image
 
 
 class BadRequest(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
+
+
+class TooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
 def exception_handler(exc, context):
@@ -30,6 +35,8 @@ def exception_handler(exc, context):
         return Response({"error": str(exc) or "Not found."}, status=404)
     if isinstance(exc, exceptions.ParseError):
         exc = BadRequest("The request body is not valid JSON." if "JSON" in str(exc.detail) else exc.detail)
+    if isinstance(exc, exceptions.PermissionDenied) and str(exc.detail).startswith("CSRF Failed"):
+        exc = exceptions.PermissionDenied(CSRF_FAILURE_MESSAGE)  # DRF's SessionAuthentication said it
     if isinstance(exc, exceptions.NotAuthenticated):
         exc.detail = "Log in first, or send “Authorization: Token <key>”."
     response = drf_handler(exc, context)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("images/<int:image_id>/annotations/", views.image_annotations, name="api_image_annotations"),
     path("images/<int:image_id>/submit/", views.image_submit, name="api_image_submit"),
     path("images/<int:image_id>/skip/", views.image_skip, name="api_image_skip"),
+    path("images/<int:image_id>/review/", views.image_review, name="api_image_review"),
     re_path(r"^images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject)/$",
             labeling.image_suggestion_decide, name="api_suggestion_decide"),
     path("images/<int:image_id>/suggestions/accept-all/", labeling.image_suggestions_accept_all,

@@ -3,20 +3,23 @@ service or selector, answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator import annotations, selectors, services
-from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, project_for
+from annotator import annotations, reviews, selectors, services
+from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.models import ImageStatus, LabelClass, Project
 from annotator.rest import common
 from annotator.rest.errors import BadRequest
 from annotator.rest.serializers import (AnnotationsInSerializer, AnnotationStateSerializer, ImagePageSerializer,
                                         LabelSerializer, ProjectSerializer, UploadSerializer, VersionSerializer)
-from annotator.sources import ImageSource, Rejection
+from annotator.sources import ImageSource, Rejection, sources_from_zip
 
 
 def _project(project: Project) -> dict:
@@ -107,11 +110,24 @@ def _upload(request: Request, project_id: int) -> Response:
     files = request.FILES.getlist("files")
     if not files:
         raise BadRequest("Choose one or more image files to upload (multipart field “files”).")
-    limit = services.import_limits().max_bytes
-    sources = [Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
-               if f.size > limit else ImageSource(f.name, f.read) for f in files]
-    report = services.images_import(project=project, sources=sources)
+    report = services.images_import(project=project, sources=_upload_sources(files))
     return Response(report.as_dict(), status=200 if report.imported or report.duplicates else 400)
+
+
+def _upload_sources(files) -> Iterator[ImageSource | Rejection]:
+    """Images, and the images inside zip files, each checked against the size limits first."""
+    limit = services.import_limits().max_bytes
+    zip_limit = settings.ZIP_MAX_TOTAL_BYTES
+    for f in files:
+        if f.name.lower().endswith(".zip"):
+            if f.size > zip_limit:
+                yield Rejection(f.name, f"the zip is {f.size / 1e6:.0f} MB; the limit is {zip_limit / 1e6:.0f} MB")
+            else:
+                yield from sources_from_zip(f, name=f.name, max_bytes=limit, max_total=zip_limit)
+        elif f.size > limit:
+            yield Rejection(f.name, f"the file is {f.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB")
+        else:
+            yield ImageSource(f.name, f.read)
 
 
 @extend_schema(request=AnnotationsInSerializer, responses=AnnotationStateSerializer)
@@ -163,3 +179,25 @@ def queue_next(request: Request, project_id: int) -> Response:
                                    exclude=common.id_list(data.get("exclude", []), "exclude"),
                                    release=common.id_list(data.get("release", []), "release"))
     return Response({"image": selectors.annotation_state(image=image) if image else None})
+
+
+@extend_schema(request=None, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_review(request: Request, image_id: int) -> Response:
+    """{"version": n, "decision": "accept"} or {"version": n, "decision": "reject", "comment": "..."}
+    (reviewers and admins; 409 when the image changed since the reviewer opened it)."""
+    image = common.image_for(request, image_id, write=True, roles=REVIEW_ROLES)
+    data = common.body(request)
+    version = common.int_field(data.get("version"), "version")
+    decision = data.get("decision")
+    if decision == "accept":
+        reviews.review_accept(image=image, user=request.user, version=version)
+    elif decision == "reject":
+        comment = data.get("comment", "")
+        if not isinstance(comment, str):
+            raise BadRequest("“comment” must be text.")
+        reviews.review_reject(image=image, user=request.user, version=version, comment=comment)
+    else:
+        raise BadRequest("“decision” must be “accept” or “reject”.")
+    image.refresh_from_db()
+    return Response(selectors.annotation_state(image=image))

@@ -44,3 +44,13 @@ def test_it_refuses_a_zip_bomb_entry(tmp_path):
 def test_it_reports_a_missing_path(tmp_path):
     (item,) = sources_from_paths([tmp_path / "nope"], max_bytes=10)
     assert isinstance(item, Rejection) and item.reason == "no such file or folder"
+
+
+def test_a_zip_over_the_total_limit_is_refused_whole_before_reading(tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for i in range(5):
+            z.writestr(f"{i}.png", b"\0" * 1000)
+    (item,) = sources_from_paths([archive], max_bytes=10**6, max_total=4000)
+    assert isinstance(item, Rejection) and item.name == "many.zip" and "inflates to" in item.reason
+    assert len(list(sources_from_paths([archive], max_bytes=10**6, max_total=5000))) == 5

@@ -78,3 +78,46 @@ def test_the_queue_never_hands_one_image_to_two_annotators(need):
     assert len(set(handed)) == len(handed), f"an image was handed out twice: {handed} ({connection.vendor})"
     held = dict(Image.objects.filter(locked_by__isnull=False).values_list("id", "locked_by_id"))
     assert {held[i] for i in handed} == {p.id for p in people}
+
+
+def test_the_review_queue_never_hands_one_submission_to_two_reviewers():
+    from annotator import reviews
+    from annotator.models import Role
+
+    owner = make_user("owner")
+    project = make_project(owner=owner)
+    people = [owner] + [make_user(f"r{i}") for i in range(5)]
+    for person in people[1:]:
+        add_member(project, person, Role.REVIEWER)
+    ids = add_images(project, 10)
+    for image_id in ids:
+        image = Image.objects.get(pk=image_id)
+        annotations.image_submit(image=image, user=owner, version=image.version)
+
+    results = _in_threads(len(people), lambda i: reviews.review_next(project=project, user=people[i]).id)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len(set(results)) == len(people), f"a submission was handed out twice: {results} ({connection.vendor})"
+
+
+def test_two_verdicts_on_one_submission_one_lands_one_gets_409():
+    from annotator import reviews
+    from annotator.models import Review
+
+    owner, other = make_user("owner"), make_user("other")
+    project = make_project(owner=owner)
+    add_member(project, other, "reviewer")
+    (image_id,) = add_images(project, 1)
+    image = Image.objects.get(pk=image_id)
+    annotations.image_submit(image=image, user=owner, version=1)
+
+    def decide(i: int):
+        image = Image.objects.get(pk=image_id)
+        if i == 0:
+            reviews.review_accept(image=image, user=owner, version=2)
+        else:
+            reviews.review_reject(image=image, user=other, version=2, comment="redo")
+        return "decided"
+
+    results = _in_threads(2, decide)
+    assert sorted(type(r).__name__ if isinstance(r, Exception) else r for r in results) == ["StaleVersion", "decided"]
+    assert Review.objects.count() == 1  # the loser's verdict left no row behind

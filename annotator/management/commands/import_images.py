@@ -28,8 +28,8 @@ class Command(BaseCommand):
         def progress(report: ImportReport) -> None:
             bar.update(report.seen - bar.n)
 
-        report = images_import(project=target, sources=sources_from_paths(paths, max_bytes=settings.IMAGE_MAX_BYTES),
-                               on_progress=progress)
+        sources = sources_from_paths(paths, max_bytes=settings.IMAGE_MAX_BYTES, max_total=settings.ZIP_MAX_TOTAL_BYTES)
+        report = images_import(project=target, sources=sources, on_progress=progress)
         bar.close()
         self.stdout.write(f"{len(report.imported)} imported, {len(report.duplicates)} duplicates, "
                           f"{len(report.rejected)} rejected")

@@ -65,10 +65,11 @@ async function uploadAll(fileList) {
   rejectedList.replaceChildren();
   for (let start = 0; start < files.length; start += config.batch) {
     const batch = files.slice(start, start + config.batch);
-    const tooBig = batch.filter((f) => f.size > config.maxBytes);
-    const ok = batch.filter((f) => f.size <= config.maxBytes);
+    const limit = (f) => (f.name.toLowerCase().endsWith(".zip") ? config.maxZipBytes : config.maxBytes);
+    const tooBig = batch.filter((f) => f.size > limit(f));
+    const ok = batch.filter((f) => f.size <= limit(f));
     const report = { imported: [], duplicates: [], rejected: tooBig.map((f) => ({
-      name: f.name, reason: `the file is ${(f.size / 1e6).toFixed(1)} MB; the limit is ${(config.maxBytes / 1e6).toFixed(1)} MB`,
+      name: f.name, reason: `the file is ${(f.size / 1e6).toFixed(1)} MB; the limit is ${(limit(f) / 1e6).toFixed(1)} MB`,
     })) };
     if (ok.length) {
       try {

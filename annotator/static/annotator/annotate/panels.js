@@ -115,6 +115,12 @@ export class Panels {
     const image = this.store.image;
     this.el("image-name").textContent = image ? image.name : "";
     this.el("image-status").textContent = image ? image.status.replace("_", " ") : "";
+    const review = this.store.review;
+    const note = this.el("review-note");
+    note.hidden = !review;
+    // textContent, never HTML: the comment is whatever a reviewer typed.
+    note.querySelector(".who").textContent = review ? review.reviewer : "";
+    note.querySelector(".comment").textContent = review ? review.comment : "";
   }
 
   showActiveLabel() {

@@ -24,6 +24,7 @@ export class Store extends EventTarget {
     this.labelById = new Map(labels.map((l) => [l.id, l]));
     this.activeLabel = labels.length ? labels[0].id : null;
     this.image = null;
+    this.review = null;
     this.boxes = [];
     this.tags = new Set();
     this.tagSources = new Map(); // label id -> "human" | "model", as the server last said
@@ -52,6 +53,7 @@ export class Store extends EventTarget {
     this.tags = new Set(state.tags.map((t) => t.label));
     this.tagSources = sourcesOf(state.tags);
     this.suggestions = state.suggestions || [];
+    this.review = state.review || null;  // a reviewer's rejection to act on
     this.suggestFocus = null;
     this.selected = null;
     this.undoStack = [];

@@ -1,0 +1,148 @@
+"""Backup and restore: the database as Django fixtures (the same on SQLite and PostgreSQL) plus the
+media files, in one .tar.gz. See docs/backup.md.
+
+Restore is all or nothing: the database is replaced inside one transaction, and the media folder is
+swapped in only when the data loaded; on any error both stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
+
+FORMAT = 1
+# Rebuilt by migrate (content types, permissions) or not worth keeping (sessions: everyone logs in again).
+EXCLUDED = ["contenttypes", "auth.permission", "sessions"]
+
+
+class BackupError(Exception):
+    """The archive cannot be restored here; the message says why."""
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    path: Path
+    rows: dict[str, int]
+    files: int
+
+
+def backup_write(*, path: Path, with_models: bool = False) -> BackupSummary:
+    rows = {m._meta.label: m.objects.count() for m in apps.get_models() if m._meta.app_label in ("annotator", "labeling")}
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "db.json"
+        # dumpdata streams rows with an iterator, so a large project is not held in memory.
+        call_command("dumpdata", natural_foreign=True, natural_primary=True, exclude=EXCLUDED, output=str(dump),
+                     verbosity=0)
+        manifest = {"format": FORMAT, "created_at": timezone.now().isoformat(), "database": connection.vendor,
+                    "migrations": _latest_migrations(), "rows": rows, "with_models": with_models}
+        (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        partial = path.with_name(path.name + ".partial")
+        files = 0
+        with tarfile.open(partial, "w:gz") as archive:
+            archive.add(Path(tmp) / "manifest.json", "manifest.json")
+            archive.add(dump, "db.json")
+            for folder, prefix in _folders(with_models):
+                for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    archive.add(file, f"{prefix}/{file.relative_to(folder).as_posix()}")
+                    files += 1
+        partial.replace(path)  # a backup that stopped half-way never looks complete
+    return BackupSummary(path=path, rows=rows, files=files)
+
+
+def backup_restore(*, path: Path, force: bool = False) -> dict:
+    """Replace this installation's data and media with the archive's. Refuses to overwrite a database
+    that holds projects unless ``force``."""
+    from annotator.models import Project
+
+    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as tmp:
+        staged = Path(tmp)
+        manifest = _extract(path, staged)
+        call_command("migrate", interactive=False, verbosity=0)
+        if not force and Project.objects.exists():
+            raise BackupError("This database already holds projects; restoring would replace them. "
+                              "Use --force to replace them anyway.")
+        swaps = [(staged / prefix, folder) for prefix, folder in _targets(manifest["with_models"])]
+        with transaction.atomic():
+            call_command("flush", interactive=False, verbosity=0)
+            call_command("loaddata", str(staged / "db.json"), verbosity=0)
+            _swap_folders(swaps)  # last: if it fails, the transaction rolls the database back
+    return manifest
+
+
+def _latest_migrations() -> dict[str, str]:
+    latest: dict[str, str] = {}
+    for app, name in MigrationRecorder(connection).migration_qs.values_list("app", "name").order_by("app", "name"):
+        latest[app] = name
+    return latest
+
+
+def _folders(with_models: bool) -> list[tuple[Path, str]]:
+    pairs = [(Path(settings.MEDIA_ROOT), "media")]
+    if with_models:
+        pairs.append((Path(settings.MODEL_DIR), "models"))
+    return [(folder, prefix) for folder, prefix in pairs if folder.exists()]
+
+
+def _targets(with_models: bool) -> list[tuple[str, Path]]:
+    targets = [("media", Path(settings.MEDIA_ROOT))]
+    if with_models:
+        targets.append(("models", Path(settings.MODEL_DIR)))
+    return targets
+
+
+def _scratch_dir() -> Path:
+    # Beside the media folder, so the final swap is a rename on one file system, not a copy.
+    parent = Path(settings.MEDIA_ROOT).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
+
+
+def _extract(path: Path, into: Path) -> dict:
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            # The "data" filter refuses absolute names, "..", links out of the folder and device files.
+            archive.extractall(into, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise BackupError(f"{path} is not a readable backup archive ({error}).") from None
+    try:
+        manifest = json.loads((into / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise BackupError(f"{path} has no manifest.json: it is not a Twinlabel backup.") from None
+    if manifest.get("format") != FORMAT or not (into / "db.json").is_file():
+        raise BackupError(f"{path} is a backup in format {manifest.get('format')!r}; this version reads {FORMAT}.")
+    return manifest
+
+
+def _swap_folders(swaps: list[tuple[Path, Path]]) -> None:
+    done: list[tuple[Path, Path]] = []
+    try:
+        for staged, target in swaps:
+            old = target.with_name(target.name + ".before-restore")
+            if old.exists():
+                shutil.rmtree(old)
+            if target.exists():
+                target.rename(old)
+            if staged.exists():
+                shutil.move(str(staged), str(target))
+            else:
+                target.mkdir(parents=True)
+            done.append((target, old))
+    except BaseException:
+        for target, old in reversed(done):
+            shutil.rmtree(target, ignore_errors=True)
+            if old.exists():
+                old.rename(target)
+        raise
+    for _, old in done:
+        shutil.rmtree(old, ignore_errors=True)

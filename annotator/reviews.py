@@ -1,0 +1,65 @@
+"""The review workflow: a reviewer takes submitted images one at a time from a queue, accepts them,
+or rejects them with a comment. A rejected image goes back to the annotation queue and the annotate
+page shows the comment. Verdicts are versioned like every other write (a stale one gets 409)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotator.annotations import _bump_version, _first, _lock_expiry
+from annotator.models import Image, ImageStatus, Project, Review, ReviewStatus
+
+MAX_COMMENT = 2000
+
+
+def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[int] = ()) -> Image | None:
+    """Hand the reviewer the oldest unreviewed submission nobody else is reviewing, and hold it for
+    them (the same soft lock as the annotation queue; SKIP LOCKED on PostgreSQL)."""
+    now = timezone.now()
+    pending = Image.objects.filter(project=project, status=ImageStatus.SUBMITTED,
+                                   review_status=ReviewStatus.NONE).exclude(pk__in=list(exclude))
+    with transaction.atomic():
+        image = _first(pending.filter(locked_by=user, locked_until__gt=now).order_by("submitted_at", "id"))
+        if image is None:
+            free = pending.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            image = _first(free.order_by("submitted_at", "id"))
+        if image is None:
+            return None
+        Image.objects.filter(pk=image.pk).update(locked_by=user, locked_until=_lock_expiry())
+    image.refresh_from_db()
+    return image
+
+
+def review_accept(*, image: Image, user: AbstractBaseUser, version: int) -> Review:
+    _reviewable(image)
+    with transaction.atomic():
+        _bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None)
+        return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,
+                                     decision=ReviewStatus.ACCEPTED)
+
+
+def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment: str) -> Review:
+    comment = comment.strip()
+    if not comment:
+        raise ValidationError("Say what to fix: a rejection needs a comment for the annotator.")
+    if len(comment) > MAX_COMMENT:
+        raise ValidationError(f"A comment can be at most {MAX_COMMENT} characters.")
+    _reviewable(image)
+    with transaction.atomic():
+        # Back to the annotation queue, boxes and tags kept for the annotator to fix.
+        _bump_version(image, version, status=ImageStatus.UNLABELED, review_status=ReviewStatus.REJECTED,
+                      locked_by=None, locked_until=None)
+        return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,
+                                     decision=ReviewStatus.REJECTED, comment=comment)
+
+
+def _reviewable(image: Image) -> None:
+    if image.status != ImageStatus.SUBMITTED:
+        raise ValidationError("Only submitted images can be reviewed; this one is "
+                              f"{image.get_status_display().lower()}.")

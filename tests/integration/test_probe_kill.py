@@ -1,0 +1,124 @@
+"""kill -9 of the worker while the probe fits, and again while it writes suggestions: people keep
+seeing the previous probe's suggestions, whole, until the new run has written every row and swapped
+in; the run is taken up again by the next worker and finishes once, with no duplicate rows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from annotator.celery import app
+from annotator.models import Image, ImageStatus, ImageTag
+from annotator.services import project_create
+from labeling import selectors, services
+from labeling.ml import save_embeddings
+from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
+from tests import procs
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+LABELS = ("a", "b", "c", "d", "e", "f")
+LABELED, UNLABELED, DIM = 2000, 12_000, 64
+
+
+def _project(model_dir):
+    """Image rows (no files: the probe reads only embeddings), random tags, a finished pretraining
+    with its embeddings, and an earlier probe whose suggestions are the ones people see now."""
+    rng = np.random.default_rng(0)
+    project = project_create(name="Big", user=make_user("owner"), labels=LABELS)
+    labels = list(project.labels.order_by("id"))
+    now = time.time()
+    Image.objects.bulk_create([
+        Image(project=project, file=f"x/{i}.png", thumbnail=f"x/{i}.jpg", original_name=f"{i}.png", width=8, height=8,
+              size_bytes=1, sha256=f"{i:064x}",
+              **({"status": ImageStatus.SUBMITTED, "submitted_at": "2026-01-01T00:00:00Z"} if i < LABELED else {}))
+        for i in range(LABELED + UNLABELED)], batch_size=2000)
+    ids = np.array(list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)))
+    present = rng.random((len(ids), len(labels))) < 0.4
+    ImageTag.objects.bulk_create([ImageTag(image_id=int(ids[n]), label=labels[j])
+                                  for n in range(LABELED) for j in np.flatnonzero(present[n])], batch_size=5000)
+    features = (present * 2.0 + rng.normal(size=(len(ids), len(labels)))) @ rng.normal(size=(len(labels), DIM))
+    pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, config={})
+    path = model_dir / "runs" / str(pretrain.id) / "embeddings.npz"
+    save_embeddings(path, ids, features.astype(np.float16))
+    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=24, count=len(ids), dim=DIM)
+    old = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, config={},
+                                     backbone_run=pretrain)
+    shown = [int(i) for i in ids[LABELED:LABELED + 20]]
+    Suggestion.objects.bulk_create([Suggestion(run=old, image_id=i, label=labels[0], probability=0.9, predicted=True)
+                                    for i in shown])
+    ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=old)
+    print(f"set-up {time.time() - now:.1f} s")
+    return project, old, shown
+
+
+def _visible(shown):
+    return {i: selectors.image_suggestions(image=Image.objects.get(pk=i)) for i in shown[:5]}
+
+
+def _wait(condition, timeout, what, worker, poll=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    runs = list(TrainingRun.objects.values("id", "kind", "status", "worker", "attempts", "error"))
+    raise AssertionError(f"timed out waiting for {what}; runs: {runs}\nworker output:\n{worker.output[-4000:]}")
+
+
+def _kill(worker):
+    os.killpg(worker.process.pid, signal.SIGKILL)
+    worker.process.wait(10)
+
+
+def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggestions_whole(tmp_path, media_root):
+    env = procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(tmp_path / "models"), RUN_STALE_SECONDS="600",
+                            WORKER_NAME="probe-kill", WORKER_CONCURRENCY="1")
+    try:
+        app.control.purge()
+    except Exception:  # an empty filesystem queue may have nothing to purge
+        pass
+    project, old, shown = _project(tmp_path / "models")
+    before = _visible(shown)
+    assert all(len(s) == 1 for s in before.values())
+    expected_rows = UNLABELED * len(LABELS)
+
+    def rows():
+        return Suggestion.objects.filter(run=run).count()
+
+    with procs.worker(env) as first:
+        run = services.probe_start(project=project)
+        # The kill lands while the probe is being fitted: claimed, nothing written yet.
+        _wait(lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.RUNNING).exists(), 120, "the claim",
+              first, poll=0.01)
+        _kill(first)
+    assert rows() == 0, "the first kill came after the fit; make the fit longer"
+    assert _visible(shown) == before and ProjectModelState.objects.get(project=project).probe_run_id == old.id
+
+    with procs.worker(env) as second:  # the same node name takes back what its predecessor held
+        # The kill lands while suggestions are being written, batch by batch.
+        _wait(lambda: rows() > 0, 180, "the first suggestion rows", second, poll=0.01)
+        _kill(second)
+    written = rows()
+    assert 0 < written < expected_rows, f"{written} of {expected_rows} rows: the kill missed the writing"
+    # Half of a run's rows are in the table, and nobody sees them: the old probe is still the one shown.
+    assert TrainingRun.objects.get(pk=run.id).status == RunStatus.RUNNING
+    assert ProjectModelState.objects.get(project=project).probe_run_id == old.id
+    assert _visible(shown) == before
+
+    with procs.worker(env) as third:
+        done = _wait(lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.SUCCEEDED).first(), 240,
+                     "the retried probe", third)
+    assert done.attempts == 3
+    trained = sum(1 for label in done.metrics["labels"] if label["trained"])
+    assert trained == len(LABELS)
+    assert rows() == expected_rows  # once per image and label, nothing left from the killed attempts
+    assert ProjectModelState.objects.get(project=project).probe_run_id == run.id
+    assert not Suggestion.objects.filter(run=old).exists()
+    now_shown = _visible(shown)
+    assert all(len(s) == len(LABELS) for s in now_shown.values())
