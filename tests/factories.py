@@ -43,3 +43,25 @@ def add_images(project: Project, count: int, *, size=(32, 32)) -> list[int]:
     sources = [ImageSource(f"img-{i}.png", lambda i=i: image_bytes(*size, color=(i % 256, (i * 7) % 256, 99)))
                for i in range(count)]
     return [item.image_id for item in images_import(project=project, sources=sources).imported]
+
+
+def make_scene_project(*, owner, images: int = 40, labeled: int = 20, seed: int = 5) -> Project:
+    """A project of demo scenes (48 px PNGs) whose first ``labeled`` images are submitted with their
+    true tags: what a tiny pretraining and probe need."""
+    from annotator.demo.scenes import LABELS, render_scene
+    from annotator.services import ImageAnnotations, annotations_import
+
+    project = project_create(name="Shapes", user=owner, labels=LABELS)
+
+    def png(index: int) -> bytes:
+        buffer = io.BytesIO()
+        render_scene(index, seed=seed, size=(48, 48)).image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    report = images_import(project=project,
+                           sources=[ImageSource(f"s{i}.png", lambda i=i: png(i)) for i in range(images)])
+    label_id = dict(project.labels.values_list("name", "id"))
+    annotations_import(project=project, user=owner, items=[
+        ImageAnnotations(item.image_id, tag_label_ids=tuple(label_id[n] for n in render_scene(i, seed=seed).labels))
+        for i, item in enumerate(report.imported[:labeled])])
+    return project

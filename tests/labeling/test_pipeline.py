@@ -12,15 +12,15 @@ from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
 from annotator.celery import app
-from annotator.demo.scenes import LABELS, render_scene
+from annotator.demo.scenes import render_scene
 from annotator.models import Image, ImageTag
 from annotator.selectors import annotation_state
-from annotator.services import ImageAnnotations, annotations_import, images_import, project_create
+from annotator.services import images_import
 from annotator.sources import ImageSource
 from labeling import pipeline, services
 from labeling.models import (Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
-from tests.factories import make_user
+from tests.factories import make_scene_project, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warmup_epochs": 0}
@@ -38,18 +38,7 @@ def eager(settings, tmp_path):
 @pytest.fixture
 def project():
     owner = make_user("owner")
-    project = project_create(name="Shapes", user=owner, labels=LABELS)
-
-    def png(index: int) -> bytes:
-        buffer = io.BytesIO()
-        render_scene(index, seed=5, size=(48, 48)).image.save(buffer, "PNG")
-        return buffer.getvalue()
-
-    report = images_import(project=project, sources=[ImageSource(f"s{i}.png", lambda i=i: png(i)) for i in range(40)])
-    label_id = dict(project.labels.values_list("name", "id"))
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(item.image_id, tag_label_ids=tuple(label_id[n] for n in render_scene(i, seed=5).labels))
-        for i, item in enumerate(report.imported[:20])])
+    project = make_scene_project(owner=owner)
     return project
 
 

@@ -3,18 +3,13 @@ trace when asked, the embedding map's projection; and who may download them."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from annotator.celery import app
-from annotator.demo.scenes import LABELS, render_scene
 from annotator.models import Image, Role
-from annotator.services import ImageAnnotations, annotations_import, images_import, project_create
-from annotator.sources import ImageSource
 from labeling import pipeline, services
 from labeling.models import RunKind, RunStatus, TrainingRun
-from tests.factories import add_member, make_user
+from tests.factories import add_member, make_scene_project, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warmup_epochs": 0, "profile": True}
@@ -32,18 +27,7 @@ def eager(settings, tmp_path):
 @pytest.fixture
 def trained():
     owner = make_user("owner")
-    project = project_create(name="Shapes", user=owner, labels=LABELS)
-
-    def png(index: int) -> bytes:
-        buffer = io.BytesIO()
-        render_scene(index, seed=5, size=(48, 48)).image.save(buffer, "PNG")
-        return buffer.getvalue()
-
-    report = images_import(project=project, sources=[ImageSource(f"s{i}.png", lambda i=i: png(i)) for i in range(40)])
-    label_id = dict(project.labels.values_list("name", "id"))
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(item.image_id, tag_label_ids=tuple(label_id[n] for n in render_scene(i, seed=5).labels))
-        for i, item in enumerate(report.imported[:20])])
+    project = make_scene_project(owner=owner)
     run = services.pretrain_start(project=project, config=TINY)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
