@@ -126,7 +126,9 @@ def test_https_makes_cookies_secure_and_turns_on_hsts_and_the_redirect(tmp_path)
 
 
 def test_a_production_configuration_passes_djangos_deploy_checks(tmp_path):
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "HTTPS", "CELERY_BROKER_URL", "DATABASE_URL"}}
+    # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests' live server in this process, never in a deployment.
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "HTTPS", "CELERY_BROKER_URL", "DATABASE_URL",
+                                                               "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "HTTPS": "1", "SECRET_KEY": "q8-" + "x7Zp2&Lk" * 8,
                   "ALLOWED_HOSTS": "labels.example.org", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
                   "SECURE_HSTS_PRELOAD": "1"})

@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 import pytest
+from django.conf import settings
 
 from annotator.celery import app
 from annotator.models import Image, ImageStatus, ImageTag
 from annotator.services import project_create
-from labeling import selectors, services
-from labeling.ml import save_embeddings
+from labeling import selectors, services, shards
 from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests import procs
 from tests.factories import make_user
@@ -25,7 +25,7 @@ LABELS = ("a", "b", "c", "d", "e", "f")
 LABELED, UNLABELED, DIM = 2000, 12_000, 64
 
 
-def _project(model_dir):
+def _project():
     """Image rows (no files: the probe reads only embeddings), random tags, a finished pretraining
     with its embeddings, and an earlier probe whose suggestions are the ones people see now."""
     rng = np.random.default_rng(0)
@@ -43,9 +43,11 @@ def _project(model_dir):
                                   for n in range(LABELED) for j in np.flatnonzero(present[n])], batch_size=5000)
     features = (present * 2.0 + rng.normal(size=(len(ids), len(labels)))) @ rng.normal(size=(len(labels), DIM))
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, config={})
-    path = model_dir / "runs" / str(pretrain.id) / "embeddings.npz"
-    save_embeddings(path, ids, features.astype(np.float16))
-    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=24, count=len(ids), dim=DIM)
+    features = features.astype(np.float16)
+    shards.write_blocks(backbone_run_id=pretrain.id, ids=ids, s=settings.SHARD_IMAGES,
+                        embed=lambda part: features[np.searchsorted(ids, part)])
+    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(shards.embeddings_dir(pretrain.id)),
+                                resolution=24, count=len(ids), dim=DIM, block_size=settings.SHARD_IMAGES)
     old = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, config={},
                                      backbone_run=pretrain)
     shown = [int(i) for i in ids[LABELED:LABELED + 20]]
@@ -76,14 +78,20 @@ def _kill(worker):
     worker.process.wait(10)
 
 
-def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggestions_whole(tmp_path, media_root):
+def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggestions_whole(tmp_path, media_root,
+                                                                                          settings):
+    # One worker scores the blocks in turn (SUGGEST_PARALLEL off), each block written whole (one COPY on
+    # PostgreSQL): small blocks, so that the kill lands between blocks, with some written and some not.
     env = procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(tmp_path / "models"), RUN_STALE_SECONDS="600",
-                            WORKER_NAME="probe-kill", WORKER_CONCURRENCY="1")
+                            WORKER_NAME="probe-kill", WORKER_CONCURRENCY="1", SUGGEST_PARALLEL="0",
+                            SHARD_IMAGES="1000")
+    settings.SHARD_IMAGES = 1000
     try:
         app.control.purge()
     except Exception:  # an empty filesystem queue may have nothing to purge
         pass
-    project, old, shown = _project(tmp_path / "models")
+    settings.MODEL_DIR = tmp_path / "models"  # where the blocks are written: the worker's MODEL_DIR
+    project, old, shown = _project()
     before = _visible(shown)
     assert all(len(s) == 1 for s in before.values())
     expected_rows = UNLABELED * len(LABELS)
