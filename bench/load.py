@@ -72,12 +72,16 @@ def main() -> None:
         run = _pretrain_start(pretrain_project, worker)
         before = _run_state(run.id)
         cpu_before = _cpu(web.process.pid, worker.process.pid)
+        sampler = WaitSampler(args.seconds)
+        sampler.start()
         results = _load(port, project.id, labels, tokens, args.seconds, args.think)
+        sampler.join(10)
         cpu = {k: round(v - cpu_before[k], 1) for k, v in _cpu(web.process.pid, worker.process.pid).items()}
         after = _run_state(run.id)
         _pretrain_stop(run)
     figures = _figures(results, args, before, after)
     figures["cpu_seconds_in_window"] = cpu
+    figures["postgresql_active_backends"] = sampler.summary()
     _print(figures)
     suffix = (f"_{args.annotators}annotators" if args.annotators != 20 else "") + (f"_think{args.think:g}s" if args.think else "")
     write_result("load_postgresql" + suffix, figures)  # the default run is load_postgresql.json
@@ -187,6 +191,35 @@ def _pretrain_stop(run) -> None:
         time.sleep(0.5)
 
 
+class WaitSampler(threading.Thread):
+    """Every 0.2 s, the database's active backends by what they wait for (pg_stat_activity): CPU
+    (no wait), a lock (a hot row), I/O, the client... Averages over the window say what dominates."""
+
+    def __init__(self, seconds: float):
+        super().__init__(daemon=True)
+        self.seconds, self.samples, self.counts = seconds, 0, {}
+
+    def run(self) -> None:
+        from django.db import connection
+
+        stop_at = time.monotonic() + self.seconds
+        with connection.cursor() as cursor:
+            while time.monotonic() < stop_at:
+                cursor.execute("SELECT coalesce(wait_event_type || ':' || wait_event, 'running'), count(*) "
+                               "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+                               "AND pid <> pg_backend_pid() GROUP BY 1")
+                for what, n in cursor.fetchall():
+                    self.counts[what] = self.counts.get(what, 0) + n
+                self.samples += 1
+                time.sleep(0.2)
+        connection.close()
+
+    def summary(self) -> dict:
+        """Mean number of active backends per sample, by wait event."""
+        return {what: round(n / max(self.samples, 1), 2)
+                for what, n in sorted(self.counts.items(), key=lambda item: -item[1])}
+
+
 class Annotator(threading.Thread):
     """One simulated annotator: next image, save 1 box + 2 tags, submit; until the window closes."""
 
@@ -198,19 +231,33 @@ class Annotator(threading.Thread):
         self.times: dict[str, list[float]] = {kind: [] for kind in KINDS}
         self.errors: list[str] = []
         self.images = 0
+        self.reconnects = 0
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def call(self, kind: str, method: str, path: str, payload: dict) -> dict | None:
         body = json.dumps(payload)
         start = time.perf_counter()
-        try:
-            self.connection.request(method, path, body, self.headers)
-            response = self.connection.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as error:
-            self.connection.close()  # reconnects on the next request
-            self.errors.append(f"{kind}: {type(error).__name__}: {error}")
-            return None
+        for attempt in (1, 2):
+            reused = self.connection.sock is not None
+            try:
+                self.connection.request(method, path, body, self.headers)
+                response = self.connection.getresponse()
+                raw = response.read()
+                break
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as error:
+                # gunicorn closes a kept-alive connection after 2 idle seconds (its --keep-alive); like
+                # browsers and urllib3, send again once on a fresh connection when the old one was
+                # closed under us. Counted apart; the time of both attempts counts.
+                self.connection.close()
+                if attempt == 1 and reused:
+                    self.reconnects += 1
+                    continue
+                self.errors.append(f"{kind}: {type(error).__name__}: {error}")
+                return None
+            except (OSError, http.client.HTTPException) as error:
+                self.connection.close()  # reconnects on the next request
+                self.errors.append(f"{kind}: {type(error).__name__}: {error}")
+                return None
         self.times[kind].append((time.perf_counter() - start) * 1000)
         if not 200 <= response.status < 300:
             self.errors.append(f"{kind}: {response.status} {raw[:200]!r}")
@@ -250,7 +297,8 @@ def _load(port: int, project_id: int, labels: list[int], tokens: list[str], seco
     elapsed = time.monotonic() - start
     times = {kind: [t for a in annotators for t in a.times[kind]] for kind in KINDS}
     return {"elapsed_s": elapsed, "times": times, "errors": [e for a in annotators for e in a.errors],
-            "images": sum(a.images for a in annotators), "stuck": sum(a.is_alive() for a in annotators)}
+            "images": sum(a.images for a in annotators), "reconnects": sum(a.reconnects for a in annotators),
+            "stuck": sum(a.is_alive() for a in annotators)}
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -272,7 +320,8 @@ def _figures(results: dict, args, before: dict, after: dict) -> dict:
         "requests": len(everything), "requests_per_s": round(len(everything) / elapsed, 1),
         "images_submitted": results["images"], "images_per_s": round(results["images"] / elapsed, 2),
         "latency": {**{kind: _percentiles(values) for kind, values in results["times"].items()}, "overall": overall},
-        "errors": len(results["errors"]), "error_samples": results["errors"][:10], "stuck_annotators": results["stuck"],
+        "errors": len(results["errors"]), "error_samples": results["errors"][:10],
+        "resent_after_idle_close": results["reconnects"], "stuck_annotators": results["stuck"],
         "pretraining": {"before": before, "after": after, "worker_torch_threads": args.worker_threads,
                         "config": PRETRAIN_CONFIG,
                         "running_throughout": before["status"] == after["status"] == "running"
@@ -292,6 +341,7 @@ def _print(figures: dict) -> None:
         print(f"  {kind:>16}: " + ", ".join(f"{k} {v}" for k, v in p.items()))
     print(f"pretraining: {figures['pretraining']['before']} -> {figures['pretraining']['after']}")
     print(f"CPU seconds in the window: {figures['cpu_seconds_in_window']}")
+    print(f"PostgreSQL active backends (mean per sample, by wait): {figures['postgresql_active_backends']}")
     print(f"target {figures['target']}: {'met' if figures['met'] else 'NOT met'}")
 
 
