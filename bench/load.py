@@ -205,7 +205,9 @@ class WaitSampler(threading.Thread):
         stop_at = time.monotonic() + self.seconds
         with connection.cursor() as cursor:
             while time.monotonic() < stop_at:
-                cursor.execute("SELECT coalesce(wait_event_type || ':' || wait_event, 'running'), count(*) "
+                # A backend waiting for a lock is named with the start of its statement (which table).
+                cursor.execute("SELECT coalesce(wait_event_type || ':' || wait_event, 'running') || CASE WHEN "
+                               "wait_event_type = 'Lock' THEN ' ' || left(query, 40) ELSE '' END, count(*) "
                                "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
                                "AND pid <> pg_backend_pid() GROUP BY 1")
                 for what, n in cursor.fetchall():
