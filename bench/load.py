@@ -83,7 +83,8 @@ def main() -> None:
     figures["cpu_seconds_in_window"] = cpu
     figures["postgresql_active_backends"] = sampler.summary()
     _print(figures)
-    suffix = (f"_{args.annotators}annotators" if args.annotators != 20 else "") + (f"_think{args.think:g}s" if args.think else "")
+    suffix = ((f"_{args.annotators}annotators" if args.annotators != 20 else "")
+              + (f"_think{args.think:g}s" if args.think else ""))
     write_result("load_postgresql" + suffix, figures)  # the default run is load_postgresql.json
     del work
 
