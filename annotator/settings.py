@@ -206,6 +206,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, images, annotations, suggestions, training runs, imports and exports. See docs/api.md.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "annotator.rest.errors.schema_errors_hook"],
 }
 # Exports of more images than this run as a background job that ends as a download.
 EXPORT_STREAM_MAX_IMAGES = env_int("EXPORT_STREAM_MAX_IMAGES", 50_000, minimum=1)

@@ -26,3 +26,7 @@ urlpatterns = [
     path("api/", include("annotator.rest.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Unmatched /api/ URLs and server errors answer the API's JSON error shape (annotator/rest/errors.py).
+handler404 = "annotator.rest.errors.not_found"
+handler500 = "annotator.rest.errors.server_error"

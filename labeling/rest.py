@@ -41,6 +41,10 @@ class RunSerializer(serializers.Serializer):
     error = serializers.CharField()
 
 
+class RunListSerializer(serializers.Serializer):
+    runs = RunSerializer(many=True)
+
+
 class SuggestionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     image = serializers.IntegerField()
@@ -55,7 +59,8 @@ class SuggestionPageSerializer(serializers.Serializer):
     results = SuggestionSerializer(many=True)
 
 
-@extend_schema(request=RunStartSerializer, responses=RunSerializer(many=True))
+@extend_schema(methods=["GET"], responses=RunListSerializer)
+@extend_schema(methods=["POST"], request=RunStartSerializer, responses={201: RunSerializer})
 @api_view(["GET", "POST"])
 def project_runs(request: Request, project_id: int) -> Response:
     """GET: recent runs with live progress. POST {"kind": "pretrain", "config": {...}} or {"kind": "probe"} (admin)."""
@@ -139,7 +144,8 @@ def suggestion_reject(request: Request, suggestion_id: int) -> Response:
     return _decide(request, suggestion_id, Decision.REJECTED)
 
 
-@extend_schema(request=None, responses=AnnotationStateSerializer)
+@extend_schema(request=None, responses=AnnotationStateSerializer, parameters=[
+    OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=["accept", "reject"])])
 @api_view(["POST"])
 def image_suggestion_decide(request: Request, image_id: str, label_id: str, decision: str) -> Response:
     """The annotate page's form: decide on the current suggestion of ``label_id`` for the image."""

@@ -4,7 +4,8 @@ errors, ``current`` on a 409), whatever raised it: DRF, Django, or a service."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
@@ -50,6 +51,20 @@ def exception_handler(exc, context):
     return response
 
 
+def not_found(request, exception):
+    """Django's 404 for URLs no route matches (``/api/images/-1/submit/``): JSON under /api/, as the
+    API's own 404s are, so that an API client never gets an HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": f"No API endpoint at {request.path}; see /api/docs/."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "Server error; it has been logged."}, status=500)
+    return defaults.server_error(request)
+
+
 def _first_message(detail) -> str:
     if isinstance(detail, dict):
         key, value = next(iter(detail.items()))
@@ -58,3 +73,34 @@ def _first_message(detail) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "What to fix"},
+        "fields": {"type": "object", "description": "Form errors by field (400 from a form only)"},
+        "current": {"type": "object", "description": "The image's current state (409 only)"},
+    },
+}
+_ERRORS = {"400": "The request is not valid: “error” says what to fix", "401": "Not logged in and no token",
+           "403": "Your role does not allow this", "404": "No such object, or not in one of your projects"}
+_WRITE_ERRORS = {"409": "Stale version, or a run/job already in progress",
+                 "413": "The request body is over the size limit"}
+
+
+def schema_errors_hook(result, generator, request, public):
+    """drf-spectacular postprocessing: every operation documents the one error shape for the codes
+    the exception handler answers with (400/401/403/404, and 409/413 on writes)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, methods in result.get("paths", {}).items():
+        if not path.startswith("/api/") or path == "/api/schema/":
+            continue
+        for method, operation in methods.items():
+            codes = {**_ERRORS, **(_WRITE_ERRORS if method in ("post", "put", "patch", "delete") else {})}
+            responses = operation.setdefault("responses", {})
+            for code, description in codes.items():
+                responses.setdefault(code, {"description": description, "content": ref})
+    return result

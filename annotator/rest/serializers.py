@@ -24,6 +24,38 @@ class ProjectSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(read_only=True)
 
 
+class LabelOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    color = serializers.CharField()
+    hotkey = serializers.CharField(allow_null=True)
+    order = serializers.IntegerField()
+
+
+class LabelListSerializer(serializers.Serializer):
+    results = LabelOutSerializer(many=True)
+
+
+class ProjectOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
+class ProjectListSerializer(serializers.Serializer):
+    results = ProjectOutSerializer(many=True)
+
+
+class ProjectCreatedSerializer(ProjectOutSerializer):
+    labels = LabelOutSerializer(many=True)
+
+
+class ProjectDetailSerializer(ProjectCreatedSerializer):
+    role = serializers.CharField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Images by status")
+
+
 class BoxSerializer(serializers.Serializer):
     label = serializers.IntegerField(help_text="Label id")
     x = serializers.FloatField(help_text="Image pixels, origin top-left")
@@ -47,6 +79,10 @@ class AnnotationStateSerializer(serializers.Serializer):
     boxes = serializers.ListField(child=serializers.DictField())
     tags = serializers.ListField(child=serializers.DictField())
     suggestions = serializers.ListField(child=serializers.DictField())
+
+
+class QueueNextSerializer(serializers.Serializer):
+    image = AnnotationStateSerializer(allow_null=True, help_text="null when no image is left for you")
 
 
 class ImageSerializer(serializers.Serializer):

@@ -18,7 +18,9 @@ from annotator.models import ImageStatus, LabelClass, Project
 from annotator.rest import common
 from annotator.rest.errors import BadRequest
 from annotator.rest.serializers import (AnnotationsInSerializer, AnnotationStateSerializer, ImagePageSerializer,
-                                        LabelSerializer, ProjectSerializer, UploadSerializer, VersionSerializer)
+                                        LabelListSerializer, LabelOutSerializer, LabelSerializer,
+                                        ProjectCreatedSerializer, ProjectDetailSerializer, ProjectListSerializer,
+                                        ProjectSerializer, QueueNextSerializer, UploadSerializer, VersionSerializer)
 from annotator.sources import ImageSource, Rejection, sources_from_zip
 
 
@@ -31,7 +33,8 @@ def _label(label: LabelClass) -> dict:
     return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order}
 
 
-@extend_schema(request=ProjectSerializer, responses=ProjectSerializer(many=True))
+@extend_schema(methods=["GET"], responses=ProjectListSerializer)
+@extend_schema(methods=["POST"], request=ProjectSerializer, responses={201: ProjectCreatedSerializer})
 @api_view(["GET", "POST"])
 def projects(request: Request) -> Response:
     """GET: the projects you are a member of. POST {name, description, labels: [names]}: a new
@@ -44,7 +47,7 @@ def projects(request: Request) -> Response:
     return Response({**_project(project), "labels": [_label(label) for label in project.labels.all()]}, status=201)
 
 
-@extend_schema(responses=ProjectSerializer)
+@extend_schema(responses=ProjectDetailSerializer)
 @api_view(["GET"])
 def project_detail(request: Request, project_id: int) -> Response:
     project, role = project_for(user=request.user, project_id=project_id)
@@ -52,7 +55,8 @@ def project_detail(request: Request, project_id: int) -> Response:
                      "counts": selectors.project_status_counts(project_id=project.id)})
 
 
-@extend_schema(request=LabelSerializer, responses=LabelSerializer(many=True))
+@extend_schema(methods=["GET"], responses=LabelListSerializer)
+@extend_schema(methods=["POST"], request=LabelSerializer, responses={201: LabelOutSerializer})
 @api_view(["GET", "POST"])
 def project_labels(request: Request, project_id: int) -> Response:
     """GET: the project's labels. POST {name, color?, hotkey?} (admin): a new label."""
@@ -169,7 +173,7 @@ def image_skip(request: Request, image_id: int) -> Response:
     return _finish(request, image_id, annotations.image_skip)
 
 
-@extend_schema(request=None, responses=AnnotationStateSerializer)
+@extend_schema(request=None, responses=QueueNextSerializer)
 @api_view(["POST"])
 def queue_next(request: Request, project_id: int) -> Response:
     """POST {order, exclude, release}: the next image nobody else holds, now held for you."""
