@@ -16,7 +16,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
-from annotator.selectors import project_status_counts
+from annotator.selectors import agreement_stats, project_status_counts, review_stats
 from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
 from labeling.pipeline import projection_path
@@ -54,6 +54,9 @@ def project_dashboard(*, project_id: int, runs_limit: int = 50) -> dict:
         "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id),
         "suggestion_quality": suggestion_quality(project_id=project_id, probe_run_id=probe_run_id),
         "runs": runs_with_probe_metrics(project_id=project_id, limit=runs_limit),
+        # Review verdicts per annotator and agreement per pair on the overlap sample (issue 8).
+        "reviews": review_stats(project_id=project_id),
+        "agreement": agreement_stats(project_id=project_id),
         "activity_days": ACTIVITY_DAYS,
     }
 

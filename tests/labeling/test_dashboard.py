@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
-from annotator.models import Box, Image, ImageStatus, ImageTag, Role, Source
+from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role, Source
 from annotator.services import status_counts_recount
 from labeling import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
@@ -178,3 +178,26 @@ def test_annotation_writes_keep_the_box_and_tag_counts(team):
         ImageAnnotations(second.id, boxes=(BoxIn(dog.id, 1, 1, 2, 2),), tag_label_ids=(cat.id, dog.id))])
     counts = dict((i, (b, t)) for i, b, t in Image.objects.values_list("id", "box_count", "human_tag_count"))
     assert counts == {first.id: (3, 1), second.id: (1, 2)}
+
+
+def test_it_shows_review_verdicts_per_annotator_and_agreement_per_pair(team, client):
+    project, owner, annotator, _ = team
+    _populate(project, annotator, 4)
+    done = list(Image.objects.filter(project=project, status=ImageStatus.SUBMITTED).order_by("id"))
+    Review.objects.bulk_create([
+        Review(image=done[0], annotator=annotator, reviewer=owner, decision=ReviewStatus.ACCEPTED),
+        Review(image=done[1], annotator=annotator, reviewer=owner, decision=ReviewStatus.ACCEPTED),
+        Review(image=done[2], annotator=annotator, reviewer=owner, decision=ReviewStatus.REJECTED, comment="fix it")])
+    cat, dog = project.labels.order_by("id").values_list("id", flat=True)
+    AnnotationSnapshot.objects.bulk_create([
+        AnnotationSnapshot(image=done[3], annotator=annotator, pass_number=1, boxes=[[cat, 0, 0, 10, 10]], tags=[dog]),
+        AnnotationSnapshot(image=done[3], annotator=owner, pass_number=2, boxes=[[cat, 1, 0, 10, 10]],
+                           tags=[dog, cat])])
+    client.force_login(owner)
+    data = client.get(f"/api/projects/{project.id}/dashboard/").json()
+    (review,) = data["reviews"]
+    assert (review["annotator_id"], review["accepted"], review["rejected"]) == (annotator.id, 2, 1)
+    assert review["accept_rate"] == pytest.approx(2 / 3)
+    (pair,) = data["agreement"]
+    assert sorted(pair["annotators"]) == ["ann", "owner"] and pair["images"] == 1
+    assert pair["box_f1"] == 1.0 and pair["tag_jaccard"] == 0.5  # IoU 0.82 matches; tags {dog} vs {dog, cat}

@@ -59,14 +59,24 @@ function drawAnnotators() {
     Plotly.react(id, traces.length ? traces : [{ type: "bar", x: [], y: [] }],
                  layout(`${field[0].toUpperCase()}${field.slice(1)} per annotator per day`, { barmode: "stack" }), PLOT);
   }
+  const percent = (rate) => (rate == null ? "–" : `${Math.round(rate * 100)} %`);
+  const reviews = new Map(data.reviews.map((r) => [r.annotator_id, r]));
   document.getElementById("people").replaceChildren(...people.map((p) => {
-    const tr = document.createElement("tr");
-    for (const text of [p.name, p.median_seconds == null ? "–" : `${p.median_seconds.toFixed(1)} s`,
-                        `${p.accepted} / ${p.decided}`, p.accept_rate == null ? "–" : `${Math.round(p.accept_rate * 100)} %`]) {
-      tr.append(Object.assign(document.createElement("td"), { textContent: text }));
-    }
-    return tr;
+    const review = reviews.get(p.id);
+    return row([p.name, p.median_seconds == null ? "–" : `${p.median_seconds.toFixed(1)} s`,
+                `${p.accepted} / ${p.decided}`, percent(p.accept_rate),
+                review ? `${review.accepted} / ${review.accepted + review.rejected}` : "–",
+                percent(review ? review.accept_rate : null)]);
   }));
+  document.getElementById("agreement").replaceChildren(...(data.agreement.length ? data.agreement.map((a) =>
+    row([a.annotators.join(" & "), String(a.images), a.box_f1.toFixed(2), a.tag_jaccard.toFixed(2)]))
+    : [row(["No image has been labeled twice yet (set an overlap percentage on the project page).", "", "", ""])]));
+}
+
+function row(texts) {
+  const tr = document.createElement("tr");
+  for (const text of texts) tr.append(Object.assign(document.createElement("td"), { textContent: text }));
+  return tr;
 }
 
 function drawLabels() {
