@@ -142,11 +142,14 @@ class ProjectStatusCount(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="status_counts")
     status = models.CharField(max_length=16, choices=ImageStatus.choices)
+    # Several rows per status, summed on read (see services.status_counts_change): one row per
+    # status was a lock hot spot under 20 concurrent annotators (bench/load.py).
+    shard = models.PositiveSmallIntegerField(default=0)
     count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "status"], name="status_count_unique"),
+            models.UniqueConstraint(fields=["project", "status", "shard"], name="status_count_unique_shard"),
         ]
 
     def __str__(self) -> str:

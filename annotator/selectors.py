@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from annotator.agreement import box_f1, tag_jaccard
 from annotator.models import (AnnotationSnapshot, Image, ImageStatus, Membership, Project, ProjectStatusCount, Review,
@@ -22,7 +22,8 @@ def project_status_counts(*, project_id: int) -> dict[str, int]:
     """Images per status (every status present, zero when none) and ``total``, from the counters the
     services maintain: a few rows whatever the project's size (a grouped COUNT grew with it)."""
     counts = {status: 0 for status in ImageStatus.values}
-    counts.update(ProjectStatusCount.objects.filter(project_id=project_id).values_list("status", "count"))
+    counts.update(ProjectStatusCount.objects.filter(project_id=project_id).values_list("status")
+                  .annotate(n=Sum("count")).order_by())
     counts["total"] = sum(counts.values())
     return counts
 

@@ -4,7 +4,9 @@ nothing else writes the annotation domain."""
 from __future__ import annotations
 
 import math
+import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -318,16 +320,22 @@ def annotation_counts() -> dict:
 
 
 def status_counts_change(*, project_id: int, changes: dict[str, int]) -> None:
-    """Add these deltas to the project's per-status counters (inside the caller's transaction)."""
-    for status, delta in changes.items():
+    """Add these deltas to the project's per-status counters (inside the caller's transaction).
+
+    Each status is kept in STATUS_COUNT_SHARDS rows, summed on read: a request updates the rows of
+    its own shard (fixed per process and thread), so concurrent submits in one project do not all
+    queue on one row lock. Rows are updated in status order, so two transactions never take the
+    same two rows in opposite orders."""
+    shard = hash((os.getpid(), threading.get_ident())) % settings.STATUS_COUNT_SHARDS
+    for status, delta in sorted(changes.items()):
         if not delta:
             continue
-        counter = ProjectStatusCount.objects.filter(project_id=project_id, status=status)
+        counter = ProjectStatusCount.objects.filter(project_id=project_id, status=status, shard=shard)
         if counter.update(count=F("count") + delta):
             continue
         try:
             with transaction.atomic():  # a savepoint: losing the race to create the row is fine
-                ProjectStatusCount.objects.create(project_id=project_id, status=status, count=delta)
+                ProjectStatusCount.objects.create(project_id=project_id, status=status, shard=shard, count=delta)
         except IntegrityError:
             counter.update(count=F("count") + delta)
 
@@ -338,19 +346,21 @@ def status_counts_move(*, project_id: int, old: str, new: str, n: int = 1) -> No
 
 
 def status_counts_recount(*, project_id: int) -> dict[str, int]:
-    """Set the project's counters to a fresh count of its images; returns the counts.
+    """Set the project's counters to a fresh count of its images (all of it in shard 0); returns
+    the counts.
 
     The counter rows are locked first: a concurrent status change either committed before (and the
     count sees it) or waits for us and then adds its delta to the recounted value."""
     with transaction.atomic():
         for status in ImageStatus.values:
-            ProjectStatusCount.objects.get_or_create(project_id=project_id, status=status)
-        list(ProjectStatusCount.objects.select_for_update().filter(project_id=project_id))
+            ProjectStatusCount.objects.get_or_create(project_id=project_id, status=status, shard=0)
+        list(ProjectStatusCount.objects.select_for_update().filter(project_id=project_id).order_by("status", "shard"))
         counts = dict.fromkeys(ImageStatus.values, 0)
         counts.update(Image.objects.filter(project_id=project_id).values_list("status").annotate(n=Count("id"))
                       .order_by())
+        ProjectStatusCount.objects.filter(project_id=project_id).exclude(shard=0).update(count=0)
         for status, n in counts.items():
-            ProjectStatusCount.objects.filter(project_id=project_id, status=status).update(count=n)
+            ProjectStatusCount.objects.filter(project_id=project_id, status=status, shard=0).update(count=n)
     return counts
 
 

@@ -253,6 +253,9 @@ PRETRAIN_CROP_MIN = env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.
 PRETRAIN_GPUS = env_int("PRETRAIN_GPUS", 0, minimum=0)
 # Embeddings and suggestions are computed in blocks of this many image ids (labeling/shards.py).
 SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
+# Rows per (project, status) counter, summed on read: more rows, less waiting on one row lock when
+# many annotators submit at once.
+STATUS_COUNT_SHARDS = env_int("STATUS_COUNT_SHARDS", 16, minimum=1)
 # Score the blocks as a Celery chord that every worker shares (needs a result backend with chord
 # support: Redis). Off, one worker scores them one after the other; the suggestions are the same.
 SUGGEST_PARALLEL = env_bool("SUGGEST_PARALLEL", not CELERY_BROKER_URL.startswith("filesystem://"))
