@@ -33,7 +33,7 @@ def _label(label: LabelClass) -> dict:
     return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order}
 
 
-@extend_schema(methods=["GET"], responses=ProjectListSerializer)
+@extend_schema(methods=["GET"], operation_id="projects_list", responses=ProjectListSerializer)
 @extend_schema(methods=["POST"], request=ProjectSerializer, responses={201: ProjectCreatedSerializer})
 @api_view(["GET", "POST"])
 def projects(request: Request) -> Response:
