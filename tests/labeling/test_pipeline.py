@@ -11,7 +11,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
-from annotator.celery import app
 from annotator.demo.scenes import render_scene
 from annotator.models import Image, ImageTag
 from annotator.selectors import annotation_state
@@ -22,17 +21,8 @@ from labeling.models import (Decision, ImageUncertainty, ProjectModelState, RunK
                              SuggestionDecision, TrainingRun)
 from tests.factories import make_scene_project, make_user
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
 TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warmup_epochs": 0}
-
-
-@pytest.fixture(autouse=True)
-def eager(settings, tmp_path):
-    settings.MODEL_DIR = tmp_path / "models"
-    app.set_current()
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 @pytest.fixture

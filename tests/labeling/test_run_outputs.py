@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from annotator.celery import app
 from annotator.models import Image, Role
 from labeling import pipeline, services
 from labeling.models import RunKind, RunStatus, TrainingRun
 from tests.factories import add_member, make_scene_project, make_user
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
 TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warmup_epochs": 0, "profile": True}
-
-
-@pytest.fixture(autouse=True)
-def eager(settings, tmp_path):
-    settings.MODEL_DIR = tmp_path / "models"
-    app.set_current()
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from annotator.celery import app
 from labeling import pipeline, services, shards
 from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionShard, TrainingRun)
@@ -16,14 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def eager(settings, tmp_path):
-    settings.MODEL_DIR = tmp_path / "models"
+def small_blocks(eager_tasks, settings):
     settings.SHARD_IMAGES = 7
     settings.SUGGEST_PARALLEL = False
-    app.set_current()
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def rows(run_id):
