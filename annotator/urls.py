@@ -19,6 +19,7 @@ urlpatterns = [
     path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
     path("projects/<int:project_id>/review/", views.review, name="review"),
     path("projects/<int:project_id>/settings", views.project_settings, name="project_settings"),
+    path("projects/<int:project_id>/delete/", views.project_delete, name="project_delete"),
     path("projects/<int:project_id>/members/", views.members, name="members"),
     path("projects/<int:project_id>/members/<int:membership_id>/", views.member_edit, name="member_edit"),
     path("runs/<int:run_id>/files/<path:name>", labeling_views.run_file, name="run_file"),

@@ -73,6 +73,25 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
+    """GET: what deleting the project removes, counted, and a form that asks for its name. POST
+    with the name typed: delete the project, its rows and its files."""
+    from annotator import deletion
+
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    counts = deletion.project_delete_counts(project=project)
+    if request.method == "POST":
+        if request.POST.get("confirm", "").strip() == project.name:
+            deletion.project_delete(project=project)
+            messages.success(request, f"Deleted the project “{project.name}”: {deletion.project_delete_summary(counts)}.")
+            return redirect("project_list")
+        messages.error(request, "Type the project's name exactly to confirm the deletion.")
+    return render(request, "annotator/project_delete.html", {"project": project, "counts": counts},
+                  status=400 if request.method == "POST" else 200)
+
+
+@login_required
 @require_POST
 def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)

@@ -56,6 +56,12 @@ class ProjectDetailSerializer(ProjectCreatedSerializer):
     counts = serializers.DictField(child=serializers.IntegerField(), help_text="Images by status")
 
 
+class ProjectDeletedSerializer(serializers.Serializer):
+    error = serializers.CharField(required=False, help_text="Without ?confirm: what the deletion would remove")
+    deleted = serializers.DictField(child=serializers.IntegerField(),
+                                    help_text="images, boxes, tags, labels, reviews, members, runs, suggestions, exports")
+
+
 class BoxSerializer(serializers.Serializer):
     label = serializers.IntegerField(help_text="Label id")
     x = serializers.FloatField(help_text="Image pixels, origin top-left")

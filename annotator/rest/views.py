@@ -19,7 +19,7 @@ from annotator.rest import common
 from annotator.rest.errors import BadRequest
 from annotator.rest.serializers import (AnnotationsInSerializer, AnnotationStateSerializer, ImagePageSerializer,
                                         LabelListSerializer, LabelOutSerializer, LabelSerializer,
-                                        ProjectCreatedSerializer, ProjectDetailSerializer, ProjectListSerializer,
+                                        ProjectCreatedSerializer, ProjectDeletedSerializer, ProjectDetailSerializer, ProjectListSerializer,
                                         ProjectSerializer, QueueNextSerializer, UploadSerializer, VersionSerializer)
 from annotator.sources import ImageSource, Rejection, sources_from_zip
 
@@ -47,12 +47,30 @@ def projects(request: Request) -> Response:
     return Response({**_project(project), "labels": [_label(label) for label in project.labels.all()]}, status=201)
 
 
-@extend_schema(responses=ProjectDetailSerializer)
-@api_view(["GET"])
+@extend_schema(methods=["GET"], responses=ProjectDetailSerializer)
+@extend_schema(methods=["DELETE"], parameters=[OpenApiParameter("confirm", str, required=True,
+                                                                description="The project's name")],
+               responses={200: ProjectDeletedSerializer, 400: ProjectDeletedSerializer})
+@api_view(["GET", "DELETE"])
 def project_detail(request: Request, project_id: int) -> Response:
+    """GET: the project. DELETE ?confirm=<its name> (admin): delete it with every row and file; without
+    the name, 400 with the counts of what it would delete."""
+    if request.method == "DELETE":
+        return _project_delete(request, project_id)
     project, role = project_for(user=request.user, project_id=project_id)
     return Response({**_project(project), "role": role, "labels": [_label(label) for label in project.labels.all()],
                      "counts": selectors.project_status_counts(project_id=project.id)})
+
+
+def _project_delete(request: Request, project_id: int) -> Response:
+    from annotator import deletion
+
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    if request.query_params.get("confirm", "").strip() != project.name:
+        counts = deletion.project_delete_counts(project=project)
+        return Response({"error": f"This deletes {deletion.project_delete_summary(counts)}. To confirm, repeat "
+                                  "the request with ?confirm=<the project's name>.", "deleted": counts}, status=400)
+    return Response({"deleted": deletion.project_delete(project=project)})
 
 
 @extend_schema(methods=["GET"], responses=LabelListSerializer)

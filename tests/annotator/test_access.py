@@ -43,6 +43,10 @@ ENDPOINTS = [
     Endpoint("label_add", "post", ADMIN, ok=(302,), body={"name": "bird"}),
     Endpoint("label_edit", "post", ADMIN, ok=(302,), body={"name": "kitty", "color": "#123456", "hotkey": "k"}),
     Endpoint("project_settings", "post", ADMIN, ok=(302,), body={"overlap_percent": "10"}),
+    Endpoint("project_delete", "get", ADMIN),
+    # A wrong name: 400 says to type it (the deletion itself is tested in test_project_delete.py).
+    Endpoint("project_delete", "post", ADMIN, ok=(400,), body={"confirm": "not the name"}),
+    Endpoint("api_project", "delete", ADMIN, ok=(400,), json=True),
     Endpoint("members", "get", ADMIN),
     Endpoint("members", "post", ADMIN, ok=(302,), body={"username": "newbie", "role": "annotator"}),
     Endpoint("member_edit", "post", ADMIN, ok=(302,), body={"role": "reviewer"}),
@@ -89,7 +93,8 @@ def world(settings, tmp_path):
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
     args = {
         "project_detail": [project.id], "image_grid": [project.id], "annotate": [project.id],
-        "review": [project.id], "project_settings": [project.id], "api_project_images": [project.id], "label_add": [project.id],
+        "review": [project.id], "project_settings": [project.id], "project_delete": [project.id], "api_project": [project.id],
+        "api_project_images": [project.id], "label_add": [project.id],
         "label_edit": [project.id, cat.id], "members": [project.id], "member_edit": [project.id, member.id],
         "image_file": [unlabeled], "image_thumbnail": [unlabeled], "api_image_annotations": [unlabeled],
         "api_image_submit": [unlabeled], "api_image_skip": [unlabeled], "api_queue_next": [project.id],
