@@ -48,17 +48,28 @@ IMPORT_FORMATS = ("coco", "yolo", "labelstudio", "json")
 # Export
 
 
+ALL_IMAGES = "all"
+EXPORT_STATUSES = (*ImageStatus.values, ALL_IMAGES)
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     format: str
-    status: str | None = None  # only images with this status (e.g. "submitted"); None: every image
+    # Only images with this status. Submitted by default: an unlabeled image in a COCO or YOLO file
+    # reads as "no objects here" to a training pipeline. "all" (or None, as older jobs stored it):
+    # every image, its status written where the format has room for it (COCO, JSON).
+    status: str | None = ImageStatus.SUBMITTED
     predictions_min: float | None = None  # include suggestions with probability ≥ this, as predictions
+
+    @property
+    def status_filter(self) -> str | None:
+        return None if self.status in (None, ALL_IMAGES) else self.status
 
     def check(self) -> None:
         if self.format not in EXPORT_FORMATS:
             raise ValidationError(f"Unknown export format “{self.format}”; use one of {', '.join(EXPORT_FORMATS)}.")
-        if self.status is not None and self.status not in ImageStatus.values:
-            raise ValidationError(f"Unknown status “{self.status}”; use one of {', '.join(ImageStatus.values)}.")
+        if self.status is not None and self.status not in EXPORT_STATUSES:
+            raise ValidationError(f"Unknown status “{self.status}”; use one of {', '.join(EXPORT_STATUSES)}.")
         if self.predictions_min is not None and not 0 <= self.predictions_min <= 1:
             raise ValidationError("The prediction threshold must be a probability from 0 to 1.")
 
@@ -79,7 +90,7 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
     images = Image.objects.filter(project=project).order_by("id")
     if status:
         images = images.filter(status=status)
-    images = images.values_list("id", "original_name", "width", "height", "status")
+    images = images.values_list("id", "original_name", "width", "height", "status", "sha256")
     last = 0
     while rows := list(images.filter(id__gt=last)[:batch]):
         low, high = rows[0][0], rows[-1][0]
@@ -100,15 +111,15 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
                                           .order_by("image_id", "-probability")
                                           .values_list("image_id", "label_id", "probability")):
                 predictions[image_id].append(Prediction(names[label_id], p))
-        for image_id, name, width, height, image_status in rows:
+        for image_id, name, width, height, image_status, sha256 in rows:
             yield ImageRecord(image_id, name, width, height, image_status, tuple(boxes.get(image_id, ())),
-                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())))
+                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())), sha256)
 
 
 def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes]:
     options.check()
     meta = export_meta(project=project)
-    records = export_records(project=project, status=options.status, predictions_min=options.predictions_min)
+    records = export_records(project=project, status=options.status_filter, predictions_min=options.predictions_min)
     with_predictions = options.predictions_min is not None
     if options.format == "coco":
         return coco.write(meta, records, predictions=with_predictions)
@@ -142,10 +153,58 @@ class AnnotationImportReport:
     labels_created: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # file names with no image of that name here
     skipped_results: int = 0
+    not_submitted: int = 0  # images the file marks unlabeled, in progress or skipped: not annotations
 
     def as_dict(self) -> dict:
         return {"images": self.images, "boxes": self.boxes, "tags": self.tags, "labels_created": self.labels_created,
-                "unmatched": self.unmatched, "skipped_results": self.skipped_results}
+                "unmatched": self.unmatched, "skipped_results": self.skipped_results,
+                "not_submitted": self.not_submitted}
+
+
+class ImageMatcher:
+    """Finds the project's image an entry of an annotation file means: by the sha256 of its file when
+    the entry carries one (Twinlabel's COCO and JSON exports), else by its file name. A name (or a
+    YOLO stem) that several images share cannot say which one it means: it is remembered as
+    ambiguous, and the import refuses it instead of guessing."""
+
+    def __init__(self, project: Project):
+        self.by_name: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        self.by_stem: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        self.by_sha: dict[str, tuple[int, int, int]] = {}
+        self.ambiguous: set[str] = set()
+        for image_id, name, width, height, sha in (Image.objects.filter(project=project).order_by("id")
+                                                   .values_list("id", "original_name", "width", "height", "sha256")
+                                                   .iterator(chunk_size=5000)):
+            self.by_name[name].append((image_id, width, height))
+            self.by_stem[stem(name)].append((name, width, height))
+            self.by_sha[sha] = (image_id, width, height)
+
+    def find(self, file_name: str, sha256: str = "") -> tuple[int, int, int] | None:
+        if sha256 and sha256 in self.by_sha:
+            return self.by_sha[sha256]
+        for name in name_candidates(file_name):
+            found = self.by_name.get(name)
+            if found and len(found) > 1:
+                self.ambiguous.add(name)
+                return None
+            if found:
+                return found[0]
+        return None
+
+    def find_stem(self, file_stem: str) -> tuple[str, int, int] | None:
+        found = self.by_stem.get(file_stem)
+        if found and len(found) > 1:
+            self.ambiguous.add(f"{file_stem}.*")
+            return None
+        return found[0] if found else None
+
+    def refuse_ambiguous(self) -> None:
+        if self.ambiguous:
+            names = sorted(self.ambiguous)
+            raise ValidationError(
+                f"{len(names)} file name(s) belong to more than one image of this project, so the file cannot say "
+                f"which image it means: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}. Import a "
+                "Twinlabel COCO or JSON export (they carry each image's sha256), or give the images distinct names.")
 
 
 def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, fmt: str,
@@ -157,28 +216,29 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
         raise ValidationError(f"Unknown import format “{fmt}”; use one of {', '.join(IMPORT_FORMATS)}.")
     if not files:
         raise ValidationError("Choose the annotation file(s) to import.")
-    by_name: dict[str, tuple[int, int, int]] = {}
-    by_stem: dict[str, tuple[str, int, int]] = {}
-    for image_id, name, width, height in (Image.objects.filter(project=project).order_by("id")
-                                          .values_list("id", "original_name", "width", "height")):
-        by_name.setdefault(name, (image_id, width, height))
-        by_stem.setdefault(stem(name), (name, width, height))
-
-    def find(file_name: str) -> tuple[int, int, int] | None:
-        return next((by_name[n] for n in name_candidates(file_name) if n in by_name), None)
-
+    matcher = ImageMatcher(project)
     try:
-        parsed = _parse(fmt, _unzipped(files), find, by_stem)
+        parsed = _parse(fmt, _unzipped(files), matcher)
     except FormatError as error:
         raise ValidationError(str(error)) from None
     report = AnnotationImportReport(skipped_results=getattr(parsed, "skipped_results", 0))
-    matched = []
+    matched, seen = [], {}
     for item in parsed.images:
-        found = find(item.file_name)
+        if item.status and item.status != ImageStatus.SUBMITTED:
+            report.not_submitted += 1  # exported with status=all: no labels, not a negative
+            continue
+        ambiguous = len(matcher.ambiguous)
+        found = matcher.find(item.file_name, item.sha256)
         if found is None:
-            report.unmatched.append(item.file_name)
+            if len(matcher.ambiguous) == ambiguous:  # (an ambiguous name is refused below, not unmatched)
+                report.unmatched.append(item.file_name)
+        elif found[0] in seen:
+            raise ValidationError(f"“{seen[found[0]]}” and “{item.file_name}” in the file are the same image here; "
+                                  "an image can have one set of annotations.")
         else:
+            seen[found[0]] = item.file_name
             matched.append((found[0], item))
+    matcher.refuse_ambiguous()
     with transaction.atomic():
         label_ids = _labels_for(project, parsed, [item for _, item in matched], report)
         items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[b.label.strip().lower()], b.x, b.y, b.w, b.h)
@@ -191,7 +251,7 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
     return report
 
 
-def _parse(fmt: str, files: list[tuple[str, bytes]], find, by_stem) -> ParsedFile:
+def _parse(fmt: str, files: list[tuple[str, bytes]], matcher: ImageMatcher) -> ParsedFile:
     if fmt == "yolo":
         names_files = [(n, d) for n, d in files if n.rsplit("/", 1)[-1] in ("data.yaml", "data.yml", "classes.txt",
                                                                              "obj.names")]
@@ -199,7 +259,7 @@ def _parse(fmt: str, files: list[tuple[str, bytes]], find, by_stem) -> ParsedFil
             raise FormatError("A YOLO import needs the class names: add data.yaml or classes.txt.")
         names = yolo.read_names(*names_files[0])
         labels = {n: d for n, d in files if n.endswith(".txt") and (n, d) not in names_files}
-        return yolo.read(labels, names, by_stem.get)
+        return yolo.read(labels, names, matcher.find_stem)
     if len(files) != 1:
         raise FormatError(f"A {fmt} import is one file.")
     data = files[0][1]
@@ -209,7 +269,7 @@ def _parse(fmt: str, files: list[tuple[str, bytes]], find, by_stem) -> ParsedFil
         return native.read(data)
 
     def size_of(names: list[str]):
-        found = next((find(n) for n in names if find(n)), None)
+        found = next((f for n in names if (f := matcher.find(n))), None)
         return found[1:] if found else None
 
     return labelstudio.read(data, size_of)
@@ -258,7 +318,9 @@ def export_job_start(*, project: Project, user: AbstractBaseUser | None, options
     options.check()
     with transaction.atomic():
         job = ExportJob.objects.create(project=project, created_by=user, options=dataclasses.asdict(options))
-        enqueue(export_run, job.id)
+        enqueue(export_run, job.id, row=job)
+    if not transaction.get_connection().in_atomic_block:
+        job.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return job
 
 
@@ -270,7 +332,7 @@ def export_job_run(*, job_id: int) -> None:
 
     from annotator.models import ExportStatus
 
-    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING):
+    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING, error=""):
         return
     job = ExportJob.objects.select_related("project").get(pk=job_id)
     options = ExportOptions(**job.options)

@@ -250,6 +250,8 @@ class ExportJob(models.Model):
     size_bytes = models.PositiveBigIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the broker last took this job's message; empty while it waits for the broker to come back.
+    sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -122,6 +122,9 @@ class ImportReport:
     imported: list[Imported] = field(default_factory=list)
     duplicates: list[Imported] = field(default_factory=list)  # image_id: the image already there
     rejected: list[Rejection] = field(default_factory=list)
+    # Imported images whose file name another image of the project has too: an annotation file
+    # that names them cannot say which one it means (exchange.ImageMatcher refuses such names).
+    same_name: list[Imported] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
@@ -132,6 +135,7 @@ class ImportReport:
             "imported": [{"name": i.name, "id": i.image_id} for i in self.imported],
             "duplicates": [{"name": i.name, "id": i.image_id} for i in self.duplicates],
             "rejected": [{"name": r.name, "reason": r.reason} for r in self.rejected],
+            "same_name": [{"name": i.name, "id": i.image_id} for i in self.same_name],
         }
 
 
@@ -198,11 +202,21 @@ def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], repor
     for row in stored:
         ids[row.sha256] = row.id
         report.imported.append(Imported(row.original_name, row.id))
+    _note_same_names(project, stored, report)
     for name, sha in later_copies:
         if sha in ids:
             report.duplicates.append(Imported(name, ids[sha]))
         else:
             report.rejected.append(Rejection(name, "a copy of this image could not be stored"))
+
+
+def _note_same_names(project: Project, stored: list[Image], report: ImportReport) -> None:
+    names = {row.original_name for row in stored}
+    if not names:
+        return
+    shared = set(Image.objects.filter(project=project, original_name__in=names).values("original_name")
+                 .annotate(n=Count("id")).filter(n__gt=1).values_list("original_name", flat=True).order_by())
+    report.same_name += [Imported(row.original_name, row.id) for row in stored if row.original_name in shared]
 
 
 def _store_one_by_one(rows: list[Image], report: ImportReport) -> list[Image]:

@@ -235,6 +235,21 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_RESULT_EXPIRES = 3600
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long GPU tasks: never hoard work another worker could take
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A request sends its task after its transaction committed: with the broker down the send must
+# give up in about a second (the sweep sends it again), not hold the request for 19 s.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+        "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}}
+# The sweep in every worker (annotator/sweep.py): every SWEEP_SECONDS it sends queued runs and
+# export jobs again that the broker never took, or took SWEEP_RESEND_SECONDS ago and nobody started
+# (a broker that restarted empty), re-queues runs whose heartbeat is older than RUN_STALE_SECONDS
+# (failed after RUN_MAX_ATTEMPTS), and deletes unreferenced media files (MEDIA_GC_GRACE_SECONDS).
+# 0 turns it off.
+SWEEP_SECONDS = env_int("SWEEP_SECONDS", 30, minimum=0)
+SWEEP_RESEND_SECONDS = env_int("SWEEP_RESEND_SECONDS", 300, minimum=5)
 
 # Model assistance. Checkpoints, image caches and embeddings live under MODEL_DIR.
 MODEL_DIR = Path(env_str("MODEL_DIR") or VAR_DIR / "models")
@@ -256,8 +271,9 @@ SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
 # Rows per (project, status) counter, summed on read: more rows, less waiting on one row lock when
 # many annotators submit at once.
 STATUS_COUNT_SHARDS = env_int("STATUS_COUNT_SHARDS", 16, minimum=1)
-# Score the blocks as a Celery chord that every worker shares (needs a result backend with chord
-# support: Redis). Off, one worker scores them one after the other; the suggestions are the same.
+# Score the blocks as shard tasks that every worker shares (the last one to write its block
+# finishes the run, counted in the database). Off, one worker scores them one after the other; the
+# suggestions are the same.
 SUGGEST_PARALLEL = env_bool("SUGGEST_PARALLEL", not CELERY_BROKER_URL.startswith("filesystem://"))
 # Pretraining uploads the project's image cache to the device when it is at most this big (64 px:
 # 12 KiB an image); a bigger one is read batch by batch from its memory map.
@@ -265,7 +281,9 @@ PRETRAIN_DATA_ON_DEVICE_MB = env_int("PRETRAIN_DATA_ON_DEVICE_MB", 4096, minimum
 # The probe refits by itself after this many new submissions.
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.
-RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=10)
+RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=5)
+# A run whose worker went quiet this many times (claims) is failed with a message, not queued again.
+RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Long training must not be cut by a global limit; each task sets its own.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -3,17 +3,48 @@ reaches the database."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
 from celery import Task, shared_task
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+# What a queued row says while the broker cannot be reached; the sweep sends it again and the
+# worker that claims it clears the message.
+QUEUE_DOWN_MESSAGE = "Queued: the worker queue cannot be reached right now; this will start by itself when it is back."
 
 
-def enqueue(task: Task, *args, **kwargs) -> None:
+def enqueue(task: Task, *args, row: models.Model | None = None, **kwargs) -> None:
     """Send ``task`` once the current transaction commits, so a worker never reads rows that
-    are not there yet, and a rolled-back request sends nothing. Pass ids, never model objects."""
-    transaction.on_commit(lambda: task.delay(*args, **kwargs))
+    are not there yet, and a rolled-back request sends nothing. Pass ids, never model objects.
+
+    The work is already committed when this runs, so a broker that is down must not fail the
+    request: the send is tried once (bounded by the broker time-outs in the settings), and ``row``
+    (a queued TrainingRun or ExportJob: it has ``sent_at`` and ``error``) records the outcome:
+    ``sent_at`` when the broker took the message, else QUEUE_DOWN_MESSAGE for the user and
+    ``sent_at`` left empty, for the periodic sweep (annotator/sweep.py) to send it again."""
+    transaction.on_commit(lambda: send_now(task, *args, row=row, **kwargs))
+
+
+def send_now(task: Task, *args, row: models.Model | None = None, **kwargs) -> bool:
+    """Send ``task`` now; False (logged, never raised) when the broker is unreachable."""
+    try:
+        task.delay(*args, **kwargs)
+    except Exception as error:  # any broker or result-backend failure: kombu, redis, OS errors
+        log.warning("could not send %s%s (%s); the sweep sends it again", task.name, args, error)
+        if row is not None:
+            type(row).objects.filter(pk=row.pk, status="queued").update(sent_at=None, error=QUEUE_DOWN_MESSAGE)
+        return False
+    if row is not None:
+        type(row).objects.filter(pk=row.pk).update(
+            sent_at=timezone.now(), error=Case(When(error=QUEUE_DOWN_MESSAGE, then=Value("")), default=F("error"),
+                                     output_field=models.TextField()))
+    return True
 
 
 def _health() -> dict:
@@ -41,7 +72,9 @@ def gpu_ping() -> dict:
     return result
 
 
-@shared_task(name="annotator.tasks.export_run")
+# ignore_result: nobody reads the result, and recording it would make every send wait on the
+# result backend too (with Redis down, its retries held a request for 19 s).
+@shared_task(name="annotator.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
     from annotator.exchange import export_job_run
 

@@ -11,6 +11,10 @@ class LabelingConfig(AppConfig):
 
         worker_ready.connect(_resume_orphans, weak=False, dispatch_uid="labeling.resume_orphans")
         worker_process_init.connect(_warm_up, weak=False, dispatch_uid="labeling.warm_up")
+        from annotator.sweep import register
+        from labeling.sweep import runs_sweep
+
+        register("runs", runs_sweep)
 
 
 def _resume_orphans(sender, **kwargs) -> None:

@@ -122,10 +122,12 @@ def resume_orphans(node: str) -> list[int]:
     return resumed
 
 
-def send(run: TrainingRun) -> None:
+def send(run: TrainingRun) -> bool:
+    """Send a queued run's task now; False when the broker is down (the sweep tries again)."""
+    from annotator.tasks import send_now
     from labeling.tasks import fit_probe, gpu_pretrain
 
-    (gpu_pretrain if run.kind == RunKind.PRETRAIN else fit_probe).delay(run.id)
+    return send_now(gpu_pretrain if run.kind == RunKind.PRETRAIN else fit_probe, run.id, row=run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def run_probe(run_id: int, node: str) -> str:
 
 def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     """Fit on the submitted images' features, then score every block of the project: here, or as
-    a chord of shard tasks (SUGGEST_PARALLEL) whose callback finishes the run."""
+    shard tasks (SUGGEST_PARALLEL), the last of which finishes the run."""
     from labeling import shards
     from labeling.ml import evaluate, fit_probe
 
@@ -331,12 +333,18 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     SuggestionShard.objects.filter(run=run).delete()
     blocks = shards.project_blocks(run.project_id, embedding_set.block_size)
     if settings.SUGGEST_PARALLEL and len(blocks) > 1:
-        from celery import chord
+        from annotator.tasks import send_now
+        from labeling.tasks import suggest_shard
 
-        from labeling.tasks import suggest_finish, suggest_shard
-
-        chord([suggest_shard.si(run.id, b) for b in blocks], suggest_finish.si(run.id)).delay()
-        return "sharded"
+        # Which blocks make the run whole is kept on the run: the shard that writes the last of
+        # them finishes it (shards.finish_if_complete), from the database, not from a chord's
+        # counter in the result backend, which a broker restart loses.
+        monitor.update(config={**run.config, "suggest_blocks": blocks})
+        unsent = [b for b in blocks if not send_now(suggest_shard, run.id, b)]
+        if not unsent:
+            return "sharded"
+        blocks = unsent  # the broker went away: score what it did not take here
+        log.warning("probe run %s: scoring blocks %s here, the broker did not take them", run.id, unsent)
     for block in blocks:
         if monitor.lost.is_set():
             raise LostClaim(run.id)

@@ -20,7 +20,7 @@ def image_suggestions(*, image: Image) -> list[dict]:
     decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
     rows = (Suggestion.objects.filter(run_id=run_id, image=image).order_by("-probability")
             .values_list("label_id", "probability", "predicted"))
-    return [{"label": label, "probability": round(p, 4), "predicted": predicted, "decision": decisions.get(label)}
+    return [{"label": label, "probability": p, "predicted": predicted, "decision": decisions.get(label)}
             for label, p, predicted in rows]
 
 
@@ -100,6 +100,6 @@ def suggestion_page(*, project_id: int, label_id: int | None = None, min_probabi
                 image_id__in={r["image_id"] for r in rows}).values_list("image_id", "label_id", "decision"):
             decisions[(image_id, label)] = decision
     return SuggestionPage(
-        [{"id": r["id"], "image": r["image_id"], "label": r["label_id"], "probability": round(r["probability"], 4),
+        [{"id": r["id"], "image": r["image_id"], "label": r["label_id"], "probability": r["probability"],
           "predicted": r["predicted"], "decision": decisions.get((r["image_id"], r["label_id"]))} for r in rows],
         (rows[-1]["probability"], rows[-1]["id"]) if more else None)

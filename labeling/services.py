@@ -40,10 +40,12 @@ def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, co
         with transaction.atomic():
             run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=merged,
                                              epochs=merged["epochs"], created_by=user)
-            enqueue(gpu_pretrain, run.id)
+            enqueue(gpu_pretrain, run.id, row=run)
     except IntegrityError:
         raise ValidationError("A pretraining is already queued or running for this project; "
                               "cancel it first or wait for it to finish.") from None
+    if not transaction.get_connection().in_atomic_block:
+        run.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return run
 
 
@@ -59,9 +61,11 @@ def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> Tr
             run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, created_by=user,
                                              backbone_run_id=state.pretrain_run_id, config={})
             ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
-            enqueue(fit_probe, run.id)
+            enqueue(fit_probe, run.id, row=run)
     except IntegrityError:
         return None  # one is queued or running; it will see these labels too, or trigger again
+    if not transaction.get_connection().in_atomic_block:
+        run.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return run
 
 

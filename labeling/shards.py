@@ -5,8 +5,8 @@ pretraining ran (kept on its EmbeddingSet, since the files are laid out by it). 
 features live in one file per block (``runs/<run>/embeddings/block-<k>.npz``);
 a probe run fits on the submitted images' features (read block by block), saves the probe, and
 then scores each block: in this process one block after the other, or, with
-SUGGEST_PARALLEL, as a Celery chord of ``suggest_shard`` tasks that any worker may take, whose
-callback ``suggest_finish`` swaps the run in. A block's rows are computed from that block alone
+SUGGEST_PARALLEL, as ``suggest_shard`` tasks that any worker may take; the one that writes the
+last block (counted in SuggestionShard rows, not by a chord in the result backend) swaps the run in. A block's rows are computed from that block alone
 and written for that block alone, so the result is the same however the blocks are spread.
 """
 
@@ -183,6 +183,16 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
                                                            "finished_at": timezone.now()})
     TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
     return f"block {block}: {len(pool)} images"
+
+
+def finish_if_complete(run_id: int) -> str | None:
+    """After a shard task wrote its block (committed): if every block the run listed is written,
+    finish the run. Two last shards may both see it complete; ``finalise`` lets one win."""
+    run = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).values_list("config", flat=True).first()
+    blocks = (run or {}).get("suggest_blocks")
+    if not blocks or SuggestionShard.objects.filter(run_id=run_id, block__in=blocks).count() < len(blocks):
+        return None
+    return finalise(run_id)
 
 
 def finalise(run_id: int) -> str:

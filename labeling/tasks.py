@@ -11,7 +11,9 @@ from celery import shared_task
 
 from labeling import pipeline, shards
 
-LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True}
+# ignore_result: nobody reads these results (progress and outcome are on the run's row), and
+# recording them would make every send wait on the result backend too.
+LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True, "ignore_result": True}
 
 
 @shared_task(name="labeling.tasks.gpu_pretrain", time_limit=7 * 24 * 3600, **LONG)
@@ -26,9 +28,12 @@ def fit_probe(self, run_id: int) -> str:
 
 @shared_task(name="labeling.tasks.suggest_shard", time_limit=4 * 3600, **LONG)
 def suggest_shard(self, run_id: int, block: int) -> str:
-    return shards.suggest_block(run_id, block, pipeline.worker_id(self.request.hostname))
+    done = shards.suggest_block(run_id, block, pipeline.worker_id(self.request.hostname))
+    shards.finish_if_complete(run_id)
+    return done
 
 
 @shared_task(name="labeling.tasks.suggest_finish", time_limit=3600, **LONG)
 def suggest_finish(self, run_id: int) -> str:
+    # The chord callback of earlier versions, kept for messages still queued when they upgrade.
     return shards.finalise(run_id)

@@ -42,6 +42,7 @@ class ImageRecord:
     boxes: tuple[BoxRecord, ...] = ()
     tags: tuple[str, ...] = ()  # image-level labels a person set (box classes are not repeated here)
     predictions: tuple[Prediction, ...] = ()  # the model's image-level suggestions above a threshold
+    sha256: str = ""  # of the stored file: lets a re-import find the image whatever its name
 
     @property
     def labels(self) -> set[str]:
@@ -71,6 +72,8 @@ class ParsedImage:
     file_name: str
     boxes: tuple[BoxRecord, ...] = ()
     tags: tuple[str, ...] = ()
+    sha256: str = ""  # when the file carries it (Twinlabel's COCO and JSON exports): matched on first
+    status: str = ""  # when the file carries it: only "submitted" images are annotations to import
 
 
 @dataclass
@@ -92,6 +95,11 @@ def name_candidates(path: str) -> list[str]:
     name = base_name(path)
     stripped = _LS_UPLOAD_PREFIX.sub("", name)
     return [name, stripped] if stripped != name else [name]
+
+
+def optional_str(entry: dict, key: str) -> str:
+    value = entry.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def stem(name: str) -> str:

@@ -5,7 +5,9 @@ the boxes (``bbox`` = [x, y, width, height] in pixels). COCO has no image-level 
 image carries two documented extra fields that COCO readers ignore:
 
 - ``image_labels``: category ids of the image's tags (labels set on the whole image);
-- ``predictions`` (only when asked for): [{"category_id", "score"}], the model's suggestions.
+- ``predictions`` (only when asked for): [{"category_id", "score"}], the model's suggestions;
+- ``status`` (submitted, unlabeled, ...) and ``sha256`` (of the stored file): a re-import matches an
+  image by its sha256 first, and takes only submitted images as annotations.
 
 Import reads boxes from ``annotations``, image-level categories from ``image_labels`` and from
 annotations without a ``bbox`` (as some tools write classification labels).
@@ -17,7 +19,8 @@ import json
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name
+from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
+                               optional_str)
 
 CHUNK = 1 << 16
 
@@ -40,9 +43,10 @@ def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool 
         for image in images:
             labels = ",".join(str(ids[t]) for t in image.tags)
             entry = (f'{{"id":{image.id},"file_name":{dumps(image.file_name)},"width":{image.width},'
-                     f'"height":{image.height},"image_labels":[{labels}]')
+                     f'"height":{image.height},"image_labels":[{labels}],"status":"{image.status}",'
+                     f'"sha256":"{image.sha256}"')
             if predictions:
-                entry += ',"predictions":' + dumps([{"category_id": ids[p.label], "score": round(p.score, 4)}
+                entry += ',"predictions":' + dumps([{"category_id": ids[p.label], "score": p.score}
                                                     for p in image.predictions])
             entries.append(entry + "}")
             image_id = image.id
@@ -88,7 +92,7 @@ def read(data: bytes) -> ParsedFile:
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise FormatError(f"COCO image {str(im)[:80]} needs an “id” and a “file_name”.")
         tags = [category(c, f"image {im['id']}") for c in im.get("image_labels") or []]
-        images[im["id"]] = (base_name(im["file_name"]), [], tags)
+        images[im["id"]] = (base_name(im["file_name"]), [], tags, optional_str(im, "sha256"), optional_str(im, "status"))
     for i, a in enumerate(doc.get("annotations") or []):
         if not isinstance(a, dict) or a.get("image_id") not in images:
             raise FormatError(f"COCO annotation #{i} refers to an image that “images” does not list.")
@@ -101,5 +105,6 @@ def read(data: bytes) -> ParsedFile:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
             raise FormatError(f"COCO annotation #{i}: “bbox” must be four numbers [x, y, width, height].")
         images[a["image_id"]][1].append(BoxRecord(label, *map(float, bbox)))
-    parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags))) for name, boxes, tags in images.values()]
+    parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags)), sha, status)
+              for name, boxes, tags, sha, status in images.values()]
     return ParsedFile(images=parsed, labels=list(dict.fromkeys(categories.values())))

@@ -26,7 +26,7 @@ def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool 
         row = [image.file_name, image.width, image.height, *(1 if n in present else 0 for n in names)]
         if predictions:
             scores = {p.label: p.score for p in image.predictions}
-            row += [f"{scores[n]:.4f}" if n in scores else "" for n in names]
+            row += [repr(scores[n]) if n in scores else "" for n in names]  # full precision: no ties
         out.writerow(row)
         if count % rows_per_chunk == 0:
             yield buffer.getvalue().encode()

@@ -2,7 +2,7 @@
 
     {"format": "twinlabel", "version": 1, "project": "...",
      "labels": [{"name", "color"}],
-     "images": [{"file_name", "width", "height", "status",
+     "images": [{"file_name", "sha256", "width", "height", "status",
                  "boxes": [{"label", "x", "y", "w", "h"}], "tags": ["label", ...],
                  "predictions": [{"label", "score"}]}]}     (predictions only when asked for)
 
@@ -15,17 +15,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name
+from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
+                               optional_str)
 
 CHUNK = 1 << 16
 
 
 def image_dict(image: ImageRecord, *, predictions: bool) -> dict:
-    entry = {"file_name": image.file_name, "width": image.width, "height": image.height, "status": image.status,
+    entry = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width, "height": image.height,
+             "status": image.status,
              "boxes": [{"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in image.boxes],
              "tags": list(image.tags)}
     if predictions:
-        entry["predictions"] = [{"label": p.label, "score": round(p.score, 4)} for p in image.predictions]
+        entry["predictions"] = [{"label": p.label, "score": p.score} for p in image.predictions]
     return entry
 
 
@@ -66,5 +68,6 @@ def read(data: bytes) -> ParsedFile:
         tags = im.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise FormatError(f"{where}.tags must be a list of label names.")
-        images.append(ParsedImage(base_name(im["file_name"]), tuple(boxes), tuple(tags)))
+        images.append(ParsedImage(base_name(im["file_name"]), tuple(boxes), tuple(tags), optional_str(im, "sha256"),
+                                  optional_str(im, "status")))
     return ParsedFile(images=images, labels=[n for n in labels if isinstance(n, str)])

@@ -31,7 +31,8 @@ def job_dict(job: ExportJob) -> dict:
                           202: ExportJobSerializer})
 @api_view(["GET"])
 def project_export(request: Request, project_id: int):
-    """?format=coco|voc|yolo|csv|json [&status=submitted] [&predictions=0.5] [&background=1].
+    """?format=coco|voc|yolo|csv|json [&status=submitted (default)|all|unlabeled|...] [&predictions=0.5]
+    [&background=1].
     Streams the file; a project over EXPORT_STREAM_MAX_IMAGES images (or background=1) gets 202
     and an export job to poll, which ends with a ``download`` URL."""
     project, _ = project_for(user=request.user, project_id=project_id)
@@ -42,8 +43,8 @@ def project_export(request: Request, project_id: int):
                                      predictions_min=data.get("predictions"))
     options.check()
     images = Image.objects.filter(project=project)
-    if options.status:
-        images = images.filter(status=options.status)
+    if options.status_filter:
+        images = images.filter(status=options.status_filter)
     if data["background"] or images.count() > settings.EXPORT_STREAM_MAX_IMAGES:
         job = exchange.export_job_start(project=project, user=request.user, options=options)
         return Response(job_dict(job), status=202)

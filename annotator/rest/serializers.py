@@ -113,7 +113,9 @@ class UploadSerializer(serializers.Serializer):
 
 class ExportParamsSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=list(EXPORT_FORMATS))
-    status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
+    status = serializers.ChoiceField(choices=[*ImageStatus.values, "all"], required=False, default="submitted",
+                                     help_text="Only images with this status (default: submitted); “all” for every "
+                                               "image, its status written in COCO and JSON.")
     predictions = serializers.FloatField(required=False, min_value=0, max_value=1,
                                          help_text="Include suggestions with probability ≥ this, as predictions.")
     background = serializers.BooleanField(required=False, default=False,

@@ -21,7 +21,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
         parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
-        parser.add_argument("--status", choices=ImageStatus.values, help="only images with this status")
+        parser.add_argument("--status", choices=[*ImageStatus.values, "all"], default="submitted",
+                            help="only images with this status (default: submitted); all: every image")
         parser.add_argument("--predictions", type=float, metavar="P",
                             help="include the model's suggestions with probability ≥ P as predictions")
         parser.add_argument("-o", "--output", help="file to write (default: stdout)")

@@ -1,0 +1,89 @@
+"""The periodic sweep: puts right, with no manual step, what a broker outage or a killed process
+leaves behind. Queued work the broker never took (or lost when it restarted empty) is sent again;
+runs whose worker went quiet are queued again or failed with a message (labeling registers that
+step); unreferenced media files past a grace period are deleted.
+
+It runs inside every Celery worker, on a timer thread started when the worker is ready (every
+SWEEP_SECONDS), so it works on the embedded filesystem broker as on Redis, with no beat process to
+deploy. Every step works by conditional UPDATEs, so two workers sweeping at once do no harm."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+# Steps other apps add (labeling adds its runs step in its AppConfig.ready): name -> step.
+STEPS: dict[str, Callable[[], object]] = {}
+
+
+def register(name: str, step: Callable[[], object]) -> None:
+    STEPS[name] = step
+
+
+def sweep_once() -> dict[str, object]:
+    """Every step once; one failing step (the database briefly away) does not stop the others."""
+    results: dict[str, object] = {}
+    for name, step in {"exports": exports_resend, **STEPS}.items():
+        try:
+            results[name] = step()
+        except Exception as error:  # logged; the next tick tries again
+            log.exception("sweep step %s failed", name)
+            results[name] = f"failed: {error}"
+    return results
+
+
+def resend_due(model, now=None):
+    """Queued rows to send (again): never taken by the broker (``sent_at`` empty; a grace of a few
+    seconds for the request that is sending it right now), or taken so long ago that the message
+    was probably lost with a broker that restarted empty. A duplicate message is harmless: the row
+    is claimed by one conditional UPDATE, and the second delivery finds it taken."""
+    now = now or timezone.now()
+    return model.objects.filter(status="queued").filter(
+        Q(sent_at__isnull=True, created_at__lt=now - timedelta(seconds=5))
+        | Q(sent_at__lt=now - timedelta(seconds=settings.SWEEP_RESEND_SECONDS)))
+
+
+def claim_send(row, now=None) -> bool:
+    """Take the row's send for this sweep (another worker sweeping at once gets False)."""
+    return bool(type(row).objects.filter(pk=row.pk, status="queued", sent_at=row.sent_at)
+                .update(sent_at=now or timezone.now()))
+
+
+def exports_resend() -> list[int]:
+    from annotator.models import ExportJob
+    from annotator.tasks import export_run, send_now
+
+    sent = []
+    for job in resend_due(ExportJob).order_by("id")[:100]:
+        if claim_send(job) and send_now(export_run, job.id, row=job):
+            sent.append(job.id)
+    if sent:
+        log.warning("sweep: sent export jobs %s again", sent)
+    return sent
+
+
+def start_timer(interval: float | None = None) -> threading.Thread:
+    """The worker's sweep thread (a daemon: it ends with the worker)."""
+    interval = interval or settings.SWEEP_SECONDS
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                sweep_once()
+            finally:
+                connection.close()  # the thread's own connection: a fresh one next tick
+
+    thread = threading.Thread(target=loop, daemon=True, name="twinlabel-sweep")
+    thread.stop = stop  # type: ignore[attr-defined]
+    thread.start()
+    return thread
