@@ -60,6 +60,7 @@ class ExportOptions:
     # every image, its status written where the format has room for it (COCO, JSON).
     status: str | None = ImageStatus.SUBMITTED
     predictions_min: float | None = None  # include suggestions with probability ≥ this, as predictions
+    images: bool = False  # YOLO: the image files too, so that the zip trains as it is
 
     @property
     def status_filter(self) -> str | None:
@@ -70,6 +71,8 @@ class ExportOptions:
             raise ValidationError(f"Unknown export format “{self.format}”; use one of {', '.join(EXPORT_FORMATS)}.")
         if self.status is not None and self.status not in EXPORT_STATUSES:
             raise ValidationError(f"Unknown status “{self.status}”; use one of {', '.join(EXPORT_STATUSES)}.")
+        if self.images and self.format != "yolo":
+            raise ValidationError("images=1 is for YOLO exports (the other formats name the files only).")
         if self.predictions_min is not None and not 0 <= self.predictions_min <= 1:
             raise ValidationError("The prediction threshold must be a probability from 0 to 1.")
 
@@ -90,7 +93,7 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
     images = Image.objects.filter(project=project).order_by("id")
     if status:
         images = images.filter(status=status)
-    images = images.values_list("id", "original_name", "width", "height", "status", "sha256")
+    images = images.values_list("id", "original_name", "width", "height", "status", "sha256", "file")
     last = 0
     while rows := list(images.filter(id__gt=last)[:batch]):
         low, high = rows[0][0], rows[-1][0]
@@ -111,9 +114,9 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
                                           .order_by("image_id", "-probability")
                                           .values_list("image_id", "label_id", "probability")):
                 predictions[image_id].append(Prediction(names[label_id], p))
-        for image_id, name, width, height, image_status, sha256 in rows:
+        for image_id, name, width, height, image_status, sha256, stored in rows:
             yield ImageRecord(image_id, name, width, height, image_status, tuple(boxes.get(image_id, ())),
-                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())), sha256)
+                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())), sha256, stored)
 
 
 def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes]:
@@ -127,7 +130,16 @@ def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes
         return csv_multilabel.write(meta, records, predictions=with_predictions)
     if options.format == "json":
         return native.write(meta, records, predictions=with_predictions)
-    return {"voc": voc.write, "yolo": yolo.write}[options.format](meta, records)
+    if options.format == "yolo":
+        return yolo.write(meta, records, _stored_bytes if options.images else None)
+    return voc.write(meta, records)
+
+
+def _stored_bytes(record: ImageRecord) -> bytes:
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(record.stored, "rb") as handle:
+        return handle.read()
 
 
 def export_file_name(*, project: Project, options: ExportOptions) -> str:

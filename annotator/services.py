@@ -3,6 +3,7 @@ nothing else writes the annotation domain."""
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import secrets
@@ -139,6 +140,10 @@ class ImportReport:
         }
 
 
+class StorageFull(Exception):
+    """The media storage refused a write for lack of space (HTTP 507); the batch left no file behind."""
+
+
 def import_limits() -> Limits:
     return Limits(max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS,
                   max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE)
@@ -185,7 +190,18 @@ def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], repor
             later_copies.append((name, prepared.sha256))
         else:
             fresh[prepared.sha256] = (name, prepared)
-    rows = [_write_files(project, name, prepared) for name, prepared in fresh.values()]
+    rows: list[Image] = []
+    try:
+        for name, prepared in fresh.values():
+            rows.append(_write_files(project, name, prepared))
+    except BaseException as error:
+        for row in rows:  # the batch lands whole or not at all: no file without its row
+            _delete_files(row)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
+                              "before it filled, the rest were not. Free some space (or ask the administrator to), "
+                              "then upload the rest again.") from error
+        raise
     try:
         with transaction.atomic():
             Image.objects.bulk_create(rows)

@@ -250,6 +250,10 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # 0 turns it off.
 SWEEP_SECONDS = env_int("SWEEP_SECONDS", 30, minimum=0)
 SWEEP_RESEND_SECONDS = env_int("SWEEP_RESEND_SECONDS", 300, minimum=5)
+# Unreferenced media files older than the grace period are deleted by the sweep at most this often
+# (0: never; `manage.py media_gc` lists them, --delete deletes them).
+MEDIA_GC_SECONDS = env_int("MEDIA_GC_SECONDS", 3600, minimum=0)
+MEDIA_GC_GRACE_SECONDS = env_int("MEDIA_GC_GRACE_SECONDS", 3600, minimum=0)
 
 # Model assistance. Checkpoints, image caches and embeddings live under MODEL_DIR.
 MODEL_DIR = Path(env_str("MODEL_DIR") or VAR_DIR / "models")

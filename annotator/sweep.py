@@ -31,8 +31,10 @@ def register(name: str, step: Callable[[], object]) -> None:
 
 def sweep_once() -> dict[str, object]:
     """Every step once; one failing step (the database briefly away) does not stop the others."""
+    from annotator.media_gc import media_gc_periodic
+
     results: dict[str, object] = {}
-    for name, step in {"exports": exports_resend, **STEPS}.items():
+    for name, step in {"exports": exports_resend, "media_gc": media_gc_periodic, **STEPS}.items():
         try:
             results[name] = step()
         except Exception as error:  # logged; the next tick tries again

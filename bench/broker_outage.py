@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=5.0, help="seconds Redis stays down")
     parser.add_argument("--sweep", type=int, default=2, help="SWEEP_SECONDS")
     parser.add_argument("--stale", type=int, default=10, help="RUN_STALE_SECONDS")
-    parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
 
     from tests.procs import PrivateRedis
@@ -58,10 +58,15 @@ def main() -> None:
     try:
         with procs.worker(env) as worker:
             bench = Bench(redis, args, worker)
-            figures["moments"]["D_post_runs_and_export"] = bench.moment_d()
-            figures["moments"]["A_refit_submission"] = bench.moment_a()
-            figures["moments"]["B_pretraining_finishes"] = bench.moment_b()
-            figures["moments"]["C_suggestion_shards"] = bench.moment_c()
+            for name, moment in (("D_post_runs_and_export", bench.moment_d), ("A_refit_submission", bench.moment_a),
+                                 ("B_pretraining_finishes", bench.moment_b), ("C_suggestion_shards", bench.moment_c)):
+                try:
+                    figures["moments"][name] = moment()
+                except Exception as error:  # recorded, not hidden: the other moments still run
+                    figures["moments"][name] = {"error": repr(error)[:2000]}
+                    if redis.process is None or redis.process.poll() is not None:
+                        redis.start()
+                print(name, figures["moments"][name], flush=True)
     finally:
         redis.kill()
     figures["load_average_before"] = [round(x, 2) for x in load_before]
@@ -174,7 +179,7 @@ class Bench:
         from labeling.services import pretrain_start
 
         before = set(TrainingRun.objects.filter(kind="probe").values_list("id", flat=True))
-        run = pretrain_start(project=self.project, user=self.owner, config={**TINY, "epochs": 12})
+        run = pretrain_start(project=self.project, user=self.owner, config={**TINY, "epochs": 4})
         self.wait(lambda: self.run_state(run.id)[0] == "running", "the pretraining to start")
         self.redis.kill()
         self.wait(lambda: self.run_state(run.id)[0] != "running", "the pretraining to finish")

@@ -100,7 +100,7 @@ def _child(project_id: str, fmt: str, out: str) -> None:
     start = time.perf_counter()
     size = 0
     with open(out, "wb") as f:
-        for chunk in export_stream(project=project, options=ExportOptions(format=fmt)):
+        for chunk in export_stream(project=project, options=ExportOptions(format=fmt, status="all")):
             f.write(chunk)
             size += len(chunk)
     seconds = time.perf_counter() - start

@@ -43,6 +43,7 @@ class ImageRecord:
     tags: tuple[str, ...] = ()  # image-level labels a person set (box classes are not repeated here)
     predictions: tuple[Prediction, ...] = ()  # the model's image-level suggestions above a threshold
     sha256: str = ""  # of the stored file: lets a re-import find the image whatever its name
+    stored: str = ""  # the file's name in the media storage (a YOLO export with the images reads it)
 
     @property
     def labels(self) -> set[str]:

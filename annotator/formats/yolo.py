@@ -1,5 +1,8 @@
 """YOLO (Ultralytics) detection labels: ``labels/<stem>.txt`` with one line per box,
 ``class cx cy w h`` normalised to [0, 1] by the image size, and ``data.yaml`` with the class names.
+With the images (``images/<stem>.<ext>`` beside ``labels/<stem>.txt``, the layout Ultralytics pairs
+them by), ``data.yaml``'s ``train``/``val`` point to them and the zip trains as it is; without them,
+``data.yaml`` says where the images must be put.
 
 The class list holds the labels used by boxes only (image-level tags are no detection classes).
 Import takes the label files and the names (``data.yaml``, or ``classes.txt`` one per line);
@@ -23,28 +26,40 @@ def label_lines(image: ImageRecord, class_ids: Mapping[str, int]) -> bytes:
                    f"{b.w / w:.6f} {b.h / h:.6f}\n" for b in image.boxes).encode()
 
 
-def data_yaml(names: list[str]) -> bytes:
-    lines = ["# Twinlabel export: labels/*.txt hold one 'class cx cy w h' line per box, normalised to [0, 1].",
-             "path: .", "train: images", "val: images", f"nc: {len(names)}", "names:"]
+def data_yaml(names: list[str], *, with_images: bool = True) -> bytes:
+    lines = ["# Twinlabel export: labels/*.txt hold one 'class cx cy w h' line per box, normalised to [0, 1]."]
+    if not with_images:
+        lines += ["# The images are not in this zip: put them in images/ beside labels/ (same file stems),",
+                  "# or export with images=1 to get them here."]
+    lines += ["path: .  # this folder, once unzipped", "train: images", "val: images", f"nc: {len(names)}", "names:"]
     lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(names)]
     return ("\n".join(lines) + "\n").encode()
 
 
-def write(meta: ExportMeta, images: Iterable[ImageRecord]) -> Iterator[bytes]:
+def write(meta: ExportMeta, images: Iterable[ImageRecord],
+          image_file: Callable[[ImageRecord], bytes] | None = None) -> Iterator[bytes]:
+    """``image_file``: the stored bytes of an image, to put the images in the zip too."""
     names = list(meta.box_labels)
     class_ids = {name: i for i, name in enumerate(names)}
 
     def members() -> Iterator[tuple[str, bytes]]:
-        yield "data.yaml", data_yaml(names)
+        yield "data.yaml", data_yaml(names, with_images=image_file is not None)
         seen: set[str] = set()
         for image in images:
-            name = f"labels/{stem(image.file_name)}.txt"
-            if name in seen:
-                name = f"labels/{stem(image.file_name)}-{image.id}.txt"
-            seen.add(name)
-            yield name, label_lines(image, class_ids)
+            base = stem(image.file_name)
+            if base in seen:  # two images of one stem: the second keeps its id, for both its files
+                base = f"{base}-{image.id}"
+            seen.add(base)
+            if image_file is not None:
+                yield f"images/{base}{_suffix(image.stored or image.file_name)}", image_file(image)
+            yield f"labels/{base}.txt", label_lines(image, class_ids)
 
     return zip_stream(members())
+
+
+def _suffix(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > name.rfind("/") else ""
 
 
 def read_names(name: str, data: bytes) -> list[str]:

@@ -13,6 +13,7 @@ from rest_framework.views import exception_handler as drf_handler
 from annotator import annotations, selectors
 from annotator.access import CSRF_FAILURE_MESSAGE
 from annotator.models import Image
+from annotator.services import StorageFull
 
 
 class BadRequest(exceptions.APIException):
@@ -30,6 +31,8 @@ def exception_handler(exc, context):
                         status=409)
     if isinstance(exc, ValidationError):
         return Response({"error": " ".join(exc.messages)}, status=400)
+    if isinstance(exc, StorageFull):
+        return Response({"error": str(exc)}, status=507)
     if isinstance(exc, PermissionDenied):
         return Response({"error": str(exc) or "Not allowed."}, status=403)
     if isinstance(exc, Http404):

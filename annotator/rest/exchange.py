@@ -40,7 +40,7 @@ def project_export(request: Request, project_id: int):
     params.is_valid(raise_exception=True)
     data = params.validated_data
     options = exchange.ExportOptions(format=data["format"], status=data.get("status"),
-                                     predictions_min=data.get("predictions"))
+                                     predictions_min=data.get("predictions"), images=data["images"])
     options.check()
     images = Image.objects.filter(project=project)
     if options.status_filter:

@@ -118,6 +118,8 @@ class ExportParamsSerializer(serializers.Serializer):
                                                "image, its status written in COCO and JSON.")
     predictions = serializers.FloatField(required=False, min_value=0, max_value=1,
                                          help_text="Include suggestions with probability ≥ this, as predictions.")
+    images = serializers.BooleanField(required=False, default=False,
+                                      help_text="YOLO: put the image files in the zip too (images/ beside labels/).")
     background = serializers.BooleanField(required=False, default=False,
                                           help_text="Run as a job that ends as a download (automatic for big projects).")
 

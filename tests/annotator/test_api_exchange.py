@@ -161,25 +161,30 @@ def _annotate(team):
 def test_it_exports_voc_yolo_and_csv_that_their_readers_open(client, team):
     _annotate(team)
     c = _as(client, team["annie"])
-    voc = zipfile.ZipFile(io.BytesIO(_export(c, team["project"], format="voc")))
+    voc = zipfile.ZipFile(io.BytesIO(_export(c, team["project"], format="voc", status="all")))
     assert sorted(voc.namelist()) == ["Annotations/a.xml", "Annotations/b.xml", "Annotations/c.xml", "labels.txt"]
-    yolo = zipfile.ZipFile(io.BytesIO(_export(c, team["project"], format="yolo")))
+    yolo = zipfile.ZipFile(io.BytesIO(_export(c, team["project"], format="yolo", status="all")))
     assert b"0: \"cat\"" in yolo.read("data.yaml") and b"dog" not in yolo.read("data.yaml")
     assert yolo.read("labels/a.txt").decode().splitlines()[1] == "0 0.500000 0.500000 1.000000 1.000000"
-    frame = pd.read_csv(io.BytesIO(_export(c, team["project"], format="csv")))
+    frame = pd.read_csv(io.BytesIO(_export(c, team["project"], format="csv", status="all")))
     assert list(frame.columns) == ["file_name", "width", "height", "cat", "dog"]
     assert frame.set_index("file_name")[["cat", "dog"]].to_dict("index") == {
         "a.png": {"cat": 1, "dog": 0}, "b.jpg": {"cat": 0, "dog": 1}, "c.png": {"cat": 0, "dog": 0}}
 
 
 def test_the_native_json_export_imports_into_another_project(client, team):
+    from django.utils import timezone
+
     _annotate(team)
+    # Submitted: what the default export holds (issue 14 item 3), and what an import takes.
+    Image.objects.filter(pk__in=[team["ids"]["a.png"], team["ids"]["b.jpg"]]).update(status="submitted",
+                                                                                   submitted_at=timezone.now())
     c = _as(client, team["owner"])
     data = _export(c, team["project"], format="json")
     other = make_project(owner=team["owner"], labels=(), name="Copy")
     images_import(project=other, sources=[ImageSource("a.png", lambda: image_bytes(640, 480, color=(0, 40, 90)))])
     report = _import(c, other, "json", ("t.json", data)).json()
-    assert report["images"] == 1 and sorted(report["unmatched"]) == ["b.jpg", "c.png"]
+    assert report["images"] == 1 and sorted(report["unmatched"]) == ["b.jpg"]
     assert report["labels_created"] == ["cat", "dog"]
     image = other.images.get()
     assert sorted(image.boxes.values_list("label__name", "x", "y", "w", "h")) == [
@@ -195,10 +200,10 @@ def test_it_exports_suggestions_above_a_threshold_as_predictions(client, team):
     c_id = team["ids"]["c.png"]
     Suggestion.objects.create(run=run, image_id=c_id, label=cat, probability=0.8, predicted=True)
     Suggestion.objects.create(run=run, image_id=c_id, label=dog, probability=0.2, predicted=False)
-    doc = json.loads(_export(_as(client, team["owner"]), team["project"], format="coco", predictions="0.5"))
+    doc = json.loads(_export(_as(client, team["owner"]), team["project"], format="coco", status="all", predictions="0.5"))
     image = next(i for i in doc["images"] if i["id"] == c_id)
     assert image["predictions"] == [{"category_id": 1, "score": 0.8}]
-    assert "predictions" not in json.loads(_export(client, team["project"], format="coco"))["images"][0]
+    assert "predictions" not in json.loads(_export(client, team["project"], format="coco", status="all"))["images"][0]
 
 
 def test_export_and_import_access(client, team):
@@ -223,7 +228,7 @@ def test_a_big_export_runs_as_a_job_and_ends_as_a_permission_checked_download(cl
     settings.EXPORT_STREAM_MAX_IMAGES = 2
     c = _as(client, team["annie"])
     with mock.patch("annotator.tasks.export_run.delay") as delay, django_capture_on_commit_callbacks(execute=True):
-        response = c.get(reverse("api_project_export", args=[team["project"].id]), {"format": "coco"})
+        response = c.get(reverse("api_project_export", args=[team["project"].id]), {"format": "coco", "status": "all"})
     assert response.status_code == 202
     job = response.json()
     delay.assert_called_once_with(job["id"])

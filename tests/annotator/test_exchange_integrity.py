@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,34 @@ def test_probabilities_keep_full_float32_precision(client, owner, project, twins
     rows = list(csv.DictReader(io.StringIO(_export(client, project, format="csv", status="all",
                                                    predictions=0).decode())))
     assert [float(r["cat_score"]) for r in rows if r["cat_score"]] == [p]
+
+
+def test_a_yolo_export_with_images_is_a_dataset_as_it_is(client, project, twins, tmp_path):
+    import yaml
+
+    first_id = twins[2]
+    Image.objects.filter(pk=first_id).update(original_name="other.png")  # two stems, one per image
+    data = _export(client, project, format="yolo", images=1, status="all")
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        z.extractall(tmp_path)
+    config = yaml.safe_load((tmp_path / "data.yaml").read_text())
+    image_dir = tmp_path / config["path"] / config["train"]
+    images = sorted(p.name for p in image_dir.iterdir())
+    assert images == ["000000.png", "other.png"] and config["val"] == config["train"]
+    # Ultralytics finds an image's labels by replacing /images/ with /labels/ and the suffix with .txt.
+    for name in images:
+        label = Path(str(image_dir / name).replace("/images/", "/labels/")).with_suffix(".txt")
+        assert label.exists(), label
+    from PIL import Image as PILImage
+
+    assert PILImage.open(image_dir / "000000.png").size == (64, 48)
+    assert config["names"] == {0: "cat"} and config["nc"] == 1
+    assert (tmp_path / "labels" / "000000.txt").read_text().startswith("0 ")
+
+
+def test_a_yolo_export_without_images_says_where_they_go(client, project, twins):
+    with zipfile.ZipFile(io.BytesIO(_export(client, project, format="yolo"))) as z:
+        assert not any(n.startswith("images/") for n in z.namelist())
+        assert "put them in images/" in z.read("data.yaml").decode()
+    bad = client.get(reverse("api_project_export", args=[project.id]), {"format": "coco", "images": 1})
+    assert bad.status_code == 400 and "YOLO" in bad.json()["error"]

@@ -50,7 +50,7 @@ def test_a_big_export_is_written_by_a_worker_and_downloaded(need, settings, tmp_
     env = procs.service_env(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=broker, MEDIA_ROOT=str(settings.MEDIA_ROOT),
                             EXPORT_STREAM_MAX_IMAGES="2", WEB_ACCESS_LOG="/dev/null")
     with procs.worker(env, queues="default") as worker, procs.web(env) as (_, url):
-        status, raw = _get(f"{url}/api/projects/{project.id}/export/?format=coco", token)
+        status, raw = _get(f"{url}/api/projects/{project.id}/export/?format=coco&status=all", token)
         assert status == 202, raw
         job = json.loads(raw)
         deadline = time.monotonic() + 60

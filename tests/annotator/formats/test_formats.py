@@ -134,7 +134,7 @@ def test_it_writes_csv_one_row_per_image_with_a_column_per_label():
     assert (rows["a.png"]["cat"], rows["a.png"]["dog"], rows["a.png"]["indoor"]) == ("1", "1", "1")
     assert (rows["b.jpg"]["cat"], rows["b.jpg"]["dog"], rows["b.jpg"]["indoor"]) == ("1", "0", "1")
     assert (rows["c.png"]["cat"], rows["c.png"]["dog"], rows["c.png"]["indoor"]) == ("0", "0", "0")
-    assert rows["a.png"]["dog_score"] == "0.9100" and rows["a.png"]["cat_score"] == ""
+    assert rows["a.png"]["dog_score"] == "0.91" and rows["a.png"]["cat_score"] == ""
 
 
 def test_it_round_trips_the_native_json():
