@@ -8,7 +8,6 @@ a crash between the two is an orphan that ``manage.py media_gc`` finds."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from annotator.models import Box, ExportJob, Image, ImageTag, LabelClass, Membership, Project, Review
-
-log = logging.getLogger(__name__)
 
 
 def project_delete_counts(*, project: Project) -> dict[str, int]:
