@@ -96,3 +96,14 @@ def test_the_sweep_deletes_them_at_most_every_period(orphans, settings):
         assert media_gc_periodic() is None  # not again within the period
     assert all(default_storage.exists(n) for n in kept) and default_storage.exists(fresh)
     assert media_gc(grace_seconds=0).orphans == [fresh]
+
+
+def test_the_import_command_says_the_store_is_full(tmp_path, media_root):
+    from django.core.management import CommandError
+
+    project = make_project()
+    (tmp_path / "a.png").write_bytes(image_bytes(20, 20))
+    with mock.patch.object(default_storage, "save", side_effect=OSError(errno.ENOSPC, "No space left on device")), \
+            pytest.raises(CommandError, match="image store is full"):
+        call_command("import_images", str(project.id), str(tmp_path / "a.png"), "--no-progress", stdout=io.StringIO())
+    assert not Image.objects.exists() and _files(Path(media_root)) == []

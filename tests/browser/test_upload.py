@@ -72,3 +72,20 @@ def test_it_uploads_files_dropped_on_the_drop_zone(server, page):
     page.wait_for_selector("#recent-grid figure.thumb")
     assert page.text_content("#upload-summary") == "1 imported, 0 duplicates skipped, 0 rejected"
     assert list(Image.objects.values_list("original_name", "width", "height")) == [("dropped.png", 40, 30)]
+
+
+def test_it_says_when_a_file_name_is_taken_by_another_image(server, page, tmp_path):
+    project = make_project(owner=make_user("owner"), name="Frames")
+    from annotator.services import images_import
+    from annotator.sources import ImageSource
+
+    images_import(project=project, sources=[ImageSource("000000.png", lambda: image_bytes(40, 30, color=(1, 2, 3)))])
+    other = tmp_path / "000000.png"
+    other.write_bytes(image_bytes(40, 30, color=(200, 2, 3)))  # another picture, the same name
+    _log_in(page, server, "owner")
+    page.click("text=Frames")
+    page.wait_for_selector("#dropzone[data-ready]")
+    page.set_input_files("#file-input", [str(other)])
+    page.wait_for_selector("#recent-grid figure.thumb >> nth=1")
+    summary = page.text_content("#upload-summary")
+    assert summary.startswith("1 imported, 0 duplicates skipped, 0 rejected; 1 share a file name"), summary

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotator.models import Project
-from annotator.services import ImportReport, images_import
+from annotator.services import ImportReport, StorageFull, images_import
 from annotator.sources import sources_from_paths
 
 
@@ -29,12 +29,18 @@ class Command(BaseCommand):
             bar.update(report.seen - bar.n)
 
         sources = sources_from_paths(paths, max_bytes=settings.IMAGE_MAX_BYTES, max_total=settings.ZIP_MAX_TOTAL_BYTES)
-        report = images_import(project=target, sources=sources, on_progress=progress)
-        bar.close()
+        try:
+            report = images_import(project=target, sources=sources, on_progress=progress)
+        except StorageFull as error:
+            raise CommandError(str(error)) from None
+        finally:
+            bar.close()
         self.stdout.write(f"{len(report.imported)} imported, {len(report.duplicates)} duplicates, "
                           f"{len(report.rejected)} rejected")
         for rejection in report.rejected:
             self.stdout.write(f"  rejected {rejection.name}: {rejection.reason}")
+        for same in report.same_name:
+            self.stdout.write(f"  {same.name} (image {same.image_id}): another image of the project has this name")
         if report.rejected and not report.imported and not report.duplicates:
             raise CommandError("nothing was imported")
 

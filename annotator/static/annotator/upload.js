@@ -10,7 +10,7 @@ const summary = document.getElementById("upload-summary");
 const rejectedList = document.getElementById("upload-rejected");
 const grid = document.getElementById("recent-grid");
 
-const totals = { imported: 0, duplicates: 0, rejected: 0 };
+const totals = { imported: 0, duplicates: 0, rejected: 0, sameName: 0 };
 
 async function uploadBatch(files) {
   const body = new FormData();
@@ -47,13 +47,16 @@ function showReport(report) {
   totals.imported += report.imported.length;
   totals.duplicates += report.duplicates.length;
   totals.rejected += report.rejected.length;
+  totals.sameName += (report.same_name || []).length;
   report.imported.forEach(showThumb);
   for (const bad of report.rejected) {
     const li = document.createElement("li");
     li.textContent = `${bad.name}: ${bad.reason}`;
     rejectedList.append(li);
   }
-  summary.textContent = `${totals.imported} imported, ${totals.duplicates} duplicates skipped, ${totals.rejected} rejected`;
+  summary.textContent = `${totals.imported} imported, ${totals.duplicates} duplicates skipped, ${totals.rejected} rejected`
+    + (totals.sameName ? `; ${totals.sameName} share a file name with another image (an annotation import `
+      + "by file name cannot tell them apart; Twinlabel's COCO and JSON exports match by content)" : "");
 }
 
 async function uploadAll(fileList) {
@@ -77,6 +80,7 @@ async function uploadAll(fileList) {
         report.imported = answer.imported;
         report.duplicates = answer.duplicates;
         report.rejected.push(...answer.rejected);
+        report.same_name = answer.same_name || [];
       } catch (error) {
         report.rejected.push(...ok.map((f) => ({ name: f.name, reason: `upload failed: ${error.message}` })));
       }
