@@ -111,6 +111,12 @@ def resume_orphans(node: str) -> list[int]:
         | Q(status=RunStatus.QUEUED, created_at__lt=stale, cancel_requested=False))
     resumed = []
     for run in orphans:
+        if run.status == RunStatus.RUNNING and run.attempts >= settings.RUN_MAX_ATTEMPTS:
+            # A run that takes its worker down every time (out of memory, say) must not loop forever.
+            TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
+                status=RunStatus.FAILED, finished_at=timezone.now(),
+                error=f"Its worker stopped during each of {run.attempts} attempts; retry it when the cause is fixed.")
+            continue
         if run.status == RunStatus.RUNNING:
             if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
                     status=RunStatus.QUEUED, worker=""):

@@ -156,3 +156,16 @@ def test_the_last_shard_finishes_the_run_from_the_database(project):
     assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
     assert ProjectModelState.objects.get(project=project).probe_run_id == run.id
     assert finish_if_complete(run.id) is None  # the other last shard: nothing more to do
+
+
+def test_a_restarted_worker_does_not_resume_a_run_that_took_it_down_every_time(project, settings):
+    from labeling.pipeline import resume_orphans
+
+    settings.RUN_MAX_ATTEMPTS = 3
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.RUNNING,
+                                     worker="w@host:7", heartbeat_at=timezone.now(), attempts=3)
+    with mock.patch("labeling.tasks.gpu_pretrain.delay") as send:
+        assert resume_orphans("w@host") == []
+    send.assert_not_called()
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "each of 3 attempts" in run.error
