@@ -19,6 +19,7 @@ from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from annotator.agreement import in_overlap_sample
+from annotator.attributes import values_clean
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
 from annotator.services import BoxIn, clip_box, status_counts_move
 
@@ -133,12 +134,13 @@ def _validated(image: Image, user: AbstractBaseUser, boxes: list[BoxIn],
                tag_label_ids: list[int]) -> tuple[list[Box], list[ImageTag]]:
     if len(boxes) > MAX_BOXES_PER_IMAGE:
         raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
-    label_ids = set(image.project.labels.values_list("id", flat=True))
+    specs = dict(image.project.labels.values_list("id", "attributes"))
     unknown = {b.label_id for b in boxes} | set(tag_label_ids)
-    unknown -= label_ids
+    unknown -= set(specs)
     if unknown:
         raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
-    rows = [Box(image=image, label_id=b.label_id, author=user, source="human", **clip_box(b, image.width, image.height))
+    rows = [Box(image=image, label_id=b.label_id, author=user, source="human",
+                attributes=values_clean(b.attributes, specs[b.label_id]), **clip_box(b, image.width, image.height))
             for b in boxes]
     # A tag that stays keeps where it came from (an accepted suggestion stays "model"), since the
     # client sends label ids only; a tag it adds is the person's.

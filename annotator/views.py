@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotator import reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
+from annotator.attributes import specs_from_text, specs_to_text
 from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
 
 
@@ -61,7 +62,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
         "overlap_percent": round(project.overlap_fraction * 100, 1),
         "counts": selectors.project_status_counts(project_id=project.id),
-        "labels": list(project.labels.all()),
+        "labels": [_with_attributes_text(label) for label in project.labels.all()],
         "recent": selectors.recent_images(project_id=project.id),
         "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
                            ("json", "Twinlabel JSON")],
@@ -96,6 +97,11 @@ def label_add(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect("project_detail", project_id=project.id)
 
 
+def _with_attributes_text(label: LabelClass) -> LabelClass:
+    label.attributes_text = specs_to_text(label.attributes)  # the one-line form the label row edits
+    return label
+
+
 @login_required
 @require_POST
 def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
@@ -106,8 +112,10 @@ def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResp
             services.label_delete(label=label)
             messages.success(request, f"Deleted the label “{label.name}”.")
         else:
+            text = request.POST.get("attributes")  # absent from older forms: keep the definitions
             services.label_update(label=label, name=request.POST.get("name", ""),
-                                  color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""))
+                                  color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""),
+                                  attributes=None if text is None else specs_from_text(text))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("project_detail", project_id=project.id)
@@ -130,8 +138,8 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "config": {
             "project": {"id": project.id, "name": project.name},
-            "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
-                       for label in project.labels.all()],
+            "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey,
+                        "attributes": label.attributes} for label in project.labels.all()],
             "order": order,
             "urls": {
                 "next": reverse("api_queue_next", args=[project.id]),

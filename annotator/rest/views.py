@@ -30,7 +30,8 @@ def _project(project: Project) -> dict:
 
 
 def _label(label: LabelClass) -> dict:
-    return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order}
+    return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order,
+            "attributes": label.attributes}
 
 
 @extend_schema(methods=["GET"], operation_id="projects_list", responses=ProjectListSerializer)
@@ -59,7 +60,7 @@ def project_detail(request: Request, project_id: int) -> Response:
 @extend_schema(methods=["POST"], request=LabelSerializer, responses={201: LabelOutSerializer})
 @api_view(["GET", "POST"])
 def project_labels(request: Request, project_id: int) -> Response:
-    """GET: the project's labels. POST {name, color?, hotkey?} (admin): a new label."""
+    """GET: the project's labels. POST {name, color?, hotkey?, attributes?} (admin): a new label."""
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
         return Response({"results": [_label(label) for label in project.labels.all()]})
@@ -68,7 +69,8 @@ def project_labels(request: Request, project_id: int) -> Response:
     form.is_valid(raise_exception=True)
     data = form.validated_data
     hotkey = data["hotkey"].strip().lower() if data["hotkey"] else None
-    label = services.label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey)
+    label = services.label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey,
+                                  attributes=data["attributes"])
     return Response(_label(label), status=201)
 
 

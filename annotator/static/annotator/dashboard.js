@@ -82,7 +82,9 @@ function row(texts) {
 function drawLabels() {
   const rows = data.label_counts;
   const names = rows.map((r) => labelName(r.label));
-  const series = [["boxes", "boxes"], ["human_tags", "tags by people"], ["model_tags", "accepted suggestions"], ["suggested", "suggested now"]];
+  const series = [["boxes", "boxes"], ["occluded", "boxes occluded"], ["truncated", "boxes truncated"],
+    ["difficult", "boxes difficult"], ["human_tags", "tags by people"], ["model_tags", "accepted suggestions"],
+    ["suggested", "suggested now"]];
   Plotly.react("chart-labels", series.map(([key, name]) => ({ type: "bar", name, x: names, y: rows.map((r) => r[key]) })),
                layout("Human labels and suggestions per label", { barmode: "group" }), PLOT);
   const q = data.suggestion_quality;
