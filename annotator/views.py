@@ -138,6 +138,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "config": {
             "project": {"id": project.id, "name": project.name},
+            "user": request.user.pk,  # keys the image adjustments this person keeps in their browser
             "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey,
                         "attributes": label.attributes} for label in project.labels.all()],
             "order": order,

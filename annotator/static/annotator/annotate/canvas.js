@@ -7,6 +7,7 @@
 // requestAnimationFrame, and only when marked dirty.
 
 import { handlePoints } from "./geometry.js";
+import { attributeSummary } from "./panels.js";
 import { Pointer } from "./pointer.js";
 import { Viewport } from "./viewport.js";
 
@@ -179,11 +180,14 @@ export class CanvasView {
       const label = this.store.labelById.get(box.label);
       if (!label) continue;
       const [x, y] = this.screenRect(box);
-      const width = ctx.measureText(label.name).width + 6;
+      // The name, never the colour alone, says the class; the attributes follow it in words.
+      const flags = attributeSummary(box.attributes);
+      const text = flags ? `${label.name} · ${flags}` : label.name;
+      const width = ctx.measureText(text).width + 6;
       ctx.fillStyle = label.color;
       ctx.fillRect(x - 1, y - 16, width, 16);
       ctx.fillStyle = "#ffffff";
-      ctx.fillText(label.name, x + 2, y - 2);
+      ctx.fillText(text, x + 2, y - 2);
     }
   }
 

@@ -1,7 +1,8 @@
 // Every shortcut in one table: the keyboard handler reads it to act, the ? overlay to list it.
 // Label hotkeys come from the project: the plain key picks the box class (and relabels the
 // selected box), Shift+key toggles the label as an image tag. They can never be one of the keys
-// below (annotator/services.py RESERVED_HOTKEYS).
+// below (annotator/services.py RESERVED_HOTKEYS); in a project made before a key was reserved, the
+// label's hotkey wins.
 
 export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
@@ -23,6 +24,14 @@ export const SHORTCUTS = [
   { keys: ["↑↓←→", "Shift+↑↓←→"], what: "Nudge the selected box by 1 px / 10 px" },
   { keys: ["Tab", "Shift+Tab"], what: "Select the next / previous box of the list" },
   { keys: ["Del", "Backspace"], what: "Delete the selected box", action: "delete" },
+  { keys: ["O", "T", "D"], what: "Mark the selected box occluded / truncated / difficult (again: unmark)" },
+  { keys: ["V"], what: "Copy the boxes of the previous image of this session into this one (one undo step)",
+    action: "copyPrevious" },
+  { keys: ["W", "Shift+click"], what: "A box of the last drawn size, centred on the pointer", action: "stamp" },
+  { keys: ["B", "⇧B"], what: "Brighter / darker (the shown image only; remembered)" },
+  { keys: ["C", "⇧C"], what: "More / less contrast" },
+  { keys: ["G", "⇧G"], what: "Gamma up (lighter mid-tones) / down" },
+  { keys: ["X"], what: "Reset brightness, contrast and gamma", action: "resetAdjust" },
   { keys: ["Esc"], what: "Clear the selection, close this overlay", action: "escape" },
   { keys: ["H"], what: "Hide / show the boxes", action: "hide" },
   { keys: ["Ctrl+Z"], what: "Undo", action: "undo" },
@@ -55,10 +64,16 @@ export function actionFor(e, { labels, hasSelection }) {
   if (named) return { action: named };
   const label = labels.find((l) => l.hotkey && l.hotkey.toLowerCase() === char);
   if (label) return { action: e.shiftKey ? "tag" : "label", label: label.id };
+  if (char in ADJUST) return { action: "adjust", name: ADJUST[char], dir: e.shiftKey ? -1 : 1 };
   if (e.shiftKey) return char === "a" ? { action: "acceptAll" } : null;
+  if (char in FLAG_KEYS) return hasSelection ? { action: "flag", name: FLAG_KEYS[char] } : null;
   return { a: { action: "accept" }, r: { action: "reject" }, f: { action: "fit" }, h: { action: "hide" },
-    s: { action: "skip" } }[char] || null;
+    s: { action: "skip" }, v: { action: "copyPrevious" }, w: { action: "stamp" }, x: { action: "resetAdjust" } }[char]
+    || null;
 }
+
+const FLAG_KEYS = { o: "occluded", t: "truncated", d: "difficult" };
+const ADJUST = { b: "brightness", c: "contrast", g: "gamma" };
 
 function arrowAction(e, hasSelection) {
   const [dx, dy] = ARROWS[e.key];

@@ -141,6 +141,22 @@ export class Session {
     return state;
   }
 
+  // V: the boxes of the image opened before this one (for sequences of similar frames), read
+  // fresh from the server, added to this image's in one undo step.
+  async copyPrevious() {
+    if (!this.store.image) return;
+    const previousId = this.index > 0 ? this.history[this.index - 1] : null;
+    if (previousId === null) {
+      this.store.setStatus(this.store.status, "No previous image in this session to copy boxes from.");
+      return;
+    }
+    const imageId = this.store.image.id;
+    const state = await this.api.getState(previousId).catch(() => null);
+    if (!state || this.store.image?.id !== imageId) return; // failed, or moved on meanwhile
+    const n = this.store.pasteBoxes(state.boxes);
+    this.store.setStatus(this.store.status, `Copied ${n} box${n === 1 ? "" : "es"} from ${state.image.name}.`);
+  }
+
   // Images this session has seen: the queue would hand back the ones we hold ourselves.
   exclude() {
     const ids = new Set([...this.history].slice(-EXCLUDE_MAX));
