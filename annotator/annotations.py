@@ -158,6 +158,19 @@ def _lock_expiry():
 # The queue
 
 
+def queue_release(*, project: Project, user: AbstractBaseUser, image_ids: Iterable[int]) -> int:
+    """Let go of images the queue holds for ``user`` (a prefetched image they will not open: an order
+    they left, a tab they closed), so others get them now instead of in 10 minutes. Only the user's
+    own holds are released; the number released is returned."""
+    with transaction.atomic():
+        released = Image.objects.filter(project=project, pk__in=list(image_ids), locked_by=user,
+                                        status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
+                                                                               locked_by=None, locked_until=None,
+                                                                               opened_at=None)
+        status_counts_move(project_id=project.id, old=ImageStatus.IN_PROGRESS, new=ImageStatus.UNLABELED, n=released)
+    return released
+
+
 def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequential",
                exclude: Iterable[int] = (), release: Iterable[int] = ()) -> Image | None:
     """Hand ``user`` the next image nobody else holds, and hold it for them.
@@ -176,11 +189,7 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         images = images.exclude(overlap_first_by=user)
     with transaction.atomic():
         # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
-        released = Image.objects.filter(project=project, pk__in=list(release), locked_by=user,
-                                        status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
-                                                                               locked_by=None, locked_until=None,
-                                                                               opened_at=None)
-        status_counts_move(project_id=project.id, old=ImageStatus.IN_PROGRESS, new=ImageStatus.UNLABELED, n=released)
+        queue_release(project=project, user=user, image_ids=release)
         image = _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:

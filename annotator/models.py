@@ -274,6 +274,8 @@ class Review(models.Model):
     decision = models.CharField(max_length=8, choices=[(ReviewStatus.ACCEPTED, "Accepted"),
                                                        (ReviewStatus.REJECTED, "Rejected")])
     comment = models.TextField(blank=True)
+    # The reviewer fixed boxes and accepted in one step: the accepted boxes are the reviewer's edit.
+    edited = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

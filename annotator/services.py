@@ -29,7 +29,7 @@ from annotator.sources import ImageSource, Rejection
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
            "#469990", "#9a6324", "#800000", "#000075")
 # Keys the annotate page keeps for itself; a label cannot take them as its hotkey.
-RESERVED_HOTKEYS = frozenset("fhsark?/+-= otdvwbcgx")  # the annotate page's own keys (annotate/keys.js)
+RESERVED_HOTKEYS = frozenset("fhsark?/+-= otdvwbcgxu")  # the annotate page's own keys (annotate/keys.js)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "overlap_percent": round(project.overlap_fraction * 100, 1),
         "counts": selectors.project_status_counts(project_id=project.id),
         "labels": [_with_attributes_text(label) for label in project.labels.all()],
+        "refit_every": settings.PROBE_REFIT_EVERY,
         "recent": selectors.recent_images(project_id=project.id),
         "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
                            ("json", "Twinlabel JSON")],
@@ -144,6 +145,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
             "order": order,
             "urls": {
                 "next": reverse("api_queue_next", args=[project.id]),
+                "release": reverse("api_queue_release", args=[project.id]),
                 "annotations": "/api/images/{id}/annotations/",
                 "submit": "/api/images/{id}/submit/",
                 "skip": "/api/images/{id}/skip/",
@@ -246,12 +248,14 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
     """The reviewer's page: the image asked for (?image=ID), else the next unreviewed submission."""
     project, _ = project_for(user=request.user, project_id=project_id, roles=REVIEW_ROLES)
     image_id = _positive_int(request.GET.get("image"))
+    # Images skipped (S) in this run of the page, so the queue hands out the next one instead.
+    skipped = [int(i) for i in request.GET.get("skipped", "").split(",")[-200:] if i.isdigit()]
     if image_id is not None:
         image = get_object_or_404(Image.objects.select_related("submitted_by"), pk=image_id, project=project)
     else:
-        image = reviews.review_next(project=project, user=request.user)
+        image = reviews.review_next(project=project, user=request.user, exclude=skipped)
     labels = {label.id: label for label in project.labels.all()}
-    boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h")) if image else []
+    boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h", "attributes")) if image else []
     for box in boxes:  # percentages, so the overlay scales with the picture
         box["label"] = labels[box["label_id"]]
         box["style"] = (f"left:{100 * box['x'] / image.width:.3f}%;top:{100 * box['y'] / image.height:.3f}%;"
@@ -264,5 +268,10 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
         "pending": selectors.review_pending_count(project_id=project.id),
         "config": {"image": image.id if image else None, "version": image.version if image else None,
                    "url": reverse("api_image_review", args=[image.id]) if image else None,
-                   "next": reverse("review", args=[project.id])},
+                   "next": reverse("review", args=[project.id]), "skipped": skipped,
+                   "size": [image.width, image.height] if image else None,
+                   "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
+                              for label in labels.values()],
+                   "boxes": [{"label": b["label_id"], "x": b["x"], "y": b["y"], "w": b["w"], "h": b["h"],
+                              "attributes": b["attributes"]} for b in boxes]},
     })

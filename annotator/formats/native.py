@@ -72,7 +72,8 @@ def read(data: bytes) -> ParsedFile:
                     raise TypeError
                 boxes.append(BoxRecord(str(b["label"]), *(float(b[k]) for k in "xywh"), attributes))
             except (KeyError, TypeError, ValueError):
-                raise FormatError(f"{where}.boxes[{j}] needs a label, numbers x, y, w, h and maybe an object “attributes”.") from None
+                raise FormatError(f"{where}.boxes[{j}] needs a label, numbers x, y, w, h "
+                                  "and maybe an object “attributes”.") from None
         tags = im.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise FormatError(f"{where}.tags must be a list of label names.")

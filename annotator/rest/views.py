@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -187,23 +188,44 @@ def queue_next(request: Request, project_id: int) -> Response:
     return Response({"image": selectors.annotation_state(image=image) if image else None})
 
 
+@extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+@api_view(["POST"])
+def queue_release(request: Request, project_id: int) -> Response:
+    """POST {images: [ids]} (JSON), or a form with images=1,2 and csrfmiddlewaretoken (what
+    navigator.sendBeacon sends when the annotate page closes): let go of images held for you."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
+    raw = common.body(request).get("images", [])
+    if isinstance(raw, str):  # the form's "1,2,3"
+        if not all(part.strip().isdigit() for part in raw.split(",") if part.strip()):
+            raise BadRequest("“images” must be image ids separated by commas.")
+        raw = [int(part) for part in raw.split(",") if part.strip()]
+    released = annotations.queue_release(project=project, user=request.user,
+                                         image_ids=common.id_list(raw, "images"))
+    return Response({"released": released})
+
+
 @extend_schema(request=None, responses=AnnotationStateSerializer)
 @api_view(["POST"])
 def image_review(request: Request, image_id: int) -> Response:
-    """{"version": n, "decision": "accept"} or {"version": n, "decision": "reject", "comment": "..."}
-    (reviewers and admins; 409 when the image changed since the reviewer opened it)."""
+    """{"version": n, "decision": "accept", "boxes"?: [...]} (with boxes: the reviewer's fixes, saved
+    with the verdict), {"version": n, "decision": "reject", "comment": "..."}, or {"decision": "skip"}
+    (let go of it for now) (reviewers and admins; 409 when the image changed since it was opened)."""
     image = common.image_for(request, image_id, write=True, roles=REVIEW_ROLES)
     data = common.body(request)
-    version = common.int_field(data.get("version"), "version")
     decision = data.get("decision")
+    if decision == "skip":
+        reviews.review_skip(image=image, user=request.user)
+        return Response(selectors.annotation_state(image=image))
+    version = common.int_field(data.get("version"), "version")
     if decision == "accept":
-        reviews.review_accept(image=image, user=request.user, version=version)
+        boxes = common.boxes_field(data["boxes"]) if data.get("boxes") is not None else None
+        reviews.review_accept(image=image, user=request.user, version=version, boxes=boxes)
     elif decision == "reject":
         comment = data.get("comment", "")
         if not isinstance(comment, str):
             raise BadRequest("“comment” must be text.")
         reviews.review_reject(image=image, user=request.user, version=version, comment=comment)
     else:
-        raise BadRequest("“decision” must be “accept” or “reject”.")
+        raise BadRequest("“decision” must be “accept”, “reject” or “skip”.")
     image.refresh_from_db()
     return Response(selectors.annotation_state(image=image))

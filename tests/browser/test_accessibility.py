@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, LabelClass, Role
@@ -43,9 +44,11 @@ def _project():
     return project
 
 
-def _pages(project):
+def _pages(project, empty):
     p = project.id
-    return [("projects", "/", "main"), ("project", f"/projects/{p}/", "main"),
+    return [("project, empty (the guide)", f"/projects/{empty.id}/", "main"),
+            ("dashboard, empty (the notes)", f"/projects/{empty.id}/dashboard/", "body[data-dashboard=ready]"),
+            ("projects", "/", "main"), ("project", f"/projects/{p}/", "main"),
             ("grid", f"/projects/{p}/images/", "main"), ("annotate", f"/projects/{p}/annotate/", "#annotate-app.ready"),
             ("review", f"/projects/{p}/review/", "main"), ("members", f"/projects/{p}/members/", "main"),
             ("dashboard", f"/projects/{p}/dashboard/", "body[data-dashboard=ready]"),
@@ -62,18 +65,19 @@ def _audit(axe, page, name: str) -> dict:
 
 def test_it_has_no_serious_or_critical_violations_on_any_page(browser, page, server, axe):
     project = _project()
+    empty = make_project(owner=get_user_model().objects.get(username="owner"), labels=(), name="Empty")
     report = []
     page.goto(f"{server}/accounts/login/")
     report.append(_audit(axe, page, "login"))
     _log_in(page, server, "owner")
-    for name, path, ready in _pages(project):
+    for name, path, ready in _pages(project, empty):
         page.goto(server + path)
         page.wait_for_selector(ready, timeout=30_000)
         report.append(_audit(axe, page, name))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"axe_core": page.evaluate("axe.version"), "browser": browser.version,
                                    "pages": report}, indent=1) + "\n")
-    assert len(report) == 9
+    assert len(report) == 11
     blocking = {r["page"]: r["blocking"] for r in report if r["blocking"]}
     assert blocking == {}, json.dumps(blocking, indent=1)
 

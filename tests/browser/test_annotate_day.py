@@ -106,3 +106,71 @@ def test_brightness_contrast_and_gamma_change_only_the_view_and_are_remembered(s
     page.wait_for_selector("#annotate-app.ready")
     assert filter_of() == ""
     assert page.evaluate("twinlabel.store.image.id") == image_id and page.console_errors == []
+
+
+def test_u_takes_back_the_latest_accept_and_reject_of_a_suggestion(server, page):
+    from annotator.models import ImageTag
+    from labeling.models import SuggestionDecision
+    from tests.browser.test_annotate_suggestions import _pets_with_suggestions
+
+    project, ids, cat, dog, bird = _pets_with_suggestions()
+    image_id = _open(page, server, project)
+    decisions = lambda: dict(SuggestionDecision.objects.filter(image_id=image_id)  # noqa: E731
+                             .values_list("label__name", "decision"))
+    page.keyboard.press("a")  # dog, the likeliest
+    page.wait_for_function(f"twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
+    _drag_image(page, (10, 10), (60, 60))  # an edit after the accept: U leaves it alone
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")  # then cat, rejected
+    page.wait_for_function("!twinlabel.session.busy")
+    _saved(page)
+    assert decisions() == {"dog": "accepted", "cat": "rejected"}
+    page.keyboard.press("u")  # the reject goes first
+    page.wait_for_function("!twinlabel.session.busy")
+    assert decisions() == {"dog": "accepted"}
+    page.keyboard.press("u")  # then the accept, with its tag
+    page.wait_for_function(f"!twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
+    _saved(page)
+    assert decisions() == {} and not ImageTag.objects.filter(image_id=image_id).exists()
+    assert Box.objects.filter(image_id=image_id).count() == 1
+    assert page.locator(f"#tag-list [data-label='{dog.id}']").get_attribute("class").split().count("suggested") == 1
+    page.keyboard.press("u")  # nothing left to take back: a message, no request
+    assert "No accept or reject" in page.text_content("#save-status")
+    assert page.console_errors == []
+
+
+def test_closing_the_page_releases_the_prefetched_image_at_once(server, page):
+    import time
+
+    from annotator.models import Image, ImageStatus
+
+    project, ids = _project(images=3)
+    first = _open(page, server, project)
+    page.wait_for_function("twinlabel.session.held !== null")
+    held = page.evaluate("twinlabel.session.held")
+    assert held != first and Image.objects.get(pk=held).locked_by is not None
+    page.goto(f"{server}/projects/{project.id}/")  # pagehide: the beacon goes
+    deadline = time.monotonic() + 10
+    while Image.objects.get(pk=held).locked_by_id is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    image = Image.objects.get(pk=held)
+    assert (image.status, image.locked_by_id) == (ImageStatus.UNLABELED, None)
+    assert Image.objects.get(pk=first).locked_by is not None  # the open one stays held (it may have edits)
+
+
+def test_the_view_refits_when_the_device_pixel_ratio_changes(server, page):
+    project, ids = _project()
+    _open(page, server, project)
+    ratio = lambda: page.evaluate("twinlabel.view.overlay.width / twinlabel.view.overlay.clientWidth")  # noqa: E731
+    assert ratio() == pytest.approx(1, abs=0.01)
+    cdp = page.context.new_cdp_session(page)
+    # Same CSS size, twice the device pixels: a move to a high-density screen.
+    cdp.send("Emulation.setDeviceMetricsOverride",
+             {"width": 1280, "height": 900, "deviceScaleFactor": 2, "mobile": False})
+    page.wait_for_function("window.devicePixelRatio === 2")
+    page.wait_for_function("twinlabel.view.overlay.width / twinlabel.view.overlay.clientWidth > 1.9", timeout=5000)
+    assert page.evaluate("twinlabel.view.imageCanvas.width") == page.evaluate("twinlabel.view.overlay.width")
+    _drag_image(page, (50, 40), (150, 120))  # input still lands where the image is drawn
+    _saved(page)
+    _same(_db_boxes(page.evaluate("twinlabel.store.image.id")), [("cat", 50.0, 40.0, 100.0, 80.0)])
+    assert page.console_errors == []

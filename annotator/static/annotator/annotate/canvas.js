@@ -34,9 +34,18 @@ export class CanvasView {
 
   listen() {
     new ResizeObserver(() => this.resize()).observe(this.container);
+    this.watchPixelRatio();
     const redraw = () => this.invalidate("overlay");
     for (const type of ["boxes", "select", "label", "hidden"]) this.store.addEventListener(type, redraw);
     this.store.addEventListener("image", () => this.fit());
+  }
+
+  // Moving the window to another screen or zooming the browser changes devicePixelRatio but not
+  // always the CSS size, so the ResizeObserver stays silent: a media query on the current ratio
+  // fires once when it changes, and is then set up again for the new one.
+  watchPixelRatio() {
+    const query = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+    query.addEventListener("change", () => { this.resize(); this.watchPixelRatio(); }, { once: true });
   }
 
   setImage(bitmap, preview) {

@@ -8,7 +8,7 @@ export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
   { keys: ["S"], what: "Skip this image", action: "skip" },
   { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” "
-      + "(Ctrl+Z does not undo it; ⇧key removes the tag)", action: "accept" },
+      + "(U takes it back; Ctrl+Z does not)", action: "accept" },
   { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent", action: "reject" },
   { keys: ["⇧A"], what: "Accept every suggested tag of this image", action: "acceptAll" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
@@ -34,7 +34,8 @@ export const SHORTCUTS = [
   { keys: ["X"], what: "Reset brightness, contrast and gamma", action: "resetAdjust" },
   { keys: ["Esc"], what: "Clear the selection, close this overlay", action: "escape" },
   { keys: ["H"], what: "Hide / show the boxes", action: "hide" },
-  { keys: ["Ctrl+Z"], what: "Undo", action: "undo" },
+  { keys: ["Ctrl+Z"], what: "Undo an edit", action: "undo" },
+  { keys: ["U"], what: "Take back the latest accept / reject of a suggestion on this image", action: "undoDecision" },
   { keys: ["Ctrl+Shift+Z", "Ctrl+Y"], what: "Redo", action: "redo" },
   { keys: ["?"], what: "Show / hide this list", action: "help" },
 ];
@@ -68,7 +69,7 @@ export function actionFor(e, { labels, hasSelection }) {
   if (e.shiftKey) return char === "a" ? { action: "acceptAll" } : null;
   if (char in FLAG_KEYS) return hasSelection ? { action: "flag", name: FLAG_KEYS[char] } : null;
   return { a: { action: "accept" }, r: { action: "reject" }, f: { action: "fit" }, h: { action: "hide" },
-    s: { action: "skip" }, v: { action: "copyPrevious" }, w: { action: "stamp" }, x: { action: "resetAdjust" } }[char]
+    s: { action: "skip" }, u: { action: "undoDecision" }, v: { action: "copyPrevious" }, w: { action: "stamp" }, x: { action: "resetAdjust" } }[char]
     || null;
 }
 

@@ -68,6 +68,7 @@ function act(app, action, args = {}) {
     zoomOut: () => view.zoomStep(-1),
     hide: () => store.toggleHidden(),
     undo: () => store.undo(),
+    undoDecision: () => suggester.undoLatest(),
     redo: () => store.redo(),
     delete: () => selected !== null && store.deleteBox(selected),
     nudge: () => selected !== null && store.nudge(selected, args.dx, args.dy),
@@ -179,7 +180,10 @@ function guardUnsaved(app) {
     e.returnValue = ""; // the browser shows its own "leave this page?" question
   });
   // Sent only once the page is really going: after a cancelled "leave?" the saver carries on.
-  window.addEventListener("pagehide", () => app.saver.saveOnExit());
+  window.addEventListener("pagehide", () => {
+    app.saver.saveOnExit();
+    app.session.releaseOnExit();
+  });
 }
 
 start();

@@ -16,6 +16,14 @@ export class Session {
     this.released = new Set(); // images the queue held for us that we let go of (an order change)
     this.settled = Promise.resolve(); // until a dropped prefetch has answered
     this.busy = false;
+    this.held = null; // the prefetched image's id, once the server has handed it to us
+  }
+
+  // The page is going away (pagehide): the prefetched image nobody will open is let go at once,
+  // not after the 10-minute hold. sendBeacon outlives the page; the token travels in the form.
+  releaseOnExit() {
+    const ids = [...this.released, ...(this.held ? [this.held] : [])];
+    if (ids.length) this.api.releaseOnExit(ids);
   }
 
   async start(state) {
@@ -84,6 +92,7 @@ export class Session {
   }
 
   async open(state, index) {
+    if (state.image.id === this.held) this.held = null;
     const { bitmap, preview } = await this.images.load(state.image.url);
     this.panels.showDone(false);
     this.view.setImage(bitmap, preview);
@@ -102,6 +111,7 @@ export class Session {
     const release = [...this.released];
     const promise = this.api.next(this.exclude(), release).then(async (state) => {
       release.forEach((id) => this.released.delete(id));
+      if (state) this.held = state.image.id; // held for us until opened: released if the page closes
       if (state) await this.images.load(state.image.url);
       return state;
     });

@@ -143,19 +143,23 @@ export class Store extends EventTarget {
     this.emit("suggestions");
   }
 
-  // The server's answer to accept / reject: a new version, maybe new tags, new decisions. Tags the
-  // server added since ``tagsBefore`` (what it had before the call) join the local ones. Deciding is
-  // not an undo step, and undoing an earlier edit must not drop an accepted tag, so the history
-  // gets the added tags too. Nothing is left to save because of it: the server has it already.
-  takeDecision(state, tagsBefore) {
+  // The server's answer to accept / reject (or their undo): a new version, maybe new tags, new
+  // decisions. Tags the server added since ``tagsBefore`` (what it had before the call) join the
+  // local ones. A decision is not an edit of the history (suggest.js takes it back on Ctrl+Z), and
+  // undoing an earlier edit must not drop an accepted tag, so the history gets the added tags too.
+  // Nothing is left to save because of it: the server has it already.
+  takeDecision(state, tagsBefore, undone = []) {
     this.image.version = state.image.version;
     this.image.status = state.image.status;
-    const added = state.tags.map((t) => t.label).filter((label) => !tagsBefore.has(label));
-    if (added.length) {
-      const withAdded = (tags) => new Set([...tags, ...added]);
-      this.tags = withAdded(this.tags);
+    const now = new Set(state.tags.map((t) => t.label));
+    const added = [...now].filter((label) => !tagsBefore.has(label));
+    // An undone accept: its tag is gone on the server, so it goes here and from the history too.
+    const removed = undone.filter((label) => !now.has(label));
+    if (added.length || removed.length) {
+      const change = (tags) => new Set([...tags, ...added].filter((label) => !removed.includes(label)));
+      this.tags = change(this.tags);
       for (const stack of [this.undoStack, this.redoStack]) {
-        stack.forEach((snap, i) => { stack[i] = { ...snap, tags: withAdded(snap.tags) }; });
+        stack.forEach((snap, i) => { stack[i] = { ...snap, tags: change(snap.tags) }; });
       }
     }
     this.tagSources = sourcesOf(state.tags);
