@@ -226,6 +226,6 @@ def image_review(request: Request, image_id: int) -> Response:
             raise BadRequest("“comment” must be text.")
         reviews.review_reject(image=image, user=request.user, version=version, comment=comment)
     else:
-        raise BadRequest("“decision” must be “accept”, “reject” or “skip”.")
+        raise BadRequest("“decision” must be “accept” or “reject” (or “skip” to pass on the image for now).")
     image.refresh_from_db()
     return Response(selectors.annotation_state(image=image))
