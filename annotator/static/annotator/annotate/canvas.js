@@ -42,10 +42,16 @@ export class CanvasView {
 
   // Moving the window to another screen or zooming the browser changes devicePixelRatio but not
   // always the CSS size, so the ResizeObserver stays silent: a media query on the current ratio
-  // fires once when it changes, and is then set up again for the new one.
+  // fires once when it changes (and is then set up again for the new one); a window resize with a
+  // new ratio (some browsers and emulators send only that) refits too.
   watchPixelRatio() {
-    const query = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
-    query.addEventListener("change", () => { this.resize(); this.watchPixelRatio(); }, { once: true });
+    // Kept on the view: a MediaQueryList nobody references may be collected, and its listener with it.
+    this.ratioQuery = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+    this.ratioQuery.addEventListener("change", () => { this.resize(); this.watchPixelRatio(); }, { once: true });
+    if (!this.watchingResize) {
+      this.watchingResize = true;
+      window.addEventListener("resize", () => { if ((window.devicePixelRatio || 1) !== this.dpr) this.resize(); });
+    }
   }
 
   setImage(bitmap, preview) {
@@ -56,6 +62,7 @@ export class CanvasView {
   resize() {
     const { width, height } = this.container.getBoundingClientRect();
     const dpr = window.devicePixelRatio || 1;
+    this.dpr = dpr;
     for (const canvas of [this.imageCanvas, this.overlay]) {
       canvas.width = Math.round(width * dpr);
       canvas.height = Math.round(height * dpr);
