@@ -7,6 +7,8 @@ closing note's figures come from the run itself."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 from datetime import timedelta
 
 import pytest
@@ -75,8 +77,10 @@ def test_it_has_no_serious_or_critical_violations_on_any_page(browser, page, ser
         page.wait_for_selector(ready, timeout=30_000)
         report.append(_audit(axe, page, name))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),
+               "note": "counts of violations, not timings; the load is noted as on every result"}
     RESULTS.write_text(json.dumps({"axe_core": page.evaluate("axe.version"), "browser": browser.version,
-                                   "pages": report}, indent=1) + "\n")
+                                   "machine": machine, "pages": report}, indent=1) + "\n")
     assert len(report) == 11
     blocking = {r["page"]: r["blocking"] for r in report if r["blocking"]}
     assert blocking == {}, json.dumps(blocking, indent=1)

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from annotator.models import Image, ImageStatus, Role
+from annotator.services import status_counts_recount
 from labeling.models import RunKind, RunStatus, TrainingRun
 from tests import procs
 from tests.browser.test_annotate import _log_in
@@ -39,6 +40,7 @@ def _submitted_over(days: int):
         Image.objects.filter(pk=image_id).update(status=ImageStatus.SUBMITTED, submitted_by=(owner, ann)[n % 2],
                                                  box_count=1, human_tag_count=1,
                                                  submitted_at=now - timedelta(days=(n // 2) % days))
+    status_counts_recount(project_id=project.id)  # the rows were updated behind the counters' back
     return project
 
 
@@ -64,7 +66,9 @@ def test_day_charts_have_a_date_axis_and_narrow_bars(browser, page, dashboard_se
         assert chart["widest"] < chart["plotWidth"] / 5, chart  # a day's bar, not the whole chart
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
         name = "dashboard-one-day.png" if days == 1 else "dashboard-30-days.png"
+        page.set_viewport_size({"width": 1280, "height": 1300})
         page.locator("#progress").screenshot(path=str(procs.ROOT / "docs" / name))
+        page.locator("#annotators .charts").screenshot(path=str(procs.ROOT / "docs" / name.replace(".png", "-annotators.png")))
     assert page.console_errors == []
 
 
