@@ -19,6 +19,7 @@ from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from annotator.agreement import in_overlap_sample
+from annotator.attributes import values_clean
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
 from annotator.services import BoxIn, clip_box, status_counts_move
 
@@ -133,12 +134,13 @@ def _validated(image: Image, user: AbstractBaseUser, boxes: list[BoxIn],
                tag_label_ids: list[int]) -> tuple[list[Box], list[ImageTag]]:
     if len(boxes) > MAX_BOXES_PER_IMAGE:
         raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
-    label_ids = set(image.project.labels.values_list("id", flat=True))
+    specs = dict(image.project.labels.values_list("id", "attributes"))
     unknown = {b.label_id for b in boxes} | set(tag_label_ids)
-    unknown -= label_ids
+    unknown -= set(specs)
     if unknown:
         raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
-    rows = [Box(image=image, label_id=b.label_id, author=user, source="human", **clip_box(b, image.width, image.height))
+    rows = [Box(image=image, label_id=b.label_id, author=user, source="human",
+                attributes=values_clean(b.attributes, specs[b.label_id]), **clip_box(b, image.width, image.height))
             for b in boxes]
     # A tag that stays keeps where it came from (an accepted suggestion stays "model"), since the
     # client sends label ids only; a tag it adds is the person's.
@@ -154,6 +156,19 @@ def _lock_expiry():
 
 # ---------------------------------------------------------------------------------------------
 # The queue
+
+
+def queue_release(*, project: Project, user: AbstractBaseUser, image_ids: Iterable[int]) -> int:
+    """Let go of images the queue holds for ``user`` (a prefetched image they will not open: an order
+    they left, a tab they closed), so others get them now instead of in 10 minutes. Only the user's
+    own holds are released; the number released is returned."""
+    with transaction.atomic():
+        released = Image.objects.filter(project=project, pk__in=list(image_ids), locked_by=user,
+                                        status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
+                                                                               locked_by=None, locked_until=None,
+                                                                               opened_at=None)
+        status_counts_move(project_id=project.id, old=ImageStatus.IN_PROGRESS, new=ImageStatus.UNLABELED, n=released)
+    return released
 
 
 def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequential",
@@ -174,11 +189,7 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         images = images.exclude(overlap_first_by=user)
     with transaction.atomic():
         # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
-        released = Image.objects.filter(project=project, pk__in=list(release), locked_by=user,
-                                        status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
-                                                                               locked_by=None, locked_until=None,
-                                                                               opened_at=None)
-        status_counts_move(project_id=project.id, old=ImageStatus.IN_PROGRESS, new=ImageStatus.UNLABELED, n=released)
+        queue_release(project=project, user=user, image_ids=release)
         image = _first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:

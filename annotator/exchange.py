@@ -100,9 +100,10 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
         last = high
         # Id ranges, not IN lists: one index range scan; rows of other images in the range are skipped.
         boxes, tags, predictions = defaultdict(list), defaultdict(list), defaultdict(list)
-        for image_id, label_id, x, y, w, h in (Box.objects.filter(image_id__gte=low, image_id__lte=high)
-                                               .order_by("id").values_list("image_id", "label_id", "x", "y", "w", "h")):
-            boxes[image_id].append(BoxRecord(names.get(label_id, ""), x, y, w, h))
+        for image_id, label_id, x, y, w, h, attributes in (
+                Box.objects.filter(image_id__gte=low, image_id__lte=high).order_by("id")
+                .values_list("image_id", "label_id", "x", "y", "w", "h", "attributes")):
+            boxes[image_id].append(BoxRecord(names.get(label_id, ""), x, y, w, h, attributes or None))
         for image_id, label_id in (ImageTag.objects.filter(image_id__gte=low, image_id__lte=high)
                                    .order_by("id").values_list("image_id", "label_id")):
             tags[image_id].append(names.get(label_id, ""))
@@ -253,7 +254,8 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
     matcher.refuse_ambiguous()
     with transaction.atomic():
         label_ids = _labels_for(project, parsed, [item for _, item in matched], report)
-        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[b.label.strip().lower()], b.x, b.y, b.w, b.h)
+        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[b.label.strip().lower()], b.x, b.y, b.w, b.h,
+                                                        attributes=b.attributes or {})
                                                   for b in item.boxes),
                                   tuple(label_ids[t.strip().lower()] for t in item.tags)) for image_id, item in matched]
         annotations_import(project=project, items=items, user=user)

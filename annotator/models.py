@@ -39,6 +39,8 @@ class LabelClass(models.Model):
     color = models.CharField(max_length=7, default="#1f77b4", validators=[HEX_COLOUR])
     hotkey = models.CharField(max_length=1, blank=True)
     order = models.PositiveIntegerField(default=0)
+    # The box attributes this label defines beyond occluded / truncated / difficult (annotator/attributes.py).
+    attributes = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["order", "id"]
@@ -181,6 +183,8 @@ class Box(Authored):
     y = models.FloatField()
     w = models.FloatField()
     h = models.FloatField()
+    # Only what is set: {"occluded": true, "colour": "red"}; {} for a plain box (annotator/attributes.py).
+    attributes = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -272,6 +276,8 @@ class Review(models.Model):
     decision = models.CharField(max_length=8, choices=[(ReviewStatus.ACCEPTED, "Accepted"),
                                                        (ReviewStatus.REJECTED, "Rejected")])
     comment = models.TextField(blank=True)
+    # The reviewer fixed boxes and accepted in one step: the accepted boxes are the reviewer's edit.
+    edited = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,8 +12,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotator.annotations import _bump_version, _first, _lock_expiry
-from annotator.models import Image, ImageStatus, Project, Review, ReviewStatus
+from annotator.annotations import _bump_version, _first, _lock_expiry, _validated
+from annotator.models import Box, Image, ImageStatus, Project, Review, ReviewStatus
+from annotator.services import BoxIn
 
 MAX_COMMENT = 2000
 
@@ -36,12 +37,30 @@ def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[i
     return image
 
 
-def review_accept(*, image: Image, user: AbstractBaseUser, version: int) -> Review:
+def review_accept(*, image: Image, user: AbstractBaseUser, version: int,
+                  boxes: Iterable[BoxIn] | None = None) -> Review:
+    """Accept the submission; with ``boxes``, the reviewer's fixed boxes replace the image's first,
+    in the same write (one version), and the verdict is recorded as a reviewer edit."""
     _reviewable(image)
+    edited = boxes is not None
+    changes = {}
+    if edited:
+        tags = list(image.tags.values_list("label_id", flat=True))
+        rows, _ = _validated(image, user, list(boxes), tags)
+        changes["box_count"] = len(rows)
     with transaction.atomic():
-        _bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None)
+        _bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None, **changes)
+        if edited:
+            Box.objects.filter(image=image).delete()
+            Box.objects.bulk_create(rows)
         return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,
-                                     decision=ReviewStatus.ACCEPTED)
+                                     decision=ReviewStatus.ACCEPTED, edited=edited)
+
+
+def review_skip(*, image: Image, user: AbstractBaseUser) -> None:
+    """The reviewer passes on this one for now: their hold goes, so another reviewer may take it."""
+    Image.objects.filter(pk=image.pk, locked_by=user, status=ImageStatus.SUBMITTED).update(locked_by=None,
+                                                                                          locked_until=None)
 
 
 def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment: str) -> Review:

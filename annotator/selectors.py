@@ -68,13 +68,13 @@ def annotation_state(*, image: Image) -> dict:
 
     from labeling.selectors import image_suggestions  # model assistance builds on this app, not the reverse
 
-    boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source")
+    boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source", "attributes")
     tags = image.tags.order_by("id").values_list("label_id", "source")
     return {
         "image": {"id": image.id, "name": image.original_name, "url": reverse("image_file", args=[image.id]),
                   "width": image.width, "height": image.height, "status": image.status, "version": image.version},
-        "boxes": [{"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source}
-                  for i, label, x, y, w, h, source in boxes],
+        "boxes": [{"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source, "attributes": attributes}
+                  for i, label, x, y, w, h, source, attributes in boxes],
         "tags": [{"label": label, "source": source} for label, source in tags],
         "suggestions": image_suggestions(image=image),
         "review": review_note(image=image),

@@ -21,6 +21,7 @@ from django.db.models import Count, F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from annotator import attributes as attributes_rules
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
 from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project,
                               ProjectStatusCount, Role)
@@ -29,7 +30,7 @@ from annotator.sources import ImageSource, Rejection
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
            "#469990", "#9a6324", "#800000", "#000075")
 # Keys the annotate page keeps for itself; a label cannot take them as its hotkey.
-RESERVED_HOTKEYS = frozenset("fhsark?/+-= ")
+RESERVED_HOTKEYS = frozenset("fhsark?/+-= otdvwbcgxu")  # the annotate page's own keys (annotate/keys.js)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,21 +62,28 @@ def project_set_overlap(*, project: Project, percent: str | float) -> Project:
     return project
 
 
-def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None) -> LabelClass:
+def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None,
+                 attributes: list | None = None) -> LabelClass:
     name = name.strip()
     count = project.labels.count()
     color = color or PALETTE[count % len(PALETTE)]
     if hotkey is None:  # the next free digit, 1..9 then 0
         used = set(project.labels.values_list("hotkey", flat=True))
         hotkey = next((k for k in "1234567890" if k not in used), "")
-    label = LabelClass(project=project, name=name, color=color, hotkey=hotkey, order=count)
+    label = LabelClass(project=project, name=name, color=color, hotkey=hotkey, order=count,
+                       attributes=attributes_rules.specs_clean(attributes))
     _label_validate(label)
     label.save()
     return label
 
 
-def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None) -> LabelClass:
+def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None,
+                 attributes: list | None = None) -> LabelClass:
+    """``attributes``: the label's box attribute definitions; None keeps them. A box keeps values
+    of an attribute since removed: they still export, and the next save of the box drops them."""
     label.name, label.color, label.hotkey = name.strip(), color, hotkey.strip().lower()
+    if attributes is not None:
+        label.attributes = attributes_rules.specs_clean(attributes)
     if order is not None:
         label.order = order
     _label_validate(label)
@@ -280,6 +288,7 @@ class BoxIn:
     y: float
     w: float
     h: float
+    attributes: dict = field(default_factory=dict, hash=False, compare=False)  # annotator/attributes.py
 
 
 @dataclass(frozen=True)
@@ -294,7 +303,8 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
     """Replace the annotations of the given images and mark them submitted, all or nothing.
     Boxes are clipped to their image; a box left with no area is an error, not a silent drop."""
     items = list(items)
-    label_ids = set(project.labels.values_list("id", flat=True))
+    specs = dict(project.labels.values_list("id", "attributes"))
+    label_ids = set(specs)
     images = Image.objects.in_bulk([item.image_id for item in items])
     boxes, tags = [], []
     for item in items:
@@ -304,7 +314,9 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
         for box in item.boxes:
             if box.label_id not in label_ids:
                 raise ValidationError(f"Label {box.label_id} is not in this project.")
-            boxes.append(Box(image=image, label_id=box.label_id, author=user, source=source,
+            # Other tools write attributes we do not define: kept when the label defines them, else dropped.
+            values = attributes_rules.values_clean(box.attributes, specs[box.label_id], strict=False)
+            boxes.append(Box(image=image, label_id=box.label_id, author=user, source=source, attributes=values,
                              **clip_box(box, image.width, image.height)))
         for label_id in set(item.tag_label_ids):
             if label_id not in label_ids:

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotator import reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
+from annotator.attributes import specs_from_text, specs_to_text
 from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
 
 
@@ -61,7 +62,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
         "overlap_percent": round(project.overlap_fraction * 100, 1),
         "counts": selectors.project_status_counts(project_id=project.id),
-        "labels": list(project.labels.all()),
+        "labels": [_with_attributes_text(label) for label in project.labels.all()],
+        "refit_every": settings.PROBE_REFIT_EVERY,
         "recent": selectors.recent_images(project_id=project.id),
         "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
                            ("json", "Twinlabel JSON")],
@@ -115,6 +117,11 @@ def label_add(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect("project_detail", project_id=project.id)
 
 
+def _with_attributes_text(label: LabelClass) -> LabelClass:
+    label.attributes_text = specs_to_text(label.attributes)  # the one-line form the label row edits
+    return label
+
+
 @login_required
 @require_POST
 def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResponse:
@@ -125,8 +132,10 @@ def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResp
             services.label_delete(label=label)
             messages.success(request, f"Deleted the label “{label.name}”.")
         else:
+            text = request.POST.get("attributes")  # absent from older forms: keep the definitions
             services.label_update(label=label, name=request.POST.get("name", ""),
-                                  color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""))
+                                  color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""),
+                                  attributes=None if text is None else specs_from_text(text))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("project_detail", project_id=project.id)
@@ -149,11 +158,13 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "config": {
             "project": {"id": project.id, "name": project.name},
-            "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
-                       for label in project.labels.all()],
+            "user": request.user.pk,  # keys the image adjustments this person keeps in their browser
+            "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey,
+                        "attributes": label.attributes} for label in project.labels.all()],
             "order": order,
             "urls": {
                 "next": reverse("api_queue_next", args=[project.id]),
+                "release": reverse("api_queue_release", args=[project.id]),
                 "annotations": "/api/images/{id}/annotations/",
                 "submit": "/api/images/{id}/submit/",
                 "skip": "/api/images/{id}/skip/",
@@ -256,12 +267,14 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
     """The reviewer's page: the image asked for (?image=ID), else the next unreviewed submission."""
     project, _ = project_for(user=request.user, project_id=project_id, roles=REVIEW_ROLES)
     image_id = _positive_int(request.GET.get("image"))
+    # Images skipped (S) in this run of the page, so the queue hands out the next one instead.
+    skipped = [int(i) for i in request.GET.get("skipped", "").split(",")[-200:] if i.isdigit()]
     if image_id is not None:
         image = get_object_or_404(Image.objects.select_related("submitted_by"), pk=image_id, project=project)
     else:
-        image = reviews.review_next(project=project, user=request.user)
+        image = reviews.review_next(project=project, user=request.user, exclude=skipped)
     labels = {label.id: label for label in project.labels.all()}
-    boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h")) if image else []
+    boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h", "attributes")) if image else []
     for box in boxes:  # percentages, so the overlay scales with the picture
         box["label"] = labels[box["label_id"]]
         box["style"] = (f"left:{100 * box['x'] / image.width:.3f}%;top:{100 * box['y'] / image.height:.3f}%;"
@@ -274,5 +287,10 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
         "pending": selectors.review_pending_count(project_id=project.id),
         "config": {"image": image.id if image else None, "version": image.version if image else None,
                    "url": reverse("api_image_review", args=[image.id]) if image else None,
-                   "next": reverse("review", args=[project.id])},
+                   "next": reverse("review", args=[project.id]), "skipped": skipped,
+                   "size": [image.width, image.height] if image else None,
+                   "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
+                              for label in labels.values()],
+                   "boxes": [{"label": b["label_id"], "x": b["x"], "y": b["y"], "w": b["w"], "h": b["h"],
+                              "attributes": b["attributes"]} for b in boxes]},
     })

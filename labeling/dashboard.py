@@ -150,13 +150,18 @@ class Median(Aggregate):
 
 
 def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
-    """Per label: boxes, images tagged by people, tags accepted from the model, and images the
-    current probe suggests it for."""
-    out = {row["id"]: {"label": row["id"], "boxes": 0, "human_tags": 0, "model_tags": 0, "suggested": 0}
+    """Per label: boxes (and how many of them are occluded, truncated, difficult, or carry any
+    attribute), images tagged by people, tags accepted from the model, and images the current probe
+    suggests it for."""
+    flags = ("occluded", "truncated", "difficult")
+    out = {row["id"]: {"label": row["id"], "boxes": 0, "human_tags": 0, "model_tags": 0, "suggested": 0,
+                       "with_attributes": 0, **dict.fromkeys(flags, 0)}
            for row in LabelClass.objects.filter(project_id=project_id).values("id")}
-    for label_id, n in (Box.objects.filter(label__project_id=project_id).values_list("label_id")
-                        .annotate(n=Count("id")).order_by()):
-        out[label_id]["boxes"] = n
+    # One grouped query: a box stores only the attributes that are set, so a key's presence counts.
+    for row in (Box.objects.filter(label__project_id=project_id).values("label_id")
+                .annotate(boxes=Count("id"), with_attributes=Count("id", filter=~Q(attributes={})),
+                          **{f: Count("id", filter=Q(**{f"attributes__{f}": True})) for f in flags}).order_by()):
+        out[row.pop("label_id")].update(row)
     for label_id, human, model in (ImageTag.objects.filter(label__project_id=project_id).values_list("label_id")
                                    .annotate(h=Count("id", filter=Q(source=Source.HUMAN)),
                                              m=Count("id", filter=Q(source=Source.MODEL))).order_by()):

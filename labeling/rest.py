@@ -148,11 +148,15 @@ def suggestion_reject(request: Request, suggestion_id: int) -> Response:
     OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=["accept", "reject"])])
 @api_view(["POST"])
 def image_suggestion_decide(request: Request, image_id: str, label_id: str, decision: str) -> Response:
-    """The annotate page's form: decide on the current suggestion of ``label_id`` for the image."""
+    """The annotate page's form: decide on the current suggestion of ``label_id`` for the image;
+    ``undo`` takes the decision back (and the tag an accept added)."""
     image = common.image_for(request, int(image_id), write=True)
     label = get_object_or_404(LabelClass, pk=int(label_id), project_id=image.project_id)
-    services.suggestion_decide(image=image, label=label, user=request.user,
-                               decision={"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}[decision])
+    if decision == "undo":
+        services.suggestion_undo(image=image, label=label, user=request.user)
+    else:
+        services.suggestion_decide(image=image, label=label, user=request.user,
+                                   decision={"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}[decision])
     image.refresh_from_db()
     return Response(annotator_selectors.annotation_state(image=image))
 

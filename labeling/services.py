@@ -126,6 +126,20 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
         Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
 
 
+def suggestion_undo(*, image: Image, label: LabelClass, user: AbstractBaseUser) -> None:
+    """Take back a decision on a suggestion (the annotate page's Ctrl+Z after accept or reject): the
+    decision row goes, so it no longer counts towards the suggestion's precision, and an accepted
+    tag goes with it while it is still the model's (a person who re-set it keeps it)."""
+    if label.project_id != image.project_id:
+        raise ValidationError("That label belongs to another project.")
+    with transaction.atomic():
+        decided = SuggestionDecision.objects.filter(image=image, label=label).delete()[0]
+        if not decided:
+            raise ValidationError(f"Nobody has decided on the suggestion “{label.name}” for this image.")
+        ImageTag.objects.filter(image=image, label=label, source=Source.MODEL).delete()
+        Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+
+
 def _check_config(config: dict) -> None:
     unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem", "profile"}
     if unknown:

@@ -25,6 +25,7 @@ class BoxRecord(NamedTuple):
     y: float
     w: float
     h: float
+    attributes: dict | None = None  # only what is set, e.g. {"occluded": True} (annotator/attributes.py)
 
 
 class Prediction(NamedTuple):

@@ -9,7 +9,10 @@ image carries two documented extra fields that COCO readers ignore:
 - ``status`` (submitted, unlabeled, ...) and ``sha256`` (of the stored file): a re-import matches an
   image by its sha256 first, and takes only submitted images as annotations.
 
-Import reads boxes from ``annotations``, image-level categories from ``image_labels`` and from
+Each box's attributes (occluded, truncated, difficult and the label's own; only what is set) are
+in its annotation's ``attributes`` object, as CVAT writes them; an annotation without any has none.
+
+Import reads boxes (with ``attributes``) from ``annotations``, image-level categories from ``image_labels`` and from
 annotations without a ``bbox`` (as some tools write classification labels).
 """
 
@@ -51,8 +54,9 @@ def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool 
             entries.append(entry + "}")
             image_id = image.id
             for b in image.boxes:
+                extra = f',"attributes":{dumps(b.attributes)}' if b.attributes else ""
                 boxes.append(f'{{"id":{next_id},"image_id":{image_id},"category_id":{ids[b.label]},'
-                             f'"bbox":[{b.x!r},{b.y!r},{b.w!r},{b.h!r}],"area":{b.w * b.h!r},"iscrowd":0}}')
+                             f'"bbox":[{b.x!r},{b.y!r},{b.w!r},{b.h!r}],"area":{b.w * b.h!r},"iscrowd":0{extra}}}')
                 next_id += 1
             if len(entries) >= batch:
                 yield (images_sep + ",".join(entries)).encode()
@@ -104,7 +108,8 @@ def read(data: bytes) -> ParsedFile:
         if (not isinstance(bbox, list) or len(bbox) != 4
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
             raise FormatError(f"COCO annotation #{i}: “bbox” must be four numbers [x, y, width, height].")
-        images[a["image_id"]][1].append(BoxRecord(label, *map(float, bbox)))
+        attributes = a.get("attributes") if isinstance(a.get("attributes"), dict) else None
+        images[a["image_id"]][1].append(BoxRecord(label, *map(float, bbox), attributes or None))
     parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags)), sha, status)
               for name, boxes, tags, sha, status in images.values()]
     return ParsedFile(images=parsed, labels=list(dict.fromkeys(categories.values())))

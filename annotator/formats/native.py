@@ -3,10 +3,10 @@
     {"format": "twinlabel", "version": 1, "project": "...",
      "labels": [{"name", "color"}],
      "images": [{"file_name", "sha256", "width", "height", "status",
-                 "boxes": [{"label", "x", "y", "w", "h"}], "tags": ["label", ...],
+                 "boxes": [{"label", "x", "y", "w", "h", "attributes"?}], "tags": ["label", ...],
                  "predictions": [{"label", "score"}]}]}     (predictions only when asked for)
 
-Coordinates are image pixels. Import reads ``labels`` (new names become labels of the project)
+Coordinates are image pixels; a box's ``attributes`` (only what is set) is written when it has any. Import reads ``labels`` (new names become labels of the project)
 and, per image, its boxes and tags.
 """
 
@@ -24,10 +24,17 @@ CHUNK = 1 << 16
 def image_dict(image: ImageRecord, *, predictions: bool) -> dict:
     entry = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width, "height": image.height,
              "status": image.status,
-             "boxes": [{"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h} for b in image.boxes],
+             "boxes": [_box(b) for b in image.boxes],
              "tags": list(image.tags)}
     if predictions:
         entry["predictions"] = [{"label": p.label, "score": p.score} for p in image.predictions]
+    return entry
+
+
+def _box(b: BoxRecord) -> dict:
+    entry = {"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
+    if b.attributes:
+        entry["attributes"] = b.attributes
     return entry
 
 
@@ -62,9 +69,13 @@ def read(data: bytes) -> ParsedFile:
         boxes = []
         for j, b in enumerate(im.get("boxes") or []):
             try:
-                boxes.append(BoxRecord(str(b["label"]), *(float(b[k]) for k in "xywh")))
+                attributes = b.get("attributes") or None
+                if attributes is not None and not isinstance(attributes, dict):
+                    raise TypeError
+                boxes.append(BoxRecord(str(b["label"]), *(float(b[k]) for k in "xywh"), attributes))
             except (KeyError, TypeError, ValueError):
-                raise FormatError(f"{where}.boxes[{j}] needs a label and numbers x, y, w, h.") from None
+                raise FormatError(f"{where}.boxes[{j}] needs a label, numbers x, y, w, h "
+                                  "and maybe an object “attributes”.") from None
         tags = im.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise FormatError(f"{where}.tags must be a list of label names.")

@@ -53,7 +53,11 @@ def boxes_field(raw) -> list[BoxIn]:
     for box in raw:
         if not isinstance(box, dict):
             raise BadRequest("Each box must be an object with label, x, y, w, h.")
-        boxes.append(BoxIn(int_field(box.get("label"), "label"), *(_number(box.get(k), k) for k in "xywh")))
+        attributes = box.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise BadRequest("A box's “attributes” must be an object, e.g. {\"occluded\": true}.")
+        boxes.append(BoxIn(int_field(box.get("label"), "label"), *(_number(box.get(k), k) for k in "xywh"),
+                           attributes=attributes))
     return boxes
 
 

@@ -13,6 +13,8 @@ class LabelSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     color = serializers.CharField(max_length=7, required=False, allow_blank=True, default="")
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True, allow_null=True, default=None)
+    attributes = serializers.ListField(child=serializers.DictField(), required=False, default=list, help_text=(
+        'Box attributes of this label: [{"name", "type": checkbox|choice|text, "choices": [...] for a choice}].'))
 
 
 class ProjectSerializer(serializers.Serializer):
@@ -30,6 +32,7 @@ class LabelOutSerializer(serializers.Serializer):
     color = serializers.CharField()
     hotkey = serializers.CharField(allow_null=True)
     order = serializers.IntegerField()
+    attributes = serializers.ListField(child=serializers.DictField())
 
 
 class LabelListSerializer(serializers.Serializer):
@@ -68,6 +71,9 @@ class BoxSerializer(serializers.Serializer):
     y = serializers.FloatField()
     w = serializers.FloatField()
     h = serializers.FloatField()
+    attributes = serializers.DictField(required=False, help_text=(
+        "Only what is set: occluded / truncated / difficult (true), and the attributes the label defines "
+        "(checkbox: true, choice: one of its values, text)."))
 
 
 class AnnotationsInSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -30,7 +31,8 @@ def _project(project: Project) -> dict:
 
 
 def _label(label: LabelClass) -> dict:
-    return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order}
+    return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order,
+            "attributes": label.attributes}
 
 
 @extend_schema(methods=["GET"], operation_id="projects_list", responses=ProjectListSerializer)
@@ -77,7 +79,7 @@ def _project_delete(request: Request, project_id: int) -> Response:
 @extend_schema(methods=["POST"], request=LabelSerializer, responses={201: LabelOutSerializer})
 @api_view(["GET", "POST"])
 def project_labels(request: Request, project_id: int) -> Response:
-    """GET: the project's labels. POST {name, color?, hotkey?} (admin): a new label."""
+    """GET: the project's labels. POST {name, color?, hotkey?, attributes?} (admin): a new label."""
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
         return Response({"results": [_label(label) for label in project.labels.all()]})
@@ -86,7 +88,8 @@ def project_labels(request: Request, project_id: int) -> Response:
     form.is_valid(raise_exception=True)
     data = form.validated_data
     hotkey = data["hotkey"].strip().lower() if data["hotkey"] else None
-    label = services.label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey)
+    label = services.label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey,
+                                  attributes=data["attributes"])
     return Response(_label(label), status=201)
 
 
@@ -203,23 +206,44 @@ def queue_next(request: Request, project_id: int) -> Response:
     return Response({"image": selectors.annotation_state(image=image) if image else None})
 
 
+@extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+@api_view(["POST"])
+def queue_release(request: Request, project_id: int) -> Response:
+    """POST {images: [ids]} (JSON), or a form with images=1,2 and csrfmiddlewaretoken (what
+    navigator.sendBeacon sends when the annotate page closes): let go of images held for you."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
+    raw = common.body(request).get("images", [])
+    if isinstance(raw, str):  # the form's "1,2,3"
+        if not all(part.strip().isdigit() for part in raw.split(",") if part.strip()):
+            raise BadRequest("“images” must be image ids separated by commas.")
+        raw = [int(part) for part in raw.split(",") if part.strip()]
+    released = annotations.queue_release(project=project, user=request.user,
+                                         image_ids=common.id_list(raw, "images"))
+    return Response({"released": released})
+
+
 @extend_schema(request=None, responses=AnnotationStateSerializer)
 @api_view(["POST"])
 def image_review(request: Request, image_id: int) -> Response:
-    """{"version": n, "decision": "accept"} or {"version": n, "decision": "reject", "comment": "..."}
-    (reviewers and admins; 409 when the image changed since the reviewer opened it)."""
+    """{"version": n, "decision": "accept", "boxes"?: [...]} (with boxes: the reviewer's fixes, saved
+    with the verdict), {"version": n, "decision": "reject", "comment": "..."}, or {"decision": "skip"}
+    (let go of it for now) (reviewers and admins; 409 when the image changed since it was opened)."""
     image = common.image_for(request, image_id, write=True, roles=REVIEW_ROLES)
     data = common.body(request)
-    version = common.int_field(data.get("version"), "version")
     decision = data.get("decision")
+    if decision == "skip":
+        reviews.review_skip(image=image, user=request.user)
+        return Response(selectors.annotation_state(image=image))
+    version = common.int_field(data.get("version"), "version")
     if decision == "accept":
-        reviews.review_accept(image=image, user=request.user, version=version)
+        boxes = common.boxes_field(data["boxes"]) if data.get("boxes") is not None else None
+        reviews.review_accept(image=image, user=request.user, version=version, boxes=boxes)
     elif decision == "reject":
         comment = data.get("comment", "")
         if not isinstance(comment, str):
             raise BadRequest("“comment” must be text.")
         reviews.review_reject(image=image, user=request.user, version=version, comment=comment)
     else:
-        raise BadRequest("“decision” must be “accept” or “reject”.")
+        raise BadRequest("“decision” must be “accept” or “reject” (or “skip” to pass on the image for now).")
     image.refresh_from_db()
     return Response(selectors.annotation_state(image=image))

@@ -84,3 +84,58 @@ test("keys: plain label key picks the class, Shift+key toggles the tag, arrows n
     { action: "nudge", dx: -10, dy: 0 });
   assert.deepEqual(actionFor(key("?", "Slash", { shiftKey: true }), ctx), { action: "help" });
 });
+
+// ---- issue 19: attributes, copy previous, repeat size, keys -----------------------------------
+
+const CAR = [{ id: 1, name: "car", color: "#ff0000", hotkey: "1",
+  attributes: [{ name: "colour", type: "choice", choices: ["red", "blue"] }] },
+{ id: 2, name: "dog", color: "#00ff00", hotkey: "2", attributes: [] }];
+
+function carStore() {
+  const s = new Store(CAR);
+  s.load({ image: { id: 7, width: 100, height: 80, version: 3, status: "in_progress", url: "/x", name: "x" },
+    boxes: [{ label: 1, x: 1, y: 1, w: 10, h: 10, attributes: { occluded: true } }], tags: [] });
+  return s;
+}
+
+test("attributes toggle as undoable edits, are sent only when set, and a relabel keeps what the new label allows", () => {
+  const s = carStore();
+  const cid = s.boxes[0].cid;
+  s.toggleFlag(cid, "difficult");
+  s.setAttribute(cid, "colour", "red");
+  assert.deepEqual(s.serialize().boxes[0].attributes, { occluded: true, difficult: true, colour: "red" });
+  s.toggleFlag(cid, "occluded");
+  s.undo();
+  assert.equal(s.box(cid).attributes.occluded, true);
+  s.relabel(cid, 2);
+  assert.deepEqual(s.box(cid).attributes, { occluded: true, difficult: true });
+  s.setAttribute(cid, "occluded", false);
+  s.setAttribute(cid, "difficult", false);
+  assert.deepEqual(s.serialize().boxes[0], { label: 2, x: 1, y: 1, w: 10, h: 10 });
+});
+
+test("boxes of another image paste in one undo step, clipped, and W repeats the last drawn size", () => {
+  const s = carStore();
+  assert.equal(s.stampBox(50, 40), null); // nothing drawn yet
+  const n = s.pasteBoxes([{ label: 1, x: 90, y: 70, w: 40, h: 40, attributes: { colour: "blue", gone: "x" } },
+    { label: 99, x: 0, y: 0, w: 5, h: 5 }]);
+  assert.equal(n, 1);
+  assert.deepEqual(s.serialize().boxes[1], { label: 1, x: 90, y: 70, w: 10, h: 10, attributes: { colour: "blue" } });
+  s.undo();
+  assert.equal(s.boxes.length, 1);
+  s.addBox({ x: 10, y: 10, w: 20, h: 12 });
+  s.stampBox(50, 40);
+  assert.deepEqual(s.serialize().boxes.at(-1), { label: 1, x: 40, y: 34, w: 20, h: 12 });
+});
+
+test("the new keys: flags only with a selection, adjustments with Shift to lower, paste, stamp, reset", () => {
+  const key = (k, extra = {}) => ({ key: k, code: `Key${k.toUpperCase()}`, ...extra });
+  const ctx = { labels: CAR, hasSelection: true };
+  assert.deepEqual(actionFor(key("o"), ctx), { action: "flag", name: "occluded" });
+  assert.equal(actionFor(key("d"), { ...ctx, hasSelection: false }), null);
+  assert.deepEqual(actionFor(key("B", { shiftKey: true }), ctx), { action: "adjust", name: "brightness", dir: -1 });
+  assert.deepEqual(actionFor(key("g"), ctx), { action: "adjust", name: "gamma", dir: 1 });
+  assert.deepEqual(actionFor(key("v"), ctx), { action: "copyPrevious" });
+  assert.deepEqual(actionFor(key("w"), ctx), { action: "stamp" });
+  assert.deepEqual(actionFor(key("x"), ctx), { action: "resetAdjust" });
+});

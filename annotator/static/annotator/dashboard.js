@@ -30,6 +30,41 @@ function layout(title, extra = {}) {
            legend: { orientation: "h" }, ...extra };
 }
 
+// Day charts: a date axis with one tick per day and bars 0.8 day wide, over at least a week, so
+// one day of data is one narrow bar with a date under it, not a chart-wide bar with sub-second ticks.
+const DAY_MS = 86400000;
+const MIN_DAYS_SHOWN = 7;
+
+function dayAxis(days) {
+  const ms = days.map((d) => Date.parse(d));
+  const last = Math.max(...ms), first = Math.min(...ms, last - (MIN_DAYS_SHOWN - 1) * DAY_MS);
+  const span = (last - first) / DAY_MS + 1;
+  return { type: "date", range: [first - DAY_MS / 2, last + DAY_MS / 2], tickformat: "%b %-d",
+           dtick: span <= 14 ? DAY_MS : undefined, ticklabelmode: "instant" };
+}
+
+const DAY_BAR = { width: DAY_MS * 0.8 };
+
+// A chart with nothing to show says in one line what will appear there and what starts it,
+// instead of drawing empty axes.
+function plot(id, traces, chartLayout, emptyText = null) {
+  const el = document.getElementById(id);
+  let note = el.previousElementSibling?.classList.contains("chart-empty") ? el.previousElementSibling : null;
+  if (emptyText) {
+    if (!note) {
+      note = Object.assign(document.createElement("p"), { className: "chart-empty muted" });
+      el.before(note);
+    }
+    note.textContent = emptyText;
+    el.hidden = true;
+    Plotly.purge(el);
+    return Promise.resolve();
+  }
+  note?.remove();
+  el.hidden = false;
+  return Plotly.react(el, traces, chartLayout, PLOT);
+}
+
 const labelName = (id) => labelsById.get(id)?.name ?? "–";
 const labelColour = (id) => labelsById.get(id)?.color ?? "#64748b";
 const fmt = (v, digits = 3) => (v == null ? "–" : Number(v).toFixed(digits));
@@ -37,15 +72,17 @@ const fmt = (v, digits = 3) => (v == null ? "–" : Number(v).toFixed(digits));
 function drawProgress() {
   const p = data.progress;
   const keys = ["submitted", "with_suggestions", "unlabeled", "skipped"];
-  Plotly.react("chart-progress", [{
+  plot("chart-progress", [{
     type: "bar", x: keys.map((k) => k.replace("_", " ")), y: keys.map((k) => p[k]),
     marker: { color: keys.map((k) => STATE_COLOURS[k]) }, text: keys.map((k) => p[k]), textposition: "auto",
-  }], layout(`Images by state (${p.total} in all)`), PLOT);
+  }], layout(`Images by state (${p.total} in all)`),
+  p.total ? null : "Images by state (unlabeled, submitted, skipped) appear here once images are added: upload them on the project page.");
   const days = data.submitted_per_day;
-  Plotly.react("chart-progress-time", [
+  plot("chart-progress-time", [
     { type: "scatter", mode: "lines+markers", name: "submitted (cumulative)", x: days.map((d) => d.day), y: days.map((d) => d.cumulative) },
-    { type: "bar", name: "submitted that day", x: days.map((d) => d.day), y: days.map((d) => d.submitted), opacity: 0.5 },
-  ], layout("Submitted over time"), PLOT);
+    { type: "bar", name: "submitted that day", x: days.map((d) => d.day), y: days.map((d) => d.submitted), opacity: 0.5, ...DAY_BAR },
+  ], layout("Submitted over time", { xaxis: days.length ? dayAxis(days.map((d) => d.day)) : {} }),
+  days.length ? null : "Submitted images per day appear here from the first submit (Enter on the annotate page).");
 }
 
 function drawAnnotators() {
@@ -54,10 +91,11 @@ function drawAnnotators() {
   for (const [field, id] of [["images", "chart-annotator-images"], ["boxes", "chart-annotator-boxes"], ["tags", "chart-annotator-tags"]]) {
     const traces = people.map((person) => {
       const rows = perDay.filter((r) => r.user === person.id);
-      return { type: "bar", name: person.name, x: rows.map((r) => r.day), y: rows.map((r) => r[field]) };
-    });
-    Plotly.react(id, traces.length ? traces : [{ type: "bar", x: [], y: [] }],
-                 layout(`${field[0].toUpperCase()}${field.slice(1)} per annotator per day`, { barmode: "stack" }), PLOT);
+      return { type: "bar", name: person.name, x: rows.map((r) => r.day), y: rows.map((r) => r[field]), ...DAY_BAR };
+    }).filter((t) => t.x.length);
+    const title = `${field[0].toUpperCase()}${field.slice(1)} per annotator per day`;
+    plot(id, traces, layout(title, { barmode: "stack", xaxis: perDay.length ? dayAxis(perDay.map((r) => r.day)) : {} }),
+         traces.length ? null : `${title} appear here once someone submits an image (in the last ${data.activity_days} days).`);
   }
   const percent = (rate) => (rate == null ? "–" : `${Math.round(rate * 100)} %`);
   const reviews = new Map(data.reviews.map((r) => [r.annotator_id, r]));
@@ -82,17 +120,24 @@ function row(texts) {
 function drawLabels() {
   const rows = data.label_counts;
   const names = rows.map((r) => labelName(r.label));
-  const series = [["boxes", "boxes"], ["human_tags", "tags by people"], ["model_tags", "accepted suggestions"], ["suggested", "suggested now"]];
-  Plotly.react("chart-labels", series.map(([key, name]) => ({ type: "bar", name, x: names, y: rows.map((r) => r[key]) })),
-               layout("Human labels and suggestions per label", { barmode: "group" }), PLOT);
+  const series = [["boxes", "boxes"], ["occluded", "boxes occluded"], ["truncated", "boxes truncated"],
+    ["difficult", "boxes difficult"], ["human_tags", "tags by people"], ["model_tags", "accepted suggestions"],
+    ["suggested", "suggested now"]];
+  const anything = rows.some((r) => series.some(([key]) => r[key]));
+  plot("chart-labels", series.map(([key, name]) => ({ type: "bar", name, x: names, y: rows.map((r) => r[key]) })),
+       layout("Human labels and suggestions per label", { barmode: "group" }),
+       !rows.length ? "Boxes, tags and suggestions per label appear here once the project has labels: add them on the project page."
+         : anything ? null : "Boxes, tags and suggestions per label appear here as people draw boxes and tag images.");
   const q = data.suggestion_quality;
   const qNames = q.labels.map((r) => labelName(r.label));
-  Plotly.react("chart-quality", [
+  plot("chart-quality", [
     { type: "bar", name: "accept rate (live precision)", x: qNames, y: q.labels.map((r) => r.accept_rate),
       text: q.labels.map((r) => `${r.accepted}/${r.decided}`), textposition: "auto" },
     { type: "bar", name: "probe CV AP", x: qNames, y: q.labels.map((r) => r.cv_ap) },
     { type: "bar", name: "probe CV F1", x: qNames, y: q.labels.map((r) => r.cv_f1) },
-  ], layout("Suggestion quality per label", { barmode: "group", yaxis: { range: [0, 1] } }), PLOT);
+  ], layout("Suggestion quality per label", { barmode: "group", yaxis: { range: [0, 1] } }),
+  q.probe_run || q.labels.some((r) => r.decided) ? null
+    : "Suggestion quality per label appears after the first probe: pretrain from the project page, then the probe refits as images are submitted.");
   document.getElementById("quality-summary").textContent = q.probe_run
     ? `Current probe (run #${q.probe_run}, ${q.labeled ?? "?"} labeled images): CV mAP ${fmt(q.map)}, micro F1 ${fmt(q.micro_f1)}, macro F1 ${fmt(q.macro_f1)}.`
     : "No probe has been fitted yet: pretrain from the project page.";
@@ -100,18 +145,28 @@ function drawLabels() {
 
 function runActions(run) {
   const td = document.createElement("td");
-  const button = (text, action) => {
+  const button = (text, action, key) => {
     const b = Object.assign(document.createElement("button"), { type: "button", textContent: text });
+    if (key) {
+      b.append(" ", Object.assign(document.createElement("kbd"), { textContent: key }));
+      b.dataset.key = key.toLowerCase();
+    }
     b.addEventListener("click", async (event) => {
       event.stopPropagation();
       try { await call(url(action, run.id), "POST"); await load(); } catch (error) { message.textContent = error.message; }
     });
     return b;
   };
-  if ((run.status === "queued" || run.status === "running") && !run.cancel_requested) td.append(button("Cancel", config.urls.cancel));
-  if (run.status === "failed" || run.status === "cancelled") td.append(button("Retry", config.urls.retry));
+  // X cancels the newest queued or running run, T retries the newest failed or cancelled one: the
+  // key is shown on the button it presses.
+  if (cancellable(run)) td.append(button("Cancel", config.urls.cancel, run.id === keyRun(cancellable)?.id ? "X" : ""));
+  if (retriable(run)) td.append(button("Retry", config.urls.retry, run.id === keyRun(retriable)?.id ? "T" : ""));
   return td;
 }
+
+const cancellable = (run) => (run.status === "queued" || run.status === "running") && !run.cancel_requested;
+const retriable = (run) => run.status === "failed" || run.status === "cancelled";
+const keyRun = (which) => [...(data?.runs || [])].sort((a, b) => b.id - a.id).find(which) || null;
 
 function drawRuns() {
   const body = document.getElementById("runs");
@@ -153,8 +208,9 @@ async function showLoss(runId) {
   try { run = await call(url(config.urls.run, runId)); } catch (error) { message.textContent = error.message; return; }
   if (lossRun !== runId) return;
   const history = run.loss_history || [];
-  Plotly.react("chart-loss", [{ type: "scatter", mode: "lines", name: "loss", x: history.map((h) => h[0]), y: history.map((h) => h[1]) }],
-               layout(`Run #${run.id} loss by step`, { xaxis: { title: { text: "step" } } }), PLOT);
+  plot("chart-loss", [{ type: "scatter", mode: "lines", name: "loss", x: history.map((h) => h[0]), y: history.map((h) => h[1]) }],
+       layout(`Run #${run.id} loss by step`, { xaxis: { title: { text: "step" } } }),
+       history.length ? null : `Run #${run.id}'s loss by step appears here from its first logged step.`);
   const progress = run.epochs ? `epoch ${Math.min(run.epoch + (run.status === "running" ? 1 : 0), run.epochs)}/${run.epochs}` : "";
   document.getElementById("loss-caption").textContent = `${run.status} · ${progress} · ${run.images_per_s ? Math.round(run.images_per_s) + " img/s" : ""}`;
   const files = document.querySelector(`td.files[data-run-id="${run.id}"]`);
@@ -230,9 +286,11 @@ async function drawMap() {
     marker: { size: g.kind === "human" ? 7 : 5, symbol: g.kind === "suggested" ? "circle-open" : "circle",
               color: g.kind === "human" || g.kind === "suggested" ? labelColour(g.label) : g.kind === "skipped" ? "#fca5a5" : "#cbd5e1" },
   }));
-  await Plotly.react("chart-map", traces.length ? traces : [{ type: "scatter", mode: "markers", x: [], y: [] }],
-                     layout("Image embeddings (PCA, 2-D)", { height: 520, hovermode: "closest" }), PLOT);
+  await plot("chart-map", traces, layout("Image embeddings (PCA, 2-D)", { height: 520, hovermode: "closest" }),
+             traces.length ? null : "A map of the images appears here once a pretraining has embedded them: "
+               + "start one with Pretrain on the project page (each image becomes a point, coloured by its labels).");
   const chart = document.getElementById("chart-map");
+  if (!traces.length) return;
   chart.removeAllListeners?.("plotly_hover");
   chart.removeAllListeners?.("plotly_click");
   chart.on("plotly_hover", (event) => {
@@ -257,7 +315,7 @@ async function load() {
     const pretrains = data.runs.filter((r) => r.kind === "pretrain");
     const running = pretrains.find((r) => r.status === "running") || pretrains.find((r) => r.loss != null) || pretrains[0];
     if (lossRun == null && running) await showLoss(running.id);
-    else if (lossRun == null) Plotly.react("chart-loss", [{ type: "scatter", x: [], y: [] }], layout("Loss by step (no pretraining yet)"), PLOT);
+    else if (lossRun == null) plot("chart-loss", [], {}, "The loss curve of a pretraining appears here once one starts: Pretrain on the project page.");
     else await showLoss(lossRun);
     await drawMap();
     document.body.dataset.dashboard = "ready";
@@ -271,6 +329,7 @@ document.getElementById("compare").addEventListener("click", drawComparison);
 document.addEventListener("keydown", (event) => {
   if (event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.key === "r") load();
+  if (event.key === "x" || event.key === "t") document.querySelector(`#runs button[data-key="${event.key}"]`)?.click();
   if (event.key === "c") {
     if (!selected.size) data?.runs.filter((r) => r.kind === "pretrain").forEach((r) => selected.add(r.id));
     drawRuns();

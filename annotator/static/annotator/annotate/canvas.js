@@ -7,6 +7,7 @@
 // requestAnimationFrame, and only when marked dirty.
 
 import { handlePoints } from "./geometry.js";
+import { attributeSummary } from "./panels.js";
 import { Pointer } from "./pointer.js";
 import { Viewport } from "./viewport.js";
 
@@ -33,9 +34,24 @@ export class CanvasView {
 
   listen() {
     new ResizeObserver(() => this.resize()).observe(this.container);
+    this.watchPixelRatio();
     const redraw = () => this.invalidate("overlay");
     for (const type of ["boxes", "select", "label", "hidden"]) this.store.addEventListener(type, redraw);
     this.store.addEventListener("image", () => this.fit());
+  }
+
+  // Moving the window to another screen or zooming the browser changes devicePixelRatio but not
+  // always the CSS size, so the ResizeObserver stays silent: a media query on the current ratio
+  // fires once when it changes (and is then set up again for the new one); a window resize with a
+  // new ratio (some browsers and emulators send only that) refits too.
+  watchPixelRatio() {
+    // Kept on the view: a MediaQueryList nobody references may be collected, and its listener with it.
+    this.ratioQuery = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+    this.ratioQuery.addEventListener("change", () => { this.resize(); this.watchPixelRatio(); }, { once: true });
+    if (!this.watchingResize) {
+      this.watchingResize = true;
+      window.addEventListener("resize", () => { if ((window.devicePixelRatio || 1) !== this.dpr) this.resize(); });
+    }
   }
 
   setImage(bitmap, preview) {
@@ -46,6 +62,7 @@ export class CanvasView {
   resize() {
     const { width, height } = this.container.getBoundingClientRect();
     const dpr = window.devicePixelRatio || 1;
+    this.dpr = dpr;
     for (const canvas of [this.imageCanvas, this.overlay]) {
       canvas.width = Math.round(width * dpr);
       canvas.height = Math.round(height * dpr);
@@ -179,11 +196,14 @@ export class CanvasView {
       const label = this.store.labelById.get(box.label);
       if (!label) continue;
       const [x, y] = this.screenRect(box);
-      const width = ctx.measureText(label.name).width + 6;
+      // The name, never the colour alone, says the class; the attributes follow it in words.
+      const flags = attributeSummary(box.attributes);
+      const text = flags ? `${label.name} · ${flags}` : label.name;
+      const width = ctx.measureText(text).width + 6;
       ctx.fillStyle = label.color;
       ctx.fillRect(x - 1, y - 16, width, 16);
       ctx.fillStyle = "#ffffff";
-      ctx.fillText(label.name, x + 2, y - 2);
+      ctx.fillText(text, x + 2, y - 2);
     }
   }
 

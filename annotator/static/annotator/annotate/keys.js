@@ -1,13 +1,14 @@
 // Every shortcut in one table: the keyboard handler reads it to act, the ? overlay to list it.
 // Label hotkeys come from the project: the plain key picks the box class (and relabels the
 // selected box), Shift+key toggles the label as an image tag. They can never be one of the keys
-// below (annotator/services.py RESERVED_HOTKEYS).
+// below (annotator/services.py RESERVED_HOTKEYS); in a project made before a key was reserved, the
+// label's hotkey wins.
 
 export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
   { keys: ["S"], what: "Skip this image", action: "skip" },
   { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” "
-      + "(Ctrl+Z does not undo it; ⇧key removes the tag)", action: "accept" },
+      + "(U takes it back; Ctrl+Z does not)", action: "accept" },
   { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent", action: "reject" },
   { keys: ["⇧A"], what: "Accept every suggested tag of this image", action: "acceptAll" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
@@ -23,9 +24,18 @@ export const SHORTCUTS = [
   { keys: ["↑↓←→", "Shift+↑↓←→"], what: "Nudge the selected box by 1 px / 10 px" },
   { keys: ["Tab", "Shift+Tab"], what: "Select the next / previous box of the list" },
   { keys: ["Del", "Backspace"], what: "Delete the selected box", action: "delete" },
+  { keys: ["O", "T", "D"], what: "Mark the selected box occluded / truncated / difficult (again: unmark)" },
+  { keys: ["V"], what: "Copy the boxes of the previous image of this session into this one (one undo step)",
+    action: "copyPrevious" },
+  { keys: ["W", "Shift+click"], what: "A box of the last drawn size, centred on the pointer", action: "stamp" },
+  { keys: ["B", "⇧B"], what: "Brighter / darker (the shown image only; remembered)" },
+  { keys: ["C", "⇧C"], what: "More / less contrast" },
+  { keys: ["G", "⇧G"], what: "Gamma up (lighter mid-tones) / down" },
+  { keys: ["X"], what: "Reset brightness, contrast and gamma", action: "resetAdjust" },
   { keys: ["Esc"], what: "Clear the selection, close this overlay", action: "escape" },
   { keys: ["H"], what: "Hide / show the boxes", action: "hide" },
-  { keys: ["Ctrl+Z"], what: "Undo", action: "undo" },
+  { keys: ["Ctrl+Z"], what: "Undo an edit", action: "undo" },
+  { keys: ["U"], what: "Take back the latest accept / reject of a suggestion on this image", action: "undoDecision" },
   { keys: ["Ctrl+Shift+Z", "Ctrl+Y"], what: "Redo", action: "redo" },
   { keys: ["?"], what: "Show / hide this list", action: "help" },
 ];
@@ -55,10 +65,16 @@ export function actionFor(e, { labels, hasSelection }) {
   if (named) return { action: named };
   const label = labels.find((l) => l.hotkey && l.hotkey.toLowerCase() === char);
   if (label) return { action: e.shiftKey ? "tag" : "label", label: label.id };
+  if (char in ADJUST) return { action: "adjust", name: ADJUST[char], dir: e.shiftKey ? -1 : 1 };
   if (e.shiftKey) return char === "a" ? { action: "acceptAll" } : null;
+  if (char in FLAG_KEYS) return hasSelection ? { action: "flag", name: FLAG_KEYS[char] } : null;
   return { a: { action: "accept" }, r: { action: "reject" }, f: { action: "fit" }, h: { action: "hide" },
-    s: { action: "skip" } }[char] || null;
+    s: { action: "skip" }, u: { action: "undoDecision" }, v: { action: "copyPrevious" }, w: { action: "stamp" }, x: { action: "resetAdjust" } }[char]
+    || null;
 }
+
+const FLAG_KEYS = { o: "occluded", t: "truncated", d: "difficult" };
+const ADJUST = { b: "brightness", c: "contrast", g: "gamma" };
 
 function arrowAction(e, hasSelection) {
   const [dx, dy] = ARROWS[e.key];

@@ -1,6 +1,7 @@
 // The annotate page: reads the server's data (json_script), builds the store, the views, the
 // saver and the session, and routes every key and button to one action table.
 
+import { Adjustments } from "./adjust.js";
 import { Api } from "./api.js";
 import { CanvasView } from "./canvas.js";
 import { ImageCache } from "./images.js";
@@ -30,11 +31,13 @@ function start() {
   const session = new Session({ store, api, saver, view, panels, images: new ImageCache(csrf) });
   Object.assign(app, { api, panels, saver, session, suggester: new Suggester({ store, api, saver, session }) });
   panels.buildOrder(api.order);
+  app.adjust = new Adjustments({ canvas: view.imageCanvas, gammaNode: document.getElementById("gamma-filter"),
+    storageKey: `twinlabel:adjust:${config.user}`, onChange: (a) => panels.showAdjust(a) });
 
   listenKeys(app);
   guardUnsaved(app);
   // A read-only handle for tests and benchmarks; nothing in the page reads it.
-  window.twinlabel = { store, view, timings: app.timings, session: app.session };
+  window.twinlabel = { store, view, timings: app.timings, session: app.session, adjust: app.adjust };
   openFirst(app, initial).then(() => root.classList.add("ready"));
 }
 
@@ -65,6 +68,7 @@ function act(app, action, args = {}) {
     zoomOut: () => view.zoomStep(-1),
     hide: () => store.toggleHidden(),
     undo: () => store.undo(),
+    undoDecision: () => suggester.undoLatest(),
     redo: () => store.redo(),
     delete: () => selected !== null && store.deleteBox(selected),
     nudge: () => selected !== null && store.nudge(selected, args.dx, args.dy),
@@ -80,6 +84,12 @@ function act(app, action, args = {}) {
     cycle: () => store.selectNext(args.step),
     escape: () => (panels.helpOpen ? panels.toggleHelp(false) : store.select(null)),
     help: () => panels.toggleHelp(),
+    flag: () => selected !== null && store.toggleFlag(selected, args.name),
+    setAttribute: () => selected !== null && store.setAttribute(selected, args.name, args.value),
+    copyPrevious: () => session.copyPrevious(),
+    stamp: () => stampAtPointer(app),
+    adjust: () => app.adjust.step(args.name, args.dir),
+    resetAdjust: () => app.adjust.reset(),
     reloadTheirs: () => resolveConflict(app, "theirs"),
     keepMine: () => resolveConflict(app, "mine"),
   };
@@ -93,7 +103,7 @@ function listenKeys(app) {
     if (!found) return;
     e.preventDefault(); // no page scrolling, no focused-button clicks
     if (found.action === "space") app.view.pointer.setSpace(true);
-    else if (!e.repeat || ["nudge", "zoomIn", "zoomOut", "undo", "redo"].includes(found.action)) {
+    else if (!e.repeat || ["nudge", "zoomIn", "zoomOut", "undo", "redo", "adjust"].includes(found.action)) {
       if (found.action === "submit") timeSubmit(app, e.timeStamp);
       else act(app, found.action, found);
     }
@@ -122,6 +132,19 @@ async function timeSubmit(app, pressedAt) {
   if (moved && app.store.image && app.store.image.id !== from) {
     app.timings.push({ image: app.store.image.id, ms: performance.now() - pressedAt });
   }
+}
+
+// W: a box of the last drawn size under the pointer (the middle of the view when it is elsewhere).
+function stampAtPointer(app) {
+  const { view, store } = app;
+  if (!store.image) return;
+  if (!store.lastSize) {
+    store.setStatus(store.status, "Draw a box first: W repeats the size of the last one drawn.");
+    return;
+  }
+  const at = view.pointer.anchor();
+  const p = view.viewport.toImage(at.x, at.y);
+  store.stampBox(p.x, p.y);
 }
 
 // The order applies to the next image; the address keeps it for a reload. With nothing left in
@@ -157,7 +180,10 @@ function guardUnsaved(app) {
     e.returnValue = ""; // the browser shows its own "leave this page?" question
   });
   // Sent only once the page is really going: after a cancelled "leave?" the saver carries on.
-  window.addEventListener("pagehide", () => app.saver.saveOnExit());
+  window.addEventListener("pagehide", () => {
+    app.saver.saveOnExit();
+    app.session.releaseOnExit();
+  });
 }
 
 start();

@@ -26,12 +26,13 @@ export class Panels {
     s.addEventListener("label", () => this.showActiveLabel());
     s.addEventListener("tags", () => this.showTags());
     s.addEventListener("suggestions", () => this.showTags());
-    s.addEventListener("boxes", (e) => { if (!e.detail.preview) this.showBoxes(); });
-    s.addEventListener("select", () => this.showSelection());
+    s.addEventListener("boxes", (e) => { if (!e.detail.preview) { this.showBoxes(); this.showAttributes(); } });
+    s.addEventListener("select", () => { this.showSelection(); this.showAttributes(); });
     s.addEventListener("status", () => this.showStatus());
     s.addEventListener("hidden", () => this.el("hide-state").textContent = s.hidden ? "Show" : "Hide");
     s.addEventListener("image", () => this.showImage());
     this.root.addEventListener("click", (e) => this.clicked(e));
+    this.el("box-attributes").addEventListener("change", (e) => this.attributeChanged(e));
     // Buttons must not keep the focus: Space and Enter are shortcuts, not button presses.
     this.root.addEventListener("mousedown", (e) => { if (e.target.closest("button")) e.preventDefault(); });
   }
@@ -41,6 +42,47 @@ export class Panels {
     if (!button || !this.root.contains(button)) return;
     const { action, label, suggestion, cid } = button.dataset;
     this.act(action, { label: Number(label || suggestion) || undefined, cid: cid && Number(cid) });
+  }
+
+  // A box attribute edited in the panel: the same store call as its key. A checkbox hands the
+  // keyboard back at once (its keys are the page's); a text field keeps it until Enter or a click away.
+  attributeChanged(e) {
+    const input = e.target.closest("[data-attribute]");
+    if (!input) return;
+    const value = input.type === "checkbox" ? input.checked : input.value;
+    if (input.type === "checkbox" || input.tagName === "SELECT") input.blur();
+    this.act("setAttribute", { name: input.dataset.attribute, value });
+  }
+
+  // The selected box's attributes: the three flags, and the fields its label defines (rebuilt
+  // when the selection or the box changes, never during a drag).
+  showAttributes() {
+    const section = this.el("box-attributes");
+    const box = this.store.box(this.store.selected);
+    section.hidden = !box;
+    if (!box) return;
+    const label = this.store.labelById.get(box.label);
+    section.querySelector(".which").textContent = label?.name || "?";
+    for (const input of section.querySelectorAll(".flags input")) input.checked = !!box.attributes[input.dataset.attribute];
+    const own = section.querySelector(".own");
+    const key = `${box.cid}:${box.label}`;
+    if (own.dataset.key !== key) {
+      own.dataset.key = key;
+      own.replaceChildren(...(label?.attributes || []).map(attributeField));
+    }
+    for (const input of own.querySelectorAll("[data-attribute]")) {
+      const value = box.attributes[input.dataset.attribute];
+      if (input.type === "checkbox") input.checked = !!value;
+      else if (document.activeElement !== input) input.value = value ?? "";
+    }
+  }
+
+  showAdjust(adjust) {
+    const state = this.el("adjust-state");
+    state.hidden = adjust.isDefault;
+    const { brightness, contrast, gamma } = adjust.values;
+    state.querySelector(".values").textContent =
+      `brightness ${Math.round(brightness * 100)}% · contrast ${Math.round(contrast * 100)}% · gamma ${gamma.toFixed(1)}`;
   }
 
   buildLabelButtons() {
@@ -171,9 +213,11 @@ export class Panels {
     const html = this.store.boxes.map((box) => {
       const label = this.store.labelById.get(box.label);
       const where = `${Math.round(box.w)}×${Math.round(box.h)} at ${Math.round(box.x)},${Math.round(box.y)}`;
+      const flags = attributeSummary(box.attributes);
       return `<li><button type="button" data-action="select" data-cid="${box.cid}">`
         + `<span class="swatch" style="background:${label?.color || "#999"}"></span>`
-        + `<span class="name">${escapeHtml(label?.name || "?")}</span> <span class="muted">${where}</span></button></li>`;
+        + `<span class="name">${escapeHtml(label?.name || "?")}</span> <span class="muted">${where}</span>`
+        + (flags ? ` <span class="flags">${escapeHtml(flags)}</span>` : "") + "</button></li>";
     });
     this.el("box-list").innerHTML = html.join("");
     this.el("box-count").textContent = String(this.store.boxes.length);
@@ -253,6 +297,34 @@ function labelButton(label, action, key, stateAttr, role) {
   button.append(swatch, name, note);
   if (key) button.append(kbd(key));
   return button;
+}
+
+// "occluded, colour=red": what a box carries, in words (the list and the canvas show it).
+export function attributeSummary(attributes) {
+  return Object.entries(attributes || {}).map(([k, v]) => (v === true ? k : `${k}=${v}`)).join(", ");
+}
+
+// One field of a label-defined attribute: a checkbox, a choice (select) or a text.
+function attributeField(spec) {
+  const row = document.createElement("label");
+  let input;
+  if (spec.type === "checkbox") {
+    input = document.createElement("input");
+    input.type = "checkbox";
+  } else if (spec.type === "choice") {
+    input = document.createElement("select");
+    input.add(new Option("—", ""));
+    for (const choice of spec.choices) input.add(new Option(choice, choice));
+  } else {
+    input = document.createElement("input");
+    input.type = "text";
+    input.maxLength = 200;
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === "Escape") input.blur(); });
+  }
+  input.dataset.attribute = spec.name;
+  if (spec.type === "checkbox") row.append(input, ` ${spec.name}`);
+  else row.append(`${spec.name} `, input);
+  return row;
 }
 
 function escapeHtml(text) {

@@ -2,7 +2,7 @@
 //   - a drag draws a new box with the active label, wherever it starts, also inside another box;
 //   - a click (no drag) selects the smallest box under the pointer, or clears the selection;
 //   - the selected box is resized by its 8 handles and moved by dragging its outline;
-//   - Alt+drag inside any box moves that box;
+//   - Alt+drag inside any box moves that box; Shift+click places a box of the last drawn size;
 //   - Space+drag or a middle-button drag pans; the wheel zooms about the pointer.
 
 import { contains, handlePoints, moveRect, onEdge, rectFromPoints, resizeRect, smallestAt, clamp }
@@ -71,7 +71,7 @@ export class Pointer {
     if (e.button === 1 || (e.button === 0 && this.spaceHeld)) {
       this.start(e, { kind: "pan", last: at });
     } else if (e.button === 0) {
-      this.start(e, this.pressAt(at, e.altKey));
+      this.start(e, { ...this.pressAt(at, e.altKey), shift: e.shiftKey });
     }
   }
 
@@ -130,7 +130,8 @@ export class Pointer {
     if (!g) return;
     this.gesture = null;
     this.canvas.releasePointerCapture?.(e.pointerId);
-    if (g.kind === "press") this.click(g.origin);
+    if (g.kind === "press" && g.shift && this.store.lastSize) this.store.stampBox(g.origin.x, g.origin.y);
+    else if (g.kind === "press") this.click(g.origin);
     else if (g.kind === "draw") this.finishDraw(g.rect);
     else if (g.kind === "move" || g.kind === "resize") this.store.endGesture();
     this.updateCursor(this.local(e));

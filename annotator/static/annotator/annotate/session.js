@@ -16,6 +16,14 @@ export class Session {
     this.released = new Set(); // images the queue held for us that we let go of (an order change)
     this.settled = Promise.resolve(); // until a dropped prefetch has answered
     this.busy = false;
+    this.held = null; // the prefetched image's id, once the server has handed it to us
+  }
+
+  // The page is going away (pagehide): the prefetched image nobody will open is let go at once,
+  // not after the 10-minute hold. sendBeacon outlives the page; the token travels in the form.
+  releaseOnExit() {
+    const ids = [...this.released, ...(this.held ? [this.held] : [])];
+    if (ids.length) this.api.releaseOnExit(ids);
   }
 
   async start(state) {
@@ -84,6 +92,7 @@ export class Session {
   }
 
   async open(state, index) {
+    if (state.image.id === this.held) this.held = null;
     const { bitmap, preview } = await this.images.load(state.image.url);
     this.panels.showDone(false);
     this.view.setImage(bitmap, preview);
@@ -102,6 +111,7 @@ export class Session {
     const release = [...this.released];
     const promise = this.api.next(this.exclude(), release).then(async (state) => {
       release.forEach((id) => this.released.delete(id));
+      if (state) this.held = state.image.id; // held for us until opened: released if the page closes
       if (state) await this.images.load(state.image.url);
       return state;
     });
@@ -139,6 +149,22 @@ export class Session {
     const state = await this.api.next(this.exclude(), release);
     release.forEach((id) => this.released.delete(id));
     return state;
+  }
+
+  // V: the boxes of the image opened before this one (for sequences of similar frames), read
+  // fresh from the server, added to this image's in one undo step.
+  async copyPrevious() {
+    if (!this.store.image) return;
+    const previousId = this.index > 0 ? this.history[this.index - 1] : null;
+    if (previousId === null) {
+      this.store.setStatus(this.store.status, "No previous image in this session to copy boxes from.");
+      return;
+    }
+    const imageId = this.store.image.id;
+    const state = await this.api.getState(previousId).catch(() => null);
+    if (!state || this.store.image?.id !== imageId) return; // failed, or moved on meanwhile
+    const n = this.store.pasteBoxes(state.boxes);
+    this.store.setStatus(this.store.status, `Copied ${n} box${n === 1 ? "" : "es"} from ${state.image.name}.`);
   }
 
   // Images this session has seen: the queue would hand back the ones we hold ourselves.

@@ -16,6 +16,7 @@
 import { clipRect, MIN_SIZE, moveRect, sameRect } from "./geometry.js";
 
 const HISTORY_LIMIT = 500;
+export const FLAGS = ["occluded", "truncated", "difficult"]; // on every box; labels may define more
 
 export class Store extends EventTarget {
   constructor(labels) {
@@ -39,6 +40,7 @@ export class Store extends EventTarget {
     this.undoStack = [];
     this.redoStack = [];
     this.gesture = null;
+    this.lastSize = null; // {w, h} of the last box drawn: kept from image to image
   }
 
   emit(type, detail = {}) {
@@ -86,14 +88,15 @@ export class Store extends EventTarget {
     this.emit("suggestions");
   }
 
-  makeBox({ label, x, y, w, h, source = "human" }) {
-    return Object.freeze({ cid: this.nextCid++, label, x, y, w, h, source });
+  makeBox({ label, x, y, w, h, source = "human", attributes = {} }) {
+    return Object.freeze({ cid: this.nextCid++, label, x, y, w, h, source, attributes: Object.freeze({ ...attributes }) });
   }
 
-  // What a PUT sends: the full state, in image pixels.
+  // What a PUT sends: the full state, in image pixels; a box's attributes only when it has any.
   serialize() {
     return {
-      boxes: this.boxes.map(({ label, x, y, w, h }) => ({ label, x, y, w, h })),
+      boxes: this.boxes.map(({ label, x, y, w, h, attributes }) => (Object.keys(attributes).length
+        ? { label, x, y, w, h, attributes } : { label, x, y, w, h })),
       tags: [...this.tags].sort((a, b) => a - b),
     };
   }
@@ -140,19 +143,23 @@ export class Store extends EventTarget {
     this.emit("suggestions");
   }
 
-  // The server's answer to accept / reject: a new version, maybe new tags, new decisions. Tags the
-  // server added since ``tagsBefore`` (what it had before the call) join the local ones. Deciding is
-  // not an undo step, and undoing an earlier edit must not drop an accepted tag, so the history
-  // gets the added tags too. Nothing is left to save because of it: the server has it already.
-  takeDecision(state, tagsBefore) {
+  // The server's answer to accept / reject (or their undo): a new version, maybe new tags, new
+  // decisions. Tags the server added since ``tagsBefore`` (what it had before the call) join the
+  // local ones. A decision is not an edit of the history (suggest.js takes it back on Ctrl+Z), and
+  // undoing an earlier edit must not drop an accepted tag, so the history gets the added tags too.
+  // Nothing is left to save because of it: the server has it already.
+  takeDecision(state, tagsBefore, undone = []) {
     this.image.version = state.image.version;
     this.image.status = state.image.status;
-    const added = state.tags.map((t) => t.label).filter((label) => !tagsBefore.has(label));
-    if (added.length) {
-      const withAdded = (tags) => new Set([...tags, ...added]);
-      this.tags = withAdded(this.tags);
+    const now = new Set(state.tags.map((t) => t.label));
+    const added = [...now].filter((label) => !tagsBefore.has(label));
+    // An undone accept: its tag is gone on the server, so it goes here and from the history too.
+    const removed = undone.filter((label) => !now.has(label));
+    if (added.length || removed.length) {
+      const change = (tags) => new Set([...tags, ...added].filter((label) => !removed.includes(label)));
+      this.tags = change(this.tags);
       for (const stack of [this.undoStack, this.redoStack]) {
-        stack.forEach((snap, i) => { stack[i] = { ...snap, tags: withAdded(snap.tags) }; });
+        stack.forEach((snap, i) => { stack[i] = { ...snap, tags: change(snap.tags) }; });
       }
     }
     this.tagSources = sourcesOf(state.tags);
@@ -168,8 +175,49 @@ export class Store extends EventTarget {
     if (label == null || r.w < MIN_SIZE || r.h < MIN_SIZE) return null;
     const box = this.makeBox({ label, ...r });
     this.commit(() => { this.boxes = [...this.boxes, box]; });
+    this.lastSize = { w: r.w, h: r.h };
     this.select(box.cid);
     return box.cid;
+  }
+
+  // "Repeat the last box size": a box as large as the last one drawn, centred on an image point.
+  stampBox(cx, cy) {
+    if (!this.lastSize) return null;
+    const { w, h } = this.lastSize;
+    return this.addBox({ x: cx - w / 2, y: cy - h / 2, w, h });
+  }
+
+  // Boxes of another image (the previous one, for sequences of similar frames), clipped to this
+  // one, in one undo step. Attributes this project's labels no longer define are left out.
+  pasteBoxes(boxes) {
+    const added = [];
+    for (const b of boxes) {
+      const r = this.clip(b);
+      if (!this.labelById.has(b.label) || r.w < MIN_SIZE || r.h < MIN_SIZE) continue;
+      added.push(this.makeBox({ label: b.label, ...r, attributes: this.attributesFor(b.label, b.attributes || {}) }));
+    }
+    if (added.length) this.commit(() => { this.boxes = [...this.boxes, ...added]; });
+    return added.length;
+  }
+
+  // name: occluded / truncated / difficult or one the box's label defines; false, "" or null unset it.
+  setAttribute(cid, name, value) {
+    const box = this.box(cid);
+    if (!box || (box.attributes[name] ?? null) === (value === false || value === "" ? null : value)) return;
+    const attributes = { ...box.attributes };
+    if (value === false || value === "" || value == null) delete attributes[name]; else attributes[name] = value;
+    this.commit(() => this.replace(cid, { attributes: Object.freeze(attributes) }));
+  }
+
+  toggleFlag(cid, name) {
+    const box = this.box(cid);
+    if (box) this.setAttribute(cid, name, !box.attributes[name]);
+  }
+
+  // The attributes a box may keep under ``label``: the three flags, and what that label defines.
+  attributesFor(label, attributes) {
+    const defined = new Set([...FLAGS, ...(this.labelById.get(label)?.attributes || []).map((a) => a.name)]);
+    return Object.fromEntries(Object.entries(attributes).filter(([name]) => defined.has(name)));
   }
 
   deleteBox(cid) {
@@ -181,7 +229,7 @@ export class Store extends EventTarget {
   relabel(cid, label) {
     const box = this.box(cid);
     if (!box || box.label === label) return;
-    this.commit(() => this.replace(cid, { label }));
+    this.commit(() => this.replace(cid, { label, attributes: Object.freeze(this.attributesFor(label, box.attributes)) }));
   }
 
   nudge(cid, dx, dy) {

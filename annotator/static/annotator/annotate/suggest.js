@@ -1,33 +1,62 @@
 // Accepting and rejecting the model's suggested tags. A decision is a write to the image like a
 // save: pending edits are saved first, autosave waits while the decision is on its way (it bumps
 // the image's version), and the answer (the new version, the accepted tags, the decisions) is
-// taken into the store without touching local edits. Deciding is not an undo step.
+// taken into the store without touching local edits.
+//
+// U takes the latest decision on this image back (Ctrl+Z stays for edits, so undoing edits never
+// drops an accepted tag). The server drops the decision (it no longer counts towards the
+// suggestions' precision) and the tag an accept added; edits made since stay.
 
 export class Suggester {
   constructor({ store, api, saver, session }) {
     Object.assign(this, { store, api, saver, session });
+    this.decided = []; // [{image, labels}], newest last: what U takes back
+    store.addEventListener("image", () => { this.decided = []; });
   }
 
   // label: the suggestion whose button was clicked; none for the keys, which act on the ringed one.
   decide(decision, label) {
     const target = label ?? this.store.focusedSuggestion()?.label;
     if (target == null) return Promise.resolve(false);
+    this.remember([target]);
     return this.write((image) => this.api.decide(image.id, target, decision));
   }
 
   acceptAll() {
-    if (!this.store.pendingSuggestions().length) return Promise.resolve(false);
+    const pending = this.store.pendingSuggestions().map((s) => s.label);
+    if (!pending.length) return Promise.resolve(false);
+    this.remember(pending);
     return this.write((image) => this.api.acceptAll(image.id));
   }
 
+  remember(labels) {
+    this.decided.push({ image: this.store.image?.id, labels });
+  }
+
+  undoLatest() {
+    const last = this.decided.at(-1);
+    if (!last || last.image !== this.store.image?.id) {
+      this.store.setStatus(this.store.status, "No accept or reject of a suggestion on this image to take back.");
+      return false;
+    }
+    this.decided.pop();
+    this.write(async (image) => {
+      let state = null;
+      for (const label of last.labels) state = await this.api.decide(image.id, label, "undo");
+      return state;
+    }, last.labels);
+    return true;
+  }
+
   // One move or decision at a time (session.run): a decision never races a submit.
-  write(call) {
+  // ``undone``: labels whose decision is being taken back (their model tags go).
+  write(call, undone = []) {
     return this.session.run(async () => {
       const image = this.store.image;
       if (!image) return;
       await this.saver.exclusive(async (tagsBefore) => {
         const state = await call(image);
-        if (this.store.image === image) this.store.takeDecision(state, tagsBefore);
+        if (this.store.image === image) this.store.takeDecision(state, tagsBefore, undone);
       });
     });
   }
