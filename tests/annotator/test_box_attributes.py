@@ -99,7 +99,11 @@ def _export(client, project, fmt) -> bytes:
 
 
 def test_coco_voc_and_native_json_carry_the_attributes_and_coco_and_json_bring_them_back(client, team):
-    _save_attributed(client, team)
+    state = _save_attributed(client, team)
+    # Exports hold submitted images by default (issue 14), and a re-import takes submitted images only.
+    submitted = client.post(reverse("api_image_submit", args=[team["image_id"]]),
+                            json.dumps({"version": state["image"]["version"]}), content_type="application/json")
+    assert submitted.status_code == 200, submitted.content
     client.force_login(team["owner"])
     coco = json.loads(_export(client, team["project"], "coco"))
     assert [a.get("attributes") for a in coco["annotations"]] == [
