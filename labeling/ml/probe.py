@@ -110,11 +110,12 @@ def standardisation_scale(x: np.ndarray, relative_floor: float = 0.01) -> np.nda
     return np.maximum(std, max(floor, 1e-12))
 
 
-def untrainable_message(probe: "LinearProbe", names: list[str], min_examples: int = 3) -> str | None:
-    """The user-facing reason a fit has no model at all, or None when some label was trained."""
-    if probe.trained.any():
+def untrainable_message(probe: "LinearProbe | None", names: list[str], min_examples: int = 3) -> str | None:
+    """The user-facing reason a fit has no model at all (``probe`` None: nothing could be fitted),
+    or None when some label was trained."""
+    if probe is not None and probe.trained.any():
         return None
-    return (f"not enough labels yet: need {min_examples} of each (present and absent) for "
+    return (f"not enough labels yet: need {min_examples} of each for "
             f"{', '.join(names) if names else 'any label'}")
 
 

@@ -93,7 +93,7 @@ def test_no_trainable_label_gives_no_nan_and_a_message():
     assert probe.weight_decay is None
     json.dumps({"weight_decay": probe.weight_decay, "cv_map": probe.cv_map}, allow_nan=False)
     assert untrainable_message(probe, ["cat", "dog"]) == (
-        "not enough labels yet: need 3 of each (present and absent) for cat, dog")
+        "not enough labels yet: need 3 of each for cat, dog")
     trained = fit_probe(*_data(100))
     assert untrainable_message(trained, ["a", "b", "c", "d"]) is None
 
