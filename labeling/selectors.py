@@ -24,6 +24,27 @@ def image_suggestions(*, image: Image) -> list[dict]:
             for label, p, predicted in rows]
 
 
+def suggestion_settings(*, project_id: int) -> dict:
+    """The precision targets suggestions must prove, and each label's standing at the current fit."""
+    from labeling.trust import DEFAULT_TARGET
+
+    state = ProjectModelState.objects.filter(project_id=project_id).select_related("probe_run").first()
+    fit = (state.probe_run.metrics.get("trust") or {}) if state and state.probe_run else {}
+    return {"precision_target": state.precision_target if state else DEFAULT_TARGET,
+            "label_targets": {int(k): v for k, v in (state.label_targets if state else {}).items()},
+            "labels": [{k: e.get(k) for k in ("label_id", "label", "target", "confident", "threshold",
+                                               "precision_lower_bound", "near_chance")}
+                       for e in fit.get("labels", [])]}
+
+
+def model_note(*, project_id: int) -> str | None:
+    """The annotate page's one line when the model abstains: the newest finished fit's
+    "still learning" message (a fit with nothing to suggest is not swapped in, yet it speaks)."""
+    metrics = (TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
+               .order_by("-id").values_list("metrics", flat=True).first())
+    return ((metrics or {}).get("trust") or {}).get("still_learning")
+
+
 def run_summary(run: TrainingRun) -> dict:
     """A run as the project page and the API show it (progress, live loss, metrics)."""
     duration = None
