@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from annotator.models import Image
 from labeling import pipeline, services, shards
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests.factories import make_scene_project, make_user
