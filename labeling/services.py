@@ -17,6 +17,7 @@ from annotator.models import Image, ImageTag, LabelClass, Project, Source
 from annotator.tasks import enqueue
 from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
+from labeling.trust import decision_noted
 
 # What a pretraining run may be configured with, and the bounds a request must stay within.
 PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (8, 8192),
@@ -120,6 +121,9 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
                                            defaults={"author": user, "source": Source.MODEL})
         # Either way the image's annotations changed: an open editor must re-read before saving.
         Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+        # A decision measures the precision of the shown suggestions: enough rejections withdraw
+        # the label's confidence now (labeling/trust.py).
+        decision_noted(run_id=suggestion.run_id, label_id=label.id)
 
 
 def suggestion_settings_update(*, project: Project, precision_target: float | None = None,

@@ -13,7 +13,10 @@ At a fit:
 - a near-chance label (AP hardly above its prevalence) is never confident.
 
 Between fits, the dashboard's estimate of a label's precision adds the current run's decisions to
-the counts stored with the run (``live_estimate``).
+the counts stored with the run (``live_estimate``), and so does every decision
+(``decision_noted``): when the rejections pull a label's bound below its target, its suggestions
+stop being pre-ticked at once, not at the next fit. (The opposite move, a lower threshold, needs
+the out-of-fold scores, so it waits for the fit.)
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import numpy as np
 from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
 from labeling.ml.confidence import (LabelConfidence, label_lift, near_chance, precision_threshold,
                                     still_learning, wilson_lower)
-from labeling.models import Decision, ProjectModelState, SuggestionDecision
+from django.db.models import Count, Q
+
+from labeling.models import Decision, ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
 
 DEFAULT_TARGET = 0.9
 
@@ -103,3 +108,22 @@ def live_estimate(*, entry: dict, accepted: int, rejected: int) -> dict:
     return {"precision": correct / measured if measured else None,
             "precision_lower_bound": float(wilson_lower(correct, measured)) if measured else None,
             "measured": measured}
+
+
+def decision_noted(*, run_id: int, label_id: int) -> bool:
+    """After a decision on a suggestion of ``run_id``: re-check its label's bound with the run's
+    decisions added; True when the label stopped being confident. Three small queries."""
+    run = TrainingRun.objects.filter(pk=run_id).only("metrics").first()
+    labels = ((run.metrics if run else {}).get("trust") or {}).get("labels", [])
+    entry = next((e for e in labels if e.get("label_id") == label_id and e.get("confident")), None)
+    if entry is None:
+        return False
+    counts = SuggestionDecision.objects.filter(run_id=run_id, label_id=label_id).aggregate(
+        accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id"))
+    estimate = live_estimate(entry=entry, accepted=counts["accepted"], rejected=counts["decided"] - counts["accepted"])
+    if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= entry["target"]:
+        return False
+    Suggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True).update(predicted=False)
+    entry.update(confident=False, threshold=None, withdrawn=estimate)
+    TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
+    return True

@@ -96,3 +96,34 @@ def test_accept_all_accepts_only_confident_suggestions(client, pets):
     assert response.status_code == 200
     assert set(ImageTag.objects.filter(image_id=image_id).values_list("label__name", flat=True)) == {"cat"}
     assert set(SuggestionDecision.objects.values_list("label__name", flat=True)) == {"cat"}
+
+
+def test_rejections_withdraw_a_labels_confidence_at_once(pets):
+    from labeling import services
+    from labeling.ml.confidence import wilson_lower
+
+    project, owner = pets
+    cat, dog, _ = project.labels.order_by("id")
+    ids = add_images(project, 6)
+    # cat and dog were confident on 30 of 30 out-of-fold predictions (bound 0.917 >= 0.9).
+    assert wilson_lower(30, 30) >= 0.9 > wilson_lower(30, 31)
+    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, metrics={
+        "trust": {"labels": [{"label_id": cat.id, "target": 0.9, "confident": True, "threshold": 0.8,
+                              "predictions": 30, "correct": 30},
+                             {"label_id": dog.id, "target": 0.9, "confident": True, "threshold": 0.8,
+                              "predictions": 30, "correct": 30}]}})
+    ProjectModelState.objects.create(project=project, probe_run=probe)
+    Suggestion.objects.bulk_create([Suggestion(run=probe, image_id=i, label=label, probability=0.9, predicted=True)
+                                    for i in ids for label in (cat, dog)])
+    from annotator.models import Image
+
+    # An accepted dog keeps dog confident (31 of 31); one rejected cat is 30 of 31: bound 0.868 < 0.9.
+    services.suggestion_decide(image=Image.objects.get(pk=ids[0]), label=dog, user=owner, decision="accepted")
+    assert Suggestion.objects.filter(label=dog, predicted=True).count() == 6
+    services.suggestion_decide(image=Image.objects.get(pk=ids[0]), label=cat, user=owner, decision="rejected")
+    assert not Suggestion.objects.filter(label=cat, predicted=True).exists()
+    assert Suggestion.objects.filter(label=dog, predicted=True).count() == 6
+    probe.refresh_from_db()
+    entry = probe.metrics["trust"]["labels"][0]
+    assert (entry["confident"], entry["threshold"]) == (False, None)
+    assert entry["withdrawn"]["measured"] == 31
