@@ -30,7 +30,7 @@ TARGET = 0.9
 
 
 def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,
-                  target: float = TARGET) -> dict:
+                  target: float = TARGET, names: list[str] | None = None) -> dict:
     """Fit, calibrate and threshold on the labeled features; measure on the test ones."""
     from labeling.ml.calibrate import cross_fitted, expected_calibration_error, fit_platt
     from labeling.ml.confidence import label_lift, near_chance, precision_threshold, still_learning
@@ -56,7 +56,7 @@ def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, 
         result = precision_threshold(y_train[:, j], held[:, i], target)
         confident = result.confident and not near_chance(lift)
         thresholds[i] = result.threshold if confident else np.inf
-        labels.append({"label": int(j), "trained": True, "positives": int(probe.positives[j]),
+        labels.append({"label": names[j] if names else str(j), "trained": True, "positives": int(probe.positives[j]),
                        "near_chance": near_chance(lift), "lift": lift, "confident": confident,
                        "oof_lower_bound": result.lower_bound})
     predicted = test_cal >= thresholds
@@ -89,6 +89,7 @@ def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, 
 def main() -> None:
     import torch
 
+    from annotator.demo.scenes import LABELS
     from bench.probe_quality import scenes
     from labeling.ml.backbone import ModelConfig
     from labeling.ml.embed import embed_images
@@ -124,7 +125,7 @@ def main() -> None:
         f_labeled = embed_images(backbone, labeled[0], device="cpu")
         f_test = embed_images(backbone, test[0], device="cpu")
         for n in args.labeled:
-            r = trust_figures(f_labeled[:n], labeled[1][:n], f_test, test[1], args.target)
+            r = trust_figures(f_labeled[:n], labeled[1][:n], f_test, test[1], args.target, names=list(LABELS))
             results[f"{name}/{n}"] = r
             c = r.get("confident", {})
             print(f"{name}, {n} labeled: CV mAP {r.get('cv_map')}, confident labels {c.get('labels')}, "
