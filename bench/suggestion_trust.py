@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--target", type=float, default=TARGET)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU run: e.g. --pool 10000 --resolution 64 --epochs 60)")
     parser.add_argument("--load", default="", help="a note on what else ran on the machine (written to the JSON)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -117,13 +118,13 @@ def main() -> None:
     seconds = {}
     if args.epochs > 0:
         t = time.perf_counter()
-        run = pretrain(config, np.concatenate([pool[0], labeled[0]]), Runtime(device="cpu", log_every=50))
+        run = pretrain(config, np.concatenate([pool[0], labeled[0]]), Runtime(device=args.device, log_every=50))
         seconds["barlow_twins_pretrain"] = round(time.perf_counter() - t, 1)
         backbones["barlow_twins"] = run.model.backbone
     results = {}
     for name, backbone in backbones.items():
-        f_labeled = embed_images(backbone, labeled[0], device="cpu")
-        f_test = embed_images(backbone, test[0], device="cpu")
+        f_labeled = embed_images(backbone, labeled[0], device=args.device)
+        f_test = embed_images(backbone, test[0], device=args.device)
         for n in args.labeled:
             r = trust_figures(f_labeled[:n], labeled[1][:n], f_test, test[1], args.target, names=list(LABELS))
             results[f"{name}/{n}"] = r
@@ -133,13 +134,14 @@ def main() -> None:
                   f"{c.get('labels_per_image')} (true {r['true_labels_per_image']:.2f}; F1 thresholds gave "
                   f"{r.get('f1_thresholds_before', {}).get('labels_per_image')}), ECE {r.get('ece_test')}, "
                   f"abstain: {r.get('still_learning')}")
-    write_result(f"suggestion_trust_cpu_r{args.resolution}_e{args.epochs}", {
+    kind = "gpu" if args.device.startswith("cuda") else "cpu"
+    write_result(f"suggestion_trust_{kind}_r{args.resolution}_e{args.epochs}", {
         "scenes": "demo scenes (annotator/demo/scenes.py); the second scene family (recipe helper) was not "
                   "available on this branch",
         "sizes": {"labeled": args.labeled, "test": args.test, "pool": args.pool, "resolution": args.resolution},
         "pretrain_epochs": args.epochs, "seconds": seconds, "results": results,
-        "note": "2-core CPU shared with five other helpers' builds and tests while measured: seconds are upper "
-                "bounds. " + args.load,
+        "note": ("2-core CPU shared with five other helpers' builds and tests while measured: seconds are upper "
+                 "bounds. " if kind == "cpu" else "") + args.load,
     })
 
 
