@@ -63,10 +63,10 @@ def image_page(*, project_id: int, status: str | None = None, after: int | None 
 
 
 def annotation_state(*, image: Image) -> dict:
-    """What the annotate page needs of one image: see docs/annotate-api.md. Three small queries."""
+    """What the annotate page needs of one image: see docs/annotate-api.md. Four small queries."""
     from django.urls import reverse
 
-    from labeling.selectors import image_suggestions  # model assistance builds on this app, not the reverse
+    from labeling.selectors import image_suggestions, model_note  # model assistance builds on this app
 
     boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source", "attributes")
     tags = image.tags.order_by("id").values_list("label_id", "source")
@@ -77,6 +77,7 @@ def annotation_state(*, image: Image) -> dict:
                   for i, label, x, y, w, h, source, attributes in boxes],
         "tags": [{"label": label, "source": source} for label, source in tags],
         "suggestions": image_suggestions(image=image),
+        "model_note": model_note(project_id=image.project_id),
         "review": review_note(image=image),
     }
 

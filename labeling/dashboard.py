@@ -175,23 +175,56 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
 
 
 def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
-    """Per label: accepted / decided (a live estimate of the suggestions' precision) and the current
-    probe's cross-validated AP and F1."""
+    """Per label, side by side: the precision estimate behind its confident suggestions (the fit's
+    out-of-fold counts plus the decisions on the current run's suggestions since: labeling/trust.py),
+    its coverage (share of unlabeled images with a confident suggestion of it), the live accept
+    rate (every decision ever taken) and the current probe's cross-validated AP and F1. Also the
+    run's calibration error and learning curve. Four queries."""
+    from labeling.trust import live_estimate
+
     rows = {label_id: (accepted, decided) for label_id, accepted, decided in
             SuggestionDecision.objects.filter(label__project_id=project_id).values_list("label_id")
             .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id")).order_by()}
+    current = {label_id: (accepted, decided) for label_id, accepted, decided in
+               SuggestionDecision.objects.filter(run_id=probe_run_id).values_list("label_id")
+               .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id")).order_by()
+               } if probe_run_id else {}
     metrics = (TrainingRun.objects.filter(pk=probe_run_id).values_list("metrics", flat=True).first()
                if probe_run_id else None) or {}
     cv = metrics.get("cv") or {}
+    trust = metrics.get("trust") or {}
     by_name = {name: (ap, f1) for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", []))}
+    fit = {entry.get("label_id"): entry for entry in trust.get("labels", [])}
+    coverage = confident_coverage(project_id=project_id, probe_run_id=probe_run_id)
     labels = []
     for label_id, name in LabelClass.objects.filter(project_id=project_id).values_list("id", "name"):
         accepted, decided = rows.get(label_id, (0, 0))
         ap, f1 = by_name.get(name, (None, None))
+        entry = fit.get(label_id) or {}
+        now_accepted, now_decided = current.get(label_id, (0, 0))
+        estimate = (live_estimate(entry=entry, accepted=now_accepted, rejected=now_decided - now_accepted)
+                    if entry.get("confident") else {"precision": None, "precision_lower_bound": None, "measured": 0})
         labels.append({"label": label_id, "accepted": accepted, "decided": decided,
-                       "accept_rate": round(accepted / decided, 4) if decided else None, "cv_ap": ap, "cv_f1": f1})
+                       "accept_rate": round(accepted / decided, 4) if decided else None, "cv_ap": ap, "cv_f1": f1,
+                       "target": entry.get("target"), "confident": bool(entry.get("confident")),
+                       "near_chance": entry.get("near_chance"), "threshold": entry.get("threshold"),
+                       "estimated_precision": estimate["precision"],
+                       "precision_lower_bound": estimate["precision_lower_bound"],
+                       "coverage": coverage["by_label"].get(label_id, 0) / coverage["unlabeled"]
+                       if coverage["unlabeled"] else None})
     return {"probe_run": probe_run_id, "map": cv.get("map"), "micro_f1": cv.get("micro_f1"),
-            "macro_f1": cv.get("macro_f1"), "labeled": metrics.get("labeled"), "labels": labels}
+            "macro_f1": cv.get("macro_f1"), "labeled": metrics.get("labeled"), "labels": labels,
+            "ece": trust.get("ece"), "learning_curve": metrics.get("learning_curve") or [],
+            "still_learning": trust.get("still_learning")}
+
+
+def confident_coverage(*, project_id: int, probe_run_id: int | None) -> dict:
+    """Unlabeled images, and per label how many of them hold a confident suggestion (one grouped query)."""
+    counts = project_status_counts(project_id=project_id)
+    unlabeled = counts[ImageStatus.UNLABELED] + counts[ImageStatus.IN_PROGRESS]
+    by_label = dict(Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+                    .values_list("label_id").annotate(n=Count("id")).order_by()) if probe_run_id else {}
+    return {"unlabeled": unlabeled, "by_label": by_label}
 
 
 RUN_LIST_FIELDS = ("id", "kind", "status", "config", "epoch", "epochs", "step", "steps_per_epoch", "loss",

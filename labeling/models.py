@@ -103,6 +103,16 @@ class ProjectModelState(models.Model):
     probe_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Submissions since the last probe fit was queued: at PROBE_REFIT_EVERY the probe refits.
     submissions_since_fit = models.PositiveIntegerField(default=0)
+    # A suggestion is confident (pre-ticked, in Accept all) only where the 95 % lower bound of its
+    # label's precision meets this target (labeling/ml/confidence.py); admins may set it per label.
+    precision_target = models.FloatField(default=0.9)
+    label_targets = models.JSONField(default=dict, blank=True, help_text="{label id: precision target}")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(precision_target__gt=0) & Q(precision_target__lt=1),
+                                   name="model_state_precision_target_range"),
+        ]
 
 
 class Suggestion(models.Model):

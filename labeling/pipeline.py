@@ -73,7 +73,7 @@ class RunMonitor:
         return self.cancelled.is_set() or self.lost.is_set()
 
     def update(self, **fields) -> None:
-        if not self._mine().update(heartbeat_at=timezone.now(), **fields):
+        if not self._mine().update(heartbeat_at=timezone.now(), **json_safe_fields(fields)):
             self.lost.set()
             raise LostClaim(self.run.id)
 
@@ -99,7 +99,28 @@ class RunMonitor:
 
 def finish(run: TrainingRun, status: str, **fields) -> bool:
     return bool(TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
-        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields))
+        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **json_safe_fields(fields)))
+
+
+def json_safe_fields(fields: dict) -> dict:
+    """A run's JSON columns as both databases accept them: SQLite's JSON_VALID and PostgreSQL
+    refuse NaN and Infinity, so a non-finite number is stored as null (unknown); numpy scalars
+    become plain numbers. Every write of run metrics goes through here."""
+    return {k: json_safe(v) if k in ("metrics", "loss_history") else v for k, v in fields.items()}
+
+
+def json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def resume_orphans(node: str) -> list[int]:
@@ -310,6 +331,8 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     shard tasks (SUGGEST_PARALLEL), the last of which finishes the run."""
     from labeling import shards
     from labeling.ml import evaluate, fit_probe
+    from labeling.ml.probe import learning_curve, untrainable_message
+    from labeling.trust import trust_fit
 
     monitor.update(device="cpu")
     embedding_set = EmbeddingSet.objects.filter(run_id=run.backbone_run_id).order_by("-id").first()
@@ -320,20 +343,25 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
     submitted = np.fromiter(Image.objects.filter(project_id=run.project_id, status=ImageStatus.SUBMITTED)
                             .order_by("id").values_list("id", flat=True), dtype=np.int64)
     labeled, x = shards.features_of(embedding_set=embedding_set, ids=submitted)
+    names = [name for _, name in labels]
     if len(labeled) < 2:
-        finish(run, RunStatus.FAILED, error="Label at least two images (submit them) before fitting the probe.")
-        return "failed"
+        return _nothing_to_fit(run, {"labeled": len(labeled)}, untrainable_message(None, names))
     y = label_matrix(labeled.tolist(), label_ids)
     probe = fit_probe(x.astype(np.float32), y)
-    report = probe.label_report([name for _, name in labels])
+    report = probe.label_report(names)
     metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map,
                "labels": report}
-    if probe.oof_scores is not None and probe.trained.any():
-        t = probe.trained
-        cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
-        names = [name for (_, name), trained in zip(labels, t) if trained]
-        metrics["cv"] = {**cv, "labels": names}
-    shards.save_probe(run.id, probe, label_ids)
+    message = untrainable_message(probe, names)
+    if message is not None:
+        return _nothing_to_fit(run, metrics, message)
+    t = probe.trained
+    cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
+    metrics["cv"] = {**cv, "labels": [name for name, trained in zip(names, t) if trained]}
+    calibration, confident, metrics["trust"] = trust_fit(
+        project_id=run.project_id, y=y, oof=probe.oof_scores, trained=t, ap=cv["ap"], label_ids=label_ids,
+        names=names, labeled_ids=labeled, positives=probe.positives)
+    metrics["learning_curve"] = learning_curve(x.astype(np.float32), y, weight_decay=probe.weight_decay)
+    shards.save_probe(run.id, probe, label_ids, calibration=calibration, confident=confident)
     monitor.update(metrics=metrics)
     log_probe_metrics(run, metrics)
     SuggestionShard.objects.filter(run=run).delete()
@@ -359,6 +387,16 @@ def _probe(run: TrainingRun, monitor: RunMonitor) -> str:
             return "cancelled"
         shards.suggest_block(run.id, block, run.worker)
     return shards.finalise(run.id)
+
+
+def _nothing_to_fit(run: TrainingRun, metrics: dict, message: str) -> str:
+    """A fit after the first few submissions, before any label has 3 of each: nothing to suggest
+    yet, which is not a failure. The project keeps the suggestions it has (if any); this run
+    writes none and says what it needs."""
+    metrics.update(message=message, trust={"still_learning": message})
+    if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
+        raise LostClaim(run.id)
+    return "succeeded"
 
 
 def log_probe_metrics(run: TrainingRun, metrics: dict) -> None:

@@ -173,6 +173,30 @@ def image_suggestions_accept_all(request: Request, image_id: int) -> Response:
     return Response(annotator_selectors.annotation_state(image=image))
 
 
+class SuggestionSettingsSerializer(serializers.Serializer):
+    precision_target = serializers.FloatField(required=False, help_text="0.5 to 0.999; default 0.9")
+    label_targets = serializers.DictField(child=serializers.FloatField(allow_null=True), required=False,
+                                          help_text="{label id: target, or null for the project's}")
+
+
+@extend_schema(methods=["GET"], responses={200: OpenApiTypes.OBJECT})
+@extend_schema(methods=["PATCH"], request=SuggestionSettingsSerializer, responses={200: OpenApiTypes.OBJECT})
+@api_view(["GET", "PATCH"])
+def suggestion_settings(request: Request, project_id: int) -> Response:
+    """GET: the precision targets and each label's standing. PATCH (admin): change them; a refit is queued."""
+    if request.method == "GET":
+        project, _ = project_for(user=request.user, project_id=project_id)
+        return Response(selectors.suggestion_settings(project_id=project.id))
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    data = common.body(request)
+    unknown = set(data) - {"precision_target", "label_targets"}
+    if unknown:
+        raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}; use precision_target, label_targets.")
+    services.suggestion_settings_update(project=project, precision_target=data.get("precision_target"),
+                                        label_targets=data.get("label_targets"))
+    return Response(selectors.suggestion_settings(project_id=project.id))
+
+
 @extend_schema(request=None, responses={201: RunSerializer})
 @api_view(["POST"])
 def run_retry(request: Request, run_id: int) -> Response:

@@ -24,6 +24,34 @@ def image_suggestions(*, image: Image) -> list[dict]:
             for label, p, predicted in rows]
 
 
+def suggestion_settings(*, project_id: int) -> dict:
+    """The precision targets suggestions must prove, and each label's standing at the current fit."""
+    from labeling.trust import DEFAULT_TARGET
+
+    from annotator.models import LabelClass
+
+    state = ProjectModelState.objects.filter(project_id=project_id).select_related("probe_run").first()
+    fit = (state.probe_run.metrics.get("trust") or {}) if state and state.probe_run else {}
+    by_label = {e.get("label_id"): e for e in fit.get("labels", [])}
+    overrides = state.label_targets if state else {}
+    target = state.precision_target if state else DEFAULT_TARGET
+    return {"precision_target": target, "label_targets": dict(overrides),
+            "labels": [{"label_id": label_id, "label": name, "target": overrides.get(str(label_id), target),
+                        "override": str(label_id) in overrides,
+                        **{k: by_label.get(label_id, {}).get(k) for k in (
+                            "confident", "threshold", "precision_lower_bound", "near_chance")}}
+                       for label_id, name in LabelClass.objects.filter(project_id=project_id)
+                       .order_by("order", "id").values_list("id", "name")]}
+
+
+def model_note(*, project_id: int) -> str | None:
+    """The annotate page's one line when the model abstains: the newest finished fit's
+    "still learning" message (a fit with nothing to suggest is not swapped in, yet it speaks)."""
+    metrics = (TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
+               .order_by("-id").values_list("metrics", flat=True).first())
+    return ((metrics or {}).get("trust") or {}).get("still_learning")
+
+
 def run_summary(run: TrainingRun) -> dict:
     """A run as the project page and the API show it (progress, live loss, metrics)."""
     duration = None

@@ -17,6 +17,7 @@ from annotator.models import Image, ImageTag, LabelClass, Project, Source
 from annotator.tasks import enqueue
 from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
+from labeling.trust import decision_noted
 
 # What a pretraining run may be configured with, and the bounds a request must stay within.
 PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (8, 8192),
@@ -124,6 +125,42 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
                                            defaults={"author": user, "source": Source.MODEL})
         # Either way the image's annotations changed: an open editor must re-read before saving.
         Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+        # A decision measures the precision of the shown suggestions: enough rejections withdraw
+        # the label's confidence now (labeling/trust.py).
+        decision_noted(run_id=suggestion.run_id, label_id=label.id)
+
+
+def suggestion_settings_update(*, project: Project, precision_target: float | None = None,
+                               label_targets: dict | None = None) -> ProjectModelState:
+    """Set the precision a suggestion must prove before it is pre-ticked: the project's target and
+    per-label overrides ({label id: target, or null to use the project's}). Thresholds are chosen
+    at a fit, so a refit is queued when there is a backbone to fit on."""
+    state, _ = ProjectModelState.objects.get_or_create(project=project)
+    if precision_target is not None:
+        state.precision_target = _target(precision_target, "precision_target")
+    if label_targets is not None:
+        if not isinstance(label_targets, dict):
+            raise ValidationError("“label_targets” must be an object of label id: target (or null).")
+        known = set(project.labels.values_list("id", flat=True))
+        targets = dict(state.label_targets)
+        for key, value in label_targets.items():
+            if not str(key).isdigit() or int(key) not in known:
+                raise ValidationError(f"“{key}” is not a label of this project.")
+            if value is None:
+                targets.pop(str(int(key)), None)
+            else:
+                targets[str(int(key))] = _target(value, f"label_targets.{key}")
+        state.label_targets = targets
+    state.save(update_fields=["precision_target", "label_targets"])
+    if state.pretrain_run_id is not None:
+        probe_start(project=project)
+    return state
+
+
+def _target(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 0.999:
+        raise ValidationError(f"“{what}” must be a precision from 0.5 to 0.999 (e.g. 0.9 for 9 in 10 right).")
+    return float(value)
 
 
 def suggestion_undo(*, image: Image, label: LabelClass, user: AbstractBaseUser) -> None:

@@ -128,12 +128,18 @@ def probe_path(run_id: int) -> Path:
     return run_dir(run_id) / "probe.npz"
 
 
-def save_probe(run_id: int, probe, label_ids: np.ndarray) -> None:
+def save_probe(run_id: int, probe, label_ids: np.ndarray, *, calibration=None, confident: np.ndarray | None = None) -> None:
+    """The probe, its per-label calibration (Platt a, b) and confident thresholds (on the
+    calibrated scale, +inf: never pre-ticked); ``thresholds`` stay the F1 ones the uncertainty uses."""
     path = probe_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
+    labels = len(label_ids)
     np.savez(buffer, mean=probe.mean, std=probe.std, weight=probe.weight, bias=probe.bias,
-             thresholds=probe.thresholds, trained=probe.trained, label_ids=label_ids)
+             thresholds=probe.thresholds, trained=probe.trained, label_ids=label_ids,
+             calibration_a=np.ones(labels) if calibration is None else calibration.a,
+             calibration_b=np.zeros(labels) if calibration is None else calibration.b,
+             confident=probe.thresholds if confident is None else confident)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
@@ -144,8 +150,17 @@ def load_probe(run_id: int) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def calibrate(probe: dict[str, np.ndarray], probs: np.ndarray) -> np.ndarray:
+    """The saved probe's calibration applied to its raw probabilities (identity for an old file)."""
+    from labeling.ml.calibrate import Platt
+
+    if "calibration_a" not in probe:
+        return probs
+    return Platt(probe["calibration_a"], probe["calibration_b"]).apply(probs)
+
+
 def predict(probe: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-    """The saved probe's LinearProbe.predict_proba: (N, D) -> (N, L) float32."""
+    """The saved probe's LinearProbe.predict_proba (uncalibrated): (N, D) -> (N, L) float32."""
     from labeling.ml import LinearProbe
 
     none = np.zeros(len(probe["label_ids"]), np.int64)
@@ -171,13 +186,16 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
     s = embedding_set.block_size
     pool, features = block_features(embedding_set=embedding_set, block=block,
                                      ids=block_ids(run.project_id, block, s, UNLABELED_STATUSES))
-    probs = predict(probe, features) if len(pool) else np.zeros((0, len(probe["label_ids"])), np.float32)
-    scores = uncertainty(probs, probe["thresholds"]) if len(pool) else np.zeros(0)
+    raw = predict(probe, features) if len(pool) else np.zeros((0, len(probe["label_ids"])), np.float32)
+    scores = uncertainty(raw, probe["thresholds"]) if len(pool) else np.zeros(0)
+    # What people see is calibrated, and pre-ticked only at the label's precision-targeted threshold.
+    probs = calibrate(probe, raw)
     with transaction.atomic():
         Suggestion.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
         ImageUncertainty.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
         write_suggestions(run_id=run_id, pool=pool, label_ids=probe["label_ids"], probs=probs,
-                          thresholds=probe["thresholds"], trained=probe["trained"], scores=scores)
+                          thresholds=probe.get("confident", probe["thresholds"]), trained=probe["trained"],
+                          scores=scores)
         SuggestionShard.objects.update_or_create(run_id=run_id, block=block,
                                                  defaults={"worker": worker, "images": len(pool),
                                                            "finished_at": timezone.now()})

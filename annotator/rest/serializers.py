@@ -91,6 +91,7 @@ class AnnotationStateSerializer(serializers.Serializer):
     boxes = serializers.ListField(child=serializers.DictField())
     tags = serializers.ListField(child=serializers.DictField())
     suggestions = serializers.ListField(child=serializers.DictField())
+    model_note = serializers.CharField(allow_null=True, help_text="set while the model is near chance")
 
 
 class QueueNextSerializer(serializers.Serializer):

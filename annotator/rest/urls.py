@@ -34,6 +34,8 @@ urlpatterns = [
     path("runs/<int:run_id>/", labeling.run_detail, name="api_run_detail"),
     path("runs/<int:run_id>/cancel/", labeling.run_cancel, name="api_run_cancel"),
     path("runs/<int:run_id>/retry/", labeling.run_retry, name="api_run_retry"),
+    path("projects/<int:project_id>/suggestion-settings/", labeling.suggestion_settings,
+         name="api_suggestion_settings"),
     path("projects/<int:project_id>/dashboard/", labeling.project_dashboard, name="api_project_dashboard"),
     path("projects/<int:project_id>/embedding-map/", labeling.embedding_map, name="api_embedding_map"),
 ]

@@ -39,7 +39,7 @@ class LinearProbe:
     trained: np.ndarray  # (L,) bool
     positives: np.ndarray  # (L,) int, in the training set
     negatives: np.ndarray  # (L,) int
-    weight_decay: float
+    weight_decay: float | None  # None when no label could be trained (never NaN: it ends up in JSON)
     cv_map: dict[float, float | None] = field(default_factory=dict)
     # Out-of-fold probabilities at the chosen weight decay, (N, L); NaN in untrained columns.
     # What cross-validated metrics are computed from: no row was predicted by a model fitted to it.
@@ -64,14 +64,13 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     x, y = np.asarray(features, dtype=np.float64), np.asarray(labels).astype(bool)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
         raise ValueError(f"expected (N, D) features and (N, L) labels, got {x.shape} and {y.shape}")
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    std = np.where(std > 1e-8, std, 1.0)  # a constant feature stays 0 instead of dividing by 0
+    mean, std = x.mean(axis=0), standardisation_scale(x)
     x = (x - mean) / std
     positives, negatives = y.sum(axis=0), (~y).sum(axis=0)
     trained = (positives >= config.min_examples) & (negatives >= config.min_examples)
     weight, bias = np.zeros((x.shape[1], y.shape[1])), _prior_logit(positives, len(y))
     thresholds = np.full(y.shape[1], np.inf)
-    probe = LinearProbe(mean, std, weight, bias, thresholds, trained, positives, negatives, float("nan"))
+    probe = LinearProbe(mean, std, weight, bias, thresholds, trained, positives, negatives, None)
     if not trained.any():
         return probe
     # Every (weight decay, fold) problem and the final fits are independent convex problems:
@@ -95,6 +94,56 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     probe.oof_scores = np.full(y.shape, np.nan, dtype=np.float32)
     probe.oof_scores[:, trained] = oof[best]
     return probe
+
+
+def standardisation_scale(x: np.ndarray, relative_floor: float = 0.01) -> np.ndarray:
+    """(N, D) -> (D,) per-feature scale: the std, but at least ``relative_floor`` x the median std.
+
+    A feature that barely varies on the few labeled images (std 1e-5 where the others have 1)
+    would otherwise give an unlabeled image a standardised value in the thousands, and that one
+    dimension would decide its prediction whatever the weights learned. The floor keeps such a
+    feature within ~100x of a typical one, where its (small, weight-decayed) weight cannot win.
+    """
+    std = x.std(axis=0)
+    varying = std[std > 1e-12]
+    floor = relative_floor * float(np.median(varying)) if len(varying) else 1.0
+    return np.maximum(std, max(floor, 1e-12))
+
+
+def untrainable_message(probe: "LinearProbe | None", names: list[str], min_examples: int = 3) -> str | None:
+    """The user-facing reason a fit has no model at all (``probe`` None: nothing could be fitted),
+    or None when some label was trained."""
+    if probe is not None and probe.trained.any():
+        return None
+    return (f"not enough labels yet: need {min_examples} of each for "
+            f"{', '.join(names) if names else 'any label'}")
+
+
+def learning_curve(features: np.ndarray, labels: np.ndarray, weight_decay: float,
+                   fractions: tuple[float, ...] = (0.25, 0.5, 1.0),
+                   config: ProbeConfig | None = None) -> list[dict]:
+    """Out-of-fold mAP when the probe sees only a share of the labeled set (a seeded random subset
+    per fraction, cross-validated at the chosen weight decay): rising at 100 % means more labels
+    would still help; flat means the features are the limit. ``map`` is None where the subset
+    leaves no label with ``min_examples`` of each."""
+    config = config or ProbeConfig()
+    x, y = np.asarray(features, dtype=np.float64), np.asarray(labels).astype(bool)
+    order = np.random.default_rng(config.seed + 1).permutation(len(y))
+    curve = []
+    for fraction in fractions:
+        rows = np.sort(order[:max(2, int(round(fraction * len(y))))])
+        xs, ys = x[rows], y[rows]
+        xs = (xs - xs.mean(axis=0)) / standardisation_scale(xs)
+        trained = (ys.sum(0) >= config.min_examples) & ((~ys).sum(0) >= config.min_examples)
+        value = None
+        if trained.any():
+            folds = _folds(len(ys), config)
+            held = np.stack([np.isin(np.arange(len(ys)), f) for f in folds])
+            w, b = _fit_many(xs, ys[:, trained], ~held, np.full(len(folds), weight_decay), config.max_iter)
+            oof = (held[:, :, None] * _sigmoid(np.einsum("nd,pdl->pnl", xs, w) + b[:, None, :])).sum(0)
+            value = _map(ys[:, trained], oof)
+        curve.append({"fraction": fraction, "labeled": int(len(rows)), "map": value})
+    return curve
 
 
 @contextlib.contextmanager

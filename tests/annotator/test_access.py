@@ -69,6 +69,8 @@ ENDPOINTS = [
     # No current suggestion in this small project: 400 says so, after access was granted.
     Endpoint("api_suggestion_decide", "post", ANNOTATE, ok=(400,), json=True, body={}),
     Endpoint("api_suggestions_accept_all", "post", ANNOTATE, json=True, body={}),
+    Endpoint("api_suggestion_settings", "get", ANY, json=True),
+    Endpoint("api_suggestion_settings", "patch", ADMIN, json=True, body={"precision_target": 0.95}),
 ]
 
 
@@ -103,7 +105,7 @@ def world(settings, tmp_path):
         "api_run_cancel": [run.id], "api_run_retry": [run.id], "run_file": [run.id, f"tensorboard/{events.name}"],
         "project_dashboard": [project.id], "api_project_dashboard": [project.id], "api_embedding_map": [project.id],
         "api_suggestion_decide": [unlabeled, cat.id, "accept"],
-        "api_suggestions_accept_all": [unlabeled],
+        "api_suggestions_accept_all": [unlabeled], "api_suggestion_settings": [project.id],
     }
     return users, args
 

@@ -74,7 +74,8 @@ def test_it_counts_progress_labels_and_quality_in_sql(team):
     counts = {row["label"]: row for row in data["label_counts"]}
     assert (counts[cat]["boxes"], counts[cat]["suggested"], counts[dog]["human_tags"]) == (6, 3, 6)
     quality = {row["label"]: row for row in data["suggestion_quality"]["labels"]}
-    assert quality[cat] == {"label": cat, "accepted": 1, "decided": 2, "accept_rate": 0.5, "cv_ap": 0.7, "cv_f1": 0.8}
+    assert {k: quality[cat][k] for k in ("label", "accepted", "decided", "accept_rate", "cv_ap", "cv_f1")} == {
+        "label": cat, "accepted": 1, "decided": 2, "accept_rate": 0.5, "cv_ap": 0.7, "cv_f1": 0.8}
     assert data["suggestion_quality"]["map"] == 0.5
     (person,) = data["annotators"]["people"]
     assert (person["name"], person["median_seconds"], person["accept_rate"]) == ("ann", 10.0, 0.5)
@@ -82,6 +83,29 @@ def test_it_counts_progress_labels_and_quality_in_sql(team):
     assert (day["images"], day["boxes"], day["tags"]) == (6, 6, 6)
     pretrain = next(r for r in data["runs"] if r["kind"] == "pretrain")
     assert pretrain["probe"] == {"map": 0.5, "micro_f1": 0.6, "macro_f1": 0.4, "labeled": 6}
+
+
+def test_it_shows_precision_coverage_and_accept_rate_of_confident_suggestions_side_by_side(team):
+    from labeling.ml.confidence import wilson_lower
+
+    project, owner, annotator, _ = team
+    _populate(project, annotator, 6)
+    cat, dog = project.labels.order_by("id").values_list("id", flat=True)
+    probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
+    probe.metrics["trust"] = {"ece": {"uncalibrated": 0.2, "calibrated": 0.05}, "still_learning": None, "labels": [
+        {"label_id": cat, "target": 0.9, "confident": True, "threshold": 0.8, "predictions": 40, "correct": 38,
+         "near_chance": False},
+        {"label_id": dog, "target": 0.95, "confident": False, "threshold": None, "near_chance": True}]}
+    probe.metrics["learning_curve"] = [{"fraction": 0.5, "labeled": 3, "map": 0.4}, {"fraction": 1.0, "labeled": 6, "map": 0.5}]
+    probe.save()
+    quality = dashboard.project_dashboard(project_id=project.id)["suggestion_quality"]
+    rows = {row["label"]: row for row in quality["labels"]}
+    # 38 of 40 out-of-fold, then one accepted and one rejected on the current suggestions: 39 of 42.
+    assert rows[cat]["estimated_precision"] == pytest.approx(39 / 42)
+    assert rows[cat]["precision_lower_bound"] == pytest.approx(float(wilson_lower(39, 42)))
+    assert rows[cat]["coverage"] == 0.5 and rows[cat]["accept_rate"] == 0.5  # 3 of 6 unlabeled images
+    assert (rows[dog]["confident"], rows[dog]["estimated_precision"], rows[dog]["coverage"]) == (False, None, 0.0)
+    assert quality["ece"]["calibrated"] == 0.05 and [p["labeled"] for p in quality["learning_curve"]] == [3, 6]
 
 
 def test_it_takes_the_median_of_odd_and_even_counts(team):

@@ -143,6 +143,28 @@ function drawLabels() {
     : "No probe has been fitted yet: pretrain from the project page.";
 }
 
+// Per label, side by side: what the confident suggestions are estimated to be worth and how much
+// they cover, next to what people did with them; then the calibration error and the learning curve.
+function drawTrust() {
+  const q = data.suggestion_quality;
+  const percent = (rate) => (rate == null ? "–" : `${Math.round(rate * 100)} %`);
+  const body = document.getElementById("trust");
+  body.replaceChildren(...q.labels.map((r) => row([
+    labelName(r.label), fmt(r.target, 2),
+    r.confident ? "yes" : r.near_chance ? "no (near chance)" : "no",
+    r.confident ? `${percent(r.estimated_precision)} (≥ ${percent(r.precision_lower_bound)})` : "–",
+    percent(r.coverage), r.decided ? `${percent(r.accept_rate)} of ${r.decided}` : "–"])));
+  const ece = q.ece || {};
+  document.getElementById("trust-summary").textContent = q.still_learning
+    ? `Abstaining: ${q.still_learning}.`
+    : `Calibration error (ECE, held out): ${fmt(ece.calibrated)} after calibration, ${fmt(ece.uncalibrated)} before.`;
+  const curve = q.learning_curve || [];
+  Plotly.react("chart-curve", [{ type: "scatter", mode: "lines+markers", name: "out-of-fold mAP",
+                                 x: curve.map((p) => p.labeled), y: curve.map((p) => p.map) }],
+               layout("Learning curve: rising at the right means more labels still help",
+                      { xaxis: { title: { text: "labeled images" } }, yaxis: { range: [0, 1], title: { text: "mAP" } } }), PLOT);
+}
+
 function runActions(run) {
   const td = document.createElement("td");
   const button = (text, action, key) => {
@@ -311,6 +333,7 @@ async function load() {
     drawProgress();
     drawAnnotators();
     drawLabels();
+    drawTrust();
     drawRuns();
     const pretrains = data.runs.filter((r) => r.kind === "pretrain");
     const running = pretrains.find((r) => r.status === "running") || pretrains.find((r) => r.loss != null) || pretrains[0];

@@ -55,3 +55,56 @@ def test_its_thresholds_maximise_f1():
     y = np.array([[1, 0, 1, 0, 0]]).T.astype(bool)
     s = np.array([[0.9, 0.8, 0.7, 0.2, 0.1]]).T
     assert best_f1_thresholds(y, s).tolist() == [0.7]  # tp 2, fp 1: F1 0.8
+
+
+def test_a_near_constant_feature_does_not_decide_predictions():
+    # The reproduction: one signal column, six noise columns and a column that barely varies
+    # on the labeled rows. Unlabeled rows where that column is +-0.3 must follow the signal.
+    rng = np.random.default_rng(0)
+    n = 200
+    signal = rng.normal(size=n)
+    x = np.column_stack([signal, rng.normal(size=(n, 6)), 1e-5 * rng.normal(size=n)])
+    y = (signal > 0)[:, None]
+    probe = fit_probe(x, y)
+    rows = np.zeros((4, 8))
+    rows[:, 0] = [2.0, 2.0, -2.0, -2.0]
+    rows[:, 7] = [-0.3, 0.3, -0.3, 0.3]
+    predicted = (probe.predict_proba(rows)[:, 0] >= probe.thresholds[0]).astype(int)
+    assert predicted.tolist() == [1, 1, 0, 0]
+
+
+def test_standardisation_floors_the_scale_relative_to_the_median():
+    from labeling.ml.probe import standardisation_scale
+
+    x = np.column_stack([np.arange(10.0), np.arange(10.0) * 2, np.full(10, 3.0), np.arange(10.0) * 1e-6])
+    scale = standardisation_scale(x)
+    assert scale[0] == x[:, 0].std() and scale[1] == x[:, 1].std()
+    floor = 0.01 * np.median([x[:, 0].std(), x[:, 1].std(), x[:, 3].std()])
+    assert scale[2] == floor and scale[3] == floor
+
+
+def test_no_trainable_label_gives_no_nan_and_a_message():
+    import json
+
+    from labeling.ml.probe import untrainable_message
+
+    x = np.random.default_rng(0).normal(size=(5, 8))
+    probe = fit_probe(x, np.zeros((5, 2), bool))
+    assert probe.weight_decay is None
+    json.dumps({"weight_decay": probe.weight_decay, "cv_map": probe.cv_map}, allow_nan=False)
+    assert untrainable_message(probe, ["cat", "dog"]) == (
+        "not enough labels yet: need 3 of each for cat, dog")
+    trained = fit_probe(*_data(100))
+    assert untrainable_message(trained, ["a", "b", "c", "d"]) is None
+
+
+def test_the_learning_curve_rises_with_more_labels():
+    from labeling.ml.probe import learning_curve
+
+    x, y = _data(400, d=32)
+    curve = learning_curve(x, y[:, :2], weight_decay=0.1, fractions=(0.1, 0.5, 1.0))
+    assert [point["labeled"] for point in curve] == [40, 200, 400]
+    maps = [point["map"] for point in curve]
+    assert all(m is not None for m in maps) and maps[0] < maps[2] and maps[2] > 0.9
+    tiny = learning_curve(x[:8], y[:8, :2], weight_decay=0.1, fractions=(0.25,))
+    assert tiny[0]["map"] is None  # two rows cannot hold 3 of each

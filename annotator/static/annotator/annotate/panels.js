@@ -195,7 +195,8 @@ export class Panels {
       row.classList.toggle("focused", id === focused);
       row.querySelector(".suggest-actions").hidden = state !== "suggested";
       const note = b.querySelector(".note");
-      note.textContent = tagNote(state, suggestion, fromModel);
+      // While the model abstains, its numbers would look more certain than they are: none are shown.
+      note.textContent = store.modelNote && state === "none" ? "" : tagNote(state, suggestion, fromModel);
       note.classList.toggle("faint", state === "none" || (state === "tagged" && !fromModel));
       b.title = state === "suggested"
         ? `Suggested by the model (${percent(suggestion.probability)}): click to ring it for A / R`
@@ -205,6 +206,9 @@ export class Panels {
     acceptAll.hidden = pending.size === 0;
     acceptAll.querySelector(".n").textContent = String(pending.size);
     this.el("suggest-hint").hidden = pending.size === 0;
+    const modelNote = this.el("model-note");
+    modelNote.hidden = !store.modelNote;
+    modelNote.textContent = store.modelNote || "";
   }
 
   // Rebuilt after each committed edit, never during a drag; one HTML string, parsed once, keeps

@@ -30,6 +30,7 @@ export class Store extends EventTarget {
     this.tags = new Set();
     this.tagSources = new Map(); // label id -> "human" | "model", as the server last said
     this.suggestions = []; // the current probe's view of this image, likeliest first (docs/annotate-api.md)
+    this.modelNote = null; // "the model is still learning: ..." when its fit is near chance
     this.suggestFocus = null; // the label A and R act on; null: the first pending one
     this.selected = null;
     this.hidden = false;
@@ -55,6 +56,7 @@ export class Store extends EventTarget {
     this.tags = new Set(state.tags.map((t) => t.label));
     this.tagSources = sourcesOf(state.tags);
     this.suggestions = state.suggestions || [];
+    this.modelNote = state.model_note || null;
     this.review = state.review || null;  // a reviewer's rejection to act on
     this.suggestFocus = null;
     this.selected = null;
@@ -77,6 +79,7 @@ export class Store extends EventTarget {
     this.tags = new Set();
     this.tagSources = new Map();
     this.suggestions = [];
+    this.modelNote = null;
     this.suggestFocus = null;
     this.selected = null;
     this.undoStack = [];
@@ -164,6 +167,7 @@ export class Store extends EventTarget {
     }
     this.tagSources = sourcesOf(state.tags);
     this.suggestions = state.suggestions || [];
+    this.modelNote = state.model_note || null;
     this.emit("tags");
     this.emit("suggestions");
   }

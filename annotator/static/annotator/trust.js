@@ -1,0 +1,57 @@
+// The project page's precision targets (admins): the project's target and a per-label override
+// (empty: the project's), read from and saved to /api/projects/<id>/suggestion-settings/.
+
+const box = document.getElementById("trust-settings");
+const form = document.getElementById("trust-form");
+const rows = document.getElementById("trust-labels");
+const message = document.getElementById("trust-message");
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+async function call(method, body) {
+  const response = await fetch(box.dataset.url, {
+    method, credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (!response.ok) throw new Error(data.error || `the server answered ${response.status}`);
+  return data;
+}
+
+function standing(label) {
+  if (label.confident == null) return "no fit yet";
+  if (label.confident) return `confident from ${Math.round(label.threshold * 100)} %`;
+  return label.near_chance ? "not confident (near chance)" : "not confident";
+}
+
+function show(settings) {
+  form.elements.precision_target.value = settings.precision_target;
+  rows.replaceChildren(...settings.labels.map((label) => {
+    const tr = document.createElement("tr");
+    const input = Object.assign(document.createElement("input"), {
+      type: "number", min: "0.5", max: "0.999", step: "0.001", name: `label-${label.label_id}`,
+      value: label.override ? label.target : "", placeholder: "project's" });
+    input.dataset.label = label.label_id;
+    input.setAttribute("aria-label", `Precision target for ${label.label}`);
+    const name = Object.assign(document.createElement("td"), { textContent: label.label });
+    const field = document.createElement("td");
+    field.append(input);
+    tr.append(name, field, Object.assign(document.createElement("td"), { textContent: standing(label), className: "muted" }));
+    return tr;
+  }));
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const labelTargets = {};
+  for (const input of rows.querySelectorAll("input[data-label]")) {
+    labelTargets[input.dataset.label] = input.value === "" ? null : Number(input.value);
+  }
+  try {
+    show(await call("PATCH", { precision_target: Number(form.elements.precision_target.value), label_targets: labelTargets }));
+    message.textContent = "Saved; the probe refits with these targets.";
+  } catch (error) {
+    message.textContent = error.message;
+  }
+});
+
+call("GET").then(show).catch((error) => { message.textContent = error.message; });

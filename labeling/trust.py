@@ -1,0 +1,129 @@
+"""Trust in a probe run's suggestions: calibration, precision-targeted thresholds and the abstain
+line, fed from the database to the pure logic in ``labeling.ml.calibrate`` / ``confidence``.
+
+At a fit:
+- the out-of-fold scores (no row scored by a model fitted to it) are calibrated per label by Platt
+  scaling. The map used for the suggestions is fitted on all of them; the ECE in the metrics and
+  the thresholds are computed on cross-fitted calibrated scores (each row calibrated by a map
+  fitted without it), so neither is judged on what it was fitted to;
+- each label's threshold is the lowest calibrated probability whose 95 % lower bound of precision
+  meets the label's target. The counts pool the out-of-fold rows and the accept / reject decisions
+  taken on the replaced run's shown suggestions of images that are not in the labeled set (an
+  image decided and then submitted is counted once, as a labeled row), from that run's threshold up;
+- a near-chance label (AP hardly above its prevalence) is never confident.
+
+Between fits, the dashboard's estimate of a label's precision adds the current run's decisions to
+the counts stored with the run (``live_estimate``), and so does every decision
+(``decision_noted``): when the rejections pull a label's bound below its target, its suggestions
+stop being pre-ticked at once, not at the next fit. (The opposite move, a lower threshold, needs
+the out-of-fold scores, so it waits for the fit.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
+from labeling.ml.confidence import (LabelConfidence, label_lift, near_chance, precision_threshold,
+                                    still_learning, wilson_lower)
+from django.db.models import Count, Q
+
+from labeling.models import Decision, ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
+
+DEFAULT_TARGET = 0.9
+
+
+def label_target(state: ProjectModelState | None, label_id: int) -> float:
+    if state is None:
+        return DEFAULT_TARGET
+    return float(state.label_targets.get(str(label_id), state.precision_target))
+
+
+def trust_fit(*, project_id: int, y: np.ndarray, oof: np.ndarray, trained: np.ndarray, ap: list[float | None],
+              label_ids: np.ndarray, names: list[str], labeled_ids: np.ndarray,
+              positives: np.ndarray) -> tuple[Platt, np.ndarray, dict]:
+    """-> the calibration for the suggestions, (L,) confident thresholds (+inf: not confident) and
+    the run's "trust" metrics. ``ap``: out-of-fold AP per trained label, in order."""
+    state = ProjectModelState.objects.filter(project_id=project_id).select_related("probe_run").first()
+    t = np.flatnonzero(trained)
+    platt = Platt.identity(len(label_ids))
+    thresholds = np.full(len(label_ids), np.inf)
+    fitted = fit_platt(y[:, t], oof[:, t])
+    platt.a[t], platt.b[t] = fitted.a, fitted.b
+    held_out = cross_fitted(y[:, t], oof[:, t])
+    previous = _previous_thresholds(state)
+    labels = []
+    for j, label_id in enumerate(label_ids.tolist()):
+        entry = {"label": names[j], "label_id": label_id, "target": label_target(state, label_id),
+                 "trained": bool(trained[j]), "positives": int(positives[j])}
+        if trained[j]:
+            column = int(np.flatnonzero(t == j)[0])
+            lift = label_lift(y[:, j], ap[column])
+            decided, accepted, shown_from = _decisions(project_id, state, label_id, labeled_ids, previous)
+            result = precision_threshold(y[:, j], held_out[:, column], entry["target"], decided=decided,
+                                         accepted=accepted, shown_from=shown_from)
+            weak = near_chance(lift)
+            if weak:
+                result = LabelConfidence(float("inf"), result.lower_bound, result.precision, result.predictions, 0.0)
+            thresholds[j] = result.threshold
+            correct = round(result.precision * result.predictions) if result.precision is not None else 0
+            entry.update(result.to_dict(), lift=lift, near_chance=weak, decisions=len(decided), correct=correct)
+        else:
+            entry.update(confident=False, threshold=None, near_chance=True)
+        labels.append(entry)
+    metrics = {
+        "default_target": state.precision_target if state else DEFAULT_TARGET,
+        "ece": {"uncalibrated": expected_calibration_error(y[:, t], oof[:, t]),
+                "calibrated": expected_calibration_error(y[:, t], held_out)},
+        "labels": labels,
+        "still_learning": still_learning(labels),
+    }
+    return platt, thresholds, metrics
+
+
+def _previous_thresholds(state: ProjectModelState | None) -> dict[int, float]:
+    run = state.probe_run if state else None
+    if run is None:
+        return {}
+    return {entry["label_id"]: entry["threshold"] for entry in (run.metrics.get("trust") or {}).get("labels", [])
+            if entry.get("threshold") is not None}
+
+
+def _decisions(project_id: int, state: ProjectModelState | None, label_id: int, labeled_ids: np.ndarray,
+               previous: dict[int, float]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decisions on the replaced run's confident suggestions of images outside the labeled set."""
+    if state is None or state.probe_run_id is None or label_id not in previous:
+        return np.zeros(0), np.zeros(0, bool), float("inf")
+    rows = np.array(list(SuggestionDecision.objects.filter(run_id=state.probe_run_id, label_id=label_id)
+                         .values_list("image_id", "probability", "decision")), dtype=object).reshape(-1, 3)
+    keep = ~np.isin(rows[:, 0].astype(np.int64), labeled_ids)
+    rows = rows[keep]
+    return rows[:, 1].astype(np.float64), rows[:, 2] == Decision.ACCEPTED, float(previous[label_id])
+
+
+def live_estimate(*, entry: dict, accepted: int, rejected: int) -> dict:
+    """A label's precision estimate at its threshold with the decisions taken since the fit added."""
+    measured = int(entry.get("predictions") or 0) + accepted + rejected
+    correct = int(entry.get("correct") or 0) + accepted
+    return {"precision": correct / measured if measured else None,
+            "precision_lower_bound": float(wilson_lower(correct, measured)) if measured else None,
+            "measured": measured}
+
+
+def decision_noted(*, run_id: int, label_id: int) -> bool:
+    """After a decision on a suggestion of ``run_id``: re-check its label's bound with the run's
+    decisions added; True when the label stopped being confident. Three small queries."""
+    run = TrainingRun.objects.filter(pk=run_id).only("metrics").first()
+    labels = ((run.metrics if run else {}).get("trust") or {}).get("labels", [])
+    entry = next((e for e in labels if e.get("label_id") == label_id and e.get("confident")), None)
+    if entry is None:
+        return False
+    counts = SuggestionDecision.objects.filter(run_id=run_id, label_id=label_id).aggregate(
+        accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id"))
+    estimate = live_estimate(entry=entry, accepted=counts["accepted"], rejected=counts["decided"] - counts["accepted"])
+    if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= entry["target"]:
+        return False
+    Suggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True).update(predicted=False)
+    entry.update(confident=False, threshold=None, withdrawn=estimate)
+    TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
+    return True
