@@ -3,6 +3,7 @@ nothing else writes the annotation domain."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import secrets
@@ -137,51 +138,119 @@ class ImportReport:
 
 def import_limits() -> Limits:
     return Limits(max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS,
-                  max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE)
+                  max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE,
+                  max_decode_bytes=settings.IMAGE_DECODE_MAX_MB * 2**20)
+
+
+# At most this many images are decoded at once in one process: a decode can take hundreds of MB,
+# so concurrent uploads queue here instead of multiplying the web worker's peak memory.
+_DECODE_SLOTS = threading.BoundedSemaphore(settings.IMAGE_DECODES_PER_PROCESS)
 
 
 def images_import(*, project: Project, sources: Iterable[ImageSource | Rejection],
                   on_progress: Callable[[ImportReport], None] | None = None, batch_size: int = 200) -> ImportReport:
     """Check, deduplicate and store images. Each image lands whole (file, thumbnail and row) or not
-    at all; one bad file never stops the others. Rows are written in batches for speed."""
+    at all; one bad file never stops the others. Rows are written in batches for speed.
+
+    Cost bounds: a file is hashed before it is decoded, so a copy of an image already in the project
+    (or earlier in this import) is never decoded; files are decoded one at a time and written to
+    storage at once, so a batch holds rows, not image bytes; the project's and its creator's image
+    quotas are checked before each decode."""
     limits = import_limits()
     report = ImportReport()
-    batch: list[tuple[str, PreparedImage]] = []
-    for source in sources:
-        if isinstance(source, Rejection):
-            report.rejected.append(source)
-        else:
-            try:
-                batch.append((source.name, prepare_image(source.read(), limits)))
-            except ImageRejected as error:
-                report.rejected.append(Rejection(source.name, str(error)))
-            except OSError as error:
-                report.rejected.append(Rejection(source.name, f"could not read the file ({error.strerror or error})"))
-        if len(batch) >= batch_size:
-            _store_batch(project, batch, report)
-            batch = []
-        if on_progress:
-            on_progress(report)
-    if batch:
-        _store_batch(project, batch, report)
+    quota = _ImageQuota(project)
+    batch: list[Image] = []
+    pending: dict[str, Image] = {}  # sha256 -> a row written to storage, not yet inserted
+    later_copies: list[tuple[str, str]] = []  # (name, sha) of repeats of a pending row
+    try:
+        for source in sources:
+            if isinstance(source, Rejection):
+                report.rejected.append(source)
+            else:
+                row = _import_one(project, source, limits, quota, pending, later_copies, report)
+                if row is not None:
+                    batch.append(row)
+                    pending[row.sha256] = row
+            if len(batch) >= batch_size:
+                _store_batch(project, batch, later_copies, report)
+                batch, later_copies = [], []
+                pending.clear()
+            if on_progress:
+                on_progress(report)
+    except BaseException:
+        for row in batch:  # written to storage, never inserted: no row may point at them, so remove them
+            _delete_files(row)
+        raise
+    if batch or later_copies:
+        _store_batch(project, batch, later_copies, report)
         if on_progress:
             on_progress(report)
     return report
 
 
-def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], report: ImportReport) -> None:
-    existing = dict(Image.objects.filter(project=project, sha256__in={p.sha256 for _, p in batch})
-                    .values_list("sha256", "id"))
-    fresh: dict[str, tuple[str, PreparedImage]] = {}
-    later_copies: list[tuple[str, str]] = []  # (name, sha) of repeats inside this batch
-    for name, prepared in batch:
-        if prepared.sha256 in existing:
-            report.duplicates.append(Imported(name, existing[prepared.sha256]))
-        elif prepared.sha256 in fresh:
-            later_copies.append((name, prepared.sha256))
-        else:
-            fresh[prepared.sha256] = (name, prepared)
-    rows = [_write_files(project, name, prepared) for name, prepared in fresh.values()]
+class _ImageQuota:
+    """PROJECT_MAX_IMAGES per project and USER_MAX_IMAGES over the projects one person created,
+    counted once per import and then kept up to date as rows are written."""
+
+    def __init__(self, project: Project) -> None:
+        self.project_left = settings.PROJECT_MAX_IMAGES - Image.objects.filter(project=project).count()
+        self.user_left = (settings.USER_MAX_IMAGES - Image.objects.filter(project__created_by_id=project.created_by_id)
+                          .count()) if project.created_by_id else math.inf
+
+    def refusal(self) -> str | None:
+        if self.project_left <= 0:
+            return (f"the project holds its limit of {settings.PROJECT_MAX_IMAGES:,} images "
+                    "(PROJECT_MAX_IMAGES); start another project or ask the server's admin")
+        if self.user_left <= 0:
+            return (f"the projects of this project's creator hold their limit of {settings.USER_MAX_IMAGES:,} images "
+                    "(USER_MAX_IMAGES); ask the server's admin")
+        return None
+
+    def take(self) -> None:
+        self.project_left -= 1
+        self.user_left -= 1
+
+
+def _import_one(project: Project, source: ImageSource, limits: Limits, quota: _ImageQuota,
+                pending: dict[str, Image], later_copies: list[tuple[str, str]], report: ImportReport) -> Image | None:
+    """Read, hash, then (only when the image is new) decode and store one file; None when it was
+    reported as a duplicate or a rejection."""
+    try:
+        data = source.read()
+    except OSError as error:
+        report.rejected.append(Rejection(source.name, f"could not read the file ({error.strerror or error})"))
+        return None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 in pending:
+        later_copies.append((source.name, sha256))
+        return None
+    existing = Image.objects.filter(project=project, sha256=sha256).values_list("id", flat=True).first()
+    if existing is not None:
+        report.duplicates.append(Imported(source.name, existing))
+        return None
+    refusal = quota.refusal()
+    if refusal:
+        report.rejected.append(Rejection(source.name, refusal))
+        return None
+    if not _DECODE_SLOTS.acquire(timeout=settings.IMAGE_DECODE_WAIT_SECONDS):
+        report.rejected.append(Rejection(source.name, "the server is busy decoding other uploads; try again shortly"))
+        return None
+    try:
+        prepared = prepare_image(data, limits)
+    except ImageRejected as error:
+        report.rejected.append(Rejection(source.name, str(error)))
+        return None
+    finally:
+        _DECODE_SLOTS.release()
+    del data  # the upload's bytes: only the prepared image (and then its row) is kept
+    quota.take()
+    return _write_files(project, source.name, prepared)
+
+
+def _store_batch(project: Project, rows: list[Image], later_copies: list[tuple[str, str]],
+                 report: ImportReport) -> None:
+    """Insert rows whose files are already in storage; a copy of a pending row is reported as a
+    duplicate of whichever row won."""
     try:
         with transaction.atomic():
             Image.objects.bulk_create(rows)
@@ -199,8 +268,9 @@ def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], repor
         ids[row.sha256] = row.id
         report.imported.append(Imported(row.original_name, row.id))
     for name, sha in later_copies:
-        if sha in ids:
-            report.duplicates.append(Imported(name, ids[sha]))
+        other = ids.get(sha) or Image.objects.filter(project=project, sha256=sha).values_list("id", flat=True).first()
+        if other:
+            report.duplicates.append(Imported(name, other))
         else:
             report.rejected.append(Rejection(name, "a copy of this image could not be stored"))
 

@@ -174,15 +174,28 @@ STATICFILES_FINDERS = [
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 100_000_000, minimum=1)
 IMAGE_MAX_SIDE = env_int("IMAGE_MAX_SIDE", 30_000, minimum=1)
+# The memory one decode may take, estimated from the header before any pixel is decoded: 400 MB
+# admits a 100 MP JPEG or PNG; Pillow's WebP decoder needs 16 bytes a pixel, so WebP up to 25 MP.
+IMAGE_DECODE_MAX_MB = env_int("IMAGE_DECODE_MAX_MB", 400, minimum=1)
 # A zip (uploaded or imported) may inflate to at most this much in all; each entry also obeys IMAGE_MAX_BYTES.
 ZIP_MAX_TOTAL_BYTES = env_int("ZIP_MAX_TOTAL_BYTES", 2 * 1024 * 1024 * 1024, minimum=1)
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 # How long the queue holds an image for the annotator it was handed to.
 QUEUE_LOCK_MINUTES = env_int("QUEUE_LOCK_MINUTES", 10, minimum=1)
-# Uploads arrive in batches from the browser; a request may carry a few files.
+# Uploads arrive in batches from the browser (20 files a request); a request may carry at most
+# this many files and bytes (a bigger one is a 413 before anything is parsed). Files over 10 MB are
+# spooled to disk by Django, not held in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES_PER_REQUEST", 200, minimum=1)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES_PER_REQUEST", 50, minimum=1)
+UPLOAD_MAX_BYTES_PER_REQUEST = env_int("UPLOAD_MAX_BYTES_PER_REQUEST", 1024 * 1024 * 1024, minimum=1)
+# Images decoded at once per process (a 100 MP image decodes to 300-400 MB); more wait their turn
+# for up to IMAGE_DECODE_WAIT_SECONDS, then the file is refused with "busy, try again".
+IMAGE_DECODES_PER_PROCESS = env_int("IMAGE_DECODES_PER_PROCESS", 1, minimum=1)
+IMAGE_DECODE_WAIT_SECONDS = env_int("IMAGE_DECODE_WAIT_SECONDS", 120, minimum=1)
+# Quotas: images in one project, and in all the projects one person created.
+PROJECT_MAX_IMAGES = env_int("PROJECT_MAX_IMAGES", 1_000_000, minimum=1)
+USER_MAX_IMAGES = env_int("USER_MAX_IMAGES", 5_000_000, minimum=1)
 
 # The REST API (docs/api.md): token auth for scripts (Authorization: Token <key>), the session for
 # the browser; errors as {"error": "..."} like the rest of the site.

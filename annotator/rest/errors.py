@@ -3,7 +3,8 @@ errors, ``current`` on a 409), whatever raised it: DRF, Django, or a service."""
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, TooManyFilesSent, ValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -28,6 +29,9 @@ def exception_handler(exc, context):
         current = selectors.annotation_state(image=Image.objects.get(pk=exc.image_id))
         return Response({"error": "Someone else changed this image since you opened it.", "current": current},
                         status=409)
+    if isinstance(exc, TooManyFilesSent):
+        return Response({"error": f"One request may carry at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; "
+                                  "send them in smaller batches."}, status=413)
     if isinstance(exc, ValidationError):
         return Response({"error": " ".join(exc.messages)}, status=400)
     if isinstance(exc, PermissionDenied):

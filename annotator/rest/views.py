@@ -16,7 +16,7 @@ from annotator import annotations, reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.models import ImageStatus, LabelClass, Project
 from annotator.rest import common
-from annotator.rest.errors import BadRequest
+from annotator.rest.errors import BadRequest, TooLarge
 from annotator.rest.serializers import (AnnotationsInSerializer, AnnotationStateSerializer, ImagePageSerializer,
                                         LabelListSerializer, LabelOutSerializer, LabelSerializer,
                                         ProjectCreatedSerializer, ProjectDetailSerializer, ProjectListSerializer,
@@ -111,6 +111,10 @@ def project_images(request: Request, project_id: int) -> Response:
 
 def _upload(request: Request, project_id: int) -> Response:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > settings.UPLOAD_MAX_BYTES_PER_REQUEST:  # before parsing anything
+        raise TooLarge(f"The upload is {int(length) / 1e6:,.0f} MB; one request may carry at most "
+                       f"{settings.UPLOAD_MAX_BYTES_PER_REQUEST / 1e6:,.0f} MB. Send the files in smaller batches.")
     files = request.FILES.getlist("files")
     if not files:
         raise BadRequest("Choose one or more image files to upload (multipart field “files”).")
