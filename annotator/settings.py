@@ -188,7 +188,7 @@ QUEUE_LOCK_MINUTES = env_int("QUEUE_LOCK_MINUTES", 10, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES_PER_REQUEST", 50, minimum=1)
-UPLOAD_MAX_BYTES_PER_REQUEST = env_int("UPLOAD_MAX_BYTES_PER_REQUEST", 1024 * 1024 * 1024, minimum=1)
+UPLOAD_MAX_BYTES_PER_REQUEST = env_int("UPLOAD_MAX_BYTES_PER_REQUEST", 1280 * 1024 * 1024, minimum=1)
 # Images decoded at once per process (a 100 MP image decodes to 300-400 MB); more wait their turn
 # for up to IMAGE_DECODE_WAIT_SECONDS, then the file is refused with "busy, try again".
 IMAGE_DECODES_PER_PROCESS = env_int("IMAGE_DECODES_PER_PROCESS", 1, minimum=1)
