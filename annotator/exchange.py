@@ -18,11 +18,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models.functions import Lower
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
                                coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
-from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, Project
+from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, Project, label_key
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
 
 
@@ -171,6 +170,8 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
         parsed = _parse(fmt, _unzipped(files), find, by_stem)
     except FormatError as error:
         raise ValidationError(str(error)) from None
+    except RecursionError:  # the JSON or YAML parser, on lists or objects nested thousands deep
+        raise ValidationError("The file nests lists or objects too deeply to be an annotation file.") from None
     report = AnnotationImportReport(skipped_results=getattr(parsed, "skipped_results", 0))
     matched = []
     for item in parsed.images:
@@ -181,9 +182,9 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
             matched.append((found[0], item))
     with transaction.atomic():
         label_ids = _labels_for(project, parsed, [item for _, item in matched], report)
-        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[b.label.strip().lower()], b.x, b.y, b.w, b.h)
+        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[label_key(b.label.strip())], b.x, b.y, b.w, b.h)
                                                   for b in item.boxes),
-                                  tuple(label_ids[t.strip().lower()] for t in item.tags)) for image_id, item in matched]
+                                  tuple(label_ids[label_key(t.strip())] for t in item.tags)) for image_id, item in matched]
         annotations_import(project=project, items=items, user=user)
     report.images = len(items)
     report.boxes = sum(len(i.boxes) for i in items)
@@ -234,13 +235,13 @@ def _unzipped(files: list[tuple[str, bytes]], limit: int = 200 * 1024 * 1024) ->
 
 def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationImportReport) -> dict[str, int]:
     """Label ids by lower-case name, creating the labels the import needs (case-insensitive match)."""
-    existing = dict(project.labels.annotate(lower=Lower("name")).values_list("lower", "id"))
+    existing = dict(project.labels.values_list("name_key", "id"))
     wanted = list(parsed.labels)
     for item in items:
         wanted += [b.label for b in item.boxes] + list(item.tags)
     for name in dict.fromkeys(n.strip() for n in wanted):
-        if name and name.lower() not in existing:
-            existing[name.lower()] = label_create(project=project, name=name).id
+        if name and label_key(name) not in existing:
+            existing[label_key(name)] = label_create(project=project, name=name).id
             report.labels_created.append(name)
     missing = [n for n in wanted if not n.strip()]
     if missing:

@@ -8,6 +8,7 @@ import math
 import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -18,12 +19,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
 from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project,
-                              ProjectStatusCount, Role)
+                              ProjectStatusCount, Role, label_key)
 from annotator.sources import ImageSource, Rejection
 
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -40,6 +40,10 @@ def project_create(*, name: str, user: AbstractBaseUser, labels: Iterable[str] =
     name = name.strip()
     if not name:
         raise ValidationError("Give the project a name.")
+    if len(name) > 200:
+        raise ValidationError(f"A project name can be at most 200 characters (this one has {len(name)}).")
+    if "\x00" in name or "\x00" in description:
+        raise ValidationError("The project's name and description cannot contain NUL characters.")
     with transaction.atomic():
         project = Project.objects.create(name=name, description=description, created_by=user)
         Membership.objects.create(user=user, project=project, role=Role.ADMIN)
@@ -70,8 +74,19 @@ def label_create(*, project: Project, name: str, color: str = "", hotkey: str | 
         hotkey = next((k for k in "1234567890" if k not in used), "")
     label = LabelClass(project=project, name=name, color=color, hotkey=hotkey, order=count)
     _label_validate(label)
-    label.save()
+    _label_save(label)
     return label
+
+
+def _label_save(label: LabelClass) -> None:
+    """Save in a savepoint: a concurrent create of the same name or hotkey (which passed the
+    checks before this one committed) is the database's unique constraint, answered as a 400."""
+    try:
+        with transaction.atomic():
+            label.save()
+    except IntegrityError:
+        raise ValidationError(f"A label called “{label.name}” (or with the hotkey “{label.hotkey}”) was just "
+                              "created by someone else; reload and check the project's labels.") from None
 
 
 def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None) -> LabelClass:
@@ -79,7 +94,7 @@ def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order
     if order is not None:
         label.order = order
     _label_validate(label)
-    label.save()
+    _label_save(label)
     return label
 
 
@@ -91,18 +106,38 @@ def label_delete(*, label: LabelClass) -> None:
     label.delete()
 
 
+# Characters a label name may not hold: invisible ones (format characters such as the zero-width
+# space, controls, private use, unassigned, line and paragraph separators) make look-alikes of
+# other names.
+_INVISIBLE_CATEGORIES = {"Cf", "Cc", "Co", "Cn", "Zl", "Zp"}
+
+
+def label_name_problem(name: str) -> str | None:
+    """Why this (stripped) name cannot be a label's, or None."""
+    if not name:
+        return "A label needs a name."
+    if len(name) > 100:
+        return "A label name can be at most 100 characters."
+    if any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in name):
+        return f"The label name {name!r} holds invisible or control characters; type it again without them."
+    normal = unicodedata.normalize("NFKC", name)
+    if normal != name:
+        # Fullwidth letters, ligatures, superscripts ...: a look-alike of the plain name.
+        return f"Write the label name in plain characters: “{normal}” rather than “{name}”."
+    return None
+
+
 def _label_validate(label: LabelClass) -> None:
-    if not label.name:
-        raise ValidationError("A label needs a name.")
-    if len(label.name) > 100:
-        raise ValidationError("A label name can be at most 100 characters.")
+    problem = label_name_problem(label.name)
+    if problem:
+        raise ValidationError(problem)
     HEX_COLOUR(label.color)
     if len(label.hotkey) > 1:
         raise ValidationError("A hotkey is a single key.")
     if label.hotkey and label.hotkey in RESERVED_HOTKEYS:
         raise ValidationError(f"The key “{label.hotkey}” is taken by the annotator; choose another.")
     others = LabelClass.objects.filter(project_id=label.project_id).exclude(pk=label.pk)
-    if others.annotate(lower=Lower("name")).filter(lower=label.name.lower()).exists():
+    if others.filter(name_key=label_key(label.name)).exists():
         raise ValidationError(f"There is already a label called “{label.name}”.")
     if label.hotkey and others.filter(hotkey=label.hotkey).exists():
         raise ValidationError(f"The hotkey “{label.hotkey}” is already used by another label.")

@@ -29,6 +29,8 @@ def exception_handler(exc, context):
         current = selectors.annotation_state(image=Image.objects.get(pk=exc.image_id))
         return Response({"error": "Someone else changed this image since you opened it.", "current": current},
                         status=409)
+    if isinstance(exc, RecursionError):  # DRF's JSON parser, on a body nested thousands deep
+        return Response({"error": "The request body nests lists or objects too deeply."}, status=400)
     if isinstance(exc, TooManyFilesSent):
         return Response({"error": f"One request may carry at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; "
                                   "send them in smaller batches."}, status=413)
