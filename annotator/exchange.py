@@ -177,7 +177,8 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
     for item in parsed.images:
         found = find(item.file_name)
         if found is None:
-            report.unmatched.append(item.file_name)
+            # Label Studio names uploads "<8 hex>-name.png": report the name the person uploaded.
+            report.unmatched.append(name_candidates(item.file_name)[-1] if fmt == "labelstudio" else item.file_name)
         else:
             matched.append((found[0], item))
     with transaction.atomic():

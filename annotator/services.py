@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from annotator.access import project_create_allowed
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
 from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project,
                               ProjectStatusCount, Role, label_key)
@@ -44,6 +45,7 @@ def project_create(*, name: str, user: AbstractBaseUser, labels: Iterable[str] =
         raise ValidationError(f"A project name can be at most 200 characters (this one has {len(name)}).")
     if "\x00" in name or "\x00" in description:
         raise ValidationError("The project's name and description cannot contain NUL characters.")
+    project_create_allowed(user=user)
     with transaction.atomic():
         project = Project.objects.create(name=name, description=description, created_by=user)
         Membership.objects.create(user=user, project=project, role=Role.ADMIN)

@@ -193,6 +193,15 @@ UPLOAD_MAX_BYTES_PER_REQUEST = env_int("UPLOAD_MAX_BYTES_PER_REQUEST", 1280 * 10
 # for up to IMAGE_DECODE_WAIT_SECONDS, then the file is refused with "busy, try again".
 IMAGE_DECODES_PER_PROCESS = env_int("IMAGE_DECODES_PER_PROCESS", 1, minimum=1)
 IMAGE_DECODE_WAIT_SECONDS = env_int("IMAGE_DECODE_WAIT_SECONDS", 120, minimum=1)
+# Who may create projects: "everyone" (any account) or "staff"; and how many one person may create.
+PROJECT_CREATORS = env_str("PROJECT_CREATORS", "everyone")
+if PROJECT_CREATORS not in ("everyone", "staff"):
+    raise ImproperlyConfigured(f"PROJECT_CREATORS={PROJECT_CREATORS!r}: use everyone or staff")
+USER_MAX_PROJECTS = env_int("USER_MAX_PROJECTS", 100, minimum=1)
+# Caps on queued + running training runs: per person (runs they started) and, for pretrainings,
+# on the whole server. Automatic probe refits are not counted against anyone.
+RUNS_MAX_ACTIVE_PER_USER = env_int("RUNS_MAX_ACTIVE_PER_USER", 2, minimum=1)
+PRETRAIN_MAX_ACTIVE = env_int("PRETRAIN_MAX_ACTIVE", 4, minimum=1)
 # Quotas: images in one project, and in all the projects one person created.
 PROJECT_MAX_IMAGES = env_int("PROJECT_MAX_IMAGES", 1_000_000, minimum=1)
 USER_MAX_IMAGES = env_int("USER_MAX_IMAGES", 5_000_000, minimum=1)

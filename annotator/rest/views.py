@@ -85,6 +85,7 @@ def _image(row: dict) -> dict:
                 OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
                 OpenApiParameter("order", enum=list(selectors.IMAGE_ORDERS),
                                  description="id (default) or uncertain: the model's least certain first"),
+                OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
                 OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     request={"multipart/form-data": UploadSerializer}, responses=ImagePageSerializer)
 @api_view(["GET", "POST"])
@@ -105,6 +106,7 @@ def project_images(request: Request, project_id: int) -> Response:
     page = selectors.image_list(
         project_id=project.id, status=status, human_label=common.optional_int(request, "label"),
         suggested_label=common.optional_int(request, "suggested"), order=order, limit=min(limit, 1000),
+        name=request.query_params.get("name") or None,
         after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1))
     return Response({"next": common.next_url(request, page.next_key), "results": [_image(r) for r in page.images]})
 

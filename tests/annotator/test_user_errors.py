@@ -212,3 +212,21 @@ def test_a_coco_import_matches_existing_labels_by_the_same_key(owner_client):
     assert response.status_code == 200, response.content
     assert response.json()["labels_created"] == []
     assert Box.objects.get().label.name == "cat"
+
+
+def test_the_image_list_filters_by_exact_file_name(owner_client):
+    from annotator.services import images_import
+    from annotator.sources import ImageSource
+    from tests.factories import image_bytes
+    report = images_import(project=owner_client.project, sources=[
+        ImageSource(n, lambda i=i: image_bytes(color=(i, 1, 1))) for i, n in enumerate(["a.png", "b.png", "ab.png"])])
+    ids = {i.name: i.image_id for i in report.imported}
+    response = owner_client.get(reverse("api_project_images", args=[owner_client.project.id]), {"name": "b.png"})
+    assert [r["id"] for r in response.json()["results"]] == [ids["b.png"]]
+
+
+def test_label_studio_unmatched_files_are_reported_by_their_bare_name(owner_client):
+    tasks = [{"data": {"image": "/data/upload/3/9f9f9f9f-missing.png"}, "annotations": [{"result": []}]}]
+    response = _import(owner_client, "labelstudio", "ls.json", json.dumps(tasks).encode())
+    assert response.status_code == 200, response.content
+    assert response.json()["unmatched"] == ["missing.png"]
