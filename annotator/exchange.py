@@ -21,7 +21,7 @@ from django.db import transaction
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
                                coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
-from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, Project, label_key
+from annotator.models import Box, ExportJob, ExportStatus, Image, ImageStatus, ImageTag, Project, label_key
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
 
 
@@ -254,14 +254,49 @@ def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationI
 # Export jobs: big exports written by a worker
 
 
+class ExportInProgress(Exception):
+    """The project already has a background export queued or running (``job``)."""
+
+    def __init__(self, job: ExportJob):
+        super().__init__(job.id)
+        self.job = job
+
+
 def export_job_start(*, project: Project, user: AbstractBaseUser | None, options: ExportOptions) -> ExportJob:
+    """Queue a background export; one per project at a time (ExportInProgress). Expired export
+    files of every project are removed on the way (export_jobs_expire)."""
     from annotator.tasks import enqueue, export_run
 
     options.check()
+    export_jobs_expire()
     with transaction.atomic():
+        # The project row's lock makes "none active, then create" one step for concurrent requests.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        active = ExportJob.objects.filter(project=project, status__in=(ExportStatus.QUEUED, ExportStatus.RUNNING))
+        if (busy := active.first()) is not None:
+            raise ExportInProgress(busy)
         job = ExportJob.objects.create(project=project, created_by=user, options=dataclasses.asdict(options))
         enqueue(export_run, job.id)
     return job
+
+
+def export_jobs_expire(*, now=None) -> int:
+    """Delete finished export jobs older than EXPORT_KEEP_HOURS with their files; returns how many.
+    Run by export_job_start, ``manage.py expire_exports`` and the ``exports_expire`` task."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.EXPORT_KEEP_HOURS)
+    old = ExportJob.objects.filter(status__in=(ExportStatus.SUCCEEDED, ExportStatus.FAILED), finished_at__lt=cutoff)
+    removed = 0
+    for job_id, name in old.values_list("id", "file")[:1000]:
+        if name:
+            default_storage.delete(name)  # the file first: a row left behind is harmless, a file is not seen
+        removed += ExportJob.objects.filter(pk=job_id).delete()[0]
+    return removed
 
 
 def export_job_run(*, job_id: int) -> None:

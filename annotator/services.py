@@ -486,12 +486,25 @@ def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
 # Members: admins add people by user name, change roles and remove them; a project keeps an admin.
 
 
-def member_add(*, project: Project, username: str, role: str) -> Membership:
+def member_add(*, project: Project, username: str, role: str, by: AbstractBaseUser | None = None) -> Membership:
+    """Add an account by its user name. Whether a name exists shows in the answer, so the names
+    with no (active) account that one admin (``by``) tries are limited to MEMBER_ADD_MISSES_PER_HOUR."""
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+
+    from annotator.access import LimitReached
 
     _role_check(role)
-    user = get_user_model().objects.filter(username=username.strip()).first()
+    misses_key = f"member-add-misses:{by.pk if by is not None else 0}"
+    if by is not None and cache.get(misses_key, 0) >= settings.MEMBER_ADD_MISSES_PER_HOUR:
+        raise LimitReached(f"You tried {settings.MEMBER_ADD_MISSES_PER_HOUR} user names without an account in the "
+                           "last hour (MEMBER_ADD_MISSES_PER_HOUR); ask the person for their exact user name and "
+                           "try again later.")
+    user = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
     if user is None:
+        if by is not None and not cache.add(misses_key, 1, 3600):
+            cache.incr(misses_key)
+        # The same answer for a name with no account and for a disabled account.
         raise ValidationError(f"There is no user called “{username.strip()}”; they need an account first.")
     membership, created = Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
     if not created:
