@@ -160,7 +160,7 @@ def _annotate(team):
 
 def test_it_exports_voc_yolo_and_csv_that_their_readers_open(client, team):
     _annotate(team)
-    c = _as(client, team["annie"])
+    c = _as(client, team["owner"])  # exports are admin-only (issue 14 item 10)
     voc = zipfile.ZipFile(io.BytesIO(_export(c, team["project"], format="voc")))
     assert sorted(voc.namelist()) == ["Annotations/a.xml", "Annotations/b.xml", "Annotations/c.xml", "labels.txt"]
     yolo = zipfile.ZipFile(io.BytesIO(_export(c, team["project"], format="yolo")))
