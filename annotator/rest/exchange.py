@@ -7,7 +7,8 @@ from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -28,7 +29,9 @@ def job_dict(job: ExportJob) -> dict:
 
 @extend_schema(parameters=[ExportParamsSerializer],
                responses={(200, "application/octet-stream"): OpenApiResponse(description="The export file"),
-                          202: ExportJobSerializer})
+                          202: ExportJobSerializer,
+                          409: inline_serializer("ExportInProgress", fields={
+                              "error": serializers.CharField(), "job": ExportJobSerializer()})})
 @api_view(["GET"])
 def project_export(request: Request, project_id: int):
     """?format=coco|voc|yolo|csv|json [&status=submitted] [&predictions=0.5] [&background=1].
