@@ -3,8 +3,9 @@ members whose role is too small get 403."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from annotator.models import Membership, Project, Role
@@ -24,6 +25,21 @@ def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ..
     if roles is not None and role not in roles:
         raise PermissionDenied(f"This needs the {' or '.join(roles)} role in “{project.name}”.")
     return project, role
+
+
+class LimitReached(ValidationError):
+    """A quota or a cap on expensive work is reached (HTTP 429); the message names the setting."""
+
+
+def project_create_allowed(*, user: AbstractBaseUser) -> None:
+    """PROJECT_CREATORS decides who may create projects ("everyone" or "staff"); USER_MAX_PROJECTS
+    caps how many one person has created."""
+    if settings.PROJECT_CREATORS == "staff" and not (user.is_staff or user.is_superuser):
+        raise PermissionDenied("Only staff accounts may create projects on this server (PROJECT_CREATORS=staff); "
+                               "ask an admin to create one and add you.")
+    if Project.objects.filter(created_by=user).count() >= settings.USER_MAX_PROJECTS and not user.is_superuser:
+        raise LimitReached(f"You have created {settings.USER_MAX_PROJECTS} projects, the limit "
+                           "(USER_MAX_PROJECTS); delete one or ask the server's admin.")
 
 
 ADMIN_ONLY = (Role.ADMIN,)  # settings, labels, members, uploads, training runs, export

@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
@@ -43,13 +43,23 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
                     tag_label_ids: Iterable[int]) -> None:
     """Replace the image's boxes and tags with these, if ``version`` is still current."""
     rows, tags = _validated(image, user, list(boxes), list(tag_label_ids))
-    with transaction.atomic():
-        _bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
-                      **_extended_lock(image, user))
-        Box.objects.filter(image=image).delete()
-        ImageTag.objects.filter(image=image).delete()
-        Box.objects.bulk_create(rows)
-        ImageTag.objects.bulk_create(tags)
+    try:
+        with transaction.atomic():
+            _bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
+                          **_extended_lock(image, user))
+            Box.objects.filter(image=image).delete()
+            ImageTag.objects.filter(image=image).delete()
+            Box.objects.bulk_create(rows)
+            ImageTag.objects.bulk_create(tags)
+    except IntegrityError:
+        # A label was deleted between the check above and the insert (the foreign key is checked
+        # at commit): nothing was saved; say which label is gone.
+        used = {r.label_id for r in rows} | {t.label_id for t in tags}
+        gone = used - set(image.project.labels.filter(id__in=used).values_list("id", flat=True))
+        if not gone:
+            raise
+        raise ValidationError(f"The label(s) {sorted(gone)} were deleted meanwhile; nothing was saved. "
+                              "Reload the page to see the project's labels.") from None
 
 
 def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:

@@ -111,7 +111,14 @@ def _scratch_dir() -> Path:
 def _extract(path: Path, into: Path) -> dict:
     try:
         with tarfile.open(path, "r:gz") as archive:
-            # The "data" filter refuses absolute names, "..", links out of the folder and device files.
+            # A backup holds regular files and folders only. Any link is refused, even one that stays
+            # inside the folder ("media/up -> .."): once swapped into place it would let the image
+            # views serve files beside MEDIA_ROOT (the database, the secret key).
+            links = [m.name for m in archive.getmembers() if not (m.isfile() or m.isdir())]
+            if links:
+                raise BackupError(f"{path} holds links or special files ({', '.join(links[:5])}); a Twinlabel "
+                                  "backup never does, so nothing was restored.")
+            # The "data" filter refuses absolute names and "..", as a second line.
             archive.extractall(into, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:
         raise BackupError(f"{path} is not a readable backup archive ({error}).") from None

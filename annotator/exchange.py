@@ -18,11 +18,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models.functions import Lower
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
                                coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
-from annotator.models import Box, ExportJob, Image, ImageStatus, ImageTag, Project
+from annotator.models import Box, ExportJob, ExportStatus, Image, ImageStatus, ImageTag, Project, label_key
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
 
 
@@ -234,6 +233,8 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
         parsed = _parse(fmt, _unzipped(files), matcher)
     except FormatError as error:
         raise ValidationError(str(error)) from None
+    except RecursionError:  # the JSON or YAML parser, on lists or objects nested thousands deep
+        raise ValidationError("The file nests lists or objects too deeply to be an annotation file.") from None
     report = AnnotationImportReport(skipped_results=getattr(parsed, "skipped_results", 0))
     matched, seen = [], {}
     for item in parsed.images:
@@ -244,7 +245,9 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
         found = matcher.find(item.file_name, item.sha256)
         if found is None:
             if len(matcher.ambiguous) == ambiguous:  # (an ambiguous name is refused below, not unmatched)
-                report.unmatched.append(item.file_name)
+                # Label Studio names uploads "<8 hex>-name.png": report the name the person uploaded.
+                report.unmatched.append(name_candidates(item.file_name)[-1] if fmt == "labelstudio"
+                                        else item.file_name)
         elif found[0] in seen:
             raise ValidationError(f"“{seen[found[0]]}” and “{item.file_name}” in the file are the same image here; "
                                   "an image can have one set of annotations.")
@@ -254,10 +257,10 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
     matcher.refuse_ambiguous()
     with transaction.atomic():
         label_ids = _labels_for(project, parsed, [item for _, item in matched], report)
-        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[b.label.strip().lower()], b.x, b.y, b.w, b.h,
+        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[label_key(b.label.strip())], b.x, b.y, b.w, b.h,
                                                         attributes=b.attributes or {})
                                                   for b in item.boxes),
-                                  tuple(label_ids[t.strip().lower()] for t in item.tags)) for image_id, item in matched]
+                                  tuple(label_ids[label_key(t.strip())] for t in item.tags)) for image_id, item in matched]
         annotations_import(project=project, items=items, user=user)
     report.images = len(items)
     report.boxes = sum(len(i.boxes) for i in items)
@@ -308,13 +311,13 @@ def _unzipped(files: list[tuple[str, bytes]], limit: int = 200 * 1024 * 1024) ->
 
 def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationImportReport) -> dict[str, int]:
     """Label ids by lower-case name, creating the labels the import needs (case-insensitive match)."""
-    existing = dict(project.labels.annotate(lower=Lower("name")).values_list("lower", "id"))
+    existing = dict(project.labels.values_list("name_key", "id"))
     wanted = list(parsed.labels)
     for item in items:
         wanted += [b.label for b in item.boxes] + list(item.tags)
     for name in dict.fromkeys(n.strip() for n in wanted):
-        if name and name.lower() not in existing:
-            existing[name.lower()] = label_create(project=project, name=name).id
+        if name and label_key(name) not in existing:
+            existing[label_key(name)] = label_create(project=project, name=name).id
             report.labels_created.append(name)
     missing = [n for n in wanted if not n.strip()]
     if missing:
@@ -326,16 +329,51 @@ def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationI
 # Export jobs: big exports written by a worker
 
 
+class ExportInProgress(Exception):
+    """The project already has a background export queued or running (``job``)."""
+
+    def __init__(self, job: ExportJob):
+        super().__init__(job.id)
+        self.job = job
+
+
 def export_job_start(*, project: Project, user: AbstractBaseUser | None, options: ExportOptions) -> ExportJob:
+    """Queue a background export; one per project at a time (ExportInProgress). Expired export
+    files of every project are removed on the way (export_jobs_expire)."""
     from annotator.tasks import enqueue, export_run
 
     options.check()
+    export_jobs_expire()
     with transaction.atomic():
+        # The project row's lock makes "none active, then create" one step for concurrent requests.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        active = ExportJob.objects.filter(project=project, status__in=(ExportStatus.QUEUED, ExportStatus.RUNNING))
+        if (busy := active.first()) is not None:
+            raise ExportInProgress(busy)
         job = ExportJob.objects.create(project=project, created_by=user, options=dataclasses.asdict(options))
         enqueue(export_run, job.id, row=job)
     if not transaction.get_connection().in_atomic_block:
         job.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return job
+
+
+def export_jobs_expire(*, now=None) -> int:
+    """Delete finished export jobs older than EXPORT_KEEP_HOURS with their files; returns how many.
+    Run by export_job_start, ``manage.py expire_exports`` and the ``exports_expire`` task."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.EXPORT_KEEP_HOURS)
+    old = ExportJob.objects.filter(status__in=(ExportStatus.SUCCEEDED, ExportStatus.FAILED), finished_at__lt=cutoff)
+    removed = 0
+    for job_id, name in old.values_list("id", "file")[:1000]:
+        if name:
+            default_storage.delete(name)  # the file first: a row left behind is harmless, a file is not seen
+        removed += ExportJob.objects.filter(pk=job_id).delete()[0]
+    return removed
 
 
 def export_job_run(*, job_id: int) -> None:

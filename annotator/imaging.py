@@ -30,6 +30,19 @@ class Limits:
     max_pixels: int
     max_side: int
     thumbnail_size: int
+    max_decode_bytes: int | None = None  # the memory one decode may take, estimated from the header
+
+
+# Bytes of memory per pixel while Pillow decodes (measured with Pillow 11, VmHWM): it keeps RGB as
+# 4 bytes a pixel, and its WebP decoder holds about 16 bytes a pixel (a 10000² WebP of 3 KB: 1.5 GB).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2}
+_WEBP_BYTES_PER_PIXEL = 16
+
+
+def decode_bytes(image: Image.Image) -> int:
+    """The memory decoding this (header-only) image will take."""
+    per_pixel = _WEBP_BYTES_PER_PIXEL if image.format == "WEBP" else _BYTES_PER_PIXEL.get(image.mode, 4)
+    return image.width * image.height * per_pixel
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,10 @@ def _open_checked(data: bytes, limits: Limits) -> Image.Image:
                 raise ImageRejected(
                     f"the image is {width}×{height} pixels; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
                     f"and {limits.max_side} pixels a side")
+            if limits.max_decode_bytes and decode_bytes(image) > limits.max_decode_bytes:
+                raise ImageRejected(
+                    f"the {image.format} image ({width}×{height}) would take {decode_bytes(image) / 2**20:,.0f} MB of "
+                    f"memory to decode; the limit is {limits.max_decode_bytes / 2**20:,.0f} MB; send a smaller image")
             image.load()  # a full decode: truncated data fails here, not in an annotator's browser
     except ImageRejected:
         raise

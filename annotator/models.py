@@ -3,13 +3,22 @@ code path (a bulk import, a race, a manual SQL fix) can store what the product f
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import Lower
+from django.db.models import Q
 
-HEX_COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #1f77b4.")
+# \A and \Z, not ^ and $: "$" also matches before a trailing newline, so "#00ff00\n" passed.
+HEX_COLOUR = RegexValidator(r"\A#[0-9a-fA-F]{6}\Z", "Use a colour like #1f77b4.")
+
+
+def label_key(name: str) -> str:
+    """The one comparison key of label names, in Python and (stored in ``LabelClass.name_key``,
+    unique per project) in the database: NFKC then case folding. Python's and PostgreSQL's lower()
+    differ ("İ"), so the database compares what Python computed, not its own lower()."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 class Project(models.Model):
@@ -36,6 +45,8 @@ class Project(models.Model):
 class LabelClass(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
     name = models.CharField(max_length=100)
+    # label_key(name), set on every save: "Dog", "dog" and "DOG" are the same label to people.
+    name_key = models.CharField(max_length=300, editable=False)
     color = models.CharField(max_length=7, default="#1f77b4", validators=[HEX_COLOUR])
     hotkey = models.CharField(max_length=1, blank=True)
     order = models.PositiveIntegerField(default=0)
@@ -45,8 +56,7 @@ class LabelClass(models.Model):
     class Meta:
         ordering = ["order", "id"]
         constraints = [
-            # Names are compared case-insensitively: "Dog" and "dog" are the same label to people.
-            models.UniqueConstraint(F("project"), Lower("name"), name="label_name_unique_per_project"),
+            models.UniqueConstraint(fields=["project", "name_key"], name="label_name_key_unique_per_project"),
             models.UniqueConstraint(fields=["project", "hotkey"], condition=~Q(hotkey=""),
                                     name="label_hotkey_unique_per_project"),
             models.CheckConstraint(condition=~Q(name=""), name="label_name_not_empty"),
@@ -54,6 +64,14 @@ class LabelClass(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # Derived here rather than in the services so that no path (the Django admin included)
+        # can store a name whose key is stale.
+        self.name_key = label_key(self.name)
+        if kwargs.get("update_fields") is not None and "name" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "name_key"}
+        super().save(*args, **kwargs)
 
 
 class ImageStatus(models.TextChoices):

@@ -93,7 +93,7 @@ class ImageListPage:
 
 def image_list(*, project_id: int, status: str | None = None, human_label: int | None = None,
                suggested_label: int | None = None, order: str = "id", after: tuple | None = None,
-               limit: int = 100) -> ImageListPage:
+               limit: int = 100, name: str | None = None) -> ImageListPage:
     """A page of a project's images for the API, by keyset: in id order (``after`` = (id,)) or the
     current probe's most uncertain first (``after`` = (score, id)); one query.
 
@@ -105,6 +105,8 @@ def image_list(*, project_id: int, status: str | None = None, human_label: int |
     from labeling.models import ProjectModelState, Suggestion  # model assistance builds on this app
 
     images = Image.objects.filter(project_id=project_id)
+    if name is not None:  # the file name as uploaded, exactly (index image_project_name)
+        images = images.filter(original_name=name)
     if status:
         images = images.filter(status=status)
     if human_label is not None:

@@ -4,10 +4,12 @@ nothing else writes the annotation domain."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import math
 import os
 import secrets
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -18,13 +20,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from annotator import attributes as attributes_rules
+from annotator.access import project_create_allowed
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
 from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project,
-                              ProjectStatusCount, Role)
+                              ProjectStatusCount, Role, label_key)
 from annotator.sources import ImageSource, Rejection
 
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -41,6 +43,11 @@ def project_create(*, name: str, user: AbstractBaseUser, labels: Iterable[str] =
     name = name.strip()
     if not name:
         raise ValidationError("Give the project a name.")
+    if len(name) > 200:
+        raise ValidationError(f"A project name can be at most 200 characters (this one has {len(name)}).")
+    if "\x00" in name or "\x00" in description:
+        raise ValidationError("The project's name and description cannot contain NUL characters.")
+    project_create_allowed(user=user)
     with transaction.atomic():
         project = Project.objects.create(name=name, description=description, created_by=user)
         Membership.objects.create(user=user, project=project, role=Role.ADMIN)
@@ -73,8 +80,19 @@ def label_create(*, project: Project, name: str, color: str = "", hotkey: str | 
     label = LabelClass(project=project, name=name, color=color, hotkey=hotkey, order=count,
                        attributes=attributes_rules.specs_clean(attributes))
     _label_validate(label)
-    label.save()
+    _label_save(label)
     return label
+
+
+def _label_save(label: LabelClass) -> None:
+    """Save in a savepoint: a concurrent create of the same name or hotkey (which passed the
+    checks before this one committed) is the database's unique constraint, answered as a 400."""
+    try:
+        with transaction.atomic():
+            label.save()
+    except IntegrityError:
+        raise ValidationError(f"A label called “{label.name}” (or with the hotkey “{label.hotkey}”) was just "
+                              "created by someone else; reload and check the project's labels.") from None
 
 
 def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None,
@@ -87,7 +105,7 @@ def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order
     if order is not None:
         label.order = order
     _label_validate(label)
-    label.save()
+    _label_save(label)
     return label
 
 
@@ -99,18 +117,38 @@ def label_delete(*, label: LabelClass) -> None:
     label.delete()
 
 
+# Characters a label name may not hold: invisible ones (format characters such as the zero-width
+# space, controls, private use, unassigned, line and paragraph separators) make look-alikes of
+# other names.
+_INVISIBLE_CATEGORIES = {"Cf", "Cc", "Co", "Cn", "Zl", "Zp"}
+
+
+def label_name_problem(name: str) -> str | None:
+    """Why this (stripped) name cannot be a label's, or None."""
+    if not name:
+        return "A label needs a name."
+    if len(name) > 100:
+        return "A label name can be at most 100 characters."
+    if any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in name):
+        return f"The label name {name!r} holds invisible or control characters; type it again without them."
+    normal = unicodedata.normalize("NFKC", name)
+    if normal != name:
+        # Fullwidth letters, ligatures, superscripts ...: a look-alike of the plain name.
+        return f"Write the label name in plain characters: “{normal}” rather than “{name}”."
+    return None
+
+
 def _label_validate(label: LabelClass) -> None:
-    if not label.name:
-        raise ValidationError("A label needs a name.")
-    if len(label.name) > 100:
-        raise ValidationError("A label name can be at most 100 characters.")
+    problem = label_name_problem(label.name)
+    if problem:
+        raise ValidationError(problem)
     HEX_COLOUR(label.color)
     if len(label.hotkey) > 1:
         raise ValidationError("A hotkey is a single key.")
     if label.hotkey and label.hotkey in RESERVED_HOTKEYS:
         raise ValidationError(f"The key “{label.hotkey}” is taken by the annotator; choose another.")
     others = LabelClass.objects.filter(project_id=label.project_id).exclude(pk=label.pk)
-    if others.annotate(lower=Lower("name")).filter(lower=label.name.lower()).exists():
+    if others.filter(name_key=label_key(label.name)).exists():
         raise ValidationError(f"There is already a label called “{label.name}”.")
     if label.hotkey and others.filter(hotkey=label.hotkey).exists():
         raise ValidationError(f"The hotkey “{label.hotkey}” is already used by another label.")
@@ -154,62 +192,123 @@ class StorageFull(Exception):
 
 def import_limits() -> Limits:
     return Limits(max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS,
-                  max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE)
+                  max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE,
+                  max_decode_bytes=settings.IMAGE_DECODE_MAX_MB * 2**20)
+
+
+# At most this many images are decoded at once in one process: a decode can take hundreds of MB,
+# so concurrent uploads queue here instead of multiplying the web worker's peak memory.
+_DECODE_SLOTS = threading.BoundedSemaphore(settings.IMAGE_DECODES_PER_PROCESS)
 
 
 def images_import(*, project: Project, sources: Iterable[ImageSource | Rejection],
                   on_progress: Callable[[ImportReport], None] | None = None, batch_size: int = 200) -> ImportReport:
     """Check, deduplicate and store images. Each image lands whole (file, thumbnail and row) or not
-    at all; one bad file never stops the others. Rows are written in batches for speed."""
+    at all; one bad file never stops the others. Rows are written in batches for speed.
+
+    Cost bounds: a file is hashed before it is decoded, so a copy of an image already in the project
+    (or earlier in this import) is never decoded; files are decoded one at a time and written to
+    storage at once, so a batch holds rows, not image bytes; the project's and its creator's image
+    quotas are checked before each decode."""
     limits = import_limits()
     report = ImportReport()
-    batch: list[tuple[str, PreparedImage]] = []
-    for source in sources:
-        if isinstance(source, Rejection):
-            report.rejected.append(source)
-        else:
-            try:
-                batch.append((source.name, prepare_image(source.read(), limits)))
-            except ImageRejected as error:
-                report.rejected.append(Rejection(source.name, str(error)))
-            except OSError as error:
-                report.rejected.append(Rejection(source.name, f"could not read the file ({error.strerror or error})"))
-        if len(batch) >= batch_size:
-            _store_batch(project, batch, report)
-            batch = []
-        if on_progress:
-            on_progress(report)
-    if batch:
-        _store_batch(project, batch, report)
-        if on_progress:
-            on_progress(report)
-    return report
-
-
-def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], report: ImportReport) -> None:
-    existing = dict(Image.objects.filter(project=project, sha256__in={p.sha256 for _, p in batch})
-                    .values_list("sha256", "id"))
-    fresh: dict[str, tuple[str, PreparedImage]] = {}
-    later_copies: list[tuple[str, str]] = []  # (name, sha) of repeats inside this batch
-    for name, prepared in batch:
-        if prepared.sha256 in existing:
-            report.duplicates.append(Imported(name, existing[prepared.sha256]))
-        elif prepared.sha256 in fresh:
-            later_copies.append((name, prepared.sha256))
-        else:
-            fresh[prepared.sha256] = (name, prepared)
-    rows: list[Image] = []
+    quota = _ImageQuota(project)
+    batch: list[Image] = []
+    pending: dict[str, Image] = {}  # sha256 -> a row written to storage, not yet inserted
+    later_copies: list[tuple[str, str]] = []  # (name, sha) of repeats of a pending row
     try:
-        for name, prepared in fresh.values():
-            rows.append(_write_files(project, name, prepared))
+        for source in sources:
+            if isinstance(source, Rejection):
+                report.rejected.append(source)
+            else:
+                row = _import_one(project, source, limits, quota, pending, later_copies, report)
+                if row is not None:
+                    batch.append(row)
+                    pending[row.sha256] = row
+            if len(batch) >= batch_size:
+                _store_batch(project, batch, later_copies, report)
+                batch, later_copies = [], []
+                pending.clear()
+            if on_progress:
+                on_progress(report)
     except BaseException as error:
-        for row in rows:  # the batch lands whole or not at all: no file without its row
+        for row in batch:  # written to storage, never inserted: no row may point at them, so remove them
             _delete_files(row)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
                               "before it filled, the rest were not. Free some space (or ask the administrator to), "
                               "then upload the rest again.") from error
         raise
+    if batch or later_copies:
+        _store_batch(project, batch, later_copies, report)
+        if on_progress:
+            on_progress(report)
+    return report
+
+
+class _ImageQuota:
+    """PROJECT_MAX_IMAGES per project and USER_MAX_IMAGES over the projects one person created,
+    counted once per import and then kept up to date as rows are written."""
+
+    def __init__(self, project: Project) -> None:
+        self.project_left = settings.PROJECT_MAX_IMAGES - Image.objects.filter(project=project).count()
+        self.user_left = (settings.USER_MAX_IMAGES - Image.objects.filter(project__created_by_id=project.created_by_id)
+                          .count()) if project.created_by_id else math.inf
+
+    def refusal(self) -> str | None:
+        if self.project_left <= 0:
+            return (f"the project holds its limit of {settings.PROJECT_MAX_IMAGES:,} images "
+                    "(PROJECT_MAX_IMAGES); start another project or ask the server's admin")
+        if self.user_left <= 0:
+            return (f"the projects of this project's creator hold their limit of {settings.USER_MAX_IMAGES:,} images "
+                    "(USER_MAX_IMAGES); ask the server's admin")
+        return None
+
+    def take(self) -> None:
+        self.project_left -= 1
+        self.user_left -= 1
+
+
+def _import_one(project: Project, source: ImageSource, limits: Limits, quota: _ImageQuota,
+                pending: dict[str, Image], later_copies: list[tuple[str, str]], report: ImportReport) -> Image | None:
+    """Read, hash, then (only when the image is new) decode and store one file; None when it was
+    reported as a duplicate or a rejection."""
+    try:
+        data = source.read()
+    except OSError as error:
+        report.rejected.append(Rejection(source.name, f"could not read the file ({error.strerror or error})"))
+        return None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 in pending:
+        later_copies.append((source.name, sha256))
+        return None
+    existing = Image.objects.filter(project=project, sha256=sha256).values_list("id", flat=True).first()
+    if existing is not None:
+        report.duplicates.append(Imported(source.name, existing))
+        return None
+    refusal = quota.refusal()
+    if refusal:
+        report.rejected.append(Rejection(source.name, refusal))
+        return None
+    if not _DECODE_SLOTS.acquire(timeout=settings.IMAGE_DECODE_WAIT_SECONDS):
+        report.rejected.append(Rejection(source.name, "the server is busy decoding other uploads; try again shortly"))
+        return None
+    try:
+        prepared = prepare_image(data, limits)
+    except ImageRejected as error:
+        report.rejected.append(Rejection(source.name, str(error)))
+        return None
+    finally:
+        _DECODE_SLOTS.release()
+    del data  # the upload's bytes: only the prepared image (and then its row) is kept
+    quota.take()
+    return _write_files(project, source.name, prepared)
+
+
+def _store_batch(project: Project, rows: list[Image], later_copies: list[tuple[str, str]],
+                 report: ImportReport) -> None:
+    """Insert rows whose files are already in storage; a copy of a pending row is reported as a
+    duplicate of whichever row won."""
     try:
         with transaction.atomic():
             Image.objects.bulk_create(rows)
@@ -228,8 +327,9 @@ def _store_batch(project: Project, batch: list[tuple[str, PreparedImage]], repor
         report.imported.append(Imported(row.original_name, row.id))
     _note_same_names(project, stored, report)
     for name, sha in later_copies:
-        if sha in ids:
-            report.duplicates.append(Imported(name, ids[sha]))
+        other = ids.get(sha) or Image.objects.filter(project=project, sha256=sha).values_list("id", flat=True).first()
+        if other:
+            report.duplicates.append(Imported(name, other))
         else:
             report.rejected.append(Rejection(name, "a copy of this image could not be stored"))
 
@@ -421,12 +521,25 @@ def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
 # Members: admins add people by user name, change roles and remove them; a project keeps an admin.
 
 
-def member_add(*, project: Project, username: str, role: str) -> Membership:
+def member_add(*, project: Project, username: str, role: str, by: AbstractBaseUser | None = None) -> Membership:
+    """Add an account by its user name. Whether a name exists shows in the answer, so the names
+    with no (active) account that one admin (``by``) tries are limited to MEMBER_ADD_MISSES_PER_HOUR."""
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+
+    from annotator.access import LimitReached
 
     _role_check(role)
-    user = get_user_model().objects.filter(username=username.strip()).first()
+    misses_key = f"member-add-misses:{by.pk if by is not None else 0}"
+    if by is not None and cache.get(misses_key, 0) >= settings.MEMBER_ADD_MISSES_PER_HOUR:
+        raise LimitReached(f"You tried {settings.MEMBER_ADD_MISSES_PER_HOUR} user names without an account in the "
+                           "last hour (MEMBER_ADD_MISSES_PER_HOUR); ask the person for their exact user name and "
+                           "try again later.")
+    user = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
     if user is None:
+        if by is not None and not cache.add(misses_key, 1, 3600):
+            cache.incr(misses_key)
+        # The same answer for a name with no account and for a disabled account.
         raise ValidationError(f"There is no user called “{username.strip()}”; they need an account first.")
     membership, created = Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
     if not created:

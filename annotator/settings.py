@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "annotator.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,7 +117,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Every password check (login page, admin) and token goes through the failed-login throttle
+# (annotator/throttle.py): after this many failures in LOGIN_THROTTLE_MINUTES for one user name,
+# or from one address, logins wait (429) until the window passes.
+AUTHENTICATION_BACKENDS = ["annotator.auth.ThrottledModelBackend"]
+LOGIN_FAILURES_PER_USER = env_int("LOGIN_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env_int("LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_THROTTLE_MINUTES = env_int("LOGIN_THROTTLE_MINUTES", 15, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -163,6 +172,9 @@ STORAGES = {
 # Serve images by redirecting to the storage's (signed, expiring) URL after the permission check,
 # rather than streaming them through a web worker. On by default for S3.
 MEDIA_REDIRECT = env_bool("MEDIA_REDIRECT", STORAGE_BACKEND == "s3")
+# Origins the pages may show images from besides our own (the Content-Security-Policy's img-src,
+# annotator/security.py): with MEDIA_REDIRECT the browser loads images from the storage's URLs.
+CSP_EXTRA_IMG_SRC = env_list("CSP_EXTRA_IMG_SRC", ["https:"] if MEDIA_REDIRECT else [])
 WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -174,20 +186,45 @@ STATICFILES_FINDERS = [
 IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 100_000_000, minimum=1)
 IMAGE_MAX_SIDE = env_int("IMAGE_MAX_SIDE", 30_000, minimum=1)
+# The memory one decode may take, estimated from the header before any pixel is decoded: 400 MB
+# admits a 100 MP JPEG or PNG; Pillow's WebP decoder needs 16 bytes a pixel, so WebP up to 25 MP.
+IMAGE_DECODE_MAX_MB = env_int("IMAGE_DECODE_MAX_MB", 400, minimum=1)
 # A zip (uploaded or imported) may inflate to at most this much in all; each entry also obeys IMAGE_MAX_BYTES.
 ZIP_MAX_TOTAL_BYTES = env_int("ZIP_MAX_TOTAL_BYTES", 2 * 1024 * 1024 * 1024, minimum=1)
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 # How long the queue holds an image for the annotator it was handed to.
 QUEUE_LOCK_MINUTES = env_int("QUEUE_LOCK_MINUTES", 10, minimum=1)
-# Uploads arrive in batches from the browser; a request may carry a few files.
+# Uploads arrive in batches from the browser (20 files a request); a request may carry at most
+# this many files and bytes (a bigger one is a 413 before anything is parsed). Files over 10 MB are
+# spooled to disk by Django, not held in memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES_PER_REQUEST", 200, minimum=1)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("UPLOAD_MAX_FILES_PER_REQUEST", 50, minimum=1)
+UPLOAD_MAX_BYTES_PER_REQUEST = env_int("UPLOAD_MAX_BYTES_PER_REQUEST", 1280 * 1024 * 1024, minimum=1)
+# Images decoded at once per process (a 100 MP image decodes to 300-400 MB); more wait their turn
+# for up to IMAGE_DECODE_WAIT_SECONDS, then the file is refused with "busy, try again".
+IMAGE_DECODES_PER_PROCESS = env_int("IMAGE_DECODES_PER_PROCESS", 1, minimum=1)
+IMAGE_DECODE_WAIT_SECONDS = env_int("IMAGE_DECODE_WAIT_SECONDS", 120, minimum=1)
+# Who may create projects: "everyone" (any account) or "staff"; and how many one person may create.
+PROJECT_CREATORS = env_str("PROJECT_CREATORS", "everyone")
+if PROJECT_CREATORS not in ("everyone", "staff"):
+    raise ImproperlyConfigured(f"PROJECT_CREATORS={PROJECT_CREATORS!r}: use everyone or staff")
+USER_MAX_PROJECTS = env_int("USER_MAX_PROJECTS", 100, minimum=1)
+# Caps on queued + running training runs: per person (runs they started) and, for pretrainings,
+# on the whole server. Automatic probe refits are not counted against anyone.
+RUNS_MAX_ACTIVE_PER_USER = env_int("RUNS_MAX_ACTIVE_PER_USER", 2, minimum=1)
+PRETRAIN_MAX_ACTIVE = env_int("PRETRAIN_MAX_ACTIVE", 4, minimum=1)
+# Failed "add member" look-ups (a user name with no account) one admin may make an hour: adding by
+# name tells whether the name exists, so the rate of guesses is bounded.
+MEMBER_ADD_MISSES_PER_HOUR = env_int("MEMBER_ADD_MISSES_PER_HOUR", 10, minimum=1)
+# Quotas: images in one project, and in all the projects one person created.
+PROJECT_MAX_IMAGES = env_int("PROJECT_MAX_IMAGES", 1_000_000, minimum=1)
+USER_MAX_IMAGES = env_int("USER_MAX_IMAGES", 5_000_000, minimum=1)
 
 # The REST API (docs/api.md): token auth for scripts (Authorization: Token <key>), the session for
 # the browser; errors as {"error": "..."} like the rest of the site.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["annotator.auth.ThrottledTokenAuthentication",
                                        "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
@@ -206,11 +243,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, images, annotations, suggestions, training runs, imports and exports. See docs/api.md.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Behind login like the rest of /api/ (session or token): the schema lists every endpoint.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "annotator.rest.errors.schema_errors_hook"],
 }
 # Exports of more images than this run as a background job that ends as a download.
 EXPORT_STREAM_MAX_IMAGES = env_int("EXPORT_STREAM_MAX_IMAGES", 50_000, minimum=1)
+# A background export's file is deleted this long after it finished.
+EXPORT_KEEP_HOURS = env_int("EXPORT_KEEP_HOURS", 24, minimum=1)
 
 # Celery: Redis when CELERY_BROKER_URL is set, else the filesystem transport under var/.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
@@ -228,6 +269,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     (VAR_DIR / "results").mkdir(parents=True, exist_ok=True)
 else:
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
+# The cache holds the failed-login counts, which every web process must share: Redis on a team
+# server (CACHE_URL, default the Redis broker), files under var/cache in the embedded default.
+_cache_url = env_str("CACHE_URL") or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+          if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                              "LOCATION": str(VAR_DIR / "cache")}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Convention: a task whose name starts with "gpu_" runs on the GPU worker's queue.
 CELERY_TASK_ROUTES = {"*.gpu_*": {"queue": "gpu"}}

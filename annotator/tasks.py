@@ -79,3 +79,11 @@ def export_run(job_id: int) -> None:
     from annotator.exchange import export_job_run
 
     export_job_run(job_id=job_id)
+
+
+@shared_task(name="annotator.tasks.exports_expire")
+def exports_expire() -> int:
+    """Old export files expire (EXPORT_KEEP_HOURS): for a periodic schedule (Celery beat or the sweep)."""
+    from annotator.exchange import export_jobs_expire
+
+    return export_jobs_expire()

@@ -2,14 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from annotator import views
+from annotator import account, views
+from annotator.auth import ThrottledLoginView
 from labeling import views as labeling_views
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", account.account, name="account"),
+    path("accounts/token/", account.account_token, name="account_token"),
     path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
     path("projects/<int:project_id>/images/", views.image_grid, name="image_grid"),
     path("projects/<int:project_id>/labels/", views.label_add, name="label_add"),

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,7 +16,7 @@ from annotator import reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
 from annotator.attributes import specs_from_text, specs_to_text
-from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
+from annotator.models import Image, ImageStatus, LabelClass, Membership, Project, Role
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -28,8 +28,13 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    # Not only "SELECT 1": a database without our tables (not migrated, or the wrong one) answers
+    # that too, and then every page would fail while the health check said all was well.
+    try:
+        Project.objects.order_by().values_list("id")[:1].exists()
+    except DatabaseError as error:
+        return JsonResponse({"ok": False, "database": connection.vendor,
+                             "error": f"the database is not usable ({error}); run manage.py migrate"}, status=503)
     return JsonResponse({"ok": True, "database": connection.vendor})
 
 
@@ -236,7 +241,7 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.method == "POST":
         try:
             services.member_add(project=project, username=request.POST.get("username", ""),
-                                role=request.POST.get("role", Role.ANNOTATOR))
+                                role=request.POST.get("role", Role.ANNOTATOR), by=request.user)
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         return redirect("members", project_id=project.id)

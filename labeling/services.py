@@ -13,16 +13,23 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from annotator.access import LimitReached
 from annotator.models import Image, ImageTag, LabelClass, Project, Source
 from annotator.tasks import enqueue
 from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
 from labeling.trust import decision_noted
 
-# What a pretraining run may be configured with, and the bounds a request must stay within.
-PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (8, 8192),
+# What a pretraining run may be configured with, and the bounds a request must stay within
+# (docs/api.md lists them; the error for an unknown key lists the valid ones). Tight enough that one
+# request cannot hold a GPU for days: at most 1,000 epochs, a batch of 4,096, and a projector of
+# at most 3 layers of 8,192.
+PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 1000), "batch_size": (8, 4096),
                    "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1),
                    "crop_min": (0.05, 1.0)}
+PROJECTOR_LAYERS = (1, 3)
+PROJECTOR_WIDTH = (16, 8192)
+PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile")
 
 
 def pretrain_defaults() -> dict:
@@ -35,6 +42,7 @@ def pretrain_defaults() -> dict:
 def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None) -> TrainingRun:
     merged = {**pretrain_defaults(), **(config or {})}
     _check_config(merged)
+    _check_active_runs(user=user, pretrain=True)
     from labeling.tasks import gpu_pretrain
 
     try:
@@ -55,6 +63,7 @@ def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> Tr
     state = ProjectModelState.objects.filter(project=project).first()
     if state is None or state.pretrain_run_id is None:
         raise ValidationError("There is no pretrained backbone yet: run a pretraining first.")
+    _check_active_runs(user=user, pretrain=False)
     from labeling.tasks import fit_probe
 
     try:
@@ -177,10 +186,25 @@ def suggestion_undo(*, image: Image, label: LabelClass, user: AbstractBaseUser) 
         Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
 
 
+def _check_active_runs(*, user: AbstractBaseUser | None, pretrain: bool) -> None:
+    """Caps on queued and running runs: RUNS_MAX_ACTIVE_PER_USER for the runs one person started,
+    PRETRAIN_MAX_ACTIVE for pretrainings on the whole server. Checked before the insert, so two
+    requests at the same instant may both pass: a cap, not an exact count."""
+    active = TrainingRun.objects.filter(status__in=ACTIVE_STATUSES)
+    if user is not None and active.filter(created_by=user).count() >= settings.RUNS_MAX_ACTIVE_PER_USER:
+        raise LimitReached(f"You already have {settings.RUNS_MAX_ACTIVE_PER_USER} runs queued or running, the limit "
+                           "(RUNS_MAX_ACTIVE_PER_USER); wait for one to finish or cancel one.")
+    if pretrain and active.filter(kind=RunKind.PRETRAIN).count() >= settings.PRETRAIN_MAX_ACTIVE:
+        raise LimitReached(f"The server already has {settings.PRETRAIN_MAX_ACTIVE} pretrainings queued or running, "
+                           "the limit (PRETRAIN_MAX_ACTIVE); try again when one has finished.")
+
+
 def _check_config(config: dict) -> None:
-    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem", "profile"}
+    unknown = set(config) - set(PRETRAIN_LIMITS) - set(PRETRAIN_OTHER_KEYS)
     if unknown:
-        raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}.")
+        valid = ", ".join([*PRETRAIN_LIMITS, *PRETRAIN_OTHER_KEYS])
+        raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}. "
+                              f"The settings are: {valid} (see docs/api.md for their bounds).")
     for key, (low, high) in PRETRAIN_LIMITS.items():
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -190,6 +214,7 @@ def _check_config(config: dict) -> None:
     if not isinstance(config.get("profile", False), bool):
         raise ValidationError("“profile” must be true (record a profiler trace of a few steps) or false.")
     projector = config["projector"]
-    if (not isinstance(projector, list) or not 1 <= len(projector) <= 4
-            or not all(isinstance(d, int) and 16 <= d <= 16384 for d in projector)):
-        raise ValidationError("“projector” must be a list of 1 to 4 layer widths from 16 to 16384.")
+    (few, many), (narrow, wide) = PROJECTOR_LAYERS, PROJECTOR_WIDTH
+    if (not isinstance(projector, list) or not few <= len(projector) <= many
+            or not all(isinstance(d, int) and not isinstance(d, bool) and narrow <= d <= wide for d in projector)):
+        raise ValidationError(f"“projector” must be a list of {few} to {many} layer widths from {narrow} to {wide}.")

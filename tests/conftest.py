@@ -35,3 +35,13 @@ def need(require_services):
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The failed-login counts live in the cache (files under var/ in the embedded default): each
+    test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -81,13 +81,13 @@ def read(data: bytes) -> ParsedFile:
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise FormatError("A COCO file is a JSON object with “images”, “annotations” and “categories”.")
     categories = {}
-    for c in doc.get("categories") or []:
+    for c in _list(doc, "categories"):
         if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str) or not c["name"].strip():
-            raise FormatError(f"COCO category {c!r} needs an “id” and a “name”.")
-        categories[c["id"]] = c["name"].strip()
+            raise FormatError(f"COCO category {str(c)[:80]} needs an “id” and a “name”.")
+        categories[_id(c["id"], "category")] = c["name"].strip()
 
     def category(cid, where: str) -> str:
-        if cid not in categories:
+        if not _is_id(cid) or cid not in categories:
             raise FormatError(f"{where} refers to category {cid!r}, which “categories” does not define.")
         return categories[cid]
 
@@ -95,10 +95,12 @@ def read(data: bytes) -> ParsedFile:
     for im in doc["images"]:
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise FormatError(f"COCO image {str(im)[:80]} needs an “id” and a “file_name”.")
-        tags = [category(c, f"image {im['id']}") for c in im.get("image_labels") or []]
-        images[im["id"]] = (base_name(im["file_name"]), [], tags, optional_str(im, "sha256"), optional_str(im, "status"))
-    for i, a in enumerate(doc.get("annotations") or []):
-        if not isinstance(a, dict) or a.get("image_id") not in images:
+        image_id = _id(im["id"], "image")
+        tags = [category(c, f"image {image_id}") for c in _list(im, "image_labels")]
+        images[image_id] = (base_name(im["file_name"]), [], tags, optional_str(im, "sha256"),
+                             optional_str(im, "status"))
+    for i, a in enumerate(_list(doc, "annotations")):
+        if not isinstance(a, dict) or not _is_id(a.get("image_id")) or a["image_id"] not in images:
             raise FormatError(f"COCO annotation #{i} refers to an image that “images” does not list.")
         label = category(a.get("category_id"), f"annotation #{i}")
         bbox = a.get("bbox")
@@ -113,3 +115,22 @@ def read(data: bytes) -> ParsedFile:
     parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags)), sha, status)
               for name, boxes, tags, sha, status in images.values()]
     return ParsedFile(images=parsed, labels=list(dict.fromkeys(categories.values())))
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _id(value, what: str):
+    """COCO ids are integers (some tools write strings); anything else ({} or [1]) is refused here
+    rather than failing as an unhashable key."""
+    if not _is_id(value):
+        raise FormatError(f"A COCO {what} id must be an integer, not {str(value)[:40]}.")
+    return value
+
+
+def _list(doc: dict, key: str) -> list:
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise FormatError(f"COCO “{key}” must be a list.")
+    return value

@@ -49,14 +49,20 @@ def read(data: bytes, size_of: Callable[[list[str]], tuple[int, int] | None]) ->
         names = name_candidates(path)
         annotation = _last_annotation(task, i)
         boxes, tags = [], []
-        for result in annotation.get("result") or [] if annotation else []:
+        results = annotation.get("result") or [] if annotation else []
+        if not isinstance(results, list):
+            raise FormatError(f"Task #{i}: “result” must be a list of results.")
+        for result in results:
+            if not isinstance(result, dict) or not isinstance(result.get("value") or {}, dict):
+                raise FormatError(f"Task #{i}: each result must be an object with a “value” object, "
+                                  f"not {str(result)[:40]}.")
             kind, value = result.get("type"), result.get("value") or {}
             if kind == "rectanglelabels":
-                for label in value.get("rectanglelabels") or []:
+                for label in _names(value, "rectanglelabels", i):
                     boxes.append(_box(result, value, label, lambda: size_of(names), f"task #{i}"))
                     labels[label] = None
             elif kind == "choices":
-                for label in value.get("choices") or []:
+                for label in _names(value, "choices", i):
                     tags.append(label)
                     labels[label] = None
             else:
@@ -65,6 +71,13 @@ def read(data: bytes, size_of: Callable[[list[str]], tuple[int, int] | None]) ->
         parsed.images.append(ParsedImage(names[0], tuple(boxes), tuple(dict.fromkeys(tags))))
     parsed.labels = list(labels)
     return parsed
+
+
+def _names(value: dict, key: str, i: int) -> list[str]:
+    names = value.get(key) or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FormatError(f"Task #{i}: “{key}” must be a list of label names (text), not {str(names)[:40]}.")
+    return names
 
 
 def _last_annotation(task: dict, i: int) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -97,8 +98,8 @@ def cursor_decode(value: str | None, size: int) -> tuple | None:
         key = json.loads(base64.urlsafe_b64decode(value.encode()))
     except (ValueError, TypeError):
         raise BadRequest("The cursor is not one this API gave out.") from None
-    if (not isinstance(key, list) or len(key) != size
-            or not all(isinstance(k, (int, float)) and not isinstance(k, bool) for k in key)):
+    if (not isinstance(key, list) or len(key) != size  # finite: json reads 1e400 as infinity
+            or not all(isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k) for k in key)):
         raise BadRequest("The cursor is not one this API gave out.")
     return tuple(key)
 

@@ -3,7 +3,8 @@ errors, ``current`` on a 409), whatever raised it: DRF, Django, or a service."""
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, TooManyFilesSent, ValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
 from annotator import annotations, selectors
-from annotator.access import CSRF_FAILURE_MESSAGE
+from annotator.access import CSRF_FAILURE_MESSAGE, LimitReached
 from annotator.models import Image
 from annotator.services import StorageFull
 
@@ -29,6 +30,13 @@ def exception_handler(exc, context):
         current = selectors.annotation_state(image=Image.objects.get(pk=exc.image_id))
         return Response({"error": "Someone else changed this image since you opened it.", "current": current},
                         status=409)
+    if isinstance(exc, RecursionError):  # DRF's JSON parser, on a body nested thousands deep
+        return Response({"error": "The request body nests lists or objects too deeply."}, status=400)
+    if isinstance(exc, TooManyFilesSent):
+        return Response({"error": f"One request may carry at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; "
+                                  "send them in smaller batches."}, status=413)
+    if isinstance(exc, LimitReached):
+        return Response({"error": " ".join(exc.messages)}, status=429)
     if isinstance(exc, ValidationError):
         return Response({"error": " ".join(exc.messages)}, status=400)
     if isinstance(exc, StorageFull):
@@ -88,6 +96,7 @@ ERROR_SCHEMA = {
     },
 }
 _ERRORS = {"400": "The request is not valid: “error” says what to fix", "401": "Not logged in and no token",
+           "429": "A quota, a cap on active runs or a login throttle: “error” says which",
            "403": "Your role does not allow this", "404": "No such object, or not in one of your projects"}
 _WRITE_ERRORS = {"409": "Stale version, or a run/job already in progress",
                  "413": "The request body is over the size limit"}

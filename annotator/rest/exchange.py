@@ -7,7 +7,8 @@ from django.conf import settings
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -28,14 +29,17 @@ def job_dict(job: ExportJob) -> dict:
 
 @extend_schema(parameters=[ExportParamsSerializer],
                responses={(200, "application/octet-stream"): OpenApiResponse(description="The export file"),
-                          202: ExportJobSerializer})
+                          202: ExportJobSerializer,
+                          409: inline_serializer("ExportInProgress", fields={
+                              "error": serializers.CharField(), "job": ExportJobSerializer()})})
 @api_view(["GET"])
 def project_export(request: Request, project_id: int):
     """?format=coco|voc|yolo|csv|json [&status=submitted (default)|all|unlabeled|...] [&predictions=0.5]
     [&background=1].
     Streams the file; a project over EXPORT_STREAM_MAX_IMAGES images (or background=1) gets 202
-    and an export job to poll, which ends with a ``download`` URL."""
-    project, _ = project_for(user=request.user, project_id=project_id)
+    and an export job to poll, which ends with a ``download`` URL. Admins only (the whole project's
+    annotations leave the server); one background export per project at a time (409)."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     params = ExportParamsSerializer(data=request.query_params)
     params.is_valid(raise_exception=True)
     data = params.validated_data
@@ -46,7 +50,11 @@ def project_export(request: Request, project_id: int):
     if options.status_filter:
         images = images.filter(status=options.status_filter)
     if data["background"] or images.count() > settings.EXPORT_STREAM_MAX_IMAGES:
-        job = exchange.export_job_start(project=project, user=request.user, options=options)
+        try:
+            job = exchange.export_job_start(project=project, user=request.user, options=options)
+        except exchange.ExportInProgress as busy:
+            return Response({"error": "An export of this project is already queued or running; poll it and "
+                                      "download it, or wait for it to finish.", "job": job_dict(busy.job)}, status=409)
         return Response(job_dict(job), status=202)
     response = StreamingHttpResponse(exchange.export_stream(project=project, options=options),
                                      content_type=exchange.EXPORT_FORMATS[options.format].content_type)
@@ -58,7 +66,7 @@ def project_export(request: Request, project_id: int):
 @api_view(["GET"])
 def export_job(request: Request, job_id: int) -> Response:
     job = get_object_or_404(ExportJob, pk=job_id)
-    project_for(user=request.user, project_id=job.project_id)
+    project_for(user=request.user, project_id=job.project_id, roles=ADMIN_ONLY)
     return Response(job_dict(job))
 
 
@@ -66,7 +74,7 @@ def export_job(request: Request, job_id: int) -> Response:
 @api_view(["GET"])
 def export_download(request: Request, job_id: int):
     job = get_object_or_404(ExportJob, pk=job_id)
-    project_for(user=request.user, project_id=job.project_id)
+    project_for(user=request.user, project_id=job.project_id, roles=ADMIN_ONLY)
     if job.status != ExportStatus.SUCCEEDED or not job.file:
         raise Http404("This export is not ready; poll its status.")
     options = exchange.ExportOptions(**job.options)

@@ -17,7 +17,7 @@ from annotator import annotations, reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.models import ImageStatus, LabelClass, Project
 from annotator.rest import common
-from annotator.rest.errors import BadRequest
+from annotator.rest.errors import BadRequest, TooLarge
 from annotator.rest.serializers import (AnnotationsInSerializer, AnnotationStateSerializer, ImagePageSerializer,
                                         LabelListSerializer, LabelOutSerializer, LabelSerializer,
                                         ProjectCreatedSerializer, ProjectDeletedSerializer, ProjectDetailSerializer, ProjectListSerializer,
@@ -106,6 +106,7 @@ def _image(row: dict) -> dict:
                 OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
                 OpenApiParameter("order", enum=list(selectors.IMAGE_ORDERS),
                                  description="id (default) or uncertain: the model's least certain first"),
+                OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
                 OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
     request={"multipart/form-data": UploadSerializer}, responses=ImagePageSerializer)
 @api_view(["GET", "POST"])
@@ -126,12 +127,17 @@ def project_images(request: Request, project_id: int) -> Response:
     page = selectors.image_list(
         project_id=project.id, status=status, human_label=common.optional_int(request, "label"),
         suggested_label=common.optional_int(request, "suggested"), order=order, limit=min(limit, 1000),
+        name=request.query_params.get("name") or None,
         after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1))
     return Response({"next": common.next_url(request, page.next_key), "results": [_image(r) for r in page.images]})
 
 
 def _upload(request: Request, project_id: int) -> Response:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > settings.UPLOAD_MAX_BYTES_PER_REQUEST:  # before parsing anything
+        raise TooLarge(f"The upload is {int(length) / 1e6:,.0f} MB; one request may carry at most "
+                       f"{settings.UPLOAD_MAX_BYTES_PER_REQUEST / 1e6:,.0f} MB. Send the files in smaller batches.")
     files = request.FILES.getlist("files")
     if not files:
         raise BadRequest("Choose one or more image files to upload (multipart field “files”).")

@@ -75,7 +75,7 @@ def _endpoints(team):
         ("get", reverse("api_project_runs", args=[p]), None, 200, 200),
         ("get", reverse("api_run_detail", args=[run.id]), None, 200, 200),
         ("post", reverse("api_run_cancel", args=[run.id]), None, 200, 403),
-        ("get", reverse("api_project_export", args=[p]) + "?format=csv", None, 200, 200),
+        ("get", reverse("api_project_export", args=[p]) + "?format=csv", None, 200, 403),  # admin-only (issue 14)
     ]
 
 

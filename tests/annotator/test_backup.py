@@ -105,3 +105,27 @@ def test_restore_refuses_archives_that_are_not_backups_or_escape(tmp_path, media
         pass
     with pytest.raises(CommandError, match="no manifest.json"):
         call_command("restore", str(empty))
+
+
+@pytest.mark.parametrize("kind", ["relative symlink", "absolute symlink", "hard link"])
+def test_restore_refuses_every_link_even_one_inside_the_archive(tmp_path, media_root, kind):
+    """Issue 14, item 13: ``media/up -> ..`` stays inside the folder, yet once restored the image
+    views would serve files beside MEDIA_ROOT (db.sqlite3, secret_key)."""
+    _world()
+    good = tmp_path / "good.tar.gz"
+    call_command("backup", str(good))
+    before = _snapshot(media_root)
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(good) as source, tarfile.open(evil, "w:gz") as archive:
+        for member in source.getmembers():
+            archive.addfile(member, source.extractfile(member) if member.isfile() else None)
+        link = tarfile.TarInfo("media/up")
+        if kind == "hard link":
+            link.type, link.linkname = tarfile.LNKTYPE, "manifest.json"
+        else:
+            link.type, link.linkname = tarfile.SYMTYPE, (".." if kind == "relative symlink" else "/etc")
+        archive.addfile(link)
+    with pytest.raises(CommandError, match="holds links or special files \\(media/up\\)"):
+        call_command("restore", str(evil), force=True)
+    assert _snapshot(media_root) == before
+    assert not (media_root / "up").exists()

@@ -67,12 +67,12 @@ def _click_image(page, x, y):
 
 def _saved(page):
     page.wait_for_selector("#save-status[data-status=saved]")
-    page.wait_for_function("!twinlabel.session.busy")
+    page.wait_for_function("() => !twinlabel.session.busy")
 
 
 def _wait_image(page, image_id):
     """Until the image is open and the move is over (keys pressed during a move are ignored)."""
-    page.wait_for_function(f"twinlabel.store.image?.id === {image_id} && !twinlabel.session.busy")
+    page.wait_for_function(f"() => twinlabel.store.image?.id === {image_id} && !twinlabel.session.busy")
 
 
 def _page_boxes(page):
@@ -238,7 +238,7 @@ def test_enter_submits_and_opens_the_next_image_and_arrows_go_back(server, page)
     _drag_image(page, (10, 10), (60, 60))
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")  # flushes the pending save, then submits
-    page.wait_for_function(f"twinlabel.store.image && twinlabel.store.image.id !== {first} && !twinlabel.session.busy")
+    page.wait_for_function(f"() => twinlabel.store.image && twinlabel.store.image.id !== {first} && !twinlabel.session.busy")
     second = page.evaluate("twinlabel.store.image.id")
     assert second == ids[1]
     assert page.url.endswith(f"?image={second}")
@@ -331,7 +331,7 @@ def test_the_wheel_zooms_about_the_pointer_and_a_middle_drag_pans(server, page):
     page.mouse.move(*at)
     scale, fixed = page.evaluate("twinlabel.view.viewport.scale"), under_pointer()
     page.mouse.wheel(0, -300)
-    page.wait_for_function(f"twinlabel.view.viewport.scale > {scale}")
+    page.wait_for_function(f"() => twinlabel.view.viewport.scale > {scale}")
     assert under_pointer() == pytest.approx(fixed, abs=0.01)
     before = page.evaluate("[twinlabel.view.viewport.ox, twinlabel.view.viewport.oy]")
     page.mouse.down(button="middle")

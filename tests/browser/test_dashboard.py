@@ -136,3 +136,16 @@ def test_hovering_the_map_shows_the_image_and_clicking_opens_it(browser, page, d
     page.wait_for_url(f"**/projects/{project.id}/annotate/?image=*")
     assert page.url.endswith(f"?image={shown}")
     assert page.console_errors == []
+
+
+def test_label_names_in_charts_never_become_links(browser, page, dashboard_server):
+    """Issue 14, item 16: plotly renders <a href> in chart text; a label name is shown as written."""
+    project, _, _ = _seed()
+    evil = '<a href="https://example.com/x">circle</a>'
+    LabelClass.objects.filter(project=project, name="circle").update(name=evil, name_key=evil)
+    _log_in(page, dashboard_server, "owner")
+    page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
+    page.wait_for_selector(READY, timeout=30_000)
+    assert page.locator("#chart-labels a, #chart-quality a, #chart-map a").count() == 0
+    assert evil in page.locator("#chart-labels").inner_text()
+    assert page.console_errors == []

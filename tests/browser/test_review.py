@@ -93,7 +93,7 @@ def test_a_reviewer_accepts_with_a_key_and_rejects_with_a_comment_the_annotator_
     page.goto(f"{server}/projects/{project.id}/review/")
     assert page.locator("#image-name").inner_text() == Image.objects.get(pk=a).original_name
     page.keyboard.press("a")
-    page.wait_for_function(f"JSON.parse(document.getElementById('review-config').textContent).image === {b}")
+    page.wait_for_function(f"() => JSON.parse(document.getElementById('review-config').textContent).image === {b}")
     # Rejecting with no comment is refused on the page; with one, it goes.
     page.click("[data-action=reject]")
     assert "Write what to fix" in page.locator("#review-message").inner_text()

@@ -27,10 +27,10 @@ def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path
     page.wait_for_selector("#dropzone[data-ready]")
     page.set_input_files("#file-input", [str(f) for f in files])
 
-    page.wait_for_function("document.querySelectorAll('#recent-grid figure.thumb').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#recent-grid figure.thumb').length === 2")
     assert page.text_content("#upload-summary") == "2 imported, 0 duplicates skipped, 0 rejected"
     # Each thumbnail really loads (the browser decodes it), not just an <img> tag with a broken source.
-    page.wait_for_function("[...document.querySelectorAll('#recent-grid img')].every(i => i.complete)")
+    page.wait_for_function("() => [...document.querySelectorAll('#recent-grid img')].every(i => i.complete)")
     widths = page.eval_on_selector_all("#recent-grid img", "imgs => imgs.map(i => i.naturalWidth)")
     assert sorted(widths) == [160, 256]  # 256-px thumbnails: 320×200 → 256×160, 200×320 → 160×256
     assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == ["blue.jpg",

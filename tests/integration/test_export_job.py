@@ -44,7 +44,7 @@ def test_a_big_export_is_written_by_a_worker_and_downloaded(need, settings, tmp_
     cat = project.labels.get(name="cat")
     Box.objects.create(image_id=ids[0], label=cat, x=1, y=2, w=30, h=20)
     member, outsider = make_user("annie"), make_user("out")
-    add_member(project, member, Role.ANNOTATOR)
+    add_member(project, member, Role.ADMIN)  # exports are admin-only (issue 14 item 10)
     token, other = Token.objects.create(user=member).key, Token.objects.create(user=outsider).key
     broker = "redis://127.0.0.1:6379/5"
     env = procs.service_env(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=broker, MEDIA_ROOT=str(settings.MEDIA_ROOT),

@@ -65,7 +65,11 @@ function plot(id, traces, chartLayout, emptyText = null) {
   return Plotly.react(el, traces, chartLayout, PLOT);
 }
 
-const labelName = (id) => labelsById.get(id)?.name ?? "–";
+
+// Plotly renders a subset of HTML in chart text (<a href>, <b>, ...): label and user names are
+// people's text, so they are escaped to show as written and never become links.
+const plain = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const labelName = (id) => plain(labelsById.get(id)?.name ?? "–");
 const labelColour = (id) => labelsById.get(id)?.color ?? "#64748b";
 const fmt = (v, digits = 3) => (v == null ? "–" : Number(v).toFixed(digits));
 
@@ -91,7 +95,7 @@ function drawAnnotators() {
   for (const [field, id] of [["images", "chart-annotator-images"], ["boxes", "chart-annotator-boxes"], ["tags", "chart-annotator-tags"]]) {
     const traces = people.map((person) => {
       const rows = perDay.filter((r) => r.user === person.id);
-      return { type: "bar", name: person.name, x: rows.map((r) => r.day), y: rows.map((r) => r[field]), ...DAY_BAR };
+      return { type: "bar", name: plain(person.name), x: rows.map((r) => r.day), y: rows.map((r) => r[field]), ...DAY_BAR };
     }).filter((t) => t.x.length);
     const title = `${field[0].toUpperCase()}${field.slice(1)} per annotator per day`;
     plot(id, traces, layout(title, { barmode: "stack", xaxis: perDay.length ? dayAxis(perDay.map((r) => r.day)) : {} }),
