@@ -252,12 +252,20 @@ def pretrain_world_size(device: str) -> int:
     return max(1, min(visible, settings.PRETRAIN_GPUS or visible))
 
 
+def project_cache_dir(project_id: int) -> Path:
+    """The project's image stores, one sub-folder per resolution (labeling.ml.cache.store_dir)."""
+    base = Path(settings.MODEL_DIR) / "cache" / f"project-{project_id}"
+    for legacy in ("pixels.u8", "ids.npy"):  # the old single store, of an unknown resolution: never read
+        (base / legacy).unlink(missing_ok=True)
+    return base
+
+
 def fill_cache(project_id: int, resolution: int, ids: np.ndarray | None = None, chunk: int = 10_000):
     """The project's images (or these ids of it) decoded once into the cache, ``chunk`` at a time;
     returns the cache and the ids it holds, in id order."""
-    from labeling.ml import ImageCache
+    from labeling.ml import ImageCache, store_dir
 
-    cache = ImageCache(Path(settings.MODEL_DIR) / "cache" / f"project-{project_id}", resolution=resolution)
+    cache = ImageCache(store_dir(project_cache_dir(project_id), resolution), resolution=resolution)
     if ids is None:
         ids = np.fromiter(Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True),
                           dtype=np.int64)
