@@ -218,7 +218,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     kept: list[tuple[np.ndarray, np.ndarray]] = []
 
     def embed(part: np.ndarray) -> np.ndarray:
-        features = embed_ids(backbone, cache, part, device=device)
+        features = embed_ids(backbone, cache, part, device=device, **feature_options(c))
         keep = np.isin(part, sample)
         kept.append((part[keep], features[keep]))
         return features
@@ -239,6 +239,13 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
 
         probe_start(project=run.project)
     return "succeeded"
+
+
+def feature_options(config: dict) -> dict:
+    """How a run's images become probe features (its config's "features"): "last" (the pooled last
+    stage, 512), "multi" (pooled layer2..layer4, 896) or "multi_tta" (that, averaged with the mirror image)."""
+    features = config.get("features", "last")
+    return {"multi_layer": features in ("multi", "multi_tta"), "flip_tta": features == "multi_tta"}
 
 
 # Progress (and so the ETA) reaches the database at least this often, however slow a step is.

@@ -24,6 +24,7 @@ PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 2000), "batch_size": (
                    "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1),
                    "crop_min": (0.05, 1.0)}
 TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
+FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (labeling.pipeline.feature_options)
 # settings name -> config key: set in the environment, they override the device's preset.
 _OVERRIDES = {"PRETRAIN_RESOLUTION": "resolution", "PRETRAIN_EPOCHS": "epochs", "PRETRAIN_BATCH_SIZE": "batch_size",
               "PRETRAIN_PROJECTOR": "projector", "PRETRAIN_CROP_MIN": "crop_min",
@@ -152,7 +153,7 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
 
 
 def _check_config(config: dict) -> None:
-    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem", "profile", "time_budget_s"}
+    unknown = set(config) - set(PRETRAIN_LIMITS) - {"projector", "small_stem", "profile", "time_budget_s", "features"}
     if unknown:
         raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}.")
     for key, (low, high) in PRETRAIN_LIMITS.items():
@@ -165,6 +166,8 @@ def _check_config(config: dict) -> None:
                                or not low <= budget <= high):
         raise ValidationError(f"“time_budget_s” must be null (train for “epochs”) or a number of seconds "
                               f"from {low} to {high}.")
+    if config.get("features", "last") not in FEATURES:
+        raise ValidationError(f"“features” must be one of {', '.join(FEATURES)}.")
     if config["small_stem"] not in (None, True, False):
         raise ValidationError("“small_stem” must be true, false or null (automatic: small images get the small stem).")
     if not isinstance(config.get("profile", False), bool):
