@@ -56,7 +56,9 @@ def pretrain_estimate(*, project, config: dict) -> dict:
     from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
 
     kind = worker_device_kind()
-    images = Image.objects.filter(project_id=project.id).count()
+    from annotator.selectors import project_status_counts
+
+    images = project_status_counts(project_id=project.id)["total"]  # the counters: no COUNT(*) per poll
     measured = None
     for run in (TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0)
                 .only("config", "device", "images_per_s")[:20]):

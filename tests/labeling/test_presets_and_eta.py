@@ -113,3 +113,19 @@ def test_progress_reaches_the_database_at_least_every_ten_seconds():
     # The trainer reports by time (tests/labeling/ml/test_train.py); the pipeline asks for <= 10 s.
     assert 0 < pipeline.PROGRESS_EVERY_S <= 10
     assert pipeline.RunMonitor.__init__.__defaults__[0] <= 5  # cancellations are noticed within 5 s
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_reaches_a_running_pretraining_within_one_heartbeat(project):
+    import time
+
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, status=RunStatus.RUNNING,
+                                     worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now())
+    with pipeline.RunMonitor(run, interval=0.2) as monitor:
+        assert not monitor.should_stop()
+        services.run_cancel(run=run)
+        deadline = time.monotonic() + 10
+        while not monitor.should_stop() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The trainer checks should_stop before every step: the run stops at its next step.
+        assert monitor.should_stop()
