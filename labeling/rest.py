@@ -72,9 +72,10 @@ def project_runs(request: Request, project_id: int) -> Response:
     """GET: recent runs with live progress. POST {"kind": "pretrain", "config": {...}} or {"kind": "probe"} (admin)."""
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
+        runs = selectors.project_runs(project_id=project.id)
         defaults = services.pretrain_defaults()
-        estimate = {**selectors.pretrain_estimate(project=project, config=defaults), "config": defaults}
-        return Response({"runs": selectors.project_runs(project_id=project.id), "pretrain_estimate": estimate})
+        estimate = selectors.pretrain_estimate(project=project, config=defaults, recent_runs=runs)
+        return Response({"runs": runs, "pretrain_estimate": {**estimate, "config": defaults}})
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     data = common.body(request)
     kind = data.get("kind")

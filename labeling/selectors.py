@@ -27,8 +27,8 @@ def image_suggestions(*, image: Image) -> list[dict]:
 
 
 def worker_device_kind() -> str:
-    """"cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else the
-    device of the latest pretraining, else "cpu" (the estimate then errs long, never short)."""
+    """"cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else "cpu"
+    (the estimate then errs long, never short)."""
     from django.conf import settings
 
     from labeling.ml.presets import device_kind
@@ -38,19 +38,17 @@ def worker_device_kind() -> str:
     try:
         return device_kind(json.loads((Path(settings.MODEL_DIR) / WORKER_DEVICE_FILE).read_text())["device"])
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    device = (TrainingRun.objects.filter(kind=RunKind.PRETRAIN).exclude(device="")
-              .values_list("device", flat=True).first())
-    return device_kind(device or "cpu")
+        return "cpu"  # no worker has started yet
 
 
 # Written by a worker when it starts (labeling.apps): the device its pretraining will run on.
 WORKER_DEVICE_FILE = "worker-device.json"
 
 
-def pretrain_estimate(*, project, config: dict) -> dict:
+def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None = None) -> dict:
     """How long ``config`` would take on this project, on the worker's device, before it starts: from
-    a rate this project's runs reached on the same settings when there is one, else the preset table."""
+    a rate this project's runs reached on the same settings when there is one, else the preset table.
+    ``recent_runs``: the project's runs as dicts (config, device, images_per_s), when the caller has them."""
     from django.conf import settings
 
     from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
@@ -59,12 +57,14 @@ def pretrain_estimate(*, project, config: dict) -> dict:
     from annotator.selectors import project_status_counts
 
     images = project_status_counts(project_id=project.id)["total"]  # the counters: no COUNT(*) per poll
+    if recent_runs is None:
+        recent_runs = list(TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0)
+                           .values("kind", "config", "device", "images_per_s")[:20])
     measured = None
-    for run in (TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0)
-                .only("config", "device", "images_per_s")[:20]):
-        same = all(run.config.get(k) == config.get(k) for k in ("resolution", "small_stem", "batch_size"))
-        if same and device_kind(run.device) == kind:
-            measured = run.images_per_s
+    for run in recent_runs:
+        same = all(run["config"].get(k) == config.get(k) for k in ("resolution", "small_stem", "batch_size"))
+        if run["kind"] == RunKind.PRETRAIN and run["images_per_s"] and same and device_kind(run["device"]) == kind:
+            measured = run["images_per_s"]
             break
     seconds = estimate_seconds(config=config, images=max(images, 1), kind=kind, measured_images_per_s=measured)
     return {"seconds": round(seconds, 1), "text": describe_seconds(seconds), "device": kind, "images": images,
