@@ -7,7 +7,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
