@@ -304,15 +304,28 @@ MEDIA_GC_GRACE_SECONDS = env_int("MEDIA_GC_GRACE_SECONDS", 3600, minimum=0)
 
 # Model assistance. Checkpoints, image caches and embeddings live under MODEL_DIR.
 MODEL_DIR = Path(env_str("MODEL_DIR") or VAR_DIR / "models")
-PRETRAIN_RESOLUTION = env_int("PRETRAIN_RESOLUTION", 64, minimum=16)
-PRETRAIN_EPOCHS = env_int("PRETRAIN_EPOCHS", 100, minimum=1)
-PRETRAIN_BATCH_SIZE = env_int("PRETRAIN_BATCH_SIZE", 256, minimum=8)
-PRETRAIN_PROJECTOR = [env_int("PRETRAIN_PROJECTOR_DIM", 2048, minimum=16)] * 3
+# A pretraining's defaults are the preset of the worker's device (labeling/ml/presets.py: the CPU
+# preset trains for a 10-minute time budget at 32 px, the GPU preset 100 epochs at 64 px).
+# PRETRAIN_DEVICE: auto (what the worker reported at start), cpu or gpu.
+PRETRAIN_DEVICE = env_str("PRETRAIN_DEVICE", "auto")
+if PRETRAIN_DEVICE not in ("auto", "cpu", "gpu"):
+    raise ImproperlyConfigured(f"PRETRAIN_DEVICE must be auto, cpu or gpu, not {PRETRAIN_DEVICE!r}")
+# Each of these, when set, overrides the preset's value.
+PRETRAIN_RESOLUTION = env_int("PRETRAIN_RESOLUTION", 0, minimum=16) if env_str("PRETRAIN_RESOLUTION") else None
+PRETRAIN_EPOCHS = env_int("PRETRAIN_EPOCHS", 0, minimum=1) if env_str("PRETRAIN_EPOCHS") else None
+PRETRAIN_BATCH_SIZE = env_int("PRETRAIN_BATCH_SIZE", 0, minimum=8) if env_str("PRETRAIN_BATCH_SIZE") else None
+PRETRAIN_PROJECTOR = ([env_int("PRETRAIN_PROJECTOR_DIM", 0, minimum=16)] * 3
+                      if env_str("PRETRAIN_PROJECTOR_DIM") else None)
+PRETRAIN_TIME_BUDGET_S = (env_int("PRETRAIN_TIME_BUDGET_S", 0, minimum=10)
+                          if env_str("PRETRAIN_TIME_BUDGET_S") else None)
+# A pretraining estimated to take longer than this (seconds) starts only when confirmed.
+PRETRAIN_CONFIRM_ABOVE_S = env_int("PRETRAIN_CONFIRM_ABOVE_S", 1800, minimum=0)
 # The smallest crop (fraction of the image's area) of the two views. 0.5 rather than the paper's
 # small crops: image-level multilabel tags depend on every object in the picture, and a small crop
 # drops some of them from one view. Measured on the demo scenes (H200, 64 px, 60 epochs, 200
 # labels): probe mAP 0.55 with 0.5, 0.38 with 0.2; see bench/results/probe_quality_gpu_*.
-PRETRAIN_CROP_MIN = env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0)
+PRETRAIN_CROP_MIN = (env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0)
+                     if env_str("PRETRAIN_CROP_MIN") else None)
 # GPUs one pretraining run uses on its worker's host: 0 means every GPU the worker sees (one
 # DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
 # batch). 1 keeps it to one device. CPU workers always train in one process.

@@ -34,4 +34,8 @@ step 150 bench.pretrain_throughput --compile --source 640
 step 60 bench.pretrain_throughput --source 256
 step 220 bench.probe_quality --crop-min 0.5
 step 220 bench.probe_quality --crop-min 0.2
+# Issue 13: label efficiency on both scene families, GPU preset (64 px, small stem, 10k pool), the
+# pretraining held to a time budget so both fit a lent machine's minutes; JSON per family.
+step 300 bench.label_efficiency --device cuda --preset gpu --family demo --budget 120 --sup-budget 30
+step 300 bench.label_efficiency --device cuda --preset gpu --family clutter --budget 120 --sup-budget 30
 echo "== $(date -u +%T) done" | tee -a "$log"

@@ -1,97 +1,260 @@
-"""Suggestions that save labels: on the demo scenes (known ground truth), the probe's test mAP with
-50, 100, 200 and 400 labeled images on Barlow Twins features vs the same network's random-weight
-features, and the precision and recall of the suggested labels (at the probe's per-label
-thresholds) on the held-out images. One pretraining serves every size.
+"""Suggestions that save labels, on two scene families with known ground truth: the probe's test mAP
+with 50, 100, 200 and 400 labeled images on
 
-    python -m bench.label_efficiency [--device cpu] [--sizes 50 100 200 400]
+- ``barlow_twins``: features of a backbone pretrained with the app's pretraining (labeling.ml.train)
+  for a time budget, on the pool and the labeled images (never the test images);
+- ``random``: the same network at its random initialisation (the floor);
+- ``supervised``: the same network trained from scratch with BCE on the same labeled images (its
+  own head's mAP and a probe on its features; the better counts), for at most ``--sup-epochs``
+  epochs or ``--sup-budget`` seconds per size, whichever ends first;
 
-Sizes, resolution and pretraining settings follow bench/probe_quality.py's presets (CPU: 32 px,
-standard stem, 24 epochs on a 1,500-image pool; GPU: full size). Pretraining sees the pool and the
-labeled images without their labels, never the test images.
+and, on the two feature backbones, the feature variants of issue 13: ``last`` (the pooled last
+stage, 512), ``multi`` (pooled layer2..layer4, 896), ``multi_tta`` (the same, averaged with the
+mirror image) and ``+prop`` (label propagation over the kNN graph of the multi_tta features of
+labeled + test images, labeling/ml/propagate.py, averaged with the probe's probabilities).
+
+    python -m bench.label_efficiency --family demo       # the demo's shapes (annotator/demo/scenes.py)
+    python -m bench.label_efficiency --family clutter    # the second family (annotator/demo/clutter.py)
+    python -m bench.label_efficiency --device cuda --preset gpu --family demo
+
+The pretraining settings are the app's presets (labeling/ml/presets.py): on a CPU, 32 px through the
+standard stem, sized by a 10-minute time budget; any flag overrides. Results:
+bench/results/label_efficiency_<preset>_<family>.json. On a shared CPU a time budget buys fewer
+steps than on an idle one, so a pass measured under contention is conservative.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench._util import write_result
-from bench.probe_quality import PRESETS, STEMS, scenes
-from labeling.ml.backbone import ModelConfig
+from labeling.ml.augment import VIEW1, augment, normalize, to_float
+from labeling.ml.backbone import ModelConfig, resnet18_backbone
+from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
 from labeling.ml.metrics import evaluate
+from labeling.ml.presets import PRESETS
 from labeling.ml.probe import fit_probe
+from labeling.ml.propagate import propagate
 from labeling.ml.train import PretrainConfig, Runtime, build_model, pretrain
 
 SEED = 0
+FAMILIES = {"demo": ("annotator.demo.scenes", 256), "clutter": ("annotator.demo.clutter", 128)}  # module, source px
+
+
+def _family(name: str):
+    import importlib
+
+    return importlib.import_module(FAMILIES[name][0])
+
+
+def _render(family: str, start: int, n: int, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    module, source = _family(family), FAMILIES[family][1]
+    images = np.empty((n, resolution, resolution, 3), np.uint8)
+    labels = np.zeros((n, len(module.LABELS)), bool)
+    for k in range(n):
+        scene = module.render_scene(start + k, seed=SEED, size=(source, source))
+        images[k] = decode_square(scene.image, resolution)  # as the cache stores them
+        labels[k] = [name in scene.labels for name in module.LABELS]
+    return images, labels
+
+
+def render(family: str, start: int, n: int, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    workers = os.cpu_count() or 1
+    if n < 256 or workers == 1:
+        return _render(family, start, n, resolution)
+    chunk = -(-n // (4 * workers))
+    starts = list(range(start, start + n, chunk))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(pool.map(_render, [family] * len(starts), starts, [min(chunk, start + n - s) for s in starts],
+                              [resolution] * len(starts)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def train_supervised(model: ModelConfig, images: np.ndarray, labels: np.ndarray, *, epochs: int, budget_s: float,
+                     lr: float, device: str) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+    """ResNet-18 + linear head on the labeled images only (BCE, positive weights, view-1
+    augmentations, one-cycle AdamW), for ``epochs`` or ``budget_s``, whichever ends first."""
+    torch.manual_seed(SEED)
+    backbone = resnet18_backbone(small_stem=model.uses_small_stem).to(device)
+    head = torch.nn.Linear(512, labels.shape[1]).to(device)
+    opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=lr, weight_decay=5e-4)
+    x_all = torch.from_numpy(images).to(device)
+    y_all = torch.from_numpy(labels).float().to(device)
+    pos = y_all.sum(0)
+    pos_weight = (len(y_all) - pos).clamp(min=1) / pos.clamp(min=1)
+    batch = min(64, len(x_all))
+    per_epoch = max(1, len(x_all) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch)
+    g = torch.Generator(device=device).manual_seed(SEED)
+    backbone.train()
+    start, done = time.perf_counter(), 0
+    for epoch in range(epochs):
+        if time.perf_counter() - start > budget_s:
+            break
+        order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(SEED + epoch))
+        for i in range(per_epoch):
+            idx = order[i * batch:(i + 1) * batch].to(device)
+            x = augment(to_float(x_all[idx]), VIEW1, g)
+            loss = F.binary_cross_entropy_with_logits(head(backbone(x)), y_all[idx], pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        done += 1
+    return backbone.eval(), head.eval(), {"epochs": done, "seconds": round(time.perf_counter() - start, 1)}
+
+
+@torch.inference_mode()
+def head_scores(backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, device: str) -> np.ndarray:
+    x = torch.from_numpy(images).to(device)
+    out = [torch.sigmoid(head(backbone(normalize(to_float(x[i:i + 256]))))) for i in range(0, len(x), 256)]
+    return torch.cat(out).float().cpu().numpy()
+
+
+def _precision_recall(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    tp = (truth & predicted).sum()
+    fp = (~truth & predicted).sum()
+    fn = (truth & ~predicted).sum()
+    return {"micro_precision": float(tp / max(tp + fp, 1)), "micro_recall": float(tp / max(tp + fn, 1)),
+            "labels_per_image_suggested": float(predicted.sum(1).mean()),
+            "labels_per_image_true": float(truth.sum(1).mean())}
+
+
+def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list[int], device: str) -> dict:
+    """mAP per labeled-set size of each feature variant on one backbone."""
+    feats = {
+        "last": [embed_images(backbone, a, device=device) for a in (labeled[0], test[0])],
+        "multi": [embed_images(backbone, a, device=device, multi_layer=True) for a in (labeled[0], test[0])],
+        "multi_tta": [embed_images(backbone, a, device=device, multi_layer=True, flip_tta=True)
+                      for a in (labeled[0], test[0])],
+    }
+    out: dict = {name: {} for name in [*feats, "multi_tta+prop", "prop_only"]}
+    suggestions: dict = {}
+    for n in sizes:
+        y = labeled[1][:n]
+        for name, (f_lab, f_test) in feats.items():
+            probe = fit_probe(f_lab[:n].astype(np.float32), y)
+            probs = probe.predict_proba(f_test.astype(np.float32))
+            out[name][str(n)] = evaluate(test[1], probs, probe.thresholds).map
+            if name == "multi_tta":
+                suggestions[str(n)] = _precision_recall(test[1], probs >= probe.thresholds)
+                # Propagation over the graph of the labeled images and the images to be scored.
+                graph = np.concatenate([f_lab[:n], f_test]).astype(np.float32)
+                spread = propagate(graph, np.arange(n), y.astype(np.float32))[n:]
+                out["prop_only"][str(n)] = evaluate(test[1], spread, np.full(y.shape[1], 0.5)).map
+                out["multi_tta+prop"][str(n)] = evaluate(test[1], 0.5 * (probs + spread),
+                                                         np.full(y.shape[1], 0.5)).map
+    return {"map": out, "suggestions_at_probe_thresholds": suggestions}
 
 
 def main() -> None:
     args = _args()
-    model = ModelConfig(resolution=args.resolution, small_stem=STEMS[args.stem],
-                        projector=tuple(int(d) for d in args.projector.split("-")))
-    config = PretrainConfig(model=model, epochs=args.epochs, batch_size=args.batch, warmup_epochs=args.warmup_epochs,
-                            lr_weights=args.lr_weights, seed=SEED, crop_scale=(args.crop_min, 1.0))
-    most = max(args.sizes)
-    labeled = scenes(0, most, args.resolution, 256)
-    test = scenes(most, args.test, args.resolution, 256)
-    pool = scenes(most + args.test, args.pool, args.resolution, 256)
-    chance = float(test[1].mean(axis=0).mean())
+    preset = PRESETS[args.preset]
+    model = ModelConfig(resolution=args.resolution or preset["resolution"],
+                        small_stem=preset["small_stem"] if args.stem is None else args.stem == "small",
+                        projector=tuple(preset["projector"]))
+    budget = args.budget if args.budget is not None else preset["time_budget_s"]
+    config = PretrainConfig(model=model, epochs=args.epochs or preset["epochs"], batch_size=args.batch or preset["batch_size"],
+                            warmup_epochs=preset["warmup_epochs"], lr_weights=preset["lr_weights"], seed=SEED,
+                            crop_scale=(preset["crop_min"], 1.0), time_budget_s=budget or None)
+    sizes = sorted(args.sizes)
+    most = sizes[-1]
+    r = model.resolution
     t = time.perf_counter()
-    run = pretrain(config, np.concatenate([pool[0], labeled[0]]), Runtime(device=args.device, log_every=100))
-    seconds = time.perf_counter() - t
-    backbones = {"barlow_twins": run.model.backbone, "random": build_model(config).backbone}
-    features = {name: (embed_images(b, labeled[0], device=args.device), embed_images(b, test[0], device=args.device))
-                for name, b in backbones.items()}
-    curve = {name: {} for name in backbones}
-    quality = {}
-    for n in sorted(args.sizes):
-        for name, (f_labeled, f_test) in features.items():
-            probe = fit_probe(f_labeled[:n], labeled[1][:n])
-            probs = probe.predict_proba(f_test)
-            curve[name][n] = evaluate(test[1], probs, probe.thresholds).map
-            if name == "barlow_twins":
-                quality[n] = _precision_recall(test[1], probs >= probe.thresholds)
-        print(f"{n:>4} labeled: mAP BT {curve['barlow_twins'][n]:.3f}  random {curve['random'][n]:.3f}  "
-              f"suggestions precision {quality[n]['micro_precision']:.3f} recall {quality[n]['micro_recall']:.3f}")
-    print(f"chance {chance:.3f}; pretraining {seconds:.0f} s on {args.device}")
-    write_result(args.name or f"label_efficiency_{'gpu' if args.device.startswith('cuda') else 'cpu'}", {
-        "chance_map": chance, "map": {k: {str(n): v for n, v in c.items()} for k, c in curve.items()},
-        "suggestions_at_thresholds": {str(n): q for n, q in quality.items()},
-        "pretrain_seconds": round(seconds, 1), "pretrain_config": config.to_dict(),
-        "sizes": {"pool": args.pool, "test": args.test, "labeled": sorted(args.sizes)},
-        "note": "CPU shared with other work while measured" if args.device == "cpu" else ""})
+    labeled = render(args.family, 0, most, r)
+    test = render(args.family, most, args.test, r)
+    pool = render(args.family, most + args.test, args.pool, r)
+    print(f"{args.family}: {most + args.test + args.pool} scenes rendered in {time.perf_counter() - t:.0f} s", flush=True)
+    chance = float(test[1].mean(axis=0).mean())
+    load_before = os.getloadavg()
 
+    t = time.perf_counter()
+    unlabeled = np.concatenate([pool[0], labeled[0]])  # pretraining never sees the test set
+    run = pretrain(config, unlabeled, Runtime(device=args.device, log_every=10**9, progress_every_s=60,
+                                              on_progress=lambda p: print(
+        f"  bt step {p.step} epoch {p.epoch} loss {p.loss:.1f} {p.images_per_s:.0f} img/s "
+        f"eta {p.eta_s or 0:.0f} s", flush=True)))
+    bt_s = time.perf_counter() - t
+    steps = len(run.loss_history)
+    print(f"pretraining: {steps} steps in {bt_s:.0f} s ({run.status})", flush=True)
+    load_during = os.getloadavg()
 
-def _precision_recall(truth: np.ndarray, predicted: np.ndarray) -> dict:
-    tp = (truth & predicted).sum(axis=0)
-    fp = (~truth & predicted).sum(axis=0)
-    fn = (truth & ~predicted).sum(axis=0)
-    return {"micro_precision": float(tp.sum() / max(tp.sum() + fp.sum(), 1)),
-            "micro_recall": float(tp.sum() / max(tp.sum() + fn.sum(), 1)),
-            "precision": [float(p) for p in tp / np.maximum(tp + fp, 1)],
-            "recall": [float(r) for r in tp / np.maximum(tp + fn, 1)]}
+    results = {"barlow_twins": variants(run.model.backbone, labeled, test, sizes, args.device),
+               "random": variants(build_model(config).backbone, labeled, test, sizes, args.device)}
+    for name in results:
+        print(name, {v: {n: round(m, 3) for n, m in c.items()} for v, c in results[name]["map"].items()}, flush=True)
+    supervised: dict = {"probe": {}, "head": {}, "budget": {}}
+    for n in sizes:
+        backbone, head, spent = train_supervised(model, labeled[0][:n], labeled[1][:n], epochs=args.sup_epochs,
+                                                 budget_s=args.sup_budget, lr=2e-3, device=args.device)
+        f_lab, f_test = (embed_images(backbone, a, device=args.device) for a in (labeled[0][:n], test[0]))
+        probe = fit_probe(f_lab.astype(np.float32), labeled[1][:n])
+        supervised["probe"][str(n)] = evaluate(test[1], probe.predict_proba(f_test.astype(np.float32)),
+                                               probe.thresholds).map
+        supervised["head"][str(n)] = evaluate(test[1], head_scores(backbone, head, test[0], args.device),
+                                              np.full(labeled[1].shape[1], 0.5)).map
+        supervised["budget"][str(n)] = spent
+        print(f"{n} labeled, supervised: probe {supervised['probe'][str(n)]:.3f} head {supervised['head'][str(n)]:.3f}"
+              f" ({spent})", flush=True)
+
+    best_variant = max(results["barlow_twins"]["map"],
+                       key=lambda v: results["barlow_twins"]["map"][v].get("200", -1))
+    at = "200" if 200 in sizes else str(most)
+    bt, rnd = results["barlow_twins"]["map"], results["random"]["map"]
+    sup = max(supervised["probe"][at], supervised["head"][at])
+    targets = {"at_labels": int(at), "variant": best_variant,
+               "bt": bt[best_variant][at], "random_same_variant": rnd[best_variant][at],
+               "random_best_variant": max(c[at] for c in rnd.values()), "supervised_best": sup,
+               "bt_minus_random_ge_0.15": bt[best_variant][at] - max(c[at] for c in rnd.values()) >= 0.15,
+               "bt_ge_supervised": bt[best_variant][at] >= sup}
+    print("targets at", at, "labels:", targets, flush=True)
+    write_result(args.name or f"label_efficiency_{args.preset}_{args.family}", {
+        "family": args.family, "labels": list(_family(args.family).LABELS), "chance_map": chance,
+        "map": {"barlow_twins": bt, "random": rnd, "supervised_probe": supervised["probe"],
+                "supervised_head": supervised["head"]},
+        "suggestions_at_probe_thresholds": {k: v["suggestions_at_probe_thresholds"] for k, v in results.items()},
+        "targets": targets,
+        "pretraining": {"seconds": round(bt_s, 1), "steps": steps, "status": run.status,
+                        "images_per_step": config.batch_size, "config": config.to_dict(),
+                        "loss_first_last": [run.loss_history[0], run.loss_history[-1]] if steps else None},
+        "supervised_budget": supervised["budget"],
+        "sizes": {"pool": args.pool, "test": args.test, "labeled": sizes, "source_px": FAMILIES[args.family][1]},
+        "load_average_before_and_after_pretraining": [round(v, 2) for v in (*load_before, *load_during)],
+        "note": ("2-core CPU shared with 5 other helpers' tests and benchmarks while measured (see the load "
+                 "averages): the time budget bought fewer steps than on an idle machine" if args.device == "cpu"
+                 else ""),
+    })
 
 
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--family", choices=sorted(FAMILIES), default="demo")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: from the device")
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
-    for key in ("pool", "test", "resolution", "epochs", "warmup_epochs", "batch"):
-        p.add_argument(f"--{key.replace('_', '-')}", type=int)
-    p.add_argument("--stem", choices=sorted(STEMS))
-    p.add_argument("--lr-weights", type=float)
-    p.add_argument("--projector")
-    p.add_argument("--crop-min", type=float, default=0.2, help="lowest crop area of the two views")
+    p.add_argument("--pool", type=int, help="unlabeled images (default: 1,500 CPU, 10,000 GPU)")
+    p.add_argument("--test", type=int, default=500)
+    p.add_argument("--resolution", type=int)
+    p.add_argument("--stem", choices=["small", "standard"])
+    p.add_argument("--epochs", type=int, help="the cap (with a budget) or the length (--budget 0)")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--budget", type=float, help="pretraining seconds (0: train for --epochs); default: the preset's")
+    p.add_argument("--sup-epochs", type=int, default=60)
+    p.add_argument("--sup-budget", type=float, default=150.0, help="seconds of supervised training per size")
     p.add_argument("--name", help="results file name")
     args = p.parse_args()
-    for key, value in PRESETS["gpu" if args.device.startswith("cuda") else "cpu"].items():
-        if hasattr(args, key) and getattr(args, key) is None:
-            setattr(args, key, value)
+    args.preset = args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
+    args.pool = args.pool or (10_000 if args.preset == "gpu" else 1500)
     return args
 
 

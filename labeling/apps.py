@@ -18,8 +18,9 @@ class LabelingConfig(AppConfig):
 
 
 def _resume_orphans(sender, **kwargs) -> None:
-    from labeling.pipeline import resume_orphans
+    from labeling.pipeline import note_worker_device, resume_orphans
 
+    note_worker_device()
     resume_orphans(sender.hostname)
 
 

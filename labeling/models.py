@@ -43,6 +43,8 @@ class TrainingRun(models.Model):
     loss = models.FloatField(null=True, blank=True)
     images_per_s = models.FloatField(null=True, blank=True)
     loss_history = models.JSONField(default=list, blank=True)  # [[step, loss], ...] as reported
+    # When a running pretraining expects to finish, from its measured step rate (the API shows eta_s).
+    eta_at = models.DateTimeField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     device = models.CharField(max_length=100, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="Celery node name of the worker running it.")

@@ -79,8 +79,10 @@ class RunMonitor:
 
     def progress(self, p) -> None:
         self.history.append([p.step, round(p.loss, 6)])
+        eta = getattr(p, "eta_s", None)
         self.update(epoch=p.epoch, step=p.step, steps_per_epoch=p.steps_per_epoch, loss=p.loss,
-                    images_per_s=round(p.images_per_s, 2), loss_history=self.history)
+                    images_per_s=round(p.images_per_s, 2), loss_history=self.history,
+                    eta_at=None if eta is None else timezone.now() + timedelta(seconds=eta))
 
     def _mine(self):
         return TrainingRun.objects.filter(pk=self.run.id, worker=self.run.worker, status=RunStatus.RUNNING)
@@ -149,6 +151,23 @@ def resume_orphans(node: str) -> list[int]:
     return resumed
 
 
+def note_worker_device() -> None:
+    """Tell the web process which device pretraining runs on here (its presets and estimates
+    depend on it): written when a worker starts."""
+    import json
+
+    import torch
+
+    from labeling.selectors import WORKER_DEVICE_FILE
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    path = Path(settings.MODEL_DIR) / WORKER_DEVICE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"device": device, "at": timezone.now().isoformat()}))
+    os.replace(tmp, path)
+
+
 def send(run: TrainingRun) -> bool:
     """Send a queued run's task now; False when the broker is down (the sweep tries again)."""
     from annotator.tasks import send_now
@@ -188,11 +207,13 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
     from labeling.services import pretrain_defaults
 
-    c = {**pretrain_defaults(), **run.config}
+    # A run's config was completed when it was queued; a time budget is never added afterwards.
+    c = {**pretrain_defaults(), "time_budget_s": None, **run.config}
     model = ModelConfig(resolution=c["resolution"], small_stem=c["small_stem"], projector=tuple(c["projector"]))
     config = PretrainConfig(model=model,
                             epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
-                            warmup_epochs=c["warmup_epochs"], seed=c["seed"], crop_scale=(c["crop_min"], 1.0))
+                            warmup_epochs=c["warmup_epochs"], seed=c["seed"], crop_scale=(c["crop_min"], 1.0),
+                            time_budget_s=c["time_budget_s"])
     cache, ids = fill_cache(run.project_id, c["resolution"])
     if len(ids) < 2:
         finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
@@ -210,7 +231,8 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
         result = pretrain(config, images, Runtime(
             device=device, checkpoint_path=run_dir(run.id) / "checkpoint.pt", data_on_device=on_device,
             world_size=pretrain_world_size(device), on_progress=progress, should_stop=monitor.should_stop,
-            on_step=on_step, log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1))))
+            on_step=on_step, log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1)),
+            progress_every_s=PROGRESS_EVERY_S))
     if monitor.lost.is_set():
         raise LostClaim(run.id)
     if result.status == "cancelled":
@@ -225,7 +247,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
     kept: list[tuple[np.ndarray, np.ndarray]] = []
 
     def embed(part: np.ndarray) -> np.ndarray:
-        features = embed_ids(backbone, cache, part, device=device)
+        features = embed_ids(backbone, cache, part, device=device, **feature_options(c))
         keep = np.isin(part, sample)
         kept.append((part[keep], features[keep]))
         return features
@@ -247,6 +269,16 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor) -> str:
         probe_start(project=run.project)
     return "succeeded"
 
+
+def feature_options(config: dict) -> dict:
+    """How a run's images become probe features (its config's "features"): "last" (the pooled last
+    stage, 512), "multi" (pooled layer2..layer4, 896) or "multi_tta" (that, averaged with the mirror image)."""
+    features = config.get("features", "last")
+    return {"multi_layer": features in ("multi", "multi_tta"), "flip_tta": features == "multi_tta"}
+
+
+# Progress (and so the ETA) reaches the database at least this often, however slow a step is.
+PROGRESS_EVERY_S = 5.0
 
 # The files a run leaves for people, under its directory (served by the run-files view).
 RUN_FILES = {"tensorboard": "tensorboard", "trace": "profile/trace.json"}
@@ -281,12 +313,20 @@ def pretrain_world_size(device: str) -> int:
     return max(1, min(visible, settings.PRETRAIN_GPUS or visible))
 
 
+def project_cache_dir(project_id: int) -> Path:
+    """The project's image stores, one sub-folder per resolution (labeling.ml.cache.store_dir)."""
+    base = Path(settings.MODEL_DIR) / "cache" / f"project-{project_id}"
+    for legacy in ("pixels.u8", "ids.npy"):  # the old single store, of an unknown resolution: never read
+        (base / legacy).unlink(missing_ok=True)
+    return base
+
+
 def fill_cache(project_id: int, resolution: int, ids: np.ndarray | None = None, chunk: int = 10_000):
     """The project's images (or these ids of it) decoded once into the cache, ``chunk`` at a time;
     returns the cache and the ids it holds, in id order."""
-    from labeling.ml import ImageCache
+    from labeling.ml import ImageCache, store_dir
 
-    cache = ImageCache(Path(settings.MODEL_DIR) / "cache" / f"project-{project_id}", resolution=resolution)
+    cache = ImageCache(store_dir(project_cache_dir(project_id), resolution), resolution=resolution)
     if ids is None:
         ids = np.fromiter(Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True),
                           dtype=np.int64)

@@ -24,7 +24,10 @@ from labeling.models import Decision, RunKind, Suggestion, TrainingRun
 
 class RunStartSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=RunKind.choices)
-    config = serializers.DictField(required=False, help_text="Pretraining settings (resolution, epochs, ...)")
+    config = serializers.DictField(required=False, help_text="Pretraining settings (resolution, epochs, "
+                                   "time_budget_s, ...); unset ones come from the worker's device preset")
+    confirm = serializers.BooleanField(required=False, help_text="Start a pretraining estimated to take longer "
+                                       "than PRETRAIN_CONFIRM_ABOVE_S anyway (without it: 400 with the estimate)")
 
 
 class RunSerializer(serializers.Serializer):
@@ -37,12 +40,15 @@ class RunSerializer(serializers.Serializer):
     step = serializers.IntegerField()
     loss = serializers.FloatField(allow_null=True)
     images_per_s = serializers.FloatField(allow_null=True)
+    eta_s = serializers.FloatField(allow_null=True, help_text="Seconds until an active pretraining is done")
     metrics = serializers.DictField()
     error = serializers.CharField()
 
 
 class RunListSerializer(serializers.Serializer):
     runs = RunSerializer(many=True)
+    pretrain_estimate = serializers.DictField(help_text="What Pretrain with the defaults would take on the "
+                                              "worker's device: seconds, text, device, needs_confirmation, config")
 
 
 class SuggestionSerializer(serializers.Serializer):
@@ -66,7 +72,10 @@ def project_runs(request: Request, project_id: int) -> Response:
     """GET: recent runs with live progress. POST {"kind": "pretrain", "config": {...}} or {"kind": "probe"} (admin)."""
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
-        return Response({"runs": selectors.project_runs(project_id=project.id)})
+        runs = selectors.project_runs(project_id=project.id)
+        defaults = services.pretrain_defaults()
+        estimate = selectors.pretrain_estimate(project=project, config=defaults, recent_runs=runs)
+        return Response({"runs": runs, "pretrain_estimate": {**estimate, "config": defaults}})
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     data = common.body(request)
     kind = data.get("kind")
@@ -74,7 +83,10 @@ def project_runs(request: Request, project_id: int) -> Response:
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise BadRequest("“config” must be an object.")
-        run = services.pretrain_start(project=project, user=request.user, config=config)
+        confirm = data.get("confirm", False)
+        if not isinstance(confirm, bool):
+            raise BadRequest("“confirm” must be true or false.")
+        run = services.pretrain_start(project=project, user=request.user, config=config, confirm=confirm)
     elif kind == RunKind.PROBE:
         run = services.probe_start(project=project, user=request.user)
         if run is None:

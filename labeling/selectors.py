@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from annotator.models import Image
-from labeling.models import ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
+from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
 
 
 def image_suggestions(*, image: Image) -> list[dict]:
@@ -52,13 +54,74 @@ def model_note(*, project_id: int) -> str | None:
     return ((metrics or {}).get("trust") or {}).get("still_learning")
 
 
+def worker_device_kind() -> str:
+    """"cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else "cpu"
+    (the estimate then errs long, never short)."""
+    from django.conf import settings
+
+    from labeling.ml.presets import device_kind
+
+    if settings.PRETRAIN_DEVICE in ("cpu", "gpu"):
+        return settings.PRETRAIN_DEVICE
+    try:
+        return device_kind(json.loads((Path(settings.MODEL_DIR) / WORKER_DEVICE_FILE).read_text())["device"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "cpu"  # no worker has started yet
+
+
+# Written by a worker when it starts (labeling.apps): the device its pretraining will run on.
+WORKER_DEVICE_FILE = "worker-device.json"
+
+
+def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None = None) -> dict:
+    """How long ``config`` would take on this project, on the worker's device, before it starts: from
+    a rate this project's runs reached on the same settings when there is one, else the preset table.
+    ``recent_runs``: the project's runs as dicts (config, device, images_per_s), when the caller has them."""
+    from django.conf import settings
+
+    from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
+
+    kind = worker_device_kind()
+    from annotator.selectors import project_status_counts
+
+    images = project_status_counts(project_id=project.id)["total"]  # the counters: no COUNT(*) per poll
+    if recent_runs is None:
+        recent_runs = list(TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0)
+                           .values("kind", "config", "device", "images_per_s")[:20])
+    measured = None
+    for run in recent_runs:
+        same = all(run["config"].get(k) == config.get(k) for k in ("resolution", "small_stem", "batch_size"))
+        if run["kind"] == RunKind.PRETRAIN and run["images_per_s"] and same and device_kind(run["device"]) == kind:
+            measured = run["images_per_s"]
+            break
+    seconds = estimate_seconds(config=config, images=max(images, 1), kind=kind, measured_images_per_s=measured)
+    return {"seconds": round(seconds, 1), "text": describe_seconds(seconds), "device": kind, "images": images,
+            "measured": measured is not None, "needs_confirmation": seconds > settings.PRETRAIN_CONFIRM_ABOVE_S,
+            "confirm_above_s": settings.PRETRAIN_CONFIRM_ABOVE_S}
+
+
+def run_eta_s(run: TrainingRun) -> float | None:
+    """Seconds until an active pretraining is done: the worker's last estimate (from its measured
+    step rate) counted down, or before its first report the estimate made when it was queued."""
+    if run.kind != RunKind.PRETRAIN or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return None
+    if run.status == RunStatus.RUNNING and run.eta_at is not None:
+        return max(0.0, round((run.eta_at - timezone.now()).total_seconds(), 1))
+    estimate = (run.metrics or {}).get("estimate_s")
+    if estimate is None:
+        return None
+    if run.status == RunStatus.RUNNING and run.started_at:
+        return max(0.0, round(estimate - (timezone.now() - run.started_at).total_seconds(), 1))
+    return float(estimate)
+
+
 def run_summary(run: TrainingRun) -> dict:
-    """A run as the project page and the API show it (progress, live loss, metrics)."""
+    """A run as the project page and the API show it (progress, live loss, ETA, metrics)."""
     duration = None
     if run.started_at:
         end = run.finished_at or run.heartbeat_at or run.started_at
         duration = round((end - run.started_at).total_seconds(), 1)
-    return {
+    return {"eta_s": run_eta_s(run),
         "id": run.id, "kind": run.kind, "status": run.status, "config": run.config,
         "epoch": run.epoch, "epochs": run.epochs, "step": run.step, "steps_per_epoch": run.steps_per_epoch,
         "loss": run.loss, "images_per_s": run.images_per_s, "device": run.device, "worker": run.worker,

@@ -23,32 +23,62 @@ from labeling.trust import decision_noted
 # What a pretraining run may be configured with, and the bounds a request must stay within
 # (docs/api.md lists them; the error for an unknown key lists the valid ones). Tight enough that one
 # request cannot hold a GPU for days: at most 1,000 epochs, a batch of 4,096, and a projector of
-# at most 3 layers of 8,192.
+# at most 3 layers of 8,192. time_budget_s (seconds, or null): train for that long instead of for
+# ``epochs`` (which then caps it).
 PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 1000), "batch_size": (8, 4096),
                    "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1),
                    "crop_min": (0.05, 1.0)}
 PROJECTOR_LAYERS = (1, 3)
 PROJECTOR_WIDTH = (16, 8192)
-PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile")
+TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
+FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (labeling.pipeline.feature_options)
+PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features")
+# settings name -> config key: set in the environment, they override the device's preset.
+_OVERRIDES = {"PRETRAIN_RESOLUTION": "resolution", "PRETRAIN_EPOCHS": "epochs", "PRETRAIN_BATCH_SIZE": "batch_size",
+              "PRETRAIN_PROJECTOR": "projector", "PRETRAIN_CROP_MIN": "crop_min",
+              "PRETRAIN_TIME_BUDGET_S": "time_budget_s"}
 
 
-def pretrain_defaults() -> dict:
-    return {"resolution": settings.PRETRAIN_RESOLUTION, "epochs": settings.PRETRAIN_EPOCHS,
-            "batch_size": settings.PRETRAIN_BATCH_SIZE, "lr_weights": 0.2, "warmup_epochs": 1, "seed": 0,
-            "crop_min": settings.PRETRAIN_CROP_MIN,
-            "projector": list(settings.PRETRAIN_PROJECTOR), "small_stem": None}
+def pretrain_defaults(*, kind: str | None = None) -> dict:
+    """The preset of the worker's device ("cpu" or "gpu"), with the settings' overrides."""
+    from labeling.ml.presets import PRESETS
+    from labeling.selectors import worker_device_kind
+
+    preset = PRESETS[kind or worker_device_kind()]
+    overrides = {key: getattr(settings, name) for name, key in _OVERRIDES.items()
+                 if getattr(settings, name, None) is not None}
+    return {**preset, "projector": list(preset["projector"]), **overrides}
 
 
-def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None) -> TrainingRun:
-    merged = {**pretrain_defaults(), **(config or {})}
+class NeedsConfirmation(ValidationError):
+    """The run would take long on this worker: it starts only when the request confirms it."""
+
+
+def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None,
+                   confirm: bool = False) -> TrainingRun:
+    """Queue a pretraining. One estimated to take longer than PRETRAIN_CONFIRM_ABOVE_S on the worker's
+    device is refused with the estimate unless ``confirm``: a click never starts hours of work unawares."""
+    from labeling.selectors import pretrain_estimate
+
+    config = config or {}
+    merged = {**pretrain_defaults(), **config}
+    if "epochs" in config and "time_budget_s" not in config:
+        merged["time_budget_s"] = None  # epochs asked for: not cut short by the preset's time budget
     _check_config(merged)
     _check_active_runs(user=user, pretrain=True)
+    estimate = pretrain_estimate(project=project, config=merged)
+    if estimate["needs_confirmation"] and not confirm:
+        raise NeedsConfirmation(
+            f"This pretraining would take about {estimate['text']} on the worker's {estimate['device'].upper()} "
+            f"({estimate['images']} images, {merged['epochs']} epochs at {merged['resolution']} px). "
+            "Confirm to start it anyway, or set a time budget (“time_budget_s”) or fewer epochs.")
     from labeling.tasks import gpu_pretrain
 
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=merged,
-                                             epochs=merged["epochs"], created_by=user)
+                                             epochs=merged["epochs"], created_by=user,
+                                             metrics={"estimate_s": round(estimate["seconds"], 1)})
             enqueue(gpu_pretrain, run.id, row=run)
     except IntegrityError:
         raise ValidationError("A pretraining is already queued or running for this project; "
@@ -107,8 +137,8 @@ def run_retry(*, run: TrainingRun, user: AbstractBaseUser | None = None) -> Trai
     probe fit on the project's current backbone."""
     if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
         raise ValidationError("Only a failed or cancelled run can be retried.")
-    if run.kind == RunKind.PRETRAIN:
-        return pretrain_start(project=run.project, user=user, config=run.config)
+    if run.kind == RunKind.PRETRAIN:  # the same work as was asked for (and confirmed) before
+        return pretrain_start(project=run.project, user=user, config=run.config, confirm=True)
     retried = probe_start(project=run.project, user=user)
     if retried is None:
         raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")
@@ -209,6 +239,14 @@ def _check_config(config: dict) -> None:
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValidationError(f"“{key}” must be a number from {low} to {high}.")
+    budget = config.get("time_budget_s")
+    low, high = TIME_BUDGET_LIMITS
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not low <= budget <= high):
+        raise ValidationError(f"“time_budget_s” must be null (train for “epochs”) or a number of seconds "
+                              f"from {low} to {high}.")
+    if config.get("features", "last") not in FEATURES:
+        raise ValidationError(f"“features” must be one of {', '.join(FEATURES)}.")
     if config["small_stem"] not in (None, True, False):
         raise ValidationError("“small_stem” must be true, false or null (automatic: small images get the small stem).")
     if not isinstance(config.get("profile", False), bool):

@@ -103,7 +103,11 @@ def _embed_new(embedding_set: EmbeddingSet, ids: np.ndarray) -> tuple[np.ndarray
     config, checkpoint = load_checkpoint(run_dir(embedding_set.run_id) / "checkpoint.pt")
     backbone = load_backbone(checkpoint["model"], config.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return cached, embed_ids(backbone, cache, cached, device=device)
+    from labeling.models import TrainingRun
+    from labeling.pipeline import feature_options
+
+    run_config = TrainingRun.objects.filter(pk=embedding_set.run_id).values_list("config", flat=True).first() or {}
+    return cached, embed_ids(backbone, cache, cached, device=device, **feature_options(run_config))
 
 
 def features_of(*, embedding_set: EmbeddingSet, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

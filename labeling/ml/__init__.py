@@ -20,7 +20,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ImageCache": "cache", "AddResult": "cache", "decode_square": "cache",
+    "ImageCache": "cache", "AddResult": "cache", "decode_square": "cache", "store_dir": "cache",
     "ViewConfig": "augment", "VIEW1": "augment", "VIEW2": "augment", "two_views": "augment",
     "ModelConfig": "backbone", "BarlowTwins": "backbone", "load_backbone": "backbone",
     "barlow_twins_loss": "barlow", "BarlowTwinsLoss": "barlow",

@@ -6,7 +6,14 @@ One store is one directory (the caller picks it, e.g. one per project and resolu
 - ``ids.npy``: int64 (N,), the caller's id of each row. It is rewritten atomically *after*
   the pixels it describes are on disk, so it is the commit record: a crash mid-append leaves
   an uncommitted tail in ``pixels.u8`` that the next open cuts off.
-- ``lock``: held (flock) while appending, so two workers filling the same store take turns.
+- ``lock``: held (flock) while appending, so two workers filling the same store take turns;
+- ``meta.json``: the store's resolution and format, written when the store is created. A store
+  is opened only at the resolution it was made for: one whose meta is missing (made before this
+  file existed), names another resolution, or whose pixels are shorter than its ids say is
+  emptied and rebuilt, never read (a 64 px store read as 32 px would be scrambled pixels).
+
+Callers should still keep one directory per resolution (``store_dir``), so two resolutions of
+one project do not rebuild each other's store in turn.
 
 Ids are arbitrary int64s and nothing assumes they are contiguous or sorted, so a sharded
 pipeline can keep one store per shard of ids and concatenate what it reads.
@@ -16,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +41,8 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 DEFAULT_RESOLUTION = 64
+STORE_FORMAT = 1  # bump when the layout of pixels.u8 / ids.npy changes
+log = logging.getLogger(__name__)
 Source = Union[str, os.PathLike, bytes, BinaryIO, Image.Image]
 Opener = Callable[[int], Source]
 
@@ -62,18 +73,24 @@ def decode_square(source: Source, resolution: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def store_dir(base: str | os.PathLike, resolution: int) -> Path:
+    """The directory of the store at ``resolution`` under ``base`` (e.g. a project's cache folder)."""
+    return Path(base) / f"r{int(resolution)}"
+
+
 class ImageCache:
     def __init__(self, root: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION) -> None:
         if resolution < 8:
             raise ValueError(f"resolution {resolution} is too small to learn from")
         self.root = Path(root)
         self.resolution = resolution
+        self.rebuilt: str | None = None  # why the store was emptied when it was opened, if it was
         self.root.mkdir(parents=True, exist_ok=True)
-        self._ids = self._load_committed(repair=False)
+        self._ids = self._open_verified()
 
     def refresh(self) -> None:
         """See rows that other processes committed since this store was opened."""
-        self._ids = self._load_committed(repair=False)
+        self._ids = self._open_verified()
 
     @property
     def _frame(self) -> int:
@@ -133,6 +150,9 @@ class ImageCache:
         opener = source if callable(source) else _opener_from_sequence(ids, source)
         result = AddResult()
         with self._locked():
+            problem = self._problem()  # another process may have rebuilt it for another resolution
+            if problem is not None:
+                self._rebuild(problem)
             self._ids = self._load_committed(repair=True)  # another worker may have appended meanwhile
             todo = self.missing(ids)
             with ThreadPoolExecutor(max_workers=workers) if workers > 0 else contextlib.nullcontext() as pool:
@@ -153,12 +173,62 @@ class ImageCache:
     def _ids_path(self) -> Path:
         return self.root / "ids.npy"
 
+    @property
+    def _meta_path(self) -> Path:
+        return self.root / "meta.json"
+
+    def _meta(self) -> dict:
+        return {"resolution": self.resolution, "channels": 3, "dtype": "uint8", "format": STORE_FORMAT}
+
+    def _problem(self) -> str | None:
+        """Why the store on disk cannot be read as this resolution's, or None if it can."""
+        has_data = self._ids_path.exists() or self._pixels_path.exists()
+        try:
+            meta = json.loads(self._meta_path.read_text())
+        except FileNotFoundError:
+            return "it has no meta.json (its resolution is unknown)" if has_data else "new"
+        except (OSError, ValueError) as exc:
+            return f"its meta.json is unreadable ({exc})"
+        if meta != self._meta():
+            return f"it was made for {meta}, not {self._meta()}"
+        try:
+            ids = np.load(self._ids_path) if self._ids_path.exists() else np.empty(0, dtype=np.int64)
+        except (OSError, ValueError) as exc:
+            return f"its ids.npy is unreadable ({exc})"
+        size = self._pixels_path.stat().st_size if self._pixels_path.exists() else 0
+        if size < len(ids) * self._frame:
+            return f"pixels.u8 is shorter than ids.npy says ({size} < {len(ids) * self._frame} bytes)"
+        return None
+
+    def _open_verified(self) -> np.ndarray:
+        """The committed ids, after checking the store is this resolution's; else rebuild it empty."""
+        if self._problem() is not None:
+            with self._locked():  # another process may be rebuilding or appending: check again under the lock
+                problem = self._problem()
+                if problem is not None:
+                    self._rebuild(problem)
+        return self._load_committed(repair=False)
+
+    def _rebuild(self, why: str) -> None:
+        if why != "new":
+            log.warning("image cache %s is rebuilt at %d px: %s", self.root, self.resolution, why)
+            self.rebuilt = why
+        for path in (self._ids_path, self._pixels_path):
+            path.unlink(missing_ok=True)
+        tmp = self._meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._meta()))
+        os.replace(tmp, self._meta_path)
+
     def _load_committed(self, *, repair: bool) -> np.ndarray:
         ids = np.load(self._ids_path) if self._ids_path.exists() else np.empty(0, dtype=np.int64)
         size = self._pixels_path.stat().st_size if self._pixels_path.exists() else 0
         committed = len(ids) * self._frame
         if size < committed:
-            raise RuntimeError(f"{self._pixels_path} is shorter than {self._ids_path} says: the store is damaged")
+            # Verified on open, so only a file changed under us gets here: start over rather than fail.
+            if not repair:
+                return self._open_verified()
+            self._rebuild(f"pixels.u8 is shorter than ids.npy says ({size} < {committed} bytes)")
+            return np.empty(0, dtype=np.int64)
         # More pixels than ids: a writer crashed before committing them, or (without the lock)
         # is still writing; only a lock holder may cut the tail off.
         if size > committed and repair:

@@ -148,6 +148,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def any_rank_code(code: int, device: torch.device) -> int:
+    """The largest of every rank's code (e.g. 0 go on, 1 out of time, 2 cancelled), on every rank."""
+    if not active():
+        return code
+    t = torch.tensor([float(code)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def default_backend(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 

@@ -14,10 +14,34 @@ from labeling.ml.backbone import FEATURE_DIM
 from labeling.ml.cache import ImageCache
 
 
+# Multi-layer features: the pooled outputs of ResNet-18's last three stages (128 + 256 + 512). The
+# earlier stages keep the small, local evidence (a small object, a texture) that the last stage's
+# pooled vector, trained for invariance to crops and colour, may have averaged away.
+MULTI_LAYER_DIM = 128 + 256 + 512
+
+
+def feature_dim(*, multi_layer: bool) -> int:
+    return MULTI_LAYER_DIM if multi_layer else FEATURE_DIM
+
+
+def backbone_features(backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool = False) -> torch.Tensor:
+    """(B, 3, R, R) -> (B, 512), or (B, 896) pooled from layer2..layer4 when ``multi_layer``."""
+    if not multi_layer:
+        return backbone(x)
+    x = backbone.maxpool(backbone.relu(backbone.bn1(backbone.conv1(x))))
+    l2 = backbone.layer2(backbone.layer1(x))
+    l3 = backbone.layer3(l2)
+    l4 = backbone.layer4(l3)
+    return torch.cat([l2.mean((2, 3)), l3.mean((2, 3)), l4.mean((2, 3))], dim=1)
+
+
 @torch.inference_mode()
 def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batch_size: int = 512,
-                 device: str | torch.device = "cpu") -> np.ndarray:
-    """uint8 (N, R, R, 3) -> float16 (N, 512) features, in the same order.
+                 device: str | torch.device = "cpu", multi_layer: bool = False, flip_tta: bool = False) -> np.ndarray:
+    """uint8 (N, R, R, 3) -> float16 (N, D) features, in the same order (D: ``feature_dim``).
+
+    ``flip_tta``: the mean of the features of the image and of its mirror image (labels are
+    invariant to a horizontal flip; the average is steadier than either view).
 
     The backbone runs in eval mode (BN running statistics, nothing updated) and is put back
     in the mode it came in; its weights are never touched. Rows are read a batch at a time,
@@ -27,7 +51,7 @@ def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batc
     was_training = backbone.training
     backbone.eval().to(device)
     cuda = device.type == "cuda"
-    out = np.empty((len(images), FEATURE_DIM), dtype=np.float16)
+    out = np.empty((len(images), feature_dim(multi_layer=multi_layer)), dtype=np.float16)
     try:
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
@@ -36,7 +60,9 @@ def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batc
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-                features = backbone(x)  # (B, 512)
+                features = backbone_features(backbone, x, multi_layer=multi_layer)  # (B, D)
+                if flip_tta:
+                    features = 0.5 * (features + backbone_features(backbone, x.flip(3), multi_layer=multi_layer))
             out[start:start + len(x)] = features.float().cpu().numpy().astype(np.float16)
     finally:
         backbone.train(was_training)
@@ -75,8 +101,8 @@ class _Rows:
 
 
 def embed_ids(backbone: nn.Module, cache: ImageCache, ids: np.ndarray, *, batch_size: int = 512,
-              device: str | torch.device = "cpu") -> np.ndarray:
-    """float16 (len(ids), 512) features of the cached images, row i for ids[i]."""
+              device: str | torch.device = "cpu", multi_layer: bool = False, flip_tta: bool = False) -> np.ndarray:
+    """float16 (len(ids), D) features of the cached images, row i for ids[i]."""
     rows = cache.rows(ids)  # KeyError before any work if an id is not cached
     return embed_images(backbone, _Rows(cache.pixels(), rows), batch_size=batch_size,  # type: ignore[arg-type]
-                        device=device)
+                        device=device, multi_layer=multi_layer, flip_tta=flip_tta)

@@ -4,6 +4,11 @@ The run is defined by :class:`PretrainConfig` (what a checkpoint records and a r
 match); how it runs (device, compile, callbacks, where checkpoints go) is :class:`Runtime`.
 Randomness is drawn from generators seeded by (seed, epoch), so an epoch's batches and views
 do not depend on what ran before it, and a resumed run repeats an uninterrupted one.
+
+A run is sized either by ``epochs`` or by a wall-clock ``time_budget_s`` (then ``epochs`` is only
+a cap). With a budget the warm-up + cosine schedule is laid over the number of steps the budget
+buys, estimated from the measured step rate and re-estimated at every step, so the learning rate
+reaches the end of its cosine when the time is up, whatever the device.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
 
 CHECKPOINT_VERSION = 1
+# With a time budget: the share of the (estimated) steps spent warming up.
+BUDGET_WARMUP_FRACTION = 0.05
+# Steps that do not count towards the measured rate: the first steps pay for allocation,
+# autotuning and compilation.
+RATE_SKIP_STEPS = 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class PretrainConfig:
     # issue). Scene-like images with a few objects may want a higher floor, so both views still
     # show the same objects.
     crop_scale: tuple[float, float] = (0.2, 1.0)
+    # Train for this many seconds (``epochs`` then only caps it); None: train for ``epochs``.
+    time_budget_s: float | None = None
 
     def views(self) -> tuple[ViewConfig, ViewConfig]:
         return (dataclasses.replace(VIEW1, scale=tuple(self.crop_scale)),
@@ -65,6 +77,9 @@ class Progress:
     loss: float
     images_per_s: float
     lr: float = 0.0  # the weights' learning rate at this step
+    elapsed_s: float = 0.0  # training time so far (resumed runs include their earlier sessions)
+    eta_s: float | None = None  # seconds of training left, from the measured step rate (None: not known yet)
+    total_steps: int = 0  # the schedule's length: exact for epochs, an estimate under a time budget
 
 
 @dataclass
@@ -77,6 +92,10 @@ class Runtime:
     # caller refreshes from the database now and then), not a query per step.
     should_stop: Callable[[], bool] | None = None
     log_every: int = 20  # steps between progress reports (each costs one device sync)
+    # ... and at most this many seconds between them, however slow a step is: the project page's
+    # progress and ETA stay live on a slow CPU (a report is also made after the first step).
+    progress_every_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic  # injectable, so tests can check time-based behaviour
     # Called after every optimiser step (e.g. a torch.profiler schedule's ``step``).
     on_step: Callable[[], None] | None = None
     # Upload the whole uint8 store to the device once (12 KiB an image at 64 px); otherwise
@@ -92,7 +111,7 @@ class Runtime:
 @dataclass
 class TrainResult:
     model: BarlowTwins
-    status: str  # "finished" or "cancelled"
+    status: str  # "finished" (epochs done or time budget spent) or "cancelled"
     epochs_done: int
     loss_history: list[float]  # one per optimiser step
 
@@ -103,6 +122,56 @@ class _State:
     optimizer: LARS
     epoch: int = 0
     loss_history: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0  # training seconds of earlier sessions (from the checkpoint)
+    pace: "_Pace | None" = None
+
+
+class _Pace:
+    """Wall-clock bookkeeping of one session: elapsed time, step rate, the budgeted schedule's length."""
+
+    def __init__(self, config: PretrainConfig, runtime: Runtime, earlier_s: float, steps_per_epoch: int) -> None:
+        self.config, self.clock, self.earlier_s = config, runtime.clock, earlier_s
+        self.steps_per_epoch = steps_per_epoch
+        self.start = self.clock()
+        self.session_steps = 0
+        self.rate_start: float | None = None  # clock when the rate's first counted step began
+
+    def elapsed(self) -> float:
+        return self.earlier_s + self.clock() - self.start
+
+    def step_done(self) -> None:
+        self.session_steps += 1
+        if self.session_steps == RATE_SKIP_STEPS:
+            self.rate_start = self.clock()
+
+    def steps_per_s(self) -> float | None:
+        counted = self.session_steps - RATE_SKIP_STEPS
+        if self.rate_start is None or counted < 1:
+            return None
+        return counted / max(self.clock() - self.rate_start, 1e-9)
+
+    def out_of_time(self) -> bool:
+        return self.config.time_budget_s is not None and self.elapsed() >= self.config.time_budget_s
+
+    def total_steps(self, step: int) -> int:
+        """The schedule's length: epochs x steps, or under a budget the steps done plus those the
+        remaining time buys at the measured rate (capped by the epochs)."""
+        cap = self.config.epochs * self.steps_per_epoch
+        if self.config.time_budget_s is None:
+            return cap
+        rate = self.steps_per_s()
+        if rate is None:
+            return cap  # not measured yet: the first steps are deep in the warm-up whatever the length
+        left = max(self.config.time_budget_s - self.elapsed(), 0.0)
+        return max(step + 1, min(cap, step + int(left * rate)))
+
+    def eta_s(self, step: int) -> float | None:
+        rate = self.steps_per_s()
+        by_steps = None if rate is None else max(self.total_steps(step) - step, 0) / rate
+        if self.config.time_budget_s is None:
+            return by_steps
+        left = max(self.config.time_budget_s - self.elapsed(), 0.0)
+        return left if by_steps is None else min(left, by_steps)
 
 
 def build_model(config: PretrainConfig) -> BarlowTwins:
@@ -135,10 +204,13 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
         forward = DistributedDataParallel(state.model, device_ids=[device] if device.type == "cuda" else None)
     step_fn = make_train_step(state.model, state.optimizer, device, runtime.compile, forward=forward)
     apply = compiled_augment() if runtime.compile else apply_params
+    state.pace = _Pace(config, runtime, state.elapsed_s, steps_per_epoch)
     while state.epoch < config.epochs:
-        finished = train_one_epoch(state, data, config, runtime, step_fn, apply, batch_size, steps_per_epoch)
-        if not finished:
+        outcome = train_one_epoch(state, data, config, runtime, step_fn, apply, batch_size, steps_per_epoch)
+        if outcome == "cancelled":
             return TrainResult(state.model, "cancelled", state.epoch, state.loss_history)
+        if outcome == "out of time":  # the steps of the part-epoch are kept: the schedule ended with them
+            break
         state.epoch += 1
         if runtime.checkpoint_path is not None and rank == 0:
             save_checkpoint(runtime.checkpoint_path, config, state)
@@ -167,8 +239,9 @@ def _rank_device(device: torch.device) -> torch.device:
 
 def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainConfig, runtime: Runtime,
                     step_fn: Callable[[Tensor, Tensor], Tensor], apply: Apply, batch_size: int,
-                    steps_per_epoch: int) -> bool:
-    """One epoch; False if cancelled part-way (its steps are then discarded by the caller)."""
+                    steps_per_epoch: int) -> str:
+    """One epoch: "done", "cancelled" (part-way; its steps are then discarded by the caller) or
+    "out of time" (the time budget ran out part-way; its steps are kept)."""
     device = _rank_device(torch.device(runtime.device))
     rank, world = distributed.rank_and_world()
     local = batch_size // world
@@ -177,13 +250,23 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
     order = torch.randperm(len(data), generator=order_gen)
     state.model.train()
     losses: list[Tensor] = []
-    tick, tick_step = time.perf_counter(), 0
+    pace = state.pace or _Pace(config, runtime, state.elapsed_s, steps_per_epoch)
+    clock = runtime.clock
+    tick, tick_step = clock(), 0
+    outcome = "done"
     for i in range(steps_per_epoch):
         stop = runtime.should_stop is not None and runtime.should_stop()
-        if distributed.any_rank(stop, device):  # every rank stops at the same step
-            return False
+        # Every rank decides together (rank 0's clock and flag): they stop at the same step.
+        stop_code = 2 if stop else 1 if pace.out_of_time() else 0
+        stop_code = distributed.any_rank_code(stop_code, device) if distributed.active() else stop_code
+        if stop_code == 2:
+            return "cancelled"
+        if stop_code == 1:
+            outcome = "out of time"
+            break
         global_step = state.epoch * steps_per_epoch + i
-        _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size)
+        total_steps = pace.total_steps(global_step)
+        _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size, total_steps)
         start = i * batch_size + rank * local  # this rank's slice of the global batch
         batch = _gather(data, order[start:start + local], device)
         y1, y2 = two_views(batch, aug_gen, configs=config.views(), apply=apply,
@@ -192,17 +275,22 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
         losses.append(loss.detach())
         if runtime.on_step is not None:
             runtime.on_step()
-        if runtime.on_progress is not None and ((i + 1) % runtime.log_every == 0 or i + 1 == steps_per_epoch):
-            now = time.perf_counter()
+        pace.step_done()
+        now = clock()
+        due = ((i + 1) % runtime.log_every == 0 or i + 1 == steps_per_epoch or pace.session_steps == 1
+               or now - tick >= runtime.progress_every_s)
+        if runtime.on_progress is not None and due:
             rate = (i + 1 - tick_step) * batch_size / max(now - tick, 1e-9)
             runtime.on_progress(Progress(state.epoch, global_step + 1, steps_per_epoch, float(loss.detach()), rate,
-                                         state.optimizer.param_groups[0]["lr"]))
+                                         state.optimizer.param_groups[0]["lr"], elapsed_s=round(pace.elapsed(), 1),
+                                         eta_s=pace.eta_s(global_step + 1), total_steps=total_steps))
             tick, tick_step = now, i + 1
+    state.elapsed_s = pace.elapsed()
     epoch_losses = torch.stack(losses).float().tolist() if losses else []
     if not all(np.isfinite(epoch_losses)):
         raise FloatingPointError(f"non-finite loss in epoch {state.epoch}; checkpoint left as it was")
     state.loss_history.extend(epoch_losses)
-    return True
+    return outcome
 
 
 def make_train_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
@@ -253,6 +341,7 @@ def _resume_or_start(config: PretrainConfig, runtime: Runtime, device: torch.dev
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state.epoch, state.loss_history = int(ckpt["epoch"]), list(ckpt["loss_history"])
+        state.elapsed_s = float(ckpt.get("elapsed_s", 0.0))  # a budgeted run resumes with what is left
     return state
 
 
@@ -265,6 +354,7 @@ def save_checkpoint(path: str | os.PathLike, config: PretrainConfig, state: _Sta
         "optimizer": state.optimizer.state_dict(),
         "epoch": state.epoch,
         "loss_history": state.loss_history,
+        "elapsed_s": state.elapsed_s,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,9 +368,14 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return PretrainConfig.from_dict(ckpt["config"]), ckpt
 
 
-def _set_lr(optimizer: LARS, config: PretrainConfig, step: int, steps_per_epoch: int, batch_size: int) -> None:
-    lr = learning_rate(step, total_steps=config.epochs * steps_per_epoch,
-                       warmup_steps=config.warmup_epochs * steps_per_epoch, batch_size=batch_size)
+def _set_lr(optimizer: LARS, config: PretrainConfig, step: int, steps_per_epoch: int, batch_size: int,
+            total_steps: int | None = None) -> None:
+    if config.time_budget_s is None:
+        total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+    else:
+        total = total_steps or config.epochs * steps_per_epoch
+        warmup = max(1, round(BUDGET_WARMUP_FRACTION * total))
+    lr = learning_rate(step, total_steps=total, warmup_steps=warmup, batch_size=batch_size)
     optimizer.param_groups[0]["lr"] = lr * config.lr_weights
     optimizer.param_groups[1]["lr"] = lr * config.lr_biases
 

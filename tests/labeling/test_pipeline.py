@@ -7,7 +7,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
@@ -40,7 +39,9 @@ def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
     from labeling.ml import load_checkpoint
 
     trained_with, _ = load_checkpoint(pipeline.run_dir(run.id) / "checkpoint.pt")
-    assert trained_with.crop_scale == (settings.PRETRAIN_CROP_MIN, 1.0)
+    # The crop floor comes from the worker's device preset (CPU here) unless PRETRAIN_CROP_MIN is set.
+    assert trained_with.crop_scale == (services.pretrain_defaults()["crop_min"], 1.0) == (0.5, 1.0)
+    assert trained_with.time_budget_s is None  # epochs were asked for: the preset's budget is not added
     assert trained_with.model.resolution == 16
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
     assert probe.status == RunStatus.SUCCEEDED, probe.error

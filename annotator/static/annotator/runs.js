@@ -1,11 +1,21 @@
 // Model assistance on the project page: start a pretraining or a probe refit, cancel a run,
-// and watch progress live (polls the runs endpoint every 1.5 s while a run is active).
+// and watch progress live (polls the runs endpoint every 1.5 s while a run is active). Before a
+// pretraining starts the page shows what it would take on the worker's device; a long one needs
+// an explicit confirmation (the server refuses it otherwise).
 
 const config = JSON.parse(document.getElementById("runs-config").textContent);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const list = document.getElementById("runs");
 const message = document.getElementById("runs-message");
 let timer = null;
+let estimate = null; // the server's pretrain_estimate for the default settings
+
+function duration(seconds) {
+  if (seconds == null) return "";
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
 
 async function call(url, method = "GET", body = undefined) {
   const response = await fetch(url, {
@@ -50,6 +60,7 @@ function row(run) {
     progressCell(run),
     cell(run.loss == null ? "" : `loss ${run.loss.toFixed(2)}`),
     cell(run.images_per_s == null ? "" : `${Math.round(run.images_per_s)} img/s`),
+    cell(run.eta_s == null ? "" : `about ${duration(run.eta_s)} left`, "run-eta"),
     cell(run.device || ""),
   );
   const actions = document.createElement("td");
@@ -68,7 +79,13 @@ function row(run) {
 async function refresh() {
   clearTimeout(timer);
   try {
-    const { runs } = await call(config.url);
+    const { runs, pretrain_estimate: next } = await call(config.url);
+    estimate = next;
+    const hint = document.getElementById("pretrain-estimate");
+    if (hint && estimate) {
+      hint.textContent = `Pretrain: about ${estimate.text} on the worker's ${estimate.device.toUpperCase()}`
+        + ` (${estimate.images} images${estimate.config.time_budget_s ? ", time budget" : ""})`;
+    }
     list.replaceChildren(...runs.map(row));
     document.getElementById("runs-empty").hidden = runs.length > 0;
     const active = runs.some((r) => r.status === "queued" || r.status === "running");
@@ -89,8 +106,18 @@ async function act(action) {
   refresh();
 }
 
-document.getElementById("start-pretrain")?.addEventListener("click", () =>
-  act(() => call(config.url, "POST", { kind: "pretrain", config: {} })));
+function startPretrain() {
+  const body = { kind: "pretrain", config: {} };
+  if (estimate && estimate.needs_confirmation) {
+    const ok = window.confirm(`This pretraining would take about ${estimate.text} on the worker's `
+      + `${estimate.device.toUpperCase()} (${estimate.images} images). Start it anyway?`);
+    if (!ok) return;
+    body.confirm = true;
+  }
+  act(() => call(config.url, "POST", body));
+}
+
+document.getElementById("start-pretrain")?.addEventListener("click", startPretrain);
 document.getElementById("start-probe")?.addEventListener("click", () =>
   act(() => call(config.url, "POST", { kind: "probe" })));
 refresh();

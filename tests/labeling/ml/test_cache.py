@@ -92,3 +92,53 @@ def test_a_view_reads_rows_lazily_and_trains_as_the_array(tmp_path):
     streamed = pretrain(config, view, Runtime(data_on_device=False))
     whole = pretrain(config, cache.read(ids))
     assert streamed.loss_history == whole.loss_history
+
+
+def _colour_png(i: int) -> bytes:
+    return _png((i * 40 % 256, 255 - i * 40 % 256, 7), size=(48, 48))
+
+
+@pytest.mark.parametrize("first, second", [(32, 64), (64, 32)])
+def test_a_store_opened_at_another_resolution_is_rebuilt_not_misread(tmp_path, first, second):
+    # The same folder at two resolutions: the old (issue 13) cache failed one way round ("damaged")
+    # and silently scrambled pixels the other way round.
+    ImageCache(tmp_path, first).add([1, 2], _colour_png)
+    other = ImageCache(tmp_path, second)
+    assert other.rebuilt is not None and str(first) in other.rebuilt
+    assert len(other) == 0 and other.missing([1, 2]).tolist() == [1, 2]
+    other.add([1, 2], _colour_png)
+    assert other.pixels().shape == (2, second, second, 3)
+    np.testing.assert_array_equal(other.read([2, 1]), np.stack([decode_square(_colour_png(i), second) for i in (2, 1)]))
+    # ... and back: the first resolution is rebuilt again, and reads right.
+    back = ImageCache(tmp_path, first)
+    back.add([2], _colour_png)
+    np.testing.assert_array_equal(back.read([2])[0], decode_square(_colour_png(2), first))
+
+
+def test_stores_at_two_resolutions_live_side_by_side(tmp_path):
+    from labeling.ml.cache import store_dir
+
+    a = ImageCache(store_dir(tmp_path, 32), 32)
+    a.add([1], _colour_png)
+    b = ImageCache(store_dir(tmp_path, 64), 64)
+    b.add([1], _colour_png)
+    again = ImageCache(store_dir(tmp_path, 32), 32)
+    assert again.rebuilt is None and again.ids.tolist() == [1]
+    assert again.read([1]).shape == (1, 32, 32, 3) and b.read([1]).shape == (1, 64, 64, 3)
+
+
+def test_a_store_without_meta_is_rebuilt(tmp_path):
+    # A store written before meta.json existed: its resolution cannot be known, so it is not read.
+    ImageCache(tmp_path, 16).add([1], _colour_png)
+    (tmp_path / "meta.json").unlink()
+    reopened = ImageCache(tmp_path, 16)
+    assert reopened.rebuilt is not None and len(reopened) == 0
+
+
+def test_a_damaged_store_is_rebuilt_instead_of_failing(tmp_path):
+    ImageCache(tmp_path, 8).add([1, 2], _colour_png)
+    with open(tmp_path / "pixels.u8", "r+b") as f:
+        f.truncate(10)  # shorter than its two committed rows
+    reopened = ImageCache(tmp_path, 8)
+    assert reopened.rebuilt is not None and "shorter" in reopened.rebuilt and len(reopened) == 0
+    assert reopened.add([1, 2], _colour_png).added == 2

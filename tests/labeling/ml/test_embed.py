@@ -60,3 +60,23 @@ def test_it_saves_and_loads_ids_with_features(tmp_path):
     save_embeddings(tmp_path / "e.npz", ids, features)
     loaded_ids, loaded = load_embeddings(tmp_path / "e.npz")
     assert loaded_ids.tolist() == [3, 1, 2] and np.array_equal(loaded, features)
+
+
+def test_multi_layer_features_pool_three_stages_and_flip_tta_is_mirror_invariant():
+    import torch
+
+    from labeling.ml.backbone import resnet18_backbone
+    from labeling.ml.embed import MULTI_LAYER_DIM, embed_images
+
+    torch.manual_seed(0)
+    net = resnet18_backbone(small_stem=False)
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    last = embed_images(net, images)
+    multi = embed_images(net, images, multi_layer=True)
+    assert multi.shape == (3, MULTI_LAYER_DIM)
+    np.testing.assert_allclose(multi[:, -512:].astype(np.float32), last.astype(np.float32), atol=2e-3)
+    mirrored = images[:, :, ::-1].copy()
+    a = embed_images(net, images, multi_layer=True, flip_tta=True).astype(np.float32)
+    b = embed_images(net, mirrored, multi_layer=True, flip_tta=True).astype(np.float32)
+    np.testing.assert_allclose(a, b, atol=2e-3)
+    assert not np.allclose(multi.astype(np.float32), embed_images(net, mirrored, multi_layer=True).astype(np.float32))

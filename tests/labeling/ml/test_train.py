@@ -101,3 +101,70 @@ def test_it_trains_from_a_memory_mapped_store_without_uploading_it(tmp_path):
     a = pretrain(_config(epochs=1), store, Runtime(data_on_device=False))
     b = pretrain(_config(epochs=1), images)
     assert a.loss_history == b.loss_history
+
+
+class _FakeClock:
+    """Time that moves only when a step runs: ``per_step`` seconds for every should_stop call."""
+
+    def __init__(self, per_step: float) -> None:
+        self.now, self.per_step = 0.0, per_step
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> bool:
+        self.now += self.per_step
+        return False
+
+
+def test_progress_is_reported_by_time_when_steps_are_slow():
+    # 4 s a step and log_every far away: a report at least every progress_every_s (6 s) of the clock.
+    clock, seen = _FakeClock(4.0), []
+    pretrain(_config(epochs=3), _toy_images(64), Runtime(
+        on_progress=lambda p: seen.append(clock.now), log_every=1000, progress_every_s=6.0, clock=clock,
+        should_stop=clock.tick))
+    gaps = np.diff([0.0, *seen])
+    assert len(seen) >= 4 and gaps.max() <= 6.0 + 4.0  # at most one slow step past the cadence
+
+
+def test_a_time_budget_ends_the_run_and_its_cosine_when_the_time_is_up():
+    # 1 s a step, a 7 s budget: about 7 steps whatever the epochs say, and the learning rate has
+    # come down the cosine to its end by then (it was laid over the steps the budget buys).
+    clock, seen = _FakeClock(1.0), []
+    result = pretrain(_config(epochs=100, time_budget_s=7.0), _toy_images(), Runtime(
+        on_progress=seen.append, log_every=1, clock=clock, should_stop=clock.tick))
+    assert result.status == "finished" and 6 <= len(result.loss_history) <= 8
+    lrs = [p.lr for p in seen]
+    peak = int(np.argmax(lrs))
+    assert 0 < peak < len(lrs) - 1 and lrs[-1] < 0.2 * lrs[peak]  # warmed up, then annealed
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert seen[-1].eta_s is not None and seen[-1].eta_s <= 1.5
+    assert seen[-1].total_steps <= 9  # not the 100 epochs' 200 steps
+
+
+def test_the_eta_of_an_epoch_run_follows_the_measured_rate():
+    clock, seen = _FakeClock(2.0), []
+    pretrain(_config(epochs=3), _toy_images(), Runtime(on_progress=seen.append, log_every=1, clock=clock,
+                                                       should_stop=clock.tick))
+    # 6 steps of 2 s: after step k, (6 - k) steps are left at 2 s each.
+    assert [round(p.eta_s) for p in seen[1:]] == [2 * (6 - k) for k in range(2, 7)]
+
+
+def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
+    path = tmp_path / "run.pt"
+    clock = _FakeClock(1.0)
+    config = _config(epochs=100, time_budget_s=9.0)
+    stop_at = {"n": 0}
+
+    def stop() -> bool:  # cancel at the first step of the second epoch (after one checkpoint)
+        clock.tick()
+        stop_at["n"] += 1
+        return stop_at["n"] > 2
+
+    first = pretrain(config, _toy_images(), Runtime(checkpoint_path=path, clock=clock, should_stop=stop))
+    assert first.status == "cancelled" and first.epochs_done == 1
+    _, ckpt = load_checkpoint(path)
+    assert ckpt["elapsed_s"] >= 1.0
+    clock2 = _FakeClock(1.0)
+    resumed = pretrain(config, _toy_images(), Runtime(checkpoint_path=path, clock=clock2, should_stop=clock2.tick))
+    assert resumed.status == "finished" and len(resumed.loss_history) < 2 + 9  # not a fresh 9 s

@@ -1,0 +1,72 @@
+"""Pretraining presets per device, and how long a run will take, estimated before it starts.
+
+Pure Python (no torch, no Django): the web process imports it to say "this would take 6 h on the
+worker's CPU" before a click starts anything.
+
+The CPU preset is sized for a 2-core machine: a 32 px input through the standard (ImageNet) stem
+costs ~64 "stem pixels" per image against 4,096 for 64 px through the small stem, so a step of 64
+images takes well under a second and a 10-minute time budget buys thousands of steps (throughput
+is quality on a CPU). The GPU preset is the full-size recipe of bench/probe_quality.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+PRESETS: dict[str, dict] = {
+    # time_budget_s: the run is sized by wall-clock time; epochs only caps it.
+    "cpu": {"resolution": 32, "small_stem": False, "epochs": 500, "time_budget_s": 600, "batch_size": 64,
+            "projector": [512, 512, 512], "warmup_epochs": 2, "crop_min": 0.5, "lr_weights": 0.2, "seed": 0},
+    "gpu": {"resolution": 64, "small_stem": None, "epochs": 100, "time_budget_s": None, "batch_size": 256,
+            "projector": [2048, 2048, 2048], "warmup_epochs": 2, "crop_min": 0.5, "lr_weights": 0.2, "seed": 0},
+}
+
+# Images per second per 1,000 "stem pixels" (the feature map the first residual block sees, per
+# image), fitted below the measured rates so that an estimate errs long, not short:
+# CPU (2 cores, bench/results/pretrain_throughput_cpu*.json): 249 img/s at 32 px standard stem
+# (64 stem pixels), 68 img/s at 64 px standard (256), 1.7 img/s at 64 px small stem (4,096; issue 13).
+# GPU (H200, bench/results/pretrain_throughput_gpu_h200_src256.json): 6,960 img/s at 64 px small stem.
+RATE_PER_KILOPIXEL = {"cpu": 7.0, "gpu": 25_000.0}
+# Decoding the images into the cache and embedding them once after training, per image.
+OVERHEAD_S_PER_IMAGE = {"cpu": 0.01, "gpu": 0.002}
+
+
+def device_kind(device: str) -> str:
+    """"gpu" for a CUDA device or a GPU's name, else "cpu"."""
+    lowered = (device or "").lower()
+    return "cpu" if lowered in ("", "cpu") or lowered.startswith("cpu") else "gpu"
+
+
+def stem_pixels(*, resolution: int, small_stem: bool | None) -> int:
+    small = resolution <= 64 if small_stem is None else small_stem
+    side = resolution if small else math.ceil(resolution / 4)  # the ImageNet stem: conv /2, max-pool /2
+    return side * side
+
+
+def images_per_s(*, config: dict, kind: str) -> float:
+    """The expected training rate of ``config`` on a device of ``kind`` ("cpu" or "gpu")."""
+    return RATE_PER_KILOPIXEL[kind] * 1000.0 / stem_pixels(resolution=config["resolution"],
+                                                           small_stem=config.get("small_stem"))
+
+
+def estimate_seconds(*, config: dict, images: int, kind: str, measured_images_per_s: float | None = None) -> float:
+    """Seconds from start to suggestions: decoding, training (epochs or the time budget, whichever
+    ends first) and embedding. ``measured_images_per_s``: a rate this worker reached before on the
+    same settings, which beats the table."""
+    rate = measured_images_per_s or images_per_s(config=config, kind=kind)
+    batch = max(1, min(int(config["batch_size"]), images))
+    per_epoch = (images // batch) * batch / rate
+    training = config["epochs"] * per_epoch
+    if config.get("time_budget_s"):
+        training = min(training, float(config["time_budget_s"]))
+    return training + images * OVERHEAD_S_PER_IMAGE[kind]
+
+
+def describe_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

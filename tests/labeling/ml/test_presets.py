@@ -1,0 +1,26 @@
+from labeling.ml.presets import PRESETS, describe_seconds, device_kind, estimate_seconds, images_per_s
+
+
+def test_the_cpu_preset_is_sized_by_time_and_the_gpu_preset_by_epochs():
+    assert PRESETS["cpu"]["time_budget_s"] == 600 and PRESETS["gpu"]["time_budget_s"] is None
+    # Throughput is quality on a CPU: the CPU preset is far cheaper per image than the GPU one.
+    assert images_per_s(config=PRESETS["cpu"], kind="cpu") > 30 * images_per_s(config=PRESETS["gpu"], kind="cpu")
+
+
+def test_the_issue_13_default_on_a_cpu_is_estimated_at_two_days_not_minutes():
+    # 64 px, small stem, 100 epochs of 3,000 images: measured 1.6-1.8 img/s on 2 cores (about 49 h).
+    old_default = {"resolution": 64, "small_stem": None, "epochs": 100, "batch_size": 256}
+    seconds = estimate_seconds(config=old_default, images=3000, kind="cpu")
+    assert 40 * 3600 < seconds < 60 * 3600 and describe_seconds(seconds).endswith(" h")
+
+
+def test_a_time_budget_bounds_the_estimate_and_a_measured_rate_beats_the_table():
+    budgeted = {**PRESETS["cpu"], "epochs": 2000}
+    assert 600 <= estimate_seconds(config=budgeted, images=3000, kind="cpu") <= 700
+    config = {"resolution": 32, "small_stem": False, "epochs": 10, "batch_size": 100}
+    assert estimate_seconds(config=config, images=1000, kind="cpu", measured_images_per_s=100.0) == 100 + 10
+
+
+def test_it_tells_gpu_from_cpu_devices():
+    assert device_kind("cpu") == "cpu" and device_kind("") == "cpu"
+    assert device_kind("NVIDIA H200") == "gpu" and device_kind("cuda:0") == "gpu"

@@ -1,0 +1,131 @@
+"""Pretraining defaults per device, the estimate shown before a run starts, the confirmation a
+long one needs, time budgets, and the ETA of running runs (no training here)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from labeling import pipeline, selectors, services
+from labeling.models import RunKind, RunStatus, TrainingRun
+from tests.factories import add_images, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(settings, tmp_path):
+    from annotator.services import project_create
+
+    settings.MODEL_DIR = tmp_path / "models"
+    owner = make_user("owner")
+    project = project_create(name="p", user=owner, labels=["a", "b"])
+    add_images(project, 12, size=(32, 32))
+    return project
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Record what would be sent to the worker instead of running it."""
+    sent = []
+    monkeypatch.setattr("labeling.services.enqueue", lambda task, *args: sent.append(args))
+    return sent
+
+
+def test_the_defaults_follow_the_device_the_worker_reported(project, settings):
+    settings.PRETRAIN_DEVICE = "auto"
+    assert services.pretrain_defaults()["time_budget_s"] == 600  # nothing known yet: the CPU preset
+    path = settings.MODEL_DIR / selectors.WORKER_DEVICE_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"device": "NVIDIA H200"}))
+    gpu = services.pretrain_defaults()
+    assert gpu["time_budget_s"] is None and gpu["resolution"] == 64
+    settings.PRETRAIN_DEVICE = "cpu"  # the setting wins over the report
+    assert services.pretrain_defaults()["resolution"] == 32
+    settings.PRETRAIN_RESOLUTION = 48  # and an explicit setting over the preset
+    assert services.pretrain_defaults()["resolution"] == 48
+
+
+def test_a_long_run_on_a_cpu_worker_needs_a_confirmation_that_names_the_estimate(project, settings, queued):
+    settings.PRETRAIN_DEVICE = "cpu"
+    settings.PRETRAIN_CONFIRM_ABOVE_S = 1800
+    slow = {"resolution": 64, "small_stem": True, "epochs": 2000, "batch_size": 8}
+    with pytest.raises(services.NeedsConfirmation, match=r"would take about .* on the worker's CPU"):
+        services.pretrain_start(project=project, config=slow)
+    assert not TrainingRun.objects.exists() and not queued
+    run = services.pretrain_start(project=project, config=slow, confirm=True)
+    assert run.metrics["estimate_s"] > 1800 and len(queued) == 1
+    # The default (a 10-minute budget) starts without asking.
+    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    assert services.pretrain_start(project=project).config["time_budget_s"] == 600
+
+
+def test_the_runs_endpoint_shows_the_estimate_before_anything_starts(project, settings, client):
+    settings.PRETRAIN_DEVICE = "cpu"
+    client.force_login(project.memberships.first().user)
+    data = client.get(f"/api/projects/{project.id}/runs/").json()
+    estimate = data["pretrain_estimate"]
+    assert estimate["device"] == "cpu" and estimate["images"] == 12 and not estimate["needs_confirmation"]
+    assert estimate["config"]["time_budget_s"] == 600 and estimate["text"]
+
+
+def test_an_api_start_of_a_long_run_is_a_400_with_the_estimate_until_confirmed(project, settings, client, queued):
+    settings.PRETRAIN_DEVICE = "cpu"
+    client.force_login(project.memberships.first().user)
+    body = {"kind": "pretrain", "config": {"resolution": 64, "small_stem": True, "epochs": 2000, "batch_size": 8}}
+    response = client.post(f"/api/projects/{project.id}/runs/", body, content_type="application/json")
+    assert response.status_code == 400 and "Confirm" in response.json()["error"]
+    response = client.post(f"/api/projects/{project.id}/runs/", {**body, "confirm": True},
+                           content_type="application/json")
+    assert response.status_code == 201 and response.json()["eta_s"] > 1800
+
+
+@pytest.mark.parametrize("budget", [5, 10**9, "600", True])
+def test_a_time_budget_is_bounded(project, budget, queued):
+    with pytest.raises(ValidationError, match="time_budget_s"):
+        services.pretrain_start(project=project, config={"time_budget_s": budget})
+
+
+def test_epochs_asked_for_are_not_cut_by_the_presets_time_budget(project, settings, queued):
+    settings.PRETRAIN_DEVICE = "cpu"
+    assert services.pretrain_start(project=project, config={"epochs": 3}).config["time_budget_s"] is None
+
+
+def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, status=RunStatus.RUNNING,
+                                     worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now(),
+                                     metrics={"estimate_s": 600})
+    assert 590 <= selectors.run_summary(run)["eta_s"] <= 600  # before the first report: the estimate
+    monitor = pipeline.RunMonitor(run)
+    monitor.progress(SimpleNamespace(epoch=0, step=5, steps_per_epoch=10, loss=1.0, images_per_s=50.0, eta_s=120.0))
+    run.refresh_from_db()
+    assert 115 <= selectors.run_summary(run)["eta_s"] <= 120
+    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+    run.refresh_from_db()
+    assert selectors.run_summary(run)["eta_s"] is None
+
+
+def test_progress_reaches_the_database_at_least_every_ten_seconds():
+    # The trainer reports by time (tests/labeling/ml/test_train.py); the pipeline asks for <= 10 s.
+    assert 0 < pipeline.PROGRESS_EVERY_S <= 10
+    assert pipeline.RunMonitor.__init__.__defaults__[0] <= 5  # cancellations are noticed within 5 s
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_reaches_a_running_pretraining_within_one_heartbeat(project):
+    import time
+
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, status=RunStatus.RUNNING,
+                                     worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now())
+    with pipeline.RunMonitor(run, interval=0.2) as monitor:
+        assert not monitor.should_stop()
+        services.run_cancel(run=run)
+        deadline = time.monotonic() + 10
+        while not monitor.should_stop() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The trainer checks should_stop before every step: the run stops at its next step.
+        assert monitor.should_stop()
