@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Role, Source
+from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Role
 from labeling import pipeline
 from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)

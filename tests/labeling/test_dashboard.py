@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
-from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role, Source
+from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role
 from annotator.services import status_counts_recount
 from labeling import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
