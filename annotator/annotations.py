@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from annotator.agreement import in_overlap_sample
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
-from annotator.services import BoxIn, clip_box, status_counts_move
+from annotator.services import BoxIn, clip_box, label_box_counts_change, label_box_deltas, status_counts_move
 
 MAX_BOXES_PER_IMAGE = 10_000
 QUEUE_ORDERS = ("sequential", "random", "uncertain")  # and "label:<id>": suggested as that label, likeliest first
@@ -45,6 +45,7 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
     with transaction.atomic():
         _bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
                       **_extended_lock(image, user))
+        label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[b.label_id for b in rows]))
         Box.objects.filter(image=image).delete()
         ImageTag.objects.filter(image=image).delete()
         Box.objects.bulk_create(rows)
@@ -81,6 +82,7 @@ def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> b
     _bump_version(image, version, status=ImageStatus.UNLABELED, locked_by=None, locked_until=None,
                   overlap_first_by=user, review_status=ReviewStatus.NONE, box_count=0, human_tag_count=0)
     _snapshot(image, user, 1)
+    label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[]))
     Box.objects.filter(image=image).delete()
     ImageTag.objects.filter(image=image).delete()
     return True

@@ -1,7 +1,23 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AnnotatorConfig(AppConfig):
     name = "annotator"
     verbose_name = "Annotation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(analyze_sqlite, sender=self)
+
+
+def analyze_sqlite(*, using: str = "default", **kwargs) -> None:
+    """Statistics for SQLite's planner after every migrate (a new index has none until ANALYZE).
+    analysis_limit (settings.py) samples each index, so this is quick at any size; PostgreSQL
+    gathers its own (autovacuum)."""
+    from django.db import connections
+
+    connection = connections[using]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")

@@ -16,7 +16,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
-from annotator.selectors import agreement_stats, project_status_counts, review_stats
+from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
 from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
 from labeling.pipeline import projection_path
@@ -154,8 +154,7 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
     current probe suggests it for."""
     out = {row["id"]: {"label": row["id"], "boxes": 0, "human_tags": 0, "model_tags": 0, "suggested": 0}
            for row in LabelClass.objects.filter(project_id=project_id).values("id")}
-    for label_id, n in (Box.objects.filter(label__project_id=project_id).values_list("label_id")
-                        .annotate(n=Count("id")).order_by()):
+    for label_id, n in label_box_counts(project_id=project_id).items():  # counters, not a scan of the boxes
         out[label_id]["boxes"] = n
     for label_id, human, model in (ImageTag.objects.filter(label__project_id=project_id).values_list("label_id")
                                    .annotate(h=Count("id", filter=Q(source=Source.HUMAN)),
