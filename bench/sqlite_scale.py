@@ -1,7 +1,10 @@
 """The embedded SQLite default at 2,000 and 50,000 images: the requests whose cost grew with the
 project (issue 20, part 3), through Django's full stack.
 
-    python -m bench.sqlite_scale [--sizes 2000 50000] [--repeat 7] [--name sqlite_scale]
+    python -m bench.sqlite_scale [--sizes 2000 50000] [--repeat 7] [--name sqlite_scale] [--before DIR]
+
+With ``--before DIR`` (the code before a change, with this file copied in) both trees are measured
+in the same run, alternately, so that the machine's load hits both alike.
 
 Each size gets a fresh embedded database (a new process, migrated), filled the way a live
 database is filled and, like a live embedded database, never ANALYZEd by the benchmark: whatever
@@ -37,6 +40,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 50_000])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--name", default="sqlite_scale", help="bench/results/<name>.json")
+    parser.add_argument("--before", type=Path,
+                        help="a checkout of the code before the change (e.g. `git archive <commit>` unpacked, with "
+                             "this file copied in): measured alternately with this tree, size by size, same run")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size here
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
@@ -44,28 +50,38 @@ def main() -> None:
     if args.one:
         print("RESULT " + json.dumps(measure(args.one, args.repeat)))
         return
-    figures = {}
+    trees = {"after": root, **({"before": args.before.resolve()} if args.before else {})}
+    figures: dict[str, dict] = {name: {} for name in trees}
     for size in args.sizes:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TWINLABEL_VAR_DIR")}
-        out = subprocess.run([sys.executable, "-m", "bench.sqlite_scale", "--one", str(size),
-                              "--repeat", str(args.repeat)], cwd=root, env=env, capture_output=True, text=True)
-        if out.returncode:
-            raise SystemExit(out.stderr)
-        figures[size] = json.loads(out.stdout.split("RESULT ", 1)[1])
-        print(f"{size:>7} images: {json.dumps(figures[size]['median_ms'])}  slowest dashboard queries: "
-              f"{figures[size]['dashboard_slowest_queries'][:2]}")
-    small, large = figures[min(figures)], figures[max(figures)]
-    ratios = {k: round(large["median_ms"][k] / small["median_ms"][k], 2) for k in small["median_ms"]}
-    print(f"ratio {max(figures)}/{min(figures)}: {ratios}")
+        for name, tree in reversed(trees.items()):  # before, then after, at each size
+            figures[name][size] = _measure_in(tree, size, args.repeat)
+            print(f"{name:>6} {size:>7} images: {json.dumps(figures[name][size]['median_ms'])}  load "
+                  f"{figures[name][size]['load_average_1m']}  slowest dashboard queries: "
+                  f"{figures[name][size]['dashboard_slowest_queries'][:2]}")
+    ratios = {}
+    for name, by_size in figures.items():
+        small, large = by_size[min(by_size)], by_size[max(by_size)]
+        ratios[name] = {k: round(large["median_ms"][k] / small["median_ms"][k], 2) for k in small["median_ms"]}
+        print(f"{name}: ratio {max(by_size)}/{min(by_size)}: {ratios[name]}")
     from bench._util import write_result
 
     write_result(args.name, {
         "database": "sqlite (embedded default)", "sizes": args.sizes, "labels": LABELS,
         "boxes_per_image": BOXES_PER_IMAGE, "repeat": args.repeat,
-        "by_size": {str(k): v for k, v in figures.items()}, "ratio_largest_to_smallest": ratios,
+        "by_size": {name: {str(k): v for k, v in by_size.items()} for name, by_size in figures.items()},
+        "ratio_largest_to_smallest": ratios,
         "note": ("2-core machine shared with 5 other helpers' tests and benchmarks (load average per size "
                  "in by_size); absolute times are upper bounds, the ratios are the point. No ANALYZE by the "
                  "benchmark: statistics only from what the product runs itself.")})
+
+
+def _measure_in(tree: Path, size: int, repeat: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TWINLABEL_VAR_DIR")}
+    out = subprocess.run([sys.executable, "-m", "bench.sqlite_scale", "--one", str(size), "--repeat", str(repeat)],
+                         cwd=tree, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout.split("RESULT ", 1)[1])
 
 
 def measure(size: int, repeat: int) -> dict:
