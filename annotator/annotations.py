@@ -60,10 +60,11 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
     with transaction.atomic():
         if _overlap_first_pass(image, user, version):
             return
+        resubmit = image.status == ImageStatus.SUBMITTED  # an edited image again: not new evidence
         # A (re-)submission waits for a fresh review.
         _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=now,
                       locked_by=None, locked_until=None, review_status=ReviewStatus.NONE, **_work_time(image, user, now))
-        if image.status != ImageStatus.SUBMITTED:  # a re-submit of an edited image is not new evidence
+        if not resubmit:
             submission_noted(project_id=image.project_id)
 
 
@@ -109,8 +110,11 @@ def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
 
 
 def _bump_version(image: Image, version: int, **changes) -> None:
+    """The versioned write; ``image`` then holds what was written (callers answer with it, no re-read)."""
     row = Image.objects.filter(pk=image.pk, version=version)
-    with transaction.atomic():
+    # No savepoint inside the callers' transactions (two round trips a request): a stale version
+    # fails the whole request anyway.
+    with transaction.atomic(savepoint=False):
         # A status change moves the project's counters from the status the row has now (locked:
         # the queue changes status without a version bump, so the caller's copy may be old).
         old = row.select_for_update().values_list("status", flat=True).first() if "status" in changes else None
@@ -118,6 +122,9 @@ def _bump_version(image: Image, version: int, **changes) -> None:
             raise StaleVersion(image.pk)
         if old is not None:
             status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
+    image.version = version + 1
+    for field, value in changes.items():
+        setattr(image, field, value)
 
 
 def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
@@ -195,12 +202,14 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
                                                                    if order == "uncertain" else None)
         if image is None:
             return None
-        Image.objects.filter(pk=image.pk).update(status=ImageStatus.IN_PROGRESS, locked_by=user,
-                                                 locked_until=_lock_expiry(),
-                                                 opened_at=F("opened_at") if held else now)
-        # image was selected FOR UPDATE, so its status is the row's.
+        claim = {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": _lock_expiry(),
+                 "opened_at": image.opened_at if held else now}
+        Image.objects.filter(pk=image.pk).update(**claim)
+        # image was selected FOR UPDATE, so its status is the row's, and the claim is all that changed
+        # since (no re-read for the answer).
         status_counts_move(project_id=project.id, old=image.status, new=ImageStatus.IN_PROGRESS)
-    image.refresh_from_db()
+    for field, value in claim.items():
+        setattr(image, field, value)
     return image
 
 
