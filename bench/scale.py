@@ -101,13 +101,14 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
     labels = list(project.labels.order_by("id").values_list("id", flat=True))
     began = time.perf_counter()
     image_cols = ["project_id", "file", "thumbnail", "original_name", "width", "height", "size_bytes", "sha256",
-                  "status", "submitted_by_id", "submitted_at", "version", "created_at"]
+                  "status", "submitted_by_id", "submitted_at", "version", "created_at", "review_status", "box_count",
+                  "human_tag_count"]  # Django's defaults are not the database's: COPY names every NOT NULL
     with connection.cursor() as cursor:
         with cursor.cursor.copy(_copy_sql(Image, image_cols)) as copy:
             for i in range(start, stop):
                 status, by, at = _status(i, user.id)
                 copy.write_row((project.id, "bench/shared.png", "bench/shared.jpg", f"{i}.png", 640, 480, 1000,
-                                f"{project.id}-{i:058d}", status, by, at, 1, "2026-01-01T00:00:00Z"))
+                                f"{project.id}-{i:058d}", status, by, at, 1, "2026-01-01T00:00:00Z", "none", boxes, 0))
         cursor.execute("SELECT id FROM annotator_image WHERE project_id = %s AND sha256 = %s",
                        [project.id, f"{project.id}-{start:058d}"])
         first_id = cursor.fetchone()[0]
