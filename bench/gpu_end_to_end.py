@@ -68,10 +68,15 @@ def main() -> None:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         paths, labels = _scenes(Path(tmp) / "scenes", args.images, args.source, cores)
+        print(f"{len(paths)} scenes written ({time.perf_counter() - began:.0f} s, not timed)", flush=True)
         stages["cache_fill"], pixels = _cache_fill(paths, Path(tmp) / "cache", args.resolution, cores)
+        print("cache_fill", stages["cache_fill"], flush=True)
         stages["pretraining"], model = _pretrain(pixels, args, device)
+        print("pretraining", stages["pretraining"], flush=True)
         stages["embedding"], features = _embed(model.backbone, pixels, device)
+        print("embedding", stages["embedding"], flush=True)
         stages["probe_fit"], probe = _probe(features, labels, args.labeled)
+        print("probe_fit", stages["probe_fit"], flush=True)
         stages["suggestions"] = _suggest(probe, features, Path(tmp))
     total = time.perf_counter() - began
     timed_total = sum(s["seconds"] for s in stages.values())
