@@ -58,7 +58,10 @@ def main() -> None:
     runs = {}
     for kind, body in (("pretrain", {"kind": "pretrain", "config": {"epochs": args.epochs}}), ("probe", {"kind": "probe"})):
         t = time.perf_counter()
-        run = api.json("POST", f"/api/projects/{project['id']}/runs/", body)
+        # A pretraining queues its own probe fit when it ends: wait for that one rather than ask again.
+        queued = [r for r in api.json("GET", f"/api/projects/{project['id']}/runs/")["runs"]
+                  if kind == "probe" and r["kind"] == "probe" and r["id"] > runs["pretrain"]["id"]]
+        run = queued[0] if queued else api.json("POST", f"/api/projects/{project['id']}/runs/", body)
         run = api.wait(run["id"], args.timeout)
         steps[f"{kind}_s"] = time.perf_counter() - t
         runs[kind] = {k: run.get(k) for k in ("id", "status", "device", "images_per_s", "epoch", "epochs", "error")}
