@@ -112,9 +112,9 @@ def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
 def _bump_version(image: Image, version: int, **changes) -> None:
     """The versioned write; ``image`` then holds what was written (callers answer with it, no re-read)."""
     row = Image.objects.filter(pk=image.pk, version=version)
-    # No savepoint inside the callers' transactions (two round trips a request): a stale version
-    # fails the whole request anyway.
-    with transaction.atomic(savepoint=False):
+    # A savepoint when nested (two round trips): without one, a StaleVersion would poison a caller's
+    # transaction that goes on to read the current state for its 409 (tests/annotator/test_api_rest.py).
+    with transaction.atomic():
         # A status change moves the project's counters from the status the row has now (locked:
         # the queue changes status without a version bump, so the caller's copy may be old).
         old = row.select_for_update().values_list("status", flat=True).first() if "status" in changes else None
