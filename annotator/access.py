@@ -17,14 +17,19 @@ def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ..
         project = Project.objects.get(pk=project_id)
     except Project.DoesNotExist:
         raise Http404("No such project.") from None
+    return project, project_role(user=user, project=project, roles=roles)
+
+
+def project_role(*, user: AbstractBaseUser, project: Project, roles: tuple[str, ...] | None = None) -> str:
+    """``project_for`` for a project already loaded (e.g. with its image): the role, or 404/403."""
     if user.is_superuser:
-        return project, Role.ADMIN
+        return Role.ADMIN
     role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     if role is None:
         raise Http404("No such project.")
     if roles is not None and role not in roles:
         raise PermissionDenied(f"This needs the {' or '.join(roles)} role in “{project.name}”.")
-    return project, role
+    return role
 
 
 class LimitReached(ValidationError):

@@ -21,7 +21,7 @@ from django.utils import timezone
 from annotator.agreement import in_overlap_sample
 from annotator.attributes import values_clean
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
-from annotator.services import BoxIn, clip_box, status_counts_move
+from annotator.services import BoxIn, clip_box, label_box_counts_change, label_box_deltas, status_counts_move
 
 MAX_BOXES_PER_IMAGE = 10_000
 QUEUE_ORDERS = ("sequential", "random", "uncertain")  # and "label:<id>": suggested as that label, likeliest first
@@ -47,6 +47,8 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
         with transaction.atomic():
             _bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
                           **_extended_lock(image, user))
+            label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk],
+                                                             new_label_ids=[b.label_id for b in rows]))
             Box.objects.filter(image=image).delete()
             ImageTag.objects.filter(image=image).delete()
             Box.objects.bulk_create(rows)
@@ -70,10 +72,11 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
     with transaction.atomic():
         if _overlap_first_pass(image, user, version):
             return
+        resubmit = image.status == ImageStatus.SUBMITTED  # an edited image again: not new evidence
         # A (re-)submission waits for a fresh review.
         _bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=now,
                       locked_by=None, locked_until=None, review_status=ReviewStatus.NONE, **_work_time(image, user, now))
-        if image.status != ImageStatus.SUBMITTED:  # a re-submit of an edited image is not new evidence
+        if not resubmit:
             submission_noted(project_id=image.project_id)
 
 
@@ -92,6 +95,7 @@ def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> b
     _bump_version(image, version, status=ImageStatus.UNLABELED, locked_by=None, locked_until=None,
                   overlap_first_by=user, review_status=ReviewStatus.NONE, box_count=0, human_tag_count=0)
     _snapshot(image, user, 1)
+    label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[]))
     Box.objects.filter(image=image).delete()
     ImageTag.objects.filter(image=image).delete()
     return True
@@ -118,7 +122,10 @@ def image_skip(*, image: Image, user: AbstractBaseUser, version: int) -> None:
 
 
 def _bump_version(image: Image, version: int, **changes) -> None:
+    """The versioned write; ``image`` then holds what was written (callers answer with it, no re-read)."""
     row = Image.objects.filter(pk=image.pk, version=version)
+    # A savepoint when nested (two round trips): without one, a StaleVersion would poison a caller's
+    # transaction that goes on to read the current state for its 409 (tests/annotator/test_api_rest.py).
     with transaction.atomic():
         # A status change moves the project's counters from the status the row has now (locked:
         # the queue changes status without a version bump, so the caller's copy may be old).
@@ -127,6 +134,9 @@ def _bump_version(image: Image, version: int, **changes) -> None:
             raise StaleVersion(image.pk)
         if old is not None:
             status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
+    image.version = version + 1
+    for field, value in changes.items():
+        setattr(image, field, value)
 
 
 def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
@@ -214,12 +224,14 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
                                                                    if order == "uncertain" else None)
         if image is None:
             return None
-        Image.objects.filter(pk=image.pk).update(status=ImageStatus.IN_PROGRESS, locked_by=user,
-                                                 locked_until=_lock_expiry(),
-                                                 opened_at=F("opened_at") if held else now)
-        # image was selected FOR UPDATE, so its status is the row's.
+        claim = {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": _lock_expiry(),
+                 "opened_at": image.opened_at if held else now}
+        Image.objects.filter(pk=image.pk).update(**claim)
+        # image was selected FOR UPDATE, so its status is the row's, and the claim is all that changed
+        # since (no re-read for the answer).
         status_counts_move(project_id=project.id, old=image.status, new=ImageStatus.IN_PROGRESS)
-    image.refresh_from_db()
+    for field, value in claim.items():
+        setattr(image, field, value)
     return image
 
 

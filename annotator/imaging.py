@@ -6,9 +6,11 @@ Every entry point (browser upload, ``import_images``, the demo, the API) goes th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -61,6 +63,9 @@ def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
     if len(data) > limits.max_bytes:
         raise ImageRejected(f"the file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB")
     sha256 = hashlib.sha256(data).hexdigest()
+    upright_jpeg = _upright_jpeg(data, limits)
+    if upright_jpeg is not None:
+        return upright_jpeg(sha256)
     image = _open_checked(data, limits)
     orientation = image.getexif().get(_ORIENTATION, 1)
     fmt = image.format
@@ -73,28 +78,60 @@ def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
                          thumbnail=_thumbnail(image, limits.thumbnail_size))
 
 
+def _upright_jpeg(data: bytes, limits: Limits):
+    """An upright JPEG (the common camera and phone case) is stored as uploaded, so its pixels are
+    only needed for the thumbnail: decoded with ``draft`` (libjpeg scales by 1/2..1/8 in the DCT,
+    about 10x less work for a 12-megapixel photo). That decode still reads and entropy-decodes
+    every byte of every scan, so a truncated file fails it as it fails a full decode
+    (tests/annotator/test_imaging.py). Returns ``sha256 -> PreparedImage``, or None for any other
+    image (the full path: verify, full decode, upright re-encode)."""
+    with _decoding_errors():
+        image = _header_checked(data, limits)
+        if image.format != "JPEG" or image.getexif().get(_ORIENTATION, 1) not in (1, None):
+            return None
+        width, height = image.size
+        image.draft("RGB" if image.mode == "CMYK" else image.mode, (limits.thumbnail_size, limits.thumbnail_size))
+        image.load()  # every scan read: truncated data fails here, not in an annotator's browser
+        thumbnail = _thumbnail(image, limits.thumbnail_size)
+    return lambda sha256: PreparedImage(sha256=sha256, data=data, extension="jpg", width=width, height=height,
+                                        thumbnail=thumbnail)
+
+
 def _open_checked(data: bytes, limits: Limits) -> Image.Image:
+    with _decoding_errors():
+        probe = Image.open(io.BytesIO(data))
+        probe.verify()  # structure and checksums, before we spend time decoding
+        image = _header_checked(data, limits)
+        image.load()  # a full decode: truncated data fails here, not in an annotator's browser
+    return image
+
+
+def _header_checked(data: bytes, limits: Limits) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    if image.format not in ACCEPTED_FORMATS:
+        raise ImageRejected(f"{image.format} images are not supported; use JPEG, PNG or WebP")
+    width, height = image.size  # from the header: checked before any pixel is decoded
+    if width < 1 or height < 1:
+        raise ImageRejected("the image has no pixels")
+    if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
+        raise ImageRejected(
+            f"the image is {width}×{height} pixels; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
+            f"and {limits.max_side} pixels a side")
+    if limits.max_decode_bytes and decode_bytes(image) > limits.max_decode_bytes:
+        raise ImageRejected(
+            f"the {image.format} image ({width}×{height}) would take {decode_bytes(image) / 2**20:,.0f} MB of "
+            f"memory to decode; the limit is {limits.max_decode_bytes / 2**20:,.0f} MB; send a smaller image")
+    return image
+
+
+@contextlib.contextmanager
+def _decoding_errors() -> Iterator[None]:
+    """Pillow's errors as ImageRejected with a message for the person who sent the file."""
     try:
         with warnings.catch_warnings():
-            # Pillow warns on large images; our own pixel limit below is the one that decides.
+            # Pillow warns on large images; our own pixel limit is the one that decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            probe = Image.open(io.BytesIO(data))
-            probe.verify()  # structure and checksums, before we spend time decoding
-            image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
-                raise ImageRejected(f"{image.format} images are not supported; use JPEG, PNG or WebP")
-            width, height = image.size  # from the header: checked before any pixel is decoded
-            if width < 1 or height < 1:
-                raise ImageRejected("the image has no pixels")
-            if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
-                raise ImageRejected(
-                    f"the image is {width}×{height} pixels; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
-                    f"and {limits.max_side} pixels a side")
-            if limits.max_decode_bytes and decode_bytes(image) > limits.max_decode_bytes:
-                raise ImageRejected(
-                    f"the {image.format} image ({width}×{height}) would take {decode_bytes(image) / 2**20:,.0f} MB of "
-                    f"memory to decode; the limit is {limits.max_decode_bytes / 2**20:,.0f} MB; send a smaller image")
-            image.load()  # a full decode: truncated data fails here, not in an annotator's browser
+            yield
     except ImageRejected:
         raise
     except Image.DecompressionBombError:
@@ -103,7 +140,6 @@ def _open_checked(data: bytes, limits: Limits) -> Image.Image:
         raise ImageRejected("the file is not an image Twinlabel can read (JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageRejected(f"the image is damaged or truncated ({error})") from None
-    return image
 
 
 def _encode_upright(image: Image.Image, source_format: str | None) -> tuple[bytes, str]:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from annotator.annotations import _bump_version, _first, _lock_expiry, _validated
 from annotator.models import Box, Image, ImageStatus, Project, Review, ReviewStatus
-from annotator.services import BoxIn
+from annotator.services import BoxIn, label_box_counts_change, label_box_deltas
 
 MAX_COMMENT = 2000
 
@@ -51,6 +51,8 @@ def review_accept(*, image: Image, user: AbstractBaseUser, version: int,
     with transaction.atomic():
         _bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None, **changes)
         if edited:
+            label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk],
+                                                             new_label_ids=[b.label_id for b in rows]))
             Box.objects.filter(image=image).delete()
             Box.objects.bulk_create(rows)
         return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,

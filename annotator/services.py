@@ -25,8 +25,8 @@ from django.utils import timezone
 from annotator import attributes as attributes_rules
 from annotator.access import project_create_allowed
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
-from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelClass, Membership, Project,
-                              ProjectStatusCount, Role, label_key)
+from annotator.models import (HEX_COLOUR, Box, Image, ImageStatus, ImageTag, LabelBoxCount, LabelClass, Membership,
+                              Project, ProjectStatusCount, Role, label_key)
 from annotator.sources import ImageSource, Rejection
 
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
@@ -425,6 +425,7 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
     with transaction.atomic():
         # The rows' statuses as they are now, locked so the counters move from what we overwrite.
         before = list(Image.objects.select_for_update().filter(id__in=images).values_list("status", flat=True))
+        box_deltas = label_box_deltas(image_ids=list(images), new_label_ids=[b.label_id for b in boxes])
         Box.objects.filter(image_id__in=images).delete()
         ImageTag.objects.filter(image_id__in=images).delete()
         Box.objects.bulk_create(boxes, batch_size=1000)
@@ -436,6 +437,7 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
         for status in before:
             changes[status] = changes.get(status, 0) - 1
         status_counts_change(project_id=project.id, changes=changes)
+        label_box_counts_change(changes=box_deltas)
     return len(items)
 
 
@@ -468,7 +470,7 @@ def status_counts_change(*, project_id: int, changes: dict[str, int]) -> None:
     its own shard (fixed per process and thread), so concurrent submits in one project do not all
     queue on one row lock. Rows are updated in status order, so two transactions never take the
     same two rows in opposite orders."""
-    shard = hash((os.getpid(), threading.get_ident())) % settings.STATUS_COUNT_SHARDS
+    shard = _counter_shard()
     for status, delta in sorted(changes.items()):
         if not delta:
             continue
@@ -480,6 +482,11 @@ def status_counts_change(*, project_id: int, changes: dict[str, int]) -> None:
                 ProjectStatusCount.objects.create(project_id=project_id, status=status, shard=shard, count=delta)
         except IntegrityError:
             counter.update(count=F("count") + delta)
+
+
+def _counter_shard() -> int:
+    # Fixed per process and thread: two requests running at once never update the same row.
+    return hash((os.getpid(), threading.get_ident())) % settings.STATUS_COUNT_SHARDS
 
 
 def status_counts_move(*, project_id: int, old: str, new: str, n: int = 1) -> None:
@@ -503,6 +510,63 @@ def status_counts_recount(*, project_id: int) -> dict[str, int]:
         ProjectStatusCount.objects.filter(project_id=project_id).exclude(shard=0).update(count=0)
         for status, n in counts.items():
             ProjectStatusCount.objects.filter(project_id=project_id, status=status, shard=0).update(count=n)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Boxes per label
+#
+# Like the status counters: every write that adds or removes boxes moves LabelBoxCount in the same
+# transaction, after the status counters (one order everywhere, so no lock cycles). The call sites:
+# annotations_import here, and in annotator.annotations: annotation_save and the overlap first pass
+# (which empties the image). Deleting a label or project cascades to its counters; a box can't lose
+# its label otherwise (PROTECT). Anything else that writes Box rows must call label_box_counts_change.
+
+
+def label_box_deltas(*, image_ids: list[int], new_label_ids: Iterable[int]) -> dict[int, int]:
+    """{label id: boxes after - boxes before} when these images' boxes are replaced by boxes of
+    ``new_label_ids`` (one per box). One grouped query over the images' boxes (index box_image_label)."""
+    deltas: dict[int, int] = {}
+    for label_id in new_label_ids:
+        deltas[label_id] = deltas.get(label_id, 0) + 1
+    if image_ids:
+        for label_id, n in (Box.objects.filter(image_id__in=image_ids).values_list("label_id")
+                            .annotate(n=Count("id")).order_by()):
+            deltas[label_id] = deltas.get(label_id, 0) - n
+    return {label_id: d for label_id, d in deltas.items() if d}
+
+
+def label_box_counts_change(*, changes: dict[int, int]) -> None:
+    """Add these deltas to the labels' box counters (inside the caller's transaction), in this
+    process-and-thread's shard, in label order."""
+    shard = _counter_shard()
+    for label_id, delta in sorted(changes.items()):
+        if not delta:
+            continue
+        counter = LabelBoxCount.objects.filter(label_id=label_id, shard=shard)
+        if counter.update(count=F("count") + delta):
+            continue
+        try:
+            with transaction.atomic():  # a savepoint: losing the race to create the row is fine
+                LabelBoxCount.objects.create(label_id=label_id, shard=shard, count=delta)
+        except IntegrityError:
+            counter.update(count=F("count") + delta)
+
+
+def label_box_counts_recount(*, project_id: int) -> dict[int, int]:
+    """Set the project's box counters to a fresh count of its boxes (shard 0); returns {label: n}.
+    The counter rows are locked first, as in status_counts_recount."""
+    with transaction.atomic():
+        label_ids = list(LabelClass.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True))
+        for label_id in label_ids:
+            LabelBoxCount.objects.get_or_create(label_id=label_id, shard=0)
+        list(LabelBoxCount.objects.select_for_update().filter(label_id__in=label_ids).order_by("label_id", "shard"))
+        counts = dict.fromkeys(label_ids, 0)
+        counts.update(Box.objects.filter(label_id__in=label_ids).values_list("label_id").annotate(n=Count("id"))
+                      .order_by())
+        LabelBoxCount.objects.filter(label_id__in=label_ids).exclude(shard=0).update(count=0)
+        for label_id, n in counts.items():
+            LabelBoxCount.objects.filter(label_id=label_id, shard=0).update(count=n)
     return counts
 
 

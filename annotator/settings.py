@@ -6,6 +6,7 @@ Point DATABASE_URL at PostgreSQL and CELERY_BROKER_URL at Redis for a team serve
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -91,17 +92,21 @@ TEMPLATES = [
 def _databases() -> dict:
     if EMBEDDED:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        db = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
+        db = {"ENGINE": "annotator.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
     else:
         try:
             db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
         except ValueError as error:
             raise ImproperlyConfigured(f"DATABASE_URL is not usable: {error}") from None
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if db["ENGINE"] in ("django.db.backends.sqlite3", "annotator.backends.sqlite3"):
+        # Django's backend plus PRAGMA optimize at close (annotator/backends/sqlite3/base.py):
+        # without statistics SQLite picked the wrong index once a project grew.
+        db["ENGINE"] = "annotator.backends.sqlite3"
         # WAL lets the web server read while a worker writes; IMMEDIATE takes the write lock at
         # BEGIN, so two writers queue on the busy timeout instead of failing with "locked".
+        # analysis_limit samples each index for ANALYZE: milliseconds at any table size.
         db["OPTIONS"] = {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA analysis_limit=1000;",
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
         }
@@ -330,6 +335,21 @@ PRETRAIN_CROP_MIN = (env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1
 # DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
 # batch). 1 keeps it to one device. CPU workers always train in one process.
 PRETRAIN_GPUS = env_int("PRETRAIN_GPUS", 0, minimum=0)
+# Torch threads of a worker process (training, embedding, probe fits on the CPU). Every core the
+# process may use but one when the web server runs on the same host (WEB_ON_WORKER_HOST, on by
+# default: the embedded default and the one-machine compose file), so the web keeps a core; all of
+# them on a host of its own. Measured on 2 busy cores (issue 20): one thread 37-50 images/s, two
+# threads 5.5-18 (fighting each other and the web). bin/worker also lowers the worker's CPU and I/O
+# priority (WORKER_NICE).
+WEB_ON_WORKER_HOST = env_bool("WEB_ON_WORKER_HOST", True)
+
+
+def default_train_threads(*, cores: int, web_on_host: bool) -> int:
+    return max(1, cores - 1) if web_on_host else max(1, cores)
+
+
+TRAIN_THREADS = env_int("TRAIN_THREADS", default_train_threads(cores=len(os.sched_getaffinity(0)),
+                                                              web_on_host=WEB_ON_WORKER_HOST), minimum=1)
 # Embeddings and suggestions are computed in blocks of this many image ids (labeling/shards.py).
 SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
 # Rows per (project, status) counter, summed on read: more rows, less waiting on one row lock when

@@ -12,7 +12,8 @@ in with COPY (psycopg3 ``cursor.copy``), then at each size the script times, as 
 - save + submit of one image (three boxes);
 - the project page (status counters) and the counters alone;
 - writing suggestions for every image x every label, block by block as the shard tasks do (COPY);
-- the dashboard and COCO export: hooks, measured when those modules exist on the branch.
+- the dashboard JSON and the COCO export (bench/scale_hooks/dashboard.py and coco.py; issue 20's
+  targets at 1M images / 3M boxes: dashboard < 500 ms, export >= 20,000 images/s, flat memory).
 
 Targets (issue 9): each request within 2x of its figure at 10,000 images; writes at a steady rate.
 The database must be one the script may fill (it creates its own project; nothing is deleted
@@ -95,18 +96,19 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
     from django.db import connection
 
     from annotator.models import Box, Image
-    from annotator.services import status_counts_recount
+    from annotator.services import label_box_counts_recount, status_counts_recount
 
     labels = list(project.labels.order_by("id").values_list("id", flat=True))
     began = time.perf_counter()
     image_cols = ["project_id", "file", "thumbnail", "original_name", "width", "height", "size_bytes", "sha256",
-                  "status", "submitted_by_id", "submitted_at", "version", "created_at"]
+                  "status", "submitted_by_id", "submitted_at", "version", "created_at", "review_status", "box_count",
+                  "human_tag_count"]  # Django's defaults are not the database's: COPY names every NOT NULL
     with connection.cursor() as cursor:
         with cursor.cursor.copy(_copy_sql(Image, image_cols)) as copy:
             for i in range(start, stop):
                 status, by, at = _status(i, user.id)
                 copy.write_row((project.id, "bench/shared.png", "bench/shared.jpg", f"{i}.png", 640, 480, 1000,
-                                f"{project.id}-{i:058d}", status, by, at, 1, "2026-01-01T00:00:00Z"))
+                                f"{project.id}-{i:058d}", status, by, at, 1, "2026-01-01T00:00:00Z", "none", boxes, 0))
         cursor.execute("SELECT id FROM annotator_image WHERE project_id = %s AND sha256 = %s",
                        [project.id, f"{project.id}-{start:058d}"])
         first_id = cursor.fetchone()[0]
@@ -118,6 +120,7 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
                                     user.id, "human", "2026-01-01T00:00:00Z"))
         cursor.execute("ANALYZE annotator_image; ANALYZE annotator_box")
     status_counts_recount(project_id=project.id)
+    label_box_counts_recount(project_id=project.id)  # boxes by COPY: the dashboard's counters too
     seconds = time.perf_counter() - began
     rows = (stop - start) * (1 + boxes)
     return {"seconds": round(seconds, 1), "rows": rows, "rows_per_s": round(rows / seconds)}

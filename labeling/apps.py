@@ -10,6 +10,7 @@ class LabelingConfig(AppConfig):
         from celery.signals import worker_process_init, worker_ready
 
         worker_ready.connect(_resume_orphans, weak=False, dispatch_uid="labeling.resume_orphans")
+        worker_process_init.connect(_worker_threads, weak=False, dispatch_uid="labeling.worker_threads")
         worker_process_init.connect(_warm_up, weak=False, dispatch_uid="labeling.warm_up")
         from annotator.sweep import register
         from labeling.sweep import runs_sweep
@@ -22,6 +23,15 @@ def _resume_orphans(sender, **kwargs) -> None:
 
     note_worker_device()
     resume_orphans(sender.hostname)
+
+
+def _worker_threads(**kwargs) -> None:
+    # Torch's threads are per process and default to every core: on a host shared with the web,
+    # the trainer then took the web's core too (settings.TRAIN_THREADS says why and how many).
+    import torch
+    from django.conf import settings
+
+    torch.set_num_threads(settings.TRAIN_THREADS)
 
 
 def _warm_up(**kwargs) -> None:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from rest_framework.request import Request
 
-from annotator.access import ANNOTATE_ROLES, project_for
+from annotator.access import ANNOTATE_ROLES, project_role
 from annotator.models import Image
 from annotator.rest.errors import BadRequest, TooLarge
 from annotator.services import BoxIn
@@ -19,7 +19,7 @@ from annotator.services import BoxIn
 
 def image_for(request: Request, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:
     image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
-    project_for(user=request.user, project_id=image.project_id, roles=roles if write else None)
+    project_role(user=request.user, project=image.project, roles=roles if write else None)  # no second fetch
     return image
 
 

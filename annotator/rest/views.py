@@ -176,15 +176,13 @@ def image_annotations(request: Request, image_id: int) -> Response:
                                     version=common.int_field(data.get("version"), "version"),
                                     boxes=common.boxes_field(data.get("boxes", [])),
                                     tag_label_ids=[common.int_field(t, "tags") for t in tags])
-        image.refresh_from_db()
-    return Response(selectors.annotation_state(image=image))
+    return Response(selectors.annotation_state(image=image))  # the service left image as written
 
 
 def _finish(request: Request, image_id: int, service) -> Response:
     image = common.image_for(request, image_id, write=True)
     service(image=image, user=request.user, version=common.int_field(common.body(request).get("version"), "version"))
-    image.refresh_from_db()
-    return Response(selectors.annotation_state(image=image))
+    return Response(selectors.annotation_state(image=image))  # the service left image as written
 
 
 @extend_schema(request=VersionSerializer, responses=AnnotationStateSerializer)

@@ -78,3 +78,42 @@ def test_it_flattens_transparency_in_thumbnails():
     PILImage.new("RGBA", (40, 40), (0, 0, 0, 0)).save(buffer, "PNG")
     thumb = PILImage.open(io.BytesIO(prepare_image(buffer.getvalue(), LIMITS).thumbnail))
     assert thumb.mode == "RGB" and thumb.getpixel((5, 5))[0] > 240  # white, not black
+
+
+def _photo(width=1600, height=1200, **save) -> bytes:
+    # Noise: every 8x8 block has entropy-coded data to the end of the file, as a real photo does.
+    import numpy as np
+
+    pixels = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels).save(buffer, "JPEG", quality=90, **save)
+    return buffer.getvalue()
+
+
+BIG = Limits(max_bytes=50_000_000, max_pixels=40_000_000, max_side=8000, thumbnail_size=256)
+
+
+def _no_full_decode(monkeypatch):
+    from annotator import imaging
+
+    def refuse(*args):
+        raise AssertionError("an upright JPEG must not be fully decoded")
+
+    monkeypatch.setattr(imaging, "_open_checked", refuse)
+
+
+def test_an_upright_jpeg_is_stored_as_is_with_a_thumbnail_from_a_reduced_decode(monkeypatch):
+    data = _photo()
+    _no_full_decode(monkeypatch)
+    prepared = prepare_image(data, BIG)
+    assert prepared.data == data and (prepared.width, prepared.height, prepared.extension) == (1600, 1200, "jpg")
+    assert PILImage.open(io.BytesIO(prepared.thumbnail)).size == (256, 192)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+@pytest.mark.parametrize("progressive", [False, True])
+def test_the_reduced_decode_still_refuses_a_truncated_jpeg(monkeypatch, keep, progressive):
+    data = _photo(progressive=progressive)
+    _no_full_decode(monkeypatch)  # the cheaper check alone must catch it
+    with pytest.raises(ImageRejected, match="damaged or truncated"):
+        prepare_image(data[: int(len(data) * keep)], BIG)

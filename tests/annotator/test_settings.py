@@ -54,7 +54,7 @@ def _settings_in_subprocess(tmp_path, **env):
 def test_the_embedded_default_needs_no_configuration(tmp_path):
     result = _settings_in_subprocess(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "True"]
+    assert result.stdout.split() == ["annotator.backends.sqlite3", "filesystem://", "True"]
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
 
 

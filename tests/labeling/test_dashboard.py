@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role
-from annotator.services import status_counts_recount
+from annotator.services import label_box_counts_recount, status_counts_recount
 from labeling import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                              TrainingRun)
@@ -45,6 +45,7 @@ def _populate(project, annotator, n: int, start: int = 0) -> None:
     done = _images(project, n, start=start, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
                    work_seconds=10.0, box_count=1, human_tag_count=1)
     Box.objects.bulk_create([Box(image=i, label=cat, x=0, y=0, w=1, h=1, author=annotator) for i in done])
+    label_box_counts_recount(project_id=project.id)  # boxes inserted behind the services' back, too
     ImageTag.objects.bulk_create([ImageTag(image=i, label=dog, author=annotator) for i in done])
     open_ = _images(project, n, start=start + n)
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED,

@@ -1,0 +1,1 @@
+"""Database backends: Django's, with what the product needs on top."""

@@ -1,0 +1,62 @@
+"""The three requests every annotator makes per image (queue next, PUT annotations, submit) stay
+within a fixed number of queries (issue 20: bench/load.py's hot path, profiled in
+bench/results/hot_requests_*.json). The counts are those of a steady state (counter rows exist),
+including the session and user lookups."""
+
+import pytest
+
+from annotator.models import Image, Role
+from tests.factories import add_images, add_member, make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def annotating(client):
+    owner, annotator = make_user("owner"), make_user("ann")
+    project = make_project(owner=owner)
+    add_member(project, annotator, Role.ANNOTATOR)
+    add_images(project, 6)
+    client.force_login(annotator)
+    cat, dog = project.labels.order_by("id").values_list("id", flat=True)
+    return client, project, cat, dog
+
+
+def _one_image(client, project, cat, dog) -> tuple[dict, dict, dict]:
+    nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
+    image = nxt.json()["image"]["image"]
+    put = client.put(f"/api/images/{image['id']}/annotations/", {
+        "version": image["version"], "tags": [dog],
+        "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]}, content_type="application/json")
+    submit = client.post(f"/api/images/{image['id']}/submit/", {"version": put.json()["image"]["version"]},
+                         content_type="application/json")
+    assert (nxt.status_code, put.status_code, submit.status_code) == (200, 200, 200)
+    return nxt.json()["image"], put.json(), submit.json()
+
+
+def test_the_hot_requests_stay_within_their_query_counts(annotating, django_assert_max_num_queries):
+    client, project, cat, dog = annotating
+    _one_image(client, project, cat, dog)  # the counter rows of this thread's shard now exist
+    nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
+    image = nxt.json()["image"]["image"]
+    with django_assert_max_num_queries(11):  # was 12: no re-read of the claimed image
+        nxt_again = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
+    assert nxt_again.json()["image"]["image"]["id"] == image["id"]  # a reload resumes the held image
+    with django_assert_max_num_queries(21):  # was 21: 2 fewer (no re-read of the image, no second fetch
+        # of its project), 2 more for the box counters (the old boxes' labels, the counter row)
+        put = client.put(f"/api/images/{image['id']}/annotations/", {
+            "version": image["version"], "tags": [dog],
+            "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]}, content_type="application/json")
+    with django_assert_max_num_queries(16):  # was 18: no re-read, no second fetch of the project
+        client.post(f"/api/images/{image['id']}/submit/", {"version": put.json()["image"]["version"]},
+                    content_type="application/json")
+
+
+def test_the_answers_show_what_was_written_without_a_re_read(annotating):
+    client, project, cat, dog = annotating
+    nxt, put, submit = _one_image(client, project, cat, dog)
+    row = Image.objects.get(pk=nxt["image"]["id"])
+    assert nxt["image"]["status"] == "in_progress" and nxt["image"]["version"] == 1
+    assert put["image"]["status"] == "in_progress" and put["image"]["version"] == 2
+    assert [(b["label"], b["w"]) for b in put["boxes"]] == [(cat, 3.0)] and put["tags"][0]["label"] == dog
+    assert (submit["image"]["status"], submit["image"]["version"]) == (row.status, row.version) == ("submitted", 3)
