@@ -1,7 +1,8 @@
 """The periodic sweep: puts right, with no manual step, what a broker outage or a killed process
 leaves behind. Queued work the broker never took (or lost when it restarted empty) is sent again;
 runs whose worker went quiet are queued again or failed with a message (labeling registers that
-step); unreferenced media files past a grace period are deleted.
+step); unreferenced media files past a grace period are deleted, and so are finished export jobs
+(with their files) older than EXPORT_KEEP_HOURS.
 
 It runs inside every Celery worker, on a timer thread started when the worker is ready (every
 SWEEP_SECONDS), so it works on the embedded filesystem broker as on Redis, with no beat process to
@@ -31,10 +32,12 @@ def register(name: str, step: Callable[[], object]) -> None:
 
 def sweep_once() -> dict[str, object]:
     """Every step once; one failing step (the database briefly away) does not stop the others."""
+    from annotator.exchange import export_jobs_expire
     from annotator.media_gc import media_gc_periodic
 
     results: dict[str, object] = {}
-    for name, step in {"exports": exports_resend, "media_gc": media_gc_periodic, **STEPS}.items():
+    steps = {"exports": exports_resend, "exports_expire": export_jobs_expire, "media_gc": media_gc_periodic, **STEPS}
+    for name, step in steps.items():
         try:
             results[name] = step()
         except Exception as error:  # logged; the next tick tries again

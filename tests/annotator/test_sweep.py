@@ -169,3 +169,17 @@ def test_a_restarted_worker_does_not_resume_a_run_that_took_it_down_every_time(p
     send.assert_not_called()
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "each of 3 attempts" in run.error
+
+
+def test_the_sweep_deletes_expired_export_jobs_with_their_files(project, settings):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from annotator.models import ExportStatus
+
+    settings.EXPORT_KEEP_HOURS = 1
+    name = default_storage.save(f"exports/{project.id}/old.json", ContentFile(b"{}"))
+    ExportJob.objects.create(project=project, status=ExportStatus.SUCCEEDED, file=name,
+                             finished_at=timezone.now() - timedelta(hours=2))
+    assert sweep_once()["exports_expire"] == 1
+    assert not ExportJob.objects.exists() and not default_storage.exists(name)
