@@ -182,8 +182,11 @@ def queue_release(*, project: Project, user: AbstractBaseUser, image_ids: Iterab
     """Let go of images the queue holds for ``user`` (a prefetched image they will not open: an order
     they left, a tab they closed), so others get them now instead of in 10 minutes. Only the user's
     own holds are released; the number released is returned."""
+    image_ids = list(image_ids)
+    if not image_ids:  # the usual queue request: no savepoint, no query
+        return 0
     with transaction.atomic():
-        released = Image.objects.filter(project=project, pk__in=list(image_ids), locked_by=user,
+        released = Image.objects.filter(project=project, pk__in=image_ids, locked_by=user,
                                         status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
                                                                                locked_by=None, locked_until=None,
                                                                                opened_at=None)

@@ -49,9 +49,10 @@ def suggestion_settings(*, project_id: int) -> dict:
 def model_note(*, project_id: int) -> str | None:
     """The annotate page's one line when the model abstains: the newest finished fit's
     "still learning" message (a fit with nothing to suggest is not swapped in, yet it speaks)."""
-    metrics = (TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
-               .order_by("-id").values_list("metrics", flat=True).first())
-    return ((metrics or {}).get("trust") or {}).get("still_learning")
+    # Only the one key leaves the database: a run's metrics hold per-label tables and curves, and
+    # this is read on every annotate request.
+    return (TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
+            .order_by("-id").values_list("metrics__trust__still_learning", flat=True).first())
 
 
 def worker_device_kind() -> str:
