@@ -32,7 +32,7 @@ def project(settings, tmp_path):
 def queued(monkeypatch):
     """Record what would be sent to the worker instead of running it."""
     sent = []
-    monkeypatch.setattr("labeling.services.enqueue", lambda task, *args: sent.append(args))
+    monkeypatch.setattr("labeling.services.enqueue", lambda task, *args, **kwargs: sent.append(args))
     return sent
 
 
@@ -53,7 +53,7 @@ def test_the_defaults_follow_the_device_the_worker_reported(project, settings):
 def test_a_long_run_on_a_cpu_worker_needs_a_confirmation_that_names_the_estimate(project, settings, queued):
     settings.PRETRAIN_DEVICE = "cpu"
     settings.PRETRAIN_CONFIRM_ABOVE_S = 1800
-    slow = {"resolution": 64, "small_stem": True, "epochs": 2000, "batch_size": 8}
+    slow = {"resolution": 64, "small_stem": True, "epochs": 1000, "batch_size": 8}
     with pytest.raises(services.NeedsConfirmation, match=r"would take about .* on the worker's CPU"):
         services.pretrain_start(project=project, config=slow)
     assert not TrainingRun.objects.exists() and not queued
@@ -76,7 +76,7 @@ def test_the_runs_endpoint_shows_the_estimate_before_anything_starts(project, se
 def test_an_api_start_of_a_long_run_is_a_400_with_the_estimate_until_confirmed(project, settings, client, queued):
     settings.PRETRAIN_DEVICE = "cpu"
     client.force_login(project.memberships.first().user)
-    body = {"kind": "pretrain", "config": {"resolution": 64, "small_stem": True, "epochs": 2000, "batch_size": 8}}
+    body = {"kind": "pretrain", "config": {"resolution": 64, "small_stem": True, "epochs": 1000, "batch_size": 8}}
     response = client.post(f"/api/projects/{project.id}/runs/", body, content_type="application/json")
     assert response.status_code == 400 and "Confirm" in response.json()["error"]
     response = client.post(f"/api/projects/{project.id}/runs/", {**body, "confirm": True},
