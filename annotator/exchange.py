@@ -40,7 +40,7 @@ EXPORT_FORMATS = {
     "csv": ExportFormat("csv", "text/csv", "csv", True),
     "json": ExportFormat("json", "application/json", "json", True),
 }
-IMPORT_FORMATS = ("coco", "yolo", "labelstudio", "json")
+IMPORT_FORMATS = ("coco", "yolo", "voc", "labelstudio", "json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,6 +277,8 @@ def _parse(fmt: str, files: list[tuple[str, bytes]], matcher: ImageMatcher) -> P
         names = yolo.read_names(*names_files[0])
         labels = {n: d for n, d in files if n.endswith(".txt") and (n, d) not in names_files}
         return yolo.read(labels, names, matcher.find_stem)
+    if fmt == "voc":
+        return voc.read(files)
     if len(files) != 1:
         raise FormatError(f"A {fmt} import is one file.")
     data = files[0][1]

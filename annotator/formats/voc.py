@@ -2,14 +2,20 @@
 it: folder, filename, size (width, height, depth), segmented, and per box an ``object`` with name,
 pose, truncated, difficult and ``bndbox`` in 1-based integer pixel corners (xmin = x + 1,
 xmax = x + w). ``truncated`` and ``difficult`` are the box's attributes (0 or 1), and an ``occluded``
-element follows them, as CVAT writes it. VOC has no image-level labels in its XML; use COCO, CSV or JSON for those."""
+element follows them, as CVAT writes it. VOC has no image-level labels in its XML; use COCO, CSV or JSON for those.
+
+Import reads every ``*.xml`` of the upload (a zip of Annotations/ or the files themselves): the
+image by ``filename``, and per object its ``name``, ``bndbox`` (back to pixels: x = xmin - 1,
+w = xmax - xmin + 1) and the truncated / difficult / occluded flags as the box's attributes. XML
+with a DOCTYPE is refused (no entity expansion, no external entities)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from annotator.formats import ExportMeta, ImageRecord, stem
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name, stem
 from annotator.formats.zipstream import zip_stream
 
 
@@ -49,3 +55,44 @@ def write(meta: ExportMeta, images: Iterable[ImageRecord]) -> Iterator[bytes]:
         yield "labels.txt", "".join(f"{n}\n" for n in meta.label_names).encode()
 
     return zip_stream(members())
+
+
+FLAGS = ("truncated", "difficult", "occluded")
+
+
+def read(files: Iterable[tuple[str, bytes]]) -> ParsedFile:
+    """``files``: (name, contents) of the upload; the ``.xml`` ones are read, one image each."""
+    images, labels = [], []
+    for name, data in files:
+        if not name.lower().endswith(".xml"):
+            continue
+        image = _read_one(base_name(name), data)
+        images.append(image)
+        labels += [b.label for b in image.boxes if b.label not in labels]
+    if not images:
+        raise FormatError("A Pascal VOC import needs the XML files (Annotations/<name>.xml), or a zip of them.")
+    return ParsedFile(images=images, labels=labels)
+
+
+def _read_one(where: str, data: bytes) -> ParsedImage:
+    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
+        raise FormatError(f"{where}: a DOCTYPE or entity declaration is not allowed in a VOC file.")
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as error:
+        raise FormatError(f"{where} is not valid XML ({error}).") from None
+    file_name = (root.findtext("filename") or "").strip()
+    if root.tag != "annotation" or not file_name:
+        raise FormatError(f"{where}: a VOC file is an <annotation> with a <filename>.")
+    boxes = []
+    for i, obj in enumerate(root.iter("object")):
+        label = (obj.findtext("name") or "").strip()
+        try:
+            xmin, ymin, xmax, ymax = (float(obj.findtext(f"bndbox/{k}") or "") for k in ("xmin", "ymin", "xmax", "ymax"))
+        except ValueError:
+            raise FormatError(f"{where}, object #{i}: needs a <name> and a <bndbox> of four numbers.") from None
+        if not label or xmax < xmin or ymax < ymin:
+            raise FormatError(f"{where}, object #{i}: needs a <name> and a <bndbox> with xmin <= xmax, ymin <= ymax.")
+        attributes = {flag: True for flag in FLAGS if (obj.findtext(flag) or "0").strip() in ("1", "true")}
+        boxes.append(BoxRecord(label, xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1, attributes or None))
+    return ParsedImage(base_name(file_name), tuple(boxes))

@@ -88,7 +88,7 @@ def export_download(request: Request, job_id: int):
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def project_import(request: Request, project_id: int) -> Response:
-    """Multipart ``format`` (coco|yolo|labelstudio|json) and ``files``: annotations matched to the
+    """Multipart ``format`` (coco|yolo|voc|labelstudio|json) and ``files``: annotations matched to the
     project's images by file name (admin). All or nothing; the answer lists what did not match."""
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     form = ImportSerializer(data={"format": request.data.get("format"), "files": request.FILES.getlist("files")})

@@ -113,13 +113,19 @@ def test_coco_voc_and_native_json_carry_the_attributes_and_coco_and_json_bring_t
     assert "<truncated>0</truncated><difficult>1</difficult><occluded>1</occluded>" in first
     assert "<truncated>0</truncated><difficult>0</difficult><occluded>0</occluded>" in second
     native = _export(client, team["project"], "json")
-    for fmt, data in [("coco", json.dumps(coco).encode()), ("json", native)]:
+    voc_zip = _export(client, team["project"], "voc")
+    for fmt, data in [("coco", json.dumps(coco).encode()), ("json", native), ("voc", voc_zip)]:
         Box.objects.all().delete()
+        name = "x.zip" if fmt == "voc" else f"x.{fmt}"
         response = client.post(reverse("api_project_import", args=[team["project"].id]),
-                               {"format": fmt, "files": [SimpleUploadedFile(f"x.{fmt}", data)]})
+                               {"format": fmt, "files": [SimpleUploadedFile(name, data)]})
         assert response.status_code == 200, response.content
-        assert list(Box.objects.order_by("x").values_list("attributes", flat=True)) == [
-            {"occluded": True, "difficult": True, "colour": "blue", "plate": "AB 12"}, {}], fmt
+        # VOC carries the three standard flags only, and integer corners (the boxes are whole pixels here).
+        first = ({"occluded": True, "difficult": True} if fmt == "voc"
+                 else {"occluded": True, "difficult": True, "colour": "blue", "plate": "AB 12"})
+        assert list(Box.objects.order_by("x").values_list("attributes", flat=True)) == [first, {}], fmt
+        assert list(Box.objects.order_by("x").values_list("x", "y", "w", "h")) == [(10, 10, 50, 30),
+                                                                                  (100, 10, 50, 30)], fmt
 
 
 def test_the_dashboard_counts_boxes_by_attribute(client, team):

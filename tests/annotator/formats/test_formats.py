@@ -198,3 +198,23 @@ def test_it_uses_the_image_size_when_label_studio_gives_none_and_encloses_rotate
     box = image.boxes[0]
     # 90° clockwise around the top-left corner (100, 50): the 20×20 rectangle swings to the left.
     assert (box.x, box.y, box.w, box.h) == pytest.approx((80.0, 50.0, 20.0, 20.0))
+
+
+def test_voc_reads_back_what_it_writes_and_refuses_entities():
+    from annotator.formats import BoxRecord, FormatError, ImageRecord
+    from annotator.formats import voc as voc_format
+
+    image = ImageRecord(1, "a b&c.png", 200, 100, boxes=(BoxRecord("cat", 10, 20, 30, 40, {"truncated": True}),
+                                                         BoxRecord("dog <x>", 0, 0, 1, 1)))
+    parsed = voc_format.read([("Annotations/a.xml", voc_format.image_xml(image)), ("labels.txt", b"cat\n")])
+    assert [(p.file_name, p.boxes) for p in parsed.images] == [
+        ("a b&c.png", (BoxRecord("cat", 10, 20, 30, 40, {"truncated": True}), BoxRecord("dog <x>", 0, 0, 1, 1)))]
+    assert parsed.labels == ["cat", "dog <x>"]
+    bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><annotation><filename>&x;</filename></annotation>'
+    with pytest.raises(FormatError, match="DOCTYPE"):
+        voc_format.read([("b.xml", bomb)])
+    with pytest.raises(FormatError, match="bndbox"):
+        voc_format.read([("c.xml", b"<annotation><filename>c.png</filename><object><name>cat</name></object>"
+                                   b"</annotation>")])
+    with pytest.raises(FormatError, match="XML files"):
+        voc_format.read([("labels.txt", b"cat\n")])
