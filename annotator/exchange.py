@@ -77,10 +77,11 @@ class ExportOptions:
 
 
 def export_meta(*, project: Project) -> ExportMeta:
-    labels = list(project.labels.values_list("id", "name", "color"))
+    labels = list(project.labels.values_list("id", "name", "color", "attributes"))
     used = set(Box.objects.filter(label__project=project).values_list("label_id", flat=True).distinct().order_by())
-    return ExportMeta(project=project.name, labels=tuple(LabelInfo(name, color) for _, name, color in labels),
-                      box_labels=tuple(name for label_id, name, _ in labels if label_id in used))
+    return ExportMeta(project=project.name,
+                      labels=tuple(LabelInfo(name, color, tuple(specs or ())) for _, name, color, specs in labels),
+                      box_labels=tuple(name for label_id, name, _, _ in labels if label_id in used))
 
 
 def export_records(*, project: Project, status: str | None = None, predictions_min: float | None = None,
@@ -319,7 +320,8 @@ def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationI
         wanted += [b.label for b in item.boxes] + list(item.tags)
     for name in dict.fromkeys(n.strip() for n in wanted):
         if name and label_key(name) not in existing:
-            existing[label_key(name)] = label_create(project=project, name=name).id
+            existing[label_key(name)] = label_create(project=project, name=name,
+                                                     attributes=parsed.label_attributes.get(name)).id
             report.labels_created.append(name)
     missing = [n for n in wanted if not n.strip()]
     if missing:

@@ -56,6 +56,7 @@ class ImageRecord:
 class LabelInfo:
     name: str
     color: str = ""
+    attributes: tuple = ()  # the label's box attribute definitions (annotator/attributes.py), if any
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class ParsedImage:
 class ParsedFile:
     images: list[ParsedImage] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # label names the file declares, in its order
+    label_attributes: dict[str, list] = field(default_factory=dict)  # name -> attribute definitions (native JSON)
 
 
 def base_name(path: str) -> str:

@@ -1,12 +1,12 @@
 """Twinlabel's own JSON: complete and re-importable. One object:
 
     {"format": "twinlabel", "version": 1, "project": "...",
-     "labels": [{"name", "color"}],
+     "labels": [{"name", "color", "attributes"?}],
      "images": [{"file_name", "sha256", "width", "height", "status",
                  "boxes": [{"label", "x", "y", "w", "h", "attributes"?}], "tags": ["label", ...],
                  "predictions": [{"label", "score"}]}]}     (predictions only when asked for)
 
-Coordinates are image pixels; a box's ``attributes`` (only what is set) is written when it has any. Import reads ``labels`` (new names become labels of the project)
+Coordinates are image pixels; a box's ``attributes`` (only what is set) is written when it has any. Import reads ``labels`` (new names become labels of the project, with their box attribute definitions)
 and, per image, its boxes and tags.
 """
 
@@ -40,7 +40,7 @@ def _box(b: BoxRecord) -> dict:
 
 def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False) -> Iterator[bytes]:
     head = {"format": "twinlabel", "version": 1, "project": meta.project,
-            "labels": [{"name": label.name, "color": label.color} for label in meta.labels]}
+            "labels": [_label(label) for label in meta.labels]}
     parts = [json.dumps(head)[:-1] + ', "images": [\n']
     size = 0
     for i, image in enumerate(images):
@@ -60,7 +60,11 @@ def read(data: bytes) -> ParsedFile:
         raise FormatError(f"The file is not valid JSON ({error}).") from None
     if not isinstance(doc, dict) or doc.get("format") != "twinlabel" or not isinstance(doc.get("images"), list):
         raise FormatError("A Twinlabel JSON export is an object with “format”: “twinlabel” and “images”.")
-    labels = [label.get("name") for label in doc.get("labels") or [] if isinstance(label, dict)]
+    declared = [label for label in doc.get("labels") or [] if isinstance(label, dict) and isinstance(label.get("name"), str)]
+    labels = [label["name"] for label in declared]
+    # A label's own box attributes (checked like any label edit when the import creates the label).
+    label_attributes = {label["name"]: label["attributes"] for label in declared
+                        if isinstance(label.get("attributes"), list) and label["attributes"]}
     images = []
     for i, im in enumerate(doc["images"]):
         where = f"images[{i}]"
@@ -81,4 +85,11 @@ def read(data: bytes) -> ParsedFile:
             raise FormatError(f"{where}.tags must be a list of label names.")
         images.append(ParsedImage(base_name(im["file_name"]), tuple(boxes), tuple(tags), optional_str(im, "sha256"),
                                   optional_str(im, "status")))
-    return ParsedFile(images=images, labels=[n for n in labels if isinstance(n, str)])
+    return ParsedFile(images=images, labels=labels, label_attributes=label_attributes)
+
+
+def _label(label) -> dict:
+    entry = {"name": label.name, "color": label.color}
+    if label.attributes:
+        entry["attributes"] = list(label.attributes)
+    return entry

@@ -128,6 +128,23 @@ def test_coco_voc_and_native_json_carry_the_attributes_and_coco_and_json_bring_t
                                                                                   (100, 10, 50, 30)], fmt
 
 
+def test_a_json_export_brings_a_labels_attribute_definitions_into_another_project(client, team):
+    state = _save_attributed(client, team)
+    client.post(reverse("api_image_submit", args=[team["image_id"]]),
+                json.dumps({"version": state["image"]["version"]}), content_type="application/json")
+    client.force_login(team["owner"])
+    native = _export(client, team["project"], "json")
+    assert json.loads(native)["labels"][0] == {"name": "car", "color": team["car"].color, "attributes": CAR}
+    other = make_project(owner=team["owner"], labels=("dog",), name="Elsewhere")
+    images_import(project=other, sources=[ImageSource("a.png", lambda: image_bytes(200, 100))])
+    response = client.post(reverse("api_project_import", args=[other.id]),
+                           {"format": "json", "files": [SimpleUploadedFile("x.json", native)]})
+    assert response.status_code == 200, response.content
+    assert LabelClass.objects.get(project=other, name="car").attributes == CAR
+    assert list(Box.objects.filter(image__project=other).order_by("x").values_list("attributes", flat=True)) == [
+        {"occluded": True, "difficult": True, "colour": "blue", "plate": "AB 12"}, {}]
+
+
 def test_the_dashboard_counts_boxes_by_attribute(client, team):
     _save_attributed(client, team)
     counts = {row["label"]: row for row in label_counts(project_id=team["project"].id, probe_run_id=None)}
