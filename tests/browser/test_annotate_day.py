@@ -63,13 +63,13 @@ def test_v_copies_the_previous_images_boxes_and_w_repeats_the_last_size(server, 
     page.keyboard.press("Enter")
     _wait_image(page, ids[1])
     page.keyboard.press("v")
-    page.wait_for_function("twinlabel.store.boxes.length === 2")
+    page.wait_for_function("() => twinlabel.store.boxes.length === 2")
     _saved(page)
     _same(_db_boxes(ids[1]), _db_boxes(first))
     assert list(Box.objects.filter(image_id=ids[1]).order_by("id").values_list("attributes", flat=True)) == [
         {"occluded": True}, {}]
     page.keyboard.press("Control+z")  # one undo step removes the copy
-    page.wait_for_function("twinlabel.store.boxes.length === 0")
+    page.wait_for_function("() => twinlabel.store.boxes.length === 0")
     page.mouse.move(*_screen(page, 200, 150))
     page.keyboard.press("w")
     page.keyboard.down("Shift")
@@ -118,18 +118,18 @@ def test_u_takes_back_the_latest_accept_and_reject_of_a_suggestion(server, page)
     decisions = lambda: dict(SuggestionDecision.objects.filter(image_id=image_id)  # noqa: E731
                              .values_list("label__name", "decision"))
     page.keyboard.press("a")  # dog, the likeliest
-    page.wait_for_function(f"twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
+    page.wait_for_function(f"() => twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
     _drag_image(page, (10, 10), (60, 60))  # an edit after the accept: U leaves it alone
     page.keyboard.press("Escape")
     page.keyboard.press("r")  # then cat, rejected
-    page.wait_for_function("!twinlabel.session.busy")
+    page.wait_for_function("() => !twinlabel.session.busy")
     _saved(page)
     assert decisions() == {"dog": "accepted", "cat": "rejected"}
     page.keyboard.press("u")  # the reject goes first
-    page.wait_for_function("!twinlabel.session.busy")
+    page.wait_for_function("() => !twinlabel.session.busy")
     assert decisions() == {"dog": "accepted"}
     page.keyboard.press("u")  # then the accept, with its tag
-    page.wait_for_function(f"!twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
+    page.wait_for_function(f"() => !twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
     _saved(page)
     assert decisions() == {} and not ImageTag.objects.filter(image_id=image_id).exists()
     assert Box.objects.filter(image_id=image_id).count() == 1
@@ -146,7 +146,7 @@ def test_closing_the_page_releases_the_prefetched_image_at_once(server, page):
 
     project, ids = _project(images=3)
     first = _open(page, server, project)
-    page.wait_for_function("twinlabel.session.held !== null")
+    page.wait_for_function("() => twinlabel.session.held !== null")
     held = page.evaluate("twinlabel.session.held")
     assert held != first and Image.objects.get(pk=held).locked_by is not None
     page.goto(f"{server}/projects/{project.id}/")  # pagehide: the beacon goes
@@ -167,12 +167,12 @@ def test_the_view_refits_when_the_device_pixel_ratio_changes(server, page):
     # Same CSS size, twice the device pixels: a move to a high-density screen.
     cdp.send("Emulation.setDeviceMetricsOverride",
              {"width": 1280, "height": 900, "deviceScaleFactor": 2, "mobile": False})
-    page.wait_for_function("window.devicePixelRatio === 2")
+    page.wait_for_function("() => window.devicePixelRatio === 2")
     # Headless Chromium under this emulation sends neither the media query's change nor a resize
     # (a real zoom sends resize): the test sends the window's resize event, with the CSS size unchanged.
     assert ratio() == pytest.approx(1, abs=0.01)
     page.evaluate("window.dispatchEvent(new Event('resize'))")
-    page.wait_for_function("twinlabel.view.overlay.width / twinlabel.view.overlay.clientWidth > 1.9", timeout=5000)
+    page.wait_for_function("() => twinlabel.view.overlay.width / twinlabel.view.overlay.clientWidth > 1.9", timeout=5000)
     assert page.evaluate("twinlabel.view.imageCanvas.width") == page.evaluate("twinlabel.view.overlay.width")
     _drag_image(page, (50, 40), (150, 120))  # input still lands where the image is drawn
     _saved(page)

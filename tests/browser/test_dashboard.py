@@ -62,7 +62,9 @@ def _seed():
             started_at=now - timedelta(minutes=4), finished_at=now - timedelta(minutes=4) + timedelta(seconds=3),
             metrics={"labeled": 30, "cv": {"map": cv_map, "micro_f1": cv_map + 0.05, "macro_f1": cv_map - 0.05,
                                            "labels": [l.name for l in labels], "ap": [cv_map, cv_map + .1, cv_map - .1],
-                                           "f1": [cv_map - .05, cv_map + .05, cv_map - .1]}})
+                                           "f1": [cv_map - .05, cv_map + .05, cv_map - .1]},
+                     "learning_curve": [{"fraction": f, "labeled": int(30 * f), "map": cv_map * (0.6 + 0.4 * f)}
+                                        for f in (0.25, 0.5, 1.0)]})
         runs.append((pretrain, probe))
         from labeling.ml import TrainLog
 
@@ -99,7 +101,7 @@ def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
         id: el.id, plotly: el.classList.contains('js-plotly-plot'),
         traces: (el.data || []).length, points: (el.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0),
         svg: !!el.querySelector('svg.main-svg') }))""")
-    assert len(charts) == 9
+    assert len(charts) == 10  # nine, and the learning curve (issue 13)
     for chart in charts:
         assert chart["plotly"] and chart["svg"] and chart["traces"] > 0 and chart["points"] > 0, chart
     map_points = next(c for c in charts if c["id"] == "chart-map")["points"]

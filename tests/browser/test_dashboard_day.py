@@ -79,7 +79,7 @@ def test_an_empty_project_says_what_each_chart_will_show_and_what_starts_it(brow
     page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
     page.wait_for_selector(READY, timeout=30_000)
     notes = page.locator(".chart-empty").all_text_contents()
-    assert len(notes) == 9, notes  # every chart: progress, time, 3 per annotator, labels, quality, loss, map
+    assert len(notes) == 10, notes  # every chart: progress, time, 3 per annotator, labels, quality, curve, loss, map
     assert page.locator(".chart:not([hidden])").count() == 0
     assert page.locator(".js-plotly-plot").count() == 0  # no empty axes anywhere
     map_note = page.locator("#chart-map").evaluate("(el) => el.previousElementSibling.textContent")
@@ -104,7 +104,7 @@ def test_x_cancels_the_newest_active_run_and_t_retries_the_newest_failed_one(bro
         page.keyboard.press("t")
     assert request.value.url == f"{dashboard_server}/api/runs/{failed.id}/retry/"
     page.keyboard.press("x")
-    page.wait_for_function(f"!document.querySelector(\"#runs tr[data-run-id='{queued.id}'] button[data-key=x]\")")
+    page.wait_for_function(f"() => !document.querySelector(\"#runs tr[data-run-id='{queued.id}'] button[data-key=x]\")")
     queued.refresh_from_db()
     assert queued.status == RunStatus.CANCELLED
     # Now the cancelled run is the newest one to retry: T moved to its button.

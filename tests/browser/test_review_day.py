@@ -38,11 +38,11 @@ def test_s_skips_to_the_next_submission_and_lets_go_of_the_skipped_one(server, p
     first = _shown(page)
     assert Image.objects.get(pk=first).locked_by.username == "rev"
     page.keyboard.press("s")
-    page.wait_for_function(f"JSON.parse(document.getElementById('review-config').textContent).image !== {first}")
+    page.wait_for_function(f"() => JSON.parse(document.getElementById('review-config').textContent).image !== {first}")
     second = _shown(page)
     assert second != first and Image.objects.get(pk=first).locked_by is None  # another reviewer may take it
     page.keyboard.press("s")
-    page.wait_for_function(f"JSON.parse(document.getElementById('review-config').textContent).image !== {second}")
+    page.wait_for_function(f"() => JSON.parse(document.getElementById('review-config').textContent).image !== {second}")
     assert _shown(page) not in (first, second)
     assert not Review.objects.exists()  # a skip is no verdict
     assert page.console_errors == []

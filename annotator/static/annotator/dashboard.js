@@ -163,10 +163,12 @@ function drawTrust() {
     ? `Abstaining: ${q.still_learning}.`
     : `Calibration error (ECE, held out): ${fmt(ece.calibrated)} after calibration, ${fmt(ece.uncalibrated)} before.`;
   const curve = q.learning_curve || [];
-  Plotly.react("chart-curve", [{ type: "scatter", mode: "lines+markers", name: "out-of-fold mAP",
-                                 x: curve.map((p) => p.labeled), y: curve.map((p) => p.map) }],
-               layout("Learning curve: rising at the right means more labels still help",
-                      { xaxis: { title: { text: "labeled images" } }, yaxis: { range: [0, 1], title: { text: "mAP" } } }), PLOT);
+  plot("chart-curve", [{ type: "scatter", mode: "lines+markers", name: "out-of-fold mAP",
+                         x: curve.map((p) => p.labeled), y: curve.map((p) => p.map) }],
+       layout("Learning curve: rising at the right means more labels still help",
+              { xaxis: { title: { text: "labeled images" } }, yaxis: { range: [0, 1], title: { text: "mAP" } } }),
+       curve.length ? null : "The learning curve (mAP at a quarter, half and all of the labels) appears here once "
+                             + "the model is fitted: it refits by itself after every 10 submissions.");
 }
 
 function runActions(run) {
