@@ -277,7 +277,10 @@ else:
 # The cache holds the failed-login counts, which every web process must share: Redis on a team
 # server (CACHE_URL, default the Redis broker), files under var/cache in the embedded default.
 _cache_url = env_str("CACHE_URL") or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+# Short socket time-outs: a Redis that is down or hung must cost a request milliseconds, not hang it
+# (annotator/throttle.py then lets logins through rather than answering 500).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url,
+                      "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
           if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                               "LOCATION": str(VAR_DIR / "cache")}}
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -127,3 +127,18 @@ def test_the_account_pages_need_a_login_and_the_csrf_token(client):
     assert strict.post(reverse("account_token"), {"action": "rotate"}).status_code == 403
     assert not Token.objects.filter(user=user).exists()
     assert reverse("account").encode() in strict.get(reverse("project_list")).content  # linked from every page
+
+
+def test_with_the_cache_unreachable_logins_and_tokens_go_on_unthrottled(client, settings):
+    # Redis down (the broker outage of issue 14 item 4) also takes the cache away: the throttle
+    # fails open instead of answering 500, and passwords are still checked.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+    user = make_user("alice")
+    assert _login(client, "alice", "wrong").status_code == 200  # the form again, with its error
+    assert _login(client, "alice", "pw-alice").status_code == 302
+    token = Token.objects.create(user=user).key
+    response = Client().get(reverse("api_projects"), HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 200
+    assert Client().get(reverse("api_projects"), HTTP_AUTHORIZATION="Token nope").status_code == 401
