@@ -132,15 +132,15 @@ def image_list(*, project_id: int, status: str | None = None, human_label: int |
         if after is not None:
             images = images.filter(Q(score__lt=after[0]) | Q(score=after[0], id__gt=after[1]))
         rows = list(images.order_by("-score", "id").values(*fields, "score")[: limit + 1])
-        key = (lambda r: (r["score"], r["id"]))
+        cursor_fields: tuple[str, ...] = ("score", "id")
     else:
         if after is not None:
             images = images.filter(id__gt=after[0])
         rows = list(images.order_by("id").values(*fields)[: limit + 1])
-        key = (lambda r: (r["id"],))
+        cursor_fields = ("id",)
     more = len(rows) > limit
     rows = rows[:limit]
-    return ImageListPage(rows, key(rows[-1]) if more else None)
+    return ImageListPage(rows, tuple(rows[-1][f] for f in cursor_fields) if more else None)
 
 
 def review_note(*, image: Image) -> dict | None:

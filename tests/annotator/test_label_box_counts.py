@@ -35,7 +35,7 @@ def _save(image_id, user, boxes):
 
 
 def test_it_keeps_the_box_counters_equal_to_a_count_through_every_box_write():
-    owner, other = make_user("owner"), make_user("other")
+    owner, _other = make_user("owner"), make_user("other")
     project = make_project(owner=owner)
     cat, dog = project.labels.order_by("id").values_list("id", flat=True)
     ids = add_images(project, 4)

@@ -61,7 +61,7 @@ def _seed():
             project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=pretrain, device="cpu",
             started_at=now - timedelta(minutes=4), finished_at=now - timedelta(minutes=4) + timedelta(seconds=3),
             metrics={"labeled": 30, "cv": {"map": cv_map, "micro_f1": cv_map + 0.05, "macro_f1": cv_map - 0.05,
-                                           "labels": [l.name for l in labels], "ap": [cv_map, cv_map + .1, cv_map - .1],
+                                           "labels": [label.name for label in labels], "ap": [cv_map, cv_map + .1, cv_map - .1],
                                            "f1": [cv_map - .05, cv_map + .05, cv_map - .1]},
                      "learning_curve": [{"fraction": f, "labeled": int(30 * f), "map": cv_map * (0.6 + 0.4 * f)}
                                         for f in (0.25, 0.5, 1.0)]})
