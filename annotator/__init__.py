@@ -1,6 +1,2 @@
-"""The Twinlabel Django site and the annotation domain."""
-
-# The Celery app is loaded with Django so that @shared_task binds to it and .delay() works.
-from annotator.celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""The annotation domain: projects, labels, images, annotations, the queue, reviews, imports and
+exports. It never imports ``labeling``; model assistance plugs in through ``annotator.extensions``."""

@@ -74,7 +74,7 @@ def django_setup(**env: str) -> Path:
     os.environ.setdefault("TWINLABEL_VAR_DIR", str(work / "var"))
     os.environ["MEDIA_ROOT"] = str(work / "media")
     os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinlabel.settings")
     os.environ.update(env)
     sys.path.insert(0, str(RESULTS.parent.parent))
     import django

@@ -90,7 +90,7 @@ def main() -> None:
 def _child(project_id: str, fmt: str, out: str) -> None:
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinlabel.settings")
     django.setup()
     from annotator.exchange import ExportOptions, export_stream
     from annotator.models import Project

@@ -35,7 +35,7 @@ def main() -> None:
     from django.utils import timezone
 
     from annotator.annotations import image_submit
-    from annotator.celery import app
+    from twinlabel.celery import app
     from annotator.demo.scenes import LABELS
     from annotator.models import Image, ImageTag
     from annotator.services import project_create

@@ -36,7 +36,7 @@ def main() -> None:
     if args.one:
         print("RESULT " + json.dumps(_rate(args)))
         return
-    from annotator.settings import default_train_threads
+    from twinlabel.settings import default_train_threads
     from bench._util import write_result
 
     cores = len(os.sched_getaffinity(0))

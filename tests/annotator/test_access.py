@@ -164,7 +164,7 @@ def test_an_anonymous_visitor_is_asked_to_log_in(client, world, endpoint):
 
 def test_every_project_url_is_in_the_table():
     """A new endpoint must be added to ENDPOINTS above, so that its access is tested."""
-    from annotator.urls import urlpatterns
+    from twinlabel.urls import urlpatterns
 
     # Your own account (any logged-in user; tests/annotator/test_account.py): no project to guard.
     public = {"project_list", "healthz", "login", "logout", "account", "account_token", None}

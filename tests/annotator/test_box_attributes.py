@@ -16,7 +16,7 @@ from annotator import attributes
 from annotator.models import Box, LabelClass, Role
 from annotator.services import images_import, label_update
 from annotator.sources import ImageSource
-from labeling.dashboard import label_counts
+from twinlabel.web.dashboard import label_counts
 from tests.factories import add_member, image_bytes, make_project, make_user
 
 CAR = [{"name": "parked", "type": "checkbox"}, {"name": "colour", "type": "choice", "choices": ["red", "blue"]},

@@ -13,7 +13,7 @@ from annotator.annotations import annotation_save, image_submit
 from annotator.models import Box, Image, LabelBoxCount
 from annotator.selectors import label_box_counts
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_box_counts_recount
-from labeling.dashboard import label_counts
+from twinlabel.web.dashboard import label_counts
 from tests.factories import add_images, make_project, make_user
 
 pytestmark = pytest.mark.django_db

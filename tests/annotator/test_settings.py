@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from annotator.env import env_bool, env_float, env_int, env_list
+from twinlabel.env import env_bool, env_float, env_int, env_list
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ def test_env_helpers_refuse_values_they_cannot_use(monkeypatch):
 def _settings_in_subprocess(tmp_path, **env):
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG",
                                                                "CELERY_BROKER_URL"}}
-    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "annotator.settings", **env})
+    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "twinlabel.settings", **env})
     code = ("from django.conf import settings; "
             "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, bool(settings.SECRET_KEY))")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
@@ -54,7 +54,7 @@ def _settings_in_subprocess(tmp_path, **env):
 def test_the_embedded_default_needs_no_configuration(tmp_path):
     result = _settings_in_subprocess(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["annotator.backends.sqlite3", "filesystem://", "True"]
+    assert result.stdout.split() == ["twinlabel.backends.sqlite3", "filesystem://", "True"]
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the generated key is private
 
 
@@ -78,7 +78,7 @@ def test_redis_and_postgres_urls_are_used_when_set(tmp_path):
 
 def _storage_in_subprocess(tmp_path, **env):
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "STORAGE_BACKEND"}}
-    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "annotator.settings", **env})
+    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "twinlabel.settings", **env})
     code = "from django.conf import settings; print(settings.STORAGES['default']['BACKEND'], settings.MEDIA_REDIRECT)"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
 
@@ -100,7 +100,7 @@ def test_media_storage_is_the_filesystem_by_default_and_s3_is_checked_at_start(t
 def _setting_values(tmp_path, names, **env):
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG", "HTTPS",
                                                                "CELERY_BROKER_URL"}}
-    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "annotator.settings", **env})
+    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "twinlabel.settings", **env})
     code = f"import json; from django.conf import settings; print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

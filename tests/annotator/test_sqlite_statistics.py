@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotator.apps import analyze_sqlite
-from annotator.backends.sqlite3.base import DatabaseWrapper
+from twinlabel.backends.sqlite3.base import DatabaseWrapper
 from annotator.selectors import image_list
 from tests.factories import make_project
 

@@ -32,7 +32,7 @@ def test_enqueue_sends_nothing_when_the_transaction_rolls_back():
 
 
 def test_the_health_tasks_are_routed_by_name(settings):
-    from annotator.celery import app
+    from twinlabel.celery import app
 
     router = app.amqp.router
     assert router.route({}, gpu_ping.name)["queue"].name == "gpu"

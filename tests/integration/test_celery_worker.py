@@ -25,7 +25,7 @@ def _no_broker_from_environment(monkeypatch):
 
 def _client(broker: str, backend: str, transport_options: dict | None = None) -> Celery:
     """A plain Celery client that sends by task name, routed as the settings route it."""
-    # Not the current app: tasks of the code under test must keep using annotator.celery.app.
+    # Not the current app: tasks of the code under test must keep using twinlabel.celery.app.
     app = Celery("test-client", broker=broker, backend=backend, set_as_current=False)
     app.conf.update(broker_transport_options=transport_options or {}, task_default_queue="default",
                     task_routes={"*.gpu_*": {"queue": "gpu"}})

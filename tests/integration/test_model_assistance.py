@@ -15,7 +15,7 @@ import time
 import pytest
 from django.urls import reverse
 
-from annotator.celery import app
+from twinlabel.celery import app
 from annotator.demo.scenes import LABELS, render_scene
 from annotator.models import Image
 from annotator.services import ImageAnnotations, annotations_import, images_import, project_create

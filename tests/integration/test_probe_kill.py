@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from annotator.celery import app
+from twinlabel.celery import app
 from annotator.models import Image, ImageStatus, ImageTag
 from annotator.services import project_create
 from labeling import selectors, services, shards

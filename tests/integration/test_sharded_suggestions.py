@@ -8,7 +8,7 @@ import time
 import pytest
 from django.conf import settings as django_settings
 
-from annotator.celery import app
+from twinlabel.celery import app
 from labeling import services
 from labeling.models import ProjectModelState, RunKind, RunStatus, SuggestionShard, TrainingRun
 from tests import procs

@@ -4,7 +4,7 @@ import pytest
 @pytest.fixture
 def eager_tasks(settings, tmp_path):
     """Celery tasks run in-process as they are queued, with run files under this test's folder."""
-    from annotator.celery import app
+    from twinlabel.celery import app
 
     settings.MODEL_DIR = tmp_path / "models"
     app.set_current()

@@ -11,7 +11,7 @@ from django.utils import timezone
 from annotator.annotations import image_submit, queue_next
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role
 from annotator.services import label_box_counts_recount, status_counts_recount
-from labeling import dashboard
+from twinlabel.web import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                              TrainingRun)
 from tests.factories import add_member, make_project, make_user

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from annotator.settings import default_train_threads
+from twinlabel.settings import default_train_threads
 from labeling.apps import _worker_threads
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -1,0 +1,64 @@
+"""Authentication with the failed-login throttle (twinlabel/web/throttle.py): the backend every
+password check goes through (login page, Django admin), the login form that says why, and token
+authentication for scripts."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+
+from twinlabel.web import throttle
+
+
+class ThrottledModelBackend(ModelBackend):
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        address = throttle.client_address(request)
+        if throttle.login_blocked(username=username, address=address):
+            raise PermissionDenied(throttle.throttled_message())  # stops every backend: no password is tried
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is None:
+            throttle.login_failed(username=username, address=address)
+        elif username:
+            throttle.login_succeeded(username=username)
+        return user
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if throttle.login_blocked(username=username, address=throttle.client_address(self.request)):
+            raise forms.ValidationError(throttle.throttled_message(), code="throttled")
+        return super().clean()
+
+
+class ThrottledLoginView(LoginView):
+    form_class = ThrottledAuthenticationForm
+
+    def form_invalid(self, form):
+        throttled = next((e.message for e in form.non_field_errors().as_data() if e.code == "throttled"), None)
+        response = self.render_to_response(self.get_context_data(form=form, throttled=throttled))
+        if throttled:
+            response.status_code = 429
+        return response
+
+
+class ThrottledTokenAuthentication(TokenAuthentication):
+    """A wrong token counts as a failed login for the client's address; once the address is over
+    the limit, even a right token waits (429), so tokens cannot be guessed at speed."""
+
+    def authenticate(self, request):
+        if not request.META.get("HTTP_AUTHORIZATION", "").lower().startswith("token "):
+            return None  # no token: the session decides
+        address = throttle.client_address(request)
+        if throttle.login_blocked(username=None, address=address):
+            raise exceptions.Throttled(detail=throttle.throttled_message())
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            throttle.login_failed(username=None, address=address)
+            raise
