@@ -16,6 +16,7 @@ from annotator import reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
 from annotator.attributes import specs_from_text, specs_to_text
+from annotator.formats import registry
 from annotator.models import Image, ImageStatus, LabelClass, Membership, Project, Role
 
 
@@ -70,8 +71,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "labels": [_with_attributes_text(label) for label in project.labels.all()],
         "refit_every": settings.PROBE_REFIT_EVERY,
         "recent": selectors.recent_images(project_id=project.id),
-        "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
-                           ("json", "Twinlabel JSON")],
+        "export_formats": registry.writers(),
+        "import_formats": registry.readers(),
         "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin"},
         "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
                           "maxBytes": services.import_limits().max_bytes,
