@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test demo bench clean-var
+.PHONY: run test lint demo bench clean-var
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ run: $(VENV)/.runtime
 ## test: the whole suite (set REQUIRE_SERVICES=1 to fail, not skip, when Postgres/Redis/Chromium are missing)
 test: $(VENV)/.dev
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: the habits CI holds the code to: ruff (lint and format), import-linter's contracts (.importlinter), mypy --strict on the pure modules (mypy.ini)
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 ## bench: the benchmarks that need no GPU
 bench: $(VENV)/.dev

@@ -20,27 +20,9 @@ from django.core.files import File
 from django.db import transaction
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
-                               coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
+                               name_candidates, registry, stem)
 from annotator.models import Box, ExportJob, ExportStatus, Image, ImageStatus, ImageTag, Project, label_key
 from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    name: str
-    content_type: str
-    extension: str
-    predictions: bool  # whether the format carries the model's suggestions
-
-
-EXPORT_FORMATS = {
-    "coco": ExportFormat("coco", "application/json", "json", True),
-    "voc": ExportFormat("voc", "application/zip", "zip", False),
-    "yolo": ExportFormat("yolo", "application/zip", "zip", False),
-    "csv": ExportFormat("csv", "text/csv", "csv", True),
-    "json": ExportFormat("json", "application/json", "json", True),
-}
-IMPORT_FORMATS = ("coco", "yolo", "voc", "labelstudio", "json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,11 +48,10 @@ class ExportOptions:
         return None if self.status in (None, ALL_IMAGES) else self.status
 
     def check(self) -> None:
-        if self.format not in EXPORT_FORMATS:
-            raise ValidationError(f"Unknown export format “{self.format}”; use one of {', '.join(EXPORT_FORMATS)}.")
+        writer = _writer(self.format)
         if self.status is not None and self.status not in EXPORT_STATUSES:
             raise ValidationError(f"Unknown status “{self.status}”; use one of {', '.join(EXPORT_STATUSES)}.")
-        if self.images and self.format != "yolo":
+        if self.images and not writer.images:
             raise ValidationError("images=1 is for YOLO exports (the other formats name the files only).")
         if self.predictions_min is not None and not 0 <= self.predictions_min <= 1:
             raise ValidationError("The prediction threshold must be a probability from 0 to 1.")
@@ -124,16 +105,9 @@ def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes
     options.check()
     meta = export_meta(project=project)
     records = export_records(project=project, status=options.status_filter, predictions_min=options.predictions_min)
-    with_predictions = options.predictions_min is not None
-    if options.format == "coco":
-        return coco.write(meta, records, predictions=with_predictions)
-    if options.format == "csv":
-        return csv_multilabel.write(meta, records, predictions=with_predictions)
-    if options.format == "json":
-        return native.write(meta, records, predictions=with_predictions)
-    if options.format == "yolo":
-        return yolo.write(meta, records, _stored_bytes if options.images else None)
-    return voc.write(meta, records)
+    write_options = registry.WriteOptions(predictions=options.predictions_min is not None,
+                                          image_file=_stored_bytes if options.images else None)
+    return registry.get_writer(options.format).write(meta, records, write_options)
 
 
 def _stored_bytes(record: ImageRecord) -> bytes:
@@ -144,8 +118,14 @@ def _stored_bytes(record: ImageRecord) -> bytes:
 
 
 def export_file_name(*, project: Project, options: ExportOptions) -> str:
-    fmt = EXPORT_FORMATS[options.format]
-    return f"project-{project.id}-{fmt.name}.{fmt.extension}"
+    return registry.get_writer(options.format).file_name(f"project-{project.id}")
+
+
+def _writer(name: str) -> registry.Writer:
+    try:
+        return registry.get_writer(name)
+    except FormatError as error:
+        raise ValidationError(str(error)) from None
 
 
 def _probe_run_id(project: Project) -> int | None:
@@ -225,13 +205,15 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
     """Read annotation files of another tool and store them on the project's images, matched by
     file name. All or nothing: a file that does not parse, or a box that does not fit its image,
     changes nothing (ValidationError). Labels the files use that the project lacks are created."""
-    if fmt not in IMPORT_FORMATS:
-        raise ValidationError(f"Unknown import format “{fmt}”; use one of {', '.join(IMPORT_FORMATS)}.")
+    try:
+        read = registry.get_reader(fmt).read
+    except FormatError as error:
+        raise ValidationError(str(error)) from None
     if not files:
         raise ValidationError("Choose the annotation file(s) to import.")
     matcher = ImageMatcher(project)
     try:
-        parsed = _parse(fmt, _unzipped(files), matcher)
+        parsed = read(_unzipped(files), matcher)
     except FormatError as error:
         raise ValidationError(str(error)) from None
     except RecursionError:  # the JSON or YAML parser, on lists or objects nested thousands deep
@@ -267,32 +249,6 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
     report.boxes = sum(len(i.boxes) for i in items)
     report.tags = sum(len(set(i.tag_label_ids)) for i in items)
     return report
-
-
-def _parse(fmt: str, files: list[tuple[str, bytes]], matcher: ImageMatcher) -> ParsedFile:
-    if fmt == "yolo":
-        names_files = [(n, d) for n, d in files if n.rsplit("/", 1)[-1] in ("data.yaml", "data.yml", "classes.txt",
-                                                                             "obj.names")]
-        if not names_files:
-            raise FormatError("A YOLO import needs the class names: add data.yaml or classes.txt.")
-        names = yolo.read_names(*names_files[0])
-        labels = {n: d for n, d in files if n.endswith(".txt") and (n, d) not in names_files}
-        return yolo.read(labels, names, matcher.find_stem)
-    if fmt == "voc":
-        return voc.read(files)
-    if len(files) != 1:
-        raise FormatError(f"A {fmt} import is one file.")
-    data = files[0][1]
-    if fmt == "coco":
-        return coco.read(data)
-    if fmt == "json":
-        return native.read(data)
-
-    def size_of(names: list[str]):
-        found = next((f for n in names if (f := matcher.find(n))), None)
-        return found[1:] if found else None
-
-    return labelstudio.read(data, size_of)
 
 
 def _unzipped(files: list[tuple[str, bytes]], limit: int = 200 * 1024 * 1024) -> list[tuple[str, bytes]]:

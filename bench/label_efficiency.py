@@ -159,6 +159,7 @@ def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list
 
 def main() -> None:
     args = _args()
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     preset = PRESETS[args.preset]
     model = ModelConfig(resolution=args.resolution or preset["resolution"],
                         small_stem=preset["small_stem"] if args.stem is None else args.stem == "small",
@@ -229,11 +230,16 @@ def main() -> None:
                         "loss_first_last": [run.loss_history[0], run.loss_history[-1]] if steps else None},
         "supervised_budget": supervised["budget"],
         "sizes": {"pool": args.pool, "test": args.test, "labeled": sizes, "source_px": FAMILIES[args.family][1]},
-        "load_average_before_and_after_pretraining": [round(v, 2) for v in (*load_before, *load_during)],
-        "note": ("2-core CPU shared with 5 other helpers' tests and benchmarks while measured (see the load "
-                 "averages): the time budget bought fewer steps than on an idle machine" if args.device == "cpu"
-                 else ""),
+        # 1-, 5- and 15-minute load averages (os.getloadavg) and the CPU count: above the count, other work
+        # shared the cores and a time budget bought fewer steps than on an idle machine.
+        "load_average": {"start": _rounded(load_start), "before_pretraining": _rounded(load_before),
+                         "after_pretraining": _rounded(load_during), "end": _rounded(os.getloadavg()),
+                         "cpus": os.cpu_count()},
     })
+
+
+def _rounded(values: tuple[float, ...]) -> list[float]:
+    return [round(v, 2) for v in values]
 
 
 def _args() -> argparse.Namespace:

@@ -108,3 +108,9 @@ def optional_str(entry: dict, key: str) -> str:
 
 def stem(name: str) -> str:
     return PurePosixPath(name).stem
+
+
+# Every format module registers its writer and reader (annotator/formats/registry.py) when imported;
+# importing them here, after the records they use, makes the registry complete and its order fixed
+# (the order the API, the page and the CLI list formats in) whichever module a caller imports first.
+from annotator.formats import coco, voc, yolo, csv_multilabel, labelstudio, native  # noqa: E402,F401,I001

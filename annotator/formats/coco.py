@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
                                optional_str)
+from annotator.formats import registry
 
 CHUNK = 1 << 16
 
@@ -134,3 +135,13 @@ def _list(doc: dict, key: str) -> list:
     if not isinstance(value, list):
         raise FormatError(f"COCO “{key}” must be a list.")
     return value
+
+
+@registry.writer("coco", title="COCO", extension="json", media_type="application/json", predictions=True)
+def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
+    return write(meta, images, predictions=options.predictions)
+
+
+@registry.reader("coco", title="COCO JSON", extension="json", media_type="application/json")
+def import_files(files: list[tuple[str, bytes]], images: registry.ImageLookup) -> ParsedFile:
+    return read(registry.single_file("coco", files))

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable, Iterator
 
 from annotator.formats import ExportMeta, ImageRecord
+from annotator.formats import registry
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"):
@@ -43,3 +44,8 @@ def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool 
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
+
+
+@registry.writer("csv", title="CSV", extension="csv", media_type="text/csv", predictions=True)
+def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
+    return write(meta, images, predictions=options.predictions)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from annotator.formats import BoxRecord, FormatError, ParsedFile, ParsedImage, name_candidates
+from annotator.formats import registry
 
 
 @dataclass
@@ -109,3 +110,12 @@ def _box(result: dict, value: dict, label: str, size: Callable, where: str) -> B
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         x, y, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
     return BoxRecord(label, x, y, w, h)
+
+
+@registry.reader("labelstudio", title="Label Studio JSON", extension="json", media_type="application/json")
+def import_files(files: list[tuple[str, bytes]], images: registry.ImageLookup) -> ParsedFile:
+    def size_of(names: list[str]) -> tuple[int, int] | None:
+        found = next((f for n in names if (f := images.find(n))), None)
+        return (found[1], found[2]) if found else None
+
+    return read(registry.single_file("labelstudio", files), size_of)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
                                optional_str)
+from annotator.formats import registry
 
 CHUNK = 1 << 16
 
@@ -93,3 +94,14 @@ def _label(label) -> dict:
     if label.attributes:
         entry["attributes"] = list(label.attributes)
     return entry
+
+
+@registry.writer("json", title="Twinlabel JSON", extension="json", media_type="application/json", version="1",
+                 predictions=True)
+def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
+    return write(meta, images, predictions=options.predictions)
+
+
+@registry.reader("json", title="Twinlabel JSON", extension="json", media_type="application/json", version="1")
+def import_files(files: list[tuple[str, bytes]], images: registry.ImageLookup) -> ParsedFile:
+    return read(registry.single_file("json", files))

@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 
 from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name, stem
 from annotator.formats.zipstream import zip_stream
+from annotator.formats import registry
 
 
 def image_xml(image: ImageRecord, *, folder: str = "images") -> bytes:
@@ -96,3 +97,13 @@ def _read_one(where: str, data: bytes) -> ParsedImage:
         attributes = {flag: True for flag in FLAGS if (obj.findtext(flag) or "0").strip() in ("1", "true")}
         boxes.append(BoxRecord(label, xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1, attributes or None))
     return ParsedImage(base_name(file_name), tuple(boxes))
+
+
+@registry.writer("voc", title="Pascal VOC", extension="zip", media_type="application/zip")
+def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
+    return write(meta, images)
+
+
+@registry.reader("voc", title="Pascal VOC (XML files, or a zip)", extension="xml", media_type="application/xml")
+def import_files(files: list[tuple[str, bytes]], images: registry.ImageLookup) -> ParsedFile:
+    return read(files)

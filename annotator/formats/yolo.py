@@ -18,6 +18,7 @@ import yaml
 
 from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, stem
 from annotator.formats.zipstream import zip_stream
+from annotator.formats import registry
 
 
 def label_lines(image: ImageRecord, class_ids: Mapping[str, int]) -> bytes:
@@ -115,3 +116,23 @@ def _text(name: str, data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise FormatError(f"{name} is not UTF-8 text.") from None
+
+
+@registry.writer("yolo", title="YOLO", extension="zip", media_type="application/zip", images=True)
+def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
+    return write(meta, images, options.image_file)
+
+
+NAMES_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
+
+
+@registry.reader("yolo", title="YOLO (label files + data.yaml, or a zip)", extension="txt", media_type="text/plain")
+def import_files(files: list[tuple[str, bytes]], images: registry.ImageLookup) -> ParsedFile:
+    """The label files and one names file (data.yaml or classes.txt); label files are matched to the
+    project's images by stem."""
+    names_files = [(n, d) for n, d in files if n.rsplit("/", 1)[-1] in NAMES_FILES]
+    if not names_files:
+        raise FormatError("A YOLO import needs the class names: add data.yaml or classes.txt.")
+    names = read_names(*names_files[0])
+    labels = {n: d for n, d in files if n.endswith(".txt") and (n, d) not in names_files}
+    return read(labels, names, images.find_stem)

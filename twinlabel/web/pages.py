@@ -16,6 +16,8 @@ from annotator import reviews, selectors, services
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
 from annotator.annotations import queue_next, queue_order_valid
 from annotator.attributes import specs_from_text, specs_to_text
+from annotator.formats import registry
+from twinlabel.web.links import url_template
 from annotator.models import Image, ImageStatus, LabelClass, Membership, Project, Role
 
 
@@ -70,10 +72,12 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "labels": [_with_attributes_text(label) for label in project.labels.all()],
         "refit_every": settings.PROBE_REFIT_EVERY,
         "recent": selectors.recent_images(project_id=project.id),
-        "export_formats": [("coco", "COCO"), ("voc", "Pascal VOC"), ("yolo", "YOLO"), ("csv", "CSV"),
-                           ("json", "Twinlabel JSON")],
-        "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin"},
+        "export_formats": registry.writers(),
+        "import_formats": registry.readers(),
+        "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin",
+                        "cancelUrl": url_template("api_run_cancel", run_id="{id}")},
         "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
+                          "thumbUrl": url_template("image_thumbnail", image_id="{id}"),
                           "maxBytes": services.import_limits().max_bytes,
                           "maxZipBytes": settings.ZIP_MAX_TOTAL_BYTES},
     })
@@ -170,12 +174,13 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
             "urls": {
                 "next": reverse("api_queue_next", args=[project.id]),
                 "release": reverse("api_queue_release", args=[project.id]),
-                "annotations": "/api/images/{id}/annotations/",
-                "submit": "/api/images/{id}/submit/",
-                "skip": "/api/images/{id}/skip/",
-                "suggestion": "/api/images/{id}/suggestions/{label}/{decision}/",
-                "acceptAll": "/api/images/{id}/suggestions/accept-all/",
-                "review": "/api/images/{id}/review/",
+                "annotations": url_template("api_image_annotations", image_id="{id}"),
+                "submit": url_template("api_image_submit", image_id="{id}"),
+                "skip": url_template("api_image_skip", image_id="{id}"),
+                "suggestion": url_template("api_suggestion_decide", image_id="{id}", label_id="{label}",
+                                           decision="{decision}", sentinels={"decision": "accept"}),
+                "acceptAll": url_template("api_suggestions_accept_all", image_id="{id}"),
+                "review": url_template("api_image_review", image_id="{id}"),
                 "project": reverse("project_detail", args=[project.id]),
             },
         },

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from annotator.access import ADMIN_ONLY, project_for
+from twinlabel.web.links import url_template
 from labeling import selectors
 from labeling.models import TrainingRun
 
@@ -23,8 +24,10 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "urls": {"data": reverse("api_project_dashboard", args=[project.id]),
                  "map": reverse("api_embedding_map", args=[project.id]),
                  "runs": reverse("api_project_runs", args=[project.id]),
-                 "run": "/api/runs/{id}/", "cancel": "/api/runs/{id}/cancel/", "retry": "/api/runs/{id}/retry/",
-                 "thumb": "/images/{id}/thumb", "annotate": reverse("annotate", args=[project.id]) + "?image={id}"},
+                 "run": url_template("api_run_detail", run_id="{id}"),
+                 "cancel": url_template("api_run_cancel", run_id="{id}"),
+                 "retry": url_template("api_run_retry", run_id="{id}"),
+                 "thumb": url_template("image_thumbnail", image_id="{id}"), "annotate": reverse("annotate", args=[project.id]) + "?image={id}"},
     }})
 
 

@@ -11,7 +11,8 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.exchange import EXPORT_FORMATS, ExportOptions, export_stream
+from annotator.exchange import ExportOptions, export_stream
+from annotator.formats import registry
 from annotator.models import ImageStatus, Project
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
-        parser.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
+        parser.add_argument("--format", required=True, choices=[writer.name for writer in registry.writers()])
         parser.add_argument("--status", choices=[*ImageStatus.values, "all"], default="submitted",
                             help="only images with this status (default: submitted); all: every image")
         parser.add_argument("--predictions", type=float, metavar="P",

@@ -12,7 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.exchange import IMPORT_FORMATS, annotations_file_import
+from annotator.exchange import annotations_file_import
+from annotator.formats import registry
 from annotator.models import Project
 
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
         parser.add_argument("files", nargs="+")
-        parser.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+        parser.add_argument("--format", required=True, choices=[reader.name for reader in registry.readers()])
         parser.add_argument("--user", help="username recorded as the annotations' author")
 
     def handle(self, *args, project_id: int, files: list[str], format: str, user: str | None, **options):

@@ -1,9 +1,11 @@
-import sys, time, numpy as np, torch
-sys.path.insert(0, "/work/wt-ml")
+import os, sys, tempfile, time, numpy as np, torch
+# data.py writes the rendered scenes here, the others read them: $SCENES, else the temp folder
+SCENES = os.environ.get("SCENES", os.path.join(tempfile.gettempdir(), "exp", "scenes.npz"))
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3]))  # the repository
 from labeling.ml.probe import fit_probe
 from labeling.ml.metrics import evaluate
 from labeling.ml.embed import embed_images
-D = np.load("/tmp/exp/scenes.npz")
+D = np.load(SCENES)
 Y = D["labels"]
 def split(r, labeled=200, test=500, pool=1500):
     X = D[f"x{r}"]

@@ -1,7 +1,7 @@
 """Upper bound: ResNet-18 trained supervised on MANY labeled scenes; test mAP of its head."""
 import sys
 from common import *
-sys.path.insert(0, "/work/wt-ml")
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3]))  # the repository
 from bench.probe_quality import train_supervised
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.augment import normalize, to_float

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from annotator import exchange
 from annotator.access import ADMIN_ONLY, project_for
+from annotator.formats import registry
 from annotator.models import ExportJob, ExportStatus, Image
 from twinlabel.web.api.serializers import ExportJobSerializer, ExportParamsSerializer, ImportSerializer
 
@@ -57,7 +58,7 @@ def project_export(request: Request, project_id: int):
                                       "download it, or wait for it to finish.", "job": job_dict(busy.job)}, status=409)
         return Response(job_dict(job), status=202)
     response = StreamingHttpResponse(exchange.export_stream(project=project, options=options),
-                                     content_type=exchange.EXPORT_FORMATS[options.format].content_type)
+                                     content_type=registry.get_writer(options.format).media_type)
     response["Content-Disposition"] = f'attachment; filename="{exchange.export_file_name(project=project, options=options)}"'
     return response
 
@@ -80,7 +81,7 @@ def export_download(request: Request, job_id: int):
     options = exchange.ExportOptions(**job.options)
     return FileResponse(job.file.open("rb"), as_attachment=True,
                         filename=exchange.export_file_name(project=job.project, options=options),
-                        content_type=exchange.EXPORT_FORMATS[options.format].content_type)
+                        content_type=registry.get_writer(options.format).media_type)
 
 
 @extend_schema(request={"multipart/form-data": ImportSerializer}, responses=OpenApiResponse(

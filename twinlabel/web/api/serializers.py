@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from annotator.exchange import EXPORT_FORMATS, IMPORT_FORMATS
+from annotator.formats import registry
 from annotator.models import ImageStatus
 
 
@@ -119,7 +119,7 @@ class UploadSerializer(serializers.Serializer):
 
 
 class ExportParamsSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=list(EXPORT_FORMATS))
+    format = serializers.ChoiceField(choices=[writer.name for writer in registry.writers()])
     status = serializers.ChoiceField(choices=[*ImageStatus.values, "all"], required=False, default="submitted",
                                      help_text="Only images with this status (default: submitted); “all” for every "
                                                "image, its status written in COCO and JSON.")
@@ -132,7 +132,7 @@ class ExportParamsSerializer(serializers.Serializer):
 
 
 class ImportSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=list(IMPORT_FORMATS))
+    format = serializers.ChoiceField(choices=[reader.name for reader in registry.readers()])
     files = serializers.ListField(child=serializers.FileField())
 
 

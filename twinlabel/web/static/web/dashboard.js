@@ -2,8 +2,9 @@
 // loss curve, cancel / retry, comparison) and the embedding map. Charts are plotly.js, served as a
 // static file from the plotly wheel (window.Plotly); the data comes from two JSON endpoints.
 
+import { requestJson } from "./http.js";
+
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const message = document.getElementById("dash-message");
 const PLOT = { displaylogo: false, responsive: true };
 const STATE_COLOURS = { submitted: "#16a34a", with_suggestions: "#f59e0b", unlabeled: "#94a3b8", skipped: "#ef4444" };
@@ -15,14 +16,8 @@ let lossRun = null;
 let lossTimer = null;
 let sortBy = { key: "map", descending: true };
 
-async function call(address, method = "GET") {
-  const response = await fetch(address, {
-    method, credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    body: method === "POST" ? "{}" : undefined,
-  });
-  const body = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
-  if (!response.ok) throw new Error(body.error || `the server answered ${response.status}`);
-  return body;
+function call(address, method = "GET") {
+  return requestJson(address, { method, body: method === "POST" ? {} : undefined });
 }
 
 function layout(title, extra = {}) {

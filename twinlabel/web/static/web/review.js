@@ -4,8 +4,9 @@
 // resize, a label's key relabels, Del deletes): the accept then carries the fixed boxes, saved with
 // the verdict in one write and recorded as a reviewer edit.
 
+import { requestJson } from "./http.js";
+
 const config = JSON.parse(document.getElementById("review-config").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const message = document.getElementById("review-message");
 const comment = document.getElementById("review-comment");
 const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
@@ -16,16 +17,13 @@ let edited = false;
 let busy = false;
 
 async function post(body) {
-  const response = await fetch(config.url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    body: JSON.stringify(body),
-    credentials: "same-origin",
-  });
-  if (response.ok) return true;
-  const answer = await response.json().catch(() => ({}));
-  message.textContent = answer.error || `The server answered ${response.status}.`;
-  return false;
+  try {
+    await requestJson(config.url, { method: "POST", body });
+    return true;
+  } catch (error) {
+    message.textContent = error.message;
+    return false;
+  }
 }
 
 async function decide(decision) {

@@ -3,8 +3,9 @@
 // pretraining starts the page shows what it would take on the worker's device; a long one needs
 // an explicit confirmation (the server refuses it otherwise).
 
+import { requestJson } from "./http.js";
+
 const config = JSON.parse(document.getElementById("runs-config").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const list = document.getElementById("runs");
 const message = document.getElementById("runs-message");
 let timer = null;
@@ -17,15 +18,8 @@ function duration(seconds) {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-async function call(url, method = "GET", body = undefined) {
-  const response = await fetch(url, {
-    method, credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
-  if (!response.ok) throw new Error(data.error || `the server answered ${response.status}`);
-  return data;
+function call(url, method = "GET", body = undefined) {
+  return requestJson(url, { method, body });
 }
 
 function cell(text, className = "") {
@@ -68,7 +62,7 @@ function row(run) {
     const cancel = document.createElement("button");
     cancel.textContent = "Cancel";
     cancel.className = "danger";
-    cancel.addEventListener("click", () => act(() => call(`/api/runs/${run.id}/cancel/`, "POST", {})));
+    cancel.addEventListener("click", () => act(() => call(config.cancelUrl.replace("{id}", run.id), "POST", {})));
     actions.append(cancel);
   }
   if (run.error) actions.append(Object.assign(document.createElement("span"), { className: "error", textContent: run.error.split("\n").filter(Boolean).pop() }));

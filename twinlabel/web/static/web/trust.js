@@ -1,20 +1,15 @@
 // The project page's precision targets (admins): the project's target and a per-label override
 // (empty: the project's), read from and saved to /api/projects/<id>/suggestion-settings/.
 
+import { requestJson } from "./http.js";
+
 const box = document.getElementById("trust-settings");
 const form = document.getElementById("trust-form");
 const rows = document.getElementById("trust-labels");
 const message = document.getElementById("trust-message");
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 
-async function call(method, body) {
-  const response = await fetch(box.dataset.url, {
-    method, credentials: "same-origin", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
-  if (!response.ok) throw new Error(data.error || `the server answered ${response.status}`);
-  return data;
+function call(method, body) {
+  return requestJson(box.dataset.url, { method, body });
 }
 
 function standing(label) {

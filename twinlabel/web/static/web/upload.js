@@ -1,8 +1,9 @@
 // Browser upload: drag and drop or the file picker, sent in batches to the import service.
 // Each batch reports imported / duplicate / rejected files; new thumbnails join the grid.
 
+import { HttpError, errorMessage, send } from "./http.js";
+
 const config = JSON.parse(document.getElementById("upload-config").textContent);
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const zone = document.getElementById("dropzone");
 const input = document.getElementById("file-input");
 const progress = document.getElementById("upload-progress");
@@ -15,15 +16,10 @@ const totals = { imported: 0, duplicates: 0, rejected: 0, sameName: 0 };
 async function uploadBatch(files) {
   const body = new FormData();
   for (const file of files) body.append("files", file, file.name);
-  const response = await fetch(config.url, {
-    method: "POST", body, headers: { "X-CSRFToken": csrf }, credentials: "same-origin",
-  });
-  const contentType = response.headers.get("content-type") || "";
-  if (!contentType.includes("application/json")) {
-    throw new Error(`the server answered ${response.status} ${response.statusText}`);
-  }
-  const report = await response.json();
-  if (report.error) throw new Error(report.error);
+  const response = await send(config.url, { method: "POST", body });
+  // A batch of only rejected files answers 400 with its report (no "error"): shown, not thrown.
+  const report = await response.json().catch(() => null);
+  if (report === null || report.error) throw new HttpError(errorMessage(response, report), response.status, report);
   return report;
 }
 
@@ -33,7 +29,7 @@ function showThumb(item) {
   figure.className = "thumb";
   figure.dataset.imageId = item.id;
   const img = document.createElement("img");
-  img.src = `/images/${item.id}/thumb`;
+  img.src = config.thumbUrl.replace("{id}", item.id);
   img.alt = item.name;
   img.width = 128;
   img.height = 128;

@@ -1,7 +1,9 @@
-// The JSON client for docs/annotate-api.md. Every request carries the CSRF token; network
+// The JSON client for docs/annotate-api.md, on ../http.js (the CSRF token, the error shape); network
 // failures (and 502/503/504 from a restarting server) are retried with backoff, because an
 // annotator's edits must survive a flaky connection. A stale version comes back as a
 // ConflictError holding the server's current state.
+
+import { HttpError, csrfToken, errorMessage, send } from "../http.js";
 
 const RETRY_DELAYS_MS = [250, 750, 2000];
 const RETRYABLE_STATUS = new Set([502, 503, 504]);
@@ -13,19 +15,13 @@ export class ConflictError extends Error {
   }
 }
 
-export class ApiError extends Error {
-  constructor(message, status) {
-    super(message);
-    this.status = status;
-  }
-}
+export class ApiError extends HttpError {}
 
 export class NetworkError extends Error {}
 
 export class Api {
-  constructor({ urls, csrf, order = "sequential" }) {
+  constructor({ urls, order = "sequential" }) {
     this.urls = urls;
-    this.csrf = csrf;
     this.order = order;
   }
 
@@ -65,16 +61,14 @@ export class Api {
   // A last-chance save when the page is going away: keepalive lets it outlive the page, and
   // nobody is left to read the answer.
   putOnExit(imageId, version, state) {
-    fetch(this.url("annotations", imageId), {
-      method: "PUT", keepalive: true, credentials: "same-origin", headers: this.headers(),
-      body: JSON.stringify({ version, ...state }),
-    }).catch(() => {});
+    send(this.url("annotations", imageId), { method: "PUT", keepalive: true, body: { version, ...state } })
+      .catch(() => {});
   }
 
   // navigator.sendBeacon cannot set headers: the CSRF token goes in the form, as Django reads it.
   releaseOnExit(imageIds) {
     const form = new FormData();
-    form.append("csrfmiddlewaretoken", this.csrf);
+    form.append("csrfmiddlewaretoken", csrfToken());
     form.append("images", imageIds.join(","));
     return navigator.sendBeacon(this.urls.release, form);
   }
@@ -83,18 +77,11 @@ export class Api {
     return this.urls[name].replace("{id}", encodeURIComponent(imageId));
   }
 
-  headers() {
-    return { "Content-Type": "application/json", "X-CSRFToken": this.csrf, Accept: "application/json" };
-  }
-
   async request(method, url, body) {
     for (let attempt = 0; ; attempt++) {
       let response;
       try {
-        response = await fetch(url, {
-          method, credentials: "same-origin", headers: this.headers(),
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
+        response = await send(url, { method, body });
       } catch (error) {
         if (attempt >= RETRY_DELAYS_MS.length) throw new NetworkError(`no connection to the server (${error.message})`);
         await sleep(RETRY_DELAYS_MS[attempt]);
@@ -111,10 +98,10 @@ export class Api {
   async answer(response) {
     const data = await response.json().catch(() => null);
     if (response.ok && data !== null) return data;
-    const message = data?.error || `the server answered ${response.status} ${response.statusText}`;
+    const message = errorMessage(response, data);
     if (response.status === 409) throw new ConflictError(message, data?.current);
     if (RETRYABLE_STATUS.has(response.status)) throw new NetworkError(message);
-    throw new ApiError(message, response.status);
+    throw new ApiError(message, response.status, data);
   }
 }
 

@@ -2,12 +2,13 @@
 // image is shown, so that opening a prefetched image costs one drawImage. A few are kept for
 // going back and forth; big ones also get a smaller copy for drawing when zoomed out.
 
+import { send } from "../http.js";
+
 const KEEP = 4;
 const PREVIEW_SIDE = 2048;
 
 export class ImageCache {
-  constructor(csrf) {
-    this.csrf = csrf;
+  constructor() {
     this.entries = new Map(); // url -> Promise<{bitmap, preview}>
   }
 
@@ -18,7 +19,7 @@ export class ImageCache {
       this.entries.set(url, entry);
       return entry;
     }
-    const entry = decode(url, this.csrf);
+    const entry = decode(url);
     entry.catch(() => this.entries.delete(url));
     this.entries.set(url, entry);
     this.evict();
@@ -34,8 +35,8 @@ export class ImageCache {
   }
 }
 
-async function decode(url, csrf) {
-  const response = await fetch(url, { credentials: "same-origin", headers: { "X-CSRFToken": csrf } });
+async function decode(url) {
+  const response = await send(url, { accept: "image/*" });
   if (!response.ok) throw new Error(`the image could not be loaded (${response.status})`);
   const bitmap = await createImageBitmap(await response.blob());
   const side = Math.max(bitmap.width, bitmap.height);

@@ -19,16 +19,15 @@ function readJson(id) {
 function start() {
   const config = readJson("annotate-config");
   const initial = readJson("annotate-initial");
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const root = document.getElementById("annotate-app");
 
   const store = new Store(config.labels);
-  const api = new Api({ urls: config.urls, csrf, order: config.order });
+  const api = new Api({ urls: config.urls, order: config.order });
   const view = new CanvasView(root.querySelector("#stage"), store);
   const app = { store, view, timings: [], conflict: null };
   const panels = new Panels(root, store, (action, args) => act(app, action, args));
   const saver = new Saver(store, api, { onConflict: (current) => showConflict(app, current) });
-  const session = new Session({ store, api, saver, view, panels, images: new ImageCache(csrf) });
+  const session = new Session({ store, api, saver, view, panels, images: new ImageCache() });
   Object.assign(app, { api, panels, saver, session, suggester: new Suggester({ store, api, saver, session }) });
   panels.buildOrder(api.order);
   app.adjust = new Adjustments({ canvas: view.imageCanvas, gammaNode: document.getElementById("gamma-filter"),
