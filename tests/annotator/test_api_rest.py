@@ -70,8 +70,8 @@ def _endpoints(team):
         ("post", reverse("api_image_submit", args=[image]), {"version": 1}, 200, 200),
         ("post", reverse("api_image_skip", args=[image]), {"version": 1}, 200, 200),
         ("get", reverse("api_project_suggestions", args=[p]), None, 200, 200),
-        ("post", reverse("api_suggestion_reject", args=[suggestion.id]), None, 200, 200),
-        ("post", reverse("api_suggestion_accept", args=[other.id]), None, 200, 200),
+        ("post", reverse("api_suggestion_decide", args=[suggestion.image_id, suggestion.label_id, "reject"]), None, 200, 200),
+        ("post", reverse("api_suggestion_decide", args=[other.image_id, other.label_id, "accept"]), None, 200, 200),
         ("get", reverse("api_project_runs", args=[p]), None, 200, 200),
         ("get", reverse("api_run_detail", args=[run.id]), None, 200, 200),
         ("post", reverse("api_run_cancel", args=[run.id]), None, 200, 403),
@@ -176,16 +176,16 @@ def test_the_image_list_pages_by_cursor_and_filters(client, team):
     assert c.get(url, {"status": "done"}).status_code == 400
 
 
-def test_suggestions_are_listed_by_label_and_probability_and_decided_by_id(client, team):
+def test_suggestions_are_listed_by_label_and_probability_and_decided_by_image_and_label(client, team):
     _probe(team)
     c = _as(client, team["annie"])
     url = reverse("api_project_suggestions", args=[team["project"].id])
     rows = c.get(url, {"label": team["cat"].id, "min_probability": "0.65"}).json()["results"]
     assert [r["probability"] for r in rows] == [0.9, 0.8, 0.7]
-    accepted = c.post(reverse("api_suggestion_accept", args=[rows[0]["id"]]))
+    accepted = c.post(reverse("api_suggestion_decide", args=[rows[0]["image"], rows[0]["label"], "accept"]))
     assert accepted.status_code == 200
     assert accepted.json()["tags"] == [{"label": team["cat"].id, "source": "model"}]
-    c.post(reverse("api_suggestion_reject", args=[rows[1]["id"]]))
+    c.post(reverse("api_suggestion_decide", args=[rows[1]["image"], rows[1]["label"], "reject"]))
     assert dict(SuggestionDecision.objects.values_list("image_id", "decision")) == {
         rows[0]["image"]: "accepted", rows[1]["image"]: "rejected"}
     assert [r["decision"] for r in c.get(url).json()["results"][:3]] == ["accepted", "rejected", None]
@@ -236,7 +236,7 @@ def test_the_schema_and_the_docs_page_describe_the_api(client, team):
     paths = schema["paths"]
     for path in ("/api/projects/", "/api/projects/{project_id}/images/", "/api/images/{image_id}/annotations/",
                  "/api/projects/{project_id}/export/", "/api/projects/{project_id}/import/",
-                 "/api/suggestions/{suggestion_id}/accept/", "/api/runs/{run_id}/cancel/"):
+                 "/api/images/{image_id}/suggestions/{label_id}/{decision}/", "/api/runs/{run_id}/cancel/"):
         assert path in paths, path
     assert "tokenAuth" in schema["components"]["securitySchemes"]
     page = c.get(reverse("api_docs"))

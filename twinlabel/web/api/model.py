@@ -20,7 +20,7 @@ from twinlabel.web.api.errors import BadRequest
 from twinlabel.web.api.serializers import AnnotationStateSerializer
 from labeling import selectors, services
 from twinlabel.web import dashboard
-from labeling.models import Decision, RunKind, Suggestion, TrainingRun
+from labeling.models import Decision, RunKind, TrainingRun
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -133,28 +133,6 @@ def project_suggestions(request: Request, project_id: int) -> Response:
         after=common.cursor_decode(request.query_params.get("cursor"), 2),
         limit=min(common.optional_int(request, "limit") or 100, 1000))
     return Response({"next": common.next_url(request, page.next_key), "results": page.suggestions})
-
-
-def _decide(request: Request, suggestion_id: int, decision: str) -> Response:
-    suggestion = get_object_or_404(Suggestion.objects.select_related("label"), pk=suggestion_id)
-    image = common.image_for(request, suggestion.image_id, write=True)
-    services.suggestion_decide(image=image, label=suggestion.label, user=request.user, decision=decision)
-    image.refresh_from_db()
-    return Response(annotator_selectors.annotation_state(image=image))
-
-
-@extend_schema(request=None, responses=AnnotationStateSerializer)
-@api_view(["POST"])
-def suggestion_accept(request: Request, suggestion_id: int) -> Response:
-    """The suggested label becomes a tag of the image (source “model”); the decision is recorded."""
-    return _decide(request, suggestion_id, Decision.ACCEPTED)
-
-
-@extend_schema(request=None, responses=AnnotationStateSerializer)
-@api_view(["POST"])
-def suggestion_reject(request: Request, suggestion_id: int) -> Response:
-    """The decision is recorded (a known negative); no tag."""
-    return _decide(request, suggestion_id, Decision.REJECTED)
 
 
 @extend_schema(request=None, responses=AnnotationStateSerializer, parameters=[

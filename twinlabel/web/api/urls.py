@@ -28,8 +28,6 @@ urlpatterns = [
     path("images/<int:image_id>/suggestions/accept-all/", labeling.image_suggestions_accept_all,
          name="api_suggestions_accept_all"),
     path("projects/<int:project_id>/suggestions/", labeling.project_suggestions, name="api_project_suggestions"),
-    path("suggestions/<int:suggestion_id>/accept/", labeling.suggestion_accept, name="api_suggestion_accept"),
-    path("suggestions/<int:suggestion_id>/reject/", labeling.suggestion_reject, name="api_suggestion_reject"),
     path("projects/<int:project_id>/runs/", labeling.project_runs, name="api_project_runs"),
     path("runs/<int:run_id>/", labeling.run_detail, name="api_run_detail"),
     path("runs/<int:run_id>/cancel/", labeling.run_cancel, name="api_run_cancel"),
