@@ -56,7 +56,8 @@ class ImageRecord:
 class LabelInfo:
     name: str
     color: str = ""
-    attributes: tuple[dict[str, Any], ...] = ()  # the label's box attribute definitions (annotator/attributes.py), if any
+    # The label's box attribute definitions (annotator/attributes.py), if any.
+    attributes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class ParsedImage:
 class ParsedFile:
     images: list[ParsedImage] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # label names the file declares, in its order
-    label_attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name -> attribute definitions (native JSON)
+    # name -> attribute definitions (native JSON)
+    label_attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def base_name(path: str) -> str:

@@ -24,10 +24,10 @@ CHUNK = 1 << 16
 
 
 def image_dict(image: ImageRecord, *, predictions: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width, "height": image.height,
-             "status": image.status,
-             "boxes": [_box(b) for b in image.boxes],
-             "tags": list(image.tags)}
+    entry: dict[str, Any] = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width,
+                             "height": image.height, "status": image.status,
+                             "boxes": [_box(b) for b in image.boxes],
+                             "tags": list(image.tags)}
     if predictions:
         entry["predictions"] = [{"label": p.label, "score": p.score} for p in image.predictions]
     return entry
