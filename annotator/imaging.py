@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -78,7 +78,7 @@ def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
                          thumbnail=_thumbnail(image, limits.thumbnail_size))
 
 
-def _upright_jpeg(data: bytes, limits: Limits):
+def _upright_jpeg(data: bytes, limits: Limits) -> Callable[[str], PreparedImage] | None:
     """An upright JPEG (the common camera and phone case) is stored as uploaded, so its pixels are
     only needed for the thumbnail: decoded with ``draft`` (libjpeg scales by 1/2..1/8 in the DCT,
     about 10x less work for a 12-megapixel photo). That decode still reads and entropy-decodes

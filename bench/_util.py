@@ -29,6 +29,17 @@ def machine() -> dict:
     return info
 
 
+def machine_load(start: tuple[float, ...]) -> dict:
+    """What else ran on the machine while a benchmark did, measured rather than described: the 1-, 5- and
+    15-minute load averages (``os.getloadavg()``) at its start (taken by the caller) and now, and the CPU
+    count. A load above the count means other work shared the cores, so times are upper bounds."""
+    return {"start": rounded(start), "end": rounded(os.getloadavg()), "cpus": os.cpu_count()}
+
+
+def rounded(values: tuple[float, ...]) -> list[float]:
+    return [round(v, 2) for v in values]
+
+
 def write_result(name: str, figures: dict) -> Path:
     """Write ``bench/results/<name>.json`` with the figures, the machine and the commit."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ def main() -> None:
     settings_env = {"CELERY_BROKER_URL": redis.url, "SWEEP_SECONDS": str(args.sweep),
                     "RUN_STALE_SECONDS": str(args.stale), "SWEEP_RESEND_SECONDS": "30", "SUGGEST_PARALLEL": "1",
                     "SHARD_IMAGES": "4", "PROBE_REFIT_EVERY": "3", "WORKER_CONCURRENCY": "1"}
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, machine_load, write_result
 
     work = django_setup(**settings_env, MODEL_DIR=str(Path(os.environ.get("TMPDIR", "/tmp")) / f"outage-models-{os.getpid()}"))
     from django.conf import settings
@@ -69,10 +69,8 @@ def main() -> None:
                 print(name, figures["moments"][name], flush=True)
     finally:
         redis.kill()
-    figures["load_average_before"] = [round(x, 2) for x in load_before]
-    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    figures["contention"] = ("2 CPU cores shared with 5 other helpers' builds and tests; the times include "
-                             "the worker's Redis reconnection back-off")
+    figures["load_average"] = machine_load(load_before)
+    figures["note"] = "the times include the worker's Redis reconnection back-off"
     for name, moment in figures["moments"].items():
         print(f"{name}: {moment}")
     write_result("broker_outage", figures)

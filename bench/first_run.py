@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from annotator.demo.scenes import LABELS, render_scene
-from bench._util import write_result
+from bench._util import machine_load, write_result
 from labeling.ml.metrics import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,9 +117,9 @@ def main() -> None:
     figures = {"seconds_to_suggestions": None if seconds is None else round(seconds, 1), "timeout_s": args.timeout,
                **(quality(rows, seed=0, size=256) if rows else {}),
                "targets": {"seconds_to_suggestions_le_300": seconds is not None and seconds <= 300},
-               "load_average_at_start": [round(v, 2) for v in load],
+               "load_average": machine_load(load),
                "note": "the demo's unlabeled images are held out from the probe (they were seen, unlabeled, by "
-                       "pretraining, as in the app); CPU possibly shared while measured: see the load average"}
+                       "pretraining, as in the app)"}
     if rows:
         figures["targets"].update({"heldout_map_ge_0.6": figures["heldout_map"] >= 0.6,
                                    "confident_precision_ge_0.85": (figures["confident_precision"] or 0) >= 0.85})

@@ -75,6 +75,7 @@ def main() -> None:
 
 
 def photos(args, work: Path) -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     from django.contrib.auth import get_user_model
     from django.core.files.storage import default_storage
     from django.core.management import call_command
@@ -83,7 +84,7 @@ def photos(args, work: Path) -> None:
     from annotator.models import Image
     from annotator.services import project_create
     from bench._photos import write_photos
-    from bench._util import write_result
+    from bench._util import machine_load, write_result
 
     folder = args.photo_dir or work / "photos"
     paths = sorted(folder.glob("photo-*.jpg"))[: args.photos]
@@ -112,8 +113,8 @@ def photos(args, work: Path) -> None:
         "source_mb": round(source_mb, 1), "seconds": round(seconds, 2), "images_per_s": round(rate, 3),
         "rss_peak_mb_first_half_second_half": rss.peaks_mb(), "database": connection.vendor, **cache,
         "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2),
-        "note": ("2-core machine shared with 5 other helpers' tests and benchmarks (load averages beside); "
-                 "fewer than the issue's 1,000 photos for time; compare only with a run of the same size "
+        "load_average": machine_load(load_start),
+        "note": ("fewer than the issue's 1,000 photos for time; compare only with a run of the same size "
                  "and load.")})
 
 

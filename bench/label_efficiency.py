@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench._util import write_result
+from bench._util import machine_load, rounded, write_result
 from labeling.ml.augment import VIEW1, augment, normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
@@ -230,16 +230,11 @@ def main() -> None:
                         "loss_first_last": [run.loss_history[0], run.loss_history[-1]] if steps else None},
         "supervised_budget": supervised["budget"],
         "sizes": {"pool": args.pool, "test": args.test, "labeled": sizes, "source_px": FAMILIES[args.family][1]},
-        # 1-, 5- and 15-minute load averages (os.getloadavg) and the CPU count: above the count, other work
-        # shared the cores and a time budget bought fewer steps than on an idle machine.
-        "load_average": {"start": _rounded(load_start), "before_pretraining": _rounded(load_before),
-                         "after_pretraining": _rounded(load_during), "end": _rounded(os.getloadavg()),
-                         "cpus": os.cpu_count()},
+        # Above the CPU count, other work shared the cores and a time budget bought fewer steps than on an
+        # idle machine.
+        "load_average": {**machine_load(load_start), "before_pretraining": rounded(load_before),
+                         "after_pretraining": rounded(load_during)},
     })
-
-
-def _rounded(values: tuple[float, ...]) -> list[float]:
-    return [round(v, 2) for v in values]
 
 
 def _args() -> argparse.Namespace:

@@ -36,7 +36,7 @@ from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms
 
 from annotator.demo.scenes import render_scene
-from bench._util import write_result
+from bench._util import machine_load, write_result
 from labeling.ml.augment import REFERENCE_RESOLUTION, apply_params, two_views
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.cache import ImageCache
@@ -213,6 +213,7 @@ def write_sources(n: int, source: int, root: Path) -> list[Path]:
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--source", type=int, default=256, help="size of the JPEG files the reference decodes")
@@ -262,7 +263,7 @@ def main() -> None:
         figures["reference_by_workers"] = reference
         figures["reference_workers"] = best_workers
         name = "pretrain_throughput" + ("" if device.type == "cuda" else "_cpu")
-        report(figures, device, name)
+        report(figures, device, name, load_start)
         if args.compile:
             try:
                 compiled_step = fresh_step(config, device, True)
@@ -271,7 +272,7 @@ def main() -> None:
                 figures.setdefault("errors", {})["compiled"] = repr(e)[:2000]
             if compiled_step is not None:
                 measure(figures, cache, config, args, device, compiled_step, compile=True)
-            report(figures, device, name)
+            report(figures, device, name, load_start)
 
 
 def measure(figures: dict, cache: ImageCache, config: PretrainConfig, args: argparse.Namespace,
@@ -295,7 +296,7 @@ def measure(figures: dict, cache: ImageCache, config: PretrainConfig, args: argp
         print(f"{'compiled' if compile else 'eager'} run failed: {e!r}")
 
 
-def report(figures: dict, device: torch.device, name: str) -> None:
+def report(figures: dict, device: torch.device, name: str, load_start: tuple[float, ...]) -> None:
     rates, costs = figures["images_per_s"], figures["ms_per_image"]
     best_ours = max(v for k, v in rates.items() if k.startswith("ours"))
     best_ceiling = max(v for k, v in rates.items() if k.startswith("ceiling"))
@@ -319,9 +320,9 @@ def report(figures: dict, device: torch.device, name: str) -> None:
         figures["ratios"]["ours_over_reference_bound"] = (
             (costs["model_step"] + costs["reference_decode_and_transforms"])
             / (costs["model_step"] + costs["ours_two_views"]))
-        figures["note"] = "2-core CPU shared with other work while measured"
     for key, value in figures["ratios"].items():
         print(f"{key}: {value:.2f}")
+    figures["load_average"] = machine_load(load_start)
     write_result(name, figures)
 
 

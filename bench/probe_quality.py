@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from annotator.demo.scenes import LABELS, render_scene
-from bench._util import write_result
+from bench._util import machine_load, write_result
 from labeling.ml.augment import VIEW1, augment, normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
@@ -156,6 +156,7 @@ def epoch_means(history: list[float], epochs: int) -> list[float]:
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     args = parse_args()
     model = ModelConfig(resolution=args.resolution, small_stem=STEMS[args.stem],
                         projector=tuple(int(d) for d in args.projector.split("-")))
@@ -236,8 +237,7 @@ def main() -> None:
         "details": {str(n): r for n, r in results.items()},
         "bt_loss_first_last": [run.loss_history[0], run.loss_history[-1]],
         "bt_loss_per_epoch": epoch_means(run.loss_history, args.epochs),
-        "note": "2-core CPU shared with other work while measured: seconds are upper bounds" if args.device == "cpu"
-        else "",
+        "load_average": machine_load(load_start),
     }
     for n in sizes:
         print(f"{n} labeled: {table[str(n)]} targets {targets[str(n)]}")

@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 LABELS = ["person", "car", "dog", "cat", "bicycle", "tree"]
-NOTE = ("Measured on a shared 2-core machine with other jobs running (4 helpers); figures are "
-        "noisy, ratios matter more than absolute values.")
+NOTE = "ratios matter more than absolute values (see load_average for what else ran)."
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=15)
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--name", default="scale_postgresql", help="bench/results/<name>.json")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, machine_load, write_result
 
     django_setup(ALLOWED_HOSTS="testserver")
     from django.contrib.auth import get_user_model
@@ -81,7 +82,8 @@ def main() -> None:
               if small.get(name) and large.get(name) and name not in ("suggestions_rows", "suggestions_seconds")}
     print(f"ratio {max(figures)}/{min(figures)}: {ratios} (target <= 2; suggestion rate: steady)")
     write_result(args.name, {
-        "database": connection.vendor, "note": NOTE, "sizes": sorted(args.sizes),
+        "database": connection.vendor, "note": NOTE, "load_average": machine_load(load_start),
+        "sizes": sorted(args.sizes),
         "boxes_per_image": args.boxes, "labels": len(LABELS), "load": {str(k): v for k, v in loads.items()},
         "median_ms": {str(k): v for k, v in figures.items()}, "ratio_largest_to_smallest": ratios,
         "target_ratio": 2.0, "hooks": {"dashboard": _hook_state("dashboard"), "coco_export": _hook_state("coco")}})

@@ -36,6 +36,7 @@ BOXES_PER_IMAGE = 3
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 50_000])
     parser.add_argument("--repeat", type=int, default=7)
@@ -63,16 +64,16 @@ def main() -> None:
         small, large = by_size[min(by_size)], by_size[max(by_size)]
         ratios[name] = {k: round(large["median_ms"][k] / small["median_ms"][k], 2) for k in small["median_ms"]}
         print(f"{name}: ratio {max(by_size)}/{min(by_size)}: {ratios[name]}")
-    from bench._util import write_result
+    from bench._util import machine_load, write_result
 
     write_result(args.name, {
         "database": "sqlite (embedded default)", "sizes": args.sizes, "labels": LABELS,
         "boxes_per_image": BOXES_PER_IMAGE, "repeat": args.repeat,
         "by_size": {name: {str(k): v for k, v in by_size.items()} for name, by_size in figures.items()},
         "ratio_largest_to_smallest": ratios,
-        "note": ("2-core machine shared with 5 other helpers' tests and benchmarks (load average per size "
-                 "in by_size); absolute times are upper bounds, the ratios are the point. No ANALYZE by the "
-                 "benchmark: statistics only from what the product runs itself.")})
+        "load_average": machine_load(load_start),  # and the 1-minute one per size in by_size
+        "note": ("the ratios are the point. No ANALYZE by the benchmark: statistics only from what the "
+                 "product runs itself.")})
 
 
 def _measure_in(tree: Path, size: int, repeat: int) -> dict:

@@ -20,11 +20,12 @@ with their own features.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
 
-from bench._util import write_result
+from bench._util import machine_load, write_result
 
 TARGET = 0.9
 
@@ -87,6 +88,7 @@ def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, 
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     import torch
 
     from annotator.demo.scenes import LABELS
@@ -140,8 +142,8 @@ def main() -> None:
                   "available on this branch",
         "sizes": {"labeled": args.labeled, "test": args.test, "pool": args.pool, "resolution": args.resolution},
         "pretrain_epochs": args.epochs, "seconds": seconds, "results": results,
-        "note": ("2-core CPU shared with five other helpers' builds and tests while measured: seconds are upper "
-                 "bounds. " if kind == "cpu" else "") + args.load,
+        "load_average": machine_load(load_start),
+        "note": args.load,
     })
 
 

@@ -6,8 +6,8 @@
 Each count runs in its own process (torch's thread pool is per process and set once), training
 labeling.ml.train.pretrain on random uint8 images for ``--epochs`` epochs; the figure is the median
 images/s of the epochs after the first. ``--nice 10`` runs them at the priority bin/worker gives a
-worker. The machine is shared (2 cores, 5 other helpers): the load average before and after each
-count is written beside it, and the figures are only comparable within one run.
+worker. The 1-minute load average before and after each count is written beside it (and the run's
+load averages with the CPU count): the figures are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", nargs="+", default=["1", "2", "default"])
     parser.add_argument("--images", type=int, default=512)
@@ -37,7 +38,7 @@ def main() -> None:
         print("RESULT " + json.dumps(_rate(args)))
         return
     from twinlabel.settings import default_train_threads
-    from bench._util import write_result
+    from bench._util import machine_load, write_result
 
     cores = len(os.sched_getaffinity(0))
     default = default_train_threads(cores=cores, web_on_host=True)
@@ -58,8 +59,8 @@ def main() -> None:
     write_result(args.name, {
         "cores": cores, "default_threads": default, "settings": {k: v for k, v in vars(args).items() if k != "one"},
         "by_threads": figures,
-        "note": ("2-core machine shared with 5 other helpers' tests and benchmarks: load average beside each "
-                 "figure; the figures compare only within this run.")})
+        "load_average": machine_load(load_start),
+        "note": "the figures compare only within this run."})
 
 
 def _rate(args) -> dict:

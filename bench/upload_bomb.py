@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--name", default="upload_bomb")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, machine_load, write_result
 
     extra = {"IMAGE_DECODE_MAX_MB": str(args.decode_max_mb)} if args.decode_max_mb else {}
     django_setup(**extra)
@@ -87,8 +87,7 @@ def main() -> None:
         "wall_s": round(seconds, 3), "web_worker_cpu_s": round(cpu, 3), "web_worker_peak_extra_mb": round(peak_mb, 1),
         "target": "peak < 300 MB and < 5 s, or refused at once", "target_met": bool(met),
         "issue_before": {"web_worker_cpu_s": 62, "web_worker_peak_extra_mb": 1580},
-        "contention": ("shared 2-core machine: 5 other helpers' tests and benchmarks running in parallel; "
-                       f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"),
+        "load_average": machine_load(load_before),
         "server": "bin/web (gunicorn gthread, 2 workers × 4 threads), embedded SQLite, filesystem storage"})
 
 

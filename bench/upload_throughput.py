@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=20)
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--name", help="bench/results/<name>.json")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, machine_load, write_result
 
     django_setup()
     from django.contrib.auth import get_user_model
@@ -91,7 +92,7 @@ def main() -> None:
             "images_per_s": round(rate, 3), "database": connection.vendor,
             "web_rss_mb_max_first_half_second_half": [max(rss[:half] or rss), max(rss[half:] or rss)],
             "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2),
-            "note": "2-core machine shared with 5 other helpers (load averages beside); fewer than 1,000 photos."})
+            "load_average": machine_load(load_start), "note": "fewer than 1,000 photos."})
         return
     write_result(args.name or f"upload_throughput_{connection.vendor}", {
         "images": imported, "batch": args.batch, "seconds": round(seconds, 3), "images_per_s": round(rate, 1),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class FormatError(ValueError):
@@ -25,7 +25,7 @@ class BoxRecord(NamedTuple):
     y: float
     w: float
     h: float
-    attributes: dict | None = None  # only what is set, e.g. {"occluded": True} (annotator/attributes.py)
+    attributes: dict[str, Any] | None = None  # only what is set, e.g. {"occluded": True} (annotator/attributes.py)
 
 
 class Prediction(NamedTuple):
@@ -56,7 +56,8 @@ class ImageRecord:
 class LabelInfo:
     name: str
     color: str = ""
-    attributes: tuple = ()  # the label's box attribute definitions (annotator/attributes.py), if any
+    # The label's box attribute definitions (annotator/attributes.py), if any.
+    attributes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class ParsedImage:
 class ParsedFile:
     images: list[ParsedImage] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # label names the file declares, in its order
-    label_attributes: dict[str, list] = field(default_factory=dict)  # name -> attribute definitions (native JSON)
+    # name -> attribute definitions (native JSON)
+    label_attributes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def base_name(path: str) -> str:
@@ -101,7 +103,7 @@ def name_candidates(path: str) -> list[str]:
     return [name, stripped] if stripped != name else [name]
 
 
-def optional_str(entry: dict, key: str) -> str:
+def optional_str(entry: dict[str, Any], key: str) -> str:
     value = entry.get(key)
     return value if isinstance(value, str) else ""
 

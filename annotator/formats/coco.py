@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
+from typing import Any, TypeGuard
 
 from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
                                optional_str)
@@ -81,18 +82,18 @@ def read(data: bytes) -> ParsedFile:
         raise FormatError(f"The COCO file is not valid JSON ({error}).") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise FormatError("A COCO file is a JSON object with “images”, “annotations” and “categories”.")
-    categories = {}
+    categories: dict[int | str, str] = {}
     for c in _list(doc, "categories"):
         if not isinstance(c, dict) or "id" not in c or not isinstance(c.get("name"), str) or not c["name"].strip():
             raise FormatError(f"COCO category {str(c)[:80]} needs an “id” and a “name”.")
         categories[_id(c["id"], "category")] = c["name"].strip()
 
-    def category(cid, where: str) -> str:
+    def category(cid: object, where: str) -> str:
         if not _is_id(cid) or cid not in categories:
             raise FormatError(f"{where} refers to category {cid!r}, which “categories” does not define.")
         return categories[cid]
 
-    images: dict = {}
+    images: dict[int | str, tuple[str, list[BoxRecord], list[str], str, str]] = {}
     for im in doc["images"]:
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise FormatError(f"COCO image {str(im)[:80]} needs an “id” and a “file_name”.")
@@ -112,17 +113,18 @@ def read(data: bytes) -> ParsedFile:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
             raise FormatError(f"COCO annotation #{i}: “bbox” must be four numbers [x, y, width, height].")
         attributes = a.get("attributes") if isinstance(a.get("attributes"), dict) else None
-        images[a["image_id"]][1].append(BoxRecord(label, *map(float, bbox), attributes or None))
+        x, y, w, h = map(float, bbox)
+        images[a["image_id"]][1].append(BoxRecord(label, x, y, w, h, attributes or None))
     parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags)), sha, status)
               for name, boxes, tags, sha, status in images.values()]
     return ParsedFile(images=parsed, labels=list(dict.fromkeys(categories.values())))
 
 
-def _is_id(value) -> bool:
+def _is_id(value: object) -> TypeGuard[int | str]:
     return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
-def _id(value, what: str):
+def _id(value: object, what: str) -> int | str:
     """COCO ids are integers (some tools write strings); anything else ({} or [1]) is refused here
     rather than failing as an unhashable key."""
     if not _is_id(value):
@@ -130,7 +132,7 @@ def _id(value, what: str):
     return value
 
 
-def _list(doc: dict, key: str) -> list:
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
     value = doc.get(key) or []
     if not isinstance(value, list):
         raise FormatError(f"COCO “{key}” must be a list.")

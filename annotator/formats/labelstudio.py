@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from annotator.formats import BoxRecord, FormatError, ParsedFile, ParsedImage, name_candidates
 from annotator.formats import registry
@@ -74,14 +75,14 @@ def read(data: bytes, size_of: Callable[[list[str]], tuple[int, int] | None]) ->
     return parsed
 
 
-def _names(value: dict, key: str, i: int) -> list[str]:
+def _names(value: dict[str, Any], key: str, i: int) -> list[str]:
     names = value.get(key) or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise FormatError(f"Task #{i}: “{key}” must be a list of label names (text), not {str(names)[:40]}.")
     return names
 
 
-def _last_annotation(task: dict, i: int) -> dict | None:
+def _last_annotation(task: dict[str, Any], i: int) -> dict[str, Any] | None:
     annotations = task.get("annotations") or task.get("completions") or []
     if not isinstance(annotations, list):
         raise FormatError(f"Task #{i}: “annotations” must be a list.")
@@ -89,7 +90,8 @@ def _last_annotation(task: dict, i: int) -> dict | None:
     return kept[-1] if kept else None
 
 
-def _box(result: dict, value: dict, label: str, size: Callable, where: str) -> BoxRecord:
+def _box(result: dict[str, Any], value: dict[str, Any], label: str, size: Callable[[], tuple[int, int] | None],
+         where: str) -> BoxRecord:
     try:
         x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
     except (KeyError, TypeError, ValueError):

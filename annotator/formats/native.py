@@ -14,26 +14,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
-from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
-                               optional_str)
+from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, ParsedImage,
+                               base_name, optional_str)
 from annotator.formats import registry
 
 CHUNK = 1 << 16
 
 
-def image_dict(image: ImageRecord, *, predictions: bool) -> dict:
-    entry = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width, "height": image.height,
-             "status": image.status,
-             "boxes": [_box(b) for b in image.boxes],
-             "tags": list(image.tags)}
+def image_dict(image: ImageRecord, *, predictions: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width,
+                             "height": image.height, "status": image.status,
+                             "boxes": [_box(b) for b in image.boxes],
+                             "tags": list(image.tags)}
     if predictions:
         entry["predictions"] = [{"label": p.label, "score": p.score} for p in image.predictions]
     return entry
 
 
-def _box(b: BoxRecord) -> dict:
-    entry = {"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
+def _box(b: BoxRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
     if b.attributes:
         entry["attributes"] = b.attributes
     return entry
@@ -77,7 +78,9 @@ def read(data: bytes) -> ParsedFile:
                 attributes = b.get("attributes") or None
                 if attributes is not None and not isinstance(attributes, dict):
                     raise TypeError
-                boxes.append(BoxRecord(str(b["label"]), *(float(b[k]) for k in "xywh"), attributes))
+                label = str(b["label"])
+                x, y, w, h = (float(b[k]) for k in "xywh")
+                boxes.append(BoxRecord(label, x, y, w, h, attributes))
             except (KeyError, TypeError, ValueError):
                 raise FormatError(f"{where}.boxes[{j}] needs a label, numbers x, y, w, h "
                                   "and maybe an object “attributes”.") from None
@@ -89,8 +92,8 @@ def read(data: bytes) -> ParsedFile:
     return ParsedFile(images=images, labels=labels, label_attributes=label_attributes)
 
 
-def _label(label) -> dict:
-    entry = {"name": label.name, "color": label.color}
+def _label(label: LabelInfo) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": label.name, "color": label.color}
     if label.attributes:
         entry["attributes"] = list(label.attributes)
     return entry

@@ -12,6 +12,7 @@ with a DOCTYPE is refused (no entity expansion, no external entities)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -34,7 +35,7 @@ def image_xml(image: ImageRecord, *, folder: str = "images") -> bytes:
             f"<segmented>0</segmented>{objects}</annotation>\n").encode()
 
 
-def _flags(attributes: dict | None) -> tuple[int, int, int]:
+def _flags(attributes: dict[str, Any] | None) -> tuple[int, int, int]:
     a = attributes or {}
     return int(bool(a.get("truncated"))), int(bool(a.get("difficult"))), int(bool(a.get("occluded")))
 

@@ -18,6 +18,9 @@ class _Sink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:  # part of the writable-file protocol; zipfile never closes a file it was given
+        pass
+
     def take(self) -> bytes:
         data, self.parts = b"".join(self.parts), []
         return data

@@ -14,9 +14,10 @@ Labels without a model (threshold +inf) do not count.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
-def uncertainty(probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+def uncertainty(probs: np.ndarray, thresholds: np.ndarray | None = None) -> npt.NDArray[np.float64]:
     """(N, L) probabilities and (L,) thresholds (default 0.5) -> (N,) scores in [0, 1]."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
@@ -28,7 +29,8 @@ def uncertainty(probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.n
     p, t = probs[:, usable], np.clip(t[usable], 1e-6, 1 - 1e-6)
     room = np.where(p < t, t, 1 - t)
     closeness = 1 - np.abs(p - t) / room
-    return closeness.clip(0, 1).max(axis=1)
+    scores: npt.NDArray[np.float64] = closeness.clip(0, 1).max(axis=1)
+    return scores
 
 
 def most_uncertain_first(ids: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +69,8 @@ class ViewParams:
 
     def __getitem__(self, index: slice | Tensor) -> "ViewParams":
         picked = {f.name: getattr(self, f.name) for f in fields(self)}
-        return ViewParams(**{k: v[index] if isinstance(v, Tensor) else v for k, v in picked.items()})
+        sliced: dict[str, Any] = {k: v[index] if isinstance(v, Tensor) else v for k, v in picked.items()}
+        return ViewParams(**sliced)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator, *shape: int) -> Tensor:

@@ -36,10 +36,11 @@ class ModelConfig:
 def resnet18_backbone(*, small_stem: bool) -> nn.Module:
     """ResNet-18 without its classifier: (B, 3, H, W) -> (B, 512)."""
     # zero_init_residual: each block starts as the identity, as in the reference.
-    net = torchvision.models.resnet18(weights=None, zero_init_residual=True)
+    net: nn.Module = torchvision.models.resnet18(weights=None, zero_init_residual=True)
     if small_stem:
-        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision does
+        conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision does
+        net.conv1 = conv1
         net.maxpool = nn.Identity()
     net.fc = nn.Identity()
     return net
@@ -61,7 +62,8 @@ class Projector(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        y: Tensor = self.net(x)
+        return y
 
 
 class BarlowTwins(nn.Module):

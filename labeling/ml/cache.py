@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps
 
 try:  # POSIX only; on other systems appends are simply not guarded against each other
@@ -43,7 +44,7 @@ except ImportError:  # pragma: no cover
 DEFAULT_RESOLUTION = 64
 STORE_FORMAT = 1  # bump when the layout of pixels.u8 / ids.npy changes
 log = logging.getLogger(__name__)
-Source = Union[str, os.PathLike, bytes, BinaryIO, Image.Image]
+Source = Union[str, os.PathLike[str], bytes, BinaryIO, Image.Image]
 Opener = Callable[[int], Source]
 
 
@@ -73,13 +74,13 @@ def decode_square(source: Source, resolution: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
-def store_dir(base: str | os.PathLike, resolution: int) -> Path:
+def store_dir(base: str | os.PathLike[str], resolution: int) -> Path:
     """The directory of the store at ``resolution`` under ``base`` (e.g. a project's cache folder)."""
     return Path(base) / f"r{int(resolution)}"
 
 
 class ImageCache:
-    def __init__(self, root: str | os.PathLike, resolution: int = DEFAULT_RESOLUTION) -> None:
+    def __init__(self, root: str | os.PathLike[str], resolution: int = DEFAULT_RESOLUTION) -> None:
         if resolution < 8:
             raise ValueError(f"resolution {resolution} is too small to learn from")
         self.root = Path(root)
@@ -177,7 +178,7 @@ class ImageCache:
     def _meta_path(self) -> Path:
         return self.root / "meta.json"
 
-    def _meta(self) -> dict:
+    def _meta(self) -> dict[str, Any]:
         return {"resolution": self.resolution, "channels": 3, "dtype": "uint8", "format": STORE_FORMAT}
 
     def _problem(self) -> str | None:
@@ -295,15 +296,15 @@ class CacheView:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, positions) -> np.ndarray:
+    def __getitem__(self, positions: int | slice | npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
         if self._map is None:
             self._map = np.memmap(self.root / "pixels.u8", dtype=np.uint8, mode="r",
                                   shape=(self.stored, self.resolution, self.resolution, 3))
         return np.asarray(self._map[self.rows[positions]])
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> npt.NDArray[Any]:
         out = self[np.arange(len(self.rows))]
         return out if dtype is None else out.astype(dtype)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_map": None}

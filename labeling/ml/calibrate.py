@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def expected_calibration_error(y: np.ndarray, probabilities: np.ndarray, bins: i
     return float(gap.sum() / count.sum())
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 

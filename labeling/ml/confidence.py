@@ -25,6 +25,7 @@ numbers that look confident.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class LabelConfidence:
     def confident(self) -> bool:
         return bool(np.isfinite(self.threshold))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold if self.confident else None, "confident": self.confident,
                 "precision_lower_bound": self.lower_bound, "precision": self.precision,
                 "predictions": self.predictions, "oof_coverage": self.oof_coverage}
@@ -113,7 +114,7 @@ def near_chance(lift: float | None) -> bool:
     return lift is None or lift < NEAR_CHANCE_LIFT
 
 
-def still_learning(labels: list[dict], min_examples: int = 3) -> str | None:
+def still_learning(labels: list[dict[str, Any]], min_examples: int = 3) -> str | None:
     """The annotate page's one line when the model abstains, else None.
 
     ``labels``: per label {"label", "trained", "positives", "near_chance"}. The model abstains when

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.autograd.function import FunctionCtx
+
+T = TypeVar("T")
 
 
 def active() -> bool:
@@ -49,13 +53,13 @@ def all_reduce_sum(x: Tensor) -> Tensor:
 
 class _Gather(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:
+    def forward(ctx: FunctionCtx, z: Tensor) -> Tensor:
         parts = [torch.empty_like(z) for _ in range(dist.get_world_size())]
         dist.all_gather(parts, z.contiguous())
         return torch.cat(parts, dim=0)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:
         # Every rank's loss used every row: this rank's rows get the sum of all ranks' gradients.
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
@@ -65,13 +69,13 @@ class _Gather(torch.autograd.Function):
 
 class _AllReduce(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx: FunctionCtx, x: Tensor) -> Tensor:
         x = x.clone()
         dist.all_reduce(x)
         return x
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         return grad
@@ -100,12 +104,14 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         c = x.shape[1]
         n = total[-1]
         mean, var = total[:c] / n, total[c:2 * c] / n - (total[:c] / n) ** 2
-        if self.track_running_stats and self.running_mean is not None:
+        # The three buffers exist together, when track_running_stats (torch's _NormBase).
+        running_mean, running_var, tracked = self.running_mean, self.running_var, self.num_batches_tracked
+        if self.track_running_stats and running_mean is not None and running_var is not None and tracked is not None:
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * n / max(float(n) - 1, 1.0), alpha=m)
+                tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(tracked)
+                running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                running_var.mul_(1 - m).add_(var.detach() * n / max(float(n) - 1, 1.0), alpha=m)
         shape = [1, c] + [1] * (x.dim() - 2)
         y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
@@ -116,7 +122,9 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
     """Every BatchNorm in ``module`` made global: SyncBatchNorm on CUDA, GlobalBatchNorm otherwise."""
     if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        # torch leaves convert_sync_batchnorm unannotated.
+        synced: nn.Module = nn.SyncBatchNorm.convert_sync_batchnorm(module)  # type: ignore[no-untyped-call]
+        return synced
     return _to_global(module)
 
 
@@ -130,9 +138,8 @@ def _to_global(module: nn.Module) -> nn.Module:
                 out.weight.copy_(module.weight)
                 out.bias.copy_(module.bias)
         if module.track_running_stats:
-            out.running_mean.copy_(module.running_mean)
-            out.running_var.copy_(module.running_var)
-            out.num_batches_tracked.copy_(module.num_batches_tracked)
+            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+                getattr(out, buffer).copy_(getattr(module, buffer))
         out.train(module.training)
     for name, child in module.named_children():
         out.add_module(name, _to_global(child))
@@ -174,10 +181,12 @@ def free_port() -> int:
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def launch(fn: Callable[..., object], world_size: int, backend: str, args: tuple, child_args: tuple) -> object:
+def launch(fn: Callable[..., T], world_size: int, backend: str, args: tuple[Any, ...],
+           child_args: tuple[Any, ...]) -> T:
     """Run ``fn(*args)`` as rank 0 in this process and ``fn(*child_args)`` as ranks 1..world_size-1
     in spawned ones (torch.multiprocessing: tensors in ``child_args`` travel as shared memory).
 
@@ -185,10 +194,12 @@ def launch(fn: Callable[..., object], world_size: int, backend: str, args: tuple
     database, which would not pickle) keep working; the other ranks only compute. Returns rank
     0's result.
     """
-    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import spawn
 
     port = free_port()
-    context = mp.spawn(_child, args=(fn, world_size, backend, port, child_args), nprocs=world_size - 1, join=False)
+    # torch leaves spawn unannotated.
+    context = spawn(_child, args=(fn, world_size, backend, port, child_args),  # type: ignore[no-untyped-call]
+                    nprocs=world_size - 1, join=False)
     try:
         init_process_group(0, world_size, backend, port=port)
         try:
@@ -200,7 +211,8 @@ def launch(fn: Callable[..., object], world_size: int, backend: str, args: tuple
             pass
 
 
-def _child(index: int, fn: Callable[..., object], world_size: int, backend: str, port: int, args: tuple) -> None:
+def _child(index: int, fn: Callable[..., object], world_size: int, backend: str, port: int,
+           args: tuple[Any, ...]) -> None:
     init_process_group(index + 1, world_size, backend, port=port)
     try:
         fn(*args)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -27,11 +29,13 @@ def feature_dim(*, multi_layer: bool) -> int:
 def backbone_features(backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool = False) -> torch.Tensor:
     """(B, 3, R, R) -> (B, 512), or (B, 896) pooled from layer2..layer4 when ``multi_layer``."""
     if not multi_layer:
-        return backbone(x)
-    x = backbone.maxpool(backbone.relu(backbone.bn1(backbone.conv1(x))))
-    l2 = backbone.layer2(backbone.layer1(x))
-    l3 = backbone.layer3(l2)
-    l4 = backbone.layer4(l3)
+        pooled: torch.Tensor = backbone(x)
+        return pooled
+    net: Any = backbone  # torchvision's ResNet, whose stages nn.Module's types do not know
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    l2 = net.layer2(net.layer1(x))
+    l3 = net.layer3(l2)
+    l4 = net.layer4(l3)
     return torch.cat([l2.mean((2, 3)), l3.mean((2, 3)), l4.mean((2, 3))], dim=1)
 
 
@@ -69,7 +73,7 @@ def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batc
     return out
 
 
-def save_embeddings(path: str | os.PathLike, ids: np.ndarray, features: np.ndarray) -> None:
+def save_embeddings(path: str | os.PathLike[str], ids: np.ndarray, features: np.ndarray) -> None:
     """One file per run: the ids and their features, row for row; written atomically."""
     ids = np.asarray(ids, dtype=np.int64)
     if len(ids) != len(features):
@@ -81,7 +85,7 @@ def save_embeddings(path: str | os.PathLike, ids: np.ndarray, features: np.ndarr
     os.replace(tmp, path)
 
 
-def load_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def load_embeddings(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """(ids int64 (N,), features float16 (N, D))."""
     with np.load(path) as data:
         return data["ids"], data["features"]
@@ -96,8 +100,9 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, s: slice) -> np.ndarray:
-        return self.array[self.rows[s]]
+    def __getitem__(self, s: slice) -> npt.NDArray[Any]:
+        picked: npt.NDArray[Any] = self.array[self.rows[s]]
+        return picked
 
 
 def embed_ids(backbone: nn.Module, cache: ImageCache, ids: np.ndarray, *, batch_size: int = 512,

@@ -9,14 +9,15 @@ all parameters instead of a Python loop of ~10 small kernels per parameter.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 
 class LARS(torch.optim.Optimizer):
-    def __init__(self, params: Iterable[dict], *, weight_decay: float, momentum: float = 0.9,
+    def __init__(self, params: Iterable[dict[str, Any]], *, weight_decay: float, momentum: float = 0.9,
                  eta: float = 0.001) -> None:
         # Each group carries its own "lars" flag: True for weights, False for biases and BN.
         super().__init__(params, dict(lr=0.0, weight_decay=weight_decay, momentum=momentum, eta=eta, lars=True))
@@ -27,7 +28,8 @@ class LARS(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads: list[Tensor] = [p.grad for p in params]
+            updates: Sequence[Tensor]
             if group["lars"]:
                 updates = torch._foreach_add(grads, params, alpha=group["weight_decay"])
                 param_norm = torch.stack(torch._foreach_norm(params))
@@ -47,10 +49,10 @@ class LARS(torch.optim.Optimizer):
         state = self.state[p]
         if "mu" not in state:
             state["mu"] = torch.zeros_like(p)
-        return state["mu"]
+        return cast(Tensor, state["mu"])
 
 
-def parameter_groups(model: nn.Module) -> list[dict]:
+def parameter_groups(model: nn.Module) -> list[dict[str, Any]]:
     """[weights (LARS, weight decay), biases and BN (plain SGD with momentum)], as the reference."""
     weights = [p for p in model.parameters() if p.ndim != 1]
     biases = [p for p in model.parameters() if p.ndim == 1]

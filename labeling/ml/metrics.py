@@ -7,8 +7,10 @@ thresholds (no interpolation), F1 is ``2TP / (2TP + FP + FN)`` and 0 where that 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Metrics:
     macro_f1: float  # unweighted mean of the per-label F1s, over every label (as sklearn)
     support: list[int]  # positives per label
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"ap": self.ap, "map": self.map, "f1": self.f1, "micro_f1": self.micro_f1,
                 "macro_f1": self.macro_f1, "support": self.support}
 
@@ -49,7 +51,7 @@ def rank(y_true: np.ndarray, scores: np.ndarray) -> Ranked:
     return Ranked(s, t, np.cumsum(t, axis=0), tie_end)
 
 
-def average_precision(r: Ranked) -> np.ndarray:
+def average_precision(r: Ranked) -> npt.NDArray[np.float64]:
     """(L,) AP per label; NaN where a label has no positive."""
     n = len(r.tp)
     # Each positive adds 1/P of recall at the precision of the end of its tie group.
@@ -57,7 +59,8 @@ def average_precision(r: Ranked) -> np.ndarray:
     end = np.minimum.accumulate(end[::-1], axis=0)[::-1]
     precision_at_end = np.take_along_axis(r.tp / r.predicted, end, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (r.truth * precision_at_end).sum(axis=0) / r.tp[-1]
+        ap: npt.NDArray[np.float64] = (r.truth * precision_at_end).sum(axis=0) / r.tp[-1]
+    return ap
 
 
 def evaluate(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> Metrics:

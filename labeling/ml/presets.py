@@ -12,8 +12,9 @@ is quality on a CPU). The GPU preset is the full-size recipe of bench/probe_qual
 from __future__ import annotations
 
 import math
+from typing import Any
 
-PRESETS: dict[str, dict] = {
+PRESETS: dict[str, dict[str, Any]] = {
     # time_budget_s: the run is sized by wall-clock time; epochs only caps it.
     "cpu": {"resolution": 32, "small_stem": False, "epochs": 500, "time_budget_s": 600, "batch_size": 64,
             "projector": [512, 512, 512], "warmup_epochs": 2, "crop_min": 0.5, "lr_weights": 0.2, "seed": 0},
@@ -43,20 +44,21 @@ def stem_pixels(*, resolution: int, small_stem: bool | None) -> int:
     return side * side
 
 
-def images_per_s(*, config: dict, kind: str) -> float:
+def images_per_s(*, config: dict[str, Any], kind: str) -> float:
     """The expected training rate of ``config`` on a device of ``kind`` ("cpu" or "gpu")."""
     return RATE_PER_KILOPIXEL[kind] * 1000.0 / stem_pixels(resolution=config["resolution"],
                                                            small_stem=config.get("small_stem"))
 
 
-def estimate_seconds(*, config: dict, images: int, kind: str, measured_images_per_s: float | None = None) -> float:
+def estimate_seconds(*, config: dict[str, Any], images: int, kind: str,
+                     measured_images_per_s: float | None = None) -> float:
     """Seconds from start to suggestions: decoding, training (epochs or the time budget, whichever
     ends first) and embedding. ``measured_images_per_s``: a rate this worker reached before on the
     same settings, which beats the table."""
     rate = measured_images_per_s or images_per_s(config=config, kind=kind)
     batch = max(1, min(int(config["batch_size"]), images))
     per_epoch = (images // batch) * batch / rate
-    training = config["epochs"] * per_epoch
+    training: float = config["epochs"] * per_epoch
     if config.get("time_budget_s"):
         training = min(training, float(config["time_budget_s"]))
     return training + images * OVERHEAD_S_PER_IMAGE[kind]

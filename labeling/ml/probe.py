@@ -10,7 +10,9 @@ a few hundred to a few thousand images fit in well under a second per fold.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +52,7 @@ class LinearProbe:
         x = (np.asarray(features, dtype=np.float64) - self.mean) / self.std
         return _sigmoid(x @ self.weight + self.bias).astype(np.float32)
 
-    def label_report(self, names: list[str] | None = None) -> list[dict]:
+    def label_report(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Per label: trained or why not, and the counts it was trained on."""
         names = names or [str(i) for i in range(len(self.trained))]
         return [{"label": name, "trained": bool(t), "positives": int(p), "negatives": int(n),
@@ -121,7 +123,7 @@ def untrainable_message(probe: "LinearProbe | None", names: list[str], min_examp
 
 def learning_curve(features: np.ndarray, labels: np.ndarray, weight_decay: float,
                    fractions: tuple[float, ...] = (0.25, 0.5, 1.0),
-                   config: ProbeConfig | None = None) -> list[dict]:
+                   config: ProbeConfig | None = None) -> list[dict[str, Any]]:
     """Out-of-fold mAP when the probe sees only a share of the labeled set (a seeded random subset
     per fraction, cross-validated at the chosen weight decay): rising at 100 % means more labels
     would still help; flat means the features are the limit. ``map`` is None where the subset
@@ -147,7 +149,7 @@ def learning_curve(features: np.ndarray, labels: np.ndarray, weight_decay: float
 
 
 @contextlib.contextmanager
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     # These problems are small: an intra-op thread pool gains little on them, and when the
     # cores are shared (a pretraining beside the probe) its spinning threads make the fit ~15x
     # slower (measured: 24 s with 2 threads vs 1.6 s with 1, for 210 x 512 on 2 busy cores).

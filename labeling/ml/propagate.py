@@ -11,6 +11,7 @@ probability): per label, the spread positive mass over the spread positive + neg
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
 def knn_graph(features: np.ndarray, *, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +34,7 @@ def knn_graph(features: np.ndarray, *, k: int, block: int = 2048) -> tuple[np.nd
 
 
 def propagate(features: np.ndarray, labeled_rows: np.ndarray, labels: np.ndarray, *, k: int = 10,
-              alpha: float = 0.9, iterations: int = 30) -> np.ndarray:
+              alpha: float = 0.9, iterations: int = 30) -> npt.NDArray[np.float32]:
     """(N, L) scores for every row of ``features`` from the 0/1 ``labels`` (len(labeled_rows), L).
 
     The graph is the symmetrised kNN graph with weights max(cos, 0)^3 (sharper than raw cosine),
@@ -62,4 +63,5 @@ def propagate(features: np.ndarray, labeled_rows: np.ndarray, labels: np.ndarray
     for _ in range(iterations):
         f = alpha * (s @ f) + (1 - alpha) * y
     pos, neg = f[:, :labels.shape[1]], f[:, labels.shape[1]:]
-    return pos / (pos + neg).clip(min=1e-12)
+    scores: npt.NDArray[np.float32] = pos / (pos + neg).clip(min=1e-12)
+    return scores

@@ -12,21 +12,25 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from labeling.ml.train import Progress
 
+if TYPE_CHECKING:  # the tensorboard package is only needed once a writer opens
+    from torch.utils.tensorboard import SummaryWriter
+
 
 class TrainLog:
     """TensorBoard scalars of one run under ``directory``; the writer opens on first use."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
-        self._writer = None
+        self._writer: SummaryWriter | None = None
 
     @property
-    def writer(self):
+    def writer(self) -> SummaryWriter:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -54,12 +58,12 @@ class TrainLog:
     def __enter__(self) -> "TrainLog":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 @contextlib.contextmanager
-def step_profiler(trace_path: str | os.PathLike | None, *, steps: int = 5,
+def step_profiler(trace_path: str | os.PathLike[str] | None, *, steps: int = 5,
                   skip: int = 1) -> Iterator[Callable[[], None] | None]:
     """Yields an ``on_step`` callback that profiles ``steps`` optimiser steps after ``skip`` + 1
     (warm-up) and writes a Chrome trace to ``trace_path``; yields None when the path is None."""

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -55,14 +56,14 @@ class PretrainConfig:
     time_budget_s: float | None = None
 
     def views(self) -> tuple[ViewConfig, ViewConfig]:
-        return (dataclasses.replace(VIEW1, scale=tuple(self.crop_scale)),
-                dataclasses.replace(VIEW2, scale=tuple(self.crop_scale)))
+        scale = (self.crop_scale[0], self.crop_scale[1])  # a tuple even when the config was built with a list
+        return dataclasses.replace(VIEW1, scale=scale), dataclasses.replace(VIEW2, scale=scale)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PretrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> "PretrainConfig":
         model = dict(d["model"])
         model["projector"] = tuple(model["projector"])
         extra = {"crop_scale": tuple(d["crop_scale"])} if "crop_scale" in d else {}
@@ -86,7 +87,7 @@ class Progress:
 class Runtime:
     device: str | torch.device = "cpu"
     compile: bool = False
-    checkpoint_path: str | os.PathLike | None = None
+    checkpoint_path: str | os.PathLike[str] | None = None
     on_progress: Callable[[Progress], None] | None = None
     # Checked before every step: make it cheap (a threading.Event's is_set, a flag the
     # caller refreshes from the database now and then), not a query per step.
@@ -197,7 +198,7 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
     steps_per_epoch = len(images) // batch_size
     state = _resume_or_start(config, runtime, device)
     data = _to_tensor(images).to(device) if runtime.data_on_device else images
-    forward = state.model
+    forward: torch.nn.Module = state.model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -221,7 +222,8 @@ def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtim
     """Rank 0 here (with the callbacks), the other ranks in spawned processes, images shared."""
     # On the device: one shared copy in memory. Streamed: a lazy cache view pickles as its path and
     # rows, and each rank reads its batches from the memory map.
-    data = _to_tensor(images).share_memory_() if runtime.data_on_device else images
+    data = (_to_tensor(images).share_memory_()  # type: ignore[no-untyped-call]  # unannotated in torch
+            if runtime.data_on_device else images)
     device = torch.device(runtime.device)
     backend = runtime.backend or distributed.default_backend(device.type)
     # The other ranks resume from the same checkpoint but never write it, and report nothing.
@@ -301,8 +303,8 @@ def make_train_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
     cuda = device.type == "cuda"
     if cuda:
         model.to(memory_format=torch.channels_last)
-    forward = forward or model
-    forward = torch.compile(forward) if compile else forward
+    module = forward or model
+    run: Callable[..., Tensor] = torch.compile(module) if compile else module
 
     def step(y1: Tensor, y2: Tensor) -> Tensor:
         if cuda:
@@ -310,9 +312,9 @@ def make_train_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
             y2 = y2.contiguous(memory_format=torch.channels_last)
         # bf16 on CUDA only: CPU autocast is slower than fp32 on most CPUs we run on.
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = forward(y1, y2)
+            loss = run(y1, y2)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         optimizer.step()
         return loss
 
@@ -328,7 +330,8 @@ def _resume_or_start(config: PretrainConfig, runtime: Runtime, device: torch.dev
     model = build_model(config)
     if distributed.active():
         # Before the optimiser is built: the conversion makes new BN modules (same names).
-        model = distributed.convert_batchnorm(model, device)
+        # The root is no BatchNorm: the same (converted in place) model comes back.
+        model = cast(BarlowTwins, distributed.convert_batchnorm(model, device))
     model = model.to(device)
     optimizer = LARS(parameter_groups(model), weight_decay=config.weight_decay)
     state = _State(model, optimizer)
@@ -345,7 +348,7 @@ def _resume_or_start(config: PretrainConfig, runtime: Runtime, device: torch.dev
     return state
 
 
-def save_checkpoint(path: str | os.PathLike, config: PretrainConfig, state: _State) -> None:
+def save_checkpoint(path: str | os.PathLike[str], config: PretrainConfig, state: _State) -> None:
     """Config, model, optimiser, epochs done and loss history; written atomically."""
     payload = {
         "version": CHECKPOINT_VERSION,
@@ -363,7 +366,8 @@ def save_checkpoint(path: str | os.PathLike, config: PretrainConfig, state: _Sta
     os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[PretrainConfig, dict]:
+def load_checkpoint(path: str | os.PathLike[str],
+                    device: str | torch.device = "cpu") -> tuple[PretrainConfig, dict[str, Any]]:
     ckpt = torch.load(path, map_location=device, weights_only=True)
     return PretrainConfig.from_dict(ckpt["config"]), ckpt
 
