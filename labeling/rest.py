@@ -19,6 +19,7 @@ from annotator.rest import common
 from annotator.rest.errors import BadRequest
 from annotator.rest.serializers import AnnotationStateSerializer
 from labeling import dashboard, selectors, services
+from labeling.config import pretrain_defaults
 from labeling.models import Decision, RunKind, Suggestion, TrainingRun
 
 
@@ -73,7 +74,7 @@ def project_runs(request: Request, project_id: int) -> Response:
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
         runs = selectors.project_runs(project_id=project.id)
-        defaults = services.pretrain_defaults()
+        defaults = pretrain_defaults()
         estimate = selectors.pretrain_estimate(project=project, config=defaults, recent_runs=runs)
         return Response({"runs": runs, "pretrain_estimate": {**estimate, "config": defaults}})
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)

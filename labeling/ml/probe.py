@@ -10,11 +10,14 @@ a few hundred to a few thousand images fit in well under a second per fold.
 from __future__ import annotations
 
 import contextlib
+import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from labeling.ml.calibrate import Platt
 from labeling.ml.metrics import average_precision, rank
 
 
@@ -47,8 +50,7 @@ class LinearProbe:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N, L) float32 probabilities."""
-        x = (np.asarray(features, dtype=np.float64) - self.mean) / self.std
-        return _sigmoid(x @ self.weight + self.bias).astype(np.float32)
+        return _predict(self.mean, self.std, self.weight, self.bias, features)
 
     def label_report(self, names: list[str] | None = None) -> list[dict]:
         """Per label: trained or why not, and the counts it was trained on."""
@@ -94,6 +96,64 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     probe.oof_scores = np.full(y.shape, np.nan, dtype=np.float32)
     probe.oof_scores[:, trained] = oof[best]
     return probe
+
+
+@dataclass(frozen=True)
+class SavedProbe:
+    """A fitted probe as a probe run keeps it on disk for its shard tasks: what scoring, calibrating
+    and pre-ticking need (the training counts and out-of-fold scores stay with the fit)."""
+
+    label_ids: np.ndarray  # (L,) the database ids of the columns
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+    weight: np.ndarray  # (D, L)
+    bias: np.ndarray  # (L,)
+    thresholds: np.ndarray  # (L,) the F1 thresholds, which the uncertainty uses
+    trained: np.ndarray  # (L,) bool
+    calibration: Platt | None  # per-label Platt map; None in a file from before calibration
+    confident: np.ndarray  # (L,) pre-tick thresholds on the calibrated scale (+inf: never pre-ticked)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Uncalibrated, as LinearProbe.predict_proba: (N, D) -> (N, L) float32."""
+        return _predict(self.mean, self.std, self.weight, self.bias, features)
+
+    def calibrated(self, probs: np.ndarray) -> np.ndarray:
+        """The calibration applied to raw probabilities (unchanged for an old file)."""
+        return probs if self.calibration is None else self.calibration.apply(probs)
+
+
+def save_probe(path: str | Path, probe: LinearProbe, label_ids: np.ndarray, *, calibration: Platt | None = None,
+               confident: np.ndarray | None = None) -> None:
+    """The probe, its per-label calibration (Platt a, b; identity when None) and confident
+    thresholds (default: the F1 ones), written atomically to ``path`` (.npz)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    calibration = calibration or Platt.identity(len(label_ids))
+    buffer = io.BytesIO()
+    np.savez(buffer, mean=probe.mean, std=probe.std, weight=probe.weight, bias=probe.bias,
+             thresholds=probe.thresholds, trained=probe.trained, label_ids=label_ids,
+             calibration_a=calibration.a, calibration_b=calibration.b,
+             confident=probe.thresholds if confident is None else confident)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def load_probe(path: str | Path) -> SavedProbe:
+    """A probe written by ``save_probe`` (or by a version before calibration: then uncalibrated,
+    pre-ticked at the F1 thresholds)."""
+    with np.load(path) as data:
+        saved = {k: data[k] for k in data.files}
+    calibration = Platt(saved["calibration_a"], saved["calibration_b"]) if "calibration_a" in saved else None
+    return SavedProbe(label_ids=saved["label_ids"], mean=saved["mean"], std=saved["std"], weight=saved["weight"],
+                      bias=saved["bias"], thresholds=saved["thresholds"], trained=saved["trained"],
+                      calibration=calibration, confident=saved.get("confident", saved["thresholds"]))
+
+
+def _predict(mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+             features: np.ndarray) -> np.ndarray:
+    x = (np.asarray(features, dtype=np.float64) - mean) / std
+    return _sigmoid(x @ weight + bias).astype(np.float32)
 
 
 def standardisation_scale(x: np.ndarray, relative_floor: float = 0.01) -> np.ndarray:
