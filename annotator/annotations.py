@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from annotator.agreement import in_overlap_sample
 from annotator.attributes import values_clean
-from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Project, ReviewStatus
+from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, LabelClass, Project, ReviewStatus
 from annotator.services import BoxIn, clip_box, label_box_counts_change, label_box_deltas, status_counts_move
 
 MAX_BOXES_PER_IMAGE = 10_000
@@ -62,6 +62,20 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
             raise
         raise ValidationError(f"The label(s) {sorted(gone)} were deleted meanwhile; nothing was saved. "
                               "Reload the page to see the project's labels.") from None
+
+
+def image_tag_set(*, image: Image, label: LabelClass, user: AbstractBaseUser | None, source: str,
+                  present: bool | None) -> None:
+    """One tag changed outside the editor (a decision on a model suggestion): ``present`` True adds
+    it (a tag the image already has is kept as it is), False removes it while it is still from
+    ``source`` (a person who re-set it keeps it), None leaves the tags. The image's version moves
+    in every case, whatever version the caller saw, so an editor open on it re-reads before saving."""
+    with transaction.atomic():
+        if present:
+            ImageTag.objects.get_or_create(image=image, label=label, defaults={"author": user, "source": source})
+        elif present is False:
+            ImageTag.objects.filter(image=image, label=label, source=source).delete()
+        Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
 
 
 def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:

@@ -78,9 +78,10 @@ def _build(n_images: int, n_boxes: int):
 
     from annotator.models import Box, Image, ImageTag, LabelClass
     from annotator.services import project_create, status_counts_recount
-    from labeling import pipeline
     from labeling.models import (EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                                  TrainingRun)
+    from labeling.paths import run_dir
+    from labeling.pretraining import save_projection
 
     users = get_user_model()
     tag = time.time_ns()
@@ -134,9 +135,9 @@ def _build(n_images: int, n_boxes: int):
                            decision="accepted" if n % 3 else "rejected", user_id=annotators[n % 5].pk)
         for n, i in enumerate(pool[:2000])], batch_size=2000)
     features = np.random.default_rng(0).normal(size=(len(ids), 512)).astype(np.float16)
-    path = pipeline.run_dir(pretrain.id) / "embeddings.npz"
+    path = run_dir(pretrain.id) / "embeddings.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pipeline.save_projection(path, ids, features)  # the map reads only the projection
+    save_projection(path, ids, features)  # the map reads only the projection
     EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=64, count=len(ids), dim=512)
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
     return project, owner

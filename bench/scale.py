@@ -207,8 +207,8 @@ def _suggestions(project, args) -> dict:
     from django.db import transaction
 
     from annotator.models import Image
-    from labeling import shards
     from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
+    from labeling.suggesting import write_suggestions
 
     old = TrainingRun.objects.filter(project=project, kind=RunKind.PROBE)
     Suggestion.objects.filter(run__in=old).delete()
@@ -222,9 +222,8 @@ def _suggestions(project, args) -> dict:
         pool = np.array(block, dtype=np.int64)
         probs = rng.random((len(pool), len(label_ids)), dtype=np.float32)
         with transaction.atomic():
-            rows += shards.write_suggestions(run_id=run.id, pool=pool, label_ids=label_ids, probs=probs,
-                                             thresholds=thresholds, trained=trained,
-                                             scores=rng.random(len(pool)))
+            rows += write_suggestions(run_id=run.id, pool=pool, label_ids=label_ids, probs=probs,
+                                      thresholds=thresholds, trained=trained, scores=rng.random(len(pool)))
     seconds = time.perf_counter() - began
     ProjectModelState.objects.update_or_create(project=project, defaults={"probe_run": run})
     return {"suggestions_rows": rows, "suggestions_seconds": round(seconds, 1),

@@ -39,9 +39,9 @@ def main() -> None:
     from annotator.demo.scenes import LABELS
     from annotator.models import Image, ImageTag
     from annotator.services import project_create
-    from labeling.ml import save_embeddings
+    from labeling.ml.embed import save_embeddings
     from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
-    from labeling.pipeline import run_dir
+    from labeling.paths import run_dir
 
     app.conf.task_always_eager = True
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}")

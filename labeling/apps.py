@@ -19,7 +19,8 @@ class LabelingConfig(AppConfig):
 
 
 def _resume_orphans(sender, **kwargs) -> None:
-    from labeling.pipeline import note_worker_device, resume_orphans
+    from labeling.config import note_worker_device
+    from labeling.tasks import resume_orphans
 
     note_worker_device()
     resume_orphans(sender.hostname)

@@ -88,7 +88,7 @@ class EmbeddingSet(models.Model):
     resolution = models.PositiveIntegerField()
     count = models.PositiveIntegerField()
     dim = models.PositiveIntegerField()
-    # Features are stored one file per block of this many image ids (labeling/shards.py).
+    # Features are stored one file per block of this many image ids (labeling/data.py).
     block_size = models.PositiveIntegerField(default=50_000)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator.models import Image
+from annotator.models import Image, LabelClass
+from annotator.selectors import project_status_counts
+from labeling.config import worker_device_kind
+from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
+from labeling.paths import run_file
+from labeling.runs import current_probe_run_id
+from labeling.trust import DEFAULT_TARGET
 
 
 def image_suggestions(*, image: Image) -> list[dict]:
     """The current probe's view of one image, likeliest first, with any decision already taken."""
-    run_id = ProjectModelState.objects.filter(project_id=image.project_id).values_list("probe_run_id", flat=True).first()
+    run_id = current_probe_run_id(project_id=image.project_id)
     if run_id is None:
         return []
     decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
@@ -28,10 +34,6 @@ def image_suggestions(*, image: Image) -> list[dict]:
 
 def suggestion_settings(*, project_id: int) -> dict:
     """The precision targets suggestions must prove, and each label's standing at the current fit."""
-    from labeling.trust import DEFAULT_TARGET
-
-    from annotator.models import LabelClass
-
     state = ProjectModelState.objects.filter(project_id=project_id).select_related("probe_run").first()
     fit = (state.probe_run.metrics.get("trust") or {}) if state and state.probe_run else {}
     by_label = {e.get("label_id"): e for e in fit.get("labels", [])}
@@ -55,36 +57,11 @@ def model_note(*, project_id: int) -> str | None:
             .order_by("-id").values_list("metrics__trust__still_learning", flat=True).first())
 
 
-def worker_device_kind() -> str:
-    """"cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else "cpu"
-    (the estimate then errs long, never short)."""
-    from django.conf import settings
-
-    from labeling.ml.presets import device_kind
-
-    if settings.PRETRAIN_DEVICE in ("cpu", "gpu"):
-        return settings.PRETRAIN_DEVICE
-    try:
-        return device_kind(json.loads((Path(settings.MODEL_DIR) / WORKER_DEVICE_FILE).read_text())["device"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "cpu"  # no worker has started yet
-
-
-# Written by a worker when it starts (labeling.apps): the device its pretraining will run on.
-WORKER_DEVICE_FILE = "worker-device.json"
-
-
 def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None = None) -> dict:
     """How long ``config`` would take on this project, on the worker's device, before it starts: from
     a rate this project's runs reached on the same settings when there is one, else the preset table.
     ``recent_runs``: the project's runs as dicts (config, device, images_per_s), when the caller has them."""
-    from django.conf import settings
-
-    from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
-
     kind = worker_device_kind()
-    from annotator.selectors import project_status_counts
-
     images = project_status_counts(project_id=project.id)["total"]  # the counters: no COUNT(*) per poll
     if recent_runs is None:
         recent_runs = list(TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0)
@@ -136,15 +113,12 @@ def run_summary(run: TrainingRun) -> dict:
 def run_file_paths(*, run_id: int) -> dict[str, Path]:
     """The files a run leaves for people, by the name its URL uses: TensorBoard event files and,
     when the run was profiled, the Chrome trace. Nothing else under the run's folder is served."""
-    from labeling.pipeline import RUN_FILES, run_dir
-
-    base = run_dir(run_id)
     files = {}
-    board = base / RUN_FILES["tensorboard"]
+    board = run_file(run_id, "tensorboard")
     if board.is_dir():
         for path in sorted(board.glob("events.out.tfevents.*")):
             files[f"tensorboard/{path.name}"] = path
-    trace = base / RUN_FILES["trace"]
+    trace = run_file(run_id, "trace")
     if trace.is_file():
         files["trace.json"] = trace
     return files
@@ -170,7 +144,7 @@ def suggestion_page(*, project_id: int, label_id: int | None = None, min_probabi
                     max_probability: float | None = None, predicted: bool | None = None,
                     after: tuple | None = None, limit: int = 100) -> SuggestionPage:
     """The current probe's suggestions, likeliest first, by keyset on (probability desc, id); two queries."""
-    run_id = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+    run_id = current_probe_run_id(project_id=project_id)
     rows = Suggestion.objects.filter(run_id=run_id)
     if label_id is not None:
         rows = rows.filter(label_id=label_id)

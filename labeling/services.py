@@ -1,7 +1,8 @@
 """Model-assistance writes: start and cancel runs, refit after new labels, accept or reject suggestions.
 
-Runs are queued with ``enqueue`` (on commit) and carry ids only; the work itself is in
-``labeling.pipeline``, run by the Celery tasks in ``labeling.tasks``.
+Runs are sent with ``labeling.tasks.run_enqueue`` (on commit) and carry ids only; the work itself
+is in ``labeling.pretraining`` and ``labeling.suggesting``. A decision on a suggestion changes the
+image's tags through annotator's versioned write (``image_tag_set``), never its tables directly.
 """
 
 from __future__ import annotations
@@ -14,41 +15,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotator.access import LimitReached
-from annotator.models import Image, ImageTag, LabelClass, Project, Source
-from annotator.tasks import enqueue
+from annotator.annotations import image_tag_set
+from annotator.models import Image, LabelClass, Project, Source
+from labeling.config import pretrain_config_check, pretrain_defaults
 from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
+from labeling.runs import current_backbone_run_id, current_probe_run_id, probe_create
+from labeling.selectors import pretrain_estimate
+from labeling.tasks import run_enqueue
 from labeling.trust import decision_noted
-
-# What a pretraining run may be configured with, and the bounds a request must stay within
-# (docs/api.md lists them; the error for an unknown key lists the valid ones). Tight enough that one
-# request cannot hold a GPU for days: at most 1,000 epochs, a batch of 4,096, and a projector of
-# at most 3 layers of 8,192. time_budget_s (seconds, or null): train for that long instead of for
-# ``epochs`` (which then caps it).
-PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 1000), "batch_size": (8, 4096),
-                   "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1),
-                   "crop_min": (0.05, 1.0)}
-PROJECTOR_LAYERS = (1, 3)
-PROJECTOR_WIDTH = (16, 8192)
-TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
-FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (labeling.pipeline.feature_options)
-PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features")
-# settings name -> config key: set in the environment, they override the device's preset.
-_OVERRIDES = {"PRETRAIN_RESOLUTION": "resolution", "PRETRAIN_EPOCHS": "epochs", "PRETRAIN_BATCH_SIZE": "batch_size",
-              "PRETRAIN_PROJECTOR": "projector", "PRETRAIN_CROP_MIN": "crop_min",
-              "PRETRAIN_TIME_BUDGET_S": "time_budget_s"}
-
-
-def pretrain_defaults(*, kind: str | None = None) -> dict:
-    """The preset of the worker's device ("cpu" or "gpu"), with the settings' overrides."""
-    from labeling.ml.presets import PRESETS
-    from labeling.selectors import worker_device_kind
-
-    preset = PRESETS[kind or worker_device_kind()]
-    overrides = {key: getattr(settings, name) for name, key in _OVERRIDES.items()
-                 if getattr(settings, name, None) is not None}
-    return {**preset, "projector": list(preset["projector"]), **overrides}
-
 
 class NeedsConfirmation(ValidationError):
     """The run would take long on this worker: it starts only when the request confirms it."""
@@ -58,13 +33,11 @@ def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, co
                    confirm: bool = False) -> TrainingRun:
     """Queue a pretraining. One estimated to take longer than PRETRAIN_CONFIRM_ABOVE_S on the worker's
     device is refused with the estimate unless ``confirm``: a click never starts hours of work unawares."""
-    from labeling.selectors import pretrain_estimate
-
     config = config or {}
     merged = {**pretrain_defaults(), **config}
     if "epochs" in config and "time_budget_s" not in config:
         merged["time_budget_s"] = None  # epochs asked for: not cut short by the preset's time budget
-    _check_config(merged)
+    pretrain_config_check(merged)
     _check_active_runs(user=user, pretrain=True)
     estimate = pretrain_estimate(project=project, config=merged)
     if estimate["needs_confirmation"] and not confirm:
@@ -72,14 +45,12 @@ def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, co
             f"This pretraining would take about {estimate['text']} on the worker's {estimate['device'].upper()} "
             f"({estimate['images']} images, {merged['epochs']} epochs at {merged['resolution']} px). "
             "Confirm to start it anyway, or set a time budget (“time_budget_s”) or fewer epochs.")
-    from labeling.tasks import gpu_pretrain
-
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=merged,
                                              epochs=merged["epochs"], created_by=user,
                                              metrics={"estimate_s": round(estimate["seconds"], 1)})
-            enqueue(gpu_pretrain, run.id, row=run)
+            run_enqueue(run)
     except IntegrityError:
         raise ValidationError("A pretraining is already queued or running for this project; "
                               "cancel it first or wait for it to finish.") from None
@@ -90,20 +61,15 @@ def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, co
 
 def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> TrainingRun | None:
     """Queue a probe fit on the project's current backbone; None if one is already queued or running."""
-    state = ProjectModelState.objects.filter(project=project).first()
-    if state is None or state.pretrain_run_id is None:
+    backbone_run_id = current_backbone_run_id(project_id=project.id)
+    if backbone_run_id is None:
         raise ValidationError("There is no pretrained backbone yet: run a pretraining first.")
     _check_active_runs(user=user, pretrain=False)
-    from labeling.tasks import fit_probe
-
-    try:
-        with transaction.atomic():
-            run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, created_by=user,
-                                             backbone_run_id=state.pretrain_run_id, config={})
-            ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
-            enqueue(fit_probe, run.id, row=run)
-    except IntegrityError:
-        return None  # one is queued or running; it will see these labels too, or trigger again
+    with transaction.atomic():
+        run = probe_create(project=project, backbone_run_id=backbone_run_id, user=user)
+        if run is None:
+            return None  # one is queued or running; it will see these labels too, or trigger again
+        run_enqueue(run)
     if not transaction.get_connection().in_atomic_block:
         run.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return run
@@ -151,19 +117,17 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
         raise ValidationError(f"Decide “accepted” or “rejected”, not “{decision}”.")
     if label.project_id != image.project_id:
         raise ValidationError("That label belongs to another project.")
-    state = ProjectModelState.objects.filter(project_id=image.project_id).first()
-    suggestion = Suggestion.objects.filter(run_id=state.probe_run_id if state else None, image=image,
+    suggestion = Suggestion.objects.filter(run_id=current_probe_run_id(project_id=image.project_id), image=image,
                                            label=label).first()
     if suggestion is None:
         raise ValidationError(f"There is no current suggestion of “{label.name}” for this image.")
     with transaction.atomic():
         SuggestionDecision.objects.update_or_create(image=image, label=label, defaults={
             "run_id": suggestion.run_id, "probability": suggestion.probability, "decision": decision, "user": user})
-        if decision == Decision.ACCEPTED:
-            ImageTag.objects.get_or_create(image=image, label=label,
-                                           defaults={"author": user, "source": Source.MODEL})
-        # Either way the image's annotations changed: an open editor must re-read before saving.
-        Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+        # Either way the image's annotations changed (a tag, or the suggestions shown with them):
+        # the image's version moves, so an open editor re-reads before saving.
+        image_tag_set(image=image, label=label, user=user, source=Source.MODEL,
+                      present=True if decision == Decision.ACCEPTED else None)
         # A decision measures the precision of the shown suggestions: enough rejections withdraw
         # the label's confidence now (labeling/trust.py).
         decision_noted(run_id=suggestion.run_id, label_id=label.id)
@@ -212,8 +176,7 @@ def suggestion_undo(*, image: Image, label: LabelClass, user: AbstractBaseUser) 
         decided = SuggestionDecision.objects.filter(image=image, label=label).delete()[0]
         if not decided:
             raise ValidationError(f"Nobody has decided on the suggestion “{label.name}” for this image.")
-        ImageTag.objects.filter(image=image, label=label, source=Source.MODEL).delete()
-        Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+        image_tag_set(image=image, label=label, user=user, source=Source.MODEL, present=False)
 
 
 def _check_active_runs(*, user: AbstractBaseUser | None, pretrain: bool) -> None:
@@ -227,32 +190,3 @@ def _check_active_runs(*, user: AbstractBaseUser | None, pretrain: bool) -> None
     if pretrain and active.filter(kind=RunKind.PRETRAIN).count() >= settings.PRETRAIN_MAX_ACTIVE:
         raise LimitReached(f"The server already has {settings.PRETRAIN_MAX_ACTIVE} pretrainings queued or running, "
                            "the limit (PRETRAIN_MAX_ACTIVE); try again when one has finished.")
-
-
-def _check_config(config: dict) -> None:
-    unknown = set(config) - set(PRETRAIN_LIMITS) - set(PRETRAIN_OTHER_KEYS)
-    if unknown:
-        valid = ", ".join([*PRETRAIN_LIMITS, *PRETRAIN_OTHER_KEYS])
-        raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}. "
-                              f"The settings are: {valid} (see docs/api.md for their bounds).")
-    for key, (low, high) in PRETRAIN_LIMITS.items():
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ValidationError(f"“{key}” must be a number from {low} to {high}.")
-    budget = config.get("time_budget_s")
-    low, high = TIME_BUDGET_LIMITS
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not low <= budget <= high):
-        raise ValidationError(f"“time_budget_s” must be null (train for “epochs”) or a number of seconds "
-                              f"from {low} to {high}.")
-    if config.get("features", "last") not in FEATURES:
-        raise ValidationError(f"“features” must be one of {', '.join(FEATURES)}.")
-    if config["small_stem"] not in (None, True, False):
-        raise ValidationError("“small_stem” must be true, false or null (automatic: small images get the small stem).")
-    if not isinstance(config.get("profile", False), bool):
-        raise ValidationError("“profile” must be true (record a profiler trace of a few steps) or false.")
-    projector = config["projector"]
-    (few, many), (narrow, wide) = PROJECTOR_LAYERS, PROJECTOR_WIDTH
-    if (not isinstance(projector, list) or not few <= len(projector) <= many
-            or not all(isinstance(d, int) and not isinstance(d, bool) and narrow <= d <= wide for d in projector)):
-        raise ValidationError(f"“projector” must be a list of {few} to {many} layer widths from {narrow} to {wide}.")

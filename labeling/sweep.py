@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from annotator.sweep import claim_send, resend_due
 from labeling.models import RunStatus, TrainingRun
+from labeling.tasks import run_send
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,8 @@ def runs_sweep() -> dict[str, list[int]]:
 
 
 def resend_queued(now=None) -> list[int]:
-    from labeling.pipeline import send
-
     sent = []
     for run in resend_due(TrainingRun, now).filter(cancel_requested=False).order_by("id")[:100]:
-        if claim_send(run, now) and send(run):
+        if claim_send(run, now) and run_send(run):
             sent.append(run.id)
     return sent

@@ -1,4 +1,8 @@
-"""Celery tasks: thin glue. Ids in; the work is in ``labeling.pipeline``.
+"""Celery tasks, and the only place that sends model-assistance work.
+
+Tasks are thin: ids in, the work is in ``labeling.pretraining`` and ``labeling.suggesting``. Those
+never import this module; where a step queues more work (the probe fit after a pretraining, the
+shards of a probe run) the task hands them the sending function.
 
 acks_late + reject_on_worker_lost: a message is acknowledged only when its task has finished,
 so a worker killed mid-run leaves it to be delivered again, and the run's claim (a heartbeat
@@ -7,9 +11,16 @@ that goes stale) lets the next worker take it over from the last checkpoint.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from labeling import pipeline, shards
+from annotator.tasks import enqueue, send_now
+from labeling import pretraining, suggesting
+from labeling.models import RunKind, TrainingRun
+from labeling.runs import orphans_requeue, worker_id
+
+log = logging.getLogger(__name__)
 
 # ignore_result: nobody reads these results (progress and outcome are on the run's row), and
 # recording them would make every send wait on the result backend too.
@@ -18,22 +29,56 @@ LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True, "ignore_
 
 @shared_task(name="labeling.tasks.gpu_pretrain", time_limit=7 * 24 * 3600, **LONG)
 def gpu_pretrain(self, run_id: int) -> str:
-    return pipeline.run_pretrain(run_id, self.request.hostname)
+    return pretraining.run_pretrain(run_id, self.request.hostname, send=run_enqueue)
 
 
 @shared_task(name="labeling.tasks.fit_probe", time_limit=4 * 3600, **LONG)
 def fit_probe(self, run_id: int) -> str:
-    return pipeline.run_probe(run_id, self.request.hostname)
+    return suggesting.run_probe(run_id, self.request.hostname, send_shard=shard_send)
 
 
 @shared_task(name="labeling.tasks.suggest_shard", time_limit=4 * 3600, **LONG)
 def suggest_shard(self, run_id: int, block: int) -> str:
-    done = shards.suggest_block(run_id, block, pipeline.worker_id(self.request.hostname))
-    shards.finish_if_complete(run_id)
+    done = suggesting.suggest_block(run_id, block, worker_id(self.request.hostname))
+    suggesting.finish_if_complete(run_id)
     return done
 
 
 @shared_task(name="labeling.tasks.suggest_finish", time_limit=3600, **LONG)
 def suggest_finish(self, run_id: int) -> str:
     # The chord callback of earlier versions, kept for messages still queued when they upgrade.
-    return shards.finalise(run_id)
+    return suggesting.finalise(run_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending
+
+
+def _task_of(run: TrainingRun):
+    return gpu_pretrain if run.kind == RunKind.PRETRAIN else fit_probe
+
+
+def run_enqueue(run: TrainingRun) -> None:
+    """Send a queued run's task once the current transaction commits (annotator.tasks.enqueue)."""
+    enqueue(_task_of(run), run.id, row=run)
+
+
+def run_send(run: TrainingRun) -> bool:
+    """Send a queued run's task now; False when the broker is down (the sweep tries again)."""
+    return send_now(_task_of(run), run.id, row=run)
+
+
+def shard_send(run_id: int, block: int) -> bool:
+    """One block of a probe run to any worker; False when the broker did not take it."""
+    return send_now(suggest_shard, run_id, block)
+
+
+def resume_orphans(node: str) -> list[int]:
+    """At worker start: queue again and send the runs this node (or a quiet one) left behind."""
+    resumed = []
+    for run in orphans_requeue(node):
+        run_send(run)  # with the broker down, the sweep sends it again
+        resumed.append(run.id)
+    if resumed:
+        log.warning("re-queued training runs %s after a worker was lost", resumed)
+    return resumed

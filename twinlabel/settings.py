@@ -354,7 +354,7 @@ def default_train_threads(*, cores: int, web_on_host: bool) -> int:
 
 TRAIN_THREADS = env_int("TRAIN_THREADS", default_train_threads(cores=len(os.sched_getaffinity(0)),
                                                               web_on_host=WEB_ON_WORKER_HOST), minimum=1)
-# Embeddings and suggestions are computed in blocks of this many image ids (labeling/shards.py).
+# Embeddings and suggestions are computed in blocks of this many image ids (labeling/data.py, labeling/suggesting.py).
 SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
 # Rows per (project, status) counter, summed on read: more rows, less waiting on one row lock when
 # many annotators submit at once.

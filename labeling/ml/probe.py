@@ -10,13 +10,16 @@ a few hundred to a few thousand images fit in well under a second per fold.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from labeling.ml.calibrate import Platt
 from labeling.ml.metrics import average_precision, rank
 
 
@@ -49,8 +52,7 @@ class LinearProbe:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """(N, D) features -> (N, L) float32 probabilities."""
-        x = (np.asarray(features, dtype=np.float64) - self.mean) / self.std
-        return _sigmoid(x @ self.weight + self.bias).astype(np.float32)
+        return _predict(self.mean, self.std, self.weight, self.bias, features)
 
     def label_report(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Per label: trained or why not, and the counts it was trained on."""
@@ -98,6 +100,64 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     return probe
 
 
+@dataclass(frozen=True)
+class SavedProbe:
+    """A fitted probe as a probe run keeps it on disk for its shard tasks: what scoring, calibrating
+    and pre-ticking need (the training counts and out-of-fold scores stay with the fit)."""
+
+    label_ids: np.ndarray  # (L,) the database ids of the columns
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+    weight: np.ndarray  # (D, L)
+    bias: np.ndarray  # (L,)
+    thresholds: np.ndarray  # (L,) the F1 thresholds, which the uncertainty uses
+    trained: np.ndarray  # (L,) bool
+    calibration: Platt | None  # per-label Platt map; None in a file from before calibration
+    confident: np.ndarray  # (L,) pre-tick thresholds on the calibrated scale (+inf: never pre-ticked)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Uncalibrated, as LinearProbe.predict_proba: (N, D) -> (N, L) float32."""
+        return _predict(self.mean, self.std, self.weight, self.bias, features)
+
+    def calibrated(self, probs: np.ndarray) -> np.ndarray:
+        """The calibration applied to raw probabilities (unchanged for an old file)."""
+        return probs if self.calibration is None else self.calibration.apply(probs)
+
+
+def save_probe(path: str | Path, probe: LinearProbe, label_ids: np.ndarray, *, calibration: Platt | None = None,
+               confident: np.ndarray | None = None) -> None:
+    """The probe, its per-label calibration (Platt a, b; identity when None) and confident
+    thresholds (default: the F1 ones), written atomically to ``path`` (.npz)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    calibration = calibration or Platt.identity(len(label_ids))
+    buffer = io.BytesIO()
+    np.savez(buffer, mean=probe.mean, std=probe.std, weight=probe.weight, bias=probe.bias,
+             thresholds=probe.thresholds, trained=probe.trained, label_ids=label_ids,
+             calibration_a=calibration.a, calibration_b=calibration.b,
+             confident=probe.thresholds if confident is None else confident)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+
+
+def load_probe(path: str | Path) -> SavedProbe:
+    """A probe written by ``save_probe`` (or by a version before calibration: then uncalibrated,
+    pre-ticked at the F1 thresholds)."""
+    with np.load(path) as data:
+        saved = {k: data[k] for k in data.files}
+    calibration = Platt(saved["calibration_a"], saved["calibration_b"]) if "calibration_a" in saved else None
+    return SavedProbe(label_ids=saved["label_ids"], mean=saved["mean"], std=saved["std"], weight=saved["weight"],
+                      bias=saved["bias"], thresholds=saved["thresholds"], trained=saved["trained"],
+                      calibration=calibration, confident=saved.get("confident", saved["thresholds"]))
+
+
+def _predict(mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+             features: np.ndarray) -> np.ndarray:
+    x = (np.asarray(features, dtype=np.float64) - mean) / std
+    return _sigmoid(x @ weight + bias).astype(np.float32)
+
+
 def standardisation_scale(x: np.ndarray, relative_floor: float = 0.01) -> np.ndarray:
     """(N, D) -> (D,) per-feature scale: the std, but at least ``relative_floor`` x the median std.
 
@@ -109,7 +169,8 @@ def standardisation_scale(x: np.ndarray, relative_floor: float = 0.01) -> np.nda
     std = x.std(axis=0)
     varying = std[std > 1e-12]
     floor = relative_floor * float(np.median(varying)) if len(varying) else 1.0
-    return np.maximum(std, max(floor, 1e-12))
+    scale: np.ndarray = np.maximum(std, max(floor, 1e-12))
+    return scale
 
 
 def untrainable_message(probe: "LinearProbe | None", names: list[str], min_examples: int = 3) -> str | None:
@@ -192,10 +253,10 @@ def _fit_many_one_thread(x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, w
             logits, yt.expand_as(logits), pos_weight=pos_weight[:, None, :], reduction="none")
         per_problem = (bce * mask[:, :, None]).sum(dim=1) / count  # (P, L) mean over its rows
         loss = per_problem.sum() + 0.5 * (decay * w.pow(2)).sum()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]  # unannotated in torch
     # ...then undo the weighting's shift of the odds (prior correction, King & Zeng 2001), so
     # probabilities stay calibrated to how often the label really occurs.
     return w.detach().numpy(), (b.detach() - torch.log(pos_weight)).numpy()

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from annotator.models import Image, ImageStatus, Membership, Role
 from labeling.models import RunKind, TrainingRun
-from labeling.pipeline import RUN_FILES, run_dir
+from labeling.paths import RUN_FILES, run_dir
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from annotator.models import Box, ExportJob, Image, ImageTag, LabelClass, Projec
 from annotator.services import BoxIn, ImageAnnotations, annotations_import
 from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
-from labeling.pipeline import run_dir
+from labeling.paths import run_dir
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ from annotator.models import ExportJob, ImageStatus
 from annotator.sweep import exports_resend, sweep_once
 from annotator.tasks import QUEUE_DOWN_MESSAGE
 from labeling.models import ProjectModelState, RunKind, RunStatus, SuggestionShard, TrainingRun
-from labeling.shards import finish_if_complete
+from labeling.suggesting import finish_if_complete
 from labeling.sweep import runs_sweep
 from tests.factories import add_images, make_project, make_user
 
@@ -159,7 +159,7 @@ def test_the_last_shard_finishes_the_run_from_the_database(project):
 
 
 def test_a_restarted_worker_does_not_resume_a_run_that_took_it_down_every_time(project, settings):
-    from labeling.pipeline import resume_orphans
+    from labeling.tasks import resume_orphans
 
     settings.RUN_MAX_ATTEMPTS = 3
     run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.RUNNING,

@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Role
-from labeling import pipeline
+from labeling.paths import run_dir, run_file
+from labeling.pretraining import save_projection
 from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
 from tests import procs
@@ -66,9 +67,9 @@ def _seed():
                      "learning_curve": [{"fraction": f, "labeled": int(30 * f), "map": cv_map * (0.6 + 0.4 * f)}
                                         for f in (0.25, 0.5, 1.0)]})
         runs.append((pretrain, probe))
-        from labeling.ml import TrainLog
+        from labeling.ml.tracking import TrainLog
 
-        with TrainLog(pipeline.run_dir(pretrain.id) / pipeline.RUN_FILES["tensorboard"]) as board:
+        with TrainLog(run_file(pretrain.id, "tensorboard")) as board:
             board.scalars({"train/loss": 100.0}, step=1)
     pretrain, probe = runs[-1]
     TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, error="out of memory",
@@ -81,11 +82,11 @@ def _seed():
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4, size=(3, 32))
     features = np.stack([centres[n % 3] + rng.normal(size=32) for n in range(len(ids))]).astype(np.float16)
-    path = pipeline.run_dir(pretrain.id) / "embeddings.npz"
-    from labeling.ml import save_embeddings
+    path = run_dir(pretrain.id) / "embeddings.npz"
+    from labeling.ml.embed import save_embeddings
 
     save_embeddings(path, np.array(ids), features)
-    pipeline.save_projection(path, np.array(ids), features)
+    save_projection(path, np.array(ids), features)
     EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=64, count=len(ids), dim=32)
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
     return project, ids, [r for r, _ in runs]

@@ -15,7 +15,9 @@ from django.conf import settings
 from twinlabel.celery import app
 from annotator.models import Image, ImageStatus, ImageTag
 from annotator.services import project_create
-from labeling import selectors, services, shards
+from labeling import selectors, services
+from labeling.data import write_blocks
+from labeling.paths import embeddings_dir
 from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests import procs
 from tests.factories import make_user
@@ -44,9 +46,9 @@ def _project():
     features = (present * 2.0 + rng.normal(size=(len(ids), len(labels)))) @ rng.normal(size=(len(labels), DIM))
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, config={})
     features = features.astype(np.float16)
-    shards.write_blocks(backbone_run_id=pretrain.id, ids=ids, s=settings.SHARD_IMAGES,
+    write_blocks(backbone_run_id=pretrain.id, ids=ids, s=settings.SHARD_IMAGES,
                         embed=lambda part: features[np.searchsorted(ids, part)])
-    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(shards.embeddings_dir(pretrain.id)),
+    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(embeddings_dir(pretrain.id)),
                                 resolution=24, count=len(ids), dim=DIM, block_size=settings.SHARD_IMAGES)
     old = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, config={},
                                      backbone_run=pretrain)

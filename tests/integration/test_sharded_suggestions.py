@@ -12,8 +12,8 @@ from twinlabel.celery import app
 from labeling import services
 from labeling.models import ProjectModelState, RunKind, RunStatus, SuggestionShard, TrainingRun
 from tests import procs
-from tests.labeling.test_pipeline import TINY, project  # noqa: F401  (the fixture)
-from tests.labeling.test_shards import rows
+from tests.labeling.conftest import TINY, project  # noqa: F401  (the fixture)
+from tests.labeling.test_suggesting import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

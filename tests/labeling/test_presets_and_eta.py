@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling import pipeline, selectors, services
+from labeling import config, paths, runs, selectors, services
 from labeling.models import RunKind, RunStatus, TrainingRun
 from tests.factories import add_images, make_user
 
@@ -32,22 +32,22 @@ def project(settings, tmp_path):
 def queued(monkeypatch):
     """Record what would be sent to the worker instead of running it."""
     sent = []
-    monkeypatch.setattr("labeling.services.enqueue", lambda task, *args, **kwargs: sent.append(args))
+    monkeypatch.setattr("labeling.services.run_enqueue", lambda run: sent.append((run.id,)))
     return sent
 
 
 def test_the_defaults_follow_the_device_the_worker_reported(project, settings):
     settings.PRETRAIN_DEVICE = "auto"
-    assert services.pretrain_defaults()["time_budget_s"] == 600  # nothing known yet: the CPU preset
-    path = settings.MODEL_DIR / selectors.WORKER_DEVICE_FILE
+    assert config.pretrain_defaults()["time_budget_s"] == 600  # nothing known yet: the CPU preset
+    path = settings.MODEL_DIR / paths.WORKER_DEVICE_FILE
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"device": "NVIDIA H200"}))
-    gpu = services.pretrain_defaults()
+    gpu = config.pretrain_defaults()
     assert gpu["time_budget_s"] is None and gpu["resolution"] == 64
     settings.PRETRAIN_DEVICE = "cpu"  # the setting wins over the report
-    assert services.pretrain_defaults()["resolution"] == 32
+    assert config.pretrain_defaults()["resolution"] == 32
     settings.PRETRAIN_RESOLUTION = 48  # and an explicit setting over the preset
-    assert services.pretrain_defaults()["resolution"] == 48
+    assert config.pretrain_defaults()["resolution"] == 48
 
 
 def test_a_long_run_on_a_cpu_worker_needs_a_confirmation_that_names_the_estimate(project, settings, queued):
@@ -100,7 +100,7 @@ def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
                                      worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now(),
                                      metrics={"estimate_s": 600})
     assert 590 <= selectors.run_summary(run)["eta_s"] <= 600  # before the first report: the estimate
-    monitor = pipeline.RunMonitor(run)
+    monitor = runs.RunMonitor(run)
     monitor.progress(SimpleNamespace(epoch=0, step=5, steps_per_epoch=10, loss=1.0, images_per_s=50.0, eta_s=120.0))
     run.refresh_from_db()
     assert 115 <= selectors.run_summary(run)["eta_s"] <= 120
@@ -110,9 +110,9 @@ def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
 
 
 def test_progress_reaches_the_database_at_least_every_ten_seconds():
-    # The trainer reports by time (tests/labeling/ml/test_train.py); the pipeline asks for <= 10 s.
-    assert 0 < pipeline.PROGRESS_EVERY_S <= 10
-    assert pipeline.RunMonitor.__init__.__defaults__[0] <= 5  # cancellations are noticed within 5 s
+    # The trainer reports by time (tests/labeling/ml/test_train.py); the worker asks for <= 10 s.
+    assert 0 < config.PROGRESS_EVERY_S <= 10
+    assert runs.RunMonitor.__init__.__defaults__[0] <= 5  # cancellations are noticed within 5 s
 
 
 @pytest.mark.django_db(transaction=True)
@@ -121,7 +121,7 @@ def test_a_cancel_reaches_a_running_pretraining_within_one_heartbeat(project):
 
     run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, status=RunStatus.RUNNING,
                                      worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now())
-    with pipeline.RunMonitor(run, interval=0.2) as monitor:
+    with runs.RunMonitor(run, interval=0.2) as monitor:
         assert not monitor.should_stop()
         services.run_cancel(run=run)
         deadline = time.monotonic() + 10

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from annotator.models import Image, Role
-from labeling import pipeline, services
+from labeling import services
 from labeling.models import RunKind, RunStatus, TrainingRun
+from labeling.paths import run_file
 from tests.factories import add_member, make_scene_project, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
@@ -32,7 +33,7 @@ def test_a_run_leaves_tensorboard_events_a_trace_and_a_projection(trained, clien
     assert set(kinds) == {"tensorboard", "trace"}  # events of the training and of its probe(s)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(pipeline.run_dir(run.id) / "tensorboard"))
+    events = EventAccumulator(str(run_file(run.id, "tensorboard")))
     events.Reload()
     assert {"train/loss", "train/lr", "train/images_per_s", "probe/map"} <= set(events.Tags()["scalars"])
     trace = next(f for f in detail["files"] if f["kind"] == "trace")

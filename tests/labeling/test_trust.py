@@ -8,8 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from labeling import pipeline, services, shards
+from labeling import services
+from labeling.data import features_of
+from labeling.ml.probe import load_probe
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
+from labeling.paths import probe_path
+from labeling.runs import finish
 from tests.factories import make_scene_project, make_user
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
@@ -31,7 +35,7 @@ def test_a_fit_with_no_trainable_label_succeeds_with_a_message_and_no_suggestion
 def test_metrics_are_stored_without_nan_or_infinity(db):
     run = TrainingRun.objects.create(project=make_scene_project(owner=make_user("o"), images=2, labeled=0),
                                      kind=RunKind.PROBE, status=RunStatus.RUNNING, worker="w")
-    assert pipeline.finish(run, RunStatus.SUCCEEDED, metrics={
+    assert finish(run, RunStatus.SUCCEEDED, metrics={
         "a": float("nan"), "b": [np.float32("inf"), 1.5], "c": {"d": np.int64(3), "e": np.array([np.nan, 2.0])}})
     run.refresh_from_db()
     assert run.metrics == {"a": None, "b": [None, 1.5], "c": {"d": 3, "e": [None, 2.0]}}
@@ -46,25 +50,25 @@ def test_suggestions_are_calibrated_and_pre_ticked_only_where_precision_is_prove
     trust = probe.metrics["trust"]
     assert trust["default_target"] == 0.9
     assert set(trust["ece"]) == {"uncalibrated", "calibrated"} and trust["ece"]["calibrated"] is not None
-    saved = shards.load_probe(probe.id)
+    saved = load_probe(probe_path(probe.id))
     for j, entry in enumerate(trust["labels"]):
         label_id = entry["label_id"]
         rows = Suggestion.objects.filter(run=probe, label_id=label_id)
         if not entry["confident"]:
             # A label that could not prove its precision is never pre-ticked.
             assert not rows.filter(predicted=True).exists()
-            assert np.isinf(saved["confident"][j])
+            assert np.isinf(saved.confident[j])
         else:
             assert entry["precision_lower_bound"] >= entry["target"]
             assert not rows.filter(predicted=True, probability__lt=entry["threshold"]).exists()
             assert not rows.filter(predicted=False, probability__gte=entry["threshold"]).exists()
     # The stored probabilities are the calibrated ones (Platt on the raw probe output).
     image = Suggestion.objects.filter(run=probe).first().image_id
-    _, features = shards.features_of(embedding_set=probe.backbone_run.embedding_sets.first(), ids=np.array([image]))
-    expected = shards.calibrate(saved, shards.predict(saved, features))[0]
+    _, features = features_of(embedding_set=probe.backbone_run.embedding_sets.first(), ids=np.array([image]))
+    expected = saved.calibrated(saved.predict_proba(features))[0]
     stored = dict(Suggestion.objects.filter(run=probe, image_id=image).values_list("label_id", "probability"))
-    for j, label_id in enumerate(saved["label_ids"].tolist()):
-        if saved["trained"][j]:
+    for j, label_id in enumerate(saved.label_ids.tolist()):
+        if saved.trained[j]:
             assert stored[label_id] == pytest.approx(float(expected[j]), abs=1e-5)
     assert [p["labeled"] for p in probe.metrics["learning_curve"]] == [10, 20, 40]
 

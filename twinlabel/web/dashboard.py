@@ -18,7 +18,7 @@ from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Sour
 from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
 from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
-from labeling.pipeline import projection_path
+from labeling.paths import projection_path
 from labeling.selectors import run_files
 
 UNLABELED = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS)

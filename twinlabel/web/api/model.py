@@ -15,12 +15,13 @@ from rest_framework.response import Response
 from annotator import selectors as annotator_selectors
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.models import LabelClass
+from labeling import selectors, services
+from labeling.config import pretrain_defaults
+from labeling.models import Decision, RunKind, TrainingRun
+from twinlabel.web import dashboard
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
 from twinlabel.web.api.serializers import AnnotationStateSerializer
-from labeling import selectors, services
-from twinlabel.web import dashboard
-from labeling.models import Decision, RunKind, TrainingRun
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -74,7 +75,7 @@ def project_runs(request: Request, project_id: int) -> Response:
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
         runs = selectors.project_runs(project_id=project.id)
-        defaults = services.pretrain_defaults()
+        defaults = pretrain_defaults()
         estimate = selectors.pretrain_estimate(project=project, config=defaults, recent_runs=runs)
         return Response({"runs": runs, "pretrain_estimate": {**estimate, "config": defaults}})
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)

@@ -1,13 +1,11 @@
-"""Model assistance in-process (tasks run eagerly): pretrain -> embed -> probe -> suggestions,
-claims, cancellation, decisions and queue orders, on the configured database."""
+"""Model assistance in-process through its services (tasks run eagerly): pretrain -> embed ->
+probe -> suggestions, decisions and queue orders, on the configured database."""
 
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from annotator.annotations import image_submit, queue_next
 from annotator.demo.scenes import render_scene
@@ -15,20 +13,15 @@ from annotator.models import Image, ImageTag
 from annotator.selectors import annotation_state
 from annotator.services import images_import
 from annotator.sources import ImageSource
-from labeling import pipeline, services
+from labeling import services
+from labeling.config import pretrain_defaults
+from labeling.paths import checkpoint_path
 from labeling.models import (Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
-from tests.factories import make_scene_project, make_user
+from tests.factories import make_user
+from tests.labeling.conftest import TINY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
-TINY = {"resolution": 16, "epochs": 2, "batch_size": 8, "projector": [64], "warmup_epochs": 0}
-
-
-@pytest.fixture
-def project():
-    owner = make_user("owner")
-    project = make_scene_project(owner=owner)
-    return project
 
 
 def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
@@ -36,11 +29,11 @@ def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.device == "cpu" and run.attempts == 1 and run.epoch == 2 and run.loss_history
-    from labeling.ml import load_checkpoint
+    from labeling.ml.train import load_checkpoint
 
-    trained_with, _ = load_checkpoint(pipeline.run_dir(run.id) / "checkpoint.pt")
+    trained_with, _ = load_checkpoint(checkpoint_path(run.id))
     # The crop floor comes from the worker's device preset (CPU here) unless PRETRAIN_CROP_MIN is set.
-    assert trained_with.crop_scale == (services.pretrain_defaults()["crop_min"], 1.0) == (0.5, 1.0)
+    assert trained_with.crop_scale == (pretrain_defaults()["crop_min"], 1.0) == (0.5, 1.0)
     assert trained_with.time_budget_s is None  # epochs were asked for: the preset's budget is not added
     assert trained_with.model.resolution == 16
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
@@ -108,21 +101,6 @@ def test_the_queue_serves_the_most_uncertain_first_and_by_suggested_label(projec
         other = make_user("other")
         got = queue_next(project=project, user=other, order=f"label:{suggested.label_id}")
         assert got is not None and Suggestion.objects.get(run_id=run_id, image=got, label=suggested.label).predicted
-
-
-def test_claims_cancellation_and_orphans(project, settings):
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)
-    assert pipeline.claim(run.id, "a@host:1") is not None
-    assert pipeline.claim(run.id, "b@host:2") is None  # alive: not taken
-    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert pipeline.claim(run.id, "b@host:2").worker == "b@host:2"  # gone quiet: taken over
-    # The node that restarts finds its own run and queues it again (eagerly run here: it succeeds).
-    assert pipeline.resume_orphans("b@host") == [run.id]
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED and run.attempts == 3
-    queued = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, backbone_run=run)
-    assert services.run_cancel(run=queued).status == RunStatus.CANCELLED
-    assert pipeline.run_probe(queued.id, "a@host") == "not claimed"
 
 
 def test_a_pretraining_is_refused_while_another_is_active(project):

@@ -4,13 +4,15 @@ workers)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from labeling import pipeline, services, shards
+from labeling import services
+from labeling.data import project_blocks
+from labeling.paths import embeddings_dir
+from labeling.suggesting import finalise, suggest_block
 from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionShard, TrainingRun)
-from tests.labeling.test_pipeline import TINY, project  # noqa: F401  (the fixture)
+from tests.labeling.conftest import TINY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,13 +30,13 @@ def rows(run_id):
     return suggestions, scores
 
 
-def test_a_chord_of_shards_writes_what_one_worker_writes(project, settings):  # noqa: F811
+def test_a_chord_of_shards_writes_what_one_worker_writes(project, settings):
     services.pretrain_start(project=project, config=TINY)
     pretrain = TrainingRun.objects.get(project=project, kind=RunKind.PRETRAIN)
     embedding_set = EmbeddingSet.objects.get(run=pretrain)
-    blocks = shards.project_blocks(project.id, 7)
+    blocks = project_blocks(project.id, 7)
     assert embedding_set.block_size == 7 and len(blocks) >= 5
-    files = sorted(p.name for p in shards.embeddings_dir(pretrain.id).iterdir())
+    files = sorted(p.name for p in embeddings_dir(pretrain.id).iterdir())
     assert files == [f"block-{b:07d}.npz" for b in blocks]
 
     one = ProjectModelState.objects.get(project=project).probe_run_id
@@ -54,30 +56,13 @@ def test_a_chord_of_shards_writes_what_one_worker_writes(project, settings):  # 
     assert not Suggestion.objects.filter(run_id=one).exists()  # swapped whole
 
 
-def test_a_shard_run_twice_changes_nothing(project):  # noqa: F811
+def test_a_shard_run_twice_changes_nothing(project):
     services.pretrain_start(project=project, config=TINY)
     run_id = ProjectModelState.objects.get(project=project).probe_run_id
     before = rows(run_id)
     TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.RUNNING)
-    block = shards.project_blocks(project.id, 7)[-1]
-    assert shards.suggest_block(run_id, block, "again").startswith(f"block {block}")
+    block = project_blocks(project.id, 7)[-1]
+    assert suggest_block(run_id, block, "again").startswith(f"block {block}")
     assert rows(run_id) == before
     assert SuggestionShard.objects.get(run_id=run_id, block=block).worker == "again"
-    assert shards.finalise(run_id) == "succeeded" and shards.finalise(run_id) == "not running"
-
-
-def test_the_cache_fills_in_chunks(project):  # noqa: F811
-    cache, ids = pipeline.fill_cache(project.id, 16, chunk=6)
-    assert len(ids) == project.images.count() == len(cache)
-
-
-def test_the_cache_is_kept_per_resolution_in_either_order(project):  # noqa: F811
-    from labeling.ml.cache import decode_square
-
-    first_image = project.images.order_by("id").first()
-    with first_image.file.open("rb") as f:
-        raw = f.read()
-    for resolution in (32, 16, 32):  # 32 then 16, 16 then 32: each reads its own store, right
-        cache, ids = pipeline.fill_cache(project.id, resolution)
-        assert cache.rebuilt is None and len(ids) == project.images.count()
-        np.testing.assert_array_equal(cache.read([first_image.id])[0], decode_square(raw, resolution))
+    assert finalise(run_id) == "succeeded" and finalise(run_id) == "not running"

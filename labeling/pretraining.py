@@ -1,0 +1,142 @@
+"""A pretraining run on a worker: claim it, train the backbone on the project's cached images,
+embed every image block by block, draw the embedding map, and queue the first probe fit.
+
+Worker-side code: torch and the torch-backed ``labeling.ml`` modules are imported inside the
+functions, because the web process imports this module (through ``labeling.tasks``) to send work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
+from labeling.data import fill_cache, write_blocks
+from labeling.models import EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
+from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
+from labeling.runs import LostClaim, RunMonitor, claim, finish, probe_create, worker_id
+
+log = logging.getLogger(__name__)
+
+
+def run_pretrain(run_id: int, node: str, *, send: Callable[[TrainingRun], object]) -> str:
+    """``send``: how the probe fit queued at the end is sent once committed (labeling.tasks.run_enqueue)."""
+    run = claim(run_id, worker_id(node))
+    if run is None:
+        return "not claimed"
+    try:
+        with RunMonitor(run) as monitor:
+            status = _pretrain(run, monitor, send)
+    except LostClaim:
+        return "lost claim"
+    except Exception:
+        log.exception("pretraining run %s failed", run_id)
+        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
+        return "failed"
+    finally:
+        close_old_connections()
+    return status
+
+
+def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun], object]) -> str:
+    import torch
+
+    from labeling.ml.backbone import ModelConfig
+    from labeling.ml.tracking import TrainLog, step_profiler
+    from labeling.ml.train import PretrainConfig, Runtime, pretrain
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
+    # A run's config was completed when it was queued; a time budget is never added afterwards.
+    c = {**pretrain_defaults(), "time_budget_s": None, **run.config}
+    model = ModelConfig(resolution=c["resolution"], small_stem=c["small_stem"], projector=tuple(c["projector"]))
+    config = PretrainConfig(model=model,
+                            epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
+                            warmup_epochs=c["warmup_epochs"], seed=c["seed"], crop_scale=(c["crop_min"], 1.0),
+                            time_budget_s=c["time_budget_s"])
+    cache, ids = fill_cache(run.project_id, c["resolution"])
+    if len(ids) < 2:
+        finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
+        return "failed"
+    # A lazy view of the cache: uploaded whole when it fits PRETRAIN_DATA_ON_DEVICE_MB, else each
+    # batch is read from the memory map, so a million-image project is never held in memory.
+    images = cache.view(ids)
+    on_device = len(ids) * c["resolution"] ** 2 * 3 <= settings.PRETRAIN_DATA_ON_DEVICE_MB * 2**20
+    trace = run_file(run.id, "trace") if c.get("profile") else None
+    with TrainLog(run_file(run.id, "tensorboard")) as board, step_profiler(trace) as on_step:
+        def progress(p) -> None:
+            board.progress(p)
+            monitor.progress(p)
+
+        result = pretrain(config, images, Runtime(
+            device=device, checkpoint_path=checkpoint_path(run.id), data_on_device=on_device,
+            world_size=pretrain_world_size(device), on_progress=progress, should_stop=monitor.should_stop,
+            on_step=on_step, log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1)),
+            progress_every_s=PROGRESS_EVERY_S))
+    if monitor.lost.is_set():
+        raise LostClaim(run.id)
+    if result.status == "cancelled":
+        finish(run, RunStatus.CANCELLED)
+        return "cancelled"
+    dim = _embed_all(run, result.model.backbone, cache, ids, c, device)
+    with transaction.atomic():
+        EmbeddingSet.objects.filter(run=run).delete()
+        EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(embeddings_dir(run.id)),
+                                    resolution=c["resolution"], count=len(ids), dim=dim,
+                                    block_size=settings.SHARD_IMAGES)
+        metrics = {"final_loss": result.loss_history[-1] if result.loss_history else None, "images": len(ids)}
+        if not finish(run, RunStatus.SUCCEEDED, metrics=metrics, epoch=result.epochs_done):
+            raise LostClaim(run.id)
+        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"pretrain_run": run})
+        probe = probe_create(project=run.project, backbone_run_id=run.id)
+        if probe is not None:
+            send(probe)
+    return "succeeded"
+
+
+def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, device: str) -> int:
+    """Every image's features, one block file at a time, and the embedding map drawn from an evenly
+    spaced sample kept meanwhile: the whole project's features are never in memory at once."""
+    from labeling.ml.embed import embed_ids
+
+    sample = ids[np.unique(np.linspace(0, len(ids) - 1, min(len(ids), PROJECTION_POINTS)).astype(np.int64))]
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def embed(part: np.ndarray) -> np.ndarray:
+        features = embed_ids(backbone, cache, part, device=device, **feature_options(c))
+        keep = np.isin(part, sample)
+        kept.append((part[keep], features[keep]))
+        return features
+
+    dim = write_blocks(backbone_run_id=run.id, ids=ids, s=settings.SHARD_IMAGES, embed=embed)
+    save_projection(embeddings_dir(run.id), np.concatenate([k[0] for k in kept]),
+                    np.concatenate([k[1] for k in kept]))
+    return dim
+
+
+def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.ndarray) -> None:
+    """The dashboard's embedding map: 2-D coordinates (float16) row for row with ``ids``, next to the
+    embeddings and written atomically."""
+    from labeling.ml.projection import project_2d
+
+    path = projection_path(embeddings_path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, ids=np.asarray(ids, dtype=np.int64), xy=project_2d(features))
+    os.replace(tmp, path)
+
+
+def pretrain_world_size(device: str) -> int:
+    """How many processes pretrain: every visible GPU unless PRETRAIN_GPUS caps it."""
+    if device != "cuda":
+        return 1
+    import torch
+
+    visible = torch.cuda.device_count()
+    return max(1, min(visible, settings.PRETRAIN_GPUS or visible))

@@ -1,0 +1,171 @@
+"""A training run's life on a worker, and the project's current runs.
+
+Claiming is one conditional UPDATE: a run is taken when it is queued, or when the worker that
+held it has gone quiet (its heartbeat is stale). A worker that lost its claim finds out when its
+writes match no row, and stops. Everything a run writes is keyed by the run, so running it twice
+(after a crash, or a duplicate message) replaces its own partial output and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from annotator.models import Project
+from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# The project's current runs: the one place these are looked up
+
+
+def current_probe_run_id(*, project_id: int) -> int | None:
+    """The probe run whose suggestions people see now (swapped in whole by ``suggesting.finalise``)."""
+    return ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+
+
+def current_backbone_run_id(*, project_id: int) -> int | None:
+    """The pretraining run whose embeddings the next probe fits on."""
+    return ProjectModelState.objects.filter(project_id=project_id).values_list("pretrain_run_id", flat=True).first()
+
+
+def probe_create(*, project: Project, backbone_run_id: int, user=None) -> TrainingRun | None:
+    """A queued probe fit on ``backbone_run_id`` (the caller sends it, on commit); None when one
+    is already queued or running (the database's constraint), which will see these labels too."""
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, created_by=user,
+                                             backbone_run_id=backbone_run_id, config={})
+            ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
+    except IntegrityError:
+        return None
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Claim, heartbeat, finish
+
+
+def worker_id(node: str) -> str:
+    return f"{node}:{os.getpid()}"
+
+
+def claim(run_id: int, worker: str) -> TrainingRun | None:
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    taken = TrainingRun.objects.filter(pk=run_id).filter(
+        Q(status=RunStatus.QUEUED, cancel_requested=False) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+    ).update(status=RunStatus.RUNNING, worker=worker, heartbeat_at=now, started_at=now, error="",
+             attempts=F("attempts") + 1)
+    return TrainingRun.objects.select_related("project").get(pk=run_id) if taken else None
+
+
+class LostClaim(Exception):
+    """Another worker took the run over (ours was presumed dead): stop without writing more."""
+
+
+class RunMonitor:
+    """While a run works: a heartbeat every few seconds, cancellation noticed, progress written."""
+
+    def __init__(self, run: TrainingRun, interval: float = 5.0):
+        self.run, self.interval = run, interval
+        self.cancelled, self.lost, self._done = threading.Event(), threading.Event(), threading.Event()
+        self.history: list[list[float]] = list(run.loss_history)
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"run-{run.id}-heartbeat")
+
+    def __enter__(self) -> "RunMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(timeout=30)
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+    def update(self, **fields) -> None:
+        if not self._mine().update(heartbeat_at=timezone.now(), **json_safe_fields(fields)):
+            self.lost.set()
+            raise LostClaim(self.run.id)
+
+    def progress(self, p) -> None:
+        self.history.append([p.step, round(p.loss, 6)])
+        eta = getattr(p, "eta_s", None)
+        self.update(epoch=p.epoch, step=p.step, steps_per_epoch=p.steps_per_epoch, loss=p.loss,
+                    images_per_s=round(p.images_per_s, 2), loss_history=self.history,
+                    eta_at=None if eta is None else timezone.now() + timedelta(seconds=eta))
+
+    def _mine(self):
+        return TrainingRun.objects.filter(pk=self.run.id, worker=self.run.worker, status=RunStatus.RUNNING)
+
+    def _beat(self) -> None:
+        try:
+            while not self._done.wait(self.interval):
+                if not self._mine().update(heartbeat_at=timezone.now()):
+                    self.lost.set()
+                    return
+                if TrainingRun.objects.filter(pk=self.run.id, cancel_requested=True).exists():
+                    self.cancelled.set()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def finish(run: TrainingRun, status: str, **fields) -> bool:
+    return bool(TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
+        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **json_safe_fields(fields)))
+
+
+def json_safe_fields(fields: dict) -> dict:
+    """A run's JSON columns as both databases accept them: SQLite's JSON_VALID and PostgreSQL
+    refuse NaN and Infinity, so a non-finite number is stored as null (unknown); numpy scalars
+    become plain numbers. Every write of run metrics goes through here."""
+    return {k: json_safe(v) if k in ("metrics", "loss_history") else v for k, v in fields.items()}
+
+
+def json_safe(value):
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def orphans_requeue(node: str) -> list[TrainingRun]:
+    """At worker start: runs this node held died with its last process; queue them again, as well
+    as runs whose worker went quiet and queued runs whose message may have been lost. Returns the
+    queued runs to send (``labeling.tasks.resume_orphans`` sends them)."""
+    stale = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    orphans = TrainingRun.objects.filter(
+        Q(status=RunStatus.RUNNING, worker__startswith=f"{node}:") | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=RunStatus.QUEUED, created_at__lt=stale, cancel_requested=False))
+    queued = []
+    for run in orphans:
+        if run.status == RunStatus.RUNNING and run.attempts >= settings.RUN_MAX_ATTEMPTS:
+            # A run that takes its worker down every time (out of memory, say) must not loop forever.
+            TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
+                status=RunStatus.FAILED, finished_at=timezone.now(),
+                error=f"Its worker stopped during each of {run.attempts} attempts; retry it when the cause is fixed.")
+            continue
+        if run.status == RunStatus.RUNNING:
+            if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
+                    status=RunStatus.QUEUED, worker=""):
+                continue
+        queued.append(run)
+    return queued

@@ -1,0 +1,232 @@
+"""A probe run on a worker: fit the probe on the submitted images' features, save it, then score
+every block of the project and swap the new suggestions in.
+
+The blocks are scored here one after the other, or, with SUGGEST_PARALLEL, as ``suggest_shard``
+tasks that any worker may take; the one that writes the last block (counted in SuggestionShard
+rows, not by a chord in the result backend, which a broker restart loses) swaps the run in. A
+block's rows are computed from that block alone and written for that block alone, so the result
+is the same however the blocks are spread.
+
+Worker-side code: the torch-backed ``labeling.ml.probe`` is imported inside the functions, because
+the web process imports this module (through ``labeling.tasks``) to send work.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from labeling.data import (SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix,
+                           project_blocks, submitted_ids)
+from labeling.ml.active import uncertainty
+from labeling.ml.metrics import evaluate
+from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard, TrainingRun
+from labeling.paths import probe_path, run_file
+from labeling.runs import LostClaim, RunMonitor, claim, finish, worker_id
+from labeling.trust import trust_fit
+
+log = logging.getLogger(__name__)
+
+# Sends one block of a run as a suggest_shard task; False when the broker did not take it.
+ShardSend = Callable[[int, int], bool]
+
+
+def run_probe(run_id: int, node: str, *, send_shard: ShardSend) -> str:
+    """``send_shard``: how a block is handed to another worker (labeling.tasks.shard_send)."""
+    run = claim(run_id, worker_id(node))
+    if run is None:
+        return "not claimed"
+    try:
+        with RunMonitor(run) as monitor:
+            return _probe(run, monitor, send_shard)
+    except LostClaim:
+        return "lost claim"
+    except Exception:
+        log.exception("probe run %s failed", run_id)
+        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
+        return "failed"
+    finally:
+        close_old_connections()
+
+
+def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
+    """Fit on the submitted images' features, then score every block of the project: here, or as
+    shard tasks (SUGGEST_PARALLEL), the last of which finishes the run."""
+    from labeling.ml.probe import fit_probe, learning_curve, save_probe, untrainable_message
+
+    monitor.update(device="cpu")
+    embedding_set = embedding_set_of(run.backbone_run_id)
+    if embedding_set is None:
+        raise RuntimeError(f"pretraining run {run.backbone_run_id} left no embeddings")
+    labels = list(run.project.labels.values_list("id", "name"))
+    label_ids = np.array([label_id for label_id, _ in labels], dtype=np.int64)
+    labeled, x = features_of(embedding_set=embedding_set, ids=submitted_ids(run.project_id))
+    names = [name for _, name in labels]
+    if len(labeled) < 2:
+        return _nothing_to_fit(run, {"labeled": len(labeled)}, untrainable_message(None, names))
+    y = label_matrix(labeled.tolist(), label_ids)
+    probe = fit_probe(x.astype(np.float32), y)
+    report = probe.label_report(names)
+    metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map,
+               "labels": report}
+    message = untrainable_message(probe, names)
+    if message is not None:
+        return _nothing_to_fit(run, metrics, message)
+    t = probe.trained
+    cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
+    metrics["cv"] = {**cv, "labels": [name for name, trained in zip(names, t) if trained]}
+    calibration, confident, metrics["trust"] = trust_fit(
+        project_id=run.project_id, y=y, oof=probe.oof_scores, trained=t, ap=cv["ap"], label_ids=label_ids,
+        names=names, labeled_ids=labeled, positives=probe.positives)
+    metrics["learning_curve"] = learning_curve(x.astype(np.float32), y, weight_decay=probe.weight_decay)
+    save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident)
+    monitor.update(metrics=metrics)
+    log_probe_metrics(run, metrics)
+    SuggestionShard.objects.filter(run=run).delete()
+    return _score_blocks(run, monitor, project_blocks(run.project_id, embedding_set.block_size), send_shard)
+
+
+def _score_blocks(run: TrainingRun, monitor: RunMonitor, blocks: list[int], send_shard: ShardSend) -> str:
+    if settings.SUGGEST_PARALLEL and len(blocks) > 1:
+        # Which blocks make the run whole is kept on the run: the shard that writes the last of
+        # them finishes it (finish_if_complete), from the database, not from a chord's
+        # counter in the result backend, which a broker restart loses.
+        monitor.update(config={**run.config, "suggest_blocks": blocks})
+        unsent = [b for b in blocks if not send_shard(run.id, b)]
+        if not unsent:
+            return "sharded"
+        blocks = unsent  # the broker went away: score what it did not take here
+        log.warning("probe run %s: scoring blocks %s here, the broker did not take them", run.id, unsent)
+    for block in blocks:
+        if monitor.lost.is_set():
+            raise LostClaim(run.id)
+        if monitor.cancelled.is_set():
+            finish(run, RunStatus.CANCELLED)
+            return "cancelled"
+        suggest_block(run.id, block, run.worker)
+    return finalise(run.id)
+
+
+def _nothing_to_fit(run: TrainingRun, metrics: dict, message: str) -> str:
+    """A fit after the first few submissions, before any label has 3 of each: nothing to suggest
+    yet, which is not a failure. The project keeps the suggestions it has (if any); this run
+    writes none and says what it needs."""
+    metrics.update(message=message, trust={"still_learning": message})
+    if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
+        raise LostClaim(run.id)
+    return "succeeded"
+
+
+def log_probe_metrics(run: TrainingRun, metrics: dict) -> None:
+    """The probe's metrics as TensorBoard scalars, in its own run's events and in its backbone's
+    (step: the number of labeled images), so a pretraining's events show how good its probes were."""
+    from labeling.ml.tracking import TrainLog
+
+    cv = metrics.get("cv") or {}
+    values = {"probe/map": cv.get("map"),
+              "probe/micro_f1": cv.get("micro_f1"), "probe/macro_f1": cv.get("macro_f1")}
+    for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", [])):
+        values[f"probe_ap/{name}"] = ap
+        values[f"probe_f1/{name}"] = f1
+    for owner in (run.id, run.backbone_run_id):
+        if owner is not None:
+            with TrainLog(run_file(owner, "tensorboard")) as board:
+                board.scalars(values, step=int(metrics.get("labeled", 0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# One block, and the end of a run
+
+
+def suggest_block(run_id: int, block: int, worker: str) -> str:
+    """Score the not yet submitted images of one block and write their suggestions (idempotent)."""
+    from labeling.ml.probe import load_probe
+
+    run = TrainingRun.objects.get(pk=run_id)
+    if not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now()):
+        return "not running"
+    embedding_set = embedding_set_of(run.backbone_run_id)
+    probe = load_probe(probe_path(run_id))
+    s = embedding_set.block_size
+    pool, features = block_features(embedding_set=embedding_set, block=block,
+                                     ids=block_ids(run.project_id, block, s, SCORED_STATUSES))
+    raw = probe.predict_proba(features) if len(pool) else np.zeros((0, len(probe.label_ids)), np.float32)
+    scores = uncertainty(raw, probe.thresholds) if len(pool) else np.zeros(0)
+    # What people see is calibrated, and pre-ticked only at the label's precision-targeted threshold.
+    probs = probe.calibrated(raw)
+    with transaction.atomic():
+        Suggestion.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
+        ImageUncertainty.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
+        write_suggestions(run_id=run_id, pool=pool, label_ids=probe.label_ids, probs=probs,
+                          thresholds=probe.confident, trained=probe.trained, scores=scores)
+        SuggestionShard.objects.update_or_create(run_id=run_id, block=block,
+                                                 defaults={"worker": worker, "images": len(pool),
+                                                           "finished_at": timezone.now()})
+    TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
+    return f"block {block}: {len(pool)} images"
+
+
+def finish_if_complete(run_id: int) -> str | None:
+    """After a shard task wrote its block (committed): if every block the run listed is written,
+    finish the run. Two last shards may both see it complete; ``finalise`` lets one win."""
+    run = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).values_list("config", flat=True).first()
+    blocks = (run or {}).get("suggest_blocks")
+    if not blocks or SuggestionShard.objects.filter(run_id=run_id, block__in=blocks).count() < len(blocks):
+        return None
+    return finalise(run_id)
+
+
+def finalise(run_id: int) -> str:
+    """Every shard is written: the run succeeds and its suggestions replace the old ones at once."""
+    run = TrainingRun.objects.get(pk=run_id)
+    with transaction.atomic():
+        if not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now()):
+            return "not running"
+        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
+    # The old runs' rows are invisible from the swap on; remove them after it.
+    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.PROBE, id__lt=run.id)
+    Suggestion.objects.filter(run__in=old).delete()
+    ImageUncertainty.objects.filter(run__in=old).delete()
+    return "succeeded"
+
+
+def write_suggestions(*, run_id: int, pool: np.ndarray, label_ids: np.ndarray, probs: np.ndarray,
+                      thresholds: np.ndarray, trained: np.ndarray, scores: np.ndarray) -> int:
+    """Insert the suggestion rows of the trained labels and one uncertainty per image; COPY on
+    PostgreSQL (a million images x six labels in a minute, not an hour), bulk_create elsewhere."""
+    columns = np.flatnonzero(trained)
+    if not len(pool):
+        return 0
+    image = np.repeat(np.asarray(pool, np.int64), len(columns))
+    label = np.tile(np.asarray(label_ids, np.int64)[columns], len(pool))
+    p = probs[:, columns].reshape(-1).astype(np.float64)
+    predicted = (probs[:, columns] >= thresholds[columns]).reshape(-1)
+    if connection.vendor == "postgresql":
+        _copy(Suggestion, ["run_id", "image_id", "label_id", "probability", "predicted"],
+              zip([run_id] * len(image), image.tolist(), label.tolist(), p.tolist(), predicted.tolist()))
+        _copy(ImageUncertainty, ["run_id", "image_id", "score"],
+              zip([run_id] * len(pool), np.asarray(pool).tolist(), np.asarray(scores, np.float64).tolist()))
+    else:
+        Suggestion.objects.bulk_create(
+            (Suggestion(run_id=run_id, image_id=i, label_id=j, probability=q, predicted=bool(k))
+             for i, j, q, k in zip(image.tolist(), label.tolist(), p.tolist(), predicted.tolist())), batch_size=5000)
+        ImageUncertainty.objects.bulk_create(
+            [ImageUncertainty(run_id=run_id, image_id=i, score=float(s)) for i, s in zip(pool.tolist(), scores)],
+            batch_size=5000)
+    return len(image)
+
+
+def _copy(model, columns: list[str], rows) -> None:
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
