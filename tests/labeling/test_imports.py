@@ -55,8 +55,8 @@ def test_the_ml_package_imports_neither_django_nor_the_apps():
 
 
 def test_the_web_side_does_not_import_torch():
-    code = ("import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'annotator.settings'); "
-            "django.setup(); import annotator.urls, labeling.rest, labeling.services, labeling.selectors, "
-            "labeling.dashboard, labeling.tasks, labeling.sweep; "
+    code = ("import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'twinlabel.settings'); "
+            "django.setup(); import twinlabel.urls, twinlabel.web.api.model, labeling.services, labeling.selectors, "
+            "twinlabel.web.dashboard, labeling.tasks, labeling.sweep; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
