@@ -76,7 +76,7 @@ def gpu_ping() -> dict:
 # result backend too (with Redis down, its retries held a request for 19 s).
 @shared_task(name="annotator.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
-    from annotator.exchange import export_job_run
+    from annotator.services.exchange import export_job_run
 
     export_job_run(job_id=job_id)
 
@@ -84,6 +84,6 @@ def export_run(job_id: int) -> None:
 @shared_task(name="annotator.tasks.exports_expire")
 def exports_expire() -> int:
     """Old export files expire (EXPORT_KEEP_HOURS): for a periodic schedule (Celery beat or the sweep)."""
-    from annotator.exchange import export_jobs_expire
+    from annotator.services.exchange import export_jobs_expire
 
     return export_jobs_expire()

@@ -43,7 +43,7 @@ def main() -> None:
 
     from annotator.models import Box, Image
     from annotator.rest.common import cursor_encode
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from bench._data import big_project
     from tests import procs
     from tests.factories import add_images

@@ -41,7 +41,7 @@ def main() -> None:
     from django.db import connection
 
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from bench._data import big_project
     from tests.factories import add_images
 
@@ -92,7 +92,7 @@ def _child(project_id: str, fmt: str, out: str) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotator.settings")
     django.setup()
-    from annotator.exchange import ExportOptions, export_stream
+    from annotator.services.exchange import export_stream, ExportOptions
     from annotator.models import Project
 
     project = Project.objects.get(pk=int(project_id))

@@ -34,11 +34,11 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from annotator.annotations import image_submit
+    from annotator.services.annotations import image_submit
     from annotator.celery import app
     from annotator.demo.scenes import LABELS
     from annotator.models import Image, ImageTag
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from labeling.ml import save_embeddings
     from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
     from labeling.pipeline import run_dir

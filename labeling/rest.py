@@ -12,7 +12,6 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator import selectors as annotator_selectors
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.models import LabelClass
 from annotator.rest import common
@@ -20,6 +19,7 @@ from annotator.rest.errors import BadRequest
 from annotator.rest.serializers import AnnotationStateSerializer
 from labeling import dashboard, selectors, services
 from labeling.models import Decision, RunKind, Suggestion, TrainingRun
+from twinlabel.web import compose
 
 
 class RunStartSerializer(serializers.Serializer):
@@ -139,7 +139,7 @@ def _decide(request: Request, suggestion_id: int, decision: str) -> Response:
     image = common.image_for(request, suggestion.image_id, write=True)
     services.suggestion_decide(image=image, label=suggestion.label, user=request.user, decision=decision)
     image.refresh_from_db()
-    return Response(annotator_selectors.annotation_state(image=image))
+    return Response(compose.annotation_state(image=image))
 
 
 @extend_schema(request=None, responses=AnnotationStateSerializer)
@@ -170,7 +170,7 @@ def image_suggestion_decide(request: Request, image_id: str, label_id: str, deci
         services.suggestion_decide(image=image, label=label, user=request.user,
                                    decision={"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}[decision])
     image.refresh_from_db()
-    return Response(annotator_selectors.annotation_state(image=image))
+    return Response(compose.annotation_state(image=image))
 
 
 @extend_schema(request=None, responses=AnnotationStateSerializer)
@@ -182,7 +182,7 @@ def image_suggestions_accept_all(request: Request, image_id: int) -> Response:
     for label in LabelClass.objects.filter(pk__in=pending):
         services.suggestion_decide(image=image, label=label, user=request.user, decision=Decision.ACCEPTED)
     image.refresh_from_db()
-    return Response(annotator_selectors.annotation_state(image=image))
+    return Response(compose.annotation_state(image=image))
 
 
 class SuggestionSettingsSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from annotator.access import ANNOTATE_ROLES, project_role
 from annotator.models import Image
 from annotator.rest.errors import BadRequest, TooLarge
-from annotator.services import BoxIn
+from annotator.services.annotations import BoxIn
 
 
 def image_for(request: Request, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:

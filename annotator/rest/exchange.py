@@ -14,7 +14,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator import exchange
+from annotator.services import exchange
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.models import ExportJob, ExportStatus, Image
 from annotator.rest.serializers import ExportJobSerializer, ExportParamsSerializer, ImportSerializer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from annotator.exchange import EXPORT_FORMATS, IMPORT_FORMATS
+from annotator.services.exchange import EXPORT_FORMATS, IMPORT_FORMATS
 from annotator.models import ImageStatus
 
 

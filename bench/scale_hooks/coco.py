@@ -11,7 +11,7 @@ import time
 
 
 def measure(*, project, user, repeat: int) -> dict[str, float]:
-    from annotator.exchange import ExportOptions, export_stream
+    from annotator.services.exchange import export_stream, ExportOptions
 
     images = project.images.count()
     start = time.perf_counter()

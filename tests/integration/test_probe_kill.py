@@ -14,7 +14,7 @@ from django.conf import settings
 
 from annotator.celery import app
 from annotator.models import Image, ImageStatus, ImageTag
-from annotator.services import project_create
+from annotator.services.projects import project_create
 from labeling import selectors, services, shards
 from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests import procs

@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotator.annotations import image_submit, queue_next
+from annotator.services.annotations import image_submit
+from annotator.services.queue import queue_next
 from annotator.demo.scenes import render_scene
 from annotator.models import Image, ImageTag
-from annotator.selectors import annotation_state
-from annotator.services import images_import
+from twinlabel.web.compose import annotation_state
+from annotator.services.images import images_import
 from annotator.sources import ImageSource
 from labeling import pipeline, services
 from labeling.models import (Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,

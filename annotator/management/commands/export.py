@@ -11,7 +11,7 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.exchange import EXPORT_FORMATS, ExportOptions, export_stream
+from annotator.services.exchange import EXPORT_FORMATS, export_stream, ExportOptions
 from annotator.models import ImageStatus, Project
 
 

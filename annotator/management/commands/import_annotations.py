@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.exchange import IMPORT_FORMATS, annotations_file_import
+from annotator.services.exchange import annotations_file_import, IMPORT_FORMATS
 from annotator.models import Project
 
 

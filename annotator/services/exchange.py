@@ -19,10 +19,28 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 
-from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
-                               coco, csv_multilabel, labelstudio, name_candidates, native, stem, voc, yolo)
+from annotator import extensions
+from annotator.extensions import PredictionRows
+from annotator.formats import (
+    BoxRecord,
+    ExportMeta,
+    FormatError,
+    ImageRecord,
+    LabelInfo,
+    ParsedFile,
+    Prediction,
+    coco,
+    csv_multilabel,
+    labelstudio,
+    name_candidates,
+    native,
+    stem,
+    voc,
+    yolo,
+)
 from annotator.models import Box, ExportJob, ExportStatus, Image, ImageStatus, ImageTag, Project, label_key
-from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
+from annotator.services.annotations import BoxIn, ImageAnnotations, annotations_import
+from annotator.services.labels import label_create
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,7 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
     """The project's images with their annotations, in id order, a batch of images (and one query
     each for their boxes, tags and predictions) at a time: memory stays flat at any project size."""
     names = dict(project.labels.values_list("id", "name"))
-    run_id = _probe_run_id(project) if predictions_min is not None else None
+    prediction_rows = _prediction_rows(project, predictions_min) if predictions_min is not None else None
     images = Image.objects.filter(project=project).order_by("id")
     if status:
         images = images.filter(status=status)
@@ -107,13 +125,8 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
         for image_id, label_id in (ImageTag.objects.filter(image_id__gte=low, image_id__lte=high)
                                    .order_by("id").values_list("image_id", "label_id")):
             tags[image_id].append(names.get(label_id, ""))
-        if run_id is not None:
-            from labeling.models import Suggestion  # model assistance builds on this app, not the reverse
-
-            for image_id, label_id, p in (Suggestion.objects.filter(run_id=run_id, image_id__gte=low, image_id__lte=high,
-                                                                    probability__gte=predictions_min)
-                                          .order_by("image_id", "-probability")
-                                          .values_list("image_id", "label_id", "probability")):
+        if prediction_rows is not None:
+            for image_id, label_id, p in prediction_rows(low, high):
                 predictions[image_id].append(Prediction(names[label_id], p))
         for image_id, name, width, height, image_status, sha256, stored in rows:
             yield ImageRecord(image_id, name, width, height, image_status, tuple(boxes.get(image_id, ())),
@@ -148,10 +161,12 @@ def export_file_name(*, project: Project, options: ExportOptions) -> str:
     return f"project-{project.id}-{fmt.name}.{fmt.extension}"
 
 
-def _probe_run_id(project: Project) -> int | None:
-    from labeling.models import ProjectModelState
-
-    return ProjectModelState.objects.filter(project=project).values_list("probe_run_id", flat=True).first()
+def _prediction_rows(project: Project, min_probability: float) -> PredictionRows | None:
+    """The model's predictions, from what model assistance registered (extensions.PREDICTION_SOURCES);
+    None without a model."""
+    for source in extensions.PREDICTION_SOURCES:
+        return source(project_id=project.id, min_probability=min_probability)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
