@@ -81,6 +81,13 @@ class ImageStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+# Status groups, each defined once (a TextChoices class cannot hold them: every attribute becomes a
+# member). Waiting to be labeled: the queue hands these out, the dashboard counts them "unlabeled".
+OPEN_STATUSES = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS)
+# Without labels to learn from (open or skipped): the model scores these and suggests labels for them.
+UNSUBMITTED_STATUSES = (*OPEN_STATUSES, ImageStatus.SKIPPED)
+
+
 class ReviewStatus(models.TextChoices):
     NONE = "none", "Not reviewed"
     ACCEPTED = "accepted", "Accepted"
