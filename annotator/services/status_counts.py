@@ -17,10 +17,11 @@ from annotator.models import Box, Image, ImageStatus, LabelBoxCount, LabelClass,
 # Status counters
 #
 # Every write that changes how many images a project has in a status moves its counters in the same
-# transaction. The call sites: _store_batch and _store_one_by_one (import: + unlabeled),
-# annotations_import (-> submitted), and in annotator.annotations: _bump_version (submit, skip, and
-# a save that takes an unlabeled image in progress), queue_next (release -> unlabeled, claim ->
-# in progress). Anything else that changes Image.status must call status_counts_change too.
+# transaction. The call sites: images._store_batch and images._store_one_by_one (import: +
+# unlabeled), annotations.annotations_import (-> submitted), locking.bump_version (submit, skip, review
+# verdicts, and a save that takes an unlabeled image in progress), queue.queue_next and
+# queue.queue_release (release -> unlabeled, claim -> in progress). Anything else that changes
+# Image.status must call status_counts_change too.
 
 
 def status_counts_change(*, project_id: int, changes: dict[str, int]) -> None:
@@ -78,8 +79,8 @@ def status_counts_recount(*, project_id: int) -> dict[str, int]:
 #
 # Like the status counters: every write that adds or removes boxes moves LabelBoxCount in the same
 # transaction, after the status counters (one order everywhere, so no lock cycles). The call sites:
-# annotations_import here, and in annotator.annotations: annotation_save and the overlap first pass
-# (which empties the image). Deleting a label or project cascades to its counters; a box can't lose
+# annotations.annotations_import, annotations.annotation_save, the overlap first pass (which empties
+# the image) and reviews.review_accept with the reviewer's boxes. Deleting a label or project cascades to its counters; a box can't lose
 # its label otherwise (PROTECT). Anything else that writes Box rows must call label_box_counts_change.
 
 
