@@ -37,19 +37,19 @@ class ProjectAdmin(admin.ModelAdmin):
     # Deleting goes through the one service (rows in the order PROTECT needs, then the files), and
     # the confirmation page names the counts instead of listing every image and box.
     def get_deleted_objects(self, objs, request):
-        from annotator.deletion import project_delete_counts, project_delete_summary
+        from annotator.services.deletion import project_delete_counts, project_delete_summary
 
         summaries = [f"{project}: {project_delete_summary(project_delete_counts(project=project))}" for project in objs]
         perms_needed = set() if all(self.has_delete_permission(request, p) for p in objs) else {"project"}
         return summaries, {"projects": len(summaries)}, perms_needed, []
 
     def delete_model(self, request, obj):
-        from annotator.deletion import project_delete
+        from annotator.services.deletion import project_delete
 
         project_delete(project=obj)
 
     def delete_queryset(self, request, queryset):
-        from annotator.deletion import project_delete
+        from annotator.services.deletion import project_delete
 
         for project in queryset:
             project_delete(project=project)

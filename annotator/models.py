@@ -81,6 +81,13 @@ class ImageStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+# Status groups, each defined once (a TextChoices class cannot hold them: every attribute becomes a
+# member). Waiting to be labeled: the queue hands these out, the dashboard counts them "unlabeled".
+OPEN_STATUSES = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS)
+# Without labels to learn from (open or skipped): the model scores these and suggests labels for them.
+UNSUBMITTED_STATUSES = (*OPEN_STATUSES, ImageStatus.SKIPPED)
+
+
 class ReviewStatus(models.TextChoices):
     NONE = "none", "Not reviewed"
     ACCEPTED = "accepted", "Accepted"
@@ -291,7 +298,7 @@ class ExportJob(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    options = models.JSONField(default=dict)  # annotator.exchange.ExportOptions as a dict
+    options = models.JSONField(default=dict)  # annotator.exports.ExportOptions as a dict
     status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     file = models.FileField(max_length=500, blank=True)
     size_bytes = models.PositiveBigIntegerField(default=0)

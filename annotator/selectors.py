@@ -6,11 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Q, QuerySet, Sum
 
 from annotator.agreement import box_f1, tag_jaccard
-from annotator.models import (AnnotationSnapshot, Image, ImageStatus, LabelBoxCount, Membership, Project,
-                              ProjectStatusCount, Review, ReviewStatus)
+from annotator.models import (
+    AnnotationSnapshot,
+    Image,
+    ImageStatus,
+    LabelBoxCount,
+    Membership,
+    Project,
+    ProjectStatusCount,
+    Review,
+    ReviewStatus,
+)
+from annotator.orders import Ordered, images_ordered
 
 
 def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -70,10 +80,9 @@ def image_page(*, project_id: int, status: str | None = None, after: int | None 
 
 
 def annotation_state(*, image: Image) -> dict:
-    """What the annotate page needs of one image: see docs/annotate-api.md. Four small queries."""
+    """The annotation domain's part of what the annotate page needs of one image (docs/annotate-api.md):
+    the image, its boxes and tags, the review note. twinlabel.web.compose adds the model's part."""
     from django.urls import reverse
-
-    from labeling.selectors import image_suggestions, model_note  # model assistance builds on this app
 
     boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source", "attributes")
     tags = image.tags.order_by("id").values_list("label_id", "source")
@@ -83,13 +92,8 @@ def annotation_state(*, image: Image) -> dict:
         "boxes": [{"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source, "attributes": attributes}
                   for i, label, x, y, w, h, source, attributes in boxes],
         "tags": [{"label": label, "source": source} for label, source in tags],
-        "suggestions": image_suggestions(image=image),
-        "model_note": model_note(project_id=image.project_id),
         "review": review_note(image=image),
     }
-
-
-IMAGE_ORDERS = ("id", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -99,17 +103,17 @@ class ImageListPage:
 
 
 def image_list(*, project_id: int, status: str | None = None, human_label: int | None = None,
-               suggested_label: int | None = None, order: str = "id", after: tuple | None = None,
+               where: Q | Exists | None = None, order: str = "id", after: tuple | None = None,
                limit: int = 100, name: str | None = None) -> ImageListPage:
-    """A page of a project's images for the API, by keyset: in id order (``after`` = (id,)) or the
-    current probe's most uncertain first (``after`` = (score, id)); one query.
+    """A page of a project's images for the API, by keyset, in one of annotator.orders.LIST_ORDERS:
+    id order (``after`` = (id,)) or the model's most uncertain first (``after`` = (score, id), rows
+    with ``score``); one query (and the ranker's own). An order with no ranking yet: an empty page.
 
-    ``human_label``: images a person gave that label (a box or a tag); ``suggested_label``: images
-    the current probe suggests it for."""
-    from django.db.models import Exists, F, OuterRef, Q
+    ``human_label``: images a person gave that label (a box or a tag); ``where``: a further condition
+    (twinlabel.web.compose passes the model's, e.g. images it suggests a label for)."""
+    from django.db.models import OuterRef
 
     from annotator.models import Box, ImageTag
-    from labeling.models import ProjectModelState, Suggestion  # model assistance builds on this app
 
     images = Image.objects.filter(project_id=project_id)
     if name is not None:  # the file name as uploaded, exactly (index image_project_name)
@@ -120,27 +124,29 @@ def image_list(*, project_id: int, status: str | None = None, human_label: int |
         images = images.filter(
             Exists(Box.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human"))
             | Exists(ImageTag.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human")))
-    run_id = None
-    if suggested_label is not None or order == "uncertain":
-        run_id = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
-    if suggested_label is not None:
-        images = images.filter(Exists(Suggestion.objects.filter(run_id=run_id, image=OuterRef("pk"),
-                                                                label_id=suggested_label, predicted=True)))
-    fields = ["id", "original_name", "width", "height", "status", "version"]
-    if order == "uncertain":
-        images = images.filter(uncertainties__run_id=run_id).annotate(score=F("uncertainties__score"))
-        if after is not None:
-            images = images.filter(Q(score__lt=after[0]) | Q(score=after[0], id__gt=after[1]))
-        rows = list(images.order_by("-score", "id").values(*fields, "score")[: limit + 1])
-        cursor_fields: tuple[str, ...] = ("score", "id")
-    else:
-        if after is not None:
-            images = images.filter(id__gt=after[0])
-        rows = list(images.order_by("id").values(*fields)[: limit + 1])
-        cursor_fields = ("id",)
+    if where is not None:
+        images = images.filter(where)
+    ordered = images_ordered(images, project_id=project_id, order=order)
+    if ordered is None:
+        return ImageListPage([], None)
+    fields = ["id", "original_name", "width", "height", "status", "version", *(["score"] if order != "id" else [])]
+    if after is not None:
+        ordered = Ordered(ordered.images.filter(keyset_after(ordered.keys, after)), ordered.keys)
+    rows = list(ordered.images.values(*fields)[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
-    return ImageListPage(rows, tuple(rows[-1][f] for f in cursor_fields) if more else None)
+    return ImageListPage(rows, tuple(rows[-1][f.lstrip("-")] for f in ordered.keys) if more else None)
+
+
+def keyset_after(keys: tuple[str, ...], values: tuple) -> Q:
+    """The rows after ``values`` in the order ``keys`` (order_by fields, "-" for descending):
+    (a > x) or (a = x and b > y) ..., which an index on the keys answers with one range scan."""
+    condition, equal = Q(), {}
+    for key, value in zip(keys, values, strict=True):
+        field = key.lstrip("-")
+        condition |= Q(**equal, **{f"{field}__{'lt' if key.startswith('-') else 'gt'}": value})
+        equal[field] = value
+    return condition
 
 
 def review_note(*, image: Image) -> dict | None:

@@ -32,8 +32,8 @@ def register(name: str, step: Callable[[], object]) -> None:
 
 def sweep_once() -> dict[str, object]:
     """Every step once; one failing step (the database briefly away) does not stop the others."""
-    from annotator.exchange import export_jobs_expire
-    from annotator.media_gc import media_gc_periodic
+    from annotator.exports import export_jobs_expire
+    from annotator.services.media_gc import media_gc_periodic
 
     results: dict[str, object] = {}
     steps = {"exports": exports_resend, "exports_expire": export_jobs_expire, "media_gc": media_gc_periodic, **STEPS}

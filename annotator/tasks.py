@@ -12,6 +12,8 @@ from django.db import connection, models, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
+from annotator.exports import export_job_run, export_jobs_expire
+
 log = logging.getLogger(__name__)
 
 # What a queued row says while the broker cannot be reached; the sweep sends it again and the
@@ -76,14 +78,10 @@ def gpu_ping() -> dict:
 # result backend too (with Redis down, its retries held a request for 19 s).
 @shared_task(name="annotator.tasks.export_run", ignore_result=True)
 def export_run(job_id: int) -> None:
-    from annotator.exchange import export_job_run
-
     export_job_run(job_id=job_id)
 
 
 @shared_task(name="annotator.tasks.exports_expire")
 def exports_expire() -> int:
     """Old export files expire (EXPORT_KEEP_HOURS): for a periodic schedule (Celery beat or the sweep)."""
-    from annotator.exchange import export_jobs_expire
-
     return export_jobs_expire()

@@ -50,7 +50,7 @@ def main() -> None:
     from django.db import connection
     from playwright.sync_api import sync_playwright
 
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from tests import procs
 
     password = secrets.token_urlsafe(12)
@@ -84,7 +84,7 @@ def _add_rows(project, count: int) -> None:
     """A few real images imported, then ``count`` rows in all pointing at their files."""
     from annotator.demo.scenes import generate
     from annotator.models import Image
-    from annotator.services import images_import
+    from annotator.services.images import images_import
     from annotator.sources import ImageSource
 
     sources = []
@@ -108,7 +108,8 @@ def _heavy_image(user):
     from PIL import Image as PILImage
 
     from annotator.models import Box, Image
-    from annotator.services import images_import, project_create
+    from annotator.services.images import images_import
+    from annotator.services.projects import project_create
     from annotator.sources import ImageSource
 
     project = project_create(name="bench-heavy", user=user, labels=["cat", "dog", "car", "person", "tree"])

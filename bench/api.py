@@ -43,8 +43,8 @@ def main() -> None:
     from rest_framework.authtoken.models import Token
 
     from annotator.models import Box, Image
+    from annotator.services.projects import project_create
     from twinlabel.web.api.common import cursor_encode
-    from annotator.services import project_create
     from bench._data import big_project
     from tests import procs
     from tests.factories import add_images

@@ -36,7 +36,7 @@ def main() -> None:
     from django.db import connection
 
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from bench._http import Session
     from tests import procs
     from tests.factories import add_images

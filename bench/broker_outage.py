@@ -130,7 +130,8 @@ class Bench:
     # -- the four moments -----------------------------------------------------------------------
 
     def moment_d(self) -> dict:
-        from annotator.exchange import ExportOptions, export_job_start
+        from annotator.exports import ExportOptions
+        from annotator.services.exchange import export_job_start
         from annotator.models import ExportJob
         from labeling.services import pretrain_start
 
@@ -151,7 +152,7 @@ class Bench:
                 "export_status": ExportJob.objects.get(pk=job.id).status, "runs": self.runs()}
 
     def moment_a(self) -> dict:
-        from annotator.annotations import image_submit
+        from annotator.services.annotations import image_submit
         from annotator.models import Image
         from labeling.models import TrainingRun
 

@@ -77,7 +77,8 @@ def _build(n_images: int, n_boxes: int):
     from django.utils import timezone
 
     from annotator.models import Box, Image, ImageTag, LabelClass
-    from annotator.services import project_create, status_counts_recount
+    from annotator.services.projects import project_create
+    from annotator.services.status_counts import status_counts_recount
     from labeling.models import (EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                                  TrainingRun)
     from labeling.paths import run_dir

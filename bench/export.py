@@ -4,7 +4,7 @@ in DATABASE_URL.
     python -m bench.export [--images 100000] [--boxes-per-image 3] [--formats coco csv json yolo voc]
 
 Builds a project of 100,000 images with 300,000 boxes (bench/_data.py), then runs each export in a
-fresh child process (the code the API and ``manage.py export`` run: annotator.exchange.export_stream),
+fresh child process (the code the API and ``manage.py export`` run: annotator.exports.export_stream),
 writing the file to disk. Peak memory is the child's maximum resident set size (the whole Python
 process with Django loaded, not only the export). Label Studio 1.23.2 exported 500 annotated tasks
 as COCO in 0.86 s on this kind of machine. Target: ≥ 20,000 images/s and < 300 MB peak.
@@ -42,7 +42,7 @@ def main() -> None:
     from django.db import connection
 
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from bench._data import big_project
     from tests.factories import add_images
 
@@ -93,7 +93,7 @@ def _child(project_id: str, fmt: str, out: str) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "twinlabel.settings")
     django.setup()
-    from annotator.exchange import ExportOptions, export_stream
+    from annotator.exports import ExportOptions, export_stream
     from annotator.models import Project
 
     project = Project.objects.get(pk=int(project_id))

@@ -29,7 +29,7 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
 
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password="x")
     project = project_create(name=f"bench-grid-{time.time_ns()}", user=user, labels=["a", "b"])

@@ -45,7 +45,7 @@ def main() -> None:
 
     from annotator.demo.scenes import generate
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
 
     if args.photos:
         photos(args, work)
@@ -82,7 +82,7 @@ def photos(args, work: Path) -> None:
     from django.db import connection
 
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from bench._photos import write_photos
     from bench._util import machine_load, write_result
 

@@ -97,7 +97,8 @@ def _build(images: int, annotators: int):
     from rest_framework.authtoken.models import Token
 
     from annotator.models import Image, Membership, Role
-    from annotator.services import project_create, status_counts_recount
+    from annotator.services.projects import project_create
+    from annotator.services.status_counts import status_counts_recount
     from tests.factories import add_images
 
     stamp = time.time_ns()
@@ -125,7 +126,7 @@ def _build(images: int, annotators: int):
 def _pretrain_project():
     from django.contrib.auth import get_user_model
 
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from tests.factories import add_images
 
     owner = get_user_model().objects.create_user(f"load-trainer-{time.time_ns()}")

@@ -53,7 +53,7 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
 
     if connection.vendor != "postgresql":
         raise SystemExit("bench.scale needs PostgreSQL: set DATABASE_URL")
@@ -98,7 +98,7 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
     from django.db import connection
 
     from annotator.models import Box, Image
-    from annotator.services import label_box_counts_recount, status_counts_recount
+    from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 
     labels = list(project.labels.order_by("id").values_list("id", flat=True))
     began = time.perf_counter()
@@ -145,7 +145,7 @@ def _copy_sql(model, columns: list[str]) -> str:
 
 
 def measure(project, user, client, args) -> dict:
-    from annotator.annotations import queue_next
+    from annotator.services.queue import queue_next
     from annotator.models import Image
     from annotator.selectors import image_page, project_status_counts
 
@@ -189,8 +189,9 @@ def measure(project, user, client, args) -> dict:
 
 
 def _save_submit(project, user, held: dict) -> None:
-    from annotator.annotations import annotation_save, image_submit, queue_next
-    from annotator.services import BoxIn
+    from annotator.services.annotations import annotation_save, image_submit
+    from annotator.services.queue import queue_next
+    from annotator.services.annotations import BoxIn
 
     image = queue_next(project=project, user=user, release=[held["id"]])
     held["id"] = image.id

@@ -120,11 +120,12 @@ def _build(n_images: int):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from annotator import services
+    from annotator.services.projects import project_create
+    from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
     from annotator.models import Box, Image, ImageTag, LabelClass
 
     owner = get_user_model().objects.create_user(f"bench-{time.time_ns()}", password="x")
-    project = services.project_create(name="bench-sqlite-scale", user=owner,
+    project = project_create(name="bench-sqlite-scale", user=owner,
                                       labels=[f"label{i}" for i in range(LABELS)])
     labels = list(LabelClass.objects.filter(project=project).order_by("id").values_list("id", flat=True))
     now = timezone.now()
@@ -142,9 +143,8 @@ def _build(n_images: int):
     ImageTag.objects.bulk_create([ImageTag(image_id=image_id, label_id=labels[n % LABELS], author=owner)
                                   for n, image_id in enumerate(ids) if n % 2 == 0], batch_size=5000)
     # Rows inserted behind the services' back: the counters are rebuilt as the recount command does.
-    services.status_counts_recount(project_id=project.id)
-    if hasattr(services, "label_box_counts_recount"):  # absent before issue 20 (a "before" run)
-        services.label_box_counts_recount(project_id=project.id)
+    status_counts_recount(project_id=project.id)
+    label_box_counts_recount(project_id=project.id)
     return project, owner, labels[3]
 
 

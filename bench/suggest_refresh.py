@@ -3,7 +3,7 @@ features are already computed (CPU).
 
     python -m bench.suggest_refresh [--images 10000] [--labeled 200] [--k 10]
 
-The K-th submission goes through the real service (annotator.annotations.image_submit), which
+The K-th submission goes through the real service (annotator.services.annotations.image_submit), which
 queues the probe refit on commit; Celery runs it eagerly in this process, so the figure is the
 probe fit + scoring every unlabeled image + writing images × labels suggestions + the swap,
 without the broker's pickup latency (milliseconds on Redis; up to a second with the filesystem
@@ -34,12 +34,12 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from annotator.annotations import image_submit
-    from twinlabel.celery import app
     from annotator.demo.scenes import LABELS
     from annotator.models import Image, ImageTag
-    from annotator.services import project_create
+    from annotator.services.annotations import image_submit
+    from annotator.services.projects import project_create
     from labeling.ml.embed import save_embeddings
+    from twinlabel.celery import app
     from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
     from labeling.paths import run_dir
 

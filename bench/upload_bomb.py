@@ -46,7 +46,7 @@ def main() -> None:
     from PIL import Image as PILImage
 
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from tests import procs
 
     password = secrets.token_urlsafe(12)

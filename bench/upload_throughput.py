@@ -46,7 +46,7 @@ def main() -> None:
 
     from annotator.demo.scenes import generate
     from annotator.models import Image
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
     from tests import procs
 
     password = secrets.token_urlsafe(12)

@@ -16,6 +16,91 @@ class LabelingConfig(AppConfig):
         from labeling.sweep import runs_sweep
 
         register("runs", runs_sweep)
+        _extend_the_annotation_domain()
+
+
+def _extend_the_annotation_domain() -> None:
+    """What the annotation domain asks of model assistance (annotator/extensions.py says when each
+    is called): the model's queue and list orders, predictions in exports, the runs and suggestions a
+    project deletion removes, and counting submissions towards a refit."""
+    from annotator import extensions
+    from labeling.services import submission_noted
+
+    extensions.image_ranker_register("uncertain", _rank_uncertain)
+    extensions.image_ranker_register("label", _rank_suggested)
+    extensions.prediction_source_register(_predictions)
+    extensions.project_dependent_register(extensions.ProjectDependent(counts=_project_counts,
+                                                                      files_delete=_project_files_delete))
+    extensions.submission_listener_register(submission_noted)
+
+
+def _probe_run_id(project_id: int) -> int | None:
+    from labeling.models import ProjectModelState
+
+    return ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+
+
+def _rank_uncertain(*, project_id: int, images, arg: int | None):
+    """The current probe's most uncertain images first."""
+    from django.db.models import F
+
+    run_id = _probe_run_id(project_id)
+    if run_id is None:
+        return None
+    return images.filter(uncertainties__run_id=run_id).annotate(score=F("uncertainties__score"))
+
+
+def _rank_suggested(*, project_id: int, images, arg: int | None):
+    """Images the current probe suggests label ``arg`` for, likeliest first."""
+    from django.db.models import F
+
+    run_id = _probe_run_id(project_id)
+    if run_id is None:
+        return None
+    return images.filter(suggestions__run_id=run_id, suggestions__label_id=arg,
+                         suggestions__predicted=True).annotate(score=F("suggestions__probability"))
+
+
+def _predictions(*, project_id: int, min_probability: float):
+    from labeling.models import Suggestion
+
+    run_id = _probe_run_id(project_id)
+    if run_id is None:
+        return None
+
+    def rows(low: int, high: int):
+        return (Suggestion.objects.filter(run_id=run_id, image_id__gte=low, image_id__lte=high,
+                                          probability__gte=min_probability)
+                .order_by("image_id", "-probability").values_list("image_id", "label_id", "probability"))
+
+    return rows
+
+
+def _project_counts(*, project_id: int) -> dict[str, int]:
+    from labeling.models import Suggestion, TrainingRun
+
+    return {"runs": TrainingRun.objects.filter(project_id=project_id).count(),
+            "suggestions": Suggestion.objects.filter(run__project_id=project_id).count()}
+
+
+def _project_files_delete(*, project_id: int):
+    """The project's runs and image cache under MODEL_DIR; the run ids are read now, before the rows go."""
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from labeling.models import TrainingRun
+
+    run_ids = list(TrainingRun.objects.filter(project_id=project_id).values_list("id", flat=True))
+
+    def delete() -> None:
+        model_dir = Path(settings.MODEL_DIR)
+        for path in [model_dir / "runs" / str(run_id) for run_id in run_ids] + [model_dir / "cache" /
+                                                                                 f"project-{project_id}"]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    return delete
 
 
 def _resume_orphans(sender, **kwargs) -> None:

@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotator.access import LimitReached
-from annotator.annotations import image_tag_set
+from annotator.services.annotations import image_tag_set
 from annotator.models import Image, LabelClass, Project, Source
 from labeling.config import pretrain_config_check, pretrain_defaults
 from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,

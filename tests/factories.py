@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
 from annotator.models import Membership, Project, Role
-from annotator.services import images_import, project_create
+from annotator.services.images import images_import
+from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 
 
@@ -49,7 +50,7 @@ def make_scene_project(*, owner, images: int = 40, labeled: int = 20, seed: int 
     """A project of demo scenes (48 px PNGs) whose first ``labeled`` images are submitted with their
     true tags: what a tiny pretraining and probe need."""
     from annotator.demo.scenes import LABELS, render_scene
-    from annotator.services import ImageAnnotations, annotations_import
+    from annotator.services.annotations import annotations_import, ImageAnnotations
 
     project = project_create(name="Shapes", user=owner, labels=LABELS)
 

@@ -1,6 +1,6 @@
 """bench/scale.py hook: the COCO export of the whole project at the benchmark's size (issue 20;
 target >= 20,000 images/s with flat memory at 1M images / 3M boxes on PostgreSQL). The export is
-streamed (annotator.exchange.export_stream) and its bytes counted, not kept; the first chunk's
+streamed (annotator.exports.export_stream) and its bytes counted, not kept; the first chunk's
 time and this process's resident memory every 50,000 images are recorded (flat: the last sample
 close to the first)."""
 
@@ -11,7 +11,7 @@ import time
 
 
 def measure(*, project, user, repeat: int) -> dict[str, float]:
-    from annotator.exchange import ExportOptions, export_stream
+    from annotator.exports import ExportOptions, export_stream
 
     images = project.images.count()
     start = time.perf_counter()

@@ -44,7 +44,7 @@ ENDPOINTS = [
     Endpoint("label_edit", "post", ADMIN, ok=(302,), body={"name": "kitty", "color": "#123456", "hotkey": "k"}),
     Endpoint("project_settings", "post", ADMIN, ok=(302,), body={"overlap_percent": "10"}),
     Endpoint("project_delete", "get", ADMIN),
-    # A wrong name: 400 says to type it (the deletion itself is tested in test_project_delete.py).
+    # A wrong name: 400 says to type it (the deletion itself is tested in services/test_deletion.py).
     Endpoint("project_delete", "post", ADMIN, ok=(400,), body={"confirm": "not the name"}),
     Endpoint("api_project", "delete", ADMIN, ok=(400,), json=True),
     Endpoint("members", "get", ADMIN),

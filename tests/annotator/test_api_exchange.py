@@ -13,11 +13,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from pycocotools.coco import COCO
 
-from annotator.exchange import export_job_run
+from annotator.exports import export_job_run
 from annotator.models import Box, ExportJob, Image, ImageTag, LabelClass, Role
 from tests.annotator.formats.test_formats import LABEL_STUDIO_EXPORT
 from tests.factories import add_member, image_bytes, make_project, make_user
-from annotator.services import images_import
+from annotator.services.images import images_import
 from annotator.sources import ImageSource
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,8 @@ from django.urls import reverse
 
 from annotator import attributes
 from annotator.models import Box, LabelClass, Role
-from annotator.services import images_import, label_update
+from annotator.services.images import images_import
+from annotator.services.labels import label_update
 from annotator.sources import ImageSource
 from twinlabel.web.dashboard import label_counts
 from tests.factories import add_member, image_bytes, make_project, make_user

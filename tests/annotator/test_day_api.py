@@ -8,7 +8,7 @@ from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
 from django.test import Client
 from django.urls import reverse
 
-from annotator.annotations import queue_next
+from annotator.services.queue import queue_next
 from annotator.models import Image, ImageStatus, ImageTag, Role
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
 from tests.factories import add_images, add_member, make_project, make_user

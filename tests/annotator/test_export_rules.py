@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator.exchange import export_job_run, export_jobs_expire
+from annotator.exports import export_job_run, export_jobs_expire
 from annotator.models import ExportJob, ExportStatus, Role
 from tests.factories import add_images, add_member, make_project, make_user
 

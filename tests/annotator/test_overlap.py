@@ -5,9 +5,10 @@ from django.urls import reverse
 
 from annotator import selectors
 from annotator.agreement import in_overlap_sample
-from annotator.annotations import annotation_save, image_submit, queue_next
+from annotator.services.annotations import annotation_save, image_submit
+from annotator.services.queue import queue_next
 from annotator.models import AnnotationSnapshot, Image, Role
-from annotator.services import BoxIn
+from annotator.services.annotations import BoxIn
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError
 from django.urls import reverse
 
-from annotator import annotations, services
 from annotator.models import Box, Image, LabelClass, Project, label_key
+from annotator.services import annotations as annotation_services
+from annotator.services import labels as label_services
+from annotator.services.labels import label_create
 from tests.factories import add_images, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -34,14 +36,14 @@ def owner_client(client):
 def race_with_same_name(monkeypatch):
     """Another request creates the same label between this one's check and its insert: the check
     passes, then the row appears, as with two admins (or two imports) at once."""
-    real = services._label_validate
+    real = label_services._label_validate
 
     def validate_then_lose_the_race(label):
         real(label)
         LabelClass.objects.bulk_create([LabelClass(project_id=label.project_id, name=label.name,
                                                    name_key=label_key(label.name), order=99)])
 
-    monkeypatch.setattr(services, "_label_validate", validate_then_lose_the_race)
+    monkeypatch.setattr(label_services, "_label_validate", validate_then_lose_the_race)
 
 
 def _import(client, fmt, name, data):
@@ -71,15 +73,15 @@ def test_the_same_coco_imported_twice_at_once_gets_a_400(owner_client, race_with
 @pytest.mark.django_db(transaction=True)  # the foreign key is checked at the real commit
 def test_a_label_deleted_while_boxes_with_it_are_saved_is_a_400(owner_client, monkeypatch):
     (image_id,) = add_images(owner_client.project, 1)
-    bird = services.label_create(project=owner_client.project, name="bird")
-    real = annotations._validated
+    bird = label_create(project=owner_client.project, name="bird")
+    real = annotation_services.annotation_rows
 
     def validated_then_label_deleted(*args):
         result = real(*args)
         LabelClass.objects.filter(pk=bird.pk).delete()  # an admin deletes it meanwhile (no boxes yet)
         return result
 
-    monkeypatch.setattr(annotations, "_validated", validated_then_label_deleted)
+    monkeypatch.setattr(annotation_services, "annotation_rows", validated_then_label_deleted)
     response = owner_client.put(reverse("api_image_annotations", args=[image_id]),
                                 {"version": 1, "boxes": [{"label": bird.id, "x": 1, "y": 1, "w": 5, "h": 5}]},
                                 content_type="application/json")
@@ -192,9 +194,9 @@ def test_look_alike_label_names_are_refused(owner_client, name, message):
 
 
 def test_label_names_compare_by_casefold_so_german_sharp_s_matches(owner_client):
-    services.label_create(project=owner_client.project, name="Straße")
+    label_create(project=owner_client.project, name="Straße")
     with pytest.raises(ValidationError, match="already a label"):
-        services.label_create(project=owner_client.project, name="STRASSE")
+        label_create(project=owner_client.project, name="STRASSE")
 
 
 def test_the_database_refuses_two_names_with_one_key(owner_client):
@@ -215,7 +217,7 @@ def test_a_coco_import_matches_existing_labels_by_the_same_key(owner_client):
 
 
 def test_the_image_list_filters_by_exact_file_name(owner_client):
-    from annotator.services import images_import
+    from annotator.services.images import images_import
     from annotator.sources import ImageSource
     from tests.factories import image_bytes
     report = images_import(project=owner_client.project, sources=[

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from annotator.models import Box, LabelClass
-from annotator.services import label_update
+from annotator.services.labels import label_update
 from tests import procs
 from tests.browser.test_annotate import (_click_image, _db_boxes, _drag_image, _open, _page_boxes, _project, _same,
                                          _saved, _screen, _wait_image)

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from annotator.models import Image, ImageStatus, Role
-from annotator.services import status_counts_recount
+from annotator.services.status_counts import status_counts_recount
 from labeling.models import RunKind, RunStatus, TrainingRun
 from tests import procs
 from tests.browser.test_annotate import _log_in

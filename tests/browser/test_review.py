@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from annotator import reviews
-from annotator.annotations import image_submit
+from annotator.services import reviews
+from annotator.services.annotations import image_submit
 from annotator.models import Box, Image, ImageTag, Review, Role
 from tests.factories import add_images, add_member, make_project, make_user
 

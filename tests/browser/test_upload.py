@@ -76,7 +76,7 @@ def test_it_uploads_files_dropped_on_the_drop_zone(server, page):
 
 def test_it_says_when_a_file_name_is_taken_by_another_image(server, page, tmp_path):
     project = make_project(owner=make_user("owner"), name="Frames")
-    from annotator.services import images_import
+    from annotator.services.images import images_import
     from annotator.sources import ImageSource
 
     images_import(project=project, sources=[ImageSource("000000.png", lambda: image_bytes(40, 30, color=(1, 2, 3)))])

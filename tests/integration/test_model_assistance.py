@@ -18,7 +18,9 @@ from django.urls import reverse
 from twinlabel.celery import app
 from annotator.demo.scenes import LABELS, render_scene
 from annotator.models import Image
-from annotator.services import ImageAnnotations, annotations_import, images_import, project_create
+from annotator.services.annotations import annotations_import, ImageAnnotations
+from annotator.services.images import images_import
+from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests import procs

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from twinlabel.celery import app
 from annotator.models import Image, ImageStatus, ImageTag
-from annotator.services import project_create
+from annotator.services.projects import project_create
 from labeling import selectors, services
 from labeling.data import write_blocks
 from labeling.paths import embeddings_dir

@@ -7,9 +7,10 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from annotator import annotations
+from annotator.services.annotations import annotation_save, image_submit
+from annotator.services.queue import queue_next
 from annotator.models import Box, Image
-from annotator.services import BoxIn
+from annotator.services.annotations import BoxIn
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -48,7 +49,7 @@ def test_two_saves_of_the_same_version_one_wins_one_gets_409():
 
     def save(i: int):
         image = Image.objects.select_related("project").get(pk=image_id)
-        annotations.annotation_save(image=image, user=users[i], version=1,
+        annotation_save(image=image, user=users[i], version=1,
                                     boxes=[BoxIn(label.id, 10 * i, 0, 5, 5)], tag_label_ids=[])
         return "saved"
 
@@ -69,7 +70,7 @@ def test_the_queue_never_hands_one_image_to_two_annotators(need):
     add_images(project, 12)
 
     def take(i: int):
-        return [annotations.queue_next(project=project, user=people[i], exclude=[]).id]
+        return [queue_next(project=project, user=people[i], exclude=[]).id]
 
     results = _in_threads(len(people), take)
     handed = [r[0] for r in results if not isinstance(r, Exception)]
@@ -81,7 +82,7 @@ def test_the_queue_never_hands_one_image_to_two_annotators(need):
 
 
 def test_the_review_queue_never_hands_one_submission_to_two_reviewers():
-    from annotator import reviews
+    from annotator.services import reviews
     from annotator.models import Role
 
     owner = make_user("owner")
@@ -92,7 +93,7 @@ def test_the_review_queue_never_hands_one_submission_to_two_reviewers():
     ids = add_images(project, 10)
     for image_id in ids:
         image = Image.objects.get(pk=image_id)
-        annotations.image_submit(image=image, user=owner, version=image.version)
+        image_submit(image=image, user=owner, version=image.version)
 
     results = _in_threads(len(people), lambda i: reviews.review_next(project=project, user=people[i]).id)
     assert not [r for r in results if isinstance(r, Exception)], results
@@ -100,7 +101,7 @@ def test_the_review_queue_never_hands_one_submission_to_two_reviewers():
 
 
 def test_two_verdicts_on_one_submission_one_lands_one_gets_409():
-    from annotator import reviews
+    from annotator.services import reviews
     from annotator.models import Review
 
     owner, other = make_user("owner"), make_user("other")
@@ -108,7 +109,7 @@ def test_two_verdicts_on_one_submission_one_lands_one_gets_409():
     add_member(project, other, "reviewer")
     (image_id,) = add_images(project, 1)
     image = Image.objects.get(pk=image_id)
-    annotations.image_submit(image=image, user=owner, version=1)
+    image_submit(image=image, user=owner, version=1)
 
     def decide(i: int):
         image = Image.objects.get(pk=image_id)

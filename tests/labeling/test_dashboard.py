@@ -8,9 +8,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotator.annotations import image_submit, queue_next
+from annotator.services.annotations import image_submit
+from annotator.services.queue import queue_next
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role
-from annotator.services import label_box_counts_recount, status_counts_recount
+from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 from twinlabel.web import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                              TrainingRun)
@@ -191,8 +192,8 @@ def test_a_failed_run_is_retried_by_admins_only(team, client, settings, tmp_path
 
 
 def test_annotation_writes_keep_the_box_and_tag_counts(team):
-    from annotator.annotations import annotation_save
-    from annotator.services import BoxIn, ImageAnnotations, annotations_import
+    from annotator.services.annotations import annotation_save
+    from annotator.services.annotations import annotations_import, BoxIn, ImageAnnotations
 
     project, owner, annotator, _ = team
     cat, dog = project.labels.order_by("id")

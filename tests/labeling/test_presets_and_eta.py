@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def project(settings, tmp_path):
-    from annotator.services import project_create
+    from annotator.services.projects import project_create
 
     settings.MODEL_DIR = tmp_path / "models"
     owner = make_user("owner")

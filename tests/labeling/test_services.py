@@ -7,11 +7,12 @@ import io
 
 import pytest
 
-from annotator.annotations import image_submit, queue_next
+from annotator.services.annotations import image_submit
+from annotator.services.queue import queue_next
 from annotator.demo.scenes import render_scene
 from annotator.models import Image, ImageTag
-from annotator.selectors import annotation_state
-from annotator.services import images_import
+from twinlabel.web.compose import annotation_state
+from annotator.services.images import images_import
 from annotator.sources import ImageSource
 from labeling import services
 from labeling.config import pretrain_defaults

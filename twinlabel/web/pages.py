@@ -12,9 +12,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotator import reviews, selectors, services
+from annotator import selectors
+from annotator.services import reviews
+from annotator.services.images import import_limits
+from annotator.services.labels import label_create, label_delete, label_update
+from annotator.services.members import member_add, member_remove, member_set_role
+from annotator.services.projects import project_create, project_set_overlap
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, CSRF_FAILURE_MESSAGE, REVIEW_ROLES, project_for
-from annotator.annotations import queue_next, queue_order_valid
+from annotator.orders import queue_order_valid
+from annotator.services.queue import queue_next
+from twinlabel.web import compose
 from annotator.attributes import specs_from_text, specs_to_text
 from annotator.formats import registry
 from twinlabel.web.links import url_template
@@ -45,7 +52,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         labels = [name for name in request.POST.get("labels", "").split(",") if name.strip()]
         try:
-            project = services.project_create(name=request.POST.get("name", ""), labels=labels, user=request.user)
+            project = project_create(name=request.POST.get("name", ""), labels=labels, user=request.user)
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
             return redirect("project_list")
@@ -78,7 +85,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
                         "cancelUrl": url_template("api_run_cancel", run_id="{id}")},
         "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
                           "thumbUrl": url_template("image_thumbnail", image_id="{id}"),
-                          "maxBytes": services.import_limits().max_bytes,
+                          "maxBytes": import_limits().max_bytes,
                           "maxZipBytes": settings.ZIP_MAX_TOTAL_BYTES},
     })
 
@@ -88,7 +95,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
     """GET: what deleting the project removes, counted, and a form that asks for its name. POST
     with the name typed: delete the project, its rows and its files."""
-    from annotator import deletion
+    from annotator.services import deletion
 
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     counts = deletion.project_delete_counts(project=project)
@@ -107,7 +114,7 @@ def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
 def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     try:
-        services.project_set_overlap(project=project, percent=request.POST.get("overlap_percent", ""))
+        project_set_overlap(project=project, percent=request.POST.get("overlap_percent", ""))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("project_detail", project_id=project.id)
@@ -119,7 +126,7 @@ def label_add(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     hotkey = request.POST.get("hotkey")
     try:
-        services.label_create(project=project, name=request.POST.get("name", ""),
+        label_create(project=project, name=request.POST.get("name", ""),
                               color=request.POST.get("color", ""), hotkey=hotkey.strip().lower() if hotkey else None)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
@@ -138,11 +145,11 @@ def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResp
     label = get_object_or_404(LabelClass, pk=label_id, project=project)
     try:
         if request.POST.get("action") == "delete":
-            services.label_delete(label=label)
+            label_delete(label=label)
             messages.success(request, f"Deleted the label “{label.name}”.")
         else:
             text = request.POST.get("attributes")  # absent from older forms: keep the definitions
-            services.label_update(label=label, name=request.POST.get("name", ""),
+            label_update(label=label, name=request.POST.get("name", ""),
                                   color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""),
                                   attributes=None if text is None else specs_from_text(text))
     except ValidationError as error:
@@ -184,7 +191,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
                 "project": reverse("project_detail", args=[project.id]),
             },
         },
-        "initial": selectors.annotation_state(image=image) if image else None,
+        "initial": compose.annotation_state(image=image) if image else None,
     })
 
 
@@ -245,7 +252,7 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     if request.method == "POST":
         try:
-            services.member_add(project=project, username=request.POST.get("username", ""),
+            member_add(project=project, username=request.POST.get("username", ""),
                                 role=request.POST.get("role", Role.ANNOTATOR), by=request.user)
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
@@ -262,10 +269,10 @@ def member_edit(request: HttpRequest, project_id: int, membership_id: int) -> Ht
     membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, project=project)
     try:
         if request.POST.get("action") == "remove":
-            services.member_remove(membership=membership)
+            member_remove(membership=membership)
             messages.success(request, f"Removed {membership.user.get_username()} from the project.")
         else:
-            services.member_set_role(membership=membership, role=request.POST.get("role", ""))
+            member_set_role(membership=membership, role=request.POST.get("role", ""))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("members", project_id=project.id)

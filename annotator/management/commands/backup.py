@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from annotator.backup import backup_write
+from annotator.services.backup import backup_write
 
 
 class Command(BaseCommand):

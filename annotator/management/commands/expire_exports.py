@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from annotator.exchange import export_jobs_expire
+from annotator.exports import export_jobs_expire
 
 
 class Command(BaseCommand):

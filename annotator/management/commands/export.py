@@ -11,8 +11,8 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.exchange import ExportOptions, export_stream
 from annotator.formats import registry
+from annotator.exports import ExportOptions, export_stream
 from annotator.models import ImageStatus, Project
 
 

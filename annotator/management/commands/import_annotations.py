@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.exchange import annotations_file_import
 from annotator.formats import registry
+from annotator.services.exchange import annotations_file_import
 from annotator.models import Project
 
 

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotator.models import Project
-from annotator.services import ImportReport, StorageFull, images_import
+from annotator.services.images import images_import, ImportReport, StorageFull
 from annotator.sources import sources_from_paths
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from annotator.media_gc import media_gc
+from annotator.services.media_gc import media_gc
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 from annotator.models import Project
 from annotator.selectors import label_box_counts, project_status_counts
-from annotator.services import label_box_counts_recount, status_counts_recount
+from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotator.backup import BackupError, backup_restore
+from annotator.services.backup import backup_restore, BackupError
 
 
 class Command(BaseCommand):

@@ -13,8 +13,8 @@ from rest_framework.request import Request
 
 from annotator.access import ANNOTATE_ROLES, project_role
 from annotator.models import Image
+from annotator.services.annotations import BoxIn
 from twinlabel.web.api.errors import BadRequest, TooLarge
-from annotator.services import BoxIn
 
 
 def image_for(request: Request, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:

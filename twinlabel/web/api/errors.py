@@ -11,10 +11,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
-from annotator import annotations, selectors
+from twinlabel.web import compose
+from annotator.services.locking import StaleVersion
 from annotator.access import CSRF_FAILURE_MESSAGE, LimitReached
 from annotator.models import Image
-from annotator.services import StorageFull
+from annotator.services.images import StorageFull
 
 
 class BadRequest(exceptions.APIException):
@@ -26,8 +27,8 @@ class TooLarge(exceptions.APIException):
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, annotations.StaleVersion):
-        current = selectors.annotation_state(image=Image.objects.get(pk=exc.image_id))
+    if isinstance(exc, StaleVersion):
+        current = compose.annotation_state(image=Image.objects.get(pk=exc.image_id))
         return Response({"error": "Someone else changed this image since you opened it.", "current": current},
                         status=409)
     if isinstance(exc, RecursionError):  # DRF's JSON parser, on a body nested thousands deep

@@ -14,7 +14,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator import exchange
+from annotator import exports
+from annotator.services import exchange
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.formats import registry
 from annotator.models import ExportJob, ExportStatus, Image
@@ -44,7 +45,7 @@ def project_export(request: Request, project_id: int):
     params = ExportParamsSerializer(data=request.query_params)
     params.is_valid(raise_exception=True)
     data = params.validated_data
-    options = exchange.ExportOptions(format=data["format"], status=data.get("status"),
+    options = exports.ExportOptions(format=data["format"], status=data.get("status"),
                                      predictions_min=data.get("predictions"), images=data["images"])
     options.check()
     images = Image.objects.filter(project=project)
@@ -57,9 +58,9 @@ def project_export(request: Request, project_id: int):
             return Response({"error": "An export of this project is already queued or running; poll it and "
                                       "download it, or wait for it to finish.", "job": job_dict(busy.job)}, status=409)
         return Response(job_dict(job), status=202)
-    response = StreamingHttpResponse(exchange.export_stream(project=project, options=options),
+    response = StreamingHttpResponse(exports.export_stream(project=project, options=options),
                                      content_type=registry.get_writer(options.format).media_type)
-    response["Content-Disposition"] = f'attachment; filename="{exchange.export_file_name(project=project, options=options)}"'
+    response["Content-Disposition"] = f'attachment; filename="{exports.export_file_name(project=project, options=options)}"'
     return response
 
 
@@ -78,9 +79,9 @@ def export_download(request: Request, job_id: int):
     project_for(user=request.user, project_id=job.project_id, roles=ADMIN_ONLY)
     if job.status != ExportStatus.SUCCEEDED or not job.file:
         raise Http404("This export is not ready; poll its status.")
-    options = exchange.ExportOptions(**job.options)
+    options = exports.ExportOptions(**job.options)
     return FileResponse(job.file.open("rb"), as_attachment=True,
-                        filename=exchange.export_file_name(project=job.project, options=options),
+                        filename=exports.export_file_name(project=job.project, options=options),
                         content_type=registry.get_writer(options.format).media_type)
 
 

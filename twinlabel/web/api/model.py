@@ -12,13 +12,12 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator import selectors as annotator_selectors
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.models import LabelClass
 from labeling import selectors, services
 from labeling.config import pretrain_defaults
 from labeling.models import Decision, RunKind, TrainingRun
-from twinlabel.web import dashboard
+from twinlabel.web import compose, dashboard
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
 from twinlabel.web.api.serializers import AnnotationStateSerializer
@@ -150,7 +149,7 @@ def image_suggestion_decide(request: Request, image_id: str, label_id: str, deci
         services.suggestion_decide(image=image, label=label, user=request.user,
                                    decision={"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}[decision])
     image.refresh_from_db()
-    return Response(annotator_selectors.annotation_state(image=image))
+    return Response(compose.annotation_state(image=image))
 
 
 @extend_schema(request=None, responses=AnnotationStateSerializer)
@@ -162,7 +161,7 @@ def image_suggestions_accept_all(request: Request, image_id: int) -> Response:
     for label in LabelClass.objects.filter(pk__in=pending):
         services.suggestion_decide(image=image, label=label, user=request.user, decision=Decision.ACCEPTED)
     image.refresh_from_db()
-    return Response(annotator_selectors.annotation_state(image=image))
+    return Response(compose.annotation_state(image=image))
 
 
 class SuggestionSettingsSerializer(serializers.Serializer):

@@ -13,7 +13,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator import annotations, reviews, selectors, services
+from annotator import selectors
+from annotator.orders import LIST_ORDERS
+from annotator.services import reviews
+from annotator.services.annotations import annotation_save
+from annotator.services.images import images_import, import_limits
+from annotator.services.labels import label_create
+from annotator.services.projects import project_create
+from annotator.services import annotations
+from annotator.services import queue
+from twinlabel.web import compose
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.models import ImageStatus, LabelClass, Project
 from twinlabel.web.api import common
@@ -45,7 +54,7 @@ def projects(request: Request) -> Response:
         return Response({"results": [_project(p) for p in selectors.projects_for_user(user=request.user)]})
     form = ProjectSerializer(data=request.data)
     form.is_valid(raise_exception=True)
-    project = services.project_create(user=request.user, **form.validated_data)
+    project = project_create(user=request.user, **form.validated_data)
     return Response({**_project(project), "labels": [_label(label) for label in project.labels.all()]}, status=201)
 
 
@@ -65,7 +74,7 @@ def project_detail(request: Request, project_id: int) -> Response:
 
 
 def _project_delete(request: Request, project_id: int) -> Response:
-    from annotator import deletion
+    from annotator.services import deletion
 
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     if request.query_params.get("confirm", "").strip() != project.name:
@@ -88,7 +97,7 @@ def project_labels(request: Request, project_id: int) -> Response:
     form.is_valid(raise_exception=True)
     data = form.validated_data
     hotkey = data["hotkey"].strip().lower() if data["hotkey"] else None
-    label = services.label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey,
+    label = label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey,
                                   attributes=data["attributes"])
     return Response(_label(label), status=201)
 
@@ -104,7 +113,7 @@ def _image(row: dict) -> dict:
     parameters=[OpenApiParameter("status", enum=ImageStatus.values),
                 OpenApiParameter("label", int, description="Images a person gave this label (box or tag)"),
                 OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
-                OpenApiParameter("order", enum=list(selectors.IMAGE_ORDERS),
+                OpenApiParameter("order", enum=list(LIST_ORDERS),
                                  description="id (default) or uncertain: the model's least certain first"),
                 OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
                 OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
@@ -121,10 +130,10 @@ def project_images(request: Request, project_id: int) -> Response:
     if status and status not in ImageStatus.values:
         raise BadRequest(f"Unknown status “{status}”; use one of {', '.join(ImageStatus.values)}.")
     order = request.query_params.get("order") or "id"
-    if order not in selectors.IMAGE_ORDERS:
-        raise BadRequest(f"Unknown order “{order}”; use one of {', '.join(selectors.IMAGE_ORDERS)}.")
+    if order not in LIST_ORDERS:
+        raise BadRequest(f"Unknown order “{order}”; use one of {', '.join(LIST_ORDERS)}.")
     limit = common.optional_int(request, "limit") or 100
-    page = selectors.image_list(
+    page = compose.image_list(
         project_id=project.id, status=status, human_label=common.optional_int(request, "label"),
         suggested_label=common.optional_int(request, "suggested"), order=order, limit=min(limit, 1000),
         name=request.query_params.get("name") or None,
@@ -141,13 +150,13 @@ def _upload(request: Request, project_id: int) -> Response:
     files = request.FILES.getlist("files")
     if not files:
         raise BadRequest("Choose one or more image files to upload (multipart field “files”).")
-    report = services.images_import(project=project, sources=_upload_sources(files))
+    report = images_import(project=project, sources=_upload_sources(files))
     return Response(report.as_dict(), status=200 if report.imported or report.duplicates else 400)
 
 
 def _upload_sources(files) -> Iterator[ImageSource | Rejection]:
     """Images, and the images inside zip files, each checked against the size limits first."""
-    limit = services.import_limits().max_bytes
+    limit = import_limits().max_bytes
     zip_limit = settings.ZIP_MAX_TOTAL_BYTES
     for f in files:
         if f.name.lower().endswith(".zip"):
@@ -172,17 +181,17 @@ def image_annotations(request: Request, image_id: int) -> Response:
         tags = data.get("tags", [])
         if not isinstance(tags, list):
             raise BadRequest("“tags” must be a list of label ids.")
-        annotations.annotation_save(image=image, user=request.user,
+        annotation_save(image=image, user=request.user,
                                     version=common.int_field(data.get("version"), "version"),
                                     boxes=common.boxes_field(data.get("boxes", [])),
                                     tag_label_ids=[common.int_field(t, "tags") for t in tags])
-    return Response(selectors.annotation_state(image=image))  # the service left image as written
+    return Response(compose.annotation_state(image=image))  # the service left image as written
 
 
 def _finish(request: Request, image_id: int, service) -> Response:
     image = common.image_for(request, image_id, write=True)
     service(image=image, user=request.user, version=common.int_field(common.body(request).get("version"), "version"))
-    return Response(selectors.annotation_state(image=image))  # the service left image as written
+    return Response(compose.annotation_state(image=image))  # the service left image as written
 
 
 @extend_schema(request=VersionSerializer, responses=AnnotationStateSerializer)
@@ -204,10 +213,10 @@ def queue_next(request: Request, project_id: int) -> Response:
     """POST {order, exclude, release}: the next image nobody else holds, now held for you."""
     project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
     data = common.body(request)
-    image = annotations.queue_next(project=project, user=request.user, order=str(data.get("order", "sequential")),
+    image = queue.queue_next(project=project, user=request.user, order=str(data.get("order", "sequential")),
                                    exclude=common.id_list(data.get("exclude", []), "exclude"),
                                    release=common.id_list(data.get("release", []), "release"))
-    return Response({"image": selectors.annotation_state(image=image) if image else None})
+    return Response({"image": compose.annotation_state(image=image) if image else None})
 
 
 @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
@@ -221,7 +230,7 @@ def queue_release(request: Request, project_id: int) -> Response:
         if not all(part.strip().isdigit() for part in raw.split(",") if part.strip()):
             raise BadRequest("“images” must be image ids separated by commas.")
         raw = [int(part) for part in raw.split(",") if part.strip()]
-    released = annotations.queue_release(project=project, user=request.user,
+    released = queue.queue_release(project=project, user=request.user,
                                          image_ids=common.id_list(raw, "images"))
     return Response({"released": released})
 
@@ -237,7 +246,7 @@ def image_review(request: Request, image_id: int) -> Response:
     decision = data.get("decision")
     if decision == "skip":
         reviews.review_skip(image=image, user=request.user)
-        return Response(selectors.annotation_state(image=image))
+        return Response(compose.annotation_state(image=image))
     version = common.int_field(data.get("version"), "version")
     if decision == "accept":
         boxes = common.boxes_field(data["boxes"]) if data.get("boxes") is not None else None
@@ -250,4 +259,4 @@ def image_review(request: Request, image_id: int) -> Response:
     else:
         raise BadRequest("“decision” must be “accept” or “reject” (or “skip” to pass on the image for now).")
     image.refresh_from_db()
-    return Response(selectors.annotation_state(image=image))
+    return Response(compose.annotation_state(image=image))

@@ -15,7 +15,10 @@ from django.db import transaction
 
 from annotator.demo.scenes import LABEL_COLOURS, LABELS, render_scene
 from annotator.models import Project
-from annotator.services import BoxIn, ImageAnnotations, annotations_import, images_import, label_create, project_create
+from annotator.services.annotations import annotations_import, BoxIn, ImageAnnotations
+from annotator.services.images import images_import
+from annotator.services.labels import label_create
+from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 from labeling.services import pretrain_start
 

@@ -1,6 +1,6 @@
 // The one HTTP helper of every page script: the CSRF token on every request (Django reads it from
 // X-CSRFToken), JSON in and out, and the API's one error shape — {"error": "<what to fix>"}, plus
-// "fields" for a form's errors and "current" on a 409 (annotator/rest/errors.py) — turned into an
+// "fields" for a form's errors and "current" on a 409 (twinlabel/web/api/errors.py) — turned into an
 // HttpError whose message is the server's sentence.
 
 export class HttpError extends Error {

@@ -12,9 +12,9 @@ from django.db.models.deletion import ProtectedError
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator.deletion import project_delete, project_delete_counts
+from annotator.services.deletion import project_delete, project_delete_counts
 from annotator.models import Box, ExportJob, Image, ImageTag, LabelClass, Project, Review
-from annotator.services import BoxIn, ImageAnnotations, annotations_import
+from annotator.services.annotations import annotations_import, BoxIn, ImageAnnotations
 from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
 from labeling.paths import run_dir

@@ -1,137 +1,26 @@
-"""Annotation exchange with other tools: exports (streamed, or as a background job for big ones)
-and annotation-file imports. The formats themselves are pure functions in annotator/formats/;
-this module reads the database into their records and writes what they parse through
-``annotations_import`` (the one path for annotations from elsewhere)."""
+"""Annotation exchange with other tools, the writes: annotation-file imports (parsed by a registered
+reader, matched to images by sha256 or an unambiguous file name, written through
+``annotations_import``, the one path for annotations from elsewhere, all or nothing) and queueing a
+background export job. Reading a project into an export is annotator/exports.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import secrets
-import tempfile
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.files import File
 from django.db import transaction
 
-from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, Prediction,
-                               name_candidates, registry, stem)
-from annotator.models import Box, ExportJob, ExportStatus, Image, ImageStatus, ImageTag, Project, label_key
-from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_create
-
-
-# ---------------------------------------------------------------------------------------------
-# Export
-
-
-ALL_IMAGES = "all"
-EXPORT_STATUSES = (*ImageStatus.values, ALL_IMAGES)
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    format: str
-    # Only images with this status. Submitted by default: an unlabeled image in a COCO or YOLO file
-    # reads as "no objects here" to a training pipeline. "all" (or None, as older jobs stored it):
-    # every image, its status written where the format has room for it (COCO, JSON).
-    status: str | None = ImageStatus.SUBMITTED
-    predictions_min: float | None = None  # include suggestions with probability ≥ this, as predictions
-    images: bool = False  # YOLO: the image files too, so that the zip trains as it is
-
-    @property
-    def status_filter(self) -> str | None:
-        return None if self.status in (None, ALL_IMAGES) else self.status
-
-    def check(self) -> None:
-        writer = _writer(self.format)
-        if self.status is not None and self.status not in EXPORT_STATUSES:
-            raise ValidationError(f"Unknown status “{self.status}”; use one of {', '.join(EXPORT_STATUSES)}.")
-        if self.images and not writer.images:
-            raise ValidationError("images=1 is for YOLO exports (the other formats name the files only).")
-        if self.predictions_min is not None and not 0 <= self.predictions_min <= 1:
-            raise ValidationError("The prediction threshold must be a probability from 0 to 1.")
-
-
-def export_meta(*, project: Project) -> ExportMeta:
-    labels = list(project.labels.values_list("id", "name", "color", "attributes"))
-    used = set(Box.objects.filter(label__project=project).values_list("label_id", flat=True).distinct().order_by())
-    return ExportMeta(project=project.name,
-                      labels=tuple(LabelInfo(name, color, tuple(specs or ())) for _, name, color, specs in labels),
-                      box_labels=tuple(name for label_id, name, _, _ in labels if label_id in used))
-
-
-def export_records(*, project: Project, status: str | None = None, predictions_min: float | None = None,
-                   batch: int = 5000) -> Iterator[ImageRecord]:
-    """The project's images with their annotations, in id order, a batch of images (and one query
-    each for their boxes, tags and predictions) at a time: memory stays flat at any project size."""
-    names = dict(project.labels.values_list("id", "name"))
-    run_id = _probe_run_id(project) if predictions_min is not None else None
-    images = Image.objects.filter(project=project).order_by("id")
-    if status:
-        images = images.filter(status=status)
-    images = images.values_list("id", "original_name", "width", "height", "status", "sha256", "file")
-    last = 0
-    while rows := list(images.filter(id__gt=last)[:batch]):
-        low, high = rows[0][0], rows[-1][0]
-        last = high
-        # Id ranges, not IN lists: one index range scan; rows of other images in the range are skipped.
-        boxes, tags, predictions = defaultdict(list), defaultdict(list), defaultdict(list)
-        for image_id, label_id, x, y, w, h, attributes in (
-                Box.objects.filter(image_id__gte=low, image_id__lte=high).order_by("id")
-                .values_list("image_id", "label_id", "x", "y", "w", "h", "attributes")):
-            boxes[image_id].append(BoxRecord(names.get(label_id, ""), x, y, w, h, attributes or None))
-        for image_id, label_id in (ImageTag.objects.filter(image_id__gte=low, image_id__lte=high)
-                                   .order_by("id").values_list("image_id", "label_id")):
-            tags[image_id].append(names.get(label_id, ""))
-        if run_id is not None:
-            from labeling.models import Suggestion  # model assistance builds on this app, not the reverse
-
-            for image_id, label_id, p in (Suggestion.objects.filter(run_id=run_id, image_id__gte=low, image_id__lte=high,
-                                                                    probability__gte=predictions_min)
-                                          .order_by("image_id", "-probability")
-                                          .values_list("image_id", "label_id", "probability")):
-                predictions[image_id].append(Prediction(names[label_id], p))
-        for image_id, name, width, height, image_status, sha256, stored in rows:
-            yield ImageRecord(image_id, name, width, height, image_status, tuple(boxes.get(image_id, ())),
-                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())), sha256, stored)
-
-
-def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes]:
-    options.check()
-    meta = export_meta(project=project)
-    records = export_records(project=project, status=options.status_filter, predictions_min=options.predictions_min)
-    write_options = registry.WriteOptions(predictions=options.predictions_min is not None,
-                                          image_file=_stored_bytes if options.images else None)
-    return registry.get_writer(options.format).write(meta, records, write_options)
-
-
-def _stored_bytes(record: ImageRecord) -> bytes:
-    from django.core.files.storage import default_storage
-
-    with default_storage.open(record.stored, "rb") as handle:
-        return handle.read()
-
-
-def export_file_name(*, project: Project, options: ExportOptions) -> str:
-    return registry.get_writer(options.format).file_name(f"project-{project.id}")
-
-
-def _writer(name: str) -> registry.Writer:
-    try:
-        return registry.get_writer(name)
-    except FormatError as error:
-        raise ValidationError(str(error)) from None
-
-
-def _probe_run_id(project: Project) -> int | None:
-    from labeling.models import ProjectModelState
-
-    return ProjectModelState.objects.filter(project=project).values_list("probe_run_id", flat=True).first()
+from annotator.exports import ExportOptions, export_jobs_expire
+from annotator.formats import FormatError, ParsedFile, name_candidates, registry, stem
+from annotator.models import ExportJob, ExportStatus, Image, ImageStatus, Project, label_key
+from annotator.services.annotations import BoxIn, ImageAnnotations, annotations_import
+from annotator.tasks import enqueue, export_run
+from annotator.services.labels import label_create
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,8 +189,6 @@ class ExportInProgress(Exception):
 def export_job_start(*, project: Project, user: AbstractBaseUser | None, options: ExportOptions) -> ExportJob:
     """Queue a background export; one per project at a time (ExportInProgress). Expired export
     files of every project are removed on the way (export_jobs_expire)."""
-    from annotator.tasks import enqueue, export_run
-
     options.check()
     export_jobs_expire()
     with transaction.atomic():
@@ -317,48 +204,3 @@ def export_job_start(*, project: Project, user: AbstractBaseUser | None, options
     return job
 
 
-def export_jobs_expire(*, now=None) -> int:
-    """Delete finished export jobs older than EXPORT_KEEP_HOURS with their files; returns how many.
-    Run by export_job_start, ``manage.py expire_exports`` and the ``exports_expire`` task."""
-    from datetime import timedelta
-
-    from django.conf import settings
-    from django.core.files.storage import default_storage
-    from django.utils import timezone
-
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.EXPORT_KEEP_HOURS)
-    old = ExportJob.objects.filter(status__in=(ExportStatus.SUCCEEDED, ExportStatus.FAILED), finished_at__lt=cutoff)
-    removed = 0
-    for job_id, name in old.values_list("id", "file")[:1000]:
-        if name:
-            default_storage.delete(name)  # the file first: a row left behind is harmless, a file is not seen
-        removed += ExportJob.objects.filter(pk=job_id).delete()[0]
-    return removed
-
-
-def export_job_run(*, job_id: int) -> None:
-    """Claim the queued job (a second delivery finds it taken and returns), stream the export into
-    storage, and record the outcome."""
-    from django.core.files.storage import default_storage
-    from django.utils import timezone
-
-    from annotator.models import ExportStatus
-
-    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING, error=""):
-        return
-    job = ExportJob.objects.select_related("project").get(pk=job_id)
-    options = ExportOptions(**job.options)
-    try:
-        with tempfile.TemporaryFile() as out:
-            for chunk in export_stream(project=job.project, options=options):
-                out.write(chunk)
-            size = out.tell()
-            out.seek(0)
-            name = default_storage.save(f"exports/{job.project_id}/{job.id}-{secrets.token_hex(8)}-"
-                                        f"{export_file_name(project=job.project, options=options)}", File(out))
-    except Exception as error:  # the job must end either way; the worker log has the traceback
-        ExportJob.objects.filter(pk=job_id).update(status=ExportStatus.FAILED, error=str(error)[:2000],
-                                                   finished_at=timezone.now())
-        raise
-    ExportJob.objects.filter(pk=job_id).update(status=ExportStatus.SUCCEEDED, file=name, size_bytes=size,
-                                               finished_at=timezone.now())

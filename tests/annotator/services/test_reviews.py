@@ -5,8 +5,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from annotator import reviews, selectors
-from annotator.annotations import image_submit
+from annotator import selectors
+from annotator.services import reviews
+from annotator.services.annotations import image_submit
 from annotator.models import Box, Image, Review, Role
 from tests.factories import add_images, add_member, make_project, make_user
 

@@ -7,10 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count
 
-from annotator.annotations import annotation_save, image_skip, image_submit, queue_next
 from annotator.models import Image, ImageStatus, ProjectStatusCount
 from annotator.selectors import project_status_counts
-from annotator.services import BoxIn, ImageAnnotations, annotations_import
+from annotator.services.annotations import (BoxIn, ImageAnnotations, annotation_save, annotations_import, image_skip,
+                                           image_submit)
+from annotator.services.queue import queue_next
 from tests.factories import add_images, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -90,17 +91,18 @@ def test_the_recount_command_repairs_counters_that_drifted():
 def test_it_spreads_a_status_over_shard_rows_and_sums_them_on_read(monkeypatch, settings):
     """Requests in different threads update different rows of the same status (no single hot row);
     the read sums them, and a recount folds them back into one."""
-    from annotator import services
+    from annotator.services import status_counts
+    from annotator.services.status_counts import status_counts_change, status_counts_recount
 
     settings.STATUS_COUNT_SHARDS = 4
     project = make_project()
     for ident in range(8):
-        monkeypatch.setattr(services.threading, "get_ident", lambda ident=ident: ident)
-        services.status_counts_change(project_id=project.id, changes={"unlabeled": 2, "skipped": 1})
+        monkeypatch.setattr(status_counts.threading, "get_ident", lambda ident=ident: ident)
+        status_counts_change(project_id=project.id, changes={"unlabeled": 2, "skipped": 1})
     rows = ProjectStatusCount.objects.filter(project=project)
     assert rows.filter(status="unlabeled").count() > 1  # spread, not one row
     counts = project_status_counts(project_id=project.id)
     assert (counts["unlabeled"], counts["skipped"], counts["total"]) == (16, 8, 24)
-    services.status_counts_recount(project_id=project.id)  # no images: every counter back to zero
+    status_counts_recount(project_id=project.id)  # no images: every counter back to zero
     assert project_status_counts(project_id=project.id)["total"] == 0
     assert set(rows.exclude(shard=0).values_list("count", flat=True)) == {0}

@@ -9,8 +9,8 @@ from django.core.management.base import CommandError
 from PIL import Image as PILImage
 
 from annotator.models import Image
-from annotator import services
-from annotator.services import images_import
+from annotator.services import images as image_services
+from annotator.services.images import images_import
 from annotator.sources import ImageSource
 from tests.factories import image_bytes, make_project, make_user
 
@@ -86,7 +86,7 @@ def test_a_concurrent_import_of_the_same_file_counts_as_a_duplicate(media_root, 
     """Another import commits the same image between our duplicate check and our insert."""
     project = make_project()
     data = image_bytes()
-    real_write_files = services._write_files
+    real_write_files = image_services._write_files
     state = {"raced": False}
 
     def write_files_after_a_rival(*args):
@@ -96,7 +96,7 @@ def test_a_concurrent_import_of_the_same_file_counts_as_a_duplicate(media_root, 
             images_import(project=project, sources=[ImageSource("theirs.png", lambda: data)])
         return real_write_files(*args)
 
-    monkeypatch.setattr(services, "_write_files", write_files_after_a_rival)
+    monkeypatch.setattr(image_services, "_write_files", write_files_after_a_rival)
     report = images_import(project=project, sources=[ImageSource("mine.png", lambda: data)])
     theirs = Image.objects.get(project=project)
     assert theirs.original_name == "theirs.png"

@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
 
-from annotator.media_gc import media_gc, media_gc_periodic
+from annotator.services.media_gc import media_gc, media_gc_periodic
 from annotator.models import ExportJob, Image
 from tests.factories import add_images, image_bytes, make_project, make_user
 
@@ -91,7 +91,7 @@ def test_delete_removes_only_old_orphans(orphans):
 def test_the_sweep_deletes_them_at_most_every_period(orphans, settings):
     kept, lost, fresh = orphans
     settings.MEDIA_GC_SECONDS = 3600
-    with mock.patch("annotator.media_gc._last_run", -1e12):
+    with mock.patch("annotator.services.media_gc._last_run", -1e12):
         assert media_gc_periodic()["deleted"] == 4
         assert media_gc_periodic() is None  # not again within the period
     assert all(default_storage.exists(n) for n in kept) and default_storage.exists(fresh)

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotator import reviews
-from annotator.annotations import image_submit
+from annotator.services import reviews
+from annotator.services.annotations import image_submit
 from annotator.models import Box, Image, ImageTag, LabelClass, Membership, Project, Review, Role
 from labeling.models import RunKind, TrainingRun
 from tests.factories import add_images, add_member, make_project, make_user

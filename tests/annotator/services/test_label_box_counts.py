@@ -9,10 +9,11 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db.models import Count
 
-from annotator.annotations import annotation_save, image_submit
 from annotator.models import Box, Image, LabelBoxCount
 from annotator.selectors import label_box_counts
-from annotator.services import BoxIn, ImageAnnotations, annotations_import, label_box_counts_recount
+from annotator.services.annotations import (BoxIn, ImageAnnotations, annotation_save, annotations_import,
+                                           image_submit)
+from annotator.services.status_counts import label_box_counts_recount
 from twinlabel.web.dashboard import label_counts
 from tests.factories import add_images, make_project, make_user
 
@@ -106,13 +107,14 @@ def test_the_migration_counts_the_boxes_a_database_already_has():
 
 
 def test_it_spreads_a_label_over_shard_rows_and_sums_them(monkeypatch, settings):
-    from annotator import services
+    from annotator.services import status_counts
+    from annotator.services.status_counts import label_box_counts_change
 
     settings.STATUS_COUNT_SHARDS = 4
     project = make_project()
     cat, _ = project.labels.order_by("id").values_list("id", flat=True)
     for ident in range(8):
-        monkeypatch.setattr(services.threading, "get_ident", lambda ident=ident: ident)
-        services.label_box_counts_change(changes={cat: 3})
+        monkeypatch.setattr(status_counts.threading, "get_ident", lambda ident=ident: ident)
+        label_box_counts_change(changes={cat: 3})
     assert LabelBoxCount.objects.filter(label_id=cat).count() > 1
     assert label_box_counts(project_id=project.id)[cat] == 24

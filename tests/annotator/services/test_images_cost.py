@@ -6,9 +6,10 @@ import threading
 import pytest
 from django.test import Client
 
-from annotator import services
+
 from annotator.models import Image
-from annotator.services import images_import
+from annotator.services import images as image_services
+from annotator.services.images import images_import
 from annotator.sources import ImageSource
 from tests.factories import image_bytes, make_project, make_user
 
@@ -18,13 +19,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def decodes(monkeypatch):
     calls = []
-    real = services.prepare_image
+    real = image_services.prepare_image
 
     def counting(data, limits):
         calls.append(len(data))
         return real(data, limits)
 
-    monkeypatch.setattr(services, "prepare_image", counting)
+    monkeypatch.setattr(image_services, "prepare_image", counting)
     return calls
 
 
@@ -55,7 +56,7 @@ def test_it_never_decodes_a_file_the_project_already_has(decodes):
 def test_it_refuses_a_file_when_every_decode_slot_stays_busy(settings, monkeypatch, decodes):
     settings.IMAGE_DECODE_WAIT_SECONDS = 1
     slots = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(services, "_DECODE_SLOTS", slots)
+    monkeypatch.setattr(image_services, "_DECODE_SLOTS", slots)
     slots.acquire()  # another request is decoding
     try:
         report = images_import(project=make_project(), sources=_sources([("a.png", image_bytes())]))

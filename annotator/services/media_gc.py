@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -39,7 +39,7 @@ class GcReport:
 
 def media_gc(*, delete: bool = False, grace_seconds: int | None = None) -> GcReport:
     grace = settings.MEDIA_GC_GRACE_SECONDS if grace_seconds is None else grace_seconds
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace)
+    cutoff = datetime.now(UTC) - timedelta(seconds=grace)
     report = GcReport()
     for name in _unreferenced():
         try:
@@ -47,7 +47,7 @@ def media_gc(*, delete: bool = False, grace_seconds: int | None = None) -> GcRep
         except (FileNotFoundError, OSError):
             continue  # deleted meanwhile
         if modified.tzinfo is None:
-            modified = modified.replace(tzinfo=timezone.utc)
+            modified = modified.replace(tzinfo=UTC)
         if modified > cutoff:
             report.too_young += 1
             continue

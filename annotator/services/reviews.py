@@ -12,9 +12,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotator.annotations import _bump_version, _first, _lock_expiry, _validated
 from annotator.models import Box, Image, ImageStatus, Project, Review, ReviewStatus
-from annotator.services import BoxIn, label_box_counts_change, label_box_deltas
+from annotator.services.annotations import BoxIn, annotation_rows
+from annotator.services.locking import bump_version, first, lock_expiry
+from annotator.services.status_counts import label_box_counts_change, label_box_deltas
 
 MAX_COMMENT = 2000
 
@@ -26,13 +27,13 @@ def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[i
     pending = Image.objects.filter(project=project, status=ImageStatus.SUBMITTED,
                                    review_status=ReviewStatus.NONE).exclude(pk__in=list(exclude))
     with transaction.atomic():
-        image = _first(pending.filter(locked_by=user, locked_until__gt=now).order_by("submitted_at", "id"))
+        image = first(pending.filter(locked_by=user, locked_until__gt=now).order_by("submitted_at", "id"))
         if image is None:
             free = pending.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            image = _first(free.order_by("submitted_at", "id"))
+            image = first(free.order_by("submitted_at", "id"))
         if image is None:
             return None
-        Image.objects.filter(pk=image.pk).update(locked_by=user, locked_until=_lock_expiry())
+        Image.objects.filter(pk=image.pk).update(locked_by=user, locked_until=lock_expiry())
     image.refresh_from_db()
     return image
 
@@ -46,10 +47,10 @@ def review_accept(*, image: Image, user: AbstractBaseUser, version: int,
     changes = {}
     if edited:
         tags = list(image.tags.values_list("label_id", flat=True))
-        rows, _ = _validated(image, user, list(boxes), tags)
+        rows, _ = annotation_rows(image, user, list(boxes), tags)
         changes["box_count"] = len(rows)
     with transaction.atomic():
-        _bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None, **changes)
+        bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None, **changes)
         if edited:
             label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk],
                                                              new_label_ids=[b.label_id for b in rows]))
@@ -74,8 +75,8 @@ def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment
     _reviewable(image)
     with transaction.atomic():
         # Back to the annotation queue, boxes and tags kept for the annotator to fix.
-        _bump_version(image, version, status=ImageStatus.UNLABELED, review_status=ReviewStatus.REJECTED,
-                      locked_by=None, locked_until=None)
+        bump_version(image, version, status=ImageStatus.UNLABELED, review_status=ReviewStatus.REJECTED,
+                     locked_by=None, locked_until=None)
         return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,
                                      decision=ReviewStatus.REJECTED, comment=comment)
 

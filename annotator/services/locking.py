@@ -1,0 +1,56 @@
+"""The shared write helpers: the versioned write every annotation and review verdict goes through,
+the queue's row pick (SKIP LOCKED) and its hold's expiry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotator.models import Image
+from annotator.services.status_counts import status_counts_move
+
+
+class StaleVersion(Exception):
+    """The client's version is not the image's current one; ``image_id`` says which to re-read."""
+
+    def __init__(self, image_id: int):
+        super().__init__(image_id)
+        self.image_id = image_id
+
+
+def bump_version(image: Image, version: int, **changes) -> None:
+    """The versioned write (StaleVersion when ``version`` is not the row's); ``image`` then holds what
+    was written (callers answer with it, no re-read)."""
+    row = Image.objects.filter(pk=image.pk, version=version)
+    # A savepoint when nested (two round trips): without one, a StaleVersion would poison a caller's
+    # transaction that goes on to read the current state for its 409 (tests/annotator/test_api_rest.py).
+    with transaction.atomic():
+        # A status change moves the project's counters from the status the row has now (locked:
+        # the queue changes status without a version bump, so the caller's copy may be old).
+        old = row.select_for_update().values_list("status", flat=True).first() if "status" in changes else None
+        if not row.update(version=F("version") + 1, **changes):
+            raise StaleVersion(image.pk)
+        if old is not None:
+            status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
+    image.version = version + 1
+    for field, value in changes.items():
+        setattr(image, field, value)
+
+
+def first(queryset) -> Image | None:
+    """The first row of ``queryset`` (id order unless it has its own), locked FOR UPDATE, skipping rows
+    another transaction holds (PostgreSQL; SQLite serialises writers anyway): two people asking at
+    once never get the same image."""
+    if not queryset.query.order_by:
+        queryset = queryset.order_by("id")
+    return queryset.select_for_update(skip_locked=True, of=("self",)).first()
+
+
+def lock_expiry():
+    """When a hold taken now expires (QUEUE_LOCK_MINUTES): the image goes back to the queue then."""
+    return timezone.now() + timedelta(minutes=settings.QUEUE_LOCK_MINUTES)
+
