@@ -395,7 +395,7 @@ CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # JSON endpoints answer a CSRF failure in JSON, like every other error they return.
-CSRF_FAILURE_VIEW = "twinlabel.web.pages.csrf_failure"
+CSRF_FAILURE_VIEW = "twinlabel.web.pages.site.csrf_failure"
 
 LOGGING = {
     "version": 1,

@@ -1,32 +1,34 @@
+"""The site's URLs: the pages (twinlabel/web/pages/), the REST API under /api/
+(twinlabel/web/api/urls.py) and Django's admin."""
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from twinlabel.web import account, pages as views
 from twinlabel.web.auth import ThrottledLoginView
-from twinlabel.web import run_pages as labeling_views
+from twinlabel.web.pages import account, annotate, images, labels, members, projects, runs, site
 
 urlpatterns = [
-    path("", views.project_list, name="project_list"),
-    path("healthz", views.healthz, name="healthz"),
+    path("", projects.project_list, name="project_list"),
+    path("healthz", site.healthz, name="healthz"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", account.account, name="account"),
     path("accounts/token/", account.account_token, name="account_token"),
-    path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
-    path("projects/<int:project_id>/images/", views.image_grid, name="image_grid"),
-    path("projects/<int:project_id>/labels/", views.label_add, name="label_add"),
-    path("projects/<int:project_id>/labels/<int:label_id>/", views.label_edit, name="label_edit"),
-    path("images/<int:image_id>/file", views.image_file, name="image_file"),
-    path("images/<int:image_id>/thumb", views.image_thumbnail, name="image_thumbnail"),
-    path("projects/<int:project_id>/annotate/", views.annotate, name="annotate"),
-    path("projects/<int:project_id>/review/", views.review, name="review"),
-    path("projects/<int:project_id>/settings", views.project_settings, name="project_settings"),
-    path("projects/<int:project_id>/delete/", views.project_delete, name="project_delete"),
-    path("projects/<int:project_id>/members/", views.members, name="members"),
-    path("projects/<int:project_id>/members/<int:membership_id>/", views.member_edit, name="member_edit"),
-    path("runs/<int:run_id>/files/<path:name>", labeling_views.run_file, name="run_file"),
-    path("projects/<int:project_id>/dashboard/", labeling_views.project_dashboard, name="project_dashboard"),
+    path("projects/<int:project_id>/", projects.project_detail, name="project_detail"),
+    path("projects/<int:project_id>/images/", images.image_grid, name="image_grid"),
+    path("projects/<int:project_id>/labels/", labels.label_add, name="label_add"),
+    path("projects/<int:project_id>/labels/<int:label_id>/", labels.label_edit, name="label_edit"),
+    path("images/<int:image_id>/file", images.image_file, name="image_file"),
+    path("images/<int:image_id>/thumb", images.image_thumbnail, name="image_thumbnail"),
+    path("projects/<int:project_id>/annotate/", annotate.annotate, name="annotate"),
+    path("projects/<int:project_id>/review/", annotate.review, name="review"),
+    path("projects/<int:project_id>/settings", projects.project_settings, name="project_settings"),
+    path("projects/<int:project_id>/delete/", projects.project_delete, name="project_delete"),
+    path("projects/<int:project_id>/members/", members.members, name="members"),
+    path("projects/<int:project_id>/members/<int:membership_id>/", members.member_edit, name="member_edit"),
+    path("runs/<int:run_id>/files/<path:name>", runs.run_file, name="run_file"),
+    path("projects/<int:project_id>/dashboard/", runs.project_dashboard, name="project_dashboard"),
     path("api/", include("twinlabel.web.api.urls")),
     path("admin/", admin.site.urls),
 ]

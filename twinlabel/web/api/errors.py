@@ -11,11 +11,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
-from twinlabel.web import compose
-from annotator.services.locking import StaleVersion
 from annotator.access import CSRF_FAILURE_MESSAGE, LimitReached
 from annotator.models import Image
 from annotator.services.images import StorageFull
+from annotator.services.locking import StaleVersion
+from twinlabel.web import compose
 
 
 class BadRequest(exceptions.APIException):

@@ -15,11 +15,37 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator import exports
-from annotator.services import exchange
 from annotator.access import ADMIN_ONLY, project_for
 from annotator.formats import registry
-from annotator.models import ExportJob, ExportStatus, Image
-from twinlabel.web.api.serializers import ExportJobSerializer, ExportParamsSerializer, ImportSerializer
+from annotator.models import ExportJob, ExportStatus, Image, ImageStatus
+from annotator.services import exchange
+
+
+class ExportParamsSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=[writer.name for writer in registry.writers()])
+    status = serializers.ChoiceField(choices=[*ImageStatus.values, "all"], required=False, default="submitted",
+                                     help_text="Only images with this status (default: submitted); “all” for every "
+                                               "image, its status written in COCO and JSON.")
+    predictions = serializers.FloatField(required=False, min_value=0, max_value=1,
+                                         help_text="Include suggestions with probability ≥ this, as predictions.")
+    images = serializers.BooleanField(required=False, default=False,
+                                      help_text="YOLO: put the image files in the zip too (images/ beside labels/).")
+    background = serializers.BooleanField(required=False, default=False,
+                                          help_text="Run as a job that ends as a download (automatic for big projects).")
+
+
+class ImportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=[reader.name for reader in registry.readers()])
+    files = serializers.ListField(child=serializers.FileField())
+
+
+class ExportJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    options = serializers.DictField()
+    size_bytes = serializers.IntegerField()
+    error = serializers.CharField()
+    download = serializers.CharField(allow_null=True)
 
 
 def job_dict(job: ExportJob) -> dict:

@@ -1,5 +1,4 @@
-"""The project dashboard page (for project admins) and the files a run leaves (TensorBoard
-events, profiler trace), served through a permission check."""
+"""The dashboard page and a training run's files (TensorBoard logs, profiler trace)."""
 
 from __future__ import annotations
 
@@ -10,9 +9,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from annotator.access import ADMIN_ONLY, project_for
-from twinlabel.web.links import url_template
 from labeling import selectors
 from labeling.models import TrainingRun
+from twinlabel.web.links import url_template
 
 
 @login_required

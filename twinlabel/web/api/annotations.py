@@ -1,0 +1,110 @@
+"""An image's annotations: read and save them (versioned: 409 on a stale version), submit, skip, and
+a reviewer's verdict (docs/api.md); the shapes beside the views."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator.access import REVIEW_ROLES
+from annotator.services import annotations, reviews
+from annotator.services.annotations import annotation_save
+from twinlabel.web import compose
+from twinlabel.web.api import common
+from twinlabel.web.api.errors import BadRequest
+
+
+class BoxSerializer(serializers.Serializer):
+    label = serializers.IntegerField(help_text="Label id")
+    x = serializers.FloatField(help_text="Image pixels, origin top-left")
+    y = serializers.FloatField()
+    w = serializers.FloatField()
+    h = serializers.FloatField()
+    attributes = serializers.DictField(required=False, help_text=(
+        "Only what is set: occluded / truncated / difficult (true), and the attributes the label defines "
+        "(checkbox: true, choice: one of its values, text)."))
+
+
+class AnnotationsInSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The version last read; a stale one gets 409 with the current state.")
+    boxes = BoxSerializer(many=True)
+    tags = serializers.ListField(child=serializers.IntegerField(), help_text="Label ids set on the whole image.")
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+
+
+class AnnotationStateSerializer(serializers.Serializer):
+    image = serializers.DictField()
+    boxes = serializers.ListField(child=serializers.DictField())
+    tags = serializers.ListField(child=serializers.DictField())
+    suggestions = serializers.ListField(child=serializers.DictField())
+    model_note = serializers.CharField(allow_null=True, help_text="set while the model is near chance")
+
+
+@extend_schema(request=AnnotationsInSerializer, responses=AnnotationStateSerializer)
+@api_view(["GET", "PUT"])
+def image_annotations(request: Request, image_id: int) -> Response:
+    """GET: the image's boxes, tags and suggestions. PUT {version, boxes, tags}: replace them
+    (409 with the current state when ``version`` is stale)."""
+    image = common.image_for(request, image_id, write=request.method == "PUT")
+    if request.method == "PUT":
+        data = common.body(request)
+        tags = data.get("tags", [])
+        if not isinstance(tags, list):
+            raise BadRequest("“tags” must be a list of label ids.")
+        annotation_save(image=image, user=request.user,
+                                    version=common.int_field(data.get("version"), "version"),
+                                    boxes=common.boxes_field(data.get("boxes", [])),
+                                    tag_label_ids=[common.int_field(t, "tags") for t in tags])
+    return Response(compose.annotation_state(image=image))  # the service left image as written
+
+
+def _finish(request: Request, image_id: int, service) -> Response:
+    image = common.image_for(request, image_id, write=True)
+    service(image=image, user=request.user, version=common.int_field(common.body(request).get("version"), "version"))
+    return Response(compose.annotation_state(image=image))  # the service left image as written
+
+
+@extend_schema(request=VersionSerializer, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_submit(request: Request, image_id: int) -> Response:
+    """Mark the image labeled: every label it does not have becomes a known negative."""
+    return _finish(request, image_id, annotations.image_submit)
+
+
+@extend_schema(request=VersionSerializer, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_skip(request: Request, image_id: int) -> Response:
+    return _finish(request, image_id, annotations.image_skip)
+
+
+@extend_schema(request=None, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_review(request: Request, image_id: int) -> Response:
+    """{"version": n, "decision": "accept", "boxes"?: [...]} (with boxes: the reviewer's fixes, saved
+    with the verdict), {"version": n, "decision": "reject", "comment": "..."}, or {"decision": "skip"}
+    (let go of it for now) (reviewers and admins; 409 when the image changed since it was opened)."""
+    image = common.image_for(request, image_id, write=True, roles=REVIEW_ROLES)
+    data = common.body(request)
+    decision = data.get("decision")
+    if decision == "skip":
+        reviews.review_skip(image=image, user=request.user)
+        return Response(compose.annotation_state(image=image))
+    version = common.int_field(data.get("version"), "version")
+    if decision == "accept":
+        boxes = common.boxes_field(data["boxes"]) if data.get("boxes") is not None else None
+        reviews.review_accept(image=image, user=request.user, version=version, boxes=boxes)
+    elif decision == "reject":
+        comment = data.get("comment", "")
+        if not isinstance(comment, str):
+            raise BadRequest("“comment” must be text.")
+        reviews.review_reject(image=image, user=request.user, version=version, comment=comment)
+    else:
+        raise BadRequest("“decision” must be “accept” or “reject” (or “skip” to pass on the image for now).")
+    image.refresh_from_db()
+    return Response(compose.annotation_state(image=image))

@@ -1,0 +1,104 @@
+"""Training runs: list and start (pretraining, a probe refit), progress, cancel, retry (docs/api.md)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotator.access import ADMIN_ONLY, project_for
+from labeling import selectors, services
+from labeling.config import pretrain_defaults
+from labeling.models import RunKind, TrainingRun
+from twinlabel.web.api import common
+from twinlabel.web.api.errors import BadRequest
+
+
+class RunStartSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=RunKind.choices)
+    config = serializers.DictField(required=False, help_text="Pretraining settings (resolution, epochs, "
+                                   "time_budget_s, ...); unset ones come from the worker's device preset")
+    confirm = serializers.BooleanField(required=False, help_text="Start a pretraining estimated to take longer "
+                                       "than PRETRAIN_CONFIRM_ABOVE_S anyway (without it: 400 with the estimate)")
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=RunKind.choices)
+    status = serializers.CharField()
+    config = serializers.DictField()
+    epoch = serializers.IntegerField()
+    epochs = serializers.IntegerField()
+    step = serializers.IntegerField()
+    loss = serializers.FloatField(allow_null=True)
+    images_per_s = serializers.FloatField(allow_null=True)
+    eta_s = serializers.FloatField(allow_null=True, help_text="Seconds until an active pretraining is done")
+    metrics = serializers.DictField()
+    error = serializers.CharField()
+
+
+class RunListSerializer(serializers.Serializer):
+    runs = RunSerializer(many=True)
+    pretrain_estimate = serializers.DictField(help_text="What Pretrain with the defaults would take on the "
+                                              "worker's device: seconds, text, device, needs_confirmation, config")
+
+
+@extend_schema(methods=["GET"], responses=RunListSerializer)
+@extend_schema(methods=["POST"], request=RunStartSerializer, responses={201: RunSerializer})
+@api_view(["GET", "POST"])
+def project_runs(request: Request, project_id: int) -> Response:
+    """GET: recent runs with live progress. POST {"kind": "pretrain", "config": {...}} or {"kind": "probe"} (admin)."""
+    if request.method == "GET":
+        project, _ = project_for(user=request.user, project_id=project_id)
+        runs = selectors.project_runs(project_id=project.id)
+        defaults = pretrain_defaults()
+        estimate = selectors.pretrain_estimate(project=project, config=defaults, recent_runs=runs)
+        return Response({"runs": runs, "pretrain_estimate": {**estimate, "config": defaults}})
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    data = common.body(request)
+    kind = data.get("kind")
+    if kind == RunKind.PRETRAIN:
+        config = data.get("config") or {}
+        if not isinstance(config, dict):
+            raise BadRequest("“config” must be an object.")
+        confirm = data.get("confirm", False)
+        if not isinstance(confirm, bool):
+            raise BadRequest("“confirm” must be true or false.")
+        run = services.pretrain_start(project=project, user=request.user, config=config, confirm=confirm)
+    elif kind == RunKind.PROBE:
+        run = services.probe_start(project=project, user=request.user)
+        if run is None:
+            raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")
+    else:
+        raise BadRequest("“kind” must be “pretrain” or “probe”.")
+    return Response(selectors.run_summary(run), status=201)
+
+
+@extend_schema(responses=RunSerializer)
+@api_view(["GET"])
+def run_detail(request: Request, run_id: int) -> Response:
+    """A run's progress (epoch, step, loss, images/s) and, when done, its metrics."""
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    project_for(user=request.user, project_id=run.project_id)
+    return Response(selectors.run_summary(run))
+
+
+@extend_schema(request=None, responses=RunSerializer)
+@api_view(["POST"])
+def run_cancel(request: Request, run_id: int) -> Response:
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    project_for(user=request.user, project_id=run.project_id, roles=ADMIN_ONLY)
+    return Response(selectors.run_summary(services.run_cancel(run=run)))
+
+
+@extend_schema(request=None, responses={201: RunSerializer})
+@api_view(["POST"])
+def run_retry(request: Request, run_id: int) -> Response:
+    """Queue the same run again (same kind and config) after it failed or was cancelled (admin)."""
+    run = get_object_or_404(TrainingRun.objects.select_related("project"), pk=run_id)
+    project_for(user=request.user, project_id=run.project_id, roles=ADMIN_ONLY)
+    return Response(selectors.run_summary(services.run_retry(run=run, user=request.user)), status=201)

@@ -1,0 +1,63 @@
+"""The image grid and the image files themselves (original and thumbnail), permission-checked."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from annotator import selectors
+from annotator.access import ANNOTATE_ROLES, project_for
+from annotator.models import Image, ImageStatus
+
+
+def _positive_int(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise Http404("Bad page cursor.")
+    return int(value)
+
+
+@login_required
+@require_GET
+def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
+    project, role = project_for(user=request.user, project_id=project_id)
+    status = request.GET.get("status") or None
+    if status and status not in ImageStatus.values:
+        raise Http404("No such status.")
+    page = selectors.image_page(project_id=project.id, status=status, after=_positive_int(request.GET.get("after")),
+                                before=_positive_int(request.GET.get("before")))
+    return render(request, "web/image_grid.html", {
+        "project": project, "page": page, "can_annotate": role in ANNOTATE_ROLES, "status": status or "", "statuses": ImageStatus.choices,
+    })
+
+
+def _image_file(request: HttpRequest, image_id: int, field: str) -> FileResponse:
+    image = get_object_or_404(Image.objects.only("id", "project_id", "sha256", field), pk=image_id)
+    project_for(user=request.user, project_id=image.project_id)
+    stored = getattr(image, field)
+    if settings.MEDIA_REDIRECT:
+        # Permission checked above; the storage's URL is signed and expires (S3 querystring auth).
+        return HttpResponseRedirect(stored.url)
+    try:
+        response = FileResponse(stored.open("rb"))
+    except FileNotFoundError:
+        raise Http404("The image file is missing from storage.") from None
+    # Stored images never change (a new upload is a new row), so browsers may keep them for long.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@login_required
+@require_GET
+def image_file(request: HttpRequest, image_id: int) -> FileResponse:
+    return _image_file(request, image_id, "file")
+
+
+@login_required
+@require_GET
+def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
+    return _image_file(request, image_id, "thumbnail")
