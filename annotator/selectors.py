@@ -20,7 +20,8 @@ from annotator.models import (
     Review,
     ReviewStatus,
 )
-from annotator.orders import Ordered, images_ordered
+from annotator.orders import images_ordered
+from annotator.paging import Page, keyset_page
 
 
 def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -96,15 +97,9 @@ def annotation_state(*, image: Image) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class ImageListPage:
-    images: list[dict]
-    next_key: tuple | None  # pass as ``after`` for the next page; None on the last page
-
-
 def image_list(*, project_id: int, status: str | None = None, human_label: int | None = None,
                where: Q | Exists | None = None, order: str = "id", after: tuple | None = None,
-               limit: int = 100, name: str | None = None) -> ImageListPage:
+               limit: int = 100, name: str | None = None) -> Page:
     """A page of a project's images for the API, by keyset, in one of annotator.orders.LIST_ORDERS:
     id order (``after`` = (id,)) or the model's most uncertain first (``after`` = (score, id), rows
     with ``score``); one query (and the ranker's own). An order with no ranking yet: an empty page.
@@ -128,25 +123,9 @@ def image_list(*, project_id: int, status: str | None = None, human_label: int |
         images = images.filter(where)
     ordered = images_ordered(images, project_id=project_id, order=order)
     if ordered is None:
-        return ImageListPage([], None)
-    fields = ["id", "original_name", "width", "height", "status", "version", *(["score"] if order != "id" else [])]
-    if after is not None:
-        ordered = Ordered(ordered.images.filter(keyset_after(ordered.keys, after)), ordered.keys)
-    rows = list(ordered.images.values(*fields)[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return ImageListPage(rows, tuple(rows[-1][f.lstrip("-")] for f in ordered.keys) if more else None)
-
-
-def keyset_after(keys: tuple[str, ...], values: tuple) -> Q:
-    """The rows after ``values`` in the order ``keys`` (order_by fields, "-" for descending):
-    (a > x) or (a = x and b > y) ..., which an index on the keys answers with one range scan."""
-    condition, equal = Q(), {}
-    for key, value in zip(keys, values, strict=True):
-        field = key.lstrip("-")
-        condition |= Q(**equal, **{f"{field}__{'lt' if key.startswith('-') else 'gt'}": value})
-        equal[field] = value
-    return condition
+        return Page([], None)
+    fields = ("id", "original_name", "width", "height", "status", "version", *(("score",) if order != "id" else ()))
+    return keyset_page(ordered.images, ordered.keys, after=after, limit=limit, fields=fields)
 
 
 def review_note(*, image: Image) -> dict | None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from annotator.models import Image, LabelClass
+from annotator.paging import Page, keyset_page
 from annotator.selectors import project_status_counts
 from labeling.config import worker_device_kind
 from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
@@ -134,15 +133,9 @@ def project_runs(*, project_id: int, limit: int = 10) -> list[dict]:
     return [run_summary(run) for run in TrainingRun.objects.filter(project_id=project_id).order_by("-id")[:limit]]
 
 
-@dataclass(frozen=True)
-class SuggestionPage:
-    suggestions: list[dict]
-    next_key: tuple | None  # (probability, id) of the last row, for the next page
-
-
 def suggestion_page(*, project_id: int, label_id: int | None = None, min_probability: float | None = None,
                     max_probability: float | None = None, predicted: bool | None = None,
-                    after: tuple | None = None, limit: int = 100) -> SuggestionPage:
+                    after: tuple | None = None, limit: int = 100) -> Page:
     """The current probe's suggestions, likeliest first, by keyset on (probability desc, id); two queries."""
     run_id = current_probe_run_id(project_id=project_id)
     rows = Suggestion.objects.filter(run_id=run_id)
@@ -154,18 +147,16 @@ def suggestion_page(*, project_id: int, label_id: int | None = None, min_probabi
         rows = rows.filter(probability__lte=max_probability)
     if predicted is not None:
         rows = rows.filter(predicted=predicted)
-    if after is not None:
-        rows = rows.filter(Q(probability__lt=after[0]) | Q(probability=after[0], id__gt=after[1]))
-    rows = list(rows.order_by("-probability", "id").values("id", "image_id", "label_id", "probability", "predicted")
-                [: limit + 1] if run_id is not None else [])
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page = (keyset_page(rows.order_by("-probability", "id"), ("-probability", "id"), after=after, limit=limit,
+                        fields=("id", "image_id", "label_id", "probability", "predicted"))
+            if run_id is not None else Page([], None))
+    rows = page.rows
     decisions = {}
     if rows:
         for image_id, label, decision in SuggestionDecision.objects.filter(
                 image_id__in={r["image_id"] for r in rows}).values_list("image_id", "label_id", "decision"):
             decisions[(image_id, label)] = decision
-    return SuggestionPage(
+    return Page(
         [{"id": r["id"], "image": r["image_id"], "label": r["label_id"], "probability": r["probability"],
           "predicted": r["predicted"], "decision": decisions.get((r["image_id"], r["label_id"]))} for r in rows],
-        (rows[-1]["probability"], rows[-1]["id"]) if more else None)
+        page.next_key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Subquery
 
 from annotator import selectors
+from annotator.paging import Page
 from annotator.models import Image
 from labeling.models import ProjectModelState, Suggestion
 from labeling.selectors import image_suggestions, model_note
@@ -21,7 +22,7 @@ def annotation_state(*, image: Image) -> dict:
             "model_note": model_note(project_id=image.project_id), "review": review}
 
 
-def image_list(*, project_id: int, suggested_label: int | None = None, **filters) -> selectors.ImageListPage:
+def image_list(*, project_id: int, suggested_label: int | None = None, **filters) -> Page:
     """annotator.selectors.image_list (its ``filters``), and ``suggested_label``: only images the
     current probe suggests that label for (none before the first probe)."""
     where = None

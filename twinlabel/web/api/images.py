@@ -79,7 +79,7 @@ def project_images(request: Request, project_id: int) -> Response:
         suggested_label=common.optional_int(request, "suggested"), order=order, limit=min(limit, 1000),
         name=request.query_params.get("name") or None,
         after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1))
-    return Response({"next": common.next_url(request, page.next_key), "results": [image_dict(r) for r in page.images]})
+    return Response({"next": common.next_url(request, page.next_key), "results": [image_dict(r) for r in page.rows]})
 
 
 def _upload(request: Request, project_id: int) -> Response:

@@ -53,7 +53,7 @@ def project_suggestions(request: Request, project_id: int) -> Response:
         predicted=None if predicted in (None, "") else predicted in ("true", "1"),
         after=common.cursor_decode(request.query_params.get("cursor"), 2),
         limit=min(common.optional_int(request, "limit") or 100, 1000))
-    return Response({"next": common.next_url(request, page.next_key), "results": page.suggestions})
+    return Response({"next": common.next_url(request, page.next_key), "results": page.rows})
 
 
 @extend_schema(request=None, responses=AnnotationStateSerializer, parameters=[
