@@ -45,3 +45,13 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def team(db):
+    """Owner, annotator ("annie"), reviewer ("rev") and outsider ("out") around a project "Pets"
+    with labels cat and dog and no images: a file that needs images overrides it
+    (``def team(team): team.add_images(5); return team``) or calls ``make_team`` itself."""
+    from tests.factories import make_team
+
+    return make_team()
