@@ -59,6 +59,7 @@ class Team:
     outsider: object
     labels: dict[str, LabelClass]
     ids: list[int] = field(default_factory=list)
+    others: dict[str, object] = field(default_factory=dict)  # more members, by user name
 
     @property
     def cat(self) -> LabelClass:
@@ -75,7 +76,8 @@ class Team:
         return new
 
     def add_member(self, username: str, role: str = Role.ANNOTATOR):
-        user = make_user(username)
+        """Another member, kept in ``others`` under its user name."""
+        user = self.others[username] = make_user(username)
         add_member(self.project, user, role)
         return user
 
