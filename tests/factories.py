@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from annotator.models import LabelClass, Membership, Project, Role
+from annotator.models import Image, LabelClass, Membership, Project, Role
 from annotator.services.images import images_import
 from annotator.services.projects import project_create
 from annotator.sources import ImageSource
@@ -74,6 +74,9 @@ class Team:
         new = add_images(self.project, count, size=size)
         self.ids.extend(new)
         return new
+
+    def image_id(self, name: str) -> int:
+        return Image.objects.get(project=self.project, original_name=name).id
 
     def add_member(self, username: str, role: str = Role.ANNOTATOR):
         """Another member, kept in ``others`` under its user name."""
