@@ -10,13 +10,7 @@ from django.utils import timezone
 from annotator.models import Box, Image, ImageTag
 from tests.factories import make_project, make_user
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def team(team):
-    team.add_images(5)
-    return team
+pytestmark = [pytest.mark.django_db, pytest.mark.team(images=5)]
 
 
 def _client(client, user):

@@ -15,13 +15,7 @@ from labeling.models import (ImageUncertainty, ProjectModelState, RunKind, RunSt
                              TrainingRun)
 from tests.factories import add_images
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def team(team):
-    team.add_images(5)
-    return team
+pytestmark = [pytest.mark.django_db, pytest.mark.team(images=5)]
 
 
 def _as(client, user):

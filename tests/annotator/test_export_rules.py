@@ -16,13 +16,7 @@ from django.utils import timezone
 from annotator.exports import export_job_run, export_jobs_expire
 from annotator.models import ExportJob, ExportStatus, Role
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def team(team):
-    team.add_images(2, size=(32, 32))
-    return team
+pytestmark = [pytest.mark.django_db, pytest.mark.team(images=2, image_size=(32, 32))]
 
 
 def _export(client, project, **params):

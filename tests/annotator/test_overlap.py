@@ -10,13 +10,7 @@ from annotator.services.queue import queue_next
 from annotator.models import AnnotationSnapshot, Image, Role
 from annotator.services.annotations import BoxIn
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def team(team):
-    team.add_images(6)
-    return team
+pytestmark = [pytest.mark.django_db, pytest.mark.team(images=6)]
 
 
 @pytest.fixture
