@@ -84,24 +84,24 @@ class ImageAdmin(admin.ModelAdmin):
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is not worth it
 
 
-@admin.register(Box)
-class BoxAdmin(admin.ModelAdmin):
-    list_display = ["id", "image", "label", "x", "y", "w", "h", "source", "author", "created_at"]
+class AuthoredAdmin(admin.ModelAdmin):
+    """Boxes and tags: an image's labels, each by an author (or the model)."""
+
     list_filter = ["source", "label__project"]
     search_fields = ["image__original_name", "label__name", "author__username"]
     raw_id_fields = ["image", "author"]
     list_select_related = ["image", "label", "author"]
     show_full_result_count = False
+
+
+@admin.register(Box)
+class BoxAdmin(AuthoredAdmin):
+    list_display = ["id", "image", "label", "x", "y", "w", "h", "source", "author", "created_at"]
 
 
 @admin.register(ImageTag)
-class ImageTagAdmin(admin.ModelAdmin):
+class ImageTagAdmin(AuthoredAdmin):
     list_display = ["id", "image", "label", "source", "author", "created_at"]
-    list_filter = ["source", "label__project"]
-    search_fields = ["image__original_name", "label__name", "author__username"]
-    raw_id_fields = ["image", "author"]
-    list_select_related = ["image", "label", "author"]
-    show_full_result_count = False
 
 
 @admin.register(Membership)

@@ -7,42 +7,24 @@ functions, because the web process imports this module (through ``labeling.tasks
 
 from __future__ import annotations
 
-import logging
 import os
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
 from labeling.data import fill_cache, write_blocks
 from labeling.models import EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
-from labeling.runs import LostClaim, RunMonitor, claim, finish, probe_create, worker_id
-
-log = logging.getLogger(__name__)
+from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claimed
 
 
 def run_pretrain(run_id: int, node: str, *, send: Callable[[TrainingRun], object]) -> str:
     """``send``: how the probe fit queued at the end is sent once committed (labeling.tasks.run_enqueue)."""
-    run = claim(run_id, worker_id(node))
-    if run is None:
-        return "not claimed"
-    try:
-        with RunMonitor(run) as monitor:
-            status = _pretrain(run, monitor, send)
-    except LostClaim:
-        return "lost claim"
-    except Exception:
-        log.exception("pretraining run %s failed", run_id)
-        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
-        return "failed"
-    finally:
-        close_old_connections()
-    return status
+    return run_claimed(run_id, node, lambda run, monitor: _pretrain(run, monitor, send))
 
 
 def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun], object]) -> str:

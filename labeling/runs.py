@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import traceback
+from collections.abc import Callable
 from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -119,6 +121,25 @@ class RunMonitor:
                     self.cancelled.set()
         finally:
             connection.close()  # this thread's own connection
+
+
+def run_claimed(run_id: int, node: str, work: Callable[[TrainingRun, RunMonitor], str]) -> str:
+    """A worker's frame around any run: claim it (or return if another worker holds it), do
+    ``work`` under its monitor, and record a crash as the run's failure, with the traceback."""
+    run = claim(run_id, worker_id(node))
+    if run is None:
+        return "not claimed"
+    try:
+        with RunMonitor(run) as monitor:
+            return work(run, monitor)
+    except LostClaim:
+        return "lost claim"
+    except Exception:
+        log.exception("%s run %s failed", run.kind, run_id)
+        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
+        return "failed"
+    finally:
+        close_old_connections()
 
 
 def finish(run: TrainingRun, status: str, **fields) -> bool:

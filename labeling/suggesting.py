@@ -14,12 +14,11 @@ the web process imports this module (through ``labeling.tasks``) to send work.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.data import (SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix,
@@ -28,7 +27,7 @@ from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
 from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard, TrainingRun
 from labeling.paths import probe_path, run_file
-from labeling.runs import LostClaim, RunMonitor, claim, finish, worker_id
+from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
 from labeling.trust import trust_fit
 
 log = logging.getLogger(__name__)
@@ -39,20 +38,7 @@ ShardSend = Callable[[int, int], bool]
 
 def run_probe(run_id: int, node: str, *, send_shard: ShardSend) -> str:
     """``send_shard``: how a block is handed to another worker (labeling.tasks.shard_send)."""
-    run = claim(run_id, worker_id(node))
-    if run is None:
-        return "not claimed"
-    try:
-        with RunMonitor(run) as monitor:
-            return _probe(run, monitor, send_shard)
-    except LostClaim:
-        return "lost claim"
-    except Exception:
-        log.exception("probe run %s failed", run_id)
-        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
-        return "failed"
-    finally:
-        close_old_connections()
+    return run_claimed(run_id, node, lambda run, monitor: _probe(run, monitor, send_shard))
 
 
 def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:

@@ -45,3 +45,14 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def team(db, request):
+    """Owner, annotator ("annie"), reviewer ("rev") and outsider ("out") around a project "Pets"
+    with labels cat and dog, and no images unless a ``team`` mark asks for them
+    (``pytestmark = pytest.mark.team(images=5)``: any of make_team's arguments)."""
+    from tests.factories import make_team
+
+    mark = request.node.get_closest_marker("team")
+    return make_team(**(mark.kwargs if mark else {}))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from annotator.models import Membership, Project, Role
+from annotator.models import Image, LabelClass, Membership, Project, Role
 from annotator.services.images import images_import
 from annotator.services.projects import project_create
 from annotator.sources import ImageSource
@@ -44,6 +45,58 @@ def add_images(project: Project, count: int, *, size=(32, 32)) -> list[int]:
     sources = [ImageSource(f"img-{i}.png", lambda i=i: image_bytes(*size, color=(i % 256, (i * 7) % 256, 99)))
                for i in range(count)]
     return [item.image_id for item in images_import(project=project, sources=sources).imported]
+
+
+@dataclass
+class Team:
+    """A project with one person in each role, and one who belongs to none: what every access
+    test needs (healthchecks' BaseTestCase has the same four)."""
+
+    project: Project
+    owner: object
+    annotator: object
+    reviewer: object
+    outsider: object
+    labels: dict[str, LabelClass]
+    ids: list[int] = field(default_factory=list)
+    others: dict[str, object] = field(default_factory=dict)  # more members, by user name
+
+    @property
+    def cat(self) -> LabelClass:
+        return self.labels["cat"]
+
+    @property
+    def dog(self) -> LabelClass:
+        return self.labels["dog"]
+
+    def add_images(self, count: int, *, size=(100, 80)) -> list[int]:
+        """``count`` more images, their ids appended to ``ids`` (and returned)."""
+        new = add_images(self.project, count, size=size)
+        self.ids.extend(new)
+        return new
+
+    def image_id(self, name: str) -> int:
+        return Image.objects.get(project=self.project, original_name=name).id
+
+    def add_member(self, username: str, role: str = Role.ANNOTATOR):
+        """Another member, kept in ``others`` under its user name."""
+        user = self.others[username] = make_user(username)
+        add_member(self.project, user, role)
+        return user
+
+
+def make_team(*, labels=("cat", "dog"), images: int = 0, image_size=(100, 80), name: str = "Pets",
+              annotator: str = "annie", reviewer: str = "rev", outsider: str = "out") -> Team:
+    """The owner (an admin), an annotator, a reviewer and an outsider around one project."""
+    owner = make_user("owner")
+    project = make_project(owner=owner, labels=labels, name=name)
+    team = Team(project=project, owner=owner, annotator=make_user(annotator), reviewer=make_user(reviewer),
+                outsider=make_user(outsider), labels={label.name: label for label in project.labels.order_by("id")})
+    add_member(project, team.annotator, Role.ANNOTATOR)
+    add_member(project, team.reviewer, Role.REVIEWER)
+    if images:
+        team.add_images(images, size=image_size)
+    return team
 
 
 def make_scene_project(*, owner, images: int = 40, labeled: int = 20, seed: int = 5) -> Project:

@@ -4,11 +4,15 @@ a typo in production settings should stop the server at start, not surface as od
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+Number = TypeVar("Number", int, float)
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
@@ -28,27 +32,31 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use one of 1/0, true/false, yes/no, on/off")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def _env_number(name: str, parse: Callable[[str], Number], kind: str) -> Number | None:
+    """The variable read by ``parse``, or None when it is unset or blank; text that is not a number
+    stops the start with the variable's name."""
     value = os.environ.get(name)
     if value is None or not value.strip():
-        return default
+        return None
     try:
-        number = int(value.strip())
+        return parse(value.strip())
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+        raise ImproperlyConfigured(f"{name}={value!r} is not {kind}") from None
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    number = _env_number(name, int, "an integer")
+    if number is None:
+        return default
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} is below its minimum of {minimum}")
     return number
 
 
 def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
+    number = _env_number(name, float, "a number")
+    if number is None:
         return default
-    try:
-        number = float(value.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
     if not minimum <= number <= maximum:  # also refuses nan
         raise ImproperlyConfigured(f"{name}={number} is outside {minimum} to {maximum}")
     return number

@@ -19,11 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner_client(client):
-    owner = make_user("owner")
-    project = make_project(owner=owner)
-    client.force_login(owner)
-    return project, client
+def owner_client(client, team):
+    client.force_login(team.owner)
+    return team.project, client
 
 
 def _stored_files(media_root):

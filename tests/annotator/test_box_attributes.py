@@ -13,12 +13,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotator import attributes
-from annotator.models import Box, LabelClass, Role
+from annotator.models import Box, LabelClass
 from annotator.services.images import images_import
 from annotator.services.labels import label_update
 from annotator.sources import ImageSource
 from twinlabel.web.dashboard import label_counts
-from tests.factories import add_member, image_bytes, make_project, make_user
+from tests.factories import image_bytes, make_project, make_team
 
 CAR = [{"name": "parked", "type": "checkbox"}, {"name": "colour", "type": "choice", "choices": ["red", "blue"]},
        {"name": "plate", "type": "text"}]
@@ -53,15 +53,12 @@ def test_a_box_keeps_only_what_is_set_and_refuses_what_its_label_does_not_define
 
 @pytest.fixture
 def team(db):
-    owner = make_user("owner")
-    project = make_project(owner=owner, labels=("car", "dog"))
-    annie = make_user("annie")
-    add_member(project, annie, Role.ANNOTATOR)
-    car = LabelClass.objects.get(project=project, name="car")
+    team = make_team(labels=("car", "dog"))
+    car = team.labels["car"]
     label_update(label=car, name="car", color=car.color, hotkey=car.hotkey, attributes=CAR)
     source = ImageSource("a.png", lambda: image_bytes(200, 100))
-    image_id = images_import(project=project, sources=[source]).imported[0].image_id
-    return {"project": project, "owner": owner, "annie": annie, "car": car, "image_id": image_id}
+    team.ids = [images_import(project=team.project, sources=[source]).imported[0].image_id]
+    return team
 
 
 def _put(client, image_id, boxes, version=1):
@@ -70,11 +67,11 @@ def _put(client, image_id, boxes, version=1):
 
 
 def _save_attributed(client, team):
-    client.force_login(team["annie"])
-    boxes = [{"label": team["car"].id, "x": 10, "y": 10, "w": 50, "h": 30,
+    client.force_login(team.annotator)
+    boxes = [{"label": team.labels["car"].id, "x": 10, "y": 10, "w": 50, "h": 30,
               "attributes": {"occluded": True, "difficult": True, "colour": "blue", "plate": "AB 12"}},
-             {"label": team["car"].id, "x": 100, "y": 10, "w": 50, "h": 30}]
-    response = _put(client, team["image_id"], boxes)
+             {"label": team.labels["car"].id, "x": 100, "y": 10, "w": 50, "h": 30}]
+    response = _put(client, team.ids[0], boxes)
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -84,12 +81,12 @@ def test_the_annotation_api_stores_and_returns_attributes_with_the_version(clien
     assert [b["attributes"] for b in state["boxes"]] == [
         {"occluded": True, "difficult": True, "colour": "blue", "plate": "AB 12"}, {}]
     assert state["image"]["version"] == 2
-    stale = _put(client, team["image_id"], [], version=1)
+    stale = _put(client, team.ids[0], [], version=1)
     assert stale.status_code == 409
-    bad = _put(client, team["image_id"], [{"label": team["car"].id, "x": 1, "y": 1, "w": 5, "h": 5,
+    bad = _put(client, team.ids[0], [{"label": team.labels["car"].id, "x": 1, "y": 1, "w": 5, "h": 5,
                                            "attributes": {"colour": "green"}}], version=2)
     assert bad.status_code == 400 and "not one of the choices" in bad.content.decode()
-    labels = client.get(reverse("api_project_labels", args=[team["project"].id])).json()["results"]
+    labels = client.get(reverse("api_project_labels", args=[team.project.id])).json()["results"]
     assert next(label for label in labels if label["name"] == "car")["attributes"] == CAR
 
 
@@ -102,23 +99,23 @@ def _export(client, project, fmt) -> bytes:
 def test_coco_voc_and_native_json_carry_the_attributes_and_coco_and_json_bring_them_back(client, team):
     state = _save_attributed(client, team)
     # Exports hold submitted images by default (issue 14), and a re-import takes submitted images only.
-    submitted = client.post(reverse("api_image_submit", args=[team["image_id"]]),
+    submitted = client.post(reverse("api_image_submit", args=[team.ids[0]]),
                             json.dumps({"version": state["image"]["version"]}), content_type="application/json")
     assert submitted.status_code == 200, submitted.content
-    client.force_login(team["owner"])
-    coco = json.loads(_export(client, team["project"], "coco"))
+    client.force_login(team.owner)
+    coco = json.loads(_export(client, team.project, "coco"))
     assert [a.get("attributes") for a in coco["annotations"]] == [
         {"occluded": True, "difficult": True, "colour": "blue", "plate": "AB 12"}, None]
-    voc = zipfile.ZipFile(io.BytesIO(_export(client, team["project"], "voc"))).read("Annotations/a.xml").decode()
+    voc = zipfile.ZipFile(io.BytesIO(_export(client, team.project, "voc"))).read("Annotations/a.xml").decode()
     first, second = voc.split("</object>")[:2]
     assert "<truncated>0</truncated><difficult>1</difficult><occluded>1</occluded>" in first
     assert "<truncated>0</truncated><difficult>0</difficult><occluded>0</occluded>" in second
-    native = _export(client, team["project"], "json")
-    voc_zip = _export(client, team["project"], "voc")
+    native = _export(client, team.project, "json")
+    voc_zip = _export(client, team.project, "voc")
     for fmt, data in [("coco", json.dumps(coco).encode()), ("json", native), ("voc", voc_zip)]:
         Box.objects.all().delete()
         name = "x.zip" if fmt == "voc" else f"x.{fmt}"
-        response = client.post(reverse("api_project_import", args=[team["project"].id]),
+        response = client.post(reverse("api_project_import", args=[team.project.id]),
                                {"format": fmt, "files": [SimpleUploadedFile(name, data)]})
         assert response.status_code == 200, response.content
         # VOC carries the three standard flags only, and integer corners (the boxes are whole pixels here).
@@ -131,12 +128,12 @@ def test_coco_voc_and_native_json_carry_the_attributes_and_coco_and_json_bring_t
 
 def test_a_json_export_brings_a_labels_attribute_definitions_into_another_project(client, team):
     state = _save_attributed(client, team)
-    client.post(reverse("api_image_submit", args=[team["image_id"]]),
+    client.post(reverse("api_image_submit", args=[team.ids[0]]),
                 json.dumps({"version": state["image"]["version"]}), content_type="application/json")
-    client.force_login(team["owner"])
-    native = _export(client, team["project"], "json")
-    assert json.loads(native)["labels"][0] == {"name": "car", "color": team["car"].color, "attributes": CAR}
-    other = make_project(owner=team["owner"], labels=("dog",), name="Elsewhere")
+    client.force_login(team.owner)
+    native = _export(client, team.project, "json")
+    assert json.loads(native)["labels"][0] == {"name": "car", "color": team.labels["car"].color, "attributes": CAR}
+    other = make_project(owner=team.owner, labels=("dog",), name="Elsewhere")
     images_import(project=other, sources=[ImageSource("a.png", lambda: image_bytes(200, 100))])
     response = client.post(reverse("api_project_import", args=[other.id]),
                            {"format": "json", "files": [SimpleUploadedFile("x.json", native)]})
@@ -148,19 +145,19 @@ def test_a_json_export_brings_a_labels_attribute_definitions_into_another_projec
 
 def test_the_dashboard_counts_boxes_by_attribute(client, team):
     _save_attributed(client, team)
-    counts = {row["label"]: row for row in label_counts(project_id=team["project"].id, probe_run_id=None)}
-    car = counts[team["car"].id]
+    counts = {row["label"]: row for row in label_counts(project_id=team.project.id, probe_run_id=None)}
+    car = counts[team.labels["car"].id]
     assert (car["boxes"], car["occluded"], car["difficult"], car["truncated"], car["with_attributes"]) == (2, 1, 1, 0, 1)
 
 
 def test_the_project_page_edits_a_labels_attributes_in_one_line(client, team):
-    client.force_login(team["owner"])
-    url = reverse("label_edit", args=[team["project"].id, team["car"].id])
+    client.force_login(team.owner)
+    url = reverse("label_edit", args=[team.project.id, team.labels["car"].id])
     client.post(url, {"name": "car", "color": "#123456", "hotkey": "1", "attributes": "moving; lights: on|off"})
-    team["car"].refresh_from_db()
-    assert team["car"].attributes == [{"name": "moving", "type": "checkbox"},
+    team.labels["car"].refresh_from_db()
+    assert team.labels["car"].attributes == [{"name": "moving", "type": "checkbox"},
                                       {"name": "lights", "type": "choice", "choices": ["on", "off"]}]
-    page = client.get(reverse("project_detail", args=[team["project"].id])).content.decode()
+    page = client.get(reverse("project_detail", args=[team.project.id])).content.decode()
     assert 'value="moving; lights: on|off"' in page
     refused = client.post(url, {"name": "car", "color": "#123456", "hotkey": "1", "attributes": "a: x"}, follow=True)
     assert "2 to 30 different values" in refused.content.decode()

@@ -10,11 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def team(client):
-    owner = make_user("owner")
-    project = make_project(owner=owner)
-    client.force_login(owner)
-    return project, owner, client
+def team(team, client):
+    client.force_login(team.owner)
+    return team.project, team.owner, client
 
 
 def _role(project, username):
@@ -39,7 +37,7 @@ def test_it_refuses_bad_additions_with_a_message(team, username, role, message):
     make_user("zoe")
     response = client.post(reverse("members", args=[project.id]), {"username": username, "role": role}, follow=True)
     assert message in response.content.decode()
-    assert Membership.objects.filter(project=project).count() == 1 and _role(project, "owner") == Role.ADMIN
+    assert Membership.objects.filter(project=project).count() == 3 and _role(project, "owner") == Role.ADMIN  # +annie, rev
 
 
 def test_it_changes_a_role_and_removes_a_member(team):

@@ -9,21 +9,14 @@ from annotator.services.annotations import annotation_save, image_submit
 from annotator.services.queue import queue_next
 from annotator.models import AnnotationSnapshot, Image, Role
 from annotator.services.annotations import BoxIn
-from tests.factories import add_images, add_member, make_project, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.team(images=6)]
 
 
 @pytest.fixture
-def team():
-    owner = make_user("owner")
-    project = make_project(owner=owner)
-    annie, bob = make_user("annie"), make_user("bob")
-    add_member(project, annie, Role.ANNOTATOR)
-    add_member(project, bob, Role.ANNOTATOR)
-    ids = add_images(project, 6, size=(100, 80))
-    cat, dog = project.labels.order_by("id")
-    return project, owner, annie, bob, ids, cat, dog
+def bob(team):
+    """A second annotator, for the second pass."""
+    return team.add_member("bob", Role.ANNOTATOR)
 
 
 def _label(image_id, user, boxes, tags):
@@ -34,8 +27,8 @@ def _label(image_id, user, boxes, tags):
     return Image.objects.get(pk=image_id)
 
 
-def test_an_overlap_image_goes_back_empty_for_someone_else_then_is_submitted(team):
-    project, owner, annie, bob, ids, cat, dog = team
+def test_an_overlap_image_goes_back_empty_for_someone_else_then_is_submitted(team, bob):
+    project, owner, annie, ids, cat, dog = team.project, team.owner, team.annotator, team.ids, team.cat, team.dog
     project.overlap_fraction = 1.0
     project.save()
     first = _label(ids[0], annie, [BoxIn(cat.id, 10, 10, 20, 20)], [dog.id])
@@ -56,8 +49,8 @@ def test_an_overlap_image_goes_back_empty_for_someone_else_then_is_submitted(tea
     assert third.status == "submitted" and AnnotationSnapshot.objects.count() == 2
 
 
-def test_images_outside_the_sample_are_submitted_at_once(team):
-    project, owner, annie, bob, ids, cat, dog = team
+def test_images_outside_the_sample_are_submitted_at_once(team, bob):  # bob: a second annotator exists
+    project, annie, ids, cat = team.project, team.annotator, team.ids, team.cat
     assert _label(ids[0], annie, [], [cat.id]).status == "submitted"  # overlap off by default
     project.overlap_fraction = 0.5
     project.save()
@@ -66,8 +59,8 @@ def test_images_outside_the_sample_are_submitted_at_once(team):
     assert not AnnotationSnapshot.objects.exists()
 
 
-def test_agreement_per_pair_is_box_f1_and_tag_jaccard(team, client):
-    project, owner, annie, bob, ids, cat, dog = team
+def test_agreement_per_pair_is_box_f1_and_tag_jaccard(team, bob, client):
+    project, owner, annie, ids, cat, dog = team.project, team.owner, team.annotator, team.ids, team.cat, team.dog
     project.overlap_fraction = 1.0
     project.save()
     # Image 0: same box, tags {dog} vs {dog, cat}: F1 1, Jaccard 1/2.
@@ -84,7 +77,7 @@ def test_agreement_per_pair_is_box_f1_and_tag_jaccard(team, client):
 
 
 def test_the_overlap_setting_is_a_percentage_for_admins(team, client):
-    project, owner, annie, *_ = team
+    project, owner, annie = team.project, team.owner, team.annotator
     client.force_login(owner)
     url = reverse("project_settings", args=[project.id])
     client.post(url, {"overlap_percent": "12.5"})

@@ -17,18 +17,16 @@ from annotator.models import Box, Image, LabelClass, Project, label_key
 from annotator.services import annotations as annotation_services
 from annotator.services import labels as label_services
 from annotator.services.labels import label_create
-from tests.factories import add_images, make_project, make_user
+from tests.factories import add_images
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner_client(client):
-    owner = make_user("owner")
-    project = make_project(owner=owner, labels=("cat", "dog"))
-    client.force_login(owner)
-    client.project = project
-    client.owner = owner
+def owner_client(client, team):
+    client.force_login(team.owner)
+    client.project = team.project
+    client.owner = team.owner
     return client
 
 

@@ -4,19 +4,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotator.models import Image, LabelClass, Role
-from tests.factories import add_images, add_member, image_bytes, make_project, make_user
+from annotator.models import Image, LabelClass
+from tests.factories import add_images, image_bytes, make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def team():
-    owner = make_user("owner")
-    project = make_project(owner=owner)
-    annotator = make_user("annie")
-    add_member(project, annotator, Role.ANNOTATOR)
-    return project, owner, annotator, make_user("outsider")
 
 
 def _as(client, user):
@@ -25,7 +16,7 @@ def _as(client, user):
 
 
 def test_pages_need_a_login(client, team):
-    project = team[0]
+    project = team.project
     for url in (reverse("project_list"), reverse("project_detail", args=[project.id]),
                 reverse("image_grid", args=[project.id])):
         response = client.get(url)
@@ -33,7 +24,7 @@ def test_pages_need_a_login(client, team):
 
 
 def test_the_project_page_shows_members_their_project_and_hides_it_from_outsiders(client, team):
-    project, owner, annotator, outsider = team
+    project, owner, annotator, outsider = team.project, team.owner, team.annotator, team.outsider
     add_images(project, 3)
     page = _as(client, owner).get(reverse("project_detail", args=[project.id]))
     assert page.status_code == 200
@@ -45,7 +36,7 @@ def test_the_project_page_shows_members_their_project_and_hides_it_from_outsider
 
 
 def test_upload_imports_for_admins_only(client, team):
-    project, owner, annotator, outsider = team
+    project, owner, annotator, outsider = team.project, team.owner, team.annotator, team.outsider
     url = reverse("api_project_images", args=[project.id])  # the browser uploads through the API
 
     def upload(user, *files):
@@ -67,7 +58,7 @@ def test_upload_imports_for_admins_only(client, team):
 
 
 def test_the_grid_pages_by_keyset_and_filters_by_status(client, team):
-    project, owner, annotator, _ = team
+    project, annotator = team.project, team.annotator
     ids = add_images(project, 130)
     Image.objects.filter(pk__in=ids[:5]).update(status="skipped")
     client = _as(client, annotator)
@@ -88,7 +79,7 @@ def test_the_grid_pages_by_keyset_and_filters_by_status(client, team):
 
 
 def test_the_grid_query_count_does_not_grow_with_the_page(client, team, django_assert_max_num_queries):
-    project, owner, *_ = team
+    project, owner = team.project, team.owner
     add_images(project, 60)
     client = _as(client, owner)
     with django_assert_max_num_queries(6):  # session, user, project, membership, page
@@ -96,7 +87,7 @@ def test_the_grid_query_count_does_not_grow_with_the_page(client, team, django_a
 
 
 def test_image_files_are_served_to_members_only(client, team):
-    project, owner, annotator, outsider = team
+    project, annotator, outsider = team.project, team.annotator, team.outsider
     (image_id,) = add_images(project, 1)
     for name in ("image_file", "image_thumbnail"):
         url = reverse(name, args=[image_id])
@@ -108,7 +99,7 @@ def test_image_files_are_served_to_members_only(client, team):
 def test_with_media_redirect_members_get_the_storage_url_and_outsiders_nothing(client, team, settings):
     """For S3 (signed, expiring URLs) the views check permission, then redirect to storage.url."""
     settings.MEDIA_REDIRECT = True
-    project, owner, annotator, outsider = team
+    project, annotator, outsider = team.project, team.annotator, team.outsider
     (image_id,) = add_images(project, 1)
     image = Image.objects.get(pk=image_id)
     for name, stored in (("image_file", image.file), ("image_thumbnail", image.thumbnail)):
@@ -119,7 +110,7 @@ def test_with_media_redirect_members_get_the_storage_url_and_outsiders_nothing(c
 
 
 def test_the_label_editor_adds_renames_and_refuses_bad_labels(client, team):
-    project, owner, annotator, _ = team
+    project, owner, annotator = team.project, team.owner, team.annotator
     client = _as(client, owner)
     client.post(reverse("label_add", args=[project.id]), {"name": "bird", "color": "#123456", "hotkey": ""})
     bird = LabelClass.objects.get(project=project, name="bird")
@@ -136,7 +127,7 @@ def test_the_label_editor_adds_renames_and_refuses_bad_labels(client, team):
 
 
 def test_a_label_in_use_is_not_deleted(client, team):
-    project, owner, *_ = team
+    project, owner = team.project, team.owner
     (image_id,) = add_images(project, 1)
     cat = project.labels.get(name="cat")
     Image.objects.get(pk=image_id).boxes.create(label=cat, x=1, y=1, w=3, h=3)

@@ -10,12 +10,12 @@ from django.utils import timezone
 
 from annotator.services.annotations import image_submit
 from annotator.services.queue import queue_next
-from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus, Role
+from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus
 from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 from twinlabel.web import dashboard
 from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
                              TrainingRun)
-from tests.factories import add_member, make_project, make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -28,15 +28,6 @@ def _images(project, count: int, *, start: int = 0, **fields) -> list[Image]:
               width=10, height=10, size_bytes=1, sha256=f"{start + i:064d}", **fields) for i in range(count)])
     status_counts_recount(project_id=project.id)
     return images
-
-
-@pytest.fixture
-def team():
-    owner = make_user("owner")
-    project = make_project(owner=owner, labels=("cat", "dog"))
-    annotator, outsider = make_user("ann"), make_user("outsider")
-    add_member(project, annotator, Role.ANNOTATOR)
-    return project, owner, annotator, outsider
 
 
 def _populate(project, annotator, n: int, start: int = 0) -> None:
@@ -66,7 +57,7 @@ def _populate(project, annotator, n: int, start: int = 0) -> None:
 
 
 def test_it_counts_progress_labels_and_quality_in_sql(team):
-    project, owner, annotator, _ = team
+    project, annotator = team.project, team.annotator
     _populate(project, annotator, 6)
     _images(project, 2, start=100, status=ImageStatus.SKIPPED)
     data = dashboard.project_dashboard(project_id=project.id)
@@ -80,7 +71,7 @@ def test_it_counts_progress_labels_and_quality_in_sql(team):
         "label": cat, "accepted": 1, "decided": 2, "accept_rate": 0.5, "cv_ap": 0.7, "cv_f1": 0.8}
     assert data["suggestion_quality"]["map"] == 0.5
     (person,) = data["annotators"]["people"]
-    assert (person["name"], person["median_seconds"], person["accept_rate"]) == ("ann", 10.0, 0.5)
+    assert (person["name"], person["median_seconds"], person["accept_rate"]) == ("annie", 10.0, 0.5)
     (day,) = data["annotators"]["per_day"]
     assert (day["images"], day["boxes"], day["tags"]) == (6, 6, 6)
     pretrain = next(r for r in data["runs"] if r["kind"] == "pretrain")
@@ -90,7 +81,7 @@ def test_it_counts_progress_labels_and_quality_in_sql(team):
 def test_it_shows_precision_coverage_and_accept_rate_of_confident_suggestions_side_by_side(team):
     from labeling.ml.confidence import wilson_lower
 
-    project, owner, annotator, _ = team
+    project, annotator = team.project, team.annotator
     _populate(project, annotator, 6)
     cat, dog = project.labels.order_by("id").values_list("id", flat=True)
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
@@ -111,7 +102,7 @@ def test_it_shows_precision_coverage_and_accept_rate_of_confident_suggestions_si
 
 
 def test_it_takes_the_median_of_odd_and_even_counts(team):
-    project, owner, annotator, _ = team
+    project, owner, annotator = team.project, team.owner, team.annotator
     now = timezone.now()
     for i, seconds in enumerate([5.0, 1.0, 100.0]):
         _images(project, 1, start=i, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
@@ -123,7 +114,7 @@ def test_it_takes_the_median_of_odd_and_even_counts(team):
 
 
 def test_it_times_an_image_from_the_queue_hand_out_to_the_submit(team, settings):
-    project, owner, annotator, _ = team
+    project, annotator = team.project, team.annotator
     (image,) = _images(project, 1)
     handed = queue_next(project=project, user=annotator)
     assert handed.pk == image.pk and handed.opened_at is not None
@@ -135,7 +126,7 @@ def test_it_times_an_image_from_the_queue_hand_out_to_the_submit(team, settings)
 
 
 def test_the_dashboard_query_count_does_not_grow_with_the_project(team, client, django_assert_max_num_queries):
-    project, owner, annotator, _ = team
+    project, owner, annotator = team.project, team.owner, team.annotator
     client.force_login(owner)
     _populate(project, annotator, 5)
     with django_assert_max_num_queries(30) as small:
@@ -148,7 +139,7 @@ def test_the_dashboard_query_count_does_not_grow_with_the_project(team, client, 
 @pytest.mark.parametrize("url", ["/projects/{id}/dashboard/", "/api/projects/{id}/dashboard/",
                                  "/api/projects/{id}/embedding-map/"])
 def test_only_project_admins_see_the_dashboard(team, client, url):
-    project, owner, annotator, outsider = team
+    project, owner, annotator, outsider = team.project, team.owner, team.annotator, team.outsider
     url = url.format(id=project.id)
     client.force_login(owner)
     response = client.get(url)
@@ -160,7 +151,7 @@ def test_only_project_admins_see_the_dashboard(team, client, url):
 
 
 def test_the_page_links_plotly_from_our_own_static_files(team, client):
-    project, owner, *_ = team
+    project, owner = team.project, team.owner
     client.force_login(owner)
     html = client.get(f"/projects/{project.id}/dashboard/").content.decode()
     assert "/static/vendor/plotly.min.js" in html and "dashboard-config" in html
@@ -169,7 +160,7 @@ def test_the_page_links_plotly_from_our_own_static_files(team, client):
 
 
 def test_the_embedding_map_rejects_a_bad_cursor(team, client):
-    project, owner, *_ = team
+    project, owner = team.project, team.owner
     client.force_login(owner)
     assert client.get(f"/api/projects/{project.id}/embedding-map/?after=x").status_code == 400
     assert client.get(f"/api/projects/{project.id}/embedding-map/?limit=0").status_code == 400
@@ -177,7 +168,7 @@ def test_the_embedding_map_rejects_a_bad_cursor(team, client):
 
 
 def test_a_failed_run_is_retried_by_admins_only(team, client, settings, tmp_path):
-    project, owner, annotator, _ = team
+    project, owner, annotator = team.project, team.owner, team.annotator
     settings.MODEL_DIR = tmp_path
     run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED,
                                      config={"epochs": 1, "resolution": 16})
@@ -195,7 +186,7 @@ def test_annotation_writes_keep_the_box_and_tag_counts(team):
     from annotator.services.annotations import annotation_save
     from annotator.services.annotations import annotations_import, BoxIn, ImageAnnotations
 
-    project, owner, annotator, _ = team
+    project, owner, annotator = team.project, team.owner, team.annotator
     cat, dog = project.labels.order_by("id")
     first, second = _images(project, 2)
     annotation_save(image=first, user=annotator, version=1, boxes=[BoxIn(cat.id, 0, 0, 2, 2)] * 3,
@@ -207,7 +198,7 @@ def test_annotation_writes_keep_the_box_and_tag_counts(team):
 
 
 def test_it_shows_review_verdicts_per_annotator_and_agreement_per_pair(team, client):
-    project, owner, annotator, _ = team
+    project, owner, annotator = team.project, team.owner, team.annotator
     _populate(project, annotator, 4)
     done = list(Image.objects.filter(project=project, status=ImageStatus.SUBMITTED).order_by("id"))
     Review.objects.bulk_create([
@@ -225,5 +216,5 @@ def test_it_shows_review_verdicts_per_annotator_and_agreement_per_pair(team, cli
     assert (review["annotator_id"], review["accepted"], review["rejected"]) == (annotator.id, 2, 1)
     assert review["accept_rate"] == pytest.approx(2 / 3)
     (pair,) = data["agreement"]
-    assert sorted(pair["annotators"]) == ["ann", "owner"] and pair["images"] == 1
+    assert sorted(pair["annotators"]) == ["annie", "owner"] and pair["images"] == 1
     assert pair["box_f1"] == 1.0 and pair["tag_jaccard"] == 0.5  # IoU 0.82 matches; tags {dog} vs {dog, cat}
