@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, LabelClass, Role
 from tests import procs
-from tests.browser.test_annotate import _log_in
+from tests.browser.session import log_in
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -71,7 +71,7 @@ def test_it_has_no_serious_or_critical_violations_on_any_page(browser, page, ser
     report = []
     page.goto(f"{server}/accounts/login/")
     report.append(_audit(axe, page, "login"))
-    _log_in(page, server, "owner")
+    log_in(page, server, "owner")
     for name, path, ready in _pages(project, empty):
         page.goto(server + path)
         page.wait_for_selector(ready, timeout=30_000)

@@ -10,6 +10,8 @@ import pytest
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass
 from tests.factories import add_images, add_member, make_project, make_user
 
+from tests.browser.session import log_in
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 READY = "#annotate-app.ready"
@@ -17,12 +19,6 @@ READY = "#annotate-app.ready"
 
 # ---- helpers ---------------------------------------------------------------------------------------
 
-def _log_in(page, url, username):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-" + username)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/$"))
 
 
 def _project(images=3, size=(400, 300)):
@@ -34,7 +30,7 @@ def _project(images=3, size=(400, 300)):
 
 def _open(page, url, project, image_id=None, login="owner"):
     if login:
-        _log_in(page, url, login)
+        log_in(page, url, login)
     query = f"?image={image_id}" if image_id else ""
     page.goto(f"{url}/projects/{project.id}/annotate/{query}")
     page.wait_for_selector(READY)

@@ -17,7 +17,7 @@ from labeling.pretraining import save_projection
 from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
                              SuggestionDecision, TrainingRun)
 from tests import procs
-from tests.browser.test_annotate import _log_in
+from tests.browser.session import log_in
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -94,7 +94,7 @@ def _seed():
 
 def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
     project, ids, pretrains = _seed()
-    _log_in(page, dashboard_server, "owner")
+    log_in(page, dashboard_server, "owner")
     page.goto(f"{dashboard_server}/projects/{project.id}/")
     page.click("#dashboard-link")
     page.wait_for_selector(READY, timeout=30_000)
@@ -127,7 +127,7 @@ def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
 
 def test_hovering_the_map_shows_the_image_and_clicking_opens_it(browser, page, dashboard_server):
     project, ids, _ = _seed()
-    _log_in(page, dashboard_server, "owner")
+    log_in(page, dashboard_server, "owner")
     page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
     page.wait_for_selector(READY, timeout=30_000)
     point = page.locator("#chart-map .scatterlayer .point").first
@@ -146,7 +146,7 @@ def test_label_names_in_charts_never_become_links(browser, page, dashboard_serve
     project, _, _ = _seed()
     evil = '<a href="https://example.com/x">circle</a>'
     LabelClass.objects.filter(project=project, name="circle").update(name=evil, name_key=evil)
-    _log_in(page, dashboard_server, "owner")
+    log_in(page, dashboard_server, "owner")
     page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
     page.wait_for_selector(READY, timeout=30_000)
     assert page.locator("#chart-labels a, #chart-quality a, #chart-map a").count() == 0

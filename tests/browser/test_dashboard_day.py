@@ -14,7 +14,7 @@ from annotator.models import Image, ImageStatus, Role
 from annotator.services.status_counts import status_counts_recount
 from labeling.models import RunKind, RunStatus, TrainingRun
 from tests import procs
-from tests.browser.test_annotate import _log_in
+from tests.browser.session import log_in
 from tests.browser.test_dashboard import READY
 from tests.factories import add_images, add_member, make_project, make_user
 
@@ -57,7 +57,7 @@ def _day_charts(page):
 @pytest.mark.parametrize("days", [1, 30])
 def test_day_charts_have_a_date_axis_and_narrow_bars(browser, page, dashboard_server, days):
     project = _submitted_over(days)
-    _log_in(page, dashboard_server, "owner")
+    log_in(page, dashboard_server, "owner")
     page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
     page.wait_for_selector(READY, timeout=30_000)
     for chart in _day_charts(page):
@@ -75,7 +75,7 @@ def test_day_charts_have_a_date_axis_and_narrow_bars(browser, page, dashboard_se
 def test_an_empty_project_says_what_each_chart_will_show_and_what_starts_it(browser, page, dashboard_server):
     owner = make_user("owner")
     project = make_project(owner=owner, labels=(), name="Empty")
-    _log_in(page, dashboard_server, "owner")
+    log_in(page, dashboard_server, "owner")
     page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
     page.wait_for_selector(READY, timeout=30_000)
     notes = page.locator(".chart-empty").all_text_contents()
@@ -93,7 +93,7 @@ def test_x_cancels_the_newest_active_run_and_t_retries_the_newest_failed_one(bro
     project = make_project(owner=owner, name="Runs")
     failed = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, error="boom")
     queued = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.QUEUED)
-    _log_in(page, dashboard_server, "owner")
+    log_in(page, dashboard_server, "owner")
     # The retry itself is labeling's (tested there); here: T presses the Retry button of that run.
     page.route("**/api/runs/*/retry/", lambda route: route.fulfill(status=201, json={}))
     page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")

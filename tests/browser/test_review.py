@@ -3,7 +3,6 @@ markup show as text on the project, annotate and review pages, and never run."""
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -12,18 +11,14 @@ from annotator.services.annotations import image_submit
 from annotator.models import Box, Image, ImageTag, Review, Role
 from tests.factories import add_images, add_member, make_project, make_user
 
+from tests.browser.session import log_in
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 LABEL_XSS = "<img src=x onerror=window.__xss=1>"
 COMMENT_XSS = "</textarea><script>window.__xss=2</script><img src=x onerror=window.__xss=3> fix the box"
 
 
-def _log_in(page, url, username):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-" + username)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/$"))
 
 
 def _team(images=3):
@@ -57,7 +52,7 @@ def test_markup_in_label_names_and_comments_is_shown_as_text_and_never_runs(serv
     _submit(b, annie, xss)
     reviews.review_reject(image=Image.objects.get(pk=b), user=rev, version=_version(b), comment=COMMENT_XSS)
 
-    _log_in(page, server, "rev")
+    log_in(page, server, "rev")
     page.goto(f"{server}/projects/{project.id}/")
     assert LABEL_XSS in page.locator("#labels").inner_text()
     assert page.evaluate("window.__xss") is None
@@ -71,7 +66,7 @@ def test_markup_in_label_names_and_comments_is_shown_as_text_and_never_runs(serv
     assert page.evaluate("window.__xss") is None
 
     page.context.clear_cookies()
-    _log_in(page, server, "annie")
+    log_in(page, server, "annie")
     page.goto(f"{server}/projects/{project.id}/annotate/?image={b}")
     page.wait_for_selector("#annotate-app.ready")
     note = page.locator("#review-note")
@@ -89,7 +84,7 @@ def test_a_reviewer_accepts_with_a_key_and_rejects_with_a_comment_the_annotator_
     for image_id in (a, b):
         _submit(image_id, annie, cat)
 
-    _log_in(page, server, "rev")
+    log_in(page, server, "rev")
     page.goto(f"{server}/projects/{project.id}/review/")
     assert page.locator("#image-name").inner_text() == Image.objects.get(pk=a).original_name
     page.keyboard.press("a")
@@ -106,7 +101,7 @@ def test_a_reviewer_accepts_with_a_key_and_rejects_with_a_comment_the_annotator_
         (a, "accepted", ""), (b, "rejected", "The box misses the tail.")]
 
     page.context.clear_cookies()
-    _log_in(page, server, "annie")
+    log_in(page, server, "annie")
     page.goto(f"{server}/projects/{project.id}/annotate/")
     page.wait_for_selector("#annotate-app.ready")
     assert page.evaluate("twinlabel.store.image.id") == b  # back in the queue, first in line

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from annotator.models import Box, Image, LabelClass, Review, Role
-from tests.browser.test_review import _log_in, _submit, _version
+from tests.browser.session import log_in
+from tests.browser.test_review import _submit, _version
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -32,7 +33,7 @@ def _shown(page):
 
 def test_s_skips_to_the_next_submission_and_lets_go_of_the_skipped_one(server, page):
     project, ids = _team()
-    _log_in(page, server, "rev")
+    log_in(page, server, "rev")
     page.goto(f"{server}/projects/{project.id}/review/")
     page.wait_for_selector("#review-app")
     first = _shown(page)
@@ -55,7 +56,7 @@ def test_a_reviewer_fixes_boxes_with_the_keyboard_and_accepts_them_in_one_write(
     Box.objects.create(image_id=image_id, label=cat, x=100, y=100, w=30, h=30)  # a second box, to delete
     Image.objects.filter(pk=image_id).update(box_count=2)
     version = _version(image_id)
-    _log_in(page, server, "rev")
+    log_in(page, server, "rev")
     page.goto(f"{server}/projects/{project.id}/review/")
     page.wait_for_selector("#review-app")
     page.click("#review-boxes [data-box='1']")
@@ -81,7 +82,7 @@ def test_a_reviewer_fixes_boxes_with_the_keyboard_and_accepts_them_in_one_write(
 
 def test_an_accept_without_fixes_is_no_reviewer_edit(server, page):
     project, ids = _team(images=1)
-    _log_in(page, server, "rev")
+    log_in(page, server, "rev")
     page.goto(f"{server}/projects/{project.id}/review/")
     page.wait_for_selector("#review-app")
     page.keyboard.press("a")

@@ -5,14 +5,11 @@ import pytest
 from annotator.models import Image
 from tests.factories import image_bytes, make_project, make_user
 
+from tests.browser.session import log_in
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
-def _log_in(page, url, username):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-" + username)
-    page.click("button[type=submit]")
 
 
 def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path):
@@ -22,7 +19,7 @@ def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path
     files[0].write_bytes(image_bytes(320, 200, color=(220, 20, 20)))
     files[1].write_bytes(image_bytes(200, 320, color=(20, 20, 220), fmt="JPEG"))
 
-    _log_in(page, server, "owner")
+    log_in(page, server, "owner")
     page.click("text=Street scenes")
     page.wait_for_selector("#dropzone[data-ready]")
     page.set_input_files("#file-input", [str(f) for f in files])
@@ -46,7 +43,7 @@ def test_it_reports_a_rejected_file_by_name(server, page, tmp_path):
     make_project(owner=make_user("owner"), name="Receipts")
     bad = tmp_path / "notes.png"
     bad.write_text("these are notes, not pixels")
-    _log_in(page, server, "owner")
+    log_in(page, server, "owner")
     page.click("text=Receipts")
     page.wait_for_selector("#dropzone[data-ready]")
     page.set_input_files("#file-input", [str(bad)])
@@ -57,7 +54,7 @@ def test_it_reports_a_rejected_file_by_name(server, page, tmp_path):
 
 def test_it_uploads_files_dropped_on_the_drop_zone(server, page):
     make_project(owner=make_user("owner"), name="Dropped")
-    _log_in(page, server, "owner")
+    log_in(page, server, "owner")
     page.click("text=Dropped")
     page.wait_for_selector("#dropzone[data-ready]")
     png = list(image_bytes(40, 30, color=(10, 160, 10)))
@@ -82,7 +79,7 @@ def test_it_says_when_a_file_name_is_taken_by_another_image(server, page, tmp_pa
     images_import(project=project, sources=[ImageSource("000000.png", lambda: image_bytes(40, 30, color=(1, 2, 3)))])
     other = tmp_path / "000000.png"
     other.write_bytes(image_bytes(40, 30, color=(200, 2, 3)))  # another picture, the same name
-    _log_in(page, server, "owner")
+    log_in(page, server, "owner")
     page.click("text=Frames")
     page.wait_for_selector("#dropzone[data-ready]")
     page.set_input_files("#file-input", [str(other)])

@@ -7,29 +7,20 @@ import torch
 import torch.distributed as dist
 
 from labeling.ml import distributed
-from labeling.ml.backbone import ModelConfig
 from labeling.ml.barlow import barlow_twins_loss
-from labeling.ml.train import PretrainConfig, Runtime, pretrain
+from tests.labeling.ml.toys import tiny_config, toy_images
+from labeling.ml.train import Runtime, pretrain
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")
 
 
-def _toy_images(n=32, size=8, seed=0):
-    rng = np.random.default_rng(seed)
-    colours = rng.integers(0, 256, (4, 3))
-    pixels = colours[rng.integers(0, 4, n)][:, None, None, :] + rng.normal(0, 10, (n, size, size, 3))
-    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def _config(**kw):
-    base = dict(model=ModelConfig(resolution=8, projector=(32, 32)), epochs=2, batch_size=16, warmup_epochs=1,
-                lr_weights=1.0)
-    return PretrainConfig(**{**base, **kw})
 
 
 def test_it_trains_two_gloo_processes_to_the_single_process_result(tmp_path):
-    images, config = _toy_images(), _config()
+    images, config = toy_images(), tiny_config()
     one = pretrain(config, images)
     path = tmp_path / "run.pt"
     two = pretrain(config, images, Runtime(world_size=2, backend="gloo", checkpoint_path=path))
@@ -48,7 +39,7 @@ def test_it_trains_two_gloo_processes_to_the_single_process_result(tmp_path):
 
 def test_the_first_step_matches_before_any_update_drift(tmp_path):
     """One step, tight tolerance: the loss and every parameter after the first LARS step."""
-    images, config = _toy_images(n=16), _config(epochs=1)
+    images, config = toy_images(n=16), tiny_config(epochs=1)
     one = pretrain(config, images)
     two = pretrain(config, images, Runtime(world_size=2, backend="gloo"))
     assert len(one.loss_history) == 1
@@ -66,7 +57,7 @@ def test_gather_batch_is_the_identity_in_one_process():
 
 def test_it_refuses_a_global_batch_it_cannot_split():
     with pytest.raises(ValueError, match="cannot be split"):
-        pretrain(_config(batch_size=3), _toy_images(n=8), Runtime(world_size=2, backend="gloo"))
+        pretrain(tiny_config(batch_size=3), toy_images(n=8), Runtime(world_size=2, backend="gloo"))
 
 
 def test_global_batchnorm_equals_batchnorm_in_one_process():
@@ -86,11 +77,11 @@ def test_two_processes_stream_from_a_cache_view_as_one_does(tmp_path):
 
     from labeling.ml.cache import ImageCache
 
-    images = _toy_images(n=16)
+    images = toy_images(n=16)
     cache = ImageCache(tmp_path / "cache", resolution=8)
     cache.add(np.arange(16), [Image.fromarray(p) for p in images])
     view = cache.view(np.arange(16))
-    config = _config(epochs=1)
+    config = tiny_config(epochs=1)
     one = pretrain(config, cache.read(np.arange(16)))
     two = pretrain(config, view, Runtime(world_size=2, backend="gloo", data_on_device=False))
     assert two.loss_history == pytest.approx(one.loss_history, rel=1e-5)

@@ -4,22 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from labeling.ml.backbone import ModelConfig
-from labeling.ml.train import PretrainConfig, Runtime, load_checkpoint, pretrain
+from tests.labeling.ml.toys import tiny_config, toy_images
+from labeling.ml.train import Runtime, load_checkpoint, pretrain
 
 
-def _toy_images(n=32, size=8, seed=0):
-    """Flat patches of four colours plus noise: something a network can learn to tell apart."""
-    rng = np.random.default_rng(seed)
-    colours = rng.integers(0, 256, (4, 3))
-    pixels = colours[rng.integers(0, 4, n)][:, None, None, :] + rng.normal(0, 10, (n, size, size, 3))
-    return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def _config(**kw):
-    base = dict(model=ModelConfig(resolution=8, projector=(32, 32)), epochs=2, batch_size=16, warmup_epochs=1,
-                lr_weights=1.0)
-    return PretrainConfig(**{**base, **kw})
 
 
 def _stop_after(epochs_done: int, steps_per_epoch: int):
@@ -34,7 +24,7 @@ def _stop_after(epochs_done: int, steps_per_epoch: int):
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    images, config = _toy_images(), _config()
+    images, config = toy_images(), tiny_config()
     whole = pretrain(config, images)
     path = tmp_path / "run.pt"
     first = pretrain(config, images, Runtime(checkpoint_path=path, should_stop=_stop_after(1, 2)))
@@ -48,9 +38,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
 
 def test_its_checkpoint_holds_config_model_optimizer_epoch_and_history(tmp_path):
     path = tmp_path / "run.pt"
-    result = pretrain(_config(epochs=1), _toy_images(), Runtime(checkpoint_path=path))
+    result = pretrain(tiny_config(epochs=1), toy_images(), Runtime(checkpoint_path=path))
     config, ckpt = load_checkpoint(path)
-    assert config == _config(epochs=1)
+    assert config == tiny_config(epochs=1)
     assert ckpt["epoch"] == 1 and ckpt["loss_history"] == result.loss_history and len(result.loss_history) == 2
     assert set(ckpt) >= {"model", "optimizer"} and ckpt["optimizer"]["state"]
 
@@ -64,7 +54,7 @@ def test_it_stops_between_steps_when_asked_and_keeps_the_last_whole_epoch(tmp_pa
         seen.append(p)
         stop.set()  # cancel as soon as the first step is reported
 
-    result = pretrain(_config(), _toy_images(), Runtime(checkpoint_path=path, on_progress=on_progress,
+    result = pretrain(tiny_config(), toy_images(), Runtime(checkpoint_path=path, on_progress=on_progress,
                                                         log_every=1, should_stop=stop.is_set))
     assert result.status == "cancelled" and result.epochs_done == 0 and len(seen) == 1
     assert not path.exists()  # the half epoch is not saved as if it were whole
@@ -72,34 +62,34 @@ def test_it_stops_between_steps_when_asked_and_keeps_the_last_whole_epoch(tmp_pa
 
 def test_it_reports_progress():
     seen = []
-    pretrain(_config(epochs=1), _toy_images(), Runtime(on_progress=seen.append, log_every=1))
+    pretrain(tiny_config(epochs=1), toy_images(), Runtime(on_progress=seen.append, log_every=1))
     assert [(p.epoch, p.step, p.steps_per_epoch) for p in seen] == [(0, 1, 2), (0, 2, 2)]
     assert all(np.isfinite(p.loss) and p.images_per_s > 0 for p in seen)
 
 
 def test_its_loss_falls_on_a_toy_set():
-    history = pretrain(_config(epochs=8, warmup_epochs=0), _toy_images()).loss_history
+    history = pretrain(tiny_config(epochs=8, warmup_epochs=0), toy_images()).loss_history
     assert np.mean(history[-4:]) < 0.8 * np.mean(history[:2])
 
 
 def test_it_refuses_to_resume_a_different_run(tmp_path):
     path = tmp_path / "run.pt"
-    pretrain(_config(epochs=1), _toy_images(), Runtime(checkpoint_path=path))
+    pretrain(tiny_config(epochs=1), toy_images(), Runtime(checkpoint_path=path))
     with pytest.raises(ValueError, match="different run"):
-        pretrain(_config(epochs=1, seed=7), _toy_images(), Runtime(checkpoint_path=path))
+        pretrain(tiny_config(epochs=1, seed=7), toy_images(), Runtime(checkpoint_path=path))
 
 
 def test_it_rejects_images_of_the_wrong_shape():
     with pytest.raises(ValueError, match="uint8 images"):
-        pretrain(_config(), np.zeros((4, 16, 16, 3), np.uint8))
+        pretrain(tiny_config(), np.zeros((4, 16, 16, 3), np.uint8))
 
 
 def test_it_trains_from_a_memory_mapped_store_without_uploading_it(tmp_path):
-    images = _toy_images()
+    images = toy_images()
     store = np.memmap(tmp_path / "px", dtype=np.uint8, mode="w+", shape=images.shape)
     store[:] = images
-    a = pretrain(_config(epochs=1), store, Runtime(data_on_device=False))
-    b = pretrain(_config(epochs=1), images)
+    a = pretrain(tiny_config(epochs=1), store, Runtime(data_on_device=False))
+    b = pretrain(tiny_config(epochs=1), images)
     assert a.loss_history == b.loss_history
 
 
@@ -120,7 +110,7 @@ class _FakeClock:
 def test_progress_is_reported_by_time_when_steps_are_slow():
     # 4 s a step and log_every far away: a report at least every progress_every_s (6 s) of the clock.
     clock, seen = _FakeClock(4.0), []
-    pretrain(_config(epochs=3), _toy_images(64), Runtime(
+    pretrain(tiny_config(epochs=3), toy_images(64), Runtime(
         on_progress=lambda p: seen.append(clock.now), log_every=1000, progress_every_s=6.0, clock=clock,
         should_stop=clock.tick))
     gaps = np.diff([0.0, *seen])
@@ -131,7 +121,7 @@ def test_a_time_budget_ends_the_run_and_its_cosine_when_the_time_is_up():
     # 1 s a step, a 7 s budget: about 7 steps whatever the epochs say, and the learning rate has
     # come down the cosine to its end by then (it was laid over the steps the budget buys).
     clock, seen = _FakeClock(1.0), []
-    result = pretrain(_config(epochs=100, time_budget_s=7.0), _toy_images(), Runtime(
+    result = pretrain(tiny_config(epochs=100, time_budget_s=7.0), toy_images(), Runtime(
         on_progress=seen.append, log_every=1, clock=clock, should_stop=clock.tick))
     assert result.status == "finished" and 6 <= len(result.loss_history) <= 8
     lrs = [p.lr for p in seen]
@@ -144,7 +134,7 @@ def test_a_time_budget_ends_the_run_and_its_cosine_when_the_time_is_up():
 
 def test_the_eta_of_an_epoch_run_follows_the_measured_rate():
     clock, seen = _FakeClock(2.0), []
-    pretrain(_config(epochs=3), _toy_images(), Runtime(on_progress=seen.append, log_every=1, clock=clock,
+    pretrain(tiny_config(epochs=3), toy_images(), Runtime(on_progress=seen.append, log_every=1, clock=clock,
                                                        should_stop=clock.tick))
     # 6 steps of 2 s: after step k, (6 - k) steps are left at 2 s each.
     assert [round(p.eta_s) for p in seen[1:]] == [2 * (6 - k) for k in range(2, 7)]
@@ -153,7 +143,7 @@ def test_the_eta_of_an_epoch_run_follows_the_measured_rate():
 def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
     path = tmp_path / "run.pt"
     clock = _FakeClock(1.0)
-    config = _config(epochs=100, time_budget_s=9.0)
+    config = tiny_config(epochs=100, time_budget_s=9.0)
     stop_at = {"n": 0}
 
     def stop() -> bool:  # cancel at the first step of the second epoch (after one checkpoint)
@@ -161,10 +151,10 @@ def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
         stop_at["n"] += 1
         return stop_at["n"] > 2
 
-    first = pretrain(config, _toy_images(), Runtime(checkpoint_path=path, clock=clock, should_stop=stop))
+    first = pretrain(config, toy_images(), Runtime(checkpoint_path=path, clock=clock, should_stop=stop))
     assert first.status == "cancelled" and first.epochs_done == 1
     _, ckpt = load_checkpoint(path)
     assert ckpt["elapsed_s"] >= 1.0
     clock2 = _FakeClock(1.0)
-    resumed = pretrain(config, _toy_images(), Runtime(checkpoint_path=path, clock=clock2, should_stop=clock2.tick))
+    resumed = pretrain(config, toy_images(), Runtime(checkpoint_path=path, clock=clock2, should_stop=clock2.tick))
     assert resumed.status == "finished" and len(resumed.loss_history) < 2 + 9  # not a fresh 9 s
