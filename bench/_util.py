@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -95,3 +97,62 @@ def django_setup(**env: str) -> Path:
 
     call_command("migrate", verbosity=0)
     return work
+
+
+def int_options(**defaults: int | list[int]) -> argparse.ArgumentParser:
+    """A parser with an integer option ``--name`` for each keyword (underscores become dashes),
+    defaulting to its value; a list default makes the option take one or more integers."""
+    parser = argparse.ArgumentParser()
+    for name, default in defaults.items():
+        nargs = "+" if isinstance(default, list) else None
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs=nargs, default=default)
+    return parser
+
+
+def photo_options(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
+    """The options of the benchmarks that can take camera photos (bench._photos) instead of small
+    images: --photos, --photo-dir and --name."""
+    parser.add_argument("--photos", type=int, default=0, help=f"{verb} this many 12-megapixel JPEGs instead")
+    parser.add_argument("--photo-dir", type=Path, help="where the photos are (made there when missing)")
+    parser.add_argument("--name", help="bench/results/<name>.json")
+    return parser
+
+
+def median_get_ms(client, url: str, repeat: int) -> float:
+    """The median time of ``repeat`` GETs of ``url`` with a Django test client, in ms, after one
+    warm-up request that must answer 200."""
+    response = client.get(url)  # warm up
+    assert response.status_code == 200, (url, response.status_code, response.content[:200])
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def supervised_epoch(backbone, head, opt, sched, images, labels, *, order, batch: int, steps: int, pos_weight,
+                     generator) -> None:
+    """One epoch of the supervised baselines: ``steps`` batches of ``batch`` images taken in
+    ``order``, each augmented like view 1 (with ``generator``) and trained with positive-weighted
+    BCE, the scheduler stepped after every batch."""
+    import torch.nn.functional as F
+
+    from labeling.ml.augment import VIEW1, augment, to_float
+
+    for i in range(steps):
+        idx = order[i * batch:(i + 1) * batch].to(images.device)
+        x = augment(to_float(images[idx]), VIEW1, generator)
+        loss = F.binary_cross_entropy_with_logits(head(backbone(x)), labels[idx], pos_weight=pos_weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
+def scaling_figures(database: str, figures: dict[int, dict[str, float]]) -> dict:
+    """The latency benchmarks' figures over sizes: the database, the medians by size and, for each
+    figure, its value at the largest size over its value at the smallest (``ratio``)."""
+    small, large = figures[min(figures)], figures[max(figures)]
+    return {"database": database, "median_ms": {str(k): v for k, v in figures.items()},
+            "ratio": {name: round(large[name] / small[name], 2) for name in small}}

@@ -11,7 +11,6 @@ A fresh embedded SQLite database under a temporary folder, or the database in DA
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import secrets
@@ -24,12 +23,10 @@ LABEL_STUDIO_MS = {"get_task": 96, "post_annotation": 220}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=60)
-    args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, int_options, scaling_figures, write_result
+
+    args = int_options(sizes=[10_000, 100_000], repeat=60).parse_args()
 
     django_setup()
     from django.contrib.auth import get_user_model
@@ -59,11 +56,11 @@ def main() -> None:
             have = size
             figures[size] = _measure(session, project.id, labels, args.repeat)
             print(f"{size:>8} images: " + ", ".join(f"{k} {v} ms" for k, v in figures[size].items()))
-    small, large = figures[min(figures)], figures[max(figures)]
-    ratio = {k: round(large[k] / small[k], 2) for k in small}
-    print(f"ratio {max(figures)}/{min(figures)}: {ratio}; Label Studio: GET task 96 ms, POST annotation 220 ms")
+    large = figures[max(figures)]
+    scaling = scaling_figures(connection.vendor, figures)
+    print(f"ratio {max(figures)}/{min(figures)}: {scaling['ratio']}; Label Studio: GET task 96 ms, POST annotation 220 ms")
     write_result(f"api_latency_{connection.vendor}", {
-        "database": connection.vendor, "median_ms": {str(k): v for k, v in figures.items()}, "ratio": ratio,
+        **scaling,
         "label_studio_median_ms": LABEL_STUDIO_MS,
         "vs_label_studio": {"get_annotations": round(large["get_annotations"] / 96, 3),
                             "put_annotations": round(large["put_annotations"] / 220, 3)},

@@ -88,12 +88,11 @@ class Bench:
     # -- helpers -------------------------------------------------------------------------------
 
     def wait(self, condition, what: str):
-        deadline = time.monotonic() + self.args.timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.1)
+        from tests import procs
+
+        value = procs.poll(condition, self.args.timeout, interval=0.1)
+        if value:
+            return value
         from labeling.models import TrainingRun
 
         runs = list(TrainingRun.objects.values("id", "kind", "status", "attempts", "error"))

@@ -12,7 +12,6 @@ of every image. Target: the HTML and the JSON each under 500 ms (median).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -25,13 +24,10 @@ TARGET_MS = 500.0
 
 def main() -> None:
     load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=100_000)
-    parser.add_argument("--boxes", type=int, default=300_000)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench._util import django_setup, machine_load, write_result
+    from bench._util import django_setup, int_options, machine_load, median_get_ms, write_result
+
+    args = int_options(images=100_000, boxes=300_000, repeat=7).parse_args()
 
     work = django_setup(ALLOWED_HOSTS="testserver", MODEL_DIR="")
     from django.conf import settings
@@ -50,7 +46,7 @@ def main() -> None:
     client = Client()
     client.force_login(owner)
     urls = {"page_html": f"/projects/{project.id}/dashboard/", "dashboard_json": f"/api/projects/{project.id}/dashboard"}
-    figures = {name: _median_ms(client, url, args.repeat) for name, url in urls.items()}
+    figures = {name: median_get_ms(client, url, args.repeat) for name, url in urls.items()}
     figures["embedding_map_all_pages"] = _map_ms(client, project.id, args.repeat)
     from django.db import reset_queries
     from django.test.utils import CaptureQueriesContext
@@ -142,17 +138,6 @@ def _build(n_images: int, n_boxes: int):
     EmbeddingSet.objects.create(run=pretrain, project=project, path=str(path), resolution=64, count=len(ids), dim=512)
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
     return project, owner
-
-
-def _median_ms(client, url: str, repeat: int) -> float:
-    response = client.get(url)  # warm up
-    assert response.status_code == 200, (url, response.status_code)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 def _map_ms(client, project_id: int, repeat: int) -> float:

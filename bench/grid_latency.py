@@ -9,20 +9,16 @@ The target is flat: the figure at 100k within 2× of the figure at 10k.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, int_options, median_get_ms, scaling_figures, write_result
+
+    args = int_options(sizes=[10_000, 100_000], repeat=20).parse_args()
 
     django_setup(ALLOWED_HOSTS="testserver")
     from django.contrib.auth import get_user_model
@@ -47,14 +43,11 @@ def main() -> None:
             "grid_deep_page": f"/projects/{project.id}/images/?after={ids[0]}",
             "grid_status_filter": f"/projects/{project.id}/images/?status=submitted",
         }
-        figures[size] = {name: _median_ms(client, url, args.repeat) for name, url in urls.items()}
+        figures[size] = {name: median_get_ms(client, url, args.repeat) for name, url in urls.items()}
         print(f"{size:>8} images: " + ", ".join(f"{k} {v:.1f} ms" for k, v in figures[size].items()))
-    small, large = figures[min(figures)], figures[max(figures)]
-    ratios = {name: round(large[name] / small[name], 2) for name in small}
-    print(f"ratio {max(figures)}/{min(figures)}: {ratios} (target ≤ 2)")
-    write_result(f"grid_latency_{connection.vendor}", {
-        "database": connection.vendor, "median_ms": {str(k): v for k, v in figures.items()}, "ratio": ratios,
-        "target_ratio": 2.0})
+    scaling = scaling_figures(connection.vendor, figures)
+    print(f"ratio {max(figures)}/{min(figures)}: {scaling['ratio']} (target ≤ 2)")
+    write_result(f"grid_latency_{connection.vendor}", {**scaling, "target_ratio": 2.0})
 
 
 def _add_rows(project, start: int, stop: int) -> None:
@@ -67,17 +60,6 @@ def _add_rows(project, start: int, stop: int) -> None:
                   **({"status": "submitted", "submitted_at": "2026-01-01T00:00:00Z"} if i % 10 == 0 else {}))
             for i in range(chunk, min(chunk + 10_000, stop))
         ], batch_size=2000)
-
-
-def _median_ms(client, url: str, repeat: int) -> float:
-    response = client.get(url)  # warm up
-    assert response.status_code == 200, (url, response.status_code)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 if __name__ == "__main__":

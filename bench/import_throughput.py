@@ -17,7 +17,6 @@ same files. Targets: import ≥ 2× the rate before issue 20; cache fill ≥ 5×
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import sys
@@ -27,16 +26,10 @@ from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--photos", type=int, default=0, help="import this many 12-megapixel JPEGs instead")
-    parser.add_argument("--photo-dir", type=Path, help="where the photos are (made there when missing)")
-    parser.add_argument("--name", help="bench/results/<name>.json")
-    args = parser.parse_args()
-
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, int_options, photo_options, write_result
+
+    args = photo_options(int_options(images=2000, size=128), "import").parse_args()
 
     work = django_setup()
     from django.contrib.auth import get_user_model

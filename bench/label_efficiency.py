@@ -34,10 +34,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from bench._util import machine_load, rounded, write_result
-from labeling.ml.augment import VIEW1, augment, normalize, to_float
+from bench._util import machine_load, rounded, supervised_epoch, write_result
+from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
@@ -102,14 +101,8 @@ def train_supervised(model: ModelConfig, images: np.ndarray, labels: np.ndarray,
         if time.perf_counter() - start > budget_s:
             break
         order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(SEED + epoch))
-        for i in range(per_epoch):
-            idx = order[i * batch:(i + 1) * batch].to(device)
-            x = augment(to_float(x_all[idx]), VIEW1, g)
-            loss = F.binary_cross_entropy_with_logits(head(backbone(x)), y_all[idx], pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        supervised_epoch(backbone, head, opt, sched, x_all, y_all, order=order, batch=batch, steps=per_epoch,
+                         pos_weight=pos_weight, generator=g)
         done += 1
     return backbone.eval(), head.eval(), {"epochs": done, "seconds": round(time.perf_counter() - start, 1)}
 

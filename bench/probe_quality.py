@@ -31,11 +31,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from annotator.demo.scenes import LABELS, render_scene
-from bench._util import machine_load, write_result
-from labeling.ml.augment import VIEW1, augment, normalize, to_float
+from bench._util import machine_load, supervised_epoch, write_result
+from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
@@ -100,14 +99,8 @@ def train_supervised(config: ModelConfig, train: tuple, epochs: int, batch: int,
     backbone.train()
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(int(g.initial_seed()) + _))
-        for i in range(len(images) // batch):
-            idx = order[i * batch:(i + 1) * batch].to(device)
-            x = augment(to_float(images[idx]), VIEW1, g)
-            loss = F.binary_cross_entropy_with_logits(head(backbone(x)), labels[idx], pos_weight=pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        supervised_epoch(backbone, head, opt, sched, images, labels, order=order, batch=batch,
+                         steps=len(images) // batch, pos_weight=pos_weight, generator=g)
     return backbone.eval(), head.eval()
 
 

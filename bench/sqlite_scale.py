@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -86,7 +85,7 @@ def _measure_in(tree: Path, size: int, repeat: int) -> dict:
 
 
 def measure(size: int, repeat: int) -> dict:
-    from bench._util import django_setup
+    from bench._util import django_setup, median_get_ms
 
     django_setup(ALLOWED_HOSTS="testserver")
     from django.db import connection
@@ -101,7 +100,7 @@ def measure(size: int, repeat: int) -> dict:
     client.force_login(owner)
     urls = {"images_by_label": f"/api/projects/{project.id}/images/?label={label_id}",
             "dashboard_json": f"/api/projects/{project.id}/dashboard/"}
-    medians = {name: _median_ms(client, url, repeat) for name, url in urls.items()}
+    medians = {name: median_get_ms(client, url, repeat) for name, url in urls.items()}
     with CaptureQueriesContext(connection) as queries:
         client.get(urls["dashboard_json"])
     slowest = sorted(({"ms": round(float(q["time"]) * 1000, 2), "sql": q["sql"][:160]} for q in queries),
@@ -146,17 +145,6 @@ def _build(n_images: int):
     status_counts_recount(project_id=project.id)
     label_box_counts_recount(project_id=project.id)
     return project, owner, labels[3]
-
-
-def _median_ms(client, url: str, repeat: int) -> float:
-    response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code, response.content[:200])
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 if __name__ == "__main__":

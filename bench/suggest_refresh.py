@@ -13,20 +13,16 @@ A fresh SQLite database under a temporary folder, or the database in DATABASE_UR
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--labeled", type=int, default=200)
-    parser.add_argument("--k", type=int, default=10)
-    args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from bench._util import django_setup, write_result
+    from bench._util import django_setup, int_options, write_result
+
+    args = int_options(images=10_000, labeled=200, k=10).parse_args()
 
     django_setup(PROBE_REFIT_EVERY=str(args.k))
     import numpy as np

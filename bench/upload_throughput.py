@@ -13,7 +13,6 @@ Uses a fresh embedded SQLite database under a temporary folder (or DATABASE_URL 
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -29,16 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=20)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--photos", type=int, default=0, help="upload this many 12-megapixel JPEGs instead")
-    parser.add_argument("--photo-dir", type=Path, help="where the photos are (made there when missing)")
-    parser.add_argument("--name", help="bench/results/<name>.json")
-    args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench._util import django_setup, machine_load, write_result
+    from bench._util import django_setup, int_options, machine_load, photo_options, write_result
+
+    args = photo_options(int_options(images=2000, batch=20, size=128), "upload").parse_args()
 
     django_setup()
     from django.contrib.auth import get_user_model

@@ -41,6 +41,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def poll(condition: Callable[[], object], timeout: float, interval: float = 0.3) -> object:
+    """Call ``condition`` every ``interval`` seconds until it returns something true, and return
+    that; None when ``timeout`` seconds pass first (the caller says what it waited for)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
 class Service:
     def __init__(self, process: subprocess.Popen):
         self.process = process

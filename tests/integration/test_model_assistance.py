@@ -10,7 +10,6 @@ import io
 import json
 import os
 import signal
-import time
 
 import pytest
 from django.urls import reverse
@@ -37,12 +36,9 @@ def _png(index: int) -> bytes:
 
 
 def _wait(condition, timeout: float, what: str, worker: procs.Service):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
+    value = procs.poll(condition, timeout)
+    if value:
+        return value
     runs = list(TrainingRun.objects.values("id", "kind", "status", "epoch", "worker", "attempts", "error"))
     raise AssertionError(f"timed out waiting for {what}; runs: {runs}\nworker output:\n{worker.output[-5000:]}")
 

@@ -65,12 +65,9 @@ def _visible(shown):
 
 
 def _wait(condition, timeout, what, worker, poll=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
+    value = procs.poll(condition, timeout, interval=poll)
+    if value:
+        return value
     runs = list(TrainingRun.objects.values("id", "kind", "status", "worker", "attempts", "error"))
     raise AssertionError(f"timed out waiting for {what}; runs: {runs}\nworker output:\n{worker.output[-4000:]}")
 

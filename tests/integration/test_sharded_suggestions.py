@@ -3,7 +3,6 @@ shards of one probe run between them, and the suggestions equal those of a singl
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -19,12 +18,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _wait(condition, timeout, what, *workers):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
+    value = procs.poll(condition, timeout)
+    if value:
+        return value
     runs = list(TrainingRun.objects.values("id", "kind", "status", "worker", "error"))
     logs = "\n".join(w.output[-3000:] for w in workers)
     raise AssertionError(f"timed out waiting for {what}; runs: {runs}\n{logs}")
