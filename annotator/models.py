@@ -21,6 +21,12 @@ def label_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+
+def one_of(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
+    """A CHECK that ``field`` holds one of ``choices``: the database refuses any other value, whatever
+    code writes it."""
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -133,11 +139,11 @@ class Image(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "sha256"], name="image_sha256_unique_per_project"),
             models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_size_positive"),
-            models.CheckConstraint(condition=Q(status__in=ImageStatus.values), name="image_status_valid"),
+            one_of("status", ImageStatus, "image_status_valid"),
             models.CheckConstraint(condition=~Q(status=ImageStatus.SUBMITTED) | Q(submitted_at__isnull=False),
                                    name="image_submitted_has_time"),
             models.CheckConstraint(condition=Q(version__gte=1), name="image_version_positive"),
-            models.CheckConstraint(condition=Q(review_status__in=ReviewStatus.values), name="image_review_status_valid"),
+            one_of("review_status", ReviewStatus, "image_review_status_valid"),
         ]
         indexes = [
             # The queue and the status-filtered grid: WHERE project=? AND status=? ORDER BY id.
@@ -236,7 +242,7 @@ class Box(Authored):
         constraints = [
             models.CheckConstraint(condition=Q(w__gt=0) & Q(h__gt=0), name="box_size_positive"),
             models.CheckConstraint(condition=Q(x__gte=0) & Q(y__gte=0), name="box_inside_image_origin"),
-            models.CheckConstraint(condition=Q(source__in=Source.values), name="box_source_valid"),
+            one_of("source", Source, "box_source_valid"),
         ]
         indexes = [
             # "Images with a box of label L" (the image list's ?label= filter) probes (image, label):
@@ -256,7 +262,7 @@ class ImageTag(Authored):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["image", "label"], name="tag_unique_per_image"),
-            models.CheckConstraint(condition=Q(source__in=Source.values), name="tag_source_valid"),
+            one_of("source", Source, "tag_source_valid"),
         ]
 
     def __str__(self) -> str:
@@ -278,7 +284,7 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "project"], name="membership_unique"),
-            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+            one_of("role", Role, "membership_role_valid"),
         ]
 
     def __str__(self) -> str:
@@ -310,7 +316,7 @@ class ExportJob(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.CheckConstraint(condition=Q(status__in=ExportStatus.values), name="export_status_valid")]
+        constraints = [one_of("status", ExportStatus, "export_status_valid")]
 
     def __str__(self) -> str:
         return f"export #{self.id} ({self.status})"

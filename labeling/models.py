@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from annotator.models import Image, LabelClass, Project
+from annotator.models import one_of, Image, LabelClass, Project
 
 
 class RunKind(models.TextChoices):
@@ -62,8 +62,8 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="run_kind_valid"),
-            models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="run_status_valid"),
+            one_of("kind", RunKind, "run_kind_valid"),
+            one_of("status", RunStatus, "run_status_valid"),
             # One pretraining and one probe fit at a time per project: a burst of triggers
             # (a button pressed twice, many submissions at once) queues one run, not many.
             models.UniqueConstraint(fields=["project", "kind"], condition=Q(status__in=ACTIVE_STATUSES),
@@ -180,5 +180,5 @@ class SuggestionDecision(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["image", "label"], name="decision_unique_per_image_label"),
-            models.CheckConstraint(condition=Q(decision__in=Decision.values), name="decision_valid"),
+            one_of("decision", Decision, "decision_valid"),
         ]

@@ -44,6 +44,13 @@ def race_with_same_name(monkeypatch):
     monkeypatch.setattr(label_services, "_label_validate", validate_then_lose_the_race)
 
 
+def _one_box_coco(file_name: str, category: str, bbox=(1, 1, 5, 5)) -> dict:
+    """A COCO file with one 32 x 32 image, one category and one box of it."""
+    return {"images": [{"id": 1, "file_name": file_name, "width": 32, "height": 32}],
+            "categories": [{"id": 1, "name": category}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": list(bbox)}]}
+
+
 def _import(client, fmt, name, data):
     return client.post(reverse("api_project_import", args=[client.project.id]),
                        {"format": fmt, "files": [SimpleUploadedFile(name, data)]})
@@ -59,9 +66,7 @@ def test_two_admins_creating_the_same_label_at_once_get_a_400(owner_client, race
 def test_the_same_coco_imported_twice_at_once_gets_a_400(owner_client, race_with_same_name):
     add_images(owner_client.project, 1)
     name = Image.objects.get().original_name
-    coco = {"images": [{"id": 1, "file_name": name, "width": 32, "height": 32}],
-            "categories": [{"id": 1, "name": "bird"}], "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
-                                                                         "bbox": [1, 1, 5, 5]}]}
+    coco = _one_box_coco(name, "bird")
     response = _import(owner_client, "coco", "c.json", json.dumps(coco).encode())
     assert response.status_code == 400
     assert "was just created by someone else" in response.json()["error"]
@@ -103,9 +108,7 @@ def test_an_import_file_nested_100k_deep_is_a_400(owner_client, fmt, name):
 @pytest.mark.parametrize("bad_id", [{}, [1]])
 @pytest.mark.parametrize("where", ["image", "category", "annotation.image_id", "annotation.category_id"])
 def test_coco_ids_that_are_objects_or_lists_are_a_400(owner_client, bad_id, where):
-    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 32, "height": 32}],
-            "categories": [{"id": 1, "name": "cat"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]}
+    coco = _one_box_coco("a.png", "cat", bbox=(1, 1, 2, 2))
     if where == "image":
         coco["images"][0]["id"] = bad_id
     elif where == "category":
@@ -205,9 +208,7 @@ def test_the_database_refuses_two_names_with_one_key(owner_client):
 def test_a_coco_import_matches_existing_labels_by_the_same_key(owner_client):
     add_images(owner_client.project, 1)
     name = Image.objects.get().original_name
-    coco = {"images": [{"id": 1, "file_name": name, "width": 32, "height": 32}],
-            "categories": [{"id": 1, "name": "CAT"}], "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
-                                                                        "bbox": [1, 1, 5, 5]}]}
+    coco = _one_box_coco(name, "CAT")
     response = _import(owner_client, "coco", "c.json", json.dumps(coco).encode())
     assert response.status_code == 200, response.content
     assert response.json()["labels_created"] == []
