@@ -11,7 +11,9 @@ from django.http import Http404
 from annotator.models import Membership, Project, Role
 
 
-def project_for(*, user: AbstractBaseUser, project_id: int, roles: tuple[str, ...] | None = None) -> tuple[Project, str]:
+def project_for(
+    *, user: AbstractBaseUser, project_id: int, roles: tuple[str, ...] | None = None
+) -> tuple[Project, str]:
     """The project and the user's role in it, or 404/403. ``roles=None`` admits any member."""
     try:
         project = Project.objects.get(pk=project_id)
@@ -40,11 +42,15 @@ def project_create_allowed(*, user: AbstractBaseUser) -> None:
     """PROJECT_CREATORS decides who may create projects ("everyone" or "staff"); USER_MAX_PROJECTS
     caps how many one person has created."""
     if settings.PROJECT_CREATORS == "staff" and not (user.is_staff or user.is_superuser):
-        raise PermissionDenied("Only staff accounts may create projects on this server (PROJECT_CREATORS=staff); "
-                               "ask an admin to create one and add you.")
+        raise PermissionDenied(
+            "Only staff accounts may create projects on this server (PROJECT_CREATORS=staff); "
+            "ask an admin to create one and add you."
+        )
     if Project.objects.filter(created_by=user).count() >= settings.USER_MAX_PROJECTS and not user.is_superuser:
-        raise LimitReached(f"You have created {settings.USER_MAX_PROJECTS} projects, the limit "
-                           "(USER_MAX_PROJECTS); delete one or ask the server's admin.")
+        raise LimitReached(
+            f"You have created {settings.USER_MAX_PROJECTS} projects, the limit "
+            "(USER_MAX_PROJECTS); delete one or ask the server's admin."
+        )
 
 
 ADMIN_ONLY = (Role.ADMIN,)  # settings, labels, members, uploads, training runs, export
@@ -53,5 +59,6 @@ REVIEW_ROLES = (Role.ADMIN, Role.REVIEWER)
 
 
 # What a request without a valid CSRF token is told, by the pages and by the API alike.
-CSRF_FAILURE_MESSAGE = ("The form or request is missing its CSRF token, or the token is stale: "
-                        "reload the page and try again.")
+CSRF_FAILURE_MESSAGE = (
+    "The form or request is missing its CSRF token, or the token is stale: reload the page and try again."
+)

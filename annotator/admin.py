@@ -29,8 +29,13 @@ class ProjectAdmin(admin.ModelAdmin):
         from django.db.models import OuterRef, Subquery
 
         def count(model):
-            return Subquery(model.objects.filter(project=OuterRef("pk")).order_by().values("project")
-                            .annotate(n=Count("id")).values("n")[:1])
+            return Subquery(
+                model.objects.filter(project=OuterRef("pk"))
+                .order_by()
+                .values("project")
+                .annotate(n=Count("id"))
+                .values("n")[:1]
+            )
 
         return super().get_queryset(request).annotate(n_images=count(Image), n_members=count(Membership))
 
@@ -73,12 +78,36 @@ class LabelClassAdmin(admin.ModelAdmin):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "original_name", "project", "status", "review_status", "width", "height", "box_count",
-                    "human_tag_count", "submitted_by", "submitted_at", "work_seconds", "version"]
+    list_display = [
+        "id",
+        "original_name",
+        "project",
+        "status",
+        "review_status",
+        "width",
+        "height",
+        "box_count",
+        "human_tag_count",
+        "submitted_by",
+        "submitted_at",
+        "work_seconds",
+        "version",
+    ]
     list_filter = ["status", "review_status", "project"]
     search_fields = ["=id", "original_name", "sha256"]
-    readonly_fields = ["sha256", "file", "thumbnail", "width", "height", "size_bytes", "created_at", "opened_at",
-                       "work_seconds", "box_count", "human_tag_count"]
+    readonly_fields = [
+        "sha256",
+        "file",
+        "thumbnail",
+        "width",
+        "height",
+        "size_bytes",
+        "created_at",
+        "opened_at",
+        "work_seconds",
+        "box_count",
+        "human_tag_count",
+    ]
     raw_id_fields = ["submitted_by", "locked_by", "overlap_first_by"]
     list_select_related = ["project", "submitted_by"]
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is not worth it

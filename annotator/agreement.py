@@ -33,8 +33,7 @@ def box_f1(a: Sequence[Box], b: Sequence[Box], *, threshold: float = 0.5) -> flo
     Symmetric; 1.0 when neither drew a box (they agree nothing is there)."""
     if not a and not b:
         return 1.0
-    pairs = sorted(((iou(p, q), i, j) for i, p in enumerate(a) for j, q in enumerate(b) if p[0] == q[0]),
-                   reverse=True)
+    pairs = sorted(((iou(p, q), i, j) for i, p in enumerate(a) for j, q in enumerate(b) if p[0] == q[0]), reverse=True)
     used_a: set[int] = set()
     used_b: set[int] = set()
     for overlap, i, j in pairs:

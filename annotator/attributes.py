@@ -44,8 +44,9 @@ def specs_clean(raw) -> list[dict]:
         if not name or len(name) > MAX_NAME:
             raise AttributeInvalid(f"An attribute needs a name of at most {MAX_NAME} characters.")
         if name in seen:
-            raise AttributeInvalid(f"The attribute “{name}” is defined twice (occluded, truncated and difficult "
-                                  "exist on every box).")
+            raise AttributeInvalid(
+                f"The attribute “{name}” is defined twice (occluded, truncated and difficult exist on every box)."
+            )
         if kind not in TYPES:
             raise AttributeInvalid(f"The attribute “{name}” has type “{kind}”; use one of {', '.join(TYPES)}.")
         seen.add(name)
@@ -80,8 +81,13 @@ def specs_to_text(specs: list[dict]) -> str:
     parts = []
     for spec in specs:
         kind = spec["type"]
-        parts.append(spec["name"] if kind == "checkbox" else
-                     f"{spec['name']}: text" if kind == "text" else f"{spec['name']}: {'|'.join(spec['choices'])}")
+        parts.append(
+            spec["name"]
+            if kind == "checkbox"
+            else f"{spec['name']}: text"
+            if kind == "text"
+            else f"{spec['name']}: {'|'.join(spec['choices'])}"
+        )
     return "; ".join(parts)
 
 

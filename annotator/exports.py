@@ -52,13 +52,16 @@ class ExportOptions:
 def export_meta(*, project: Project) -> ExportMeta:
     labels = list(project.labels.values_list("id", "name", "color", "attributes"))
     used = set(Box.objects.filter(label__project=project).values_list("label_id", flat=True).distinct().order_by())
-    return ExportMeta(project=project.name,
-                      labels=tuple(LabelInfo(name, color, tuple(specs or ())) for _, name, color, specs in labels),
-                      box_labels=tuple(name for label_id, name, _, _ in labels if label_id in used))
+    return ExportMeta(
+        project=project.name,
+        labels=tuple(LabelInfo(name, color, tuple(specs or ())) for _, name, color, specs in labels),
+        box_labels=tuple(name for label_id, name, _, _ in labels if label_id in used),
+    )
 
 
-def export_records(*, project: Project, status: str | None = None, predictions_min: float | None = None,
-                   batch: int = 5000) -> Iterator[ImageRecord]:
+def export_records(
+    *, project: Project, status: str | None = None, predictions_min: float | None = None, batch: int = 5000
+) -> Iterator[ImageRecord]:
     """The project's images with their annotations, in id order, a batch of images (and one query
     each for their boxes, tags and predictions) at a time: memory stays flat at any project size."""
     names = dict(project.labels.values_list("id", "name"))
@@ -74,26 +77,42 @@ def export_records(*, project: Project, status: str | None = None, predictions_m
         # Id ranges, not IN lists: one index range scan; rows of other images in the range are skipped.
         boxes, tags, predictions = defaultdict(list), defaultdict(list), defaultdict(list)
         for image_id, label_id, x, y, w, h, attributes in (
-                Box.objects.filter(image_id__gte=low, image_id__lte=high).order_by("id")
-                .values_list("image_id", "label_id", "x", "y", "w", "h", "attributes")):
+            Box.objects.filter(image_id__gte=low, image_id__lte=high)
+            .order_by("id")
+            .values_list("image_id", "label_id", "x", "y", "w", "h", "attributes")
+        ):
             boxes[image_id].append(BoxRecord(names.get(label_id, ""), x, y, w, h, attributes or None))
-        for image_id, label_id in (ImageTag.objects.filter(image_id__gte=low, image_id__lte=high)
-                                   .order_by("id").values_list("image_id", "label_id")):
+        for image_id, label_id in (
+            ImageTag.objects.filter(image_id__gte=low, image_id__lte=high)
+            .order_by("id")
+            .values_list("image_id", "label_id")
+        ):
             tags[image_id].append(names.get(label_id, ""))
         if prediction_rows is not None:
             for image_id, label_id, p in prediction_rows(low, high):
                 predictions[image_id].append(Prediction(names[label_id], p))
         for image_id, name, width, height, image_status, sha256, stored in rows:
-            yield ImageRecord(image_id, name, width, height, image_status, tuple(boxes.get(image_id, ())),
-                              tuple(tags.get(image_id, ())), tuple(predictions.get(image_id, ())), sha256, stored)
+            yield ImageRecord(
+                image_id,
+                name,
+                width,
+                height,
+                image_status,
+                tuple(boxes.get(image_id, ())),
+                tuple(tags.get(image_id, ())),
+                tuple(predictions.get(image_id, ())),
+                sha256,
+                stored,
+            )
 
 
 def export_stream(*, project: Project, options: ExportOptions) -> Iterator[bytes]:
     options.check()
     meta = export_meta(project=project)
     records = export_records(project=project, status=options.status_filter, predictions_min=options.predictions_min)
-    write_options = registry.WriteOptions(predictions=options.predictions_min is not None,
-                                          image_file=_stored_bytes if options.images else None)
+    write_options = registry.WriteOptions(
+        predictions=options.predictions_min is not None, image_file=_stored_bytes if options.images else None
+    )
     return registry.get_writer(options.format).write(meta, records, write_options)
 
 
@@ -123,7 +142,6 @@ def _prediction_rows(project: Project, min_probability: float) -> PredictionRows
     return None
 
 
-
 def export_jobs_expire(*, now=None) -> int:
     """Delete finished export jobs older than EXPORT_KEEP_HOURS with their files; returns how many.
     Run by export_job_start, ``manage.py expire_exports`` and the ``exports_expire`` task."""
@@ -149,8 +167,9 @@ def export_job_run(*, job_id: int) -> None:
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-
-    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING, error=""):
+    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(
+        status=ExportStatus.RUNNING, error=""
+    ):
         return
     job = ExportJob.objects.select_related("project").get(pk=job_id)
     options = ExportOptions(**job.options)
@@ -160,11 +179,16 @@ def export_job_run(*, job_id: int) -> None:
                 out.write(chunk)
             size = out.tell()
             out.seek(0)
-            name = default_storage.save(f"exports/{job.project_id}/{job.id}-{secrets.token_hex(8)}-"
-                                        f"{export_file_name(project=job.project, options=options)}", File(out))
+            name = default_storage.save(
+                f"exports/{job.project_id}/{job.id}-{secrets.token_hex(8)}-"
+                f"{export_file_name(project=job.project, options=options)}",
+                File(out),
+            )
     except Exception as error:  # the job must end either way; the worker log has the traceback
-        ExportJob.objects.filter(pk=job_id).update(status=ExportStatus.FAILED, error=str(error)[:2000],
-                                                   finished_at=timezone.now())
+        ExportJob.objects.filter(pk=job_id).update(
+            status=ExportStatus.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+        )
         raise
-    ExportJob.objects.filter(pk=job_id).update(status=ExportStatus.SUCCEEDED, file=name, size_bytes=size,
-                                               finished_at=timezone.now())
+    ExportJob.objects.filter(pk=job_id).update(
+        status=ExportStatus.SUCCEEDED, file=name, size_bytes=size, finished_at=timezone.now()
+    )

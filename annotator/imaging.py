@@ -74,8 +74,14 @@ def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
         data, extension = _encode_upright(image, fmt)
     else:
         extension = WEB_FORMATS[fmt]
-    return PreparedImage(sha256=sha256, data=data, extension=extension, width=image.width, height=image.height,
-                         thumbnail=_thumbnail(image, limits.thumbnail_size))
+    return PreparedImage(
+        sha256=sha256,
+        data=data,
+        extension=extension,
+        width=image.width,
+        height=image.height,
+        thumbnail=_thumbnail(image, limits.thumbnail_size),
+    )
 
 
 def _upright_jpeg(data: bytes, limits: Limits) -> Callable[[str], PreparedImage] | None:
@@ -93,8 +99,9 @@ def _upright_jpeg(data: bytes, limits: Limits) -> Callable[[str], PreparedImage]
         image.draft("RGB" if image.mode == "CMYK" else image.mode, (limits.thumbnail_size, limits.thumbnail_size))
         image.load()  # every scan read: truncated data fails here, not in an annotator's browser
         thumbnail = _thumbnail(image, limits.thumbnail_size)
-    return lambda sha256: PreparedImage(sha256=sha256, data=data, extension="jpg", width=width, height=height,
-                                        thumbnail=thumbnail)
+    return lambda sha256: PreparedImage(
+        sha256=sha256, data=data, extension="jpg", width=width, height=height, thumbnail=thumbnail
+    )
 
 
 def _open_checked(data: bytes, limits: Limits) -> Image.Image:
@@ -116,11 +123,13 @@ def _header_checked(data: bytes, limits: Limits) -> Image.Image:
     if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
         raise ImageRejected(
             f"the image is {width}×{height} pixels; the limit is {limits.max_pixels / 1e6:.0f} megapixels "
-            f"and {limits.max_side} pixels a side")
+            f"and {limits.max_side} pixels a side"
+        )
     if limits.max_decode_bytes and decode_bytes(image) > limits.max_decode_bytes:
         raise ImageRejected(
             f"the {image.format} image ({width}×{height}) would take {decode_bytes(image) / 2**20:,.0f} MB of "
-            f"memory to decode; the limit is {limits.max_decode_bytes / 2**20:,.0f} MB; send a smaller image")
+            f"memory to decode; the limit is {limits.max_decode_bytes / 2**20:,.0f} MB; send a smaller image"
+        )
     return image
 
 

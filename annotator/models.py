@@ -21,17 +21,18 @@ def label_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
-
 def one_of(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
     """A CHECK that ``field`` holds one of ``choices``: the database refuses any other value, whatever
     code writes it."""
     return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
 
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # This fraction of the images is labeled independently by two annotators, to measure agreement.
     overlap_fraction = models.FloatField(default=0.0)
@@ -40,8 +41,9 @@ class Project(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(condition=~Q(name=""), name="project_name_not_empty"),
-            models.CheckConstraint(condition=Q(overlap_fraction__gte=0) & Q(overlap_fraction__lte=1),
-                                   name="project_overlap_fraction_range"),
+            models.CheckConstraint(
+                condition=Q(overlap_fraction__gte=0) & Q(overlap_fraction__lte=1), name="project_overlap_fraction_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -63,8 +65,9 @@ class LabelClass(models.Model):
         ordering = ["order", "id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "name_key"], name="label_name_key_unique_per_project"),
-            models.UniqueConstraint(fields=["project", "hotkey"], condition=~Q(hotkey=""),
-                                    name="label_hotkey_unique_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "hotkey"], condition=~Q(hotkey=""), name="label_hotkey_unique_per_project"
+            ),
             models.CheckConstraint(condition=~Q(name=""), name="label_name_not_empty"),
         ]
 
@@ -110,20 +113,23 @@ class Image(models.Model):
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.UNLABELED)
-    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every annotation write (optimistic locking).")
     # The queue's soft lock: whoever was handed the image holds it until this time.
-    locked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     locked_until = models.DateTimeField(null=True, blank=True)
     # The latest review of the latest submission; the history is in Review. A rejected image is back
     # in the annotation queue with the reviewer's comment.
     review_status = models.CharField(max_length=8, choices=ReviewStatus.choices, default=ReviewStatus.NONE)
     # An image in the overlap sample waits for its second, independent annotator; not this one.
-    overlap_first_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="+")
+    overlap_first_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Time spent on an image (the dashboard's "seconds per image"): the queue stamps when it hands
     # the image out, and a submit by the person who holds it stores the seconds since then.
     opened_at = models.DateTimeField(null=True, blank=True)
@@ -140,8 +146,10 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["project", "sha256"], name="image_sha256_unique_per_project"),
             models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_size_positive"),
             one_of("status", ImageStatus, "image_status_valid"),
-            models.CheckConstraint(condition=~Q(status=ImageStatus.SUBMITTED) | Q(submitted_at__isnull=False),
-                                   name="image_submitted_has_time"),
+            models.CheckConstraint(
+                condition=~Q(status=ImageStatus.SUBMITTED) | Q(submitted_at__isnull=False),
+                name="image_submitted_has_time",
+            ),
             models.CheckConstraint(condition=Q(version__gte=1), name="image_version_positive"),
             one_of("review_status", ReviewStatus, "image_review_status_valid"),
         ]
@@ -158,10 +166,15 @@ class Image(models.Model):
             models.Index(fields=["project", "original_name"], name="image_project_name"),
             # The dashboard: submissions per annotator and day, and the median time per image, read
             # from the index alone.
-            models.Index(fields=["project", "status", "submitted_by", "submitted_at", "box_count", "human_tag_count"],
-                         name="image_project_submissions"),
-            models.Index(fields=["project", "submitted_by", "work_seconds"], name="image_project_work_time",
-                         condition=Q(work_seconds__isnull=False)),
+            models.Index(
+                fields=["project", "status", "submitted_by", "submitted_at", "box_count", "human_tag_count"],
+                name="image_project_submissions",
+            ),
+            models.Index(
+                fields=["project", "submitted_by", "work_seconds"],
+                name="image_project_work_time",
+                condition=Q(work_seconds__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -217,8 +230,9 @@ class Source(models.TextChoices):
 class Authored(models.Model):
     """Who made an annotation, and whether a person drew it or accepted it from the model."""
 
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -302,8 +316,9 @@ class ExportJob(models.Model):
     """A big export written by a Celery worker to storage, then downloaded (permission-checked)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     options = models.JSONField(default=dict)  # annotator.exports.ExportOptions as a dict
     status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     file = models.FileField(max_length=500, blank=True)
@@ -329,8 +344,9 @@ class Review(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="reviews")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    decision = models.CharField(max_length=8, choices=[(ReviewStatus.ACCEPTED, "Accepted"),
-                                                       (ReviewStatus.REJECTED, "Rejected")])
+    decision = models.CharField(
+        max_length=8, choices=[(ReviewStatus.ACCEPTED, "Accepted"), (ReviewStatus.REJECTED, "Rejected")]
+    )
     comment = models.TextField(blank=True)
     # The reviewer fixed boxes and accepted in one step: the accepted boxes are the reviewer's edit.
     edited = models.BooleanField(default=False)
@@ -339,11 +355,13 @@ class Review(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(decision__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED]),
-                                   name="review_decision_valid"),
+            models.CheckConstraint(
+                condition=Q(decision__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED]), name="review_decision_valid"
+            ),
             # A rejection must tell the annotator what to fix.
-            models.CheckConstraint(condition=~Q(decision=ReviewStatus.REJECTED) | ~Q(comment=""),
-                                   name="review_reject_has_comment"),
+            models.CheckConstraint(
+                condition=~Q(decision=ReviewStatus.REJECTED) | ~Q(comment=""), name="review_reject_has_comment"
+            ),
         ]
         indexes = [models.Index(fields=["image", "-id"], name="review_image_latest")]
 

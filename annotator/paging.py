@@ -28,8 +28,9 @@ def keyset_after(keys: tuple[str, ...], values: tuple) -> Q:
     return condition
 
 
-def keyset_page(rows: QuerySet, keys: tuple[str, ...], *, after: tuple | None, limit: int,
-                fields: tuple[str, ...]) -> Page:
+def keyset_page(
+    rows: QuerySet, keys: tuple[str, ...], *, after: tuple | None, limit: int, fields: tuple[str, ...]
+) -> Page:
     """One page of ``rows`` (already ordered by ``keys``) as dicts of ``fields``: one query, limit + 1
     rows to learn whether another page follows."""
     if after is not None:

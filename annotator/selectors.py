@@ -33,8 +33,12 @@ def project_status_counts(*, project_id: int) -> dict[str, int]:
     """Images per status (every status present, zero when none) and ``total``, from the counters the
     services maintain: a few rows whatever the project's size (a grouped COUNT grew with it)."""
     counts = {status: 0 for status in ImageStatus.values}
-    counts.update(ProjectStatusCount.objects.filter(project_id=project_id).values_list("status")
-                  .annotate(n=Sum("count")).order_by())
+    counts.update(
+        ProjectStatusCount.objects.filter(project_id=project_id)
+        .values_list("status")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
     counts["total"] = sum(counts.values())
     return counts
 
@@ -42,13 +46,20 @@ def project_status_counts(*, project_id: int) -> dict[str, int]:
 def label_box_counts(*, project_id: int) -> dict[int, int]:
     """{label id: boxes} for the labels that have had boxes, from the counters the services maintain
     (grouping the box table took 50-110 ms at 300,000 boxes and grew with it)."""
-    return dict(LabelBoxCount.objects.filter(label__project_id=project_id).values_list("label_id")
-                .annotate(n=Sum("count")).order_by())
+    return dict(
+        LabelBoxCount.objects.filter(label__project_id=project_id)
+        .values_list("label_id")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
 
 
 def recent_images(*, project_id: int, limit: int = 12) -> list[Image]:
-    return list(Image.objects.filter(project_id=project_id).only(
-        "id", "project_id", "original_name", "status", "thumbnail").order_by("-id")[:limit])
+    return list(
+        Image.objects.filter(project_id=project_id)
+        .only("id", "project_id", "original_name", "status", "thumbnail")
+        .order_by("-id")[:limit]
+    )
 
 
 @dataclass(frozen=True)
@@ -58,26 +69,32 @@ class ImagePage:
     prev_before: int | None  # pass as ``before`` for the previous page; None on the first page
 
 
-def image_page(*, project_id: int, status: str | None = None, after: int | None = None,
-               before: int | None = None, limit: int = 60) -> ImagePage:
+def image_page(
+    *, project_id: int, status: str | None = None, after: int | None = None, before: int | None = None, limit: int = 60
+) -> ImagePage:
     """One page of a project's images in id order, by keyset (``id > after`` or ``id < before``)."""
     images = Image.objects.filter(project_id=project_id).only(
-        "id", "project_id", "original_name", "width", "height", "status", "thumbnail")
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+    )
     if status:
         images = images.filter(status=status)
     if before is not None:
         rows = list(images.filter(id__lt=before).order_by("-id")[: limit + 1])
         has_more_before = len(rows) > limit
         rows = rows[:limit][::-1]
-        return ImagePage(rows, next_after=rows[-1].id if rows else None,
-                         prev_before=rows[0].id if rows and has_more_before else None)
+        return ImagePage(
+            rows, next_after=rows[-1].id if rows else None, prev_before=rows[0].id if rows and has_more_before else None
+        )
     if after is not None:
         images = images.filter(id__gt=after)
     rows = list(images.order_by("id")[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return ImagePage(rows, next_after=rows[-1].id if has_more else None,
-                     prev_before=rows[0].id if rows and after is not None else None)
+    return ImagePage(
+        rows,
+        next_after=rows[-1].id if has_more else None,
+        prev_before=rows[0].id if rows and after is not None else None,
+    )
 
 
 def annotation_state(*, image: Image) -> dict:
@@ -88,18 +105,35 @@ def annotation_state(*, image: Image) -> dict:
     boxes = image.boxes.order_by("id").values_list("id", "label_id", "x", "y", "w", "h", "source", "attributes")
     tags = image.tags.order_by("id").values_list("label_id", "source")
     return {
-        "image": {"id": image.id, "name": image.original_name, "url": reverse("image_file", args=[image.id]),
-                  "width": image.width, "height": image.height, "status": image.status, "version": image.version},
-        "boxes": [{"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source, "attributes": attributes}
-                  for i, label, x, y, w, h, source, attributes in boxes],
+        "image": {
+            "id": image.id,
+            "name": image.original_name,
+            "url": reverse("image_file", args=[image.id]),
+            "width": image.width,
+            "height": image.height,
+            "status": image.status,
+            "version": image.version,
+        },
+        "boxes": [
+            {"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source, "attributes": attributes}
+            for i, label, x, y, w, h, source, attributes in boxes
+        ],
         "tags": [{"label": label, "source": source} for label, source in tags],
         "review": review_note(image=image),
     }
 
 
-def image_list(*, project_id: int, status: str | None = None, human_label: int | None = None,
-               where: Q | Exists | None = None, order: str = "id", after: tuple | None = None,
-               limit: int = 100, name: str | None = None) -> Page:
+def image_list(
+    *,
+    project_id: int,
+    status: str | None = None,
+    human_label: int | None = None,
+    where: Q | Exists | None = None,
+    order: str = "id",
+    after: tuple | None = None,
+    limit: int = 100,
+    name: str | None = None,
+) -> Page:
     """A page of a project's images for the API, by keyset, in one of annotator.orders.LIST_ORDERS:
     id order (``after`` = (id,)) or the model's most uncertain first (``after`` = (score, id), rows
     with ``score``); one query (and the ranker's own). An order with no ranking yet: an empty page.
@@ -118,7 +152,8 @@ def image_list(*, project_id: int, status: str | None = None, human_label: int |
     if human_label is not None:
         images = images.filter(
             Exists(Box.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human"))
-            | Exists(ImageTag.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human")))
+            | Exists(ImageTag.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human"))
+        )
     if where is not None:
         images = images.filter(where)
     ordered = images_ordered(images, project_id=project_id, order=order)
@@ -135,29 +170,44 @@ def review_note(*, image: Image) -> dict | None:
     review = image.reviews.filter(decision=ReviewStatus.REJECTED).select_related("reviewer").order_by("-id").first()
     if review is None:
         return None
-    return {"comment": review.comment, "reviewer": review.reviewer.get_username() if review.reviewer else "",
-            "at": review.created_at.isoformat()}
+    return {
+        "comment": review.comment,
+        "reviewer": review.reviewer.get_username() if review.reviewer else "",
+        "at": review.created_at.isoformat(),
+    }
 
 
 def review_stats(*, project_id: int) -> list[dict]:
     """Per annotator: verdicts accepted and rejected, and the accept rate, in one grouped query."""
-    rows = (Review.objects.filter(image__project_id=project_id).values("annotator_id", "annotator__username")
-            .annotate(accepted=Count("id", filter=Q(decision=ReviewStatus.ACCEPTED)),
-                      rejected=Count("id", filter=Q(decision=ReviewStatus.REJECTED)))
-            .order_by("annotator__username"))
-    return [{"annotator_id": r["annotator_id"], "annotator": r["annotator__username"] or "(deleted user)",
-             "accepted": r["accepted"], "rejected": r["rejected"],
-             "accept_rate": r["accepted"] / (r["accepted"] + r["rejected"])} for r in rows]
+    rows = (
+        Review.objects.filter(image__project_id=project_id)
+        .values("annotator_id", "annotator__username")
+        .annotate(
+            accepted=Count("id", filter=Q(decision=ReviewStatus.ACCEPTED)),
+            rejected=Count("id", filter=Q(decision=ReviewStatus.REJECTED)),
+        )
+        .order_by("annotator__username")
+    )
+    return [
+        {
+            "annotator_id": r["annotator_id"],
+            "annotator": r["annotator__username"] or "(deleted user)",
+            "accepted": r["accepted"],
+            "rejected": r["rejected"],
+            "accept_rate": r["accepted"] / (r["accepted"] + r["rejected"]),
+        }
+        for r in rows
+    ]
 
 
 def review_pending_count(*, project_id: int) -> int:
-    return Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED,
-                                review_status=ReviewStatus.NONE).count()
+    return Image.objects.filter(
+        project_id=project_id, status=ImageStatus.SUBMITTED, review_status=ReviewStatus.NONE
+    ).count()
 
 
 def project_members(*, project_id: int) -> list[Membership]:
     return list(Membership.objects.filter(project_id=project_id).select_related("user").order_by("user__username"))
-
 
 
 def agreement_stats(*, project_id: int) -> list[dict]:
@@ -165,9 +215,11 @@ def agreement_stats(*, project_id: int) -> list[dict]:
     and mean tag Jaccard. The matching is not SQL; the snapshots are streamed, two rows per image."""
     pairs: dict[tuple[str, str], list[float]] = {}
     first = None
-    snapshots = (AnnotationSnapshot.objects.filter(image__project_id=project_id)
-                 .order_by("image_id", "pass_number").values_list("image_id", "pass_number", "annotator__username",
-                                                                  "boxes", "tags"))
+    snapshots = (
+        AnnotationSnapshot.objects.filter(image__project_id=project_id)
+        .order_by("image_id", "pass_number")
+        .values_list("image_id", "pass_number", "annotator__username", "boxes", "tags")
+    )
     for image_id, pass_number, who, boxes, tags in snapshots.iterator(chunk_size=2000):
         if pass_number == 1:
             first = (image_id, who or "(deleted user)", boxes, tags)
@@ -179,5 +231,7 @@ def agreement_stats(*, project_id: int) -> list[dict]:
         totals[0] += 1
         totals[1] += box_f1([tuple(b) for b in first[2]], [tuple(b) for b in boxes])
         totals[2] += tag_jaccard(first[3], tags)
-    return [{"annotators": list(key), "images": n, "box_f1": f1 / n, "tag_jaccard": jac / n}
-            for key, (n, f1, jac) in sorted(pairs.items())]
+    return [
+        {"annotators": list(key), "images": n, "box_f1": f1 / n, "tag_jaccard": jac / n}
+        for key, (n, f1, jac) in sorted(pairs.items())
+    ]

@@ -33,8 +33,9 @@ def is_image_name(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def sources_from_paths(paths: Iterable[Path], *, max_bytes: int,
-                       max_total: int | None = None) -> Iterator[ImageSource | Rejection]:
+def sources_from_paths(
+    paths: Iterable[Path], *, max_bytes: int, max_total: int | None = None
+) -> Iterator[ImageSource | Rejection]:
     """Folders are walked recursively in sorted order; zips are opened; other files are read as images."""
     for path in paths:
         if path.is_dir():
@@ -51,8 +52,9 @@ def sources_from_paths(paths: Iterable[Path], *, max_bytes: int,
             yield Rejection(str(path), "no such file or folder")
 
 
-def sources_from_zip(path: Path | BinaryIO, *, max_bytes: int, name: str | None = None,
-                     max_total: int | None = None) -> Iterator[ImageSource | Rejection]:
+def sources_from_zip(
+    path: Path | BinaryIO, *, max_bytes: int, name: str | None = None, max_total: int | None = None
+) -> Iterator[ImageSource | Rejection]:
     """The image entries of a zip (a path, or an open file such as an upload named ``name``).
     With ``max_total``, an archive whose image entries inflate to more than that is refused whole,
     before anything is read."""
@@ -66,8 +68,11 @@ def sources_from_zip(path: Path | BinaryIO, *, max_bytes: int, name: str | None 
         if max_total is not None:
             total = sum(i.file_size for i in archive.infolist() if not i.is_dir() and is_image_name(i.filename))
             if total > max_total:
-                yield Rejection(zip_name, f"the zip inflates to {total / 1e6:.0f} MB; the limit is "
-                                          f"{max_total / 1e6:.0f} MB; split it into smaller zips")
+                yield Rejection(
+                    zip_name,
+                    f"the zip inflates to {total / 1e6:.0f} MB; the limit is "
+                    f"{max_total / 1e6:.0f} MB; split it into smaller zips",
+                )
                 return
         for info in archive.infolist():
             if info.is_dir():

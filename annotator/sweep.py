@@ -54,13 +54,15 @@ def resend_due(model, now=None):
     now = now or timezone.now()
     return model.objects.filter(status="queued").filter(
         Q(sent_at__isnull=True, created_at__lt=now - timedelta(seconds=5))
-        | Q(sent_at__lt=now - timedelta(seconds=settings.SWEEP_RESEND_SECONDS)))
+        | Q(sent_at__lt=now - timedelta(seconds=settings.SWEEP_RESEND_SECONDS))
+    )
 
 
 def claim_send(row, now=None) -> bool:
     """Take the row's send for this sweep (another worker sweeping at once gets False)."""
-    return bool(type(row).objects.filter(pk=row.pk, status="queued", sent_at=row.sent_at)
-                .update(sent_at=now or timezone.now()))
+    return bool(
+        type(row).objects.filter(pk=row.pk, status="queued", sent_at=row.sent_at).update(sent_at=now or timezone.now())
+    )
 
 
 def exports_resend() -> list[int]:

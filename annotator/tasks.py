@@ -44,8 +44,11 @@ def send_now(task: Task, *args, row: models.Model | None = None, **kwargs) -> bo
         return False
     if row is not None:
         type(row).objects.filter(pk=row.pk).update(
-            sent_at=timezone.now(), error=Case(When(error=QUEUE_DOWN_MESSAGE, then=Value("")), default=F("error"),
-                                     output_field=models.TextField()))
+            sent_at=timezone.now(),
+            error=Case(
+                When(error=QUEUE_DOWN_MESSAGE, then=Value("")), default=F("error"), output_field=models.TextField()
+            ),
+        )
     return True
 
 

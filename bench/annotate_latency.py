@@ -67,8 +67,9 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL"):
         env.pop("DATABASE_URL")  # the embedded default, under the same TWINLABEL_VAR_DIR
     with procs.web(env) as (_, url), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         _log_in(page, url, user.username, password)
         if latency_project:
@@ -79,6 +80,7 @@ def main() -> None:
 
 
 # ---- data -----------------------------------------------------------------------------------------
+
 
 def _add_rows(project, count: int) -> None:
     """A few real images imported, then ``count`` rows in all pointing at their files."""
@@ -95,12 +97,22 @@ def _add_rows(project, count: int) -> None:
     images_import(project=project, sources=sources)
     real = list(Image.objects.filter(project=project))
     for chunk in range(len(real), count, 10_000):
-        Image.objects.bulk_create([
-            Image(project=project, file=real[i % len(real)].file.name, thumbnail=real[i % len(real)].thumbnail.name,
-                  original_name=f"{i:06d}.jpg", width=640, height=480, size_bytes=real[0].size_bytes,
-                  sha256=f"{i:064d}")
-            for i in range(chunk, min(chunk + 10_000, count))
-        ], batch_size=2000)
+        Image.objects.bulk_create(
+            [
+                Image(
+                    project=project,
+                    file=real[i % len(real)].file.name,
+                    thumbnail=real[i % len(real)].thumbnail.name,
+                    original_name=f"{i:06d}.jpg",
+                    width=640,
+                    height=480,
+                    size_bytes=real[0].size_bytes,
+                    sha256=f"{i:064d}",
+                )
+                for i in range(chunk, min(chunk + 10_000, count))
+            ],
+            batch_size=2000,
+        )
     print(f"{Image.objects.filter(project=project).count()} images in the latency project")
 
 
@@ -126,14 +138,24 @@ def _heavy_image(user):
     boxes = []
     for _ in range(500):
         w, h = rng.uniform(40, 600), rng.uniform(40, 600)
-        boxes.append(Box(image=image, label=rng.choice(labels), x=rng.uniform(0, 6000 - w), y=rng.uniform(0, 4000 - h),
-                         w=w, h=h, author=user))
+        boxes.append(
+            Box(
+                image=image,
+                label=rng.choice(labels),
+                x=rng.uniform(0, 6000 - w),
+                y=rng.uniform(0, 4000 - h),
+                w=w,
+                h=h,
+                author=user,
+            )
+        )
     Box.objects.bulk_create(boxes)
     print(f"heavy image {image.width}×{image.height}, {len(buffer.getvalue()) / 1e6:.1f} MB, 500 boxes")
     return project, image.id
 
 
 # ---- measurements ---------------------------------------------------------------------------------
+
 
 def _log_in(page, url, username, password):
     page.goto(f"{url}/accounts/login/")
@@ -157,8 +179,9 @@ def _submit_times(page, count: int, draw_first: bool, settle: bool) -> tuple[lis
             page.wait_for_timeout(150)  # and let the prefetch of the next image finish, as a person would
         start = time.perf_counter()
         page.keyboard.press("Enter")
-        page.wait_for_function(f"twinlabel.store.image && twinlabel.store.image.id !== {before} "
-                               "&& !twinlabel.session.busy", polling="raf")
+        page.wait_for_function(
+            f"twinlabel.store.image && twinlabel.store.image.id !== {before} && !twinlabel.session.busy", polling="raf"
+        )
         outside.append((time.perf_counter() - start) * 1000)
         in_page.append(page.evaluate("twinlabel.timings.at(-1).ms"))
     return in_page, outside
@@ -175,20 +198,28 @@ def _report_latency(page, url, project, args, vendor):
     settled, settled_outside = _submit_times(page, args.submits, draw_first=True, settle=True)
     flushed, flushed_outside = _submit_times(page, args.submits, draw_first=True, settle=False)
     figures = {
-        "images": args.images, "submits": args.submits, "database": vendor,
+        "images": args.images,
+        "submits": args.submits,
+        "database": vendor,
         "page_load_to_interactive_ms": round(first_load, 1),
         "enter_to_next_interactive_ms": _summary(settled),
         "enter_to_next_interactive_with_pending_save_ms": _summary(flushed),
         "enter_to_next_seen_by_playwright_ms": _summary(settled_outside),
         "enter_to_next_with_pending_save_seen_by_playwright_ms": _summary(flushed_outside),
         "target_median_ms": 150,
-        "label_studio_1_23_2": {"page_load_ms": [2000, 2200], "get_task_median_ms": 96, "post_annotation_median_ms": 220},
+        "label_studio_1_23_2": {
+            "page_load_ms": [2000, 2200],
+            "get_task_median_ms": 96,
+            "post_annotation_median_ms": 220,
+        },
         "browser": "Debian chromium, headless, --disable-gpu",
     }
     print(f"page load to interactive: {first_load:.0f} ms")
-    print(f"Enter → next image interactive: median {figures['enter_to_next_interactive_ms']['median']} ms "
-          f"(with a pending save flushed first: {figures['enter_to_next_interactive_with_pending_save_ms']['median']} ms)"
-          f" over {args.submits} submits each, {args.images} images; target < 150 ms")
+    print(
+        f"Enter → next image interactive: median {figures['enter_to_next_interactive_ms']['median']} ms "
+        f"(with a pending save flushed first: {figures['enter_to_next_interactive_with_pending_save_ms']['median']} ms)"
+        f" over {args.submits} submits each, {args.images} images; target < 150 ms"
+    )
     write_result(f"annotate_latency_{vendor}", figures)
 
 
@@ -222,7 +253,10 @@ def _report_heavy(page, url, heavy, args):
     assert samples, "no pointer-move samples were recorded"
     per_event = [s["handler"] + s["render"] for s in samples]
     figures = {
-        "image": "6000×4000 JPEG", "boxes": 500, "pointer_moves": args.moves, "frames_measured": len(samples),
+        "image": "6000×4000 JPEG",
+        "boxes": 500,
+        "pointer_moves": args.moves,
+        "frames_measured": len(samples),
         "per_move_handler_plus_render_ms": _summary(per_event),
         "per_move_handler_ms": _summary([s["handler"] for s in samples]),
         "per_move_render_ms": _summary([s["render"] for s in samples]),
@@ -231,17 +265,24 @@ def _report_heavy(page, url, heavy, args):
         "target_median_ms": 16,
         "browser": "Debian chromium, headless, --disable-gpu (software raster)",
     }
-    print(f"heavy image: page load to interactive {load_ms:.0f} ms; dragging a box among 500: median "
-          f"{figures['per_move_handler_plus_render_ms']['median']} ms per pointer move (handler + frame), "
-          f"p95 {figures['per_move_handler_plus_render_ms']['p95']} ms; event → frame drawn median "
-          f"{figures['event_to_frame_drawn_latency_ms']['median']} ms; target < 16 ms")
+    print(
+        f"heavy image: page load to interactive {load_ms:.0f} ms; dragging a box among 500: median "
+        f"{figures['per_move_handler_plus_render_ms']['median']} ms per pointer move (handler + frame), "
+        f"p95 {figures['per_move_handler_plus_render_ms']['p95']} ms; event → frame drawn median "
+        f"{figures['event_to_frame_drawn_latency_ms']['median']} ms; target < 16 ms"
+    )
     write_result("annotate_heavy_image", figures)
 
 
 def _summary(values: list[float]) -> dict:
     ordered = sorted(values)
-    return {"median": round(statistics.median(ordered), 2), "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
-            "min": round(ordered[0], 2), "max": round(ordered[-1], 2), "n": len(ordered)}
+    return {
+        "median": round(statistics.median(ordered), 2),
+        "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
+        "min": round(ordered[0], 2),
+        "max": round(ordered[-1], 2),
+        "n": len(ordered),
+    }
 
 
 if __name__ == "__main__":

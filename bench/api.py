@@ -24,8 +24,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-LABEL_STUDIO_MS = {"list_100": {"median": 136, "p95": 320}, "get_annotations": {"median": 96},
-                   "put_1_box_2_tags": {"median": 220}}
+LABEL_STUDIO_MS = {
+    "list_100": {"median": 136, "p95": 320},
+    "get_annotations": {"median": 96},
+    "put_1_box_2_tags": {"median": 220},
+}
 
 
 def main() -> None:
@@ -54,8 +57,9 @@ def main() -> None:
     project = project_create(name=f"bench-api-{time.time_ns()}", user=user, labels=["cat", "dog", "bird"])
     (real,) = add_images(project, 1, size=(640, 480))
     labels = list(project.labels.values_list("id", flat=True))
-    build_s = big_project(project=project, template=Image.objects.get(pk=real), images=args.images - 1,
-                          boxes_per_image=3, labels=labels)
+    build_s = big_project(
+        project=project, template=Image.objects.get(pk=real), images=args.images - 1, boxes_per_image=3, labels=labels
+    )
     ids = list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True))
     boxes = Box.objects.filter(image__project=project).count()
     vendor = connection.vendor
@@ -78,20 +82,32 @@ def main() -> None:
             image_id = rng.choice(ids)
             ms, state = client.call("GET", f"/api/images/{image_id}/annotations/")
             times["get_annotations"].append(ms)
-            body = {"version": state["image"]["version"], "tags": labels[:2],
-                    "boxes": [{"label": labels[0], "x": 10.0, "y": 20.0, "w": 30.0, "h": 40.0}]}
+            body = {
+                "version": state["image"]["version"],
+                "tags": labels[:2],
+                "boxes": [{"label": labels[0], "x": 10.0, "y": 20.0, "w": 30.0, "h": 40.0}],
+            }
             ms, saved = client.call("PUT", f"/api/images/{image_id}/annotations/", body)
             assert len(saved["boxes"]) == 1 and len(saved["tags"]) == 2
             times["put_1_box_2_tags"].append(ms)
-    figures = {"database": vendor, "images": len(ids), "boxes": boxes, "requests_each": args.repeat,
-               "auth": "DRF token", "ms": {}, "vs_label_studio": {}}
+    figures = {
+        "database": vendor,
+        "images": len(ids),
+        "boxes": boxes,
+        "requests_each": args.repeat,
+        "auth": "DRF token",
+        "ms": {},
+        "vs_label_studio": {},
+    }
     for name, values in times.items():
         values.sort()
         stats = {"median": round(statistics.median(values), 2), "p95": round(values[int(0.95 * len(values)) - 1], 2)}
         figures["ms"][name] = stats
         figures["vs_label_studio"][name] = round(stats["median"] / LABEL_STUDIO_MS[name]["median"], 3)
-        print(f"{name}: median {stats['median']} ms, p95 {stats['p95']} ms "
-              f"(Label Studio median {LABEL_STUDIO_MS[name]['median']} ms)")
+        print(
+            f"{name}: median {stats['median']} ms, p95 {stats['p95']} ms "
+            f"(Label Studio median {LABEL_STUDIO_MS[name]['median']} ms)"
+        )
     figures["label_studio_ms"] = LABEL_STUDIO_MS
     figures["target"] = "each median ≤ 0.2 of Label Studio's"
     figures["target_met"] = all(v <= 0.2 for v in figures["vs_label_studio"].values())

@@ -58,23 +58,43 @@ def main() -> None:
             print(f"{size:>8} images: " + ", ".join(f"{k} {v} ms" for k, v in figures[size].items()))
     large = figures[max(figures)]
     scaling = scaling_figures(connection.vendor, figures)
-    print(f"ratio {max(figures)}/{min(figures)}: {scaling['ratio']}; Label Studio: GET task 96 ms, POST annotation 220 ms")
-    write_result(f"api_latency_{connection.vendor}", {
-        **scaling,
-        "label_studio_median_ms": LABEL_STUDIO_MS,
-        "vs_label_studio": {"get_annotations": round(large["get_annotations"] / 96, 3),
-                            "put_annotations": round(large["put_annotations"] / 220, 3)},
-        "target": "≤ 0.2 of Label Studio; ratio ≤ 2"})
+    print(
+        f"ratio {max(figures)}/{min(figures)}: {scaling['ratio']}; Label Studio: GET task 96 ms, POST annotation 220 ms"
+    )
+    write_result(
+        f"api_latency_{connection.vendor}",
+        {
+            **scaling,
+            "label_studio_median_ms": LABEL_STUDIO_MS,
+            "vs_label_studio": {
+                "get_annotations": round(large["get_annotations"] / 96, 3),
+                "put_annotations": round(large["put_annotations"] / 220, 3),
+            },
+            "target": "≤ 0.2 of Label Studio; ratio ≤ 2",
+        },
+    )
 
 
 def _add_rows(project, template, start: int, stop: int) -> None:
     from annotator.models import Image
 
     for chunk in range(start, stop, 10_000):
-        Image.objects.bulk_create([
-            Image(project=project, file=template.file.name, thumbnail=template.thumbnail.name, original_name=f"{i}.png",
-                  width=640, height=480, size_bytes=1000, sha256=f"{project.id}-{i:060d}")
-            for i in range(chunk, min(chunk + 10_000, stop))], batch_size=2000)
+        Image.objects.bulk_create(
+            [
+                Image(
+                    project=project,
+                    file=template.file.name,
+                    thumbnail=template.thumbnail.name,
+                    original_name=f"{i}.png",
+                    width=640,
+                    height=480,
+                    size_bytes=1000,
+                    sha256=f"{project.id}-{i:060d}",
+                )
+                for i in range(chunk, min(chunk + 10_000, stop))
+            ],
+            batch_size=2000,
+        )
 
 
 def _measure(session, project_id: int, labels: list[int], repeat: int) -> dict[str, float]:
@@ -86,8 +106,11 @@ def _measure(session, project_id: int, labels: list[int], repeat: int) -> dict[s
         ms, state = session.json("GET", f"/api/images/{image_id}/annotations")
         times["get_annotations"].append(ms)
         boxes = [{"label": random.choice(labels), "x": 10.0 * k, "y": 20.0, "w": 30.0, "h": 40.0} for k in range(5)]
-        ms, state = session.json("PUT", f"/api/images/{image_id}/annotations",
-                                 {"version": state["image"]["version"], "boxes": boxes, "tags": [labels[0]]})
+        ms, state = session.json(
+            "PUT",
+            f"/api/images/{image_id}/annotations",
+            {"version": state["image"]["version"], "boxes": boxes, "tags": [labels[0]]},
+        )
         times["put_annotations"].append(ms)
         ms, _ = session.json("POST", f"/api/images/{image_id}/submit", {"version": state["image"]["version"]})
         times["submit"].append(ms)

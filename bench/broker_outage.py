@@ -40,26 +40,50 @@ def main() -> None:
 
     redis = PrivateRedis()
     redis.start()
-    settings_env = {"CELERY_BROKER_URL": redis.url, "SWEEP_SECONDS": str(args.sweep),
-                    "RUN_STALE_SECONDS": str(args.stale), "SWEEP_RESEND_SECONDS": "30", "SUGGEST_PARALLEL": "1",
-                    "SHARD_IMAGES": "4", "PROBE_REFIT_EVERY": "3", "WORKER_CONCURRENCY": "1"}
+    settings_env = {
+        "CELERY_BROKER_URL": redis.url,
+        "SWEEP_SECONDS": str(args.sweep),
+        "RUN_STALE_SECONDS": str(args.stale),
+        "SWEEP_RESEND_SECONDS": "30",
+        "SUGGEST_PARALLEL": "1",
+        "SHARD_IMAGES": "4",
+        "PROBE_REFIT_EVERY": "3",
+        "WORKER_CONCURRENCY": "1",
+    }
     from bench._util import django_setup, machine_load, write_result
 
-    work = django_setup(**settings_env, MODEL_DIR=str(Path(os.environ.get("TMPDIR", "/tmp")) / f"outage-models-{os.getpid()}"))
+    work = django_setup(
+        **settings_env, MODEL_DIR=str(Path(os.environ.get("TMPDIR", "/tmp")) / f"outage-models-{os.getpid()}")
+    )
     from django.conf import settings
 
     from tests import procs
 
-    env = procs.service_env(**settings_env, MEDIA_ROOT=str(settings.MEDIA_ROOT), MODEL_DIR=str(settings.MODEL_DIR),
-                            TWINLABEL_VAR_DIR=os.environ["TWINLABEL_VAR_DIR"])
+    env = procs.service_env(
+        **settings_env,
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        MODEL_DIR=str(settings.MODEL_DIR),
+        TWINLABEL_VAR_DIR=os.environ["TWINLABEL_VAR_DIR"],
+    )
     load_before = os.getloadavg()
-    figures: dict = {"settings": {"outage_s": args.outage, **settings_env, "database": "sqlite (embedded)",
-                                  "worker": "bin/worker, queues default+gpu, concurrency 1"}, "moments": {}}
+    figures: dict = {
+        "settings": {
+            "outage_s": args.outage,
+            **settings_env,
+            "database": "sqlite (embedded)",
+            "worker": "bin/worker, queues default+gpu, concurrency 1",
+        },
+        "moments": {},
+    }
     try:
         with procs.worker(env) as worker:
             bench = Bench(redis, args, worker)
-            for name, moment in (("D_post_runs_and_export", bench.moment_d), ("A_refit_submission", bench.moment_a),
-                                 ("B_pretraining_finishes", bench.moment_b), ("C_suggestion_shards", bench.moment_c)):
+            for name, moment in (
+                ("D_post_runs_and_export", bench.moment_d),
+                ("A_refit_submission", bench.moment_a),
+                ("B_pretraining_finishes", bench.moment_b),
+                ("C_suggestion_shards", bench.moment_c),
+            ):
                 try:
                     figures["moments"][name] = moment()
                 except Exception as error:  # recorded, not hidden: the other moments still run
@@ -136,8 +160,9 @@ class Bench:
 
         self.redis.kill()
         run, run_s, run_error = self.timed(lambda: pretrain_start(project=self.project, user=self.owner, config=TINY))
-        job, job_s, job_error = self.timed(lambda: export_job_start(project=self.project, user=self.owner,
-                                                                    options=ExportOptions(format="coco")))
+        job, job_s, job_error = self.timed(
+            lambda: export_job_start(project=self.project, user=self.owner, options=ExportOptions(format="coco"))
+        )
         message = run.error if run else None
         up = self.outage_then_restart()
         self.wait(lambda: self.claimed(run.id), "the pretraining to be claimed")
@@ -145,10 +170,18 @@ class Bench:
         self.wait(lambda: ExportJob.objects.filter(pk=job.id).exclude(status="queued").exists(), "the export")
         job_back = time.monotonic() - up
         self.settle()
-        return {"post_runs_s": run_s, "post_runs_error": run_error, "export_s": job_s, "export_error": job_error,
-                "message_shown": message, "pretraining_running_again_s": round(run_back, 2),
-                "export_running_again_s": round(job_back, 2), "all_running_again_s": round(max(run_back, job_back), 2),
-                "export_status": ExportJob.objects.get(pk=job.id).status, "runs": self.runs()}
+        return {
+            "post_runs_s": run_s,
+            "post_runs_error": run_error,
+            "export_s": job_s,
+            "export_error": job_error,
+            "message_shown": message,
+            "pretraining_running_again_s": round(run_back, 2),
+            "export_running_again_s": round(job_back, 2),
+            "all_running_again_s": round(max(run_back, job_back), 2),
+            "export_status": ExportJob.objects.get(pk=job.id).status,
+            "runs": self.runs(),
+        }
 
     def moment_a(self) -> dict:
         from annotator.services.annotations import image_submit
@@ -160,8 +193,9 @@ class Bench:
         self.redis.kill()
         times, errors = [], []
         for image in images:
-            _, seconds, error = self.timed(lambda image=image: image_submit(image=image, user=self.owner,
-                                                                            version=image.version))
+            _, seconds, error = self.timed(
+                lambda image=image: image_submit(image=image, user=self.owner, version=image.version)
+            )
             times.append(seconds)
             errors.append(error)
         refit = TrainingRun.objects.exclude(id__in=before).get(kind="probe")
@@ -169,8 +203,13 @@ class Bench:
         self.wait(lambda: self.claimed(refit.id), "the refit to be claimed")
         back = time.monotonic() - up
         self.settle()
-        return {"submit_s": times, "submit_errors": errors, "refit_running_again_s": round(back, 2),
-                "all_running_again_s": round(back, 2), "refit_status": self.run_state(refit.id)[0]}
+        return {
+            "submit_s": times,
+            "submit_errors": errors,
+            "refit_running_again_s": round(back, 2),
+            "all_running_again_s": round(back, 2),
+            "refit_status": self.run_state(refit.id)[0],
+        }
 
     def moment_b(self) -> dict:
         from labeling.models import TrainingRun
@@ -181,24 +220,33 @@ class Bench:
         self.wait(lambda: self.run_state(run.id)[0] == "running", "the pretraining to start")
         self.redis.kill()
         self.wait(lambda: self.run_state(run.id)[0] != "running", "the pretraining to finish")
-        probe = self.wait(lambda: TrainingRun.objects.exclude(id__in=before).filter(kind="probe").first(),
-                          "its probe fit to be queued")
+        probe = self.wait(
+            lambda: TrainingRun.objects.exclude(id__in=before).filter(kind="probe").first(),
+            "its probe fit to be queued",
+        )
         queued_during_outage = probe.status == "queued"
         up = self.outage_then_restart()
         self.wait(lambda: self.claimed(probe.id), "the probe fit to be claimed")
         back = time.monotonic() - up
         self.settle()
-        return {"pretraining_status": self.run_state(run.id)[0], "probe_queued_during_outage": queued_during_outage,
-                "probe_running_again_s": round(back, 2), "all_running_again_s": round(back, 2),
-                "probe_status": self.run_state(probe.id)[0]}
+        return {
+            "pretraining_status": self.run_state(run.id)[0],
+            "probe_queued_during_outage": queued_during_outage,
+            "probe_running_again_s": round(back, 2),
+            "all_running_again_s": round(back, 2),
+            "probe_status": self.run_state(probe.id)[0],
+        }
 
     def moment_c(self) -> dict:
         from labeling.models import SuggestionShard
         from labeling.services import probe_start
 
         run = probe_start(project=self.project, user=self.owner)
-        self.wait(lambda: SuggestionShard.objects.filter(run_id=run.id).exists()
-                  or self.run_state(run.id)[0] not in ("queued", "running"), "the first shard")
+        self.wait(
+            lambda: SuggestionShard.objects.filter(run_id=run.id).exists()
+            or self.run_state(run.id)[0] not in ("queued", "running"),
+            "the first shard",
+        )
         caught = self.run_state(run.id)[0] == "running"
         shards_before = SuggestionShard.objects.filter(run_id=run.id).count()
         self.redis.kill()
@@ -207,9 +255,16 @@ class Bench:
         done = time.monotonic() - up
         status, attempts = self.run_state(run.id)
         run.refresh_from_db()
-        return {"killed_while_running": caught, "shards_done_at_kill": shards_before,
-                "blocks": len(run.config.get("suggest_blocks", [])) or None, "error_shown": run.error, "final_status": status,
-                "attempts": attempts, "finished_after_restart_s": round(done, 2), "all_running_again_s": round(done, 2)}
+        return {
+            "killed_while_running": caught,
+            "shards_done_at_kill": shards_before,
+            "blocks": len(run.config.get("suggest_blocks", [])) or None,
+            "error_shown": run.error,
+            "final_status": status,
+            "attempts": attempts,
+            "finished_after_restart_s": round(done, 2),
+            "all_running_again_s": round(done, 2),
+        }
 
     def runs(self) -> list:
         from labeling.models import TrainingRun

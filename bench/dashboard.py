@@ -45,7 +45,10 @@ def main() -> None:
     print(f"built {args.images} images and {args.boxes} boxes in {build_s:.1f} s ({connection.vendor})")
     client = Client()
     client.force_login(owner)
-    urls = {"page_html": f"/projects/{project.id}/dashboard/", "dashboard_json": f"/api/projects/{project.id}/dashboard"}
+    urls = {
+        "page_html": f"/projects/{project.id}/dashboard/",
+        "dashboard_json": f"/api/projects/{project.id}/dashboard",
+    }
     figures = {name: median_get_ms(client, url, args.repeat) for name, url in urls.items()}
     figures["embedding_map_all_pages"] = _map_ms(client, project.id, args.repeat)
     from django.db import reset_queries
@@ -57,14 +60,22 @@ def main() -> None:
     for name, ms in figures.items():
         print(f"{name}: {ms:.1f} ms median of {args.repeat}")
     print(f"dashboard JSON: {len(queries)} queries; target < {TARGET_MS:.0f} ms each for HTML and JSON")
-    write_result(f"dashboard_{connection.vendor}", {
-        "database": connection.vendor, "images": args.images, "boxes": args.boxes, "repeat": args.repeat,
-        "median_ms": figures, "dashboard_json_queries": len(queries), "build_s": round(build_s, 1),
-        "target_ms": TARGET_MS,
-        "met": figures["page_html"] < TARGET_MS and figures["dashboard_json"] < TARGET_MS,
-        "note": "Statistics refreshed (VACUUM ANALYZE / ANALYZE) after the bulk load.",
-        "load_average": machine_load(load_start),
-    })
+    write_result(
+        f"dashboard_{connection.vendor}",
+        {
+            "database": connection.vendor,
+            "images": args.images,
+            "boxes": args.boxes,
+            "repeat": args.repeat,
+            "median_ms": figures,
+            "dashboard_json_queries": len(queries),
+            "build_s": round(build_s, 1),
+            "target_ms": TARGET_MS,
+            "met": figures["page_html"] < TARGET_MS and figures["dashboard_json"] < TARGET_MS,
+            "note": "Statistics refreshed (VACUUM ANALYZE / ANALYZE) after the bulk load.",
+            "load_average": machine_load(load_start),
+        },
+    )
 
 
 def _build(n_images: int, n_boxes: int):
@@ -75,8 +86,15 @@ def _build(n_images: int, n_boxes: int):
     from annotator.models import Box, Image, ImageTag, LabelClass
     from annotator.services.projects import project_create
     from annotator.services.status_counts import status_counts_recount
-    from labeling.models import (EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
-                                 TrainingRun)
+    from labeling.models import (
+        EmbeddingSet,
+        ProjectModelState,
+        RunKind,
+        RunStatus,
+        Suggestion,
+        SuggestionDecision,
+        TrainingRun,
+    )
     from labeling.paths import run_dir
     from labeling.pretraining import save_projection
 
@@ -91,46 +109,123 @@ def _build(n_images: int, n_boxes: int):
     for i in range(n_images):
         submitted = i % 2 == 0
         who = annotators[i % 5]
-        rows.append(Image(project=project, file=f"bench/{i}.png", thumbnail=f"bench/{i}.jpg", original_name=f"{i}.png",
-                          width=640, height=480, size_bytes=1000, sha256=f"{project.id}-{i:060d}",
-                          box_count=n_boxes // n_images + (i < n_boxes % n_images), human_tag_count=int(submitted),
-                          **({"status": "submitted", "submitted_by": who, "work_seconds": 3 + (i * 7919) % 60,
-                              "submitted_at": now - timedelta(days=(i // 2) % 30, seconds=i)} if submitted else
-                             {"status": "skipped"} if i % 97 == 1 else {})))
+        rows.append(
+            Image(
+                project=project,
+                file=f"bench/{i}.png",
+                thumbnail=f"bench/{i}.jpg",
+                original_name=f"{i}.png",
+                width=640,
+                height=480,
+                size_bytes=1000,
+                sha256=f"{project.id}-{i:060d}",
+                box_count=n_boxes // n_images + (i < n_boxes % n_images),
+                human_tag_count=int(submitted),
+                **(
+                    {
+                        "status": "submitted",
+                        "submitted_by": who,
+                        "work_seconds": 3 + (i * 7919) % 60,
+                        "submitted_at": now - timedelta(days=(i // 2) % 30, seconds=i),
+                    }
+                    if submitted
+                    else {"status": "skipped"}
+                    if i % 97 == 1
+                    else {}
+                ),
+            )
+        )
     Image.objects.bulk_create(rows, batch_size=5000)
     status_counts_recount(project_id=project.id)  # rows inserted behind the services' back
     ids = np.fromiter(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True), np.int64)
     submitted_ids = ids[::2]
     authors = {int(image_id): annotators[n % 5].pk for n, image_id in enumerate(ids)}
     for chunk in range(0, n_boxes, 20_000):
-        Box.objects.bulk_create([
-            Box(image_id=int(ids[k % len(ids)]), label_id=labels[k % len(labels)], x=1, y=1, w=10, h=10,
-                author_id=authors[int(ids[k % len(ids)])])
-            for k in range(chunk, min(chunk + 20_000, n_boxes))], batch_size=5000)
-    ImageTag.objects.bulk_create([ImageTag(image_id=int(i), label_id=labels[n % len(labels)], author_id=authors[int(i)])
-                                  for n, i in enumerate(submitted_ids)], batch_size=5000)
+        Box.objects.bulk_create(
+            [
+                Box(
+                    image_id=int(ids[k % len(ids)]),
+                    label_id=labels[k % len(labels)],
+                    x=1,
+                    y=1,
+                    w=10,
+                    h=10,
+                    author_id=authors[int(ids[k % len(ids)])],
+                )
+                for k in range(chunk, min(chunk + 20_000, n_boxes))
+            ],
+            batch_size=5000,
+        )
+    ImageTag.objects.bulk_create(
+        [
+            ImageTag(image_id=int(i), label_id=labels[n % len(labels)], author_id=authors[int(i)])
+            for n, i in enumerate(submitted_ids)
+        ],
+        batch_size=5000,
+    )
     runs = []
     for n in range(10):
         pretrain = TrainingRun.objects.create(
-            project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, device="cpu", epochs=50, epoch=50,
-            started_at=now - timedelta(hours=n + 1), finished_at=now - timedelta(hours=n), images_per_s=250,
+            project=project,
+            kind=RunKind.PRETRAIN,
+            status=RunStatus.SUCCEEDED,
+            device="cpu",
+            epochs=50,
+            epoch=50,
+            started_at=now - timedelta(hours=n + 1),
+            finished_at=now - timedelta(hours=n),
+            images_per_s=250,
             loss_history=[[s, 400 - s * 0.1] for s in range(0, 2000, 10)],
-            config={"resolution": 64, "epochs": 50 + n, "batch_size": 256, "crop_min": 0.5, "projector": [2048]})
+            config={"resolution": 64, "epochs": 50 + n, "batch_size": 256, "crop_min": 0.5, "projector": [2048]},
+        )
         probe = TrainingRun.objects.create(
-            project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=pretrain,
-            metrics={"labeled": len(submitted_ids), "cv": {"map": 0.4 + n / 100, "micro_f1": 0.5, "macro_f1": 0.45,
-                                                           "labels": [f"label{i}" for i in range(10)],
-                                                           "ap": [0.5] * 10, "f1": [0.4] * 10}})
+            project=project,
+            kind=RunKind.PROBE,
+            status=RunStatus.SUCCEEDED,
+            backbone_run=pretrain,
+            metrics={
+                "labeled": len(submitted_ids),
+                "cv": {
+                    "map": 0.4 + n / 100,
+                    "micro_f1": 0.5,
+                    "macro_f1": 0.45,
+                    "labels": [f"label{i}" for i in range(10)],
+                    "ap": [0.5] * 10,
+                    "f1": [0.4] * 10,
+                },
+            },
+        )
         runs.append((pretrain, probe))
     pretrain, probe = runs[-1]
     pool = [int(i) for n, i in enumerate(ids) if n % 2 == 1][:20_000]
-    Suggestion.objects.bulk_create([Suggestion(run=probe, image_id=i, label_id=labels[(n + k) % len(labels)],
-                                               probability=0.9 - k * 0.3, predicted=k == 0)
-                                    for n, i in enumerate(pool) for k in range(2)], batch_size=5000)
-    SuggestionDecision.objects.bulk_create([
-        SuggestionDecision(image_id=i, label_id=labels[n % len(labels)], run=probe, probability=0.9,
-                           decision="accepted" if n % 3 else "rejected", user_id=annotators[n % 5].pk)
-        for n, i in enumerate(pool[:2000])], batch_size=2000)
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(
+                run=probe,
+                image_id=i,
+                label_id=labels[(n + k) % len(labels)],
+                probability=0.9 - k * 0.3,
+                predicted=k == 0,
+            )
+            for n, i in enumerate(pool)
+            for k in range(2)
+        ],
+        batch_size=5000,
+    )
+    SuggestionDecision.objects.bulk_create(
+        [
+            SuggestionDecision(
+                image_id=i,
+                label_id=labels[n % len(labels)],
+                run=probe,
+                probability=0.9,
+                decision="accepted" if n % 3 else "rejected",
+                user_id=annotators[n % 5].pk,
+            )
+            for n, i in enumerate(pool[:2000])
+        ],
+        batch_size=2000,
+    )
     features = np.random.default_rng(0).normal(size=(len(ids), 512)).astype(np.float16)
     path = run_dir(pretrain.id) / "embeddings.npz"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,31 +47,43 @@ def main() -> None:
     from tests.factories import add_images
 
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}")
-    project = project_create(name=f"bench-export-{time.time_ns()}", user=user,
-                             labels=["cat", "dog", "bird", "car", "tree", "person"])
+    project = project_create(
+        name=f"bench-export-{time.time_ns()}", user=user, labels=["cat", "dog", "bird", "car", "tree", "person"]
+    )
     (real,) = add_images(project, 1, size=(640, 480))
     Image.objects.filter(pk=real).update(original_name="template.png")
     template = Image.objects.get(pk=real)
     labels = list(project.labels.values_list("id", flat=True))
     for k in range(args.boxes_per_image):  # the template image gets its boxes too: exactly images × boxes
         template.boxes.create(label_id=labels[k % len(labels)], x=10.0 * k, y=10.0, w=50.0, h=40.0)
-    build_s = big_project(project=project, template=template, images=args.images - 1,
-                          boxes_per_image=args.boxes_per_image, labels=labels)
-    counts = {"images": Image.objects.filter(project=project).count(),
-              "boxes": template.boxes.model.objects.filter(image__project=project).count()}
+    build_s = big_project(
+        project=project, template=template, images=args.images - 1, boxes_per_image=args.boxes_per_image, labels=labels
+    )
+    counts = {
+        "images": Image.objects.filter(project=project).count(),
+        "boxes": template.boxes.model.objects.filter(image__project=project).count(),
+    }
     print(f"built {counts['images']} images, {counts['boxes']} boxes in {build_s:.1f} s ({connection.vendor})")
     vendor = connection.vendor
     connection.close()
     figures = {"database": vendor, **counts, "build_s": round(build_s, 1), "exports": {}}
     for fmt in args.formats:
         out = work / f"export.{fmt}"
-        child = subprocess.run([sys.executable, "-m", "bench.export", "--child", str(project.id), fmt, str(out)],
-                               cwd=ROOT, env=os.environ, capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.export", "--child", str(project.id), fmt, str(out)],
+            cwd=ROOT,
+            env=os.environ,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(child.stdout.strip().splitlines()[-1])
         result["images_per_s"] = round(counts["images"] / result["seconds"])
         figures["exports"][fmt] = result
-        print(f"{fmt}: {result['seconds']} s, {result['images_per_s']} images/s, {result['mb']} MB written, "
-              f"peak RSS {result['peak_rss_mb']} MB (process baseline {result['baseline_rss_mb']} MB)")
+        print(
+            f"{fmt}: {result['seconds']} s, {result['images_per_s']} images/s, {result['mb']} MB written, "
+            f"peak RSS {result['peak_rss_mb']} MB (process baseline {result['baseline_rss_mb']} MB)"
+        )
         if fmt == "coco":
             doc = json.loads(out.read_bytes())  # the file is whole and valid JSON
             assert len(doc["images"]) == counts["images"] and len(doc["annotations"]) == counts["boxes"]
@@ -83,8 +95,10 @@ def main() -> None:
     figures["label_studio"] = LABEL_STUDIO
     figures["target"] = "≥ 20,000 images/s and < 300 MB peak (COCO, 100,000 images, 300,000 boxes)"
     figures["load_average"] = machine_load(load_start)
-    figures["note"] = ("peak_rss_mb is the export process's own peak resident set (VmHWM: Python + Django + the "
-                       "export); baseline_rss_mb is its resident set just before the export began.")
+    figures["note"] = (
+        "peak_rss_mb is the export process's own peak resident set (VmHWM: Python + Django + the "
+        "export); baseline_rss_mb is its resident set just before the export began."
+    )
     write_result(f"export_{vendor}", figures)
 
 
@@ -106,8 +120,16 @@ def _child(project_id: str, fmt: str, out: str) -> None:
             size += len(chunk)
     seconds = time.perf_counter() - start
     peak = _memory_mb("VmHWM")
-    print(json.dumps({"seconds": round(seconds, 2), "mb": round(size / 1e6, 1),
-                      "baseline_rss_mb": round(baseline, 1), "peak_rss_mb": round(peak, 1)}))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "mb": round(size / 1e6, 1),
+                "baseline_rss_mb": round(baseline, 1),
+                "peak_rss_mb": round(peak, 1),
+            }
+        )
+    )
 
 
 def _memory_mb(field: str) -> float:

@@ -53,7 +53,8 @@ def _suggestions(db: Path) -> list[tuple[str, str, float, bool]]:
         return con.execute(
             "SELECT i.original_name, l.name, s.probability, s.predicted FROM labeling_suggestion s "
             "JOIN labeling_projectmodelstate m ON m.probe_run_id = s.run_id "
-            "JOIN annotator_image i ON i.id = s.image_id JOIN annotator_labelclass l ON l.id = s.label_id").fetchall()
+            "JOIN annotator_image i ON i.id = s.image_id JOIN annotator_labelclass l ON l.id = s.label_id"
+        ).fetchall()
     except sqlite3.OperationalError:
         return []  # not migrated yet
     finally:
@@ -76,11 +77,15 @@ def quality(rows: list[tuple[str, str, float, bool]], seed: int, size: int) -> d
             scores[r, c], predicted[r, c] = by_image[name].get(label, (0.0, False))
     tp = int((truth & predicted).sum())
     shown = int(predicted.sum())
-    return {"images": len(names), "heldout_map": evaluate(truth, scores, np.full(len(LABELS), 0.5)).map,
-            "confident_suggestions": shown, "confident_precision": tp / shown if shown else None,
-            "labels_per_image_suggested": float(predicted.sum(1).mean()) if len(names) else None,
-            "labels_per_image_true": float(truth.sum(1).mean()) if len(names) else None,
-            "chance_map": float(truth.mean(0).mean()) if len(names) else None}
+    return {
+        "images": len(names),
+        "heldout_map": evaluate(truth, scores, np.full(len(LABELS), 0.5)).map,
+        "confident_suggestions": shown,
+        "confident_precision": tp / shown if shown else None,
+        "labels_per_image_suggested": float(predicted.sum(1).mean()) if len(names) else None,
+        "labels_per_image_true": float(truth.sum(1).mean()) if len(names) else None,
+        "chance_map": float(truth.mean(0).mean()) if len(names) else None,
+    }
 
 
 def main() -> None:
@@ -89,8 +94,13 @@ def main() -> None:
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
     var = Path(tempfile.mkdtemp(prefix="twinlabel-first-run-"))
-    env = {**os.environ, "TWINLABEL_VAR_DIR": str(var), "BIND": f"127.0.0.1:{_free_port()}",
-           "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "TWINLABEL_VAR_DIR": str(var),
+        "BIND": f"127.0.0.1:{_free_port()}",
+        "PYTHON": sys.executable,
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("DATABASE_URL", None)
     env.pop("CELERY_BROKER_URL", None)
     load = os.getloadavg()
@@ -99,8 +109,14 @@ def main() -> None:
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
         subprocess.run([sys.executable, "manage.py", "demo"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        up = subprocess.Popen([sys.executable, "bin/up"], cwd=ROOT, env=env, stdout=open(var / "up.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+        up = subprocess.Popen(
+            [sys.executable, "bin/up"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(var / "up.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         db = var / "db.sqlite3"
         rows: list = []
         while time.monotonic() - t0 < args.timeout and not rows:
@@ -114,15 +130,22 @@ def main() -> None:
                 up.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(up.pid, signal.SIGKILL)
-    figures = {"seconds_to_suggestions": None if seconds is None else round(seconds, 1), "timeout_s": args.timeout,
-               **(quality(rows, seed=0, size=256) if rows else {}),
-               "targets": {"seconds_to_suggestions_le_300": seconds is not None and seconds <= 300},
-               "load_average": machine_load(load),
-               "note": "the demo's unlabeled images are held out from the probe (they were seen, unlabeled, by "
-                       "pretraining, as in the app)"}
+    figures = {
+        "seconds_to_suggestions": None if seconds is None else round(seconds, 1),
+        "timeout_s": args.timeout,
+        **(quality(rows, seed=0, size=256) if rows else {}),
+        "targets": {"seconds_to_suggestions_le_300": seconds is not None and seconds <= 300},
+        "load_average": machine_load(load),
+        "note": "the demo's unlabeled images are held out from the probe (they were seen, unlabeled, by "
+        "pretraining, as in the app)",
+    }
     if rows:
-        figures["targets"].update({"heldout_map_ge_0.6": figures["heldout_map"] >= 0.6,
-                                   "confident_precision_ge_0.85": (figures["confident_precision"] or 0) >= 0.85})
+        figures["targets"].update(
+            {
+                "heldout_map_ge_0.6": figures["heldout_map"] >= 0.6,
+                "confident_precision_ge_0.85": (figures["confident_precision"] or 0) >= 0.85,
+            }
+        )
     print(figures)
     write_result("first_run_cpu", figures)
     if not args.keep:

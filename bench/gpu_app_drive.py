@@ -49,31 +49,54 @@ def main() -> None:
     steps["create_and_upload_s"] = time.perf_counter() - t
     t = time.perf_counter()
     labeled = scenes[: max(20, int(len(scenes) * args.labeled))]
-    document = {"format": "twinlabel", "version": 1, "labels": [{"name": n} for n in LABELS],
-                "images": [{"file_name": name, "width": 256, "height": 256, "status": "submitted", "boxes": [],
-                            "tags": tags} for name, tags in labeled]}
-    api.upload(f"/api/projects/{project['id']}/import/", [("labels.json", json.dumps(document).encode())],
-               fields={"format": "json"})
+    document = {
+        "format": "twinlabel",
+        "version": 1,
+        "labels": [{"name": n} for n in LABELS],
+        "images": [
+            {"file_name": name, "width": 256, "height": 256, "status": "submitted", "boxes": [], "tags": tags}
+            for name, tags in labeled
+        ],
+    }
+    api.upload(
+        f"/api/projects/{project['id']}/import/",
+        [("labels.json", json.dumps(document).encode())],
+        fields={"format": "json"},
+    )
     steps["import_labels_s"] = time.perf_counter() - t
     runs = {}
-    for kind, body in (("pretrain", {"kind": "pretrain", "config": {"epochs": args.epochs}}), ("probe", {"kind": "probe"})):
+    for kind, body in (
+        ("pretrain", {"kind": "pretrain", "config": {"epochs": args.epochs}}),
+        ("probe", {"kind": "probe"}),
+    ):
         t = time.perf_counter()
         # A pretraining queues its own probe fit when it ends: wait for that one rather than ask again.
-        queued = [r for r in api.json("GET", f"/api/projects/{project['id']}/runs/")["runs"]
-                  if kind == "probe" and r["kind"] == "probe" and r["id"] > runs["pretrain"]["id"]]
+        queued = [
+            r
+            for r in api.json("GET", f"/api/projects/{project['id']}/runs/")["runs"]
+            if kind == "probe" and r["kind"] == "probe" and r["id"] > runs["pretrain"]["id"]
+        ]
         run = queued[0] if queued else api.json("POST", f"/api/projects/{project['id']}/runs/", body)
         run = api.wait(run["id"], args.timeout)
         steps[f"{kind}_s"] = time.perf_counter() - t
         runs[kind] = {k: run.get(k) for k in ("id", "status", "device", "images_per_s", "epoch", "epochs", "error")}
-        print(f"{kind}: {run['status']} in {steps[f'{kind}_s']:.1f} s on {run.get('device')} "
-              f"({run.get('images_per_s')} images/s)", flush=True)
+        print(
+            f"{kind}: {run['status']} in {steps[f'{kind}_s']:.1f} s on {run.get('device')} "
+            f"({run.get('images_per_s')} images/s)",
+            flush=True,
+        )
         if run["status"] != "succeeded":
             break
     suggestions = api.json("GET", f"/api/projects/{project['id']}/suggestions/")
-    result = {"images": args.images, "labeled": len(labeled), "epochs": args.epochs,
-              "steps_s": {k: round(v, 2) for k, v in steps.items()}, "runs": runs,
-              "suggestions_first_page": len(suggestions.get("results", [])) if isinstance(suggestions, dict) else None,
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result = {
+        "images": args.images,
+        "labeled": len(labeled),
+        "epochs": args.epochs,
+        "steps_s": {k: round(v, 2) for k, v in steps.items()},
+        "runs": runs,
+        "suggestions_first_page": len(suggestions.get("results", [])) if isinstance(suggestions, dict) else None,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
@@ -100,10 +123,17 @@ class Api:
 
     def upload(self, path: str, files: list[tuple[str, bytes]], fields: dict[str, str] | None = None) -> dict:
         boundary = secrets.token_hex(16)
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                 for k, v in (fields or {}).items()]
-        parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-                  f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n" for name, data in files]
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in (fields or {}).items()
+        ]
+        parts += [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+            for name, data in files
+        ]
         body = b"".join(parts) + f"--{boundary}--\r\n".encode()
         return self._send("POST", path, body, f"multipart/form-data; boundary={boundary}")
 

@@ -81,14 +81,23 @@ def main() -> None:
     total = time.perf_counter() - began
     timed_total = sum(s["seconds"] for s in stages.values())
     for name, s in stages.items():
-        print(f"{name:>12}: {s['seconds']:8.2f} s  {s.get('images_per_s', 0):10.0f} img/s  "
-              f"ceiling {s.get('ceiling_images_per_s', 0):10.0f} img/s  ratio {s.get('ratio_of_ceiling')}")
+        print(
+            f"{name:>12}: {s['seconds']:8.2f} s  {s.get('images_per_s', 0):10.0f} img/s  "
+            f"ceiling {s.get('ceiling_images_per_s', 0):10.0f} img/s  ratio {s.get('ratio_of_ceiling')}"
+        )
     print(f"stages {timed_total:.1f} s (target <= 1200 s on one H200); wall {total:.1f} s")
-    write_result(args.name or f"gpu_end_to_end_{device.type}", {
-        "settings": vars(args), "cores": cores, "stages": stages, "stages_seconds": round(timed_total, 2),
-        "targets": {"pretraining_ratio_min": 0.9, "other_stage_ratio_min": round(1 / 1.5, 3), "total_s_max": 1200},
-        "compile_min_eager_s": round(COMPILE_MIN_EAGER_S, 1),
-        "load_average_1m_end": round(os.getloadavg()[0], 2)})
+    write_result(
+        args.name or f"gpu_end_to_end_{device.type}",
+        {
+            "settings": vars(args),
+            "cores": cores,
+            "stages": stages,
+            "stages_seconds": round(timed_total, 2),
+            "targets": {"pretraining_ratio_min": 0.9, "other_stage_ratio_min": round(1 / 1.5, 3), "total_s_max": 1200},
+            "compile_min_eager_s": round(COMPILE_MIN_EAGER_S, 1),
+            "load_average_1m_end": round(os.getloadavg()[0], 2),
+        },
+    )
 
 
 def _scenes(folder: Path, n: int, size: int, cores: int) -> tuple[list[Path], np.ndarray]:
@@ -133,27 +142,64 @@ def _pretrain(pixels: np.ndarray, args, device: torch.device):
     from labeling.ml.backbone import ModelConfig
     from labeling.ml.train import PretrainConfig, Runtime, pretrain
 
-    config = PretrainConfig(model=ModelConfig(resolution=args.resolution), batch_size=args.batch,
-                            epochs=args.epochs, warmup_epochs=min(10, max(1, args.epochs // 10)))
+    config = PretrainConfig(
+        model=ModelConfig(resolution=args.resolution),
+        batch_size=args.batch,
+        epochs=args.epochs,
+        warmup_epochs=min(10, max(1, args.epochs // 10)),
+    )
     steps_per_epoch = len(pixels) // args.batch
     probe_steps = max(2, min(10, steps_per_epoch))
-    eager = timed(ceiling_batches(args.batch, args.resolution, device), fresh_step(config, device, False),
-                  2, probe_steps, args.batch, device)
+    eager = timed(
+        ceiling_batches(args.batch, args.resolution, device),
+        fresh_step(config, device, False),
+        2,
+        probe_steps,
+        args.batch,
+        device,
+    )
     eager_estimate = args.epochs * steps_per_epoch * args.batch / eager
-    compile = {"on": True, "off": False}.get(args.compile) if args.compile != "auto" else \
-        should_compile(device=device, eager_estimate_s=eager_estimate)
-    ceiling = eager if not compile else timed(ceiling_batches(args.batch, args.resolution, device),
-                                              fresh_step(config, device, True), 5, probe_steps * 3, args.batch, device)
+    compile = (
+        {"on": True, "off": False}.get(args.compile)
+        if args.compile != "auto"
+        else should_compile(device=device, eager_estimate_s=eager_estimate)
+    )
+    ceiling = (
+        eager
+        if not compile
+        else timed(
+            ceiling_batches(args.batch, args.resolution, device),
+            fresh_step(config, device, True),
+            5,
+            probe_steps * 3,
+            args.batch,
+            device,
+        )
+    )
     rates: list[float] = []
     start = time.perf_counter()
-    result = pretrain(config, pixels, Runtime(device=device, compile=compile, log_every=max(1, steps_per_epoch),
-                                              on_progress=lambda p: rates.append(p.images_per_s)))
+    result = pretrain(
+        config,
+        pixels,
+        Runtime(
+            device=device,
+            compile=compile,
+            log_every=max(1, steps_per_epoch),
+            on_progress=lambda p: rates.append(p.images_per_s),
+        ),
+    )
     seconds = time.perf_counter() - start
     steady = statistics.median(rates[1:]) if len(rates) > 1 else (rates[0] if rates else 0.0)
     stage = _stage(seconds, len(pixels) * args.epochs, ceiling)
-    stage.update({"compiled": compile, "eager_estimate_s": round(eager_estimate, 1),
-                  "steady_images_per_s": round(steady, 1), "ratio_of_ceiling": round(steady / ceiling, 3),
-                  "epochs": args.epochs})
+    stage.update(
+        {
+            "compiled": compile,
+            "eager_estimate_s": round(eager_estimate, 1),
+            "steady_images_per_s": round(steady, 1),
+            "ratio_of_ceiling": round(steady / ceiling, 3),
+            "epochs": args.epochs,
+        }
+    )
     return stage, result.model
 
 
@@ -207,8 +253,13 @@ def _suggest(probe, features: np.ndarray, tmp: Path) -> dict:
 
 def _stage(seconds: float, images: int, ceiling: float) -> dict:
     rate = images / seconds if seconds else 0.0
-    return {"seconds": round(seconds, 3), "images": images, "images_per_s": round(rate, 1),
-            "ceiling_images_per_s": round(ceiling, 1), "ratio_of_ceiling": round(rate / ceiling, 3) if ceiling else None}
+    return {
+        "seconds": round(seconds, 3),
+        "images": images,
+        "images_per_s": round(rate, 1),
+        "ceiling_images_per_s": round(ceiling, 1),
+        "ratio_of_ceiling": round(rate / ceiling, 3) if ceiling else None,
+    }
 
 
 def _sync(device: torch.device) -> None:

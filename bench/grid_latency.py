@@ -36,7 +36,7 @@ def main() -> None:
     for size in sorted(args.sizes):
         _add_rows(project, have, size)
         have = size
-        ids = list(project.images.order_by("id").values_list("id", flat=True)[size - 200: size - 199])
+        ids = list(project.images.order_by("id").values_list("id", flat=True)[size - 200 : size - 199])
         urls = {
             "project_page": f"/projects/{project.id}/",
             "grid_first_page": f"/projects/{project.id}/images/",
@@ -54,12 +54,23 @@ def _add_rows(project, start: int, stop: int) -> None:
     from annotator.models import Image
 
     for chunk in range(start, stop, 10_000):
-        Image.objects.bulk_create([
-            Image(project=project, file=f"bench/{i}.png", thumbnail=f"bench/{i}.jpg", original_name=f"{i}.png",
-                  width=640, height=480, size_bytes=1000, sha256=f"{project.id}-{i:060d}",
-                  **({"status": "submitted", "submitted_at": "2026-01-01T00:00:00Z"} if i % 10 == 0 else {}))
-            for i in range(chunk, min(chunk + 10_000, stop))
-        ], batch_size=2000)
+        Image.objects.bulk_create(
+            [
+                Image(
+                    project=project,
+                    file=f"bench/{i}.png",
+                    thumbnail=f"bench/{i}.jpg",
+                    original_name=f"{i}.png",
+                    width=640,
+                    height=480,
+                    size_bytes=1000,
+                    sha256=f"{project.id}-{i:060d}",
+                    **({"status": "submitted", "submitted_at": "2026-01-01T00:00:00Z"} if i % 10 == 0 else {}),
+                )
+                for i in range(chunk, min(chunk + 10_000, stop))
+            ],
+            batch_size=2000,
+        )
 
 
 if __name__ == "__main__":

@@ -58,13 +58,23 @@ def main() -> None:
     imported = Image.objects.filter(project=project).count()
     assert imported == args.images, f"only {imported} of {args.images} imported"
     rate = imported / seconds
-    print(f"import_images: {imported} {args.size}×{args.size} PNGs in {seconds:.2f} s = {rate:.0f} images/s "
-          f"({connection.vendor}); target ≥ 250/s; Label Studio 1.23.2 ≈ 51/s")
-    write_result(args.name or f"import_throughput_{connection.vendor}", {
-        "images": imported, "size": args.size, "seconds": round(seconds, 3), "images_per_s": round(rate, 1),
-        "database": connection.vendor, "target_images_per_s": 250, "label_studio_images_per_s": 51.4,
-        "speedup_vs_label_studio": round(rate / 51.4, 2),
-    })
+    print(
+        f"import_images: {imported} {args.size}×{args.size} PNGs in {seconds:.2f} s = {rate:.0f} images/s "
+        f"({connection.vendor}); target ≥ 250/s; Label Studio 1.23.2 ≈ 51/s"
+    )
+    write_result(
+        args.name or f"import_throughput_{connection.vendor}",
+        {
+            "images": imported,
+            "size": args.size,
+            "seconds": round(seconds, 3),
+            "images_per_s": round(rate, 1),
+            "database": connection.vendor,
+            "target_images_per_s": 250,
+            "label_studio_images_per_s": 51.4,
+            "speedup_vs_label_studio": round(rate / 51.4, 2),
+        },
+    )
 
 
 def photos(args, work: Path) -> None:
@@ -94,21 +104,41 @@ def photos(args, work: Path) -> None:
     imported = Image.objects.filter(project=project).count()
     assert imported == len(paths), f"only {imported} of {len(paths)} imported"
     rate = imported / seconds
-    print(f"import_images: {imported} 4000×3000 JPEGs ({source_mb:.0f} MB, half EXIF-rotated) in {seconds:.1f} s "
-          f"= {rate:.2f} images/s; RSS peak {rss.peaks_mb()} MB (first half, second half)")
-    stored = [Path(default_storage.path(name)) for name in
-              Image.objects.filter(project=project).order_by("id").values_list("file", flat=True)]
+    print(
+        f"import_images: {imported} 4000×3000 JPEGs ({source_mb:.0f} MB, half EXIF-rotated) in {seconds:.1f} s "
+        f"= {rate:.2f} images/s; RSS peak {rss.peaks_mb()} MB (first half, second half)"
+    )
+    stored = [
+        Path(default_storage.path(name))
+        for name in Image.objects.filter(project=project).order_by("id").values_list("file", flat=True)
+    ]
     cache = cache_fill(stored, work)
-    print(f"64 px cache fill: {cache['cache_images_per_s']} images/s vs full decode + resize "
-          f"{cache['full_decode_images_per_s']} images/s = {cache['speedup']}x (target ≥ 5x)")
-    write_result(args.name or f"import_photos_{connection.vendor}", {
-        "mode": "photos", "images": imported, "width": 4000, "height": 3000, "rotated_fraction": 0.5,
-        "source_mb": round(source_mb, 1), "seconds": round(seconds, 2), "images_per_s": round(rate, 3),
-        "rss_peak_mb_first_half_second_half": rss.peaks_mb(), "database": connection.vendor, **cache,
-        "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2),
-        "load_average": machine_load(load_start),
-        "note": ("fewer than the issue's 1,000 photos for time; compare only with a run of the same size "
-                 "and load.")})
+    print(
+        f"64 px cache fill: {cache['cache_images_per_s']} images/s vs full decode + resize "
+        f"{cache['full_decode_images_per_s']} images/s = {cache['speedup']}x (target ≥ 5x)"
+    )
+    write_result(
+        args.name or f"import_photos_{connection.vendor}",
+        {
+            "mode": "photos",
+            "images": imported,
+            "width": 4000,
+            "height": 3000,
+            "rotated_fraction": 0.5,
+            "source_mb": round(source_mb, 1),
+            "seconds": round(seconds, 2),
+            "images_per_s": round(rate, 3),
+            "rss_peak_mb_first_half_second_half": rss.peaks_mb(),
+            "database": connection.vendor,
+            **cache,
+            "load_average_1m_before": round(load_before, 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+            "load_average": machine_load(load_start),
+            "note": (
+                "fewer than the issue's 1,000 photos for time; compare only with a run of the same size and load."
+            ),
+        },
+    )
 
 
 def cache_fill(paths: list[Path], work: Path) -> dict:
@@ -129,8 +159,12 @@ def cache_fill(paths: list[Path], work: Path) -> dict:
             upright = ImageOps.exif_transpose(image).convert("RGB")
             np.asarray(upright.resize((64, 64), PILImage.Resampling.BICUBIC, reducing_gap=3.0))
     full = time.perf_counter() - start
-    return {"cache_images_per_s": round(len(paths) / cached, 2), "full_decode_images_per_s": round(len(sample) / full, 2),
-            "full_decode_sample": len(sample), "speedup": round((len(paths) / cached) / (len(sample) / full), 2)}
+    return {
+        "cache_images_per_s": round(len(paths) / cached, 2),
+        "full_decode_images_per_s": round(len(sample) / full, 2),
+        "full_decode_sample": len(sample),
+        "speedup": round((len(paths) / cached) / (len(sample) / full), 2),
+    }
 
 
 class RssSampler:

@@ -74,13 +74,21 @@ def render(family: str, start: int, n: int, resolution: int) -> tuple[np.ndarray
     chunk = -(-n // (4 * workers))
     starts = list(range(start, start + n, chunk))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        parts = list(pool.map(_render, [family] * len(starts), starts, [min(chunk, start + n - s) for s in starts],
-                              [resolution] * len(starts)))
+        parts = list(
+            pool.map(
+                _render,
+                [family] * len(starts),
+                starts,
+                [min(chunk, start + n - s) for s in starts],
+                [resolution] * len(starts),
+            )
+        )
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def train_supervised(model: ModelConfig, images: np.ndarray, labels: np.ndarray, *, epochs: int, budget_s: float,
-                     lr: float, device: str) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+def train_supervised(
+    model: ModelConfig, images: np.ndarray, labels: np.ndarray, *, epochs: int, budget_s: float, lr: float, device: str
+) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
     """ResNet-18 + linear head on the labeled images only (BCE, positive weights, view-1
     augmentations, one-cycle AdamW), for ``epochs`` or ``budget_s``, whichever ends first."""
     torch.manual_seed(SEED)
@@ -101,8 +109,19 @@ def train_supervised(model: ModelConfig, images: np.ndarray, labels: np.ndarray,
         if time.perf_counter() - start > budget_s:
             break
         order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(SEED + epoch))
-        supervised_epoch(backbone, head, opt, sched, x_all, y_all, order=order, batch=batch, steps=per_epoch,
-                         pos_weight=pos_weight, generator=g)
+        supervised_epoch(
+            backbone,
+            head,
+            opt,
+            sched,
+            x_all,
+            y_all,
+            order=order,
+            batch=batch,
+            steps=per_epoch,
+            pos_weight=pos_weight,
+            generator=g,
+        )
         done += 1
     return backbone.eval(), head.eval(), {"epochs": done, "seconds": round(time.perf_counter() - start, 1)}
 
@@ -110,7 +129,7 @@ def train_supervised(model: ModelConfig, images: np.ndarray, labels: np.ndarray,
 @torch.inference_mode()
 def head_scores(backbone: torch.nn.Module, head: torch.nn.Module, images: np.ndarray, device: str) -> np.ndarray:
     x = torch.from_numpy(images).to(device)
-    out = [torch.sigmoid(head(backbone(normalize(to_float(x[i:i + 256]))))) for i in range(0, len(x), 256)]
+    out = [torch.sigmoid(head(backbone(normalize(to_float(x[i : i + 256]))))) for i in range(0, len(x), 256)]
     return torch.cat(out).float().cpu().numpy()
 
 
@@ -118,9 +137,12 @@ def _precision_recall(truth: np.ndarray, predicted: np.ndarray) -> dict:
     tp = (truth & predicted).sum()
     fp = (~truth & predicted).sum()
     fn = (truth & ~predicted).sum()
-    return {"micro_precision": float(tp / max(tp + fp, 1)), "micro_recall": float(tp / max(tp + fn, 1)),
-            "labels_per_image_suggested": float(predicted.sum(1).mean()),
-            "labels_per_image_true": float(truth.sum(1).mean())}
+    return {
+        "micro_precision": float(tp / max(tp + fp, 1)),
+        "micro_recall": float(tp / max(tp + fn, 1)),
+        "labels_per_image_suggested": float(predicted.sum(1).mean()),
+        "labels_per_image_true": float(truth.sum(1).mean()),
+    }
 
 
 def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list[int], device: str) -> dict:
@@ -128,8 +150,9 @@ def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list
     feats = {
         "last": [embed_images(backbone, a, device=device) for a in (labeled[0], test[0])],
         "multi": [embed_images(backbone, a, device=device, multi_layer=True) for a in (labeled[0], test[0])],
-        "multi_tta": [embed_images(backbone, a, device=device, multi_layer=True, flip_tta=True)
-                      for a in (labeled[0], test[0])],
+        "multi_tta": [
+            embed_images(backbone, a, device=device, multi_layer=True, flip_tta=True) for a in (labeled[0], test[0])
+        ],
     }
     out: dict = {name: {} for name in [*feats, "multi_tta+prop", "prop_only"]}
     suggestions: dict = {}
@@ -145,8 +168,7 @@ def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list
                 graph = np.concatenate([f_lab[:n], f_test]).astype(np.float32)
                 spread = propagate(graph, np.arange(n), y.astype(np.float32))[n:]
                 out["prop_only"][str(n)] = evaluate(test[1], spread, np.full(y.shape[1], 0.5)).map
-                out["multi_tta+prop"][str(n)] = evaluate(test[1], 0.5 * (probs + spread),
-                                                         np.full(y.shape[1], 0.5)).map
+                out["multi_tta+prop"][str(n)] = evaluate(test[1], 0.5 * (probs + spread), np.full(y.shape[1], 0.5)).map
     return {"map": out, "suggestions_at_probe_thresholds": suggestions}
 
 
@@ -154,13 +176,22 @@ def main() -> None:
     args = _args()
     load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     preset = PRESETS[args.preset]
-    model = ModelConfig(resolution=args.resolution or preset["resolution"],
-                        small_stem=preset["small_stem"] if args.stem is None else args.stem == "small",
-                        projector=tuple(preset["projector"]))
+    model = ModelConfig(
+        resolution=args.resolution or preset["resolution"],
+        small_stem=preset["small_stem"] if args.stem is None else args.stem == "small",
+        projector=tuple(preset["projector"]),
+    )
     budget = args.budget if args.budget is not None else preset["time_budget_s"]
-    config = PretrainConfig(model=model, epochs=args.epochs or preset["epochs"], batch_size=args.batch or preset["batch_size"],
-                            warmup_epochs=preset["warmup_epochs"], lr_weights=preset["lr_weights"], seed=SEED,
-                            crop_scale=(preset["crop_min"], 1.0), time_budget_s=budget or None)
+    config = PretrainConfig(
+        model=model,
+        epochs=args.epochs or preset["epochs"],
+        batch_size=args.batch or preset["batch_size"],
+        warmup_epochs=preset["warmup_epochs"],
+        lr_weights=preset["lr_weights"],
+        seed=SEED,
+        crop_scale=(preset["crop_min"], 1.0),
+        time_budget_s=budget or None,
+    )
     sizes = sorted(args.sizes)
     most = sizes[-1]
     r = model.resolution
@@ -168,66 +199,113 @@ def main() -> None:
     labeled = render(args.family, 0, most, r)
     test = render(args.family, most, args.test, r)
     pool = render(args.family, most + args.test, args.pool, r)
-    print(f"{args.family}: {most + args.test + args.pool} scenes rendered in {time.perf_counter() - t:.0f} s", flush=True)
+    print(
+        f"{args.family}: {most + args.test + args.pool} scenes rendered in {time.perf_counter() - t:.0f} s", flush=True
+    )
     chance = float(test[1].mean(axis=0).mean())
     load_before = os.getloadavg()
 
     t = time.perf_counter()
     unlabeled = np.concatenate([pool[0], labeled[0]])  # pretraining never sees the test set
-    run = pretrain(config, unlabeled, Runtime(device=args.device, log_every=10**9, progress_every_s=60,
-                                              on_progress=lambda p: print(
-        f"  bt step {p.step} epoch {p.epoch} loss {p.loss:.1f} {p.images_per_s:.0f} img/s "
-        f"eta {p.eta_s or 0:.0f} s", flush=True)))
+    run = pretrain(
+        config,
+        unlabeled,
+        Runtime(
+            device=args.device,
+            log_every=10**9,
+            progress_every_s=60,
+            on_progress=lambda p: print(
+                f"  bt step {p.step} epoch {p.epoch} loss {p.loss:.1f} {p.images_per_s:.0f} img/s "
+                f"eta {p.eta_s or 0:.0f} s",
+                flush=True,
+            ),
+        ),
+    )
     bt_s = time.perf_counter() - t
     steps = len(run.loss_history)
     print(f"pretraining: {steps} steps in {bt_s:.0f} s ({run.status})", flush=True)
     load_during = os.getloadavg()
 
-    results = {"barlow_twins": variants(run.model.backbone, labeled, test, sizes, args.device),
-               "random": variants(build_model(config).backbone, labeled, test, sizes, args.device)}
+    results = {
+        "barlow_twins": variants(run.model.backbone, labeled, test, sizes, args.device),
+        "random": variants(build_model(config).backbone, labeled, test, sizes, args.device),
+    }
     for name in results:
         print(name, {v: {n: round(m, 3) for n, m in c.items()} for v, c in results[name]["map"].items()}, flush=True)
     supervised: dict = {"probe": {}, "head": {}, "budget": {}}
     for n in sizes:
-        backbone, head, spent = train_supervised(model, labeled[0][:n], labeled[1][:n], epochs=args.sup_epochs,
-                                                 budget_s=args.sup_budget, lr=2e-3, device=args.device)
+        backbone, head, spent = train_supervised(
+            model,
+            labeled[0][:n],
+            labeled[1][:n],
+            epochs=args.sup_epochs,
+            budget_s=args.sup_budget,
+            lr=2e-3,
+            device=args.device,
+        )
         f_lab, f_test = (embed_images(backbone, a, device=args.device) for a in (labeled[0][:n], test[0]))
         probe = fit_probe(f_lab.astype(np.float32), labeled[1][:n])
-        supervised["probe"][str(n)] = evaluate(test[1], probe.predict_proba(f_test.astype(np.float32)),
-                                               probe.thresholds).map
-        supervised["head"][str(n)] = evaluate(test[1], head_scores(backbone, head, test[0], args.device),
-                                              np.full(labeled[1].shape[1], 0.5)).map
+        supervised["probe"][str(n)] = evaluate(
+            test[1], probe.predict_proba(f_test.astype(np.float32)), probe.thresholds
+        ).map
+        supervised["head"][str(n)] = evaluate(
+            test[1], head_scores(backbone, head, test[0], args.device), np.full(labeled[1].shape[1], 0.5)
+        ).map
         supervised["budget"][str(n)] = spent
-        print(f"{n} labeled, supervised: probe {supervised['probe'][str(n)]:.3f} head {supervised['head'][str(n)]:.3f}"
-              f" ({spent})", flush=True)
+        print(
+            f"{n} labeled, supervised: probe {supervised['probe'][str(n)]:.3f} head {supervised['head'][str(n)]:.3f}"
+            f" ({spent})",
+            flush=True,
+        )
 
-    best_variant = max(results["barlow_twins"]["map"],
-                       key=lambda v: results["barlow_twins"]["map"][v].get("200", -1))
+    best_variant = max(results["barlow_twins"]["map"], key=lambda v: results["barlow_twins"]["map"][v].get("200", -1))
     at = "200" if 200 in sizes else str(most)
     bt, rnd = results["barlow_twins"]["map"], results["random"]["map"]
     sup = max(supervised["probe"][at], supervised["head"][at])
-    targets = {"at_labels": int(at), "variant": best_variant,
-               "bt": bt[best_variant][at], "random_same_variant": rnd[best_variant][at],
-               "random_best_variant": max(c[at] for c in rnd.values()), "supervised_best": sup,
-               "bt_minus_random_ge_0.15": bt[best_variant][at] - max(c[at] for c in rnd.values()) >= 0.15,
-               "bt_ge_supervised": bt[best_variant][at] >= sup}
+    targets = {
+        "at_labels": int(at),
+        "variant": best_variant,
+        "bt": bt[best_variant][at],
+        "random_same_variant": rnd[best_variant][at],
+        "random_best_variant": max(c[at] for c in rnd.values()),
+        "supervised_best": sup,
+        "bt_minus_random_ge_0.15": bt[best_variant][at] - max(c[at] for c in rnd.values()) >= 0.15,
+        "bt_ge_supervised": bt[best_variant][at] >= sup,
+    }
     print("targets at", at, "labels:", targets, flush=True)
-    write_result(args.name or f"label_efficiency_{args.preset}_{args.family}", {
-        "family": args.family, "labels": list(_family(args.family).LABELS), "chance_map": chance,
-        "map": {"barlow_twins": bt, "random": rnd, "supervised_probe": supervised["probe"],
-                "supervised_head": supervised["head"]},
-        "suggestions_at_probe_thresholds": {k: v["suggestions_at_probe_thresholds"] for k, v in results.items()},
-        "targets": targets,
-        "pretraining": {"seconds": round(bt_s, 1), "steps": steps, "status": run.status,
-                        "images_per_step": config.batch_size, "config": config.to_dict(),
-                        "loss_first_last": [run.loss_history[0], run.loss_history[-1]] if steps else None},
-        "supervised_budget": supervised["budget"],
-        "sizes": {"pool": args.pool, "test": args.test, "labeled": sizes, "source_px": FAMILIES[args.family][1]},
-        # Above the CPU count, other work shared the cores and a time budget bought fewer steps than on an
-        # idle machine.
-        "load_average": {**machine_load(load_start), "before_pretraining": rounded(load_before),
-                         "after_pretraining": rounded(load_during)},
-    })
+    write_result(
+        args.name or f"label_efficiency_{args.preset}_{args.family}",
+        {
+            "family": args.family,
+            "labels": list(_family(args.family).LABELS),
+            "chance_map": chance,
+            "map": {
+                "barlow_twins": bt,
+                "random": rnd,
+                "supervised_probe": supervised["probe"],
+                "supervised_head": supervised["head"],
+            },
+            "suggestions_at_probe_thresholds": {k: v["suggestions_at_probe_thresholds"] for k, v in results.items()},
+            "targets": targets,
+            "pretraining": {
+                "seconds": round(bt_s, 1),
+                "steps": steps,
+                "status": run.status,
+                "images_per_step": config.batch_size,
+                "config": config.to_dict(),
+                "loss_first_last": [run.loss_history[0], run.loss_history[-1]] if steps else None,
+            },
+            "supervised_budget": supervised["budget"],
+            "sizes": {"pool": args.pool, "test": args.test, "labeled": sizes, "source_px": FAMILIES[args.family][1]},
+            # Above the CPU count, other work shared the cores and a time budget bought fewer steps than on an
+            # idle machine.
+            "load_average": {
+                **machine_load(load_start),
+                "before_pretraining": rounded(load_before),
+                "after_pretraining": rounded(load_during),
+            },
+        },
+    )
 
 
 def _args() -> argparse.Namespace:

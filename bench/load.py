@@ -38,17 +38,24 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000, help="image rows in the project (100-200000)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn processes (3 suits 2 cores)")
     parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn process")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds each annotator waits after each image (0: back to back, the worst case)")
-    parser.add_argument("--worker-threads", type=int, default=1,
-                        help="torch threads of the pretraining worker (OMP_NUM_THREADS)")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds each annotator waits after each image (0: back to back, the worst case)",
+    )
+    parser.add_argument(
+        "--worker-threads", type=int, default=1, help="torch threads of the pretraining worker (OMP_NUM_THREADS)"
+    )
     args = parser.parse_args()
     if not (1 <= args.annotators <= 100 and 1 <= args.seconds <= 600 and 100 <= args.images <= 200_000):
         parser.error("out of bounds: --annotators 1-100, --seconds 1-600, --images 100-200000")
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("bench/load.py measures the deployed setup: set DATABASE_URL=postgres://... (PostgreSQL); "
-                 f"got {url or 'nothing (the embedded SQLite)'}.")
+        sys.exit(
+            "bench/load.py measures the deployed setup: set DATABASE_URL=postgres://... (PostgreSQL); "
+            f"got {url or 'nothing (the embedded SQLite)'}."
+        )
     broker = os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/11")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench._util import django_setup, machine_load, write_result
@@ -61,14 +68,21 @@ def main() -> None:
     project, labels, tokens = _build(args.images, args.annotators)
     pretrain_project = _pretrain_project()
     connection.close()
-    env = procs.service_env(MEDIA_ROOT=os.environ["MEDIA_ROOT"], TWINLABEL_VAR_DIR=os.environ["TWINLABEL_VAR_DIR"],
-                            MODEL_DIR=os.environ["MODEL_DIR"], CELERY_BROKER_URL=broker, WEB_ACCESS_LOG="/dev/null")
+    env = procs.service_env(
+        MEDIA_ROOT=os.environ["MEDIA_ROOT"],
+        TWINLABEL_VAR_DIR=os.environ["TWINLABEL_VAR_DIR"],
+        MODEL_DIR=os.environ["MODEL_DIR"],
+        CELERY_BROKER_URL=broker,
+        WEB_ACCESS_LOG="/dev/null",
+    )
     web_env = {**env, "WEB_WORKERS": str(args.web_workers), "WEB_THREADS": str(args.web_threads)}
     port = procs.free_port()
     base = f"http://127.0.0.1:{port}"
     worker_env = {**env, "OMP_NUM_THREADS": str(args.worker_threads), "MKL_NUM_THREADS": str(args.worker_threads)}
-    with procs.worker(worker_env, queues="default,gpu") as worker, \
-            procs.running(["bin/web"], {**web_env, "BIND": f"127.0.0.1:{port}"}) as web:
+    with (
+        procs.worker(worker_env, queues="default,gpu") as worker,
+        procs.running(["bin/web"], {**web_env, "BIND": f"127.0.0.1:{port}"}) as web,
+    ):
         web.wait_for(lambda: procs._answers(base + "/healthz"), 90, "web server")
         run = _pretrain_start(pretrain_project, worker)
         before = _run_state(run.id)
@@ -85,8 +99,9 @@ def main() -> None:
     figures["load_average"] = machine_load(load_start)
     figures["postgresql_active_backends"] = sampler.summary()
     _print(figures)
-    suffix = ((f"_{args.annotators}annotators" if args.annotators != 20 else "")
-              + (f"_think{args.think:g}s" if args.think else ""))
+    suffix = (f"_{args.annotators}annotators" if args.annotators != 20 else "") + (
+        f"_think{args.think:g}s" if args.think else ""
+    )
     write_result("load_postgresql" + suffix, figures)  # the default run is load_postgresql.json
     del work
 
@@ -108,11 +123,22 @@ def _build(images: int, annotators: int):
     template = Image.objects.get(pk=real)
     start = time.perf_counter()
     for chunk in range(1, images, 10_000):
-        Image.objects.bulk_create([
-            Image(project=project, file=template.file.name, thumbnail=template.thumbnail.name,
-                  original_name=f"{i}.png", width=320, height=240, size_bytes=template.size_bytes,
-                  sha256=f"{project.id}-{i:060d}")
-            for i in range(chunk, min(chunk + 10_000, images))], batch_size=2000)
+        Image.objects.bulk_create(
+            [
+                Image(
+                    project=project,
+                    file=template.file.name,
+                    thumbnail=template.thumbnail.name,
+                    original_name=f"{i}.png",
+                    width=320,
+                    height=240,
+                    size_bytes=template.size_bytes,
+                    sha256=f"{project.id}-{i:060d}",
+                )
+                for i in range(chunk, min(chunk + 10_000, images))
+            ],
+            batch_size=2000,
+        )
     status_counts_recount(project_id=project.id)
     print(f"project {project.id}: {images} image rows in {time.perf_counter() - start:.1f} s")
     tokens = []
@@ -162,8 +188,8 @@ def _cpu(web_pid: int, worker_pid: int) -> dict[str, float]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
         pgid, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / tick
         if pgid == web_pid:
             totals["web"] += used
@@ -210,10 +236,12 @@ class WaitSampler(threading.Thread):
         with connection.cursor() as cursor:
             while time.monotonic() < stop_at:
                 # A backend waiting for a lock is named with the start of its statement (which table).
-                cursor.execute("SELECT coalesce(wait_event_type || ':' || wait_event, 'running') || CASE WHEN "
-                               "wait_event_type = 'Lock' THEN ' ' || left(query, 40) ELSE '' END, count(*) "
-                               "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
-                               "AND pid <> pg_backend_pid() GROUP BY 1")
+                cursor.execute(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'running') || CASE WHEN "
+                    "wait_event_type = 'Lock' THEN ' ' || left(query, 40) ELSE '' END, count(*) "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+                    "AND pid <> pg_backend_pid() GROUP BY 1"
+                )
                 for what, n in cursor.fetchall():
                     self.counts[what] = self.counts.get(what, 0) + n
                 self.samples += 1
@@ -222,8 +250,10 @@ class WaitSampler(threading.Thread):
 
     def summary(self) -> dict:
         """Mean number of active backends per sample, by wait event."""
-        return {what: round(n / max(self.samples, 1), 2)
-                for what, n in sorted(self.counts.items(), key=lambda item: -item[1])}
+        return {
+            what: round(n / max(self.samples, 1), 2)
+            for what, n in sorted(self.counts.items(), key=lambda item: -item[1])
+        }
 
 
 class Annotator(threading.Thread):
@@ -232,8 +262,11 @@ class Annotator(threading.Thread):
     def __init__(self, port: int, project_id: int, labels: list[int], token: str, stop_at: float, think: float):
         super().__init__(daemon=True)
         self.port, self.project_id, self.labels, self.stop_at, self.think = port, project_id, labels, stop_at, think
-        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json",
-                        "Accept": "application/json"}
+        self.headers = {
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         self.times: dict[str, list[float]] = {kind: [] for kind in KINDS}
         self.errors: list[str] = []
         self.images = 0
@@ -273,20 +306,32 @@ class Annotator(threading.Thread):
     def run(self) -> None:
         box_label, tags = self.labels[0], self.labels[1:3]
         while time.monotonic() < self.stop_at:
-            answer = self.call("queue_next", "POST", f"/api/projects/{self.project_id}/queue/next/",
-                               {"order": "sequential"})
+            answer = self.call(
+                "queue_next", "POST", f"/api/projects/{self.project_id}/queue/next/", {"order": "sequential"}
+            )
             if answer is None:
                 continue
             if answer["image"] is None:
                 break  # the project is done
             image = answer["image"]["image"]
-            state = self.call("put_annotations", "PUT", f"/api/images/{image['id']}/annotations/",
-                              {"version": image["version"], "tags": tags,
-                               "boxes": [{"label": box_label, "x": 10.0, "y": 12.0, "w": 40.0, "h": 30.0}]})
+            state = self.call(
+                "put_annotations",
+                "PUT",
+                f"/api/images/{image['id']}/annotations/",
+                {
+                    "version": image["version"],
+                    "tags": tags,
+                    "boxes": [{"label": box_label, "x": 10.0, "y": 12.0, "w": 40.0, "h": 30.0}],
+                },
+            )
             if state is None:
                 continue
-            if self.call("submit", "POST", f"/api/images/{image['id']}/submit/",
-                         {"version": state["image"]["version"]}) is not None:
+            if (
+                self.call(
+                    "submit", "POST", f"/api/images/{image['id']}/submit/", {"version": state["image"]["version"]}
+                )
+                is not None
+            ):
                 self.images += 1
             if self.think:
                 time.sleep(min(self.think, max(0.0, self.stop_at - time.monotonic())))
@@ -302,17 +347,27 @@ def _load(port: int, project_id: int, labels: list[int], tokens: list[str], seco
         annotator.join(seconds + 60)  # a request in flight at the end gets its 30 s timeout at most
     elapsed = time.monotonic() - start
     times = {kind: [t for a in annotators for t in a.times[kind]] for kind in KINDS}
-    return {"elapsed_s": elapsed, "times": times, "errors": [e for a in annotators for e in a.errors],
-            "images": sum(a.images for a in annotators), "reconnects": sum(a.reconnects for a in annotators),
-            "stuck": sum(a.is_alive() for a in annotators)}
+    return {
+        "elapsed_s": elapsed,
+        "times": times,
+        "errors": [e for a in annotators for e in a.errors],
+        "images": sum(a.images for a in annotators),
+        "reconnects": sum(a.reconnects for a in annotators),
+        "stuck": sum(a.is_alive() for a in annotators),
+    }
 
 
 def _percentiles(values: list[float]) -> dict:
     if len(values) < 2:
         return {"count": len(values)}
     cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {"count": len(values), "p50_ms": round(cuts[49], 1), "p95_ms": round(cuts[94], 1),
-            "p99_ms": round(cuts[98], 1), "max_ms": round(max(values), 1)}
+    return {
+        "count": len(values),
+        "p50_ms": round(cuts[49], 1),
+        "p95_ms": round(cuts[94], 1),
+        "p99_ms": round(cuts[98], 1),
+        "max_ms": round(max(values), 1),
+    }
 
 
 def _figures(results: dict, args, before: dict, after: dict) -> dict:
@@ -321,27 +376,41 @@ def _figures(results: dict, args, before: dict, after: dict) -> dict:
     overall = _percentiles(everything)
     return {
         "database": "postgresql",
-        "annotators": args.annotators, "think_s": args.think, "window_s": args.seconds, "elapsed_s": round(elapsed, 1),
-        "project_images": args.images, "web_workers": args.web_workers, "web_threads": args.web_threads,
-        "requests": len(everything), "requests_per_s": round(len(everything) / elapsed, 1),
-        "images_submitted": results["images"], "images_per_s": round(results["images"] / elapsed, 2),
+        "annotators": args.annotators,
+        "think_s": args.think,
+        "window_s": args.seconds,
+        "elapsed_s": round(elapsed, 1),
+        "project_images": args.images,
+        "web_workers": args.web_workers,
+        "web_threads": args.web_threads,
+        "requests": len(everything),
+        "requests_per_s": round(len(everything) / elapsed, 1),
+        "images_submitted": results["images"],
+        "images_per_s": round(results["images"] / elapsed, 2),
         "latency": {**{kind: _percentiles(values) for kind, values in results["times"].items()}, "overall": overall},
-        "errors": len(results["errors"]), "error_samples": results["errors"][:10],
-        "resent_after_idle_close": results["reconnects"], "stuck_annotators": results["stuck"],
-        "pretraining": {"before": before, "after": after, "worker_torch_threads": args.worker_threads,
-                        "config": PRETRAIN_CONFIG,
-                        "running_throughout": before["status"] == after["status"] == "running"
-                        and after["step"] > before["step"]},
+        "errors": len(results["errors"]),
+        "error_samples": results["errors"][:10],
+        "resent_after_idle_close": results["reconnects"],
+        "stuck_annotators": results["stuck"],
+        "pretraining": {
+            "before": before,
+            "after": after,
+            "worker_torch_threads": args.worker_threads,
+            "config": PRETRAIN_CONFIG,
+            "running_throughout": before["status"] == after["status"] == "running" and after["step"] > before["step"],
+        },
         "target": "0 errors, p95 < 100 ms",
         "met": not results["errors"] and overall.get("p95_ms", 1e9) < 100,
         "note": "Loopback: the load generator (20 Python threads), gunicorn, PostgreSQL, Redis and the CPU "
-                "pretraining all share the machine's cores, so the latencies include waiting for a core.",
+        "pretraining all share the machine's cores, so the latencies include waiting for a core.",
     }
 
 
 def _print(figures: dict) -> None:
-    print(f"{figures['requests']} requests in {figures['elapsed_s']} s: {figures['requests_per_s']} req/s, "
-          f"{figures['images_per_s']} images/s, {figures['errors']} errors")
+    print(
+        f"{figures['requests']} requests in {figures['elapsed_s']} s: {figures['requests_per_s']} req/s, "
+        f"{figures['images_per_s']} images/s, {figures['errors']} errors"
+    )
     for kind, p in figures["latency"].items():
         print(f"  {kind:>16}: " + ", ".join(f"{k} {v}" for k, v in p.items()))
     print(f"pretraining: {figures['pretraining']['before']} -> {figures['pretraining']['after']}")

@@ -46,6 +46,7 @@ from labeling.ml.train import PretrainConfig, Runtime, build_model, compiled_aug
 
 # ---- the reference pipeline, as facebookresearch/barlowtwins main.py (sigma scaled to our size) ----
 
+
 class GaussianBlur:
     def __init__(self, p: float, scale: float) -> None:
         self.p, self.scale = p, scale
@@ -66,16 +67,20 @@ class Solarization:
 
 
 def reference_transform(size: int, blur_p: float, solarize_p: float) -> transforms.Compose:
-    return transforms.Compose([
-        transforms.RandomResizedCrop(size, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.RandomHorizontalFlip(p=0.5),
-        transforms.RandomApply([transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
-        transforms.RandomGrayscale(p=0.2),
-        GaussianBlur(p=blur_p, scale=size / REFERENCE_RESOLUTION),
-        Solarization(p=solarize_p),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(size, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.RandomHorizontalFlip(p=0.5),
+            transforms.RandomApply(
+                [transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8
+            ),
+            transforms.RandomGrayscale(p=0.2),
+            GaussianBlur(p=blur_p, scale=size / REFERENCE_RESOLUTION),
+            Solarization(p=solarize_p),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+        ]
+    )
 
 
 class FileDataset(torch.utils.data.Dataset):
@@ -97,8 +102,15 @@ class FileDataset(torch.utils.data.Dataset):
 
 # ---- timing ----
 
-def timed(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], step: Callable, warmup: int, steps: int,
-          batch: int, device: torch.device) -> float:
+
+def timed(
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    step: Callable,
+    warmup: int,
+    steps: int,
+    batch: int,
+    device: torch.device,
+) -> float:
     """images/s over ``steps`` steps after ``warmup`` untimed ones."""
     for _ in range(warmup):
         step(*next(batches))
@@ -130,24 +142,32 @@ def our_batches(cache: ImageCache, batch: int, device: torch.device, seed: int, 
     while True:
         order = torch.randperm(len(data), generator=order_gen).to(device)
         for i in range(len(data) // batch):
-            yield two_views(data[order[i * batch:(i + 1) * batch]], g, apply=apply)
+            yield two_views(data[order[i * batch : (i + 1) * batch]], g, apply=apply)
 
 
-def trainer_rate(cache: ImageCache, config: PretrainConfig, device: torch.device, compile: bool,
-                 epochs: int) -> float:
+def trainer_rate(cache: ImageCache, config: PretrainConfig, device: torch.device, compile: bool, epochs: int) -> float:
     """Median images/s of pretrain()'s epochs after the first (which holds any compilation)."""
     rates: list[float] = []
     steps = len(cache) // config.batch_size
     run_config = PretrainConfig(model=config.model, batch_size=config.batch_size, epochs=epochs, warmup_epochs=1)
-    pretrain(run_config, np.array(cache.pixels()), Runtime(
-        device=device, compile=compile, log_every=steps, on_progress=lambda p: rates.append(p.images_per_s)))
+    pretrain(
+        run_config,
+        np.array(cache.pixels()),
+        Runtime(device=device, compile=compile, log_every=steps, on_progress=lambda p: rates.append(p.images_per_s)),
+    )
     return float(np.median(rates[1:]))
 
 
 def reference_batches(paths: list[Path], size: int, batch: int, workers: int, device: torch.device) -> Iterator:
-    loader = torch.utils.data.DataLoader(FileDataset(paths, size), batch_size=batch, shuffle=True, drop_last=True,
-                                         num_workers=workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        FileDataset(paths, size),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
     while True:
         for y1, y2 in loader:
             yield y1.to(device, non_blocking=True), y2.to(device, non_blocking=True)
@@ -159,8 +179,9 @@ def ceiling_batches(batch: int, size: int, device: torch.device) -> Iterator:
         yield y1, y2
 
 
-def stage_costs(paths: list[Path], cache: ImageCache, config: PretrainConfig, batch: int, device: torch.device,
-                samples: int = 128) -> dict:
+def stage_costs(
+    paths: list[Path], cache: ImageCache, config: PretrainConfig, batch: int, device: torch.device, samples: int = 128
+) -> dict:
     """Milliseconds per image (one pair of views) of each stage, each run alone in this process.
 
     What bounds the ratio: ours takes at least model + ours_augment per image, and the
@@ -195,8 +216,12 @@ def stage_costs(paths: list[Path], cache: ImageCache, config: PretrainConfig, ba
         step(y1, y2)
     _sync(device)
     model = (time.perf_counter() - t) / reps / batch
-    ms = {"reference_decode_only": decode, "reference_decode_and_transforms": reference, "ours_two_views": ours,
-          "model_step": model}
+    ms = {
+        "reference_decode_only": decode,
+        "reference_decode_and_transforms": reference,
+        "ours_two_views": ours,
+        "model_step": model,
+    }
     return {k: round(v * 1e3, 3) for k, v in ms.items()}
 
 
@@ -221,8 +246,11 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--workers", default=str(min(15, max(1, (os.cpu_count() or 2) - 1))),
-                   help="comma-separated DataLoader worker counts to try for the reference; the best is kept")
+    p.add_argument(
+        "--workers",
+        default=str(min(15, max(1, (os.cpu_count() or 2) - 1))),
+        help="comma-separated DataLoader worker counts to try for the reference; the best is kept",
+    )
     p.add_argument("--no-small-stem", action="store_true")
     p.add_argument("--projector", default="2048-2048-2048")
     p.add_argument("--compile", action="store_true", help="also measure with torch.compile")
@@ -230,11 +258,17 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
     device = torch.device(args.device)
-    model = ModelConfig(resolution=args.resolution, small_stem=False if args.no_small_stem else None,
-                        projector=tuple(int(d) for d in args.projector.split("-")))
+    model = ModelConfig(
+        resolution=args.resolution,
+        small_stem=False if args.no_small_stem else None,
+        projector=tuple(int(d) for d in args.projector.split("-")),
+    )
     config = PretrainConfig(model=model, batch_size=args.batch)
-    figures: dict = {"settings": {k: v for k, v in vars(args).items()}, "small_stem": model.uses_small_stem,
-                     "images_per_s": {}}
+    figures: dict = {
+        "settings": {k: v for k, v in vars(args).items()},
+        "small_stem": model.uses_small_stem,
+        "images_per_s": {},
+    }
     rates = figures["images_per_s"]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -255,8 +289,14 @@ def main() -> None:
         measure(figures, cache, config, args, device, eager_step, compile=False)
         reference = {}
         for workers in (int(w) for w in args.workers.split(",")):
-            reference[workers] = timed(reference_batches(paths, args.resolution, args.batch, workers, device),
-                                       eager_step, args.warmup, args.steps, args.batch, device)
+            reference[workers] = timed(
+                reference_batches(paths, args.resolution, args.batch, workers, device),
+                eager_step,
+                args.warmup,
+                args.steps,
+                args.batch,
+                device,
+            )
             print(f"reference, {workers} workers: {reference[workers]:.0f} images/s")
         best_workers = max(reference, key=reference.get)
         rates["reference"] = reference[best_workers]
@@ -275,18 +315,27 @@ def main() -> None:
             report(figures, device, name, load_start)
 
 
-def measure(figures: dict, cache: ImageCache, config: PretrainConfig, args: argparse.Namespace,
-            device: torch.device, step: Callable, compile: bool) -> None:
+def measure(
+    figures: dict,
+    cache: ImageCache,
+    config: PretrainConfig,
+    args: argparse.Namespace,
+    device: torch.device,
+    step: Callable,
+    compile: bool,
+) -> None:
     """Ceiling, ours and the trainer, eager or compiled. The ceiling and ours share one step
     (its learning rate is 0, so the weights never move): the same model, compiled once."""
     rates = figures["images_per_s"]
     tag = "_compiled" if compile else ""
     try:
-        rates["ceiling" + tag] = timed(ceiling_batches(args.batch, args.resolution, device), step, args.warmup,
-                                       args.steps, args.batch, device)
+        rates["ceiling" + tag] = timed(
+            ceiling_batches(args.batch, args.resolution, device), step, args.warmup, args.steps, args.batch, device
+        )
         print(f"ceiling{tag}: {rates['ceiling' + tag]:.0f} images/s")
-        rates["ours" + tag] = timed(our_batches(cache, args.batch, device, 0, compile), step, args.warmup, args.steps,
-                                    args.batch, device)
+        rates["ours" + tag] = timed(
+            our_batches(cache, args.batch, device, 0, compile), step, args.warmup, args.steps, args.batch, device
+        )
         print(f"ours{tag}: {rates['ours' + tag]:.0f} images/s")
         if args.trainer_epochs > 1:
             rates["trainer" + tag] = trainer_rate(cache, config, device, compile, args.trainer_epochs)
@@ -312,14 +361,16 @@ def report(figures: dict, device: torch.device, name: str, load_start: tuple[flo
         figures["ratios"]["best_trainer_over_best_ceiling"] = max(trainers) / best_ceiling
         figures["ratios"]["best_trainer_over_reference"] = max(trainers) / rates["reference"]
     if device.type == "cuda":
-        figures["targets_met"] = {"ours_ge_0.8_of_compiled_ceiling": best_ours >= 0.8 * best_ceiling,
-                                  "ours_ge_8x_reference": best_ours >= 8 * rates["reference"]}
+        figures["targets_met"] = {
+            "ours_ge_0.8_of_compiled_ceiling": best_ours >= 0.8 * best_ceiling,
+            "ours_ge_8x_reference": best_ours >= 8 * rates["reference"],
+        }
     else:
         # The most ours could gain from the stage costs: as if the reference's data work never
         # overlapped the model step at all (it does overlap, in its workers, so less in practice).
         figures["ratios"]["ours_over_reference_bound"] = (
-            (costs["model_step"] + costs["reference_decode_and_transforms"])
-            / (costs["model_step"] + costs["ours_two_views"]))
+            costs["model_step"] + costs["reference_decode_and_transforms"]
+        ) / (costs["model_step"] + costs["ours_two_views"])
     for key, value in figures["ratios"].items():
         print(f"{key}: {value:.2f}")
     figures["load_average"] = machine_load(load_start)

@@ -67,8 +67,15 @@ def scenes(start: int, n: int, resolution: int, source: int) -> tuple[np.ndarray
     chunk = -(-n // (4 * workers))
     starts = range(start, start + n, chunk)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        parts = list(pool.map(_render, starts, [min(chunk, start + n - s) for s in starts],
-                              [resolution] * len(starts), [source] * len(starts)))
+        parts = list(
+            pool.map(
+                _render,
+                starts,
+                [min(chunk, start + n - s) for s in starts],
+                [resolution] * len(starts),
+                [source] * len(starts),
+            )
+        )
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -99,19 +106,50 @@ def train_supervised(config: ModelConfig, train: tuple, epochs: int, batch: int,
     backbone.train()
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(int(g.initial_seed()) + _))
-        supervised_epoch(backbone, head, opt, sched, images, labels, order=order, batch=batch,
-                         steps=len(images) // batch, pos_weight=pos_weight, generator=g)
+        supervised_epoch(
+            backbone,
+            head,
+            opt,
+            sched,
+            images,
+            labels,
+            order=order,
+            batch=batch,
+            steps=len(images) // batch,
+            pos_weight=pos_weight,
+            generator=g,
+        )
     return backbone.eval(), head.eval()
 
 
 # Defaults per device; any flag given on the command line wins.
 PRESETS = {
     # Sized for about a minute of pretraining on one H100/H200 (a lent machine's time is short).
-    "gpu": dict(pool=10000, test=2000, resolution=64, stem="auto", epochs=60, warmup_epochs=6, batch=256,
-                lr_weights=0.2, projector="2048-2048-2048", sup_epochs=200),
+    "gpu": dict(
+        pool=10000,
+        test=2000,
+        resolution=64,
+        stem="auto",
+        epochs=60,
+        warmup_epochs=6,
+        batch=256,
+        lr_weights=0.2,
+        projector="2048-2048-2048",
+        sup_epochs=200,
+    ),
     # Sized for ~10 minutes of BT pretraining on 2 CPU cores.
-    "cpu": dict(pool=1500, test=500, resolution=32, stem="standard", epochs=24, warmup_epochs=2, batch=128,
-                lr_weights=0.2, projector="512-512-512", sup_epochs=60),
+    "cpu": dict(
+        pool=1500,
+        test=500,
+        resolution=32,
+        stem="standard",
+        epochs=24,
+        warmup_epochs=2,
+        batch=128,
+        lr_weights=0.2,
+        projector="512-512-512",
+        sup_epochs=60,
+    ),
 }
 STEMS = {"auto": None, "small": True, "standard": False}
 
@@ -145,16 +183,26 @@ def parse_args() -> argparse.Namespace:
 
 def epoch_means(history: list[float], epochs: int) -> list[float]:
     per = len(history) // max(epochs, 1)
-    return [round(float(np.mean(history[i * per:(i + 1) * per])), 2) for i in range(epochs)] if per else []
+    return [round(float(np.mean(history[i * per : (i + 1) * per])), 2) for i in range(epochs)] if per else []
 
 
 def main() -> None:
     load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
     args = parse_args()
-    model = ModelConfig(resolution=args.resolution, small_stem=STEMS[args.stem],
-                        projector=tuple(int(d) for d in args.projector.split("-")))
-    config = PretrainConfig(model=model, epochs=args.epochs, batch_size=args.batch, warmup_epochs=args.warmup_epochs,
-                            lr_weights=args.lr_weights, seed=SEED, crop_scale=(args.crop_min, 1.0))
+    model = ModelConfig(
+        resolution=args.resolution,
+        small_stem=STEMS[args.stem],
+        projector=tuple(int(d) for d in args.projector.split("-")),
+    )
+    config = PretrainConfig(
+        model=model,
+        epochs=args.epochs,
+        batch_size=args.batch,
+        warmup_epochs=args.warmup_epochs,
+        lr_weights=args.lr_weights,
+        seed=SEED,
+        crop_scale=(args.crop_min, 1.0),
+    )
     sizes = sorted(args.labeled)
     most = sizes[-1]
     t = time.perf_counter()
@@ -177,9 +225,18 @@ def main() -> None:
 
     t = time.perf_counter()
     unlabeled = np.concatenate([pool[0], labeled[0]])  # pretraining never sees the test set
-    run = pretrain(config, unlabeled, Runtime(device=args.device, compile=args.compile, log_every=100,
-                                              on_progress=lambda pr: print(
-        f"  bt epoch {pr.epoch} step {pr.step} loss {pr.loss:.1f} {pr.images_per_s:.0f} img/s")))
+    run = pretrain(
+        config,
+        unlabeled,
+        Runtime(
+            device=args.device,
+            compile=args.compile,
+            log_every=100,
+            on_progress=lambda pr: print(
+                f"  bt epoch {pr.epoch} step {pr.step} loss {pr.loss:.1f} {pr.images_per_s:.0f} img/s"
+            ),
+        ),
+    )
     bt_s = time.perf_counter() - t
     for n in sizes:
         results[n]["barlow_twins"] = probe_map(run.model.backbone, first(n), test, args.device)
@@ -194,35 +251,57 @@ def main() -> None:
         results[n]["supervised"] = probe_map(backbone, first(n), test, args.device)
         with torch.inference_mode():
             x = torch.from_numpy(test[0]).to(args.device)
-            logits = torch.cat([head(backbone(normalize(to_float(x[i:i + 256])))) for i in range(0, len(x), 256)])
+            logits = torch.cat([head(backbone(normalize(to_float(x[i : i + 256])))) for i in range(0, len(x), 256)])
         head_map = evaluate(test[1], torch.sigmoid(logits).float().cpu().numpy(), np.full(len(LABELS), 0.5)).map
         results[n]["supervised"]["own_head_map"] = head_map
-        print(f"{n} labeled, supervised from scratch: probe {results[n]['supervised']['map']:.3f} "
-              f"own head {head_map:.3f} ({sup_s[n]:.0f} s)")
+        print(
+            f"{n} labeled, supervised from scratch: probe {results[n]['supervised']['map']:.3f} "
+            f"own head {head_map:.3f} ({sup_s[n]:.0f} s)"
+        )
 
     bt_steps = args.epochs * (len(unlabeled) // min(args.batch, len(unlabeled)))
     table, targets = {}, {}
     for n in sizes:
         r = results[n]
         best_sup = max(r["supervised"]["map"], r["supervised"]["own_head_map"])
-        table[str(n)] = {"barlow_twins": r["barlow_twins"]["map"], "random": r["random"]["map"],
-                         "supervised_probe": r["supervised"]["map"], "supervised_head": r["supervised"]["own_head_map"],
-                         "bt_minus_random": r["barlow_twins"]["map"] - r["random"]["map"],
-                         "bt_minus_supervised": r["barlow_twins"]["map"] - best_sup}
-        targets[str(n)] = {"bt_beats_random_by_0.10": table[str(n)]["bt_minus_random"] >= 0.10,
-                           "bt_beats_supervised": table[str(n)]["bt_minus_supervised"] > 0}
+        table[str(n)] = {
+            "barlow_twins": r["barlow_twins"]["map"],
+            "random": r["random"]["map"],
+            "supervised_probe": r["supervised"]["map"],
+            "supervised_head": r["supervised"]["own_head_map"],
+            "bt_minus_random": r["barlow_twins"]["map"] - r["random"]["map"],
+            "bt_minus_supervised": r["barlow_twins"]["map"] - best_sup,
+        }
+        targets[str(n)] = {
+            "bt_beats_random_by_0.10": table[str(n)]["bt_minus_random"] >= 0.10,
+            "bt_beats_supervised": table[str(n)]["bt_minus_supervised"] > 0,
+        }
     figures = {
         "labels": list(LABELS),
-        "sizes": {"pool": args.pool, "labeled": sizes, "test": args.test, "resolution": args.resolution,
-                  "source": args.source},
+        "sizes": {
+            "pool": args.pool,
+            "labeled": sizes,
+            "test": args.test,
+            "resolution": args.resolution,
+            "source": args.source,
+        },
         "pretrain_config": config.to_dict(),
         "budget": {
-            "barlow_twins": {"seconds": round(bt_s, 1), "steps": bt_steps, "compiled": args.compile,
-                             "image_views": bt_steps * min(args.batch, len(unlabeled)) * 2},
-            "supervised": {str(n): {"seconds": round(sup_s[n], 1), "epochs": args.sup_epochs,
-                                    "steps": args.sup_epochs * max(1, n // sup_batch[n]),
-                                    "images": args.sup_epochs * max(1, n // sup_batch[n]) * sup_batch[n]}
-                           for n in sizes},
+            "barlow_twins": {
+                "seconds": round(bt_s, 1),
+                "steps": bt_steps,
+                "compiled": args.compile,
+                "image_views": bt_steps * min(args.batch, len(unlabeled)) * 2,
+            },
+            "supervised": {
+                str(n): {
+                    "seconds": round(sup_s[n], 1),
+                    "epochs": args.sup_epochs,
+                    "steps": args.sup_epochs * max(1, n // sup_batch[n]),
+                    "images": args.sup_epochs * max(1, n // sup_batch[n]) * sup_batch[n],
+                }
+                for n in sizes
+            },
         },
         "chance_map": chance,
         "map": table,
@@ -235,8 +314,11 @@ def main() -> None:
     for n in sizes:
         print(f"{n} labeled: {table[str(n)]} targets {targets[str(n)]}")
     kind = "gpu" if args.device.startswith("cuda") else "cpu"
-    write_result(args.name or f"probe_quality_{kind}_r{args.resolution}_{args.stem}_e{args.epochs}_p{args.pool}"
-                 f"_crop{args.crop_min:g}", figures)
+    write_result(
+        args.name
+        or f"probe_quality_{kind}_r{args.resolution}_{args.stem}_e{args.epochs}_p{args.pool}_crop{args.crop_min:g}",
+        figures,
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--boxes", type=int, default=3, help="boxes per image")
     parser.add_argument("--block", type=int, default=50_000, help="images per suggestion shard")
-    parser.add_argument("--skip-suggestions", action="store_true",
-                        help="keep the suggestions a previous run wrote (a rerun of the requests only)")
+    parser.add_argument(
+        "--skip-suggestions",
+        action="store_true",
+        help="keep the suggestions a previous run wrote (a rerun of the requests only)",
+    )
     parser.add_argument("--name", default="scale_postgresql", help="bench/results/<name>.json")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -78,15 +81,28 @@ def main() -> None:
             print(f"           {name}: {value}")
     small, large = figures[min(figures)], figures[max(figures)]
     # Requests and the write rate; the write's total rows and seconds grow with the project by nature.
-    ratios = {name: round(large[name] / small[name], 2) for name in small
-              if small.get(name) and large.get(name) and name not in ("suggestions_rows", "suggestions_seconds")}
+    ratios = {
+        name: round(large[name] / small[name], 2)
+        for name in small
+        if small.get(name) and large.get(name) and name not in ("suggestions_rows", "suggestions_seconds")
+    }
     print(f"ratio {max(figures)}/{min(figures)}: {ratios} (target <= 2; suggestion rate: steady)")
-    write_result(args.name, {
-        "database": connection.vendor, "note": NOTE, "load_average": machine_load(load_start),
-        "sizes": sorted(args.sizes),
-        "boxes_per_image": args.boxes, "labels": len(LABELS), "load": {str(k): v for k, v in loads.items()},
-        "median_ms": {str(k): v for k, v in figures.items()}, "ratio_largest_to_smallest": ratios,
-        "target_ratio": 2.0, "hooks": {"dashboard": _hook_state("dashboard"), "coco_export": _hook_state("coco")}})
+    write_result(
+        args.name,
+        {
+            "database": connection.vendor,
+            "note": NOTE,
+            "load_average": machine_load(load_start),
+            "sizes": sorted(args.sizes),
+            "boxes_per_image": args.boxes,
+            "labels": len(LABELS),
+            "load": {str(k): v for k, v in loads.items()},
+            "median_ms": {str(k): v for k, v in figures.items()},
+            "ratio_largest_to_smallest": ratios,
+            "target_ratio": 2.0,
+            "hooks": {"dashboard": _hook_state("dashboard"), "coco_export": _hook_state("coco")},
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,24 +118,70 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
 
     labels = list(project.labels.order_by("id").values_list("id", flat=True))
     began = time.perf_counter()
-    image_cols = ["project_id", "file", "thumbnail", "original_name", "width", "height", "size_bytes", "sha256",
-                  "status", "submitted_by_id", "submitted_at", "version", "created_at", "review_status", "box_count",
-                  "human_tag_count"]  # Django's defaults are not the database's: COPY names every NOT NULL
+    image_cols = [
+        "project_id",
+        "file",
+        "thumbnail",
+        "original_name",
+        "width",
+        "height",
+        "size_bytes",
+        "sha256",
+        "status",
+        "submitted_by_id",
+        "submitted_at",
+        "version",
+        "created_at",
+        "review_status",
+        "box_count",
+        "human_tag_count",
+    ]  # Django's defaults are not the database's: COPY names every NOT NULL
     with connection.cursor() as cursor:
         with cursor.cursor.copy(_copy_sql(Image, image_cols)) as copy:
             for i in range(start, stop):
                 status, by, at = _status(i, user.id)
-                copy.write_row((project.id, "bench/shared.png", "bench/shared.jpg", f"{i}.png", 640, 480, 1000,
-                                f"{project.id}-{i:058d}", status, by, at, 1, "2026-01-01T00:00:00Z", "none", boxes, 0))
-        cursor.execute("SELECT id FROM annotator_image WHERE project_id = %s AND sha256 = %s",
-                       [project.id, f"{project.id}-{start:058d}"])
+                copy.write_row(
+                    (
+                        project.id,
+                        "bench/shared.png",
+                        "bench/shared.jpg",
+                        f"{i}.png",
+                        640,
+                        480,
+                        1000,
+                        f"{project.id}-{i:058d}",
+                        status,
+                        by,
+                        at,
+                        1,
+                        "2026-01-01T00:00:00Z",
+                        "none",
+                        boxes,
+                        0,
+                    )
+                )
+        cursor.execute(
+            "SELECT id FROM annotator_image WHERE project_id = %s AND sha256 = %s",
+            [project.id, f"{project.id}-{start:058d}"],
+        )
         first_id = cursor.fetchone()[0]
         box_cols = ["image_id", "label_id", "x", "y", "w", "h", "author_id", "source", "created_at"]
         with cursor.cursor.copy(_copy_sql(Box, box_cols)) as copy:
             for n in range(stop - start):
                 for b in range(boxes):
-                    copy.write_row((first_id + n, labels[(n + b) % len(labels)], 10.0 * b, 20.0, 100.0, 80.0,
-                                    user.id, "human", "2026-01-01T00:00:00Z"))
+                    copy.write_row(
+                        (
+                            first_id + n,
+                            labels[(n + b) % len(labels)],
+                            10.0 * b,
+                            20.0,
+                            100.0,
+                            80.0,
+                            user.id,
+                            "human",
+                            "2026-01-01T00:00:00Z",
+                        )
+                    )
         cursor.execute("ANALYZE annotator_image; ANALYZE annotator_box")
     status_counts_recount(project_id=project.id)
     label_box_counts_recount(project_id=project.id)  # boxes by COPY: the dashboard's counters too
@@ -167,12 +229,14 @@ def measure(project, user, client, args) -> dict:
         key = status or "all"
         out[f"grid_{key}_first"] = _median_get(client, f"{grid}?status={status}", args.repeat)
         # The selector alone (the SQL and the rows), without the page around it.
-        out[f"image_page_{key}_first"] = _median(lambda s=status: image_page(project_id=project.id, status=s or None),
-                                                 args.repeat)
+        out[f"image_page_{key}_first"] = _median(
+            lambda s=status: image_page(project_id=project.id, status=s or None), args.repeat
+        )
         if deep:
             out[f"grid_{key}_deep"] = _median_get(client, f"{grid}?status={status}&after={deep[0]}", args.repeat)
             out[f"image_page_{key}_deep"] = _median(
-                lambda s=status, d=deep[0]: image_page(project_id=project.id, status=s or None, after=d), args.repeat)
+                lambda s=status, d=deep[0]: image_page(project_id=project.id, status=s or None, after=d), args.repeat
+            )
     out["save_submit"] = _median(lambda: _save_submit(project, user, held), args.repeat)
     out["project_page"] = _median_get(client, f"/projects/{project.id}/", args.repeat)
     out["status_counts"] = _median(lambda: project_status_counts(project_id=project.id), args.repeat)
@@ -223,12 +287,22 @@ def _suggestions(project, args) -> dict:
         pool = np.array(block, dtype=np.int64)
         probs = rng.random((len(pool), len(label_ids)), dtype=np.float32)
         with transaction.atomic():
-            rows += write_suggestions(run_id=run.id, pool=pool, label_ids=label_ids, probs=probs,
-                                      thresholds=thresholds, trained=trained, scores=rng.random(len(pool)))
+            rows += write_suggestions(
+                run_id=run.id,
+                pool=pool,
+                label_ids=label_ids,
+                probs=probs,
+                thresholds=thresholds,
+                trained=trained,
+                scores=rng.random(len(pool)),
+            )
     seconds = time.perf_counter() - began
     ProjectModelState.objects.update_or_create(project=project, defaults={"probe_run": run})
-    return {"suggestions_rows": rows, "suggestions_seconds": round(seconds, 1),
-            "suggestions_rows_per_s": round(rows / seconds)}
+    return {
+        "suggestions_rows": rows,
+        "suggestions_seconds": round(seconds, 1),
+        "suggestions_rows_per_s": round(rows / seconds),
+    }
 
 
 def _chunks(iterator, n: int):
@@ -256,6 +330,7 @@ def _median_get(client, url: str, repeat: int) -> float:
     def get():
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
+
     return _median(get, repeat)
 
 

@@ -44,15 +44,34 @@ def main() -> None:
     project = project_create(name=f"bench-refresh-{time.time_ns()}", user=user, labels=LABELS)
     rng = np.random.default_rng(0)
     now = timezone.now()
-    Image.objects.bulk_create([
-        Image(project=project, file=f"b/{i}.png", thumbnail=f"b/{i}.jpg", original_name=f"{i}.png", width=64,
-              height=64, size_bytes=1, sha256=f"{project.id}-{i:058d}",
-              **({"status": "submitted", "submitted_at": now} if i < args.labeled else {}))
-        for i in range(args.images)], batch_size=2000)
+    Image.objects.bulk_create(
+        [
+            Image(
+                project=project,
+                file=f"b/{i}.png",
+                thumbnail=f"b/{i}.jpg",
+                original_name=f"{i}.png",
+                width=64,
+                height=64,
+                size_bytes=1,
+                sha256=f"{project.id}-{i:058d}",
+                **({"status": "submitted", "submitted_at": now} if i < args.labeled else {}),
+            )
+            for i in range(args.images)
+        ],
+        batch_size=2000,
+    )
     ids = np.fromiter(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True), np.int64)
     labels = list(project.labels.values_list("id", flat=True))
-    ImageTag.objects.bulk_create([ImageTag(image_id=int(i), label_id=labels[j]) for i in ids[:args.labeled]
-                                  for j in range(len(labels)) if rng.random() < 0.35], batch_size=2000)
+    ImageTag.objects.bulk_create(
+        [
+            ImageTag(image_id=int(i), label_id=labels[j])
+            for i in ids[: args.labeled]
+            for j in range(len(labels))
+            if rng.random() < 0.35
+        ],
+        batch_size=2000,
+    )
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
     path = run_dir(pretrain.id) / "embeddings.npz"
     save_embeddings(path, ids, rng.standard_normal((len(ids), 512)).astype(np.float16))
@@ -70,12 +89,22 @@ def main() -> None:
     probe = ProjectModelState.objects.get(project=project).probe_run
     assert probe is not None and probe.status == RunStatus.SUCCEEDED, probe and probe.error
     rows = Suggestion.objects.filter(run=probe).count()
-    print(f"K-th submission to refreshed suggestions: {seconds:.2f} s ({args.images} images, "
-          f"{args.labeled + args.k} labeled, {rows} suggestions written, {connection.vendor}); target < 10 s")
-    write_result(f"suggest_refresh_{connection.vendor}", {
-        "seconds": round(seconds, 3), "images": args.images, "labeled": args.labeled + args.k,
-        "suggestions_written": rows, "database": connection.vendor, "target_seconds": 10,
-        "note": "eager in-process; excludes broker pickup latency"})
+    print(
+        f"K-th submission to refreshed suggestions: {seconds:.2f} s ({args.images} images, "
+        f"{args.labeled + args.k} labeled, {rows} suggestions written, {connection.vendor}); target < 10 s"
+    )
+    write_result(
+        f"suggest_refresh_{connection.vendor}",
+        {
+            "seconds": round(seconds, 3),
+            "images": args.images,
+            "labeled": args.labeled + args.k,
+            "suggestions_written": rows,
+            "database": connection.vendor,
+            "target_seconds": 10,
+            "note": "eager in-process; excludes broker pickup latency",
+        },
+    )
 
 
 if __name__ == "__main__":

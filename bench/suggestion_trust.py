@@ -30,8 +30,14 @@ from bench._util import machine_load, write_result
 TARGET = 0.9
 
 
-def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,
-                  target: float = TARGET, names: list[str] | None = None) -> dict:
+def trust_figures(
+    f_train: np.ndarray,
+    y_train: np.ndarray,
+    f_test: np.ndarray,
+    y_test: np.ndarray,
+    target: float = TARGET,
+    names: list[str] | None = None,
+) -> dict:
     """Fit, calibrate and threshold on the labeled features; measure on the test ones."""
     from labeling.ml.calibrate import cross_fitted, expected_calibration_error, fit_platt
     from labeling.ml.confidence import label_lift, near_chance, precision_threshold, still_learning
@@ -42,8 +48,13 @@ def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, 
     probe = fit_probe(f_train, y_train)
     t = np.flatnonzero(probe.trained)
     raw_test = probe.predict_proba(f_test)
-    out = {"labeled": len(y_train), "test": len(y_test), "target": target, "trained_labels": int(len(t)),
-           "true_labels_per_image": float(y_test.sum(1).mean())}
+    out = {
+        "labeled": len(y_train),
+        "test": len(y_test),
+        "target": target,
+        "trained_labels": int(len(t)),
+        "true_labels_per_image": float(y_test.sum(1).mean()),
+    }
     if not len(t):
         return {**out, "still_learning": "no trainable label"}
     oof = probe.oof_scores[:, t]
@@ -57,19 +68,29 @@ def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, 
         result = precision_threshold(y_train[:, j], held[:, i], target)
         confident = result.confident and not near_chance(lift)
         thresholds[i] = result.threshold if confident else np.inf
-        labels.append({"label": names[j] if names else str(j), "trained": True, "positives": int(probe.positives[j]),
-                       "near_chance": near_chance(lift), "lift": lift, "confident": confident,
-                       "oof_lower_bound": result.lower_bound})
+        labels.append(
+            {
+                "label": names[j] if names else str(j),
+                "trained": True,
+                "positives": int(probe.positives[j]),
+                "near_chance": near_chance(lift),
+                "lift": lift,
+                "confident": confident,
+                "oof_lower_bound": result.lower_bound,
+            }
+        )
     predicted = test_cal >= thresholds
     truth = y_test[:, t]
     hits, shown = int((predicted & truth).sum()), int(predicted.sum())
     f1_predicted = raw_test[:, t] >= probe.thresholds[t]
     return {
         **out,
-        "cv_map": cv.map, "test_map": evaluate(truth, test_cal, thresholds).map,
+        "cv_map": cv.map,
+        "test_map": evaluate(truth, test_cal, thresholds).map,
         "confident": {
             "labels": int(np.isfinite(thresholds).sum()),
-            "precision": hits / shown if shown else None, "suggestions": shown,
+            "precision": hits / shown if shown else None,
+            "suggestions": shown,
             # Share of test images with at least one confident suggestion, and per label.
             "coverage": float(predicted.any(1).mean()),
             "coverage_per_label": [float(c) for c in predicted.mean(0)],
@@ -79,8 +100,10 @@ def trust_figures(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, 
             "precision": float((f1_predicted & truth).sum() / max(f1_predicted.sum(), 1)),
             "labels_per_image": float(f1_predicted.sum(1).mean()),
         },
-        "ece_test": {"uncalibrated": expected_calibration_error(truth, raw_test[:, t]),
-                     "calibrated": expected_calibration_error(truth, test_cal)},
+        "ece_test": {
+            "uncalibrated": expected_calibration_error(truth, raw_test[:, t]),
+            "calibrated": expected_calibration_error(truth, test_cal),
+        },
         "ece_cross_fitted_oof": expected_calibration_error(y_train[:, t], held),
         "still_learning": still_learning(labels),
         "labels": labels,
@@ -104,7 +127,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--target", type=float, default=TARGET)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU run: e.g. --pool 10000 --resolution 64 --epochs 60)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (a GPU run: e.g. --pool 10000 --resolution 64 --epochs 60)"
+    )
     parser.add_argument("--load", default="", help="a note on what else ran on the machine (written to the JSON)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -114,8 +139,13 @@ def main() -> None:
     test = scenes(most, args.test, args.resolution, 96)
     pool = scenes(most + args.test, args.pool, args.resolution, 96)
     print(f"scenes rendered in {time.perf_counter() - t:.0f} s")
-    config = PretrainConfig(model=ModelConfig(resolution=args.resolution, small_stem=False, projector=(512, 512, 512)),
-                            epochs=max(args.epochs, 1), batch_size=128, warmup_epochs=1, seed=0)
+    config = PretrainConfig(
+        model=ModelConfig(resolution=args.resolution, small_stem=False, projector=(512, 512, 512)),
+        epochs=max(args.epochs, 1),
+        batch_size=128,
+        warmup_epochs=1,
+        seed=0,
+    )
     backbones = {"random": build_model(config).backbone}
     seconds = {}
     if args.epochs > 0:
@@ -131,20 +161,27 @@ def main() -> None:
             r = trust_figures(f_labeled[:n], labeled[1][:n], f_test, test[1], args.target, names=list(LABELS))
             results[f"{name}/{n}"] = r
             c = r.get("confident", {})
-            print(f"{name}, {n} labeled: CV mAP {r.get('cv_map')}, confident labels {c.get('labels')}, "
-                  f"precision {c.get('precision')}, coverage {c.get('coverage')}, labels/image "
-                  f"{c.get('labels_per_image')} (true {r['true_labels_per_image']:.2f}; F1 thresholds gave "
-                  f"{r.get('f1_thresholds_before', {}).get('labels_per_image')}), ECE {r.get('ece_test')}, "
-                  f"abstain: {r.get('still_learning')}")
+            print(
+                f"{name}, {n} labeled: CV mAP {r.get('cv_map')}, confident labels {c.get('labels')}, "
+                f"precision {c.get('precision')}, coverage {c.get('coverage')}, labels/image "
+                f"{c.get('labels_per_image')} (true {r['true_labels_per_image']:.2f}; F1 thresholds gave "
+                f"{r.get('f1_thresholds_before', {}).get('labels_per_image')}), ECE {r.get('ece_test')}, "
+                f"abstain: {r.get('still_learning')}"
+            )
     kind = "gpu" if args.device.startswith("cuda") else "cpu"
-    write_result(f"suggestion_trust_{kind}_r{args.resolution}_e{args.epochs}", {
-        "scenes": "demo scenes (annotator/demo/scenes.py); the second scene family (recipe helper) was not "
-                  "available on this branch",
-        "sizes": {"labeled": args.labeled, "test": args.test, "pool": args.pool, "resolution": args.resolution},
-        "pretrain_epochs": args.epochs, "seconds": seconds, "results": results,
-        "load_average": machine_load(load_start),
-        "note": args.load,
-    })
+    write_result(
+        f"suggestion_trust_{kind}_r{args.resolution}_e{args.epochs}",
+        {
+            "scenes": "demo scenes (annotator/demo/scenes.py); the second scene family (recipe helper) was not "
+            "available on this branch",
+            "sizes": {"labeled": args.labeled, "test": args.test, "pool": args.pool, "resolution": args.resolution},
+            "pretrain_epochs": args.epochs,
+            "seconds": seconds,
+            "results": results,
+            "load_average": machine_load(load_start),
+            "note": args.load,
+        },
+    )
 
 
 if __name__ == "__main__":

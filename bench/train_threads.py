@@ -46,21 +46,50 @@ def main() -> None:
     for label in args.threads:
         n = default if label == "default" else int(label)
         load_before = os.getloadavg()[0]
-        out = subprocess.run(["nice", "-n", str(args.nice), sys.executable, "-m", "bench.train_threads", "--one",
-                              str(n), "--images", str(args.images), "--resolution", str(args.resolution), "--batch",
-                              str(args.batch), "--epochs", str(args.epochs)],
-                             cwd=root, capture_output=True, text=True, env={**os.environ, "SECRET_KEY": "bench"})
+        out = subprocess.run(
+            [
+                "nice",
+                "-n",
+                str(args.nice),
+                sys.executable,
+                "-m",
+                "bench.train_threads",
+                "--one",
+                str(n),
+                "--images",
+                str(args.images),
+                "--resolution",
+                str(args.resolution),
+                "--batch",
+                str(args.batch),
+                "--epochs",
+                str(args.epochs),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SECRET_KEY": "bench"},
+        )
         if out.returncode:
             raise SystemExit(out.stderr)
         result = json.loads(out.stdout.split("RESULT ", 1)[1])
         figures[f"{label} ({n})" if label == "default" else label] = {
-            **result, "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2)}
+            **result,
+            "load_average_1m_before": round(load_before, 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+        }
         print(f"threads {label} ({n}): {result['images_per_s']} images/s (epochs {result['epoch_rates']})")
-    write_result(args.name, {
-        "cores": cores, "default_threads": default, "settings": {k: v for k, v in vars(args).items() if k != "one"},
-        "by_threads": figures,
-        "load_average": machine_load(load_start),
-        "note": "the figures compare only within this run."})
+    write_result(
+        args.name,
+        {
+            "cores": cores,
+            "default_threads": default,
+            "settings": {k: v for k, v in vars(args).items() if k != "one"},
+            "by_threads": figures,
+            "load_average": machine_load(load_start),
+            "note": "the figures compare only within this run.",
+        },
+    )
 
 
 def _rate(args) -> dict:
@@ -72,13 +101,20 @@ def _rate(args) -> dict:
 
     torch.set_num_threads(args.one)
     images = np.random.default_rng(0).integers(0, 256, (args.images, args.resolution, args.resolution, 3), np.uint8)
-    config = PretrainConfig(model=ModelConfig(resolution=args.resolution, projector=(256, 256, 256)),
-                            batch_size=args.batch, epochs=args.epochs, warmup_epochs=1)
+    config = PretrainConfig(
+        model=ModelConfig(resolution=args.resolution, projector=(256, 256, 256)),
+        batch_size=args.batch,
+        epochs=args.epochs,
+        warmup_epochs=1,
+    )
     steps = args.images // args.batch
     rates: list[float] = []
     pretrain(config, images, Runtime(device="cpu", log_every=steps, on_progress=lambda p: rates.append(p.images_per_s)))
-    return {"threads": torch.get_num_threads(), "images_per_s": round(float(np.median(rates[1:])), 1),
-            "epoch_rates": [round(r, 1) for r in rates]}
+    return {
+        "threads": torch.get_num_threads(),
+        "images_per_s": round(float(np.median(rates[1:])), 1),
+        "epoch_rates": [round(r, 1) for r in rates],
+    }
 
 
 if __name__ == "__main__":

@@ -31,8 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--side", type=int, default=10_000)
-    parser.add_argument("--decode-max-mb", type=int, default=None,
-                        help="IMAGE_DECODE_MAX_MB for the server (default: the setting's default)")
+    parser.add_argument(
+        "--decode-max-mb",
+        type=int,
+        default=None,
+        help="IMAGE_DECODE_MAX_MB for the server (default: the setting's default)",
+    )
     parser.add_argument("--name", default="upload_bomb")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -73,33 +77,53 @@ def main() -> None:
     peak_mb = max((after[p][1] - before[p][1]) / 1024 for p in workers)
     stored = Image.objects.filter(project=project).count()
     summary = {k: len(v) for k, v in answer.items() if isinstance(v, list)}
-    print(f"{args.copies} × {len(webp)} B WebP of {args.side}² px (IMAGE_DECODE_MAX_MB={settings.IMAGE_DECODE_MAX_MB:,}): "
-          f"HTTP {status} in {seconds:.2f} s; web worker CPU {cpu:.2f} s; peak memory +{peak_mb:.0f} MB; "
-          f"stored {stored}; answer {summary or answer}")
+    print(
+        f"{args.copies} × {len(webp)} B WebP of {args.side}² px (IMAGE_DECODE_MAX_MB={settings.IMAGE_DECODE_MAX_MB:,}): "
+        f"HTTP {status} in {seconds:.2f} s; web worker CPU {cpu:.2f} s; peak memory +{peak_mb:.0f} MB; "
+        f"stored {stored}; answer {summary or answer}"
+    )
     met = (peak_mb < 300 and seconds < 5) or status >= 400 or (summary.get("rejected") == args.copies)
-    write_result(args.name, {
-        "copies": args.copies, "file_bytes": len(webp), "request_bytes": len(webp) * args.copies,
-        "side_px": args.side, "image_max_pixels": settings.IMAGE_MAX_PIXELS,
-        "image_decode_max_mb": settings.IMAGE_DECODE_MAX_MB,
-        "image_decodes_per_process": settings.IMAGE_DECODES_PER_PROCESS,
-        "http_status": status, "answer_counts": summary, "rejected_reasons": sorted(
-            {r["reason"] for r in answer.get("rejected", [])}), "images_stored": stored,
-        "wall_s": round(seconds, 3), "web_worker_cpu_s": round(cpu, 3), "web_worker_peak_extra_mb": round(peak_mb, 1),
-        "target": "peak < 300 MB and < 5 s, or refused at once", "target_met": bool(met),
-        "issue_before": {"web_worker_cpu_s": 62, "web_worker_peak_extra_mb": 1580},
-        "load_average": machine_load(load_before),
-        "server": "bin/web (gunicorn gthread, 2 workers × 4 threads), embedded SQLite, filesystem storage"})
+    write_result(
+        args.name,
+        {
+            "copies": args.copies,
+            "file_bytes": len(webp),
+            "request_bytes": len(webp) * args.copies,
+            "side_px": args.side,
+            "image_max_pixels": settings.IMAGE_MAX_PIXELS,
+            "image_decode_max_mb": settings.IMAGE_DECODE_MAX_MB,
+            "image_decodes_per_process": settings.IMAGE_DECODES_PER_PROCESS,
+            "http_status": status,
+            "answer_counts": summary,
+            "rejected_reasons": sorted({r["reason"] for r in answer.get("rejected", [])}),
+            "images_stored": stored,
+            "wall_s": round(seconds, 3),
+            "web_worker_cpu_s": round(cpu, 3),
+            "web_worker_peak_extra_mb": round(peak_mb, 1),
+            "target": "peak < 300 MB and < 5 s, or refused at once",
+            "target_met": bool(met),
+            "issue_before": {"web_worker_cpu_s": 62, "web_worker_peak_extra_mb": 1580},
+            "load_average": machine_load(load_before),
+            "server": "bin/web (gunicorn gthread, 2 workers × 4 threads), embedded SQLite, filesystem storage",
+        },
+    )
 
 
 def _post(session: Session, project_id: int, files: list[tuple[str, bytes]]) -> tuple[int, dict, float]:
     boundary = secrets.token_hex(16)
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-             f"Content-Type: image/webp\r\n\r\n".encode() + data + b"\r\n" for name, data in files]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        f"Content-Type: image/webp\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    ]
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     start = time.perf_counter()
     try:
-        status, raw = session.request("POST", f"/api/projects/{project_id}/images/", body,
-                                      f"multipart/form-data; boundary={boundary}")
+        status, raw = session.request(
+            "POST", f"/api/projects/{project_id}/images/", body, f"multipart/form-data; boundary={boundary}"
+        )
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
     return status, json.loads(raw), time.perf_counter() - start
@@ -108,8 +132,7 @@ def _post(session: Session, project_id: int, files: list[tuple[str, bytes]]) -> 
 def _children(pid: int) -> list[int]:
     """gunicorn's worker processes: the children of the master (bin/web execs into it)."""
     for _ in range(100):
-        kids = [int(k) for t in Path(f"/proc/{pid}/task").iterdir()
-                for k in (t / "children").read_text().split()]
+        kids = [int(k) for t in Path(f"/proc/{pid}/task").iterdir() for k in (t / "children").read_text().split()]
         if kids:
             return kids
         time.sleep(0.1)

@@ -70,27 +70,47 @@ def main() -> None:
         start = time.perf_counter()
         imported, rss = 0, []
         for first in range(0, len(files), args.batch):
-            imported += _upload(session, f"/projects/{project.id}/upload", files[first: first + args.batch])
+            imported += _upload(session, f"/projects/{project.id}/upload", files[first : first + args.batch])
             rss.append(_tree_rss_mb(process.process.pid))
         seconds = time.perf_counter() - start
     assert imported == args.images == Image.objects.filter(project=project).count()
     rate = imported / seconds
     what = "4000×3000 JPEGs (half EXIF-rotated)" if args.photos else f"{args.size}×{args.size} PNGs"
-    print(f"upload over HTTP: {imported} {what} in {seconds:.2f} s = {rate:.2f} images/s "
-          f"({connection.vendor}, batches of {args.batch}); web server RSS after each batch {rss} MB")
+    print(
+        f"upload over HTTP: {imported} {what} in {seconds:.2f} s = {rate:.2f} images/s "
+        f"({connection.vendor}, batches of {args.batch}); web server RSS after each batch {rss} MB"
+    )
     if args.photos:
         half = len(rss) // 2
-        write_result(args.name or f"upload_photos_{connection.vendor}", {
-            "mode": "photos", "images": imported, "batch": args.batch, "seconds": round(seconds, 2),
-            "images_per_s": round(rate, 3), "database": connection.vendor,
-            "web_rss_mb_max_first_half_second_half": [max(rss[:half] or rss), max(rss[half:] or rss)],
-            "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2),
-            "load_average": machine_load(load_start), "note": "fewer than 1,000 photos."})
+        write_result(
+            args.name or f"upload_photos_{connection.vendor}",
+            {
+                "mode": "photos",
+                "images": imported,
+                "batch": args.batch,
+                "seconds": round(seconds, 2),
+                "images_per_s": round(rate, 3),
+                "database": connection.vendor,
+                "web_rss_mb_max_first_half_second_half": [max(rss[:half] or rss), max(rss[half:] or rss)],
+                "load_average_1m_before": round(load_before, 2),
+                "load_average_1m_after": round(os.getloadavg()[0], 2),
+                "load_average": machine_load(load_start),
+                "note": "fewer than 1,000 photos.",
+            },
+        )
         return
-    write_result(args.name or f"upload_throughput_{connection.vendor}", {
-        "images": imported, "batch": args.batch, "seconds": round(seconds, 3), "images_per_s": round(rate, 1),
-        "database": connection.vendor, "label_studio_images_per_s": 51.4,
-        "speedup_vs_label_studio": round(rate / 51.4, 2)})
+    write_result(
+        args.name or f"upload_throughput_{connection.vendor}",
+        {
+            "images": imported,
+            "batch": args.batch,
+            "seconds": round(seconds, 3),
+            "images_per_s": round(rate, 1),
+            "database": connection.vendor,
+            "label_studio_images_per_s": 51.4,
+            "speedup_vs_label_studio": round(rate / 51.4, 2),
+        },
+    )
 
 
 def _tree_rss_mb(pid: int) -> float:
@@ -112,8 +132,12 @@ def _upload(session: Session, path: str, files: list[tuple[str, bytes]]) -> int:
     boundary = secrets.token_hex(16)
     parts = []
     for name, data in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-                     f"Content-Type: {'image/jpeg' if name.endswith('.jpg') else 'image/png'}\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: {'image/jpeg' if name.endswith('.jpg') else 'image/png'}\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     _, raw = session.request("POST", path, body, f"multipart/form-data; boundary={boundary}")
     return len(json.loads(raw)["imported"])

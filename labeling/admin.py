@@ -6,8 +6,14 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, Suggestion, SuggestionDecision,
-                             TrainingRun)
+from labeling.models import (
+    EmbeddingSet,
+    ImageUncertainty,
+    ProjectModelState,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from labeling.selectors import run_files
 
 
@@ -21,8 +27,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyAdmin):
-    list_display = ["id", "project", "kind", "status", "progress", "loss", "images_per_s", "probe_map", "device",
-                    "worker", "attempts", "duration", "created_at"]
+    list_display = [
+        "id",
+        "project",
+        "kind",
+        "status",
+        "progress",
+        "loss",
+        "images_per_s",
+        "probe_map",
+        "device",
+        "worker",
+        "attempts",
+        "duration",
+        "created_at",
+    ]
     list_filter = ["kind", "status", "device", "project"]
     search_fields = ["id", "project__name", "worker", "device", "error"]
     list_select_related = ["project"]
@@ -30,14 +49,48 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     raw_id_fields = ["backbone_run", "created_by"]
     fieldsets = [
         (None, {"fields": ["project", "kind", "status", "backbone_run", "created_by", "pretty_config"]}),
-        ("Progress", {"fields": ["epoch", "epochs", "step", "steps_per_epoch", "loss", "images_per_s",
-                                 "loss_points", "cancel_requested"]}),
-        ("Worker", {"fields": ["device", "worker", "attempts", "created_at", "started_at", "heartbeat_at",
-                               "finished_at", "duration", "error"]}),
+        (
+            "Progress",
+            {
+                "fields": [
+                    "epoch",
+                    "epochs",
+                    "step",
+                    "steps_per_epoch",
+                    "loss",
+                    "images_per_s",
+                    "loss_points",
+                    "cancel_requested",
+                ]
+            },
+        ),
+        (
+            "Worker",
+            {
+                "fields": [
+                    "device",
+                    "worker",
+                    "attempts",
+                    "created_at",
+                    "started_at",
+                    "heartbeat_at",
+                    "finished_at",
+                    "duration",
+                    "error",
+                ]
+            },
+        ),
         ("Results", {"fields": ["pretty_metrics", "files"]}),
     ]
     readonly_fields = [f.name for f in TrainingRun._meta.fields] + [
-        "pretty_config", "pretty_metrics", "loss_points", "duration", "files", "progress", "probe_map"]
+        "pretty_config",
+        "pretty_metrics",
+        "loss_points",
+        "duration",
+        "files",
+        "progress",
+        "probe_map",
+    ]
 
     @admin.display(description="progress")
     def progress(self, run):
@@ -70,7 +123,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="TensorBoard / profiler files")
     def files(self, run):
-        return format_html_join(" · ", '<a href="{}">{}</a>', ((f["url"], f["name"]) for f in run_files(run_id=run.id))) or "none"
+        return (
+            format_html_join(" · ", '<a href="{}">{}</a>', ((f["url"], f["name"]) for f in run_files(run_id=run.id)))
+            or "none"
+        )
 
 
 @admin.register(EmbeddingSet)

@@ -29,8 +29,9 @@ def _extend_the_annotation_domain() -> None:
     extensions.image_ranker_register("uncertain", _rank_uncertain)
     extensions.image_ranker_register("label", _rank_suggested)
     extensions.prediction_source_register(_predictions)
-    extensions.project_dependent_register(extensions.ProjectDependent(counts=_project_counts,
-                                                                      files_delete=_project_files_delete))
+    extensions.project_dependent_register(
+        extensions.ProjectDependent(counts=_project_counts, files_delete=_project_files_delete)
+    )
     extensions.submission_listener_register(submission_noted)
 
 
@@ -57,8 +58,9 @@ def _rank_suggested(*, project_id: int, images, arg: int | None):
     run_id = _probe_run_id(project_id)
     if run_id is None:
         return None
-    return images.filter(suggestions__run_id=run_id, suggestions__label_id=arg,
-                         suggestions__predicted=True).annotate(score=F("suggestions__probability"))
+    return images.filter(suggestions__run_id=run_id, suggestions__label_id=arg, suggestions__predicted=True).annotate(
+        score=F("suggestions__probability")
+    )
 
 
 def _predictions(*, project_id: int, min_probability: float):
@@ -69,9 +71,13 @@ def _predictions(*, project_id: int, min_probability: float):
         return None
 
     def rows(low: int, high: int):
-        return (Suggestion.objects.filter(run_id=run_id, image_id__gte=low, image_id__lte=high,
-                                          probability__gte=min_probability)
-                .order_by("image_id", "-probability").values_list("image_id", "label_id", "probability"))
+        return (
+            Suggestion.objects.filter(
+                run_id=run_id, image_id__gte=low, image_id__lte=high, probability__gte=min_probability
+            )
+            .order_by("image_id", "-probability")
+            .values_list("image_id", "label_id", "probability")
+        )
 
     return rows
 
@@ -79,8 +85,10 @@ def _predictions(*, project_id: int, min_probability: float):
 def _project_counts(*, project_id: int) -> dict[str, int]:
     from labeling.models import Suggestion, TrainingRun
 
-    return {"runs": TrainingRun.objects.filter(project_id=project_id).count(),
-            "suggestions": Suggestion.objects.filter(run__project_id=project_id).count()}
+    return {
+        "runs": TrainingRun.objects.filter(project_id=project_id).count(),
+        "suggestions": Suggestion.objects.filter(run__project_id=project_id).count(),
+    }
 
 
 def _project_files_delete(*, project_id: int):
@@ -96,8 +104,9 @@ def _project_files_delete(*, project_id: int):
 
     def delete() -> None:
         model_dir = Path(settings.MODEL_DIR)
-        for path in [model_dir / "runs" / str(run_id) for run_id in run_ids] + [model_dir / "cache" /
-                                                                                 f"project-{project_id}"]:
+        for path in [model_dir / "runs" / str(run_id) for run_id in run_ids] + [
+            model_dir / "cache" / f"project-{project_id}"
+        ]:
             shutil.rmtree(path, ignore_errors=True)
 
     return delete

@@ -25,18 +25,29 @@ from labeling.paths import worker_device_path
 # request cannot hold a GPU for days: at most 1,000 epochs, a batch of 4,096, and a projector of
 # at most 3 layers of 8,192. time_budget_s (seconds, or null): train for that long instead of for
 # ``epochs`` (which then caps it).
-PRETRAIN_LIMITS = {"resolution": (16, 256), "epochs": (1, 1000), "batch_size": (8, 4096),
-                   "lr_weights": (1e-5, 10.0), "warmup_epochs": (0, 100), "seed": (0, 2**31 - 1),
-                   "crop_min": (0.05, 1.0)}
+PRETRAIN_LIMITS = {
+    "resolution": (16, 256),
+    "epochs": (1, 1000),
+    "batch_size": (8, 4096),
+    "lr_weights": (1e-5, 10.0),
+    "warmup_epochs": (0, 100),
+    "seed": (0, 2**31 - 1),
+    "crop_min": (0.05, 1.0),
+}
 PROJECTOR_LAYERS = (1, 3)
 PROJECTOR_WIDTH = (16, 8192)
 TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
 FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (feature_options)
 PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features")
 # settings name -> config key: set in the environment, they override the device's preset.
-_OVERRIDES = {"PRETRAIN_RESOLUTION": "resolution", "PRETRAIN_EPOCHS": "epochs", "PRETRAIN_BATCH_SIZE": "batch_size",
-              "PRETRAIN_PROJECTOR": "projector", "PRETRAIN_CROP_MIN": "crop_min",
-              "PRETRAIN_TIME_BUDGET_S": "time_budget_s"}
+_OVERRIDES = {
+    "PRETRAIN_RESOLUTION": "resolution",
+    "PRETRAIN_EPOCHS": "epochs",
+    "PRETRAIN_BATCH_SIZE": "batch_size",
+    "PRETRAIN_PROJECTOR": "projector",
+    "PRETRAIN_CROP_MIN": "crop_min",
+    "PRETRAIN_TIME_BUDGET_S": "time_budget_s",
+}
 
 # Progress (and so the ETA) reaches the database at least this often, however slow a step is.
 PROGRESS_EVERY_S = 5.0
@@ -47,13 +58,14 @@ PROJECTION_POINTS = 20_000
 def pretrain_defaults(*, kind: str | None = None) -> dict:
     """The preset of the worker's device ("cpu" or "gpu"), with the settings' overrides."""
     preset = PRESETS[kind or worker_device_kind()]
-    overrides = {key: getattr(settings, name) for name, key in _OVERRIDES.items()
-                 if getattr(settings, name, None) is not None}
+    overrides = {
+        key: getattr(settings, name) for name, key in _OVERRIDES.items() if getattr(settings, name, None) is not None
+    }
     return {**preset, "projector": list(preset["projector"]), **overrides}
 
 
 def worker_device_kind() -> str:
-    """"cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else "cpu"
+    """ "cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else "cpu"
     (the estimate then errs long, never short)."""
     if settings.PRETRAIN_DEVICE in ("cpu", "gpu"):
         return settings.PRETRAIN_DEVICE
@@ -88,18 +100,22 @@ def pretrain_config_check(config: dict) -> None:
     unknown = set(config) - set(PRETRAIN_LIMITS) - set(PRETRAIN_OTHER_KEYS)
     if unknown:
         valid = ", ".join([*PRETRAIN_LIMITS, *PRETRAIN_OTHER_KEYS])
-        raise ValidationError(f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}. "
-                              f"The settings are: {valid} (see docs/api.md for their bounds).")
+        raise ValidationError(
+            f"Unknown pretraining setting(s): {', '.join(sorted(unknown))}. "
+            f"The settings are: {valid} (see docs/api.md for their bounds)."
+        )
     for key, (low, high) in PRETRAIN_LIMITS.items():
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValidationError(f"“{key}” must be a number from {low} to {high}.")
     budget = config.get("time_budget_s")
     low, high = TIME_BUDGET_LIMITS
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not low <= budget <= high):
-        raise ValidationError(f"“time_budget_s” must be null (train for “epochs”) or a number of seconds "
-                              f"from {low} to {high}.")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not low <= budget <= high
+    ):
+        raise ValidationError(
+            f"“time_budget_s” must be null (train for “epochs”) or a number of seconds from {low} to {high}."
+        )
     if config.get("features", "last") not in FEATURES:
         raise ValidationError(f"“features” must be one of {', '.join(FEATURES)}.")
     if config["small_stem"] not in (None, True, False):
@@ -108,6 +124,9 @@ def pretrain_config_check(config: dict) -> None:
         raise ValidationError("“profile” must be true (record a profiler trace of a few steps) or false.")
     projector = config["projector"]
     (few, many), (narrow, wide) = PROJECTOR_LAYERS, PROJECTOR_WIDTH
-    if (not isinstance(projector, list) or not few <= len(projector) <= many
-            or not all(isinstance(d, int) and not isinstance(d, bool) and narrow <= d <= wide for d in projector)):
+    if (
+        not isinstance(projector, list)
+        or not few <= len(projector) <= many
+        or not all(isinstance(d, int) and not isinstance(d, bool) and narrow <= d <= wide for d in projector)
+    ):
         raise ValidationError(f"“projector” must be a list of {few} to {many} layer widths from {narrow} to {wide}.")

@@ -44,21 +44,27 @@ def label_matrix(image_ids: list[int], label_ids: np.ndarray) -> np.ndarray:
 
 
 def submitted_ids(project_id: int) -> np.ndarray:
-    return np.fromiter(Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
-                       .order_by("id").values_list("id", flat=True), dtype=np.int64)
+    return np.fromiter(
+        Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
+        .order_by("id")
+        .values_list("id", flat=True),
+        dtype=np.int64,
+    )
 
 
-def fill_cache(project_id: int, resolution: int, ids: np.ndarray | None = None,
-               chunk: int = 10_000) -> tuple[ImageCache, np.ndarray]:
+def fill_cache(
+    project_id: int, resolution: int, ids: np.ndarray | None = None, chunk: int = 10_000
+) -> tuple[ImageCache, np.ndarray]:
     """The project's images (or these ids of it) decoded once into the cache, ``chunk`` at a time;
     returns the cache and the ids it holds, in id order."""
     cache = ImageCache(store_dir(project_cache_dir(project_id), resolution), resolution=resolution)
     if ids is None:
-        ids = np.fromiter(Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True),
-                          dtype=np.int64)
+        ids = np.fromiter(
+            Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True), dtype=np.int64
+        )
     missing = cache.missing(ids)
     for start in range(0, len(missing), chunk):
-        part = missing[start:start + chunk]
+        part = missing[start : start + chunk]
         names = dict(Image.objects.filter(pk__in=part.tolist()).values_list("id", "file"))
 
         def open_image(image_id: int) -> bytes:
@@ -78,8 +84,13 @@ def fill_cache(project_id: int, resolution: int, ids: np.ndarray | None = None,
 def project_blocks(project_id: int, s: int) -> list[int]:
     """The blocks of ``s`` ids that hold at least one of the project's images, in order (one
     index-only scan)."""
-    rows = (Image.objects.filter(project_id=project_id).annotate(block=F("id") / s)
-            .values_list("block", flat=True).distinct().order_by("block"))
+    rows = (
+        Image.objects.filter(project_id=project_id)
+        .annotate(block=F("id") / s)
+        .values_list("block", flat=True)
+        .distinct()
+        .order_by("block")
+    )
     return [int(b) for b in rows]
 
 
@@ -95,8 +106,7 @@ def embedding_set_of(backbone_run_id: int | None) -> EmbeddingSet | None:
     return EmbeddingSet.objects.filter(run_id=backbone_run_id).order_by("-id").first()
 
 
-def write_blocks(*, backbone_run_id: int, ids: np.ndarray, s: int,
-                 embed: Callable[[np.ndarray], np.ndarray]) -> int:
+def write_blocks(*, backbone_run_id: int, ids: np.ndarray, s: int, embed: Callable[[np.ndarray], np.ndarray]) -> int:
     """Embed ``ids`` (sorted) in blocks of ``s`` ids, one file per block; returns the feature width."""
     from labeling.ml.embed import save_embeddings
 

@@ -33,8 +33,9 @@ class TrainingRun(models.Model):
     config = models.JSONField(default=dict)
     # A probe run uses the features of one pretraining run.
     backbone_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="probes")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Live progress, written by the worker as it goes.
     epoch = models.PositiveIntegerField(default=0)
     epochs = models.PositiveIntegerField(default=0)
@@ -66,8 +67,9 @@ class TrainingRun(models.Model):
             one_of("status", RunStatus, "run_status_valid"),
             # One pretraining and one probe fit at a time per project: a burst of triggers
             # (a button pressed twice, many submissions at once) queues one run, not many.
-            models.UniqueConstraint(fields=["project", "kind"], condition=Q(status__in=ACTIVE_STATUSES),
-                                    name="run_one_active_per_kind"),
+            models.UniqueConstraint(
+                fields=["project", "kind"], condition=Q(status__in=ACTIVE_STATUSES), name="run_one_active_per_kind"
+            ),
         ]
         indexes = [models.Index(fields=["project", "kind", "-id"], name="run_project_kind")]
 
@@ -112,8 +114,10 @@ class ProjectModelState(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(precision_target__gt=0) & Q(precision_target__lt=1),
-                                   name="model_state_precision_target_range"),
+            models.CheckConstraint(
+                condition=Q(precision_target__gt=0) & Q(precision_target__lt=1),
+                name="model_state_precision_target_range",
+            ),
         ]
 
 
@@ -127,8 +131,9 @@ class Suggestion(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["run", "image", "label"], name="suggestion_unique_per_run"),
-            models.CheckConstraint(condition=Q(probability__gte=0) & Q(probability__lte=1),
-                                   name="suggestion_probability_range"),
+            models.CheckConstraint(
+                condition=Q(probability__gte=0) & Q(probability__lte=1), name="suggestion_probability_range"
+            ),
         ]
         indexes = [
             # "Review everything suggested as dog": WHERE run=? AND label=? ORDER BY probability DESC.

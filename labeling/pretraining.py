@@ -39,10 +39,16 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
     # A run's config was completed when it was queued; a time budget is never added afterwards.
     c = {**pretrain_defaults(), "time_budget_s": None, **run.config}
     model = ModelConfig(resolution=c["resolution"], small_stem=c["small_stem"], projector=tuple(c["projector"]))
-    config = PretrainConfig(model=model,
-                            epochs=c["epochs"], batch_size=c["batch_size"], lr_weights=c["lr_weights"],
-                            warmup_epochs=c["warmup_epochs"], seed=c["seed"], crop_scale=(c["crop_min"], 1.0),
-                            time_budget_s=c["time_budget_s"])
+    config = PretrainConfig(
+        model=model,
+        epochs=c["epochs"],
+        batch_size=c["batch_size"],
+        lr_weights=c["lr_weights"],
+        warmup_epochs=c["warmup_epochs"],
+        seed=c["seed"],
+        crop_scale=(c["crop_min"], 1.0),
+        time_budget_s=c["time_budget_s"],
+    )
     cache, ids = fill_cache(run.project_id, c["resolution"])
     if len(ids) < 2:
         finish(run, RunStatus.FAILED, error="The project needs at least two readable images to pretrain on.")
@@ -53,15 +59,26 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
     on_device = len(ids) * c["resolution"] ** 2 * 3 <= settings.PRETRAIN_DATA_ON_DEVICE_MB * 2**20
     trace = run_file(run.id, "trace") if c.get("profile") else None
     with TrainLog(run_file(run.id, "tensorboard")) as board, step_profiler(trace) as on_step:
+
         def progress(p) -> None:
             board.progress(p)
             monitor.progress(p)
 
-        result = pretrain(config, images, Runtime(
-            device=device, checkpoint_path=checkpoint_path(run.id), data_on_device=on_device,
-            world_size=pretrain_world_size(device), on_progress=progress, should_stop=monitor.should_stop,
-            on_step=on_step, log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1)),
-            progress_every_s=PROGRESS_EVERY_S))
+        result = pretrain(
+            config,
+            images,
+            Runtime(
+                device=device,
+                checkpoint_path=checkpoint_path(run.id),
+                data_on_device=on_device,
+                world_size=pretrain_world_size(device),
+                on_progress=progress,
+                should_stop=monitor.should_stop,
+                on_step=on_step,
+                log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1)),
+                progress_every_s=PROGRESS_EVERY_S,
+            ),
+        )
     if monitor.lost.is_set():
         raise LostClaim(run.id)
     if result.status == "cancelled":
@@ -70,9 +87,15 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
     dim = _embed_all(run, result.model.backbone, cache, ids, c, device)
     with transaction.atomic():
         EmbeddingSet.objects.filter(run=run).delete()
-        EmbeddingSet.objects.create(run=run, project_id=run.project_id, path=str(embeddings_dir(run.id)),
-                                    resolution=c["resolution"], count=len(ids), dim=dim,
-                                    block_size=settings.SHARD_IMAGES)
+        EmbeddingSet.objects.create(
+            run=run,
+            project_id=run.project_id,
+            path=str(embeddings_dir(run.id)),
+            resolution=c["resolution"],
+            count=len(ids),
+            dim=dim,
+            block_size=settings.SHARD_IMAGES,
+        )
         metrics = {"final_loss": result.loss_history[-1] if result.loss_history else None, "images": len(ids)}
         if not finish(run, RunStatus.SUCCEEDED, metrics=metrics, epoch=result.epochs_done):
             raise LostClaim(run.id)
@@ -98,8 +121,7 @@ def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, devi
         return features
 
     dim = write_blocks(backbone_run_id=run.id, ids=ids, s=settings.SHARD_IMAGES, embed=embed)
-    save_projection(embeddings_dir(run.id), np.concatenate([k[0] for k in kept]),
-                    np.concatenate([k[1] for k in kept]))
+    save_projection(embeddings_dir(run.id), np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept]))
     return dim
 
 

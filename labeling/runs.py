@@ -46,8 +46,9 @@ def probe_create(*, project: Project, backbone_run_id: int, user=None) -> Traini
     is already queued or running (the database's constraint), which will see these labels too."""
     try:
         with transaction.atomic():
-            run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, created_by=user,
-                                             backbone_run_id=backbone_run_id, config={})
+            run = TrainingRun.objects.create(
+                project=project, kind=RunKind.PROBE, created_by=user, backbone_run_id=backbone_run_id, config={}
+            )
             ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
     except IntegrityError:
         return None
@@ -65,10 +66,20 @@ def worker_id(node: str) -> str:
 def claim(run_id: int, worker: str) -> TrainingRun | None:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.RUN_STALE_SECONDS)
-    taken = TrainingRun.objects.filter(pk=run_id).filter(
-        Q(status=RunStatus.QUEUED, cancel_requested=False) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
-    ).update(status=RunStatus.RUNNING, worker=worker, heartbeat_at=now, started_at=now, error="",
-             attempts=F("attempts") + 1)
+    taken = (
+        TrainingRun.objects.filter(pk=run_id)
+        .filter(
+            Q(status=RunStatus.QUEUED, cancel_requested=False) | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        )
+        .update(
+            status=RunStatus.RUNNING,
+            worker=worker,
+            heartbeat_at=now,
+            started_at=now,
+            error="",
+            attempts=F("attempts") + 1,
+        )
+    )
     return TrainingRun.objects.select_related("project").get(pk=run_id) if taken else None
 
 
@@ -104,9 +115,15 @@ class RunMonitor:
     def progress(self, p) -> None:
         self.history.append([p.step, round(p.loss, 6)])
         eta = getattr(p, "eta_s", None)
-        self.update(epoch=p.epoch, step=p.step, steps_per_epoch=p.steps_per_epoch, loss=p.loss,
-                    images_per_s=round(p.images_per_s, 2), loss_history=self.history,
-                    eta_at=None if eta is None else timezone.now() + timedelta(seconds=eta))
+        self.update(
+            epoch=p.epoch,
+            step=p.step,
+            steps_per_epoch=p.steps_per_epoch,
+            loss=p.loss,
+            images_per_s=round(p.images_per_s, 2),
+            loss_history=self.history,
+            eta_at=None if eta is None else timezone.now() + timedelta(seconds=eta),
+        )
 
     def _mine(self):
         return TrainingRun.objects.filter(pk=self.run.id, worker=self.run.worker, status=RunStatus.RUNNING)
@@ -143,8 +160,11 @@ def run_claimed(run_id: int, node: str, work: Callable[[TrainingRun, RunMonitor]
 
 
 def finish(run: TrainingRun, status: str, **fields) -> bool:
-    return bool(TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
-        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **json_safe_fields(fields)))
+    return bool(
+        TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
+            status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **json_safe_fields(fields)
+        )
+    )
 
 
 def json_safe_fields(fields: dict) -> dict:
@@ -174,19 +194,24 @@ def orphans_requeue(node: str) -> list[TrainingRun]:
     queued runs to send (``labeling.tasks.resume_orphans`` sends them)."""
     stale = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
     orphans = TrainingRun.objects.filter(
-        Q(status=RunStatus.RUNNING, worker__startswith=f"{node}:") | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
-        | Q(status=RunStatus.QUEUED, created_at__lt=stale, cancel_requested=False))
+        Q(status=RunStatus.RUNNING, worker__startswith=f"{node}:")
+        | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+        | Q(status=RunStatus.QUEUED, created_at__lt=stale, cancel_requested=False)
+    )
     queued = []
     for run in orphans:
         if run.status == RunStatus.RUNNING and run.attempts >= settings.RUN_MAX_ATTEMPTS:
             # A run that takes its worker down every time (out of memory, say) must not loop forever.
             TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
-                status=RunStatus.FAILED, finished_at=timezone.now(),
-                error=f"Its worker stopped during each of {run.attempts} attempts; retry it when the cause is fixed.")
+                status=RunStatus.FAILED,
+                finished_at=timezone.now(),
+                error=f"Its worker stopped during each of {run.attempts} attempts; retry it when the cause is fixed.",
+            )
             continue
         if run.status == RunStatus.RUNNING:
             if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=run.worker).update(
-                    status=RunStatus.QUEUED, worker=""):
+                status=RunStatus.QUEUED, worker=""
+            ):
                 continue
         queued.append(run)
     return queued

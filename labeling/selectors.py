@@ -25,10 +25,15 @@ def image_suggestions(*, image: Image) -> list[dict]:
     if run_id is None:
         return []
     decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
-    rows = (Suggestion.objects.filter(run_id=run_id, image=image).order_by("-probability")
-            .values_list("label_id", "probability", "predicted"))
-    return [{"label": label, "probability": p, "predicted": predicted, "decision": decisions.get(label)}
-            for label, p, predicted in rows]
+    rows = (
+        Suggestion.objects.filter(run_id=run_id, image=image)
+        .order_by("-probability")
+        .values_list("label_id", "probability", "predicted")
+    )
+    return [
+        {"label": label, "probability": p, "predicted": predicted, "decision": decisions.get(label)}
+        for label, p, predicted in rows
+    ]
 
 
 def suggestion_settings(*, project_id: int) -> dict:
@@ -38,13 +43,25 @@ def suggestion_settings(*, project_id: int) -> dict:
     by_label = {e.get("label_id"): e for e in fit.get("labels", [])}
     overrides = state.label_targets if state else {}
     target = state.precision_target if state else DEFAULT_TARGET
-    return {"precision_target": target, "label_targets": dict(overrides),
-            "labels": [{"label_id": label_id, "label": name, "target": overrides.get(str(label_id), target),
-                        "override": str(label_id) in overrides,
-                        **{k: by_label.get(label_id, {}).get(k) for k in (
-                            "confident", "threshold", "precision_lower_bound", "near_chance")}}
-                       for label_id, name in LabelClass.objects.filter(project_id=project_id)
-                       .order_by("order", "id").values_list("id", "name")]}
+    return {
+        "precision_target": target,
+        "label_targets": dict(overrides),
+        "labels": [
+            {
+                "label_id": label_id,
+                "label": name,
+                "target": overrides.get(str(label_id), target),
+                "override": str(label_id) in overrides,
+                **{
+                    k: by_label.get(label_id, {}).get(k)
+                    for k in ("confident", "threshold", "precision_lower_bound", "near_chance")
+                },
+            }
+            for label_id, name in LabelClass.objects.filter(project_id=project_id)
+            .order_by("order", "id")
+            .values_list("id", "name")
+        ],
+    }
 
 
 def model_note(*, project_id: int) -> str | None:
@@ -52,8 +69,12 @@ def model_note(*, project_id: int) -> str | None:
     "still learning" message (a fit with nothing to suggest is not swapped in, yet it speaks)."""
     # Only the one key leaves the database: a run's metrics hold per-label tables and curves, and
     # this is read on every annotate request.
-    return (TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
-            .order_by("-id").values_list("metrics__trust__still_learning", flat=True).first())
+    return (
+        TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
+        .order_by("-id")
+        .values_list("metrics__trust__still_learning", flat=True)
+        .first()
+    )
 
 
 def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None = None) -> dict:
@@ -63,8 +84,11 @@ def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None =
     kind = worker_device_kind()
     images = project_status_counts(project_id=project.id)["total"]  # the counters: no COUNT(*) per poll
     if recent_runs is None:
-        recent_runs = list(TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0)
-                           .values("kind", "config", "device", "images_per_s")[:20])
+        recent_runs = list(
+            TrainingRun.objects.filter(project_id=project.id, kind=RunKind.PRETRAIN, images_per_s__gt=0).values(
+                "kind", "config", "device", "images_per_s"
+            )[:20]
+        )
     measured = None
     for run in recent_runs:
         same = all(run["config"].get(k) == config.get(k) for k in ("resolution", "small_stem", "batch_size"))
@@ -72,9 +96,15 @@ def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None =
             measured = run["images_per_s"]
             break
     seconds = estimate_seconds(config=config, images=max(images, 1), kind=kind, measured_images_per_s=measured)
-    return {"seconds": round(seconds, 1), "text": describe_seconds(seconds), "device": kind, "images": images,
-            "measured": measured is not None, "needs_confirmation": seconds > settings.PRETRAIN_CONFIRM_ABOVE_S,
-            "confirm_above_s": settings.PRETRAIN_CONFIRM_ABOVE_S}
+    return {
+        "seconds": round(seconds, 1),
+        "text": describe_seconds(seconds),
+        "device": kind,
+        "images": images,
+        "measured": measured is not None,
+        "needs_confirmation": seconds > settings.PRETRAIN_CONFIRM_ABOVE_S,
+        "confirm_above_s": settings.PRETRAIN_CONFIRM_ABOVE_S,
+    }
 
 
 def run_eta_s(run: TrainingRun) -> float | None:
@@ -98,13 +128,28 @@ def run_summary(run: TrainingRun) -> dict:
     if run.started_at:
         end = run.finished_at or run.heartbeat_at or run.started_at
         duration = round((end - run.started_at).total_seconds(), 1)
-    return {"eta_s": run_eta_s(run),
-        "id": run.id, "kind": run.kind, "status": run.status, "config": run.config,
-        "epoch": run.epoch, "epochs": run.epochs, "step": run.step, "steps_per_epoch": run.steps_per_epoch,
-        "loss": run.loss, "images_per_s": run.images_per_s, "device": run.device, "worker": run.worker,
-        "attempts": run.attempts, "cancel_requested": run.cancel_requested, "error": run.error,
-        "metrics": run.metrics, "loss_history": run.loss_history, "duration_s": duration,
-        "created_at": run.created_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    return {
+        "eta_s": run_eta_s(run),
+        "id": run.id,
+        "kind": run.kind,
+        "status": run.status,
+        "config": run.config,
+        "epoch": run.epoch,
+        "epochs": run.epochs,
+        "step": run.step,
+        "steps_per_epoch": run.steps_per_epoch,
+        "loss": run.loss,
+        "images_per_s": run.images_per_s,
+        "device": run.device,
+        "worker": run.worker,
+        "attempts": run.attempts,
+        "cancel_requested": run.cancel_requested,
+        "error": run.error,
+        "metrics": run.metrics,
+        "loss_history": run.loss_history,
+        "duration_s": duration,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "files": run_files(run_id=run.id),
     }
 
@@ -124,18 +169,30 @@ def run_file_paths(*, run_id: int) -> dict[str, Path]:
 
 
 def run_files(*, run_id: int) -> list[dict]:
-    return [{"name": name, "url": reverse("run_file", args=[run_id, name]),
-             "kind": "trace" if name == "trace.json" else "tensorboard"}
-            for name in run_file_paths(run_id=run_id)]
+    return [
+        {
+            "name": name,
+            "url": reverse("run_file", args=[run_id, name]),
+            "kind": "trace" if name == "trace.json" else "tensorboard",
+        }
+        for name in run_file_paths(run_id=run_id)
+    ]
 
 
 def project_runs(*, project_id: int, limit: int = 10) -> list[dict]:
     return [run_summary(run) for run in TrainingRun.objects.filter(project_id=project_id).order_by("-id")[:limit]]
 
 
-def suggestion_page(*, project_id: int, label_id: int | None = None, min_probability: float | None = None,
-                    max_probability: float | None = None, predicted: bool | None = None,
-                    after: tuple | None = None, limit: int = 100) -> Page:
+def suggestion_page(
+    *,
+    project_id: int,
+    label_id: int | None = None,
+    min_probability: float | None = None,
+    max_probability: float | None = None,
+    predicted: bool | None = None,
+    after: tuple | None = None,
+    limit: int = 100,
+) -> Page:
     """The current probe's suggestions, likeliest first, by keyset on (probability desc, id); two queries."""
     run_id = current_probe_run_id(project_id=project_id)
     rows = Suggestion.objects.filter(run_id=run_id)
@@ -147,16 +204,35 @@ def suggestion_page(*, project_id: int, label_id: int | None = None, min_probabi
         rows = rows.filter(probability__lte=max_probability)
     if predicted is not None:
         rows = rows.filter(predicted=predicted)
-    page = (keyset_page(rows.order_by("-probability", "id"), ("-probability", "id"), after=after, limit=limit,
-                        fields=("id", "image_id", "label_id", "probability", "predicted"))
-            if run_id is not None else Page([], None))
+    page = (
+        keyset_page(
+            rows.order_by("-probability", "id"),
+            ("-probability", "id"),
+            after=after,
+            limit=limit,
+            fields=("id", "image_id", "label_id", "probability", "predicted"),
+        )
+        if run_id is not None
+        else Page([], None)
+    )
     rows = page.rows
     decisions = {}
     if rows:
         for image_id, label, decision in SuggestionDecision.objects.filter(
-                image_id__in={r["image_id"] for r in rows}).values_list("image_id", "label_id", "decision"):
+            image_id__in={r["image_id"] for r in rows}
+        ).values_list("image_id", "label_id", "decision"):
             decisions[(image_id, label)] = decision
     return Page(
-        [{"id": r["id"], "image": r["image_id"], "label": r["label_id"], "probability": r["probability"],
-          "predicted": r["predicted"], "decision": decisions.get((r["image_id"], r["label_id"]))} for r in rows],
-        page.next_key)
+        [
+            {
+                "id": r["id"],
+                "image": r["image_id"],
+                "label": r["label_id"],
+                "probability": r["probability"],
+                "predicted": r["predicted"],
+                "decision": decisions.get((r["image_id"], r["label_id"])),
+            }
+            for r in rows
+        ],
+        page.next_key,
+    )

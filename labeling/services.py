@@ -18,19 +18,29 @@ from annotator.access import LimitReached
 from annotator.services.annotations import image_tag_set
 from annotator.models import Image, LabelClass, Project, Source
 from labeling.config import pretrain_config_check, pretrain_defaults
-from labeling.models import (ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             SuggestionDecision, TrainingRun)
+from labeling.models import (
+    ACTIVE_STATUSES,
+    Decision,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from labeling.runs import current_backbone_run_id, current_probe_run_id, probe_create
 from labeling.selectors import pretrain_estimate
 from labeling.tasks import run_enqueue
 from labeling.trust import decision_noted
 
+
 class NeedsConfirmation(ValidationError):
     """The run would take long on this worker: it starts only when the request confirms it."""
 
 
-def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None,
-                   confirm: bool = False) -> TrainingRun:
+def pretrain_start(
+    *, project: Project, user: AbstractBaseUser | None = None, config: dict | None = None, confirm: bool = False
+) -> TrainingRun:
     """Queue a pretraining. One estimated to take longer than PRETRAIN_CONFIRM_ABOVE_S on the worker's
     device is refused with the estimate unless ``confirm``: a click never starts hours of work unawares."""
     config = config or {}
@@ -44,16 +54,23 @@ def pretrain_start(*, project: Project, user: AbstractBaseUser | None = None, co
         raise NeedsConfirmation(
             f"This pretraining would take about {estimate['text']} on the worker's {estimate['device'].upper()} "
             f"({estimate['images']} images, {merged['epochs']} epochs at {merged['resolution']} px). "
-            "Confirm to start it anyway, or set a time budget (“time_budget_s”) or fewer epochs.")
+            "Confirm to start it anyway, or set a time budget (“time_budget_s”) or fewer epochs."
+        )
     try:
         with transaction.atomic():
-            run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=merged,
-                                             epochs=merged["epochs"], created_by=user,
-                                             metrics={"estimate_s": round(estimate["seconds"], 1)})
+            run = TrainingRun.objects.create(
+                project=project,
+                kind=RunKind.PRETRAIN,
+                config=merged,
+                epochs=merged["epochs"],
+                created_by=user,
+                metrics={"estimate_s": round(estimate["seconds"], 1)},
+            )
             run_enqueue(run)
     except IntegrityError:
-        raise ValidationError("A pretraining is already queued or running for this project; "
-                              "cancel it first or wait for it to finish.") from None
+        raise ValidationError(
+            "A pretraining is already queued or running for this project; cancel it first or wait for it to finish."
+        ) from None
     if not transaction.get_connection().in_atomic_block:
         run.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return run
@@ -80,7 +97,8 @@ def submission_noted(*, project_id: int) -> TrainingRun | None:
     submissions queues one fit: while one is queued or running, no second one is created, and
     the submissions made meanwhile trigger the next."""
     if not ProjectModelState.objects.filter(project_id=project_id, pretrain_run__isnull=False).update(
-            submissions_since_fit=F("submissions_since_fit") + 1):
+        submissions_since_fit=F("submissions_since_fit") + 1
+    ):
         return None  # nothing pretrained yet: no probe to refit
     state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
     if state.submissions_since_fit < settings.PROBE_REFIT_EVERY:
@@ -92,7 +110,8 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one stops at its next step (within an epoch)."""
     now = timezone.now()
     if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.CANCELLED, finished_at=now, cancel_requested=True):
+        status=RunStatus.CANCELLED, finished_at=now, cancel_requested=True
+    ):
         TrainingRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(cancel_requested=True)
     run.refresh_from_db()
     return run
@@ -117,24 +136,39 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
         raise ValidationError(f"Decide “accepted” or “rejected”, not “{decision}”.")
     if label.project_id != image.project_id:
         raise ValidationError("That label belongs to another project.")
-    suggestion = Suggestion.objects.filter(run_id=current_probe_run_id(project_id=image.project_id), image=image,
-                                           label=label).first()
+    suggestion = Suggestion.objects.filter(
+        run_id=current_probe_run_id(project_id=image.project_id), image=image, label=label
+    ).first()
     if suggestion is None:
         raise ValidationError(f"There is no current suggestion of “{label.name}” for this image.")
     with transaction.atomic():
-        SuggestionDecision.objects.update_or_create(image=image, label=label, defaults={
-            "run_id": suggestion.run_id, "probability": suggestion.probability, "decision": decision, "user": user})
+        SuggestionDecision.objects.update_or_create(
+            image=image,
+            label=label,
+            defaults={
+                "run_id": suggestion.run_id,
+                "probability": suggestion.probability,
+                "decision": decision,
+                "user": user,
+            },
+        )
         # Either way the image's annotations changed (a tag, or the suggestions shown with them):
         # the image's version moves, so an open editor re-reads before saving.
-        image_tag_set(image=image, label=label, user=user, source=Source.MODEL,
-                      present=True if decision == Decision.ACCEPTED else None)
+        image_tag_set(
+            image=image,
+            label=label,
+            user=user,
+            source=Source.MODEL,
+            present=True if decision == Decision.ACCEPTED else None,
+        )
         # A decision measures the precision of the shown suggestions: enough rejections withdraw
         # the label's confidence now (labeling/trust.py).
         decision_noted(run_id=suggestion.run_id, label_id=label.id)
 
 
-def suggestion_settings_update(*, project: Project, precision_target: float | None = None,
-                               label_targets: dict | None = None) -> ProjectModelState:
+def suggestion_settings_update(
+    *, project: Project, precision_target: float | None = None, label_targets: dict | None = None
+) -> ProjectModelState:
     """Set the precision a suggestion must prove before it is pre-ticked: the project's target and
     per-label overrides ({label id: target, or null to use the project's}). Thresholds are chosen
     at a fit, so a refit is queued when there is a backbone to fit on."""
@@ -185,8 +219,12 @@ def _check_active_runs(*, user: AbstractBaseUser | None, pretrain: bool) -> None
     requests at the same instant may both pass: a cap, not an exact count."""
     active = TrainingRun.objects.filter(status__in=ACTIVE_STATUSES)
     if user is not None and active.filter(created_by=user).count() >= settings.RUNS_MAX_ACTIVE_PER_USER:
-        raise LimitReached(f"You already have {settings.RUNS_MAX_ACTIVE_PER_USER} runs queued or running, the limit "
-                           "(RUNS_MAX_ACTIVE_PER_USER); wait for one to finish or cancel one.")
+        raise LimitReached(
+            f"You already have {settings.RUNS_MAX_ACTIVE_PER_USER} runs queued or running, the limit "
+            "(RUNS_MAX_ACTIVE_PER_USER); wait for one to finish or cancel one."
+        )
     if pretrain and active.filter(kind=RunKind.PRETRAIN).count() >= settings.PRETRAIN_MAX_ACTIVE:
-        raise LimitReached(f"The server already has {settings.PRETRAIN_MAX_ACTIVE} pretrainings queued or running, "
-                           "the limit (PRETRAIN_MAX_ACTIVE); try again when one has finished.")
+        raise LimitReached(
+            f"The server already has {settings.PRETRAIN_MAX_ACTIVE} pretrainings queued or running, "
+            "the limit (PRETRAIN_MAX_ACTIVE); try again when one has finished."
+        )

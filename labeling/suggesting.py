@@ -21,11 +21,27 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.data import (SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix,
-                           project_blocks, submitted_ids)
+from labeling.data import (
+    SCORED_STATUSES,
+    block_features,
+    block_ids,
+    embedding_set_of,
+    features_of,
+    label_matrix,
+    project_blocks,
+    submitted_ids,
+)
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
-from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard, TrainingRun
+from labeling.models import (
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionShard,
+    TrainingRun,
+)
 from labeling.paths import probe_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
 from labeling.trust import trust_fit
@@ -59,8 +75,7 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
     y = label_matrix(labeled.tolist(), label_ids)
     probe = fit_probe(x.astype(np.float32), y)
     report = probe.label_report(names)
-    metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map,
-               "labels": report}
+    metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map, "labels": report}
     message = untrainable_message(probe, names)
     if message is not None:
         return _nothing_to_fit(run, metrics, message)
@@ -68,8 +83,16 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
     cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
     metrics["cv"] = {**cv, "labels": [name for name, trained in zip(names, t) if trained]}
     calibration, confident, metrics["trust"] = trust_fit(
-        project_id=run.project_id, y=y, oof=probe.oof_scores, trained=t, ap=cv["ap"], label_ids=label_ids,
-        names=names, labeled_ids=labeled, positives=probe.positives)
+        project_id=run.project_id,
+        y=y,
+        oof=probe.oof_scores,
+        trained=t,
+        ap=cv["ap"],
+        label_ids=label_ids,
+        names=names,
+        labeled_ids=labeled,
+        positives=probe.positives,
+    )
     metrics["learning_curve"] = learning_curve(x.astype(np.float32), y, weight_decay=probe.weight_decay)
     save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident)
     monitor.update(metrics=metrics)
@@ -115,8 +138,7 @@ def log_probe_metrics(run: TrainingRun, metrics: dict) -> None:
     from labeling.ml.tracking import TrainLog
 
     cv = metrics.get("cv") or {}
-    values = {"probe/map": cv.get("map"),
-              "probe/micro_f1": cv.get("micro_f1"), "probe/macro_f1": cv.get("macro_f1")}
+    values = {"probe/map": cv.get("map"), "probe/micro_f1": cv.get("micro_f1"), "probe/macro_f1": cv.get("macro_f1")}
     for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", [])):
         values[f"probe_ap/{name}"] = ap
         values[f"probe_f1/{name}"] = f1
@@ -140,8 +162,9 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
     embedding_set = embedding_set_of(run.backbone_run_id)
     probe = load_probe(probe_path(run_id))
     s = embedding_set.block_size
-    pool, features = block_features(embedding_set=embedding_set, block=block,
-                                     ids=block_ids(run.project_id, block, s, SCORED_STATUSES))
+    pool, features = block_features(
+        embedding_set=embedding_set, block=block, ids=block_ids(run.project_id, block, s, SCORED_STATUSES)
+    )
     raw = probe.predict_proba(features) if len(pool) else np.zeros((0, len(probe.label_ids)), np.float32)
     scores = uncertainty(raw, probe.thresholds) if len(pool) else np.zeros(0)
     # What people see is calibrated, and pre-ticked only at the label's precision-targeted threshold.
@@ -149,11 +172,18 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
     with transaction.atomic():
         Suggestion.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
         ImageUncertainty.objects.filter(run_id=run_id, image_id__gte=block * s, image_id__lt=(block + 1) * s).delete()
-        write_suggestions(run_id=run_id, pool=pool, label_ids=probe.label_ids, probs=probs,
-                          thresholds=probe.confident, trained=probe.trained, scores=scores)
-        SuggestionShard.objects.update_or_create(run_id=run_id, block=block,
-                                                 defaults={"worker": worker, "images": len(pool),
-                                                           "finished_at": timezone.now()})
+        write_suggestions(
+            run_id=run_id,
+            pool=pool,
+            label_ids=probe.label_ids,
+            probs=probs,
+            thresholds=probe.confident,
+            trained=probe.trained,
+            scores=scores,
+        )
+        SuggestionShard.objects.update_or_create(
+            run_id=run_id, block=block, defaults={"worker": worker, "images": len(pool), "finished_at": timezone.now()}
+        )
     TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
     return f"block {block}: {len(pool)} images"
 
@@ -173,7 +203,8 @@ def finalise(run_id: int) -> str:
     run = TrainingRun.objects.get(pk=run_id)
     with transaction.atomic():
         if not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-                status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now()):
+            status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now()
+        ):
             return "not running"
         ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
     # The old runs' rows are invisible from the swap on; remove them after it.
@@ -183,8 +214,16 @@ def finalise(run_id: int) -> str:
     return "succeeded"
 
 
-def write_suggestions(*, run_id: int, pool: np.ndarray, label_ids: np.ndarray, probs: np.ndarray,
-                      thresholds: np.ndarray, trained: np.ndarray, scores: np.ndarray) -> int:
+def write_suggestions(
+    *,
+    run_id: int,
+    pool: np.ndarray,
+    label_ids: np.ndarray,
+    probs: np.ndarray,
+    thresholds: np.ndarray,
+    trained: np.ndarray,
+    scores: np.ndarray,
+) -> int:
     """Insert the suggestion rows of the trained labels and one uncertainty per image; COPY on
     PostgreSQL (a million images x six labels in a minute, not an hour), bulk_create elsewhere."""
     columns = np.flatnonzero(trained)
@@ -195,17 +234,28 @@ def write_suggestions(*, run_id: int, pool: np.ndarray, label_ids: np.ndarray, p
     p = probs[:, columns].reshape(-1).astype(np.float64)
     predicted = (probs[:, columns] >= thresholds[columns]).reshape(-1)
     if connection.vendor == "postgresql":
-        _copy(Suggestion, ["run_id", "image_id", "label_id", "probability", "predicted"],
-              zip([run_id] * len(image), image.tolist(), label.tolist(), p.tolist(), predicted.tolist()))
-        _copy(ImageUncertainty, ["run_id", "image_id", "score"],
-              zip([run_id] * len(pool), np.asarray(pool).tolist(), np.asarray(scores, np.float64).tolist()))
+        _copy(
+            Suggestion,
+            ["run_id", "image_id", "label_id", "probability", "predicted"],
+            zip([run_id] * len(image), image.tolist(), label.tolist(), p.tolist(), predicted.tolist()),
+        )
+        _copy(
+            ImageUncertainty,
+            ["run_id", "image_id", "score"],
+            zip([run_id] * len(pool), np.asarray(pool).tolist(), np.asarray(scores, np.float64).tolist()),
+        )
     else:
         Suggestion.objects.bulk_create(
-            (Suggestion(run_id=run_id, image_id=i, label_id=j, probability=q, predicted=bool(k))
-             for i, j, q, k in zip(image.tolist(), label.tolist(), p.tolist(), predicted.tolist())), batch_size=5000)
+            (
+                Suggestion(run_id=run_id, image_id=i, label_id=j, probability=q, predicted=bool(k))
+                for i, j, q, k in zip(image.tolist(), label.tolist(), p.tolist(), predicted.tolist())
+            ),
+            batch_size=5000,
+        )
         ImageUncertainty.objects.bulk_create(
             [ImageUncertainty(run_id=run_id, image_id=i, score=float(s)) for i, s in zip(pool.tolist(), scores)],
-            batch_size=5000)
+            batch_size=5000,
+        )
     return len(image)
 
 

@@ -27,15 +27,23 @@ def runs_sweep() -> dict[str, list[int]]:
     for run in TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale).order_by("id")[:100]:
         # Conditional on the heartbeat we read: a worker that beat meanwhile keeps its run.
         mine = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at)
-        quiet = f"The worker running this ({run.worker or 'unknown'}) stopped answering at {run.heartbeat_at:%H:%M:%S} UTC"
+        quiet = (
+            f"The worker running this ({run.worker or 'unknown'}) stopped answering at {run.heartbeat_at:%H:%M:%S} UTC"
+        )
         if run.attempts >= settings.RUN_MAX_ATTEMPTS or run.cancel_requested:
             why = "it was cancelled" if run.cancel_requested else f"after {run.attempts} attempts; retry it"
-            if mine.update(status=RunStatus.CANCELLED if run.cancel_requested else RunStatus.FAILED,
-                           finished_at=now, error=f"{quiet}; stopped {why}."):
+            if mine.update(
+                status=RunStatus.CANCELLED if run.cancel_requested else RunStatus.FAILED,
+                finished_at=now,
+                error=f"{quiet}; stopped {why}.",
+            ):
                 failed.append(run.id)
-        elif mine.update(status=RunStatus.QUEUED, worker="", sent_at=None,
-                         error=f"{quiet}; queued again to resume (attempt {run.attempts + 1} of "
-                               f"{settings.RUN_MAX_ATTEMPTS})."):
+        elif mine.update(
+            status=RunStatus.QUEUED,
+            worker="",
+            sent_at=None,
+            error=f"{quiet}; queued again to resume (attempt {run.attempts + 1} of {settings.RUN_MAX_ATTEMPTS}).",
+        ):
             requeued.append(run.id)
     sent = resend_queued(now)
     if requeued or failed or sent:

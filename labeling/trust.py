@@ -24,8 +24,14 @@ from __future__ import annotations
 import numpy as np
 
 from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
-from labeling.ml.confidence import (LabelConfidence, label_lift, near_chance, precision_threshold,
-                                    still_learning, wilson_lower)
+from labeling.ml.confidence import (
+    LabelConfidence,
+    label_lift,
+    near_chance,
+    precision_threshold,
+    still_learning,
+    wilson_lower,
+)
 from django.db.models import Count, Q
 
 from labeling.models import Decision, ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
@@ -39,9 +45,18 @@ def label_target(state: ProjectModelState | None, label_id: int) -> float:
     return float(state.label_targets.get(str(label_id), state.precision_target))
 
 
-def trust_fit(*, project_id: int, y: np.ndarray, oof: np.ndarray, trained: np.ndarray, ap: list[float | None],
-              label_ids: np.ndarray, names: list[str], labeled_ids: np.ndarray,
-              positives: np.ndarray) -> tuple[Platt, np.ndarray, dict]:
+def trust_fit(
+    *,
+    project_id: int,
+    y: np.ndarray,
+    oof: np.ndarray,
+    trained: np.ndarray,
+    ap: list[float | None],
+    label_ids: np.ndarray,
+    names: list[str],
+    labeled_ids: np.ndarray,
+    positives: np.ndarray,
+) -> tuple[Platt, np.ndarray, dict]:
     """-> the calibration for the suggestions, (L,) confident thresholds (+inf: not confident) and
     the run's "trust" metrics. ``ap``: out-of-fold AP per trained label, in order."""
     state = ProjectModelState.objects.filter(project_id=project_id).select_related("probe_run").first()
@@ -54,14 +69,20 @@ def trust_fit(*, project_id: int, y: np.ndarray, oof: np.ndarray, trained: np.nd
     previous = _previous_thresholds(state)
     labels = []
     for j, label_id in enumerate(label_ids.tolist()):
-        entry = {"label": names[j], "label_id": label_id, "target": label_target(state, label_id),
-                 "trained": bool(trained[j]), "positives": int(positives[j])}
+        entry = {
+            "label": names[j],
+            "label_id": label_id,
+            "target": label_target(state, label_id),
+            "trained": bool(trained[j]),
+            "positives": int(positives[j]),
+        }
         if trained[j]:
             column = int(np.flatnonzero(t == j)[0])
             lift = label_lift(y[:, j], ap[column])
             decided, accepted, shown_from = _decisions(project_id, state, label_id, labeled_ids, previous)
-            result = precision_threshold(y[:, j], held_out[:, column], entry["target"], decided=decided,
-                                         accepted=accepted, shown_from=shown_from)
+            result = precision_threshold(
+                y[:, j], held_out[:, column], entry["target"], decided=decided, accepted=accepted, shown_from=shown_from
+            )
             weak = near_chance(lift)
             if weak:
                 result = LabelConfidence(float("inf"), result.lower_bound, result.precision, result.predictions, 0.0)
@@ -73,8 +94,10 @@ def trust_fit(*, project_id: int, y: np.ndarray, oof: np.ndarray, trained: np.nd
         labels.append(entry)
     metrics = {
         "default_target": state.precision_target if state else DEFAULT_TARGET,
-        "ece": {"uncalibrated": expected_calibration_error(y[:, t], oof[:, t]),
-                "calibrated": expected_calibration_error(y[:, t], held_out)},
+        "ece": {
+            "uncalibrated": expected_calibration_error(y[:, t], oof[:, t]),
+            "calibrated": expected_calibration_error(y[:, t], held_out),
+        },
         "labels": labels,
         "still_learning": still_learning(labels),
     }
@@ -85,17 +108,27 @@ def _previous_thresholds(state: ProjectModelState | None) -> dict[int, float]:
     run = state.probe_run if state else None
     if run is None:
         return {}
-    return {entry["label_id"]: entry["threshold"] for entry in (run.metrics.get("trust") or {}).get("labels", [])
-            if entry.get("threshold") is not None}
+    return {
+        entry["label_id"]: entry["threshold"]
+        for entry in (run.metrics.get("trust") or {}).get("labels", [])
+        if entry.get("threshold") is not None
+    }
 
 
-def _decisions(project_id: int, state: ProjectModelState | None, label_id: int, labeled_ids: np.ndarray,
-               previous: dict[int, float]) -> tuple[np.ndarray, np.ndarray, float]:
+def _decisions(
+    project_id: int, state: ProjectModelState | None, label_id: int, labeled_ids: np.ndarray, previous: dict[int, float]
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Decisions on the replaced run's confident suggestions of images outside the labeled set."""
     if state is None or state.probe_run_id is None or label_id not in previous:
         return np.zeros(0), np.zeros(0, bool), float("inf")
-    rows = np.array(list(SuggestionDecision.objects.filter(run_id=state.probe_run_id, label_id=label_id)
-                         .values_list("image_id", "probability", "decision")), dtype=object).reshape(-1, 3)
+    rows = np.array(
+        list(
+            SuggestionDecision.objects.filter(run_id=state.probe_run_id, label_id=label_id).values_list(
+                "image_id", "probability", "decision"
+            )
+        ),
+        dtype=object,
+    ).reshape(-1, 3)
     keep = ~np.isin(rows[:, 0].astype(np.int64), labeled_ids)
     rows = rows[keep]
     return rows[:, 1].astype(np.float64), rows[:, 2] == Decision.ACCEPTED, float(previous[label_id])
@@ -105,9 +138,11 @@ def live_estimate(*, entry: dict, accepted: int, rejected: int) -> dict:
     """A label's precision estimate at its threshold with the decisions taken since the fit added."""
     measured = int(entry.get("predictions") or 0) + accepted + rejected
     correct = int(entry.get("correct") or 0) + accepted
-    return {"precision": correct / measured if measured else None,
-            "precision_lower_bound": float(wilson_lower(correct, measured)) if measured else None,
-            "measured": measured}
+    return {
+        "precision": correct / measured if measured else None,
+        "precision_lower_bound": float(wilson_lower(correct, measured)) if measured else None,
+        "measured": measured,
+    }
 
 
 def decision_noted(*, run_id: int, label_id: int) -> bool:
@@ -119,7 +154,8 @@ def decision_noted(*, run_id: int, label_id: int) -> bool:
     if entry is None:
         return False
     counts = SuggestionDecision.objects.filter(run_id=run_id, label_id=label_id).aggregate(
-        accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id"))
+        accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id")
+    )
     estimate = live_estimate(entry=entry, accepted=counts["accepted"], rejected=counts["decided"] - counts["accepted"])
     if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= entry["target"]:
         return False

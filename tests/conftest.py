@@ -9,8 +9,11 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--require-services", action="store_true",
-                     help="fail instead of skipping when PostgreSQL, Redis or Chromium is not available")
+    parser.addoption(
+        "--require-services",
+        action="store_true",
+        help="fail instead of skipping when PostgreSQL, Redis or Chromium is not available",
+    )
 
 
 @pytest.fixture(scope="session")

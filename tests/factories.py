@@ -14,8 +14,9 @@ from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 
 
-def image_bytes(width: int = 64, height: int = 48, color=(200, 30, 30), fmt: str = "PNG",
-                orientation: int | None = None) -> bytes:
+def image_bytes(
+    width: int = 64, height: int = 48, color=(200, 30, 30), fmt: str = "PNG", orientation: int | None = None
+) -> bytes:
     image = PILImage.new("RGB", (width, height), color)
     image.paste((0, 0, 0), (0, 0, 10, 10))  # a marker: top-left is black, so orientation can be checked
     buffer = io.BytesIO()
@@ -42,8 +43,10 @@ def add_member(project: Project, user, role: str = Role.ANNOTATOR) -> Membership
 
 
 def add_images(project: Project, count: int, *, size=(32, 32)) -> list[int]:
-    sources = [ImageSource(f"img-{i}.png", lambda i=i: image_bytes(*size, color=(i % 256, (i * 7) % 256, 99)))
-               for i in range(count)]
+    sources = [
+        ImageSource(f"img-{i}.png", lambda i=i: image_bytes(*size, color=(i % 256, (i * 7) % 256, 99)))
+        for i in range(count)
+    ]
     return [item.image_id for item in images_import(project=project, sources=sources).imported]
 
 
@@ -85,13 +88,27 @@ class Team:
         return user
 
 
-def make_team(*, labels=("cat", "dog"), images: int = 0, image_size=(100, 80), name: str = "Pets",
-              annotator: str = "annie", reviewer: str = "rev", outsider: str = "out") -> Team:
+def make_team(
+    *,
+    labels=("cat", "dog"),
+    images: int = 0,
+    image_size=(100, 80),
+    name: str = "Pets",
+    annotator: str = "annie",
+    reviewer: str = "rev",
+    outsider: str = "out",
+) -> Team:
     """The owner (an admin), an annotator, a reviewer and an outsider around one project."""
     owner = make_user("owner")
     project = make_project(owner=owner, labels=labels, name=name)
-    team = Team(project=project, owner=owner, annotator=make_user(annotator), reviewer=make_user(reviewer),
-                outsider=make_user(outsider), labels={label.name: label for label in project.labels.order_by("id")})
+    team = Team(
+        project=project,
+        owner=owner,
+        annotator=make_user(annotator),
+        reviewer=make_user(reviewer),
+        outsider=make_user(outsider),
+        labels={label.name: label for label in project.labels.order_by("id")},
+    )
     add_member(project, team.annotator, Role.ANNOTATOR)
     add_member(project, team.reviewer, Role.REVIEWER)
     if images:
@@ -112,10 +129,16 @@ def make_scene_project(*, owner, images: int = 40, labeled: int = 20, seed: int 
         render_scene(index, seed=seed, size=(48, 48)).image.save(buffer, "PNG")
         return buffer.getvalue()
 
-    report = images_import(project=project,
-                           sources=[ImageSource(f"s{i}.png", lambda i=i: png(i)) for i in range(images)])
+    report = images_import(
+        project=project, sources=[ImageSource(f"s{i}.png", lambda i=i: png(i)) for i in range(images)]
+    )
     label_id = dict(project.labels.values_list("name", "id"))
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(item.image_id, tag_label_ids=tuple(label_id[n] for n in render_scene(i, seed=seed).labels))
-        for i, item in enumerate(report.imported[:labeled])])
+    annotations_import(
+        project=project,
+        user=owner,
+        items=[
+            ImageAnnotations(item.image_id, tag_label_ids=tuple(label_id[n] for n in render_scene(i, seed=seed).labels))
+            for i, item in enumerate(report.imported[:labeled])
+        ],
+    )
     return project

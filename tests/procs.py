@@ -29,8 +29,13 @@ def database_url() -> str:
 
 
 def service_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url(),
-           "SECRET_KEY": os.environ.get("SECRET_KEY", "test-only-secret-key")}
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "test-only-secret-key"),
+    }
     env.update(extra)
     return env
 
@@ -80,8 +85,9 @@ class Service:
 
 @contextlib.contextmanager
 def running(command: list[str], env: dict[str, str]) -> Iterator[Service]:
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     service = Service(process)
     try:
         yield service
@@ -132,9 +138,12 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20) -> None:
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:

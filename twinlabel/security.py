@@ -13,9 +13,11 @@ from django.http import HttpRequest, HttpResponse
 
 def content_security_policy() -> str:
     images = " ".join(["'self'", "data:", "blob:", *settings.CSP_EXTRA_IMG_SRC])
-    return ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-            f"img-src {images}; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
-            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src {images}; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
 
 
 class ContentSecurityPolicyMiddleware:

@@ -157,16 +157,19 @@ elif STORAGE_BACKEND == "s3":
         import boto3  # noqa: F401  (S3Storage needs it; say so at start, not at the first upload)
     except ImportError as error:
         raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs boto3: pip install boto3") from error
-    DEFAULT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME") or "",
-        "endpoint_url": env_str("AWS_S3_ENDPOINT_URL"),  # MinIO, Ceph, R2 ...: the service's URL
-        "region_name": env_str("AWS_S3_REGION_NAME"),
-        "location": env_str("AWS_LOCATION") or "",  # a key prefix inside the bucket
-        "default_acl": None,  # private objects: the bucket's policy decides
-        "file_overwrite": False,
-        "querystring_auth": True,  # the image views redirect to short-lived signed URLs
-        "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300, minimum=10),
-    }}
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME") or "",
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL"),  # MinIO, Ceph, R2 ...: the service's URL
+            "region_name": env_str("AWS_S3_REGION_NAME"),
+            "location": env_str("AWS_LOCATION") or "",  # a key prefix inside the bucket
+            "default_acl": None,  # private objects: the bucket's policy decides
+            "file_overwrite": False,
+            "querystring_auth": True,  # the image views redirect to short-lived signed URLs
+            "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300, minimum=10),
+        },
+    }
     if not DEFAULT_STORAGE["OPTIONS"]["bucket_name"]:
         raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME")
 else:
@@ -230,13 +233,20 @@ USER_MAX_IMAGES = env_int("USER_MAX_IMAGES", 5_000_000, minimum=1)
 # The REST API (docs/api.md): token auth for scripts (Authorization: Token <key>), the session for
 # the browser; errors as {"error": "..."} like the rest of the site.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["twinlabel.web.auth.ThrottledTokenAuthentication",
-                                       "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "twinlabel.web.auth.ThrottledTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
-                                 "rest_framework.renderers.BrowsableAPIRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser",
-                               "rest_framework.parsers.FormParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "twinlabel.web.api.errors.exception_handler",
     # NaN and Infinity parse, so that the box check can say what is wrong with them.
@@ -251,8 +261,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Behind login like the rest of /api/ (session or token): the schema lists every endpoint.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "twinlabel.web.api.errors.schema_errors_hook"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "twinlabel.web.api.errors.schema_errors_hook",
+    ],
 }
 # Exports of more images than this run as a background job that ends as a download.
 EXPORT_STREAM_MAX_IMAGES = env_int("EXPORT_STREAM_MAX_IMAGES", 50_000, minimum=1)
@@ -280,10 +292,15 @@ else:
 _cache_url = env_str("CACHE_URL") or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 # Short socket time-outs: a Redis that is down or hung must cost a request milliseconds, not hang it
 # (twinlabel/web/throttle.py then lets logins through rather than answering 500).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url,
-                      "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
-          if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                              "LOCATION": str(VAR_DIR / "cache")}}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _cache_url,
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Convention: a task whose name starts with "gpu_" runs on the GPU worker's queue.
 CELERY_TASK_ROUTES = {"*.gpu_*": {"queue": "gpu"}}
@@ -298,7 +315,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
-        "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}}
+        "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+    }
 # The sweep in every worker (annotator/sweep.py): every SWEEP_SECONDS it sends queued runs and
 # export jobs again that the broker never took, or took SWEEP_RESEND_SECONDS ago and nobody started
 # (a broker that restarted empty), re-queues runs whose heartbeat is older than RUN_STALE_SECONDS
@@ -323,18 +341,19 @@ if PRETRAIN_DEVICE not in ("auto", "cpu", "gpu"):
 PRETRAIN_RESOLUTION = env_int("PRETRAIN_RESOLUTION", 0, minimum=16) if env_str("PRETRAIN_RESOLUTION") else None
 PRETRAIN_EPOCHS = env_int("PRETRAIN_EPOCHS", 0, minimum=1) if env_str("PRETRAIN_EPOCHS") else None
 PRETRAIN_BATCH_SIZE = env_int("PRETRAIN_BATCH_SIZE", 0, minimum=8) if env_str("PRETRAIN_BATCH_SIZE") else None
-PRETRAIN_PROJECTOR = ([env_int("PRETRAIN_PROJECTOR_DIM", 0, minimum=16)] * 3
-                      if env_str("PRETRAIN_PROJECTOR_DIM") else None)
-PRETRAIN_TIME_BUDGET_S = (env_int("PRETRAIN_TIME_BUDGET_S", 0, minimum=10)
-                          if env_str("PRETRAIN_TIME_BUDGET_S") else None)
+PRETRAIN_PROJECTOR = (
+    [env_int("PRETRAIN_PROJECTOR_DIM", 0, minimum=16)] * 3 if env_str("PRETRAIN_PROJECTOR_DIM") else None
+)
+PRETRAIN_TIME_BUDGET_S = env_int("PRETRAIN_TIME_BUDGET_S", 0, minimum=10) if env_str("PRETRAIN_TIME_BUDGET_S") else None
 # A pretraining estimated to take longer than this (seconds) starts only when confirmed.
 PRETRAIN_CONFIRM_ABOVE_S = env_int("PRETRAIN_CONFIRM_ABOVE_S", 1800, minimum=0)
 # The smallest crop (fraction of the image's area) of the two views. 0.5 rather than the paper's
 # small crops: image-level multilabel tags depend on every object in the picture, and a small crop
 # drops some of them from one view. Measured on the demo scenes (H200, 64 px, 60 epochs, 200
 # labels): probe mAP 0.55 with 0.5, 0.38 with 0.2; see bench/results/probe_quality_gpu_*.
-PRETRAIN_CROP_MIN = (env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0)
-                     if env_str("PRETRAIN_CROP_MIN") else None)
+PRETRAIN_CROP_MIN = (
+    env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0) if env_str("PRETRAIN_CROP_MIN") else None
+)
 # GPUs one pretraining run uses on its worker's host: 0 means every GPU the worker sees (one
 # DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
 # batch). 1 keeps it to one device. CPU workers always train in one process.
@@ -352,8 +371,11 @@ def default_train_threads(*, cores: int, web_on_host: bool) -> int:
     return max(1, cores - 1) if web_on_host else max(1, cores)
 
 
-TRAIN_THREADS = env_int("TRAIN_THREADS", default_train_threads(cores=len(os.sched_getaffinity(0)),
-                                                              web_on_host=WEB_ON_WORKER_HOST), minimum=1)
+TRAIN_THREADS = env_int(
+    "TRAIN_THREADS",
+    default_train_threads(cores=len(os.sched_getaffinity(0)), web_on_host=WEB_ON_WORKER_HOST),
+    minimum=1,
+)
 # Embeddings and suggestions are computed in blocks of this many image ids (labeling/data.py, labeling/suggesting.py).
 SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
 # Rows per (project, status) counter, summed on read: more rows, less waiting on one row lock when

@@ -25,9 +25,15 @@ class PackageFileFinder(BaseFinder):
     def check(self, **kwargs):
         from django.core.checks import Error
 
-        return [Error(f"{package} is not installed, or lacks {relative}: the static file {name} cannot be served.",
-                      hint="pip install -r requirements.txt", id="annotator.E001")
-                for name, (package, relative) in PACKAGE_FILES.items() if _package_file(package, relative) is None]
+        return [
+            Error(
+                f"{package} is not installed, or lacks {relative}: the static file {name} cannot be served.",
+                hint="pip install -r requirements.txt",
+                id="annotator.E001",
+            )
+            for name, (package, relative) in PACKAGE_FILES.items()
+            if _package_file(package, relative) is None
+        ]
 
     def find(self, path, find_all=False, **kwargs):
         found = PACKAGE_FILES.get(path) and _package_file(*PACKAGE_FILES[path])

@@ -82,8 +82,11 @@ def render_scene(index: int, *, seed: int = 0, size: tuple[int, int] = (256, 256
             continue
         visible = float(mask.sum() / area)
         ys, xs = np.nonzero(mask)
-        box = ((float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
-               if len(xs) else (0.0, 0.0, 0.0, 0.0))
+        box = (
+            (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
+            if len(xs)
+            else (0.0, 0.0, 0.0, 0.0)
+        )
         (objects if visible >= VISIBLE_MIN else hidden).append(ClutterObject(label, box, round(visible, 3)))
     image = canvas.convert("RGB")
     if rng.random() < 0.3:  # a soft camera
@@ -95,6 +98,7 @@ def render_scene(index: int, *, seed: int = 0, size: tuple[int, int] = (256, 256
 
 # ---- backgrounds: photographic-like noise, gradients, textures ----
 
+
 def _value_noise(rng: np.random.Generator, width: int, height: int, octaves: int = 4) -> np.ndarray:
     """(H, W) in [0, 1]: octaves of bilinearly upsampled random grids (1/f-like, as photos are)."""
     out = np.zeros((height, width), np.float32)
@@ -102,8 +106,12 @@ def _value_noise(rng: np.random.Generator, width: int, height: int, octaves: int
     for octave in range(octaves):
         cells = 2 ** (octave + 2)
         grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
-        layer = np.asarray(Image.fromarray((grid * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR),
-                           np.float32) / 255
+        layer = (
+            np.asarray(
+                Image.fromarray((grid * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR), np.float32
+            )
+            / 255
+        )
         out += amplitude * layer
         total += amplitude
         amplitude *= 0.55
@@ -118,8 +126,10 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
     elif kind == 1:  # a gradient at any angle, with a little noise
         angle = rng.uniform(0, math.pi)
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
-        t = ((t - t.min()) / max(float(np.ptp(t)), 1e-6))[..., None] + 0.15 * _value_noise(rng, width, height, 3)[..., None]
+        t = np.cos(angle) * xx / width + np.sin(angle) * yy / height
+        t = ((t - t.min()) / max(float(np.ptp(t)), 1e-6))[..., None] + 0.15 * _value_noise(rng, width, height, 3)[
+            ..., None
+        ]
     else:  # a texture: stripes or a checker, jittered
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         period = rng.uniform(6, 30)
@@ -134,6 +144,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
 
 
 # ---- objects: composites of parts, any colour, any size ----
+
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int, int]:
     return (*(int(v) for v in rng.integers(0, 256, 3)), 255)
@@ -154,7 +165,9 @@ def _house(d, rng, cx, cy, s):
     body, roof = _colour(rng), _colour(rng)
     w, h = s * rng.uniform(0.6, 0.9), s * rng.uniform(0.4, 0.55)
     d.rectangle([cx - w / 2, cy, cx + w / 2, cy + h], fill=body)
-    d.polygon([(cx - w / 2 - s * 0.06, cy), (cx + w / 2 + s * 0.06, cy), (cx, cy - s * rng.uniform(0.3, 0.45))], fill=roof)
+    d.polygon(
+        [(cx - w / 2 - s * 0.06, cy), (cx + w / 2 + s * 0.06, cy), (cx, cy - s * rng.uniform(0.3, 0.45))], fill=roof
+    )
     d.rectangle([cx - s * 0.07, cy + h * 0.45, cx + s * 0.07, cy + h], fill=_colour(rng))  # door
 
 
@@ -171,8 +184,15 @@ def _car(d, rng, cx, cy, s):
     body = _colour(rng)
     w, h = s, s * 0.28
     d.rounded_rectangle([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], radius=h * 0.3, fill=body)
-    d.polygon([(cx - w * 0.3, cy - h / 2), (cx - w * 0.15, cy - h * 1.3), (cx + w * 0.2, cy - h * 1.3),
-               (cx + w * 0.3, cy - h / 2)], fill=body)
+    d.polygon(
+        [
+            (cx - w * 0.3, cy - h / 2),
+            (cx - w * 0.15, cy - h * 1.3),
+            (cx + w * 0.2, cy - h * 1.3),
+            (cx + w * 0.3, cy - h / 2),
+        ],
+        fill=body,
+    )
     wheel, r = _colour(rng), s * 0.12
     for x in (cx - w * 0.3, cx + w * 0.3):
         d.ellipse([x - r, cy + h / 2 - r, x + r, cy + h / 2 + r], fill=wheel)
@@ -214,18 +234,34 @@ def _key(d, rng, cx, cy, s):
 
 
 def _lamp(d, rng, cx, cy, s):
-    d.polygon([(cx - s * 0.15, cy - s * 0.5), (cx + s * 0.15, cy - s * 0.5), (cx + s * 0.3, cy - s * 0.15),
-               (cx - s * 0.3, cy - s * 0.15)], fill=_colour(rng))
+    d.polygon(
+        [
+            (cx - s * 0.15, cy - s * 0.5),
+            (cx + s * 0.15, cy - s * 0.5),
+            (cx + s * 0.3, cy - s * 0.15),
+            (cx - s * 0.3, cy - s * 0.15),
+        ],
+        fill=_colour(rng),
+    )
     c = _colour(rng)
     d.line([(cx, cy - s * 0.15), (cx, cy + s * 0.4)], fill=c, width=max(2, int(s * 0.05)))
     d.ellipse([cx - s * 0.25, cy + s * 0.35, cx + s * 0.25, cy + s * 0.5], fill=c)
 
 
-DRAWERS: dict[str, Callable] = {"house": _house, "tree": _tree, "car": _car, "person": _person, "flag": _flag,
-                                "bottle": _bottle, "key": _key, "lamp": _lamp}
+DRAWERS: dict[str, Callable] = {
+    "house": _house,
+    "tree": _tree,
+    "car": _car,
+    "person": _person,
+    "flag": _flag,
+    "bottle": _bottle,
+    "key": _key,
+    "lamp": _lamp,
+}
 
 
 # ---- what is not a label: distractors and occluders ----
+
 
 def _distractor_layer(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
@@ -236,8 +272,10 @@ def _distractor_layer(rng: np.random.Generator, width: int, height: int) -> Imag
         cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), side * rng.uniform(0.05, 0.25)
         k = int(rng.integers(5, 9))
         angles = np.sort(rng.uniform(0, 2 * math.pi, k))
-        d.polygon([(cx + r * rng.uniform(0.4, 1) * math.cos(a), cy + r * rng.uniform(0.4, 1) * math.sin(a))
-                   for a in angles], fill=_colour(rng))
+        d.polygon(
+            [(cx + r * rng.uniform(0.4, 1) * math.cos(a), cy + r * rng.uniform(0.4, 1) * math.sin(a)) for a in angles],
+            fill=_colour(rng),
+        )
     elif kind == 1:  # a scribble of thick lines
         points = [(rng.uniform(0, width), rng.uniform(0, height)) for _ in range(int(rng.integers(3, 6)))]
         d.line(points, fill=_colour(rng), width=int(rng.integers(2, 6)))

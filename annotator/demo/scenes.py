@@ -20,8 +20,12 @@ LABELS: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring", "cros
 # Unequal class frequencies, as in real projects: some labels are rare.
 LABEL_WEIGHTS: tuple[float, ...] = (0.30, 0.25, 0.18, 0.12, 0.09, 0.06)
 LABEL_COLOURS: dict[str, str] = {
-    "circle": "#e6194b", "square": "#3cb44b", "triangle": "#4363d8",
-    "star": "#f58231", "ring": "#911eb4", "cross": "#42d4f4",
+    "circle": "#e6194b",
+    "square": "#3cb44b",
+    "triangle": "#4363d8",
+    "star": "#f58231",
+    "ring": "#911eb4",
+    "cross": "#42d4f4",
 }
 
 
@@ -93,8 +97,13 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
         t = (((xx // cell) + (yy // cell)) % 2).astype(np.float32)
     else:  # smooth noise: coarse random field, upsampled
         coarse = rng.random((max(2, height // 32), max(2, width // 32))).astype(np.float32)
-        t = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC),
-                       dtype=np.float32) / 255.0
+        t = (
+            np.asarray(
+                Image.fromarray((coarse * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC),
+                dtype=np.float32,
+            )
+            / 255.0
+        )
     pixels = c1[None, None, :] * (1 - t[..., None]) + c2[None, None, :] * t[..., None]
     mean = pixels.reshape(-1, 3).mean(axis=0)
     swing = float(np.ptp(_luminance(pixels))) / 2
@@ -122,9 +131,15 @@ def _fill(rng: np.random.Generator, local: np.ndarray, margin: float = 70.0) -> 
     return tuple(int(v) for v in np.clip(shifted, 0, 255))
 
 
-def _draw_object(image: Image.Image, draw: ImageDraw.ImageDraw, rng: np.random.Generator, label: str,
-                 width: int, height: int, placed: list[tuple[float, float, float]]
-                 ) -> tuple[float, float, float, float] | None:
+def _draw_object(
+    image: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    rng: np.random.Generator,
+    label: str,
+    width: int,
+    height: int,
+    placed: list[tuple[float, float, float]],
+) -> tuple[float, float, float, float] | None:
     short = min(width, height)
     # Large objects (radius 18-38% of the short side) with mild occlusion: a new shape's centre
     # keeps at least 70% of the two radii away from earlier ones; where none fits, it is left out.

@@ -23,22 +23,30 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeGuard
 
-from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name,
-                               optional_str)
+from annotator.formats import (
+    BoxRecord,
+    ExportMeta,
+    FormatError,
+    ImageRecord,
+    ParsedFile,
+    ParsedImage,
+    base_name,
+    optional_str,
+)
 from annotator.formats import registry
 
 CHUNK = 1 << 16
 
 
-def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False,
-          batch: int = 2000) -> Iterator[bytes]:
+def write(
+    meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False, batch: int = 2000
+) -> Iterator[bytes]:
     """Stream one COCO JSON document. Annotations are spooled to a temporary file while the images
     are written (COCO wants all images before all annotations), so memory stays flat. Entries are
     formatted directly (json.dumps only for strings): this loop is most of an export's time."""
     ids = {name: i for i, name in enumerate(meta.label_names, start=1)}
     categories = [{"id": ids[label.name], "name": label.name, "supercategory": ""} for label in meta.labels]
-    head = {"info": {"description": meta.project, "version": "1.0", "contributor": "Twinlabel"},
-            "licenses": []}
+    head = {"info": {"description": meta.project, "version": "1.0", "contributor": "Twinlabel"}, "licenses": []}
     yield (json.dumps(head)[:-1] + ', "categories": ' + json.dumps(categories) + ', "images": [').encode()
     dumps = json.dumps
     with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b") as spool:
@@ -47,18 +55,23 @@ def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool 
         next_id, images_sep, boxes_sep = 1, "", ""
         for image in images:
             labels = ",".join(str(ids[t]) for t in image.tags)
-            entry = (f'{{"id":{image.id},"file_name":{dumps(image.file_name)},"width":{image.width},'
-                     f'"height":{image.height},"image_labels":[{labels}],"status":"{image.status}",'
-                     f'"sha256":"{image.sha256}"')
+            entry = (
+                f'{{"id":{image.id},"file_name":{dumps(image.file_name)},"width":{image.width},'
+                f'"height":{image.height},"image_labels":[{labels}],"status":"{image.status}",'
+                f'"sha256":"{image.sha256}"'
+            )
             if predictions:
-                entry += ',"predictions":' + dumps([{"category_id": ids[p.label], "score": p.score}
-                                                    for p in image.predictions])
+                entry += ',"predictions":' + dumps(
+                    [{"category_id": ids[p.label], "score": p.score} for p in image.predictions]
+                )
             entries.append(entry + "}")
             image_id = image.id
             for b in image.boxes:
                 extra = f',"attributes":{dumps(b.attributes)}' if b.attributes else ""
-                boxes.append(f'{{"id":{next_id},"image_id":{image_id},"category_id":{ids[b.label]},'
-                             f'"bbox":[{b.x!r},{b.y!r},{b.w!r},{b.h!r}],"area":{b.w * b.h!r},"iscrowd":0{extra}}}')
+                boxes.append(
+                    f'{{"id":{next_id},"image_id":{image_id},"category_id":{ids[b.label]},'
+                    f'"bbox":[{b.x!r},{b.y!r},{b.w!r},{b.h!r}],"area":{b.w * b.h!r},"iscrowd":0{extra}}}'
+                )
                 next_id += 1
             if len(entries) >= batch:
                 yield (images_sep + ",".join(entries)).encode()
@@ -99,8 +112,13 @@ def read(data: bytes) -> ParsedFile:
             raise FormatError(f"COCO image {str(im)[:80]} needs an “id” and a “file_name”.")
         image_id = _id(im["id"], "image")
         tags = [category(c, f"image {image_id}") for c in _list(im, "image_labels")]
-        images[image_id] = (base_name(im["file_name"]), [], tags, optional_str(im, "sha256"),
-                             optional_str(im, "status"))
+        images[image_id] = (
+            base_name(im["file_name"]),
+            [],
+            tags,
+            optional_str(im, "sha256"),
+            optional_str(im, "status"),
+        )
     for i, a in enumerate(_list(doc, "annotations")):
         if not isinstance(a, dict) or not _is_id(a.get("image_id")) or a["image_id"] not in images:
             raise FormatError(f"COCO annotation #{i} refers to an image that “images” does not list.")
@@ -109,14 +127,19 @@ def read(data: bytes) -> ParsedFile:
         if not bbox:
             images[a["image_id"]][2].append(label)
             continue
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+        if (
+            not isinstance(bbox, list)
+            or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
+        ):
             raise FormatError(f"COCO annotation #{i}: “bbox” must be four numbers [x, y, width, height].")
         attributes = a.get("attributes") if isinstance(a.get("attributes"), dict) else None
         x, y, w, h = map(float, bbox)
         images[a["image_id"]][1].append(BoxRecord(label, x, y, w, h, attributes or None))
-    parsed = [ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags)), sha, status)
-              for name, boxes, tags, sha, status in images.values()]
+    parsed = [
+        ParsedImage(name, tuple(boxes), tuple(dict.fromkeys(tags)), sha, status)
+        for name, boxes, tags, sha, status in images.values()
+    ]
     return ParsedFile(images=parsed, labels=list(dict.fromkeys(categories.values())))
 
 

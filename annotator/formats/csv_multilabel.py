@@ -23,8 +23,9 @@ def cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False,
-          rows_per_chunk: int = 1000) -> Iterator[bytes]:
+def write(
+    meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False, rows_per_chunk: int = 1000
+) -> Iterator[bytes]:
     names = meta.label_names
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\n")

@@ -56,8 +56,9 @@ def read(data: bytes, size_of: Callable[[list[str]], tuple[int, int] | None]) ->
             raise FormatError(f"Task #{i}: “result” must be a list of results.")
         for result in results:
             if not isinstance(result, dict) or not isinstance(result.get("value") or {}, dict):
-                raise FormatError(f"Task #{i}: each result must be an object with a “value” object, "
-                                  f"not {str(result)[:40]}.")
+                raise FormatError(
+                    f"Task #{i}: each result must be an object with a “value” object, not {str(result)[:40]}."
+                )
             kind, value = result.get("type"), result.get("value") or {}
             if kind == "rectanglelabels":
                 for label in _names(value, "rectanglelabels", i):
@@ -90,8 +91,9 @@ def _last_annotation(task: dict[str, Any], i: int) -> dict[str, Any] | None:
     return kept[-1] if kept else None
 
 
-def _box(result: dict[str, Any], value: dict[str, Any], label: str, size: Callable[[], tuple[int, int] | None],
-         where: str) -> BoxRecord:
+def _box(
+    result: dict[str, Any], value: dict[str, Any], label: str, size: Callable[[], tuple[int, int] | None], where: str
+) -> BoxRecord:
     try:
         x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
     except (KeyError, TypeError, ValueError):
@@ -107,8 +109,10 @@ def _box(result: dict[str, Any], value: dict[str, Any], label: str, size: Callab
     if rotation:
         # Label Studio rotates around the top-left corner, clockwise in screen coordinates.
         a = math.radians(rotation)
-        corners = [(x + dx * math.cos(a) - dy * math.sin(a), y + dx * math.sin(a) + dy * math.cos(a))
-                   for dx, dy in ((0, 0), (w, 0), (0, h), (w, h))]
+        corners = [
+            (x + dx * math.cos(a) - dy * math.sin(a), y + dx * math.sin(a) + dy * math.cos(a))
+            for dx, dy in ((0, 0), (w, 0), (0, h), (w, h))
+        ]
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         x, y, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
     return BoxRecord(label, x, y, w, h)

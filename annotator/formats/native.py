@@ -16,18 +16,32 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, ParsedImage,
-                               base_name, optional_str)
+from annotator.formats import (
+    BoxRecord,
+    ExportMeta,
+    FormatError,
+    ImageRecord,
+    LabelInfo,
+    ParsedFile,
+    ParsedImage,
+    base_name,
+    optional_str,
+)
 from annotator.formats import registry
 
 CHUNK = 1 << 16
 
 
 def image_dict(image: ImageRecord, *, predictions: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"file_name": image.file_name, "sha256": image.sha256, "width": image.width,
-                             "height": image.height, "status": image.status,
-                             "boxes": [_box(b) for b in image.boxes],
-                             "tags": list(image.tags)}
+    entry: dict[str, Any] = {
+        "file_name": image.file_name,
+        "sha256": image.sha256,
+        "width": image.width,
+        "height": image.height,
+        "status": image.status,
+        "boxes": [_box(b) for b in image.boxes],
+        "tags": list(image.tags),
+    }
     if predictions:
         entry["predictions"] = [{"label": p.label, "score": p.score} for p in image.predictions]
     return entry
@@ -41,8 +55,12 @@ def _box(b: BoxRecord) -> dict[str, Any]:
 
 
 def write(meta: ExportMeta, images: Iterable[ImageRecord], *, predictions: bool = False) -> Iterator[bytes]:
-    head = {"format": "twinlabel", "version": 1, "project": meta.project,
-            "labels": [_label(label) for label in meta.labels]}
+    head = {
+        "format": "twinlabel",
+        "version": 1,
+        "project": meta.project,
+        "labels": [_label(label) for label in meta.labels],
+    }
     parts = [json.dumps(head)[:-1] + ', "images": [\n']
     size = 0
     for i, image in enumerate(images):
@@ -62,11 +80,16 @@ def read(data: bytes) -> ParsedFile:
         raise FormatError(f"The file is not valid JSON ({error}).") from None
     if not isinstance(doc, dict) or doc.get("format") != "twinlabel" or not isinstance(doc.get("images"), list):
         raise FormatError("A Twinlabel JSON export is an object with “format”: “twinlabel” and “images”.")
-    declared = [label for label in doc.get("labels") or [] if isinstance(label, dict) and isinstance(label.get("name"), str)]
+    declared = [
+        label for label in doc.get("labels") or [] if isinstance(label, dict) and isinstance(label.get("name"), str)
+    ]
     labels = [label["name"] for label in declared]
     # A label's own box attributes (checked like any label edit when the import creates the label).
-    label_attributes = {label["name"]: label["attributes"] for label in declared
-                        if isinstance(label.get("attributes"), list) and label["attributes"]}
+    label_attributes = {
+        label["name"]: label["attributes"]
+        for label in declared
+        if isinstance(label.get("attributes"), list) and label["attributes"]
+    }
     images = []
     for i, im in enumerate(doc["images"]):
         where = f"images[{i}]"
@@ -82,13 +105,21 @@ def read(data: bytes) -> ParsedFile:
                 x, y, w, h = (float(b[k]) for k in "xywh")
                 boxes.append(BoxRecord(label, x, y, w, h, attributes))
             except (KeyError, TypeError, ValueError):
-                raise FormatError(f"{where}.boxes[{j}] needs a label, numbers x, y, w, h "
-                                  "and maybe an object “attributes”.") from None
+                raise FormatError(
+                    f"{where}.boxes[{j}] needs a label, numbers x, y, w, h and maybe an object “attributes”."
+                ) from None
         tags = im.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise FormatError(f"{where}.tags must be a list of label names.")
-        images.append(ParsedImage(base_name(im["file_name"]), tuple(boxes), tuple(tags), optional_str(im, "sha256"),
-                                  optional_str(im, "status")))
+        images.append(
+            ParsedImage(
+                base_name(im["file_name"]),
+                tuple(boxes),
+                tuple(tags),
+                optional_str(im, "sha256"),
+                optional_str(im, "status"),
+            )
+        )
     return ParsedFile(images=images, labels=labels, label_attributes=label_attributes)
 
 
@@ -99,8 +130,9 @@ def _label(label: LabelInfo) -> dict[str, Any]:
     return entry
 
 
-@registry.writer("json", title="Twinlabel JSON", extension="json", media_type="application/json", version="1",
-                 predictions=True)
+@registry.writer(
+    "json", title="Twinlabel JSON", extension="json", media_type="application/json", version="1", predictions=True
+)
 def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
     return write(meta, images, predictions=options.predictions)
 

@@ -71,8 +71,16 @@ WRITERS: dict[str, Writer] = {}
 READERS: dict[str, Reader] = {}
 
 
-def writer(name: str, *, title: str, extension: str, media_type: str, version: str = "",
-           predictions: bool = False, images: bool = False) -> Callable[[WriteFn], WriteFn]:
+def writer(
+    name: str,
+    *,
+    title: str,
+    extension: str,
+    media_type: str,
+    version: str = "",
+    predictions: bool = False,
+    images: bool = False,
+) -> Callable[[WriteFn], WriteFn]:
     """Register the decorated function as the writer of format ``name``."""
 
     def register(write: WriteFn) -> WriteFn:

@@ -26,13 +26,21 @@ def image_xml(image: ImageRecord, *, folder: str = "images") -> bytes:
         "<object><name>{}</name><pose>Unspecified</pose><truncated>{}</truncated><difficult>{}</difficult>"
         "<occluded>{}</occluded>"
         "<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>".format(
-            escape(b.label), *_flags(b.attributes), round(b.x) + 1, round(b.y) + 1,
-            max(round(b.x + b.w), round(b.x) + 1), max(round(b.y + b.h), round(b.y) + 1))
-        for b in image.boxes)
-    return (f"<annotation><folder>{escape(folder)}</folder><filename>{escape(image.file_name)}</filename>"
-            f"<source><database>Twinlabel</database></source>"
-            f"<size><width>{image.width}</width><height>{image.height}</height><depth>3</depth></size>"
-            f"<segmented>0</segmented>{objects}</annotation>\n").encode()
+            escape(b.label),
+            *_flags(b.attributes),
+            round(b.x) + 1,
+            round(b.y) + 1,
+            max(round(b.x + b.w), round(b.x) + 1),
+            max(round(b.y + b.h), round(b.y) + 1),
+        )
+        for b in image.boxes
+    )
+    return (
+        f"<annotation><folder>{escape(folder)}</folder><filename>{escape(image.file_name)}</filename>"
+        f"<source><database>Twinlabel</database></source>"
+        f"<size><width>{image.width}</width><height>{image.height}</height><depth>3</depth></size>"
+        f"<segmented>0</segmented>{objects}</annotation>\n"
+    ).encode()
 
 
 def _flags(attributes: dict[str, Any] | None) -> tuple[int, int, int]:
@@ -90,7 +98,9 @@ def _read_one(where: str, data: bytes) -> ParsedImage:
     for i, obj in enumerate(root.iter("object")):
         label = (obj.findtext("name") or "").strip()
         try:
-            xmin, ymin, xmax, ymax = (float(obj.findtext(f"bndbox/{k}") or "") for k in ("xmin", "ymin", "xmax", "ymax"))
+            xmin, ymin, xmax, ymax = (
+                float(obj.findtext(f"bndbox/{k}") or "") for k in ("xmin", "ymin", "xmax", "ymax")
+            )
         except ValueError:
             raise FormatError(f"{where}, object #{i}: needs a <name> and a <bndbox> of four numbers.") from None
         if not label or xmax < xmin or ymax < ymin:

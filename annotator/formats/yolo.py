@@ -23,22 +23,27 @@ from annotator.formats import registry
 
 def label_lines(image: ImageRecord, class_ids: Mapping[str, int]) -> bytes:
     w, h = image.width, image.height
-    return "".join(f"{class_ids[b.label]} {(b.x + b.w / 2) / w:.6f} {(b.y + b.h / 2) / h:.6f} "
-                   f"{b.w / w:.6f} {b.h / h:.6f}\n" for b in image.boxes).encode()
+    return "".join(
+        f"{class_ids[b.label]} {(b.x + b.w / 2) / w:.6f} {(b.y + b.h / 2) / h:.6f} {b.w / w:.6f} {b.h / h:.6f}\n"
+        for b in image.boxes
+    ).encode()
 
 
 def data_yaml(names: list[str], *, with_images: bool = True) -> bytes:
     lines = ["# Twinlabel export: labels/*.txt hold one 'class cx cy w h' line per box, normalised to [0, 1]."]
     if not with_images:
-        lines += ["# The images are not in this zip: put them in images/ beside labels/ (same file stems),",
-                  "# or export with images=1 to get them here."]
+        lines += [
+            "# The images are not in this zip: put them in images/ beside labels/ (same file stems),",
+            "# or export with images=1 to get them here.",
+        ]
     lines += ["path: .  # this folder, once unzipped", "train: images", "val: images", f"nc: {len(names)}", "names:"]
     lines += [f"  {i}: {json.dumps(name)}" for i, name in enumerate(names)]
     return ("\n".join(lines) + "\n").encode()
 
 
-def write(meta: ExportMeta, images: Iterable[ImageRecord],
-          image_file: Callable[[ImageRecord], bytes] | None = None) -> Iterator[bytes]:
+def write(
+    meta: ExportMeta, images: Iterable[ImageRecord], image_file: Callable[[ImageRecord], bytes] | None = None
+) -> Iterator[bytes]:
     """``image_file``: the stored bytes of an image, to put the images in the zip too."""
     names = list(meta.box_labels)
     class_ids = {name: i for i, name in enumerate(names)}
@@ -80,8 +85,9 @@ def read_names(name: str, data: bytes) -> list[str]:
     return [n.strip() for n in names]
 
 
-def read(files: Mapping[str, bytes], names: list[str],
-         image_for: Callable[[str], tuple[str, int, int] | None]) -> ParsedFile:
+def read(
+    files: Mapping[str, bytes], names: list[str], image_for: Callable[[str], tuple[str, int, int] | None]
+) -> ParsedFile:
     """``files``: label file name → contents; ``image_for(stem)``: the (file name, width, height) of
     the project image with that stem, or None (the label file is then reported as unmatched)."""
     images = []
@@ -101,8 +107,9 @@ def read(files: Mapping[str, bytes], names: list[str],
             except (ValueError, IndexError):
                 raise FormatError(f"{file_name} line {number}: expected “class cx cy w h”.") from None
             if len(values) != 4 or not 0 <= cls < len(names):
-                raise FormatError(f"{file_name} line {number}: expected “class cx cy w h” with a class id "
-                                  f"from 0 to {len(names) - 1}.")
+                raise FormatError(
+                    f"{file_name} line {number}: expected “class cx cy w h” with a class id from 0 to {len(names) - 1}."
+                )
             cx, cy, w, h = values
             if not all(0 <= v <= 1 for v in values):
                 raise FormatError(f"{file_name} line {number}: coordinates must be normalised to [0, 1].")

@@ -46,8 +46,9 @@ class ImageAnnotations:
     tag_label_ids: tuple[int, ...] = ()
 
 
-def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], user: AbstractBaseUser | None,
-                       source: str = "human") -> int:
+def annotations_import(
+    *, project: Project, items: Iterable[ImageAnnotations], user: AbstractBaseUser | None, source: str = "human"
+) -> int:
     """Replace the annotations of the given images and mark them submitted, all or nothing.
     Boxes are clipped to their image; a box left with no area is an error, not a silent drop."""
     items = list(items)
@@ -64,8 +65,16 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
                 raise ValidationError(f"Label {box.label_id} is not in this project.")
             # Other tools write attributes we do not define: kept when the label defines them, else dropped.
             values = attributes_rules.values_clean(box.attributes, specs[box.label_id], strict=False)
-            boxes.append(Box(image=image, label_id=box.label_id, author=user, source=source, attributes=values,
-                             **clip_box(box, image.width, image.height)))
+            boxes.append(
+                Box(
+                    image=image,
+                    label_id=box.label_id,
+                    author=user,
+                    source=source,
+                    attributes=values,
+                    **clip_box(box, image.width, image.height),
+                )
+            )
         for label_id in set(item.tag_label_ids):
             if label_id not in label_ids:
                 raise ValidationError(f"Label {label_id} is not in this project.")
@@ -78,9 +87,13 @@ def annotations_import(*, project: Project, items: Iterable[ImageAnnotations], u
         ImageTag.objects.filter(image_id__in=images).delete()
         Box.objects.bulk_create(boxes, batch_size=1000)
         ImageTag.objects.bulk_create(tags, batch_size=1000)
-        Image.objects.filter(id__in=images).update(status=ImageStatus.SUBMITTED, submitted_by=user,
-                                                   submitted_at=timezone.now(), version=F("version") + 1,
-                                                   **annotation_counts())
+        Image.objects.filter(id__in=images).update(
+            status=ImageStatus.SUBMITTED,
+            submitted_by=user,
+            submitted_at=timezone.now(),
+            version=F("version") + 1,
+            **annotation_counts(),
+        )
         changes = {ImageStatus.SUBMITTED: len(before)}
         for status in before:
             changes[status] = changes.get(status, 0) - 1
@@ -95,8 +108,12 @@ def annotation_counts() -> dict:
     from django.db.models.functions import Coalesce
 
     def count(queryset):
-        return Coalesce(Subquery(queryset.filter(image=OuterRef("pk")).order_by().values("image")
-                                 .annotate(n=Count("id")).values("n")[:1]), Value(0))
+        return Coalesce(
+            Subquery(
+                queryset.filter(image=OuterRef("pk")).order_by().values("image").annotate(n=Count("id")).values("n")[:1]
+            ),
+            Value(0),
+        )
 
     return {"box_count": count(Box.objects.all()), "human_tag_count": count(ImageTag.objects.filter(source="human"))}
 
@@ -112,17 +129,23 @@ def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
     return {"x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}
 
 
-
-def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes: Iterable[BoxIn],
-                    tag_label_ids: Iterable[int]) -> None:
+def annotation_save(
+    *, image: Image, user: AbstractBaseUser, version: int, boxes: Iterable[BoxIn], tag_label_ids: Iterable[int]
+) -> None:
     """Replace the image's boxes and tags with these, if ``version`` is still current."""
     rows, tags = annotation_rows(image, user, list(boxes), list(tag_label_ids))
     try:
         with transaction.atomic():
-            bump_version(image, version, box_count=len(rows), human_tag_count=sum(t.source == "human" for t in tags),
-                         **_extended_lock(image, user))
-            label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk],
-                                                             new_label_ids=[b.label_id for b in rows]))
+            bump_version(
+                image,
+                version,
+                box_count=len(rows),
+                human_tag_count=sum(t.source == "human" for t in tags),
+                **_extended_lock(image, user),
+            )
+            label_box_counts_change(
+                changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[b.label_id for b in rows])
+            )
             Box.objects.filter(image=image).delete()
             ImageTag.objects.filter(image=image).delete()
             Box.objects.bulk_create(rows)
@@ -134,12 +157,15 @@ def annotation_save(*, image: Image, user: AbstractBaseUser, version: int, boxes
         gone = used - set(image.project.labels.filter(id__in=used).values_list("id", flat=True))
         if not gone:
             raise
-        raise ValidationError(f"The label(s) {sorted(gone)} were deleted meanwhile; nothing was saved. "
-                              "Reload the page to see the project's labels.") from None
+        raise ValidationError(
+            f"The label(s) {sorted(gone)} were deleted meanwhile; nothing was saved. "
+            "Reload the page to see the project's labels."
+        ) from None
 
 
-def image_tag_set(*, image: Image, label: LabelClass, user: AbstractBaseUser | None, source: str,
-                  present: bool | None) -> None:
+def image_tag_set(
+    *, image: Image, label: LabelClass, user: AbstractBaseUser | None, source: str, present: bool | None
+) -> None:
     """One tag changed outside the editor (a decision on a model suggestion): ``present`` True adds
     it (a tag the image already has is kept as it is), False removes it while it is still from
     ``source`` (a person who re-set it keeps it), None leaves the tags. The image's version moves
@@ -160,8 +186,17 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
             return
         resubmit = image.status == ImageStatus.SUBMITTED  # an edited image again: not new evidence
         # A (re-)submission waits for a fresh review.
-        bump_version(image, version, status=ImageStatus.SUBMITTED, submitted_by=user, submitted_at=now,
-                     locked_by=None, locked_until=None, review_status=ReviewStatus.NONE, **_work_time(image, user, now))
+        bump_version(
+            image,
+            version,
+            status=ImageStatus.SUBMITTED,
+            submitted_by=user,
+            submitted_at=now,
+            locked_by=None,
+            locked_until=None,
+            review_status=ReviewStatus.NONE,
+            **_work_time(image, user, now),
+        )
         if not resubmit:
             for listener in extensions.SUBMISSION_LISTENERS:  # model assistance counts towards a refit
                 listener(project_id=image.project_id)
@@ -179,8 +214,17 @@ def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> b
     if 1 in passes and passes[1] != user.pk:
         _snapshot(image, user, 2)
         return False
-    bump_version(image, version, status=ImageStatus.UNLABELED, locked_by=None, locked_until=None,
-                 overlap_first_by=user, review_status=ReviewStatus.NONE, box_count=0, human_tag_count=0)
+    bump_version(
+        image,
+        version,
+        status=ImageStatus.UNLABELED,
+        locked_by=None,
+        locked_until=None,
+        overlap_first_by=user,
+        review_status=ReviewStatus.NONE,
+        box_count=0,
+        human_tag_count=0,
+    )
     _snapshot(image, user, 1)
     label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[]))
     Box.objects.filter(image=image).delete()
@@ -191,8 +235,9 @@ def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> b
 def _snapshot(image: Image, user: AbstractBaseUser, pass_number: int) -> None:
     boxes = [list(b) for b in image.boxes.order_by("id").values_list("label_id", "x", "y", "w", "h")]
     tags = list(image.tags.order_by("label_id").values_list("label_id", flat=True))
-    AnnotationSnapshot.objects.update_or_create(image=image, pass_number=pass_number,
-                                                defaults={"annotator": user, "boxes": boxes, "tags": tags})
+    AnnotationSnapshot.objects.update_or_create(
+        image=image, pass_number=pass_number, defaults={"annotator": user, "boxes": boxes, "tags": tags}
+    )
 
 
 def _work_time(image: Image, user: AbstractBaseUser, now) -> dict:
@@ -219,8 +264,9 @@ def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
     return {}
 
 
-def annotation_rows(image: Image, user: AbstractBaseUser, boxes: list[BoxIn],
-               tag_label_ids: list[int]) -> tuple[list[Box], list[ImageTag]]:
+def annotation_rows(
+    image: Image, user: AbstractBaseUser, boxes: list[BoxIn], tag_label_ids: list[int]
+) -> tuple[list[Box], list[ImageTag]]:
     if len(boxes) > MAX_BOXES_PER_IMAGE:
         raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
     specs = dict(image.project.labels.values_list("id", "attributes"))
@@ -228,12 +274,22 @@ def annotation_rows(image: Image, user: AbstractBaseUser, boxes: list[BoxIn],
     unknown -= set(specs)
     if unknown:
         raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
-    rows = [Box(image=image, label_id=b.label_id, author=user, source="human",
-                attributes=values_clean(b.attributes, specs[b.label_id]), **clip_box(b, image.width, image.height))
-            for b in boxes]
+    rows = [
+        Box(
+            image=image,
+            label_id=b.label_id,
+            author=user,
+            source="human",
+            attributes=values_clean(b.attributes, specs[b.label_id]),
+            **clip_box(b, image.width, image.height),
+        )
+        for b in boxes
+    ]
     # A tag that stays keeps where it came from (an accepted suggestion stays "model"), since the
     # client sends label ids only; a tag it adds is the person's.
     kept = dict(ImageTag.objects.filter(image=image).values_list("label_id", "source"))
-    tags = [ImageTag(image=image, label_id=label_id, author=user, source=kept.get(label_id, "human"))
-            for label_id in dict.fromkeys(tag_label_ids)]
+    tags = [
+        ImageTag(image=image, label_id=label_id, author=user, source=kept.get(label_id, "human"))
+        for label_id in dict.fromkeys(tag_label_ids)
+    ]
     return rows, tags

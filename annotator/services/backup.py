@@ -38,14 +38,23 @@ class BackupSummary:
 
 
 def backup_write(*, path: Path, with_models: bool = False) -> BackupSummary:
-    rows = {m._meta.label: m.objects.count() for m in apps.get_models() if m._meta.app_label in ("annotator", "labeling")}
+    rows = {
+        m._meta.label: m.objects.count() for m in apps.get_models() if m._meta.app_label in ("annotator", "labeling")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "db.json"
         # dumpdata streams rows with an iterator, so a large project is not held in memory.
-        call_command("dumpdata", natural_foreign=True, natural_primary=True, exclude=EXCLUDED, output=str(dump),
-                     verbosity=0)
-        manifest = {"format": FORMAT, "created_at": timezone.now().isoformat(), "database": connection.vendor,
-                    "migrations": _latest_migrations(), "rows": rows, "with_models": with_models}
+        call_command(
+            "dumpdata", natural_foreign=True, natural_primary=True, exclude=EXCLUDED, output=str(dump), verbosity=0
+        )
+        manifest = {
+            "format": FORMAT,
+            "created_at": timezone.now().isoformat(),
+            "database": connection.vendor,
+            "migrations": _latest_migrations(),
+            "rows": rows,
+            "with_models": with_models,
+        }
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
         partial = path.with_name(path.name + ".partial")
         files = 0
@@ -70,8 +79,10 @@ def backup_restore(*, path: Path, force: bool = False) -> dict:
         manifest = _extract(path, staged)
         call_command("migrate", interactive=False, verbosity=0)
         if not force and Project.objects.exists():
-            raise BackupError("This database already holds projects; restoring would replace them. "
-                              "Use --force to replace them anyway.")
+            raise BackupError(
+                "This database already holds projects; restoring would replace them. "
+                "Use --force to replace them anyway."
+            )
         swaps = [(staged / prefix, folder) for prefix, folder in _targets(manifest["with_models"])]
         with transaction.atomic():
             call_command("flush", interactive=False, verbosity=0)
@@ -116,8 +127,10 @@ def _extract(path: Path, into: Path) -> dict:
             # views serve files beside MEDIA_ROOT (the database, the secret key).
             links = [m.name for m in archive.getmembers() if not (m.isfile() or m.isdir())]
             if links:
-                raise BackupError(f"{path} holds links or special files ({', '.join(links[:5])}); a Twinlabel "
-                                  "backup never does, so nothing was restored.")
+                raise BackupError(
+                    f"{path} holds links or special files ({', '.join(links[:5])}); a Twinlabel "
+                    "backup never does, so nothing was restored."
+                )
             # The "data" filter refuses absolute names and "..", as a second line.
             archive.extractall(into, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:

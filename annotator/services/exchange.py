@@ -38,9 +38,15 @@ class AnnotationImportReport:
     not_submitted: int = 0  # images the file marks unlabeled, in progress or skipped: not annotations
 
     def as_dict(self) -> dict:
-        return {"images": self.images, "boxes": self.boxes, "tags": self.tags, "labels_created": self.labels_created,
-                "unmatched": self.unmatched, "skipped_results": self.skipped_results,
-                "not_submitted": self.not_submitted}
+        return {
+            "images": self.images,
+            "boxes": self.boxes,
+            "tags": self.tags,
+            "labels_created": self.labels_created,
+            "unmatched": self.unmatched,
+            "skipped_results": self.skipped_results,
+            "not_submitted": self.not_submitted,
+        }
 
 
 class ImageMatcher:
@@ -54,9 +60,12 @@ class ImageMatcher:
         self.by_stem: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
         self.by_sha: dict[str, tuple[int, int, int]] = {}
         self.ambiguous: set[str] = set()
-        for image_id, name, width, height, sha in (Image.objects.filter(project=project).order_by("id")
-                                                   .values_list("id", "original_name", "width", "height", "sha256")
-                                                   .iterator(chunk_size=5000)):
+        for image_id, name, width, height, sha in (
+            Image.objects.filter(project=project)
+            .order_by("id")
+            .values_list("id", "original_name", "width", "height", "sha256")
+            .iterator(chunk_size=5000)
+        ):
             self.by_name[name].append((image_id, width, height))
             self.by_stem[stem(name)].append((name, width, height))
             self.by_sha[sha] = (image_id, width, height)
@@ -86,11 +95,13 @@ class ImageMatcher:
             raise ValidationError(
                 f"{len(names)} file name(s) belong to more than one image of this project, so the file cannot say "
                 f"which image it means: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}. Import a "
-                "Twinlabel COCO or JSON export (they carry each image's sha256), or give the images distinct names.")
+                "Twinlabel COCO or JSON export (they carry each image's sha256), or give the images distinct names."
+            )
 
 
-def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, fmt: str,
-                            files: list[tuple[str, bytes]]) -> AnnotationImportReport:
+def annotations_file_import(
+    *, project: Project, user: AbstractBaseUser | None, fmt: str, files: list[tuple[str, bytes]]
+) -> AnnotationImportReport:
     """Read annotation files of another tool and store them on the project's images, matched by
     file name. All or nothing: a file that does not parse, or a box that does not fit its image,
     changes nothing (ValidationError). Labels the files use that the project lacks are created."""
@@ -118,21 +129,29 @@ def annotations_file_import(*, project: Project, user: AbstractBaseUser | None, 
         if found is None:
             if len(matcher.ambiguous) == ambiguous:  # (an ambiguous name is refused below, not unmatched)
                 # Label Studio names uploads "<8 hex>-name.png": report the name the person uploaded.
-                report.unmatched.append(name_candidates(item.file_name)[-1] if fmt == "labelstudio"
-                                        else item.file_name)
+                report.unmatched.append(name_candidates(item.file_name)[-1] if fmt == "labelstudio" else item.file_name)
         elif found[0] in seen:
-            raise ValidationError(f"“{seen[found[0]]}” and “{item.file_name}” in the file are the same image here; "
-                                  "an image can have one set of annotations.")
+            raise ValidationError(
+                f"“{seen[found[0]]}” and “{item.file_name}” in the file are the same image here; "
+                "an image can have one set of annotations."
+            )
         else:
             seen[found[0]] = item.file_name
             matched.append((found[0], item))
     matcher.refuse_ambiguous()
     with transaction.atomic():
         label_ids = _labels_for(project, parsed, [item for _, item in matched], report)
-        items = [ImageAnnotations(image_id, tuple(BoxIn(label_ids[label_key(b.label.strip())], b.x, b.y, b.w, b.h,
-                                                        attributes=b.attributes or {})
-                                                  for b in item.boxes),
-                                  tuple(label_ids[label_key(t.strip())] for t in item.tags)) for image_id, item in matched]
+        items = [
+            ImageAnnotations(
+                image_id,
+                tuple(
+                    BoxIn(label_ids[label_key(b.label.strip())], b.x, b.y, b.w, b.h, attributes=b.attributes or {})
+                    for b in item.boxes
+                ),
+                tuple(label_ids[label_key(t.strip())] for t in item.tags),
+            )
+            for image_id, item in matched
+        ]
         annotations_import(project=project, items=items, user=user)
     report.images = len(items)
     report.boxes = sum(len(i.boxes) for i in items)
@@ -165,8 +184,9 @@ def _labels_for(project: Project, parsed: ParsedFile, items, report: AnnotationI
         wanted += [b.label for b in item.boxes] + list(item.tags)
     for name in dict.fromkeys(n.strip() for n in wanted):
         if name and label_key(name) not in existing:
-            existing[label_key(name)] = label_create(project=project, name=name,
-                                                     attributes=parsed.label_attributes.get(name)).id
+            existing[label_key(name)] = label_create(
+                project=project, name=name, attributes=parsed.label_attributes.get(name)
+            ).id
             report.labels_created.append(name)
     missing = [n for n in wanted if not n.strip()]
     if missing:
@@ -202,5 +222,3 @@ def export_job_start(*, project: Project, user: AbstractBaseUser | None, options
     if not transaction.get_connection().in_atomic_block:
         job.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return job
-
-

@@ -55,9 +55,13 @@ class StorageFull(Exception):
 
 
 def import_limits() -> Limits:
-    return Limits(max_bytes=settings.IMAGE_MAX_BYTES, max_pixels=settings.IMAGE_MAX_PIXELS,
-                  max_side=settings.IMAGE_MAX_SIDE, thumbnail_size=settings.THUMBNAIL_SIZE,
-                  max_decode_bytes=settings.IMAGE_DECODE_MAX_MB * 2**20)
+    return Limits(
+        max_bytes=settings.IMAGE_MAX_BYTES,
+        max_pixels=settings.IMAGE_MAX_PIXELS,
+        max_side=settings.IMAGE_MAX_SIDE,
+        thumbnail_size=settings.THUMBNAIL_SIZE,
+        max_decode_bytes=settings.IMAGE_DECODE_MAX_MB * 2**20,
+    )
 
 
 # At most this many images are decoded at once in one process: a decode can take hundreds of MB,
@@ -65,8 +69,13 @@ def import_limits() -> Limits:
 _DECODE_SLOTS = threading.BoundedSemaphore(settings.IMAGE_DECODES_PER_PROCESS)
 
 
-def images_import(*, project: Project, sources: Iterable[ImageSource | Rejection],
-                  on_progress: Callable[[ImportReport], None] | None = None, batch_size: int = 200) -> ImportReport:
+def images_import(
+    *,
+    project: Project,
+    sources: Iterable[ImageSource | Rejection],
+    on_progress: Callable[[ImportReport], None] | None = None,
+    batch_size: int = 200,
+) -> ImportReport:
     """Check, deduplicate and store images. Each image lands whole (file, thumbnail and row) or not
     at all; one bad file never stops the others. Rows are written in batches for speed.
 
@@ -99,9 +108,11 @@ def images_import(*, project: Project, sources: Iterable[ImageSource | Rejection
         for row in batch:  # written to storage, never inserted: no row may point at them, so remove them
             _delete_files(row)
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
-                              "before it filled, the rest were not. Free some space (or ask the administrator to), "
-                              "then upload the rest again.") from error
+            raise StorageFull(
+                f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
+                "before it filled, the rest were not. Free some space (or ask the administrator to), "
+                "then upload the rest again."
+            ) from error
         raise
     if batch or later_copies:
         _store_batch(project, batch, later_copies, report)
@@ -116,16 +127,23 @@ class _ImageQuota:
 
     def __init__(self, project: Project) -> None:
         self.project_left = settings.PROJECT_MAX_IMAGES - Image.objects.filter(project=project).count()
-        self.user_left = (settings.USER_MAX_IMAGES - Image.objects.filter(project__created_by_id=project.created_by_id)
-                          .count()) if project.created_by_id else math.inf
+        self.user_left = (
+            (settings.USER_MAX_IMAGES - Image.objects.filter(project__created_by_id=project.created_by_id).count())
+            if project.created_by_id
+            else math.inf
+        )
 
     def refusal(self) -> str | None:
         if self.project_left <= 0:
-            return (f"the project holds its limit of {settings.PROJECT_MAX_IMAGES:,} images "
-                    "(PROJECT_MAX_IMAGES); start another project or ask the server's admin")
+            return (
+                f"the project holds its limit of {settings.PROJECT_MAX_IMAGES:,} images "
+                "(PROJECT_MAX_IMAGES); start another project or ask the server's admin"
+            )
         if self.user_left <= 0:
-            return (f"the projects of this project's creator hold their limit of {settings.USER_MAX_IMAGES:,} images "
-                    "(USER_MAX_IMAGES); ask the server's admin")
+            return (
+                f"the projects of this project's creator hold their limit of {settings.USER_MAX_IMAGES:,} images "
+                "(USER_MAX_IMAGES); ask the server's admin"
+            )
         return None
 
     def take(self) -> None:
@@ -133,8 +151,15 @@ class _ImageQuota:
         self.user_left -= 1
 
 
-def _import_one(project: Project, source: ImageSource, limits: Limits, quota: _ImageQuota,
-                pending: dict[str, Image], later_copies: list[tuple[str, str]], report: ImportReport) -> Image | None:
+def _import_one(
+    project: Project,
+    source: ImageSource,
+    limits: Limits,
+    quota: _ImageQuota,
+    pending: dict[str, Image],
+    later_copies: list[tuple[str, str]],
+    report: ImportReport,
+) -> Image | None:
     """Read, hash, then (only when the image is new) decode and store one file; None when it was
     reported as a duplicate or a rejection."""
     try:
@@ -169,8 +194,9 @@ def _import_one(project: Project, source: ImageSource, limits: Limits, quota: _I
     return _write_files(project, source.name, prepared)
 
 
-def _store_batch(project: Project, rows: list[Image], later_copies: list[tuple[str, str]],
-                 report: ImportReport) -> None:
+def _store_batch(
+    project: Project, rows: list[Image], later_copies: list[tuple[str, str]], report: ImportReport
+) -> None:
     """Insert rows whose files are already in storage; a copy of a pending row is reported as a
     duplicate of whichever row won."""
     try:
@@ -202,8 +228,14 @@ def _note_same_names(project: Project, stored: list[Image], report: ImportReport
     names = {row.original_name for row in stored}
     if not names:
         return
-    shared = set(Image.objects.filter(project=project, original_name__in=names).values("original_name")
-                 .annotate(n=Count("id")).filter(n__gt=1).values_list("original_name", flat=True).order_by())
+    shared = set(
+        Image.objects.filter(project=project, original_name__in=names)
+        .values("original_name")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .values_list("original_name", flat=True)
+        .order_by()
+    )
     report.same_name += [Imported(row.original_name, row.id) for row in stored if row.original_name in shared]
 
 
@@ -231,8 +263,16 @@ def _write_files(project: Project, name: str, prepared: PreparedImage) -> Image:
     except BaseException:
         default_storage.delete(image_name)
         raise
-    return Image(project=project, file=image_name, thumbnail=thumb_name, original_name=name[-255:],
-                 width=prepared.width, height=prepared.height, size_bytes=len(prepared.data), sha256=prepared.sha256)
+    return Image(
+        project=project,
+        file=image_name,
+        thumbnail=thumb_name,
+        original_name=name[-255:],
+        width=prepared.width,
+        height=prepared.height,
+        size_bytes=len(prepared.data),
+        sha256=prepared.sha256,
+    )
 
 
 def _delete_files(row: Image) -> None:

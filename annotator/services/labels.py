@@ -11,23 +11,41 @@ from django.db import IntegrityError, transaction
 from annotator import attributes as attributes_rules
 from annotator.models import HEX_COLOUR, LabelClass, Project, label_key
 
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-           "#469990", "#9a6324", "#800000", "#000075")
+PALETTE = (
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#469990",
+    "#9a6324",
+    "#800000",
+    "#000075",
+)
 # Keys the annotate page keeps for itself; a label cannot take them as its hotkey.
 RESERVED_HOTKEYS = frozenset("fhsark?/+-= otdvwbcgxu")  # the annotate page's own keys (annotate/keys.js)
 
 
-
-def label_create(*, project: Project, name: str, color: str = "", hotkey: str | None = None,
-                 attributes: list | None = None) -> LabelClass:
+def label_create(
+    *, project: Project, name: str, color: str = "", hotkey: str | None = None, attributes: list | None = None
+) -> LabelClass:
     name = name.strip()
     count = project.labels.count()
     color = color or PALETTE[count % len(PALETTE)]
     if hotkey is None:  # the next free digit, 1..9 then 0
         used = set(project.labels.values_list("hotkey", flat=True))
         hotkey = next((k for k in "1234567890" if k not in used), "")
-    label = LabelClass(project=project, name=name, color=color, hotkey=hotkey, order=count,
-                       attributes=attributes_rules.specs_clean(attributes))
+    label = LabelClass(
+        project=project,
+        name=name,
+        color=color,
+        hotkey=hotkey,
+        order=count,
+        attributes=attributes_rules.specs_clean(attributes),
+    )
     _label_validate(label)
     _label_save(label)
     return label
@@ -40,12 +58,15 @@ def _label_save(label: LabelClass) -> None:
         with transaction.atomic():
             label.save()
     except IntegrityError:
-        raise ValidationError(f"A label called “{label.name}” (or with the hotkey “{label.hotkey}”) was just "
-                              "created by someone else; reload and check the project's labels.") from None
+        raise ValidationError(
+            f"A label called “{label.name}” (or with the hotkey “{label.hotkey}”) was just "
+            "created by someone else; reload and check the project's labels."
+        ) from None
 
 
-def label_update(*, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None,
-                 attributes: list | None = None) -> LabelClass:
+def label_update(
+    *, label: LabelClass, name: str, color: str, hotkey: str, order: int | None = None, attributes: list | None = None
+) -> LabelClass:
     """``attributes``: the label's box attribute definitions; None keeps them. A box keeps values
     of an attribute since removed: they still export, and the next save of the box drops them."""
     label.name, label.color, label.hotkey = name.strip(), color, hotkey.strip().lower()
@@ -62,7 +83,8 @@ def label_delete(*, label: LabelClass) -> None:
     boxes, tags = label.boxes.count(), label.tags.count()
     if boxes or tags:
         raise ValidationError(
-            f"“{label.name}” is used by {boxes} boxes and {tags} image tags. Rename it, or remove those first.")
+            f"“{label.name}” is used by {boxes} boxes and {tags} image tags. Rename it, or remove those first."
+        )
     label.delete()
 
 

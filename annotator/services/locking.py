@@ -53,4 +53,3 @@ def first(queryset) -> Image | None:
 def lock_expiry():
     """When a hold taken now expires (QUEUE_LOCK_MINUTES): the image goes back to the queue then."""
     return timezone.now() + timedelta(minutes=settings.QUEUE_LOCK_MINUTES)
-

@@ -33,8 +33,7 @@ class GcReport:
     too_young: int = 0  # unreferenced, but within the grace period
 
     def as_dict(self) -> dict:
-        return {"orphans": len(self.orphans), "bytes": self.bytes, "deleted": self.deleted,
-                "too_young": self.too_young}
+        return {"orphans": len(self.orphans), "bytes": self.bytes, "deleted": self.deleted, "too_young": self.too_young}
 
 
 def media_gc(*, delete: bool = False, grace_seconds: int | None = None) -> GcReport:
@@ -71,8 +70,9 @@ def _unreferenced() -> Iterator[str]:
         for prefix in prefixes:
             known = set()
             # Digits sort before letters and "g" after "f" in every collation: one index range.
-            for file, thumb in (Image.objects.filter(project_id=int(project), sha256__gte=prefix,
-                                                     sha256__lt=prefix + "g").values_list("file", "thumbnail")):
+            for file, thumb in Image.objects.filter(
+                project_id=int(project), sha256__gte=prefix, sha256__lt=prefix + "g"
+            ).values_list("file", "thumbnail"):
                 known.update((file, thumb))
             for kind in kinds:
                 folder = f"projects/{project}/{kind}/{prefix}"

@@ -21,9 +21,11 @@ def member_add(*, project: Project, username: str, role: str, by: AbstractBaseUs
     _role_check(role)
     misses_key = f"member-add-misses:{by.pk if by is not None else 0}"
     if by is not None and cache.get(misses_key, 0) >= settings.MEMBER_ADD_MISSES_PER_HOUR:
-        raise LimitReached(f"You tried {settings.MEMBER_ADD_MISSES_PER_HOUR} user names without an account in the "
-                           "last hour (MEMBER_ADD_MISSES_PER_HOUR); ask the person for their exact user name and "
-                           "try again later.")
+        raise LimitReached(
+            f"You tried {settings.MEMBER_ADD_MISSES_PER_HOUR} user names without an account in the "
+            "last hour (MEMBER_ADD_MISSES_PER_HOUR); ask the person for their exact user name and "
+            "try again later."
+        )
     user = get_user_model().objects.filter(username=username.strip(), is_active=True).first()
     if user is None:
         if by is not None and not cache.add(misses_key, 1, 3600):
@@ -32,7 +34,9 @@ def member_add(*, project: Project, username: str, role: str, by: AbstractBaseUs
         raise ValidationError(f"There is no user called “{username.strip()}”; they need an account first.")
     membership, created = Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
     if not created:
-        raise ValidationError(f"{user.get_username()} is already a member ({membership.role}); change their role instead.")
+        raise ValidationError(
+            f"{user.get_username()} is already a member ({membership.role}); change their role instead."
+        )
     return membership
 
 
@@ -59,7 +63,10 @@ def _role_check(role: str) -> None:
 
 def _keep_an_admin(membership: Membership) -> None:
     # The admins' rows are locked, so two admins demoting each other at once cannot both succeed.
-    admins = list(Membership.objects.select_for_update().filter(project_id=membership.project_id, role=Role.ADMIN)
-                  .values_list("pk", flat=True))
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(project_id=membership.project_id, role=Role.ADMIN)
+        .values_list("pk", flat=True)
+    )
     if admins == [membership.pk]:
         raise ValidationError("A project needs at least one admin: make someone else admin first.")

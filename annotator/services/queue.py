@@ -26,16 +26,21 @@ def queue_release(*, project: Project, user: AbstractBaseUser, image_ids: Iterab
     if not image_ids:  # the usual queue request: no savepoint, no query
         return 0
     with transaction.atomic():
-        released = Image.objects.filter(project=project, pk__in=image_ids, locked_by=user,
-                                        status=ImageStatus.IN_PROGRESS).update(status=ImageStatus.UNLABELED,
-                                                                               locked_by=None, locked_until=None,
-                                                                               opened_at=None)
+        released = Image.objects.filter(
+            project=project, pk__in=image_ids, locked_by=user, status=ImageStatus.IN_PROGRESS
+        ).update(status=ImageStatus.UNLABELED, locked_by=None, locked_until=None, opened_at=None)
         status_counts_move(project_id=project.id, old=ImageStatus.IN_PROGRESS, new=ImageStatus.UNLABELED, n=released)
     return released
 
 
-def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequential",
-               exclude: Iterable[int] = (), release: Iterable[int] = ()) -> Image | None:
+def queue_next(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    order: str = "sequential",
+    exclude: Iterable[int] = (),
+    release: Iterable[int] = (),
+) -> Image | None:
     """Hand ``user`` the next image nobody else holds, and hold it for them.
 
     First the user's own held images (a reload resumes where they were), then unlabeled images and
@@ -56,19 +61,25 @@ def queue_next(*, project: Project, user: AbstractBaseUser, order: str = "sequen
         image = first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:
-            free = images.filter(Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS,
-                                                                    locked_until__lte=now))
+            free = images.filter(
+                Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)
+            )
             if order == "random":
                 image = _first_random(free, images)
             elif order == "sequential":  # id order, as annotator.orders says, in two index scans
                 image = _first_free(images, now)
             else:
-                image = _first_ranked(project, free, order) or (_first_free(images, now)
-                                                                if order == "uncertain" else None)
+                image = _first_ranked(project, free, order) or (
+                    _first_free(images, now) if order == "uncertain" else None
+                )
         if image is None:
             return None
-        claim = {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": lock_expiry(),
-                 "opened_at": image.opened_at if held else now}
+        claim = {
+            "status": ImageStatus.IN_PROGRESS,
+            "locked_by": user,
+            "locked_until": lock_expiry(),
+            "opened_at": image.opened_at if held else now,
+        }
         Image.objects.filter(pk=image.pk).update(**claim)
         # image was selected FOR UPDATE, so its status is the row's, and the claim is all that changed
         # since (no re-read for the answer).

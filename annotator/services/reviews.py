@@ -24,8 +24,9 @@ def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[i
     """Hand the reviewer the oldest unreviewed submission nobody else is reviewing, and hold it for
     them (the same soft lock as the annotation queue; SKIP LOCKED on PostgreSQL)."""
     now = timezone.now()
-    pending = Image.objects.filter(project=project, status=ImageStatus.SUBMITTED,
-                                   review_status=ReviewStatus.NONE).exclude(pk__in=list(exclude))
+    pending = Image.objects.filter(
+        project=project, status=ImageStatus.SUBMITTED, review_status=ReviewStatus.NONE
+    ).exclude(pk__in=list(exclude))
     with transaction.atomic():
         image = first(pending.filter(locked_by=user, locked_until__gt=now).order_by("submitted_at", "id"))
         if image is None:
@@ -38,8 +39,9 @@ def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[i
     return image
 
 
-def review_accept(*, image: Image, user: AbstractBaseUser, version: int,
-                  boxes: Iterable[BoxIn] | None = None) -> Review:
+def review_accept(
+    *, image: Image, user: AbstractBaseUser, version: int, boxes: Iterable[BoxIn] | None = None
+) -> Review:
     """Accept the submission; with ``boxes``, the reviewer's fixed boxes replace the image's first,
     in the same write (one version), and the verdict is recorded as a reviewer edit."""
     _reviewable(image)
@@ -52,18 +54,25 @@ def review_accept(*, image: Image, user: AbstractBaseUser, version: int,
     with transaction.atomic():
         bump_version(image, version, review_status=ReviewStatus.ACCEPTED, locked_by=None, locked_until=None, **changes)
         if edited:
-            label_box_counts_change(changes=label_box_deltas(image_ids=[image.pk],
-                                                             new_label_ids=[b.label_id for b in rows]))
+            label_box_counts_change(
+                changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[b.label_id for b in rows])
+            )
             Box.objects.filter(image=image).delete()
             Box.objects.bulk_create(rows)
-        return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,
-                                     decision=ReviewStatus.ACCEPTED, edited=edited)
+        return Review.objects.create(
+            image=image,
+            annotator_id=image.submitted_by_id,
+            reviewer=user,
+            decision=ReviewStatus.ACCEPTED,
+            edited=edited,
+        )
 
 
 def review_skip(*, image: Image, user: AbstractBaseUser) -> None:
     """The reviewer passes on this one for now: their hold goes, so another reviewer may take it."""
-    Image.objects.filter(pk=image.pk, locked_by=user, status=ImageStatus.SUBMITTED).update(locked_by=None,
-                                                                                          locked_until=None)
+    Image.objects.filter(pk=image.pk, locked_by=user, status=ImageStatus.SUBMITTED).update(
+        locked_by=None, locked_until=None
+    )
 
 
 def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment: str) -> Review:
@@ -75,13 +84,25 @@ def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment
     _reviewable(image)
     with transaction.atomic():
         # Back to the annotation queue, boxes and tags kept for the annotator to fix.
-        bump_version(image, version, status=ImageStatus.UNLABELED, review_status=ReviewStatus.REJECTED,
-                     locked_by=None, locked_until=None)
-        return Review.objects.create(image=image, annotator_id=image.submitted_by_id, reviewer=user,
-                                     decision=ReviewStatus.REJECTED, comment=comment)
+        bump_version(
+            image,
+            version,
+            status=ImageStatus.UNLABELED,
+            review_status=ReviewStatus.REJECTED,
+            locked_by=None,
+            locked_until=None,
+        )
+        return Review.objects.create(
+            image=image,
+            annotator_id=image.submitted_by_id,
+            reviewer=user,
+            decision=ReviewStatus.REJECTED,
+            comment=comment,
+        )
 
 
 def _reviewable(image: Image) -> None:
     if image.status != ImageStatus.SUBMITTED:
-        raise ValidationError("Only submitted images can be reviewed; this one is "
-                              f"{image.get_status_display().lower()}.")
+        raise ValidationError(
+            f"Only submitted images can be reviewed; this one is {image.get_status_display().lower()}."
+        )

@@ -66,8 +66,9 @@ def status_counts_recount(*, project_id: int) -> dict[str, int]:
             ProjectStatusCount.objects.get_or_create(project_id=project_id, status=status, shard=0)
         list(ProjectStatusCount.objects.select_for_update().filter(project_id=project_id).order_by("status", "shard"))
         counts = dict.fromkeys(ImageStatus.values, 0)
-        counts.update(Image.objects.filter(project_id=project_id).values_list("status").annotate(n=Count("id"))
-                      .order_by())
+        counts.update(
+            Image.objects.filter(project_id=project_id).values_list("status").annotate(n=Count("id")).order_by()
+        )
         ProjectStatusCount.objects.filter(project_id=project_id).exclude(shard=0).update(count=0)
         for status, n in counts.items():
             ProjectStatusCount.objects.filter(project_id=project_id, status=status, shard=0).update(count=n)
@@ -91,8 +92,9 @@ def label_box_deltas(*, image_ids: list[int], new_label_ids: Iterable[int]) -> d
     for label_id in new_label_ids:
         deltas[label_id] = deltas.get(label_id, 0) + 1
     if image_ids:
-        for label_id, n in (Box.objects.filter(image_id__in=image_ids).values_list("label_id")
-                            .annotate(n=Count("id")).order_by()):
+        for label_id, n in (
+            Box.objects.filter(image_id__in=image_ids).values_list("label_id").annotate(n=Count("id")).order_by()
+        ):
             deltas[label_id] = deltas.get(label_id, 0) - n
     return {label_id: d for label_id, d in deltas.items() if d}
 
@@ -123,8 +125,9 @@ def label_box_counts_recount(*, project_id: int) -> dict[int, int]:
             LabelBoxCount.objects.get_or_create(label_id=label_id, shard=0)
         list(LabelBoxCount.objects.select_for_update().filter(label_id__in=label_ids).order_by("label_id", "shard"))
         counts = dict.fromkeys(label_ids, 0)
-        counts.update(Box.objects.filter(label_id__in=label_ids).values_list("label_id").annotate(n=Count("id"))
-                      .order_by())
+        counts.update(
+            Box.objects.filter(label_id__in=label_ids).values_list("label_id").annotate(n=Count("id")).order_by()
+        )
         LabelBoxCount.objects.filter(label_id__in=label_ids).exclude(shard=0).update(count=0)
         for label_id, n in counts.items():
             LabelBoxCount.objects.filter(label_id=label_id, shard=0).update(count=n)

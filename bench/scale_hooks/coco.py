@@ -29,9 +29,15 @@ def measure(*, project, user, repeat: int) -> dict[str, float]:
             next_sample += 50_000
     seconds = time.perf_counter() - start
     rss.append(_rss_mb())
-    return {"coco_export_images_per_s": round(images / seconds, 1), "coco_export_s": round(seconds, 2),
-            "coco_export_first_chunk_ms": round((first_byte or 0) * 1000, 1), "coco_export_mb": round(size / 1e6, 1),
-            "coco_export_rss_mb_first": rss[0], "coco_export_rss_mb_max": max(rss), "coco_export_rss_mb_last": rss[-1]}
+    return {
+        "coco_export_images_per_s": round(images / seconds, 1),
+        "coco_export_s": round(seconds, 2),
+        "coco_export_first_chunk_ms": round((first_byte or 0) * 1000, 1),
+        "coco_export_mb": round(size / 1e6, 1),
+        "coco_export_rss_mb_first": rss[0],
+        "coco_export_rss_mb_max": max(rss),
+        "coco_export_rss_mb_last": rss[-1],
+    }
 
 
 def _rss_mb() -> float:

@@ -114,15 +114,17 @@ def _fallback_size(height: int, width: int, ratio: tuple[float, float]) -> tuple
     return float(width), float(height)
 
 
-def sample_params(n: int, height: int, width: int, out_size: int, cfg: ViewConfig,
-                  g: torch.Generator) -> ViewParams:
+def sample_params(n: int, height: int, width: int, out_size: int, cfg: ViewConfig, g: torch.Generator) -> ViewParams:
     """Draw every random parameter for n images of (height, width), on ``g``'s device."""
-    factors = torch.cat([
-        _uniform(n, max(0.0, 1 - cfg.brightness), 1 + cfg.brightness, g, 1),
-        _uniform(n, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, g, 1),
-        _uniform(n, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation, g, 1),
-        _uniform(n, -cfg.hue, cfg.hue, g, 1),
-    ], dim=1)
+    factors = torch.cat(
+        [
+            _uniform(n, max(0.0, 1 - cfg.brightness), 1 + cfg.brightness, g, 1),
+            _uniform(n, max(0.0, 1 - cfg.contrast), 1 + cfg.contrast, g, 1),
+            _uniform(n, max(0.0, 1 - cfg.saturation), 1 + cfg.saturation, g, 1),
+            _uniform(n, -cfg.hue, cfg.hue, g, 1),
+        ],
+        dim=1,
+    )
     scale = out_size / REFERENCE_RESOLUTION
     return ViewParams(
         crop=sample_crops(n, height, width, cfg, g),
@@ -139,6 +141,7 @@ def sample_params(n: int, height: int, width: int, out_size: int, cfg: ViewConfi
 
 
 # ---- the ops: x is (B, 3, H, W) float in [0, 1]; per-sample factors are (B,) ----
+
 
 def resized_crop(x: Tensor, crop: Tensor, flip: Tensor, out_size: int) -> Tensor:
     """Crop each sample's box, flip it if asked and resize to out_size, in one grid_sample."""
@@ -216,8 +219,9 @@ def colour_jitter(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
         f = factors.gather(1, op.view(-1, 1)).view(-1, 1, 1, 1)
         gray = grayscale(x)  # (B, 1, H, W)
         op4 = op.view(-1, 1, 1, 1)
-        target = torch.where(op4 == 1, gray.mean(dim=(1, 2, 3), keepdim=True),
-                             torch.where(op4 == 2, gray, torch.zeros_like(gray)))
+        target = torch.where(
+            op4 == 1, gray.mean(dim=(1, 2, 3), keepdim=True), torch.where(op4 == 2, gray, torch.zeros_like(gray))
+        )
         blended = (f * x + (1 - f) * target).clamp(0, 1)
         hued = adjust_hue(x, torch.where(op == 3, f.view(-1), torch.zeros_like(f.view(-1))))
         x = torch.where(op4 == 3, hued, blended)
@@ -268,8 +272,14 @@ def normalize(x: Tensor) -> Tensor:
 Apply = Callable[[Tensor, ViewParams, int], Tensor]
 
 
-def augment(x: Tensor, cfg: ViewConfig, g: torch.Generator, out_size: int | None = None,
-            apply: Apply = apply_params, shard: tuple[int, int] = (0, 1)) -> Tensor:
+def augment(
+    x: Tensor,
+    cfg: ViewConfig,
+    g: torch.Generator,
+    out_size: int | None = None,
+    apply: Apply = apply_params,
+    shard: tuple[int, int] = (0, 1),
+) -> Tensor:
     """One normalised view of a float (B, 3, H, W) batch in [0, 1].
 
     ``apply`` may be a ``torch.compile``d :func:`apply_params`: the draws stay eager.
@@ -281,14 +291,18 @@ def augment(x: Tensor, cfg: ViewConfig, g: torch.Generator, out_size: int | None
     rank, world = shard
     params = sample_params(b * world, h, w, out_size, cfg, g)
     if world > 1:
-        params = params[rank * b:(rank + 1) * b]
+        params = params[rank * b : (rank + 1) * b]
     return normalize(apply(x, params, out_size))
 
 
-def two_views(images: Tensor, g: torch.Generator, out_size: int | None = None,
-              configs: tuple[ViewConfig, ViewConfig] = (VIEW1, VIEW2),
-              apply: Apply = apply_params, shard: tuple[int, int] = (0, 1)) -> tuple[Tensor, Tensor]:
+def two_views(
+    images: Tensor,
+    g: torch.Generator,
+    out_size: int | None = None,
+    configs: tuple[ViewConfig, ViewConfig] = (VIEW1, VIEW2),
+    apply: Apply = apply_params,
+    shard: tuple[int, int] = (0, 1),
+) -> tuple[Tensor, Tensor]:
     """uint8 (B, H, W, 3) -> two normalised float views (B, 3, S, S), independent per sample."""
     x = to_float(images)
-    return (augment(x, configs[0], g, out_size, apply, shard),
-            augment(x, configs[1], g, out_size, apply, shard))
+    return (augment(x, configs[0], g, out_size, apply, shard), augment(x, configs[1], g, out_size, apply, shard))

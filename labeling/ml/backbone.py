@@ -93,9 +93,17 @@ def load_backbone(state_dict: dict[str, Tensor], config: ModelConfig) -> nn.Modu
     """A backbone from a BarlowTwins state dict (as a checkpoint holds it), in eval mode."""
     net = resnet18_backbone(small_stem=config.uses_small_stem)
     prefix = "backbone."
-    net.load_state_dict({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)})
+    net.load_state_dict({k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)})
     return net.eval()
 
 
-__all__ = ["ModelConfig", "BarlowTwins", "Projector", "resnet18_backbone", "load_backbone", "FEATURE_DIM",
-           "count_parameters", "torch"]
+__all__ = [
+    "ModelConfig",
+    "BarlowTwins",
+    "Projector",
+    "resnet18_backbone",
+    "load_backbone",
+    "FEATURE_DIM",
+    "count_parameters",
+    "torch",
+]

@@ -138,9 +138,9 @@ class ImageCache:
         """The given ids' images, in that order, without reading them: rows are read on indexing."""
         return CacheView(self.root, self.resolution, len(self._ids), self.rows(ids))
 
-
-    def add(self, ids: Sequence[int] | np.ndarray, source: Sequence[Source] | Opener, *,
-            workers: int = 0, chunk: int = 256) -> AddResult:
+    def add(
+        self, ids: Sequence[int] | np.ndarray, source: Sequence[Source] | Opener, *, workers: int = 0, chunk: int = 256
+    ) -> AddResult:
         """Decode and append the images whose ids are not stored yet; idempotent.
 
         ``source`` is either one source per id (paths, bytes, file objects, PIL images) or a
@@ -158,9 +158,12 @@ class ImageCache:
             todo = self.missing(ids)
             with ThreadPoolExecutor(max_workers=workers) if workers > 0 else contextlib.nullcontext() as pool:
                 for start in range(0, len(todo), chunk):
-                    batch = todo[start:start + chunk]
-                    decoded = list(pool.map(lambda i: self._try_decode(opener, int(i)), batch)) if pool \
+                    batch = todo[start : start + chunk]
+                    decoded = (
+                        list(pool.map(lambda i: self._try_decode(opener, int(i)), batch))
+                        if pool
                         else [self._try_decode(opener, int(i)) for i in batch]
+                    )
                     self._append(batch, decoded, result)
         return result
 
@@ -298,8 +301,12 @@ class CacheView:
 
     def __getitem__(self, positions: int | slice | npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.uint8]:
         if self._map is None:
-            self._map = np.memmap(self.root / "pixels.u8", dtype=np.uint8, mode="r",
-                                  shape=(self.stored, self.resolution, self.resolution, 3))
+            self._map = np.memmap(
+                self.root / "pixels.u8",
+                dtype=np.uint8,
+                mode="r",
+                shape=(self.stored, self.resolution, self.resolution, 3),
+            )
         return np.asarray(self._map[self.rows[positions]])
 
     def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> npt.NDArray[Any]:

@@ -57,14 +57,26 @@ class LabelConfidence:
         return bool(np.isfinite(self.threshold))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold if self.confident else None, "confident": self.confident,
-                "precision_lower_bound": self.lower_bound, "precision": self.precision,
-                "predictions": self.predictions, "oof_coverage": self.oof_coverage}
+        return {
+            "threshold": self.threshold if self.confident else None,
+            "confident": self.confident,
+            "precision_lower_bound": self.lower_bound,
+            "precision": self.precision,
+            "predictions": self.predictions,
+            "oof_coverage": self.oof_coverage,
+        }
 
 
-def precision_threshold(y: np.ndarray, scores: np.ndarray, target: float, *,
-                        decided: np.ndarray | None = None, accepted: np.ndarray | None = None,
-                        shown_from: float = 0.0, z: float = Z_95_ONE_SIDED) -> LabelConfidence:
+def precision_threshold(
+    y: np.ndarray,
+    scores: np.ndarray,
+    target: float,
+    *,
+    decided: np.ndarray | None = None,
+    accepted: np.ndarray | None = None,
+    shown_from: float = 0.0,
+    z: float = Z_95_ONE_SIDED,
+) -> LabelConfidence:
     """One label: (N,) truths and calibrated out-of-fold scores, plus (M,) probabilities of decided
     suggestions and whether each was accepted -> its precision-targeted threshold."""
     y, s = np.asarray(y).astype(bool), np.asarray(scores, dtype=np.float64)
@@ -90,8 +102,11 @@ def precision_threshold(y: np.ndarray, scores: np.ndarray, target: float, *,
     confident = len(meets) > 0
     return LabelConfidence(
         threshold=float(cutoffs[i]) if confident else float("inf"),
-        lower_bound=float(bound[i]), precision=float(k[i] / n[i]) if n[i] else None,
-        predictions=int(n[i]), oof_coverage=float(above[i] / len(s)) if len(s) and confident else 0.0)
+        lower_bound=float(bound[i]),
+        precision=float(k[i] / n[i]) if n[i] else None,
+        predictions=int(n[i]),
+        oof_coverage=float(above[i] / len(s)) if len(s) and confident else 0.0,
+    )
 
 
 def _tp_at(y: np.ndarray, s: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:

@@ -103,7 +103,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         total = all_reduce_sum(local)
         c = x.shape[1]
         n = total[-1]
-        mean, var = total[:c] / n, total[c:2 * c] / n - (total[:c] / n) ** 2
+        mean, var = total[:c] / n, total[c : 2 * c] / n - (total[:c] / n) ** 2
         # The three buffers exist together, when track_running_stats (torch's _NormBase).
         running_mean, running_var, tracked = self.running_mean, self.running_var, self.num_batches_tracked
         if self.track_running_stats and running_mean is not None and running_var is not None and tracked is not None:
@@ -131,8 +131,9 @@ def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
 def _to_global(module: nn.Module) -> nn.Module:
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        out = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
+        out = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         if module.affine:
             with torch.no_grad():
                 out.weight.copy_(module.weight)
@@ -168,8 +169,9 @@ def default_backend(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 
 
-def init_process_group(rank: int, world_size: int, backend: str, address: str = "127.0.0.1",
-                       port: int | None = None) -> None:
+def init_process_group(
+    rank: int, world_size: int, backend: str, address: str = "127.0.0.1", port: int | None = None
+) -> None:
     os.environ.setdefault("MASTER_ADDR", address)
     if port is not None:
         os.environ["MASTER_PORT"] = str(port)
@@ -185,8 +187,9 @@ def free_port() -> int:
         return port
 
 
-def launch(fn: Callable[..., T], world_size: int, backend: str, args: tuple[Any, ...],
-           child_args: tuple[Any, ...]) -> T:
+def launch(
+    fn: Callable[..., T], world_size: int, backend: str, args: tuple[Any, ...], child_args: tuple[Any, ...]
+) -> T:
     """Run ``fn(*args)`` as rank 0 in this process and ``fn(*child_args)`` as ranks 1..world_size-1
     in spawned ones (torch.multiprocessing: tensors in ``child_args`` travel as shared memory).
 
@@ -198,8 +201,12 @@ def launch(fn: Callable[..., T], world_size: int, backend: str, args: tuple[Any,
 
     port = free_port()
     # torch leaves spawn unannotated.
-    context = spawn(_child, args=(fn, world_size, backend, port, child_args),  # type: ignore[no-untyped-call]
-                    nprocs=world_size - 1, join=False)
+    context = spawn(
+        _child,
+        args=(fn, world_size, backend, port, child_args),  # type: ignore[no-untyped-call]
+        nprocs=world_size - 1,
+        join=False,
+    )
     try:
         init_process_group(0, world_size, backend, port=port)
         try:
@@ -211,8 +218,9 @@ def launch(fn: Callable[..., T], world_size: int, backend: str, args: tuple[Any,
             pass
 
 
-def _child(index: int, fn: Callable[..., object], world_size: int, backend: str, port: int,
-           args: tuple[Any, ...]) -> None:
+def _child(
+    index: int, fn: Callable[..., object], world_size: int, backend: str, port: int, args: tuple[Any, ...]
+) -> None:
     init_process_group(index + 1, world_size, backend, port=port)
     try:
         fn(*args)

@@ -40,8 +40,15 @@ def backbone_features(backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool
 
 
 @torch.inference_mode()
-def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batch_size: int = 512,
-                 device: str | torch.device = "cpu", multi_layer: bool = False, flip_tta: bool = False) -> np.ndarray:
+def embed_images(
+    backbone: nn.Module,
+    images: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    multi_layer: bool = False,
+    flip_tta: bool = False,
+) -> np.ndarray:
     """uint8 (N, R, R, 3) -> float16 (N, D) features, in the same order (D: ``feature_dim``).
 
     ``flip_tta``: the mean of the features of the image and of its mirror image (labels are
@@ -58,7 +65,7 @@ def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batc
     out = np.empty((len(images), feature_dim(multi_layer=multi_layer)), dtype=np.float16)
     try:
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             chunk = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(chunk))
             x = normalize(to_float(chunk.to(device)))  # (B, 3, R, R)
             if cuda:
@@ -67,7 +74,7 @@ def embed_images(backbone: nn.Module, images: np.ndarray | torch.Tensor, *, batc
                 features = backbone_features(backbone, x, multi_layer=multi_layer)  # (B, D)
                 if flip_tta:
                     features = 0.5 * (features + backbone_features(backbone, x.flip(3), multi_layer=multi_layer))
-            out[start:start + len(x)] = features.float().cpu().numpy().astype(np.float16)
+            out[start : start + len(x)] = features.float().cpu().numpy().astype(np.float16)
     finally:
         backbone.train(was_training)
     return out
@@ -105,9 +112,23 @@ class _Rows:
         return picked
 
 
-def embed_ids(backbone: nn.Module, cache: ImageCache, ids: np.ndarray, *, batch_size: int = 512,
-              device: str | torch.device = "cpu", multi_layer: bool = False, flip_tta: bool = False) -> np.ndarray:
+def embed_ids(
+    backbone: nn.Module,
+    cache: ImageCache,
+    ids: np.ndarray,
+    *,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    multi_layer: bool = False,
+    flip_tta: bool = False,
+) -> np.ndarray:
     """float16 (len(ids), D) features of the cached images, row i for ids[i]."""
     rows = cache.rows(ids)  # KeyError before any work if an id is not cached
-    return embed_images(backbone, _Rows(cache.pixels(), rows), batch_size=batch_size,  # type: ignore[arg-type]
-                        device=device, multi_layer=multi_layer, flip_tta=flip_tta)
+    return embed_images(
+        backbone,
+        _Rows(cache.pixels(), rows),  # type: ignore[arg-type]
+        batch_size=batch_size,
+        device=device,
+        multi_layer=multi_layer,
+        flip_tta=flip_tta,
+    )

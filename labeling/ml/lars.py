@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 
 class LARS(torch.optim.Optimizer):
-    def __init__(self, params: Iterable[dict[str, Any]], *, weight_decay: float, momentum: float = 0.9,
-                 eta: float = 0.001) -> None:
+    def __init__(
+        self, params: Iterable[dict[str, Any]], *, weight_decay: float, momentum: float = 0.9, eta: float = 0.001
+    ) -> None:
         # Each group carries its own "lars" flag: True for weights, False for biases and BN.
         super().__init__(params, dict(lr=0.0, weight_decay=weight_decay, momentum=momentum, eta=eta, lars=True))
 
@@ -35,8 +36,9 @@ class LARS(torch.optim.Optimizer):
                 param_norm = torch.stack(torch._foreach_norm(params))
                 update_norm = torch.stack(torch._foreach_norm(updates))
                 one = torch.ones_like(param_norm)
-                trust = torch.where(param_norm > 0.0,
-                                    torch.where(update_norm > 0, group["eta"] * param_norm / update_norm, one), one)
+                trust = torch.where(
+                    param_norm > 0.0, torch.where(update_norm > 0, group["eta"] * param_norm / update_norm, one), one
+                )
                 torch._foreach_mul_(updates, list(trust.unbind()))
             else:
                 updates = grads

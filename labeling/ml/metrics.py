@@ -23,8 +23,14 @@ class Metrics:
     support: list[int]  # positives per label
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ap": self.ap, "map": self.map, "f1": self.f1, "micro_f1": self.micro_f1,
-                "macro_f1": self.macro_f1, "support": self.support}
+        return {
+            "ap": self.ap,
+            "map": self.map,
+            "f1": self.f1,
+            "micro_f1": self.micro_f1,
+            "macro_f1": self.macro_f1,
+            "support": self.support,
+        }
 
 
 @dataclass(frozen=True)

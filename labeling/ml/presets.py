@@ -16,10 +16,30 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
     # time_budget_s: the run is sized by wall-clock time; epochs only caps it.
-    "cpu": {"resolution": 32, "small_stem": False, "epochs": 500, "time_budget_s": 600, "batch_size": 64,
-            "projector": [512, 512, 512], "warmup_epochs": 2, "crop_min": 0.5, "lr_weights": 0.2, "seed": 0},
-    "gpu": {"resolution": 64, "small_stem": None, "epochs": 100, "time_budget_s": None, "batch_size": 256,
-            "projector": [2048, 2048, 2048], "warmup_epochs": 2, "crop_min": 0.5, "lr_weights": 0.2, "seed": 0},
+    "cpu": {
+        "resolution": 32,
+        "small_stem": False,
+        "epochs": 500,
+        "time_budget_s": 600,
+        "batch_size": 64,
+        "projector": [512, 512, 512],
+        "warmup_epochs": 2,
+        "crop_min": 0.5,
+        "lr_weights": 0.2,
+        "seed": 0,
+    },
+    "gpu": {
+        "resolution": 64,
+        "small_stem": None,
+        "epochs": 100,
+        "time_budget_s": None,
+        "batch_size": 256,
+        "projector": [2048, 2048, 2048],
+        "warmup_epochs": 2,
+        "crop_min": 0.5,
+        "lr_weights": 0.2,
+        "seed": 0,
+    },
 }
 
 # Images per second per 1,000 "stem pixels" (the feature map the first residual block sees, per
@@ -33,7 +53,7 @@ OVERHEAD_S_PER_IMAGE = {"cpu": 0.01, "gpu": 0.002}
 
 
 def device_kind(device: str) -> str:
-    """"gpu" for a CUDA device or a GPU's name, else "cpu"."""
+    """ "gpu" for a CUDA device or a GPU's name, else "cpu"."""
     lowered = (device or "").lower()
     return "cpu" if lowered in ("", "cpu") or lowered.startswith("cpu") else "gpu"
 
@@ -46,12 +66,16 @@ def stem_pixels(*, resolution: int, small_stem: bool | None) -> int:
 
 def images_per_s(*, config: dict[str, Any], kind: str) -> float:
     """The expected training rate of ``config`` on a device of ``kind`` ("cpu" or "gpu")."""
-    return RATE_PER_KILOPIXEL[kind] * 1000.0 / stem_pixels(resolution=config["resolution"],
-                                                           small_stem=config.get("small_stem"))
+    return (
+        RATE_PER_KILOPIXEL[kind]
+        * 1000.0
+        / stem_pixels(resolution=config["resolution"], small_stem=config.get("small_stem"))
+    )
 
 
-def estimate_seconds(*, config: dict[str, Any], images: int, kind: str,
-                     measured_images_per_s: float | None = None) -> float:
+def estimate_seconds(
+    *, config: dict[str, Any], images: int, kind: str, measured_images_per_s: float | None = None
+) -> float:
     """Seconds from start to suggestions: decoding, training (epochs or the time budget, whichever
     ends first) and embedding. ``measured_images_per_s``: a rate this worker reached before on the
     same settings, which beats the table."""

@@ -57,9 +57,16 @@ class LinearProbe:
     def label_report(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Per label: trained or why not, and the counts it was trained on."""
         names = names or [str(i) for i in range(len(self.trained))]
-        return [{"label": name, "trained": bool(t), "positives": int(p), "negatives": int(n),
-                 "reason": None if t else ("too few positives" if p < n else "too few negatives")}
-                for name, t, p, n in zip(names, self.trained, self.positives, self.negatives)]
+        return [
+            {
+                "label": name,
+                "trained": bool(t),
+                "positives": int(p),
+                "negatives": int(n),
+                "reason": None if t else ("too few positives" if p < n else "too few negatives"),
+            }
+            for name, t, p, n in zip(names, self.trained, self.positives, self.negatives)
+        ]
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | None = None) -> LinearProbe:
@@ -85,7 +92,7 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, config: ProbeConfig | No
     train_mask = np.concatenate([np.tile(~held, (len(decays), 1)), np.ones((len(decays), len(y)), bool)])
     problem_decay = np.concatenate([np.repeat(decays, len(folds)), decays])
     w, b = _fit_many(x, y[:, trained], train_mask, problem_decay, config.max_iter)  # (P, D, L'), (P, L')
-    logits = np.einsum("nd,pdl->pnl", x, w[:-len(decays)]) + b[:-len(decays), None, :]
+    logits = np.einsum("nd,pdl->pnl", x, w[: -len(decays)]) + b[: -len(decays), None, :]
     oof = (held[None, :, :, None] * _sigmoid(logits).reshape(len(decays), len(folds), *logits.shape[1:])).sum(1)
     cv = [_map(y[:, trained], oof[i]) for i in range(len(decays))]
     probe.cv_map = {float(wd): m for wd, m in zip(decays, cv)}
@@ -124,18 +131,33 @@ class SavedProbe:
         return probs if self.calibration is None else self.calibration.apply(probs)
 
 
-def save_probe(path: str | Path, probe: LinearProbe, label_ids: np.ndarray, *, calibration: Platt | None = None,
-               confident: np.ndarray | None = None) -> None:
+def save_probe(
+    path: str | Path,
+    probe: LinearProbe,
+    label_ids: np.ndarray,
+    *,
+    calibration: Platt | None = None,
+    confident: np.ndarray | None = None,
+) -> None:
     """The probe, its per-label calibration (Platt a, b; identity when None) and confident
     thresholds (default: the F1 ones), written atomically to ``path`` (.npz)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     calibration = calibration or Platt.identity(len(label_ids))
     buffer = io.BytesIO()
-    np.savez(buffer, mean=probe.mean, std=probe.std, weight=probe.weight, bias=probe.bias,
-             thresholds=probe.thresholds, trained=probe.trained, label_ids=label_ids,
-             calibration_a=calibration.a, calibration_b=calibration.b,
-             confident=probe.thresholds if confident is None else confident)
+    np.savez(
+        buffer,
+        mean=probe.mean,
+        std=probe.std,
+        weight=probe.weight,
+        bias=probe.bias,
+        thresholds=probe.thresholds,
+        trained=probe.trained,
+        label_ids=label_ids,
+        calibration_a=calibration.a,
+        calibration_b=calibration.b,
+        confident=probe.thresholds if confident is None else confident,
+    )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
@@ -147,13 +169,22 @@ def load_probe(path: str | Path) -> SavedProbe:
     with np.load(path) as data:
         saved = {k: data[k] for k in data.files}
     calibration = Platt(saved["calibration_a"], saved["calibration_b"]) if "calibration_a" in saved else None
-    return SavedProbe(label_ids=saved["label_ids"], mean=saved["mean"], std=saved["std"], weight=saved["weight"],
-                      bias=saved["bias"], thresholds=saved["thresholds"], trained=saved["trained"],
-                      calibration=calibration, confident=saved.get("confident", saved["thresholds"]))
+    return SavedProbe(
+        label_ids=saved["label_ids"],
+        mean=saved["mean"],
+        std=saved["std"],
+        weight=saved["weight"],
+        bias=saved["bias"],
+        thresholds=saved["thresholds"],
+        trained=saved["trained"],
+        calibration=calibration,
+        confident=saved.get("confident", saved["thresholds"]),
+    )
 
 
-def _predict(mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-             features: np.ndarray) -> np.ndarray:
+def _predict(
+    mean: np.ndarray, std: np.ndarray, weight: np.ndarray, bias: np.ndarray, features: np.ndarray
+) -> np.ndarray:
     x = (np.asarray(features, dtype=np.float64) - mean) / std
     return _sigmoid(x @ weight + bias).astype(np.float32)
 
@@ -178,13 +209,16 @@ def untrainable_message(probe: "LinearProbe | None", names: list[str], min_examp
     or None when some label was trained."""
     if probe is not None and probe.trained.any():
         return None
-    return (f"not enough labels yet: need {min_examples} of each for "
-            f"{', '.join(names) if names else 'any label'}")
+    return f"not enough labels yet: need {min_examples} of each for {', '.join(names) if names else 'any label'}"
 
 
-def learning_curve(features: np.ndarray, labels: np.ndarray, weight_decay: float,
-                   fractions: tuple[float, ...] = (0.25, 0.5, 1.0),
-                   config: ProbeConfig | None = None) -> list[dict[str, Any]]:
+def learning_curve(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weight_decay: float,
+    fractions: tuple[float, ...] = (0.25, 0.5, 1.0),
+    config: ProbeConfig | None = None,
+) -> list[dict[str, Any]]:
     """Out-of-fold mAP when the probe sees only a share of the labeled set (a seeded random subset
     per fraction, cross-validated at the chosen weight decay): rising at 100 % means more labels
     would still help; flat means the features are the limit. ``map`` is None where the subset
@@ -194,7 +228,7 @@ def learning_curve(features: np.ndarray, labels: np.ndarray, weight_decay: float
     order = np.random.default_rng(config.seed + 1).permutation(len(y))
     curve = []
     for fraction in fractions:
-        rows = np.sort(order[:max(2, int(round(fraction * len(y))))])
+        rows = np.sort(order[: max(2, int(round(fraction * len(y))))])
         xs, ys = x[rows], y[rows]
         xs = (xs - xs.mean(axis=0)) / standardisation_scale(xs)
         trained = (ys.sum(0) >= config.min_examples) & ((~ys).sum(0) >= config.min_examples)
@@ -222,14 +256,16 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _fit_many(x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, weight_decays: np.ndarray,
-              max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit_many(
+    x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, weight_decays: np.ndarray, max_iter: int
+) -> tuple[np.ndarray, np.ndarray]:
     with _one_thread():
         return _fit_many_one_thread(x, y, train_mask, weight_decays, max_iter)
 
 
-def _fit_many_one_thread(x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, weight_decays: np.ndarray,
-                       max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit_many_one_thread(
+    x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, weight_decays: np.ndarray, max_iter: int
+) -> tuple[np.ndarray, np.ndarray]:
     """P independent multilabel logistic regressions on rows ``train_mask[p]`` of x, y.
 
     (N, D), (N, L), (P, N), (P,) -> weights (P, D, L), biases (P, L).
@@ -243,14 +279,22 @@ def _fit_many_one_thread(x: np.ndarray, y: np.ndarray, train_mask: np.ndarray, w
     pos_weight = (count - pos).clamp(min=1) / pos.clamp(min=1)  # (P, L)
     w = torch.zeros((len(mask), x.shape[1], y.shape[1]), dtype=torch.float64, requires_grad=True)
     b = torch.zeros((len(mask), y.shape[1]), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-9, tolerance_change=1e-12)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
         logits = torch.einsum("nd,pdl->pnl", xt, w) + b[:, None, :]  # (P, N, L)
         bce = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, yt.expand_as(logits), pos_weight=pos_weight[:, None, :], reduction="none")
+            logits, yt.expand_as(logits), pos_weight=pos_weight[:, None, :], reduction="none"
+        )
         per_problem = (bce * mask[:, :, None]).sum(dim=1) / count  # (P, L) mean over its rows
         loss = per_problem.sum() + 0.5 * (decay * w.pow(2)).sum()
         loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch

@@ -35,8 +35,8 @@ def project_2d(features: np.ndarray | torch.Tensor, *, seed: int = 0, fit_rows: 
         _, _, v = torch.pca_lowrank(z, q=q, center=True, niter=4)  # v: (D, q)
     out = torch.zeros(n, 2)
     for start in range(0, n, 65_536):
-        chunk = (x[start:start + 65_536] - mean) / std
-        out[start:start + len(chunk), :q] = (chunk - z.mean(0)) @ v
+        chunk = (x[start : start + 65_536] - mean) / std
+        out[start : start + len(chunk), :q] = (chunk - z.mean(0)) @ v
     scale = out.std(0, unbiased=False).clamp_min(1e-6)
     # A sign convention (the larger tail positive) so a refit does not mirror the map at random.
     sign = torch.where(out.max(0).values.abs() >= out.min(0).values.abs(), 1.0, -1.0)

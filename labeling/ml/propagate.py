@@ -25,16 +25,23 @@ def knn_graph(features: np.ndarray, *, k: int, block: int = 2048) -> tuple[np.nd
     index = np.empty((n, k), dtype=np.int64)
     sims = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, block):
-        s = x[start:start + block] @ x.T  # (b, N)
+        s = x[start : start + block] @ x.T  # (b, N)
         s[np.arange(len(s)), np.arange(start, start + len(s))] = -np.inf  # not its own neighbour
         top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        index[start:start + block] = top
-        sims[start:start + block] = np.take_along_axis(s, top, axis=1)
+        index[start : start + block] = top
+        sims[start : start + block] = np.take_along_axis(s, top, axis=1)
     return index, sims
 
 
-def propagate(features: np.ndarray, labeled_rows: np.ndarray, labels: np.ndarray, *, k: int = 10,
-              alpha: float = 0.9, iterations: int = 30) -> npt.NDArray[np.float32]:
+def propagate(
+    features: np.ndarray,
+    labeled_rows: np.ndarray,
+    labels: np.ndarray,
+    *,
+    k: int = 10,
+    alpha: float = 0.9,
+    iterations: int = 30,
+) -> npt.NDArray[np.float32]:
     """(N, L) scores for every row of ``features`` from the 0/1 ``labels`` (len(labeled_rows), L).
 
     The graph is the symmetrised kNN graph with weights max(cos, 0)^3 (sharper than raw cosine),
@@ -55,13 +62,13 @@ def propagate(features: np.ndarray, labeled_rows: np.ndarray, labels: np.ndarray
     inv_sqrt = 1.0 / np.sqrt(d.clip(min=1e-8))
     s = w * inv_sqrt[:, None] * inv_sqrt[None, :]
     y = np.zeros((n, 2 * labels.shape[1]), dtype=np.float32)
-    y[labeled_rows, :labels.shape[1]] = labels
-    y[labeled_rows, labels.shape[1]:] = 1 - labels
+    y[labeled_rows, : labels.shape[1]] = labels
+    y[labeled_rows, labels.shape[1] :] = 1 - labels
     # Each column normalised to unit mass: positives and negatives of a label weigh the same.
     y /= y.sum(axis=0, keepdims=True).clip(min=1e-8)
     f = y.copy()
     for _ in range(iterations):
         f = alpha * (s @ f) + (1 - alpha) * y
-    pos, neg = f[:, :labels.shape[1]], f[:, labels.shape[1]:]
+    pos, neg = f[:, : labels.shape[1]], f[:, labels.shape[1] :]
     scores: npt.NDArray[np.float32] = pos / (pos + neg).clip(min=1e-12)
     return scores

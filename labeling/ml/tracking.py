@@ -63,8 +63,9 @@ class TrainLog:
 
 
 @contextlib.contextmanager
-def step_profiler(trace_path: str | os.PathLike[str] | None, *, steps: int = 5,
-                  skip: int = 1) -> Iterator[Callable[[], None] | None]:
+def step_profiler(
+    trace_path: str | os.PathLike[str] | None, *, steps: int = 5, skip: int = 1
+) -> Iterator[Callable[[], None] | None]:
     """Yields an ``on_step`` callback that profiles ``steps`` optimiser steps after ``skip`` + 1
     (warm-up) and writes a Chrome trace to ``trace_path``; yields None when the path is None."""
     if trace_path is None:
@@ -76,7 +77,9 @@ def step_profiler(trace_path: str | os.PathLike[str] | None, *, steps: int = 5,
     if torch.cuda.is_available():
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(
-            activities=activities, record_shapes=True,
-            schedule=torch.profiler.schedule(wait=skip, warmup=1, active=steps, repeat=1),
-            on_trace_ready=lambda prof: prof.export_chrome_trace(str(path))) as prof:
+        activities=activities,
+        record_shapes=True,
+        schedule=torch.profiler.schedule(wait=skip, warmup=1, active=steps, repeat=1),
+        on_trace_ready=lambda prof: prof.export_chrome_trace(str(path)),
+    ) as prof:
         yield prof.step

@@ -222,14 +222,18 @@ def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtim
     """Rank 0 here (with the callbacks), the other ranks in spawned processes, images shared."""
     # On the device: one shared copy in memory. Streamed: a lazy cache view pickles as its path and
     # rows, and each rank reads its batches from the memory map.
-    data = (_to_tensor(images).share_memory_()  # type: ignore[no-untyped-call]  # unannotated in torch
-            if runtime.data_on_device else images)
+    data = (
+        _to_tensor(images).share_memory_()  # type: ignore[no-untyped-call]  # unannotated in torch
+        if runtime.data_on_device
+        else images
+    )
     device = torch.device(runtime.device)
     backend = runtime.backend or distributed.default_backend(device.type)
     # The other ranks resume from the same checkpoint but never write it, and report nothing.
     quiet = dataclasses.replace(runtime, on_progress=None, should_stop=None, on_step=None)
-    return distributed.launch(pretrain, runtime.world_size, backend,
-                              args=(config, data, runtime), child_args=(config, data, quiet))
+    return distributed.launch(
+        pretrain, runtime.world_size, backend, args=(config, data, runtime), child_args=(config, data, quiet)
+    )
 
 
 def _rank_device(device: torch.device) -> torch.device:
@@ -239,9 +243,16 @@ def _rank_device(device: torch.device) -> torch.device:
     return device
 
 
-def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainConfig, runtime: Runtime,
-                    step_fn: Callable[[Tensor, Tensor], Tensor], apply: Apply, batch_size: int,
-                    steps_per_epoch: int) -> str:
+def train_one_epoch(
+    state: _State,
+    data: np.ndarray | Tensor,
+    config: PretrainConfig,
+    runtime: Runtime,
+    step_fn: Callable[[Tensor, Tensor], Tensor],
+    apply: Apply,
+    batch_size: int,
+    steps_per_epoch: int,
+) -> str:
     """One epoch: "done", "cancelled" (part-way; its steps are then discarded by the caller) or
     "out of time" (the time budget ran out part-way; its steps are kept)."""
     device = _rank_device(torch.device(runtime.device))
@@ -270,22 +281,37 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
         total_steps = pace.total_steps(global_step)
         _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size, total_steps)
         start = i * batch_size + rank * local  # this rank's slice of the global batch
-        batch = _gather(data, order[start:start + local], device)
-        y1, y2 = two_views(batch, aug_gen, configs=config.views(), apply=apply,
-                           shard=(rank, world))  # (B / world, 3, R, R) each, on the device
+        batch = _gather(data, order[start : start + local], device)
+        y1, y2 = two_views(
+            batch, aug_gen, configs=config.views(), apply=apply, shard=(rank, world)
+        )  # (B / world, 3, R, R) each, on the device
         loss = step_fn(y1, y2)
         losses.append(loss.detach())
         if runtime.on_step is not None:
             runtime.on_step()
         pace.step_done()
         now = clock()
-        due = ((i + 1) % runtime.log_every == 0 or i + 1 == steps_per_epoch or pace.session_steps == 1
-               or now - tick >= runtime.progress_every_s)
+        due = (
+            (i + 1) % runtime.log_every == 0
+            or i + 1 == steps_per_epoch
+            or pace.session_steps == 1
+            or now - tick >= runtime.progress_every_s
+        )
         if runtime.on_progress is not None and due:
             rate = (i + 1 - tick_step) * batch_size / max(now - tick, 1e-9)
-            runtime.on_progress(Progress(state.epoch, global_step + 1, steps_per_epoch, float(loss.detach()), rate,
-                                         state.optimizer.param_groups[0]["lr"], elapsed_s=round(pace.elapsed(), 1),
-                                         eta_s=pace.eta_s(global_step + 1), total_steps=total_steps))
+            runtime.on_progress(
+                Progress(
+                    state.epoch,
+                    global_step + 1,
+                    steps_per_epoch,
+                    float(loss.detach()),
+                    rate,
+                    state.optimizer.param_groups[0]["lr"],
+                    elapsed_s=round(pace.elapsed(), 1),
+                    eta_s=pace.eta_s(global_step + 1),
+                    total_steps=total_steps,
+                )
+            )
             tick, tick_step = now, i + 1
     state.elapsed_s = pace.elapsed()
     epoch_losses = torch.stack(losses).float().tolist() if losses else []
@@ -295,8 +321,9 @@ def train_one_epoch(state: _State, data: np.ndarray | Tensor, config: PretrainCo
     return outcome
 
 
-def make_train_step(model: BarlowTwins, optimizer: LARS, device: torch.device,
-                    compile: bool, forward: torch.nn.Module | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+def make_train_step(
+    model: BarlowTwins, optimizer: LARS, device: torch.device, compile: bool, forward: torch.nn.Module | None = None
+) -> Callable[[Tensor, Tensor], Tensor]:
     """Forward both views, backward, LARS step: (B, 3, R, R) x 2 -> loss.
 
     ``forward``: the module to call, when it wraps ``model`` (DistributedDataParallel)."""
@@ -366,14 +393,21 @@ def save_checkpoint(path: str | os.PathLike[str], config: PretrainConfig, state:
     os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint
 
 
-def load_checkpoint(path: str | os.PathLike[str],
-                    device: str | torch.device = "cpu") -> tuple[PretrainConfig, dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[PretrainConfig, dict[str, Any]]:
     ckpt = torch.load(path, map_location=device, weights_only=True)
     return PretrainConfig.from_dict(ckpt["config"]), ckpt
 
 
-def _set_lr(optimizer: LARS, config: PretrainConfig, step: int, steps_per_epoch: int, batch_size: int,
-            total_steps: int | None = None) -> None:
+def _set_lr(
+    optimizer: LARS,
+    config: PretrainConfig,
+    step: int,
+    steps_per_epoch: int,
+    batch_size: int,
+    total_steps: int | None = None,
+) -> None:
     if config.time_budget_s is None:
         total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
     else:

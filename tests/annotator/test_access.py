@@ -58,7 +58,9 @@ ENDPOINTS = [
     Endpoint("api_queue_release", "post", ANNOTATE, json=True, body={"images": []}),
     Endpoint("api_image_review", "post", REVIEW, json=True, body={"decision": "accept", "version": 1}),
     Endpoint("api_project_runs", "get", ANY, json=True),
-    Endpoint("api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}),
+    Endpoint(
+        "api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}
+    ),
     Endpoint("api_run_detail", "get", ANY, json=True),
     Endpoint("api_run_cancel", "post", ADMIN, json=True, body={}),
     Endpoint("api_run_retry", "post", ADMIN, ok=(201,), json=True, body={}),
@@ -79,14 +81,19 @@ def world(settings, tmp_path):
     settings.MODEL_DIR = tmp_path / "models"
     owner = make_user("owner")
     project = make_project(owner=owner)
-    users = {"owner": owner, Role.ANNOTATOR: make_user("annie"), Role.REVIEWER: make_user("rev"),
-             "outsider": make_user("out")}
+    users = {
+        "owner": owner,
+        Role.ANNOTATOR: make_user("annie"),
+        Role.REVIEWER: make_user("rev"),
+        "outsider": make_user("out"),
+    }
     add_member(project, users[Role.ANNOTATOR], Role.ANNOTATOR)
     add_member(project, users[Role.REVIEWER], Role.REVIEWER)
     make_user("newbie")
     unlabeled, submitted = add_images(project, 2)
-    Image.objects.filter(pk=submitted).update(status=ImageStatus.SUBMITTED, submitted_at=timezone.now(),
-                                              submitted_by=users[Role.ANNOTATOR])
+    Image.objects.filter(pk=submitted).update(
+        status=ImageStatus.SUBMITTED, submitted_at=timezone.now(), submitted_by=users[Role.ANNOTATOR]
+    )
     # A failed pretraining: it can be retried, and does not block the one a test may start.
     run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={"epochs": 1}, status="failed")
     events = run_dir(run.id) / RUN_FILES["tensorboard"] / "events.out.tfevents.1.test"
@@ -95,17 +102,37 @@ def world(settings, tmp_path):
     cat = project.labels.order_by("id").first()
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
     args = {
-        "project_detail": [project.id], "image_grid": [project.id], "annotate": [project.id],
-        "review": [project.id], "project_settings": [project.id], "project_delete": [project.id], "api_project": [project.id],
-        "api_project_images": [project.id], "label_add": [project.id],
-        "label_edit": [project.id, cat.id], "members": [project.id], "member_edit": [project.id, member.id],
-        "image_file": [unlabeled], "image_thumbnail": [unlabeled], "api_image_annotations": [unlabeled],
-        "api_image_submit": [unlabeled], "api_image_skip": [unlabeled], "api_queue_next": [project.id], "api_queue_release": [project.id],
-        "api_image_review": [submitted], "api_project_runs": [project.id], "api_run_detail": [run.id],
-        "api_run_cancel": [run.id], "api_run_retry": [run.id], "run_file": [run.id, f"tensorboard/{events.name}"],
-        "project_dashboard": [project.id], "api_project_dashboard": [project.id], "api_embedding_map": [project.id],
+        "project_detail": [project.id],
+        "image_grid": [project.id],
+        "annotate": [project.id],
+        "review": [project.id],
+        "project_settings": [project.id],
+        "project_delete": [project.id],
+        "api_project": [project.id],
+        "api_project_images": [project.id],
+        "label_add": [project.id],
+        "label_edit": [project.id, cat.id],
+        "members": [project.id],
+        "member_edit": [project.id, member.id],
+        "image_file": [unlabeled],
+        "image_thumbnail": [unlabeled],
+        "api_image_annotations": [unlabeled],
+        "api_image_submit": [unlabeled],
+        "api_image_skip": [unlabeled],
+        "api_queue_next": [project.id],
+        "api_queue_release": [project.id],
+        "api_image_review": [submitted],
+        "api_project_runs": [project.id],
+        "api_run_detail": [run.id],
+        "api_run_cancel": [run.id],
+        "api_run_retry": [run.id],
+        "run_file": [run.id, f"tensorboard/{events.name}"],
+        "project_dashboard": [project.id],
+        "api_project_dashboard": [project.id],
+        "api_embedding_map": [project.id],
         "api_suggestion_decide": [unlabeled, cat.id, "accept"],
-        "api_suggestions_accept_all": [unlabeled], "api_suggestion_settings": [project.id],
+        "api_suggestions_accept_all": [unlabeled],
+        "api_suggestion_settings": [project.id],
     }
     return users, args
 

@@ -26,8 +26,8 @@ def _login(client, username, password, address="10.0.0.1"):
 def test_forty_wrong_passwords_then_the_right_one_does_not_log_in(client, settings):
     make_user("ann")
     codes = [_login(client, "ann", f"wrong-{i}", address=f"10.0.1.{i}").status_code for i in range(40)]
-    assert codes[:settings.LOGIN_FAILURES_PER_USER] == [200] * settings.LOGIN_FAILURES_PER_USER
-    assert set(codes[settings.LOGIN_FAILURES_PER_USER:]) == {429}
+    assert codes[: settings.LOGIN_FAILURES_PER_USER] == [200] * settings.LOGIN_FAILURES_PER_USER
+    assert set(codes[settings.LOGIN_FAILURES_PER_USER :]) == {429}
     response = _login(client, "ann", PASSWORD)
     assert response.status_code == 429 and b"Too many failed logins" in response.content
     assert "_auth_user_id" not in client.session
@@ -83,8 +83,10 @@ def test_changing_the_password_revokes_the_token_and_keeps_this_session(client):
     user = make_user("ann")
     Token.objects.create(user=user)
     client.force_login(user)
-    response = client.post(reverse("account"), {"old_password": PASSWORD, "new_password1": "a-much-better-one-42",
-                                                "new_password2": "a-much-better-one-42"})
+    response = client.post(
+        reverse("account"),
+        {"old_password": PASSWORD, "new_password1": "a-much-better-one-42", "new_password2": "a-much-better-one-42"},
+    )
     assert response.status_code == 302
     assert not Token.objects.filter(user=user).exists()
     user.refresh_from_db()
@@ -96,8 +98,9 @@ def test_a_bad_password_change_is_a_400_that_says_why(client):
     user = make_user("ann")
     token = Token.objects.create(user=user)
     client.force_login(user)
-    response = client.post(reverse("account"), {"old_password": PASSWORD, "new_password1": "12345678901",
-                                                "new_password2": "12345678901"})
+    response = client.post(
+        reverse("account"), {"old_password": PASSWORD, "new_password1": "12345678901", "new_password2": "12345678901"}
+    )
     assert response.status_code == 400 and b"entirely numeric" in response.content
     assert Token.objects.get(user=user) == token
 
@@ -132,9 +135,13 @@ def test_the_account_pages_need_a_login_and_the_csrf_token(client):
 def test_with_the_cache_unreachable_logins_and_tokens_go_on_unthrottled(client, settings):
     # Redis down (the broker outage of issue 14 item 4) also takes the cache away: the throttle
     # fails open instead of answering 500, and passwords are still checked.
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0",
-                                   "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
     user = make_user("alice")
     assert _login(client, "alice", "wrong").status_code == 200  # the form again, with its error
     assert _login(client, "alice", "pw-alice").status_code == 302

@@ -8,8 +8,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageTag
-from labeling.models import (Decision, EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus,
-                             Suggestion, SuggestionDecision, TrainingRun)
+from labeling.models import (
+    Decision,
+    EmbeddingSet,
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from tests.factories import make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -21,21 +30,38 @@ def objects(tmp_path, settings):
     owner = make_user("owner")
     project = make_project(owner=owner)
     cat = project.labels.first()
-    image = Image.objects.create(project=project, file="a.png", thumbnail="a.jpg", original_name="a.png", width=4,
-                                 height=4, size_bytes=1, sha256="0" * 64, status="submitted",
-                                 submitted_at=timezone.now(), submitted_by=owner)
+    image = Image.objects.create(
+        project=project,
+        file="a.png",
+        thumbnail="a.jpg",
+        original_name="a.png",
+        width=4,
+        height=4,
+        size_bytes=1,
+        sha256="0" * 64,
+        status="submitted",
+        submitted_at=timezone.now(),
+        submitted_by=owner,
+    )
     Box.objects.create(image=image, label=cat, x=0, y=0, w=1, h=1, author=owner)
     ImageTag.objects.create(image=image, label=cat, author=owner)
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED,
-                                     config={"epochs": 2}, loss_history=[[1, 3.0], [2, 2.0]],
-                                     metrics={"cv": {"map": 0.5}}, started_at=timezone.now(),
-                                     finished_at=timezone.now())
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PRETRAIN,
+        status=RunStatus.SUCCEEDED,
+        config={"epochs": 2},
+        loss_history=[[1, 3.0], [2, 2.0]],
+        metrics={"cv": {"map": 0.5}},
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
     EmbeddingSet.objects.create(run=run, project=project, path="/x.npz", resolution=16, count=1, dim=8)
     ProjectModelState.objects.create(project=project, pretrain_run=run)
     Suggestion.objects.create(run=run, image=image, label=cat, probability=0.5, predicted=True)
     ImageUncertainty.objects.create(run=run, image=image, score=0.1)
-    SuggestionDecision.objects.create(image=image, label=cat, run=run, probability=0.5, decision=Decision.ACCEPTED,
-                                      user=owner)
+    SuggestionDecision.objects.create(
+        image=image, label=cat, run=run, probability=0.5, decision=Decision.ACCEPTED, user=owner
+    )
     return make_user("root", is_staff=True, is_superuser=True)
 
 

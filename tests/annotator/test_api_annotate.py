@@ -19,8 +19,9 @@ def _client(client, user):
 
 
 def _put(client, image_id, body):
-    return client.put(reverse("api_image_annotations", args=[image_id]), json.dumps(body),
-                      content_type="application/json")
+    return client.put(
+        reverse("api_image_annotations", args=[image_id]), json.dumps(body), content_type="application/json"
+    )
 
 
 def _post(client, name, arg, body):
@@ -30,15 +31,22 @@ def _post(client, name, arg, body):
 def test_a_save_replaces_boxes_and_tags_and_bumps_the_version(client, team):
     c = _client(client, team.annotator)
     image_id = team.ids[0]
-    body = {"version": 1, "tags": [team.dog.id],
-            "boxes": [{"label": team.cat.id, "x": 10, "y": 5.5, "w": 20, "h": 30},
-                      {"label": team.dog.id, "x": 90, "y": -10, "w": 50, "h": 40}]}  # sticks out: clipped
+    body = {
+        "version": 1,
+        "tags": [team.dog.id],
+        "boxes": [
+            {"label": team.cat.id, "x": 10, "y": 5.5, "w": 20, "h": 30},
+            {"label": team.dog.id, "x": 90, "y": -10, "w": 50, "h": 40},
+        ],
+    }  # sticks out: clipped
     response = _put(c, image_id, body)
     assert response.status_code == 200, response.content
     state = response.json()
     assert state["image"]["version"] == 2 and state["image"]["status"] == "in_progress"
     assert [(b["label"], b["x"], b["y"], b["w"], b["h"]) for b in state["boxes"]] == [
-        (team.cat.id, 10.0, 5.5, 20.0, 30.0), (team.dog.id, 90.0, 0.0, 10.0, 30.0)]
+        (team.cat.id, 10.0, 5.5, 20.0, 30.0),
+        (team.dog.id, 90.0, 0.0, 10.0, 30.0),
+    ]
     assert state["tags"] == [{"label": team.dog.id, "source": "human"}]
     assert c.get(reverse("api_image_annotations", args=[image_id])).json() == state
     second = _put(c, image_id, {"version": 2, "boxes": [], "tags": []}).json()
@@ -48,8 +56,11 @@ def test_a_save_replaces_boxes_and_tags_and_bumps_the_version(client, team):
 
 def test_a_stale_save_gets_409_with_the_current_state_and_changes_nothing(client, team):
     image_id = team.ids[0]
-    first = _put(_client(client, team.annotator), image_id,
-                 {"version": 1, "boxes": [{"label": team.cat.id, "x": 1, "y": 1, "w": 5, "h": 5}]})
+    first = _put(
+        _client(client, team.annotator),
+        image_id,
+        {"version": 1, "boxes": [{"label": team.cat.id, "x": 1, "y": 1, "w": 5, "h": 5}]},
+    )
     assert first.status_code == 200
     late = _put(_client(client, team.owner), image_id, {"version": 1, "boxes": [], "tags": []})
     assert late.status_code == 409
@@ -59,32 +70,39 @@ def test_a_stale_save_gets_409_with_the_current_state_and_changes_nothing(client
     assert Box.objects.filter(image_id=image_id).count() == 1
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"version": 1, "boxes": [{"label": "cat", "x": 1, "y": 1, "w": 2, "h": 2}]}, "must be an integer"),
-    ({"version": 1, "boxes": [{"label": 0, "x": 1, "y": 1, "w": 2, "h": 2}]}, "Unknown label id"),
-    ({"version": 1, "boxes": [{"x": 1, "y": 1, "w": 2, "h": 2}]}, "“label” must be an integer"),
-    ({"version": 1, "boxes": [{"label": None, "x": "1", "y": 1, "w": 2, "h": 2}]}, "must be an integer"),
-    ({"version": 1, "boxes": "all of them"}, "must be a list"),
-    ({"version": 1, "tags": [99999]}, "Unknown label id"),
-    ({"version": "1"}, "“version” must be an integer"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"version": 1, "boxes": [{"label": "cat", "x": 1, "y": 1, "w": 2, "h": 2}]}, "must be an integer"),
+        ({"version": 1, "boxes": [{"label": 0, "x": 1, "y": 1, "w": 2, "h": 2}]}, "Unknown label id"),
+        ({"version": 1, "boxes": [{"x": 1, "y": 1, "w": 2, "h": 2}]}, "“label” must be an integer"),
+        ({"version": 1, "boxes": [{"label": None, "x": "1", "y": 1, "w": 2, "h": 2}]}, "must be an integer"),
+        ({"version": 1, "boxes": "all of them"}, "must be a list"),
+        ({"version": 1, "tags": [99999]}, "Unknown label id"),
+        ({"version": "1"}, "“version” must be an integer"),
+    ],
+)
 def test_bad_input_is_refused_with_a_message_and_stores_nothing(client, team, body, message):
     response = _put(_client(client, team.annotator), team.ids[0], body)
     assert response.status_code == 400 and message in response.json()["error"]
     assert Image.objects.get(pk=team.ids[0]).version == 1 and Box.objects.count() == 0
 
 
-@pytest.mark.parametrize("coordinates, message", [
-    ('{"label": %d, "x": NaN, "y": 1, "w": 2, "h": 2}', "finite"),
-    ('{"label": %d, "x": 1, "y": 1, "w": Infinity, "h": 2}', "finite"),
-    ('{"label": %d, "x": 500, "y": 1, "w": 2, "h": 2}', "outside"),
-    ('{"label": %d, "x": 5, "y": 5, "w": 0, "h": 2}', "no area"),
-    ('{"label": %d, "x": 5, "y": 5, "w": -4, "h": 2}', "no area"),
-])
+@pytest.mark.parametrize(
+    "coordinates, message",
+    [
+        ('{"label": %d, "x": NaN, "y": 1, "w": 2, "h": 2}', "finite"),
+        ('{"label": %d, "x": 1, "y": 1, "w": Infinity, "h": 2}', "finite"),
+        ('{"label": %d, "x": 500, "y": 1, "w": 2, "h": 2}', "outside"),
+        ('{"label": %d, "x": 5, "y": 5, "w": 0, "h": 2}', "no area"),
+        ('{"label": %d, "x": 5, "y": 5, "w": -4, "h": 2}', "no area"),
+    ],
+)
 def test_boxes_that_are_not_finite_or_have_no_area_are_refused(client, team, coordinates, message):
     raw = '{"version": 1, "boxes": [%s]}' % (coordinates % team.cat.id)
-    response = _client(client, team.annotator).put(reverse("api_image_annotations", args=[team.ids[0]]), raw,
-                                                  content_type="application/json")
+    response = _client(client, team.annotator).put(
+        reverse("api_image_annotations", args=[team.ids[0]]), raw, content_type="application/json"
+    )
     assert response.status_code == 400 and message in response.json()["error"]
     assert Box.objects.count() == 0
 
@@ -92,14 +110,18 @@ def test_boxes_that_are_not_finite_or_have_no_area_are_refused(client, team, coo
 def test_labels_of_another_project_are_refused(client, team):
     other = make_project(owner=make_user("x"), labels=("bird",), name="Other")
     bird = other.labels.get()
-    response = _put(_client(client, team.annotator), team.ids[0],
-                    {"version": 1, "boxes": [{"label": bird.id, "x": 1, "y": 1, "w": 2, "h": 2}], "tags": [bird.id]})
+    response = _put(
+        _client(client, team.annotator),
+        team.ids[0],
+        {"version": 1, "boxes": [{"label": bird.id, "x": 1, "y": 1, "w": 2, "h": 2}], "tags": [bird.id]},
+    )
     assert response.status_code == 400 and "Unknown label id" in response.json()["error"]
 
 
 def test_malformed_json_is_a_400(client, team):
-    response = _client(client, team.annotator).put(reverse("api_image_annotations", args=[team.ids[0]]),
-                                                  "{not json", content_type="application/json")
+    response = _client(client, team.annotator).put(
+        reverse("api_image_annotations", args=[team.ids[0]]), "{not json", content_type="application/json"
+    )
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
 
 
@@ -194,4 +216,5 @@ def test_a_kept_tag_keeps_its_model_source_through_a_save(client, team):
     c = _client(client, team.annotator)
     state = _put(c, image.id, {"version": 1, "tags": [team.dog.id, team.cat.id], "boxes": []}).json()
     assert sorted((t["label"], t["source"]) for t in state["tags"]) == sorted(
-        [(team.dog.id, "model"), (team.cat.id, "human")])
+        [(team.dog.id, "model"), (team.cat.id, "human")]
+    )

@@ -25,8 +25,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def team(team):
-    sources = [ImageSource(name, lambda i=i, w=w, h=h: image_bytes(w, h, color=(i, 40, 90)))
-               for i, (name, w, h) in enumerate([("a.png", 640, 480), ("b.jpg", 320, 240), ("c.png", 100, 100)])]
+    sources = [
+        ImageSource(name, lambda i=i, w=w, h=h: image_bytes(w, h, color=(i, 40, 90)))
+        for i, (name, w, h) in enumerate([("a.png", 640, 480), ("b.jpg", 320, 240), ("c.png", 100, 100)])
+    ]
     images_import(project=team.project, sources=sources)
     return team
 
@@ -48,9 +50,11 @@ def _export(client, project, **params) -> bytes:
 
 
 COCO_IN = {
-    "images": [{"id": 1, "file_name": "images/a.png", "width": 640, "height": 480},
-               {"id": 2, "file_name": "b.jpg", "width": 320, "height": 240},
-               {"id": 3, "file_name": "missing.png", "width": 10, "height": 10}],
+    "images": [
+        {"id": 1, "file_name": "images/a.png", "width": 640, "height": 480},
+        {"id": 2, "file_name": "b.jpg", "width": 320, "height": 240},
+        {"id": 3, "file_name": "missing.png", "width": 10, "height": 10},
+    ],
     "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "indoor"}],
     "annotations": [
         {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10.5, 20, 100, 50.25], "area": 5025, "iscrowd": 0},
@@ -89,15 +93,28 @@ def test_it_round_trips_coco_import_then_export_with_the_same_boxes_and_labels(c
     assert sorted(Box.objects.values_list("image_id", "label_id", "x", "y", "w", "h")) == before
 
 
-@pytest.mark.parametrize("broken", [
-    b"{not json",
-    # The second box lies outside its 320x240 image: the first, valid one must not be stored either.
-    json.dumps({**COCO_IN, "annotations": COCO_IN["annotations"][:1] + [
-        {"id": 9, "image_id": 2, "category_id": 1, "bbox": [500, 500, 10, 10]}]}).encode(),
-    # A new label ("indoor") would be created before the bad box is found: it must not stay.
-    json.dumps({**COCO_IN, "annotations": COCO_IN["annotations"][2:] + [
-        {"id": 9, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 0]}]}).encode(),
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"{not json",
+        # The second box lies outside its 320x240 image: the first, valid one must not be stored either.
+        json.dumps(
+            {
+                **COCO_IN,
+                "annotations": COCO_IN["annotations"][:1]
+                + [{"id": 9, "image_id": 2, "category_id": 1, "bbox": [500, 500, 10, 10]}],
+            }
+        ).encode(),
+        # A new label ("indoor") would be created before the bad box is found: it must not stay.
+        json.dumps(
+            {
+                **COCO_IN,
+                "annotations": COCO_IN["annotations"][2:]
+                + [{"id": 9, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 0]}],
+            }
+        ).encode(),
+    ],
+)
 def test_a_bad_file_changes_nothing(client, team, broken):
     c = _as(client, team.owner)
     response = _import(c, team.project, "coco", ("bad.json", broken))
@@ -124,8 +141,14 @@ def test_it_imports_a_label_studio_export_in_pixels(client, team):
 def test_it_imports_yolo_label_files_with_their_class_names(client, team):
     c = _as(client, team.owner)
     names = b"names:\n  0: dog\n  1: cat\n"
-    response = _import(c, team.project, "yolo", ("data.yaml", names),
-                       ("a.txt", b"1 0.5 0.5 0.25 0.5\n0 0.1 0.1 0.2 0.2\n"), ("nope.txt", b"0 0.5 0.5 0.1 0.1\n"))
+    response = _import(
+        c,
+        team.project,
+        "yolo",
+        ("data.yaml", names),
+        ("a.txt", b"1 0.5 0.5 0.25 0.5\n0 0.1 0.1 0.2 0.2\n"),
+        ("nope.txt", b"0 0.5 0.5 0.1 0.1\n"),
+    )
     assert response.status_code == 200, response.content
     assert response.json()["unmatched"] == ["nope.txt"]
     boxes = list(Box.objects.order_by("id").values_list("label__name", "x", "y", "w", "h"))
@@ -160,12 +183,15 @@ def test_it_exports_voc_yolo_and_csv_that_their_readers_open(client, team):
     voc = zipfile.ZipFile(io.BytesIO(_export(c, team.project, format="voc", status="all")))
     assert sorted(voc.namelist()) == ["Annotations/a.xml", "Annotations/b.xml", "Annotations/c.xml", "labels.txt"]
     yolo = zipfile.ZipFile(io.BytesIO(_export(c, team.project, format="yolo", status="all")))
-    assert b"0: \"cat\"" in yolo.read("data.yaml") and b"dog" not in yolo.read("data.yaml")
+    assert b'0: "cat"' in yolo.read("data.yaml") and b"dog" not in yolo.read("data.yaml")
     assert yolo.read("labels/a.txt").decode().splitlines()[1] == "0 0.500000 0.500000 1.000000 1.000000"
     frame = pd.read_csv(io.BytesIO(_export(c, team.project, format="csv", status="all")))
     assert list(frame.columns) == ["file_name", "width", "height", "cat", "dog"]
     assert frame.set_index("file_name")[["cat", "dog"]].to_dict("index") == {
-        "a.png": {"cat": 1, "dog": 0}, "b.jpg": {"cat": 0, "dog": 1}, "c.png": {"cat": 0, "dog": 0}}
+        "a.png": {"cat": 1, "dog": 0},
+        "b.jpg": {"cat": 0, "dog": 1},
+        "c.png": {"cat": 0, "dog": 0},
+    }
 
 
 def test_the_native_json_export_imports_into_another_project(client, team):
@@ -173,8 +199,9 @@ def test_the_native_json_export_imports_into_another_project(client, team):
 
     _annotate(team)
     # Submitted: what the default export holds (issue 14 item 3), and what an import takes.
-    Image.objects.filter(pk__in=[team.image_id("a.png"), team.image_id("b.jpg")]).update(status="submitted",
-                                                                                   submitted_at=timezone.now())
+    Image.objects.filter(pk__in=[team.image_id("a.png"), team.image_id("b.jpg")]).update(
+        status="submitted", submitted_at=timezone.now()
+    )
     c = _as(client, team.owner)
     data = _export(c, team.project, format="json")
     other = make_project(owner=team.owner, labels=(), name="Copy")
@@ -184,7 +211,9 @@ def test_the_native_json_export_imports_into_another_project(client, team):
     assert report["labels_created"] == ["cat", "dog"]
     image = other.images.get()
     assert sorted(image.boxes.values_list("label__name", "x", "y", "w", "h")) == [
-        ("cat", 0.0, 0.0, 640.0, 480.0), ("cat", 10.0, 20.0, 100.0, 50.0)]
+        ("cat", 0.0, 0.0, 640.0, 480.0),
+        ("cat", 10.0, 20.0, 100.0, 50.0),
+    ]
 
 
 def test_it_exports_suggestions_above_a_threshold_as_predictions(client, team):
@@ -217,8 +246,9 @@ def test_export_and_import_access(client, team):
     assert client.get(url, {"format": "csv"}).status_code == 401
 
 
-def test_a_big_export_runs_as_a_job_and_ends_as_a_permission_checked_download(client, team, settings,
-                                                                               django_capture_on_commit_callbacks):
+def test_a_big_export_runs_as_a_job_and_ends_as_a_permission_checked_download(
+    client, team, settings, django_capture_on_commit_callbacks
+):
     from unittest import mock
 
     _annotate(team)
@@ -261,7 +291,7 @@ def test_the_commands_import_and_export_the_same_files(team, tmp_path):
 def test_the_project_page_links_the_exports_and_offers_admins_the_import_form(client, team):
     page = _as(client, team.owner).get(reverse("project_detail", args=[team.project.id]))
     export = reverse("api_project_export", args=[team.project.id])
-    assert f'{export}?format=coco'.encode() in page.content
+    assert f"{export}?format=coco".encode() in page.content
     assert reverse("api_project_import", args=[team.project.id]).encode() in page.content
     page = _as(client, team.annotator).get(reverse("project_detail", args=[team.project.id]))
     assert export.encode() not in page.content  # exports are admin-only (issue 14 item 10)
@@ -273,8 +303,13 @@ def test_the_project_page_links_the_exports_and_offers_admins_the_import_form(cl
     browser.force_login(team.owner)
     form = browser.get(reverse("project_detail", args=[team.project.id]))
     token = form.content.split(b'name="csrfmiddlewaretoken" value="')[1].split(b'"')[0].decode()
-    answer = browser.post(reverse("api_project_import", args=[team.project.id]),
-                          {"format": "coco", "csrfmiddlewaretoken": token,
-                           "files": [SimpleUploadedFile("in.json", json.dumps(COCO_IN).encode())]},
-                          HTTP_ACCEPT="application/json")
+    answer = browser.post(
+        reverse("api_project_import", args=[team.project.id]),
+        {
+            "format": "coco",
+            "csrfmiddlewaretoken": token,
+            "files": [SimpleUploadedFile("in.json", json.dumps(COCO_IN).encode())],
+        },
+        HTTP_ACCEPT="application/json",
+    )
     assert answer.status_code == 200 and answer.json()["boxes"] == 2

@@ -11,8 +11,15 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from annotator.models import Image, ImageTag
-from labeling.models import (ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
-                             TrainingRun)
+from labeling.models import (
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from tests.factories import add_images
 
 pytestmark = [pytest.mark.django_db, pytest.mark.team(images=5)]
@@ -35,8 +42,9 @@ def _probe(team):
     run = TrainingRun.objects.create(project=team.project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED)
     ProjectModelState.objects.create(project=team.project, probe_run=run)
     for rank, image_id in enumerate(team.ids):
-        Suggestion.objects.create(run=run, image_id=image_id, label=team.cat, probability=0.9 - rank * 0.1,
-                                  predicted=rank < 3)
+        Suggestion.objects.create(
+            run=run, image_id=image_id, label=team.cat, probability=0.9 - rank * 0.1, predicted=rank < 3
+        )
         ImageUncertainty.objects.create(run=run, image_id=image_id, score=[0.2, 0.9, 0.5, 0.9, 0.1][rank])
     return run
 
@@ -58,7 +66,13 @@ def _endpoints(team):
         ("post", reverse("api_image_submit", args=[image]), {"version": 1}, 200, 200),
         ("post", reverse("api_image_skip", args=[image]), {"version": 1}, 200, 200),
         ("get", reverse("api_project_suggestions", args=[p]), None, 200, 200),
-        ("post", reverse("api_suggestion_decide", args=[suggestion.image_id, suggestion.label_id, "reject"]), None, 200, 200),
+        (
+            "post",
+            reverse("api_suggestion_decide", args=[suggestion.image_id, suggestion.label_id, "reject"]),
+            None,
+            200,
+            200,
+        ),
         ("post", reverse("api_suggestion_decide", args=[other.image_id, other.label_id, "accept"]), None, 200, 200),
         ("get", reverse("api_project_runs", args=[p]), None, 200, 200),
         ("get", reverse("api_run_detail", args=[run.id]), None, 200, 200),
@@ -100,13 +114,21 @@ def test_session_writes_need_the_csrf_token_and_token_writes_do_not(team):
     refused = browser.put(url, body, content_type="application/json")
     assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
     browser.get(reverse("project_list"))  # sets the csrftoken cookie
-    accepted = browser.put(url, body, content_type="application/json",
-                           HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
+    accepted = browser.put(
+        url, body, content_type="application/json", HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value
+    )
     assert accepted.status_code == 200
     key = Token.objects.create(user=team.annotator).key
     script = Client(enforce_csrf_checks=True)
-    assert script.put(url, json.dumps({"version": 2, "boxes": [], "tags": []}), content_type="application/json",
-                      HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
+    assert (
+        script.put(
+            url,
+            json.dumps({"version": 2, "boxes": [], "tags": []}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {key}",
+        ).status_code
+        == 200
+    )
 
 
 def test_a_stale_version_gets_409_with_the_current_state(client, team):
@@ -175,7 +197,9 @@ def test_suggestions_are_listed_by_label_and_probability_and_decided_by_image_an
     assert accepted.json()["tags"] == [{"label": team.cat.id, "source": "model"}]
     c.post(reverse("api_suggestion_decide", args=[rows[1]["image"], rows[1]["label"], "reject"]))
     assert dict(SuggestionDecision.objects.values_list("image_id", "decision")) == {
-        rows[0]["image"]: "accepted", rows[1]["image"]: "rejected"}
+        rows[0]["image"]: "accepted",
+        rows[1]["image"]: "rejected",
+    }
     assert [r["decision"] for r in c.get(url).json()["results"][:3]] == ["accepted", "rejected", None]
 
 
@@ -202,13 +226,15 @@ def test_list_endpoints_cost_the_same_few_queries_at_any_page_size(client, team)
     add_images(team.project, 40)
     c = _as(client, team.annotator)
     p = team.project.id
-    for url, params in ((reverse("api_project_images", args=[p]), {}),
-                        (reverse("api_project_images", args=[p]), {"order": "uncertain", "suggested": team.cat.id}),
-                        (reverse("api_project_images", args=[p]), {"label": team.cat.id, "status": "unlabeled"}),
-                        (reverse("api_project_suggestions", args=[p]), {}),
-                        (reverse("api_project_runs", args=[p]), {}),
-                        (reverse("api_projects"), {}),
-                        (reverse("api_project_labels", args=[p]), {})):
+    for url, params in (
+        (reverse("api_project_images", args=[p]), {}),
+        (reverse("api_project_images", args=[p]), {"order": "uncertain", "suggested": team.cat.id}),
+        (reverse("api_project_images", args=[p]), {"label": team.cat.id, "status": "unlabeled"}),
+        (reverse("api_project_suggestions", args=[p]), {}),
+        (reverse("api_project_runs", args=[p]), {}),
+        (reverse("api_projects"), {}),
+        (reverse("api_project_labels", args=[p]), {}),
+    ):
         counts = []
         for limit in (2, 45):
             with CaptureQueriesContext(connection) as queries:
@@ -222,9 +248,15 @@ def test_the_schema_and_the_docs_page_describe_the_api(client, team):
     c = _as(client, team.annotator)
     schema = c.get(reverse("api_schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     paths = schema["paths"]
-    for path in ("/api/projects/", "/api/projects/{project_id}/images/", "/api/images/{image_id}/annotations/",
-                 "/api/projects/{project_id}/export/", "/api/projects/{project_id}/import/",
-                 "/api/images/{image_id}/suggestions/{label_id}/{decision}/", "/api/runs/{run_id}/cancel/"):
+    for path in (
+        "/api/projects/",
+        "/api/projects/{project_id}/images/",
+        "/api/images/{image_id}/annotations/",
+        "/api/projects/{project_id}/export/",
+        "/api/projects/{project_id}/import/",
+        "/api/images/{image_id}/suggestions/{label_id}/{decision}/",
+        "/api/runs/{run_id}/cancel/",
+    ):
         assert path in paths, path
     assert "tokenAuth" in schema["components"]["securitySchemes"]
     page = c.get(reverse("api_docs"))

@@ -28,7 +28,9 @@ def test_a_beacon_form_with_the_token_releases_only_the_senders_holds():
     client.cookies["csrftoken"] = secret
     url = reverse("api_queue_release", args=[project.id])
     assert client.post(url, {"images": f"{mine.id},{theirs.id}"}).status_code == 403  # no token: refused
-    response = client.post(url, {"images": f"{mine.id},{theirs.id}", "csrfmiddlewaretoken": _mask_cipher_secret(secret)})
+    response = client.post(
+        url, {"images": f"{mine.id},{theirs.id}", "csrfmiddlewaretoken": _mask_cipher_secret(secret)}
+    )
     assert response.status_code == 200 and response.json() == {"released": 1}
     assert Image.objects.get(pk=mine.id).status == ImageStatus.UNLABELED
     assert Image.objects.get(pk=theirs.id).locked_by == annie
@@ -42,8 +44,9 @@ def test_undo_takes_back_an_accept_with_its_tag_and_says_when_there_is_nothing(c
     image_id = add_images(project, 1)[0]
     cat = project.labels.get(name="cat")
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
-    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
-                                       backbone_run=pretrain)
+    probe = TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=pretrain
+    )
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
     Suggestion.objects.create(run=probe, image_id=image_id, label=cat, probability=0.9, predicted=True)
     client.force_login(owner)

@@ -33,8 +33,10 @@ def project(owner):
 
 
 def _upload(client, project, *files):
-    return client.post(reverse("api_project_images", args=[project.id]),
-                       {"files": [SimpleUploadedFile(name, data) for name, data in files]})
+    return client.post(
+        reverse("api_project_images", args=[project.id]),
+        {"files": [SimpleUploadedFile(name, data) for name, data in files]},
+    )
 
 
 def _export(client, project, **params) -> bytes:
@@ -44,8 +46,9 @@ def _export(client, project, **params) -> bytes:
 
 
 def _import(client, project, fmt, name, data):
-    return client.post(reverse("api_project_import", args=[project.id]),
-                       {"format": fmt, "files": [SimpleUploadedFile(name, data)]})
+    return client.post(
+        reverse("api_project_import", args=[project.id]), {"format": fmt, "files": [SimpleUploadedFile(name, data)]}
+    )
 
 
 @pytest.fixture
@@ -57,11 +60,17 @@ def twins(client, owner, project):
     first_id, second_id = first["imported"][0]["id"], second["imported"][0]["id"]
     cat = project.labels.get(name="cat")
     url = reverse("api_image_annotations", args=[second_id])
-    saved = client.put(url, {"version": 1, "boxes": [{"label": cat.id, "x": 1, "y": 2, "w": 20, "h": 10}], "tags": []},
-                       content_type="application/json")
+    saved = client.put(
+        url,
+        {"version": 1, "boxes": [{"label": cat.id, "x": 1, "y": 2, "w": 20, "h": 10}], "tags": []},
+        content_type="application/json",
+    )
     assert saved.status_code == 200, saved.content
-    submitted = client.post(reverse("api_image_submit", args=[second_id]), {"version": saved.json()["image"]["version"]},
-                            content_type="application/json")
+    submitted = client.post(
+        reverse("api_image_submit", args=[second_id]),
+        {"version": saved.json()["image"]["version"]},
+        content_type="application/json",
+    )
     assert submitted.status_code == 200, submitted.content
     return first, second, first_id, second_id
 
@@ -91,7 +100,8 @@ def test_every_image_exported_marks_its_status_and_imports_without_new_negatives
     exported = _export(client, project, format=fmt, status="all")
     doc = json.loads(exported)
     assert sorted((i["status"], i["sha256"][:8]) for i in doc["images"]) == sorted(
-        (s, h[:8]) for s, h in Image.objects.values_list("status", "sha256"))
+        (s, h[:8]) for s, h in Image.objects.values_list("status", "sha256")
+    )
     report = _import(client, project, fmt, f"x.{fmt}", exported).json()
     assert report["images"] == 1 and report["not_submitted"] == 1
     assert Image.objects.get(pk=first_id).status == ImageStatus.UNLABELED
@@ -99,9 +109,11 @@ def test_every_image_exported_marks_its_status_and_imports_without_new_negatives
 
 def test_a_file_without_sha256_naming_a_shared_name_is_refused_with_the_name(client, project, twins):
     _, _, first_id, _ = twins
-    coco = {"images": [{"id": 1, "file_name": "000000.png", "width": 64, "height": 48}],
-            "categories": [{"id": 1, "name": "dog"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "000000.png", "width": 64, "height": 48}],
+        "categories": [{"id": 1, "name": "dog"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]}],
+    }
     before = sorted(Box.objects.values_list("image_id", "label_id"))
     response = _import(client, project, "coco", "foreign.json", json.dumps(coco).encode())
     assert response.status_code == 400 and "000000.png" in response.json()["error"]
@@ -144,8 +156,9 @@ def test_probabilities_keep_full_float32_precision(client, owner, project, twins
     assert [x["score"] for i in coco["images"] for x in i["predictions"]] == [p]
     native = json.loads(_export(client, project, format="json", status="all", predictions=0))
     assert [x["score"] for i in native["images"] for x in i["predictions"]] == [p]
-    rows = list(csv.DictReader(io.StringIO(_export(client, project, format="csv", status="all",
-                                                   predictions=0).decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(_export(client, project, format="csv", status="all", predictions=0).decode()))
+    )
     assert [float(r["cat_score"]) for r in rows if r["cat_score"]] == [p]
 
 

@@ -56,8 +56,9 @@ def test_old_export_files_expire_with_their_jobs(team, settings):
 
     def job(hours_ago, status=ExportStatus.SUCCEEDED):
         name = default_storage.save(f"exports/{team.project.id}/x.json", ContentFile(b"{}"))
-        return ExportJob.objects.create(project=team.project, status=status, file=name,
-                                        finished_at=now - timedelta(hours=hours_ago)), name
+        return ExportJob.objects.create(
+            project=team.project, status=status, file=name, finished_at=now - timedelta(hours=hours_ago)
+        ), name
 
     old, old_name = job(25)
     failed, failed_name = job(30, ExportStatus.FAILED)
@@ -70,8 +71,9 @@ def test_old_export_files_expire_with_their_jobs(team, settings):
 
 def test_starting_an_export_and_the_command_remove_expired_ones(client, team, settings):
     settings.EXPORT_KEEP_HOURS = 1
-    ExportJob.objects.create(project=team.project, status=ExportStatus.SUCCEEDED,
-                             finished_at=timezone.now() - timedelta(hours=2))
+    ExportJob.objects.create(
+        project=team.project, status=ExportStatus.SUCCEEDED, finished_at=timezone.now() - timedelta(hours=2)
+    )
     client.force_login(team.owner)
     assert _export(client, team.project, background=1).status_code == 202
     assert ExportJob.objects.filter(status=ExportStatus.SUCCEEDED).count() == 0

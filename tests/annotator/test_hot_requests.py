@@ -25,11 +25,16 @@ def annotating(client):
 def _one_image(client, project, cat, dog) -> tuple[dict, dict, dict]:
     nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     image = nxt.json()["image"]["image"]
-    put = client.put(f"/api/images/{image['id']}/annotations/", {
-        "version": image["version"], "tags": [dog],
-        "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]}, content_type="application/json")
-    submit = client.post(f"/api/images/{image['id']}/submit/", {"version": put.json()["image"]["version"]},
-                         content_type="application/json")
+    put = client.put(
+        f"/api/images/{image['id']}/annotations/",
+        {"version": image["version"], "tags": [dog], "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]},
+        content_type="application/json",
+    )
+    submit = client.post(
+        f"/api/images/{image['id']}/submit/",
+        {"version": put.json()["image"]["version"]},
+        content_type="application/json",
+    )
     assert (nxt.status_code, put.status_code, submit.status_code) == (200, 200, 200)
     return nxt.json()["image"], put.json(), submit.json()
 
@@ -45,12 +50,17 @@ def test_the_hot_requests_stay_within_their_query_counts(annotating, django_asse
     assert nxt_again.json()["image"]["image"]["id"] == image["id"]  # a reload resumes the held image
     with django_assert_max_num_queries(22):  # was 21: 2 fewer (no re-read of the image, no second fetch
         # of its project), 2 more for the box counters (the old boxes' labels, the counter row), the model note
-        put = client.put(f"/api/images/{image['id']}/annotations/", {
-            "version": image["version"], "tags": [dog],
-            "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]}, content_type="application/json")
+        put = client.put(
+            f"/api/images/{image['id']}/annotations/",
+            {"version": image["version"], "tags": [dog], "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]},
+            content_type="application/json",
+        )
     with django_assert_max_num_queries(17):  # was 18: no re-read, no second fetch of the project, the model note
-        client.post(f"/api/images/{image['id']}/submit/", {"version": put.json()["image"]["version"]},
-                    content_type="application/json")
+        client.post(
+            f"/api/images/{image['id']}/submit/",
+            {"version": put.json()["image"]["version"]},
+            content_type="application/json",
+        )
 
 
 def test_the_answers_show_what_was_written_without_a_re_read(annotating):

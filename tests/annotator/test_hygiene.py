@@ -23,8 +23,9 @@ def admin_client(client):
 
 
 def _add(client, username):
-    return client.post(reverse("members", args=[client.project.id]), {"username": username, "role": "annotator"},
-                       follow=True).content.decode()
+    return client.post(
+        reverse("members", args=[client.project.id]), {"username": username, "role": "annotator"}, follow=True
+    ).content.decode()
 
 
 def test_an_admin_can_probe_only_a_few_unknown_user_names_an_hour(admin_client, settings):
@@ -51,9 +52,22 @@ def test_finding_a_name_does_not_count_against_the_admin(admin_client, settings)
     assert Membership.objects.filter(project=admin_client.project).count() == 4
 
 
-@pytest.mark.parametrize("path", ["/", "/accounts/login/", "/accounts/", "/api/projects/", "/api/docs/",
-                                  "/projects/{id}/", "/projects/{id}/annotate/", "/projects/{id}/dashboard/",
-                                  "/healthz", "/no/such/page/", "/admin/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/accounts/login/",
+        "/accounts/",
+        "/api/projects/",
+        "/api/docs/",
+        "/projects/{id}/",
+        "/projects/{id}/annotate/",
+        "/projects/{id}/dashboard/",
+        "/healthz",
+        "/no/such/page/",
+        "/admin/",
+    ],
+)
 def test_every_page_carries_a_content_security_policy(admin_client, path):
     response = admin_client.get(path.format(id=admin_client.project.id))
     policy = response.headers["Content-Security-Policy"]

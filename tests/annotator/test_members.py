@@ -22,22 +22,29 @@ def _role(project, username):
 def test_it_adds_a_member_by_user_name_and_lists_them(team):
     project, owner, client = team
     make_user("zoe")
-    response = client.post(reverse("members", args=[project.id]), {"username": " zoe ", "role": "reviewer"}, follow=True)
+    response = client.post(
+        reverse("members", args=[project.id]), {"username": " zoe ", "role": "reviewer"}, follow=True
+    )
     assert _role(project, "zoe") == Role.REVIEWER
     assert b'data-user="zoe"' in response.content and b'data-user="owner"' in response.content
 
 
-@pytest.mark.parametrize("username, role, message", [
-    ("nobody", "annotator", "There is no user called “nobody”"),
-    ("owner", "annotator", "already a member"),
-    ("zoe", "superuser", "Unknown role “superuser”"),
-])
+@pytest.mark.parametrize(
+    "username, role, message",
+    [
+        ("nobody", "annotator", "There is no user called “nobody”"),
+        ("owner", "annotator", "already a member"),
+        ("zoe", "superuser", "Unknown role “superuser”"),
+    ],
+)
 def test_it_refuses_bad_additions_with_a_message(team, username, role, message):
     project, owner, client = team
     make_user("zoe")
     response = client.post(reverse("members", args=[project.id]), {"username": username, "role": role}, follow=True)
     assert message in response.content.decode()
-    assert Membership.objects.filter(project=project).count() == 3 and _role(project, "owner") == Role.ADMIN  # +annie, rev
+    assert (
+        Membership.objects.filter(project=project).count() == 3 and _role(project, "owner") == Role.ADMIN
+    )  # +annie, rev
 
 
 def test_it_changes_a_role_and_removes_a_member(team):

@@ -12,9 +12,11 @@ pytestmark = pytest.mark.django_db
 
 def _violates():
     """Run the callable in its own savepoint and expect the database to refuse it."""
+
     def check(action):
         with pytest.raises(IntegrityError), transaction.atomic():
             action()
+
     return check
 
 
@@ -61,8 +63,17 @@ def test_an_image_has_each_tag_once(image):
 
 def test_images_are_unique_by_content_within_a_project(image):
     def copy():
-        Image.objects.create(project=image.project, file="x", thumbnail="y", original_name="copy.png", width=1,
-                             height=1, size_bytes=1, sha256=image.sha256)
+        Image.objects.create(
+            project=image.project,
+            file="x",
+            thumbnail="y",
+            original_name="copy.png",
+            width=1,
+            height=1,
+            size_bytes=1,
+            sha256=image.sha256,
+        )
+
     _violates()(copy)
 
 

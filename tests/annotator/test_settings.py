@@ -43,11 +43,14 @@ def test_env_helpers_refuse_values_they_cannot_use(monkeypatch):
 
 
 def _settings_in_subprocess(tmp_path, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG",
-                                                               "CELERY_BROKER_URL"}}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG", "CELERY_BROKER_URL"}
+    }
     clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "twinlabel.settings", **env})
-    code = ("from django.conf import settings; "
-            "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, bool(settings.SECRET_KEY))")
+    code = (
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL, bool(settings.SECRET_KEY))"
+    )
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
 
 
@@ -70,8 +73,12 @@ def test_a_bad_debug_value_stops_the_start(tmp_path):
 
 
 def test_redis_and_postgres_urls_are_used_when_set(tmp_path):
-    result = _settings_in_subprocess(tmp_path, DATABASE_URL="postgres://u@db:5432/twinlabel", SECRET_KEY="k",
-                                     CELERY_BROKER_URL="redis://redis:6379/0")
+    result = _settings_in_subprocess(
+        tmp_path,
+        DATABASE_URL="postgres://u@db:5432/twinlabel",
+        SECRET_KEY="k",
+        CELERY_BROKER_URL="redis://redis:6379/0",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "redis://redis:6379/0", "True"]
 
@@ -98,8 +105,11 @@ def test_media_storage_is_the_filesystem_by_default_and_s3_is_checked_at_start(t
 
 
 def _setting_values(tmp_path, names, **env):
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG", "HTTPS",
-                                                               "CELERY_BROKER_URL"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "DATABASE_URL", "DEBUG", "HTTPS", "CELERY_BROKER_URL"}
+    }
     clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "twinlabel.settings", **env})
     code = f"import json; from django.conf import settings; print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
@@ -107,32 +117,69 @@ def _setting_values(tmp_path, names, **env):
     return json.loads(result.stdout)
 
 
-COOKIE_FLAGS = ["DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
-                "SESSION_COOKIE_HTTPONLY", "CSRF_COOKIE_HTTPONLY", "SECURE_PROXY_SSL_HEADER"]
+COOKIE_FLAGS = [
+    "DEBUG",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SESSION_COOKIE_HTTPONLY",
+    "CSRF_COOKIE_HTTPONLY",
+    "SECURE_PROXY_SSL_HEADER",
+]
 
 
 def test_debug_is_off_and_cookies_are_plain_http_by_default(tmp_path):
     values = _setting_values(tmp_path, COOKIE_FLAGS)
-    assert values == {"DEBUG": False, "SESSION_COOKIE_SECURE": False, "CSRF_COOKIE_SECURE": False,
-                      "SECURE_SSL_REDIRECT": False, "SECURE_HSTS_SECONDS": 0, "SESSION_COOKIE_HTTPONLY": True,
-                      "CSRF_COOKIE_HTTPONLY": True, "SECURE_PROXY_SSL_HEADER": None}
+    assert values == {
+        "DEBUG": False,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "CSRF_COOKIE_HTTPONLY": True,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }
 
 
 def test_https_makes_cookies_secure_and_turns_on_hsts_and_the_redirect(tmp_path):
     values = _setting_values(tmp_path, COOKIE_FLAGS, HTTPS="1", SECRET_KEY="k" * 50)
-    assert values == {"DEBUG": False, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-                      "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 31536000, "SESSION_COOKIE_HTTPONLY": True,
-                      "CSRF_COOKIE_HTTPONLY": True, "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"]}
+    assert values == {
+        "DEBUG": False,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "CSRF_COOKIE_HTTPONLY": True,
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+    }
 
 
 def test_a_production_configuration_passes_djangos_deploy_checks(tmp_path):
     # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests' live server in this process, never in a deployment.
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "HTTPS", "CELERY_BROKER_URL", "DATABASE_URL",
-                                                               "DJANGO_ALLOW_ASYNC_UNSAFE"}}
-    clean.update({"TWINLABEL_VAR_DIR": str(tmp_path), "HTTPS": "1", "SECRET_KEY": "q8-" + "x7Zp2&Lk" * 8,
-                  "ALLOWED_HOSTS": "labels.example.org", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
-                  "SECURE_HSTS_PRELOAD": "1"})
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                            env=clean, capture_output=True, text=True)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "HTTPS", "CELERY_BROKER_URL", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
+    clean.update(
+        {
+            "TWINLABEL_VAR_DIR": str(tmp_path),
+            "HTTPS": "1",
+            "SECRET_KEY": "q8-" + "x7Zp2&Lk" * 8,
+            "ALLOWED_HOSTS": "labels.example.org",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+            "SECURE_HSTS_PRELOAD": "1",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

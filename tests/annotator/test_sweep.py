@@ -38,12 +38,15 @@ def _age(model, pk, seconds=60, **fields):
     model.objects.filter(pk=pk).update(created_at=timezone.now() - timedelta(seconds=seconds), **fields)
 
 
-def test_it_answers_201_with_a_message_when_the_broker_is_down(client, owner, project,
-                                                                  django_capture_on_commit_callbacks):
+def test_it_answers_201_with_a_message_when_the_broker_is_down(
+    client, owner, project, django_capture_on_commit_callbacks
+):
     client.force_login(owner)
     url = reverse("api_project_runs", args=[project.id])
-    with mock.patch("labeling.tasks.gpu_pretrain.delay", side_effect=DOWN), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch("labeling.tasks.gpu_pretrain.delay", side_effect=DOWN),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = client.post(url, {"kind": "pretrain", "config": {"epochs": 1}}, content_type="application/json")
     assert response.status_code == 201, response.content
     # (The answer itself carries the message when the request is not inside a test's transaction.)
@@ -52,29 +55,36 @@ def test_it_answers_201_with_a_message_when_the_broker_is_down(client, owner, pr
     assert TrainingRun.objects.get().sent_at is None
 
 
-def test_a_background_export_is_accepted_when_the_broker_is_down(client, owner, project,
-                                                                 django_capture_on_commit_callbacks):
+def test_a_background_export_is_accepted_when_the_broker_is_down(
+    client, owner, project, django_capture_on_commit_callbacks
+):
     client.force_login(owner)
     url = reverse("api_project_export", args=[project.id]) + "?format=coco&background=1"
-    with mock.patch("annotator.tasks.export_run.delay", side_effect=DOWN), \
-            django_capture_on_commit_callbacks(execute=True):
+    with (
+        mock.patch("annotator.tasks.export_run.delay", side_effect=DOWN),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         response = client.get(url)
     assert response.status_code == 202
     shown = client.get(response.json()["url"]).json()
     assert shown["status"] == "queued" and shown["error"] == QUEUE_DOWN_MESSAGE
 
 
-def test_the_submission_that_queues_a_refit_is_saved_and_answered(client, owner, project, settings,
-                                                                    django_capture_on_commit_callbacks):
+def test_the_submission_that_queues_a_refit_is_saved_and_answered(
+    client, owner, project, settings, django_capture_on_commit_callbacks
+):
     settings.PROBE_REFIT_EVERY = 1
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain)
     image_id = add_images(project, 1)[0]
     client.force_login(owner)
-    with mock.patch("labeling.tasks.fit_probe.delay", side_effect=DOWN), \
-            django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("api_image_submit", args=[image_id]), {"version": 1},
-                               content_type="application/json")
+    with (
+        mock.patch("labeling.tasks.fit_probe.delay", side_effect=DOWN),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(
+            reverse("api_image_submit", args=[image_id]), {"version": 1}, content_type="application/json"
+        )
     assert response.status_code == 200, response.content
     assert project.images.get().status == ImageStatus.SUBMITTED
     refit = TrainingRun.objects.get(kind=RunKind.PROBE)
@@ -87,8 +97,11 @@ def test_the_sweep_sends_what_the_broker_never_took_and_clears_the_message(proje
     job = ExportJob.objects.create(project=project, options={"format": "coco"}, error=QUEUE_DOWN_MESSAGE)
     _age(TrainingRun, run.pk)
     _age(ExportJob, job.pk)
-    with mock.patch("labeling.tasks.fit_probe.delay") as fit, mock.patch("labeling.tasks.gpu_pretrain.delay") as pre, \
-            mock.patch("annotator.tasks.export_run.delay") as export:
+    with (
+        mock.patch("labeling.tasks.fit_probe.delay") as fit,
+        mock.patch("labeling.tasks.gpu_pretrain.delay") as pre,
+        mock.patch("annotator.tasks.export_run.delay") as export,
+    ):
         assert runs_sweep()["sent"] == [run.id]
         assert exports_resend() == [job.id]
         # Sent now: the next sweep leaves them alone.
@@ -127,10 +140,12 @@ def test_a_message_lost_with_the_broker_is_sent_again_after_a_while(project, set
 def test_a_run_whose_worker_went_quiet_is_queued_again_then_failed(project, settings):
     settings.RUN_STALE_SECONDS, settings.RUN_MAX_ATTEMPTS = 60, 2
     old = timezone.now() - timedelta(seconds=61)
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.RUNNING, worker="w@h:1",
-                                     heartbeat_at=old, attempts=1)
-    alive = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.RUNNING,
-                                       heartbeat_at=timezone.now(), attempts=1)
+    run = TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, status=RunStatus.RUNNING, worker="w@h:1", heartbeat_at=old, attempts=1
+    )
+    alive = TrainingRun.objects.create(
+        project=project, kind=RunKind.PRETRAIN, status=RunStatus.RUNNING, heartbeat_at=timezone.now(), attempts=1
+    )
     _age(TrainingRun, run.pk, 120)
     with mock.patch("labeling.tasks.fit_probe.delay") as fit:
         result = runs_sweep()
@@ -147,8 +162,13 @@ def test_a_run_whose_worker_went_quiet_is_queued_again_then_failed(project, sett
 
 
 def test_the_last_shard_finishes_the_run_from_the_database(project):
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.RUNNING,
-                                     config={"suggest_blocks": [0, 3]}, heartbeat_at=timezone.now())
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PROBE,
+        status=RunStatus.RUNNING,
+        config={"suggest_blocks": [0, 3]},
+        heartbeat_at=timezone.now(),
+    )
     SuggestionShard.objects.create(run=run, block=0, worker="a", images=1, finished_at=timezone.now())
     assert finish_if_complete(run.id) is None
     SuggestionShard.objects.create(run=run, block=3, worker="b", images=1, finished_at=timezone.now())
@@ -162,8 +182,14 @@ def test_a_restarted_worker_does_not_resume_a_run_that_took_it_down_every_time(p
     from labeling.tasks import resume_orphans
 
     settings.RUN_MAX_ATTEMPTS = 3
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.RUNNING,
-                                     worker="w@host:7", heartbeat_at=timezone.now(), attempts=3)
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PRETRAIN,
+        status=RunStatus.RUNNING,
+        worker="w@host:7",
+        heartbeat_at=timezone.now(),
+        attempts=3,
+    )
     with mock.patch("labeling.tasks.gpu_pretrain.delay") as send:
         assert resume_orphans("w@host") == []
     send.assert_not_called()
@@ -179,7 +205,8 @@ def test_the_sweep_deletes_expired_export_jobs_with_their_files(project, setting
 
     settings.EXPORT_KEEP_HOURS = 1
     name = default_storage.save(f"exports/{project.id}/old.json", ContentFile(b"{}"))
-    ExportJob.objects.create(project=project, status=ExportStatus.SUCCEEDED, file=name,
-                             finished_at=timezone.now() - timedelta(hours=2))
+    ExportJob.objects.create(
+        project=project, status=ExportStatus.SUCCEEDED, file=name, finished_at=timezone.now() - timedelta(hours=2)
+    )
     assert sweep_once()["exports_expire"] == 1
     assert not ExportJob.objects.exists() and not default_storage.exists(name)

@@ -38,27 +38,33 @@ def race_with_same_name(monkeypatch):
 
     def validate_then_lose_the_race(label):
         real(label)
-        LabelClass.objects.bulk_create([LabelClass(project_id=label.project_id, name=label.name,
-                                                   name_key=label_key(label.name), order=99)])
+        LabelClass.objects.bulk_create(
+            [LabelClass(project_id=label.project_id, name=label.name, name_key=label_key(label.name), order=99)]
+        )
 
     monkeypatch.setattr(label_services, "_label_validate", validate_then_lose_the_race)
 
 
 def _one_box_coco(file_name: str, category: str, bbox=(1, 1, 5, 5)) -> dict:
     """A COCO file with one 32 x 32 image, one category and one box of it."""
-    return {"images": [{"id": 1, "file_name": file_name, "width": 32, "height": 32}],
-            "categories": [{"id": 1, "name": category}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": list(bbox)}]}
+    return {
+        "images": [{"id": 1, "file_name": file_name, "width": 32, "height": 32}],
+        "categories": [{"id": 1, "name": category}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": list(bbox)}],
+    }
 
 
 def _import(client, fmt, name, data):
-    return client.post(reverse("api_project_import", args=[client.project.id]),
-                       {"format": fmt, "files": [SimpleUploadedFile(name, data)]})
+    return client.post(
+        reverse("api_project_import", args=[client.project.id]),
+        {"format": fmt, "files": [SimpleUploadedFile(name, data)]},
+    )
 
 
 def test_two_admins_creating_the_same_label_at_once_get_a_400(owner_client, race_with_same_name):
-    response = owner_client.post(reverse("api_project_labels", args=[owner_client.project.id]),
-                                 {"name": "bird"}, content_type="application/json")
+    response = owner_client.post(
+        reverse("api_project_labels", args=[owner_client.project.id]), {"name": "bird"}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert "was just created by someone else" in response.json()["error"]
 
@@ -85,22 +91,27 @@ def test_a_label_deleted_while_boxes_with_it_are_saved_is_a_400(owner_client, mo
         return result
 
     monkeypatch.setattr(annotation_services, "annotation_rows", validated_then_label_deleted)
-    response = owner_client.put(reverse("api_image_annotations", args=[image_id]),
-                                {"version": 1, "boxes": [{"label": bird.id, "x": 1, "y": 1, "w": 5, "h": 5}]},
-                                content_type="application/json")
+    response = owner_client.put(
+        reverse("api_image_annotations", args=[image_id]),
+        {"version": 1, "boxes": [{"label": bird.id, "x": 1, "y": 1, "w": 5, "h": 5}]},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert f"[{bird.id}] were deleted meanwhile" in response.json()["error"]
     assert Box.objects.count() == 0 and Image.objects.get(pk=image_id).version == 1
 
 
-@pytest.mark.parametrize("fmt, name", [("coco", "deep.json"), ("json", "deep.json"), ("labelstudio", "deep.json"),
-                                       ("yolo", "data.yaml")])
+@pytest.mark.parametrize(
+    "fmt, name", [("coco", "deep.json"), ("json", "deep.json"), ("labelstudio", "deep.json"), ("yolo", "data.yaml")]
+)
 def test_an_import_file_nested_100k_deep_is_a_400(owner_client, fmt, name):
     deep = b"[" * 100_000 + b"]" * 100_000
     files = {"files": [SimpleUploadedFile(name, deep)]}
     if fmt == "yolo":
         files["files"].append(SimpleUploadedFile("a.txt", b"0 0.5 0.5 0.1 0.1\n"))
-    response = owner_client.post(reverse("api_project_import", args=[owner_client.project.id]), {"format": fmt, **files})
+    response = owner_client.post(
+        reverse("api_project_import", args=[owner_client.project.id]), {"format": fmt, **files}
+    )
     assert response.status_code == 400
     assert response.json()["error"]
 
@@ -120,13 +131,18 @@ def test_coco_ids_that_are_objects_or_lists_are_a_400(owner_client, bad_id, wher
     assert "COCO" in response.json()["error"] or "category" in response.json()["error"]
 
 
-@pytest.mark.parametrize("results, message", [
-    (["oops"], "each result must be an object"),
-    ([{"type": "choices", "value": {"choices": [1]}}], "“choices” must be a list of label names"),
-    ([{"type": "rectanglelabels", "value": {"x": 1, "y": 1, "width": 2, "height": 2, "rectanglelabels": [{}]}}],
-     "“rectanglelabels” must be a list of label names"),
-    ("oops", "“result” must be a list"),
-])
+@pytest.mark.parametrize(
+    "results, message",
+    [
+        (["oops"], "each result must be an object"),
+        ([{"type": "choices", "value": {"choices": [1]}}], "“choices” must be a list of label names"),
+        (
+            [{"type": "rectanglelabels", "value": {"x": 1, "y": 1, "width": 2, "height": 2, "rectanglelabels": [{}]}}],
+            "“rectanglelabels” must be a list of label names",
+        ),
+        ("oops", "“result” must be a list"),
+    ],
+)
 def test_label_studio_results_of_the_wrong_type_are_a_400(owner_client, results, message):
     tasks = [{"data": {"image": "/data/upload/1/a.png"}, "annotations": [{"result": results}]}]
     response = _import(owner_client, "labelstudio", "ls.json", json.dumps(tasks).encode())
@@ -137,8 +153,9 @@ def test_label_studio_results_of_the_wrong_type_are_a_400(owner_client, results,
 def test_a_deeply_nested_json_body_on_put_annotations_is_a_400(owner_client):
     (image_id,) = add_images(owner_client.project, 1)
     body = '{"version": 1, "boxes": ' + "[" * 100_000 + "]" * 100_000 + "}"
-    response = owner_client.put(reverse("api_image_annotations", args=[image_id]), body,
-                                content_type="application/json")
+    response = owner_client.put(
+        reverse("api_image_annotations", args=[image_id]), body, content_type="application/json"
+    )
     assert response.status_code == 400
     assert "too deeply" in response.json()["error"]
 
@@ -155,8 +172,9 @@ def _page_messages(response) -> list[str]:
 
 
 def test_a_label_colour_with_a_trailing_newline_in_the_page_form_is_refused(owner_client):
-    response = owner_client.post(reverse("label_add", args=[owner_client.project.id]),
-                                 {"name": "bird", "color": "#00ff00\n"})
+    response = owner_client.post(
+        reverse("label_add", args=[owner_client.project.id]), {"name": "bird", "color": "#00ff00\n"}
+    )
     assert response.status_code == 302
     assert _page_messages(response) == ["Use a colour like #1f77b4."]
     assert not LabelClass.objects.filter(name="bird").exists()
@@ -181,15 +199,19 @@ def test_label_dotted_capital_i_after_i_is_answered_the_same_way_in_python_and_t
     assert again.status_code == 400 and "already a label" in again.json()["error"]
 
 
-@pytest.mark.parametrize("name, message", [
-    ("cat\u200b", "invisible or control characters"),  # cat + zero-width space
-    ("\u200dcat", "invisible or control characters"),  # zero-width joiner
-    ("ｃａｔ", "“cat” rather than “ｃａｔ”"),  # fullwidth letters
-    ("ﬁsh", "“fish” rather than “ﬁsh”"),  # a ligature
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("cat\u200b", "invisible or control characters"),  # cat + zero-width space
+        ("\u200dcat", "invisible or control characters"),  # zero-width joiner
+        ("ｃａｔ", "“cat” rather than “ｃａｔ”"),  # fullwidth letters
+        ("ﬁsh", "“fish” rather than “ﬁsh”"),  # a ligature
+    ],
+)
 def test_look_alike_label_names_are_refused(owner_client, name, message):
-    response = owner_client.post(reverse("api_project_labels", args=[owner_client.project.id]), {"name": name},
-                                 content_type="application/json")
+    response = owner_client.post(
+        reverse("api_project_labels", args=[owner_client.project.id]), {"name": name}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert message in response.json()["error"]
 
@@ -219,8 +241,13 @@ def test_the_image_list_filters_by_exact_file_name(owner_client):
     from annotator.services.images import images_import
     from annotator.sources import ImageSource
     from tests.factories import image_bytes
-    report = images_import(project=owner_client.project, sources=[
-        ImageSource(n, lambda i=i: image_bytes(color=(i, 1, 1))) for i, n in enumerate(["a.png", "b.png", "ab.png"])])
+
+    report = images_import(
+        project=owner_client.project,
+        sources=[
+            ImageSource(n, lambda i=i: image_bytes(color=(i, 1, 1))) for i, n in enumerate(["a.png", "b.png", "ab.png"])
+        ],
+    )
     ids = {i.name: i.image_id for i in report.imported}
     response = owner_client.get(reverse("api_project_images", args=[owner_client.project.id]), {"name": "b.png"})
     assert [r["id"] for r in response.json()["results"]] == [ids["b.png"]]

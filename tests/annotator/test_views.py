@@ -17,8 +17,11 @@ def _as(client, user):
 
 def test_pages_need_a_login(client, team):
     project = team.project
-    for url in (reverse("project_list"), reverse("project_detail", args=[project.id]),
-                reverse("image_grid", args=[project.id])):
+    for url in (
+        reverse("project_list"),
+        reverse("project_detail", args=[project.id]),
+        reverse("image_grid", args=[project.id]),
+    ):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
@@ -92,7 +95,10 @@ def test_image_files_are_served_to_members_only(client, team):
     for name in ("image_file", "image_thumbnail"):
         url = reverse(name, args=[image_id])
         response = _as(client, annotator).get(url)
-        assert response.status_code == 200 and b"".join(response.streaming_content)[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0")
+        assert response.status_code == 200 and b"".join(response.streaming_content)[:4] in (
+            b"\x89PNG",
+            b"\xff\xd8\xff\xe0",
+        )
         assert _as(client, outsider).get(url).status_code == 404
 
 
@@ -117,10 +123,15 @@ def test_the_label_editor_adds_renames_and_refuses_bad_labels(client, team):
     assert bird.hotkey == "3"  # the next free digit
     response = client.post(reverse("label_add", args=[project.id]), {"name": "Cat", "color": "#123456"}, follow=True)
     assert "already a label called" in response.content.decode()
-    response = client.post(reverse("label_edit", args=[project.id, bird.id]),
-                           {"name": "parrot", "color": "#abcdef", "hotkey": "f"}, follow=True)
+    response = client.post(
+        reverse("label_edit", args=[project.id, bird.id]),
+        {"name": "parrot", "color": "#abcdef", "hotkey": "f"},
+        follow=True,
+    )
     assert "taken by the annotator" in response.content.decode()
-    client.post(reverse("label_edit", args=[project.id, bird.id]), {"name": "parrot", "color": "#abcdef", "hotkey": "p"})
+    client.post(
+        reverse("label_edit", args=[project.id, bird.id]), {"name": "parrot", "color": "#abcdef", "hotkey": "p"}
+    )
     bird.refresh_from_db()
     assert (bird.name, bird.color, bird.hotkey) == ("parrot", "#abcdef", "p")
     assert _as(client, annotator).post(reverse("label_add", args=[project.id]), {"name": "x"}).status_code == 403

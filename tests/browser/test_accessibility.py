@@ -41,28 +41,40 @@ def _project():
     ids = add_images(project, 4, size=(320, 240))
     cat = LabelClass.objects.get(project=project, name="cat")
     Box.objects.create(image_id=ids[0], label=cat, x=10, y=10, w=80, h=60, author=owner)
-    Image.objects.filter(pk=ids[0]).update(status=ImageStatus.SUBMITTED, submitted_by=owner, box_count=1,
-                                           submitted_at=timezone.now() - timedelta(hours=1))
+    Image.objects.filter(pk=ids[0]).update(
+        status=ImageStatus.SUBMITTED, submitted_by=owner, box_count=1, submitted_at=timezone.now() - timedelta(hours=1)
+    )
     return project
 
 
 def _pages(project, empty):
     p = project.id
-    return [("project, empty (the guide)", f"/projects/{empty.id}/", "main"),
-            ("dashboard, empty (the notes)", f"/projects/{empty.id}/dashboard/", "body[data-dashboard=ready]"),
-            ("projects", "/", "main"), ("project", f"/projects/{p}/", "main"),
-            ("grid", f"/projects/{p}/images/", "main"), ("annotate", f"/projects/{p}/annotate/", "#annotate-app.ready"),
-            ("review", f"/projects/{p}/review/", "main"), ("members", f"/projects/{p}/members/", "main"),
-            ("dashboard", f"/projects/{p}/dashboard/", "body[data-dashboard=ready]"),
-            ("api docs", "/api/docs/", "body")]
+    return [
+        ("project, empty (the guide)", f"/projects/{empty.id}/", "main"),
+        ("dashboard, empty (the notes)", f"/projects/{empty.id}/dashboard/", "body[data-dashboard=ready]"),
+        ("projects", "/", "main"),
+        ("project", f"/projects/{p}/", "main"),
+        ("grid", f"/projects/{p}/images/", "main"),
+        ("annotate", f"/projects/{p}/annotate/", "#annotate-app.ready"),
+        ("review", f"/projects/{p}/review/", "main"),
+        ("members", f"/projects/{p}/members/", "main"),
+        ("dashboard", f"/projects/{p}/dashboard/", "body[data-dashboard=ready]"),
+        ("api docs", "/api/docs/", "body"),
+    ]
 
 
 def _audit(axe, page, name: str) -> dict:
     result = axe.run(page, options={"resultTypes": ["violations"]}).response
-    found = [{"rule": v["id"], "impact": v["impact"], "help": v["help"],
-              "targets": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"]]
-    return {"page": name, "url": page.url, "violations": found,
-            "blocking": [v for v in found if v["impact"] in BLOCKING]}
+    found = [
+        {"rule": v["id"], "impact": v["impact"], "help": v["help"], "targets": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+    ]
+    return {
+        "page": name,
+        "url": page.url,
+        "violations": found,
+        "blocking": [v for v in found if v["impact"] in BLOCKING],
+    }
 
 
 def test_it_has_no_serious_or_critical_violations_on_any_page(browser, page, server, axe):
@@ -77,10 +89,19 @@ def test_it_has_no_serious_or_critical_violations_on_any_page(browser, page, ser
         page.wait_for_selector(ready, timeout=30_000)
         report.append(_audit(axe, page, name))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),
-               "note": "counts of violations, not timings; the load is noted as on every result"}
-    RESULTS.write_text(json.dumps({"axe_core": page.evaluate("axe.version"), "browser": browser.version,
-                                   "machine": machine, "pages": report}, indent=1) + "\n")
+    machine = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_1min": round(os.getloadavg()[0], 2),
+        "note": "counts of violations, not timings; the load is noted as on every result",
+    }
+    RESULTS.write_text(
+        json.dumps(
+            {"axe_core": page.evaluate("axe.version"), "browser": browser.version, "machine": machine, "pages": report},
+            indent=1,
+        )
+        + "\n"
+    )
     assert len(report) == 11
     blocking = {r["page"]: r["blocking"] for r in report if r["blocking"]}
     assert blocking == {}, json.dumps(blocking, indent=1)

@@ -20,7 +20,6 @@ READY = "#annotate-app.ready"
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
-
 def _project(images=3, size=(400, 300)):
     owner = make_user("owner")
     project = make_project(owner=owner, labels=("cat", "dog"), name="Pets")
@@ -39,11 +38,14 @@ def _open(page, url, project, image_id=None, login="owner"):
 
 def _screen(page, x, y):
     """Page coordinates of the image pixel (x, y), as the page's own viewport maps it."""
-    return page.evaluate("""([x, y]) => {
+    return page.evaluate(
+        """([x, y]) => {
         const p = twinlabel.view.viewport.toScreen(x, y);
         const r = twinlabel.view.overlay.getBoundingClientRect();
         return [r.left + p.x, r.top + p.y];
-    }""", [x, y])
+    }""",
+        [x, y],
+    )
 
 
 def _drag(page, a, b, steps=6):
@@ -76,8 +78,10 @@ def _page_boxes(page):
 
 
 def _db_boxes(image_id):
-    return [(b.label.name, b.x, b.y, b.w, b.h)
-            for b in Box.objects.filter(image_id=image_id).select_related("label").order_by("id")]
+    return [
+        (b.label.name, b.x, b.y, b.w, b.h)
+        for b in Box.objects.filter(image_id=image_id).select_related("label").order_by("id")
+    ]
 
 
 def _same(actual, expected, tol=0.5):
@@ -99,6 +103,7 @@ def _labels(project):
 
 # ---- boxes -----------------------------------------------------------------------------------------
 
+
 def test_it_draws_a_box_with_the_active_label_and_saves_it(server, page):
     project, ids = _project()
     image_id = _open(page, server, project)
@@ -107,7 +112,7 @@ def test_it_draws_a_box_with_the_active_label_and_saves_it(server, page):
     _drag_image(page, (50, 40), (150, 120))
     _saved(page)
     _same(_db_boxes(image_id), [("dog", 50.0, 40.0, 100.0, 80.0)])
-    assert page.text_content("#box-list") .startswith("dog")
+    assert page.text_content("#box-list").startswith("dog")
     assert page.text_content("#save-status") == "All changes saved"
     assert Image.objects.get(pk=image_id).version == 2
     assert page.console_errors == []
@@ -202,6 +207,7 @@ def test_it_undoes_and_redoes_every_edit(server, page):
 
 # ---- tags -----------------------------------------------------------------------------------------
 
+
 def test_shift_hotkeys_toggle_image_tags_and_boxes_imply_labels(server, page):
     project, _ = _project()
     image_id = _open(page, server, project)
@@ -228,13 +234,16 @@ def test_shift_hotkeys_toggle_image_tags_and_boxes_imply_labels(server, page):
 
 # ---- flow -----------------------------------------------------------------------------------------
 
+
 def test_enter_submits_and_opens_the_next_image_and_arrows_go_back(server, page):
     project, ids = _project(images=3)
     first = _open(page, server, project)
     _drag_image(page, (10, 10), (60, 60))
     page.keyboard.press("Escape")
     page.keyboard.press("Enter")  # flushes the pending save, then submits
-    page.wait_for_function(f"() => twinlabel.store.image && twinlabel.store.image.id !== {first} && !twinlabel.session.busy")
+    page.wait_for_function(
+        f"() => twinlabel.store.image && twinlabel.store.image.id !== {first} && !twinlabel.session.busy"
+    )
     second = page.evaluate("twinlabel.store.image.id")
     assert second == ids[1]
     assert page.url.endswith(f"?image={second}")
@@ -272,8 +281,10 @@ def test_a_reload_shows_exactly_what_was_saved(server, page):
     page.wait_for_selector(READY)
     assert page.evaluate("twinlabel.store.image.id") == image_id
     assert _page_boxes(page) == before
-    stored = [{"label": b.label_id, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
-              for b in Box.objects.filter(image_id=image_id).order_by("id")]
+    stored = [
+        {"label": b.label_id, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
+        for b in Box.objects.filter(image_id=image_id).order_by("id")
+    ]
     assert stored == before
     assert page.evaluate("twinlabel.store.serialize().tags") == [_labels(project)[0].id]
     assert page.locator("#box-list li").count() == 2
@@ -320,9 +331,12 @@ def test_the_wheel_zooms_about_the_pointer_and_a_middle_drag_pans(server, page):
     at = [round(v) for v in _screen(page, 200, 150)]  # the mouse moves in whole pixels
 
     def under_pointer():
-        return page.evaluate("""([x, y]) => { const r = twinlabel.view.overlay.getBoundingClientRect();
+        return page.evaluate(
+            """([x, y]) => { const r = twinlabel.view.overlay.getBoundingClientRect();
                                              const p = twinlabel.view.viewport.toImage(x - r.left, y - r.top);
-                                             return [p.x, p.y]; }""", at)
+                                             return [p.x, p.y]; }""",
+            at,
+        )
 
     page.mouse.move(*at)
     scale, fixed = page.evaluate("twinlabel.view.viewport.scale"), under_pointer()

@@ -12,16 +12,31 @@ import pytest
 from annotator.models import Box, LabelClass
 from annotator.services.labels import label_update
 from tests import procs
-from tests.browser.test_annotate import (_click_image, _db_boxes, _drag_image, _open, _page_boxes, _project, _same,
-                                         _saved, _screen, _wait_image)
+from tests.browser.test_annotate import (
+    _click_image,
+    _db_boxes,
+    _drag_image,
+    _open,
+    _page_boxes,
+    _project,
+    _same,
+    _saved,
+    _screen,
+    _wait_image,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 def _with_colour(project):
     cat = LabelClass.objects.get(project=project, name="cat")
-    label_update(label=cat, name="cat", color=cat.color, hotkey=cat.hotkey,
-                 attributes=[{"name": "colour", "type": "choice", "choices": ["black", "ginger"]}])
+    label_update(
+        label=cat,
+        name="cat",
+        color=cat.color,
+        hotkey=cat.hotkey,
+        attributes=[{"name": "colour", "type": "choice", "choices": ["black", "ginger"]}],
+    )
 
 
 def test_keys_and_the_panel_set_box_attributes_and_the_server_stores_them(server, page):
@@ -67,7 +82,9 @@ def test_v_copies_the_previous_images_boxes_and_w_repeats_the_last_size(server, 
     _saved(page)
     _same(_db_boxes(ids[1]), _db_boxes(first))
     assert list(Box.objects.filter(image_id=ids[1]).order_by("id").values_list("attributes", flat=True)) == [
-        {"occluded": True}, {}]
+        {"occluded": True},
+        {},
+    ]
     page.keyboard.press("Control+z")  # one undo step removes the copy
     page.wait_for_function("() => twinlabel.store.boxes.length === 0")
     page.mouse.move(*_screen(page, 200, 150))
@@ -115,8 +132,10 @@ def test_u_takes_back_the_latest_accept_and_reject_of_a_suggestion(server, page)
 
     project, ids, cat, dog, bird = _pets_with_suggestions()
     image_id = _open(page, server, project)
-    decisions = lambda: dict(SuggestionDecision.objects.filter(image_id=image_id)  # noqa: E731
-                             .values_list("label__name", "decision"))
+
+    def decisions():
+        return dict(SuggestionDecision.objects.filter(image_id=image_id).values_list("label__name", "decision"))
+
     page.keyboard.press("a")  # dog, the likeliest
     page.wait_for_function(f"() => twinlabel.store.tags.has({dog.id}) && !twinlabel.session.busy")
     _drag_image(page, (10, 10), (60, 60))  # an edit after the accept: U leaves it alone
@@ -165,14 +184,17 @@ def test_the_view_refits_when_the_device_pixel_ratio_changes(server, page):
     assert ratio() == pytest.approx(1, abs=0.01)
     cdp = page.context.new_cdp_session(page)
     # Same CSS size, twice the device pixels: a move to a high-density screen.
-    cdp.send("Emulation.setDeviceMetricsOverride",
-             {"width": 1280, "height": 900, "deviceScaleFactor": 2, "mobile": False})
+    cdp.send(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 2, "mobile": False}
+    )
     page.wait_for_function("() => window.devicePixelRatio === 2")
     # Headless Chromium under this emulation sends neither the media query's change nor a resize
     # (a real zoom sends resize): the test sends the window's resize event, with the CSS size unchanged.
     assert ratio() == pytest.approx(1, abs=0.01)
     page.evaluate("window.dispatchEvent(new Event('resize'))")
-    page.wait_for_function("() => twinlabel.view.overlay.width / twinlabel.view.overlay.clientWidth > 1.9", timeout=5000)
+    page.wait_for_function(
+        "() => twinlabel.view.overlay.width / twinlabel.view.overlay.clientWidth > 1.9", timeout=5000
+    )
     assert page.evaluate("twinlabel.view.imageCanvas.width") == page.evaluate("twinlabel.view.overlay.width")
     _drag_image(page, (50, 40), (150, 120))  # input still lands where the image is drawn
     _saved(page)

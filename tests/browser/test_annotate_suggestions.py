@@ -9,8 +9,16 @@ import re
 import pytest
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
-from labeling.models import (Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             SuggestionDecision, TrainingRun)
+from labeling.models import (
+    Decision,
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from tests.browser.test_annotate import READY, _drag_image, _open, _saved, _wait_image
 from tests.factories import add_images, make_project, make_user
 
@@ -18,6 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
+
 
 def _project(images=3):
     project = make_project(owner=make_user("owner"), labels=("cat", "dog", "bird"), name="Pets")
@@ -29,17 +38,21 @@ def _project(images=3):
 def _probe(project) -> TrainingRun:
     """A finished pretraining and probe, made current for the project, as if trained."""
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
-    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
-                                       backbone_run=pretrain)
+    probe = TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=pretrain
+    )
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
     return probe
 
 
 def _suggest(run, image_id, *rows):
     """rows: (label, probability, predicted)."""
-    Suggestion.objects.bulk_create([
-        Suggestion(run=run, image_id=image_id, label=label, probability=p, predicted=predicted)
-        for label, p, predicted in rows])
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(run=run, image_id=image_id, label=label, probability=p, predicted=predicted)
+            for label, p, predicted in rows
+        ]
+    )
 
 
 def _pets_with_suggestions(images=3):
@@ -77,6 +90,7 @@ def _decided(page, label, state):
 
 
 # ---- showing -------------------------------------------------------------------------------------
+
 
 def test_it_shows_suggested_tags_apart_with_their_probability(server, page):
     project, ids, cat, dog, bird = _pets_with_suggestions()
@@ -120,6 +134,7 @@ def test_a_page_without_suggestions_shows_none(server, page):
 
 
 # ---- deciding ------------------------------------------------------------------------------------
+
 
 def test_a_accepts_the_ringed_suggestion_and_r_rejects(server, page):
     project, ids, cat, dog, bird = _pets_with_suggestions()
@@ -198,6 +213,7 @@ def test_an_accepted_tag_survives_pending_and_later_edits_and_undo(server, page)
 
 
 # ---- the queue order -------------------------------------------------------------------------------
+
 
 def test_the_order_switch_serves_the_most_uncertain_image_next(server, page):
     project, ids, cat, dog, bird = _project(images=8)

@@ -14,8 +14,16 @@ from django.utils import timezone
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Role
 from labeling.paths import run_dir, run_file
 from labeling.pretraining import save_projection
-from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             SuggestionDecision, TrainingRun)
+from labeling.models import (
+    Decision,
+    EmbeddingSet,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from tests import procs
 from tests.browser.session import log_in
 from tests.factories import add_images, add_member, make_project, make_user
@@ -43,42 +51,86 @@ def _seed():
     for n, image_id in enumerate(ids[:30]):
         who = (owner, ann)[n % 2]
         label = labels[n % 3]
-        Image.objects.filter(pk=image_id).update(status=ImageStatus.SUBMITTED, submitted_by=who, work_seconds=5 + n,
-                                                 box_count=1, human_tag_count=1,
-                                                 submitted_at=now - timedelta(days=n % 4))
+        Image.objects.filter(pk=image_id).update(
+            status=ImageStatus.SUBMITTED,
+            submitted_by=who,
+            work_seconds=5 + n,
+            box_count=1,
+            human_tag_count=1,
+            submitted_at=now - timedelta(days=n % 4),
+        )
         Box.objects.create(image_id=image_id, label=label, x=1, y=1, w=10, h=10, author=who)
         ImageTag.objects.create(image_id=image_id, label=label, author=who)
     Image.objects.filter(pk__in=ids[30:33]).update(status=ImageStatus.SKIPPED)
     runs = []
     for n, (resolution, epochs, cv_map) in enumerate([(32, 20, 0.41), (64, 60, 0.55)]):
         pretrain = TrainingRun.objects.create(
-            project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, device="cpu", epochs=epochs,
-            epoch=epochs, images_per_s=250.0, loss=200.0 - n * 30, started_at=now - timedelta(minutes=10),
-            finished_at=now - timedelta(minutes=5), metrics={"final_loss": 200.0 - n * 30, "images": 60},
+            project=project,
+            kind=RunKind.PRETRAIN,
+            status=RunStatus.SUCCEEDED,
+            device="cpu",
+            epochs=epochs,
+            epoch=epochs,
+            images_per_s=250.0,
+            loss=200.0 - n * 30,
+            started_at=now - timedelta(minutes=10),
+            finished_at=now - timedelta(minutes=5),
+            metrics={"final_loss": 200.0 - n * 30, "images": 60},
             loss_history=[[s, 400 - s * (1 + n)] for s in range(1, 120, 10)],
-            config={"resolution": resolution, "epochs": epochs, "batch_size": 64, "lr_weights": 0.2,
-                    "crop_min": 0.5, "projector": [256]})
+            config={
+                "resolution": resolution,
+                "epochs": epochs,
+                "batch_size": 64,
+                "lr_weights": 0.2,
+                "crop_min": 0.5,
+                "projector": [256],
+            },
+        )
         probe = TrainingRun.objects.create(
-            project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=pretrain, device="cpu",
-            started_at=now - timedelta(minutes=4), finished_at=now - timedelta(minutes=4) + timedelta(seconds=3),
-            metrics={"labeled": 30, "cv": {"map": cv_map, "micro_f1": cv_map + 0.05, "macro_f1": cv_map - 0.05,
-                                           "labels": [label.name for label in labels], "ap": [cv_map, cv_map + .1, cv_map - .1],
-                                           "f1": [cv_map - .05, cv_map + .05, cv_map - .1]},
-                     "learning_curve": [{"fraction": f, "labeled": int(30 * f), "map": cv_map * (0.6 + 0.4 * f)}
-                                        for f in (0.25, 0.5, 1.0)]})
+            project=project,
+            kind=RunKind.PROBE,
+            status=RunStatus.SUCCEEDED,
+            backbone_run=pretrain,
+            device="cpu",
+            started_at=now - timedelta(minutes=4),
+            finished_at=now - timedelta(minutes=4) + timedelta(seconds=3),
+            metrics={
+                "labeled": 30,
+                "cv": {
+                    "map": cv_map,
+                    "micro_f1": cv_map + 0.05,
+                    "macro_f1": cv_map - 0.05,
+                    "labels": [label.name for label in labels],
+                    "ap": [cv_map, cv_map + 0.1, cv_map - 0.1],
+                    "f1": [cv_map - 0.05, cv_map + 0.05, cv_map - 0.1],
+                },
+                "learning_curve": [
+                    {"fraction": f, "labeled": int(30 * f), "map": cv_map * (0.6 + 0.4 * f)} for f in (0.25, 0.5, 1.0)
+                ],
+            },
+        )
         runs.append((pretrain, probe))
         from labeling.ml.tracking import TrainLog
 
         with TrainLog(run_file(pretrain.id, "tensorboard")) as board:
             board.scalars({"train/loss": 100.0}, step=1)
     pretrain, probe = runs[-1]
-    TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, error="out of memory",
-                               config=pretrain.config)
+    TrainingRun.objects.create(
+        project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, error="out of memory", config=pretrain.config
+    )
     for n, image_id in enumerate(ids[33:]):
-        Suggestion.objects.create(run=probe, image_id=image_id, label=labels[n % 3], probability=0.8, predicted=n % 4 != 0)
+        Suggestion.objects.create(
+            run=probe, image_id=image_id, label=labels[n % 3], probability=0.8, predicted=n % 4 != 0
+        )
     for n, image_id in enumerate(ids[33:43]):
-        SuggestionDecision.objects.create(image_id=image_id, label=labels[n % 3], run=probe, probability=0.8,
-                                          decision=Decision.ACCEPTED if n % 3 else Decision.REJECTED, user=ann)
+        SuggestionDecision.objects.create(
+            image_id=image_id,
+            label=labels[n % 3],
+            run=probe,
+            probability=0.8,
+            decision=Decision.ACCEPTED if n % 3 else Decision.REJECTED,
+            user=ann,
+        )
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=4, size=(3, 32))
     features = np.stack([centres[n % 3] + rng.normal(size=32) for n in range(len(ids))]).astype(np.float16)

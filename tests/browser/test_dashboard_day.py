@@ -37,21 +37,28 @@ def _submitted_over(days: int):
     ids = add_images(project, days * 2)
     now = timezone.now()
     for n, image_id in enumerate(ids):
-        Image.objects.filter(pk=image_id).update(status=ImageStatus.SUBMITTED, submitted_by=(owner, ann)[n % 2],
-                                                 box_count=1, human_tag_count=1,
-                                                 submitted_at=now - timedelta(days=(n // 2) % days))
+        Image.objects.filter(pk=image_id).update(
+            status=ImageStatus.SUBMITTED,
+            submitted_by=(owner, ann)[n % 2],
+            box_count=1,
+            human_tag_count=1,
+            submitted_at=now - timedelta(days=(n // 2) % days),
+        )
     status_counts_recount(project_id=project.id)  # the rows were updated behind the counters' back
     return project
 
 
 def _day_charts(page):
-    return page.evaluate("""(ids) => ids.map((id) => {
+    return page.evaluate(
+        """(ids) => ids.map((id) => {
         const el = document.getElementById(id);
         const plot = el.querySelector('.draglayer .xy .nsewdrag').getBoundingClientRect();
         const bars = [...el.querySelectorAll('.bars path')].map((p) => p.getBoundingClientRect().width).filter((w) => w > 0);
         return { id, ticks: [...el.querySelectorAll('.xtick text')].map((t) => t.textContent),
                  plotWidth: plot.width, widest: Math.max(...bars) };
-    })""", DAY_CHARTS)
+    })""",
+        DAY_CHARTS,
+    )
 
 
 @pytest.mark.parametrize("days", [1, 30])
@@ -68,7 +75,9 @@ def test_day_charts_have_a_date_axis_and_narrow_bars(browser, page, dashboard_se
         name = "dashboard-one-day.png" if days == 1 else "dashboard-30-days.png"
         page.set_viewport_size({"width": 1280, "height": 1300})
         page.locator("#progress").screenshot(path=str(procs.ROOT / "docs" / name))
-        page.locator("#annotators .charts").screenshot(path=str(procs.ROOT / "docs" / name.replace(".png", "-annotators.png")))
+        page.locator("#annotators .charts").screenshot(
+            path=str(procs.ROOT / "docs" / name.replace(".png", "-annotators.png"))
+        )
     assert page.console_errors == []
 
 

@@ -19,8 +19,6 @@ LABEL_XSS = "<img src=x onerror=window.__xss=1>"
 COMMENT_XSS = "</textarea><script>window.__xss=2</script><img src=x onerror=window.__xss=3> fix the box"
 
 
-
-
 def _team(images=3):
     owner = make_user("owner")
     project = make_project(owner=owner, labels=("cat", LABEL_XSS), name="Pets")
@@ -98,7 +96,9 @@ def test_a_reviewer_accepts_with_a_key_and_rejects_with_a_comment_the_annotator_
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#review-done")
     assert list(Review.objects.order_by("id").values_list("image_id", "decision", "comment")) == [
-        (a, "accepted", ""), (b, "rejected", "The box misses the tail.")]
+        (a, "accepted", ""),
+        (b, "rejected", "The box misses the tail."),
+    ]
 
     page.context.clear_cookies()
     log_in(page, server, "annie")

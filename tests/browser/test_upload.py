@@ -10,8 +10,6 @@ from tests.browser.session import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
-
-
 def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path):
     owner = make_user("owner")
     project = make_project(owner=owner, name="Street scenes")
@@ -30,8 +28,10 @@ def test_it_uploads_two_images_and_shows_their_thumbnails(server, page, tmp_path
     page.wait_for_function("() => [...document.querySelectorAll('#recent-grid img')].every(i => i.complete)")
     widths = page.eval_on_selector_all("#recent-grid img", "imgs => imgs.map(i => i.naturalWidth)")
     assert sorted(widths) == [160, 256]  # 256-px thumbnails: 320×200 → 256×160, 200×320 → 160×256
-    assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == ["blue.jpg",
-                                                                                                     "red.png"]
+    assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == [
+        "blue.jpg",
+        "red.png",
+    ]
     # A reload shows them from the server, and the counts agree.
     page.reload()
     assert page.text_content("[data-count=total]") == "2"
@@ -59,13 +59,16 @@ def test_it_uploads_files_dropped_on_the_drop_zone(server, page):
     page.wait_for_selector("#dropzone[data-ready]")
     png = list(image_bytes(40, 30, color=(10, 160, 10)))
     # A real drop event carrying a File, as the browser makes one when a person drops a file.
-    page.evaluate("""(bytes) => {
+    page.evaluate(
+        """(bytes) => {
         const data = new DataTransfer();
         data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
         const zone = document.getElementById("dropzone");
         zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: data, bubbles: true, cancelable: true}));
         zone.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
-    }""", png)
+    }""",
+        png,
+    )
     page.wait_for_selector("#recent-grid figure.thumb")
     assert page.text_content("#upload-summary") == "1 imported, 0 duplicates skipped, 0 rejected"
     assert list(Image.objects.values_list("original_name", "width", "height")) == [("dropped.png", 40, 30)]

@@ -14,8 +14,11 @@ import schemathesis
 from hypothesis import HealthCheck, strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance,
-                                               response_schema_conformance, status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from annotator.models import Box, Role
 from labeling.models import RunKind, RunStatus, Suggestion, TrainingRun
@@ -37,12 +40,23 @@ def _seed() -> tuple[str, dict[str, list[int]]]:
     images = add_images(project, 4, size=(48, 40))
     cat, dog = project.labels.get(name="cat"), project.labels.get(name="dog")
     Box.objects.create(image_id=images[0], label=cat, x=1, y=2, w=10, h=8)
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, epochs=1,
-                                     status=RunStatus.FAILED, error="seeded for the fuzz test")
-    suggestion = Suggestion.objects.create(image_id=images[1], label=dog, probability=0.8, predicted=True,
-                                           run=run)
-    ids = {"project": [project.id], "image": images, "label": [cat.id, dog.id], "run": [run.id],
-           "job": [1], "suggestion": [suggestion.id]}
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PRETRAIN,
+        config={},
+        epochs=1,
+        status=RunStatus.FAILED,
+        error="seeded for the fuzz test",
+    )
+    suggestion = Suggestion.objects.create(image_id=images[1], label=dog, probability=0.8, predicted=True, run=run)
+    ids = {
+        "project": [project.id],
+        "image": images,
+        "label": [cat.id, dog.id],
+        "run": [run.id],
+        "job": [1],
+        "suggestion": [suggestion.id],
+    }
     return Token.objects.create(user=owner).key, ids
 
 
@@ -61,14 +75,16 @@ def test_the_live_schema_holds_under_generated_requests(settings, tmp_path):
     token, seeded = _seed()
     # A throwaway var/ (and so a filesystem broker no worker reads): a fuzzed POST runs/ or export
     # ?background=true only queues a message there, so no long job starts and nothing is excluded.
-    env = procs.service_env(TWINLABEL_VAR_DIR=str(tmp_path / "var"), MEDIA_ROOT=str(settings.MEDIA_ROOT),
-                            WEB_ACCESS_LOG="/dev/null")
+    env = procs.service_env(
+        TWINLABEL_VAR_DIR=str(tmp_path / "var"), MEDIA_ROOT=str(settings.MEDIA_ROOT), WEB_ACCESS_LOG="/dev/null"
+    )
     for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         env.pop(name, None)
     headers = {"Authorization": f"Token {token}"}
     with procs.web(env) as (web, url):
-        schema = schemathesis.openapi.from_url(f"{url}/api/schema/",
-                                               headers={**headers, "Accept": "application/vnd.oai.openapi+json"})
+        schema = schemathesis.openapi.from_url(
+            f"{url}/api/schema/", headers={**headers, "Accept": "application/vnd.oai.openapi+json"}
+        )
         schema.config.base_url = url  # the schema has no servers: requests go to this server
         operations = [result.ok() for result in schema.get_all_operations()]  # raises on a broken schema
         assert len(operations) >= 25, [op.label for op in operations]
@@ -76,8 +92,15 @@ def test_the_live_schema_holds_under_generated_requests(settings, tmp_path):
         failures: dict[str, str] = {}
         answers: dict[str, Counter] = {}
         for operation in operations:
-            @hypothesis.settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                                 suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.generate])
+
+            @hypothesis.settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[hypothesis.Phase.generate],
+            )
             @hypothesis.given(case=operation.as_strategy(), pick=st.integers(0, 7))
             def fuzz(case, pick):
                 response = _aim(case, seeded, pick).call(base_url=url, session=session, headers=headers, timeout=30)

@@ -24,9 +24,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _call(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict, float]:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Token {token}", "Accept": "application/json",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Token {token}", "Accept": "application/json", "Content-Type": "application/json"},
+    )
     start = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -55,24 +58,39 @@ def test_work_queued_while_redis_is_down_runs_when_it_is_back(settings, monkeypa
     ProjectModelState.objects.create(project=project, pretrain_run=backbone)
     token = Token.objects.create(user=owner).key
     with procs.private_redis() as redis:
-        env = procs.service_env(CELERY_BROKER_URL=redis.url, CELERY_RESULT_BACKEND=redis.url, SWEEP_SECONDS="1",
-                                MEDIA_ROOT=str(settings.MEDIA_ROOT), WEB_ACCESS_LOG="/dev/null")
+        env = procs.service_env(
+            CELERY_BROKER_URL=redis.url,
+            CELERY_RESULT_BACKEND=redis.url,
+            SWEEP_SECONDS="1",
+            MEDIA_ROOT=str(settings.MEDIA_ROOT),
+            WEB_ACCESS_LOG="/dev/null",
+        )
         with procs.worker(env, queues="default,gpu") as worker, procs.web(env) as (web, url):
             redis.kill()
             status, run, run_s = _call("POST", f"{url}/api/projects/{project.id}/runs/", token, {"kind": "probe"})
             assert status == 201, run
             assert run["status"] == "queued" and run["error"] == QUEUE_DOWN_MESSAGE
-            status, job, job_s = _call("GET", f"{url}/api/projects/{project.id}/export/?format=coco&background=1",
-                                       token)
+            status, job, job_s = _call(
+                "GET", f"{url}/api/projects/{project.id}/export/?format=coco&background=1", token
+            )
             assert status == 202, job
             assert job["status"] == "queued" and job["error"] == QUEUE_DOWN_MESSAGE
             assert run_s < 5 and job_s < 5, (run_s, job_s)  # was 19 s, then a 500
             time.sleep(3)
             assert TrainingRun.objects.get(pk=run["id"]).status == RunStatus.QUEUED
             redis.start()
-            _wait(lambda: ExportJob.objects.filter(pk=job["id"], status="succeeded").exists(), 90,
-                  "the export job", worker, web)
-            _wait(lambda: TrainingRun.objects.filter(pk=run["id"], attempts=1).exclude(status="queued").exists(), 90,
-                  "the probe fit's claim", worker)
+            _wait(
+                lambda: ExportJob.objects.filter(pk=job["id"], status="succeeded").exists(),
+                90,
+                "the export job",
+                worker,
+                web,
+            )
+            _wait(
+                lambda: TrainingRun.objects.filter(pk=run["id"], attempts=1).exclude(status="queued").exists(),
+                90,
+                "the probe fit's claim",
+                worker,
+            )
     assert ExportJob.objects.get(pk=job["id"]).error == ""
     assert "sent" in worker.output or "sweep" in worker.output

@@ -27,8 +27,11 @@ def _client(broker: str, backend: str, transport_options: dict | None = None) ->
     """A plain Celery client that sends by task name, routed as the settings route it."""
     # Not the current app: tasks of the code under test must keep using twinlabel.celery.app.
     app = Celery("test-client", broker=broker, backend=backend, set_as_current=False)
-    app.conf.update(broker_transport_options=transport_options or {}, task_default_queue="default",
-                    task_routes={"*.gpu_*": {"queue": "gpu"}})
+    app.conf.update(
+        broker_transport_options=transport_options or {},
+        task_default_queue="default",
+        task_routes={"*.gpu_*": {"queue": "gpu"}},
+    )
     return app
 
 
@@ -80,9 +83,16 @@ def test_a_worker_on_the_filesystem_broker_answers(tmp_path):
     queue, control = var / "broker" / "queue", var / "broker" / "control"
     for folder in (queue, control, var / "results"):
         folder.mkdir(parents=True, exist_ok=True)
-    client = _client("filesystem://", f"file://{var / 'results'}", {
-        "data_folder_in": str(queue), "data_folder_out": str(queue), "control_folder": str(control),
-        "store_processed": False})
+    client = _client(
+        "filesystem://",
+        f"file://{var / 'results'}",
+        {
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "control_folder": str(control),
+            "store_processed": False,
+        },
+    )
     with procs.worker(env) as service:
         result = _get(client.send_task("annotator.tasks.ping"), service, 30)
     assert result["pong"] is True and result["database"] == connection.vendor

@@ -47,8 +47,13 @@ def test_a_big_export_is_written_by_a_worker_and_downloaded(need, settings, tmp_
     add_member(project, member, Role.ADMIN)  # exports are admin-only (issue 14 item 10)
     token, other = Token.objects.create(user=member).key, Token.objects.create(user=outsider).key
     broker = "redis://127.0.0.1:6379/5"
-    env = procs.service_env(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=broker, MEDIA_ROOT=str(settings.MEDIA_ROOT),
-                            EXPORT_STREAM_MAX_IMAGES="2", WEB_ACCESS_LOG="/dev/null")
+    env = procs.service_env(
+        CELERY_BROKER_URL=broker,
+        CELERY_RESULT_BACKEND=broker,
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        EXPORT_STREAM_MAX_IMAGES="2",
+        WEB_ACCESS_LOG="/dev/null",
+    )
     with procs.worker(env, queues="default") as worker, procs.web(env) as (_, url):
         status, raw = _get(f"{url}/api/projects/{project.id}/export/?format=coco&status=all", token)
         assert status == 202, raw
@@ -65,4 +70,6 @@ def test_a_big_export_is_written_by_a_worker_and_downloaded(need, settings, tmp_
     path = tmp_path / "coco.json"
     path.write_bytes(data)
     coco = COCO(str(path))
-    assert len(coco.getImgIds()) == 3 and [a["bbox"] for a in coco.loadAnns(coco.getAnnIds())] == [[1.0, 2.0, 30.0, 20.0]]
+    assert len(coco.getImgIds()) == 3 and [a["bbox"] for a in coco.loadAnns(coco.getAnnIds())] == [
+        [1.0, 2.0, 30.0, 20.0]
+    ]

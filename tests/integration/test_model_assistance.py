@@ -45,8 +45,14 @@ def _wait(condition, timeout: float, what: str, worker: procs.Service):
 
 def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, settings, tmp_path, media_root):
     settings.PROBE_REFIT_EVERY = 3
-    env = procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(tmp_path / "models"), PROBE_REFIT_EVERY="3",
-                            RUN_STALE_SECONDS="600", WORKER_NAME="assist", WORKER_CONCURRENCY="1")
+    env = procs.service_env(
+        MEDIA_ROOT=str(media_root),
+        MODEL_DIR=str(tmp_path / "models"),
+        PROBE_REFIT_EVERY="3",
+        RUN_STALE_SECONDS="600",
+        WORKER_NAME="assist",
+        WORKER_CONCURRENCY="1",
+    )
     try:
         app.control.purge()  # messages left by earlier runs of the suite are not this test's
     except Exception:  # an empty filesystem queue may have nothing to purge
@@ -56,13 +62,21 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
     report = images_import(project=project, sources=[ImageSource(f"s{i}.png", lambda i=i: _png(i)) for i in range(40)])
     ids = [item.image_id for item in report.imported]
     label_id = dict(project.labels.values_list("name", "id"))
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(i, tag_label_ids=tuple(label_id[n] for n in render_scene(k, seed=9).labels))
-        for k, i in enumerate(ids[:16])])
+    annotations_import(
+        project=project,
+        user=owner,
+        items=[
+            ImageAnnotations(i, tag_label_ids=tuple(label_id[n] for n in render_scene(k, seed=9).labels))
+            for k, i in enumerate(ids[:16])
+        ],
+    )
     client.force_login(owner)
 
-    started = client.post(reverse("api_project_runs", args=[project.id]),
-                          json.dumps({"kind": "pretrain", "config": CONFIG}), content_type="application/json")
+    started = client.post(
+        reverse("api_project_runs", args=[project.id]),
+        json.dumps({"kind": "pretrain", "config": CONFIG}),
+        content_type="application/json",
+    )
     assert started.status_code == 201, started.content
     run_id = started.json()["id"]
 
@@ -77,33 +91,50 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
     assert TrainingRun.objects.get(pk=run_id).status == RunStatus.RUNNING  # nobody left to say otherwise
 
     with procs.worker(env) as second:  # the same node name: at start it takes back what its predecessor held
-        run = _wait(lambda: TrainingRun.objects.filter(pk=run_id, status=RunStatus.SUCCEEDED).first(), 300,
-                    "the resumed pretraining", second)
+        run = _wait(
+            lambda: TrainingRun.objects.filter(pk=run_id, status=RunStatus.SUCCEEDED).first(),
+            300,
+            "the resumed pretraining",
+            second,
+        )
         assert run.attempts == 2
         history = [step for step, _ in run.loss_history]
         resumed_from = history[steps_before]
         assert resumed_from > run.steps_per_epoch  # continued after a checkpointed epoch, not from scratch
         assert history[-1] == run.epochs * run.steps_per_epoch
 
-        first_probe = _wait(lambda: TrainingRun.objects.filter(project=project, kind=RunKind.PROBE,
-                                                               status=RunStatus.SUCCEEDED).first(), 120,
-                            "the first probe fit", second)
+        first_probe = _wait(
+            lambda: TrainingRun.objects.filter(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED).first(),
+            120,
+            "the first probe fit",
+            second,
+        )
         assert first_probe.metrics["labeled"] == 16
 
         # Three submissions through the HTTP endpoints: the third queues a refit by itself.
         for k, image_id in enumerate(ids[16:19], start=16):
             state = client.get(reverse("api_image_annotations", args=[image_id])).json()
             tags = [label_id[n] for n in render_scene(k, seed=9).labels]
-            saved = client.put(reverse("api_image_annotations", args=[image_id]),
-                               json.dumps({"version": state["image"]["version"], "boxes": [], "tags": tags}),
-                               content_type="application/json")
+            saved = client.put(
+                reverse("api_image_annotations", args=[image_id]),
+                json.dumps({"version": state["image"]["version"], "boxes": [], "tags": tags}),
+                content_type="application/json",
+            )
             assert saved.status_code == 200, saved.content
-            done = client.post(reverse("api_image_submit", args=[image_id]),
-                               json.dumps({"version": saved.json()["image"]["version"]}),
-                               content_type="application/json")
+            done = client.post(
+                reverse("api_image_submit", args=[image_id]),
+                json.dumps({"version": saved.json()["image"]["version"]}),
+                content_type="application/json",
+            )
             assert done.status_code == 200, done.content
-        refit = _wait(lambda: TrainingRun.objects.filter(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
-                                                         id__gt=first_probe.id).first(), 120, "the refit", second)
+        refit = _wait(
+            lambda: TrainingRun.objects.filter(
+                project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, id__gt=first_probe.id
+            ).first(),
+            120,
+            "the refit",
+            second,
+        )
     assert refit.metrics["labeled"] == 19
     assert ProjectModelState.objects.get(project=project).probe_run_id == refit.id
 

@@ -34,27 +34,54 @@ def _project():
     project = project_create(name="Big", user=make_user("owner"), labels=LABELS)
     labels = list(project.labels.order_by("id"))
     now = time.time()
-    Image.objects.bulk_create([
-        Image(project=project, file=f"x/{i}.png", thumbnail=f"x/{i}.jpg", original_name=f"{i}.png", width=8, height=8,
-              size_bytes=1, sha256=f"{i:064x}",
-              **({"status": ImageStatus.SUBMITTED, "submitted_at": "2026-01-01T00:00:00Z"} if i < LABELED else {}))
-        for i in range(LABELED + UNLABELED)], batch_size=2000)
+    Image.objects.bulk_create(
+        [
+            Image(
+                project=project,
+                file=f"x/{i}.png",
+                thumbnail=f"x/{i}.jpg",
+                original_name=f"{i}.png",
+                width=8,
+                height=8,
+                size_bytes=1,
+                sha256=f"{i:064x}",
+                **({"status": ImageStatus.SUBMITTED, "submitted_at": "2026-01-01T00:00:00Z"} if i < LABELED else {}),
+            )
+            for i in range(LABELED + UNLABELED)
+        ],
+        batch_size=2000,
+    )
     ids = np.array(list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)))
     present = rng.random((len(ids), len(labels))) < 0.4
-    ImageTag.objects.bulk_create([ImageTag(image_id=int(ids[n]), label=labels[j])
-                                  for n in range(LABELED) for j in np.flatnonzero(present[n])], batch_size=5000)
+    ImageTag.objects.bulk_create(
+        [ImageTag(image_id=int(ids[n]), label=labels[j]) for n in range(LABELED) for j in np.flatnonzero(present[n])],
+        batch_size=5000,
+    )
     features = (present * 2.0 + rng.normal(size=(len(ids), len(labels)))) @ rng.normal(size=(len(labels), DIM))
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED, config={})
     features = features.astype(np.float16)
-    write_blocks(backbone_run_id=pretrain.id, ids=ids, s=settings.SHARD_IMAGES,
-                        embed=lambda part: features[np.searchsorted(ids, part)])
-    EmbeddingSet.objects.create(run=pretrain, project=project, path=str(embeddings_dir(pretrain.id)),
-                                resolution=24, count=len(ids), dim=DIM, block_size=settings.SHARD_IMAGES)
-    old = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, config={},
-                                     backbone_run=pretrain)
-    shown = [int(i) for i in ids[LABELED:LABELED + 20]]
-    Suggestion.objects.bulk_create([Suggestion(run=old, image_id=i, label=labels[0], probability=0.9, predicted=True)
-                                    for i in shown])
+    write_blocks(
+        backbone_run_id=pretrain.id,
+        ids=ids,
+        s=settings.SHARD_IMAGES,
+        embed=lambda part: features[np.searchsorted(ids, part)],
+    )
+    EmbeddingSet.objects.create(
+        run=pretrain,
+        project=project,
+        path=str(embeddings_dir(pretrain.id)),
+        resolution=24,
+        count=len(ids),
+        dim=DIM,
+        block_size=settings.SHARD_IMAGES,
+    )
+    old = TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, config={}, backbone_run=pretrain
+    )
+    shown = [int(i) for i in ids[LABELED : LABELED + 20]]
+    Suggestion.objects.bulk_create(
+        [Suggestion(run=old, image_id=i, label=labels[0], probability=0.9, predicted=True) for i in shown]
+    )
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=old)
     print(f"set-up {time.time() - now:.1f} s")
     return project, old, shown
@@ -77,13 +104,20 @@ def _kill(worker):
     worker.process.wait(10)
 
 
-def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggestions_whole(tmp_path, media_root,
-                                                                                          settings):
+def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggestions_whole(
+    tmp_path, media_root, settings
+):
     # One worker scores the blocks in turn (SUGGEST_PARALLEL off), each block written whole (one COPY on
     # PostgreSQL): small blocks, so that the kill lands between blocks, with some written and some not.
-    env = procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(tmp_path / "models"), RUN_STALE_SECONDS="600",
-                            WORKER_NAME="probe-kill", WORKER_CONCURRENCY="1", SUGGEST_PARALLEL="0",
-                            SHARD_IMAGES="1000")
+    env = procs.service_env(
+        MEDIA_ROOT=str(media_root),
+        MODEL_DIR=str(tmp_path / "models"),
+        RUN_STALE_SECONDS="600",
+        WORKER_NAME="probe-kill",
+        WORKER_CONCURRENCY="1",
+        SUGGEST_PARALLEL="0",
+        SHARD_IMAGES="1000",
+    )
     settings.SHARD_IMAGES = 1000
     try:
         app.control.purge()
@@ -101,8 +135,13 @@ def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggesti
     with procs.worker(env) as first:
         run = services.probe_start(project=project)
         # The kill lands while the probe is being fitted: claimed, nothing written yet.
-        _wait(lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.RUNNING).exists(), 120, "the claim",
-              first, poll=0.01)
+        _wait(
+            lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.RUNNING).exists(),
+            120,
+            "the claim",
+            first,
+            poll=0.01,
+        )
         _kill(first)
     assert rows() == 0, "the first kill came after the fit; make the fit longer"
     assert _visible(shown) == before and ProjectModelState.objects.get(project=project).probe_run_id == old.id
@@ -119,8 +158,12 @@ def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggesti
     assert _visible(shown) == before
 
     with procs.worker(env) as third:
-        done = _wait(lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.SUCCEEDED).first(), 240,
-                     "the retried probe", third)
+        done = _wait(
+            lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.SUCCEEDED).first(),
+            240,
+            "the retried probe",
+            third,
+        )
     assert done.attempts == 3
     trained = sum(1 for label in done.metrics["labels"] if label["trained"])
     assert trained == len(LABELS)

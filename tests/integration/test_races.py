@@ -49,8 +49,9 @@ def test_two_saves_of_the_same_version_one_wins_one_gets_409():
 
     def save(i: int):
         image = Image.objects.select_related("project").get(pk=image_id)
-        annotation_save(image=image, user=users[i], version=1,
-                                    boxes=[BoxIn(label.id, 10 * i, 0, 5, 5)], tag_label_ids=[])
+        annotation_save(
+            image=image, user=users[i], version=1, boxes=[BoxIn(label.id, 10 * i, 0, 5, 5)], tag_label_ids=[]
+        )
         return "saved"
 
     results = _in_threads(2, save)

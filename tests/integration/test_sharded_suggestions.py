@@ -26,8 +26,13 @@ def _wait(condition, timeout, what, *workers):
     raise AssertionError(f"timed out waiting for {what}; runs: {runs}\n{logs}")
 
 
-def test_two_workers_share_the_shards_and_write_what_one_writes(project, settings, tmp_path, media_root,  # noqa: F811
-                                                                 need):
+def test_two_workers_share_the_shards_and_write_what_one_writes(
+    project,  # noqa: F811  (the fixture imported above)
+    settings,
+    tmp_path,
+    media_root,  # noqa: F811
+    need,
+):
     broker = django_settings.CELERY_BROKER_URL
     need(broker.startswith("redis://"), "a Redis broker (CELERY_BROKER_URL=redis://...)")
     need(django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql"), "PostgreSQL (DATABASE_URL)")
@@ -47,15 +52,29 @@ def test_two_workers_share_the_shards_and_write_what_one_writes(project, setting
     assert blocks >= 8
 
     app.control.purge()
-    env = procs.service_env(MEDIA_ROOT=str(media_root), MODEL_DIR=str(settings.MODEL_DIR), SHARD_IMAGES="4",
-                            SUGGEST_PARALLEL="1", RUN_STALE_SECONDS="600", WORKER_CONCURRENCY="1",
-                            CELERY_BROKER_URL=broker, WORKER_QUEUES="default")
-    with procs.worker({**env, "WORKER_NAME": "one"}, queues="default") as one, \
-            procs.worker({**env, "WORKER_NAME": "two"}, queues="default") as two:
+    env = procs.service_env(
+        MEDIA_ROOT=str(media_root),
+        MODEL_DIR=str(settings.MODEL_DIR),
+        SHARD_IMAGES="4",
+        SUGGEST_PARALLEL="1",
+        RUN_STALE_SECONDS="600",
+        WORKER_CONCURRENCY="1",
+        CELERY_BROKER_URL=broker,
+        WORKER_QUEUES="default",
+    )
+    with (
+        procs.worker({**env, "WORKER_NAME": "one"}, queues="default") as one,
+        procs.worker({**env, "WORKER_NAME": "two"}, queues="default") as two,
+    ):
         settings.SUGGEST_PARALLEL = True
         run = services.probe_start(project=project)
-        done = _wait(lambda: TrainingRun.objects.filter(pk=run.id, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED])
-                     .first(), 180, "the sharded probe run", one, two)
+        done = _wait(
+            lambda: TrainingRun.objects.filter(pk=run.id, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]).first(),
+            180,
+            "the sharded probe run",
+            one,
+            two,
+        )
     assert done.status == RunStatus.SUCCEEDED, done.error
     assert ProjectModelState.objects.get(project=project).probe_run_id == run.id
     takers = set(SuggestionShard.objects.filter(run=run).values_list("worker", flat=True))

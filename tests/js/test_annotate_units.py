@@ -10,6 +10,7 @@ HERE = Path(__file__).parent
 def test_it_passes_the_node_tests(need):
     node = shutil.which("node")
     need(node is not None, "node (for the JavaScript unit tests)")
-    result = subprocess.run([node, "--test", *sorted(str(p) for p in HERE.glob("*.test.mjs"))],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [node, "--test", *sorted(str(p) for p in HERE.glob("*.test.mjs"))], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,8 +13,7 @@ from annotator.services.queue import queue_next
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, Review, ReviewStatus
 from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 from twinlabel.web import dashboard
-from labeling.models import (Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision,
-                             TrainingRun)
+from labeling.models import Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -23,9 +22,22 @@ pytestmark = pytest.mark.django_db
 def _images(project, count: int, *, start: int = 0, **fields) -> list[Image]:
     """Rows only (no files): what the dashboard reads. Inserted behind the services' back, so the
     status counters are recounted, as `manage.py recount_statuses` would."""
-    images = Image.objects.bulk_create([
-        Image(project=project, file=f"f{start + i}.png", thumbnail=f"t{start + i}.png", original_name=f"{start + i}.png",
-              width=10, height=10, size_bytes=1, sha256=f"{start + i:064d}", **fields) for i in range(count)])
+    images = Image.objects.bulk_create(
+        [
+            Image(
+                project=project,
+                file=f"f{start + i}.png",
+                thumbnail=f"t{start + i}.png",
+                original_name=f"{start + i}.png",
+                width=10,
+                height=10,
+                size_bytes=1,
+                sha256=f"{start + i:064d}",
+                **fields,
+            )
+            for i in range(count)
+        ]
+    )
     status_counts_recount(project_id=project.id)
     return images
 
@@ -34,26 +46,60 @@ def _populate(project, annotator, n: int, start: int = 0) -> None:
     """n submitted images with a box and a tag, n unlabeled with suggestions, a probe run, decisions."""
     cat, dog = project.labels.order_by("id")
     now = timezone.now()
-    done = _images(project, n, start=start, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
-                   work_seconds=10.0, box_count=1, human_tag_count=1)
+    done = _images(
+        project,
+        n,
+        start=start,
+        status=ImageStatus.SUBMITTED,
+        submitted_by=annotator,
+        submitted_at=now,
+        work_seconds=10.0,
+        box_count=1,
+        human_tag_count=1,
+    )
     Box.objects.bulk_create([Box(image=i, label=cat, x=0, y=0, w=1, h=1, author=annotator) for i in done])
     label_box_counts_recount(project_id=project.id)  # boxes inserted behind the services' back, too
     ImageTag.objects.bulk_create([ImageTag(image=i, label=dog, author=annotator) for i in done])
     open_ = _images(project, n, start=start + n)
-    pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED,
-                                          config={"epochs": 3, "resolution": 32}, started_at=now, finished_at=now)
-    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
-                                       backbone_run=pretrain, metrics={"labeled": n, "cv": {
-                                           "map": 0.5, "micro_f1": 0.6, "macro_f1": 0.4, "labels": ["cat", "dog"],
-                                           "ap": [0.7, 0.3], "f1": [0.8, 0.2]}})
-    Suggestion.objects.bulk_create([Suggestion(run=probe, image=i, label=cat, probability=0.9, predicted=True)
-                                    for i in open_[: n // 2]])
+    pretrain = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PRETRAIN,
+        status=RunStatus.SUCCEEDED,
+        config={"epochs": 3, "resolution": 32},
+        started_at=now,
+        finished_at=now,
+    )
+    probe = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PROBE,
+        status=RunStatus.SUCCEEDED,
+        backbone_run=pretrain,
+        metrics={
+            "labeled": n,
+            "cv": {
+                "map": 0.5,
+                "micro_f1": 0.6,
+                "macro_f1": 0.4,
+                "labels": ["cat", "dog"],
+                "ap": [0.7, 0.3],
+                "f1": [0.8, 0.2],
+            },
+        },
+    )
+    Suggestion.objects.bulk_create(
+        [Suggestion(run=probe, image=i, label=cat, probability=0.9, predicted=True) for i in open_[: n // 2]]
+    )
     ProjectModelState.objects.update_or_create(project=project, defaults={"pretrain_run": pretrain, "probe_run": probe})
-    SuggestionDecision.objects.bulk_create([
-        SuggestionDecision(image=open_[0], label=cat, run=probe, probability=0.9, decision=Decision.ACCEPTED,
-                           user=annotator),
-        SuggestionDecision(image=open_[1], label=cat, run=probe, probability=0.9, decision=Decision.REJECTED,
-                           user=annotator)])
+    SuggestionDecision.objects.bulk_create(
+        [
+            SuggestionDecision(
+                image=open_[0], label=cat, run=probe, probability=0.9, decision=Decision.ACCEPTED, user=annotator
+            ),
+            SuggestionDecision(
+                image=open_[1], label=cat, run=probe, probability=0.9, decision=Decision.REJECTED, user=annotator
+            ),
+        ]
+    )
 
 
 def test_it_counts_progress_labels_and_quality_in_sql(team):
@@ -68,7 +114,13 @@ def test_it_counts_progress_labels_and_quality_in_sql(team):
     assert (counts[cat]["boxes"], counts[cat]["suggested"], counts[dog]["human_tags"]) == (6, 3, 6)
     quality = {row["label"]: row for row in data["suggestion_quality"]["labels"]}
     assert {k: quality[cat][k] for k in ("label", "accepted", "decided", "accept_rate", "cv_ap", "cv_f1")} == {
-        "label": cat, "accepted": 1, "decided": 2, "accept_rate": 0.5, "cv_ap": 0.7, "cv_f1": 0.8}
+        "label": cat,
+        "accepted": 1,
+        "decided": 2,
+        "accept_rate": 0.5,
+        "cv_ap": 0.7,
+        "cv_f1": 0.8,
+    }
     assert data["suggestion_quality"]["map"] == 0.5
     (person,) = data["annotators"]["people"]
     assert (person["name"], person["median_seconds"], person["accept_rate"]) == ("annie", 10.0, 0.5)
@@ -85,11 +137,26 @@ def test_it_shows_precision_coverage_and_accept_rate_of_confident_suggestions_si
     _populate(project, annotator, 6)
     cat, dog = project.labels.order_by("id").values_list("id", flat=True)
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
-    probe.metrics["trust"] = {"ece": {"uncalibrated": 0.2, "calibrated": 0.05}, "still_learning": None, "labels": [
-        {"label_id": cat, "target": 0.9, "confident": True, "threshold": 0.8, "predictions": 40, "correct": 38,
-         "near_chance": False},
-        {"label_id": dog, "target": 0.95, "confident": False, "threshold": None, "near_chance": True}]}
-    probe.metrics["learning_curve"] = [{"fraction": 0.5, "labeled": 3, "map": 0.4}, {"fraction": 1.0, "labeled": 6, "map": 0.5}]
+    probe.metrics["trust"] = {
+        "ece": {"uncalibrated": 0.2, "calibrated": 0.05},
+        "still_learning": None,
+        "labels": [
+            {
+                "label_id": cat,
+                "target": 0.9,
+                "confident": True,
+                "threshold": 0.8,
+                "predictions": 40,
+                "correct": 38,
+                "near_chance": False,
+            },
+            {"label_id": dog, "target": 0.95, "confident": False, "threshold": None, "near_chance": True},
+        ],
+    }
+    probe.metrics["learning_curve"] = [
+        {"fraction": 0.5, "labeled": 3, "map": 0.4},
+        {"fraction": 1.0, "labeled": 6, "map": 0.5},
+    ]
     probe.save()
     quality = dashboard.project_dashboard(project_id=project.id)["suggestion_quality"]
     rows = {row["label"]: row for row in quality["labels"]}
@@ -105,11 +172,25 @@ def test_it_takes_the_median_of_odd_and_even_counts(team):
     project, owner, annotator = team.project, team.owner, team.annotator
     now = timezone.now()
     for i, seconds in enumerate([5.0, 1.0, 100.0]):
-        _images(project, 1, start=i, status=ImageStatus.SUBMITTED, submitted_by=annotator, submitted_at=now,
-                work_seconds=seconds)
+        _images(
+            project,
+            1,
+            start=i,
+            status=ImageStatus.SUBMITTED,
+            submitted_by=annotator,
+            submitted_at=now,
+            work_seconds=seconds,
+        )
     for i, seconds in enumerate([2.0, 4.0, 6.0, 1000.0]):
-        _images(project, 1, start=10 + i, status=ImageStatus.SUBMITTED, submitted_by=owner, submitted_at=now,
-                work_seconds=seconds)
+        _images(
+            project,
+            1,
+            start=10 + i,
+            status=ImageStatus.SUBMITTED,
+            submitted_by=owner,
+            submitted_at=now,
+            work_seconds=seconds,
+        )
     assert dashboard.median_seconds_per_image(project_id=project.id) == {annotator.id: 5.0, owner.id: 5.0}
 
 
@@ -136,8 +217,9 @@ def test_the_dashboard_query_count_does_not_grow_with_the_project(team, client, 
         assert client.get(f"/api/projects/{project.id}/dashboard/").status_code == 200
 
 
-@pytest.mark.parametrize("url", ["/projects/{id}/dashboard/", "/api/projects/{id}/dashboard/",
-                                 "/api/projects/{id}/embedding-map/"])
+@pytest.mark.parametrize(
+    "url", ["/projects/{id}/dashboard/", "/api/projects/{id}/dashboard/", "/api/projects/{id}/embedding-map/"]
+)
 def test_only_project_admins_see_the_dashboard(team, client, url):
     project, owner, annotator, outsider = team.project, team.owner, team.annotator, team.outsider
     url = url.format(id=project.id)
@@ -170,8 +252,9 @@ def test_the_embedding_map_rejects_a_bad_cursor(team, client):
 def test_a_failed_run_is_retried_by_admins_only(team, client, settings, tmp_path):
     project, owner, annotator = team.project, team.owner, team.annotator
     settings.MODEL_DIR = tmp_path
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED,
-                                     config={"epochs": 1, "resolution": 16})
+    run = TrainingRun.objects.create(
+        project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, config={"epochs": 1, "resolution": 16}
+    )
     client.force_login(annotator)
     assert client.post(f"/api/runs/{run.id}/retry/").status_code == 403
     client.force_login(owner)
@@ -189,10 +272,14 @@ def test_annotation_writes_keep_the_box_and_tag_counts(team):
     project, owner, annotator = team.project, team.owner, team.annotator
     cat, dog = project.labels.order_by("id")
     first, second = _images(project, 2)
-    annotation_save(image=first, user=annotator, version=1, boxes=[BoxIn(cat.id, 0, 0, 2, 2)] * 3,
-                    tag_label_ids=[dog.id])
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(second.id, boxes=(BoxIn(dog.id, 1, 1, 2, 2),), tag_label_ids=(cat.id, dog.id))])
+    annotation_save(
+        image=first, user=annotator, version=1, boxes=[BoxIn(cat.id, 0, 0, 2, 2)] * 3, tag_label_ids=[dog.id]
+    )
+    annotations_import(
+        project=project,
+        user=owner,
+        items=[ImageAnnotations(second.id, boxes=(BoxIn(dog.id, 1, 1, 2, 2),), tag_label_ids=(cat.id, dog.id))],
+    )
     counts = dict((i, (b, t)) for i, b, t in Image.objects.values_list("id", "box_count", "human_tag_count"))
     assert counts == {first.id: (3, 1), second.id: (1, 2)}
 
@@ -201,15 +288,26 @@ def test_it_shows_review_verdicts_per_annotator_and_agreement_per_pair(team, cli
     project, owner, annotator = team.project, team.owner, team.annotator
     _populate(project, annotator, 4)
     done = list(Image.objects.filter(project=project, status=ImageStatus.SUBMITTED).order_by("id"))
-    Review.objects.bulk_create([
-        Review(image=done[0], annotator=annotator, reviewer=owner, decision=ReviewStatus.ACCEPTED),
-        Review(image=done[1], annotator=annotator, reviewer=owner, decision=ReviewStatus.ACCEPTED),
-        Review(image=done[2], annotator=annotator, reviewer=owner, decision=ReviewStatus.REJECTED, comment="fix it")])
+    Review.objects.bulk_create(
+        [
+            Review(image=done[0], annotator=annotator, reviewer=owner, decision=ReviewStatus.ACCEPTED),
+            Review(image=done[1], annotator=annotator, reviewer=owner, decision=ReviewStatus.ACCEPTED),
+            Review(
+                image=done[2], annotator=annotator, reviewer=owner, decision=ReviewStatus.REJECTED, comment="fix it"
+            ),
+        ]
+    )
     cat, dog = project.labels.order_by("id").values_list("id", flat=True)
-    AnnotationSnapshot.objects.bulk_create([
-        AnnotationSnapshot(image=done[3], annotator=annotator, pass_number=1, boxes=[[cat, 0, 0, 10, 10]], tags=[dog]),
-        AnnotationSnapshot(image=done[3], annotator=owner, pass_number=2, boxes=[[cat, 1, 0, 10, 10]],
-                           tags=[dog, cat])])
+    AnnotationSnapshot.objects.bulk_create(
+        [
+            AnnotationSnapshot(
+                image=done[3], annotator=annotator, pass_number=1, boxes=[[cat, 0, 0, 10, 10]], tags=[dog]
+            ),
+            AnnotationSnapshot(
+                image=done[3], annotator=owner, pass_number=2, boxes=[[cat, 1, 0, 10, 10]], tags=[dog, cat]
+            ),
+        ]
+    )
     client.force_login(owner)
     data = client.get(f"/api/projects/{project.id}/dashboard/").json()
     (review,) = data["reviews"]

@@ -52,8 +52,11 @@ def admin_client(client):
 
 
 def _pretrain(client, project, config=None):
-    return client.post(reverse("api_project_runs", args=[project.id]),
-                       {"kind": "pretrain", "config": config or {"epochs": 1}}, content_type="application/json")
+    return client.post(
+        reverse("api_project_runs", args=[project.id]),
+        {"kind": "pretrain", "config": config or {"epochs": 1}},
+        content_type="application/json",
+    )
 
 
 def test_it_caps_active_runs_per_person(admin_client, settings):
@@ -68,20 +71,27 @@ def test_it_caps_active_runs_per_person(admin_client, settings):
 def test_it_caps_pretrainings_on_the_whole_server(admin_client, settings):
     settings.PRETRAIN_MAX_ACTIVE = 1
     other = make_user("other")
-    TrainingRun.objects.create(project=make_project(other, name="theirs"), kind=RunKind.PRETRAIN, config={},
-                               created_by=other)
+    TrainingRun.objects.create(
+        project=make_project(other, name="theirs"), kind=RunKind.PRETRAIN, config={}, created_by=other
+    )
     response = _pretrain(admin_client, admin_client.projects[0])
     assert response.status_code == 429 and "PRETRAIN_MAX_ACTIVE" in response.json()["error"]
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"epochs": 2000}, "“epochs” must be a number from 1 to 1000"),
-    ({"batch_size": 8192}, "“batch_size” must be a number from 8 to 4096"),
-    ({"projector": [16384] * 4}, "“projector” must be a list of 1 to 3 layer widths from 16 to 8192"),
-    ({"projector": [8192] * 4}, "1 to 3 layer widths"),
-    ({"epohcs": 5}, "Unknown pretraining setting(s): epohcs. The settings are: resolution, epochs, batch_size, "
-                    "lr_weights, warmup_epochs, seed, crop_min, projector, small_stem, profile"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"epochs": 2000}, "“epochs” must be a number from 1 to 1000"),
+        ({"batch_size": 8192}, "“batch_size” must be a number from 8 to 4096"),
+        ({"projector": [16384] * 4}, "“projector” must be a list of 1 to 3 layer widths from 16 to 8192"),
+        ({"projector": [8192] * 4}, "1 to 3 layer widths"),
+        (
+            {"epohcs": 5},
+            "Unknown pretraining setting(s): epohcs. The settings are: resolution, epochs, batch_size, "
+            "lr_weights, warmup_epochs, seed, crop_min, projector, small_stem, profile",
+        ),
+    ],
+)
 def test_the_issues_maximal_pretraining_is_refused_with_the_bounds(admin_client, config, message):
     response = _pretrain(admin_client, admin_client.projects[0], config)
     assert response.status_code == 400

@@ -23,8 +23,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {".".join(p.relative_to(REPO).with_suffix("").parts): p
-               for p in APP.rglob("*.py") if "migrations" not in p.parts}
+    modules = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts): p for p in APP.rglob("*.py") if "migrations" not in p.parts
+    }
     modules = {name.removesuffix(".__init__"): p for name, p in modules.items()}
     return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
 
@@ -49,14 +50,20 @@ def test_no_module_of_the_app_imports_itself_back():
 
 def test_the_ml_package_imports_neither_django_nor_the_apps():
     for path in (APP / "ml").rglob("*.py"):
-        bad = {m for m in _imports(path) if m.split(".")[0] in ("django", "annotator", "rest_framework")
-               or (m.startswith("labeling.") and not m.startswith("labeling.ml"))}
+        bad = {
+            m
+            for m in _imports(path)
+            if m.split(".")[0] in ("django", "annotator", "rest_framework")
+            or (m.startswith("labeling.") and not m.startswith("labeling.ml"))
+        }
         assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
 def test_the_web_side_does_not_import_torch():
-    code = ("import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'twinlabel.settings'); "
-            "django.setup(); import twinlabel.urls, twinlabel.web.api.urls, labeling.services, labeling.selectors, "
-            "twinlabel.web.dashboard, labeling.tasks, labeling.sweep; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'twinlabel.settings'); "
+        "django.setup(); import twinlabel.urls, twinlabel.web.api.urls, labeling.services, labeling.selectors, "
+        "twinlabel.web.dashboard, labeling.tasks, labeling.sweep; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

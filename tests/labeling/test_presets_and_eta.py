@@ -79,8 +79,9 @@ def test_an_api_start_of_a_long_run_is_a_400_with_the_estimate_until_confirmed(p
     body = {"kind": "pretrain", "config": {"resolution": 64, "small_stem": True, "epochs": 1000, "batch_size": 8}}
     response = client.post(f"/api/projects/{project.id}/runs/", body, content_type="application/json")
     assert response.status_code == 400 and "Confirm" in response.json()["error"]
-    response = client.post(f"/api/projects/{project.id}/runs/", {**body, "confirm": True},
-                           content_type="application/json")
+    response = client.post(
+        f"/api/projects/{project.id}/runs/", {**body, "confirm": True}, content_type="application/json"
+    )
     assert response.status_code == 201 and response.json()["eta_s"] > 1800
 
 
@@ -96,9 +97,16 @@ def test_epochs_asked_for_are_not_cut_by_the_presets_time_budget(project, settin
 
 
 def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, status=RunStatus.RUNNING,
-                                     worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now(),
-                                     metrics={"estimate_s": 600})
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PRETRAIN,
+        config={},
+        status=RunStatus.RUNNING,
+        worker="w:1",
+        heartbeat_at=timezone.now(),
+        started_at=timezone.now(),
+        metrics={"estimate_s": 600},
+    )
     assert 590 <= selectors.run_summary(run)["eta_s"] <= 600  # before the first report: the estimate
     monitor = runs.RunMonitor(run)
     monitor.progress(SimpleNamespace(epoch=0, step=5, steps_per_epoch=10, loss=1.0, images_per_s=50.0, eta_s=120.0))
@@ -119,8 +127,15 @@ def test_progress_reaches_the_database_at_least_every_ten_seconds():
 def test_a_cancel_reaches_a_running_pretraining_within_one_heartbeat(project):
     import time
 
-    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={}, status=RunStatus.RUNNING,
-                                     worker="w:1", heartbeat_at=timezone.now(), started_at=timezone.now())
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PRETRAIN,
+        config={},
+        status=RunStatus.RUNNING,
+        worker="w:1",
+        heartbeat_at=timezone.now(),
+        started_at=timezone.now(),
+    )
     with runs.RunMonitor(run, interval=0.2) as monitor:
         assert not monitor.should_stop()
         services.run_cancel(run=run)

@@ -10,8 +10,16 @@ from labeling import services
 from labeling.data import project_blocks
 from labeling.paths import embeddings_dir
 from labeling.suggesting import finalise, suggest_block
-from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             SuggestionShard, TrainingRun)
+from labeling.models import (
+    EmbeddingSet,
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionShard,
+    TrainingRun,
+)
 from tests.labeling.conftest import TINY
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,8 +32,9 @@ def small_blocks(eager_tasks, settings):
 
 
 def rows(run_id):
-    suggestions = set(Suggestion.objects.filter(run_id=run_id).values_list("image_id", "label_id", "probability",
-                                                                            "predicted"))
+    suggestions = set(
+        Suggestion.objects.filter(run_id=run_id).values_list("image_id", "label_id", "probability", "predicted")
+    )
     scores = set(ImageUncertainty.objects.filter(run_id=run_id).values_list("image_id", "score"))
     return suggestions, scores
 

@@ -23,8 +23,9 @@ def pets():
 
 
 def _patch(client, project, body):
-    return client.patch(reverse("api_suggestion_settings", args=[project.id]), json.dumps(body),
-                        content_type="application/json")
+    return client.patch(
+        reverse("api_suggestion_settings", args=[project.id]), json.dumps(body), content_type="application/json"
+    )
 
 
 def test_it_starts_at_0_9_and_an_admin_sets_the_project_and_per_label_targets(client, pets):
@@ -34,8 +35,13 @@ def test_it_starts_at_0_9_and_an_admin_sets_the_project_and_per_label_targets(cl
     got = client.get(reverse("api_suggestion_settings", args=[project.id])).json()
     assert (got["precision_target"], got["label_targets"]) == (0.9, {})
     assert [(e["label"], e["target"], e["override"], e["confident"]) for e in got["labels"]] == [
-        ("cat", 0.9, False, None), ("dog", 0.9, False, None), ("bird", 0.9, False, None)]
-    response = _patch(client, project, {"precision_target": 0.95, "label_targets": {str(cat.id): 0.8, str(dog.id): 0.99}})
+        ("cat", 0.9, False, None),
+        ("dog", 0.9, False, None),
+        ("bird", 0.9, False, None),
+    ]
+    response = _patch(
+        client, project, {"precision_target": 0.95, "label_targets": {str(cat.id): 0.8, str(dog.id): 0.99}}
+    )
     assert response.status_code == 200, response.content
     assert response.json()["precision_target"] == 0.95
     assert response.json()["label_targets"] == {str(cat.id): 0.8, str(dog.id): 0.99}
@@ -45,13 +51,16 @@ def test_it_starts_at_0_9_and_an_admin_sets_the_project_and_per_label_targets(cl
     assert (state.precision_target, state.label_targets) == (0.95, {str(cat.id): 0.8})
 
 
-@pytest.mark.parametrize("body, says", [
-    ({"precision_target": 1.5}, "from 0.5 to 0.999"),
-    ({"precision_target": "high"}, "from 0.5 to 0.999"),
-    ({"label_targets": {"999999": 0.9}}, "not a label of this project"),
-    ({"label_targets": [0.9]}, "must be an object"),
-    ({"threshold": 0.3}, "Unknown setting"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"precision_target": 1.5}, "from 0.5 to 0.999"),
+        ({"precision_target": "high"}, "from 0.5 to 0.999"),
+        ({"label_targets": {"999999": 0.9}}, "not a label of this project"),
+        ({"label_targets": [0.9]}, "must be an object"),
+        ({"threshold": 0.3}, "Unknown setting"),
+    ],
+)
 def test_a_bad_setting_is_a_400_that_says_what_to_fix(client, pets, body, says):
     project, owner = pets
     client.force_login(owner)
@@ -87,12 +96,17 @@ def test_accept_all_accepts_only_confident_suggestions(client, pets):
     (image_id,) = add_images(project, 1)
     probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED)
     ProjectModelState.objects.create(project=project, probe_run=probe)
-    Suggestion.objects.bulk_create([
-        Suggestion(run=probe, image_id=image_id, label=cat, probability=0.93, predicted=True),
-        Suggestion(run=probe, image_id=image_id, label=dog, probability=0.97, predicted=False),  # not confident
-        Suggestion(run=probe, image_id=image_id, label=bird, probability=0.10, predicted=False)])
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(run=probe, image_id=image_id, label=cat, probability=0.93, predicted=True),
+            Suggestion(run=probe, image_id=image_id, label=dog, probability=0.97, predicted=False),  # not confident
+            Suggestion(run=probe, image_id=image_id, label=bird, probability=0.10, predicted=False),
+        ]
+    )
     client.force_login(annotator)
-    response = client.post(reverse("api_suggestions_accept_all", args=[image_id]), "{}", content_type="application/json")
+    response = client.post(
+        reverse("api_suggestions_accept_all", args=[image_id]), "{}", content_type="application/json"
+    )
     assert response.status_code == 200
     assert set(ImageTag.objects.filter(image_id=image_id).values_list("label__name", flat=True)) == {"cat"}
     assert set(SuggestionDecision.objects.values_list("label__name", flat=True)) == {"cat"}
@@ -107,14 +121,41 @@ def test_rejections_withdraw_a_labels_confidence_at_once(pets):
     ids = add_images(project, 6)
     # cat and dog were confident on 30 of 30 out-of-fold predictions (bound 0.917 >= 0.9).
     assert wilson_lower(30, 30) >= 0.9 > wilson_lower(30, 31)
-    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, metrics={
-        "trust": {"labels": [{"label_id": cat.id, "target": 0.9, "confident": True, "threshold": 0.8,
-                              "predictions": 30, "correct": 30},
-                             {"label_id": dog.id, "target": 0.9, "confident": True, "threshold": 0.8,
-                              "predictions": 30, "correct": 30}]}})
+    probe = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PROBE,
+        status=RunStatus.SUCCEEDED,
+        metrics={
+            "trust": {
+                "labels": [
+                    {
+                        "label_id": cat.id,
+                        "target": 0.9,
+                        "confident": True,
+                        "threshold": 0.8,
+                        "predictions": 30,
+                        "correct": 30,
+                    },
+                    {
+                        "label_id": dog.id,
+                        "target": 0.9,
+                        "confident": True,
+                        "threshold": 0.8,
+                        "predictions": 30,
+                        "correct": 30,
+                    },
+                ]
+            }
+        },
+    )
     ProjectModelState.objects.create(project=project, probe_run=probe)
-    Suggestion.objects.bulk_create([Suggestion(run=probe, image_id=i, label=label, probability=0.9, predicted=True)
-                                    for i in ids for label in (cat, dog)])
+    Suggestion.objects.bulk_create(
+        [
+            Suggestion(run=probe, image_id=i, label=label, probability=0.9, predicted=True)
+            for i in ids
+            for label in (cat, dog)
+        ]
+    )
     from annotator.models import Image
 
     # An accepted dog keeps dog confident (31 of 31); one rejected cat is 30 of 31: bound 0.868 < 0.9.

@@ -33,10 +33,21 @@ def test_a_fit_with_no_trainable_label_succeeds_with_a_message_and_no_suggestion
 
 
 def test_metrics_are_stored_without_nan_or_infinity(db):
-    run = TrainingRun.objects.create(project=make_scene_project(owner=make_user("o"), images=2, labeled=0),
-                                     kind=RunKind.PROBE, status=RunStatus.RUNNING, worker="w")
-    assert finish(run, RunStatus.SUCCEEDED, metrics={
-        "a": float("nan"), "b": [np.float32("inf"), 1.5], "c": {"d": np.int64(3), "e": np.array([np.nan, 2.0])}})
+    run = TrainingRun.objects.create(
+        project=make_scene_project(owner=make_user("o"), images=2, labeled=0),
+        kind=RunKind.PROBE,
+        status=RunStatus.RUNNING,
+        worker="w",
+    )
+    assert finish(
+        run,
+        RunStatus.SUCCEEDED,
+        metrics={
+            "a": float("nan"),
+            "b": [np.float32("inf"), 1.5],
+            "c": {"d": np.int64(3), "e": np.array([np.nan, 2.0])},
+        },
+    )
     run.refresh_from_db()
     assert run.metrics == {"a": None, "b": [None, 1.5], "c": {"d": 3, "e": [None, 2.0]}}
     json.dumps(run.metrics, allow_nan=False)

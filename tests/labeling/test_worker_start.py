@@ -18,8 +18,13 @@ def _start(tmp_path, **env) -> str:
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\nnice\nionice -p $$\n")
     fake.chmod(0o755)
-    result = subprocess.run([str(ROOT / "bin" / "worker")], env={**os.environ, "PYTHON": str(fake), **env},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(ROOT / "bin" / "worker")],
+        env={**os.environ, "PYTHON": str(fake), **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -18,8 +18,12 @@ def annotation_state(*, image: Image) -> dict:
     with the current model's suggestions and its note, in the answer's documented key order."""
     state = selectors.annotation_state(image=image)
     review = state.pop("review")
-    return {**state, "suggestions": image_suggestions(image=image),
-            "model_note": model_note(project_id=image.project_id), "review": review}
+    return {
+        **state,
+        "suggestions": image_suggestions(image=image),
+        "model_note": model_note(project_id=image.project_id),
+        "review": review,
+    }
 
 
 def image_list(*, project_id: int, suggested_label: int | None = None, **filters) -> Page:
@@ -28,6 +32,9 @@ def image_list(*, project_id: int, suggested_label: int | None = None, **filters
     where = None
     if suggested_label is not None:
         probe_run = ProjectModelState.objects.filter(project_id=project_id).values("probe_run_id")[:1]
-        where = Exists(Suggestion.objects.filter(run_id=Subquery(probe_run), image=OuterRef("pk"),
-                                                 label_id=suggested_label, predicted=True))
+        where = Exists(
+            Suggestion.objects.filter(
+                run_id=Subquery(probe_run), image=OuterRef("pk"), label_id=suggested_label, predicted=True
+            )
+        )
     return selectors.image_list(project_id=project_id, where=where, **filters)

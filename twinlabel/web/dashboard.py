@@ -16,8 +16,16 @@ from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
 from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
-from labeling.models import (Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             SuggestionDecision, TrainingRun)
+from labeling.models import (
+    Decision,
+    EmbeddingSet,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from labeling.paths import projection_path
 from labeling.selectors import run_files
 
@@ -35,6 +43,8 @@ class Day(Func):
 
     def as_sqlite(self, compiler, connection, **extra):  # stored as UTC text: 'YYYY-MM-DD HH:MM:SS'
         return super().as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
+
+
 ACTIVITY_DAYS = 30  # the per-annotator, per-day charts cover the last month
 
 
@@ -67,18 +77,31 @@ def progress(*, project_id: int, probe_run_id: int | None) -> dict[str, int]:
     unlabeled = counts[ImageStatus.UNLABELED] + counts[ImageStatus.IN_PROGRESS]
     suggested = 0
     if probe_run_id is not None:
-        suggested = (Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
-                     .values("image_id").distinct().count())
-    return {"submitted": counts[ImageStatus.SUBMITTED], "with_suggestions": suggested,
-            "unlabeled": unlabeled - suggested, "skipped": counts[ImageStatus.SKIPPED], "total": counts["total"]}
+        suggested = (
+            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+            .values("image_id")
+            .distinct()
+            .count()
+        )
+    return {
+        "submitted": counts[ImageStatus.SUBMITTED],
+        "with_suggestions": suggested,
+        "unlabeled": unlabeled - suggested,
+        "skipped": counts[ImageStatus.SKIPPED],
+        "total": counts["total"],
+    }
 
 
 def submissions_by_day(*, project_id: int) -> list[dict]:
     """[{submitted_by, day, n}] over the project's life: one grouped query (an index-only scan of
     image_project_submissions) that feeds both the progress-over-time and the annotator charts."""
-    return list(Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
-                .annotate(day=Day("submitted_at")).values("submitted_by", "day")
-                .annotate(n=Count("id"), boxes=Sum("box_count"), tags=Sum("human_tag_count")).order_by("day"))
+    return list(
+        Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
+        .annotate(day=Day("submitted_at"))
+        .values("submitted_by", "day")
+        .annotate(n=Count("id"), boxes=Sum("box_count"), tags=Sum("human_tag_count"))
+        .order_by("day")
+    )
 
 
 def submitted_per_day(*, project_id: int, rows: list[dict] | None = None) -> list[dict]:
@@ -103,19 +126,33 @@ def annotator_activity(*, project_id: int, since, submissions: list[dict] | None
     for row in submissions if submissions is not None else submissions_by_day(project_id=project_id):
         if row["submitted_by"] is not None and row["day"] >= first_day:
             days[(row["submitted_by"], row["day"].isoformat())] = {
-                "images": row["n"], "boxes": row["boxes"] or 0, "tags": row["tags"] or 0}
+                "images": row["n"],
+                "boxes": row["boxes"] or 0,
+                "tags": row["tags"] or 0,
+            }
     medians = median_seconds_per_image(project_id=project_id)
-    decisions = {row["user"]: row for row in SuggestionDecision.objects.filter(image__project_id=project_id)
-                 .values("user").annotate(accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)),
-                                          decided=Count("id")).order_by()}
+    decisions = {
+        row["user"]: row
+        for row in SuggestionDecision.objects.filter(image__project_id=project_id)
+        .values("user")
+        .annotate(accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id"))
+        .order_by()
+    }
     user_ids = {u for u, _ in days} | set(medians) | {u for u in decisions if u is not None}
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
     people = []
     for user_id in sorted(user_ids, key=lambda u: names.get(u, "")):
         d = decisions.get(user_id, {"accepted": 0, "decided": 0})
-        people.append({"id": user_id, "name": names.get(user_id, f"user {user_id}"),
-                       "median_seconds": medians.get(user_id), "accepted": d["accepted"], "decided": d["decided"],
-                       "accept_rate": round(d["accepted"] / d["decided"], 4) if d["decided"] else None})
+        people.append(
+            {
+                "id": user_id,
+                "name": names.get(user_id, f"user {user_id}"),
+                "median_seconds": medians.get(user_id),
+                "accepted": d["accepted"],
+                "decided": d["decided"],
+                "accept_rate": round(d["accepted"] / d["decided"], 4) if d["decided"] else None,
+            }
+        )
     per_day = [{"user": user_id, "day": day, **values} for (user_id, day), values in sorted(days.items())]
     return {"people": people, "per_day": per_day}
 
@@ -127,8 +164,13 @@ def median_seconds_per_image(*, project_id: int) -> dict[int, float]:
     # image_project_work_time holds exactly these rows, in this order.
     timed = Image.objects.filter(project_id=project_id, work_seconds__isnull=False, submitted_by__isnull=False)
     if connection.vendor == "postgresql":  # an ordered-set aggregate: one sort per annotator, no window
-        return {user_id: round(m, 2) for user_id, m in timed.values_list("submitted_by").annotate(
-            m=Median("work_seconds")).order_by().values_list("submitted_by", "m")}
+        return {
+            user_id: round(m, 2)
+            for user_id, m in timed.values_list("submitted_by")
+            .annotate(m=Median("work_seconds"))
+            .order_by()
+            .values_list("submitted_by", "m")
+        }
     # SQLite: per annotator, the middle one or two rows by OFFSET along that index, which steps
     # through it in C; all annotators in one UNION ALL. Numbering every row with window functions
     # sorted and materialised them all: the query that kept the dashboard from being flat (64 ms at
@@ -137,12 +179,19 @@ def median_seconds_per_image(*, project_id: int) -> dict[int, float]:
     middles: dict[int, list[float]] = {}
     for first in range(0, len(counts), 400):  # SQLite allows 500 terms in one compound SELECT
         # Django refuses sliced parts in .union(): each part is compiled by the ORM, joined here.
-        parts = [(timed.filter(submitted_by=user_id).order_by("work_seconds")
-                  .values_list("submitted_by", "work_seconds")[(n - 1) // 2: n // 2 + 1]).query.sql_with_params()
-                 for user_id, n in counts[first:first + 400]]
+        parts = [
+            (
+                timed.filter(submitted_by=user_id)
+                .order_by("work_seconds")
+                .values_list("submitted_by", "work_seconds")[(n - 1) // 2 : n // 2 + 1]
+            ).query.sql_with_params()
+            for user_id, n in counts[first : first + 400]
+        ]
         with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(f"SELECT * FROM ({sql})" for sql, _ in parts),
-                           [p for _, params in parts for p in params])
+            cursor.execute(
+                " UNION ALL ".join(f"SELECT * FROM ({sql})" for sql, _ in parts),
+                [p for _, params in parts for p in params],
+            )
             for user_id, seconds in cursor.fetchall():
                 middles.setdefault(user_id, []).append(seconds)
     return {user_id: round(sum(v) / len(v), 2) for user_id, v in middles.items()}
@@ -161,25 +210,46 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
     attribute), images tagged by people, tags accepted from the model, and images the current probe
     suggests it for."""
     flags = ("occluded", "truncated", "difficult")
-    out = {row["id"]: {"label": row["id"], "boxes": 0, "human_tags": 0, "model_tags": 0, "suggested": 0,
-                       "with_attributes": 0, **dict.fromkeys(flags, 0)}
-           for row in LabelClass.objects.filter(project_id=project_id).values("id")}
+    out = {
+        row["id"]: {
+            "label": row["id"],
+            "boxes": 0,
+            "human_tags": 0,
+            "model_tags": 0,
+            "suggested": 0,
+            "with_attributes": 0,
+            **dict.fromkeys(flags, 0),
+        }
+        for row in LabelClass.objects.filter(project_id=project_id).values("id")
+    }
     for label_id, n in label_box_counts(project_id=project_id).items():  # counters, not a scan of the boxes
         out[label_id]["boxes"] = n
     # Attribute counts: one grouped query over the boxes that have any (a box stores only the
     # attributes that are set, so a key's presence counts). Not a counter yet: it scans the boxes.
-    for row in (Box.objects.filter(label__project_id=project_id).exclude(attributes={}).values("label_id")
-                .annotate(with_attributes=Count("id"),
-                          **{f: Count("id", filter=Q(**{f"attributes__{f}": True})) for f in flags}).order_by()):
+    for row in (
+        Box.objects.filter(label__project_id=project_id)
+        .exclude(attributes={})
+        .values("label_id")
+        .annotate(
+            with_attributes=Count("id"), **{f: Count("id", filter=Q(**{f"attributes__{f}": True})) for f in flags}
+        )
+        .order_by()
+    ):
         out[row.pop("label_id")].update(row)
-    for label_id, human, model in (ImageTag.objects.filter(label__project_id=project_id).values_list("label_id")
-                                   .annotate(h=Count("id", filter=Q(source=Source.HUMAN)),
-                                             m=Count("id", filter=Q(source=Source.MODEL))).order_by()):
+    for label_id, human, model in (
+        ImageTag.objects.filter(label__project_id=project_id)
+        .values_list("label_id")
+        .annotate(h=Count("id", filter=Q(source=Source.HUMAN)), m=Count("id", filter=Q(source=Source.MODEL)))
+        .order_by()
+    ):
         out[label_id]["human_tags"], out[label_id]["model_tags"] = human, model
     if probe_run_id is not None:
-        for label_id, n in (Suggestion.objects.filter(run_id=probe_run_id, predicted=True,
-                                                      image__status__in=UNLABELED)
-                            .values_list("label_id").annotate(n=Count("id")).order_by()):
+        for label_id, n in (
+            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+            .values_list("label_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        ):
             out[label_id]["suggested"] = n
     return list(out.values())
 
@@ -192,15 +262,27 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
     run's calibration error and learning curve. Four queries."""
     from labeling.trust import live_estimate
 
-    rows = {label_id: (accepted, decided) for label_id, accepted, decided in
-            SuggestionDecision.objects.filter(label__project_id=project_id).values_list("label_id")
-            .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id")).order_by()}
-    current = {label_id: (accepted, decided) for label_id, accepted, decided in
-               SuggestionDecision.objects.filter(run_id=probe_run_id).values_list("label_id")
-               .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id")).order_by()
-               } if probe_run_id else {}
-    metrics = (TrainingRun.objects.filter(pk=probe_run_id).values_list("metrics", flat=True).first()
-               if probe_run_id else None) or {}
+    rows = {
+        label_id: (accepted, decided)
+        for label_id, accepted, decided in SuggestionDecision.objects.filter(label__project_id=project_id)
+        .values_list("label_id")
+        .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id"))
+        .order_by()
+    }
+    current = (
+        {
+            label_id: (accepted, decided)
+            for label_id, accepted, decided in SuggestionDecision.objects.filter(run_id=probe_run_id)
+            .values_list("label_id")
+            .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id"))
+            .order_by()
+        }
+        if probe_run_id
+        else {}
+    )
+    metrics = (
+        TrainingRun.objects.filter(pk=probe_run_id).values_list("metrics", flat=True).first() if probe_run_id else None
+    ) or {}
     cv = metrics.get("cv") or {}
     trust = metrics.get("trust") or {}
     by_name = {name: (ap, f1) for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", []))}
@@ -212,43 +294,96 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
         ap, f1 = by_name.get(name, (None, None))
         entry = fit.get(label_id) or {}
         now_accepted, now_decided = current.get(label_id, (0, 0))
-        estimate = (live_estimate(entry=entry, accepted=now_accepted, rejected=now_decided - now_accepted)
-                    if entry.get("confident") else {"precision": None, "precision_lower_bound": None, "measured": 0})
-        labels.append({"label": label_id, "accepted": accepted, "decided": decided,
-                       "accept_rate": round(accepted / decided, 4) if decided else None, "cv_ap": ap, "cv_f1": f1,
-                       "target": entry.get("target"), "confident": bool(entry.get("confident")),
-                       "near_chance": entry.get("near_chance"), "threshold": entry.get("threshold"),
-                       "estimated_precision": estimate["precision"],
-                       "precision_lower_bound": estimate["precision_lower_bound"],
-                       "coverage": coverage["by_label"].get(label_id, 0) / coverage["unlabeled"]
-                       if coverage["unlabeled"] else None})
-    return {"probe_run": probe_run_id, "map": cv.get("map"), "micro_f1": cv.get("micro_f1"),
-            "macro_f1": cv.get("macro_f1"), "labeled": metrics.get("labeled"), "labels": labels,
-            "ece": trust.get("ece"), "learning_curve": metrics.get("learning_curve") or [],
-            "still_learning": trust.get("still_learning")}
+        estimate = (
+            live_estimate(entry=entry, accepted=now_accepted, rejected=now_decided - now_accepted)
+            if entry.get("confident")
+            else {"precision": None, "precision_lower_bound": None, "measured": 0}
+        )
+        labels.append(
+            {
+                "label": label_id,
+                "accepted": accepted,
+                "decided": decided,
+                "accept_rate": round(accepted / decided, 4) if decided else None,
+                "cv_ap": ap,
+                "cv_f1": f1,
+                "target": entry.get("target"),
+                "confident": bool(entry.get("confident")),
+                "near_chance": entry.get("near_chance"),
+                "threshold": entry.get("threshold"),
+                "estimated_precision": estimate["precision"],
+                "precision_lower_bound": estimate["precision_lower_bound"],
+                "coverage": coverage["by_label"].get(label_id, 0) / coverage["unlabeled"]
+                if coverage["unlabeled"]
+                else None,
+            }
+        )
+    return {
+        "probe_run": probe_run_id,
+        "map": cv.get("map"),
+        "micro_f1": cv.get("micro_f1"),
+        "macro_f1": cv.get("macro_f1"),
+        "labeled": metrics.get("labeled"),
+        "labels": labels,
+        "ece": trust.get("ece"),
+        "learning_curve": metrics.get("learning_curve") or [],
+        "still_learning": trust.get("still_learning"),
+    }
 
 
 def confident_coverage(*, project_id: int, probe_run_id: int | None) -> dict:
     """Unlabeled images, and per label how many of them hold a confident suggestion (one grouped query)."""
     counts = project_status_counts(project_id=project_id)
     unlabeled = counts[ImageStatus.UNLABELED] + counts[ImageStatus.IN_PROGRESS]
-    by_label = dict(Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
-                    .values_list("label_id").annotate(n=Count("id")).order_by()) if probe_run_id else {}
+    by_label = (
+        dict(
+            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+            .values_list("label_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        if probe_run_id
+        else {}
+    )
     return {"unlabeled": unlabeled, "by_label": by_label}
 
 
-RUN_LIST_FIELDS = ("id", "kind", "status", "config", "epoch", "epochs", "step", "steps_per_epoch", "loss",
-                   "images_per_s", "device", "error", "created_at", "started_at", "finished_at", "heartbeat_at",
-                   "backbone_run_id", "cancel_requested")
+RUN_LIST_FIELDS = (
+    "id",
+    "kind",
+    "status",
+    "config",
+    "epoch",
+    "epochs",
+    "step",
+    "steps_per_epoch",
+    "loss",
+    "images_per_s",
+    "device",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "heartbeat_at",
+    "backbone_run_id",
+    "cancel_requested",
+)
 
 
 def runs_with_probe_metrics(*, project_id: int, limit: int = 50) -> list[dict]:
     """Recent runs (no loss history: the run detail has it), each pretraining with the metrics of
     the newest successful probe fitted on its features. Two queries."""
-    latest_probe = (TrainingRun.objects.filter(backbone_run=OuterRef("pk"), kind=RunKind.PROBE,
-                                               status=RunStatus.SUCCEEDED).order_by("-id").values("id")[:1])
-    runs = list(TrainingRun.objects.filter(project_id=project_id).order_by("-id")
-                .annotate(probe_id=Subquery(latest_probe)).values(*RUN_LIST_FIELDS, "probe_id", "metrics")[:limit])
+    latest_probe = (
+        TrainingRun.objects.filter(backbone_run=OuterRef("pk"), kind=RunKind.PROBE, status=RunStatus.SUCCEEDED)
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    runs = list(
+        TrainingRun.objects.filter(project_id=project_id)
+        .order_by("-id")
+        .annotate(probe_id=Subquery(latest_probe))
+        .values(*RUN_LIST_FIELDS, "probe_id", "metrics")[:limit]
+    )
     probe_ids = {r["probe_id"] for r in runs if r["probe_id"]}
     probe_metrics = dict(TrainingRun.objects.filter(pk__in=probe_ids).values_list("id", "metrics"))
     out = []
@@ -258,24 +393,37 @@ def runs_with_probe_metrics(*, project_id: int, limit: int = 50) -> list[dict]:
         r.pop("probe_id", None)
         end = r["finished_at"] or r["heartbeat_at"]
         cv = probe.get("cv") or {}
-        out.append({**{k: v for k, v in r.items() if k not in ("heartbeat_at", "started_at")},
-                    "created_at": r["created_at"].isoformat(),
-                    "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
-                    "duration_s": round((end - r["started_at"]).total_seconds(), 1) if r["started_at"] and end else None,
-                    "final_loss": own.get("final_loss"), "files": run_files(run_id=r["id"]),
-                    "probe": {"map": cv.get("map"), "micro_f1": cv.get("micro_f1"), "macro_f1": cv.get("macro_f1"),
-                              "labeled": probe.get("labeled")} if cv else None})
+        out.append(
+            {
+                **{k: v for k, v in r.items() if k not in ("heartbeat_at", "started_at")},
+                "created_at": r["created_at"].isoformat(),
+                "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+                "duration_s": round((end - r["started_at"]).total_seconds(), 1) if r["started_at"] and end else None,
+                "final_loss": own.get("final_loss"),
+                "files": run_files(run_id=r["id"]),
+                "probe": {
+                    "map": cv.get("map"),
+                    "micro_f1": cv.get("micro_f1"),
+                    "macro_f1": cv.get("macro_f1"),
+                    "labeled": probe.get("labeled"),
+                }
+                if cv
+                else None,
+            }
+        )
     return out
 
 
-def embedding_points(*, project_id: int, after: int | None = None, limit: int = 5000,
-                     max_points: int = 20_000) -> dict:
+def embedding_points(*, project_id: int, after: int | None = None, limit: int = 5000, max_points: int = 20_000) -> dict:
     """One page (by image id, keyset) of the embedding map of the current backbone: a fixed,
     evenly spaced sample of at most ``max_points`` images, each with its 2-D position and what it
     is coloured by: the human label (submitted), the top suggestion (unlabeled) or neither."""
     state = ProjectModelState.objects.filter(project_id=project_id).first()
-    embedding = (EmbeddingSet.objects.filter(run_id=state.pretrain_run_id).order_by("-id").first()
-                 if state and state.pretrain_run_id else None)
+    embedding = (
+        EmbeddingSet.objects.filter(run_id=state.pretrain_run_id).order_by("-id").first()
+        if state and state.pretrain_run_id
+        else None
+    )
     path = projection_path(embedding.path) if embedding else None
     if path is None or not path.exists():
         return {"points": [], "next_after": None, "total": 0, "sampled": 0, "run": None}
@@ -286,15 +434,20 @@ def embedding_points(*, project_id: int, after: int | None = None, limit: int = 
     stride = max(1, -(-len(ids) // max_points))
     ids, xy = ids[::stride], xy[::stride]
     start = int(np.searchsorted(ids, after, side="right")) if after is not None else 0
-    page_ids, page_xy = ids[start:start + limit], xy[start:start + limit]
+    page_ids, page_xy = ids[start : start + limit], xy[start : start + limit]
     page_ids = page_ids.tolist()
     points = _colour_points(project_id, page_ids, state.probe_run_id)
     xy_rows = page_xy.astype(np.float32).round(3).tolist()  # one conversion, not one per element
     rows = [[i, x, y, *points.get(i, ("missing", None))] for i, (x, y) in zip(page_ids, xy_rows)]
     rows = [r for r in rows if r[3] != "missing"]  # images deleted since the embedding
     more = start + limit < len(ids)
-    return {"points": rows, "next_after": page_ids[-1] if more and page_ids else None,
-            "total": int(len(order)), "sampled": int(len(ids)), "run": state.pretrain_run_id}
+    return {
+        "points": rows,
+        "next_after": page_ids[-1] if more and page_ids else None,
+        "total": int(len(order)),
+        "sampled": int(len(ids)),
+        "run": state.pretrain_run_id,
+    }
 
 
 def id_set(ids: list[int]) -> RawSQL:
@@ -312,15 +465,21 @@ def _colour_points(project_id: int, image_ids: list[int], probe_run_id: int | No
     submitted = [i for i, s in status.items() if s == ImageStatus.SUBMITTED]
     human: dict[int, int] = {}
     for model in (ImageTag, Box):  # tags first: a box's class is the fallback
-        for image_id, label_id in (model.objects.filter(image_id__in=id_set(submitted))
-                                   .order_by("image_id", "label_id").values_list("image_id", "label_id").distinct()):
+        for image_id, label_id in (
+            model.objects.filter(image_id__in=id_set(submitted))
+            .order_by("image_id", "label_id")
+            .values_list("image_id", "label_id")
+            .distinct()
+        ):
             human.setdefault(image_id, label_id)
     suggested: dict[int, int] = {}
     if probe_run_id is not None:
         open_ids = [i for i, s in status.items() if s in UNLABELED]
-        for image_id, label_id in (Suggestion.objects.filter(run_id=probe_run_id, image_id__in=id_set(open_ids),
-                                                             predicted=True)
-                                   .order_by("image_id", "-probability").values_list("image_id", "label_id")):
+        for image_id, label_id in (
+            Suggestion.objects.filter(run_id=probe_run_id, image_id__in=id_set(open_ids), predicted=True)
+            .order_by("image_id", "-probability")
+            .values_list("image_id", "label_id")
+        ):
             suggested.setdefault(image_id, label_id)
     out = {}
     for image_id, s in status.items():

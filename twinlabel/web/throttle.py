@@ -47,7 +47,9 @@ def _fail_open(default):
             except Exception as error:  # the cache's client errors (redis.ConnectionError, time-outs, OSError)
                 log.warning("login throttle: the cache is unreachable (%s); not counting", error)
                 return default
+
         return safe
+
     return wrap
 
 

@@ -14,8 +14,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("archive", type=Path)
-        parser.add_argument("--with-models", action="store_true",
-                            help="also MODEL_DIR (checkpoints, embeddings, caches); large, and can be recomputed")
+        parser.add_argument(
+            "--with-models",
+            action="store_true",
+            help="also MODEL_DIR (checkpoints, embeddings, caches); large, and can be recomputed",
+        )
 
     def handle(self, *args, archive: Path, with_models: bool, **options):
         summary = backup_write(path=archive, with_models=with_models)

@@ -1,7 +1,7 @@
 """Export a project's annotations to a file (or stdout), streaming: the same code as the API's export.
 
-    python manage.py export <project_id> --format coco|voc|yolo|csv|json [--status submitted|all|...] [--images]
-                            [--predictions 0.5] [-o out.json]
+python manage.py export <project_id> --format coco|voc|yolo|csv|json [--status submitted|all|...] [--images]
+                        [--predictions 0.5] [-o out.json]
 """
 
 from __future__ import annotations
@@ -22,21 +22,40 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project_id", type=int)
         parser.add_argument("--format", required=True, choices=[writer.name for writer in registry.writers()])
-        parser.add_argument("--status", choices=[*ImageStatus.values, "all"], default="submitted",
-                            help="only images with this status (default: submitted); all: every image")
-        parser.add_argument("--predictions", type=float, metavar="P",
-                            help="include the model's suggestions with probability ≥ P as predictions")
+        parser.add_argument(
+            "--status",
+            choices=[*ImageStatus.values, "all"],
+            default="submitted",
+            help="only images with this status (default: submitted); all: every image",
+        )
+        parser.add_argument(
+            "--predictions",
+            type=float,
+            metavar="P",
+            help="include the model's suggestions with probability ≥ P as predictions",
+        )
         parser.add_argument("--images", action="store_true", help="YOLO: put the image files in the zip too")
         parser.add_argument("-o", "--output", help="file to write (default: stdout)")
 
-    def handle(self, *args, project_id: int, format: str, status: str | None, predictions: float | None,
-               output: str | None, images: bool = False, **options):
+    def handle(
+        self,
+        *args,
+        project_id: int,
+        format: str,
+        status: str | None,
+        predictions: float | None,
+        output: str | None,
+        images: bool = False,
+        **options,
+    ):
         project = Project.objects.filter(pk=project_id).first()
         if project is None:
             raise CommandError(f"There is no project {project_id}.")
         try:
-            chunks = export_stream(project=project, options=ExportOptions(format=format, status=status,
-                                                                         predictions_min=predictions, images=images))
+            chunks = export_stream(
+                project=project,
+                options=ExportOptions(format=format, status=status, predictions_min=predictions, images=images),
+            )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         out = open(output, "wb") if output else sys.stdout.buffer

@@ -1,6 +1,6 @@
 """Import annotation files into a project, matched to its images by file name; all or nothing.
 
-    python manage.py import_annotations <project_id> --format coco|yolo|voc|labelstudio|json FILE [FILE ...]
+python manage.py import_annotations <project_id> --format coco|yolo|voc|labelstudio|json FILE [FILE ...]
 """
 
 from __future__ import annotations

@@ -35,8 +35,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         finally:
             bar.close()
-        self.stdout.write(f"{len(report.imported)} imported, {len(report.duplicates)} duplicates, "
-                          f"{len(report.rejected)} rejected")
+        self.stdout.write(
+            f"{len(report.imported)} imported, {len(report.duplicates)} duplicates, {len(report.rejected)} rejected"
+        )
         for rejection in report.rejected:
             self.stdout.write(f"  rejected {rejection.name}: {rejection.reason}")
         for same in report.same_name:

@@ -20,13 +20,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--delete", action="store_true", help="delete them (default: only list them)")
-        parser.add_argument("--grace", type=int, metavar="SECONDS",
-                            help="only files older than this (default: MEDIA_GC_GRACE_SECONDS)")
+        parser.add_argument(
+            "--grace", type=int, metavar="SECONDS", help="only files older than this (default: MEDIA_GC_GRACE_SECONDS)"
+        )
 
     def handle(self, *args, delete: bool, grace: int | None, **options):
         report = media_gc(delete=delete, grace_seconds=grace)
         for name in report.orphans:
             self.stdout.write(name)
         verb = "deleted" if delete else "found (dry run: --delete deletes them)"
-        self.stderr.write(f"{len(report.orphans)} unreferenced files, {report.bytes} bytes, {verb}; "
-                          f"{report.too_young} more are younger than the grace period.")
+        self.stderr.write(
+            f"{len(report.orphans)} unreferenced files, {report.bytes} bytes, {verb}; "
+            f"{report.too_young} more are younger than the grace period."
+        )

@@ -25,7 +25,9 @@ class Command(BaseCommand):
             self.stdout.write(f"project {project_id}: {counts}" + (f" (corrected {drift})" if drift else ""))
             stored_boxes = label_box_counts(project_id=project_id)
             boxes = label_box_counts_recount(project_id=project_id)
-            box_drift = {label: n - stored_boxes.get(label, 0) for label, n in boxes.items()
-                         if n != stored_boxes.get(label, 0)}
-            self.stdout.write(f"project {project_id} boxes per label: {boxes}"
-                              + (f" (corrected {box_drift})" if box_drift else ""))
+            box_drift = {
+                label: n - stored_boxes.get(label, 0) for label, n in boxes.items() if n != stored_boxes.get(label, 0)
+            }
+            self.stdout.write(
+                f"project {project_id} boxes per label: {boxes}" + (f" (corrected {box_drift})" if box_drift else "")
+            )

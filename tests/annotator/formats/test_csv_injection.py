@@ -6,7 +6,7 @@ import io
 
 from annotator.formats import BoxRecord, ExportMeta, ImageRecord, LabelInfo, Prediction, csv_multilabel
 
-LABELS = ("=HYPERLINK(\"http://x\",\"y\")", "+cmd", "-minus", "@at", "\tTab", "cat")
+LABELS = ('=HYPERLINK("http://x","y")', "+cmd", "-minus", "@at", "\tTab", "cat")
 META = ExportMeta(project="p", labels=tuple(LabelInfo(n) for n in LABELS))
 
 
@@ -16,13 +16,19 @@ def _rows(images, predictions=False):
 
 
 def test_formula_starts_in_file_names_and_labels_become_text():
-    image = ImageRecord(1, "=2+5+cmd|' -C calc'!A0.png", 10, 20, tags=("cat",),
-                        boxes=(BoxRecord("=HYPERLINK(\"http://x\",\"y\")", 1, 1, 2, 2),),
-                        predictions=(Prediction("+cmd", 0.75),))
+    image = ImageRecord(
+        1,
+        "=2+5+cmd|' -C calc'!A0.png",
+        10,
+        20,
+        tags=("cat",),
+        boxes=(BoxRecord('=HYPERLINK("http://x","y")', 1, 1, 2, 2),),
+        predictions=(Prediction("+cmd", 0.75),),
+    )
     header, row = _rows([image], predictions=True)
     assert header[:3] == ["file_name", "width", "height"]
-    assert header[3:9] == ["'=HYPERLINK(\"http://x\",\"y\")", "'+cmd", "'-minus", "'@at", "'\tTab", "cat"]
-    assert header[9] == "'=HYPERLINK(\"http://x\",\"y\")_score" and header[-1] == "cat_score"
+    assert header[3:9] == ['\'=HYPERLINK("http://x","y")', "'+cmd", "'-minus", "'@at", "'\tTab", "cat"]
+    assert header[9] == '\'=HYPERLINK("http://x","y")_score' and header[-1] == "cat_score"
     assert row[0] == "'=2+5+cmd|' -C calc'!A0.png"
     assert row[1:3] == ["10", "20"] and row[3] == "1" and row[8] == "1"
     assert row[10] == "0.75"  # numbers are numbers (full precision since issue 14 item 6, not rounded)

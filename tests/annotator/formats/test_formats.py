@@ -14,15 +14,37 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
-from annotator.formats import (BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, Prediction, coco,
-                               csv_multilabel, labelstudio, native, voc, yolo)
+from annotator.formats import (
+    BoxRecord,
+    ExportMeta,
+    FormatError,
+    ImageRecord,
+    LabelInfo,
+    Prediction,
+    coco,
+    csv_multilabel,
+    labelstudio,
+    native,
+    voc,
+    yolo,
+)
 
-META = ExportMeta(project="Pets", labels=(LabelInfo("cat", "#ff0000"), LabelInfo("dog", "#00ff00"),
-                                          LabelInfo("indoor", "#0000ff")), box_labels=("cat", "dog"))
+META = ExportMeta(
+    project="Pets",
+    labels=(LabelInfo("cat", "#ff0000"), LabelInfo("dog", "#00ff00"), LabelInfo("indoor", "#0000ff")),
+    box_labels=("cat", "dog"),
+)
 IMAGES = [
-    ImageRecord(11, "a.png", 640, 480, "submitted", (BoxRecord("cat", 10.5, 20.0, 100.0, 50.25),
-                                                     BoxRecord("dog", 300.0, 200.0, 340.0, 280.0)),
-                ("indoor",), (Prediction("dog", 0.91),)),
+    ImageRecord(
+        11,
+        "a.png",
+        640,
+        480,
+        "submitted",
+        (BoxRecord("cat", 10.5, 20.0, 100.0, 50.25), BoxRecord("dog", 300.0, 200.0, 340.0, 280.0)),
+        ("indoor",),
+        (Prediction("dog", 0.91),),
+    ),
     ImageRecord(12, "b.jpg", 320, 240, "submitted", (), ("indoor", "cat")),
     ImageRecord(13, "c.png", 100, 100, "unlabeled"),
 ]
@@ -41,7 +63,9 @@ def test_it_writes_coco_that_pycocotools_loads_with_the_same_boxes(tmp_path):
     anns = api.loadAnns(api.getAnnIds(imgIds=[11]))
     names = {c["id"]: c["name"] for c in api.dataset["categories"]}
     assert [(names[a["category_id"]], a["bbox"]) for a in anns] == [
-        ("cat", [10.5, 20.0, 100.0, 50.25]), ("dog", [300.0, 200.0, 340.0, 280.0])]
+        ("cat", [10.5, 20.0, 100.0, 50.25]),
+        ("dog", [300.0, 200.0, 340.0, 280.0]),
+    ]
     assert anns[0]["area"] == pytest.approx(100.0 * 50.25) and anns[0]["iscrowd"] == 0
     assert len(set(api.getAnnIds())) == 2  # unique annotation ids
     image = api.loadImgs([12])[0]
@@ -64,15 +88,26 @@ def test_it_streams_big_coco_exports_in_chunks():
     assert len(json.loads(b"".join(chunks))["annotations"]) == 60_000
 
 
-@pytest.mark.parametrize("doc, message", [
-    (b"{not json", "not valid JSON"),
-    (b'{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 2, "category_id": 1}]}',
-     "does not list"),
-    (b'{"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "cat"}],'
-     b' "annotations": [{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4]}]}', "does not define"),
-    (b'{"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "cat"}],'
-     b' "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, "3"]}]}', "four numbers"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (b"{not json", "not valid JSON"),
+        (
+            b'{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 2, "category_id": 1}]}',
+            "does not list",
+        ),
+        (
+            b'{"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "cat"}],'
+            b' "annotations": [{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4]}]}',
+            "does not define",
+        ),
+        (
+            b'{"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "cat"}],'
+            b' "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, "3"]}]}',
+            "four numbers",
+        ),
+    ],
+)
 def test_it_refuses_broken_coco_with_a_message(doc, message):
     with pytest.raises(FormatError, match=message):
         coco.read(doc)
@@ -106,8 +141,9 @@ def test_it_writes_yolo_labels_normalised_to_the_unit_square():
         values = [float(v) for v in (cx, cy, w, h)]
         assert all(0 <= v <= 1 for v in values)
         assert data["names"][int(cls)] == box.label
-        assert values == pytest.approx([(box.x + box.w / 2) / 640, (box.y + box.h / 2) / 480, box.w / 640,
-                                        box.h / 480], abs=1e-6)
+        assert values == pytest.approx(
+            [(box.x + box.w / 2) / 640, (box.y + box.h / 2) / 480, box.w / 640, box.h / 480], abs=1e-6
+        )
     assert archive.read("labels/b.txt") == b""  # an image without boxes is a negative example
 
 
@@ -128,8 +164,17 @@ def test_it_reads_yolo_back_into_pixels():
 def test_it_writes_csv_one_row_per_image_with_a_column_per_label():
     text = _bytes(csv_multilabel.write(META, iter(IMAGES), predictions=True)).decode()
     frame = pd.read_csv(io.StringIO(text))
-    assert list(frame.columns) == ["file_name", "width", "height", "cat", "dog", "indoor",
-                                   "cat_score", "dog_score", "indoor_score"]
+    assert list(frame.columns) == [
+        "file_name",
+        "width",
+        "height",
+        "cat",
+        "dog",
+        "indoor",
+        "cat_score",
+        "dog_score",
+        "indoor_score",
+    ]
     rows = {r["file_name"]: r for r in csv.DictReader(io.StringIO(text))}
     assert (rows["a.png"]["cat"], rows["a.png"]["dog"], rows["a.png"]["indoor"]) == ("1", "1", "1")
     assert (rows["b.jpg"]["cat"], rows["b.jpg"]["dog"], rows["b.jpg"]["indoor"]) == ("1", "0", "1")
@@ -142,8 +187,7 @@ def test_it_round_trips_the_native_json():
     assert doc["format"] == "twinlabel" and [label["name"] for label in doc["labels"]] == ["cat", "dog", "indoor"]
     assert doc["images"][0]["predictions"] == [{"label": "dog", "score": 0.91}]
     parsed = native.read(json.dumps(doc).encode())
-    assert [(p.file_name, p.boxes, p.tags) for p in parsed.images] == [
-        (i.file_name, i.boxes, i.tags) for i in IMAGES]
+    assert [(p.file_name, p.boxes, p.tags) for p in parsed.images] == [(i.file_name, i.boxes, i.tags) for i in IMAGES]
 
 
 # A Label Studio JSON export as its documentation describes it
@@ -154,27 +198,54 @@ LABEL_STUDIO_EXPORT = [
     {
         "id": 1,
         "data": {"image": "/data/upload/1/6f2a1b9c-a.png"},
-        "annotations": [{
-            "id": 101, "completed_by": 1, "was_cancelled": False, "ground_truth": False,
-            "result": [
-                {"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
-                 "original_width": 640, "original_height": 480, "image_rotation": 0,
-                 "value": {"x": 10.0, "y": 25.0, "width": 50.0, "height": 12.5, "rotation": 0,
-                           "rectanglelabels": ["cat"]}},
-                {"id": "r2", "type": "choices", "from_name": "scene", "to_name": "image",
-                 "value": {"choices": ["indoor", "night"]}},
-                {"id": "r3", "type": "polygonlabels", "from_name": "poly", "to_name": "image",
-                 "value": {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat"]}},
-            ],
-        }],
+        "annotations": [
+            {
+                "id": 101,
+                "completed_by": 1,
+                "was_cancelled": False,
+                "ground_truth": False,
+                "result": [
+                    {
+                        "id": "r1",
+                        "type": "rectanglelabels",
+                        "from_name": "label",
+                        "to_name": "image",
+                        "original_width": 640,
+                        "original_height": 480,
+                        "image_rotation": 0,
+                        "value": {
+                            "x": 10.0,
+                            "y": 25.0,
+                            "width": 50.0,
+                            "height": 12.5,
+                            "rotation": 0,
+                            "rectanglelabels": ["cat"],
+                        },
+                    },
+                    {
+                        "id": "r2",
+                        "type": "choices",
+                        "from_name": "scene",
+                        "to_name": "image",
+                        "value": {"choices": ["indoor", "night"]},
+                    },
+                    {
+                        "id": "r3",
+                        "type": "polygonlabels",
+                        "from_name": "poly",
+                        "to_name": "image",
+                        "value": {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat"]},
+                    },
+                ],
+            }
+        ],
         "predictions": [],
     },
     {
         "id": 2,
         "data": {"image": "../media/upload/1/b.jpg"},
         "annotations": [
-            {"id": 102, "was_cancelled": True, "result": [
-                {"type": "choices", "value": {"choices": ["outdoor"]}}]},
+            {"id": 102, "was_cancelled": True, "result": [{"type": "choices", "value": {"choices": ["outdoor"]}}]},
         ],
     },
 ]
@@ -191,9 +262,26 @@ def test_it_reads_a_label_studio_export_converting_percent_to_pixels():
 
 
 def test_it_uses_the_image_size_when_label_studio_gives_none_and_encloses_rotated_boxes():
-    task = {"data": {"image": "x.png"}, "annotations": [{"result": [
-        {"type": "rectanglelabels", "value": {"x": 50, "y": 50, "width": 10, "height": 20, "rotation": 90,
-                                              "rectanglelabels": ["dog"]}}]}]}
+    task = {
+        "data": {"image": "x.png"},
+        "annotations": [
+            {
+                "result": [
+                    {
+                        "type": "rectanglelabels",
+                        "value": {
+                            "x": 50,
+                            "y": 50,
+                            "width": 10,
+                            "height": 20,
+                            "rotation": 90,
+                            "rectanglelabels": ["dog"],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
     (image,) = labelstudio.read(json.dumps([task]).encode(), lambda names: (200, 100)).images
     box = image.boxes[0]
     # 90° clockwise around the top-left corner (100, 50): the 20×20 rectangle swings to the left.
@@ -204,17 +292,24 @@ def test_voc_reads_back_what_it_writes_and_refuses_entities():
     from annotator.formats import BoxRecord, FormatError, ImageRecord
     from annotator.formats import voc as voc_format
 
-    image = ImageRecord(1, "a b&c.png", 200, 100, boxes=(BoxRecord("cat", 10, 20, 30, 40, {"truncated": True}),
-                                                         BoxRecord("dog <x>", 0, 0, 1, 1)))
+    image = ImageRecord(
+        1,
+        "a b&c.png",
+        200,
+        100,
+        boxes=(BoxRecord("cat", 10, 20, 30, 40, {"truncated": True}), BoxRecord("dog <x>", 0, 0, 1, 1)),
+    )
     parsed = voc_format.read([("Annotations/a.xml", voc_format.image_xml(image)), ("labels.txt", b"cat\n")])
     assert [(p.file_name, p.boxes) for p in parsed.images] == [
-        ("a b&c.png", (BoxRecord("cat", 10, 20, 30, 40, {"truncated": True}), BoxRecord("dog <x>", 0, 0, 1, 1)))]
+        ("a b&c.png", (BoxRecord("cat", 10, 20, 30, 40, {"truncated": True}), BoxRecord("dog <x>", 0, 0, 1, 1)))
+    ]
     assert parsed.labels == ["cat", "dog <x>"]
     bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><annotation><filename>&x;</filename></annotation>'
     with pytest.raises(FormatError, match="DOCTYPE"):
         voc_format.read([("b.xml", bomb)])
     with pytest.raises(FormatError, match="bndbox"):
-        voc_format.read([("c.xml", b"<annotation><filename>c.png</filename><object><name>cat</name></object>"
-                                   b"</annotation>")])
+        voc_format.read(
+            [("c.xml", b"<annotation><filename>c.png</filename><object><name>cat</name></object></annotation>")]
+        )
     with pytest.raises(FormatError, match="XML files"):
         voc_format.read([("labels.txt", b"cat\n")])

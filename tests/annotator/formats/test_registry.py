@@ -11,9 +11,13 @@ def test_it_lists_writers_and_readers_in_one_fixed_order():
 
 
 def test_it_names_export_files_and_media_types_as_before():
-    expected = {"coco": ("project-3-coco.json", "application/json"), "voc": ("project-3-voc.zip", "application/zip"),
-                "yolo": ("project-3-yolo.zip", "application/zip"), "csv": ("project-3-csv.csv", "text/csv"),
-                "json": ("project-3-json.json", "application/json")}
+    expected = {
+        "coco": ("project-3-coco.json", "application/json"),
+        "voc": ("project-3-voc.zip", "application/zip"),
+        "yolo": ("project-3-yolo.zip", "application/zip"),
+        "csv": ("project-3-csv.csv", "text/csv"),
+        "json": ("project-3-json.json", "application/json"),
+    }
     assert {w.name: (w.file_name("project-3"), w.media_type) for w in registry.writers()} == expected
 
 

@@ -20,15 +20,29 @@ def _snapshot(media_root):
         "projects": list(Project.objects.values_list("name", "created_by__username")),
         "labels": list(LabelClass.objects.values_list("project__name", "name", "color", "hotkey").order_by("id")),
         "members": sorted(Membership.objects.values_list("project__name", "user__username", "role")),
-        "images": list(Image.objects.values_list("original_name", "file", "thumbnail", "sha256", "status",
-                                                 "review_status", "version", "submitted_by__username").order_by("id")),
-        "boxes": list(Box.objects.values_list("image__sha256", "label__name", "x", "y", "w", "h", "author__username")
-                      .order_by("id")),
+        "images": list(
+            Image.objects.values_list(
+                "original_name",
+                "file",
+                "thumbnail",
+                "sha256",
+                "status",
+                "review_status",
+                "version",
+                "submitted_by__username",
+            ).order_by("id")
+        ),
+        "boxes": list(
+            Box.objects.values_list("image__sha256", "label__name", "x", "y", "w", "h", "author__username").order_by(
+                "id"
+            )
+        ),
         "tags": list(ImageTag.objects.values_list("image__sha256", "label__name", "source").order_by("id")),
         "reviews": list(Review.objects.values_list("image__sha256", "decision", "comment", "reviewer__username")),
         "runs": list(TrainingRun.objects.values_list("kind", "status", "config")),
-        "files": {p.relative_to(media_root).as_posix(): p.read_bytes()
-                  for p in sorted(media_root.rglob("*")) if p.is_file()},
+        "files": {
+            p.relative_to(media_root).as_posix(): p.read_bytes() for p in sorted(media_root.rglob("*")) if p.is_file()
+        },
     }
 
 

@@ -15,8 +15,16 @@ from django.utils import timezone
 from annotator.services.deletion import project_delete, project_delete_counts
 from annotator.models import Box, ExportJob, Image, ImageTag, LabelClass, Project, Review
 from annotator.services.annotations import annotations_import, BoxIn, ImageAnnotations
-from labeling.models import (EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion,
-                             SuggestionDecision, TrainingRun)
+from labeling.models import (
+    EmbeddingSet,
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionDecision,
+    TrainingRun,
+)
 from labeling.paths import run_dir
 from tests.factories import add_images, add_member, make_project, make_user
 
@@ -31,22 +39,30 @@ def full(settings, tmp_path):
     project = make_project(owner=owner)
     cat, dog = project.labels.order_by("id")
     first, second, third = add_images(project, 3)
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(first, (BoxIn(cat.id, 1, 1, 5, 5),), (dog.id,)),
-        ImageAnnotations(second, (BoxIn(dog.id, 2, 2, 5, 5), BoxIn(cat.id, 0, 0, 3, 3)), ())])
+    annotations_import(
+        project=project,
+        user=owner,
+        items=[
+            ImageAnnotations(first, (BoxIn(cat.id, 1, 1, 5, 5),), (dog.id,)),
+            ImageAnnotations(second, (BoxIn(dog.id, 2, 2, 5, 5), BoxIn(cat.id, 0, 0, 3, 3)), ()),
+        ],
+    )
     Review.objects.create(image_id=first, annotator=owner, reviewer=owner, decision="accepted")
     run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
-    probe = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED,
-                                       backbone_run=run)
+    probe = TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, backbone_run=run
+    )
     EmbeddingSet.objects.create(run=run, project=project, path="x", resolution=16, count=3, dim=8)
     ProjectModelState.objects.create(project=project, pretrain_run=run, probe_run=probe)
     Suggestion.objects.create(run=probe, image_id=third, label=cat, probability=0.7, predicted=True)
     ImageUncertainty.objects.create(run=probe, image_id=third, score=0.2)
-    SuggestionDecision.objects.create(image_id=third, label=cat, run=probe, probability=0.7, decision="rejected",
-                                      user=owner)
+    SuggestionDecision.objects.create(
+        image_id=third, label=cat, run=probe, probability=0.7, decision="rejected", user=owner
+    )
     export_name = default_storage.save(f"exports/{project.id}/1-project.json", ContentFile(b"{}"))
-    ExportJob.objects.create(project=project, created_by=owner, status="succeeded", file=export_name,
-                             finished_at=timezone.now())
+    ExportJob.objects.create(
+        project=project, created_by=owner, status="succeeded", file=export_name, finished_at=timezone.now()
+    )
     for path in (run_dir(run.id) / "checkpoint.pt", Path(settings.MODEL_DIR) / "cache" / f"project-{project.id}" / "x"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
@@ -58,8 +74,12 @@ def full(settings, tmp_path):
 
 def _files(project_id: int) -> list[str]:
     root = Path(default_storage.path(""))
-    return [str(p) for prefix in (f"projects/{project_id}", f"exports/{project_id}")
-            for p in (root / prefix).rglob("*") if p.is_file()]
+    return [
+        str(p)
+        for prefix in (f"projects/{project_id}", f"exports/{project_id}")
+        for p in (root / prefix).rglob("*")
+        if p.is_file()
+    ]
 
 
 def test_it_needs_the_service_a_plain_delete_is_protected(full):
@@ -70,8 +90,17 @@ def test_it_needs_the_service_a_plain_delete_is_protected(full):
 
 def test_it_counts_what_it_deletes(full):
     _, project, _, _ = full
-    assert project_delete_counts(project=project) == {"images": 3, "boxes": 3, "tags": 1, "labels": 2, "reviews": 1,
-                                                      "members": 1, "runs": 2, "suggestions": 1, "exports": 1}
+    assert project_delete_counts(project=project) == {
+        "images": 3,
+        "boxes": 3,
+        "tags": 1,
+        "labels": 2,
+        "reviews": 1,
+        "members": 1,
+        "runs": 2,
+        "suggestions": 1,
+        "exports": 1,
+    }
 
 
 def test_it_deletes_every_row_and_file(full, settings, django_capture_on_commit_callbacks):
@@ -147,7 +176,8 @@ def test_the_admin_deletes_it_with_a_summary(client, full, django_capture_on_com
     assert not Project.objects.filter(pk=project.id).exists() and _files(project.id) == []
     # The list's bulk action too.
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("admin:annotator_project_changelist"),
-                               {"action": "delete_selected", "_selected_action": [other.id], "post": "yes"})
+        response = client.post(
+            reverse("admin:annotator_project_changelist"),
+            {"action": "delete_selected", "_selected_action": [other.id], "post": "yes"},
+        )
     assert response.status_code == 302 and not Project.objects.filter(pk=other.id).exists()
-

@@ -29,8 +29,11 @@ def _bomb() -> bytes:
 
 def test_it_imports_each_kind_and_reports_the_rest(media_root):
     project = make_project()
-    good = {"a.png": image_bytes(fmt="PNG"), "b.jpg": image_bytes(color=(1, 2, 3), fmt="JPEG"),
-            "c.webp": image_bytes(color=(9, 9, 9), fmt="WEBP")}
+    good = {
+        "a.png": image_bytes(fmt="PNG"),
+        "b.jpg": image_bytes(color=(1, 2, 3), fmt="JPEG"),
+        "c.webp": image_bytes(color=(9, 9, 9), fmt="WEBP"),
+    }
     bad = {"truncated.png": image_bytes(300, 300)[:200], "text.png": b"just text", "bomb.png": _bomb()}
     sources = [ImageSource(n, lambda d=d: d) for n, d in {**good, **bad, "again.png": good["a.png"]}.items()]
 
@@ -45,7 +48,10 @@ def test_it_imports_each_kind_and_reports_the_rest(media_root):
     assert "megapixels" in reasons["bomb.png"]
     rows = list(Image.objects.filter(project=project).order_by("id"))
     assert [(r.original_name, r.width, r.height, r.status) for r in rows] == [
-        ("a.png", 64, 48, "unlabeled"), ("b.jpg", 64, 48, "unlabeled"), ("c.webp", 64, 48, "unlabeled")]
+        ("a.png", 64, 48, "unlabeled"),
+        ("b.jpg", 64, 48, "unlabeled"),
+        ("c.webp", 64, 48, "unlabeled"),
+    ]
     # Exactly one image file and one thumbnail per row: nothing for the rejected or duplicate files.
     expected = sorted([r.file.name for r in rows] + [r.thumbnail.name for r in rows])
     assert _files(media_root) == expected
@@ -53,8 +59,9 @@ def test_it_imports_each_kind_and_reports_the_rest(media_root):
 
 def test_it_stores_an_exif_rotated_jpeg_upright(media_root):
     project = make_project()
-    report = images_import(project=project, sources=[ImageSource("rot.jpg", lambda: image_bytes(
-        100, 60, fmt="JPEG", orientation=6))])
+    report = images_import(
+        project=project, sources=[ImageSource("rot.jpg", lambda: image_bytes(100, 60, fmt="JPEG", orientation=6))]
+    )
     image = Image.objects.get(pk=report.imported[0].image_id)
     assert (image.width, image.height) == (60, 100)
     with image.file.open("rb") as handle:
@@ -123,8 +130,11 @@ def test_the_command_imports_folders_and_zips_and_refuses_escaping_entries(tmp_p
     assert "3 imported, 1 duplicates, 2 rejected" in out
     assert "rejected more.zip/../../escape.png: unsafe path in zip" in out
     assert "rejected sub/fake.png: the file is not an image" in out
-    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["more.zip/three.png", "one.png",
-                                                                             "sub/two.jpg"]
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == [
+        "more.zip/three.png",
+        "one.png",
+        "sub/two.jpg",
+    ]
     assert not (tmp_path.parent / "escape.png").exists()
 
 

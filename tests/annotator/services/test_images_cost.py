@@ -49,8 +49,10 @@ def test_it_never_decodes_a_file_the_project_already_has(decodes):
     decodes.clear()
     again = images_import(project=project, sources=_sources([("b.png", data), ("c.png", data)]))
     assert decodes == []
-    assert [(d.name, d.image_id) for d in again.duplicates] == [("b.png", first.imported[0].image_id),
-                                                                ("c.png", first.imported[0].image_id)]
+    assert [(d.name, d.image_id) for d in again.duplicates] == [
+        ("b.png", first.imported[0].image_id),
+        ("c.png", first.imported[0].image_id),
+    ]
 
 
 def test_it_refuses_a_file_when_every_decode_slot_stays_busy(settings, monkeypatch, decodes):
@@ -70,8 +72,9 @@ def test_it_enforces_the_project_quota_before_decoding(settings, decodes):
     settings.PROJECT_MAX_IMAGES = 2
     project = make_project()
     colours = [(i, 0, 0) for i in range(3)]
-    report = images_import(project=project, sources=_sources(
-        [(f"{i}.png", image_bytes(color=c)) for i, c in enumerate(colours)]))
+    report = images_import(
+        project=project, sources=_sources([(f"{i}.png", image_bytes(color=c)) for i, c in enumerate(colours)])
+    )
     assert [i.name for i in report.imported] == ["0.png", "1.png"]
     assert len(decodes) == 2
     assert "PROJECT_MAX_IMAGES" in report.rejected[0].reason and report.rejected[0].name == "2.png"
@@ -82,8 +85,9 @@ def test_it_enforces_the_user_quota_across_their_projects(settings):
     settings.USER_MAX_IMAGES = 1
     owner = make_user("owner")
     images_import(project=make_project(owner, name="one"), sources=_sources([("a.png", image_bytes())]))
-    report = images_import(project=make_project(owner, name="two"),
-                           sources=_sources([("b.png", image_bytes(color=(1, 1, 1)))]))
+    report = images_import(
+        project=make_project(owner, name="two"), sources=_sources([("b.png", image_bytes(color=(1, 1, 1)))])
+    )
     assert report.imported == [] and "USER_MAX_IMAGES" in report.rejected[0].reason
 
 
@@ -100,8 +104,10 @@ def test_it_answers_413_to_a_request_over_the_byte_cap_before_parsing(settings, 
     client, project = _client_for_admin()
     files = [("files", (f"{i}.png", image_bytes(200, 200, color=(i, 2, 3)))) for i in range(3)]
     from django.core.files.uploadedfile import SimpleUploadedFile
-    response = client.post(f"/api/projects/{project.id}/images/",
-                           {"files": [SimpleUploadedFile(n, d) for _, (n, d) in files]})
+
+    response = client.post(
+        f"/api/projects/{project.id}/images/", {"files": [SimpleUploadedFile(n, d) for _, (n, d) in files]}
+    )
     assert response.status_code == 413
     assert "smaller batches" in response.json()["error"]
     assert decodes == [] and not Image.objects.exists()
@@ -109,10 +115,13 @@ def test_it_answers_413_to_a_request_over_the_byte_cap_before_parsing(settings, 
 
 def test_it_refuses_more_files_than_a_request_may_carry(settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
+
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
     client, project = _client_for_admin()
-    response = client.post(f"/api/projects/{project.id}/images/",
-                           {"files": [SimpleUploadedFile(f"{i}.png", image_bytes(color=(i, 0, 0))) for i in range(4)]})
+    response = client.post(
+        f"/api/projects/{project.id}/images/",
+        {"files": [SimpleUploadedFile(f"{i}.png", image_bytes(color=(i, 0, 0))) for i in range(4)]},
+    )
     assert response.status_code in (400, 413)
     assert "files" in response.json()["error"].lower()
     assert not Image.objects.exists()
@@ -122,6 +131,7 @@ def _webp_bomb(side: int = 6000) -> bytes:
     import io
 
     from PIL import Image as PILImage
+
     buffer = io.BytesIO()
     PILImage.new("RGB", (side, side), (10, 20, 30)).save(buffer, "WEBP", lossless=True)  # a few KB
     return buffer.getvalue()

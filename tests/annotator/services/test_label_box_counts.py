@@ -11,8 +11,7 @@ from django.db.models import Count
 
 from annotator.models import Box, Image, LabelBoxCount
 from annotator.selectors import label_box_counts
-from annotator.services.annotations import (BoxIn, ImageAnnotations, annotation_save, annotations_import,
-                                           image_submit)
+from annotator.services.annotations import BoxIn, ImageAnnotations, annotation_save, annotations_import, image_submit
 from annotator.services.status_counts import label_box_counts_recount
 from twinlabel.web.dashboard import label_counts
 from tests.factories import add_images, make_project, make_user
@@ -21,8 +20,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _counted(project_id):
-    return dict(Box.objects.filter(label__project_id=project_id).values_list("label_id").annotate(n=Count("id"))
-                .order_by())
+    return dict(
+        Box.objects.filter(label__project_id=project_id).values_list("label_id").annotate(n=Count("id")).order_by()
+    )
 
 
 def _kept(project_id):
@@ -31,8 +31,13 @@ def _kept(project_id):
 
 def _save(image_id, user, boxes):
     image = Image.objects.get(pk=image_id)
-    annotation_save(image=image, user=user, version=image.version, tag_label_ids=[],
-                    boxes=[BoxIn(label_id=label, x=1, y=1, w=3, h=3) for label in boxes])
+    annotation_save(
+        image=image,
+        user=user,
+        version=image.version,
+        tag_label_ids=[],
+        boxes=[BoxIn(label_id=label, x=1, y=1, w=3, h=3) for label in boxes],
+    )
 
 
 def test_it_keeps_the_box_counters_equal_to_a_count_through_every_box_write():
@@ -53,9 +58,14 @@ def test_it_keeps_the_box_counters_equal_to_a_count_through_every_box_write():
     _save(ids[1], owner, [cat])
     _save(ids[1], owner, [])
     check("save removes every box")
-    annotations_import(project=project, user=owner, items=[
-        ImageAnnotations(image_id=ids[0], boxes=(BoxIn(cat, 0, 0, 2, 2),)),
-        ImageAnnotations(image_id=ids[2], boxes=(BoxIn(dog, 0, 0, 2, 2),) * 4)])
+    annotations_import(
+        project=project,
+        user=owner,
+        items=[
+            ImageAnnotations(image_id=ids[0], boxes=(BoxIn(cat, 0, 0, 2, 2),)),
+            ImageAnnotations(image_id=ids[2], boxes=(BoxIn(dog, 0, 0, 2, 2),) * 4),
+        ],
+    )
     check("annotation import replaces and adds")
     assert _kept(project.id) == {cat: 1, dog: 4}
     project.overlap_fraction = 1.0  # every image: the first pass empties the image for someone else

@@ -60,10 +60,12 @@ def orphans(media_root, settings):
     job_file = default_storage.save(f"exports/{project.id}/1-kept.json", ContentFile(b"{}"))
     ExportJob.objects.create(project=project, status="succeeded", file=job_file)
     sha = Image.objects.first().sha256
-    lost = [default_storage.save(f"projects/{project.id}/images/{sha[:2]}/{sha[:16]}-dead.png", ContentFile(b"x")),
-            default_storage.save(f"projects/{project.id}/thumbs/ab/abababababababab-dead.jpg", ContentFile(b"x")),
-            default_storage.save(f"projects/{project.id + 99}/images/00/0000000000000000-gone.png", ContentFile(b"x")),
-            default_storage.save(f"exports/{project.id}/2-lost.json", ContentFile(b"{}"))]
+    lost = [
+        default_storage.save(f"projects/{project.id}/images/{sha[:2]}/{sha[:16]}-dead.png", ContentFile(b"x")),
+        default_storage.save(f"projects/{project.id}/thumbs/ab/abababababababab-dead.jpg", ContentFile(b"x")),
+        default_storage.save(f"projects/{project.id + 99}/images/00/0000000000000000-gone.png", ContentFile(b"x")),
+        default_storage.save(f"exports/{project.id}/2-lost.json", ContentFile(b"{}")),
+    ]
     old = time.time() - 5400
     for name in kept + [job_file] + lost:
         os.utime(default_storage.path(name), (old, old))
@@ -103,7 +105,9 @@ def test_the_import_command_says_the_store_is_full(tmp_path, media_root):
 
     project = make_project()
     (tmp_path / "a.png").write_bytes(image_bytes(20, 20))
-    with mock.patch.object(default_storage, "save", side_effect=OSError(errno.ENOSPC, "No space left on device")), \
-            pytest.raises(CommandError, match="image store is full"):
+    with (
+        mock.patch.object(default_storage, "save", side_effect=OSError(errno.ENOSPC, "No space left on device")),
+        pytest.raises(CommandError, match="image store is full"),
+    ):
         call_command("import_images", str(project.id), str(tmp_path / "a.png"), "--no-progress", stdout=io.StringIO())
     assert not Image.objects.exists() and _files(Path(media_root)) == []

@@ -59,8 +59,12 @@ def test_accepting_records_the_verdict_and_releases_the_image(client, team):
 
 def test_rejecting_sends_the_image_back_with_the_comment_for_the_annotator(client, team):
     image_id = team.ids[0]
-    response = _review(client, team.reviewer, image_id,
-                       {"decision": "reject", "version": _version(image_id), "comment": "  The cat's box is too loose.  "})
+    response = _review(
+        client,
+        team.reviewer,
+        image_id,
+        {"decision": "reject", "version": _version(image_id), "comment": "  The cat's box is too loose.  "},
+    )
     assert response.status_code == 200
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.review_status) == ("unlabeled", "rejected")
@@ -73,21 +77,25 @@ def test_rejecting_sends_the_image_back_with_the_comment_for_the_annotator(clien
     assert initial["review"]["comment"] == "The cat's box is too loose." and initial["review"]["reviewer"] == "rev"
     # Submitting again puts it in the review queue afresh, and the note goes away.
     version = initial["image"]["version"]
-    client.post(reverse("api_image_submit", args=[image_id]), json.dumps({"version": version}),
-                content_type="application/json")
+    client.post(
+        reverse("api_image_submit", args=[image_id]), json.dumps({"version": version}), content_type="application/json"
+    )
     image.refresh_from_db()
     assert (image.status, image.review_status) == ("submitted", "none")
     assert selectors.annotation_state(image=image)["review"] is None
     assert reviews.review_next(project=team.project, user=team.others["rev2"], exclude=team.ids[1:3]).id == image_id
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"decision": "reject", "comment": "   "}, 400, "needs a comment"),
-    ({"decision": "reject", "comment": "x" * 2001}, 400, "at most 2000"),
-    ({"decision": "reject", "comment": 5}, 400, "must be text"),
-    ({"decision": "maybe"}, 400, "“accept” or “reject”"),
-    ({"decision": "accept", "version": 99}, 409, "Someone else changed"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"decision": "reject", "comment": "   "}, 400, "needs a comment"),
+        ({"decision": "reject", "comment": "x" * 2001}, 400, "at most 2000"),
+        ({"decision": "reject", "comment": 5}, 400, "must be text"),
+        ({"decision": "maybe"}, 400, "“accept” or “reject”"),
+        ({"decision": "accept", "version": 99}, 409, "Someone else changed"),
+    ],
+)
 def test_bad_verdicts_are_refused_and_change_nothing(client, team, body, status, message):
     image_id = team.ids[0]
     response = _review(client, team.reviewer, image_id, {"version": _version(image_id), **body})
@@ -109,7 +117,9 @@ def test_accept_rate_per_annotator_is_one_grouped_query(team, django_assert_num_
     with django_assert_num_queries(1):
         stats = selectors.review_stats(project_id=team.project.id)
     assert [(s["annotator"], s["accepted"], s["rejected"], s["accept_rate"]) for s in stats] == [
-        ("annie", 1, 1, 0.5), ("bob", 1, 0, 1.0)]
+        ("annie", 1, 1, 0.5),
+        ("bob", 1, 0, 1.0),
+    ]
 
 
 def test_the_review_page_shows_the_image_boxes_and_the_project_page_the_rates(client, team):

@@ -9,8 +9,14 @@ from django.db.models import Count
 
 from annotator.models import Image, ImageStatus, ProjectStatusCount
 from annotator.selectors import project_status_counts
-from annotator.services.annotations import (BoxIn, ImageAnnotations, annotation_save, annotations_import, image_skip,
-                                           image_submit)
+from annotator.services.annotations import (
+    BoxIn,
+    ImageAnnotations,
+    annotation_save,
+    annotations_import,
+    image_skip,
+    image_submit,
+)
 from annotator.services.queue import queue_next
 from tests.factories import add_images, make_project, make_user
 
@@ -54,11 +60,19 @@ def test_it_keeps_the_counters_equal_to_a_recount_through_a_mixed_sequence():
     image_skip(image=third, user=other, version=third.version)
     check("skip")
     unlabeled = _fresh(ids[-1])
-    annotation_save(image=unlabeled, user=owner, version=unlabeled.version,
-                    boxes=[BoxIn(label_id=cat.id, x=1, y=1, w=5, h=5)], tag_label_ids=[])
+    annotation_save(
+        image=unlabeled,
+        user=owner,
+        version=unlabeled.version,
+        boxes=[BoxIn(label_id=cat.id, x=1, y=1, w=5, h=5)],
+        tag_label_ids=[],
+    )
     check("save takes an unlabeled image in progress")
-    annotations_import(project=project, user=owner,
-                       items=[ImageAnnotations(image_id=i, tag_label_ids=(cat.id,)) for i in ids[5:9] + [third.id]])
+    annotations_import(
+        project=project,
+        user=owner,
+        items=[ImageAnnotations(image_id=i, tag_label_ids=(cat.id,)) for i in ids[5:9] + [third.id]],
+    )
     check("annotation import over unlabeled, skipped and in-progress images")
     stale = _fresh(ids[6])
     image_skip(image=stale, user=owner, version=stale.version)

@@ -36,8 +36,13 @@ def test_its_views_are_normalised_floats_of_the_requested_size():
 def test_its_draws_have_the_configured_probabilities(cfg):
     n = 20000
     p = sample_params(n, 64, 64, 64, cfg, torch.Generator().manual_seed(0))
-    for mask, prob in [(p.flip, 0.5), (p.jitter, cfg.jitter_p), (p.grayscale, cfg.grayscale_p),
-                       (p.blur, cfg.blur_p), (p.solarize, cfg.solarize_p)]:
+    for mask, prob in [
+        (p.flip, 0.5),
+        (p.jitter, cfg.jitter_p),
+        (p.grayscale, cfg.grayscale_p),
+        (p.blur, cfg.blur_p),
+        (p.solarize, cfg.solarize_p),
+    ]:
         tolerance = 4 * math.sqrt(prob * (1 - prob) / n) + 1e-9  # 4 sigma of a binomial
         assert abs(mask.float().mean().item() - prob) <= tolerance
     # Each of the 24 jitter orders about equally often.
@@ -81,8 +86,8 @@ def test_each_sample_depends_only_on_its_own_image_and_parameters():
     p = sample_params(6, 16, 16, 16, VIEW2, torch.Generator().manual_seed(5))
     batch = apply_params(x, p, 16)
     for i in range(6):
-        alone = apply_params(x[i:i + 1], p[i:i + 1], 16)
-        assert torch.allclose(batch[i:i + 1], alone, atol=1e-6)
+        alone = apply_params(x[i : i + 1], p[i : i + 1], 16)
+        assert torch.allclose(batch[i : i + 1], alone, atol=1e-6)
 
 
 def test_a_full_crop_is_the_identity_and_a_flip_mirrors():
@@ -108,11 +113,11 @@ def test_its_colour_ops_match_torchvision_per_sample():
     f = torch.tensor([0.6, 0.9, 1.2, 1.4])
     hue = torch.tensor([-0.1, -0.03, 0.05, 0.1])
     for i in range(4):
-        xi = x[i:i + 1]
-        assert torch.allclose(A.adjust_brightness(xi, f[i:i + 1]), TF.adjust_brightness(xi, f[i].item()), atol=1e-6)
-        assert torch.allclose(A.adjust_contrast(xi, f[i:i + 1]), TF.adjust_contrast(xi, f[i].item()), atol=1e-6)
-        assert torch.allclose(A.adjust_saturation(xi, f[i:i + 1]), TF.adjust_saturation(xi, f[i].item()), atol=1e-6)
-        assert torch.allclose(A.adjust_hue(xi, hue[i:i + 1]), TF.adjust_hue(xi, hue[i].item()), atol=1e-5)
+        xi = x[i : i + 1]
+        assert torch.allclose(A.adjust_brightness(xi, f[i : i + 1]), TF.adjust_brightness(xi, f[i].item()), atol=1e-6)
+        assert torch.allclose(A.adjust_contrast(xi, f[i : i + 1]), TF.adjust_contrast(xi, f[i].item()), atol=1e-6)
+        assert torch.allclose(A.adjust_saturation(xi, f[i : i + 1]), TF.adjust_saturation(xi, f[i].item()), atol=1e-6)
+        assert torch.allclose(A.adjust_hue(xi, hue[i : i + 1]), TF.adjust_hue(xi, hue[i].item()), atol=1e-5)
     assert torch.allclose(A.grayscale(x), TF.rgb_to_grayscale(x), atol=1e-6)
 
 
@@ -123,10 +128,10 @@ def test_its_colour_jitter_applies_the_ops_in_each_samples_order():
     ops = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
     ours = A.colour_jitter(x, factors, order)
     for i in range(3):
-        ref = x[i:i + 1]
+        ref = x[i : i + 1]
         for op in order[i].tolist():
             ref = ops[op](ref, factors[i, op].item())
-        assert torch.allclose(ours[i:i + 1], ref, atol=1e-5)
+        assert torch.allclose(ours[i : i + 1], ref, atol=1e-5)
 
 
 def test_its_blur_matches_torchvision_gaussian_blur():
@@ -134,14 +139,19 @@ def test_its_blur_matches_torchvision_gaussian_blur():
     sigma = torch.tensor([0.5, 1.0])
     ours = A.gaussian_blur(x, sigma, radius=3)
     for i in range(2):
-        ref = TF.gaussian_blur(x[i:i + 1], kernel_size=[7, 7], sigma=[sigma[i].item()] * 2)
-        assert torch.allclose(ours[i:i + 1], ref, atol=1e-5)
+        ref = TF.gaussian_blur(x[i : i + 1], kernel_size=[7, 7], sigma=[sigma[i].item()] * 2)
+        assert torch.allclose(ours[i : i + 1], ref, atol=1e-5)
 
 
 def test_it_solarizes_only_pixels_at_or_above_half():
     x = torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1).expand(1, 3, 2, 2).contiguous()
-    p = sample_params(1, 2, 2, 2, A.ViewConfig(solarize_p=1.0, jitter_p=0, grayscale_p=0, blur_p=0,
-                                                scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0),
-                      torch.Generator().manual_seed(0))
+    p = sample_params(
+        1,
+        2,
+        2,
+        2,
+        A.ViewConfig(solarize_p=1.0, jitter_p=0, grayscale_p=0, blur_p=0, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip_p=0),
+        torch.Generator().manual_seed(0),
+    )
     out = apply_params(x, p, 2)
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([0.2, 0.5, 0.1]), atol=1e-6)

@@ -87,8 +87,9 @@ def test_a_view_reads_rows_lazily_and_trains_as_the_array(tmp_path):
     assert view.shape == (12, 8, 8, 3) and view.dtype == np.uint8
     np.testing.assert_array_equal(view[np.array([0, 2])], cache.read(ids[[0, 2]]))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(view))[np.arange(12)], cache.read(ids))
-    config = PretrainConfig(model=ModelConfig(resolution=8, projector=(16, 16)), epochs=1, batch_size=4,
-                            warmup_epochs=0)
+    config = PretrainConfig(
+        model=ModelConfig(resolution=8, projector=(16, 16)), epochs=1, batch_size=4, warmup_epochs=0
+    )
     streamed = pretrain(config, view, Runtime(data_on_device=False))
     whole = pretrain(config, cache.read(ids))
     assert streamed.loss_history == whole.loss_history

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from labeling.ml.confidence import (label_lift, near_chance, precision_threshold, still_learning,
-                                    wilson_lower)
+from labeling.ml.confidence import label_lift, near_chance, precision_threshold, still_learning, wilson_lower
 
 
 def _wilson_reference(k, n, z=1.6448536):
@@ -65,8 +64,10 @@ def test_near_chance_is_a_lift_below_a_fifth_and_the_model_abstains_then():
     y = np.array([1, 0, 0, 0], bool)
     assert label_lift(y, 0.25) == pytest.approx(0.0) and near_chance(label_lift(y, 0.3))
     assert not near_chance(label_lift(y, 0.9)) and near_chance(None)
-    labels = [{"label": "square", "trained": True, "positives": 12, "near_chance": True},
-              {"label": "star", "trained": False, "positives": 1, "near_chance": True}]
+    labels = [
+        {"label": "square", "trained": True, "positives": 12, "near_chance": True},
+        {"label": "star", "trained": False, "positives": 1, "near_chance": True},
+    ]
     assert still_learning(labels) == "the model is still learning: 2 more labels of star would help"
     labels[0]["near_chance"] = False
     assert still_learning(labels) is None

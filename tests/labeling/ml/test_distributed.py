@@ -11,12 +11,9 @@ from labeling.ml.barlow import barlow_twins_loss
 from tests.labeling.ml.toys import tiny_config, toy_images
 from labeling.ml.train import Runtime, pretrain
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with gloo is not available")
-
-
-
-
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is not available"
+)
 
 
 def test_it_trains_two_gloo_processes_to_the_single_process_result(tmp_path):

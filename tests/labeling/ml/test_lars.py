@@ -10,11 +10,24 @@ from labeling.ml.lars import LARS, learning_rate, parameter_groups
 
 class ReferenceLARS(optim.Optimizer):
     # verbatim from facebookresearch/barlowtwins main.py
-    def __init__(self, params, lr, weight_decay=0, momentum=0.9, eta=0.001,
-                 weight_decay_filter=False, lars_adaptation_filter=False):
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
-                        eta=eta, weight_decay_filter=weight_decay_filter,
-                        lars_adaptation_filter=lars_adaptation_filter)
+    def __init__(
+        self,
+        params,
+        lr,
+        weight_decay=0,
+        momentum=0.9,
+        eta=0.001,
+        weight_decay_filter=False,
+        lars_adaptation_filter=False,
+    ):
+        defaults = dict(
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            eta=eta,
+            weight_decay_filter=weight_decay_filter,
+            lars_adaptation_filter=lars_adaptation_filter,
+        )
         super().__init__(params, defaults)
 
     def exclude_bias_and_norm(self, p):
@@ -23,31 +36,31 @@ class ReferenceLARS(optim.Optimizer):
     @torch.no_grad()
     def step(self):
         for g in self.param_groups:
-            for p in g['params']:
+            for p in g["params"]:
                 dp = p.grad
 
                 if dp is None:
                     continue
 
-                if not g['weight_decay_filter'] or not self.exclude_bias_and_norm(p):
-                    dp = dp.add(p, alpha=g['weight_decay'])
+                if not g["weight_decay_filter"] or not self.exclude_bias_and_norm(p):
+                    dp = dp.add(p, alpha=g["weight_decay"])
 
-                if not g['lars_adaptation_filter'] or not self.exclude_bias_and_norm(p):
+                if not g["lars_adaptation_filter"] or not self.exclude_bias_and_norm(p):
                     param_norm = torch.norm(p)
                     update_norm = torch.norm(dp)
                     one = torch.ones_like(param_norm)
-                    q = torch.where(param_norm > 0.,
-                                    torch.where(update_norm > 0,
-                                                (g['eta'] * param_norm / update_norm), one), one)
+                    q = torch.where(
+                        param_norm > 0.0, torch.where(update_norm > 0, (g["eta"] * param_norm / update_norm), one), one
+                    )
                     dp = dp.mul(q)
 
                 param_state = self.state[p]
-                if 'mu' not in param_state:
-                    param_state['mu'] = torch.zeros_like(p)
-                mu = param_state['mu']
-                mu.mul_(g['momentum']).add_(dp)
+                if "mu" not in param_state:
+                    param_state["mu"] = torch.zeros_like(p)
+                mu = param_state["mu"]
+                mu.mul_(g["momentum"]).add_(dp)
 
-                p.add_(mu, alpha=-g['lr'])
+                p.add_(mu, alpha=-g["lr"])
 
 
 def _model():
@@ -60,8 +73,13 @@ def test_it_matches_the_reference_optimiser_step_for_step():
     opt = LARS(parameter_groups(ours), weight_decay=0.1)
     weights = [p for p in ref.parameters() if p.ndim != 1]
     biases = [p for p in ref.parameters() if p.ndim == 1]
-    ref_opt = ReferenceLARS([{"params": weights}, {"params": biases}], lr=0, weight_decay=0.1,
-                            weight_decay_filter=True, lars_adaptation_filter=True)
+    ref_opt = ReferenceLARS(
+        [{"params": weights}, {"params": biases}],
+        lr=0,
+        weight_decay=0.1,
+        weight_decay_filter=True,
+        lars_adaptation_filter=True,
+    )
     x = torch.randn(16, 6)
     for step in range(5):
         for model, o, lrs in [(ours, opt, (0.3, 0.01)), (ref, ref_opt, (0.3, 0.01))]:

@@ -30,8 +30,13 @@ def test_it_reports_labels_with_too_few_examples_instead_of_failing():
     probe = fit_probe(x, y, ProbeConfig(min_examples=3))
     report = probe.label_report(["a", "b", "rare", "absent"])
     assert [r["trained"] for r in report] == [True, True, False, False]
-    assert report[2] == {"label": "rare", "trained": False, "positives": 2, "negatives": 198,
-                         "reason": "too few positives"}
+    assert report[2] == {
+        "label": "rare",
+        "trained": False,
+        "positives": 2,
+        "negatives": 198,
+        "reason": "too few positives",
+    }
     probs = probe.predict_proba(x)
     assert np.isfinite(probs).all() and np.isinf(probe.thresholds[2:]).all()
     assert not (probs[:, 2:] >= probe.thresholds[2:]).any()  # never suggested
@@ -92,8 +97,7 @@ def test_no_trainable_label_gives_no_nan_and_a_message():
     probe = fit_probe(x, np.zeros((5, 2), bool))
     assert probe.weight_decay is None
     json.dumps({"weight_decay": probe.weight_decay, "cv_map": probe.cv_map}, allow_nan=False)
-    assert untrainable_message(probe, ["cat", "dog"]) == (
-        "not enough labels yet: need 3 of each for cat, dog")
+    assert untrainable_message(probe, ["cat", "dog"]) == ("not enough labels yet: need 3 of each for cat, dog")
     trained = fit_probe(*_data(100))
     assert untrainable_message(trained, ["a", "b", "c", "d"]) is None
 

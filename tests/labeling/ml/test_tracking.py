@@ -25,8 +25,7 @@ def test_it_writes_loss_lr_and_throughput_as_tensorboard_scalars(tmp_path):
 
 
 def test_the_profiler_records_a_few_steps_of_a_pretraining_as_a_chrome_trace(tmp_path):
-    config = PretrainConfig(model=ModelConfig(resolution=16, projector=(32,)), epochs=1, batch_size=4,
-                            warmup_epochs=0)
+    config = PretrainConfig(model=ModelConfig(resolution=16, projector=(32,)), epochs=1, batch_size=4, warmup_epochs=0)
     images = np.random.default_rng(0).integers(0, 255, size=(40, 16, 16, 3), dtype=np.uint8)
     steps = []
     with step_profiler(tmp_path / "trace.json", steps=3) as on_step:

@@ -8,10 +8,6 @@ from tests.labeling.ml.toys import tiny_config, toy_images
 from labeling.ml.train import Runtime, load_checkpoint, pretrain
 
 
-
-
-
-
 def _stop_after(epochs_done: int, steps_per_epoch: int):
     """A should_stop that says yes at the first step of epoch ``epochs_done``."""
     calls = {"n": 0}
@@ -54,8 +50,11 @@ def test_it_stops_between_steps_when_asked_and_keeps_the_last_whole_epoch(tmp_pa
         seen.append(p)
         stop.set()  # cancel as soon as the first step is reported
 
-    result = pretrain(tiny_config(), toy_images(), Runtime(checkpoint_path=path, on_progress=on_progress,
-                                                        log_every=1, should_stop=stop.is_set))
+    result = pretrain(
+        tiny_config(),
+        toy_images(),
+        Runtime(checkpoint_path=path, on_progress=on_progress, log_every=1, should_stop=stop.is_set),
+    )
     assert result.status == "cancelled" and result.epochs_done == 0 and len(seen) == 1
     assert not path.exists()  # the half epoch is not saved as if it were whole
 
@@ -110,9 +109,17 @@ class _FakeClock:
 def test_progress_is_reported_by_time_when_steps_are_slow():
     # 4 s a step and log_every far away: a report at least every progress_every_s (6 s) of the clock.
     clock, seen = _FakeClock(4.0), []
-    pretrain(tiny_config(epochs=3), toy_images(64), Runtime(
-        on_progress=lambda p: seen.append(clock.now), log_every=1000, progress_every_s=6.0, clock=clock,
-        should_stop=clock.tick))
+    pretrain(
+        tiny_config(epochs=3),
+        toy_images(64),
+        Runtime(
+            on_progress=lambda p: seen.append(clock.now),
+            log_every=1000,
+            progress_every_s=6.0,
+            clock=clock,
+            should_stop=clock.tick,
+        ),
+    )
     gaps = np.diff([0.0, *seen])
     assert len(seen) >= 4 and gaps.max() <= 6.0 + 4.0  # at most one slow step past the cadence
 
@@ -121,21 +128,27 @@ def test_a_time_budget_ends_the_run_and_its_cosine_when_the_time_is_up():
     # 1 s a step, a 7 s budget: about 7 steps whatever the epochs say, and the learning rate has
     # come down the cosine to its end by then (it was laid over the steps the budget buys).
     clock, seen = _FakeClock(1.0), []
-    result = pretrain(tiny_config(epochs=100, time_budget_s=7.0), toy_images(), Runtime(
-        on_progress=seen.append, log_every=1, clock=clock, should_stop=clock.tick))
+    result = pretrain(
+        tiny_config(epochs=100, time_budget_s=7.0),
+        toy_images(),
+        Runtime(on_progress=seen.append, log_every=1, clock=clock, should_stop=clock.tick),
+    )
     assert result.status == "finished" and 6 <= len(result.loss_history) <= 8
     lrs = [p.lr for p in seen]
     peak = int(np.argmax(lrs))
     assert 0 < peak < len(lrs) - 1 and lrs[-1] < 0.2 * lrs[peak]  # warmed up, then annealed
-    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
     assert seen[-1].eta_s is not None and seen[-1].eta_s <= 1.5
     assert seen[-1].total_steps <= 9  # not the 100 epochs' 200 steps
 
 
 def test_the_eta_of_an_epoch_run_follows_the_measured_rate():
     clock, seen = _FakeClock(2.0), []
-    pretrain(tiny_config(epochs=3), toy_images(), Runtime(on_progress=seen.append, log_every=1, clock=clock,
-                                                       should_stop=clock.tick))
+    pretrain(
+        tiny_config(epochs=3),
+        toy_images(),
+        Runtime(on_progress=seen.append, log_every=1, clock=clock, should_stop=clock.tick),
+    )
     # 6 steps of 2 s: after step k, (6 - k) steps are left at 2 s each.
     assert [round(p.eta_s) for p in seen[1:]] == [2 * (6 - k) for k in range(2, 7)]
 

@@ -18,6 +18,7 @@ def toy_images(n: int = 32, size: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def tiny_config(**overrides) -> PretrainConfig:
-    base = dict(model=ModelConfig(resolution=8, projector=(32, 32)), epochs=2, batch_size=16, warmup_epochs=1,
-                lr_weights=1.0)
+    base = dict(
+        model=ModelConfig(resolution=8, projector=(32, 32)), epochs=2, batch_size=16, warmup_epochs=1, lr_weights=1.0
+    )
     return PretrainConfig(**{**base, **overrides})

@@ -23,9 +23,13 @@ class BoxSerializer(serializers.Serializer):
     y = serializers.FloatField()
     w = serializers.FloatField()
     h = serializers.FloatField()
-    attributes = serializers.DictField(required=False, help_text=(
-        "Only what is set: occluded / truncated / difficult (true), and the attributes the label defines "
-        "(checkbox: true, choice: one of its values, text)."))
+    attributes = serializers.DictField(
+        required=False,
+        help_text=(
+            "Only what is set: occluded / truncated / difficult (true), and the attributes the label defines "
+            "(checkbox: true, choice: one of its values, text)."
+        ),
+    )
 
 
 class AnnotationsInSerializer(serializers.Serializer):
@@ -57,10 +61,13 @@ def image_annotations(request: Request, image_id: int) -> Response:
         tags = data.get("tags", [])
         if not isinstance(tags, list):
             raise BadRequest("“tags” must be a list of label ids.")
-        annotation_save(image=image, user=request.user,
-                                    version=common.int_field(data.get("version"), "version"),
-                                    boxes=common.boxes_field(data.get("boxes", [])),
-                                    tag_label_ids=[common.int_field(t, "tags") for t in tags])
+        annotation_save(
+            image=image,
+            user=request.user,
+            version=common.int_field(data.get("version"), "version"),
+            boxes=common.boxes_field(data.get("boxes", [])),
+            tag_label_ids=[common.int_field(t, "tags") for t in tags],
+        )
     return Response(compose.annotation_state(image=image))  # the service left image as written
 
 

@@ -27,8 +27,10 @@ def body(request: Request) -> dict:
     # DRF reads the stream itself, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check: check it here.
     length = request.META.get("CONTENT_LENGTH") or "0"
     if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        raise TooLarge(f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; "
-                       "send fewer boxes per request.")
+        raise TooLarge(
+            f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes; "
+            "send fewer boxes per request."
+        )
     data = request.data
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -56,9 +58,12 @@ def boxes_field(raw) -> list[BoxIn]:
             raise BadRequest("Each box must be an object with label, x, y, w, h.")
         attributes = box.get("attributes") or {}
         if not isinstance(attributes, dict):
-            raise BadRequest("A box's “attributes” must be an object, e.g. {\"occluded\": true}.")
-        boxes.append(BoxIn(int_field(box.get("label"), "label"), *(_number(box.get(k), k) for k in "xywh"),
-                           attributes=attributes))
+            raise BadRequest('A box\'s “attributes” must be an object, e.g. {"occluded": true}.')
+        boxes.append(
+            BoxIn(
+                int_field(box.get("label"), "label"), *(_number(box.get(k), k) for k in "xywh"), attributes=attributes
+            )
+        )
     return boxes
 
 
@@ -98,8 +103,11 @@ def cursor_decode(value: str | None, size: int) -> tuple | None:
         key = json.loads(base64.urlsafe_b64decode(value.encode()))
     except (ValueError, TypeError):
         raise BadRequest("The cursor is not one this API gave out.") from None
-    if (not isinstance(key, list) or len(key) != size  # finite: json reads 1e400 as infinity
-            or not all(isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k) for k in key)):
+    if (
+        not isinstance(key, list)
+        or len(key) != size  # finite: json reads 1e400 as infinity
+        or not all(isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k) for k in key)
+    ):
         raise BadRequest("The cursor is not one this API gave out.")
     return tuple(key)
 

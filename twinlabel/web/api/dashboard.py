@@ -21,8 +21,9 @@ def project_dashboard(request: Request, project_id: int) -> Response:
     return Response(dashboard.project_dashboard(project_id=project.id))
 
 
-@extend_schema(parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)],
-               responses={200: OpenApiTypes.OBJECT})
+@extend_schema(
+    parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)], responses={200: OpenApiTypes.OBJECT}
+)
 @api_view(["GET"])
 def embedding_map(request: Request, project_id: int) -> Response:
     """GET ?after=<image id>&limit=<n>: a page of the embedding map (at most 20,000 points in all; admin)."""
@@ -30,5 +31,6 @@ def embedding_map(request: Request, project_id: int) -> Response:
     after, limit = request.query_params.get("after"), request.query_params.get("limit", "5000")
     if (after is not None and not after.isdigit()) or not limit.isdigit() or not 1 <= int(limit) <= 10_000:
         raise BadRequest("“after” must be an image id and “limit” a number from 1 to 10000.")
-    return Response(dashboard.embedding_points(project_id=project.id, after=int(after) if after else None,
-                                               limit=int(limit)))
+    return Response(
+        dashboard.embedding_points(project_id=project.id, after=int(after) if after else None, limit=int(limit))
+    )

@@ -20,10 +20,15 @@ def api_docs(request: HttpRequest) -> HttpResponse:
         for method in METHODS:
             if method in item:
                 operation = item[method]
-                endpoints.append({
-                    "method": method.upper(), "path": path,
-                    "description": operation.get("description", ""),
-                    "parameters": [(p["name"], p["in"], p.get("description", "")) for p in operation.get("parameters", [])],
-                    "body": ", ".join(operation.get("requestBody", {}).get("content", {})),
-                })
+                endpoints.append(
+                    {
+                        "method": method.upper(),
+                        "path": path,
+                        "description": operation.get("description", ""),
+                        "parameters": [
+                            (p["name"], p["in"], p.get("description", "")) for p in operation.get("parameters", [])
+                        ],
+                        "body": ", ".join(operation.get("requestBody", {}).get("content", {})),
+                    }
+                )
     return render(request, "web/api_docs.html", {"info": schema["info"], "endpoints": endpoints})

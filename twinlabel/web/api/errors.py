@@ -29,13 +29,19 @@ class TooLarge(exceptions.APIException):
 def exception_handler(exc, context):
     if isinstance(exc, StaleVersion):
         current = compose.annotation_state(image=Image.objects.get(pk=exc.image_id))
-        return Response({"error": "Someone else changed this image since you opened it.", "current": current},
-                        status=409)
+        return Response(
+            {"error": "Someone else changed this image since you opened it.", "current": current}, status=409
+        )
     if isinstance(exc, RecursionError):  # DRF's JSON parser, on a body nested thousands deep
         return Response({"error": "The request body nests lists or objects too deeply."}, status=400)
     if isinstance(exc, TooManyFilesSent):
-        return Response({"error": f"One request may carry at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; "
-                                  "send them in smaller batches."}, status=413)
+        return Response(
+            {
+                "error": f"One request may carry at most {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files; "
+                "send them in smaller batches."
+            },
+            status=413,
+        )
     if isinstance(exc, LimitReached):
         return Response({"error": " ".join(exc.messages)}, status=429)
     if isinstance(exc, ValidationError):
@@ -96,11 +102,17 @@ ERROR_SCHEMA = {
         "current": {"type": "object", "description": "The image's current state (409 only)"},
     },
 }
-_ERRORS = {"400": "The request is not valid: “error” says what to fix", "401": "Not logged in and no token",
-           "429": "A quota, a cap on active runs or a login throttle: “error” says which",
-           "403": "Your role does not allow this", "404": "No such object, or not in one of your projects"}
-_WRITE_ERRORS = {"409": "Stale version, or a run/job already in progress",
-                 "413": "The request body is over the size limit"}
+_ERRORS = {
+    "400": "The request is not valid: “error” says what to fix",
+    "401": "Not logged in and no token",
+    "429": "A quota, a cap on active runs or a login throttle: “error” says which",
+    "403": "Your role does not allow this",
+    "404": "No such object, or not in one of your projects",
+}
+_WRITE_ERRORS = {
+    "409": "Stale version, or a run/job already in progress",
+    "413": "The request body is over the size limit",
+}
 
 
 def schema_errors_hook(result, generator, request, public):

@@ -23,15 +23,25 @@ from annotator.services import exchange
 
 class ExportParamsSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=[writer.name for writer in registry.writers()])
-    status = serializers.ChoiceField(choices=[*ImageStatus.values, "all"], required=False, default="submitted",
-                                     help_text="Only images with this status (default: submitted); “all” for every "
-                                               "image, its status written in COCO and JSON.")
-    predictions = serializers.FloatField(required=False, min_value=0, max_value=1,
-                                         help_text="Include suggestions with probability ≥ this, as predictions.")
-    images = serializers.BooleanField(required=False, default=False,
-                                      help_text="YOLO: put the image files in the zip too (images/ beside labels/).")
-    background = serializers.BooleanField(required=False, default=False,
-                                          help_text="Run as a job that ends as a download (automatic for big projects).")
+    status = serializers.ChoiceField(
+        choices=[*ImageStatus.values, "all"],
+        required=False,
+        default="submitted",
+        help_text="Only images with this status (default: submitted); “all” for every "
+        "image, its status written in COCO and JSON.",
+    )
+    predictions = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        help_text="Include suggestions with probability ≥ this, as predictions.",
+    )
+    images = serializers.BooleanField(
+        required=False, default=False, help_text="YOLO: put the image files in the zip too (images/ beside labels/)."
+    )
+    background = serializers.BooleanField(
+        required=False, default=False, help_text="Run as a job that ends as a download (automatic for big projects)."
+    )
 
 
 class ImportSerializer(serializers.Serializer):
@@ -50,16 +60,27 @@ class ExportJobSerializer(serializers.Serializer):
 
 def job_dict(job: ExportJob) -> dict:
     done = job.status == ExportStatus.SUCCEEDED
-    return {"id": job.id, "status": job.status, "options": job.options, "size_bytes": job.size_bytes,
-            "error": job.error, "url": reverse("api_export_job", args=[job.id]),
-            "download": reverse("api_export_download", args=[job.id]) if done else None}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "options": job.options,
+        "size_bytes": job.size_bytes,
+        "error": job.error,
+        "url": reverse("api_export_job", args=[job.id]),
+        "download": reverse("api_export_download", args=[job.id]) if done else None,
+    }
 
 
-@extend_schema(parameters=[ExportParamsSerializer],
-               responses={(200, "application/octet-stream"): OpenApiResponse(description="The export file"),
-                          202: ExportJobSerializer,
-                          409: inline_serializer("ExportInProgress", fields={
-                              "error": serializers.CharField(), "job": ExportJobSerializer()})})
+@extend_schema(
+    parameters=[ExportParamsSerializer],
+    responses={
+        (200, "application/octet-stream"): OpenApiResponse(description="The export file"),
+        202: ExportJobSerializer,
+        409: inline_serializer(
+            "ExportInProgress", fields={"error": serializers.CharField(), "job": ExportJobSerializer()}
+        ),
+    },
+)
 @api_view(["GET"])
 def project_export(request: Request, project_id: int):
     """?format=coco|voc|yolo|csv|json [&status=submitted (default)|all|unlabeled|...] [&predictions=0.5]
@@ -71,8 +92,9 @@ def project_export(request: Request, project_id: int):
     params = ExportParamsSerializer(data=request.query_params)
     params.is_valid(raise_exception=True)
     data = params.validated_data
-    options = exports.ExportOptions(format=data["format"], status=data.get("status"),
-                                     predictions_min=data.get("predictions"), images=data["images"])
+    options = exports.ExportOptions(
+        format=data["format"], status=data.get("status"), predictions_min=data.get("predictions"), images=data["images"]
+    )
     options.check()
     images = Image.objects.filter(project=project)
     if options.status_filter:
@@ -81,12 +103,22 @@ def project_export(request: Request, project_id: int):
         try:
             job = exchange.export_job_start(project=project, user=request.user, options=options)
         except exchange.ExportInProgress as busy:
-            return Response({"error": "An export of this project is already queued or running; poll it and "
-                                      "download it, or wait for it to finish.", "job": job_dict(busy.job)}, status=409)
+            return Response(
+                {
+                    "error": "An export of this project is already queued or running; poll it and "
+                    "download it, or wait for it to finish.",
+                    "job": job_dict(busy.job),
+                },
+                status=409,
+            )
         return Response(job_dict(job), status=202)
-    response = StreamingHttpResponse(exports.export_stream(project=project, options=options),
-                                     content_type=registry.get_writer(options.format).media_type)
-    response["Content-Disposition"] = f'attachment; filename="{exports.export_file_name(project=project, options=options)}"'
+    response = StreamingHttpResponse(
+        exports.export_stream(project=project, options=options),
+        content_type=registry.get_writer(options.format).media_type,
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="{exports.export_file_name(project=project, options=options)}"'
+    )
     return response
 
 
@@ -106,13 +138,18 @@ def export_download(request: Request, job_id: int):
     if job.status != ExportStatus.SUCCEEDED or not job.file:
         raise Http404("This export is not ready; poll its status.")
     options = exports.ExportOptions(**job.options)
-    return FileResponse(job.file.open("rb"), as_attachment=True,
-                        filename=exports.export_file_name(project=job.project, options=options),
-                        content_type=registry.get_writer(options.format).media_type)
+    return FileResponse(
+        job.file.open("rb"),
+        as_attachment=True,
+        filename=exports.export_file_name(project=job.project, options=options),
+        content_type=registry.get_writer(options.format).media_type,
+    )
 
 
-@extend_schema(request={"multipart/form-data": ImportSerializer}, responses=OpenApiResponse(
-    description="{images, boxes, tags, labels_created, unmatched, skipped_results}"))
+@extend_schema(
+    request={"multipart/form-data": ImportSerializer},
+    responses=OpenApiResponse(description="{images, boxes, tags, labels_created, unmatched, skipped_results}"),
+)
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def project_import(request: Request, project_id: int) -> Response:
@@ -122,6 +159,7 @@ def project_import(request: Request, project_id: int) -> Response:
     form = ImportSerializer(data={"format": request.data.get("format"), "files": request.FILES.getlist("files")})
     form.is_valid(raise_exception=True)
     files = [(f.name, f.read()) for f in form.validated_data["files"]]
-    report = exchange.annotations_file_import(project=project, user=request.user,
-                                              fmt=form.validated_data["format"], files=files)
+    report = exchange.annotations_file_import(
+        project=project, user=request.user, fmt=form.validated_data["format"], files=files
+    )
     return Response(report.as_dict())

@@ -45,20 +45,34 @@ class UploadSerializer(serializers.Serializer):
 
 def image_dict(row: dict) -> dict:
     image_id = row["id"]
-    return {"id": image_id, "name": row["original_name"], "width": row["width"], "height": row["height"],
-            "status": row["status"], "version": row["version"], "file": f"/images/{image_id}/file",
-            "thumbnail": f"/images/{image_id}/thumb", **({"uncertainty": row["score"]} if "score" in row else {})}
+    return {
+        "id": image_id,
+        "name": row["original_name"],
+        "width": row["width"],
+        "height": row["height"],
+        "status": row["status"],
+        "version": row["version"],
+        "file": f"/images/{image_id}/file",
+        "thumbnail": f"/images/{image_id}/thumb",
+        **({"uncertainty": row["score"]} if "score" in row else {}),
+    }
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("status", enum=ImageStatus.values),
-                OpenApiParameter("label", int, description="Images a person gave this label (box or tag)"),
-                OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
-                OpenApiParameter("order", enum=list(LIST_ORDERS),
-                                 description="id (default) or uncertain: the model's least certain first"),
-                OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
-                OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
-    request={"multipart/form-data": UploadSerializer}, responses=ImagePageSerializer)
+    parameters=[
+        OpenApiParameter("status", enum=ImageStatus.values),
+        OpenApiParameter("label", int, description="Images a person gave this label (box or tag)"),
+        OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
+        OpenApiParameter(
+            "order", enum=list(LIST_ORDERS), description="id (default) or uncertain: the model's least certain first"
+        ),
+        OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
+        OpenApiParameter("cursor", str),
+        OpenApiParameter("limit", int),
+    ],
+    request={"multipart/form-data": UploadSerializer},
+    responses=ImagePageSerializer,
+)
 @api_view(["GET", "POST"])
 @parser_classes([MultiPartParser, FormParser, JSONParser])
 def project_images(request: Request, project_id: int) -> Response:
@@ -75,10 +89,15 @@ def project_images(request: Request, project_id: int) -> Response:
         raise BadRequest(f"Unknown order “{order}”; use one of {', '.join(LIST_ORDERS)}.")
     limit = common.optional_int(request, "limit") or 100
     page = compose.image_list(
-        project_id=project.id, status=status, human_label=common.optional_int(request, "label"),
-        suggested_label=common.optional_int(request, "suggested"), order=order, limit=min(limit, 1000),
+        project_id=project.id,
+        status=status,
+        human_label=common.optional_int(request, "label"),
+        suggested_label=common.optional_int(request, "suggested"),
+        order=order,
+        limit=min(limit, 1000),
         name=request.query_params.get("name") or None,
-        after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1))
+        after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1),
+    )
     return Response({"next": common.next_url(request, page.next_key), "results": [image_dict(r) for r in page.rows]})
 
 
@@ -86,8 +105,10 @@ def _upload(request: Request, project_id: int) -> Response:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     length = request.META.get("CONTENT_LENGTH") or "0"
     if length.isdigit() and int(length) > settings.UPLOAD_MAX_BYTES_PER_REQUEST:  # before parsing anything
-        raise TooLarge(f"The upload is {int(length) / 1e6:,.0f} MB; one request may carry at most "
-                       f"{settings.UPLOAD_MAX_BYTES_PER_REQUEST / 1e6:,.0f} MB. Send the files in smaller batches.")
+        raise TooLarge(
+            f"The upload is {int(length) / 1e6:,.0f} MB; one request may carry at most "
+            f"{settings.UPLOAD_MAX_BYTES_PER_REQUEST / 1e6:,.0f} MB. Send the files in smaller batches."
+        )
     files = request.FILES.getlist("files")
     if not files:
         raise BadRequest("Choose one or more image files to upload (multipart field “files”).")

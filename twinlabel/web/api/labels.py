@@ -18,8 +18,14 @@ class LabelSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     color = serializers.CharField(max_length=7, required=False, allow_blank=True, default="")
     hotkey = serializers.CharField(max_length=1, required=False, allow_blank=True, allow_null=True, default=None)
-    attributes = serializers.ListField(child=serializers.DictField(), required=False, default=list, help_text=(
-        'Box attributes of this label: [{"name", "type": checkbox|choice|text, "choices": [...] for a choice}].'))
+    attributes = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        default=list,
+        help_text=(
+            'Box attributes of this label: [{"name", "type": checkbox|choice|text, "choices": [...] for a choice}].'
+        ),
+    )
 
 
 class LabelOutSerializer(serializers.Serializer):
@@ -36,8 +42,14 @@ class LabelListSerializer(serializers.Serializer):
 
 
 def label_dict(label: LabelClass) -> dict:
-    return {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey, "order": label.order,
-            "attributes": label.attributes}
+    return {
+        "id": label.id,
+        "name": label.name,
+        "color": label.color,
+        "hotkey": label.hotkey,
+        "order": label.order,
+        "attributes": label.attributes,
+    }
 
 
 @extend_schema(methods=["GET"], responses=LabelListSerializer)
@@ -53,6 +65,7 @@ def project_labels(request: Request, project_id: int) -> Response:
     form.is_valid(raise_exception=True)
     data = form.validated_data
     hotkey = data["hotkey"].strip().lower() if data["hotkey"] else None
-    label = label_create(project=project, name=data["name"], color=data["color"], hotkey=hotkey,
-                                  attributes=data["attributes"])
+    label = label_create(
+        project=project, name=data["name"], color=data["color"], hotkey=hotkey, attributes=data["attributes"]
+    )
     return Response(label_dict(label), status=201)

@@ -20,8 +20,13 @@ class ProjectSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
-                                   help_text="Label names to create with the project.", write_only=True)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=list,
+        help_text="Label names to create with the project.",
+        write_only=True,
+    )
     created_at = serializers.DateTimeField(read_only=True)
 
 
@@ -47,13 +52,19 @@ class ProjectDetailSerializer(ProjectCreatedSerializer):
 
 class ProjectDeletedSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, help_text="Without ?confirm: what the deletion would remove")
-    deleted = serializers.DictField(child=serializers.IntegerField(),
-                                    help_text="images, boxes, tags, labels, reviews, members, runs, suggestions, exports")
+    deleted = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="images, boxes, tags, labels, reviews, members, runs, suggestions, exports",
+    )
 
 
 def project_dict(project: Project) -> dict:
-    return {"id": project.id, "name": project.name, "description": project.description,
-            "created_at": project.created_at.isoformat()}
+    return {
+        "id": project.id,
+        "name": project.name,
+        "description": project.description,
+        "created_at": project.created_at.isoformat(),
+    }
 
 
 @extend_schema(methods=["GET"], operation_id="projects_list", responses=ProjectListSerializer)
@@ -67,13 +78,17 @@ def projects(request: Request) -> Response:
     form = ProjectSerializer(data=request.data)
     form.is_valid(raise_exception=True)
     project = project_create(user=request.user, **form.validated_data)
-    return Response({**project_dict(project), "labels": [label_dict(label) for label in project.labels.all()]}, status=201)
+    return Response(
+        {**project_dict(project), "labels": [label_dict(label) for label in project.labels.all()]}, status=201
+    )
 
 
 @extend_schema(methods=["GET"], responses=ProjectDetailSerializer)
-@extend_schema(methods=["DELETE"], parameters=[OpenApiParameter("confirm", str, required=True,
-                                                                description="The project's name")],
-               responses={200: ProjectDeletedSerializer, 400: ProjectDeletedSerializer})
+@extend_schema(
+    methods=["DELETE"],
+    parameters=[OpenApiParameter("confirm", str, required=True, description="The project's name")],
+    responses={200: ProjectDeletedSerializer, 400: ProjectDeletedSerializer},
+)
 @api_view(["GET", "DELETE"])
 def project_detail(request: Request, project_id: int) -> Response:
     """GET: the project. DELETE ?confirm=<its name> (admin): delete it with every row and file; without
@@ -81,8 +96,14 @@ def project_detail(request: Request, project_id: int) -> Response:
     if request.method == "DELETE":
         return _project_delete(request, project_id)
     project, role = project_for(user=request.user, project_id=project_id)
-    return Response({**project_dict(project), "role": role, "labels": [label_dict(label) for label in project.labels.all()],
-                     "counts": selectors.project_status_counts(project_id=project.id)})
+    return Response(
+        {
+            **project_dict(project),
+            "role": role,
+            "labels": [label_dict(label) for label in project.labels.all()],
+            "counts": selectors.project_status_counts(project_id=project.id),
+        }
+    )
 
 
 def _project_delete(request: Request, project_id: int) -> Response:
@@ -91,6 +112,12 @@ def _project_delete(request: Request, project_id: int) -> Response:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     if request.query_params.get("confirm", "").strip() != project.name:
         counts = deletion.project_delete_counts(project=project)
-        return Response({"error": f"This deletes {deletion.project_delete_summary(counts)}. To confirm, repeat "
-                                  "the request with ?confirm=<the project's name>.", "deleted": counts}, status=400)
+        return Response(
+            {
+                "error": f"This deletes {deletion.project_delete_summary(counts)}. To confirm, repeat "
+                "the request with ?confirm=<the project's name>.",
+                "deleted": counts,
+            },
+            status=400,
+        )
     return Response({"deleted": deletion.project_delete(project=project)})

@@ -27,9 +27,13 @@ def queue_next(request: Request, project_id: int) -> Response:
     """POST {order, exclude, release}: the next image nobody else holds, now held for you."""
     project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
     data = common.body(request)
-    image = queue.queue_next(project=project, user=request.user, order=str(data.get("order", "sequential")),
-                                   exclude=common.id_list(data.get("exclude", []), "exclude"),
-                                   release=common.id_list(data.get("release", []), "release"))
+    image = queue.queue_next(
+        project=project,
+        user=request.user,
+        order=str(data.get("order", "sequential")),
+        exclude=common.id_list(data.get("exclude", []), "exclude"),
+        release=common.id_list(data.get("release", []), "release"),
+    )
     return Response({"image": compose.annotation_state(image=image) if image else None})
 
 
@@ -44,6 +48,5 @@ def queue_release(request: Request, project_id: int) -> Response:
         if not all(part.strip().isdigit() for part in raw.split(",") if part.strip()):
             raise BadRequest("“images” must be image ids separated by commas.")
         raw = [int(part) for part in raw.split(",") if part.strip()]
-    released = queue.queue_release(project=project, user=request.user,
-                                         image_ids=common.id_list(raw, "images"))
+    released = queue.queue_release(project=project, user=request.user, image_ids=common.id_list(raw, "images"))
     return Response({"released": released})

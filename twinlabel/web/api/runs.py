@@ -20,10 +20,16 @@ from twinlabel.web.api.errors import BadRequest
 
 class RunStartSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=RunKind.choices)
-    config = serializers.DictField(required=False, help_text="Pretraining settings (resolution, epochs, "
-                                   "time_budget_s, ...); unset ones come from the worker's device preset")
-    confirm = serializers.BooleanField(required=False, help_text="Start a pretraining estimated to take longer "
-                                       "than PRETRAIN_CONFIRM_ABOVE_S anyway (without it: 400 with the estimate)")
+    config = serializers.DictField(
+        required=False,
+        help_text="Pretraining settings (resolution, epochs, "
+        "time_budget_s, ...); unset ones come from the worker's device preset",
+    )
+    confirm = serializers.BooleanField(
+        required=False,
+        help_text="Start a pretraining estimated to take longer "
+        "than PRETRAIN_CONFIRM_ABOVE_S anyway (without it: 400 with the estimate)",
+    )
 
 
 class RunSerializer(serializers.Serializer):
@@ -43,8 +49,10 @@ class RunSerializer(serializers.Serializer):
 
 class RunListSerializer(serializers.Serializer):
     runs = RunSerializer(many=True)
-    pretrain_estimate = serializers.DictField(help_text="What Pretrain with the defaults would take on the "
-                                              "worker's device: seconds, text, device, needs_confirmation, config")
+    pretrain_estimate = serializers.DictField(
+        help_text="What Pretrain with the defaults would take on the "
+        "worker's device: seconds, text, device, needs_confirmation, config"
+    )
 
 
 @extend_schema(methods=["GET"], responses=RunListSerializer)

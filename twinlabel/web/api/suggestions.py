@@ -35,10 +35,17 @@ class SuggestionPageSerializer(serializers.Serializer):
     results = SuggestionSerializer(many=True)
 
 
-@extend_schema(parameters=[
-    OpenApiParameter("label", int), OpenApiParameter("min_probability", float),
-    OpenApiParameter("max_probability", float), OpenApiParameter("predicted", bool),
-    OpenApiParameter("cursor", str), OpenApiParameter("limit", int)], responses=SuggestionPageSerializer)
+@extend_schema(
+    parameters=[
+        OpenApiParameter("label", int),
+        OpenApiParameter("min_probability", float),
+        OpenApiParameter("max_probability", float),
+        OpenApiParameter("predicted", bool),
+        OpenApiParameter("cursor", str),
+        OpenApiParameter("limit", int),
+    ],
+    responses=SuggestionPageSerializer,
+)
 @api_view(["GET"])
 def project_suggestions(request: Request, project_id: int) -> Response:
     """The current model's suggestions, likeliest first, with any decision taken (cursor pagination)."""
@@ -47,17 +54,22 @@ def project_suggestions(request: Request, project_id: int) -> Response:
     if predicted not in (None, "", "true", "false", "1", "0"):
         raise BadRequest("“predicted” must be true or false.")
     page = selectors.suggestion_page(
-        project_id=project.id, label_id=common.optional_int(request, "label"),
+        project_id=project.id,
+        label_id=common.optional_int(request, "label"),
         min_probability=common.optional_float(request, "min_probability"),
         max_probability=common.optional_float(request, "max_probability"),
         predicted=None if predicted in (None, "") else predicted in ("true", "1"),
         after=common.cursor_decode(request.query_params.get("cursor"), 2),
-        limit=min(common.optional_int(request, "limit") or 100, 1000))
+        limit=min(common.optional_int(request, "limit") or 100, 1000),
+    )
     return Response({"next": common.next_url(request, page.next_key), "results": page.rows})
 
 
-@extend_schema(request=None, responses=AnnotationStateSerializer, parameters=[
-    OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=["accept", "reject"])])
+@extend_schema(
+    request=None,
+    responses=AnnotationStateSerializer,
+    parameters=[OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=["accept", "reject"])],
+)
 @api_view(["POST"])
 def image_suggestion_decide(request: Request, image_id: str, label_id: str, decision: str) -> Response:
     """The annotate page's form: decide on the current suggestion of ``label_id`` for the image;
@@ -67,8 +79,12 @@ def image_suggestion_decide(request: Request, image_id: str, label_id: str, deci
     if decision == "undo":
         services.suggestion_undo(image=image, label=label, user=request.user)
     else:
-        services.suggestion_decide(image=image, label=label, user=request.user,
-                                   decision={"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}[decision])
+        services.suggestion_decide(
+            image=image,
+            label=label,
+            user=request.user,
+            decision={"accept": Decision.ACCEPTED, "reject": Decision.REJECTED}[decision],
+        )
     image.refresh_from_db()
     return Response(compose.annotation_state(image=image))
 
@@ -87,8 +103,11 @@ def image_suggestions_accept_all(request: Request, image_id: int) -> Response:
 
 class SuggestionSettingsSerializer(serializers.Serializer):
     precision_target = serializers.FloatField(required=False, help_text="0.5 to 0.999; default 0.9")
-    label_targets = serializers.DictField(child=serializers.FloatField(allow_null=True), required=False,
-                                          help_text="{label id: target, or null for the project's}")
+    label_targets = serializers.DictField(
+        child=serializers.FloatField(allow_null=True),
+        required=False,
+        help_text="{label id: target, or null for the project's}",
+    )
 
 
 @extend_schema(methods=["GET"], responses={200: OpenApiTypes.OBJECT})
@@ -104,6 +123,7 @@ def suggestion_settings(request: Request, project_id: int) -> Response:
     unknown = set(data) - {"precision_target", "label_targets"}
     if unknown:
         raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}; use precision_target, label_targets.")
-    services.suggestion_settings_update(project=project, precision_target=data.get("precision_target"),
-                                        label_targets=data.get("label_targets"))
+    services.suggestion_settings_update(
+        project=project, precision_target=data.get("precision_target"), label_targets=data.get("label_targets")
+    )
     return Response(selectors.suggestion_settings(project_id=project.id))

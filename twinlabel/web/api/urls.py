@@ -3,8 +3,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from twinlabel.web.api import (annotations, dashboard, docs, exchange, images, labels, projects, queue, runs,
-                               suggestions)
+from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, projects, queue, runs, suggestions
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
@@ -23,17 +22,26 @@ urlpatterns = [
     path("images/<int:image_id>/submit/", annotations.image_submit, name="api_image_submit"),
     path("images/<int:image_id>/skip/", annotations.image_skip, name="api_image_skip"),
     path("images/<int:image_id>/review/", annotations.image_review, name="api_image_review"),
-    re_path(r"^images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject|undo)/$",
-            suggestions.image_suggestion_decide, name="api_suggestion_decide"),
-    path("images/<int:image_id>/suggestions/accept-all/", suggestions.image_suggestions_accept_all,
-         name="api_suggestions_accept_all"),
+    re_path(
+        r"^images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject|undo)/$",
+        suggestions.image_suggestion_decide,
+        name="api_suggestion_decide",
+    ),
+    path(
+        "images/<int:image_id>/suggestions/accept-all/",
+        suggestions.image_suggestions_accept_all,
+        name="api_suggestions_accept_all",
+    ),
     path("projects/<int:project_id>/suggestions/", suggestions.project_suggestions, name="api_project_suggestions"),
     path("projects/<int:project_id>/runs/", runs.project_runs, name="api_project_runs"),
     path("runs/<int:run_id>/", runs.run_detail, name="api_run_detail"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="api_run_cancel"),
     path("runs/<int:run_id>/retry/", runs.run_retry, name="api_run_retry"),
-    path("projects/<int:project_id>/suggestion-settings/", suggestions.suggestion_settings,
-         name="api_suggestion_settings"),
+    path(
+        "projects/<int:project_id>/suggestion-settings/",
+        suggestions.suggestion_settings,
+        name="api_suggestion_settings",
+    ),
     path("projects/<int:project_id>/dashboard/", dashboard.project_dashboard, name="api_project_dashboard"),
     path("projects/<int:project_id>/embedding-map/", dashboard.embedding_map, name="api_embedding_map"),
 ]

@@ -42,9 +42,16 @@ def account(request: HttpRequest) -> HttpResponse:
         update_session_auth_hash(request, user)  # this browser stays logged in; other sessions end
         messages.success(request, "Your password was changed. Your API token was revoked: create a new one below.")
         return redirect("account")
-    return render(request, "web/account.html", {
-        "form": form, "has_token": Token.objects.filter(user=request.user).exists(),
-        "new_key": request.session.pop("new_token_key", None)}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "web/account.html",
+        {
+            "form": form,
+            "has_token": Token.objects.filter(user=request.user).exists(),
+            "new_key": request.session.pop("new_token_key", None),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

@@ -32,29 +32,46 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
         image = get_object_or_404(Image, pk=image_id, project=project)
     else:
         image = queue_next(project=project, user=request.user, order=order)
-    return render(request, "web/annotate.html", {
-        "project": project,
-        "config": {
-            "project": {"id": project.id, "name": project.name},
-            "user": request.user.pk,  # keys the image adjustments this person keeps in their browser
-            "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey,
-                        "attributes": label.attributes} for label in project.labels.all()],
-            "order": order,
-            "urls": {
-                "next": reverse("api_queue_next", args=[project.id]),
-                "release": reverse("api_queue_release", args=[project.id]),
-                "annotations": url_template("api_image_annotations", image_id="{id}"),
-                "submit": url_template("api_image_submit", image_id="{id}"),
-                "skip": url_template("api_image_skip", image_id="{id}"),
-                "suggestion": url_template("api_suggestion_decide", image_id="{id}", label_id="{label}",
-                                           decision="{decision}", sentinels={"decision": "accept"}),
-                "acceptAll": url_template("api_suggestions_accept_all", image_id="{id}"),
-                "review": url_template("api_image_review", image_id="{id}"),
-                "project": reverse("project_detail", args=[project.id]),
+    return render(
+        request,
+        "web/annotate.html",
+        {
+            "project": project,
+            "config": {
+                "project": {"id": project.id, "name": project.name},
+                "user": request.user.pk,  # keys the image adjustments this person keeps in their browser
+                "labels": [
+                    {
+                        "id": label.id,
+                        "name": label.name,
+                        "color": label.color,
+                        "hotkey": label.hotkey,
+                        "attributes": label.attributes,
+                    }
+                    for label in project.labels.all()
+                ],
+                "order": order,
+                "urls": {
+                    "next": reverse("api_queue_next", args=[project.id]),
+                    "release": reverse("api_queue_release", args=[project.id]),
+                    "annotations": url_template("api_image_annotations", image_id="{id}"),
+                    "submit": url_template("api_image_submit", image_id="{id}"),
+                    "skip": url_template("api_image_skip", image_id="{id}"),
+                    "suggestion": url_template(
+                        "api_suggestion_decide",
+                        image_id="{id}",
+                        label_id="{label}",
+                        decision="{decision}",
+                        sentinels={"decision": "accept"},
+                    ),
+                    "acceptAll": url_template("api_suggestions_accept_all", image_id="{id}"),
+                    "review": url_template("api_image_review", image_id="{id}"),
+                    "project": reverse("project_detail", args=[project.id]),
+                },
             },
+            "initial": compose.annotation_state(image=image) if image else None,
         },
-        "initial": compose.annotation_state(image=image) if image else None,
-    })
+    )
 
 
 @login_required
@@ -73,20 +90,43 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
     boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h", "attributes")) if image else []
     for box in boxes:  # percentages, so the overlay scales with the picture
         box["label"] = labels[box["label_id"]]
-        box["style"] = (f"left:{100 * box['x'] / image.width:.3f}%;top:{100 * box['y'] / image.height:.3f}%;"
-                        f"width:{100 * box['w'] / image.width:.3f}%;height:{100 * box['h'] / image.height:.3f}%;"
-                        f"border-color:{box['label'].color}")
-    return render(request, "web/review.html", {
-        "project": project, "image": image, "boxes": boxes,
-        "tags": [labels[t] for t in image.tags.order_by("id").values_list("label_id", flat=True)] if image else [],
-        "history": list(image.reviews.select_related("reviewer").order_by("-id")[:5]) if image else [],
-        "pending": selectors.review_pending_count(project_id=project.id),
-        "config": {"image": image.id if image else None, "version": image.version if image else None,
-                   "url": reverse("api_image_review", args=[image.id]) if image else None,
-                   "next": reverse("review", args=[project.id]), "skipped": skipped,
-                   "size": [image.width, image.height] if image else None,
-                   "labels": [{"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
-                              for label in labels.values()],
-                   "boxes": [{"label": b["label_id"], "x": b["x"], "y": b["y"], "w": b["w"], "h": b["h"],
-                              "attributes": b["attributes"]} for b in boxes]},
-    })
+        box["style"] = (
+            f"left:{100 * box['x'] / image.width:.3f}%;top:{100 * box['y'] / image.height:.3f}%;"
+            f"width:{100 * box['w'] / image.width:.3f}%;height:{100 * box['h'] / image.height:.3f}%;"
+            f"border-color:{box['label'].color}"
+        )
+    return render(
+        request,
+        "web/review.html",
+        {
+            "project": project,
+            "image": image,
+            "boxes": boxes,
+            "tags": [labels[t] for t in image.tags.order_by("id").values_list("label_id", flat=True)] if image else [],
+            "history": list(image.reviews.select_related("reviewer").order_by("-id")[:5]) if image else [],
+            "pending": selectors.review_pending_count(project_id=project.id),
+            "config": {
+                "image": image.id if image else None,
+                "version": image.version if image else None,
+                "url": reverse("api_image_review", args=[image.id]) if image else None,
+                "next": reverse("review", args=[project.id]),
+                "skipped": skipped,
+                "size": [image.width, image.height] if image else None,
+                "labels": [
+                    {"id": label.id, "name": label.name, "color": label.color, "hotkey": label.hotkey}
+                    for label in labels.values()
+                ],
+                "boxes": [
+                    {
+                        "label": b["label_id"],
+                        "x": b["x"],
+                        "y": b["y"],
+                        "w": b["w"],
+                        "h": b["h"],
+                        "attributes": b["attributes"],
+                    }
+                    for b in boxes
+                ],
+            },
+        },
+    )

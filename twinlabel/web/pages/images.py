@@ -28,11 +28,23 @@ def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
     status = request.GET.get("status") or None
     if status and status not in ImageStatus.values:
         raise Http404("No such status.")
-    page = selectors.image_page(project_id=project.id, status=status, after=_positive_int(request.GET.get("after")),
-                                before=_positive_int(request.GET.get("before")))
-    return render(request, "web/image_grid.html", {
-        "project": project, "page": page, "can_annotate": role in ANNOTATE_ROLES, "status": status or "", "statuses": ImageStatus.choices,
-    })
+    page = selectors.image_page(
+        project_id=project.id,
+        status=status,
+        after=_positive_int(request.GET.get("after")),
+        before=_positive_int(request.GET.get("before")),
+    )
+    return render(
+        request,
+        "web/image_grid.html",
+        {
+            "project": project,
+            "page": page,
+            "can_annotate": role in ANNOTATE_ROLES,
+            "status": status or "",
+            "statuses": ImageStatus.choices,
+        },
+    )
 
 
 def _image_file(request: HttpRequest, image_id: int, field: str) -> FileResponse:

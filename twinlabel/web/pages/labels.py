@@ -21,8 +21,12 @@ def label_add(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     hotkey = request.POST.get("hotkey")
     try:
-        label_create(project=project, name=request.POST.get("name", ""),
-                              color=request.POST.get("color", ""), hotkey=hotkey.strip().lower() if hotkey else None)
+        label_create(
+            project=project,
+            name=request.POST.get("name", ""),
+            color=request.POST.get("color", ""),
+            hotkey=hotkey.strip().lower() if hotkey else None,
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("project_detail", project_id=project.id)
@@ -44,9 +48,13 @@ def label_edit(request: HttpRequest, project_id: int, label_id: int) -> HttpResp
             messages.success(request, f"Deleted the label “{label.name}”.")
         else:
             text = request.POST.get("attributes")  # absent from older forms: keep the definitions
-            label_update(label=label, name=request.POST.get("name", ""),
-                                  color=request.POST.get("color", ""), hotkey=request.POST.get("hotkey", ""),
-                                  attributes=None if text is None else specs_from_text(text))
+            label_update(
+                label=label,
+                name=request.POST.get("name", ""),
+                color=request.POST.get("color", ""),
+                hotkey=request.POST.get("hotkey", ""),
+                attributes=None if text is None else specs_from_text(text),
+            )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("project_detail", project_id=project.id)

@@ -22,14 +22,24 @@ def members(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     if request.method == "POST":
         try:
-            member_add(project=project, username=request.POST.get("username", ""),
-                                role=request.POST.get("role", Role.ANNOTATOR), by=request.user)
+            member_add(
+                project=project,
+                username=request.POST.get("username", ""),
+                role=request.POST.get("role", Role.ANNOTATOR),
+                by=request.user,
+            )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         return redirect("members", project_id=project.id)
-    return render(request, "web/members.html", {
-        "project": project, "members": selectors.project_members(project_id=project.id), "roles": Role.choices,
-    })
+    return render(
+        request,
+        "web/members.html",
+        {
+            "project": project,
+            "members": selectors.project_members(project_id=project.id),
+            "roles": Role.choices,
+        },
+    )
 
 
 @login_required

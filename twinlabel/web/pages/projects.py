@@ -38,29 +38,39 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = project_for(user=request.user, project_id=project_id)
-    return render(request, "web/project_detail.html", {
-        "project": project,
-        "role": role,
-        "is_admin": role == "admin",
-        "can_annotate": role in ANNOTATE_ROLES,
-        "can_review": role in REVIEW_ROLES,
-        "review_pending": selectors.review_pending_count(project_id=project.id),
-        "review_stats": selectors.review_stats(project_id=project.id),
-        "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
-        "overlap_percent": round(project.overlap_fraction * 100, 1),
-        "counts": selectors.project_status_counts(project_id=project.id),
-        "labels": [_with_attributes_text(label) for label in project.labels.all()],
-        "refit_every": settings.PROBE_REFIT_EVERY,
-        "recent": selectors.recent_images(project_id=project.id),
-        "export_formats": registry.writers(),
-        "import_formats": registry.readers(),
-        "runs_config": {"url": reverse("api_project_runs", args=[project.id]), "isAdmin": role == "admin",
-                        "cancelUrl": url_template("api_run_cancel", run_id="{id}")},
-        "upload_config": {"url": reverse("api_project_images", args=[project.id]), "batch": 20,
-                          "thumbUrl": url_template("image_thumbnail", image_id="{id}"),
-                          "maxBytes": import_limits().max_bytes,
-                          "maxZipBytes": settings.ZIP_MAX_TOTAL_BYTES},
-    })
+    return render(
+        request,
+        "web/project_detail.html",
+        {
+            "project": project,
+            "role": role,
+            "is_admin": role == "admin",
+            "can_annotate": role in ANNOTATE_ROLES,
+            "can_review": role in REVIEW_ROLES,
+            "review_pending": selectors.review_pending_count(project_id=project.id),
+            "review_stats": selectors.review_stats(project_id=project.id),
+            "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
+            "overlap_percent": round(project.overlap_fraction * 100, 1),
+            "counts": selectors.project_status_counts(project_id=project.id),
+            "labels": [_with_attributes_text(label) for label in project.labels.all()],
+            "refit_every": settings.PROBE_REFIT_EVERY,
+            "recent": selectors.recent_images(project_id=project.id),
+            "export_formats": registry.writers(),
+            "import_formats": registry.readers(),
+            "runs_config": {
+                "url": reverse("api_project_runs", args=[project.id]),
+                "isAdmin": role == "admin",
+                "cancelUrl": url_template("api_run_cancel", run_id="{id}"),
+            },
+            "upload_config": {
+                "url": reverse("api_project_images", args=[project.id]),
+                "batch": 20,
+                "thumbUrl": url_template("image_thumbnail", image_id="{id}"),
+                "maxBytes": import_limits().max_bytes,
+                "maxZipBytes": settings.ZIP_MAX_TOTAL_BYTES,
+            },
+        },
+    )
 
 
 @login_required
@@ -75,11 +85,17 @@ def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("confirm", "").strip() == project.name:
             deletion.project_delete(project=project)
-            messages.success(request, f"Deleted the project “{project.name}”: {deletion.project_delete_summary(counts)}.")
+            messages.success(
+                request, f"Deleted the project “{project.name}”: {deletion.project_delete_summary(counts)}."
+            )
             return redirect("project_list")
         messages.error(request, "Type the project's name exactly to confirm the deletion.")
-    return render(request, "web/project_delete.html", {"project": project, "counts": counts},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "web/project_delete.html",
+        {"project": project, "counts": counts},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @login_required

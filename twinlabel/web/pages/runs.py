@@ -18,16 +18,26 @@ from twinlabel.web.links import url_template
 @require_GET
 def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
-    return render(request, "web/dashboard.html", {"project": project, "config": {
-        "project": project.id,
-        "urls": {"data": reverse("api_project_dashboard", args=[project.id]),
-                 "map": reverse("api_embedding_map", args=[project.id]),
-                 "runs": reverse("api_project_runs", args=[project.id]),
-                 "run": url_template("api_run_detail", run_id="{id}"),
-                 "cancel": url_template("api_run_cancel", run_id="{id}"),
-                 "retry": url_template("api_run_retry", run_id="{id}"),
-                 "thumb": url_template("image_thumbnail", image_id="{id}"), "annotate": reverse("annotate", args=[project.id]) + "?image={id}"},
-    }})
+    return render(
+        request,
+        "web/dashboard.html",
+        {
+            "project": project,
+            "config": {
+                "project": project.id,
+                "urls": {
+                    "data": reverse("api_project_dashboard", args=[project.id]),
+                    "map": reverse("api_embedding_map", args=[project.id]),
+                    "runs": reverse("api_project_runs", args=[project.id]),
+                    "run": url_template("api_run_detail", run_id="{id}"),
+                    "cancel": url_template("api_run_cancel", run_id="{id}"),
+                    "retry": url_template("api_run_retry", run_id="{id}"),
+                    "thumb": url_template("image_thumbnail", image_id="{id}"),
+                    "annotate": reverse("annotate", args=[project.id]) + "?image={id}",
+                },
+            },
+        },
+    )
 
 
 @login_required

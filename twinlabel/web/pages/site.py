@@ -25,6 +25,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
     try:
         Project.objects.order_by().values_list("id")[:1].exists()
     except DatabaseError as error:
-        return JsonResponse({"ok": False, "database": connection.vendor,
-                             "error": f"the database is not usable ({error}); run manage.py migrate"}, status=503)
+        return JsonResponse(
+            {
+                "ok": False,
+                "database": connection.vendor,
+                "error": f"the database is not usable ({error}); run manage.py migrate",
+            },
+            status=503,
+        )
     return JsonResponse({"ok": True, "database": connection.vendor})

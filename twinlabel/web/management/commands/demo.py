@@ -28,8 +28,16 @@ DEMO_NAME = "Demo: shapes"
 # 0.310 mAP at 200 labels in bench/results/label_efficiency_cpu_crop05_e60.json). A time budget
 # rather than epochs, so the first suggestions come after minutes on any machine (the schedule
 # is fitted to the budget); the epochs only cap it on a fast one.
-DEMO_PRETRAIN = {"resolution": 32, "epochs": 60, "time_budget_s": 180, "batch_size": 64, "projector": [512, 512, 512],
-                 "warmup_epochs": 2, "small_stem": False, "crop_min": 0.5}
+DEMO_PRETRAIN = {
+    "resolution": 32,
+    "epochs": 60,
+    "time_budget_s": 180,
+    "batch_size": 64,
+    "projector": [512, 512, 512],
+    "warmup_epochs": 2,
+    "small_stem": False,
+    "crop_min": 0.5,
+}
 
 
 class Command(BaseCommand):
@@ -41,11 +49,15 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=256, help="image side in pixels")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--username", default="admin")
-        parser.add_argument("--no-pretrain", action="store_true",
-                            help="do not queue the first (CPU-sized) pretraining of the new project")
+        parser.add_argument(
+            "--no-pretrain",
+            action="store_true",
+            help="do not queue the first (CPU-sized) pretraining of the new project",
+        )
 
-    def handle(self, *args, images: int, labeled: float, size: int, seed: int, username: str, no_pretrain: bool,
-               **options):
+    def handle(
+        self, *args, images: int, labeled: float, size: int, seed: int, username: str, no_pretrain: bool, **options
+    ):
         user, password = _admin(username)
         project = Project.objects.filter(name=DEMO_NAME).first()
         if project is None:
@@ -76,9 +88,14 @@ def _admin(username: str) -> tuple[object, str]:
 
 def _create_demo(user, count: int, labeled: float, size: int, seed: int) -> Project:
     with transaction.atomic():
-        project = project_create(name=DEMO_NAME, user=user, description=(
-            "Generated scenes: shapes on textured backgrounds. Part of them are labeled; "
-            "the model suggests labels for the rest."))
+        project = project_create(
+            name=DEMO_NAME,
+            user=user,
+            description=(
+                "Generated scenes: shapes on textured backgrounds. Part of them are labeled; "
+                "the model suggests labels for the rest."
+            ),
+        )
         labels = {name: label_create(project=project, name=name, color=LABEL_COLOURS[name]) for name in LABELS}
     scenes = {}
 
