@@ -11,12 +11,15 @@ from rest_framework.response import Response
 
 from annotator.access import REVIEW_ROLES
 from annotator.services import annotations, reviews
-from annotator.services.annotations import annotation_save
+from annotator.services.annotations import BoxIn, annotation_save
 from twinlabel.web import compose
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
 
 
+# One box as the API reads it: strict types (not "1" for 1, not true for 1), and a message that names
+# the field a client got wrong. The fields describe the schema; ``to_internal_value`` reads. (A comment,
+# not a docstring: drf-spectacular would put a docstring into the schema.)
 class BoxSerializer(serializers.Serializer):
     label = serializers.IntegerField(help_text="Label id")
     x = serializers.FloatField(help_text="Image pixels, origin top-left")
@@ -31,15 +34,59 @@ class BoxSerializer(serializers.Serializer):
         ),
     )
 
+    def to_internal_value(self, data) -> BoxIn:
+        if not isinstance(data, dict):
+            raise BadRequest("Each box must be an object with label, x, y, w, h.")
+        attributes = data.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise BadRequest('A box\'s “attributes” must be an object, e.g. {"occluded": true}.')
+        label = common.int_field(data.get("label"), "label")
+        return BoxIn(label, *(_coordinate(data.get(k), k) for k in "xywh"), attributes=attributes)
 
-class AnnotationsInSerializer(serializers.Serializer):
-    version = serializers.IntegerField(help_text="The version last read; a stale one gets 409 with the current state.")
-    boxes = BoxSerializer(many=True)
-    tags = serializers.ListField(child=serializers.IntegerField(), help_text="Label ids set on the whole image.")
+
+def _coordinate(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"Box field “{what}” must be a number.")
+    return float(value)
+
+
+def boxes_in(raw) -> list[BoxIn]:
+    if not isinstance(raw, list):
+        raise BadRequest("“boxes” must be a list.")
+    return [BoxSerializer().to_internal_value(box) for box in raw]
 
 
 class VersionSerializer(serializers.Serializer):
     version = serializers.IntegerField()
+
+    def to_internal_value(self, data) -> dict:
+        return {"version": common.int_field(data.get("version"), "version")}
+
+
+class AnnotationsInSerializer(VersionSerializer):
+    version = serializers.IntegerField(help_text="The version last read; a stale one gets 409 with the current state.")
+    boxes = BoxSerializer(many=True)
+    tags = serializers.ListField(child=serializers.IntegerField(), help_text="Label ids set on the whole image.")
+
+    def to_internal_value(self, data) -> dict:
+        """The keyword arguments of ``annotation_save``, checked in the order a client reads its
+        request: tags' shape, version, boxes, tags' items."""
+        tags = data.get("tags", [])
+        if not isinstance(tags, list):
+            raise BadRequest("“tags” must be a list of label ids.")
+        return {
+            **super().to_internal_value(data),
+            "boxes": boxes_in(data.get("boxes", [])),
+            "tag_label_ids": [common.int_field(t, "tags") for t in tags],
+        }
+
+
+def read(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    """The request body (a JSON object, within the size limit) read by ``serializer_class``;
+    a 400 that names the field otherwise."""
+    form = serializer_class(data=common.body(request))
+    form.is_valid(raise_exception=True)
+    return form.validated_data
 
 
 class AnnotationStateSerializer(serializers.Serializer):
@@ -57,23 +104,13 @@ def image_annotations(request: Request, image_id: int) -> Response:
     (409 with the current state when ``version`` is stale)."""
     image = common.image_for(request, image_id, write=request.method == "PUT")
     if request.method == "PUT":
-        data = common.body(request)
-        tags = data.get("tags", [])
-        if not isinstance(tags, list):
-            raise BadRequest("“tags” must be a list of label ids.")
-        annotation_save(
-            image=image,
-            user=request.user,
-            version=common.int_field(data.get("version"), "version"),
-            boxes=common.boxes_field(data.get("boxes", [])),
-            tag_label_ids=[common.int_field(t, "tags") for t in tags],
-        )
+        annotation_save(image=image, user=request.user, **read(AnnotationsInSerializer, request))
     return Response(compose.annotation_state(image=image))  # the service left image as written
 
 
 def _finish(request: Request, image_id: int, service) -> Response:
     image = common.image_for(request, image_id, write=True)
-    service(image=image, user=request.user, version=common.int_field(common.body(request).get("version"), "version"))
+    service(image=image, user=request.user, **read(VersionSerializer, request))
     return Response(compose.annotation_state(image=image))  # the service left image as written
 
 
@@ -104,7 +141,7 @@ def image_review(request: Request, image_id: int) -> Response:
         return Response(compose.annotation_state(image=image))
     version = common.int_field(data.get("version"), "version")
     if decision == "accept":
-        boxes = common.boxes_field(data["boxes"]) if data.get("boxes") is not None else None
+        boxes = boxes_in(data["boxes"]) if data.get("boxes") is not None else None
         reviews.review_accept(image=image, user=request.user, version=version, boxes=boxes)
     elif decision == "reject":
         comment = data.get("comment", "")

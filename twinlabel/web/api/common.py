@@ -13,7 +13,6 @@ from rest_framework.request import Request
 
 from annotator.access import ANNOTATE_ROLES, project_role
 from annotator.models import Image
-from annotator.services.annotations import BoxIn
 from twinlabel.web.api.errors import BadRequest, TooLarge
 
 
@@ -41,30 +40,6 @@ def int_field(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"“{what}” must be an integer.")
     return value
-
-
-def _number(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest(f"Box field “{what}” must be a number.")
-    return float(value)
-
-
-def boxes_field(raw) -> list[BoxIn]:
-    if not isinstance(raw, list):
-        raise BadRequest("“boxes” must be a list.")
-    boxes = []
-    for box in raw:
-        if not isinstance(box, dict):
-            raise BadRequest("Each box must be an object with label, x, y, w, h.")
-        attributes = box.get("attributes") or {}
-        if not isinstance(attributes, dict):
-            raise BadRequest('A box\'s “attributes” must be an object, e.g. {"occluded": true}.')
-        boxes.append(
-            BoxIn(
-                int_field(box.get("label"), "label"), *(_number(box.get(k), k) for k in "xywh"), attributes=attributes
-            )
-        )
-    return boxes
 
 
 def id_list(raw, what: str, limit: int = 1000) -> list[int]:
