@@ -5,7 +5,6 @@ from django.db.models.signals import post_migrate
 class AnnotatorConfig(AppConfig):
     name = "annotator"
     verbose_name = "Annotation"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from celery.signals import worker_ready

@@ -9,17 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, Q, QuerySet, Sum
 
 from annotator.agreement import box_f1, tag_jaccard
-from annotator.models import (
-    AnnotationSnapshot,
-    Image,
-    ImageStatus,
-    LabelBoxCount,
-    Membership,
-    Project,
-    ProjectStatusCount,
-    Review,
-    ReviewStatus,
-)
+from annotator.models import AnnotationSnapshot, Image, ImageStatus, LabelBoxCount, Membership, Project
+from annotator.models import ProjectStatusCount, Review, ReviewStatus
 from annotator.orders import images_ordered
 from annotator.paging import Page, keyset_page
 

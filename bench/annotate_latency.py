@@ -84,6 +84,7 @@ def main() -> None:
 
 def _add_rows(project, count: int) -> None:
     """A few real images imported, then ``count`` rows in all pointing at their files."""
+    from tests.factories import image_row
     from annotator.demo.scenes import generate
     from annotator.models import Image
     from annotator.services.images import images_import
@@ -99,15 +100,12 @@ def _add_rows(project, count: int) -> None:
     for chunk in range(len(real), count, 10_000):
         Image.objects.bulk_create(
             [
-                Image(
-                    project=project,
+                image_row(
+                    project,
+                    i,
+                    size_bytes=real[0].size_bytes,
                     file=real[i % len(real)].file.name,
                     thumbnail=real[i % len(real)].thumbnail.name,
-                    original_name=f"{i:06d}.jpg",
-                    width=640,
-                    height=480,
-                    size_bytes=real[0].size_bytes,
-                    sha256=f"{i:064d}",
                 )
                 for i in range(chunk, min(chunk + 10_000, count))
             ],

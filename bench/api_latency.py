@@ -76,20 +76,18 @@ def main() -> None:
 
 
 def _add_rows(project, template, start: int, stop: int) -> None:
+    from tests.factories import image_row
+
     from annotator.models import Image
 
     for chunk in range(start, stop, 10_000):
         Image.objects.bulk_create(
             [
-                Image(
-                    project=project,
+                image_row(
+                    project,
+                    i,
                     file=template.file.name,
                     thumbnail=template.thumbnail.name,
-                    original_name=f"{i}.png",
-                    width=640,
-                    height=480,
-                    size_bytes=1000,
-                    sha256=f"{project.id}-{i:060d}",
                 )
                 for i in range(chunk, min(chunk + 10_000, stop))
             ],

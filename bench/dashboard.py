@@ -79,6 +79,8 @@ def main() -> None:
 
 
 def _build(n_images: int, n_boxes: int):
+    from tests.factories import image_row
+
     import numpy as np
     from django.contrib.auth import get_user_model
     from django.utils import timezone
@@ -86,15 +88,8 @@ def _build(n_images: int, n_boxes: int):
     from annotator.models import Box, Image, ImageTag, LabelClass
     from annotator.services.projects import project_create
     from annotator.services.status_counts import status_counts_recount
-    from labeling.models import (
-        EmbeddingSet,
-        ProjectModelState,
-        RunKind,
-        RunStatus,
-        Suggestion,
-        SuggestionDecision,
-        TrainingRun,
-    )
+    from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision
+    from labeling.models import TrainingRun
     from labeling.paths import run_dir
     from labeling.pretraining import save_projection
 
@@ -110,15 +105,9 @@ def _build(n_images: int, n_boxes: int):
         submitted = i % 2 == 0
         who = annotators[i % 5]
         rows.append(
-            Image(
-                project=project,
-                file=f"bench/{i}.png",
-                thumbnail=f"bench/{i}.jpg",
-                original_name=f"{i}.png",
-                width=640,
-                height=480,
-                size_bytes=1000,
-                sha256=f"{project.id}-{i:060d}",
+            image_row(
+                project,
+                i,
                 box_count=n_boxes // n_images + (i < n_boxes % n_images),
                 human_tag_count=int(submitted),
                 **(

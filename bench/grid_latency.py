@@ -51,20 +51,16 @@ def main() -> None:
 
 
 def _add_rows(project, start: int, stop: int) -> None:
+    from tests.factories import image_row
+
     from annotator.models import Image
 
     for chunk in range(start, stop, 10_000):
         Image.objects.bulk_create(
             [
-                Image(
-                    project=project,
-                    file=f"bench/{i}.png",
-                    thumbnail=f"bench/{i}.jpg",
-                    original_name=f"{i}.png",
-                    width=640,
-                    height=480,
-                    size_bytes=1000,
-                    sha256=f"{project.id}-{i:060d}",
+                image_row(
+                    project,
+                    i,
                     **({"status": "submitted", "submitted_at": "2026-01-01T00:00:00Z"} if i % 10 == 0 else {}),
                 )
                 for i in range(chunk, min(chunk + 10_000, stop))

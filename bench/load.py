@@ -114,7 +114,7 @@ def _build(images: int, annotators: int):
     from annotator.models import Image, Membership, Role
     from annotator.services.projects import project_create
     from annotator.services.status_counts import status_counts_recount
-    from tests.factories import add_images
+    from tests.factories import add_images, image_row
 
     stamp = time.time_ns()
     owner = get_user_model().objects.create_user(f"load-owner-{stamp}")
@@ -125,15 +125,13 @@ def _build(images: int, annotators: int):
     for chunk in range(1, images, 10_000):
         Image.objects.bulk_create(
             [
-                Image(
-                    project=project,
+                image_row(
+                    project,
+                    i,
+                    size=(320, 240),
+                    size_bytes=template.size_bytes,
                     file=template.file.name,
                     thumbnail=template.thumbnail.name,
-                    original_name=f"{i}.png",
-                    width=320,
-                    height=240,
-                    size_bytes=template.size_bytes,
-                    sha256=f"{project.id}-{i:060d}",
                 )
                 for i in range(chunk, min(chunk + 10_000, images))
             ],

@@ -143,6 +143,8 @@ def measure(size: int, repeat: int) -> dict:
 
 
 def _build(n_images: int):
+    from tests.factories import image_row
+
     from datetime import timedelta
 
     from django.contrib.auth import get_user_model
@@ -158,15 +160,9 @@ def _build(n_images: int):
     now = timezone.now()
     Image.objects.bulk_create(
         [
-            Image(
-                project=project,
-                file=f"bench/{i}.png",
-                thumbnail=f"bench/{i}.jpg",
-                original_name=f"{i}.png",
-                width=640,
-                height=480,
-                size_bytes=1000,
-                sha256=f"{i:064d}",
+            image_row(
+                project,
+                i,
                 box_count=BOXES_PER_IMAGE,
                 human_tag_count=int(i % 2 == 0),
                 **(

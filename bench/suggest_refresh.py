@@ -31,6 +31,7 @@ def main() -> None:
     from django.utils import timezone
 
     from annotator.demo.scenes import LABELS
+    from tests.factories import image_row
     from annotator.models import Image, ImageTag
     from annotator.services.annotations import image_submit
     from annotator.services.projects import project_create
@@ -46,15 +47,12 @@ def main() -> None:
     now = timezone.now()
     Image.objects.bulk_create(
         [
-            Image(
-                project=project,
-                file=f"b/{i}.png",
-                thumbnail=f"b/{i}.jpg",
-                original_name=f"{i}.png",
-                width=64,
-                height=64,
+            image_row(
+                project,
+                i,
+                folder="b",
+                size=(64, 64),
                 size_bytes=1,
-                sha256=f"{project.id}-{i:058d}",
                 **({"status": "submitted", "submitted_at": now} if i < args.labeled else {}),
             )
             for i in range(args.images)

@@ -6,14 +6,8 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from labeling.models import (
-    EmbeddingSet,
-    ImageUncertainty,
-    ProjectModelState,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import EmbeddingSet, ImageUncertainty, ProjectModelState, Suggestion, SuggestionDecision
+from labeling.models import TrainingRun
 from labeling.selectors import run_files
 
 

@@ -4,7 +4,6 @@ from django.apps import AppConfig
 class LabelingConfig(AppConfig):
     name = "labeling"
     verbose_name = "Model-assisted labeling"
-    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from celery.signals import worker_process_init, worker_ready

@@ -18,16 +18,8 @@ from annotator.access import LimitReached
 from annotator.services.annotations import image_tag_set
 from annotator.models import Image, LabelClass, Project, Source
 from labeling.config import pretrain_config_check, pretrain_defaults
-from labeling.models import (
-    ACTIVE_STATUSES,
-    Decision,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from labeling.runs import current_backbone_run_id, current_probe_run_id, probe_create
 from labeling.selectors import pretrain_estimate
 from labeling.tasks import run_enqueue

@@ -21,27 +21,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.data import (
-    SCORED_STATUSES,
-    block_features,
-    block_ids,
-    embedding_set_of,
-    features_of,
-    label_matrix,
-    project_blocks,
-    submitted_ids,
-)
+from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
+from labeling.data import project_blocks, submitted_ids
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
-from labeling.models import (
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionShard,
-    TrainingRun,
-)
+from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard
+from labeling.models import TrainingRun
 from labeling.paths import probe_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
 from labeling.trust import trust_fit

@@ -24,14 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
-from labeling.ml.confidence import (
-    LabelConfidence,
-    label_lift,
-    near_chance,
-    precision_threshold,
-    still_learning,
-    wilson_lower,
-)
+from labeling.ml.confidence import LabelConfidence, label_lift, near_chance, precision_threshold, still_learning
+from labeling.ml.confidence import wilson_lower
 from django.db.models import Count, Q
 
 from labeling.models import Decision, ProjectModelState, Suggestion, SuggestionDecision, TrainingRun

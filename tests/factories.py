@@ -142,3 +142,29 @@ def make_scene_project(*, owner, images: int = 40, labeled: int = 20, seed: int 
         ],
     )
     return project
+
+
+def image_row(
+    project: Project,
+    i: int,
+    *,
+    folder: str = "bench",
+    size: tuple[int, int] = (640, 480),
+    size_bytes: int = 1000,
+    file: str | None = None,
+    thumbnail: str | None = None,
+    **fields,
+) -> Image:
+    """An unsaved Image row for data made in bulk (benchmarks, big projects in tests): the ``i``-th
+    file name and a sha256 unique in the project; no file behind it unless ``file`` names one."""
+    return Image(
+        project=project,
+        file=file or f"{folder}/{i}.png",
+        thumbnail=thumbnail or f"{folder}/{i}.jpg",
+        original_name=f"{i}.png",
+        width=size[0],
+        height=size[1],
+        size_bytes=size_bytes,
+        sha256=f"{project.id}-{i:060d}",
+        **fields,
+    )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from annotator.demo.scenes import Scene
+
 LABELS: tuple[str, ...] = ("house", "tree", "car", "person", "flag", "bottle", "key", "lamp")
 LABEL_WEIGHTS: tuple[float, ...] = (0.18, 0.17, 0.15, 0.13, 0.12, 0.10, 0.08, 0.07)
 VISIBLE_MIN = 0.4  # share of an object's own pixels that must stay visible for its label to count
@@ -36,15 +38,11 @@ class ClutterObject:
 
 
 @dataclass(frozen=True)
-class ClutterScene:
-    index: int
-    image: Image.Image
-    objects: tuple[ClutterObject, ...]  # the present ones only (visible >= VISIBLE_MIN)
-    hidden: tuple[ClutterObject, ...] = ()  # drawn, but covered too much to count (box: what is left, if any)
+class ClutterScene(Scene):
+    """A scene whose ``objects`` are the present ones only (visible >= VISIBLE_MIN); the container and
+    its ``labels`` are the demo scenes' (the recipe that draws them is not)."""
 
-    @property
-    def labels(self) -> frozenset[str]:
-        return frozenset(o.label for o in self.objects)
+    hidden: tuple[ClutterObject, ...] = ()  # drawn, but covered too much to count (box: what is left, if any)
 
 
 def generate(n: int, *, seed: int = 0, size: tuple[int, int] = (256, 256), start: int = 0) -> Iterator[ClutterScene]:

@@ -23,16 +23,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeGuard
 
-from annotator.formats import (
-    BoxRecord,
-    ExportMeta,
-    FormatError,
-    ImageRecord,
-    ParsedFile,
-    ParsedImage,
-    base_name,
-    optional_str,
-)
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, ParsedFile, ParsedImage, base_name
+from annotator.formats import optional_str
 from annotator.formats import registry
 
 CHUNK = 1 << 16

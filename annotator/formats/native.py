@@ -16,17 +16,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from annotator.formats import (
-    BoxRecord,
-    ExportMeta,
-    FormatError,
-    ImageRecord,
-    LabelInfo,
-    ParsedFile,
-    ParsedImage,
-    base_name,
-    optional_str,
-)
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, ParsedFile, ParsedImage
+from annotator.formats import base_name, optional_str
 from annotator.formats import registry
 
 CHUNK = 1 << 16

@@ -8,17 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageTag
-from labeling.models import (
-    Decision,
-    EmbeddingSet,
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import Decision, EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from tests.factories import make_project, make_user
 
 pytestmark = pytest.mark.django_db

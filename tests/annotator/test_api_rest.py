@@ -11,15 +11,8 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from annotator.models import Image, ImageTag
-from labeling.models import (
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision
+from labeling.models import TrainingRun
 from tests.factories import add_images
 
 pytestmark = [pytest.mark.django_db, pytest.mark.team(images=5)]

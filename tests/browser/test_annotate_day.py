@@ -12,18 +12,8 @@ import pytest
 from annotator.models import Box, LabelClass
 from annotator.services.labels import label_update
 from tests import procs
-from tests.browser.test_annotate import (
-    _click_image,
-    _db_boxes,
-    _drag_image,
-    _open,
-    _page_boxes,
-    _project,
-    _same,
-    _saved,
-    _screen,
-    _wait_image,
-)
+from tests.browser.test_annotate import _click_image, _db_boxes, _drag_image, _open, _page_boxes, _project, _same
+from tests.browser.test_annotate import _saved, _screen, _wait_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

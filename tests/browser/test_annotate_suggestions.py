@@ -9,16 +9,8 @@ import re
 import pytest
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
-from labeling.models import (
-    Decision,
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from tests.browser.test_annotate import READY, _drag_image, _open, _saved, _wait_image
 from tests.factories import add_images, make_project, make_user
 

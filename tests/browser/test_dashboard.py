@@ -14,16 +14,8 @@ from django.utils import timezone
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Role
 from labeling.paths import run_dir, run_file
 from labeling.pretraining import save_projection
-from labeling.models import (
-    Decision,
-    EmbeddingSet,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from tests import procs
 from tests.browser.session import log_in
 from tests.factories import add_images, add_member, make_project, make_user

@@ -14,11 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import status_code_conformance
 
 from annotator.models import Box, Role
 from labeling.models import RunKind, RunStatus, Suggestion, TrainingRun

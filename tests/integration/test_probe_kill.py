@@ -20,7 +20,7 @@ from labeling.data import write_blocks
 from labeling.paths import embeddings_dir
 from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests import procs
-from tests.factories import make_user
+from tests.factories import image_row, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 LABELS = ("a", "b", "c", "d", "e", "f")
@@ -36,15 +36,12 @@ def _project():
     now = time.time()
     Image.objects.bulk_create(
         [
-            Image(
-                project=project,
-                file=f"x/{i}.png",
-                thumbnail=f"x/{i}.jpg",
-                original_name=f"{i}.png",
-                width=8,
-                height=8,
+            image_row(
+                project,
+                i,
+                folder="x",
+                size=(8, 8),
                 size_bytes=1,
-                sha256=f"{i:064x}",
                 **({"status": ImageStatus.SUBMITTED, "submitted_at": "2026-01-01T00:00:00Z"} if i < LABELED else {}),
             )
             for i in range(LABELED + UNLABELED)

@@ -14,7 +14,7 @@ from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageT
 from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 from twinlabel.web import dashboard
 from labeling.models import Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
-from tests.factories import make_user
+from tests.factories import image_row, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -24,15 +24,12 @@ def _images(project, count: int, *, start: int = 0, **fields) -> list[Image]:
     status counters are recounted, as `manage.py recount_statuses` would."""
     images = Image.objects.bulk_create(
         [
-            Image(
-                project=project,
-                file=f"f{start + i}.png",
-                thumbnail=f"t{start + i}.png",
-                original_name=f"{start + i}.png",
-                width=10,
-                height=10,
+            image_row(
+                project,
+                start + i,
+                folder="f",
+                size=(10, 10),
                 size_bytes=1,
-                sha256=f"{start + i:064d}",
                 **fields,
             )
             for i in range(count)

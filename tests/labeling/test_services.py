@@ -17,16 +17,8 @@ from annotator.sources import ImageSource
 from labeling import services
 from labeling.config import pretrain_defaults
 from labeling.paths import checkpoint_path
-from labeling.models import (
-    Decision,
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import Decision, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from tests.factories import make_user
 from tests.labeling.conftest import TINY
 

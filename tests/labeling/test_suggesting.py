@@ -10,16 +10,8 @@ from labeling import services
 from labeling.data import project_blocks
 from labeling.paths import embeddings_dir
 from labeling.suggesting import finalise, suggest_block
-from labeling.models import (
-    EmbeddingSet,
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionShard,
-    TrainingRun,
-)
+from labeling.models import EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionShard, TrainingRun
 from tests.labeling.conftest import TINY
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,16 +16,8 @@ from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
 from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
-from labeling.models import (
-    Decision,
-    EmbeddingSet,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from labeling.paths import projection_path
 from labeling.selectors import run_files
 

@@ -14,20 +14,8 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
-from annotator.formats import (
-    BoxRecord,
-    ExportMeta,
-    FormatError,
-    ImageRecord,
-    LabelInfo,
-    Prediction,
-    coco,
-    csv_multilabel,
-    labelstudio,
-    native,
-    voc,
-    yolo,
-)
+from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, Prediction, coco
+from annotator.formats import csv_multilabel, labelstudio, native, voc, yolo
 
 META = ExportMeta(
     project="Pets",

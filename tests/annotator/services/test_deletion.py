@@ -15,16 +15,8 @@ from django.utils import timezone
 from annotator.services.deletion import project_delete, project_delete_counts
 from annotator.models import Box, ExportJob, Image, ImageTag, LabelClass, Project, Review
 from annotator.services.annotations import annotations_import, BoxIn, ImageAnnotations
-from labeling.models import (
-    EmbeddingSet,
-    ImageUncertainty,
-    ProjectModelState,
-    RunKind,
-    RunStatus,
-    Suggestion,
-    SuggestionDecision,
-    TrainingRun,
-)
+from labeling.models import EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from labeling.paths import run_dir
 from tests.factories import add_images, add_member, make_project, make_user
 

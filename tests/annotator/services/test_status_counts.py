@@ -9,14 +9,8 @@ from django.db.models import Count
 
 from annotator.models import Image, ImageStatus, ProjectStatusCount
 from annotator.selectors import project_status_counts
-from annotator.services.annotations import (
-    BoxIn,
-    ImageAnnotations,
-    annotation_save,
-    annotations_import,
-    image_skip,
-    image_submit,
-)
+from annotator.services.annotations import BoxIn, ImageAnnotations, annotation_save, annotations_import, image_skip
+from annotator.services.annotations import image_submit
 from annotator.services.queue import queue_next
 from tests.factories import add_images, make_project, make_user
 
