@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from labeling.models import EmbeddingSet, ImageUncertainty, ProjectModelState, Suggestion, SuggestionDecision
-from labeling.models import TrainingRun
+from labeling.models import RUN_PROGRESS_FIELDS, TrainingRun
 from labeling.selectors import run_files
 
 
@@ -43,21 +43,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     raw_id_fields = ["backbone_run", "created_by"]
     fieldsets = [
         (None, {"fields": ["project", "kind", "status", "backbone_run", "created_by", "pretty_config"]}),
-        (
-            "Progress",
-            {
-                "fields": [
-                    "epoch",
-                    "epochs",
-                    "step",
-                    "steps_per_epoch",
-                    "loss",
-                    "images_per_s",
-                    "loss_points",
-                    "cancel_requested",
-                ]
-            },
-        ),
+        ("Progress", {"fields": [*RUN_PROGRESS_FIELDS, "loss_points", "cancel_requested"]}),
         (
             "Worker",
             {

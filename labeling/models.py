@@ -26,6 +26,11 @@ class RunStatus(models.TextChoices):
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
+# A run's live progress, as the worker writes it (labeling.runs.RunMonitor); the admin and the
+# dashboard show these together.
+RUN_PROGRESS_FIELDS = ("epoch", "epochs", "step", "steps_per_epoch", "loss", "images_per_s")
+
+
 class TrainingRun(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=16, choices=RunKind.choices)

@@ -8,6 +8,7 @@ from django.urls import include, path
 from twinlabel.web.auth import ThrottledLoginView
 from twinlabel.web.pages import account, annotate, images, labels, members, projects, runs, site
 
+# fmt: off  (a table: one route a line reads best)
 urlpatterns = [
     path("", projects.project_list, name="project_list"),
     path("healthz", site.healthz, name="healthz"),
@@ -32,6 +33,7 @@ urlpatterns = [
     path("api/", include("twinlabel.web.api.urls")),
     path("admin/", admin.site.urls),
 ]
+# fmt: on
 
 # Unmatched /api/ URLs and server errors answer the API's JSON error shape (twinlabel/web/api/errors.py).
 handler404 = "twinlabel.web.api.errors.not_found"

@@ -59,13 +59,7 @@ def review_accept(
             )
             Box.objects.filter(image=image).delete()
             Box.objects.bulk_create(rows)
-        return Review.objects.create(
-            image=image,
-            annotator_id=image.submitted_by_id,
-            reviewer=user,
-            decision=ReviewStatus.ACCEPTED,
-            edited=edited,
-        )
+        return _review_record(image, user, ReviewStatus.ACCEPTED, edited=edited)
 
 
 def review_skip(*, image: Image, user: AbstractBaseUser) -> None:
@@ -92,13 +86,7 @@ def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment
             locked_by=None,
             locked_until=None,
         )
-        return Review.objects.create(
-            image=image,
-            annotator_id=image.submitted_by_id,
-            reviewer=user,
-            decision=ReviewStatus.REJECTED,
-            comment=comment,
-        )
+        return _review_record(image, user, ReviewStatus.REJECTED, comment=comment)
 
 
 def _reviewable(image: Image) -> None:
@@ -106,3 +94,10 @@ def _reviewable(image: Image) -> None:
         raise ValidationError(
             f"Only submitted images can be reviewed; this one is {image.get_status_display().lower()}."
         )
+
+
+def _review_record(image: Image, user: AbstractBaseUser, decision: str, **fields) -> Review:
+    """The verdict's row: who submitted the image (the annotator it is about) and who judged it."""
+    return Review.objects.create(
+        image=image, annotator_id=image.submitted_by_id, reviewer=user, decision=decision, **fields
+    )

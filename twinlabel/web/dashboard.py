@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
 from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
 from labeling.models import Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion
-from labeling.models import SuggestionDecision, TrainingRun
+from labeling.models import RUN_PROGRESS_FIELDS, SuggestionDecision, TrainingRun
 from labeling.paths import projection_path
 from labeling.selectors import run_files
 
@@ -345,12 +345,7 @@ RUN_LIST_FIELDS = (
     "kind",
     "status",
     "config",
-    "epoch",
-    "epochs",
-    "step",
-    "steps_per_epoch",
-    "loss",
-    "images_per_s",
+    *RUN_PROGRESS_FIELDS,
     "device",
     "error",
     "created_at",

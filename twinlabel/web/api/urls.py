@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, projects, queue, runs, suggestions
 
+# fmt: off  (a table: one route a line reads best)
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("docs/", docs.api_docs, name="api_docs"),
@@ -45,3 +46,4 @@ urlpatterns = [
     path("projects/<int:project_id>/dashboard/", dashboard.project_dashboard, name="api_project_dashboard"),
     path("projects/<int:project_id>/embedding-map/", dashboard.embedding_map, name="api_embedding_map"),
 ]
+# fmt: on
