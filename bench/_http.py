@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
+import secrets
 import time
 import urllib.parse
 import urllib.request
@@ -38,3 +39,24 @@ class Session:
         start = time.perf_counter()
         _, raw = self.request(method, path, body)
         return (time.perf_counter() - start) * 1000, json.loads(raw)
+
+
+def multipart(
+    files: list[tuple[str, bytes]], fields: dict[str, str] | None = None, file_type: str = "application/octet-stream"
+) -> tuple[bytes, str]:
+    """(body, content type) of a multipart/form-data upload: ``fields`` as plain parts, then each
+    (name, data) of ``files`` as a part named "files" of type ``file_type``."""
+    boundary = secrets.token_hex(16)
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in (fields or {}).items()
+    ]
+    parts += [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        f"Content-Type: {file_type}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for name, data in files
+    ]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

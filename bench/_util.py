@@ -10,6 +10,10 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -165,3 +169,15 @@ def scaling_figures(database: str, figures: dict[int, dict[str, float]]) -> dict
         "median_ms": {str(k): v for k, v in figures.items()},
         "ratio": {name: round(large[name] / small[name], 2) for name in small},
     }
+
+
+def pretrain_timed(config, pool: np.ndarray, labeled: np.ndarray, runtime) -> tuple[object, float]:
+    """Barlow Twins pretraining on the pool and the labeled images together (never the test set):
+    (the run, its seconds)."""
+    import numpy as np
+
+    from labeling.ml.train import pretrain
+
+    start = time.perf_counter()
+    run = pretrain(config, np.concatenate([pool, labeled]), runtime)
+    return run, time.perf_counter() - start

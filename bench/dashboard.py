@@ -79,7 +79,7 @@ def main() -> None:
 
 
 def _build(n_images: int, n_boxes: int):
-    from tests.factories import image_row
+    from tests.factories import image_row, probe_run
 
     import numpy as np
     from django.contrib.auth import get_user_model
@@ -153,6 +153,7 @@ def _build(n_images: int, n_boxes: int):
         batch_size=5000,
     )
     runs = []
+    label_names = [f"label{i}" for i in range(10)]
     for n in range(10):
         pretrain = TrainingRun.objects.create(
             project=project,
@@ -167,23 +168,8 @@ def _build(n_images: int, n_boxes: int):
             loss_history=[[s, 400 - s * 0.1] for s in range(0, 2000, 10)],
             config={"resolution": 64, "epochs": 50 + n, "batch_size": 256, "crop_min": 0.5, "projector": [2048]},
         )
-        probe = TrainingRun.objects.create(
-            project=project,
-            kind=RunKind.PROBE,
-            status=RunStatus.SUCCEEDED,
-            backbone_run=pretrain,
-            metrics={
-                "labeled": len(submitted_ids),
-                "cv": {
-                    "map": 0.4 + n / 100,
-                    "micro_f1": 0.5,
-                    "macro_f1": 0.45,
-                    "labels": [f"label{i}" for i in range(10)],
-                    "ap": [0.5] * 10,
-                    "f1": [0.4] * 10,
-                },
-            },
-        )
+        cv = dict(map=0.4 + n / 100, micro_f1=0.5, macro_f1=0.45, labels=label_names, ap=[0.5] * 10, f1=[0.4] * 10)
+        probe = probe_run(pretrain, labeled=len(submitted_ids), cv=cv)
         runs.append((pretrain, probe))
     pretrain, probe = runs[-1]
     pool = [int(i) for n, i in enumerate(ids) if n % 2 == 1][:20_000]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import secrets
 import sys
 import time
 import urllib.request
@@ -122,20 +121,9 @@ class Api:
         return self._send(method, path, body, "application/json" if body else None)
 
     def upload(self, path: str, files: list[tuple[str, bytes]], fields: dict[str, str] | None = None) -> dict:
-        boundary = secrets.token_hex(16)
-        parts = [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-            for k, v in (fields or {}).items()
-        ]
-        parts += [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n".encode()
-            + data
-            + b"\r\n"
-            for name, data in files
-        ]
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self._send("POST", path, body, f"multipart/form-data; boundary={boundary}")
+        from bench._http import multipart  # standard library only; main() put the repository on the path
+
+        return self._send("POST", path, *multipart(files, fields))
 
     def wait(self, run_id: int, timeout: float) -> dict:
         deadline = time.monotonic() + timeout

@@ -35,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from bench._util import machine_load, rounded, supervised_epoch, write_result
+from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch, write_result
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
@@ -44,7 +44,7 @@ from labeling.ml.metrics import evaluate
 from labeling.ml.presets import PRESETS
 from labeling.ml.probe import fit_probe
 from labeling.ml.propagate import propagate
-from labeling.ml.train import PretrainConfig, Runtime, build_model, pretrain
+from labeling.ml.train import PretrainConfig, Runtime, build_model
 
 SEED = 0
 FAMILIES = {"demo": ("annotator.demo.scenes", 256), "clutter": ("annotator.demo.clutter", 128)}  # module, source px
@@ -205,23 +205,14 @@ def main() -> None:
     chance = float(test[1].mean(axis=0).mean())
     load_before = os.getloadavg()
 
-    t = time.perf_counter()
-    unlabeled = np.concatenate([pool[0], labeled[0]])  # pretraining never sees the test set
-    run = pretrain(
-        config,
-        unlabeled,
-        Runtime(
-            device=args.device,
-            log_every=10**9,
-            progress_every_s=60,
-            on_progress=lambda p: print(
-                f"  bt step {p.step} epoch {p.epoch} loss {p.loss:.1f} {p.images_per_s:.0f} img/s "
-                f"eta {p.eta_s or 0:.0f} s",
-                flush=True,
-            ),
-        ),
-    )
-    bt_s = time.perf_counter() - t
+    def report(p) -> None:
+        print(
+            f"  bt step {p.step} epoch {p.epoch} loss {p.loss:.1f} {p.images_per_s:.0f} img/s eta {p.eta_s or 0:.0f} s",
+            flush=True,
+        )
+
+    runtime = Runtime(device=args.device, log_every=10**9, progress_every_s=60, on_progress=report)
+    run, bt_s = pretrain_timed(config, pool[0], labeled[0], runtime)
     steps = len(run.loss_history)
     print(f"pretraining: {steps} steps in {bt_s:.0f} s ({run.status})", flush=True)
     load_during = os.getloadavg()

@@ -33,14 +33,14 @@ import numpy as np
 import torch
 
 from annotator.demo.scenes import LABELS, render_scene
-from bench._util import machine_load, supervised_epoch, write_result
+from bench._util import machine_load, pretrain_timed, supervised_epoch, write_result
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
 from labeling.ml.metrics import evaluate
 from labeling.ml.probe import fit_probe
-from labeling.ml.train import PretrainConfig, Runtime, build_model, pretrain
+from labeling.ml.train import PretrainConfig, Runtime, build_model
 
 SEED = 0
 
@@ -123,34 +123,16 @@ def train_supervised(config: ModelConfig, train: tuple, epochs: int, batch: int,
 
 
 # Defaults per device; any flag given on the command line wins.
+# fmt: off
 PRESETS = {
-    # Sized for about a minute of pretraining on one H100/H200 (a lent machine's time is short).
-    "gpu": dict(
-        pool=10000,
-        test=2000,
-        resolution=64,
-        stem="auto",
-        epochs=60,
-        warmup_epochs=6,
-        batch=256,
-        lr_weights=0.2,
-        projector="2048-2048-2048",
-        sup_epochs=200,
-    ),
-    # Sized for ~10 minutes of BT pretraining on 2 CPU cores.
-    "cpu": dict(
-        pool=1500,
-        test=500,
-        resolution=32,
-        stem="standard",
-        epochs=24,
-        warmup_epochs=2,
-        batch=128,
-        lr_weights=0.2,
-        projector="512-512-512",
-        sup_epochs=60,
-    ),
+    # "gpu": about a minute of pretraining on one H100/H200 (a lent machine's time is short).
+    # "cpu": about 10 minutes of BT pretraining on 2 CPU cores.
+    "gpu": dict(pool=10000, test=2000, resolution=64, stem="auto", epochs=60, warmup_epochs=6,
+                batch=256, lr_weights=0.2, projector="2048-2048-2048", sup_epochs=200),
+    "cpu": dict(pool=1500, test=500, resolution=32, stem="standard", epochs=24, warmup_epochs=2,
+                batch=128, lr_weights=0.2, projector="512-512-512", sup_epochs=60),
 }
+# fmt: on
 STEMS = {"auto": None, "small": True, "standard": False}
 
 
@@ -223,21 +205,11 @@ def main() -> None:
         results[n]["random"] = probe_map(random_backbone, first(n), test, args.device)
         print(f"{n} labeled, random weights: {results[n]['random']['map']:.3f}")
 
-    t = time.perf_counter()
-    unlabeled = np.concatenate([pool[0], labeled[0]])  # pretraining never sees the test set
-    run = pretrain(
-        config,
-        unlabeled,
-        Runtime(
-            device=args.device,
-            compile=args.compile,
-            log_every=100,
-            on_progress=lambda pr: print(
-                f"  bt epoch {pr.epoch} step {pr.step} loss {pr.loss:.1f} {pr.images_per_s:.0f} img/s"
-            ),
-        ),
-    )
-    bt_s = time.perf_counter() - t
+    def report(pr) -> None:
+        print(f"  bt epoch {pr.epoch} step {pr.step} loss {pr.loss:.1f} {pr.images_per_s:.0f} img/s")
+
+    runtime = Runtime(device=args.device, compile=args.compile, log_every=100, on_progress=report)
+    run, bt_s = pretrain_timed(config, pool[0], labeled[0], runtime)
     for n in sizes:
         results[n]["barlow_twins"] = probe_map(run.model.backbone, first(n), test, args.device)
         print(f"{n} labeled, barlow twins: {results[n]['barlow_twins']['map']:.3f} ({bt_s:.0f} s pretraining)")
@@ -259,7 +231,8 @@ def main() -> None:
             f"own head {head_map:.3f} ({sup_s[n]:.0f} s)"
         )
 
-    bt_steps = args.epochs * (len(unlabeled) // min(args.batch, len(unlabeled)))
+    unlabeled = len(pool[0]) + len(labeled[0])  # the images pretraining saw
+    bt_steps = args.epochs * (unlabeled // min(args.batch, unlabeled))
     table, targets = {}, {}
     for n in sizes:
         r = results[n]
@@ -291,7 +264,7 @@ def main() -> None:
                 "seconds": round(bt_s, 1),
                 "steps": bt_steps,
                 "compiled": args.compile,
-                "image_views": bt_steps * min(args.batch, len(unlabeled)) * 2,
+                "image_views": bt_steps * min(args.batch, unlabeled) * 2,
             },
             "supervised": {
                 str(n): {

@@ -31,7 +31,7 @@ def main() -> None:
     from django.utils import timezone
 
     from annotator.demo.scenes import LABELS
-    from tests.factories import image_row
+    from tests.factories import bulk_images
     from annotator.models import Image, ImageTag
     from annotator.services.annotations import image_submit
     from annotator.services.projects import project_create
@@ -45,20 +45,7 @@ def main() -> None:
     project = project_create(name=f"bench-refresh-{time.time_ns()}", user=user, labels=LABELS)
     rng = np.random.default_rng(0)
     now = timezone.now()
-    Image.objects.bulk_create(
-        [
-            image_row(
-                project,
-                i,
-                folder="b",
-                size=(64, 64),
-                size_bytes=1,
-                **({"status": "submitted", "submitted_at": now} if i < args.labeled else {}),
-            )
-            for i in range(args.images)
-        ],
-        batch_size=2000,
-    )
+    bulk_images(project, args.images, submitted=args.labeled, submitted_at=now, folder="b", size=(64, 64))
     ids = np.fromiter(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True), np.int64)
     labels = list(project.labels.values_list("id", flat=True))
     ImageTag.objects.bulk_create(

@@ -21,7 +21,7 @@ import time
 import urllib.error
 from pathlib import Path
 
-from bench._http import Session
+from bench._http import Session, multipart
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -110,20 +110,10 @@ def main() -> None:
 
 
 def _post(session: Session, project_id: int, files: list[tuple[str, bytes]]) -> tuple[int, dict, float]:
-    boundary = secrets.token_hex(16)
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-        f"Content-Type: image/webp\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-        for name, data in files
-    ]
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    body, content_type = multipart(files, file_type="image/webp")
     start = time.perf_counter()
     try:
-        status, raw = session.request(
-            "POST", f"/api/projects/{project_id}/images/", body, f"multipart/form-data; boundary={boundary}"
-        )
+        status, raw = session.request("POST", f"/api/projects/{project_id}/images/", body, content_type)
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
     return status, json.loads(raw), time.perf_counter() - start

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
-from annotator.models import Image, LabelClass, Membership, Project, Role
+from annotator.models import Image, ImageStatus, LabelClass, Membership, Project, Role
 from annotator.services.images import images_import
 from annotator.services.projects import project_create
 from annotator.sources import ImageSource
@@ -167,4 +167,39 @@ def image_row(
         size_bytes=size_bytes,
         sha256=f"{project.id}-{i:060d}",
         **fields,
+    )
+
+
+def bulk_images(
+    project: Project, count: int, *, submitted: int, submitted_at, folder: str, size: tuple[int, int]
+) -> None:
+    """Save ``count`` rows of ``image_row`` in bulk (no files behind them), the first ``submitted`` of
+    them submitted at ``submitted_at``, the rest unlabeled."""
+    Image.objects.bulk_create(
+        [
+            image_row(
+                project,
+                i,
+                folder=folder,
+                size=size,
+                size_bytes=1,
+                **({"status": ImageStatus.SUBMITTED, "submitted_at": submitted_at} if i < submitted else {}),
+            )
+            for i in range(count)
+        ],
+        batch_size=2000,
+    )
+
+
+def probe_run(pretrain, *, labeled: int, cv: dict):
+    """A finished probe on ``pretrain``'s backbone, with ``labeled`` images and its cross-validation's
+    metrics (``cv``: map, micro_f1, macro_f1, and per label ap and f1), as the dashboard reads them."""
+    from labeling.models import RunKind, RunStatus, TrainingRun
+
+    return TrainingRun.objects.create(
+        project=pretrain.project,
+        kind=RunKind.PROBE,
+        status=RunStatus.SUCCEEDED,
+        backbone_run=pretrain,
+        metrics={"labeled": labeled, "cv": cv},
     )

@@ -40,6 +40,19 @@ def service_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def worker_env(name: str, media_root: Path | str, model_dir: Path | str, **extra: str) -> dict[str, str]:
+    """``service_env`` for a worker named ``name`` that runs one task at a time on ``media_root`` and
+    ``model_dir``, and takes a run for stale only after ten minutes (so that no sweep races a kill)."""
+    return service_env(
+        MEDIA_ROOT=str(media_root),
+        MODEL_DIR=str(model_dir),
+        RUN_STALE_SECONDS="600",
+        WORKER_NAME=name,
+        WORKER_CONCURRENCY="1",
+        **extra,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

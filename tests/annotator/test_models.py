@@ -5,7 +5,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 
 from annotator.models import Box, Image, ImageTag, LabelClass, Membership
-from tests.factories import add_images, make_project, make_user
+from tests.factories import add_images, image_row, make_project, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -63,16 +63,9 @@ def test_an_image_has_each_tag_once(image):
 
 def test_images_are_unique_by_content_within_a_project(image):
     def copy():
-        Image.objects.create(
-            project=image.project,
-            file="x",
-            thumbnail="y",
-            original_name="copy.png",
-            width=1,
-            height=1,
-            size_bytes=1,
-            sha256=image.sha256,
-        )
+        row = image_row(image.project, 0, folder="copy", size=(1, 1), size_bytes=1)
+        row.sha256 = image.sha256  # another file, the same content
+        row.save()
 
     _violates()(copy)
 

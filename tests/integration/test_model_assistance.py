@@ -45,14 +45,7 @@ def _wait(condition, timeout: float, what: str, worker: procs.Service):
 
 def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, settings, tmp_path, media_root):
     settings.PROBE_REFIT_EVERY = 3
-    env = procs.service_env(
-        MEDIA_ROOT=str(media_root),
-        MODEL_DIR=str(tmp_path / "models"),
-        PROBE_REFIT_EVERY="3",
-        RUN_STALE_SECONDS="600",
-        WORKER_NAME="assist",
-        WORKER_CONCURRENCY="1",
-    )
+    env = procs.worker_env("assist", media_root, tmp_path / "models", PROBE_REFIT_EVERY="3")
     try:
         app.control.purge()  # messages left by earlier runs of the suite are not this test's
     except Exception:  # an empty filesystem queue may have nothing to purge

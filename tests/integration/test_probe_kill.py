@@ -13,14 +13,14 @@ import pytest
 from django.conf import settings
 
 from twinlabel.celery import app
-from annotator.models import Image, ImageStatus, ImageTag
+from annotator.models import Image, ImageTag
 from annotator.services.projects import project_create
 from labeling import selectors, services
 from labeling.data import write_blocks
 from labeling.paths import embeddings_dir
 from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 from tests import procs
-from tests.factories import image_row, make_user
+from tests.factories import bulk_images, make_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 LABELS = ("a", "b", "c", "d", "e", "f")
@@ -34,19 +34,8 @@ def _project():
     project = project_create(name="Big", user=make_user("owner"), labels=LABELS)
     labels = list(project.labels.order_by("id"))
     now = time.time()
-    Image.objects.bulk_create(
-        [
-            image_row(
-                project,
-                i,
-                folder="x",
-                size=(8, 8),
-                size_bytes=1,
-                **({"status": ImageStatus.SUBMITTED, "submitted_at": "2026-01-01T00:00:00Z"} if i < LABELED else {}),
-            )
-            for i in range(LABELED + UNLABELED)
-        ],
-        batch_size=2000,
+    bulk_images(
+        project, LABELED + UNLABELED, submitted=LABELED, submitted_at="2026-01-01T00:00:00Z", folder="x", size=(8, 8)
     )
     ids = np.array(list(Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)))
     present = rng.random((len(ids), len(labels))) < 0.4
@@ -106,15 +95,7 @@ def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggesti
 ):
     # One worker scores the blocks in turn (SUGGEST_PARALLEL off), each block written whole (one COPY on
     # PostgreSQL): small blocks, so that the kill lands between blocks, with some written and some not.
-    env = procs.service_env(
-        MEDIA_ROOT=str(media_root),
-        MODEL_DIR=str(tmp_path / "models"),
-        RUN_STALE_SECONDS="600",
-        WORKER_NAME="probe-kill",
-        WORKER_CONCURRENCY="1",
-        SUGGEST_PARALLEL="0",
-        SHARD_IMAGES="1000",
-    )
+    env = procs.worker_env("probe-kill", media_root, tmp_path / "models", SUGGEST_PARALLEL="0", SHARD_IMAGES="1000")
     settings.SHARD_IMAGES = 1000
     try:
         app.control.purge()

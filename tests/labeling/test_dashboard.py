@@ -14,7 +14,7 @@ from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageT
 from annotator.services.status_counts import label_box_counts_recount, status_counts_recount
 from twinlabel.web import dashboard
 from labeling.models import Decision, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
-from tests.factories import image_row, make_user
+from tests.factories import image_row, make_user, probe_run
 
 pytestmark = pytest.mark.django_db
 
@@ -66,23 +66,8 @@ def _populate(project, annotator, n: int, start: int = 0) -> None:
         started_at=now,
         finished_at=now,
     )
-    probe = TrainingRun.objects.create(
-        project=project,
-        kind=RunKind.PROBE,
-        status=RunStatus.SUCCEEDED,
-        backbone_run=pretrain,
-        metrics={
-            "labeled": n,
-            "cv": {
-                "map": 0.5,
-                "micro_f1": 0.6,
-                "macro_f1": 0.4,
-                "labels": ["cat", "dog"],
-                "ap": [0.7, 0.3],
-                "f1": [0.8, 0.2],
-            },
-        },
-    )
+    cv = dict(map=0.5, micro_f1=0.6, macro_f1=0.4, labels=["cat", "dog"], ap=[0.7, 0.3], f1=[0.8, 0.2])
+    probe = probe_run(pretrain, labeled=n, cv=cv)
     Suggestion.objects.bulk_create(
         [Suggestion(run=probe, image=i, label=cat, probability=0.9, predicted=True) for i in open_[: n // 2]]
     )

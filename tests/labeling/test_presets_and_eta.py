@@ -96,8 +96,9 @@ def test_epochs_asked_for_are_not_cut_by_the_presets_time_budget(project, settin
     assert services.pretrain_start(project=project, config={"epochs": 3}).config["time_budget_s"] is None
 
 
-def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
-    run = TrainingRun.objects.create(
+def _running_pretraining(project, **fields) -> TrainingRun:
+    """A pretraining row as a worker leaves it once started: running, claimed, heartbeat now."""
+    return TrainingRun.objects.create(
         project=project,
         kind=RunKind.PRETRAIN,
         config={},
@@ -105,8 +106,12 @@ def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
         worker="w:1",
         heartbeat_at=timezone.now(),
         started_at=timezone.now(),
-        metrics={"estimate_s": 600},
+        **fields,
     )
+
+
+def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
+    run = _running_pretraining(project, metrics={"estimate_s": 600})
     assert 590 <= selectors.run_summary(run)["eta_s"] <= 600  # before the first report: the estimate
     monitor = runs.RunMonitor(run)
     monitor.progress(SimpleNamespace(epoch=0, step=5, steps_per_epoch=10, loss=1.0, images_per_s=50.0, eta_s=120.0))
@@ -127,15 +132,7 @@ def test_progress_reaches_the_database_at_least_every_ten_seconds():
 def test_a_cancel_reaches_a_running_pretraining_within_one_heartbeat(project):
     import time
 
-    run = TrainingRun.objects.create(
-        project=project,
-        kind=RunKind.PRETRAIN,
-        config={},
-        status=RunStatus.RUNNING,
-        worker="w:1",
-        heartbeat_at=timezone.now(),
-        started_at=timezone.now(),
-    )
+    run = _running_pretraining(project)
     with runs.RunMonitor(run, interval=0.2) as monitor:
         assert not monitor.should_stop()
         services.run_cancel(run=run)

@@ -9,26 +9,15 @@ from labeling.ml.lars import LARS, learning_rate, parameter_groups
 
 
 class ReferenceLARS(optim.Optimizer):
-    # verbatim from facebookresearch/barlowtwins main.py
-    def __init__(
-        self,
-        params,
-        lr,
-        weight_decay=0,
-        momentum=0.9,
-        eta=0.001,
-        weight_decay_filter=False,
-        lars_adaptation_filter=False,
-    ):
-        defaults = dict(
-            lr=lr,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            eta=eta,
-            weight_decay_filter=weight_decay_filter,
-            lars_adaptation_filter=lars_adaptation_filter,
-        )
+    # verbatim from facebookresearch/barlowtwins main.py, in its own layout
+    # fmt: off
+    def __init__(self, params, lr, weight_decay=0, momentum=0.9, eta=0.001,
+                 weight_decay_filter=False, lars_adaptation_filter=False):
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum,
+                        eta=eta, weight_decay_filter=weight_decay_filter,
+                        lars_adaptation_filter=lars_adaptation_filter)
         super().__init__(params, defaults)
+    # fmt: on
 
     def exclude_bias_and_norm(self, p):
         return p.ndim == 1
