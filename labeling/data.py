@@ -19,7 +19,7 @@ import numpy as np
 from django.core.files.storage import default_storage
 from django.db.models import F
 
-from annotator.models import Box, Image, ImageStatus, ImageTag
+from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageStatus, ImageTag
 from labeling.config import feature_options
 from labeling.ml.cache import ImageCache, store_dir
 from labeling.models import EmbeddingSet, TrainingRun
@@ -28,7 +28,7 @@ from labeling.paths import block_path, checkpoint_path, project_cache_dir
 log = logging.getLogger(__name__)
 
 # The images a probe run scores: every one not submitted yet (a skipped image may come back).
-SCORED_STATUSES = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS, ImageStatus.SKIPPED)
+SCORED_STATUSES = UNSUBMITTED_STATUSES  # every image not yet submitted gets suggestions
 
 
 def label_matrix(image_ids: list[int], label_ids: np.ndarray) -> np.ndarray:

@@ -14,14 +14,12 @@ from django.db.models import Aggregate, Count, DateField, FloatField, Func, Oute
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from annotator.models import Box, Image, ImageStatus, ImageTag, LabelClass, Source
+from annotator.models import OPEN_STATUSES, Box, Image, ImageStatus, ImageTag, LabelClass, Source
 from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
 from labeling.models import Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import RUN_PROGRESS_FIELDS, SuggestionDecision, TrainingRun
 from labeling.paths import projection_path
 from labeling.selectors import run_files
-
-UNLABELED = (ImageStatus.UNLABELED, ImageStatus.IN_PROGRESS)
 
 
 class Day(Func):
@@ -66,11 +64,11 @@ def progress(*, project_id: int, probe_run_id: int | None) -> dict[str, int]:
     """Submitted / with suggestions / unlabeled / skipped. In-progress images count as unlabeled
     until submitted; "with suggestions" are unlabeled ones the current probe suggests a label for."""
     counts = project_status_counts(project_id=project_id)
-    unlabeled = counts[ImageStatus.UNLABELED] + counts[ImageStatus.IN_PROGRESS]
+    unlabeled = sum(counts[s] for s in OPEN_STATUSES)
     suggested = 0
     if probe_run_id is not None:
         suggested = (
-            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
             .values("image_id")
             .distinct()
             .count()
@@ -237,7 +235,7 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
         out[label_id]["human_tags"], out[label_id]["model_tags"] = human, model
     if probe_run_id is not None:
         for label_id, n in (
-            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
             .values_list("label_id")
             .annotate(n=Count("id"))
             .order_by()
@@ -326,10 +324,10 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
 def confident_coverage(*, project_id: int, probe_run_id: int | None) -> dict:
     """Unlabeled images, and per label how many of them hold a confident suggestion (one grouped query)."""
     counts = project_status_counts(project_id=project_id)
-    unlabeled = counts[ImageStatus.UNLABELED] + counts[ImageStatus.IN_PROGRESS]
+    unlabeled = sum(counts[s] for s in OPEN_STATUSES)
     by_label = (
         dict(
-            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=UNLABELED)
+            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
             .values_list("label_id")
             .annotate(n=Count("id"))
             .order_by()
@@ -461,7 +459,7 @@ def _colour_points(project_id: int, image_ids: list[int], probe_run_id: int | No
             human.setdefault(image_id, label_id)
     suggested: dict[int, int] = {}
     if probe_run_id is not None:
-        open_ids = [i for i, s in status.items() if s in UNLABELED]
+        open_ids = [i for i, s in status.items() if s in OPEN_STATUSES]
         for image_id, label_id in (
             Suggestion.objects.filter(run_id=probe_run_id, image_id__in=id_set(open_ids), predicted=True)
             .order_by("image_id", "-probability")
