@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, parser_classes
@@ -52,8 +53,8 @@ def image_dict(row: dict) -> dict:
         "height": row["height"],
         "status": row["status"],
         "version": row["version"],
-        "file": f"/images/{image_id}/file",
-        "thumbnail": f"/images/{image_id}/thumb",
+        "file": reverse("image_file", args=[image_id]),
+        "thumbnail": reverse("image_thumbnail", args=[image_id]),
         **({"uncertainty": row["score"]} if "score" in row else {}),
     }
 
