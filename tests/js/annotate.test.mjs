@@ -4,10 +4,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { clipRect, moveRect, resizeRect, smallestAt } from "../../annotator/static/annotator/annotate/geometry.js";
-import { actionFor } from "../../annotator/static/annotator/annotate/keys.js";
-import { Store } from "../../annotator/static/annotator/annotate/store.js";
-import { Viewport } from "../../annotator/static/annotator/annotate/viewport.js";
+import { clipRect, moveRect, resizeRect, smallestAt } from "../../twinlabel/web/static/web/annotate/geometry.js";
+import { actionFor } from "../../twinlabel/web/static/web/annotate/keys.js";
+import { Store } from "../../twinlabel/web/static/web/annotate/store.js";
+import { Viewport } from "../../twinlabel/web/static/web/annotate/viewport.js";
 
 const LABELS = [{ id: 1, name: "cat", color: "#ff0000", hotkey: "1" }, { id: 2, name: "dog", color: "#00ff00", hotkey: "2" }];
 

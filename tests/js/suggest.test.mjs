@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { actionFor } from "../../annotator/static/annotator/annotate/keys.js";
-import { Store } from "../../annotator/static/annotator/annotate/store.js";
+import { actionFor } from "../../twinlabel/web/static/web/annotate/keys.js";
+import { Store } from "../../twinlabel/web/static/web/annotate/store.js";
 
 const LABELS = [{ id: 1, name: "cat", color: "#ff0000", hotkey: "1" }, { id: 2, name: "dog", color: "#00ff00", hotkey: "2" },
   { id: 3, name: "bird", color: "#0000ff", hotkey: "3" }];
