@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, parser_classes
@@ -20,6 +19,7 @@ from annotator.orders import LIST_ORDERS
 from annotator.services.images import images_import, import_limits
 from annotator.sources import ImageSource, Rejection, sources_from_zip
 from twinlabel.web import compose
+from twinlabel.web.links import url_template
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest, TooLarge
 
@@ -44,7 +44,8 @@ class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField())
 
 
-def image_dict(row: dict) -> dict:
+def image_dict(row: dict, urls: tuple[str, str]) -> dict:
+    """One row of the list; ``urls``: the file and thumbnail URL templates (``{id}``), reversed once a page."""
     image_id = row["id"]
     return {
         "id": image_id,
@@ -53,8 +54,8 @@ def image_dict(row: dict) -> dict:
         "height": row["height"],
         "status": row["status"],
         "version": row["version"],
-        "file": reverse("image_file", args=[image_id]),
-        "thumbnail": reverse("image_thumbnail", args=[image_id]),
+        "file": urls[0].replace("{id}", str(image_id)),
+        "thumbnail": urls[1].replace("{id}", str(image_id)),
         **({"uncertainty": row["score"]} if "score" in row else {}),
     }
 
@@ -99,7 +100,10 @@ def project_images(request: Request, project_id: int) -> Response:
         name=request.query_params.get("name") or None,
         after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1),
     )
-    return Response({"next": common.next_url(request, page.next_key), "results": [image_dict(r) for r in page.rows]})
+    urls = (url_template("image_file", image_id="{id}"), url_template("image_thumbnail", image_id="{id}"))
+    return Response(
+        {"next": common.next_url(request, page.next_key), "results": [image_dict(r, urls) for r in page.rows]}
+    )
 
 
 def _upload(request: Request, project_id: int) -> Response:
