@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, Project, Review, ReviewStatus
 from annotator.services.annotations import BoxIn, annotation_rows
-from annotator.services.locking import bump_version, first, lock_expiry
+from annotator.services.locking import StaleVersion, bump_version, first, lock_expiry
 from annotator.services.status_counts import label_box_counts_change, label_box_deltas
 
 MAX_COMMENT = 2000
@@ -44,7 +44,7 @@ def review_accept(
 ) -> Review:
     """Accept the submission; with ``boxes``, the reviewer's fixed boxes replace the image's first,
     in the same write (one version), and the verdict is recorded as a reviewer edit."""
-    _reviewable(image)
+    _reviewable(image, version)
     edited = boxes is not None
     changes = {}
     if edited:
@@ -75,7 +75,7 @@ def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment
         raise ValidationError("Say what to fix: a rejection needs a comment for the annotator.")
     if len(comment) > MAX_COMMENT:
         raise ValidationError(f"A comment can be at most {MAX_COMMENT} characters.")
-    _reviewable(image)
+    _reviewable(image, version)
     with transaction.atomic():
         # Back to the annotation queue, boxes and tags kept for the annotator to fix.
         bump_version(
@@ -89,7 +89,11 @@ def review_reject(*, image: Image, user: AbstractBaseUser, version: int, comment
         return _review_record(image, user, ReviewStatus.REJECTED, comment=comment)
 
 
-def _reviewable(image: Image) -> None:
+def _reviewable(image: Image, version: int) -> None:
+    # A verdict on a version that is not the image's current one is stale (409, re-read) before it is
+    # anything else: the other reviewer's verdict that moved the image on is what the client must see.
+    if image.version != version:
+        raise StaleVersion(image.pk)
     if image.status != ImageStatus.SUBMITTED:
         raise ValidationError(
             f"Only submitted images can be reviewed; this one is {image.get_status_display().lower()}."

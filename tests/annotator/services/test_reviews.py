@@ -8,6 +8,7 @@ from django.urls import reverse
 from annotator import selectors
 from annotator.services import reviews
 from annotator.services.annotations import image_submit
+from annotator.services.locking import StaleVersion
 from annotator.models import Box, Image, Review, Role
 from tests.factories import make_user
 
@@ -134,3 +135,14 @@ def test_the_review_page_shows_the_image_boxes_and_the_project_page_the_rates(cl
     assert b'id="review-done"' in client.get(reverse("review", args=[project.id])).content
     detail = client.get(reverse("project_detail", args=[project.id]))
     assert b'<tr data-annotator="annie"><td>annie</td><td>2</td><td>0</td><td>100%</td></tr>' in detail.content
+
+
+def test_a_verdict_on_a_version_another_verdict_moved_on_is_stale_not_invalid(team):
+    # The loser of two concurrent verdicts reads the image after the winner's commit (it is then
+    # unlabeled again, or accepted): it must get StaleVersion (409, re-read), not "only submitted".
+    image_id = team.ids[0]
+    seen = _version(image_id)
+    reviews.review_reject(image=Image.objects.get(pk=image_id), user=team.reviewer, version=seen, comment="redo")
+    with pytest.raises(StaleVersion):
+        reviews.review_accept(image=Image.objects.get(pk=image_id), user=team.owner, version=seen)
+    assert Review.objects.count() == 1
