@@ -14,6 +14,7 @@ from annotator.models import Image
 from annotator.orders import queue_order_valid
 from annotator.services import reviews
 from annotator.services.queue import queue_next
+from labeling.auto_accept import audit_pending_count
 from twinlabel.web import compose
 from twinlabel.web.links import url_template
 from twinlabel.web.pages.images import _positive_int
@@ -105,6 +106,7 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
             "tags": [labels[t] for t in image.tags.order_by("id").values_list("label_id", flat=True)] if image else [],
             "history": list(image.reviews.select_related("reviewer").order_by("-id")[:5]) if image else [],
             "pending": selectors.review_pending_count(project_id=project.id),
+            "audit_pending": audit_pending_count(project_id=project.id),
             "config": {
                 "image": image.id if image else None,
                 "version": image.version if image else None,
