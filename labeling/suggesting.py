@@ -193,7 +193,9 @@ def finalise(run_id: int) -> str:
             return "not running"
         ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
     # The old runs' rows are invisible from the swap on; remove them after it.
-    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.PROBE, id__lt=run.id)
+    old = TrainingRun.objects.filter(
+        project_id=run.project_id, kind__in=(RunKind.PROBE, RunKind.EXTERNAL), id__lt=run.id
+    )
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
     return "succeeded"

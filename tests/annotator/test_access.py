@@ -62,6 +62,8 @@ ENDPOINTS = [
         "api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}
     ),
     Endpoint("api_run_detail", "get", ANY, json=True),
+    # An empty body: 400 says a predictions file needs "predictions", after access was granted.
+    Endpoint("api_project_predictions", "post", ADMIN, ok=(400,), json=True, body={}),
     Endpoint("api_run_cancel", "post", ADMIN, json=True, body={}),
     Endpoint("api_run_retry", "post", ADMIN, ok=(201,), json=True, body={}),
     Endpoint("run_file", "get", ADMIN),
@@ -124,6 +126,7 @@ def world(settings, tmp_path):
         "api_image_review": [submitted],
         "api_project_runs": [project.id],
         "api_run_detail": [run.id],
+        "api_project_predictions": [project.id],
         "api_run_cancel": [run.id],
         "api_run_retry": [run.id],
         "run_file": [run.id, f"tensorboard/{events.name}"],

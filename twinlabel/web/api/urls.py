@@ -3,7 +3,8 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, projects, queue, runs, suggestions
+from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, predictions, projects, queue, runs
+from twinlabel.web.api import suggestions
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -34,6 +35,7 @@ urlpatterns = [
         name="api_suggestions_accept_all",
     ),
     path("projects/<int:project_id>/suggestions/", suggestions.project_suggestions, name="api_project_suggestions"),
+    path("projects/<int:project_id>/predictions/", predictions.project_predictions, name="api_project_predictions"),
     path("projects/<int:project_id>/runs/", runs.project_runs, name="api_project_runs"),
     path("runs/<int:run_id>/", runs.run_detail, name="api_run_detail"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="api_run_cancel"),
