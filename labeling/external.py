@@ -35,8 +35,8 @@ from labeling.data import label_matrix
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
 from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
-from labeling.runs import json_safe_fields
-from labeling.suggesting import write_suggestions
+from labeling.runs import json_safe_fields, run_finished_emit
+from labeling.suggesting import suggestions_refreshed_emit, write_suggestions
 from labeling.trust import DEFAULT_TARGET, trust_fit
 
 BOXES_NOT_STORED = "Box predictions were checked but are not stored yet: Twinlabel has no table for box suggestions."
@@ -155,6 +155,9 @@ def predictions_import(
         if activate and report.run_id is not None:
             ProjectModelState.objects.update_or_create(project=project, defaults={"probe_run_id": report.run_id})
             report.activated = True
+        run_finished_emit(run_id=report.run_id)
+        if report.activated:
+            suggestions_refreshed_emit(project_id=project.id, run_id=report.run_id)
     return report
 
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "annotator",
     "labeling",
     "twinlabel.web",
+    "twinlabel.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -425,3 +426,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
 }
+
+# Webhooks (twinlabel/webhooks/): attempts per delivery, the back-off (doubled after each failure, capped),
+# the time-out of one POST, and whether URLs may point at loopback or private addresses (tests, a
+# receiver on the same machine); off by default so a webhook cannot reach into the server's network.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE_S = env_float("WEBHOOK_RETRY_BASE_S", 2.0, minimum=0, maximum=3600)
+WEBHOOK_RETRY_MAX_S = env_float("WEBHOOK_RETRY_MAX_S", 600.0, minimum=0, maximum=86400)
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1, maximum=60)
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)

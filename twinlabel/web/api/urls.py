@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, predictions, projects, queue, runs
-from twinlabel.web.api import suggestions
+from twinlabel.web.api import suggestions, webhooks
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -45,6 +45,10 @@ urlpatterns = [
         suggestions.suggestion_settings,
         name="api_suggestion_settings",
     ),
+    path("projects/<int:project_id>/webhooks/", webhooks.project_webhooks, name="api_project_webhooks"),
+    path("webhooks/<int:webhook_id>/", webhooks.webhook_detail, name="api_webhook"),
+    path("webhooks/<int:webhook_id>/test/", webhooks.webhook_test, name="api_webhook_test"),
+    path("webhooks/<int:webhook_id>/deliveries/", webhooks.webhook_deliveries, name="api_webhook_deliveries"),
     path("projects/<int:project_id>/dashboard/", dashboard.project_dashboard, name="api_project_dashboard"),
     path("projects/<int:project_id>/embedding-map/", dashboard.embedding_map, name="api_embedding_map"),
 ]
