@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, secret: str, statuses: list[int] | None = None):
+    def __init__(self, secret: str, statuses: list[int] | None = None, port: int = 0):
         self.secret = secret.encode()
         self.statuses = deque(statuses or [])
         self.received: list[dict] = []  # {"event", "body", "valid", "at"}
@@ -38,7 +38,8 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook?team=1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
