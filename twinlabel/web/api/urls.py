@@ -10,6 +10,8 @@ from twinlabel.web.api import suggestions, webhooks
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("docs/", docs.api_docs, name="api_docs"),
+    path("docs/swagger/", docs.api_swagger, name="api_swagger"),
+    path("docs/redoc/", docs.api_redoc, name="api_redoc"),
     path("projects/", projects.projects, name="api_projects"),
     path("projects/<int:project_id>/", projects.project_detail, name="api_project"),
     path("projects/<int:project_id>/labels/", labels.project_labels, name="api_project_labels"),
