@@ -97,7 +97,6 @@ def test_a_team_works_through_the_cli(server, twinlabel, tmp_path):
 
 
 def test_a_run_started_from_the_cli_is_waited_for(server, twinlabel, tmp_path, media_root):
-
     token = _token("owner")
     project = make_scene_project(
         owner=__import__("django.contrib.auth", fromlist=["get_user_model"])
