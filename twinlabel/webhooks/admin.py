@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from twinlabel.webhooks import services
 from twinlabel.webhooks.models import Webhook, WebhookDelivery
 
 
@@ -21,6 +22,14 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ("active",)
     exclude = ("secret",)
     inlines = [DeliveryInline]
+    actions = ["send_test_event"]
+
+    @admin.action(description="Send a test event (ping)")
+    def send_test_event(self, request, queryset):
+        hooks = list(queryset)
+        for hook in hooks:
+            services.webhook_test(webhook=hook)
+        self.message_user(request, f"A ping was queued for {len(hooks)} webhook(s); their deliveries show the answer.")
 
 
 @admin.register(WebhookDelivery)
