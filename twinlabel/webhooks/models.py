@@ -10,7 +10,9 @@ from annotator.models import Project
 
 class Webhook(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
-    url = models.CharField(max_length=500, help_text="http:// or https:// (checked by the SSRF guard when saved through the API).")
+    url = models.CharField(
+        max_length=500, help_text="http:// or https:// (checked by the SSRF guard when saved through the API)."
+    )
     events = models.JSONField(default=list, help_text="Event names (annotator.extensions.EVENTS) it receives.")
     # Shared with the receiver, which checks X-Twinlabel-Signature with it.
     secret = models.CharField(max_length=100)
