@@ -28,7 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from annotator.formats import FormatError, name_candidates
+from annotator.formats import FormatError, name_candidates, stem
 from annotator.formats.predictions import BoxPrediction, ImageRef, PredictionFile, read_predictions
 from annotator.models import Image, ImageStatus, Project
 from labeling.data import label_matrix
@@ -81,7 +81,7 @@ class _Images:
             self.rows[image_id] = (width, height, status)
             self.by_sha[sha] = image_id
             self.by_name[name].append(image_id)
-            self.by_stem[name.rsplit(".", 1)[0] if "." in name else name].append(image_id)
+            self.by_stem[stem(name)].append(image_id)
 
     def find(self, ref: ImageRef) -> int | None:
         if ref.image_id is not None:
