@@ -246,3 +246,26 @@ def test_the_command_imports_a_folder_of_yolo_files(team, tmp_path):
     assert report["images"] == 1 and report["suggestions"] == 1 and report["model_version"] == "y8"
     with pytest.raises(CommandError, match="Nothing was imported"):
         call_command("import_predictions", team.project.id, str(tmp_path), "--format", "yolo")
+
+
+def test_the_dashboard_shows_the_external_run_with_its_quality_beside_the_probes(client, labeled):
+    report = _import(labeled, _doc(labeled, lambda n: 0.95 if n % 2 == 0 else 0.05))
+    client.force_login(labeled.owner)
+    response = client.get(reverse("api_project_dashboard", args=[labeled.project.id]))
+    assert response.status_code == 200, response.content[:300]
+    body = json.dumps(response.json())
+    assert '"external"' in body
+    run = next(r for r in _runs(response.json()) if r["id"] == report.run_id)
+    assert run["kind"] == "external" and run["probe"]["map"] == pytest.approx(1.0)
+
+
+def _runs(dashboard):
+    """The dashboard's run list, wherever it sits in the answer."""
+    if isinstance(dashboard, dict):
+        for key, value in dashboard.items():
+            if key == "runs" and isinstance(value, list):
+                return value
+            found = _runs(value)
+            if found:
+                return found
+    return []
