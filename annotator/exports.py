@@ -192,3 +192,8 @@ def export_job_run(*, job_id: int) -> None:
     ExportJob.objects.filter(pk=job_id).update(
         status=ExportStatus.SUCCEEDED, file=name, size_bytes=size, finished_at=timezone.now()
     )
+    extensions.event_emit(
+        project_id=job.project_id,
+        event="export.ready",
+        data={"job_id": job.id, "format": options.format, "size_bytes": size},
+    )

@@ -95,3 +95,25 @@ SUBMISSION_LISTENERS: list[SubmissionListener] = []
 
 def submission_listener_register(listener: SubmissionListener) -> None:
     SUBMISSION_LISTENERS.append(listener)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events for the world outside (webhooks): image submitted and reviewed (annotator/services/),
+# export ready (annotator/exports.py); labeling emits its runs' and suggestions' events the same way.
+
+EVENTS = ("image.submitted", "image.reviewed", "run.finished", "export.ready", "suggestions.refreshed")
+
+EventListener = Callable[..., object]
+"""``listener(*, project_id: int, event: str, data: dict)``: called inside the writer's transaction
+(where there is one); it must do nothing slow there and send its work with ``transaction.on_commit``,
+so an event never slows the request nor announces a write that rolls back."""
+EVENT_LISTENERS: list[EventListener] = []
+
+
+def event_listener_register(listener: EventListener) -> None:
+    EVENT_LISTENERS.append(listener)
+
+
+def event_emit(*, project_id: int, event: str, data: dict) -> None:
+    for listener in EVENT_LISTENERS:
+        listener(project_id=project_id, event=event, data=data)

@@ -13,6 +13,8 @@ from annotator.models import one_of, Image, LabelClass, Project
 class RunKind(models.TextChoices):
     PRETRAIN = "pretrain", "Pretraining (Barlow Twins)"
     PROBE = "probe", "Linear probe + suggestions"
+    # Predictions of another model, imported (labeling/external.py): no worker ever runs it.
+    EXTERNAL = "external", "External model's predictions"
 
 
 class RunStatus(models.TextChoices):

@@ -160,10 +160,37 @@ def run_claimed(run_id: int, node: str, work: Callable[[TrainingRun, RunMonitor]
 
 
 def finish(run: TrainingRun, status: str, **fields) -> bool:
-    return bool(
+    done = bool(
         TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
             status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **json_safe_fields(fields)
         )
+    )
+    if done:
+        run_finished_emit(run_id=run.id)
+    return done
+
+
+def run_finished_emit(*, run_id: int) -> None:
+    """Tell the outside world (webhooks, annotator/extensions.py) that a run ended, with its headline metrics."""
+    from annotator.extensions import event_emit
+
+    run = TrainingRun.objects.filter(pk=run_id).values("project_id", "kind", "status", "metrics", "error").first()
+    if run is None:
+        return
+    metrics = run["metrics"] or {}
+    cv = metrics.get("cv") or {}
+    headline = {k: cv.get(k) for k in ("map", "micro_f1", "macro_f1") if k in cv}
+    headline.update({k: metrics[k] for k in ("labeled", "final_loss", "message", "model_version") if k in metrics})
+    event_emit(
+        project_id=run["project_id"],
+        event="run.finished",
+        data={
+            "run_id": run_id,
+            "kind": run["kind"],
+            "status": run["status"],
+            "metrics": headline,
+            "error": run["error"][-500:],
+        },
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from labeling.auto_accept import auto_accept_apply
@@ -29,7 +30,7 @@ from labeling.ml.metrics import evaluate
 from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard
 from labeling.models import TrainingRun
 from labeling.paths import probe_path, run_file
-from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
+from labeling.runs import LostClaim, RunMonitor, finish, run_claimed, run_finished_emit
 from labeling.trust import trust_fit
 
 log = logging.getLogger(__name__)
@@ -193,12 +194,26 @@ def finalise(run_id: int) -> str:
         ):
             return "not running"
         ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
+    run_finished_emit(run_id=run_id)
+    suggestions_refreshed_emit(project_id=run.project_id, run_id=run_id)
     # The old runs' rows are invisible from the swap on; remove them after it.
-    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.PROBE, id__lt=run.id)
+    old = TrainingRun.objects.filter(
+        project_id=run.project_id, kind__in=(RunKind.PROBE, RunKind.EXTERNAL), id__lt=run.id
+    )
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
     auto_accept_apply(run_id=run_id)  # a no-op unless the project turned auto-accept on
     return "succeeded"
+
+
+def suggestions_refreshed_emit(*, project_id: int, run_id: int) -> None:
+    """New suggestions are shown (a probe fit or an external run swapped in): webhooks may pick them up."""
+    from annotator.extensions import event_emit
+
+    counts = Suggestion.objects.filter(run_id=run_id).aggregate(
+        suggestions=Count("id"), confident=Count("id", filter=Q(predicted=True))
+    )
+    event_emit(project_id=project_id, event="suggestions.refreshed", data={"run_id": run_id, **counts})
 
 
 def write_suggestions(

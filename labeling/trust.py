@@ -29,7 +29,7 @@ from labeling.ml.confidence import wilson_lower
 from django.db.models import Count, Q
 
 from labeling.models import AuditResult, AutoTag, Decision, ProjectModelState, Suggestion, SuggestionDecision
-from labeling.models import TrainingRun
+from labeling.models import RunKind, TrainingRun
 
 DEFAULT_TARGET = 0.9
 AUTO_TARGET = 0.97
@@ -52,9 +52,12 @@ def trust_fit(
     names: list[str],
     labeled_ids: np.ndarray,
     positives: np.ndarray,
+    pool_decisions: bool = True,
 ) -> tuple[Platt, np.ndarray, dict]:
     """-> the calibration for the suggestions, (L,) confident thresholds (+inf: not confident) and
-    the run's "trust" metrics. ``ap``: out-of-fold AP per trained label, in order."""
+    the run's "trust" metrics. ``ap``: out-of-fold AP per trained label, in order. ``pool_decisions``:
+    False for another model's scores (an external run), which the decisions on our run's
+    probabilities say nothing about."""
     state = ProjectModelState.objects.filter(project_id=project_id).select_related("probe_run").first()
     t = np.flatnonzero(trained)
     platt = Platt.identity(len(label_ids))
@@ -62,7 +65,7 @@ def trust_fit(
     fitted = fit_platt(y[:, t], oof[:, t])
     platt.a[t], platt.b[t] = fitted.a, fitted.b
     held_out = cross_fitted(y[:, t], oof[:, t])
-    previous = _previous_thresholds(state)
+    previous = _previous_thresholds(state) if pool_decisions else {}
     audits = audit_counts(project_id=project_id)
     labels = []
     for j, label_id in enumerate(label_ids.tolist()):
@@ -159,7 +162,8 @@ def audit_counts(*, project_id: int) -> dict[int, tuple[int, int]]:
 
 def _previous_thresholds(state: ProjectModelState | None) -> dict[int, float]:
     run = state.probe_run if state else None
-    if run is None:
+    # Decisions on an external model's suggestions were taken on its scores, not on a probe's.
+    if run is None or run.kind != RunKind.PROBE:
         return {}
     return {
         entry["label_id"]: entry["threshold"]

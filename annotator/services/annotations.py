@@ -233,6 +233,16 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
         if not resubmit:
             for listener in extensions.SUBMISSION_LISTENERS:  # model assistance counts towards a refit
                 listener(project_id=image.project_id)
+        extensions.event_emit(
+            project_id=image.project_id,
+            event="image.submitted",
+            data={
+                "image_id": image.pk,
+                "version": image.version,
+                "submitted_by": user.get_username(),
+                "resubmit": resubmit,
+            },
+        )
 
 
 def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> bool:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotator import extensions
 from annotator.models import Box, Image, ImageStatus, Project, Review, ReviewStatus
 from annotator.services.annotations import BoxIn, annotation_rows
 from annotator.services.locking import StaleVersion, bump_version, first, lock_expiry
@@ -102,6 +103,12 @@ def _reviewable(image: Image, version: int) -> None:
 
 def _review_record(image: Image, user: AbstractBaseUser, decision: str, **fields) -> Review:
     """The verdict's row: who submitted the image (the annotator it is about) and who judged it."""
-    return Review.objects.create(
+    review = Review.objects.create(
         image=image, annotator_id=image.submitted_by_id, reviewer=user, decision=decision, **fields
     )
+    extensions.event_emit(
+        project_id=image.project_id,
+        event="image.reviewed",
+        data={"image_id": image.pk, "decision": decision, "reviewer": user.get_username(), "comment": review.comment},
+    )
+    return review

@@ -12,6 +12,7 @@ from django.utils import timezone
 from annotator.models import Image, ImageStatus, Membership, Role
 from labeling.models import AutoTag, RunKind, TrainingRun
 from labeling.paths import RUN_FILES, run_dir
+from twinlabel.webhooks.models import Webhook
 from tests.factories import add_images, add_member, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +63,21 @@ ENDPOINTS = [
         "api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}
     ),
     Endpoint("api_run_detail", "get", ANY, json=True),
+    Endpoint("api_project_webhooks", "get", ADMIN, json=True),
+    # An address the server may not call (loopback): 400 says so, after access was granted.
+    Endpoint(
+        "api_project_webhooks",
+        "post",
+        ADMIN,
+        ok=(400,),
+        json=True,
+        body={"url": "http://127.0.0.1:9/", "events": ["run.finished"]},
+    ),
+    Endpoint("api_webhook_test", "post", ADMIN, ok=(202,), json=True, body={}),
+    Endpoint("api_webhook_deliveries", "get", ADMIN, json=True),
+    Endpoint("api_webhook", "delete", ADMIN, ok=(204,), json=True),
+    # An empty body: 400 says a predictions file needs "predictions", after access was granted.
+    Endpoint("api_project_predictions", "post", ADMIN, ok=(400,), json=True, body={}),
     Endpoint("api_run_cancel", "post", ADMIN, json=True, body={}),
     Endpoint("api_run_retry", "post", ADMIN, ok=(201,), json=True, body={}),
     Endpoint("run_file", "get", ADMIN),
@@ -104,6 +120,9 @@ def world(settings, tmp_path):
     events.parent.mkdir(parents=True)
     events.write_bytes(b"event")
     cat = project.labels.order_by("id").first()
+    hook = Webhook.objects.create(
+        project=project, url="http://hooks.example/", events=["run.finished"], secret="s" * 20
+    )
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
     auto_tag = AutoTag.objects.create(image_id=unlabeled, label=cat, probability=0.99, audit_result="pending")
     args = {
@@ -129,6 +148,11 @@ def world(settings, tmp_path):
         "api_image_review": [submitted],
         "api_project_runs": [project.id],
         "api_run_detail": [run.id],
+        "api_project_predictions": [project.id],
+        "api_project_webhooks": [project.id],
+        "api_webhook": [hook.id],
+        "api_webhook_test": [hook.id],
+        "api_webhook_deliveries": [hook.id],
         "api_run_cancel": [run.id],
         "api_run_retry": [run.id],
         "run_file": [run.id, f"tensorboard/{events.name}"],

@@ -11,6 +11,7 @@ from annotator.models import Box, Image, ImageTag
 from labeling.models import Decision, EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionDecision, TrainingRun
 from tests.factories import make_project, make_user
+from twinlabel.webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +54,10 @@ def objects(tmp_path, settings):
     SuggestionDecision.objects.create(
         image=image, label=cat, run=run, probability=0.5, decision=Decision.ACCEPTED, user=owner
     )
+    hook = Webhook.objects.create(
+        project=project, url="https://hooks.example/", events=["run.finished"], secret="s" * 20
+    )
+    WebhookDelivery.objects.create(webhook=hook, event="ping", payload={"event": "ping"}, history=[{"status": 500}])
     return make_user("root", is_staff=True, is_superuser=True)
 
 
@@ -76,3 +81,19 @@ def test_runs_are_read_only_in_the_admin(client, objects):
     page = client.get(reverse("admin:labeling_trainingrun_change", args=[run.id])).content.decode()
     assert "2 points" in page and "&quot;epochs&quot;: 2" in page and 'name="status"' not in page
     assert client.get(reverse("admin:labeling_trainingrun_add")).status_code == 403
+
+
+def test_a_webhook_gets_a_test_event_from_the_admin(client, objects, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    client.force_login(objects)
+    hook = Webhook.objects.get()
+    with mock.patch("twinlabel.webhooks.tasks.webhook_deliver.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                reverse("admin:webhooks_webhook_changelist"),
+                {"action": "send_test_event", "_selected_action": [hook.id]},
+            )
+    assert response.status_code == 302
+    ping = WebhookDelivery.objects.filter(webhook=hook, attempts=0).get(event="ping", history=[])
+    delay.assert_called_once_with(ping.id)

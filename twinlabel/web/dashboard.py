@@ -382,7 +382,7 @@ def runs_with_probe_metrics(*, project_id: int, limit: int = 50) -> list[dict]:
     out = []
     for r in runs:
         own = r.pop("metrics") or {}
-        probe = own if r["kind"] == RunKind.PROBE else probe_metrics.get(r.pop("probe_id"), {})
+        probe = own if r["kind"] in (RunKind.PROBE, RunKind.EXTERNAL) else probe_metrics.get(r.pop("probe_id"), {})
         r.pop("probe_id", None)
         end = r["finished_at"] or r["heartbeat_at"]
         cv = probe.get("cv") or {}

@@ -12,19 +12,51 @@ from rest_framework.response import Response
 
 from annotator.access import ADMIN_ONLY, project_for
 from labeling import selectors, services
+from labeling.config import FEATURES, PRETRAIN_LIMITS, PROJECTOR_LAYERS, PROJECTOR_WIDTH, TIME_BUDGET_LIMITS
 from labeling.config import pretrain_defaults
 from labeling.models import RunKind, TrainingRun
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
 
 
+def _bounded(key: str) -> serializers.Field:
+    low, high = PRETRAIN_LIMITS[key]
+    field = serializers.IntegerField if isinstance(low, int) and isinstance(high, int) else serializers.FloatField
+    return field(required=False, min_value=low, max_value=high, help_text=f"{low} to {high}")
+
+
+# Every pretraining setting with its bounds, from labeling/config.py (the check the service runs), so the
+# schema and Swagger UI document what a config may hold; unset keys come from the worker's device preset.
+PretrainConfigSerializer = type(
+    "PretrainConfigSerializer",
+    (serializers.Serializer,),
+    {
+        **{key: _bounded(key) for key in PRETRAIN_LIMITS},
+        "projector": serializers.ListField(
+            child=serializers.IntegerField(min_value=PROJECTOR_WIDTH[0], max_value=PROJECTOR_WIDTH[1]),
+            min_length=PROJECTOR_LAYERS[0],
+            max_length=PROJECTOR_LAYERS[1],
+            required=False,
+            help_text=f"Projector layer widths: {PROJECTOR_LAYERS[0]} to {PROJECTOR_LAYERS[1]} layers of "
+            f"{PROJECTOR_WIDTH[0]} to {PROJECTOR_WIDTH[1]}",
+        ),
+        "small_stem": serializers.BooleanField(required=False, help_text="ResNet stem for small images"),
+        "profile": serializers.BooleanField(required=False, help_text="Write a profiler trace"),
+        "time_budget_s": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=TIME_BUDGET_LIMITS[0],
+            max_value=TIME_BUDGET_LIMITS[1],
+            help_text=f"Train for this long instead of for epochs: {TIME_BUDGET_LIMITS[0]} to {TIME_BUDGET_LIMITS[1]} s",
+        ),
+        "features": serializers.ChoiceField(choices=list(FEATURES), required=False, help_text="The probe's features"),
+    },
+)
+
+
 class RunStartSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=RunKind.choices)
-    config = serializers.DictField(
-        required=False,
-        help_text="Pretraining settings (resolution, epochs, "
-        "time_budget_s, ...); unset ones come from the worker's device preset",
-    )
+    kind = serializers.ChoiceField(choices=[RunKind.PRETRAIN, RunKind.PROBE])
+    config = PretrainConfigSerializer(required=False)
     confirm = serializers.BooleanField(
         required=False,
         help_text="Start a pretraining estimated to take longer "

@@ -3,12 +3,15 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, projects, queue, runs, suggestions
+from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, predictions, projects, queue, runs
+from twinlabel.web.api import suggestions, webhooks
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("docs/", docs.api_docs, name="api_docs"),
+    path("docs/swagger/", docs.api_swagger, name="api_swagger"),
+    path("docs/redoc/", docs.api_redoc, name="api_redoc"),
     path("projects/", projects.projects, name="api_projects"),
     path("projects/<int:project_id>/", projects.project_detail, name="api_project"),
     path("projects/<int:project_id>/labels/", labels.project_labels, name="api_project_labels"),
@@ -36,6 +39,7 @@ urlpatterns = [
     path("projects/<int:project_id>/suggestions/", suggestions.project_suggestions, name="api_project_suggestions"),
     path("projects/<int:project_id>/audit/next/", suggestions.audit_next, name="api_audit_next"),
     path("auto-tags/<int:auto_tag_id>/audit/", suggestions.audit_decide, name="api_audit_decide"),
+    path("projects/<int:project_id>/predictions/", predictions.project_predictions, name="api_project_predictions"),
     path("projects/<int:project_id>/runs/", runs.project_runs, name="api_project_runs"),
     path("runs/<int:run_id>/", runs.run_detail, name="api_run_detail"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="api_run_cancel"),
@@ -45,6 +49,10 @@ urlpatterns = [
         suggestions.suggestion_settings,
         name="api_suggestion_settings",
     ),
+    path("projects/<int:project_id>/webhooks/", webhooks.project_webhooks, name="api_project_webhooks"),
+    path("webhooks/<int:webhook_id>/", webhooks.webhook_detail, name="api_webhook"),
+    path("webhooks/<int:webhook_id>/test/", webhooks.webhook_test, name="api_webhook_test"),
+    path("webhooks/<int:webhook_id>/deliveries/", webhooks.webhook_deliveries, name="api_webhook_deliveries"),
     path("projects/<int:project_id>/dashboard/", dashboard.project_dashboard, name="api_project_dashboard"),
     path("projects/<int:project_id>/embedding-map/", dashboard.embedding_map, name="api_embedding_map"),
 ]
