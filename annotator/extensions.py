@@ -85,7 +85,7 @@ def project_dependent_register(dependent: ProjectDependent) -> None:
 
 
 SubmissionListener = Callable[..., object]
-"""``listener(*, project_id: int)``: an image of the project was submitted for the first time
+"""``listener(*, project_id: int, image_id: int)``: an image of the project was submitted for the first time
 (not a re-submission of an edited image). Called inside the submit's transaction, after the
 versioned write: a listener that raises rolls the submission back, and one that queues work must
 use ``transaction.on_commit``."""

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from annotator.access import LimitReached
 from annotator.services.annotations import image_tag_set
-from annotator.models import Image, LabelClass, Project, Source
-from labeling.config import pretrain_config_check, pretrain_defaults
+from annotator.models import Box, Image, ImageStatus, LabelClass, Project, Source
+from labeling.config import detector_defaults, pretrain_config_check, pretrain_defaults
 from labeling.models import ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionDecision, TrainingRun
 from labeling.runs import current_backbone_run_id, current_probe_run_id, probe_create
@@ -84,7 +84,7 @@ def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> Tr
     return run
 
 
-def submission_noted(*, project_id: int) -> TrainingRun | None:
+def submission_noted(*, project_id: int, image_id: int | None = None) -> TrainingRun | None:
     """Count a submission; at PROBE_REFIT_EVERY since the last fit, queue a refit. A burst of
     submissions queues one fit: while one is queued or running, no second one is created, and
     the submissions made meanwhile trigger the next."""
@@ -96,6 +96,46 @@ def submission_noted(*, project_id: int) -> TrainingRun | None:
     if state.submissions_since_fit < settings.PROBE_REFIT_EVERY:
         return None
     return probe_start(project=state.project)
+
+
+def detector_start(*, project: Project, user: AbstractBaseUser | None = None) -> TrainingRun | None:
+    """Queue a detector fit on the submitted images with boxes, its backbone the project's current
+    pretraining (random weights when there is none yet); None when one is already queued or running."""
+    _check_active_runs(user=user, pretrain=False)
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project,
+                kind=RunKind.DETECTOR,
+                created_by=user,
+                backbone_run_id=current_backbone_run_id(project_id=project.id),
+                config={"detector": detector_defaults()},
+            )
+            ProjectModelState.objects.filter(project=project).update(boxed_since_fit=0)
+            run_enqueue(run)
+    except IntegrityError:
+        return None  # one is queued or running; the boxes submitted meanwhile trigger the next
+    if not transaction.get_connection().in_atomic_block:
+        run.refresh_from_db()
+    return run
+
+
+def box_submission_noted(*, project_id: int, image_id: int) -> TrainingRun | None:
+    """Count a first submission of an image with boxes; at DETECTOR_REFIT_EVERY since the last
+    detector fit was queued (or, before the first fit, that many boxed images in all) queue one.
+    Only once a pretraining has given the detector its backbone."""
+    if not Box.objects.filter(image_id=image_id).exists():
+        return None
+    if not ProjectModelState.objects.filter(project_id=project_id, pretrain_run__isnull=False).update(
+        boxed_since_fit=F("boxed_since_fit") + 1
+    ):
+        return None
+    state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
+    due = state.boxed_since_fit >= settings.DETECTOR_REFIT_EVERY
+    if not due and state.detector_run_id is None:
+        boxed = Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED, box_count__gt=0)
+        due = boxed.count() >= settings.DETECTOR_REFIT_EVERY
+    return detector_start(project=state.project) if due else None
 
 
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
@@ -116,6 +156,11 @@ def run_retry(*, run: TrainingRun, user: AbstractBaseUser | None = None) -> Trai
         raise ValidationError("Only a failed or cancelled run can be retried.")
     if run.kind == RunKind.PRETRAIN:  # the same work as was asked for (and confirmed) before
         return pretrain_start(project=run.project, user=user, config=run.config, confirm=True)
+    if run.kind == RunKind.DETECTOR:
+        detector = detector_start(project=run.project, user=user)
+        if detector is None:
+            raise ValidationError("A detector fit is already queued or running; it will use the newest boxes.")
+        return detector
     retried = probe_start(project=run.project, user=user)
     if retried is None:
         raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")

@@ -199,7 +199,7 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
         )
         if not resubmit:
             for listener in extensions.SUBMISSION_LISTENERS:  # model assistance counts towards a refit
-                listener(project_id=image.project_id)
+                listener(project_id=image.project_id, image_id=image.id)
 
 
 def _overlap_first_pass(image: Image, user: AbstractBaseUser, version: int) -> bool:

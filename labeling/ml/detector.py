@@ -501,6 +501,18 @@ def match_detections(
     return correct
 
 
+def average_precision(scores: npt.ArrayLike, correct: npt.ArrayLike, truths: int) -> float | None:
+    """AP of one label's detections pooled over images: sum over ranks of (R_k - R_(k-1)) P_k, no
+    interpolation (as labeling.ml.metrics); None without a truth box."""
+    if truths <= 0:
+        return None
+    s, c = np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(c[order])
+    precision = tp / np.arange(1, len(tp) + 1)
+    return float((precision * c[order]).sum() / truths)
+
+
 def _xyxy(boxes: npt.ArrayLike) -> Tensor:
     b = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
     return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], dim=1)
@@ -514,6 +526,7 @@ __all__ = [
     "Detections",
     "Letterbox",
     "TrainingSet",
+    "average_precision",
     "build_detector",
     "denormalise",
     "from_letterbox",
