@@ -225,6 +225,7 @@ class LabelBoxCount(models.Model):
 class Source(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model (accepted suggestion)"
+    MODEL_ADJUSTED = "model_adjusted", "Model (accepted suggestion, geometry changed)"
 
 
 class Authored(models.Model):
@@ -233,7 +234,7 @@ class Authored(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

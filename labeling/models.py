@@ -218,6 +218,7 @@ class BoxSuggestionDecision(models.Model):
     h = models.FloatField()
     score = models.FloatField()
     decision = models.CharField(max_length=16, choices=BoxDecision.choices)
+    box_id = models.BigIntegerField(null=True, blank=True, help_text="The Box an accept made (undo removes it).")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(auto_now=True)
 

@@ -13,9 +13,10 @@ from annotator.paging import Page, keyset_page
 from annotator.selectors import project_status_counts
 from labeling.config import worker_device_kind
 from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
-from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
+from labeling.models import BoxSuggestion, BoxSuggestionDecision, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from labeling.paths import run_file
-from labeling.runs import current_probe_run_id
+from labeling.runs import current_detector_run_id, current_probe_run_id
 from labeling.trust import DEFAULT_TARGET
 
 
@@ -33,6 +34,33 @@ def image_suggestions(*, image: Image) -> list[dict]:
     return [
         {"label": label, "probability": p, "predicted": predicted, "decision": decisions.get(label)}
         for label, p, predicted in rows
+    ]
+
+
+def image_box_suggestions(*, image: Image) -> list[dict]:
+    """The current detector's boxes for one image, best first, with any decision already taken.
+    Two queries (index box_suggestion_run_image, and the decisions of these suggestions)."""
+    run_id = current_detector_run_id(project_id=image.project_id)
+    if run_id is None:
+        return []
+    rows = list(
+        BoxSuggestion.objects.filter(run_id=run_id, image=image)
+        .order_by("-score", "id")
+        .values("id", "label_id", "x", "y", "w", "h", "score", "predicted")
+    )
+    decided = dict(
+        BoxSuggestionDecision.objects.filter(suggestion_id__in=[r["id"] for r in rows]).values_list(
+            "suggestion_id", "decision"
+        )
+    )
+    return [
+        {
+            "id": r["id"],
+            "label": r["label_id"],
+            **{k: r[k] for k in ("x", "y", "w", "h", "score", "predicted")},
+            "decision": decided.get(r["id"]),
+        }
+        for r in rows
     ]
 
 

@@ -15,12 +15,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotator.access import LimitReached
-from annotator.services.annotations import image_tag_set
+from annotator.services.annotations import BoxIn, image_box_add, image_box_remove, image_tag_set, image_version_bump
 from annotator.models import Box, Image, ImageStatus, LabelClass, Project, Source
 from labeling.config import detector_defaults, pretrain_config_check, pretrain_defaults
-from labeling.models import ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion
-from labeling.models import SuggestionDecision, TrainingRun
-from labeling.runs import current_backbone_run_id, current_probe_run_id, probe_create
+from labeling.models import ACTIVE_STATUSES, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
+from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
+from labeling.runs import current_backbone_run_id, current_detector_run_id, current_probe_run_id, probe_create
 from labeling.selectors import pretrain_estimate
 from labeling.tasks import run_enqueue
 from labeling.trust import decision_noted
@@ -248,6 +248,76 @@ def suggestion_undo(*, image: Image, label: LabelClass, user: AbstractBaseUser) 
         if not decided:
             raise ValidationError(f"Nobody has decided on the suggestion “{label.name}” for this image.")
         image_tag_set(image=image, label=label, user=user, source=Source.MODEL, present=False)
+
+
+# A box accepted with its corners moved by less than this (image pixels) is accepted as suggested.
+ADJUSTED_FROM_PX = 0.5
+
+
+def box_suggestion_decide(
+    *,
+    image: Image,
+    suggestion_id: int,
+    user: AbstractBaseUser,
+    decision: str,
+    geometry: tuple[float, float, float, float] | None = None,
+) -> BoxSuggestionDecision:
+    """Accept a suggested box (it becomes a Box with source "model"; with ``geometry`` that differs,
+    "model_adjusted" at that geometry) or reject it. Each shown suggestion is decided once; the
+    decision keeps what was shown, since the suggestion's row goes with its run."""
+    if decision not in (BoxDecision.ACCEPTED, BoxDecision.REJECTED):
+        raise ValidationError(f"Decide “accepted” or “rejected”, not “{decision}”.")
+    suggestion = BoxSuggestion.objects.filter(
+        pk=suggestion_id, image=image, run_id=current_detector_run_id(project_id=image.project_id)
+    ).first()
+    if suggestion is None:
+        raise ValidationError("There is no such current box suggestion for this image.")
+    shown = (suggestion.x, suggestion.y, suggestion.w, suggestion.h)
+    with transaction.atomic():
+        if BoxSuggestionDecision.objects.select_for_update().filter(suggestion_id=suggestion.id).exists():
+            raise ValidationError("This box suggestion was decided already; undo that decision first.")
+        box = None
+        if decision == BoxDecision.ACCEPTED:
+            adjusted = geometry is not None and max(abs(a - b) for a, b in zip(geometry, shown)) >= ADJUSTED_FROM_PX
+            box = image_box_add(
+                image=image,
+                box=BoxIn(suggestion.label_id, *(geometry if adjusted else shown)),
+                user=user,
+                source=Source.MODEL_ADJUSTED if adjusted else Source.MODEL,
+            )
+            decision = BoxDecision.ADJUSTED if adjusted else BoxDecision.ACCEPTED
+        else:
+            image_version_bump(image=image)
+        return BoxSuggestionDecision.objects.create(
+            run_id=suggestion.run_id,
+            suggestion_id=suggestion.id,
+            image=image,
+            label_id=suggestion.label_id,
+            x=suggestion.x,
+            y=suggestion.y,
+            w=suggestion.w,
+            h=suggestion.h,
+            score=suggestion.score,
+            decision=decision,
+            box_id=box.id if box is not None else None,
+            user=user,
+        )
+
+
+def box_suggestion_undo(*, image: Image, suggestion_id: int) -> None:
+    """Take back a decision on a box suggestion: the decision goes (it no longer measures the
+    suggestions' precision), and the box an accept added while it is still the model's."""
+    with transaction.atomic():
+        decided = BoxSuggestionDecision.objects.select_for_update().filter(suggestion_id=suggestion_id, image=image)
+        row = decided.first()
+        if row is None:
+            raise ValidationError("Nobody has decided on this box suggestion.")
+        row.delete()
+        removed = row.box_id is not None and image_box_remove(
+            image=image, box_id=row.box_id, sources=(Source.MODEL, Source.MODEL_ADJUSTED)
+        )
+        if not removed:
+            image_version_bump(image=image)
 
 
 def _check_active_runs(*, user: AbstractBaseUser | None, pretrain: bool) -> None:

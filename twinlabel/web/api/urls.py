@@ -33,6 +33,16 @@ urlpatterns = [
         suggestions.image_suggestions_accept_all,
         name="api_suggestions_accept_all",
     ),
+    re_path(
+        r"^images/(?P<image_id>[0-9]+)/box-suggestions/(?P<suggestion_id>[0-9]+)/(?P<decision>accept|reject|undo)/$",
+        suggestions.image_box_suggestion_decide,
+        name="api_box_suggestion_decide",
+    ),
+    path(
+        "images/<int:image_id>/box-suggestions/accept-all/",
+        suggestions.image_box_suggestions_accept_all,
+        name="api_box_suggestions_accept_all",
+    ),
     path("projects/<int:project_id>/suggestions/", suggestions.project_suggestions, name="api_project_suggestions"),
     path("projects/<int:project_id>/runs/", runs.project_runs, name="api_project_runs"),
     path("runs/<int:run_id>/", runs.run_detail, name="api_run_detail"),
