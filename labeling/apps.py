@@ -23,7 +23,7 @@ def _extend_the_annotation_domain() -> None:
     is called): the model's queue and list orders, predictions in exports, the runs and suggestions a
     project deletion removes, and counting submissions towards a refit."""
     from annotator import extensions
-    from labeling.services import box_submission_noted, submission_noted
+    from labeling.services import submission_noted
 
     extensions.image_ranker_register("uncertain", _rank_uncertain)
     extensions.image_ranker_register("label", _rank_suggested)
@@ -32,7 +32,6 @@ def _extend_the_annotation_domain() -> None:
         extensions.ProjectDependent(counts=_project_counts, files_delete=_project_files_delete)
     )
     extensions.submission_listener_register(submission_noted)
-    extensions.submission_listener_register(box_submission_noted)
 
 
 def _probe_run_id(project_id: int) -> int | None:

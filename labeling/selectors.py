@@ -20,9 +20,20 @@ from labeling.runs import current_detector_run_id, current_probe_run_id
 from labeling.trust import DEFAULT_TARGET
 
 
-def image_suggestions(*, image: Image) -> list[dict]:
-    """The current probe's view of one image, likeliest first, with any decision already taken."""
-    run_id = current_probe_run_id(project_id=image.project_id)
+_UNREAD = object()
+
+
+def current_run_ids(*, project_id: int) -> tuple[int | None, int | None]:
+    """(the current probe run, the current detector run) in one query: the annotate state shows both."""
+    row = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", "detector_run_id").first()
+    return row if row is not None else (None, None)
+
+
+def image_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
+    """The current probe's view of one image, likeliest first, with any decision already taken.
+    ``run_id``: the current probe run when the caller has read it already."""
+    if run_id is _UNREAD:
+        run_id = current_probe_run_id(project_id=image.project_id)
     if run_id is None:
         return []
     decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
@@ -37,10 +48,12 @@ def image_suggestions(*, image: Image) -> list[dict]:
     ]
 
 
-def image_box_suggestions(*, image: Image) -> list[dict]:
-    """The current detector's boxes for one image, best first, with any decision already taken.
-    Two queries (index box_suggestion_run_image, and the decisions of these suggestions)."""
-    run_id = current_detector_run_id(project_id=image.project_id)
+def image_box_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
+    """The current detector's boxes for one image, best first, with any decision already taken
+    (index box_suggestion_run_image, then the decisions of these suggestions when there are any).
+    ``run_id``: the current detector run when the caller has read it already."""
+    if run_id is _UNREAD:
+        run_id = current_detector_run_id(project_id=image.project_id)
     if run_id is None:
         return []
     rows = list(
@@ -48,6 +61,8 @@ def image_box_suggestions(*, image: Image) -> list[dict]:
         .order_by("-score", "id")
         .values("id", "label_id", "x", "y", "w", "h", "score", "predicted")
     )
+    if not rows:
+        return []
     decided = dict(
         BoxSuggestionDecision.objects.filter(suggestion_id__in=[r["id"] for r in rows]).values_list(
             "suggestion_id", "decision"

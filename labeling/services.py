@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, Exists, F, Value, When
 from django.utils import timezone
 
 from annotator.access import LimitReached
@@ -85,17 +85,36 @@ def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> Tr
 
 
 def submission_noted(*, project_id: int, image_id: int | None = None) -> TrainingRun | None:
-    """Count a submission; at PROBE_REFIT_EVERY since the last fit, queue a refit. A burst of
-    submissions queues one fit: while one is queued or running, no second one is created, and
-    the submissions made meanwhile trigger the next."""
+    """Count a first submission, and whether the image has boxes, in one UPDATE; at
+    PROBE_REFIT_EVERY submissions since the last probe fit queue a refit, and at DETECTOR_REFIT_EVERY
+    images with boxes since the last detector fit (before the first one: that many in all) queue a
+    detector fit. A burst of submissions queues one fit of each: while one is queued or running no
+    second one is created, and the submissions made meanwhile trigger the next. Nothing before a
+    pretraining has given the probe its features and the detector its backbone."""
+    boxed = (
+        Case(When(Exists(Box.objects.filter(image_id=image_id)), then=Value(1)), default=Value(0))
+        if image_id is not None
+        else Value(0)
+    )
     if not ProjectModelState.objects.filter(project_id=project_id, pretrain_run__isnull=False).update(
-        submissions_since_fit=F("submissions_since_fit") + 1
+        submissions_since_fit=F("submissions_since_fit") + 1, boxed_since_fit=F("boxed_since_fit") + boxed
     ):
         return None  # nothing pretrained yet: no probe to refit
     state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
+    if _detector_due(state):
+        detector_start(project=state.project)
     if state.submissions_since_fit < settings.PROBE_REFIT_EVERY:
         return None
     return probe_start(project=state.project)
+
+
+def _detector_due(state: ProjectModelState) -> bool:
+    if state.boxed_since_fit >= settings.DETECTOR_REFIT_EVERY:
+        return True
+    if state.detector_run_id is not None or state.boxed_since_fit == 0:
+        return False
+    boxed = Image.objects.filter(project_id=state.project_id, status=ImageStatus.SUBMITTED, box_count__gt=0)
+    return boxed.count() >= settings.DETECTOR_REFIT_EVERY
 
 
 def detector_start(*, project: Project, user: AbstractBaseUser | None = None) -> TrainingRun | None:
@@ -118,24 +137,6 @@ def detector_start(*, project: Project, user: AbstractBaseUser | None = None) ->
     if not transaction.get_connection().in_atomic_block:
         run.refresh_from_db()
     return run
-
-
-def box_submission_noted(*, project_id: int, image_id: int) -> TrainingRun | None:
-    """Count a first submission of an image with boxes; at DETECTOR_REFIT_EVERY since the last
-    detector fit was queued (or, before the first fit, that many boxed images in all) queue one.
-    Only once a pretraining has given the detector its backbone."""
-    if not Box.objects.filter(image_id=image_id).exists():
-        return None
-    if not ProjectModelState.objects.filter(project_id=project_id, pretrain_run__isnull=False).update(
-        boxed_since_fit=F("boxed_since_fit") + 1
-    ):
-        return None
-    state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
-    due = state.boxed_since_fit >= settings.DETECTOR_REFIT_EVERY
-    if not due and state.detector_run_id is None:
-        boxed = Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED, box_count__gt=0)
-        due = boxed.count() >= settings.DETECTOR_REFIT_EVERY
-    return detector_start(project=state.project) if due else None
 
 
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
