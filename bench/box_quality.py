@@ -211,7 +211,7 @@ def main() -> None:
     figures["suggest_1000_images_s_estimate"] = round(1000 / rate, 1)
     figures["load"] = machine_load(load_start)
     figures["threads"] = args.threads
-    write_result(f"box_quality_{args.preset}", figures)
+    write_result(f"box_quality_{args.preset}{'_' + args.tag if args.tag else ''}", figures)
 
 
 def _runtime(args):
@@ -230,6 +230,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=150, help="pretraining seconds")
     p.add_argument("--bt-resolution", type=int, default=None, help="pretraining px (default: the preset's)")
     p.add_argument("--steps", type=int, default=None, help="detector steps (default: the preset's)")
+    p.add_argument("--tag", default="", help="appended to the result's name (box_quality_<preset>_<tag>.json)")
     p.add_argument("--threads", type=int, default=1 if not torch.cuda.is_available() else os.cpu_count() or 1)
     args = p.parse_args()
     args.sizes = sorted(args.sizes)

@@ -289,20 +289,24 @@ def box_suggestion_decide(
             decision = BoxDecision.ADJUSTED if adjusted else BoxDecision.ACCEPTED
         else:
             image_version_bump(image=image)
-        return BoxSuggestionDecision.objects.create(
-            run_id=suggestion.run_id,
-            suggestion_id=suggestion.id,
-            image=image,
-            label_id=suggestion.label_id,
-            x=suggestion.x,
-            y=suggestion.y,
-            w=suggestion.w,
-            h=suggestion.h,
-            score=suggestion.score,
-            decision=decision,
-            box_id=box.id if box is not None else None,
-            user=user,
-        )
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent decision on it wins the unique constraint
+                return BoxSuggestionDecision.objects.create(
+                    run_id=suggestion.run_id,
+                    suggestion_id=suggestion.id,
+                    image=image,
+                    label_id=suggestion.label_id,
+                    x=suggestion.x,
+                    y=suggestion.y,
+                    w=suggestion.w,
+                    h=suggestion.h,
+                    score=suggestion.score,
+                    decision=decision,
+                    box_id=box.id if box is not None else None,
+                    user=user,
+                )
+        except IntegrityError:
+            raise ValidationError("This box suggestion was decided already; undo that decision first.") from None
 
 
 def box_suggestion_undo(*, image: Image, suggestion_id: int) -> None:

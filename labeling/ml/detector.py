@@ -35,7 +35,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops import FrozenBatchNorm2d, box_iou
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from labeling.ml.augment import IMAGENET_MEAN, IMAGENET_STD
+from labeling.ml.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float
 from labeling.ml.backbone import resnet18_backbone
 
 CHECKPOINT_VERSION = 1
@@ -140,6 +140,9 @@ class DetectorConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 20
     hflip: bool = True
+    # Re-estimate the backbone's BatchNorm statistics on the letterboxed training images before they
+    # are frozen: a backbone pretrained at 32 px sees other activation statistics at 128 px and more.
+    recalibrate_bn: bool = True
     seed: int = 0
     score_thresh: float = 0.05  # low: the precision-targeted thresholds decide what is confident
     nms_thresh: float = 0.6
@@ -184,6 +187,31 @@ def _freeze_batchnorm(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         setattr(module, name, _freeze_batchnorm(child))
     return module
+
+
+RECALIBRATION_IMAGES = 512
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    backbone: nn.Module, pixels: npt.NDArray[np.uint8], *, device: torch.device, batch_size: int = 32
+) -> None:
+    """Every BatchNorm2d's running mean and variance re-estimated (a cumulative average) on these
+    uint8 (N, S, S, 3) images, the weights untouched; the backbone is left in eval mode."""
+    norms = [m for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms or not len(pixels):
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # the plain average over every batch, not an exponential one
+    backbone.to(device).train()
+    for start in range(0, min(len(pixels), RECALIBRATION_IMAGES), batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(pixels[start : start + batch_size])).to(device)
+        backbone(normalize(to_float(chunk)))  # (B, 3, S, S) in; only the statistics matter
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    backbone.eval()
 
 
 def build_detector(config: DetectorConfig, backbone: nn.Module | None = None) -> FCOS:
@@ -332,6 +360,9 @@ def train_detector(
     if n == 0:
         raise ValueError("nothing to train on")
     device = torch.device(runtime.device)
+    if config.recalibrate_bn:
+        backbone = backbone if backbone is not None else resnet18_backbone(small_stem=config.small_stem)
+        recalibrate_batchnorm(backbone, data.pixels, device=device)
     model = build_detector(config, backbone).to(device)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     step, losses = _resume(runtime.checkpoint_path, config, model, optimizer, device)
@@ -528,6 +559,7 @@ __all__ = [
     "TrainingSet",
     "average_precision",
     "build_detector",
+    "recalibrate_batchnorm",
     "denormalise",
     "from_letterbox",
     "letterbox_image",

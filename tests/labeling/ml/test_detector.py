@@ -162,3 +162,20 @@ def test_configs_that_cannot_work_are_refused():
         DetectorConfig(num_classes=0)
     with pytest.raises(ValueError):
         DetectorConfig(num_classes=2, fpn_channels=32)
+
+
+def test_batchnorm_statistics_are_recalibrated_on_the_detectors_images_weights_untouched():
+    from labeling.ml.augment import normalize, to_float
+    from labeling.ml.backbone import resnet18_backbone
+    from labeling.ml.detector import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    backbone = resnet18_backbone(small_stem=False).eval()
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    weight = backbone.conv1.weight.clone()
+    recalibrate_batchnorm(backbone, pixels, device=torch.device("cpu"), batch_size=6)
+    with torch.no_grad():
+        first = backbone.conv1(normalize(to_float(torch.from_numpy(pixels))))  # what bn1 sees
+    torch.testing.assert_close(backbone.bn1.running_mean, first.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(backbone.conv1.weight, weight)
+    assert not backbone.training and backbone.bn1.momentum == 0.1
