@@ -7,9 +7,11 @@
 export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
   { keys: ["S"], what: "Skip this image", action: "skip" },
-  { keys: ["A"], what: "Accept the ringed suggested box (it becomes a box marked “model”), else the ringed "
-      + "suggested tag (a tag marked “model”); U takes it back, Ctrl+Z does not", action: "accept" },
-  { keys: ["R"], what: "Reject the ringed suggested box or tag: recorded as wrong / absent", action: "reject" },
+  { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” "
+      + "(U takes it back; Ctrl+Z does not); with a suggested box ringed, that box becomes a box marked “model”",
+    action: "accept" },
+  { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent; with a suggested box "
+      + "ringed, that box is recorded as wrong", action: "reject" },
   { keys: ["⇧A"], what: "Accept every confident suggested tag and box of this image", action: "acceptAll" },
   { keys: ["click dashed box"], what: "Ring that suggested box, for A and R" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
