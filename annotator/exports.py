@@ -16,8 +16,9 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 
 from annotator import extensions
-from annotator.extensions import PredictionRows
-from annotator.formats import BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, Prediction, registry
+from annotator.extensions import BoxPredictionRows, PredictionRows
+from annotator.formats import BoxPrediction, BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, Prediction
+from annotator.formats import registry
 from annotator.models import Box, ExportJob, ExportStatus, Image, ImageStatus, ImageTag, Project
 
 
@@ -47,6 +48,8 @@ class ExportOptions:
             raise ValidationError("images=1 is for YOLO exports (the other formats name the files only).")
         if self.predictions_min is not None and not 0 <= self.predictions_min <= 1:
             raise ValidationError("The prediction threshold must be a probability from 0 to 1.")
+        if writer.name == "coco_results" and self.predictions_min is None:
+            raise ValidationError("coco_results holds predictions only: add predictions=<min score> (e.g. 0.5).")
 
 
 def export_meta(*, project: Project) -> ExportMeta:
@@ -66,6 +69,7 @@ def export_records(
     each for their boxes, tags and predictions) at a time: memory stays flat at any project size."""
     names = dict(project.labels.values_list("id", "name"))
     prediction_rows = _prediction_rows(project, predictions_min) if predictions_min is not None else None
+    box_rows = _box_prediction_rows(project, predictions_min) if predictions_min is not None else None
     images = Image.objects.filter(project=project).order_by("id")
     if status:
         images = images.filter(status=status)
@@ -75,7 +79,12 @@ def export_records(
         low, high = rows[0][0], rows[-1][0]
         last = high
         # Id ranges, not IN lists: one index range scan; rows of other images in the range are skipped.
-        boxes, tags, predictions = defaultdict(list), defaultdict(list), defaultdict(list)
+        boxes, tags, predictions, box_predictions = (
+            defaultdict(list),
+            defaultdict(list),
+            defaultdict(list),
+            defaultdict(list),
+        )
         for image_id, label_id, x, y, w, h, attributes in (
             Box.objects.filter(image_id__gte=low, image_id__lte=high)
             .order_by("id")
@@ -91,6 +100,9 @@ def export_records(
         if prediction_rows is not None:
             for image_id, label_id, p in prediction_rows(low, high):
                 predictions[image_id].append(Prediction(names[label_id], p))
+        if box_rows is not None:
+            for image_id, label_id, x, y, w, h, score in box_rows(low, high):
+                box_predictions[image_id].append(BoxPrediction(names[label_id], x, y, w, h, score))
         for image_id, name, width, height, image_status, sha256, stored in rows:
             yield ImageRecord(
                 image_id,
@@ -103,6 +115,7 @@ def export_records(
                 tuple(predictions.get(image_id, ())),
                 sha256,
                 stored,
+                tuple(box_predictions.get(image_id, ())),
             )
 
 
@@ -132,6 +145,15 @@ def _writer(name: str) -> registry.Writer:
         return registry.get_writer(name)
     except FormatError as error:
         raise ValidationError(str(error)) from None
+
+
+def _box_prediction_rows(project: Project, min_score: float) -> BoxPredictionRows | None:
+    """The detector's suggested boxes, from what model assistance registered; None without one."""
+    for source in extensions.BOX_PREDICTION_SOURCES:
+        rows = source(project_id=project.id, min_score=min_score)
+        if rows is not None:
+            return rows
+    return None
 
 
 def _prediction_rows(project: Project, min_probability: float) -> PredictionRows | None:

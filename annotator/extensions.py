@@ -50,6 +50,21 @@ export, before the first batch; the rows callable once per batch."""
 PREDICTION_SOURCES: list[PredictionSource] = []
 
 
+BoxPredictionRows = Callable[[int, int], Iterable[tuple[int, int, float, float, float, float, float]]]
+"""``rows(low_image_id, high_image_id)``: (image id, label id, x, y, w, h, score) of the suggested
+boxes of the images in that id range (image pixels), by image id then score (highest first)."""
+
+BoxPredictionSource = Callable[..., "BoxPredictionRows | None"]
+"""``source(*, project_id: int, min_score: float) -> BoxPredictionRows | None``: the current
+detector's boxes of at least ``min_score``; None when there is no detector. Called as PredictionSource."""
+
+BOX_PREDICTION_SOURCES: list[BoxPredictionSource] = []
+
+
+def box_prediction_source_register(source: BoxPredictionSource) -> None:
+    BOX_PREDICTION_SOURCES.append(source)
+
+
 def prediction_source_register(source: PredictionSource) -> None:
     """Provide the predictions exports carry (one source; a second replaces the first)."""
     PREDICTION_SOURCES[:] = [source]
@@ -85,7 +100,7 @@ def project_dependent_register(dependent: ProjectDependent) -> None:
 
 
 SubmissionListener = Callable[..., object]
-"""``listener(*, project_id: int)``: an image of the project was submitted for the first time
+"""``listener(*, project_id: int, image_id: int)``: an image of the project was submitted for the first time
 (not a re-submission of an edited image). Called inside the submit's transaction, after the
 versioned write: a listener that raises rolls the submission back, and one that queues work must
 use ``transaction.on_commit``."""

@@ -226,6 +226,7 @@ class Source(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model (accepted suggestion)"
     MODEL_AUTO = "model_auto", "Model (auto-accepted)"
+    MODEL_ADJUSTED = "model_adjusted", "Model (accepted suggestion, geometry changed)"
 
 
 class Authored(models.Model):

@@ -39,6 +39,10 @@ step 220 bench.probe_quality --crop-min 0.2
 step 300 bench.label_efficiency --device cuda --preset gpu --family demo --budget 120 --sup-budget 30
 step 300 bench.label_efficiency --device cuda --preset gpu --family clutter --budget 120 --sup-budget 30
 
+# Issue 16: box suggestions, BT-initialised vs random detector at 50/100/200 boxed images (target:
+# AP50 >= 0.8 at 200, training <= 2 min; AP50 from pycocotools when installed, else the app's own).
+step 600 bench.box_quality --device cuda --preset gpu --budget 120 --pool 5000
+
 # Model assistance end to end, each stage against its ceiling (issue 20); the size from the
 # environment: E2E_IMAGES=100000 E2E_EPOCHS=100 is the issue's run (target <= 20 min on one H200).
 step "${E2E_LIMIT:-1500}" bench.gpu_end_to_end --images "${E2E_IMAGES:-100000}" --epochs "${E2E_EPOCHS:-100}"

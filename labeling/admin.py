@@ -120,10 +120,17 @@ class EmbeddingSetAdmin(ReadOnlyAdmin):
 
 @admin.register(ProjectModelState)
 class ProjectModelStateAdmin(ReadOnlyAdmin):
-    list_display = ["project", "pretrain_run", "probe_run", "submissions_since_fit"]
+    list_display = ["project", "pretrain_run", "probe_run", "detector_run", "submissions_since_fit", "boxed_since_fit"]
     search_fields = ["project__name"]
-    list_select_related = ["project", "pretrain_run", "probe_run"]
-    readonly_fields = ["project", "pretrain_run", "probe_run", "submissions_since_fit"]
+    list_select_related = ["project", "pretrain_run", "probe_run", "detector_run"]
+    readonly_fields = [
+        "project",
+        "pretrain_run",
+        "probe_run",
+        "detector_run",
+        "submissions_since_fit",
+        "boxed_since_fit",
+    ]
 
 
 @admin.register(Suggestion)

@@ -28,6 +28,7 @@ def _extend_the_annotation_domain() -> None:
     extensions.image_ranker_register("uncertain", _rank_uncertain)
     extensions.image_ranker_register("label", _rank_suggested)
     extensions.prediction_source_register(_predictions)
+    extensions.box_prediction_source_register(_box_predictions)
     extensions.project_dependent_register(
         extensions.ProjectDependent(counts=_project_counts, files_delete=_project_files_delete)
     )
@@ -76,6 +77,24 @@ def _predictions(*, project_id: int, min_probability: float):
             )
             .order_by("image_id", "-probability")
             .values_list("image_id", "label_id", "probability")
+        )
+
+    return rows
+
+
+def _box_predictions(*, project_id: int, min_score: float):
+    from labeling.models import BoxSuggestion
+    from labeling.runs import current_detector_run_id
+
+    run_id = current_detector_run_id(project_id=project_id)
+    if run_id is None:
+        return None
+
+    def rows(low: int, high: int):
+        return (
+            BoxSuggestion.objects.filter(run_id=run_id, image_id__gte=low, image_id__lte=high, score__gte=min_score)
+            .order_by("image_id", "-score")
+            .values_list("image_id", "label_id", "x", "y", "w", "h", "score")
         )
 
     return rows

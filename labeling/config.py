@@ -64,6 +64,18 @@ def pretrain_defaults(*, kind: str | None = None) -> dict:
     return {**preset, "projector": list(preset["projector"]), **overrides}
 
 
+# A detector fit's settings per worker device (labeling.ml.detector.DetectorConfig's fields); the
+# run stores what it was queued with. bench/box_quality.py measured these (bench/results/box_quality_*.json).
+DETECTOR_PRESETS: dict[str, dict] = {
+    "cpu": {"size": 128, "fpn_channels": 64, "steps": 200, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
+    "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
+}
+
+
+def detector_defaults(*, kind: str | None = None) -> dict:
+    return dict(DETECTOR_PRESETS[kind or worker_device_kind()])
+
+
 def worker_device_kind() -> str:
     """ "cpu" or "gpu": PRETRAIN_DEVICE, else what the worker reported when it started, else "cpu"
     (the estimate then errs long, never short)."""

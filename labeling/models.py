@@ -15,6 +15,7 @@ class RunKind(models.TextChoices):
     PROBE = "probe", "Linear probe + suggestions"
     # Predictions of another model, imported (labeling/external.py): no worker ever runs it.
     EXTERNAL = "external", "External model's predictions"
+    DETECTOR = "detector", "Box detector + box suggestions"
 
 
 class RunStatus(models.TextChoices):
@@ -112,6 +113,10 @@ class ProjectModelState(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="model_state")
     pretrain_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     probe_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The detector run whose box suggestions people see (swapped in whole, as probe_run).
+    detector_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Submitted images with boxes since the last detector fit was queued: at DETECTOR_REFIT_EVERY it refits.
+    boxed_since_fit = models.PositiveIntegerField(default=0)
     # Submissions since the last probe fit was queued: at PROBE_REFIT_EVERY the probe refits.
     submissions_since_fit = models.PositiveIntegerField(default=0)
     # A suggestion is confident (pre-ticked, in Accept all) only where the 95 % lower bound of its
@@ -184,6 +189,60 @@ class SuggestionShard(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "block"], name="shard_unique_per_run")]
+
+
+class BoxSuggestion(models.Model):
+    """A box the detector suggests on a not yet submitted image, in image pixels; never an annotation."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="box_suggestions")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="box_suggestions")
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="box_suggestions")
+    x = models.FloatField()
+    y = models.FloatField()
+    w = models.FloatField()
+    h = models.FloatField()
+    score = models.FloatField()
+    predicted = models.BooleanField(help_text="At or above the label's precision-targeted threshold: confident.")
+
+    class Meta:
+        ordering = ["-score"]
+        constraints = [
+            models.CheckConstraint(condition=Q(score__gte=0) & Q(score__lte=1), name="box_suggestion_score_range"),
+            models.CheckConstraint(condition=Q(w__gt=0) & Q(h__gt=0), name="box_suggestion_size_positive"),
+        ]
+        indexes = [models.Index(fields=["run", "image", "-score"], name="box_suggestion_run_image")]
+
+
+class BoxDecision(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    ADJUSTED = "adjusted", "Accepted with its geometry changed"
+    REJECTED = "rejected", "Rejected"
+
+
+class BoxSuggestionDecision(models.Model):
+    """What a person did with a suggested box. The suggestion's own row goes with its run, so what
+    was shown (label, geometry, score) is copied here; one decision per shown suggestion."""
+
+    run = models.ForeignKey(TrainingRun, null=True, on_delete=models.SET_NULL, related_name="box_decisions")
+    suggestion_id = models.BigIntegerField(help_text="The BoxSuggestion decided on (its row may be gone).")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="box_suggestion_decisions")
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="box_suggestion_decisions")
+    x = models.FloatField()
+    y = models.FloatField()
+    w = models.FloatField()
+    h = models.FloatField()
+    score = models.FloatField()
+    decision = models.CharField(max_length=16, choices=BoxDecision.choices)
+    box_id = models.BigIntegerField(null=True, blank=True, help_text="The Box an accept made (undo removes it).")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["suggestion_id"], name="box_decision_unique_per_suggestion"),
+            one_of("decision", BoxDecision, "box_decision_valid"),
+        ]
+        indexes = [models.Index(fields=["run", "label"], name="box_decision_run_label")]
 
 
 class Decision(models.TextChoices):

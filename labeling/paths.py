@@ -5,6 +5,7 @@ one of these paths.
     runs/<run>/embeddings/block-<k>.npz      its features, one file per block of image ids
     runs/<run>/projection.npz                its embedding map (2-D points for the dashboard)
     runs/<run>/probe.npz                     a probe run's fitted probe (labeling.ml.probe)
+    runs/<run>/detector.pt                   a detector run's checkpoint, then its model (labeling.ml.detector)
     runs/<run>/tensorboard/, profile/...     the files a run leaves for people (RUN_FILES)
     cache/project-<id>/r<px>/                the project's decoded image stores
     worker-device.json                       the device the worker's pretraining runs on
@@ -35,6 +36,10 @@ def checkpoint_path(run_id: int) -> Path:
 
 def probe_path(run_id: int) -> Path:
     return run_dir(run_id) / "probe.npz"
+
+
+def detector_path(run_id: int) -> Path:
+    return run_dir(run_id) / "detector.pt"
 
 
 def embeddings_dir(backbone_run_id: int) -> Path:

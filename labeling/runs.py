@@ -36,6 +36,11 @@ def current_probe_run_id(*, project_id: int) -> int | None:
     return ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
 
 
+def current_detector_run_id(*, project_id: int) -> int | None:
+    """The detector run whose box suggestions people see now (swapped in whole by ``detection._finalise``)."""
+    return ProjectModelState.objects.filter(project_id=project_id).values_list("detector_run_id", flat=True).first()
+
+
 def current_backbone_run_id(*, project_id: int) -> int | None:
     """The pretraining run whose embeddings the next probe fits on."""
     return ProjectModelState.objects.filter(project_id=project_id).values_list("pretrain_run_id", flat=True).first()

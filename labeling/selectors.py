@@ -13,15 +13,27 @@ from annotator.paging import Page, keyset_page
 from annotator.selectors import project_status_counts
 from labeling.config import worker_device_kind
 from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
-from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
+from labeling.models import BoxSuggestion, BoxSuggestionDecision, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionDecision, TrainingRun
 from labeling.paths import run_file
-from labeling.runs import current_probe_run_id
+from labeling.runs import current_detector_run_id, current_probe_run_id
 from labeling.trust import AUTO_TARGET, DEFAULT_TARGET
 
 
-def image_suggestions(*, image: Image) -> list[dict]:
-    """The current probe's view of one image, likeliest first, with any decision already taken."""
-    run_id = current_probe_run_id(project_id=image.project_id)
+_UNREAD = object()
+
+
+def current_run_ids(*, project_id: int) -> tuple[int | None, int | None]:
+    """(the current probe run, the current detector run) in one query: the annotate state shows both."""
+    row = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", "detector_run_id").first()
+    return row if row is not None else (None, None)
+
+
+def image_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
+    """The current probe's view of one image, likeliest first, with any decision already taken.
+    ``run_id``: the current probe run when the caller has read it already."""
+    if run_id is _UNREAD:
+        run_id = current_probe_run_id(project_id=image.project_id)
     if run_id is None:
         return []
     decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
@@ -33,6 +45,37 @@ def image_suggestions(*, image: Image) -> list[dict]:
     return [
         {"label": label, "probability": p, "predicted": predicted, "decision": decisions.get(label)}
         for label, p, predicted in rows
+    ]
+
+
+def image_box_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
+    """The current detector's boxes for one image, best first, with any decision already taken
+    (index box_suggestion_run_image, then the decisions of these suggestions when there are any).
+    ``run_id``: the current detector run when the caller has read it already."""
+    if run_id is _UNREAD:
+        run_id = current_detector_run_id(project_id=image.project_id)
+    if run_id is None:
+        return []
+    rows = list(
+        BoxSuggestion.objects.filter(run_id=run_id, image=image)
+        .order_by("-score", "id")
+        .values("id", "label_id", "x", "y", "w", "h", "score", "predicted")
+    )
+    if not rows:
+        return []
+    decided = dict(
+        BoxSuggestionDecision.objects.filter(suggestion_id__in=[r["id"] for r in rows]).values_list(
+            "suggestion_id", "decision"
+        )
+    )
+    return [
+        {
+            "id": r["id"],
+            "label": r["label_id"],
+            **{k: r[k] for k in ("x", "y", "w", "h", "score", "predicted")},
+            "decision": decided.get(r["id"]),
+        }
+        for r in rows
     ]
 
 

@@ -11,17 +11,17 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, Exists, F, Value, When
 from django.utils import timezone
 
 from annotator.access import LimitReached
-from annotator.services.annotations import image_tag_set
-from annotator.models import Image, LabelClass, Project, Source
 from labeling.auto_accept import auto_accept_settings_check
-from labeling.config import pretrain_config_check, pretrain_defaults
-from labeling.models import ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion
-from labeling.models import SuggestionDecision, TrainingRun
-from labeling.runs import current_backbone_run_id, current_probe_run_id, probe_create
+from annotator.services.annotations import BoxIn, image_box_add, image_box_remove, image_tag_set, image_version_bump
+from annotator.models import Box, Image, ImageStatus, LabelClass, Project, Source
+from labeling.config import detector_defaults, pretrain_config_check, pretrain_defaults
+from labeling.models import ACTIVE_STATUSES, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
+from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
+from labeling.runs import current_backbone_run_id, current_detector_run_id, current_probe_run_id, probe_create
 from labeling.selectors import pretrain_estimate
 from labeling.tasks import run_enqueue
 from labeling.trust import decision_noted
@@ -85,18 +85,59 @@ def probe_start(*, project: Project, user: AbstractBaseUser | None = None) -> Tr
     return run
 
 
-def submission_noted(*, project_id: int) -> TrainingRun | None:
-    """Count a submission; at PROBE_REFIT_EVERY since the last fit, queue a refit. A burst of
-    submissions queues one fit: while one is queued or running, no second one is created, and
-    the submissions made meanwhile trigger the next."""
+def submission_noted(*, project_id: int, image_id: int | None = None) -> TrainingRun | None:
+    """Count a first submission, and whether the image has boxes, in one UPDATE; at
+    PROBE_REFIT_EVERY submissions since the last probe fit queue a refit, and at DETECTOR_REFIT_EVERY
+    images with boxes since the last detector fit (before the first one: that many in all) queue a
+    detector fit. A burst of submissions queues one fit of each: while one is queued or running no
+    second one is created, and the submissions made meanwhile trigger the next. Nothing before a
+    pretraining has given the probe its features and the detector its backbone."""
+    boxed = (
+        Case(When(Exists(Box.objects.filter(image_id=image_id)), then=Value(1)), default=Value(0))
+        if image_id is not None
+        else Value(0)
+    )
     if not ProjectModelState.objects.filter(project_id=project_id, pretrain_run__isnull=False).update(
-        submissions_since_fit=F("submissions_since_fit") + 1
+        submissions_since_fit=F("submissions_since_fit") + 1, boxed_since_fit=F("boxed_since_fit") + boxed
     ):
         return None  # nothing pretrained yet: no probe to refit
     state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
+    if _detector_due(state):
+        detector_start(project=state.project)
     if state.submissions_since_fit < settings.PROBE_REFIT_EVERY:
         return None
     return probe_start(project=state.project)
+
+
+def _detector_due(state: ProjectModelState) -> bool:
+    if state.boxed_since_fit >= settings.DETECTOR_REFIT_EVERY:
+        return True
+    if state.detector_run_id is not None or state.boxed_since_fit == 0:
+        return False
+    boxed = Image.objects.filter(project_id=state.project_id, status=ImageStatus.SUBMITTED, box_count__gt=0)
+    return boxed.count() >= settings.DETECTOR_REFIT_EVERY
+
+
+def detector_start(*, project: Project, user: AbstractBaseUser | None = None) -> TrainingRun | None:
+    """Queue a detector fit on the submitted images with boxes, its backbone the project's current
+    pretraining (random weights when there is none yet); None when one is already queued or running."""
+    _check_active_runs(user=user, pretrain=False)
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project,
+                kind=RunKind.DETECTOR,
+                created_by=user,
+                backbone_run_id=current_backbone_run_id(project_id=project.id),
+                config={"detector": detector_defaults()},
+            )
+            ProjectModelState.objects.filter(project=project).update(boxed_since_fit=0)
+            run_enqueue(run)
+    except IntegrityError:
+        return None  # one is queued or running; the boxes submitted meanwhile trigger the next
+    if not transaction.get_connection().in_atomic_block:
+        run.refresh_from_db()
+    return run
 
 
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
@@ -117,6 +158,11 @@ def run_retry(*, run: TrainingRun, user: AbstractBaseUser | None = None) -> Trai
         raise ValidationError("Only a failed or cancelled run can be retried.")
     if run.kind == RunKind.PRETRAIN:  # the same work as was asked for (and confirmed) before
         return pretrain_start(project=run.project, user=user, config=run.config, confirm=True)
+    if run.kind == RunKind.DETECTOR:
+        detector = detector_start(project=run.project, user=user)
+        if detector is None:
+            raise ValidationError("A detector fit is already queued or running; it will use the newest boxes.")
+        return detector
     retried = probe_start(project=run.project, user=user)
     if retried is None:
         raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")
@@ -219,6 +265,80 @@ def suggestion_undo(*, image: Image, label: LabelClass, user: AbstractBaseUser) 
         if not decided:
             raise ValidationError(f"Nobody has decided on the suggestion “{label.name}” for this image.")
         image_tag_set(image=image, label=label, user=user, source=Source.MODEL, present=False)
+
+
+# A box accepted with its corners moved by less than this (image pixels) is accepted as suggested.
+ADJUSTED_FROM_PX = 0.5
+
+
+def box_suggestion_decide(
+    *,
+    image: Image,
+    suggestion_id: int,
+    user: AbstractBaseUser,
+    decision: str,
+    geometry: tuple[float, float, float, float] | None = None,
+) -> BoxSuggestionDecision:
+    """Accept a suggested box (it becomes a Box with source "model"; with ``geometry`` that differs,
+    "model_adjusted" at that geometry) or reject it. Each shown suggestion is decided once; the
+    decision keeps what was shown, since the suggestion's row goes with its run."""
+    if decision not in (BoxDecision.ACCEPTED, BoxDecision.REJECTED):
+        raise ValidationError(f"Decide “accepted” or “rejected”, not “{decision}”.")
+    suggestion = BoxSuggestion.objects.filter(
+        pk=suggestion_id, image=image, run_id=current_detector_run_id(project_id=image.project_id)
+    ).first()
+    if suggestion is None:
+        raise ValidationError("There is no such current box suggestion for this image.")
+    shown = (suggestion.x, suggestion.y, suggestion.w, suggestion.h)
+    with transaction.atomic():
+        if BoxSuggestionDecision.objects.select_for_update().filter(suggestion_id=suggestion.id).exists():
+            raise ValidationError("This box suggestion was decided already; undo that decision first.")
+        box = None
+        if decision == BoxDecision.ACCEPTED:
+            adjusted = geometry is not None and max(abs(a - b) for a, b in zip(geometry, shown)) >= ADJUSTED_FROM_PX
+            box = image_box_add(
+                image=image,
+                box=BoxIn(suggestion.label_id, *(geometry if adjusted else shown)),
+                user=user,
+                source=Source.MODEL_ADJUSTED if adjusted else Source.MODEL,
+            )
+            decision = BoxDecision.ADJUSTED if adjusted else BoxDecision.ACCEPTED
+        else:
+            image_version_bump(image=image)
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent decision on it wins the unique constraint
+                return BoxSuggestionDecision.objects.create(
+                    run_id=suggestion.run_id,
+                    suggestion_id=suggestion.id,
+                    image=image,
+                    label_id=suggestion.label_id,
+                    x=suggestion.x,
+                    y=suggestion.y,
+                    w=suggestion.w,
+                    h=suggestion.h,
+                    score=suggestion.score,
+                    decision=decision,
+                    box_id=box.id if box is not None else None,
+                    user=user,
+                )
+        except IntegrityError:
+            raise ValidationError("This box suggestion was decided already; undo that decision first.") from None
+
+
+def box_suggestion_undo(*, image: Image, suggestion_id: int) -> None:
+    """Take back a decision on a box suggestion: the decision goes (it no longer measures the
+    suggestions' precision), and the box an accept added while it is still the model's."""
+    with transaction.atomic():
+        decided = BoxSuggestionDecision.objects.select_for_update().filter(suggestion_id=suggestion_id, image=image)
+        row = decided.first()
+        if row is None:
+            raise ValidationError("Nobody has decided on this box suggestion.")
+        row.delete()
+        removed = row.box_id is not None and image_box_remove(
+            image=image, box_id=row.box_id, sources=(Source.MODEL, Source.MODEL_ADJUSTED)
+        )
+        if not removed:
+            image_version_bump(image=image)
 
 
 def _check_active_runs(*, user: AbstractBaseUser | None, pretrain: bool) -> None:

@@ -1,6 +1,7 @@
 """Celery tasks, and the only place that sends model-assistance work.
 
-Tasks are thin: ids in, the work is in ``labeling.pretraining`` and ``labeling.suggesting``. Those
+Tasks are thin: ids in, the work is in ``labeling.pretraining``, ``labeling.suggesting`` and
+``labeling.detection``. Those
 never import this module; where a step queues more work (the probe fit after a pretraining, the
 shards of a probe run) the task hands them the sending function.
 
@@ -16,7 +17,7 @@ import logging
 from celery import shared_task
 
 from annotator.tasks import enqueue, send_now
-from labeling import pretraining, suggesting
+from labeling import detection, pretraining, suggesting
 from labeling.models import RunKind, TrainingRun
 from labeling.runs import orphans_requeue, worker_id
 
@@ -30,6 +31,11 @@ LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True, "ignore_
 @shared_task(name="labeling.tasks.gpu_pretrain", time_limit=7 * 24 * 3600, **LONG)
 def gpu_pretrain(self, run_id: int) -> str:
     return pretraining.run_pretrain(run_id, self.request.hostname, send=run_enqueue)
+
+
+@shared_task(name="labeling.tasks.gpu_detector", time_limit=24 * 3600, **LONG)
+def gpu_detector(self, run_id: int) -> str:
+    return detection.run_detector(run_id, self.request.hostname)
 
 
 @shared_task(name="labeling.tasks.fit_probe", time_limit=4 * 3600, **LONG)
@@ -55,7 +61,7 @@ def suggest_finish(self, run_id: int) -> str:
 
 
 def _task_of(run: TrainingRun):
-    return gpu_pretrain if run.kind == RunKind.PRETRAIN else fit_probe
+    return {RunKind.PRETRAIN: gpu_pretrain, RunKind.DETECTOR: gpu_detector}.get(run.kind, fit_probe)
 
 
 def run_enqueue(run: TrainingRun) -> None:

@@ -28,8 +28,8 @@ from labeling.ml.confidence import LabelConfidence, label_lift, near_chance, pre
 from labeling.ml.confidence import wilson_lower
 from django.db.models import Count, Q
 
-from labeling.models import AuditResult, AutoTag, Decision, ProjectModelState, Suggestion, SuggestionDecision
-from labeling.models import RunKind, TrainingRun
+from labeling.models import AuditResult, AutoTag, BoxDecision, BoxSuggestionDecision, Decision, ProjectModelState
+from labeling.models import RunKind, Suggestion, SuggestionDecision, TrainingRun
 
 DEFAULT_TARGET = 0.9
 AUTO_TARGET = 0.97
@@ -220,3 +220,83 @@ def decision_noted(*, run_id: int, label_id: int) -> bool:
     entry.update(confident=False, threshold=None, withdrawn=estimate)
     TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Box suggestions: the same rule, on a detector's held-out detections
+
+
+def box_trust(
+    *,
+    project_id: int,
+    label_ids: list[int],
+    names: list[str],
+    scores: list[np.ndarray],
+    correct: list[np.ndarray],
+    truths: list[int],
+    ap50: list[float | None],
+    labeled_ids: np.ndarray,
+) -> tuple[np.ndarray, dict]:
+    """A detector fit's per-label confident thresholds, by the rule tag suggestions follow
+    (``precision_threshold``: the lowest score whose 95 % Wilson lower bound of precision meets the
+    label's target). Per label: ``scores`` of the detections on the held-out images and whether each
+    matched a truth box (IoU >= 0.5, the AP50 rule), plus the decisions people took on the replaced
+    detector run's shown box suggestions (accepted or adjusted: correct; rejected: wrong), from that
+    run's threshold up, on images outside ``labeled_ids`` (a decided image submitted since counts
+    as labeled rows, once). Detections have no prevalence to beat: a random detector's AP50 is ~0, so
+    the lift is the held-out AP50 itself, and a label under NEAR_CHANCE_LIFT is never confident.
+    -> (L,) thresholds (+inf: not confident) and the run's "trust" metrics."""
+    state = ProjectModelState.objects.filter(project_id=project_id).select_related("detector_run").first()
+    previous = _previous_box_thresholds(state)
+    thresholds = np.full(len(label_ids), np.inf)
+    labels = []
+    for j, label_id in enumerate(label_ids):
+        entry: dict = {"label": names[j], "label_id": label_id, "target": label_target(state, label_id)}
+        decided, accepted, shown_from = _box_decisions(state, label_id, previous, labeled_ids)
+        result = precision_threshold(
+            correct[j], scores[j], entry["target"], decided=decided, accepted=accepted, shown_from=shown_from
+        )
+        weak = near_chance(ap50[j])
+        if weak:
+            result = LabelConfidence(float("inf"), result.lower_bound, result.precision, result.predictions, 0.0)
+        thresholds[j] = result.threshold
+        correct_n = round(result.precision * result.predictions) if result.precision is not None else 0
+        entry.update(
+            result.to_dict(),
+            ap50=ap50[j],
+            truths=truths[j],
+            near_chance=weak,
+            decisions=len(decided),
+            correct=correct_n,
+        )
+        labels.append(entry)
+    return thresholds, {"default_target": state.precision_target if state else DEFAULT_TARGET, "labels": labels}
+
+
+def _previous_box_thresholds(state: ProjectModelState | None) -> dict[int, float]:
+    run = state.detector_run if state else None
+    if run is None:
+        return {}
+    return {
+        entry["label_id"]: entry["threshold"]
+        for entry in (run.metrics.get("trust") or {}).get("labels", [])
+        if entry.get("threshold") is not None
+    }
+
+
+def _box_decisions(
+    state: ProjectModelState | None, label_id: int, previous: dict[int, float], labeled_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    if state is None or state.detector_run_id is None or label_id not in previous:
+        return np.zeros(0), np.zeros(0, bool), float("inf")
+    labeled = set(labeled_ids.tolist())
+    rows = [
+        (score, decision)
+        for image_id, score, decision in BoxSuggestionDecision.objects.filter(
+            run_id=state.detector_run_id, label_id=label_id
+        ).values_list("image_id", "score", "decision")
+        if image_id not in labeled
+    ]
+    scores = np.array([score for score, _ in rows], dtype=np.float64)
+    accepted = np.array([decision != BoxDecision.REJECTED for _, decision in rows], dtype=bool)
+    return scores, accepted, float(previous[label_id])

@@ -398,6 +398,11 @@ SUGGEST_PARALLEL = env_bool("SUGGEST_PARALLEL", not CELERY_BROKER_URL.startswith
 PRETRAIN_DATA_ON_DEVICE_MB = env_int("PRETRAIN_DATA_ON_DEVICE_MB", 4096, minimum=0)
 # The probe refits by itself after this many new submissions.
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
+# The box detector refits by itself after this many new submitted images with boxes.
+DETECTOR_REFIT_EVERY = env_int("DETECTOR_REFIT_EVERY", 20, minimum=1)
+# From this many submitted images with boxes a detector fit also trains the backbone's top stages
+# (fewer: the backbone stays as Barlow Twins left it and only the pyramid and head learn).
+DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 300, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=5)
 # A run whose worker went quiet this many times (claims) is failed with a message, not queued again.

@@ -33,6 +33,16 @@ class Prediction(NamedTuple):
     score: float
 
 
+class BoxPrediction(NamedTuple):
+    # A suggested box of the detector, in image pixels, with its score.
+    label: str
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     id: int
@@ -45,6 +55,7 @@ class ImageRecord:
     predictions: tuple[Prediction, ...] = ()  # the model's image-level suggestions above a threshold
     sha256: str = ""  # of the stored file: lets a re-import find the image whatever its name
     stored: str = ""  # the file's name in the media storage (a YOLO export with the images reads it)
+    box_predictions: tuple[BoxPrediction, ...] = ()  # the detector's boxes above a threshold
 
     @property
     def labels(self) -> set[str]:
@@ -115,4 +126,4 @@ def stem(name: str) -> str:
 # Every format module registers its writer and reader (annotator/formats/registry.py) when imported;
 # importing them here, after the records they use, makes the registry complete and its order fixed
 # (the order the API, the page and the CLI list formats in) whichever module a caller imports first.
-from annotator.formats import coco, voc, yolo, csv_multilabel, labelstudio, native  # noqa: E402,F401,I001
+from annotator.formats import coco, voc, yolo, csv_multilabel, labelstudio, native, coco_results  # noqa: E402,F401,I001

@@ -4,7 +4,8 @@
      "labels": [{"name", "color", "attributes"?}],
      "images": [{"file_name", "sha256", "width", "height", "status",
                  "boxes": [{"label", "x", "y", "w", "h", "attributes"?}], "tags": ["label", ...],
-                 "predictions": [{"label", "score"}]}]}     (predictions only when asked for)
+                 "predictions": [{"label", "score"}],                      (predictions only when asked for)
+                 "box_predictions": [{"label", "x", "y", "w", "h", "score"}]}]}
 
 Coordinates are image pixels; a box's ``attributes`` (only what is set) is written when it has any. Import reads ``labels`` (new names become labels of the project, with their box attribute definitions)
 and, per image, its boxes and tags.
@@ -35,6 +36,9 @@ def image_dict(image: ImageRecord, *, predictions: bool) -> dict[str, Any]:
     }
     if predictions:
         entry["predictions"] = [{"label": p.label, "score": p.score} for p in image.predictions]
+        entry["box_predictions"] = [
+            {"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h, "score": b.score} for b in image.box_predictions
+        ]
     return entry
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, FloatField, Value
 from django.utils import timezone
 
 from annotator import attributes as attributes_rules
@@ -211,6 +211,64 @@ def tags_auto_add(*, project_id: int, pairs: Iterable[tuple[int, int]]) -> list[
     return written
 
 
+def image_box_add(*, image: Image, box: BoxIn, user: AbstractBaseUser | None, source: str) -> Box:
+    """One box added outside the editor (an accepted box suggestion), clipped to the image. Like
+    ``image_tag_set`` the image's version moves whatever version the caller saw, so an editor open
+    on it re-reads before saving; the box counters move in the same transaction."""
+    if box.label_id not in set(image.project.labels.values_list("id", flat=True)):
+        raise ValidationError(f"Unknown label id for this project: {box.label_id}.")
+    geometry = clip_box(box, image.width, image.height)
+    with transaction.atomic():
+        if Box.objects.filter(image=image).count() >= MAX_BOXES_PER_IMAGE:
+            raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
+        row = Box.objects.create(image=image, label_id=box.label_id, author=user, source=source, **geometry)
+        label_box_counts_change(changes={box.label_id: 1})
+        Image.objects.filter(pk=image.pk).update(version=F("version") + 1, box_count=F("box_count") + 1)
+    return row
+
+
+def _kept_sources(image: Image) -> tuple[dict[int, str], dict[tuple, str]]:
+    """({label id: source} of the image's tags, {box key: source} of its boxes not drawn by a
+    person}) in one query (a UNION: this is on every save's path). A tag row has x = -1, which no
+    box has (box_inside_image_origin)."""
+    no = Value(-1.0, output_field=FloatField())
+    tags = ImageTag.objects.filter(image=image).order_by().annotate(kx=no, ky=no, kw=no, kh=no)
+    boxes = Box.objects.filter(image=image).exclude(source="human").order_by()
+    rows = tags.values_list("label_id", "source", "kx", "ky", "kw", "kh").union(
+        boxes.values_list("label_id", "source", "x", "y", "w", "h"), all=True
+    )
+    tag_sources, box_sources = {}, {}
+    for label_id, source, x, y, w, h in rows:
+        if x < 0:
+            tag_sources[label_id] = source
+        else:
+            box_sources[_box_key(label_id, x, y, w, h)] = source
+    return tag_sources, box_sources
+
+
+def _box_key(label_id: int, x: float, y: float, w: float, h: float) -> tuple:
+    return (label_id, round(x, 3), round(y, 3), round(w, 3), round(h, 3))
+
+
+def image_version_bump(*, image: Image) -> None:
+    """What the annotate page shows of the image changed outside the editor (a decision on a box
+    suggestion): the version moves, so an editor open on it re-reads before saving."""
+    Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+
+
+def image_box_remove(*, image: Image, box_id: int, sources: Iterable[str]) -> bool:
+    """Take back a box added by ``image_box_add`` (undo), while it is still one of ``sources``
+    (a person who redrew it keeps it). True when it was removed."""
+    with transaction.atomic():
+        box = Box.objects.select_for_update().filter(pk=box_id, image=image, source__in=list(sources)).first()
+        if box is None:
+            return False
+        box.delete()
+        label_box_counts_change(changes={box.label_id: -1})
+        Image.objects.filter(pk=image.pk).update(version=F("version") + 1, box_count=F("box_count") - 1)
+    return True
+
+
 def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
     """Mark the image labeled: its boxes and tags are complete, so every other label is a known negative."""
     now = timezone.now()
@@ -232,7 +290,7 @@ def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:
         )
         if not resubmit:
             for listener in extensions.SUBMISSION_LISTENERS:  # model assistance counts towards a refit
-                listener(project_id=image.project_id)
+                listener(project_id=image.project_id, image_id=image.id)
         extensions.event_emit(
             project_id=image.project_id,
             event="image.submitted",
@@ -317,20 +375,25 @@ def annotation_rows(
     unknown -= set(specs)
     if unknown:
         raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
-    rows = [
-        Box(
-            image=image,
-            label_id=b.label_id,
-            author=user,
-            source="human",
-            attributes=values_clean(b.attributes, specs[b.label_id]),
-            **clip_box(b, image.width, image.height),
+    # A box that stays where an accepted box suggestion put it keeps its source ("model" or
+    # "model_adjusted"): the client sends geometry only. Moved, it is the person's.
+    kept, kept_boxes = _kept_sources(image)
+    rows = []
+    for b in boxes:
+        geometry = clip_box(b, image.width, image.height)
+        source = kept_boxes.get(_box_key(b.label_id, *geometry.values()), "human") if kept_boxes else "human"
+        rows.append(
+            Box(
+                image=image,
+                label_id=b.label_id,
+                author=user,
+                source=source,
+                attributes=values_clean(b.attributes, specs[b.label_id]),
+                **geometry,
+            )
         )
-        for b in boxes
-    ]
     # A tag that stays keeps where it came from (an accepted suggestion stays "model"), since the
     # client sends label ids only; a tag it adds is the person's.
-    kept = dict(ImageTag.objects.filter(image=image).values_list("label_id", "source"))
     tags = [
         ImageTag(image=image, label_id=label_id, author=user, source=kept.get(label_id, "human"))
         for label_id in dict.fromkeys(tag_label_ids)

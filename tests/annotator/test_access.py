@@ -88,6 +88,9 @@ ENDPOINTS = [
     Endpoint("api_suggestion_decide", "post", ANNOTATE, ok=(400,), json=True, body={}),
     Endpoint("api_suggestions_accept_all", "post", ANNOTATE, json=True, body={}),
     Endpoint("api_suggestion_settings", "get", ANY, json=True),
+    # No detector run in this small project: 400 says there is no such box suggestion, after access.
+    Endpoint("api_box_suggestion_decide", "post", ANNOTATE, ok=(400,), json=True, body={}),
+    Endpoint("api_box_suggestions_accept_all", "post", ANNOTATE, json=True, body={}),
     Endpoint("api_suggestion_settings", "patch", ADMIN, json=True, body={"precision_target": 0.95}),
     Endpoint("audit", "get", REVIEW),
     Endpoint("api_audit_next", "get", REVIEW, json=True),
@@ -161,6 +164,8 @@ def world(settings, tmp_path):
         "api_embedding_map": [project.id],
         "api_suggestion_decide": [unlabeled, cat.id, "accept"],
         "api_suggestions_accept_all": [unlabeled],
+        "api_box_suggestion_decide": [unlabeled, 1, "accept"],
+        "api_box_suggestions_accept_all": [unlabeled],
         "api_suggestion_settings": [project.id],
         "audit": [project.id],
         "api_audit_next": [project.id],

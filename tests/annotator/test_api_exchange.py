@@ -313,3 +313,28 @@ def test_the_project_page_links_the_exports_and_offers_admins_the_import_form(cl
         HTTP_ACCEPT="application/json",
     )
     assert answer.status_code == 200 and answer.json()["boxes"] == 2
+
+
+def test_it_exports_the_detectors_boxes_in_cocos_results_format_and_in_the_json(client, team):
+    from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+
+    cat, dog = team.project.labels.order_by("id")
+    run = TrainingRun.objects.create(project=team.project, kind=RunKind.DETECTOR, status=RunStatus.SUCCEEDED)
+    ProjectModelState.objects.create(project=team.project, detector_run=run)
+    c_id = team.image_id("c.png")
+    BoxSuggestion.objects.create(run=run, image_id=c_id, label=dog, x=1, y=2, w=3, h=4, score=0.75, predicted=True)
+    BoxSuggestion.objects.create(run=run, image_id=c_id, label=cat, x=5, y=5, w=5, h=5, score=0.3, predicted=False)
+    owner = _as(client, team.owner)
+    results = json.loads(_export(owner, team.project, format="coco_results", status="all", predictions="0.5"))
+    assert results == [{"image_id": c_id, "category_id": 2, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.75}]
+    # The ids are the COCO export's: COCO's own reader scores the results against it.
+    coco = COCO()
+    coco.dataset = json.loads(_export(owner, team.project, format="coco", status="all"))
+    coco.createIndex()
+    loaded = coco.loadRes(results)
+    assert loaded.anns[1]["category_id"] == 2 and loaded.anns[1]["image_id"] == c_id
+    doc = json.loads(_export(owner, team.project, format="json", status="all", predictions="0"))
+    image = next(i for i in doc["images"] if i["sha256"] == Image.objects.get(pk=c_id).sha256)
+    assert [(b["label"], b["score"]) for b in image["box_predictions"]] == [("dog", 0.75), ("cat", 0.3)]
+    refused = owner.get(reverse("api_project_export", args=[team.project.id]), {"format": "coco_results"})
+    assert refused.status_code == 400 and "predictions" in refused.json()["error"]

@@ -10,17 +10,19 @@ from annotator import selectors
 from annotator.paging import Page
 from annotator.models import Image
 from labeling.models import ProjectModelState, Suggestion
-from labeling.selectors import image_suggestions, model_note
+from labeling.selectors import current_run_ids, image_box_suggestions, image_suggestions, model_note
 
 
 def annotation_state(*, image: Image) -> dict:
     """What the annotate page needs of one image (docs/annotate-api.md): the annotation domain's state
-    with the current model's suggestions and its note, in the answer's documented key order."""
+    with the current model's suggestions, the detector's box suggestions and the model's note, in the answer's documented key order."""
     state = selectors.annotation_state(image=image)
     review = state.pop("review")
+    probe_run_id, detector_run_id = current_run_ids(project_id=image.project_id)
     return {
         **state,
-        "suggestions": image_suggestions(image=image),
+        "suggestions": image_suggestions(image=image, run_id=probe_run_id),
+        "box_suggestions": image_box_suggestions(image=image, run_id=detector_run_id),
         "model_note": model_note(project_id=image.project_id),
         "review": review,
     }

@@ -6,7 +6,7 @@ from annotator.formats import FormatError, registry
 
 
 def test_it_lists_writers_and_readers_in_one_fixed_order():
-    assert [w.name for w in registry.writers()] == ["coco", "voc", "yolo", "csv", "json"]
+    assert [w.name for w in registry.writers()] == ["coco", "voc", "yolo", "csv", "json", "coco_results"]
     assert [r.name for r in registry.readers()] == ["coco", "voc", "yolo", "labelstudio", "json"]
 
 
@@ -17,6 +17,7 @@ def test_it_names_export_files_and_media_types_as_before():
         "yolo": ("project-3-yolo.zip", "application/zip"),
         "csv": ("project-3-csv.csv", "text/csv"),
         "json": ("project-3-json.json", "application/json"),
+        "coco_results": ("project-3-coco_results.json", "application/json"),
     }
     assert {w.name: (w.file_name("project-3"), w.media_type) for w in registry.writers()} == expected
 

@@ -94,6 +94,10 @@ class AnnotationStateSerializer(serializers.Serializer):
     boxes = serializers.ListField(child=serializers.DictField())
     tags = serializers.ListField(child=serializers.DictField())
     suggestions = serializers.ListField(child=serializers.DictField())
+    box_suggestions = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The detector's boxes: id, label, x, y, w, h (image pixels), score, predicted, decision",
+    )
     model_note = serializers.CharField(allow_null=True, help_text="set while the model is near chance")
 
 

@@ -91,7 +91,8 @@ class RunListSerializer(serializers.Serializer):
 @extend_schema(methods=["POST"], request=RunStartSerializer, responses={201: RunSerializer})
 @api_view(["GET", "POST"])
 def project_runs(request: Request, project_id: int) -> Response:
-    """GET: recent runs with live progress. POST {"kind": "pretrain", "config": {...}} or {"kind": "probe"} (admin)."""
+    """GET: recent runs with live progress. POST {"kind": "pretrain", "config": {...}}, {"kind": "probe"} or
+    {"kind": "detector"} (admin)."""
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
         runs = selectors.project_runs(project_id=project.id)
@@ -113,8 +114,12 @@ def project_runs(request: Request, project_id: int) -> Response:
         run = services.probe_start(project=project, user=request.user)
         if run is None:
             raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")
+    elif kind == RunKind.DETECTOR:
+        run = services.detector_start(project=project, user=request.user)
+        if run is None:
+            raise ValidationError("A detector fit is already queued or running; it will use the newest boxes.")
     else:
-        raise BadRequest("“kind” must be “pretrain” or “probe”.")
+        raise BadRequest("“kind” must be “pretrain”, “probe” or “detector”.")
     return Response(selectors.run_summary(run), status=201)
 
 

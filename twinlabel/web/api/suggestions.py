@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from annotator.access import ADMIN_ONLY, REVIEW_ROLES, project_for
 from annotator.models import LabelClass
 from labeling import auto_accept, selectors, services
-from labeling.models import AutoTag, Decision
+from labeling.models import AutoTag, BoxDecision, Decision
 from twinlabel.web import compose
 from twinlabel.web.api import common
 from twinlabel.web.api.annotations import AnnotationStateSerializer
@@ -97,6 +97,70 @@ def image_suggestions_accept_all(request: Request, image_id: int) -> Response:
     pending = [s["label"] for s in selectors.image_suggestions(image=image) if s["predicted"] and not s["decision"]]
     for label in LabelClass.objects.filter(pk__in=pending):
         services.suggestion_decide(image=image, label=label, user=request.user, decision=Decision.ACCEPTED)
+    image.refresh_from_db()
+    return Response(compose.annotation_state(image=image))
+
+
+class BoxGeometrySerializer(serializers.Serializer):
+    # Optional on accept: the box as the person left it (image pixels); a changed geometry is
+    # stored as source "model_adjusted" and the decision as "adjusted".
+    x = serializers.FloatField(required=False)
+    y = serializers.FloatField(required=False)
+    w = serializers.FloatField(required=False)
+    h = serializers.FloatField(required=False)
+
+
+def _geometry(request: Request) -> tuple[float, float, float, float] | None:
+    data = common.body(request) if request.body else {}
+    keys = ("x", "y", "w", "h")
+    given = [k for k in keys if k in data]
+    if not given:
+        return None
+    if len(given) != 4:
+        raise BadRequest("Send all of x, y, w, h (image pixels) for an adjusted box, or none.")
+    values = []
+    for k in keys:
+        v = data[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise BadRequest(f"“{k}” must be a number (image pixels).")
+        values.append(float(v))
+    return values[0], values[1], values[2], values[3]
+
+
+@extend_schema(
+    request=BoxGeometrySerializer,
+    responses=AnnotationStateSerializer,
+    parameters=[OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=["accept", "reject", "undo"])],
+)
+@api_view(["POST"])
+def image_box_suggestion_decide(request: Request, image_id: str, suggestion_id: str, decision: str) -> Response:
+    """Accept (optionally with the adjusted geometry), reject, or undo the decision on one of the
+    image's current box suggestions."""
+    image = common.image_for(request, int(image_id), write=True)
+    if decision == "undo":
+        services.box_suggestion_undo(image=image, suggestion_id=int(suggestion_id))
+    else:
+        services.box_suggestion_decide(
+            image=image,
+            suggestion_id=int(suggestion_id),
+            user=request.user,
+            decision={"accept": BoxDecision.ACCEPTED, "reject": BoxDecision.REJECTED}[decision],
+            geometry=_geometry(request) if decision == "accept" else None,
+        )
+    image.refresh_from_db()
+    return Response(compose.annotation_state(image=image))
+
+
+@extend_schema(request=None, responses=AnnotationStateSerializer)
+@api_view(["POST"])
+def image_box_suggestions_accept_all(request: Request, image_id: int) -> Response:
+    """Accept every confident box suggestion of the image that nobody has decided on yet."""
+    image = common.image_for(request, image_id, write=True)
+    for s in selectors.image_box_suggestions(image=image):
+        if s["predicted"] and not s["decision"]:
+            services.box_suggestion_decide(
+                image=image, suggestion_id=s["id"], user=request.user, decision=BoxDecision.ACCEPTED
+            )
     image.refresh_from_db()
     return Response(compose.annotation_state(image=image))
 

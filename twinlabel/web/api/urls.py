@@ -36,6 +36,16 @@ urlpatterns = [
         suggestions.image_suggestions_accept_all,
         name="api_suggestions_accept_all",
     ),
+    re_path(
+        r"^images/(?P<image_id>[0-9]+)/box-suggestions/(?P<suggestion_id>[0-9]+)/(?P<decision>accept|reject|undo)/$",
+        suggestions.image_box_suggestion_decide,
+        name="api_box_suggestion_decide",
+    ),
+    path(
+        "images/<int:image_id>/box-suggestions/accept-all/",
+        suggestions.image_box_suggestions_accept_all,
+        name="api_box_suggestions_accept_all",
+    ),
     path("projects/<int:project_id>/suggestions/", suggestions.project_suggestions, name="api_project_suggestions"),
     path("projects/<int:project_id>/audit/next/", suggestions.audit_next, name="api_audit_next"),
     path("auto-tags/<int:auto_tag_id>/audit/", suggestions.audit_decide, name="api_audit_decide"),

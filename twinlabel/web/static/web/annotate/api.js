@@ -52,6 +52,18 @@ export class Api {
     return this.request("POST", this.url("acceptAll", imageId), {});
   }
 
+  // A suggested box: decision "accept" (with ``geometry`` {x, y, w, h} when the person changed it),
+  // "reject" or "undo"; the answer is the image's new state.
+  decideBox(imageId, suggestionId, decision, geometry = null) {
+    const url = this.url("boxSuggestion", imageId).replace("{suggestion}", encodeURIComponent(suggestionId))
+      .replace("{decision}", decision);
+    return this.request("POST", url, geometry || {});
+  }
+
+  acceptAllBoxes(imageId) {
+    return this.request("POST", this.url("boxAcceptAll", imageId), {});
+  }
+
   // release: images the queue holds for us that we let go of (so others may have them now).
   async next(exclude, release = []) {
     const answer = await this.request("POST", this.urls.next, { order: this.order, exclude, release });

@@ -36,7 +36,7 @@ export class CanvasView {
     new ResizeObserver(() => this.resize()).observe(this.container);
     this.watchPixelRatio();
     const redraw = () => this.invalidate("overlay");
-    for (const type of ["boxes", "select", "label", "hidden"]) this.store.addEventListener(type, redraw);
+    for (const type of ["boxes", "select", "label", "hidden", "boxSuggestions"]) this.store.addEventListener(type, redraw);
     this.store.addEventListener("image", () => this.fit());
   }
 
@@ -162,7 +162,10 @@ export class CanvasView {
     const ctx = this.context(this.overlay);
     ctx.clearRect(0, 0, this.viewport.width, this.viewport.height);
     if (!this.store.image) return;
-    if (!this.store.hidden) this.drawBoxes(ctx);
+    if (!this.store.hidden) {
+      this.drawBoxes(ctx);
+      this.drawBoxSuggestions(ctx);
+    }
     const ghost = this.pointer.ghost();
     if (ghost) this.drawGhost(ctx, ghost);
     const guide = this.pointer.guide();
@@ -187,6 +190,38 @@ export class CanvasView {
     if (this.store.boxes.length <= 150) this.drawNames(ctx, this.store.boxes);
     const selected = this.store.box(this.store.selected);
     if (selected) this.drawSelected(ctx, selected);
+  }
+
+  // The detector's boxes: dashed in the label's colour with its name and score under the box (bold
+  // dashes: confident; fine: ranked only), the ringed one thick and tinted.
+  drawBoxSuggestions(ctx) {
+    const shown = this.store.shownBoxSuggestions();
+    if (!shown.length) return;
+    const focus = this.store.focusedBoxSuggestion();
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textBaseline = "top";
+    for (const s of shown) {
+      const label = this.store.labelById.get(s.label);
+      const color = label?.color || "#ffffff";
+      const [x, y, w, h] = this.screenRect(s);
+      ctx.globalAlpha = s.predicted || s === focus ? 1 : 0.7;
+      ctx.setLineDash(s.predicted ? [8, 4] : [3, 5]);
+      ctx.lineWidth = s === focus ? 3 : 2;
+      ctx.strokeStyle = color;
+      ctx.strokeRect(x, y, w, h);
+      if (s === focus) {
+        ctx.fillStyle = color + "26";
+        ctx.fillRect(x, y, w, h);
+      }
+      const text = `${label?.name ?? "?"} ${Math.round(s.score * 100)}%${s === focus ? " · A / R" : ""}`;
+      const width = ctx.measureText(text).width + 6;
+      ctx.fillStyle = "rgba(17, 17, 17, 0.8)";
+      ctx.fillRect(x - 1, y + h + 1, width, 16);
+      ctx.fillStyle = "#ffffff";
+      ctx.fillText(text, x + 2, y + h + 3);
+    }
+    ctx.globalAlpha = 1;
+    ctx.setLineDash([]);
   }
 
   drawNames(ctx, boxes) {

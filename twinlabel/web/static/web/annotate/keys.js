@@ -8,9 +8,12 @@ export const SHORTCUTS = [
   { keys: ["Enter"], what: "Submit this image and open the next", action: "submit" },
   { keys: ["S"], what: "Skip this image", action: "skip" },
   { keys: ["A"], what: "Accept the ringed suggested tag: it becomes a tag marked “model” "
-      + "(U takes it back; Ctrl+Z does not)", action: "accept" },
-  { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent", action: "reject" },
-  { keys: ["⇧A"], what: "Accept every suggested tag of this image", action: "acceptAll" },
+      + "(U takes it back; Ctrl+Z does not); with a suggested box ringed, that box becomes a box marked “model”",
+    action: "accept" },
+  { keys: ["R"], what: "Reject the ringed suggested tag: the label is recorded as absent; with a suggested box "
+      + "ringed, that box is recorded as wrong", action: "reject" },
+  { keys: ["⇧A"], what: "Accept every confident suggested tag and box of this image", action: "acceptAll" },
+  { keys: ["click dashed box"], what: "Ring that suggested box, for A and R" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
   { keys: ["Alt+O"], what: "Choose the queue order: which image comes next", action: "order" },
   { keys: ["←", "→"], what: "Previous / next image of this session (when no box is selected)" },
@@ -22,7 +25,8 @@ export const SHORTCUTS = [
   { keys: ["drag outline", "Alt+drag"], what: "Move the selected box; Alt+drag moves any box" },
   { keys: ["drag handle"], what: "Resize the selected box by one of its 8 handles" },
   { keys: ["↑↓←→", "Shift+↑↓←→"], what: "Nudge the selected box by 1 px / 10 px" },
-  { keys: ["Tab", "Shift+Tab"], what: "Select the next / previous box of the list" },
+  { keys: ["Tab", "Shift+Tab"], what: "Ring the next / previous suggested box; with none shown, select the "
+      + "next / previous box of the list" },
   { keys: ["Del", "Backspace"], what: "Delete the selected box", action: "delete" },
   { keys: ["O", "T", "D"], what: "Mark the selected box occluded / truncated / difficult (again: unmark)" },
   { keys: ["V"], what: "Copy the boxes of the previous image of this session into this one (one undo step)",

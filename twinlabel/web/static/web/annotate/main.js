@@ -80,7 +80,7 @@ function act(app, action, args = {}) {
     order: () => panels.focusOrder(),
     setOrder: () => setOrder(app, args.order),
     select: () => store.select(args.cid),
-    cycle: () => store.selectNext(args.step),
+    cycle: () => store.cycleBoxSuggestion(args.step) || store.selectNext(args.step),
     escape: () => (panels.helpOpen ? panels.toggleHelp(false) : store.select(null)),
     help: () => panels.toggleHelp(),
     flag: () => selected !== null && store.toggleFlag(selected, args.name),

@@ -26,6 +26,7 @@ export class Panels {
     s.addEventListener("label", () => this.showActiveLabel());
     s.addEventListener("tags", () => this.showTags());
     s.addEventListener("suggestions", () => this.showTags());
+    s.addEventListener("boxSuggestions", () => this.showBoxSuggestions());
     s.addEventListener("boxes", (e) => { if (!e.detail.preview) { this.showBoxes(); this.showAttributes(); } });
     s.addEventListener("select", () => { this.showSelection(); this.showAttributes(); });
     s.addEventListener("status", () => this.showStatus());
@@ -173,6 +174,14 @@ export class Panels {
 
   // Each label's tag switch says whether it is a tag (marked when the model's), implied by a box,
   // suggested (dashed, with the probability; A / R act on the ringed one) or rejected.
+  // How many suggested boxes are drawn, and the keys that act on them.
+  showBoxSuggestions() {
+    const n = this.store.shownBoxSuggestions().length;
+    const hint = this.el("box-suggest-hint");
+    hint.hidden = n === 0;
+    hint.querySelector(".n").textContent = String(n);
+  }
+
   showTags() {
     const store = this.store;
     const implied = store.impliedLabels();

@@ -163,6 +163,9 @@ export class Pointer {
   click(p) {
     const box = smallestAt(this.store.boxes, p.x, p.y);
     this.store.select(box ? box.cid : null);
+    // A click on a suggested box (and on no drawn box) rings it for A and R.
+    const suggested = box ? null : smallestAt(this.store.shownBoxSuggestions(), p.x, p.y);
+    if (suggested) this.store.focusBoxSuggestion(suggested.id);
   }
 
   finishDraw(rect) {

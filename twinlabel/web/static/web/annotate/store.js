@@ -10,12 +10,15 @@
 //   label   the active box class changed
 //   hidden  boxes were hidden or shown
 //   suggestions  the model's suggestions, their focus, or the sources of tags changed
+//   boxSuggestions  the detector's suggested boxes or their focus changed
 //   edit    a committed edit: the saver persists it
 //   status  save status changed ({status, message})
 
 import { clipRect, MIN_SIZE, moveRect, sameRect } from "./geometry.js";
 
 const HISTORY_LIMIT = 500;
+// Suggested boxes below their label's confident threshold are drawn (faintly) from this score on.
+export const BOX_SHOWN_FROM = 0.3;
 export const FLAGS = ["occluded", "truncated", "difficult"]; // on every box; labels may define more
 
 export class Store extends EventTarget {
@@ -32,6 +35,8 @@ export class Store extends EventTarget {
     this.suggestions = []; // the current probe's view of this image, likeliest first (docs/annotate-api.md)
     this.modelNote = null; // "the model is still learning: ..." when its fit is near chance
     this.suggestFocus = null; // the label A and R act on; null: the first pending one
+    this.boxSuggestions = []; // the current detector's boxes for this image, best first
+    this.boxFocus = null; // the suggested box A and R act on (Tab walks them); null: the tags'
     this.selected = null;
     this.hidden = false;
     this.revision = 0; // bumped on every committed edit; the saver compares it with what it sent
@@ -59,6 +64,8 @@ export class Store extends EventTarget {
     this.modelNote = state.model_note || null;
     this.review = state.review || null;  // a reviewer's rejection to act on
     this.suggestFocus = null;
+    this.boxSuggestions = state.box_suggestions || [];
+    this.boxFocus = null;
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
@@ -69,6 +76,7 @@ export class Store extends EventTarget {
     this.emit("boxes");
     this.emit("tags");
     this.emit("suggestions");
+    this.emit("boxSuggestions");
     this.emit("select");
   }
 
@@ -81,10 +89,13 @@ export class Store extends EventTarget {
     this.suggestions = [];
     this.modelNote = null;
     this.suggestFocus = null;
+    this.boxSuggestions = [];
+    this.boxFocus = null;
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
     this.setStatus("saved");
+    this.emit("boxSuggestions");
     this.emit("image");
     this.emit("boxes");
     this.emit("tags");
@@ -170,6 +181,58 @@ export class Store extends EventTarget {
     this.modelNote = state.model_note || null;
     this.emit("tags");
     this.emit("suggestions");
+  }
+
+  // ---- box suggestions: the detector's boxes, drawn dashed until a person accepts one -----------
+
+  // Undecided ones that are confident, or at least BOX_SHOWN_FROM (ranked, not pre-accepted).
+  shownBoxSuggestions() {
+    return this.boxSuggestions.filter((s) => !s.decision && (s.predicted || s.score >= BOX_SHOWN_FROM));
+  }
+
+  focusedBoxSuggestion() {
+    return this.shownBoxSuggestions().find((s) => s.id === this.boxFocus) || null;
+  }
+
+  focusBoxSuggestion(id) {
+    if (id === this.boxFocus) return;
+    this.boxFocus = id;
+    this.emit("boxSuggestions");
+  }
+
+  // Tab: the next shown suggestion, wrapping around; false when none is shown.
+  cycleBoxSuggestion(step) {
+    const shown = this.shownBoxSuggestions();
+    if (!shown.length) return false;
+    const at = shown.findIndex((s) => s.id === this.boxFocus);
+    const next = at < 0 ? (step > 0 ? 0 : shown.length - 1) : (at + step + shown.length) % shown.length;
+    this.focusBoxSuggestion(shown[next].id);
+    return true;
+  }
+
+  // The server's answer to a decision on a suggested box: boxes it added since ``boxesBefore``
+  // (what it held when the call was made) join the local ones, boxes it removed (an undone accept)
+  // go, in the history too, as for accepted tags; nothing is left to save because of it. The ring
+  // moves on to the next shown suggestion, so A A A walks down the list.
+  takeBoxDecision(state, boxesBefore) {
+    this.image.version = state.image.version;
+    this.image.status = state.image.status;
+    const before = new Set(boxesBefore.map(boxKey));
+    const now = new Set(state.boxes.map(boxKey));
+    const added = state.boxes.filter((b) => !before.has(boxKey(b))).map((b) => this.makeBox(b));
+    const removed = new Set([...before].filter((key) => !now.has(key)));
+    if (added.length || removed.size) {
+      const change = (boxes) => [...boxes.filter((b) => !removed.has(boxKey(b))), ...added];
+      this.boxes = change(this.boxes);
+      for (const stack of [this.undoStack, this.redoStack]) {
+        stack.forEach((snap, i) => { stack[i] = { ...snap, boxes: change(snap.boxes) }; });
+      }
+      this.emit("boxes");
+    }
+    this.boxSuggestions = state.box_suggestions || [];
+    if (!this.focusedBoxSuggestion()) this.boxFocus = this.shownBoxSuggestions()[0]?.id ?? null;
+    this.tagSources = sourcesOf(state.tags);
+    this.emit("boxSuggestions");
   }
 
   // ---- edits: each one is undoable and emits "edit" --------------------------------------------
@@ -365,6 +428,11 @@ export class Store extends EventTarget {
   clip(rect) {
     return clipRect(rect, this.image.width, this.image.height);
   }
+}
+
+// A box as the server and this page both know it: its label and geometry (ids differ).
+function boxKey(b) {
+  return [b.label, b.x, b.y, b.w, b.h].map((v) => Number(v).toFixed(3)).join(",");
 }
 
 function sourcesOf(tags) {

@@ -1,0 +1,241 @@
+"""Box suggestions that save drawing: the detector of labeling/ml/detector.py (FCOS over a feature
+pyramid on our ResNet-18, backbone frozen as the app's first fits train it) on the demo scenes
+(annotator/demo/scenes.py, exact boxes), with 50 / 100 / 200 images with boxes, initialised
+
+- ``barlow_twins``: from a backbone pretrained with the app's pretraining (labeling.ml.train) on a
+  pool of scenes and the labeled ones (never the test scenes), for a time budget;
+- ``random``: the same network at its random initialisation;
+
+scored on held-out scenes by pycocotools (COCO's own evaluator): AP50 and mAP@[.5:.95], and the
+prediction rate (what "suggestions for 1,000 images" costs).
+
+    python -m bench.box_quality                          # CPU preset, ~10 minutes on 2 cores
+    python -m bench.box_quality --device cuda --preset gpu
+
+Results: bench/results/box_quality_<preset>.json. On a shared CPU the time budgets buy fewer steps
+than on an idle one (the load is recorded with the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from bench._util import machine_load, pretrain_timed, write_result
+from labeling.ml.backbone import ModelConfig
+from labeling.ml.cache import decode_square
+from labeling.ml.detector import DetectorConfig, predict, train_detector, training_set
+from labeling.ml.presets import PRESETS
+from labeling.ml.train import PretrainConfig, Runtime
+
+SEED = 0
+SOURCE_PX = 256  # the demo project's scene size
+# Detector settings per preset; the BT pretraining is the app's preset with the budget below.
+DETECTOR = {
+    "cpu": {"size": 128, "fpn_channels": 64, "steps": 200, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
+    "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
+}
+
+
+def scenes(start: int, n: int):
+    from annotator.demo.scenes import LABELS, render_scene
+
+    images, boxes, labels = [], [], []
+    for k in range(n):
+        scene = render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX))
+        images.append(np.asarray(scene.image.convert("RGB"), dtype=np.uint8))
+        boxes.append(np.array([o.box for o in scene.objects], np.float32).reshape(-1, 4))
+        labels.append(np.array([LABELS.index(o.label) for o in scene.objects], np.int64))
+    return images, boxes, labels
+
+
+def own_ap50(found, boxes, labels, classes: int) -> float:
+    """The mean over labels of the AP50 the app's detector runs report (labeling.ml.detector's
+    matching, no interpolation): a cross-check of the run metrics against COCOeval's AP50."""
+    from labeling.ml.detector import average_precision, match_detections
+
+    scores, correct, truths = [[] for _ in range(classes)], [[] for _ in range(classes)], [0] * classes
+    for f, b, lab in zip(found, boxes, labels):
+        hit = match_detections(f, b, lab)
+        for c in range(classes):
+            scores[c].append(f.scores[f.labels == c])
+            correct[c].append(hit[f.labels == c])
+            truths[c] += int((lab == c).sum())
+    aps = [average_precision(np.concatenate(s), np.concatenate(k), t) for s, k, t in zip(scores, correct, truths)]
+    defined = [a for a in aps if a is not None]
+    return round(float(np.mean(defined)), 4) if defined else 0.0
+
+
+def coco_scores(found, boxes, labels, classes: int) -> dict:
+    """AP50 and mAP@[.5:.95] by pycocotools' COCOeval, over the test scenes (None where pycocotools
+    is not installed, e.g. a bare GPU machine: then only ``ap50_own``)."""
+    import contextlib
+    import io
+
+    try:
+        from pycocotools.coco import COCO
+    except ImportError:
+        return {"ap50": None, "map": None}
+    from pycocotools.cocoeval import COCOeval
+
+    truth = {
+        "images": [{"id": i, "width": SOURCE_PX, "height": SOURCE_PX} for i in range(len(boxes))],
+        "categories": [{"id": c} for c in range(classes)],
+        "annotations": [
+            {
+                "id": len(boxes) * 1000 + i * 100 + k,
+                "image_id": i,
+                "category_id": int(c),
+                "bbox": b.tolist(),
+                "area": float(b[2] * b[3]),
+                "iscrowd": 0,
+            }
+            for i, (bs, cs) in enumerate(zip(boxes, labels))
+            for k, (b, c) in enumerate(zip(bs, cs))
+        ],
+    }
+    results = [
+        {"image_id": i, "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
+        for i, f in enumerate(found)
+        for b, s, c in zip(f.boxes, f.scores, f.labels)
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = truth
+        gt.createIndex()
+        if not results:
+            return {"ap50": 0.0, "map": 0.0}
+        evaluation = COCOeval(gt, gt.loadRes(results), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {"map": round(float(evaluation.stats[0]), 4), "ap50": round(float(evaluation.stats[1]), 4)}
+
+
+def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:
+    preset = PRESETS[args.preset]
+    model = ModelConfig(
+        resolution=args.bt_resolution or preset["resolution"],
+        small_stem=False,  # the detector works at several times the pretraining's resolution
+        projector=tuple(preset["projector"]),
+    )
+    config = PretrainConfig(
+        model=model,
+        epochs=preset["epochs"],
+        batch_size=preset["batch_size"],
+        warmup_epochs=preset["warmup_epochs"],
+        lr_weights=preset["lr_weights"],
+        seed=SEED,
+        crop_scale=(preset["crop_min"], 1.0),
+        time_budget_s=args.budget,
+    )
+    from annotator.demo.scenes import render_scene
+
+    r = model.resolution
+    start = args.sizes[-1] + args.test
+    pool = np.stack(
+        [
+            decode_square(render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX)).image, r)
+            for k in range(args.pool)
+        ]
+    )
+    labeled = np.stack([decode_square(PILImage.fromarray(a), r) for a in labeled_images])
+    run, seconds = pretrain_timed(config, pool, labeled, Runtime(device=args.device, log_every=10**9))
+    info = {
+        "resolution": r,
+        "pool": args.pool,
+        "steps": len(run.loss_history),
+        "seconds": round(seconds, 1),
+        "budget_s": args.budget,
+        "final_loss": round(run.loss_history[-1], 2) if run.loss_history else None,
+    }
+    print(f"pretraining: {info}", flush=True)
+    return run.model.backbone, info
+
+
+def main() -> None:
+    args = _args()
+    load_start = os.getloadavg()
+    # One thread on a CPU: on 2 shared cores two threads ran a detector step 9x slower (0.24 s -> 2.1 s).
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    most = args.sizes[-1]
+    t = time.perf_counter()
+    labeled = scenes(0, most)
+    test = scenes(most, args.test)
+    print(f"rendered {most + args.test} scenes in {time.perf_counter() - t:.0f} s", flush=True)
+    from annotator.demo.scenes import LABELS
+
+    backbone, bt = pretrained_backbone(args, labeled[0])
+    backbone_state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    small = DETECTOR[args.preset] | ({"steps": args.steps} if args.steps else {})
+    figures: dict = {"pretraining": bt, "detector": small, "sizes": args.sizes, "test_scenes": args.test, "runs": {}}
+    for n in args.sizes:
+        data = training_set(labeled[0][:n], labeled[1][:n], labeled[2][:n], small["size"])
+        for init in ("barlow_twins", "random"):
+            start = None
+            if init == "barlow_twins":
+                from labeling.ml.backbone import resnet18_backbone
+
+                start = resnet18_backbone(small_stem=False)
+                start.load_state_dict(backbone_state)
+            config = DetectorConfig(num_classes=len(LABELS), seed=SEED, **small)
+            t0 = time.perf_counter()
+            result = train_detector(config, data, backbone=start, runtime=_runtime(args))
+            train_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            found = predict(result.model, test[0], config, device=args.device, batch_size=32)
+            predict_s = time.perf_counter() - t0
+            scores = coco_scores(found, test[1], test[2], len(LABELS))
+            scores["ap50_own"] = own_ap50(found, test[1], test[2], len(LABELS))
+            row = {
+                **scores,
+                "train_s": round(train_s, 1),
+                "images_per_s_predict": round(len(test[0]) / predict_s, 1),
+                "loss_first": round(float(np.mean(result.losses[:10])), 3),
+                "loss_last": round(float(np.mean(result.losses[-10:])), 3),
+            }
+            figures["runs"].setdefault(init, {})[str(n)] = row
+            print(f"{init:>12} n={n:>4}: {row}", flush=True)
+    key = "ap50" if figures["runs"]["random"][str(most)]["ap50"] is not None else "ap50_own"
+    figures["bt_minus_random_ap50"] = {
+        n: round(figures["runs"]["barlow_twins"][n][key] - figures["runs"]["random"][n][key], 4)
+        for n in figures["runs"]["random"]
+    }
+    rate = figures["runs"]["barlow_twins"][str(most)]["images_per_s_predict"]
+    figures["suggest_1000_images_s_estimate"] = round(1000 / rate, 1)
+    figures["load"] = machine_load(load_start)
+    figures["threads"] = args.threads
+    write_result(f"box_quality_{args.preset}{'_' + args.tag if args.tag else ''}", figures)
+
+
+def _runtime(args):
+    from labeling.ml.detector import DetectorRuntime
+
+    return DetectorRuntime(device=args.device)
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200])
+    p.add_argument("--test", type=int, default=100, help="held-out scenes scored")
+    p.add_argument("--pool", type=int, default=1000, help="unlabeled scenes the pretraining also sees")
+    p.add_argument("--budget", type=float, default=150, help="pretraining seconds")
+    p.add_argument("--bt-resolution", type=int, default=None, help="pretraining px (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="detector steps (default: the preset's)")
+    p.add_argument("--tag", default="", help="appended to the result's name (box_quality_<preset>_<tag>.json)")
+    p.add_argument("--threads", type=int, default=1 if not torch.cuda.is_available() else os.cpu_count() or 1)
+    args = p.parse_args()
+    args.sizes = sorted(args.sizes)
+    return args
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""A detector run on a worker: claim it, train a box detector (labeling.ml.detector) on the submitted
+images with boxes, choose each label's confident threshold on held-out images, suggest boxes for
+every image not submitted yet, and swap the new box suggestions in whole.
+
+- What a run trains on is fixed at its first claim and kept in its config ("plan": the training and
+  held-out image ids and the classes), so a run resumed after its worker died (from the checkpoint
+  the trainer writes every few steps) trains the same model on the same images.
+- An image submitted with no box of a label is a negative for that label. An image that carries a
+  label as a tag but has no box of it is left out: whether its objects were boxed is unknown.
+- Held out: about a fifth of the images (by a hash of the id, so the split is stable), from
+  HOLD_OUT_FROM images with boxes; their detections decide the thresholds by the tag suggestions'
+  rule (labeling.trust.box_trust). With fewer images nothing is held out and nothing is confident.
+
+Worker-side code: torch and labeling.ml.detector are imported inside the functions, because the
+web process imports this module (through labeling.tasks) to send work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageTag
+from labeling.config import PROGRESS_EVERY_S
+from labeling.data import submitted_ids
+from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+from labeling.paths import checkpoint_path, detector_path
+from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
+from labeling.trust import box_trust
+
+log = logging.getLogger(__name__)
+
+HOLD_OUT_FROM = 10  # images with boxes before a fifth of them is held out for the thresholds
+HOLD_OUT_FRACTION = 0.2
+MIN_IMAGES = 2
+SUGGEST_CHUNK = 64  # images decoded and scored at a time
+
+
+def run_detector(run_id: int, node: str) -> str:
+    return run_claimed(run_id, node, _detect)
+
+
+def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
+    import torch
+
+    from labeling.ml.detector import DetectorConfig, DetectorRuntime, save_detector, train_detector
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
+    plan = run.config.get("plan") or _plan(run)
+    if isinstance(plan, str):
+        finish(run, RunStatus.SUCCEEDED, metrics={"message": plan})
+        return "succeeded"
+    run.config = {**run.config, "plan": plan}
+    backbone, small_stem, origin = _backbone(run.backbone_run_id)
+    config = DetectorConfig(num_classes=len(plan["classes"]), small_stem=small_stem, **plan["detector"])
+    epochs = -(-config.steps // max(1, -(-len(plan["train"]) // config.batch_size)))
+    monitor.update(config=run.config, epochs=epochs, metrics={"backbone": origin})
+    train = _examples(plan["train"], plan["classes"])
+    result = train_detector(
+        config,
+        *train,
+        backbone=backbone,
+        runtime=DetectorRuntime(
+            device=device,
+            checkpoint_path=detector_path(run.id),
+            checkpoint_every=max(1, min(50, config.steps // 10)),
+            on_progress=monitor.progress,
+            should_stop=monitor.should_stop,
+            progress_every_s=PROGRESS_EVERY_S,
+        ),
+    )
+    if monitor.lost.is_set():
+        raise LostClaim(run.id)
+    if result.status == "cancelled":
+        finish(run, RunStatus.CANCELLED)
+        return "cancelled"
+    save_detector(detector_path(run.id), result.model, config, step=result.steps_done, losses=result.losses)
+    thresholds, metrics = _evaluate(run, plan, result.model, config, device)
+    metrics.update(backbone=origin, final_loss=result.losses[-1] if result.losses else None)
+    monitor.update(metrics=metrics)
+    if not _suggest(run, monitor, result.model, config, plan["classes"], thresholds, device):
+        finish(run, RunStatus.CANCELLED)
+        return "cancelled"
+    return _finalise(run, metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a run trains on
+
+
+def _plan(run: TrainingRun) -> dict | str:
+    """The training and held-out images and the classes, or why there is nothing to fit yet."""
+    ids = submitted_ids(run.project_id)
+    boxes = _boxes_of(ids)
+    classes = sorted({label for rows in boxes.values() for label, *_ in rows})
+    if len({image_id for image_id, rows in boxes.items() if rows}) < MIN_IMAGES:
+        return f"not enough boxes yet: boxes on at least {MIN_IMAGES} submitted images are needed"
+    ambiguous = {
+        image_id
+        for image_id, label_id in ImageTag.objects.filter(image_id__in=ids.tolist(), label_id__in=classes)
+        .values_list("image_id", "label_id")
+        .iterator(chunk_size=10_000)
+        if label_id not in {label for label, *_ in boxes.get(image_id, [])}
+    }
+    usable = np.array([i for i in ids.tolist() if i not in ambiguous], dtype=np.int64)
+    boxed = int(sum(1 for i in usable.tolist() if boxes.get(i)))
+    held = held_out(usable) if boxed >= HOLD_OUT_FROM else np.zeros(len(usable), bool)
+    detector = {**run.config.get("detector", {})}
+    detector.setdefault("trainable_layers", 2 if boxed >= settings.DETECTOR_FINETUNE_FROM else 0)
+    return {
+        "train": usable[~held].tolist(),
+        "held_out": usable[held].tolist(),
+        "classes": classes,
+        "boxed_images": boxed,
+        "left_out_ambiguous": len(ambiguous),
+        "detector": detector,
+    }
+
+
+def held_out(ids: np.ndarray) -> np.ndarray:
+    """(N,) bool: a stable fifth of the ids (a multiplicative hash), whatever else is in the project."""
+    hashed = (np.asarray(ids, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
+    return hashed < np.uint64(int(HOLD_OUT_FRACTION * 2**32))
+
+
+def _boxes_of(ids: np.ndarray) -> dict[int, list[tuple[int, float, float, float, float]]]:
+    out: dict[int, list[tuple[int, float, float, float, float]]] = defaultdict(list)
+    for start in range(0, len(ids), 5000):
+        rows = Box.objects.filter(image_id__in=ids[start : start + 5000].tolist()).values_list(
+            "image_id", "label_id", "x", "y", "w", "h"
+        )
+        for image_id, label_id, x, y, w, h in rows.iterator(chunk_size=10_000):
+            out[image_id].append((label_id, x, y, w, h))
+    return out
+
+
+def _examples(ids: list[int], classes: list[int]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """(images, boxes x/y/w/h image pixels, class indices) of ``ids``, in order; boxes of a label
+    not in ``classes`` (made after the plan) are dropped."""
+    column = {label: k for k, label in enumerate(classes)}
+    boxes = _boxes_of(np.asarray(ids, dtype=np.int64))
+    images, out_boxes, out_labels = [], [], []
+    for image_id, pixels in zip(ids, _decode(ids)):
+        rows = [r for r in boxes.get(image_id, []) if r[0] in column]
+        images.append(pixels)
+        out_boxes.append(np.array([r[1:] for r in rows], dtype=np.float32).reshape(-1, 4))
+        out_labels.append(np.array([column[r[0]] for r in rows], dtype=np.int64))
+    return images, out_boxes, out_labels
+
+
+def _decode(ids: list[int]) -> list[np.ndarray]:
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    names = dict(Image.objects.filter(pk__in=ids).values_list("id", "file"))
+    out = []
+    for image_id in ids:
+        with default_storage.open(names[image_id], "rb") as handle, PILImage.open(handle) as image:
+            out.append(np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8))
+    return out
+
+
+def _backbone(backbone_run_id: int | None):
+    """(the Barlow Twins backbone, whether it has the small stem, "barlow_twins") or random weights."""
+    from labeling.ml.backbone import load_backbone
+    from labeling.ml.train import load_checkpoint
+
+    path = checkpoint_path(backbone_run_id) if backbone_run_id is not None else None
+    if path is None or not path.exists():
+        return None, False, "random"
+    config, checkpoint = load_checkpoint(path)
+    return load_backbone(checkpoint["model"], config.model), config.model.uses_small_stem, "barlow_twins"
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds, suggestions, the swap
+
+
+def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple[np.ndarray, dict]:
+    """Detections on the held-out images -> per-label AP50 and confident thresholds."""
+    from labeling.ml.detector import average_precision, match_detections, predict
+
+    classes = plan["classes"]
+    images, boxes, labels = _examples(plan["held_out"], classes)
+    found = predict(model, images, config, device=device) if images else []
+    scores: list[list[np.ndarray]] = [[] for _ in classes]
+    correct: list[list[np.ndarray]] = [[] for _ in classes]
+    truths = [0] * len(classes)
+    for f, b, lab in zip(found, boxes, labels):
+        hit = match_detections(f, b, lab)
+        for k in range(len(classes)):
+            scores[k].append(f.scores[f.labels == k])
+            correct[k].append(hit[f.labels == k])
+            truths[k] += int((lab == k).sum())
+    flat_scores = [np.concatenate(s) if s else np.zeros(0) for s in scores]
+    flat_correct = [np.concatenate(c) if c else np.zeros(0, bool) for c in correct]
+    ap50 = [average_precision(s, c, t) for s, c, t in zip(flat_scores, flat_correct, truths)]
+    names = dict(run.project.labels.filter(id__in=classes).values_list("id", "name"))
+    thresholds, trust = box_trust(
+        project_id=run.project_id,
+        label_ids=classes,
+        names=[names.get(c, str(c)) for c in classes],
+        scores=flat_scores,
+        correct=flat_correct,
+        truths=truths,
+        ap50=ap50,
+        labeled_ids=np.asarray(plan["train"] + plan["held_out"], dtype=np.int64),
+    )
+    defined = [a for a in ap50 if a is not None]
+    metrics = {
+        "train_images": len(plan["train"]),
+        "held_out_images": len(plan["held_out"]),
+        "boxed_images": plan["boxed_images"],
+        "ap50": dict(zip([names.get(c, str(c)) for c in classes], ap50)),
+        "map50": float(np.mean(defined)) if defined else None,
+        "trust": trust,
+    }
+    return thresholds, metrics
+
+
+def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list[int], thresholds, device) -> bool:
+    """Box suggestions for every image not submitted yet, a chunk at a time (idempotent: this run's
+    rows are replaced). False when cancelled meanwhile."""
+    from labeling.ml.detector import predict
+
+    BoxSuggestion.objects.filter(run=run).delete()
+    pool = list(
+        Image.objects.filter(project_id=run.project_id, status__in=UNSUBMITTED_STATUSES)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    for start in range(0, len(pool), SUGGEST_CHUNK):
+        if monitor.lost.is_set():
+            raise LostClaim(run.id)
+        if monitor.cancelled.is_set():
+            return False
+        ids = pool[start : start + SUGGEST_CHUNK]
+        rows = []
+        for image_id, f in zip(ids, predict(model, _decode(ids), config, device=device)):
+            for (x, y, w, h), score, k in zip(f.boxes.tolist(), f.scores.tolist(), f.labels.tolist()):
+                if w >= 1 and h >= 1:
+                    rows.append(
+                        BoxSuggestion(
+                            run=run,
+                            image_id=image_id,
+                            label_id=classes[k],
+                            x=x,
+                            y=y,
+                            w=w,
+                            h=h,
+                            score=min(1.0, max(0.0, score)),
+                            predicted=bool(score >= thresholds[k]),
+                        )
+                    )
+        BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
+    return True
+
+
+def _finalise(run: TrainingRun, metrics: dict) -> str:
+    with transaction.atomic():
+        if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
+            raise LostClaim(run.id)
+        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"detector_run": run})
+    # The old runs' rows are invisible from the swap on; remove them after it.
+    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.DETECTOR, id__lt=run.id)
+    BoxSuggestion.objects.filter(run__in=old).delete()
+    return "succeeded"

@@ -1,0 +1,102 @@
+"""The detector's suggested boxes on the annotate page, in real Chromium against the real server:
+drawn dashed with label and score, walked with Tab, accepted (A, ⇧A) into boxes marked "model",
+rejected (R), a click rings one, U takes a decision back. The suggestions are rows made with the
+ORM: nothing is trained."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotator.models import Box, Image, LabelClass, Source
+from labeling.models import BoxSuggestion, BoxSuggestionDecision, ProjectModelState, RunKind, RunStatus, TrainingRun
+from tests.browser.test_annotate import _click_image, _open, _saved, _drag_image
+from tests.factories import add_images, make_project, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def _project():
+    project = make_project(owner=make_user("owner"), labels=("cat", "dog"), name="Pets")
+    ids = add_images(project, 2, size=(400, 300))
+    cat, dog = LabelClass.objects.filter(project=project).order_by("order")
+    run = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, status=RunStatus.SUCCEEDED)
+    ProjectModelState.objects.create(project=project, detector_run=run)
+    rows = [
+        BoxSuggestion(run=run, image_id=ids[0], label=cat, x=20, y=20, w=100, h=80, score=0.91, predicted=True),
+        BoxSuggestion(run=run, image_id=ids[0], label=dog, x=200, y=120, w=120, h=100, score=0.84, predicted=True),
+        BoxSuggestion(run=run, image_id=ids[0], label=dog, x=250, y=10, w=60, h=50, score=0.45, predicted=False),
+        BoxSuggestion(run=run, image_id=ids[0], label=cat, x=5, y=250, w=30, h=30, score=0.1, predicted=False),
+    ]
+    BoxSuggestion.objects.bulk_create(rows)
+    return project, ids, cat, dog, list(BoxSuggestion.objects.order_by("-score"))
+
+
+def _decisions(image_id):
+    return dict(BoxSuggestionDecision.objects.filter(image_id=image_id).values_list("suggestion_id", "decision"))
+
+
+def _db_boxes(image_id):
+    return sorted(Box.objects.filter(image_id=image_id).values_list("label__name", "x", "y", "source"))
+
+
+def _settled(page, decided):
+    page.wait_for_function(
+        f"() => twinlabel.store.boxSuggestions.filter((s) => s.decision).length === {decided}"
+        " && !twinlabel.session.busy"
+    )
+    _saved(page)
+
+
+def test_suggested_boxes_are_shown_walked_with_tab_and_decided_with_a_and_r(server, page):
+    project, ids, cat, dog, suggested = _project()
+    image_id = _open(page, server, project)
+    assert image_id == ids[0]
+    shown = page.evaluate("twinlabel.store.shownBoxSuggestions().map((s) => s.id)")
+    assert shown == [s.id for s in suggested[:3]]  # the 10 % one is not drawn
+    assert page.locator("#box-suggest-hint").is_visible() and page.text_content("#box-suggest-hint .n") == "3"
+    assert page.evaluate("twinlabel.store.serialize().boxes") == []  # a suggestion is not a box
+
+    page.keyboard.press("Tab")
+    assert page.evaluate("twinlabel.store.focusedBoxSuggestion().id") == suggested[0].id
+    page.keyboard.press("Tab")
+    assert page.evaluate("twinlabel.store.focusedBoxSuggestion().id") == suggested[1].id
+    page.keyboard.press("a")  # the dog box
+    _settled(page, 1)
+    assert _db_boxes(image_id) == [("dog", 200, 120, Source.MODEL)]
+    assert _decisions(image_id) == {suggested[1].id: "accepted"}
+    assert page.evaluate("twinlabel.store.boxes.map((b) => b.source)") == ["model"]
+    assert page.evaluate("twinlabel.store.image.version") == Image.objects.get(pk=image_id).version
+
+    _click_image(page, 270, 30)  # rings the 45 % one
+    assert page.evaluate("twinlabel.store.focusedBoxSuggestion().id") == suggested[2].id
+    page.keyboard.press("r")
+    _settled(page, 2)
+    assert _decisions(image_id) == {suggested[1].id: "accepted", suggested[2].id: "rejected"}
+    assert len(_db_boxes(image_id)) == 1  # a rejection adds no box
+
+    page.keyboard.press("u")  # takes the rejection back
+    _settled(page, 1)
+    assert _decisions(image_id) == {suggested[1].id: "accepted"}
+    page.keyboard.press("?")
+    assert "Ring the next / previous suggested box" in page.text_content("#help")
+    assert page.console_errors == []
+
+
+def test_shift_a_accepts_the_confident_boxes_and_a_later_edit_keeps_them(server, page):
+    project, ids, cat, dog, suggested = _project()
+    image_id = _open(page, server, project)
+    _drag_image(page, (150, 250), (190, 290))  # a person's box, not yet saved when ⇧A comes
+    page.keyboard.press("Escape")
+    page.keyboard.press("Shift+A")
+    _settled(page, 2)
+    assert _db_boxes(image_id) == [
+        ("cat", 20, 20, Source.MODEL),
+        ("cat", 150, 250, Source.HUMAN),
+        ("dog", 200, 120, Source.MODEL),
+    ]
+    # Undo takes the drawn box back, not the accepted ones; the save keeps their source.
+    page.keyboard.press("Control+z")
+    _saved(page)
+    assert _db_boxes(image_id) == [("cat", 20, 20, Source.MODEL), ("dog", 200, 120, Source.MODEL)]
+    assert page.locator("#conflict-banner").is_hidden()
+    assert page.console_errors == []

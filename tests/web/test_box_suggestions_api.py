@@ -1,0 +1,142 @@
+"""Box suggestions through the API: in the annotate state, accept (source "model"), accept with a
+changed geometry ("model_adjusted"), reject, undo, accept-all; owner / annotator / reviewer / outsider."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from annotator.models import Box, Image, LabelBoxCount
+from labeling.models import BoxSuggestion, BoxSuggestionDecision, ProjectModelState, RunKind, RunStatus, TrainingRun
+
+pytestmark = [pytest.mark.django_db, pytest.mark.team(images=3)]
+
+
+@pytest.fixture
+def suggested(team):
+    """A finished detector run, current, with three boxes on the first image (two confident)."""
+    run = TrainingRun.objects.create(project=team.project, kind=RunKind.DETECTOR, status=RunStatus.SUCCEEDED)
+    ProjectModelState.objects.create(project=team.project, detector_run=run)
+    image = Image.objects.get(pk=team.ids[0])
+    rows = [
+        BoxSuggestion.objects.create(
+            run=run, image=image, label=team.cat, x=10, y=10, w=30, h=20, score=0.9, predicted=True
+        ),
+        BoxSuggestion.objects.create(
+            run=run, image=image, label=team.dog, x=50, y=40, w=20, h=20, score=0.8, predicted=True
+        ),
+        BoxSuggestion.objects.create(
+            run=run, image=image, label=team.dog, x=60, y=5, w=10, h=10, score=0.2, predicted=False
+        ),
+    ]
+    return image, rows
+
+
+def _post(client, user, image_id, suggestion_id, decision, body=None):
+    client.force_login(user)
+    return client.post(
+        reverse("api_box_suggestion_decide", args=[image_id, suggestion_id, decision]),
+        json.dumps(body or {}),
+        content_type="application/json",
+    )
+
+
+def test_it_shows_the_current_detectors_boxes_in_the_annotate_state(client, team, suggested):
+    image, rows = suggested
+    client.force_login(team.annotator)
+    state = client.get(reverse("api_image_annotations", args=[image.id])).json()
+    assert [s["id"] for s in state["box_suggestions"]] == [r.id for r in rows]  # best first
+    first = state["box_suggestions"][0]
+    assert first == {
+        "id": rows[0].id,
+        "label": team.cat.id,
+        "x": 10.0,
+        "y": 10.0,
+        "w": 30.0,
+        "h": 20.0,
+        "score": 0.9,
+        "predicted": True,
+        "decision": None,
+    }
+    other = client.get(reverse("api_image_annotations", args=[team.ids[1]])).json()
+    assert other["box_suggestions"] == []
+
+
+def test_accept_makes_a_model_box_and_an_adjusted_accept_a_model_adjusted_one(client, team, suggested):
+    image, rows = suggested
+    state = _post(client, team.annotator, image.id, rows[0].id, "accept").json()
+    assert [(b["label"], b["x"], b["w"], b["source"]) for b in state["boxes"]] == [(team.cat.id, 10, 30, "model")]
+    state = _post(client, team.annotator, image.id, rows[1].id, "accept", {"x": 48, "y": 40, "w": 25, "h": 20}).json()
+    adjusted = [b for b in state["boxes"] if b["label"] == team.dog.id]
+    assert [(b["x"], b["w"], b["source"]) for b in adjusted] == [(48, 25, "model_adjusted")]
+    decisions = dict(BoxSuggestionDecision.objects.values_list("suggestion_id", "decision"))
+    assert decisions == {rows[0].id: "accepted", rows[1].id: "adjusted"}
+    # What was shown is kept with the decision, whatever the box became.
+    assert BoxSuggestionDecision.objects.get(suggestion_id=rows[1].id).x == 50
+    image.refresh_from_db()
+    assert image.version == 3 and image.box_count == 2
+    assert sum(LabelBoxCount.objects.filter(label=team.dog).values_list("count", flat=True)) == 1
+    assert {s["id"]: s["decision"] for s in state["box_suggestions"]}[rows[1].id] == "adjusted"
+
+
+def test_reject_records_the_decision_and_adds_no_box(client, team, suggested):
+    image, rows = suggested
+    state = _post(client, team.annotator, image.id, rows[2].id, "reject").json()
+    assert state["boxes"] == [] and state["image"]["version"] == 2
+    assert BoxSuggestionDecision.objects.get().decision == "rejected"
+    again = _post(client, team.annotator, image.id, rows[2].id, "accept")
+    assert again.status_code == 400 and "decided already" in again.json()["error"]
+
+
+def test_undo_takes_the_box_and_the_decision_back(client, team, suggested):
+    image, rows = suggested
+    _post(client, team.annotator, image.id, rows[0].id, "accept")
+    state = _post(client, team.annotator, image.id, rows[0].id, "undo").json()
+    assert state["boxes"] == [] and not BoxSuggestionDecision.objects.exists()
+    assert state["box_suggestions"][0]["decision"] is None
+    image.refresh_from_db()
+    assert image.box_count == 0
+
+
+def test_a_saved_edit_keeps_an_unmoved_model_box_model_and_makes_a_moved_one_human(client, team, suggested):
+    image, rows = suggested
+    state = _post(client, team.annotator, image.id, rows[0].id, "accept").json()
+    state = _post(client, team.annotator, image.id, rows[1].id, "accept").json()
+    boxes = [{k: b[k] for k in ("label", "x", "y", "w", "h")} for b in state["boxes"]]
+    boxes[1]["x"] += 3
+    saved = client.put(
+        reverse("api_image_annotations", args=[image.id]),
+        json.dumps({"version": state["image"]["version"], "boxes": boxes, "tags": []}),
+        content_type="application/json",
+    ).json()
+    assert [b["source"] for b in saved["boxes"]] == ["model", "human"]
+
+
+def test_accept_all_takes_the_confident_undecided_ones(client, team, suggested):
+    image, rows = suggested
+    _post(client, team.annotator, image.id, rows[1].id, "reject")
+    client.force_login(team.annotator)
+    state = client.post(reverse("api_box_suggestions_accept_all", args=[image.id])).json()
+    assert [(b["label"], b["source"]) for b in state["boxes"]] == [(team.cat.id, "model")]
+    assert Box.objects.count() == 1  # the rejected one and the unconfident one stay out
+
+
+@pytest.mark.parametrize("body", [{"x": 1}, {"x": "a", "y": 1, "w": 1, "h": 1}, {"x": 500, "y": 500, "w": 5, "h": 5}])
+def test_a_bad_adjusted_geometry_is_a_400_and_stores_nothing(client, team, suggested, body):
+    image, rows = suggested
+    response = _post(client, team.annotator, image.id, rows[0].id, "accept", body)
+    assert response.status_code == 400
+    assert not Box.objects.exists() and not BoxSuggestionDecision.objects.exists()
+
+
+def test_access_owner_annotator_reviewer_outsider(client, team, suggested):
+    image, rows = suggested
+    assert _post(client, team.owner, image.id, rows[0].id, "accept").status_code == 200
+    assert _post(client, team.reviewer, image.id, rows[1].id, "accept").status_code == 403
+    assert _post(client, team.outsider, image.id, rows[1].id, "accept").status_code == 404
+    client.logout()
+    anonymous = client.post(reverse("api_box_suggestion_decide", args=[image.id, rows[1].id, "reject"]))
+    assert anonymous.status_code in (401, 403)
+    assert list(BoxSuggestionDecision.objects.values_list("suggestion_id", flat=True)) == [rows[0].id]
+    # A suggestion of another image through this image's URL is not found.
+    assert _post(client, team.annotator, team.ids[1], rows[1].id, "accept").status_code == 400
