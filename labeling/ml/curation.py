@@ -40,24 +40,38 @@ class Neighbours:
 
 @torch.no_grad()
 def nearest(
-    queries: np.ndarray | torch.Tensor, blocks: Iterable[Block], *, k: int, chunk_rows: int = 32_768
+    queries: np.ndarray | torch.Tensor,
+    blocks: Iterable[Block],
+    *,
+    k: int,
+    chunk_rows: int = 65_536,
+    unit: bool = False,
 ) -> Neighbours:
     """The ``k`` rows of ``blocks`` most similar (cosine) to each query, exact. Blocks are read one
     at a time and ``chunk_rows`` rows of a block are compared at once, so memory stays at
-    Q x (k + chunk_rows) scores plus one chunk of features."""
+    Q x chunk_rows scores plus one chunk of features. ``unit``: the blocks' rows are unit length
+    already (``unit_half``), so they are multiplied as they are, in their own dtype."""
     q = unit_rows(queries)  # (Q, D)
     best_scores = torch.full((len(q), k), float("-inf"))
     best_ids = torch.full((len(q), k), -1, dtype=torch.int64)
     for ids, features in blocks:
         ids_t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
         for start in range(0, len(ids_t), chunk_rows):
-            chunk = unit_rows(features[start : start + chunk_rows])  # (C, D)
-            sims = q @ chunk.T  # (Q, C)
-            scores = torch.cat([best_scores, sims], dim=1)
-            cand = torch.cat([best_ids, ids_t[start : start + chunk_rows].expand(len(q), -1)], dim=1)
+            part = features[start : start + chunk_rows]
+            chunk = torch.from_numpy(np.asarray(part)) if unit else unit_rows(part)  # (C, D)
+            sims = (q.to(chunk.dtype) @ chunk.T).float()  # (Q, C)
+            top, at = sims.topk(min(k, sims.shape[1]), dim=1)
+            scores = torch.cat([best_scores, top], dim=1)
+            cand = torch.cat([best_ids, ids_t[start : start + chunk_rows][at]], dim=1)
             best_scores, at = scores.topk(k, dim=1)  # sorted, largest first
             best_ids = cand.gather(1, at)
     return Neighbours(best_ids.numpy(), best_scores.numpy().astype(np.float32))
+
+
+def unit_half(features: np.ndarray | torch.Tensor) -> npt.NDArray[np.float16]:
+    """(N, D) -> float16 unit rows, to keep in memory for ``nearest(..., unit=True)``."""
+    out: npt.NDArray[np.float16] = unit_rows(features).half().numpy()
+    return out
 
 
 @torch.no_grad()

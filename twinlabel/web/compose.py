@@ -4,11 +4,12 @@ for a page's sake (annotator never imports labeling; see docs/architecture.md)."
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from annotator import selectors
 from annotator.paging import Page
 from annotator.models import Image
+from labeling import curation
 from labeling.models import ProjectModelState, Suggestion
 from labeling.selectors import image_suggestions, model_note
 
@@ -38,3 +39,36 @@ def image_list(*, project_id: int, suggested_label: int | None = None, **filters
             )
         )
     return selectors.image_list(project_id=project_id, where=where, **filters)
+
+
+def similar_images(
+    *, project_id: int, image_id: int, k: int, status: str | None = None, human_label: int | None = None
+) -> dict:
+    """More like this: the ``k`` images nearest ``image_id`` by cosine of the current backbone's
+    embeddings, most similar first, each with its ``similarity``; cut by status and human label.
+    A filtered request looks at the 20 k nearest (at least 200) and keeps those that pass, so a
+    rare filter may return fewer than k."""
+    filtered = status is not None or human_label is not None
+    try:
+        found = curation.similar_ids(
+            project_id=project_id, image_id=image_id, k=min(max(20 * k, 200), 5000) if filtered else k
+        )
+    except curation.NotEmbedded:
+        return {
+            "run": None,
+            "note": "This image has no embedding yet: it came after the last pretraining.",
+            "results": [],
+        }
+    if found is None:
+        return {"run": None, "note": "No embeddings yet: start a pretraining on the dashboard.", "results": []}
+    run_id, pairs = found
+    similarity = dict(pairs)
+    page = selectors.image_list(
+        project_id=project_id,
+        status=status,
+        human_label=human_label,
+        where=Q(pk__in=list(similarity)),
+        limit=len(pairs) or 1,
+    )
+    rows = sorted(page.rows, key=lambda row: -similarity[row["id"]])[:k]
+    return {"run": run_id, "note": None, "results": [{**row, "similarity": similarity[row["id"]]} for row in rows]}

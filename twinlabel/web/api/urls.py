@@ -3,7 +3,19 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, projects, queue, runs, suggestions
+from twinlabel.web.api import (
+    annotations,
+    curation,
+    dashboard,
+    docs,
+    exchange,
+    images,
+    labels,
+    projects,
+    queue,
+    runs,
+    suggestions,
+)
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -23,6 +35,7 @@ urlpatterns = [
     path("images/<int:image_id>/submit/", annotations.image_submit, name="api_image_submit"),
     path("images/<int:image_id>/skip/", annotations.image_skip, name="api_image_skip"),
     path("images/<int:image_id>/review/", annotations.image_review, name="api_image_review"),
+    path("images/<int:image_id>/similar/", curation.image_similar, name="api_image_similar"),
     re_path(
         r"^images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject|undo)/$",
         suggestions.image_suggestion_decide,
