@@ -67,6 +67,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
                     "acceptAll": url_template("api_suggestions_accept_all", image_id="{id}"),
                     "review": url_template("api_image_review", image_id="{id}"),
                     "project": reverse("project_detail", args=[project.id]),
+                    "similarGrid": reverse("image_grid", args=[project.id]) + "?similar={id}",
                 },
             },
             "initial": compose.annotation_state(image=image) if image else None,

@@ -86,3 +86,24 @@ def test_a_new_pretraining_replaces_the_neighbours(client, team):
     body = _similar(client, team.ids[0], k=1).json()
     assert body["run"] == run.id and body["results"][0]["id"] == team.ids[5]
     assert body["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_grid_shows_more_like_this_with_scores_in_order(client, team):
+    embeddings(team.project, team.ids, _features(6))
+    grid = reverse("image_grid", args=[team.project.id])
+    client.force_login(team.reviewer)
+    html = client.get(grid, {"similar": team.ids[0]}).content.decode()
+    shown = [int(part.split('"')[0]) for part in html.split('data-image-id="')[1:]]
+    assert shown == team.ids[1:]  # 20° apart, then 40°...
+    assert "More like" in html and ">0.939<" in html  # cos 20° = 0.9397, in float16
+    assert f"?similar={team.ids[3]}" in client.get(grid).content.decode()  # each thumbnail links to its own
+    client.force_login(team.outsider)
+    assert client.get(grid, {"similar": team.ids[2]}).status_code == 404
+
+
+def test_the_grid_refuses_an_image_of_another_project(client, team):
+    from tests.factories import add_images, make_project
+
+    other = add_images(make_project(owner=team.owner, name="Other"), 1)[0]
+    client.force_login(team.owner)
+    assert client.get(reverse("image_grid", args=[team.project.id]), {"similar": other}).status_code == 404
