@@ -79,3 +79,135 @@ def similar_ids(*, project_id: int, image_id: int, k: int) -> tuple[int, list[tu
     found = nearest(query, blocks, k=k + 1, unit=True)
     pairs = [(int(i), float(s)) for i, s in zip(found.ids[0], found.scores[0]) if i >= 0 and i != image_id]
     return embedding_set.run_id, pairs[:k]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rankings a worker writes after a run (CurationScore rows, read by the queue's orders)
+
+DIVERSE_PICKS = 1000  # greedy k-center picks of the cold start; the rest follow by distance
+RANKED_MAX = 200_000  # images a diverse ranking covers at most (a seeded sample beyond)
+CENTRES_MAX = 20_000  # labelled images that count as covered, at most (a seeded sample beyond)
+HYBRID_PICKS = 500  # picks per probe fit, from the HYBRID_POOL_FACTOR x as many most uncertain
+HYBRID_POOL_FACTOR = 4
+
+
+def _sample(ids: np.ndarray, most: int, seed: int = 0) -> np.ndarray:
+    if len(ids) <= most:
+        return ids
+    return np.sort(np.random.default_rng(seed).choice(ids, most, replace=False))
+
+
+def _stored_features(embedding_set: EmbeddingSet, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """The set's stored (ids, features), at most ``most`` rows (a seeded sample, block by block)."""
+    from labeling.ml.embed import load_embeddings
+
+    parts_ids, parts = [np.zeros(0, np.int64)], [np.zeros((0, embedding_set.dim), np.float16)]
+    rate = min(1.0, most / max(embedding_set.count, 1))
+    rng = np.random.default_rng(0)
+    for path in _block_files(embedding_set):
+        ids, features = load_embeddings(path)
+        keep = rng.random(len(ids)) < rate if rate < 1 else np.ones(len(ids), bool)
+        parts_ids.append(ids[keep])
+        parts.append(features[keep])
+    return np.concatenate(parts_ids)[:most], np.concatenate(parts)[:most]
+
+
+def _replace(run_id: int, kind: str, ids: np.ndarray, scores: np.ndarray, **columns: np.ndarray) -> int:
+    from django.db import transaction
+
+    from labeling.models import CurationScore
+
+    rows = (
+        CurationScore(
+            run_id=run_id,
+            kind=kind,
+            image_id=int(i),
+            score=float(s),
+            **{name: (v.item() if hasattr(v, "item") else v) for name, v in zip(columns, extra)},
+        )
+        for i, s, *extra in zip(ids.tolist(), scores.tolist(), *columns.values())
+    )
+    with transaction.atomic():
+        CurationScore.objects.filter(run_id=run_id, kind=kind).delete()
+        return len(CurationScore.objects.bulk_create(rows, batch_size=5000))
+
+
+def diverse_write(*, backbone_run_id: int) -> int:
+    """After a pretraining: the "diverse" order of its images, the submitted ones counted as
+    covered. Returns the rows written."""
+    from labeling.data import submitted_ids
+    from labeling.ml.curation import diverse_scores
+    from labeling.models import CurationKind
+
+    embedding_set = embedding_set_of(backbone_run_id)
+    if embedding_set is None:
+        return 0
+    ids, features = _stored_features(embedding_set, RANKED_MAX)
+    done = np.isin(ids, submitted_ids(embedding_set.project_id))
+    centres = features[done][_sample(np.arange(int(done.sum())), CENTRES_MAX)]
+    scores = diverse_scores(features[~done], DIVERSE_PICKS, centres=centres)
+    return _replace(backbone_run_id, CurationKind.DIVERSE, ids[~done], scores)
+
+
+def hybrid_write(*, run_id: int) -> int:
+    """After a probe run scored every block: HYBRID_PICKS images picked by greedy k-center among
+    the most uncertain, away from the submitted images, in pick order."""
+    from labeling.data import features_of, submitted_ids
+    from labeling.ml.curation import hybrid_order
+    from labeling.models import CurationKind, ImageUncertainty, TrainingRun
+
+    run = TrainingRun.objects.get(pk=run_id)
+    embedding_set = embedding_set_of(run.backbone_run_id)
+    if embedding_set is None:
+        return 0
+    ranked = ImageUncertainty.objects.filter(run_id=run_id).order_by("-score", "image_id")
+    pool = dict(ranked.values_list("image_id", "score")[: HYBRID_PICKS * HYBRID_POOL_FACTOR])
+    ids, features = features_of(embedding_set=embedding_set, ids=np.array(sorted(pool), dtype=np.int64))
+    _, centres = features_of(embedding_set=embedding_set, ids=_sample(submitted_ids(run.project_id), CENTRES_MAX))
+    uncertainty = np.array([pool[int(i)] for i in ids])
+    picks = hybrid_order(features, uncertainty, HYBRID_PICKS, centres=centres, pool_factor=HYBRID_POOL_FACTOR)
+    scores = 1 + (len(picks) - np.arange(len(picks))) / max(len(picks), 1)
+    return _replace(run_id, CurationKind.HYBRID, ids[picks], scores)
+
+
+def mistakes_write(*, run_id: int, labeled: np.ndarray, y: np.ndarray, oof: np.ndarray, label_ids: np.ndarray) -> int:
+    """After a probe fit: each submitted image's most doubtful label by self-confidence of the
+    out-of-fold probabilities (``oof``, NaN for untrained labels) against its labels ``y``."""
+    from labeling.ml.curation import likely_mistakes
+    from labeling.models import CurationKind
+
+    m = likely_mistakes(y, oof)
+    keep = m.label >= 0
+    rows = np.flatnonzero(keep)
+    probability = oof[rows, m.label[rows]].astype(np.float64)
+    return _replace(
+        run_id,
+        CurationKind.MISTAKE,
+        np.asarray(labeled)[rows],
+        m.score[rows],
+        label_id=np.asarray(label_ids)[m.label[rows]],
+        given=m.given[rows],
+        probability=probability,
+    )
+
+
+def mistake_note(*, image_id: int, run_id: int | None) -> dict | None:
+    """What the review page says when the current probe doubts one of the image's labels."""
+    from labeling.models import CurationKind, CurationScore
+
+    if run_id is None:
+        return None
+    row = (
+        CurationScore.objects.filter(run_id=run_id, kind=CurationKind.MISTAKE, image_id=image_id)
+        .select_related("label")
+        .first()
+    )
+    if row is None or row.label is None:
+        return None
+    return {
+        "label": row.label.name,
+        "color": row.label.color,
+        "given": bool(row.given),
+        "probability": row.probability,
+        "score": row.score,
+    }

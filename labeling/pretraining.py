@@ -7,6 +7,7 @@ functions, because the web process imports this module (through ``labeling.tasks
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +17,13 @@ from django.conf import settings
 from django.db import transaction
 
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
+from labeling.curation import diverse_write
 from labeling.data import fill_cache, write_blocks
-from labeling.models import EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
+from labeling.models import CurationKind, CurationScore, EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claimed
+
+log = logging.getLogger(__name__)
 
 
 def run_pretrain(run_id: int, node: str, *, send: Callable[[TrainingRun], object]) -> str:
@@ -103,7 +107,21 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
         probe = probe_create(project=run.project, backbone_run_id=run.id)
         if probe is not None:
             send(probe)
+    _diverse_order(run)
     return "succeeded"
+
+
+def _diverse_order(run: TrainingRun) -> None:
+    """The cold start's "diverse" order from the new embeddings (after the run succeeded: it takes
+    up to a minute at RANKED_MAX images, and the queue falls back to id order until it lands). A
+    failure is logged, never the run's."""
+    try:
+        diverse_write(backbone_run_id=run.id)
+        CurationScore.objects.filter(
+            run__project_id=run.project_id, kind=CurationKind.DIVERSE, run_id__lt=run.id
+        ).delete()
+    except Exception:
+        log.exception("pretraining %s: the diverse order could not be written", run.id)
 
 
 def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, device: str) -> int:

@@ -21,11 +21,20 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from labeling.curation import hybrid_write, mistakes_write
 from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
 from labeling.data import project_blocks, submitted_ids
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
-from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard
+from labeling.models import (
+    CurationScore,
+    ImageUncertainty,
+    ProjectModelState,
+    RunKind,
+    RunStatus,
+    Suggestion,
+    SuggestionShard,
+)
 from labeling.models import TrainingRun
 from labeling.paths import probe_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
@@ -79,6 +88,15 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
         positives=probe.positives,
     )
     metrics["learning_curve"] = learning_curve(x.astype(np.float32), y, weight_decay=probe.weight_decay)
+    metrics["likely_mistakes"] = _curation(
+        "likely mistakes",
+        mistakes_write,
+        run_id=run.id,
+        labeled=labeled,
+        y=y,
+        oof=probe.oof_scores,
+        label_ids=label_ids,
+    )
     save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident)
     monitor.update(metrics=metrics)
     log_probe_metrics(run, metrics)
@@ -186,6 +204,8 @@ def finish_if_complete(run_id: int) -> str | None:
 def finalise(run_id: int) -> str:
     """Every shard is written: the run succeeds and its suggestions replace the old ones at once."""
     run = TrainingRun.objects.get(pk=run_id)
+    if run.status == RunStatus.RUNNING:  # before the swap, so the hybrid order comes in with the suggestions
+        _curation("the hybrid order", hybrid_write, run_id=run_id)
     with transaction.atomic():
         if not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
             status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now()
@@ -196,7 +216,18 @@ def finalise(run_id: int) -> str:
     old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.PROBE, id__lt=run.id)
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
+    CurationScore.objects.filter(run__in=old).delete()
     return "succeeded"
+
+
+def _curation(what: str, write: Callable[..., int], **kwargs) -> int | None:
+    """A curation ranking (labeling/curation.py) is extra: when it fails the suggestions still
+    land, and the log says why the order is missing."""
+    try:
+        return write(**kwargs)
+    except Exception:
+        log.exception("%s could not be written (%s)", what, kwargs.get("run_id"))
+        return None
 
 
 def write_suggestions(

@@ -82,24 +82,44 @@ def k_center(
     each the row farthest from the ``centres`` (e.g. the labelled images' features, (M, D)) and the
     rows picked before it. Without centres the first pick is row ``first``. Ties go to the lowest
     index, so the result is deterministic. Cost: k passes of N x D."""
-    x = unit_rows(features)  # (N, D)
+    return _k_center(unit_rows(features), k, centres, first)[0]
+
+
+def diverse_scores(
+    features: np.ndarray | torch.Tensor, k: int, *, centres: np.ndarray | torch.Tensor | None = None
+) -> npt.NDArray[np.float64]:
+    """A score per row for a "diverse first" order: the ``k`` greedy k-center picks score 1 to 2 in
+    pick order (first highest); every other row its cosine distance to the nearest pick or centre,
+    halved (0 to 1), so after the picks the rows the picks cover worst come first."""
+    x = unit_rows(features)
+    picks, far = _k_center(x, k, centres, 0)
+    scores: npt.NDArray[np.float64] = (far.clamp(0, 2) / 2).double().numpy()
+    scores[picks] = 1 + (len(picks) - np.arange(len(picks))) / max(len(picks), 1)
+    return scores
+
+
+def _k_center(
+    x: torch.Tensor, k: int, centres: np.ndarray | torch.Tensor | None, first: int
+) -> tuple[npt.NDArray[np.int64], torch.Tensor]:
+    """(picks, each row's distance to its nearest pick or centre, after the picks)."""
     n = len(x)
-    k = min(k, n)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
+    k = max(min(k, n), 0)
     far = torch.full((n,), float("inf"))  # each row's cosine distance to its nearest centre
     if centres is not None and len(centres):
         c = unit_rows(centres)
         for start in range(0, len(c), 4096):
             far = torch.minimum(far, (1 - x @ c[start : start + 4096].T).min(dim=1).values)
     picks = np.empty(k, dtype=np.int64)
+    if k == 0:
+        return picks, far
     pick = first if not torch.isfinite(far).all() else int(torch.argmax(far))
     for i in range(k):
         picks[i] = pick
         far = torch.minimum(far, 1 - x @ x[pick])
         far[pick] = -1.0  # never again, even when every row is a copy of a centre
         pick = int(torch.argmax(far))
-    return picks
+    far[picks] = 0.0
+    return picks, far
 
 
 def hybrid_order(

@@ -72,3 +72,15 @@ def similar_images(
     )
     rows = sorted(page.rows, key=lambda row: -similarity[row["id"]])[:k]
     return {"run": run_id, "note": None, "results": [{**row, "similarity": similarity[row["id"]]} for row in rows]}
+
+
+def model_doubt(*, image: Image) -> dict | None:
+    """On the review page: the label of this submission the current probe doubts most (out of fold),
+    when it is a likely mistake: a given tag the probe gives under 0.5, or a missing one over 0.5."""
+    run_id = (
+        ProjectModelState.objects.filter(project_id=image.project_id).values_list("probe_run_id", flat=True).first()
+    )
+    note = curation.mistake_note(image_id=image.id, run_id=run_id)
+    if note is None or note["score"] < 0.5:
+        return None
+    return note

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from labeling.ml.curation import duplicate_groups, group_pairs, hybrid_order, k_center, likely_mistakes, nearest
-from labeling.ml.curation import self_confidence, similar_pairs
+from labeling.ml.curation import diverse_scores, duplicate_groups, group_pairs, hybrid_order, k_center, likely_mistakes
+from labeling.ml.curation import nearest, self_confidence, similar_pairs, unit_half
 
 
 def _blocks(ids, features, size):
@@ -113,3 +113,23 @@ def test_it_ranks_a_given_tag_with_low_probability_and_a_missing_one_with_high_p
     assert m.label.tolist() == [1, 0, 1, -1]
     assert m.given.tolist() == [False, True, False, False]
     assert m.score[1] == pytest.approx(0.95) and m.score[3] == 0.0
+
+
+def test_diverse_scores_put_the_picks_first_in_pick_order_then_the_worst_covered():
+    x = np.array([[1, 0], [0.99, 0.14], [0, 1], [-1, 0], [0.7, 0.7]], dtype=np.float32)
+    scores = diverse_scores(x, 2)
+    order = np.argsort(-scores, kind="stable").tolist()
+    assert order[:2] == k_center(x, 2).tolist() == [0, 3]
+    assert scores[order[1]] > 1 >= scores[order[2]]
+    assert order[2] == 2  # 90 degrees from both picks: covered worst
+    assert scores[1] < scores[4] < scores[2]
+
+
+def test_unit_half_blocks_give_the_float32_answer():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(500, 32)).astype(np.float16)
+    ids = np.arange(500)
+    exact = nearest(x[:3], _blocks(ids, x, 128), k=5)
+    fast = nearest(x[:3], [(i, unit_half(f)) for i, f in _blocks(ids, x, 128)], k=5, unit=True)
+    assert fast.ids[:, 0].tolist() == [0, 1, 2]
+    np.testing.assert_allclose(fast.scores, exact.scores, atol=2e-3)
