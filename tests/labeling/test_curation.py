@@ -162,3 +162,16 @@ def test_a_real_pretraining_and_probe_write_every_ranking(eager_tasks, settings)
     assert CurationScore.objects.filter(kind="mistake").count() == submitted == 20
     assert CurationScore.objects.filter(kind="diverse").count() == project.images.count() - submitted
     assert TrainingRun.objects.get(pk=state.probe_run_id).metrics["likely_mistakes"] == submitted
+
+
+def test_the_grid_shows_likely_mistakes_with_the_doubted_label(client, team):
+    grid = reverse("image_grid", args=[team.project.id])
+    client.force_login(team.reviewer)
+    assert "No ranking yet" in client.get(grid, {"order": "mistakes"}).content.decode()
+    _mistakes(team)
+    html = client.get(grid, {"order": "mistakes"}).content.decode()
+    shown = [int(part.split('"')[0]) for part in html.split('data-image-id="')[1:]]
+    assert shown[:2] == [team.ids[2], team.ids[4]] and len(shown) == 6
+    assert "given cat? p=0.03" in html and "missing dog? p=0.85" in html
+    client.force_login(team.outsider)
+    assert client.get(grid, {"order": "mistakes"}).status_code == 404

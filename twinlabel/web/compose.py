@@ -10,7 +10,7 @@ from annotator import selectors
 from annotator.paging import Page
 from annotator.models import Image
 from labeling import curation
-from labeling.models import ProjectModelState, Suggestion
+from labeling.models import CurationScore, ProjectModelState, Suggestion
 from labeling.selectors import image_suggestions, model_note
 
 
@@ -84,3 +84,31 @@ def model_doubt(*, image: Image) -> dict | None:
     if note is None or note["score"] < 0.5:
         return None
     return note
+
+
+def likely_mistakes(*, project_id: int, limit: int) -> list[Image]:
+    """The image grid's "likely mistakes": submitted images, the ones whose labels the current probe
+    doubts most first (annotator.orders "mistakes"), each with ``doubt`` (the label and its
+    out-of-fold probability) and ``similarity`` left unset. Empty before a probe fit."""
+    from annotator.orders import images_ordered
+
+    images = Image.objects.filter(project_id=project_id, status="submitted").only(
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+    )
+    ordered = images_ordered(images, project_id=project_id, order="mistakes")
+    if ordered is None:
+        return []
+    rows = list(ordered.images[:limit])
+    notes = {
+        row["image_id"]: row
+        for row in CurationScore.objects.filter(run_id=_probe_run_id(project_id), image_id__in=[r.id for r in rows])
+        .filter(kind="mistake")
+        .values("image_id", "label__name", "given", "probability")
+    }
+    for row in rows:
+        row.doubt = notes.get(row.id)
+    return rows
+
+
+def _probe_run_id(project_id: int) -> int | None:
+    return ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()

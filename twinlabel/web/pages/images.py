@@ -14,6 +14,7 @@ from annotator.models import Image, ImageStatus
 from twinlabel.web import compose
 
 SIMILAR_GRID = 60  # the grid's "more like this": one page of the nearest images
+MISTAKES_GRID = 120  # the grid's "likely mistakes": the top of the ranking (the API pages through all of it)
 
 
 def _positive_int(value: str | None) -> int | None:
@@ -34,6 +35,8 @@ def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
     similar = _positive_int(request.GET.get("similar"))
     if similar is not None:
         return _similar_grid(request, project, role, similar, status)
+    if request.GET.get("order") == "mistakes":
+        return _mistakes_grid(request, project, role)
     page = selectors.image_page(
         project_id=project.id,
         status=status,
@@ -75,6 +78,24 @@ def _similar_grid(request: HttpRequest, project, role: str, image_id: int, statu
             "statuses": ImageStatus.choices,
             "similar_to": image,
             "note": found["note"],
+        },
+    )
+
+
+def _mistakes_grid(request: HttpRequest, project, role: str) -> HttpResponse:
+    """Likely mistakes: the submitted images whose labels the model doubts most, with the label."""
+    rows = compose.likely_mistakes(project_id=project.id, limit=MISTAKES_GRID)
+    return render(
+        request,
+        "web/image_grid.html",
+        {
+            "project": project,
+            "page": {"images": rows},
+            "can_annotate": role in ANNOTATE_ROLES,
+            "status": "",
+            "statuses": ImageStatus.choices,
+            "mistakes": True,
+            "note": None if rows else "No ranking yet: it comes with the model's next fit on submitted images.",
         },
     )
 
