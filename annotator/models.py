@@ -225,6 +225,9 @@ class LabelBoxCount(models.Model):
 class Source(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model (accepted suggestion)"
+    # A person's tag set on many images at once (a lasso on the embedding map): the issue's
+    # "human_bulk", in the 8 characters the column has.
+    BULK = "bulk", "Human, in bulk"
 
 
 class Authored(models.Model):

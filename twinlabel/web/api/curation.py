@@ -1,4 +1,5 @@
-"""Curation with the embeddings (docs/api.md): more like this."""
+"""Curation with the embeddings (docs/api.md): more like this, and a tag set on a selection of
+images at once (the embedding map's lasso), undoable as one step."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from annotator.access import ANNOTATE_ROLES, project_for
 from annotator.models import ImageStatus
+from annotator.services.bulk_tags import BULK_MAX_IMAGES, tags_bulk_set, tags_bulk_undo
 from twinlabel.web import compose
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
@@ -58,3 +61,67 @@ def image_similar(request: Request, image_id: int) -> Response:
     urls = (url_template("image_file", image_id="{id}"), url_template("image_thumbnail", image_id="{id}"))
     results = [{**image_dict(row, urls), "similarity": row["similarity"]} for row in found["results"]]
     return Response({"run": found["run"], "note": found["note"], "results": results})
+
+
+class BulkTagsInSerializer(serializers.Serializer):
+    images = serializers.ListField(child=serializers.IntegerField(), required=False)
+    label = serializers.IntegerField(required=False)
+    action = serializers.ChoiceField(choices=["add", "remove"], required=False)
+    # {image id: the version you saw}; an image edited since is reported in "conflicts", not written
+    versions = serializers.DictField(child=serializers.IntegerField(), required=False)
+    undo = serializers.CharField(required=False)  # the "undo" of an earlier answer: take that write back
+
+
+class ConflictSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()  # the image's version now
+
+
+class BulkTagsSerializer(serializers.Serializer):
+    changed = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    conflicts = ConflictSerializer(many=True)  # each a 409: edited since you saw it, left as it is
+    missing = serializers.ListField(child=serializers.IntegerField())
+    still_present = serializers.ListField(child=serializers.IntegerField())  # a box of the label remains
+    undo = serializers.CharField(allow_null=True)
+
+
+@extend_schema(request=BulkTagsInSerializer, responses={200: BulkTagsSerializer, 409: BulkTagsSerializer})
+@api_view(["POST"])
+def project_bulk_tags(request: Request, project_id: int) -> Response:
+    """Add or remove one tag on many images (source "bulk"), or undo such a write. 200 with what
+    changed and a conflict per image edited since the version you sent; 409 when every image was."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
+    data = common.body(request)
+    if data.get("undo") is not None:
+        if not isinstance(data["undo"], str):
+            raise BadRequest("“undo” must be the token an earlier answer gave.")
+        report = tags_bulk_undo(project=project, user=request.user, token=data["undo"])
+    else:
+        report = _bulk_set(request, project, data)
+    status = 409 if report.conflicts and not report.changed and not report.unchanged else 200
+    return Response(report.as_dict(), status=status)
+
+
+def _bulk_set(request: Request, project, data: dict):
+    images = common.id_list(data.get("images"), "images", limit=BULK_MAX_IMAGES)
+    if not images:
+        raise BadRequest("Select one or more images (“images”: a list of image ids).")
+    if data.get("action") not in ("add", "remove"):
+        raise BadRequest("“action” must be “add” or “remove”.")
+    label_id = common.int_field(data.get("label"), "label")
+    label = project.labels.filter(pk=label_id).first()
+    if label is None:
+        raise BadRequest(f"The project has no label {label_id}.")
+    raw = data.get("versions") or {}
+    if not isinstance(raw, dict) or not all(str(k).isdigit() for k in raw):
+        raise BadRequest("“versions” must map image ids to the versions you saw.")
+    versions = {int(k): common.int_field(v, "versions") for k, v in raw.items()}
+    return tags_bulk_set(
+        project=project,
+        user=request.user,
+        label=label,
+        image_ids=images,
+        present=data["action"] == "add",
+        versions=versions,
+    )
