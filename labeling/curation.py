@@ -211,3 +211,63 @@ def mistake_note(*, image_id: int, run_id: int | None) -> dict | None:
         "probability": row.probability,
         "score": row.score,
     }
+
+
+# Near-duplicates: pairs at or above this cosine similarity of the backbone's features, closed by
+# union-find (bench/curation.py measures precision and recall on planted crops, re-encodes and colour
+# shifts of the demo scenes; docs say what it found).
+DUPLICATE_THRESHOLD = 0.97
+DUPLICATES_MAX = 200_000  # exact all-pairs search; a larger project gets no groups (logged)
+
+
+def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) -> int:
+    """After a pretraining: the near-duplicate groups of its images (those in a group of two or
+    more), as "duplicate" rows with the group (its smallest id) and its size. Returns the rows."""
+    import logging
+
+    from labeling.ml.curation import duplicate_groups
+    from labeling.models import CurationKind
+
+    embedding_set = embedding_set_of(backbone_run_id)
+    if embedding_set is None:
+        return 0
+    if embedding_set.count > DUPLICATES_MAX:
+        logging.getLogger(__name__).warning(
+            "run %s: %s images, over DUPLICATES_MAX: no near-duplicate groups", backbone_run_id, embedding_set.count
+        )
+        return 0
+    ids, features = _stored_features(embedding_set, DUPLICATES_MAX)
+    groups = duplicate_groups(ids, features, threshold=DUPLICATE_THRESHOLD if threshold is None else threshold)
+    names, sizes = np.unique(groups, return_counts=True)
+    size = dict(zip(names.tolist(), sizes.tolist()))
+    grouped = np.array([size[g] > 1 for g in groups.tolist()], dtype=bool)
+    return _replace(
+        backbone_run_id,
+        CurationKind.DUPLICATE,
+        ids[grouped],
+        np.array([size[g] for g in groups[grouped].tolist()], dtype=np.float64),
+        group=groups[grouped],
+    )
+
+
+def duplicate_groups_page(*, project_id: int, after: int | None = None, limit: int = 50) -> dict:
+    """A page of the current backbone's near-duplicate groups, by group id (keyset): {"groups":
+    [{"group", "images": [ids]}], "next_after"}. Empty before a pretraining."""
+    from labeling.models import CurationKind, CurationScore
+
+    run_id = current_backbone_run_id(project_id=project_id)
+    rows = CurationScore.objects.filter(run_id=run_id, kind=CurationKind.DUPLICATE)
+    names = list(
+        rows.filter(group__gt=after if after is not None else -1)
+        .order_by("group")
+        .values_list("group", flat=True)
+        .distinct()[: limit + 1]
+    )
+    more, names = len(names) > limit, names[:limit]
+    members: dict[int, list[int]] = {g: [] for g in names}
+    for group, image_id in rows.filter(group__in=names).order_by("group", "image_id").values_list("group", "image_id"):
+        members[group].append(image_id)
+    return {
+        "groups": [{"group": g, "images": members[g]} for g in names],
+        "next_after": names[-1] if more and names else None,
+    }

@@ -162,11 +162,13 @@ class CurationKind(models.TextChoices):
     DIVERSE = "diverse", "Diverse first (greedy k-center on the embeddings)"
     HYBRID = "hybrid", "Uncertain and diverse"
     MISTAKE = "mistake", "Likely mistake (the probe disagrees with the person)"
+    DUPLICATE = "duplicate", "Near-duplicate (in a group of images above the cosine threshold)"
 
 
 class CurationScore(models.Model):
-    """A ranking computed from the embeddings (labeling/curation.py), higher first: "diverse" rows
-    belong to a pretraining run (the order of the cold start), "hybrid" and "mistake" rows to a probe
+    """A ranking computed from the embeddings (labeling/curation.py), higher first: "diverse" and
+    "duplicate" rows belong to a pretraining run (the order of the cold start; the near-duplicate
+    groups, score = the group's size), "hybrid" and "mistake" rows to a probe
     run (its uncertainty picked apart by k-center; its out-of-fold disagreement with the labels).
     A mistake row names the doubted label and whether the person gave it."""
 
@@ -177,10 +179,14 @@ class CurationScore(models.Model):
     label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     given = models.BooleanField(null=True, blank=True)
     probability = models.FloatField(null=True, blank=True)  # the out-of-fold probability of that label
+    group = models.BigIntegerField(null=True, blank=True)  # a duplicate's group: its smallest image id
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "kind", "image"], name="curation_unique_per_run")]
-        indexes = [models.Index(fields=["run", "kind", "-score", "image"], name="curation_rank")]
+        indexes = [
+            models.Index(fields=["run", "kind", "-score", "image"], name="curation_rank"),
+            models.Index(fields=["run", "kind", "group", "image"], name="curation_group"),
+        ]
 
 
 class SuggestionShard(models.Model):

@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import transaction
 
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
-from labeling.curation import diverse_write
+from labeling.curation import diverse_write, duplicates_write
 from labeling.data import fill_cache, write_blocks
-from labeling.models import CurationKind, CurationScore, EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
+from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claimed
 
@@ -107,21 +107,20 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
         probe = probe_create(project=run.project, backbone_run_id=run.id)
         if probe is not None:
             send(probe)
-    _diverse_order(run)
+    _curation(run)
     return "succeeded"
 
 
-def _diverse_order(run: TrainingRun) -> None:
-    """The cold start's "diverse" order from the new embeddings (after the run succeeded: it takes
-    up to a minute at RANKED_MAX images, and the queue falls back to id order until it lands). A
-    failure is logged, never the run's."""
-    try:
-        diverse_write(backbone_run_id=run.id)
-        CurationScore.objects.filter(
-            run__project_id=run.project_id, kind=CurationKind.DIVERSE, run_id__lt=run.id
-        ).delete()
-    except Exception:
-        log.exception("pretraining %s: the diverse order could not be written", run.id)
+def _curation(run: TrainingRun) -> None:
+    """The cold start's "diverse" order and the near-duplicate groups from the new embeddings, after
+    the run succeeded (each takes up to minutes at their caps in labeling/curation.py; the queue falls
+    back to id order meanwhile). A failure is logged, never the run's."""
+    for what, write in (("diverse", diverse_write), ("duplicate", duplicates_write)):
+        try:
+            write(backbone_run_id=run.id)
+            CurationScore.objects.filter(run__project_id=run.project_id, kind=what, run_id__lt=run.id).delete()
+        except Exception:
+            log.exception("pretraining %s: the %s ranking could not be written", run.id, what)
 
 
 def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, device: str) -> int:

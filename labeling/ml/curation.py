@@ -147,12 +147,14 @@ def hybrid_order(
 
 @torch.no_grad()
 def similar_pairs(
-    ids: np.ndarray, features: np.ndarray | torch.Tensor, *, threshold: float, chunk_rows: int = 4096
+    ids: np.ndarray, features: np.ndarray | torch.Tensor, *, threshold: float, chunk_rows: int | None = None
 ) -> npt.NDArray[np.int64]:
     """(P, 2) pairs of ids (first < second) whose cosine similarity is at least ``threshold``,
-    comparing ``chunk_rows`` rows with all the others at a time (memory chunk_rows x N)."""
+    comparing ``chunk_rows`` rows with all the others at a time (memory chunk_rows x N; by default
+    about 64 M scores, 256 MB). Exact, so O(N^2 D): minutes at 200,000 images on two cores."""
     x = unit_rows(features)
     ids = np.asarray(ids, dtype=np.int64)
+    chunk_rows = chunk_rows or max(1, 2**26 // max(len(x), 1))
     out = [np.zeros((0, 2), dtype=np.int64)]
     for start in range(0, len(x), chunk_rows):
         sims = x[start : start + chunk_rows] @ x.T  # (C, N)

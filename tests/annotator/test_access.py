@@ -58,6 +58,7 @@ ENDPOINTS = [
     Endpoint("api_queue_release", "post", ANNOTATE, json=True, body={"images": []}),
     Endpoint("api_image_review", "post", REVIEW, json=True, body={"decision": "accept", "version": 1}),
     Endpoint("api_image_similar", "get", ANY, json=True),
+    Endpoint("api_project_duplicates", "get", ANY, json=True),
     # An unknown label: 400, after access was granted.
     Endpoint(
         "api_project_bulk_tags", "post", ANNOTATE, ok=(400,), json=True, body={"images": [1], "action": "add"}
@@ -129,6 +130,7 @@ def world(settings, tmp_path):
         "api_image_review": [submitted],
         "api_image_similar": [unlabeled],
         "api_project_bulk_tags": [project.id],
+        "api_project_duplicates": [project.id],
         "api_project_runs": [project.id],
         "api_run_detail": [run.id],
         "api_run_cancel": [run.id],

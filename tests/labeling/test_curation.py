@@ -157,6 +157,7 @@ def test_a_real_pretraining_and_probe_write_every_ranking(eager_tasks, settings)
     kinds = dict(
         CurationScore.objects.filter(run__project=project).values_list("kind", "run_id").distinct().order_by("kind")
     )
+    kinds.pop("duplicate", None)  # groups only if two scenes embed above the threshold
     assert kinds == {"diverse": state.pretrain_run_id, "hybrid": state.probe_run_id, "mistake": state.probe_run_id}
     submitted = project.images.filter(status=ImageStatus.SUBMITTED).count()
     assert CurationScore.objects.filter(kind="mistake").count() == submitted == 20
@@ -175,3 +176,50 @@ def test_the_grid_shows_likely_mistakes_with_the_doubted_label(client, team):
     assert "given cat? p=0.03" in html and "missing dog? p=0.85" in html
     client.force_login(team.outsider)
     assert client.get(grid, {"order": "mistakes"}).status_code == 404
+
+
+def _planted(n=12, seed=5):
+    """Random directions, with rows 7 and 9 near copies of row 1, and row 10 of row 4."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 64))
+    x[7] = x[1] + rng.normal(scale=0.02, size=64)
+    x[9] = x[1] + rng.normal(scale=0.02, size=64)
+    x[10] = x[4] + rng.normal(scale=0.02, size=64)
+    return x
+
+
+def test_near_duplicates_are_grouped_and_listed_by_group(client, team):
+    run = embeddings(team.project, team.ids, _planted())
+    from labeling.curation import duplicates_write
+
+    assert duplicates_write(backbone_run_id=run.id) == 5
+    url = reverse("api_project_duplicates", args=[team.project.id])
+    for user in (team.owner, team.annotator, team.reviewer):
+        client.force_login(user)
+        body = client.get(url).json()
+        assert body == {
+            "groups": [
+                {"group": team.ids[1], "images": [team.ids[1], team.ids[7], team.ids[9]]},
+                {"group": team.ids[4], "images": [team.ids[4], team.ids[10]]},
+            ],
+            "next_after": None,
+        }
+    first = client.get(url, {"limit": 1}).json()
+    assert [g["group"] for g in first["groups"]] == [team.ids[1]] and first["next_after"] == team.ids[1]
+    rest = client.get(url, {"limit": 1, "after": first["next_after"]}).json()
+    assert [g["group"] for g in rest["groups"]] == [team.ids[4]] and rest["next_after"] is None
+    client.force_login(team.outsider)
+    assert client.get(url).status_code == 404
+
+
+def test_the_grid_shows_near_duplicates_group_by_group(client, team):
+    from labeling.curation import duplicates_write
+
+    grid = reverse("image_grid", args=[team.project.id])
+    client.force_login(team.annotator)
+    assert "No near-duplicates" in client.get(grid, {"duplicates": 1}).content.decode()
+    duplicates_write(backbone_run_id=embeddings(team.project, team.ids, _planted()).id)
+    html = client.get(grid, {"duplicates": 1}).content.decode()
+    shown = [int(part.split('"')[0]) for part in html.split('data-image-id="')[1:]]
+    assert shown == [team.ids[i] for i in (1, 7, 9, 4, 10)]
+    assert f"group {team.ids[1]} · 3 images" in html

@@ -112,3 +112,21 @@ def likely_mistakes(*, project_id: int, limit: int) -> list[Image]:
 
 def _probe_run_id(project_id: int) -> int | None:
     return ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+
+
+def duplicate_images(*, project_id: int, limit: int) -> list[Image]:
+    """The image grid's "near-duplicates": images of the current backbone's groups, group by group
+    (at most ``limit`` images), each with ``group`` and ``group_size``."""
+    page = curation.duplicate_groups_page(project_id=project_id, limit=max(1, limit // 2))
+    ids = [i for g in page["groups"] for i in g["images"]][:limit]
+    group = {i: (g["group"], len(g["images"])) for g in page["groups"] for i in g["images"]}
+    images = {
+        row.id: row
+        for row in Image.objects.filter(pk__in=ids).only(
+            "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+        )
+    }
+    rows = [images[i] for i in ids if i in images]
+    for row in rows:
+        row.group, row.group_size = group[row.id]
+    return rows

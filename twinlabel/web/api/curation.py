@@ -1,5 +1,5 @@
-"""Curation with the embeddings (docs/api.md): more like this, and a tag set on a selection of
-images at once (the embedding map's lasso), undoable as one step."""
+"""Curation with the embeddings (docs/api.md): more like this, near-duplicate groups, and a tag set
+on a selection of images at once (the embedding map's lasso), undoable as one step."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from annotator.access import ANNOTATE_ROLES, project_for
 from annotator.models import ImageStatus
 from annotator.services.bulk_tags import BULK_MAX_IMAGES, tags_bulk_set, tags_bulk_undo
+from labeling import curation
 from twinlabel.web import compose
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
@@ -125,3 +126,29 @@ def _bulk_set(request: Request, project, data: dict):
         present=data["action"] == "add",
         versions=versions,
     )
+
+
+class DuplicateGroupSerializer(serializers.Serializer):
+    group = serializers.IntegerField()  # the group's smallest image id
+    images = serializers.ListField(child=serializers.IntegerField())
+
+
+class DuplicateGroupPageSerializer(serializers.Serializer):
+    groups = DuplicateGroupSerializer(many=True)
+    next_after = serializers.IntegerField(allow_null=True)  # pass as ?after= for the next page
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int, description="Groups (default 50)")],
+    responses=DuplicateGroupPageSerializer,
+)
+@api_view(["GET"])
+def project_duplicates(request: Request, project_id: int) -> Response:
+    """Near-duplicate groups of the current backbone's embeddings (cosine above the threshold, closed
+    transitively), by group; tag a whole group with bulk-tags/."""
+    project, _ = project_for(user=request.user, project_id=project_id)
+    limit = common.optional_int(request, "limit") or 50
+    page = curation.duplicate_groups_page(
+        project_id=project.id, after=common.optional_int(request, "after"), limit=min(limit, 500)
+    )
+    return Response(page)

@@ -25,6 +25,7 @@ urlpatterns = [
     path("projects/<int:project_id>/", projects.project_detail, name="api_project"),
     path("projects/<int:project_id>/labels/", labels.project_labels, name="api_project_labels"),
     path("projects/<int:project_id>/images/", images.project_images, name="api_project_images"),
+    path("projects/<int:project_id>/duplicates/", curation.project_duplicates, name="api_project_duplicates"),
     path("projects/<int:project_id>/bulk-tags/", curation.project_bulk_tags, name="api_project_bulk_tags"),
     path("projects/<int:project_id>/queue/next/", queue.queue_next, name="api_queue_next"),
     path("projects/<int:project_id>/queue/release/", queue.queue_release, name="api_queue_release"),

@@ -37,6 +37,8 @@ def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
         return _similar_grid(request, project, role, similar, status)
     if request.GET.get("order") == "mistakes":
         return _mistakes_grid(request, project, role)
+    if request.GET.get("duplicates"):
+        return _duplicates_grid(request, project, role)
     page = selectors.image_page(
         project_id=project.id,
         status=status,
@@ -96,6 +98,24 @@ def _mistakes_grid(request: HttpRequest, project, role: str) -> HttpResponse:
             "statuses": ImageStatus.choices,
             "mistakes": True,
             "note": None if rows else "No ranking yet: it comes with the model's next fit on submitted images.",
+        },
+    )
+
+
+def _duplicates_grid(request: HttpRequest, project, role: str) -> HttpResponse:
+    """Near-duplicates: the images of the current backbone's groups, group by group."""
+    rows = compose.duplicate_images(project_id=project.id, limit=MISTAKES_GRID)
+    return render(
+        request,
+        "web/image_grid.html",
+        {
+            "project": project,
+            "page": {"images": rows},
+            "can_annotate": role in ANNOTATE_ROLES,
+            "status": "",
+            "statuses": ImageStatus.choices,
+            "duplicates": True,
+            "note": None if rows else "No near-duplicates found (or no pretraining yet).",
         },
     )
 
