@@ -12,11 +12,17 @@ from annotator import extensions
 # "label:<id>" too: images the model suggests that label for, likeliest first.
 # "diverse": greedy k-center on the embeddings (a cold start); "hybrid": the uncertain ones, picked
 # apart by k-center; "mistakes" (submitted images, for review): labels the model doubts most first.
-QUEUE_ORDERS = ("sequential", "random", "uncertain", "diverse", "hybrid")
-LIST_ORDERS = ("id", "uncertain", "diverse", "hybrid", "mistakes")
+# "rare": images likeliest to hold a label with few positives.
+QUEUE_ORDERS = ("sequential", "random", "uncertain", "diverse", "hybrid", "rare")
+LIST_ORDERS = ("id", "uncertain", "diverse", "hybrid", "mistakes", "rare")
 REVIEW_ORDERS = ("oldest", "mistakes")
 # When a model order has served everything it ranks (or has no ranking yet), the queue goes on in these.
-QUEUE_FALLBACKS = {"uncertain": ("sequential",), "diverse": ("sequential",), "hybrid": ("uncertain", "sequential")}
+QUEUE_FALLBACKS = {
+    "uncertain": ("sequential",),
+    "diverse": ("sequential",),
+    "hybrid": ("uncertain", "sequential"),
+    "rare": ("uncertain", "sequential"),
+}
 
 
 def queue_order_valid(order: str) -> bool:

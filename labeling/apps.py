@@ -30,6 +30,7 @@ def _extend_the_annotation_domain() -> None:
     extensions.image_ranker_register("diverse", _rank_diverse)
     extensions.image_ranker_register("hybrid", _rank_hybrid)
     extensions.image_ranker_register("mistakes", _rank_mistakes)
+    extensions.image_ranker_register("rare", _rank_rare)
     extensions.prediction_source_register(_predictions)
     extensions.project_dependent_register(
         extensions.ProjectDependent(counts=_project_counts, files_delete=_project_files_delete)
@@ -90,6 +91,11 @@ def _rank_hybrid(*, project_id: int, images, arg: int | None):
 def _rank_mistakes(*, project_id: int, images, arg: int | None):
     """Submitted images whose labels the current probe's out-of-fold scores doubt most."""
     return _rank_curated(images, _probe_run_id(project_id), "mistake")
+
+
+def _rank_rare(*, project_id: int, images, arg: int | None):
+    """Images likeliest to hold a label with few positives (the current probe's, weighted)."""
+    return _rank_curated(images, _probe_run_id(project_id), "rare")
 
 
 def _predictions(*, project_id: int, min_probability: float):

@@ -274,3 +274,35 @@ def duplicate_groups_page(*, project_id: int, after: int | None = None, limit: i
         "groups": [{"group": g, "images": members[g]} for g in names],
         "next_after": names[-1] if more and names else None,
     }
+
+
+RARE_PER_BLOCK = 2000  # "rare" rows a probe run keeps per block of ids: the top of the order
+
+
+def rare_write_block(
+    *, run_id: int, block: int, s: int, pool: np.ndarray, probs: np.ndarray, label_ids: np.ndarray, positives, trained
+) -> int:
+    """In a probe run's block: the images likeliest to hold a label with few positives (labeling.ml.
+    curation.rare_label_scores on the calibrated probabilities), the block's top RARE_PER_BLOCK."""
+    from labeling.ml.curation import rare_label_scores
+    from labeling.models import CurationKind, CurationScore
+
+    CurationScore.objects.filter(
+        run_id=run_id, kind=CurationKind.RARE, image_id__gte=block * s, image_id__lt=(block + 1) * s
+    ).delete()
+    if positives is None or not len(pool):
+        return 0
+    score, column = rare_label_scores(probs, np.asarray(positives), trained)
+    top = np.argsort(-score, kind="stable")[:RARE_PER_BLOCK]
+    top = top[column[top] >= 0]
+    rows = [
+        CurationScore(
+            run_id=run_id,
+            kind=CurationKind.RARE,
+            image_id=int(pool[i]),
+            score=float(score[i]),
+            label_id=int(label_ids[column[i]]),
+        )
+        for i in top
+    ]
+    return len(CurationScore.objects.bulk_create(rows, batch_size=5000))

@@ -163,13 +163,15 @@ class CurationKind(models.TextChoices):
     HYBRID = "hybrid", "Uncertain and diverse"
     MISTAKE = "mistake", "Likely mistake (the probe disagrees with the person)"
     DUPLICATE = "duplicate", "Near-duplicate (in a group of images above the cosine threshold)"
+    RARE = "rare", "Likely to hold a label with few positives"
 
 
 class CurationScore(models.Model):
     """A ranking computed from the embeddings (labeling/curation.py), higher first: "diverse" and
     "duplicate" rows belong to a pretraining run (the order of the cold start; the near-duplicate
     groups, score = the group's size), "hybrid" and "mistake" rows to a probe
-    run (its uncertainty picked apart by k-center; its out-of-fold disagreement with the labels).
+    run (its uncertainty picked apart by k-center; its out-of-fold disagreement with the labels; the
+    images likeliest to hold a rare label, the top of each block).
     A mistake row names the doubted label and whether the person gave it."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="curation_scores")

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.curation import hybrid_write, mistakes_write
+from labeling.curation import hybrid_write, mistakes_write, rare_write_block
 from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
 from labeling.data import project_blocks, submitted_ids
 from labeling.ml.active import uncertainty
@@ -183,6 +183,17 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
             thresholds=probe.confident,
             trained=probe.trained,
             scores=scores,
+        )
+        labels = (run.metrics or {}).get("labels") or []
+        rare_write_block(
+            run_id=run_id,
+            block=block,
+            s=s,
+            pool=pool,
+            probs=probs,
+            label_ids=probe.label_ids,
+            positives=[r["positives"] for r in labels] if len(labels) == len(probe.label_ids) else None,
+            trained=probe.trained,
         )
         SuggestionShard.objects.update_or_create(
             run_id=run_id, block=block, defaults={"worker": worker, "images": len(pool), "finished_at": timezone.now()}

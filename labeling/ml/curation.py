@@ -234,3 +234,25 @@ def likely_mistakes(labels: np.ndarray, oof: np.ndarray) -> Mistakes:
     score = np.where(scored, 1 - lowest, 0.0)
     given = np.asarray(labels)[np.arange(n), column] > 0.5
     return Mistakes(score, np.where(scored, column, -1).astype(np.int64), given & scored)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rare labels
+
+
+def rare_label_scores(
+    probs: np.ndarray, positives: np.ndarray, trained: np.ndarray | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """For an order that favours images likely to hold labels with few positives: per image the
+    largest p(label) x w(label), w = (1 + fewest positives) / (1 + positives) (the rarest trained
+    label weighs 1, a label with ten times its examples about a tenth), and that label's column
+    (-1 when no label is trained). ``probs`` (N, L), ``positives`` (L,)."""
+    p = np.asarray(probs, dtype=np.float64)
+    pos = np.asarray(positives, dtype=np.float64)
+    usable = np.ones(p.shape[1], bool) if trained is None else np.asarray(trained, bool)
+    if not usable.any() or len(p) == 0:
+        return np.zeros(len(p)), np.full(len(p), -1, dtype=np.int64)
+    w = np.where(usable, (1 + pos[usable].min()) / (1 + pos), 0.0)
+    weighted = np.nan_to_num(p) * w
+    column = weighted.argmax(axis=1).astype(np.int64)
+    return weighted[np.arange(len(p)), column], column

@@ -158,7 +158,12 @@ def test_a_real_pretraining_and_probe_write_every_ranking(eager_tasks, settings)
         CurationScore.objects.filter(run__project=project).values_list("kind", "run_id").distinct().order_by("kind")
     )
     kinds.pop("duplicate", None)  # groups only if two scenes embed above the threshold
-    assert kinds == {"diverse": state.pretrain_run_id, "hybrid": state.probe_run_id, "mistake": state.probe_run_id}
+    assert kinds == {
+        "diverse": state.pretrain_run_id,
+        "hybrid": state.probe_run_id,
+        "mistake": state.probe_run_id,
+        "rare": state.probe_run_id,
+    }
     submitted = project.images.filter(status=ImageStatus.SUBMITTED).count()
     assert CurationScore.objects.filter(kind="mistake").count() == submitted == 20
     assert CurationScore.objects.filter(kind="diverse").count() == project.images.count() - submitted
@@ -223,3 +228,21 @@ def test_the_grid_shows_near_duplicates_group_by_group(client, team):
     shown = [int(part.split('"')[0]) for part in html.split('data-image-id="')[1:]]
     assert shown == [team.ids[i] for i in (1, 7, 9, 4, 10)]
     assert f"group {team.ids[1]} · 3 images" in html
+
+
+def test_the_rare_order_serves_the_likeliest_image_of_the_rarest_label_first(team):
+    from labeling.curation import rare_write_block
+
+    embeddings(team.project, team.ids, _clusters(12))
+    run = _probe(team)
+    pool = np.array(team.ids)
+    probs = np.zeros((12, 2))
+    probs[:, 0] = 0.9  # cat: likely everywhere, 99 positives
+    probs[5, 1], probs[8, 1] = 0.7, 0.4  # dog: 4 positives
+    label_ids = np.array([team.cat.id, team.dog.id])
+    n = rare_write_block(
+        run_id=run.id, block=0, s=50_000, pool=pool, probs=probs, label_ids=label_ids, positives=[99, 4], trained=None
+    )
+    assert n == 12
+    assert [_serve(team, "rare") for _ in range(2)] == [team.ids[5], team.ids[8]]
+    assert CurationScore.objects.get(run=run, kind="rare", image_id=team.ids[5]).label_id == team.dog.id

@@ -133,3 +133,15 @@ def test_unit_half_blocks_give_the_float32_answer():
     fast = nearest(x[:3], [(i, unit_half(f)) for i, f in _blocks(ids, x, 128)], k=5, unit=True)
     assert fast.ids[:, 0].tolist() == [0, 1, 2]
     np.testing.assert_allclose(fast.scores, exact.scores, atol=2e-3)
+
+
+def test_rare_label_scores_favour_a_likely_rare_label_over_a_likelier_common_one():
+    from labeling.ml.curation import rare_label_scores
+
+    probs = np.array([[0.9, 0.1], [0.3, 0.6], [0.2, 0.2], [0.99, np.nan]])
+    score, column = rare_label_scores(probs, np.array([99, 9]), np.array([True, True]))
+    assert column.tolist() == [1, 1, 1, 0]
+    assert np.argsort(-score, kind="stable").tolist()[0] == 1  # 0.6 of the rare label
+    assert score[1] == pytest.approx(0.6) and score[0] == pytest.approx(0.1)
+    none, at = rare_label_scores(probs, np.array([99, 9]), np.array([False, False]))
+    assert none.tolist() == [0, 0, 0, 0] and at.tolist() == [-1] * 4

@@ -25,7 +25,13 @@ from twinlabel.web.api.errors import BadRequest, TooLarge
 
 
 # What a model order's score is called in each row of the list.
-SCORE_NAMES = {"uncertain": "uncertainty", "mistakes": "mistake_score", "diverse": "rank_score", "hybrid": "rank_score"}
+SCORE_NAMES = {
+    "uncertain": "uncertainty",
+    "mistakes": "mistake_score",
+    "diverse": "rank_score",
+    "hybrid": "rank_score",
+    "rare": "rank_score",
+}
 
 
 class ImageSerializer(serializers.Serializer):
@@ -73,7 +79,7 @@ def image_dict(row: dict, urls: tuple[str, str], score: str = "uncertainty") -> 
             "order",
             enum=list(LIST_ORDERS),
             description="id (default); uncertain: the model's least certain first; diverse: greedy k-center on the "
-            "embeddings; hybrid: uncertain and diverse; mistakes: submitted images whose labels the model doubts most",
+            "embeddings; hybrid: uncertain and diverse; mistakes: submitted images whose labels the model doubts most; rare: likeliest to hold a label with few positives",
         ),
         OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
         OpenApiParameter("cursor", str),
