@@ -225,9 +225,9 @@ class LabelBoxCount(models.Model):
 class Source(models.TextChoices):
     HUMAN = "human", "Human"
     MODEL = "model", "Model (accepted suggestion)"
-    # A person's tag set on many images at once (a lasso on the embedding map): the issue's
-    # "human_bulk", in the 8 characters the column has.
-    BULK = "bulk", "Human, in bulk"
+    MODEL_AUTO = "model_auto", "Model (auto-accepted)"
+    # A person's tag set on many images at once (a lasso on the embedding map).
+    HUMAN_BULK = "human_bulk", "Human, in bulk"
 
 
 class Authored(models.Model):
@@ -236,7 +236,7 @@ class Authored(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HUMAN)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.HUMAN)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

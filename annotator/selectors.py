@@ -115,7 +115,7 @@ def annotation_state(*, image: Image) -> dict:
 
 
 # Tags a person set: one by one, or on a selection at once (annotator/services/bulk_tags.py).
-PERSON_SOURCES = ("human", "bulk")
+PERSON_SOURCES = ("human", "human_bulk")
 
 
 def image_list(

@@ -116,12 +116,25 @@ class ProjectModelState(models.Model):
     # label's precision meets this target (labeling/ml/confidence.py); admins may set it per label.
     precision_target = models.FloatField(default=0.9)
     label_targets = models.JSONField(default=dict, blank=True, help_text="{label id: precision target}")
+    # Auto-accept (off by default): at each fit, suggestions at or above a stricter threshold (the
+    # bound of precision meets ``auto_accept_target``) become tags of source ``model_auto`` on
+    # unlabeled images, and ``audit_rate`` of them, drawn at random, wait for a reviewer's audit.
+    auto_accept = models.BooleanField(default=False)
+    auto_accept_target = models.FloatField(default=0.97)
+    audit_rate = models.FloatField(default=0.1)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
                 condition=Q(precision_target__gt=0) & Q(precision_target__lt=1),
                 name="model_state_precision_target_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_accept_target__gt=0) & Q(auto_accept_target__lt=1),
+                name="model_state_auto_target_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="model_state_audit_rate"
             ),
         ]
 
@@ -225,3 +238,34 @@ class SuggestionDecision(models.Model):
             models.UniqueConstraint(fields=["image", "label"], name="decision_unique_per_image_label"),
             one_of("decision", Decision, "decision_valid"),
         ]
+
+
+class AuditResult(models.TextChoices):
+    PENDING = "pending", "Waiting for an audit"
+    CONFIRMED = "confirmed", "Confirmed"
+    REJECTED = "rejected", "Rejected"
+
+
+class AutoTag(models.Model):
+    """A tag the model set by itself (auto-accept): which fit, at what probability, and, for the
+    random audit sample, what the reviewer found. The audited share measures the auto-accepted
+    tags' real precision, label by label."""
+
+    run = models.ForeignKey(TrainingRun, null=True, on_delete=models.SET_NULL, related_name="auto_tags")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="auto_tags")
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="auto_tags")
+    probability = models.FloatField()
+    # Blank: not drawn for the audit sample; otherwise pending until a reviewer confirms or rejects it.
+    audit_result = models.CharField(max_length=16, choices=AuditResult.choices, blank=True)
+    audited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    audited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "label"], name="auto_tag_unique_per_image_label"),
+            models.CheckConstraint(
+                condition=Q(audit_result="") | Q(audit_result__in=AuditResult.values), name="auto_tag_audit_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["audit_result", "id"], name="auto_tag_audit")]

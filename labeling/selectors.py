@@ -16,7 +16,7 @@ from labeling.ml.presets import describe_seconds, device_kind, estimate_seconds
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
 from labeling.paths import run_file
 from labeling.runs import current_probe_run_id
-from labeling.trust import DEFAULT_TARGET
+from labeling.trust import AUTO_TARGET, DEFAULT_TARGET
 
 
 def image_suggestions(*, image: Image) -> list[dict]:
@@ -46,6 +46,9 @@ def suggestion_settings(*, project_id: int) -> dict:
     return {
         "precision_target": target,
         "label_targets": dict(overrides),
+        "auto_accept": state.auto_accept if state else False,
+        "auto_accept_target": state.auto_accept_target if state else AUTO_TARGET,
+        "audit_rate": state.audit_rate if state else 0.1,
         "labels": [
             {
                 "label_id": label_id,
@@ -54,7 +57,7 @@ def suggestion_settings(*, project_id: int) -> dict:
                 "override": str(label_id) in overrides,
                 **{
                     k: by_label.get(label_id, {}).get(k)
-                    for k in ("confident", "threshold", "precision_lower_bound", "near_chance")
+                    for k in ("confident", "threshold", "precision_lower_bound", "near_chance", "auto_threshold")
                 },
             }
             for label_id, name in LabelClass.objects.filter(project_id=project_id)

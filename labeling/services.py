@@ -17,6 +17,7 @@ from django.utils import timezone
 from annotator.access import LimitReached
 from annotator.services.annotations import image_tag_set
 from annotator.models import Image, LabelClass, Project, Source
+from labeling.auto_accept import auto_accept_settings_check
 from labeling.config import pretrain_config_check, pretrain_defaults
 from labeling.models import ACTIVE_STATUSES, Decision, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionDecision, TrainingRun
@@ -159,12 +160,27 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
 
 
 def suggestion_settings_update(
-    *, project: Project, precision_target: float | None = None, label_targets: dict | None = None
+    *,
+    project: Project,
+    precision_target: float | None = None,
+    label_targets: dict | None = None,
+    auto_accept: bool | None = None,
+    auto_accept_target: float | None = None,
+    audit_rate: float | None = None,
 ) -> ProjectModelState:
     """Set the precision a suggestion must prove before it is pre-ticked: the project's target and
-    per-label overrides ({label id: target, or null to use the project's}). Thresholds are chosen
-    at a fit, so a refit is queued when there is a backbone to fit on."""
+    per-label overrides ({label id: target, or null to use the project's}); and auto-accept (on or
+    off, its stricter target, the share audited). Thresholds are chosen at a fit, so a refit is
+    queued when there is a backbone to fit on."""
+    auto_accept_settings_check(auto_accept=auto_accept, auto_accept_target=auto_accept_target, audit_rate=audit_rate)
     state, _ = ProjectModelState.objects.get_or_create(project=project)
+    for name, value in (
+        ("auto_accept", auto_accept),
+        ("auto_accept_target", auto_accept_target),
+        ("audit_rate", audit_rate),
+    ):
+        if value is not None:
+            setattr(state, name, value if isinstance(value, bool) else float(value))
     if precision_target is not None:
         state.precision_target = _target(precision_target, "precision_target")
     if label_targets is not None:
@@ -180,7 +196,7 @@ def suggestion_settings_update(
             else:
                 targets[str(int(key))] = _target(value, f"label_targets.{key}")
         state.label_targets = targets
-    state.save(update_fields=["precision_target", "label_targets"])
+    state.save(update_fields=["precision_target", "label_targets", "auto_accept", "auto_accept_target", "audit_rate"])
     if state.pretrain_run_id is not None:
         probe_start(project=project)
     return state

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from labeling.auto_accept import auto_accept_apply
 from labeling.curation import hybrid_write, mistakes_write, rare_write_block
 from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
 from labeling.data import project_blocks, submitted_ids
@@ -228,6 +229,7 @@ def finalise(run_id: int) -> str:
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
     CurationScore.objects.filter(run__in=old).delete()
+    auto_accept_apply(run_id=run_id)  # a no-op unless the project turned auto-accept on
     return "succeeded"
 
 

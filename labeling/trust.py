@@ -28,9 +28,11 @@ from labeling.ml.confidence import LabelConfidence, label_lift, near_chance, pre
 from labeling.ml.confidence import wilson_lower
 from django.db.models import Count, Q
 
-from labeling.models import Decision, ProjectModelState, Suggestion, SuggestionDecision, TrainingRun
+from labeling.models import AuditResult, AutoTag, Decision, ProjectModelState, Suggestion, SuggestionDecision
+from labeling.models import TrainingRun
 
 DEFAULT_TARGET = 0.9
+AUTO_TARGET = 0.97
 
 
 def label_target(state: ProjectModelState | None, label_id: int) -> float:
@@ -61,6 +63,7 @@ def trust_fit(
     platt.a[t], platt.b[t] = fitted.a, fitted.b
     held_out = cross_fitted(y[:, t], oof[:, t])
     previous = _previous_thresholds(state)
+    audits = audit_counts(project_id=project_id)
     labels = []
     for j, label_id in enumerate(label_ids.tolist()):
         entry = {
@@ -83,6 +86,18 @@ def trust_fit(
             thresholds[j] = result.threshold
             correct = round(result.precision * result.predictions) if result.precision is not None else 0
             entry.update(result.to_dict(), lift=lift, near_chance=weak, decisions=len(decided), correct=correct)
+            entry.update(
+                _auto_threshold(
+                    state,
+                    entry,
+                    y[:, j],
+                    held_out[:, column],
+                    audits.get(label_id, (0, 0)),
+                    decided=decided,
+                    accepted=accepted,
+                    shown_from=shown_from,
+                )
+            )
         else:
             entry.update(confident=False, threshold=None, near_chance=True)
         labels.append(entry)
@@ -96,6 +111,50 @@ def trust_fit(
         "still_learning": still_learning(labels),
     }
     return platt, thresholds, metrics
+
+
+def auto_target(state: ProjectModelState | None, label_target: float) -> float:
+    """Auto-accept's target: the project's stricter one, never below the label's own."""
+    return max(state.auto_accept_target if state else AUTO_TARGET, label_target)
+
+
+def _auto_threshold(
+    state: ProjectModelState | None,
+    entry: dict,
+    y: np.ndarray,
+    scores: np.ndarray,
+    audit: tuple[int, int],
+    **decisions,
+) -> dict:
+    """The stricter threshold at which a label's suggestions may become tags by themselves: the
+    same rule as the confident one at ``auto_target``, for a confident label only, and none while
+    the audits of its auto-accepted tags say (95 % upper bound) its precision is below that target."""
+    target = auto_target(state, entry["target"])
+    confirmed, audited = audit
+    out = {"auto_target": target, "auto_threshold": None, "audit_confirmed": confirmed, "audited": audited}
+    if audited and wilson_upper(confirmed, audited) < target:
+        return {**out, "auto_withdrawn": "the audits of its auto-accepted tags fall short of the target"}
+    if not entry.get("confident"):
+        return out
+    result = precision_threshold(y, scores, target, **decisions)
+    return {**out, "auto_threshold": result.threshold if result.confident else None}
+
+
+def wilson_upper(successes: int, n: int) -> float:
+    """The 95 % Wilson upper bound of a proportion (1 where n is 0)."""
+    return float(1 - wilson_lower(n - successes, n)) if n else 1.0
+
+
+def audit_counts(*, project_id: int) -> dict[int, tuple[int, int]]:
+    """{label id: (confirmed, audited)} over every audited auto-accepted tag of the project."""
+    rows = (
+        AutoTag.objects.filter(
+            image__project_id=project_id, audit_result__in=[AuditResult.CONFIRMED, AuditResult.REJECTED]
+        )
+        .values("label_id")
+        .annotate(confirmed=Count("id", filter=Q(audit_result=AuditResult.CONFIRMED)), audited=Count("id"))
+    )
+    return {r["label_id"]: (r["confirmed"], r["audited"]) for r in rows}
 
 
 def _previous_thresholds(state: ProjectModelState | None) -> dict[int, float]:

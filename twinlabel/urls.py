@@ -6,7 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from twinlabel.web.auth import ThrottledLoginView
-from twinlabel.web.pages import account, annotate, images, labels, members, projects, runs, site
+from twinlabel.web.pages import account, annotate, audit, images, labels, members, projects, runs, site
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -24,6 +24,7 @@ urlpatterns = [
     path("images/<int:image_id>/thumb", images.image_thumbnail, name="image_thumbnail"),
     path("projects/<int:project_id>/annotate/", annotate.annotate, name="annotate"),
     path("projects/<int:project_id>/review/", annotate.review, name="review"),
+    path("projects/<int:project_id>/audit/", audit.audit, name="audit"),
     path("projects/<int:project_id>/settings", projects.project_settings, name="project_settings"),
     path("projects/<int:project_id>/delete/", projects.project_delete, name="project_delete"),
     path("projects/<int:project_id>/members/", members.members, name="members"),

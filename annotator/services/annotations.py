@@ -23,6 +23,7 @@ from annotator import extensions
 from annotator.agreement import in_overlap_sample
 from annotator.attributes import values_clean
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, LabelClass, Project, ReviewStatus
+from annotator.models import Source
 from annotator.services.locking import bump_version, lock_expiry
 from annotator.services.status_counts import label_box_counts_change, label_box_deltas, status_counts_change
 
@@ -176,6 +177,38 @@ def image_tag_set(
         elif present is False:
             ImageTag.objects.filter(image=image, label=label, source=source).delete()
         Image.objects.filter(pk=image.pk).update(version=F("version") + 1)
+
+
+def tags_auto_add(*, project_id: int, pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Tags the model sets by itself (auto-accept), as (image id, label id) pairs: only on unlabeled
+    images nobody holds now and that lack the tag; source ``model_auto``, no author. Each touched
+    image's version moves (one UPDATE), so an editor that opened it before re-reads before saving.
+    -> the pairs written."""
+    wanted: dict[int, set[int]] = {}
+    for image_id, label_id in pairs:
+        wanted.setdefault(int(image_id), set()).add(int(label_id))
+    if not wanted:
+        return []
+    now = timezone.now()
+    written: list[tuple[int, int]] = []
+    ids = sorted(wanted)
+    for start in range(0, len(ids), 2000):
+        chunk = ids[start : start + 2000]
+        with transaction.atomic():
+            free = list(
+                Image.objects.filter(project_id=project_id, pk__in=chunk, status=ImageStatus.UNLABELED)
+                .exclude(locked_until__gt=now)
+                .select_for_update()
+                .values_list("pk", flat=True)
+            )
+            present = set(ImageTag.objects.filter(image_id__in=free).values_list("image_id", "label_id"))
+            rows = [(i, j) for i in free for j in sorted(wanted[i]) if (i, j) not in present]
+            ImageTag.objects.bulk_create(
+                [ImageTag(image_id=i, label_id=j, source=Source.MODEL_AUTO) for i, j in rows], ignore_conflicts=True
+            )
+            Image.objects.filter(pk__in=sorted({i for i, _ in rows})).update(version=F("version") + 1)
+        written.extend(rows)
+    return written
 
 
 def image_submit(*, image: Image, user: AbstractBaseUser, version: int) -> None:

@@ -81,7 +81,7 @@ def tags_bulk_set(
             report.changed = [i for i in seen if i not in tagged]
             report.unchanged = [i for i in seen if i in tagged]
             ImageTag.objects.bulk_create(
-                [ImageTag(image_id=i, label=label, author=user, source=Source.BULK) for i in report.changed],
+                [ImageTag(image_id=i, label=label, author=user, source=Source.HUMAN_BULK) for i in report.changed],
                 batch_size=2000,
             )
             removed: list[list] = []

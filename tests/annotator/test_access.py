@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotator.models import Image, ImageStatus, Membership, Role
-from labeling.models import RunKind, TrainingRun
+from labeling.models import AutoTag, RunKind, TrainingRun
 from labeling.paths import RUN_FILES, run_dir
 from tests.factories import add_images, add_member, make_project, make_user
 
@@ -79,6 +79,10 @@ ENDPOINTS = [
     Endpoint("api_suggestions_accept_all", "post", ANNOTATE, json=True, body={}),
     Endpoint("api_suggestion_settings", "get", ANY, json=True),
     Endpoint("api_suggestion_settings", "patch", ADMIN, json=True, body={"precision_target": 0.95}),
+    Endpoint("audit", "get", REVIEW),
+    Endpoint("api_audit_next", "get", REVIEW, json=True),
+    # A verdict that is neither: 400 says so, after access was granted (audits: tests/labeling/test_auto_accept.py).
+    Endpoint("api_audit_decide", "post", REVIEW, ok=(400,), json=True, body={"verdict": "maybe"}),
 ]
 
 
@@ -107,6 +111,7 @@ def world(settings, tmp_path):
     events.write_bytes(b"event")
     cat = project.labels.order_by("id").first()
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
+    auto_tag = AutoTag.objects.create(image_id=unlabeled, label=cat, probability=0.99, audit_result="pending")
     args = {
         "project_detail": [project.id],
         "image_grid": [project.id],
@@ -142,6 +147,9 @@ def world(settings, tmp_path):
         "api_suggestion_decide": [unlabeled, cat.id, "accept"],
         "api_suggestions_accept_all": [unlabeled],
         "api_suggestion_settings": [project.id],
+        "audit": [project.id],
+        "api_audit_next": [project.id],
+        "api_audit_decide": [auto_tag.id],
     }
     return users, args
 

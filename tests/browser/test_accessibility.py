@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotator.models import Box, Image, ImageStatus, LabelClass, Role
+from labeling.models import AuditResult, AutoTag
 from tests import procs
 from tests.browser.session import log_in
 from tests.factories import add_images, add_member, make_project, make_user
@@ -44,6 +45,7 @@ def _project():
     Image.objects.filter(pk=ids[0]).update(
         status=ImageStatus.SUBMITTED, submitted_by=owner, box_count=1, submitted_at=timezone.now() - timedelta(hours=1)
     )
+    AutoTag.objects.create(image_id=ids[1], label=cat, probability=0.98, audit_result=AuditResult.PENDING)
     return project
 
 
@@ -57,6 +59,7 @@ def _pages(project, empty):
         ("grid", f"/projects/{p}/images/", "main"),
         ("annotate", f"/projects/{p}/annotate/", "#annotate-app.ready"),
         ("review", f"/projects/{p}/review/", "main"),
+        ("audit (an auto-accepted tag to check)", f"/projects/{p}/audit/", "#audit-app"),
         ("members", f"/projects/{p}/members/", "main"),
         ("dashboard", f"/projects/{p}/dashboard/", "body[data-dashboard=ready]"),
         ("api docs", "/api/docs/", "body"),
@@ -102,7 +105,7 @@ def test_it_has_no_serious_or_critical_violations_on_any_page(browser, page, ser
         )
         + "\n"
     )
-    assert len(report) == 11
+    assert len(report) == 12
     blocking = {r["page"]: r["blocking"] for r in report if r["blocking"]}
     assert blocking == {}, json.dumps(blocking, indent=1)
 

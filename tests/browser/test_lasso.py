@@ -42,7 +42,7 @@ def test_lasso_then_bulk_tag_then_undo(browser, page, dashboard_server):  # noqa
     expect(page.locator("#lasso-result")).to_have_text(re.compile("^Tagged"))
     assert f"{60 - len(before)} changed, {len(before)} already so" in page.locator("#lasso-result").text_content()
     tagged = dict(ImageTag.objects.filter(label=circle).values_list("image_id", "source"))
-    assert set(tagged) == set(ids) and {tagged[i] for i in set(ids) - before} == {"bulk"}
+    assert set(tagged) == set(ids) and {tagged[i] for i in set(ids) - before} == {"human_bulk"}
 
     page.wait_for_selector("#lasso-undo:not([disabled])")
     page.keyboard.press("u")

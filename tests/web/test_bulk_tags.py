@@ -34,7 +34,7 @@ def test_an_annotator_tags_a_selection_and_undoes_it_in_one_step(client, team):
     body = _post(client, team, {"images": team.ids[:4], "label": team.cat.id, "action": "add"}).json()
     assert body["changed"] == 3 and body["unchanged"] == 1 and body["conflicts"] == [] and body["undo"]
     assert _tags(team, team.cat) == team.ids[:4]
-    assert ImageTag.objects.filter(image_id=team.ids[1], label=team.cat).get().source == "bulk"
+    assert ImageTag.objects.filter(image_id=team.ids[1], label=team.cat).get().source == "human_bulk"
     after = _versions(team.ids)
     assert [after[i] - before[i] for i in team.ids] == [0, 1, 1, 1, 0, 0]  # only what changed moves
 

@@ -249,7 +249,9 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
     out-of-fold counts plus the decisions on the current run's suggestions since: labeling/trust.py),
     its coverage (share of unlabeled images with a confident suggestion of it), the live accept
     rate (every decision ever taken) and the current probe's cross-validated AP and F1. Also the
-    run's calibration error and learning curve. Four queries."""
+    run's calibration error and learning curve; and auto-accept's figures: its threshold, the tags
+    it set and the audit of its random sample (confirmed of audited). Five queries."""
+    from labeling.auto_accept import auto_accept_summary
     from labeling.trust import live_estimate
 
     rows = {
@@ -278,6 +280,7 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
     by_name = {name: (ap, f1) for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", []))}
     fit = {entry.get("label_id"): entry for entry in trust.get("labels", [])}
     coverage = confident_coverage(project_id=project_id, probe_run_id=probe_run_id)
+    auto = auto_accept_summary(project_id=project_id)
     labels = []
     for label_id, name in LabelClass.objects.filter(project_id=project_id).values_list("id", "name"):
         accepted, decided = rows.get(label_id, (0, 0))
@@ -306,6 +309,11 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
                 "coverage": coverage["by_label"].get(label_id, 0) / coverage["unlabeled"]
                 if coverage["unlabeled"]
                 else None,
+                "auto_threshold": entry.get("auto_threshold"),
+                "auto_accepted": auto.get(label_id, {}).get("auto", 0),
+                "audited": auto.get(label_id, {}).get("audited", 0),
+                "audit_confirmed": auto.get(label_id, {}).get("confirmed", 0),
+                "audit_pending": auto.get(label_id, {}).get("pending", 0),
             }
         )
     return {

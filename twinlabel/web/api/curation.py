@@ -90,7 +90,7 @@ class BulkTagsSerializer(serializers.Serializer):
 @extend_schema(request=BulkTagsInSerializer, responses={200: BulkTagsSerializer, 409: BulkTagsSerializer})
 @api_view(["POST"])
 def project_bulk_tags(request: Request, project_id: int) -> Response:
-    """Add or remove one tag on many images (source "bulk"), or undo such a write. 200 with what
+    """Add or remove one tag on many images (source "human_bulk"), or undo such a write. 200 with what
     changed and a conflict per image edited since the version you sent; 409 when every image was."""
     project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
     data = common.body(request)

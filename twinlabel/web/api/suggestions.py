@@ -11,10 +11,10 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotator.access import ADMIN_ONLY, project_for
+from annotator.access import ADMIN_ONLY, REVIEW_ROLES, project_for
 from annotator.models import LabelClass
-from labeling import selectors, services
-from labeling.models import Decision
+from labeling import auto_accept, selectors, services
+from labeling.models import AutoTag, Decision
 from twinlabel.web import compose
 from twinlabel.web.api import common
 from twinlabel.web.api.annotations import AnnotationStateSerializer
@@ -108,6 +108,9 @@ class SuggestionSettingsSerializer(serializers.Serializer):
         required=False,
         help_text="{label id: target, or null for the project's}",
     )
+    auto_accept = serializers.BooleanField(required=False, help_text="suggestions above the auto target become tags")
+    auto_accept_target = serializers.FloatField(required=False, help_text="0.5 to 0.999; default 0.97")
+    audit_rate = serializers.FloatField(required=False, help_text="0 to 1: share of auto-accepted tags audited")
 
 
 @extend_schema(methods=["GET"], responses={200: OpenApiTypes.OBJECT})
@@ -120,10 +123,58 @@ def suggestion_settings(request: Request, project_id: int) -> Response:
         return Response(selectors.suggestion_settings(project_id=project.id))
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
     data = common.body(request)
-    unknown = set(data) - {"precision_target", "label_targets"}
+    known = ("precision_target", "label_targets", "auto_accept", "auto_accept_target", "audit_rate")
+    unknown = set(data) - set(known)
     if unknown:
-        raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}; use precision_target, label_targets.")
-    services.suggestion_settings_update(
-        project=project, precision_target=data.get("precision_target"), label_targets=data.get("label_targets")
-    )
+        raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}; use {', '.join(known)}.")
+    services.suggestion_settings_update(project=project, **{k: data.get(k) for k in known})
     return Response(selectors.suggestion_settings(project_id=project.id))
+
+
+class AutoTagSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    image = serializers.IntegerField()
+    label = serializers.IntegerField()
+    probability = serializers.FloatField()
+    run = serializers.IntegerField(allow_null=True)
+    audit_result = serializers.CharField(help_text="blank: not in the sample; pending, confirmed or rejected")
+
+
+class AuditNextSerializer(serializers.Serializer):
+    pending = serializers.IntegerField()
+    item = AutoTagSerializer(allow_null=True)
+
+
+class AuditVerdictSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=["confirmed", "rejected"])
+
+
+def _auto_tag_json(tag: AutoTag) -> dict:
+    return {
+        "id": tag.id,
+        "image": tag.image_id,
+        "label": tag.label_id,
+        "probability": tag.probability,
+        "run": tag.run_id,
+        "audit_result": tag.audit_result,
+    }
+
+
+@extend_schema(responses={200: AuditNextSerializer})
+@api_view(["GET"])
+def audit_next(request: Request, project_id: int) -> Response:
+    """The next auto-accepted tag of the audit sample waiting for a reviewer (reviewers and admins)."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=REVIEW_ROLES)
+    item = auto_accept.audit_next(project_id=project.id)
+    pending = auto_accept.audit_pending_count(project_id=project.id)
+    return Response({"pending": pending, "item": _auto_tag_json(item) if item else None})
+
+
+@extend_schema(request=AuditVerdictSerializer, responses={200: AutoTagSerializer})
+@api_view(["POST"])
+def audit_decide(request: Request, auto_tag_id: int) -> Response:
+    """Confirm an auto-accepted tag of the audit sample, or reject it (the tag is removed)."""
+    tag = get_object_or_404(AutoTag.objects.select_related("image", "label"), pk=auto_tag_id)
+    project_for(user=request.user, project_id=tag.image.project_id, roles=REVIEW_ROLES)
+    verdict = common.body(request).get("verdict")
+    return Response(_auto_tag_json(auto_accept.audit_decide(auto_tag=tag, user=request.user, verdict=str(verdict))))

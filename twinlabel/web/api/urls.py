@@ -49,6 +49,8 @@ urlpatterns = [
         name="api_suggestions_accept_all",
     ),
     path("projects/<int:project_id>/suggestions/", suggestions.project_suggestions, name="api_project_suggestions"),
+    path("projects/<int:project_id>/audit/next/", suggestions.audit_next, name="api_audit_next"),
+    path("auto-tags/<int:auto_tag_id>/audit/", suggestions.audit_decide, name="api_audit_decide"),
     path("projects/<int:project_id>/runs/", runs.project_runs, name="api_project_runs"),
     path("runs/<int:run_id>/", runs.run_detail, name="api_run_detail"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="api_run_cancel"),

@@ -14,6 +14,7 @@ from annotator.models import Image
 from annotator.orders import REVIEW_ORDERS, queue_order_valid
 from annotator.services import reviews
 from annotator.services.queue import queue_next
+from labeling.auto_accept import audit_pending_count
 from twinlabel.web import compose
 from twinlabel.web.links import url_template
 from twinlabel.web.pages.images import _positive_int
@@ -109,6 +110,7 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
             "pending": selectors.review_pending_count(project_id=project.id),
             "order": order,
             "doubt": compose.model_doubt(image=image) if image else None,
+            "audit_pending": audit_pending_count(project_id=project.id),
             "config": {
                 "image": image.id if image else None,
                 "version": image.version if image else None,

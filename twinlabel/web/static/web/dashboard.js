@@ -154,7 +154,10 @@ function drawTrust() {
     labelName(r.label), fmt(r.target, 2),
     r.confident ? "yes" : r.near_chance ? "no (near chance)" : "no",
     r.confident ? `${percent(r.estimated_precision)} (≥ ${percent(r.precision_lower_bound)})` : "–",
-    percent(r.coverage), r.decided ? `${percent(r.accept_rate)} of ${r.decided}` : "–"])));
+    percent(r.coverage), r.decided ? `${percent(r.accept_rate)} of ${r.decided}` : "–",
+    r.auto_accepted ? `${r.auto_accepted}` : r.auto_threshold != null ? `0 (from ${percent(r.auto_threshold)})` : "–",
+    r.audited ? `${r.audit_confirmed} of ${r.audited} right${r.audit_pending ? `, ${r.audit_pending} waiting` : ""}`
+      : r.audit_pending ? `${r.audit_pending} waiting` : "–"])));
   const ece = q.ece || {};
   document.getElementById("trust-summary").textContent = q.still_learning
     ? `Abstaining: ${q.still_learning}.`

@@ -1,5 +1,6 @@
 // The project page's precision targets (admins): the project's target and a per-label override
-// (empty: the project's), read from and saved to /api/projects/<id>/suggestion-settings/.
+// (empty: the project's), and auto-accept (on/off, its stricter target, the share audited), read
+// from and saved to /api/projects/<id>/suggestion-settings/.
 
 import { requestJson } from "./http.js";
 
@@ -14,12 +15,18 @@ function call(method, body) {
 
 function standing(label) {
   if (label.confident == null) return "no fit yet";
-  if (label.confident) return `confident from ${Math.round(label.threshold * 100)} %`;
+  if (label.confident) {
+    const auto = label.auto_threshold == null ? "" : `; auto-accepted from ${Math.round(label.auto_threshold * 100)} %`;
+    return `confident from ${Math.round(label.threshold * 100)} %${auto}`;
+  }
   return label.near_chance ? "not confident (near chance)" : "not confident";
 }
 
 function show(settings) {
   form.elements.precision_target.value = settings.precision_target;
+  form.elements.auto_accept.checked = settings.auto_accept;
+  form.elements.auto_accept_target.value = settings.auto_accept_target;
+  form.elements.audit_rate.value = settings.audit_rate;
   rows.replaceChildren(...settings.labels.map((label) => {
     const tr = document.createElement("tr");
     const input = Object.assign(document.createElement("input"), {
@@ -42,7 +49,12 @@ form.addEventListener("submit", async (event) => {
     labelTargets[input.dataset.label] = input.value === "" ? null : Number(input.value);
   }
   try {
-    show(await call("PATCH", { precision_target: Number(form.elements.precision_target.value), label_targets: labelTargets }));
+    const { elements } = form;
+    show(await call("PATCH", {
+      precision_target: Number(elements.precision_target.value), label_targets: labelTargets,
+      auto_accept: elements.auto_accept.checked, auto_accept_target: Number(elements.auto_accept_target.value),
+      audit_rate: Number(elements.audit_rate.value),
+    }));
     message.textContent = "Saved; the probe refits with these targets.";
   } catch (error) {
     message.textContent = error.message;
