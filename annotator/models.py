@@ -227,6 +227,8 @@ class Source(models.TextChoices):
     MODEL = "model", "Model (accepted suggestion)"
     MODEL_AUTO = "model_auto", "Model (auto-accepted)"
     MODEL_ADJUSTED = "model_adjusted", "Model (accepted suggestion, geometry changed)"
+    # A person's tag set on many images at once (a lasso on the embedding map).
+    HUMAN_BULK = "human_bulk", "Human, in bulk"
 
 
 class Authored(models.Model):

@@ -114,6 +114,10 @@ def annotation_state(*, image: Image) -> dict:
     }
 
 
+# Tags a person set: one by one, or on a selection at once (annotator/services/bulk_tags.py).
+PERSON_SOURCES = ("human", "human_bulk")
+
+
 def image_list(
     *,
     project_id: int,
@@ -143,7 +147,7 @@ def image_list(
     if human_label is not None:
         images = images.filter(
             Exists(Box.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human"))
-            | Exists(ImageTag.objects.filter(image=OuterRef("pk"), label_id=human_label, source="human"))
+            | Exists(ImageTag.objects.filter(image=OuterRef("pk"), label_id=human_label, source__in=PERSON_SOURCES))
         )
     if where is not None:
         images = images.filter(where)

@@ -27,6 +27,10 @@ def _extend_the_annotation_domain() -> None:
 
     extensions.image_ranker_register("uncertain", _rank_uncertain)
     extensions.image_ranker_register("label", _rank_suggested)
+    extensions.image_ranker_register("diverse", _rank_diverse)
+    extensions.image_ranker_register("hybrid", _rank_hybrid)
+    extensions.image_ranker_register("mistakes", _rank_mistakes)
+    extensions.image_ranker_register("rare", _rank_rare)
     extensions.prediction_source_register(_predictions)
     extensions.box_prediction_source_register(_box_predictions)
     extensions.project_dependent_register(
@@ -61,6 +65,38 @@ def _rank_suggested(*, project_id: int, images, arg: int | None):
     return images.filter(suggestions__run_id=run_id, suggestions__label_id=arg, suggestions__predicted=True).annotate(
         score=F("suggestions__probability")
     )
+
+
+def _rank_curated(images, run_id: int | None, kind: str):
+    from django.db.models import F
+
+    if run_id is None:
+        return None
+    return images.filter(curation_scores__run_id=run_id, curation_scores__kind=kind).annotate(
+        score=F("curation_scores__score")
+    )
+
+
+def _rank_diverse(*, project_id: int, images, arg: int | None):
+    """Diverse first: greedy k-center on the current backbone's embeddings (labeling/curation.py)."""
+    from labeling.runs import current_backbone_run_id
+
+    return _rank_curated(images, current_backbone_run_id(project_id=project_id), "diverse")
+
+
+def _rank_hybrid(*, project_id: int, images, arg: int | None):
+    """The current probe's uncertain images, picked apart by k-center so a batch is not one case."""
+    return _rank_curated(images, _probe_run_id(project_id), "hybrid")
+
+
+def _rank_mistakes(*, project_id: int, images, arg: int | None):
+    """Submitted images whose labels the current probe's out-of-fold scores doubt most."""
+    return _rank_curated(images, _probe_run_id(project_id), "mistake")
+
+
+def _rank_rare(*, project_id: int, images, arg: int | None):
+    """Images likeliest to hold a label with few positives (the current probe's, weighted)."""
+    return _rank_curated(images, _probe_run_id(project_id), "rare")
 
 
 def _predictions(*, project_id: int, min_probability: float):

@@ -178,6 +178,39 @@ class ImageUncertainty(models.Model):
         indexes = [models.Index(fields=["run", "-score"], name="uncertainty_run_score")]
 
 
+class CurationKind(models.TextChoices):
+    DIVERSE = "diverse", "Diverse first (greedy k-center on the embeddings)"
+    HYBRID = "hybrid", "Uncertain and diverse"
+    MISTAKE = "mistake", "Likely mistake (the probe disagrees with the person)"
+    DUPLICATE = "duplicate", "Near-duplicate (in a group of images above the cosine threshold)"
+    RARE = "rare", "Likely to hold a label with few positives"
+
+
+class CurationScore(models.Model):
+    """A ranking computed from the embeddings (labeling/curation.py), higher first: "diverse" and
+    "duplicate" rows belong to a pretraining run (the order of the cold start; the near-duplicate
+    groups, score = the group's size), "hybrid" and "mistake" rows to a probe
+    run (its uncertainty picked apart by k-center; its out-of-fold disagreement with the labels; the
+    images likeliest to hold a rare label, the top of each block).
+    A mistake row names the doubted label and whether the person gave it."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="curation_scores")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="curation_scores")
+    kind = models.CharField(max_length=16, choices=CurationKind.choices)
+    score = models.FloatField()
+    label = models.ForeignKey(LabelClass, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    given = models.BooleanField(null=True, blank=True)
+    probability = models.FloatField(null=True, blank=True)  # the out-of-fold probability of that label
+    group = models.BigIntegerField(null=True, blank=True)  # a duplicate's group: its smallest image id
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "kind", "image"], name="curation_unique_per_run")]
+        indexes = [
+            models.Index(fields=["run", "kind", "-score", "image"], name="curation_rank"),
+            models.Index(fields=["run", "kind", "group", "image"], name="curation_group"),
+        ]
+
+
 class SuggestionShard(models.Model):
     """One block of image ids scored for a probe run: which worker wrote it, and how many images."""
 

@@ -7,6 +7,7 @@ functions, because the web process imports this module (through ``labeling.tasks
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,10 +17,13 @@ from django.conf import settings
 from django.db import transaction
 
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
+from labeling.curation import diverse_write, duplicates_write
 from labeling.data import fill_cache, write_blocks
-from labeling.models import EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
+from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claimed
+
+log = logging.getLogger(__name__)
 
 
 def run_pretrain(run_id: int, node: str, *, send: Callable[[TrainingRun], object]) -> str:
@@ -103,7 +107,20 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
         probe = probe_create(project=run.project, backbone_run_id=run.id)
         if probe is not None:
             send(probe)
+    _curation(run)
     return "succeeded"
+
+
+def _curation(run: TrainingRun) -> None:
+    """The cold start's "diverse" order and the near-duplicate groups from the new embeddings, after
+    the run succeeded (each takes up to minutes at their caps in labeling/curation.py; the queue falls
+    back to id order meanwhile). A failure is logged, never the run's."""
+    for what, write in (("diverse", diverse_write), ("duplicate", duplicates_write)):
+        try:
+            write(backbone_run_id=run.id)
+            CurationScore.objects.filter(run__project_id=run.project_id, kind=what, run_id__lt=run.id).delete()
+        except Exception:
+            log.exception("pretraining %s: the %s ranking could not be written", run.id, what)
 
 
 def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, device: str) -> int:

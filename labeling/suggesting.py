@@ -23,12 +23,13 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from labeling.auto_accept import auto_accept_apply
+from labeling.curation import hybrid_write, mistakes_write, rare_write_block
 from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
 from labeling.data import project_blocks, submitted_ids
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
-from labeling.models import ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionShard
-from labeling.models import TrainingRun
+from labeling.models import CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import SuggestionShard, TrainingRun
 from labeling.paths import probe_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed, run_finished_emit
 from labeling.trust import trust_fit
@@ -81,6 +82,15 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
         positives=probe.positives,
     )
     metrics["learning_curve"] = learning_curve(x.astype(np.float32), y, weight_decay=probe.weight_decay)
+    metrics["likely_mistakes"] = _curation(
+        "likely mistakes",
+        mistakes_write,
+        run_id=run.id,
+        labeled=labeled,
+        y=y,
+        oof=probe.oof_scores,
+        label_ids=label_ids,
+    )
     save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident)
     monitor.update(metrics=metrics)
     log_probe_metrics(run, metrics)
@@ -168,6 +178,17 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
             trained=probe.trained,
             scores=scores,
         )
+        labels = (run.metrics or {}).get("labels") or []
+        rare_write_block(
+            run_id=run_id,
+            block=block,
+            s=s,
+            pool=pool,
+            probs=probs,
+            label_ids=probe.label_ids,
+            positives=[r["positives"] for r in labels] if len(labels) == len(probe.label_ids) else None,
+            trained=probe.trained,
+        )
         SuggestionShard.objects.update_or_create(
             run_id=run_id, block=block, defaults={"worker": worker, "images": len(pool), "finished_at": timezone.now()}
         )
@@ -188,6 +209,8 @@ def finish_if_complete(run_id: int) -> str | None:
 def finalise(run_id: int) -> str:
     """Every shard is written: the run succeeds and its suggestions replace the old ones at once."""
     run = TrainingRun.objects.get(pk=run_id)
+    if run.status == RunStatus.RUNNING:  # before the swap, so the hybrid order comes in with the suggestions
+        _curation("the hybrid order", hybrid_write, run_id=run_id)
     with transaction.atomic():
         if not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
             status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now()
@@ -202,6 +225,7 @@ def finalise(run_id: int) -> str:
     )
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
+    CurationScore.objects.filter(run__in=old).delete()
     auto_accept_apply(run_id=run_id)  # a no-op unless the project turned auto-accept on
     return "succeeded"
 
@@ -214,6 +238,16 @@ def suggestions_refreshed_emit(*, project_id: int, run_id: int) -> None:
         suggestions=Count("id"), confident=Count("id", filter=Q(predicted=True))
     )
     event_emit(project_id=project_id, event="suggestions.refreshed", data={"run_id": run_id, **counts})
+
+
+def _curation(what: str, write: Callable[..., int], **kwargs) -> int | None:
+    """A curation ranking (labeling/curation.py) is extra: when it fails the suggestions still
+    land, and the log says why the order is missing."""
+    try:
+        return write(**kwargs)
+    except Exception:
+        log.exception("%s could not be written (%s)", what, kwargs.get("run_id"))
+        return None
 
 
 def write_suggestions(

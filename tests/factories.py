@@ -203,3 +203,31 @@ def probe_run(pretrain, *, labeled: int, cv: dict):
         backbone_run=pretrain,
         metrics={"labeled": labeled, "cv": cv},
     )
+
+
+def embeddings(project: Project, ids, features, *, block_size: int = 50_000):
+    """A succeeded pretraining of ``project`` whose embedding blocks hold ``features`` (N, D) for
+    ``ids`` (sorted), made the project's current backbone, as a worker leaves them."""
+    import numpy as np
+
+    from labeling.ml.embed import save_embeddings
+    from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, TrainingRun
+    from labeling.paths import block_path, embeddings_dir
+
+    ids = np.asarray(ids, dtype=np.int64)
+    features = np.asarray(features, dtype=np.float16)
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
+    for block in np.unique(ids // block_size):
+        at = ids // block_size == block
+        save_embeddings(block_path(run.id, int(block)), ids[at], features[at])
+    EmbeddingSet.objects.create(
+        run=run,
+        project=project,
+        path=str(embeddings_dir(run.id)),
+        resolution=32,
+        count=len(ids),
+        dim=features.shape[1],
+        block_size=block_size,
+    )
+    ProjectModelState.objects.update_or_create(project=project, defaults={"pretrain_run": run})
+    return run

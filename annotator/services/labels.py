@@ -26,7 +26,7 @@ PALETTE = (
     "#000075",
 )
 # Keys the annotate page keeps for itself; a label cannot take them as its hotkey.
-RESERVED_HOTKEYS = frozenset("fhsark?/+-= otdvwbcgxu")  # the annotate page's own keys (annotate/keys.js)
+RESERVED_HOTKEYS = frozenset("fhsark?/+-= otdvwbcgxum")  # the annotate page's own keys (annotate/keys.js)
 
 
 def label_create(

@@ -13,7 +13,7 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from annotator.models import Image, ImageStatus, Project
-from annotator.orders import QUEUE_ORDERS, images_ordered, queue_order_valid
+from annotator.orders import QUEUE_FALLBACKS, QUEUE_ORDERS, images_ordered, queue_order_valid
 from annotator.services.locking import first, lock_expiry
 from annotator.services.status_counts import status_counts_move
 
@@ -69,9 +69,13 @@ def queue_next(
             elif order == "sequential":  # id order, as annotator.orders says, in two index scans
                 image = _first_free(images, now)
             else:
-                image = _first_ranked(project, free, order) or (
-                    _first_free(images, now) if order == "uncertain" else None
-                )
+                image = _first_ranked(project, free, order)
+                for fallback in QUEUE_FALLBACKS.get(order, ()) if image is None else ():
+                    image = (
+                        _first_free(images, now) if fallback == "sequential" else _first_ranked(project, free, fallback)
+                    )
+                    if image is not None:
+                        break
         if image is None:
             return None
         claim = {

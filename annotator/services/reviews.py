@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from annotator import extensions
 from annotator.models import Box, Image, ImageStatus, Project, Review, ReviewStatus
+from annotator.orders import images_ordered
 from annotator.services.annotations import BoxIn, annotation_rows
 from annotator.services.locking import StaleVersion, bump_version, first, lock_expiry
 from annotator.services.status_counts import label_box_counts_change, label_box_deltas
@@ -21,9 +22,12 @@ from annotator.services.status_counts import label_box_counts_change, label_box_
 MAX_COMMENT = 2000
 
 
-def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[int] = ()) -> Image | None:
+def review_next(
+    *, project: Project, user: AbstractBaseUser, exclude: Iterable[int] = (), order: str = "oldest"
+) -> Image | None:
     """Hand the reviewer the oldest unreviewed submission nobody else is reviewing, and hold it for
-    them (the same soft lock as the annotation queue; SKIP LOCKED on PostgreSQL)."""
+    them (the same soft lock as the annotation queue; SKIP LOCKED on PostgreSQL). ``order`` "mistakes":
+    the ones whose labels the model doubts most first (annotator.orders), then the oldest."""
     now = timezone.now()
     pending = Image.objects.filter(
         project=project, status=ImageStatus.SUBMITTED, review_status=ReviewStatus.NONE
@@ -32,7 +36,8 @@ def review_next(*, project: Project, user: AbstractBaseUser, exclude: Iterable[i
         image = first(pending.filter(locked_by=user, locked_until__gt=now).order_by("submitted_at", "id"))
         if image is None:
             free = pending.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-            image = first(free.order_by("submitted_at", "id"))
+            ranked = images_ordered(free, project_id=project.id, order=order) if order != "oldest" else None
+            image = (first(ranked.images) if ranked is not None else None) or first(free.order_by("submitted_at", "id"))
         if image is None:
             return None
         Image.objects.filter(pk=image.pk).update(locked_by=user, locked_until=lock_expiry())

@@ -58,6 +58,12 @@ ENDPOINTS = [
     Endpoint("api_queue_next", "post", ANNOTATE, json=True, body={}),
     Endpoint("api_queue_release", "post", ANNOTATE, json=True, body={"images": []}),
     Endpoint("api_image_review", "post", REVIEW, json=True, body={"decision": "accept", "version": 1}),
+    Endpoint("api_image_similar", "get", ANY, json=True),
+    Endpoint("api_project_duplicates", "get", ANY, json=True),
+    # An unknown label: 400, after access was granted.
+    Endpoint(
+        "api_project_bulk_tags", "post", ANNOTATE, ok=(400,), json=True, body={"images": [1], "action": "add"}
+    ),  # no pretraining here: 200 with a note
     Endpoint("api_project_runs", "get", ANY, json=True),
     Endpoint(
         "api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}
@@ -149,6 +155,9 @@ def world(settings, tmp_path):
         "api_queue_next": [project.id],
         "api_queue_release": [project.id],
         "api_image_review": [submitted],
+        "api_image_similar": [unlabeled],
+        "api_project_bulk_tags": [project.id],
+        "api_project_duplicates": [project.id],
         "api_project_runs": [project.id],
         "api_run_detail": [run.id],
         "api_project_predictions": [project.id],

@@ -83,6 +83,7 @@ test("keys: plain label key picks the class, Shift+key toggles the tag, arrows n
   assert.deepEqual(actionFor(key("ArrowLeft", "ArrowLeft", { shiftKey: true }), { ...ctx, hasSelection: true }),
     { action: "nudge", dx: -10, dy: 0 });
   assert.deepEqual(actionFor(key("?", "Slash", { shiftKey: true }), ctx), { action: "help" });
+  assert.deepEqual(actionFor(key("m", "KeyM"), ctx), { action: "moreLike" }); // more like this (issue 17)
 });
 
 // ---- issue 19: attributes, copy previous, repeat size, keys -----------------------------------

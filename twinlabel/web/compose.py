@@ -4,12 +4,13 @@ for a page's sake (annotator never imports labeling; see docs/architecture.md)."
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from annotator import selectors
 from annotator.paging import Page
 from annotator.models import Image
-from labeling.models import ProjectModelState, Suggestion
+from labeling import curation
+from labeling.models import CurationScore, ProjectModelState, Suggestion
 from labeling.selectors import current_run_ids, image_box_suggestions, image_suggestions, model_note
 
 
@@ -40,3 +41,94 @@ def image_list(*, project_id: int, suggested_label: int | None = None, **filters
             )
         )
     return selectors.image_list(project_id=project_id, where=where, **filters)
+
+
+def similar_images(
+    *, project_id: int, image_id: int, k: int, status: str | None = None, human_label: int | None = None
+) -> dict:
+    """More like this: the ``k`` images nearest ``image_id`` by cosine of the current backbone's
+    embeddings, most similar first, each with its ``similarity``; cut by status and human label.
+    A filtered request looks at the 20 k nearest (at least 200) and keeps those that pass, so a
+    rare filter may return fewer than k."""
+    filtered = status is not None or human_label is not None
+    try:
+        found = curation.similar_ids(
+            project_id=project_id, image_id=image_id, k=min(max(20 * k, 200), 5000) if filtered else k
+        )
+    except curation.NotEmbedded:
+        return {
+            "run": None,
+            "note": "This image has no embedding yet: it came after the last pretraining.",
+            "results": [],
+        }
+    if found is None:
+        return {"run": None, "note": "No embeddings yet: start a pretraining on the dashboard.", "results": []}
+    run_id, pairs = found
+    similarity = dict(pairs)
+    page = selectors.image_list(
+        project_id=project_id,
+        status=status,
+        human_label=human_label,
+        where=Q(pk__in=list(similarity)),
+        limit=len(pairs) or 1,
+    )
+    rows = sorted(page.rows, key=lambda row: -similarity[row["id"]])[:k]
+    return {"run": run_id, "note": None, "results": [{**row, "similarity": similarity[row["id"]]} for row in rows]}
+
+
+def model_doubt(*, image: Image) -> dict | None:
+    """On the review page: the label of this submission the current probe doubts most (out of fold),
+    when it is a likely mistake: a given tag the probe gives under 0.5, or a missing one over 0.5."""
+    run_id = (
+        ProjectModelState.objects.filter(project_id=image.project_id).values_list("probe_run_id", flat=True).first()
+    )
+    note = curation.mistake_note(image_id=image.id, run_id=run_id)
+    if note is None or note["score"] < 0.5:
+        return None
+    return note
+
+
+def likely_mistakes(*, project_id: int, limit: int) -> list[Image]:
+    """The image grid's "likely mistakes": submitted images, the ones whose labels the current probe
+    doubts most first (annotator.orders "mistakes"), each with ``doubt`` (the label and its
+    out-of-fold probability) and ``similarity`` left unset. Empty before a probe fit."""
+    from annotator.orders import images_ordered
+
+    images = Image.objects.filter(project_id=project_id, status="submitted").only(
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+    )
+    ordered = images_ordered(images, project_id=project_id, order="mistakes")
+    if ordered is None:
+        return []
+    rows = list(ordered.images[:limit])
+    notes = {
+        row["image_id"]: row
+        for row in CurationScore.objects.filter(run_id=_probe_run_id(project_id), image_id__in=[r.id for r in rows])
+        .filter(kind="mistake")
+        .values("image_id", "label__name", "given", "probability")
+    }
+    for row in rows:
+        row.doubt = notes.get(row.id)
+    return rows
+
+
+def _probe_run_id(project_id: int) -> int | None:
+    return ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", flat=True).first()
+
+
+def duplicate_images(*, project_id: int, limit: int) -> list[Image]:
+    """The image grid's "near-duplicates": images of the current backbone's groups, group by group
+    (at most ``limit`` images), each with ``group`` and ``group_size``."""
+    page = curation.duplicate_groups_page(project_id=project_id, limit=max(1, limit // 2))
+    ids = [i for g in page["groups"] for i in g["images"]][:limit]
+    group = {i: (g["group"], len(g["images"])) for g in page["groups"] for i in g["images"]}
+    images = {
+        row.id: row
+        for row in Image.objects.filter(pk__in=ids).only(
+            "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+        )
+    }
+    rows = [images[i] for i in ids if i in images]
+    for row in rows:
+        row.group, row.group_size = group[row.id]
+    return rows

@@ -431,7 +431,7 @@ def embedding_points(*, project_id: int, after: int | None = None, limit: int = 
     page_ids = page_ids.tolist()
     points = _colour_points(project_id, page_ids, state.probe_run_id)
     xy_rows = page_xy.astype(np.float32).round(3).tolist()  # one conversion, not one per element
-    rows = [[i, x, y, *points.get(i, ("missing", None))] for i, (x, y) in zip(page_ids, xy_rows)]
+    rows = [[i, x, y, *points.get(i, ("missing", None, None))] for i, (x, y) in zip(page_ids, xy_rows)]
     rows = [r for r in rows if r[3] != "missing"]  # images deleted since the embedding
     more = start + limit < len(ids)
     return {
@@ -452,9 +452,12 @@ def id_set(ids: list[int]) -> RawSQL:
 
 
 def _colour_points(project_id: int, image_ids: list[int], probe_run_id: int | None) -> dict[int, tuple]:
-    """{image id: (kind, label id)}: "human" with its first label, "suggested" with its likeliest
+    """{image id: (kind, label id, version)}: "human" with its first label, "suggested" with its likeliest
     predicted label, or "unlabeled"/"skipped". Four queries for a page."""
-    status = dict(Image.objects.filter(project_id=project_id, pk__in=id_set(image_ids)).values_list("id", "status"))
+    # The version too: a lasso's bulk tag sends it back, so an image edited since is not overwritten.
+    rows = Image.objects.filter(project_id=project_id, pk__in=id_set(image_ids)).values_list("id", "status", "version")
+    version = {i: v for i, _, v in rows}
+    status = {i: s for i, s, _ in rows}
     submitted = [i for i, s in status.items() if s == ImageStatus.SUBMITTED]
     human: dict[int, int] = {}
     for model in (ImageTag, Box):  # tags first: a box's class is the fallback
@@ -477,9 +480,9 @@ def _colour_points(project_id: int, image_ids: list[int], probe_run_id: int | No
     out = {}
     for image_id, s in status.items():
         if s == ImageStatus.SUBMITTED:
-            out[image_id] = ("human", human.get(image_id))
+            out[image_id] = ("human", human.get(image_id), version[image_id])
         elif image_id in suggested:
-            out[image_id] = ("suggested", suggested[image_id])
+            out[image_id] = ("suggested", suggested[image_id], version[image_id])
         else:
-            out[image_id] = ("skipped" if s == ImageStatus.SKIPPED else "unlabeled", None)
+            out[image_id] = ("skipped" if s == ImageStatus.SKIPPED else "unlabeled", None, version[image_id])
     return out

@@ -24,6 +24,16 @@ from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest, TooLarge
 
 
+# What a model order's score is called in each row of the list.
+SCORE_NAMES = {
+    "uncertain": "uncertainty",
+    "mistakes": "mistake_score",
+    "diverse": "rank_score",
+    "hybrid": "rank_score",
+    "rare": "rank_score",
+}
+
+
 class ImageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -44,7 +54,7 @@ class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField())
 
 
-def image_dict(row: dict, urls: tuple[str, str]) -> dict:
+def image_dict(row: dict, urls: tuple[str, str], score: str = "uncertainty") -> dict:
     """One row of the list; ``urls``: the file and thumbnail URL templates (``{id}``), reversed once a page."""
     image_id = row["id"]
     return {
@@ -56,7 +66,7 @@ def image_dict(row: dict, urls: tuple[str, str]) -> dict:
         "version": row["version"],
         "file": urls[0].replace("{id}", str(image_id)),
         "thumbnail": urls[1].replace("{id}", str(image_id)),
-        **({"uncertainty": row["score"]} if "score" in row else {}),
+        **({score: row["score"]} if "score" in row else {}),
     }
 
 
@@ -66,7 +76,10 @@ def image_dict(row: dict, urls: tuple[str, str]) -> dict:
         OpenApiParameter("label", int, description="Images a person gave this label (box or tag)"),
         OpenApiParameter("suggested", int, description="Images the current model suggests this label for"),
         OpenApiParameter(
-            "order", enum=list(LIST_ORDERS), description="id (default) or uncertain: the model's least certain first"
+            "order",
+            enum=list(LIST_ORDERS),
+            description="id (default); uncertain: the model's least certain first; diverse: greedy k-center on the "
+            "embeddings; hybrid: uncertain and diverse; mistakes: submitted images whose labels the model doubts most; rare: likeliest to hold a label with few positives",
         ),
         OpenApiParameter("name", str, description="Images uploaded under exactly this file name"),
         OpenApiParameter("cursor", str),
@@ -98,11 +111,14 @@ def project_images(request: Request, project_id: int) -> Response:
         order=order,
         limit=min(limit, 1000),
         name=request.query_params.get("name") or None,
-        after=common.cursor_decode(request.query_params.get("cursor"), 2 if order == "uncertain" else 1),
+        after=common.cursor_decode(request.query_params.get("cursor"), 1 if order == "id" else 2),
     )
     urls = (url_template("image_file", image_id="{id}"), url_template("image_thumbnail", image_id="{id}"))
     return Response(
-        {"next": common.next_url(request, page.next_key), "results": [image_dict(r, urls) for r in page.rows]}
+        {
+            "next": common.next_url(request, page.next_key),
+            "results": [image_dict(r, urls, SCORE_NAMES.get(order, "score")) for r in page.rows],
+        }
     )
 
 

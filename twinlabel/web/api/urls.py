@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, predictions, projects, queue, runs
-from twinlabel.web.api import suggestions, webhooks
+from twinlabel.web.api import curation, suggestions, webhooks
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -16,6 +16,8 @@ urlpatterns = [
     path("projects/<int:project_id>/", projects.project_detail, name="api_project"),
     path("projects/<int:project_id>/labels/", labels.project_labels, name="api_project_labels"),
     path("projects/<int:project_id>/images/", images.project_images, name="api_project_images"),
+    path("projects/<int:project_id>/duplicates/", curation.project_duplicates, name="api_project_duplicates"),
+    path("projects/<int:project_id>/bulk-tags/", curation.project_bulk_tags, name="api_project_bulk_tags"),
     path("projects/<int:project_id>/queue/next/", queue.queue_next, name="api_queue_next"),
     path("projects/<int:project_id>/queue/release/", queue.queue_release, name="api_queue_release"),
     path("projects/<int:project_id>/export/", exchange.project_export, name="api_project_export"),
@@ -26,6 +28,7 @@ urlpatterns = [
     path("images/<int:image_id>/submit/", annotations.image_submit, name="api_image_submit"),
     path("images/<int:image_id>/skip/", annotations.image_skip, name="api_image_skip"),
     path("images/<int:image_id>/review/", annotations.image_review, name="api_image_review"),
+    path("images/<int:image_id>/similar/", curation.image_similar, name="api_image_similar"),
     re_path(
         r"^images/(?P<image_id>[0-9]+)/suggestions/(?P<label_id>[0-9]+)/(?P<decision>accept|reject|undo)/$",
         suggestions.image_suggestion_decide,

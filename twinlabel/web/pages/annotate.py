@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 from annotator import selectors
 from annotator.access import ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.models import Image
-from annotator.orders import queue_order_valid
+from annotator.orders import REVIEW_ORDERS, queue_order_valid
 from annotator.services import reviews
 from annotator.services.queue import queue_next
 from labeling.auto_accept import audit_pending_count
@@ -76,6 +76,7 @@ def annotate(request: HttpRequest, project_id: int) -> HttpResponse:
                     "boxAcceptAll": url_template("api_box_suggestions_accept_all", image_id="{id}"),
                     "review": url_template("api_image_review", image_id="{id}"),
                     "project": reverse("project_detail", args=[project.id]),
+                    "similarGrid": reverse("image_grid", args=[project.id]) + "?similar={id}",
                 },
             },
             "initial": compose.annotation_state(image=image) if image else None,
@@ -91,10 +92,11 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
     image_id = _positive_int(request.GET.get("image"))
     # Images skipped (S) in this run of the page, so the queue hands out the next one instead.
     skipped = [int(i) for i in request.GET.get("skipped", "").split(",")[-200:] if i.isdigit()]
+    order = request.GET.get("order") if request.GET.get("order") in REVIEW_ORDERS else "oldest"
     if image_id is not None:
         image = get_object_or_404(Image.objects.select_related("submitted_by"), pk=image_id, project=project)
     else:
-        image = reviews.review_next(project=project, user=request.user, exclude=skipped)
+        image = reviews.review_next(project=project, user=request.user, exclude=skipped, order=order)
     labels = {label.id: label for label in project.labels.all()}
     boxes = list(image.boxes.order_by("id").values("label_id", "x", "y", "w", "h", "attributes")) if image else []
     for box in boxes:  # percentages, so the overlay scales with the picture
@@ -114,12 +116,14 @@ def review(request: HttpRequest, project_id: int) -> HttpResponse:
             "tags": [labels[t] for t in image.tags.order_by("id").values_list("label_id", flat=True)] if image else [],
             "history": list(image.reviews.select_related("reviewer").order_by("-id")[:5]) if image else [],
             "pending": selectors.review_pending_count(project_id=project.id),
+            "order": order,
+            "doubt": compose.model_doubt(image=image) if image else None,
             "audit_pending": audit_pending_count(project_id=project.id),
             "config": {
                 "image": image.id if image else None,
                 "version": image.version if image else None,
                 "url": reverse("api_image_review", args=[image.id]) if image else None,
-                "next": reverse("review", args=[project.id]),
+                "next": reverse("review", args=[project.id]) + ("?order=mistakes" if order == "mistakes" else ""),
                 "skipped": skipped,
                 "size": [image.width, image.height] if image else None,
                 "labels": [

@@ -11,6 +11,10 @@ from django.views.decorators.http import require_GET
 from annotator import selectors
 from annotator.access import ANNOTATE_ROLES, project_for
 from annotator.models import Image, ImageStatus
+from twinlabel.web import compose
+
+SIMILAR_GRID = 60  # the grid's "more like this": one page of the nearest images
+MISTAKES_GRID = 120  # the grid's "likely mistakes": the top of the ranking (the API pages through all of it)
 
 
 def _positive_int(value: str | None) -> int | None:
@@ -28,6 +32,13 @@ def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
     status = request.GET.get("status") or None
     if status and status not in ImageStatus.values:
         raise Http404("No such status.")
+    similar = _positive_int(request.GET.get("similar"))
+    if similar is not None:
+        return _similar_grid(request, project, role, similar, status)
+    if request.GET.get("order") == "mistakes":
+        return _mistakes_grid(request, project, role)
+    if request.GET.get("duplicates"):
+        return _duplicates_grid(request, project, role)
     page = selectors.image_page(
         project_id=project.id,
         status=status,
@@ -43,6 +54,68 @@ def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
             "can_annotate": role in ANNOTATE_ROLES,
             "status": status or "",
             "statuses": ImageStatus.choices,
+        },
+    )
+
+
+def _similar_grid(request: HttpRequest, project, role: str, image_id: int, status: str | None) -> HttpResponse:
+    """More like this: the grid of the images nearest ``image_id`` in the embeddings, with scores."""
+    image = get_object_or_404(Image.objects.only("id", "original_name"), pk=image_id, project_id=project.id)
+    found = compose.similar_images(project_id=project.id, image_id=image.id, k=SIMILAR_GRID, status=status)
+    similarity = {row["id"]: row["similarity"] for row in found["results"]}
+    images = Image.objects.filter(pk__in=list(similarity)).only(
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+    )
+    rows = sorted(images, key=lambda row: -similarity[row.id])
+    for row in rows:
+        row.similarity = similarity[row.id]
+    return render(
+        request,
+        "web/image_grid.html",
+        {
+            "project": project,
+            "page": {"images": rows},
+            "can_annotate": role in ANNOTATE_ROLES,
+            "status": status or "",
+            "statuses": ImageStatus.choices,
+            "similar_to": image,
+            "note": found["note"],
+        },
+    )
+
+
+def _mistakes_grid(request: HttpRequest, project, role: str) -> HttpResponse:
+    """Likely mistakes: the submitted images whose labels the model doubts most, with the label."""
+    rows = compose.likely_mistakes(project_id=project.id, limit=MISTAKES_GRID)
+    return render(
+        request,
+        "web/image_grid.html",
+        {
+            "project": project,
+            "page": {"images": rows},
+            "can_annotate": role in ANNOTATE_ROLES,
+            "status": "",
+            "statuses": ImageStatus.choices,
+            "mistakes": True,
+            "note": None if rows else "No ranking yet: it comes with the model's next fit on submitted images.",
+        },
+    )
+
+
+def _duplicates_grid(request: HttpRequest, project, role: str) -> HttpResponse:
+    """Near-duplicates: the images of the current backbone's groups, group by group."""
+    rows = compose.duplicate_images(project_id=project.id, limit=MISTAKES_GRID)
+    return render(
+        request,
+        "web/image_grid.html",
+        {
+            "project": project,
+            "page": {"images": rows},
+            "can_annotate": role in ANNOTATE_ROLES,
+            "status": "",
+            "statuses": ImageStatus.choices,
+            "duplicates": True,
+            "note": None if rows else "No near-duplicates found (or no pretraining yet).",
         },
     )
 

@@ -28,6 +28,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
                 "urls": {
                     "data": reverse("api_project_dashboard", args=[project.id]),
                     "map": reverse("api_embedding_map", args=[project.id]),
+                    "bulkTags": reverse("api_project_bulk_tags", args=[project.id]),
                     "runs": reverse("api_project_runs", args=[project.id]),
                     "run": url_template("api_run_detail", run_id="{id}"),
                     "cancel": url_template("api_run_cancel", run_id="{id}"),

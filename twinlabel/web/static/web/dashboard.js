@@ -3,6 +3,7 @@
 // static file from the plotly wheel (window.Plotly); the data comes from two JSON endpoints.
 
 import { requestJson } from "./http.js";
+import { Lasso } from "./lasso.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const message = document.getElementById("dash-message");
@@ -15,6 +16,7 @@ const selected = new Set();
 let lossRun = null;
 let lossTimer = null;
 let sortBy = { key: "map", descending: true };
+let lasso = null;
 
 function call(address, method = "GET") {
   return requestJson(address, { method, body: method === "POST" ? {} : undefined });
@@ -301,7 +303,9 @@ async function drawMap() {
   document.getElementById("map-caption").textContent = page.run
     ? `${page.sampled} of ${page.total} images, backbone run #${page.run}` : "no embeddings yet: pretrain first";
   const groups = new Map();
-  for (const [id, x, y, kind, label] of points) {
+  const versions = {};
+  for (const [id, x, y, kind, label, version] of points) {
+    versions[id] = version;
     const key = kind === "human" || kind === "suggested" ? `${kind === "human" ? "labeled" : "suggested"}: ${labelName(label)}` : kind;
     if (!groups.has(key)) groups.set(key, { kind, label, x: [], y: [], ids: [] });
     const g = groups.get(key);
@@ -312,7 +316,7 @@ async function drawMap() {
     marker: { size: g.kind === "human" ? 7 : 5, symbol: g.kind === "suggested" ? "circle-open" : "circle",
               color: g.kind === "human" || g.kind === "suggested" ? labelColour(g.label) : g.kind === "skipped" ? "#fca5a5" : "#cbd5e1" },
   }));
-  await plot("chart-map", traces, layout("Image embeddings (PCA, 2-D)", { height: 520, hovermode: "closest" }),
+  await plot("chart-map", traces, layout("Image embeddings (PCA, 2-D)", { height: 520, hovermode: "closest", dragmode: lasso?.dragmode || "zoom" }),
              traces.length ? null : "A map of the images appears here once a pretraining has embedded them: "
                + "start one with Pretrain on the project page (each image becomes a point, coloured by its labels).");
   const chart = document.getElementById("chart-map");
@@ -327,6 +331,14 @@ async function drawMap() {
     document.getElementById("map-thumb-caption").textContent = `image ${id} · ${event.points[0].data.name} · click to annotate`;
   });
   chart.on("plotly_click", (event) => { window.location.href = url(config.urls.annotate, event.points[0].customdata); });
+  if (!lasso) {
+    lasso = new Lasso({ chart, bar: document.getElementById("lasso-bar"), url: config.urls.bulkTags, labels: data.labels });
+    // A write moved versions and colours: draw the map again from the server.
+    chart.addEventListener("lasso-saved", () => drawMap());
+  }
+  document.getElementById("lasso-bar").hidden = false;
+  lasso.listen(versions);
+  lasso.select([]);
 }
 
 async function load() {
@@ -355,6 +367,7 @@ document.getElementById("refresh").addEventListener("click", load);
 document.getElementById("compare").addEventListener("click", drawComparison);
 document.addEventListener("keydown", (event) => {
   if (event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (lasso?.key(event)) return;
   if (event.key === "r") load();
   if (event.key === "x" || event.key === "t") document.querySelector(`#runs button[data-key="${event.key}"]`)?.click();
   if (event.key === "c") {

@@ -38,7 +38,7 @@ async function decide(decision) {
   const body = { decision, version: config.version, comment: comment.value };
   if (decision === "accept" && edited) body.boxes = boxes;
   let next = config.next;
-  if (decision === "skip") next += `?skipped=${[...config.skipped, config.image].slice(-200).join(",")}`;
+  if (decision === "skip") next += `${next.includes("?") ? "&" : "?"}skipped=${[...config.skipped, config.image].slice(-200).join(",")}`;
   try {
     if (await post(body)) {
       window.location.assign(next);

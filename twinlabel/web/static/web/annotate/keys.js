@@ -15,6 +15,7 @@ export const SHORTCUTS = [
   { keys: ["⇧A"], what: "Accept every confident suggested tag and box of this image", action: "acceptAll" },
   { keys: ["click dashed box"], what: "Ring that suggested box, for A and R" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
+  { keys: ["M"], what: "More like this: the images most like this one, in a new tab", action: "moreLike" },
   { keys: ["Alt+O"], what: "Choose the queue order: which image comes next", action: "order" },
   { keys: ["←", "→"], what: "Previous / next image of this session (when no box is selected)" },
   { keys: ["F"], what: "Fit the image to the screen", action: "fit" },
@@ -73,7 +74,7 @@ export function actionFor(e, { labels, hasSelection }) {
   if (e.shiftKey) return char === "a" ? { action: "acceptAll" } : null;
   if (char in FLAG_KEYS) return hasSelection ? { action: "flag", name: FLAG_KEYS[char] } : null;
   return { a: { action: "accept" }, r: { action: "reject" }, f: { action: "fit" }, h: { action: "hide" },
-    s: { action: "skip" }, u: { action: "undoDecision" }, v: { action: "copyPrevious" }, w: { action: "stamp" }, x: { action: "resetAdjust" } }[char]
+    m: { action: "moreLike" }, s: { action: "skip" }, u: { action: "undoDecision" }, v: { action: "copyPrevious" }, w: { action: "stamp" }, x: { action: "resetAdjust" } }[char]
     || null;
 }
 

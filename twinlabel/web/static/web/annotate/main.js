@@ -78,6 +78,7 @@ function act(app, action, args = {}) {
     acceptAll: () => suggester.acceptAll(),
     focusSuggestion: () => store.focusSuggestion(args.label),
     order: () => panels.focusOrder(),
+    moreLike: () => store.image && window.open(app.api.urls.similarGrid.replace("{id}", store.image.id), "_blank"),
     setOrder: () => setOrder(app, args.order),
     select: () => store.select(args.cid),
     cycle: () => store.cycleBoxSuggestion(args.step) || store.selectNext(args.step),

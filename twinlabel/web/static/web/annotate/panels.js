@@ -111,10 +111,12 @@ export class Panels {
     }
   }
 
-  // The queue order select: sequential, random, most uncertain first, or suggested as one label.
+  // The queue order select: sequential, random, most uncertain first, diverse first (cold start),
+  // uncertain and diverse, or suggested as one label.
   buildOrder(order) {
     const select = this.el("queue-order");
     const options = [["sequential", "in order"], ["random", "at random"], ["uncertain", "most uncertain first"],
+      ["diverse", "diverse first"], ["hybrid", "uncertain and diverse"], ["rare", "rare labels first"],
       ...this.store.labels.map((l) => [`label:${l.id}`, `suggested as “${l.name}”`])];
     if (!options.some(([value]) => value === order)) options.push([order, order]); // a label since removed
     for (const [value, text] of options) select.add(new Option(text, value, false, value === order));

@@ -1,0 +1,273 @@
+"""Curation with the embeddings (issue 17): what labeling/ml/curation.py finds, and how fast.
+
+    python -m bench.curation [--parts mistakes duplicates latency bulk] [--budget 120]
+
+- mistakes: 1,000 demo scenes with their true tags; 5 % of the images get one tag flipped at
+  random; the probe's out-of-fold self-confidence ranks them (labeling.ml.curation.likely_mistakes).
+  Figure: the share of the flipped images in the top 10 % (target >= 0.6), over three flips, with
+  the features of a Barlow Twins backbone pretrained here for --budget seconds (the CPU preset at
+  32 px) and, for scale, of a random-init backbone.
+- duplicates: 400 distinct scenes plus, for 100 of them, a planted copy: a crop (80-95 %), a JPEG
+  re-encode (quality 50) or a small colour shift. Pairs at or above a cosine threshold, closed by
+  union-find; precision and recall of "same group" over all pairs, per threshold; the threshold is
+  chosen on half of the planted groups and judged on the other half (target >= 0.9 both).
+- latency: more like this (labeling.ml.curation.nearest over float16 unit rows kept in memory, as
+  the web process keeps them) at 100k and 1M synthetic 512-d vectors: p50/p95 of 40 queries.
+- bulk: POST bulk-tags/'s service on 5,000 images of a fresh SQLite project (target < 5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+
+from bench._util import machine_load, rounded, write_result
+
+SEED = 0
+
+
+def _features(backbone, images: np.ndarray) -> np.ndarray:
+    from labeling.ml.embed import embed_images
+
+    return embed_images(backbone, images, device="cpu")
+
+
+def _pretrained(images: np.ndarray, budget: float):
+    from labeling.ml.backbone import ModelConfig
+    from labeling.ml.presets import PRESETS
+    from labeling.ml.train import PretrainConfig, Runtime, build_model, pretrain
+
+    preset = PRESETS["cpu"]
+    config = PretrainConfig(
+        model=ModelConfig(resolution=preset["resolution"], small_stem=False, projector=tuple(preset["projector"])),
+        epochs=preset["epochs"],
+        batch_size=preset["batch_size"],
+        warmup_epochs=preset["warmup_epochs"],
+        lr_weights=preset["lr_weights"],
+        seed=SEED,
+        crop_scale=(preset["crop_min"], 1.0),
+        time_budget_s=budget,
+    )
+    start = time.perf_counter()
+    run = pretrain(config, images, Runtime(device="cpu", log_every=10**9, progress_every_s=60))
+    info = {"seconds": round(time.perf_counter() - start, 1), "steps": len(run.loss_history), "status": run.status}
+    return run.model.backbone, build_model(config).backbone, info
+
+
+def _scenes(start: int, n: int, size: int = 128):
+    from annotator.demo.scenes import LABELS, render_scene
+
+    out = []
+    for k in range(n):
+        scene = render_scene(start + k, seed=SEED, size=(size, size))
+        out.append((scene.image.convert("RGB"), [name in scene.labels for name in LABELS]))
+    return out
+
+
+def _square(images: list, resolution: int = 32) -> np.ndarray:
+    from labeling.ml.cache import decode_square
+
+    return np.stack([decode_square(image, resolution) for image in images])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3) -> dict:
+    from labeling.ml.curation import likely_mistakes
+    from labeling.ml.probe import fit_probe
+
+    n, top = len(labels), len(labels) // 10
+    out: dict = {}
+    for name, x in features.items():
+        shares = []
+        for flip in range(flips):
+            rng = np.random.default_rng((SEED, flip))
+            flipped = rng.choice(n, n // 20, replace=False)
+            y = labels.astype(np.float32).copy()
+            columns = rng.integers(0, y.shape[1], len(flipped))
+            y[flipped, columns] = 1 - y[flipped, columns]
+            probe = fit_probe(x.astype(np.float32), y)
+            ranked = np.argsort(-likely_mistakes(y, probe.oof_scores).score, kind="stable")
+            shares.append(float(np.isin(flipped, ranked[:top]).mean()))
+        out[name] = {"flipped_in_top_10pct": shares, "mean": round(float(np.mean(shares)), 3)}
+        print(f"mistakes, {name}: flipped images in the top 10 %: {shares}", flush=True)
+    return out
+
+
+def _planted(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    w, h = image.size
+    if kind == "crop":
+        s = rng.uniform(0.8, 0.95)
+        x, y = rng.uniform(0, 1 - s) * w, rng.uniform(0, 1 - s) * h
+        return image.crop((int(x), int(y), int(x + s * w), int(y + s * h))).resize((w, h))
+    if kind == "jpeg":
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=50)
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    shifted = ImageEnhance.Color(image).enhance(rng.uniform(0.8, 1.2))
+    return ImageEnhance.Brightness(shifted).enhance(rng.uniform(0.9, 1.1))
+
+
+def duplicates(backbones: dict, distinct: int = 400, planted: int = 100) -> dict:
+    from labeling.ml.curation import duplicate_groups
+
+    rng = np.random.default_rng(SEED)
+    base = [image for image, _ in _scenes(10_000, distinct)]
+    kinds = ["crop", "jpeg", "colour"]
+    copies = [_planted(base[i], kinds[i % 3], rng) for i in range(planted)]
+    images = _square(base + copies)
+    truth = np.concatenate([np.arange(distinct), np.arange(planted)])  # a copy's group is its original's
+    ids = np.arange(len(images))
+    half = np.arange(distinct) % 2 == 0  # groups chosen on / judged on
+    out: dict = {}
+    for name, backbone in backbones.items():
+        x = _features(backbone, images)
+        sweep = {}
+        for threshold in (0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998):
+            groups = duplicate_groups(ids, x, threshold=threshold)
+            sweep[threshold] = {
+                part: _pair_scores(groups, truth, half[truth] == (part == "choose")) for part in ("choose", "judge")
+            }
+        best = max(sweep, key=lambda t: _f1(sweep[t]["choose"]))
+        out[name] = {
+            "sweep": {str(t): v for t, v in sweep.items()},
+            "threshold_chosen": best,
+            "judged": sweep[best]["judge"],
+            "by_kind_recall_at_chosen": _recall_by_kind(
+                duplicate_groups(ids, x, threshold=best), distinct, planted, kinds
+            ),
+        }
+        print(f"duplicates, {name}: threshold {best}: {sweep[best]['judge']}", flush=True)
+    return out
+
+
+def _pair_scores(groups: np.ndarray, truth: np.ndarray, rows: np.ndarray) -> dict:
+    """Precision and recall of "in the same group" over every pair of the rows given."""
+    g, t = groups[rows], truth[rows]
+    same_found = g[:, None] == g[None, :]
+    same_true = t[:, None] == t[None, :]
+    upper = np.triu(np.ones_like(same_found), k=1)
+    tp = int((same_found & same_true & upper).sum())
+    found, true = int((same_found & upper).sum()), int((same_true & upper).sum())
+    return {
+        "precision": round(tp / found, 3) if found else None,
+        "recall": round(tp / true, 3) if true else None,
+        "pairs_found": found,
+        "pairs_true": true,
+    }
+
+
+def _f1(s: dict) -> float:
+    p, r = s["precision"] or 0.0, s["recall"] or 0.0
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _recall_by_kind(groups: np.ndarray, distinct: int, planted: int, kinds: list[str]) -> dict:
+    hit = groups[distinct + np.arange(planted)] == groups[np.arange(planted)]
+    return {kind: round(float(hit[np.arange(planted) % 3 == k].mean()), 3) for k, kind in enumerate(kinds)}
+
+
+def latency(sizes: list[int], queries: int = 40, dim: int = 512, block: int = 50_000) -> dict:
+    from labeling.ml.curation import nearest, unit_half
+
+    out = {}
+    rng = np.random.default_rng(SEED)
+    for n in sizes:
+        blocks = []
+        for start in range(0, n, block):
+            rows = min(block, n - start)
+            blocks.append(
+                (np.arange(start, start + rows), unit_half(rng.standard_normal((rows, dim), dtype=np.float32)))
+            )
+        times = []
+        for q in range(queries + 3):
+            query = blocks[q % len(blocks)][1][q : q + 1]
+            t = time.perf_counter()
+            nearest(query, blocks, k=21, unit=True)
+            times.append(time.perf_counter() - t)
+        ms = np.array(times[3:]) * 1000  # the first three warm the allocator
+        out[str(n)] = {
+            "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        }
+        print(f"more like this at {n:,} vectors: {out[str(n)]} (torch threads {torch.get_num_threads()})", flush=True)
+        del blocks
+    return {"index": "exact, torch matmul over float16 unit rows in memory", "threads": torch.get_num_threads(), **out}
+
+
+def bulk(images: int = 5000) -> dict:
+    from bench._util import django_setup
+
+    django_setup()
+    from django.utils import timezone
+
+    from annotator.services.bulk_tags import tags_bulk_set, tags_bulk_undo
+    from tests.factories import bulk_images, make_project, make_user
+
+    owner = make_user("owner")
+    project = make_project(owner=owner)
+    bulk_images(project, images, submitted=0, submitted_at=timezone.now(), folder="bench", size=(640, 480))
+    ids = list(project.images.order_by("id").values_list("id", flat=True))
+    versions = dict(project.images.values_list("id", "version"))
+    label = project.labels.first()
+    t = time.perf_counter()
+    report = tags_bulk_set(project=project, user=owner, label=label, image_ids=ids, present=True, versions=versions)
+    write_s = time.perf_counter() - t
+    t = time.perf_counter()
+    undone = tags_bulk_undo(project=project, user=owner, token=report.undo)
+    undo_s = time.perf_counter() - t
+    print(f"bulk tag of {images:,} images: {write_s:.2f} s, undo {undo_s:.2f} s", flush=True)
+    return {
+        "images": images,
+        "changed": len(report.changed),
+        "write_s": round(write_s, 2),
+        "undo_s": round(undo_s, 2),
+        "undone": len(undone.changed),
+        "token_bytes": len(report.undo),
+        "database": "sqlite",
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", nargs="+", default=["mistakes", "duplicates", "latency", "bulk"])
+    p.add_argument("--budget", type=float, default=120.0, help="pretraining seconds (CPU preset, 32 px)")
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--name", default="curation")
+    args = p.parse_args()
+    load_start = os.getloadavg()
+    figures: dict = {"parts": args.parts}
+    if {"mistakes", "duplicates"} & set(args.parts):
+        t = time.perf_counter()
+        scenes = _scenes(0, args.images)
+        pool = _scenes(args.images, 1000)
+        images, labels = _square([s for s, _ in scenes]), np.array([y for _, y in scenes])
+        trained, random_init, info = _pretrained(np.concatenate([images, _square([s for s, _ in pool])]), args.budget)
+        print(f"scenes and pretraining: {time.perf_counter() - t:.0f} s ({info})", flush=True)
+        figures["pretraining"] = {**info, "budget_s": args.budget, "images": args.images + 1000}
+        backbones = {"barlow_twins": trained, "random_init": random_init}
+        if "mistakes" in args.parts:
+            features = {name: _features(b, images) for name, b in backbones.items()}
+            figures["mistakes"] = {"images": args.images, "flipped": args.images // 20, **mistakes(features, labels)}
+        if "duplicates" in args.parts:
+            figures["duplicates"] = duplicates(backbones)
+    if "latency" in args.parts:
+        figures["latency"] = latency(args.sizes)
+    if "bulk" in args.parts:
+        figures["bulk"] = bulk()
+    figures["load_average"] = machine_load(load_start)
+    figures["load_average"]["note"] = rounded(os.getloadavg())
+    write_result(args.name, figures)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

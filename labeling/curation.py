@@ -1,0 +1,309 @@
+"""Curation from the current backbone's stored embeddings (the math is labeling/ml/curation.py):
+more like this, and the queue's diverse and hybrid orders and the likely-mistakes ranking, which
+workers compute after a run and keep as CurationScore rows.
+
+Nearest neighbours are exact, in torch, over the per-block float16 files. The web process keeps
+each block it read as unit rows in float16 (``_unit_block``, keyed by the file's path and mtime so a
+rewritten block is read again): 100,000 images x 512 features are 100 MB and a query costs one
+matrix-vector product over them (bench/curation.py measures it).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from labeling.data import embedding_set_of
+from labeling.models import EmbeddingSet
+from labeling.paths import embeddings_dir
+from labeling.runs import current_backbone_run_id
+
+# Blocks (of EmbeddingSet.block_size ids, 50,000 by default) kept in memory per web process.
+CACHED_BLOCKS = 24
+
+
+class NotEmbedded(Exception):
+    """The image has no embedding (no pretraining yet, or imported after it)."""
+
+
+def current_embeddings(*, project_id: int) -> EmbeddingSet | None:
+    return embedding_set_of(current_backbone_run_id(project_id=project_id))
+
+
+def _block_files(embedding_set: EmbeddingSet) -> list[Path]:
+    return sorted(embeddings_dir(embedding_set.run_id).glob("block-*.npz"))
+
+
+@functools.lru_cache(maxsize=CACHED_BLOCKS)
+def _unit_block(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    from labeling.ml.curation import unit_half
+    from labeling.ml.embed import load_embeddings
+
+    ids, features = load_embeddings(path)
+    return ids, unit_half(features)
+
+
+def unit_blocks(embedding_set: EmbeddingSet) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every block of the set as (ids, float16 unit rows), from the process's cache."""
+    out = []
+    for path in _block_files(embedding_set):
+        try:
+            out.append(_unit_block(str(path), path.stat().st_mtime_ns))
+        except FileNotFoundError:  # replaced between the listing and the read: skip it this time
+            continue
+    return out
+
+
+def feature_of(embedding_set: EmbeddingSet, blocks: list[tuple[np.ndarray, np.ndarray]], image_id: int) -> np.ndarray:
+    """The image's unit feature row (1, D); NotEmbedded when no block holds it."""
+    for ids, features in blocks:
+        at = np.searchsorted(ids, image_id)
+        if at < len(ids) and ids[at] == image_id:
+            return features[at : at + 1]
+    raise NotEmbedded(image_id)
+
+
+def similar_ids(*, project_id: int, image_id: int, k: int) -> tuple[int, list[tuple[int, float]]] | None:
+    """The ``k`` images most like ``image_id`` (cosine of the current backbone's embeddings, the
+    image itself left out), most similar first: (backbone run id, [(image id, similarity)]).
+    None before any pretraining; NotEmbedded when the image has no embedding yet."""
+    from labeling.ml.curation import nearest
+
+    embedding_set = current_embeddings(project_id=project_id)
+    if embedding_set is None:
+        return None
+    blocks = unit_blocks(embedding_set)
+    query = feature_of(embedding_set, blocks, image_id)
+    found = nearest(query, blocks, k=k + 1, unit=True)
+    pairs = [(int(i), float(s)) for i, s in zip(found.ids[0], found.scores[0]) if i >= 0 and i != image_id]
+    return embedding_set.run_id, pairs[:k]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rankings a worker writes after a run (CurationScore rows, read by the queue's orders)
+
+DIVERSE_PICKS = 1000  # greedy k-center picks of the cold start; the rest follow by distance
+RANKED_MAX = 200_000  # images a diverse ranking covers at most (a seeded sample beyond)
+CENTRES_MAX = 20_000  # labelled images that count as covered, at most (a seeded sample beyond)
+HYBRID_PICKS = 500  # picks per probe fit, from the HYBRID_POOL_FACTOR x as many most uncertain
+HYBRID_POOL_FACTOR = 4
+
+
+def _sample(ids: np.ndarray, most: int, seed: int = 0) -> np.ndarray:
+    if len(ids) <= most:
+        return ids
+    return np.sort(np.random.default_rng(seed).choice(ids, most, replace=False))
+
+
+def _stored_features(embedding_set: EmbeddingSet, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """The set's stored (ids, features), at most ``most`` rows (a seeded sample, block by block)."""
+    from labeling.ml.embed import load_embeddings
+
+    parts_ids, parts = [np.zeros(0, np.int64)], [np.zeros((0, embedding_set.dim), np.float16)]
+    rate = min(1.0, most / max(embedding_set.count, 1))
+    rng = np.random.default_rng(0)
+    for path in _block_files(embedding_set):
+        ids, features = load_embeddings(path)
+        keep = rng.random(len(ids)) < rate if rate < 1 else np.ones(len(ids), bool)
+        parts_ids.append(ids[keep])
+        parts.append(features[keep])
+    return np.concatenate(parts_ids)[:most], np.concatenate(parts)[:most]
+
+
+def _replace(run_id: int, kind: str, ids: np.ndarray, scores: np.ndarray, **columns: np.ndarray) -> int:
+    from django.db import transaction
+
+    from labeling.models import CurationScore
+
+    rows = (
+        CurationScore(
+            run_id=run_id,
+            kind=kind,
+            image_id=int(i),
+            score=float(s),
+            **{name: (v.item() if hasattr(v, "item") else v) for name, v in zip(columns, extra)},
+        )
+        for i, s, *extra in zip(ids.tolist(), scores.tolist(), *columns.values())
+    )
+    with transaction.atomic():
+        CurationScore.objects.filter(run_id=run_id, kind=kind).delete()
+        return len(CurationScore.objects.bulk_create(rows, batch_size=5000))
+
+
+def diverse_write(*, backbone_run_id: int) -> int:
+    """After a pretraining: the "diverse" order of its images, the submitted ones counted as
+    covered. Returns the rows written."""
+    from labeling.data import submitted_ids
+    from labeling.ml.curation import diverse_scores
+    from labeling.models import CurationKind
+
+    embedding_set = embedding_set_of(backbone_run_id)
+    if embedding_set is None:
+        return 0
+    ids, features = _stored_features(embedding_set, RANKED_MAX)
+    done = np.isin(ids, submitted_ids(embedding_set.project_id))
+    centres = features[done][_sample(np.arange(int(done.sum())), CENTRES_MAX)]
+    scores = diverse_scores(features[~done], DIVERSE_PICKS, centres=centres)
+    return _replace(backbone_run_id, CurationKind.DIVERSE, ids[~done], scores)
+
+
+def hybrid_write(*, run_id: int) -> int:
+    """After a probe run scored every block: HYBRID_PICKS images picked by greedy k-center among
+    the most uncertain, away from the submitted images, in pick order."""
+    from labeling.data import features_of, submitted_ids
+    from labeling.ml.curation import hybrid_order
+    from labeling.models import CurationKind, ImageUncertainty, TrainingRun
+
+    run = TrainingRun.objects.get(pk=run_id)
+    embedding_set = embedding_set_of(run.backbone_run_id)
+    if embedding_set is None:
+        return 0
+    ranked = ImageUncertainty.objects.filter(run_id=run_id).order_by("-score", "image_id")
+    pool = dict(ranked.values_list("image_id", "score")[: HYBRID_PICKS * HYBRID_POOL_FACTOR])
+    ids, features = features_of(embedding_set=embedding_set, ids=np.array(sorted(pool), dtype=np.int64))
+    _, centres = features_of(embedding_set=embedding_set, ids=_sample(submitted_ids(run.project_id), CENTRES_MAX))
+    uncertainty = np.array([pool[int(i)] for i in ids])
+    picks = hybrid_order(features, uncertainty, HYBRID_PICKS, centres=centres, pool_factor=HYBRID_POOL_FACTOR)
+    scores = 1 + (len(picks) - np.arange(len(picks))) / max(len(picks), 1)
+    return _replace(run_id, CurationKind.HYBRID, ids[picks], scores)
+
+
+def mistakes_write(*, run_id: int, labeled: np.ndarray, y: np.ndarray, oof: np.ndarray, label_ids: np.ndarray) -> int:
+    """After a probe fit: each submitted image's most doubtful label by self-confidence of the
+    out-of-fold probabilities (``oof``, NaN for untrained labels) against its labels ``y``."""
+    from labeling.ml.curation import likely_mistakes
+    from labeling.models import CurationKind
+
+    m = likely_mistakes(y, oof)
+    keep = m.label >= 0
+    rows = np.flatnonzero(keep)
+    probability = oof[rows, m.label[rows]].astype(np.float64)
+    return _replace(
+        run_id,
+        CurationKind.MISTAKE,
+        np.asarray(labeled)[rows],
+        m.score[rows],
+        label_id=np.asarray(label_ids)[m.label[rows]],
+        given=m.given[rows],
+        probability=probability,
+    )
+
+
+def mistake_note(*, image_id: int, run_id: int | None) -> dict | None:
+    """What the review page says when the current probe doubts one of the image's labels."""
+    from labeling.models import CurationKind, CurationScore
+
+    if run_id is None:
+        return None
+    row = (
+        CurationScore.objects.filter(run_id=run_id, kind=CurationKind.MISTAKE, image_id=image_id)
+        .select_related("label")
+        .first()
+    )
+    if row is None or row.label is None:
+        return None
+    return {
+        "label": row.label.name,
+        "color": row.label.color,
+        "given": bool(row.given),
+        "probability": row.probability,
+        "score": row.score,
+    }
+
+
+# Near-duplicates: pairs at or above this cosine similarity of the backbone's features, closed by
+# union-find. Measured with bench/curation.py (400 demo scenes + 100 planted crops, JPEG re-encodes
+# and colour shifts; 32 px, the CPU preset; precision / recall of "same group" on the held-out half):
+# after the preset's 10-minute pretraining (bench/results/curation_quality_600s.json) 0.98 gives
+# 0.90 / 0.74 and was the best F1 on the other half (0.97: 0.73 / 0.80; 0.99: 1.0 / 0.60); after
+# 2.5 minutes (curation_quality.json) 0.97 gave 0.92 / 0.70. Re-encodes are all found, colour
+# shifts mostly, 80-95 % crops under half. The recall target (0.9) is not met at this precision.
+DUPLICATE_THRESHOLD = 0.98
+DUPLICATES_MAX = 200_000  # exact all-pairs search; a larger project gets no groups (logged)
+
+
+def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) -> int:
+    """After a pretraining: the near-duplicate groups of its images (those in a group of two or
+    more), as "duplicate" rows with the group (its smallest id) and its size. Returns the rows."""
+    import logging
+
+    from labeling.ml.curation import duplicate_groups
+    from labeling.models import CurationKind
+
+    embedding_set = embedding_set_of(backbone_run_id)
+    if embedding_set is None:
+        return 0
+    if embedding_set.count > DUPLICATES_MAX:
+        logging.getLogger(__name__).warning(
+            "run %s: %s images, over DUPLICATES_MAX: no near-duplicate groups", backbone_run_id, embedding_set.count
+        )
+        return 0
+    ids, features = _stored_features(embedding_set, DUPLICATES_MAX)
+    groups = duplicate_groups(ids, features, threshold=DUPLICATE_THRESHOLD if threshold is None else threshold)
+    names, sizes = np.unique(groups, return_counts=True)
+    size = dict(zip(names.tolist(), sizes.tolist()))
+    grouped = np.array([size[g] > 1 for g in groups.tolist()], dtype=bool)
+    return _replace(
+        backbone_run_id,
+        CurationKind.DUPLICATE,
+        ids[grouped],
+        np.array([size[g] for g in groups[grouped].tolist()], dtype=np.float64),
+        group=groups[grouped],
+    )
+
+
+def duplicate_groups_page(*, project_id: int, after: int | None = None, limit: int = 50) -> dict:
+    """A page of the current backbone's near-duplicate groups, by group id (keyset): {"groups":
+    [{"group", "images": [ids]}], "next_after"}. Empty before a pretraining."""
+    from labeling.models import CurationKind, CurationScore
+
+    run_id = current_backbone_run_id(project_id=project_id)
+    rows = CurationScore.objects.filter(run_id=run_id, kind=CurationKind.DUPLICATE)
+    names = list(
+        rows.filter(group__gt=after if after is not None else -1)
+        .order_by("group")
+        .values_list("group", flat=True)
+        .distinct()[: limit + 1]
+    )
+    more, names = len(names) > limit, names[:limit]
+    members: dict[int, list[int]] = {g: [] for g in names}
+    for group, image_id in rows.filter(group__in=names).order_by("group", "image_id").values_list("group", "image_id"):
+        members[group].append(image_id)
+    return {
+        "groups": [{"group": g, "images": members[g]} for g in names],
+        "next_after": names[-1] if more and names else None,
+    }
+
+
+RARE_PER_BLOCK = 2000  # "rare" rows a probe run keeps per block of ids: the top of the order
+
+
+def rare_write_block(
+    *, run_id: int, block: int, s: int, pool: np.ndarray, probs: np.ndarray, label_ids: np.ndarray, positives, trained
+) -> int:
+    """In a probe run's block: the images likeliest to hold a label with few positives (labeling.ml.
+    curation.rare_label_scores on the calibrated probabilities), the block's top RARE_PER_BLOCK."""
+    from labeling.ml.curation import rare_label_scores
+    from labeling.models import CurationKind, CurationScore
+
+    CurationScore.objects.filter(
+        run_id=run_id, kind=CurationKind.RARE, image_id__gte=block * s, image_id__lt=(block + 1) * s
+    ).delete()
+    if positives is None or not len(pool):
+        return 0
+    score, column = rare_label_scores(probs, np.asarray(positives), trained)
+    top = np.argsort(-score, kind="stable")[:RARE_PER_BLOCK]
+    top = top[column[top] >= 0]
+    rows = [
+        CurationScore(
+            run_id=run_id,
+            kind=CurationKind.RARE,
+            image_id=int(pool[i]),
+            score=float(score[i]),
+            label_id=int(label_ids[column[i]]),
+        )
+        for i in top
+    ]
+    return len(CurationScore.objects.bulk_create(rows, batch_size=5000))
