@@ -87,24 +87,18 @@ def _similar_grid(request: HttpRequest, project, role: str, image_id: int, statu
 def _mistakes_grid(request: HttpRequest, project, role: str) -> HttpResponse:
     """Likely mistakes: the submitted images whose labels the model doubts most, with the label."""
     rows = compose.likely_mistakes(project_id=project.id, limit=MISTAKES_GRID)
-    return render(
-        request,
-        "web/image_grid.html",
-        {
-            "project": project,
-            "page": {"images": rows},
-            "can_annotate": role in ANNOTATE_ROLES,
-            "status": "",
-            "statuses": ImageStatus.choices,
-            "mistakes": True,
-            "note": None if rows else "No ranking yet: it comes with the model's next fit on submitted images.",
-        },
-    )
+    note = "No ranking yet: it comes with the model's next fit on submitted images."
+    return _ranked_grid(request, project, role, rows, "mistakes", note)
 
 
 def _duplicates_grid(request: HttpRequest, project, role: str) -> HttpResponse:
     """Near-duplicates: the images of the current backbone's groups, group by group."""
     rows = compose.duplicate_images(project_id=project.id, limit=MISTAKES_GRID)
+    return _ranked_grid(request, project, role, rows, "duplicates", "No near-duplicates found (or no pretraining yet).")
+
+
+def _ranked_grid(request: HttpRequest, project, role: str, rows: list, view: str, empty_note: str) -> HttpResponse:
+    """One page of images in the model's order (``view``: the grid's flag), or ``empty_note`` when there are none."""
     return render(
         request,
         "web/image_grid.html",
@@ -114,8 +108,8 @@ def _duplicates_grid(request: HttpRequest, project, role: str) -> HttpResponse:
             "can_annotate": role in ANNOTATE_ROLES,
             "status": "",
             "statuses": ImageStatus.choices,
-            "duplicates": True,
-            "note": None if rows else "No near-duplicates found (or no pretraining yet).",
+            view: True,
+            "note": None if rows else empty_note,
         },
     )
 
