@@ -126,6 +126,8 @@ def test_audit_api_roles_and_a_rejection_removes_the_tag(client, team):
     quality = _audit_client(client, team.owner, "GET", reverse("api_project_dashboard", args=[team.project.id])).json()
     cat = next(r for r in quality["suggestion_quality"]["labels"] if r["label"] == team.cat.id)
     assert (cat["auto_accepted"], cat["audited"], cat["audit_confirmed"], cat["audit_pending"]) == (4, 2, 1, 2)
+    counts = next(r for r in quality["label_counts"] if r["label"] == team.cat.id)
+    assert (counts["auto_tags"], counts["model_tags"], counts["human_tags"]) == (3, 0, 0)  # one was rejected
 
 
 @pytest.mark.team(images=6)

@@ -206,6 +206,7 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
             "boxes": 0,
             "human_tags": 0,
             "model_tags": 0,
+            "auto_tags": 0,
             "suggested": 0,
             "with_attributes": 0,
             **dict.fromkeys(flags, 0),
@@ -226,13 +227,18 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
         .order_by()
     ):
         out[row.pop("label_id")].update(row)
-    for label_id, human, model in (
+    # Tags by people (in the editor or in bulk), accepted suggestions, and auto-accepted ones.
+    for label_id, human, model, auto in (
         ImageTag.objects.filter(label__project_id=project_id)
         .values_list("label_id")
-        .annotate(h=Count("id", filter=Q(source=Source.HUMAN)), m=Count("id", filter=Q(source=Source.MODEL)))
+        .annotate(
+            h=Count("id", filter=Q(source__in=(Source.HUMAN, Source.HUMAN_BULK))),
+            m=Count("id", filter=Q(source=Source.MODEL)),
+            a=Count("id", filter=Q(source=Source.MODEL_AUTO)),
+        )
         .order_by()
     ):
-        out[label_id]["human_tags"], out[label_id]["model_tags"] = human, model
+        out[label_id].update(human_tags=human, model_tags=model, auto_tags=auto)
     if probe_run_id is not None:
         for label_id, n in (
             Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)

@@ -123,7 +123,7 @@ function drawLabels() {
   const names = rows.map((r) => labelName(r.label));
   const series = [["boxes", "boxes"], ["occluded", "boxes occluded"], ["truncated", "boxes truncated"],
     ["difficult", "boxes difficult"], ["human_tags", "tags by people"], ["model_tags", "accepted suggestions"],
-    ["suggested", "suggested now"]];
+    ["auto_tags", "auto-accepted"], ["suggested", "suggested now"]];
   const anything = rows.some((r) => series.some(([key]) => r[key]));
   plot("chart-labels", series.map(([key, name]) => ({ type: "bar", name, x: names, y: rows.map((r) => r[key]) })),
        layout("Human labels and suggestions per label", { barmode: "group" }),
