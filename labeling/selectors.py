@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,10 +24,17 @@ from labeling.trust import AUTO_TARGET, DEFAULT_TARGET
 _UNREAD = object()
 
 
-def current_run_ids(*, project_id: int) -> tuple[int | None, int | None]:
-    """(the current probe run, the current detector run) in one query: the annotate state shows both."""
-    row = ProjectModelState.objects.filter(project_id=project_id).values_list("probe_run_id", "detector_run_id").first()
-    return row if row is not None else (None, None)
+def current_model_view(*, project_id: int) -> tuple[int | None, int | None, str | None]:
+    """(the current probe run, the current detector run, the model's note) in one query: the annotate
+    state shows all three on every hot request. The note is ``_newest_probe_note``, read as a subquery (a
+    project with no model state has run nothing, so it has no note either)."""
+    row = (
+        ProjectModelState.objects.filter(project_id=project_id)
+        .annotate(note=Subquery(_newest_probe_note(OuterRef("project_id"))))
+        .values_list("probe_run_id", "detector_run_id", "note")
+        .first()
+    )
+    return row if row is not None else (None, None, None)
 
 
 def image_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
@@ -110,16 +118,14 @@ def suggestion_settings(*, project_id: int) -> dict:
     }
 
 
-def model_note(*, project_id: int) -> str | None:
-    """The annotate page's one line when the model abstains: the newest finished fit's
-    "still learning" message (a fit with nothing to suggest is not swapped in, yet it speaks)."""
-    # Only the one key leaves the database: a run's metrics hold per-label tables and curves, and
-    # this is read on every annotate request.
+def _newest_probe_note(project_id):
+    """The annotate page's one line when the model abstains: the newest finished fit's "still learning"
+    message (a fit with nothing to suggest is not swapped in, yet it speaks). Only the one key leaves
+    the database: a run's metrics hold per-label tables and curves."""
     return (
-        TrainingRun.objects.filter(project_id=project_id, kind="probe", status="succeeded")
+        TrainingRun.objects.filter(project_id=project_id, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED)
         .order_by("-id")
-        .values_list("metrics__trust__still_learning", flat=True)
-        .first()
+        .values_list("metrics__trust__still_learning", flat=True)[:1]
     )
 
 

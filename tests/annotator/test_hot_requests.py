@@ -44,18 +44,20 @@ def test_the_hot_requests_stay_within_their_query_counts(annotating, django_asse
     _one_image(client, project, cat, dog)  # the counter rows of this thread's shard now exist
     nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     image = nxt.json()["image"]["image"]
-    # Each answer also reads the model's "still learning" line (issue 13's abstain): one query each.
-    with django_assert_max_num_queries(12):  # was 12: no re-read of the claimed image (-1), the model note (+1)
+    # Each answer also shows the model's "still learning" line (issue 13's abstain), read with the current runs.
+    with django_assert_max_num_queries(11):  # was 12: the model note now rides on the current-runs query (-1)
         nxt_again = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     assert nxt_again.json()["image"]["image"]["id"] == image["id"]  # a reload resumes the held image
-    with django_assert_max_num_queries(22):  # was 21: 2 fewer (no re-read of the image, no second fetch
-        # of its project), 2 more for the box counters (the old boxes' labels, the counter row), the model note
+    # PUT: 21 before issue 20; 2 fewer (no re-read of the image, no second fetch of its project), 2 more for the
+    # box counters (the old boxes' labels, the counter row); the model note now rides on the current-runs query.
+    with django_assert_max_num_queries(21):
         put = client.put(
             f"/api/images/{image['id']}/annotations/",
             {"version": image["version"], "tags": [dog], "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]},
             content_type="application/json",
         )
-    with django_assert_max_num_queries(17):  # was 18: no re-read, no second fetch of the project, the model note
+    # submit: 18 before issue 20; no re-read, no second fetch of the project, the note with the current runs.
+    with django_assert_max_num_queries(16):
         client.post(
             f"/api/images/{image['id']}/submit/",
             {"version": put.json()["image"]["version"]},
@@ -71,3 +73,26 @@ def test_the_answers_show_what_was_written_without_a_re_read(annotating):
     assert put["image"]["status"] == "in_progress" and put["image"]["version"] == 2
     assert [(b["label"], b["w"]) for b in put["boxes"]] == [(cat, 3.0)] and put["tags"][0]["label"] == dog
     assert (submit["image"]["status"], submit["image"]["version"]) == (row.status, row.version) == ("submitted", 3)
+
+
+def test_the_model_note_and_both_current_runs_come_from_one_query(annotating, django_assert_num_queries):
+    """The annotate state's model line is the newest finished probe's "still learning" message, read in
+    the same query as the current runs; a newer fit that speaks no line clears it."""
+    from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
+    from labeling.selectors import current_model_view
+
+    client, project, cat, dog = annotating
+    assert current_model_view(project_id=project.id) == (None, None, None)
+    pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
+    line = "the model is still learning: 4 more labels of dog would help"
+    probe = TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, metrics={"trust": {"still_learning": line}}
+    )
+    TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.FAILED, metrics={})
+    ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
+    with django_assert_num_queries(1):
+        assert current_model_view(project_id=project.id) == (probe.id, None, line)
+    nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
+    assert nxt.json()["image"]["model_note"] == line
+    TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, metrics={"trust": {}})
+    assert current_model_view(project_id=project.id) == (probe.id, None, None)

@@ -11,7 +11,7 @@ from annotator.paging import Page
 from annotator.models import Image
 from labeling import curation
 from labeling.models import CurationScore, ProjectModelState, Suggestion
-from labeling.selectors import current_run_ids, image_box_suggestions, image_suggestions, model_note
+from labeling.selectors import current_model_view, image_box_suggestions, image_suggestions
 
 
 def annotation_state(*, image: Image) -> dict:
@@ -19,12 +19,12 @@ def annotation_state(*, image: Image) -> dict:
     with the current model's suggestions, the detector's box suggestions and the model's note, in the answer's documented key order."""
     state = selectors.annotation_state(image=image)
     review = state.pop("review")
-    probe_run_id, detector_run_id = current_run_ids(project_id=image.project_id)
+    probe_run_id, detector_run_id, note = current_model_view(project_id=image.project_id)
     return {
         **state,
         "suggestions": image_suggestions(image=image, run_id=probe_run_id),
         "box_suggestions": image_box_suggestions(image=image, run_id=detector_run_id),
-        "model_note": model_note(project_id=image.project_id),
+        "model_note": note,
         "review": review,
     }
 
