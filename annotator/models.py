@@ -266,6 +266,9 @@ class Box(Authored):
             # "Images with a box of label L" (the image list's ?label= filter) probes (image, label):
             # with only the two single-column indexes an unanalysed SQLite walked every box of L.
             models.Index(fields=["image", "label"], name="box_image_label"),
+            # The dashboard's attribute counts read only the boxes that carry an attribute: without this
+            # partial index they scanned every box of the database (18 ms at 150k boxes, linear beyond).
+            models.Index(fields=["label"], condition=~Q(attributes={}), name="box_label_with_attributes"),
         ]
 
     def __str__(self) -> str:

@@ -45,13 +45,15 @@ def project_dashboard(*, project_id: int, runs_limit: int = 50) -> dict:
     labels = list(LabelClass.objects.filter(project_id=project_id).values("id", "name", "color"))
     since = timezone.now() - timedelta(days=ACTIVITY_DAYS)
     submissions = submissions_by_day(project_id=project_id)
+    # Unlabeled images' confident suggestions per label: read once, shown twice (label counts, coverage).
+    suggested = suggested_by_label(probe_run_id=probe_run_id)
     return {
         "labels": labels,
         "progress": progress(project_id=project_id, probe_run_id=probe_run_id),
         "submitted_per_day": submitted_per_day(project_id=project_id, rows=submissions),
         "annotators": annotator_activity(project_id=project_id, since=since, submissions=submissions),
-        "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id),
-        "suggestion_quality": suggestion_quality(project_id=project_id, probe_run_id=probe_run_id),
+        "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id, suggested=suggested),
+        "suggestion_quality": suggestion_quality(project_id=project_id, probe_run_id=probe_run_id, suggested=suggested),
         "runs": runs_with_probe_metrics(project_id=project_id, limit=runs_limit),
         # Review verdicts per annotator and agreement per pair on the overlap sample (issue 8).
         "reviews": review_stats(project_id=project_id),
@@ -195,10 +197,22 @@ class Median(Aggregate):
     output_field = FloatField()
 
 
-def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
+def suggested_by_label(*, probe_run_id: int | None) -> dict[int, int]:
+    """Per label, the unlabeled images the current probe confidently suggests it for (one grouped query)."""
+    if probe_run_id is None:
+        return {}
+    return dict(
+        Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
+        .values_list("label_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
+def label_counts(*, project_id: int, probe_run_id: int | None, suggested: dict[int, int] | None = None) -> list[dict]:
     """Per label: boxes (and how many of them are occluded, truncated, difficult, or carry any
     attribute), images tagged by people, tags accepted from the model, and images the current probe
-    suggests it for."""
+    suggests it for (``suggested``: ``suggested_by_label``'s answer when the caller has it)."""
     flags = ("occluded", "truncated", "difficult")
     out = {
         row["id"]: {
@@ -216,7 +230,7 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
     for label_id, n in label_box_counts(project_id=project_id).items():  # counters, not a scan of the boxes
         out[label_id]["boxes"] = n
     # Attribute counts: one grouped query over the boxes that have any (a box stores only the
-    # attributes that are set, so a key's presence counts). Not a counter yet: it scans the boxes.
+    # attributes that are set, so a key's presence counts), through the partial index of those boxes.
     for row in (
         Box.objects.filter(label__project_id=project_id)
         .exclude(attributes={})
@@ -239,18 +253,14 @@ def label_counts(*, project_id: int, probe_run_id: int | None) -> list[dict]:
         .order_by()
     ):
         out[label_id].update(human_tags=human, model_tags=model, auto_tags=auto)
-    if probe_run_id is not None:
-        for label_id, n in (
-            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
-            .values_list("label_id")
-            .annotate(n=Count("id"))
-            .order_by()
-        ):
-            out[label_id]["suggested"] = n
+    if suggested is None:
+        suggested = suggested_by_label(probe_run_id=probe_run_id)
+    for label_id, n in suggested.items():
+        out[label_id]["suggested"] = n
     return list(out.values())
 
 
-def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
+def suggestion_quality(*, project_id: int, probe_run_id: int | None, suggested: dict[int, int] | None = None) -> dict:
     """Per label, side by side: the precision estimate behind its confident suggestions (the fit's
     out-of-fold counts plus the decisions on the current run's suggestions since: labeling/trust.py),
     its coverage (share of unlabeled images with a confident suggestion of it), the live accept
@@ -285,7 +295,7 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
     trust = metrics.get("trust") or {}
     by_name = {name: (ap, f1) for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", []))}
     fit = {entry.get("label_id"): entry for entry in trust.get("labels", [])}
-    coverage = confident_coverage(project_id=project_id, probe_run_id=probe_run_id)
+    coverage = confident_coverage(project_id=project_id, probe_run_id=probe_run_id, by_label=suggested)
     auto = auto_accept_summary(project_id=project_id)
     labels = []
     for label_id, name in LabelClass.objects.filter(project_id=project_id).values_list("id", "name"):
@@ -335,20 +345,13 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None) -> dict:
     }
 
 
-def confident_coverage(*, project_id: int, probe_run_id: int | None) -> dict:
-    """Unlabeled images, and per label how many of them hold a confident suggestion (one grouped query)."""
+def confident_coverage(*, project_id: int, probe_run_id: int | None, by_label: dict[int, int] | None = None) -> dict:
+    """Unlabeled images, and per label how many of them hold a confident suggestion (``by_label``:
+    ``suggested_by_label``'s answer when the caller has it)."""
     counts = project_status_counts(project_id=project_id)
     unlabeled = sum(counts[s] for s in OPEN_STATUSES)
-    by_label = (
-        dict(
-            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
-            .values_list("label_id")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
-        if probe_run_id
-        else {}
-    )
+    if by_label is None:
+        by_label = suggested_by_label(probe_run_id=probe_run_id)
     return {"unlabeled": unlabeled, "by_label": by_label}
 
 
