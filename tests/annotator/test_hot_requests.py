@@ -44,20 +44,21 @@ def test_the_hot_requests_stay_within_their_query_counts(annotating, django_asse
     _one_image(client, project, cat, dog)  # the counter rows of this thread's shard now exist
     nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     image = nxt.json()["image"]["image"]
-    # Each answer also shows the model's "still learning" line (issue 13's abstain), read with the current runs.
-    with django_assert_max_num_queries(11):  # was 12: the model note now rides on the current-runs query (-1)
+    # Each answer shows the image's boxes and tags (one UNION query) and the model's "still learning" line
+    # (issue 13's abstain), read with the current runs: one query each, where both were two.
+    with django_assert_max_num_queries(10):  # was 12
         nxt_again = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     assert nxt_again.json()["image"]["image"]["id"] == image["id"]  # a reload resumes the held image
     # PUT: 21 before issue 20; 2 fewer (no re-read of the image, no second fetch of its project), 2 more for the
-    # box counters (the old boxes' labels, the counter row); the model note now rides on the current-runs query.
-    with django_assert_max_num_queries(21):
+    # box counters (the old boxes' labels, the counter row); then 22 -> 20 as above (boxes + tags, note + runs).
+    with django_assert_max_num_queries(20):
         put = client.put(
             f"/api/images/{image['id']}/annotations/",
             {"version": image["version"], "tags": [dog], "boxes": [{"label": cat, "x": 1, "y": 1, "w": 3, "h": 3}]},
             content_type="application/json",
         )
-    # submit: 18 before issue 20; no re-read, no second fetch of the project, the note with the current runs.
-    with django_assert_max_num_queries(16):
+    # submit: 18 before issue 20; no re-read, no second fetch of the project; then 17 -> 15 as above.
+    with django_assert_max_num_queries(15):
         client.post(
             f"/api/images/{image['id']}/submit/",
             {"version": put.json()["image"]["version"]},
