@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -20,8 +21,16 @@ class Command(BaseCommand):
         parser.add_argument("project", help="project id or exact name")
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=min(4, os.cpu_count() or 1),
+            help="images decoded at once (default: the cores, at most 4; each may take IMAGE_DECODE_MAX_MB)",
+        )
 
-    def handle(self, *args, project: str, paths: list[Path], no_progress: bool, **options):
+    def handle(self, *args, project: str, paths: list[Path], no_progress: bool, threads: int, **options):
+        if not 1 <= threads <= 64:
+            raise CommandError("--threads must be between 1 and 64")
         target = _find_project(project)
         bar = tqdm(unit="img", disable=no_progress, desc=f"Importing into {target.name}")
 
@@ -30,7 +39,7 @@ class Command(BaseCommand):
 
         sources = sources_from_paths(paths, max_bytes=settings.IMAGE_MAX_BYTES, max_total=settings.ZIP_MAX_TOTAL_BYTES)
         try:
-            report = images_import(project=target, sources=sources, on_progress=progress)
+            report = images_import(project=target, sources=sources, on_progress=progress, decode_threads=threads)
         except StorageFull as error:
             raise CommandError(str(error)) from None
         finally:

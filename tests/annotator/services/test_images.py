@@ -27,7 +27,8 @@ def _bomb() -> bytes:
     return buffer.getvalue()
 
 
-def test_it_imports_each_kind_and_reports_the_rest(media_root):
+@pytest.mark.parametrize("threads", [1, 3])  # one decode at a time (uploads) or a pool (the command)
+def test_it_imports_each_kind_and_reports_the_rest(media_root, threads):
     project = make_project()
     good = {
         "a.png": image_bytes(fmt="PNG"),
@@ -37,7 +38,7 @@ def test_it_imports_each_kind_and_reports_the_rest(media_root):
     bad = {"truncated.png": image_bytes(300, 300)[:200], "text.png": b"just text", "bomb.png": _bomb()}
     sources = [ImageSource(n, lambda d=d: d) for n, d in {**good, **bad, "again.png": good["a.png"]}.items()]
 
-    report = images_import(project=project, sources=sources)
+    report = images_import(project=project, sources=sources, decode_threads=threads)
 
     assert [i.name for i in report.imported] == ["a.png", "b.jpg", "c.webp"]
     assert [(d.name, d.image_id) for d in report.duplicates] == [("again.png", report.imported[0].image_id)]
@@ -76,7 +77,8 @@ def test_a_duplicate_in_another_project_is_imported_there(media_root):
     assert len(images_import(project=second, sources=[ImageSource("x.png", lambda: data)]).imported) == 1
 
 
-def test_a_database_failure_leaves_no_files_and_no_rows(media_root, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_database_failure_leaves_no_files_and_no_rows(media_root, monkeypatch, threads):
     project = make_project()
 
     def explode(*args, **kwargs):
@@ -84,7 +86,7 @@ def test_a_database_failure_leaves_no_files_and_no_rows(media_root, monkeypatch)
 
     monkeypatch.setattr(Image.objects, "bulk_create", explode)
     with pytest.raises(RuntimeError):
-        images_import(project=project, sources=[ImageSource("a.png", image_bytes)])
+        images_import(project=project, sources=[ImageSource("a.png", image_bytes)], decode_threads=threads)
     assert Image.objects.count() == 0
     assert _files(media_root) == []
 
@@ -145,3 +147,30 @@ def test_the_command_fails_when_nothing_could_be_imported(tmp_path):
         call_command("import_images", project.name, str(tmp_path), "--no-progress")
     with pytest.raises(CommandError, match="no project"):
         call_command("import_images", "does-not-exist", str(tmp_path), "--no-progress")
+
+
+def test_the_pool_reports_copies_of_an_image_it_is_still_decoding_with_that_image(media_root, monkeypatch):
+    """decode_threads > 1: a copy read while its first occurrence is in the pool is a duplicate of it
+    once stored, or refused with it; the reports and rows match the one-at-a-time import."""
+    good, bad = image_bytes(color=(5, 6, 7)), image_bytes(300, 300)[:200]
+    items = [("g1.png", good), ("b1.png", bad), ("g2.png", good), ("b2.png", bad), ("other.png", image_bytes())]
+    sources = [ImageSource(n, lambda d=d: d) for n, d in items]
+    reports, owner, decoded = [], make_user("owner"), []
+    real = image_services.prepare_image
+    monkeypatch.setattr(image_services, "prepare_image", lambda data, limits: decoded.append(1) or real(data, limits))
+    for threads, name in ((1, "one"), (4, "pool")):
+        project = make_project(owner, name=name)
+        decoded.clear()
+        report = images_import(project=project, sources=sources, decode_threads=threads, batch_size=2)
+        assert len(decoded) == 3  # g1, b1, other: a copy is never decoded, even of a refused file
+        ids = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
+        assert sorted(ids) == ["g1.png", "other.png"]
+        assert [(d.name, d.image_id) for d in report.duplicates] == [("g2.png", ids["g1.png"])]
+        reports.append(
+            (
+                sorted((i.name for i in report.imported)),
+                sorted((r.name, r.reason) for r in report.rejected),
+            )
+        )
+    assert reports[0] == reports[1] and [n for n, _ in reports[1][1]] == ["b1.png", "b2.png"]
+    assert len(_files(media_root)) == 2 * 4  # a file and a thumbnail per stored image, none for the rest

@@ -33,10 +33,13 @@ def _sources(items):
     return [ImageSource(name, lambda d=data: d) for name, data in items]
 
 
-def test_it_decodes_repeated_files_once(decodes):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_it_decodes_repeated_files_once(decodes, threads):
     project = make_project()
     data = image_bytes(fmt="WEBP")
-    report = images_import(project=project, sources=_sources([(f"copy{i}.webp", data) for i in range(40)]))
+    report = images_import(
+        project=project, sources=_sources([(f"copy{i}.webp", data) for i in range(40)]), decode_threads=threads
+    )
     assert len(decodes) == 1
     assert len(report.imported) == 1 and len(report.duplicates) == 39
     assert {d.image_id for d in report.duplicates} == {report.imported[0].image_id}
@@ -68,12 +71,15 @@ def test_it_refuses_a_file_when_every_decode_slot_stays_busy(settings, monkeypat
     assert [r.reason for r in report.rejected] == ["the server is busy decoding other uploads; try again shortly"]
 
 
-def test_it_enforces_the_project_quota_before_decoding(settings, decodes):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_it_enforces_the_project_quota_before_decoding(settings, decodes, threads):
     settings.PROJECT_MAX_IMAGES = 2
     project = make_project()
     colours = [(i, 0, 0) for i in range(3)]
     report = images_import(
-        project=project, sources=_sources([(f"{i}.png", image_bytes(color=c)) for i, c in enumerate(colours)])
+        project=project,
+        sources=_sources([(f"{i}.png", image_bytes(color=c)) for i, c in enumerate(colours)]),
+        decode_threads=threads,  # images in the pool hold their place in the quota
     )
     assert [i.name for i in report.imported] == ["0.png", "1.png"]
     assert len(decodes) == 2
