@@ -165,7 +165,7 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
             [project.id, f"{project.id}-{start:058d}"],
         )
         first_id = cursor.fetchone()[0]
-        box_cols = ["image_id", "label_id", "x", "y", "w", "h", "author_id", "source", "created_at"]
+        box_cols = ["image_id", "label_id", "x", "y", "w", "h", "author_id", "source", "created_at", "attributes"]
         with cursor.cursor.copy(_copy_sql(Box, box_cols)) as copy:
             for n in range(stop - start):
                 for b in range(boxes):
@@ -180,6 +180,7 @@ def _grow(project, user, start: int, stop: int, boxes: int) -> dict:
                             user.id,
                             "human",
                             "2026-01-01T00:00:00Z",
+                            '{"occluded": true}' if (n + b) % 50 == 0 else "{}",  # 2 % carry an attribute
                         )
                     )
         cursor.execute("ANALYZE annotator_image; ANALYZE annotator_box")
