@@ -226,9 +226,11 @@ DUPLICATES_MAX = 200_000  # exact all-pairs search; a larger project gets no gro
 
 def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) -> int:
     """After a pretraining: the near-duplicate groups of its images (those in a group of two or
-    more), as "duplicate" rows with the group (its smallest id) and its size. Returns the rows."""
+    more), as "duplicate" rows with the group (its smallest id) and its size, and handed to the
+    annotation queue, which serves one image per group. Returns the rows."""
     import logging
 
+    from annotator.services.duplicates import images_duplicate_groups_set
     from labeling.ml.curation import duplicate_groups
     from labeling.models import CurationKind
 
@@ -239,12 +241,17 @@ def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) ->
         logging.getLogger(__name__).warning(
             "run %s: %s images, over DUPLICATES_MAX: no near-duplicate groups", backbone_run_id, embedding_set.count
         )
+        images_duplicate_groups_set(project_id=embedding_set.project_id, groups=())
         return 0
     ids, features = _stored_features(embedding_set, DUPLICATES_MAX)
     groups = duplicate_groups(ids, features, threshold=DUPLICATE_THRESHOLD if threshold is None else threshold)
     names, sizes = np.unique(groups, return_counts=True)
     size = dict(zip(names.tolist(), sizes.tolist()))
     grouped = np.array([size[g] > 1 for g in groups.tolist()], dtype=bool)
+    # The queue serves one image per group (annotator.services.duplicates): it reads its own column.
+    images_duplicate_groups_set(
+        project_id=embedding_set.project_id, groups=zip(ids[grouped].tolist(), groups[grouped].tolist())
+    )
     return _replace(
         backbone_run_id,
         CurationKind.DUPLICATE,
