@@ -75,6 +75,7 @@ def suggestions_bulk_decide(
                 [ImageTag(image_id=i, label=label, author=user, source=Source.MODEL) for i in added], batch_size=2000
             )
         images_versions_bump(report.changed)
+        report.versions = {i: current[i] + 1 for i in report.changed}
         if report.changed and run_id is not None:
             # Decisions measure the precision of the shown suggestions (labeling/trust.py).
             decision_noted(run_id=run_id, label_id=label.id)
@@ -103,8 +104,9 @@ def suggestions_bulk_undo(*, project: Project, user: AbstractBaseUser, token: st
         raise ValidationError("That undo belongs to another project.")
     label = LabelClass.objects.get(pk=data["label"], project=project)
     report = BulkReport()
+    after = {int(i): v for i, v in data["after"]}
     with transaction.atomic():
-        ok = images_at_version(project=project, after={int(i): v for i, v in data["after"]}, report=report)
+        ok = images_at_version(project=project, after=after, report=report)
         before = {int(row[0]): row[1:] for row in data["before"]}
         SuggestionDecision.objects.filter(label=label, image_id__in=[i for i in ok if i not in before]).delete()
         for image_id in (i for i in ok if i in before):
@@ -116,6 +118,7 @@ def suggestions_bulk_undo(*, project: Project, user: AbstractBaseUser, token: st
         ImageTag.objects.filter(label=label, source=Source.MODEL, image_id__in=[i for i in ok if i in added]).delete()
         images_versions_bump(ok)
         report.changed = ok
+        report.versions = {i: after[i] + 1 for i in ok}
     return report
 
 

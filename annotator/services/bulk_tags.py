@@ -34,6 +34,7 @@ class BulkReport:
     missing: list[int] = field(default_factory=list)  # not images of the project
     still_present: list[int] = field(default_factory=list)  # removed the tag, but a box of the label remains
     no_suggestion: list[int] = field(default_factory=list)  # a decision on suggestions: none for the label
+    versions: dict[int, int] = field(default_factory=dict)  # the changed images' versions now
     undo: str | None = None
 
     def as_dict(self) -> dict:
@@ -44,6 +45,7 @@ class BulkReport:
             "missing": self.missing,
             "still_present": self.still_present,
             "no_suggestion": self.no_suggestion,
+            "versions": {str(i): v for i, v in self.versions.items()},
             "undo": self.undo,
         }
 
@@ -83,7 +85,7 @@ def tags_bulk_set(
                 set(Box.objects.filter(image_id__in=report.changed, label=label).values_list("image_id", flat=True))
             )
         _bump(report.changed)
-        after = {i: current[i] + 1 for i in report.changed}
+        after = report.versions = {i: current[i] + 1 for i in report.changed}
     report.undo = _undo_token(project, label, present, after, removed)
     return report
 
@@ -113,6 +115,7 @@ def tags_bulk_undo(*, project: Project, user: AbstractBaseUser, token: str) -> B
             _human_tags_moved([i for i in ok if restore[i][0] == Source.HUMAN], +1)
         _bump(ok)
         report.changed = ok
+        report.versions = {i: after[i] + 1 for i in ok}
     return report
 
 

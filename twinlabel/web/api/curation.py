@@ -86,6 +86,8 @@ class BulkTagsSerializer(serializers.Serializer):
     conflicts = ConflictSerializer(many=True)  # each a 409: edited since you saw it, left as it is
     missing = serializers.ListField(child=serializers.IntegerField())
     still_present = serializers.ListField(child=serializers.IntegerField())  # a box of the label remains
+    no_suggestion = serializers.ListField(child=serializers.IntegerField())  # bulk-suggestions/: none of the label
+    versions = serializers.DictField(child=serializers.IntegerField())  # {image id: version now} of those changed
     undo = serializers.CharField(allow_null=True)
 
 
@@ -144,13 +146,7 @@ class BulkSuggestionsInSerializer(serializers.Serializer):
     undo = serializers.CharField(required=False)
 
 
-class BulkSuggestionsSerializer(BulkTagsSerializer):
-    no_suggestion = serializers.ListField(child=serializers.IntegerField())  # no current suggestion of the label
-
-
-@extend_schema(
-    request=BulkSuggestionsInSerializer, responses={200: BulkSuggestionsSerializer, 409: BulkSuggestionsSerializer}
-)
+@extend_schema(request=BulkSuggestionsInSerializer, responses={200: BulkTagsSerializer, 409: BulkTagsSerializer})
 @api_view(["POST"])
 def project_bulk_suggestions(request: Request, project_id: int) -> Response:
     """Accept or reject one label's current suggestions on many images (an accepted one becomes a tag
