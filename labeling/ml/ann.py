@@ -5,7 +5,8 @@ with float16 rows (a scalar quantizer that keeps them as they are stored), inner
 Why IVF and not a graph (HNSW, usearch): on this 2-core machine usearch built 100,000 512-d rows in
 193 s (a million would take over half an hour), faiss's IVF in 23 s, both at recall@10 1.0 on
 clustered data; and IVF is built from a sample (the centroids) and then block by block, never
-holding the whole project in memory. bench/curation.py --parts latency measures it at 1M.
+holding the whole project in memory. bench/curation.py --parts latency --ann measures it at 1M
+(built in 68-119 s there).
 
 No Django: paths, arrays and a dataclass config.
 """
@@ -29,7 +30,10 @@ from labeling.ml.curation import Neighbours, unit_half
 class AnnConfig:
     lists_per_sqrt: float = 1.0  # inverted lists: this x sqrt(rows), at least MIN_LISTS
     train_per_list: int = 40  # centroid training rows per list (faiss asks for 39 or more)
-    nprobe: int = 32  # lists a query visits
+    # Lists a query visits. bench/results/curation_ann.json (1M x 512, 1,000 lists, load 5-6): 128
+    # costs p95 18 ms (16: 7 ms) for recall@10 0.99 on clustered rows and 0.32 on isotropic random
+    # ones (16: 0.05), the hardest case; at 100k (316 lists) 33 ms, 0.995 and 0.64. The budget is 200 ms.
+    nprobe: int = 128
     seed: int = 0
 
 

@@ -46,7 +46,7 @@ def test_a_large_project_is_searched_through_its_index(team, monkeypatch):
     found = curation.similar_ids(project_id=team.project.id, image_id=team.ids[3], k=5)
     assert calls and found[0] == run.id
     exact = _exact(team, run, team.ids[3], 5, monkeypatch)
-    # 40 rows in 16 lists of at least... every list is visited (nprobe 32 >= lists): the same answer
+    # 40 rows make 16 lists (the fewest), all visited (nprobe 128): the exact search's answer
     assert [i for i, _ in found[1]] == [i for i, _ in exact[1]]
     assert team.ids[3] not in [i for i, _ in found[1]]
 
