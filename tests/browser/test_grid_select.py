@@ -47,6 +47,10 @@ def test_select_three_thumbnails_tag_them_and_undo(browser, page, embedding_serv
     page.keyboard.press("u")
     expect(page.locator("#select-result")).to_have_text(re.compile("^Undone on 3 images"))
     assert _tags(dog) == {}
+    page.keyboard.press("Escape")
+    page.click(f'.thumb[data-image-id="{ids[0]}"] img', modifiers=["Control"])
+    page.click(f'.thumb[data-image-id="{ids[4]}"] img', modifiers=["Shift"])  # a range from the last click
+    expect(page.locator("#select-count")).to_have_text("5 images selected")
     assert page.console_errors == []
 
 
