@@ -36,6 +36,8 @@ class Project(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # This fraction of the images is labeled independently by two annotators, to measure agreement.
     overlap_fraction = models.FloatField(default=0.0)
+    # The queue serves one image of each near-duplicate group (Image.duplicate_of) unless turned off.
+    queue_one_per_duplicate_group = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-id"]
@@ -138,6 +140,9 @@ class Image(models.Model):
     # dashboard sums them per annotator and day without reading the box and tag tables.
     box_count = models.PositiveIntegerField(default=0)
     human_tag_count = models.PositiveIntegerField(default=0)
+    # In a near-duplicate group and not the one the queue serves: that image's id (the group's
+    # smallest). Written by model assistance through images_duplicate_groups_set; None otherwise.
+    duplicate_of = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -48,7 +48,7 @@ def label_box_counts(*, project_id: int) -> dict[int, int]:
 def recent_images(*, project_id: int, limit: int = 12) -> list[Image]:
     return list(
         Image.objects.filter(project_id=project_id)
-        .only("id", "project_id", "original_name", "status", "thumbnail")
+        .only("id", "project_id", "original_name", "status", "thumbnail", "version")
         .order_by("-id")[:limit]
     )
 
@@ -65,7 +65,7 @@ def image_page(
 ) -> ImagePage:
     """One page of a project's images in id order, by keyset (``id > after`` or ``id < before``)."""
     images = Image.objects.filter(project_id=project_id).only(
-        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail", "version"
     )
     if status:
         images = images.filter(status=status)

@@ -1,6 +1,6 @@
 """Curation with the embeddings (issue 17): what labeling/ml/curation.py finds, and how fast.
 
-    python -m bench.curation [--parts mistakes duplicates latency bulk] [--budget 120]
+    python -m bench.curation [--parts mistakes duplicates latency bulk] [--budget 120] [--ann]
 
 - mistakes: 1,000 demo scenes with their true tags; 5 % of the images get one tag flipped at
   random; the probe's out-of-fold self-confidence ranks them (labeling.ml.curation.likely_mistakes).
@@ -12,7 +12,10 @@
   union-find; precision and recall of "same group" over all pairs, per threshold; the threshold is
   chosen on half of the planted groups and judged on the other half (target >= 0.9 both).
 - latency: more like this (labeling.ml.curation.nearest over float16 unit rows kept in memory, as
-  the web process keeps them) at 100k and 1M synthetic 512-d vectors: p50/p95 of 40 queries.
+  the web process keeps them) at 100k and 1M synthetic 512-d vectors: p50/p95 of 40 queries. With
+  ``--ann``, also the approximate index the worker builds from 100,000 images on (labeling.ml.ann,
+  faiss IVF, float16 rows): its build time, p50/p95 and recall@10 against the exact search, on the
+  same random (isotropic: the hardest case for an index) vectors and on clustered ones.
 - bulk: POST bulk-tags/'s service on 5,000 images of a fresh SQLite project (target < 5 s).
 """
 
@@ -203,6 +206,67 @@ def latency(sizes: list[int], queries: int = 40, dim: int = 512, block: int = 50
     return {"index": "exact, torch matmul over float16 unit rows in memory", "threads": torch.get_num_threads(), **out}
 
 
+def _vectors(n: int, dim: int, kind: str, block: int, rng) -> list:
+    """Blocks of (ids, float16 rows): "random" isotropic, or "clustered" (2,000 centres, each row a
+    centre plus noise of the same norm: neighbours share a centre, as images of one scene do)."""
+    centres = rng.standard_normal((2000, dim), dtype=np.float32) if kind == "clustered" else None
+    blocks = []
+    for start in range(0, n, block):
+        rows = min(block, n - start)
+        x = rng.standard_normal((rows, dim), dtype=np.float32)
+        if centres is not None:
+            x += centres[rng.integers(0, len(centres), rows)]
+        blocks.append((np.arange(start, start + rows), x.astype(np.float16)))
+    return blocks
+
+
+def ann_latency(
+    sizes: list[int], queries: int = 40, dim: int = 512, block: int = 50_000, nprobes=(16, 32, 64, 128)
+) -> dict:
+    """The approximate index against the exact search: build seconds, and p50/p95 and recall@10 (the
+    query image left out) per number of lists visited."""
+    import tempfile
+    from pathlib import Path
+
+    from labeling.ml.ann import AnnConfig, ann_build, ann_load, lists_for
+    from labeling.ml.curation import nearest, unit_half
+
+    out: dict = {"index": "faiss IVF, float16 rows (labeling.ml.ann)", "config": vars(AnnConfig())}
+    rng = np.random.default_rng(SEED)
+    for n in sizes:
+        for kind in ("random", "clustered"):
+            blocks = _vectors(n, dim, kind, block, rng)
+            sample = np.concatenate([b[1][: lists_for(n) * 40 // len(blocks) + 1] for b in blocks])
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "ann.faiss"
+                t = time.perf_counter()
+                meta = ann_build(path, sample, iter(blocks), rows=n)
+                build_s = time.perf_counter() - t
+                index = ann_load(path)
+            units = [(ids, unit_half(x)) for ids, x in blocks]
+            pick = rng.choice(n, queries + 3, replace=False)
+            rows = [units[row // block][1][row % block : row % block + 1] for row in pick]
+            exact = [set(nearest(query, units, k=11, unit=True).ids[0][1:].tolist()) for query in rows]
+            figures: dict = {"build_s": round(build_s, 1), "lists": meta["lists"], "default_nprobe": meta["nprobe"]}
+            for nprobe in nprobes:
+                times, recall = [], []
+                for query, truth in zip(rows, exact):
+                    t = time.perf_counter()
+                    found = index.search(query, 11, nprobe=nprobe)
+                    times.append(time.perf_counter() - t)
+                    recall.append(len(set(found.ids[0][1:].tolist()) & truth) / 10)
+                ms = np.array(times[3:]) * 1000  # the first three warm the caches
+                figures[f"nprobe_{nprobe}"] = {
+                    "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                    "p95_ms": round(float(np.percentile(ms, 95)), 2),
+                    "recall_at_10": round(float(np.mean(recall[3:])), 3),
+                }
+            out[f"{n}_{kind}"] = figures
+            print(f"ann at {n:,} {kind} vectors: {figures}", flush=True)
+            del blocks, units, index
+    return out
+
+
 def bulk(images: int = 5000) -> dict:
     from bench._util import django_setup
 
@@ -243,6 +307,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--name", default="curation")
+    p.add_argument("--ann", action="store_true", help="latency: the approximate index too")
     args = p.parse_args()
     load_start = os.getloadavg()
     figures: dict = {"parts": args.parts}
@@ -262,6 +327,8 @@ def main() -> None:
             figures["duplicates"] = duplicates(backbones)
     if "latency" in args.parts:
         figures["latency"] = latency(args.sizes)
+        if args.ann:
+            figures["ann"] = ann_latency(args.sizes)
     if "bulk" in args.parts:
         figures["bulk"] = bulk()
     figures["load_average"] = machine_load(load_start)

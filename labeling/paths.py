@@ -3,6 +3,7 @@ one of these paths.
 
     runs/<run>/checkpoint.pt                 a pretraining's last whole-epoch checkpoint
     runs/<run>/embeddings/block-<k>.npz      its features, one file per block of image ids
+    runs/<run>/embeddings/ann.faiss (+.json) their nearest-neighbour index, on large projects (labeling.ml.ann)
     runs/<run>/projection.npz                its embedding map (2-D points for the dashboard)
     runs/<run>/probe.npz                     a probe run's fitted probe (labeling.ml.probe)
     runs/<run>/detector.pt                   a detector run's checkpoint, then its model (labeling.ml.detector)
@@ -48,6 +49,11 @@ def embeddings_dir(backbone_run_id: int) -> Path:
 
 def block_path(backbone_run_id: int, block: int) -> Path:
     return embeddings_dir(backbone_run_id) / f"block-{block:07d}.npz"
+
+
+def ann_path(backbone_run_id: int) -> Path:
+    """The approximate nearest-neighbour index beside the embedding blocks (labeling.ml.ann)."""
+    return embeddings_dir(backbone_run_id) / "ann.faiss"
 
 
 def projection_path(embeddings_path: str | Path) -> Path:

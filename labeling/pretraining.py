@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
-from labeling.curation import diverse_write, duplicates_write
+from labeling.curation import ann_write, diverse_write, duplicates_write
 from labeling.data import fill_cache, write_blocks
 from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
@@ -112,15 +112,20 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
 
 
 def _curation(run: TrainingRun) -> None:
-    """The cold start's "diverse" order and the near-duplicate groups from the new embeddings, after
-    the run succeeded (each takes up to minutes at their caps in labeling/curation.py; the queue falls
-    back to id order meanwhile). A failure is logged, never the run's."""
+    """The cold start's "diverse" order, the near-duplicate groups and (on large projects) the
+    nearest-neighbour index from the new embeddings, after the run succeeded (each takes up to
+    minutes at their caps in labeling/curation.py; the queue falls back to id order and more like
+    this to the exact search meanwhile). A failure is logged, never the run's."""
     for what, write in (("diverse", diverse_write), ("duplicate", duplicates_write)):
         try:
             write(backbone_run_id=run.id)
             CurationScore.objects.filter(run__project_id=run.project_id, kind=what, run_id__lt=run.id).delete()
         except Exception:
             log.exception("pretraining %s: the %s ranking could not be written", run.id, what)
+    try:  # large projects: more like this reads an approximate index (labeling/curation.py)
+        ann_write(backbone_run_id=run.id)
+    except Exception:
+        log.exception("pretraining %s: the nearest-neighbour index could not be built", run.id)
 
 
 def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, device: str) -> int:
@@ -144,12 +149,22 @@ def _embed_all(run: TrainingRun, backbone, cache, ids: np.ndarray, c: dict, devi
 
 def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.ndarray) -> None:
     """The dashboard's embedding map: 2-D coordinates (float16) row for row with ``ids``, next to the
-    embeddings and written atomically."""
-    from labeling.ml.projection import project_2d
+    embeddings and written atomically; PCA of them all ("xy"), and UMAP of at most MAP_UMAP_POINTS
+    of them ("umap_ids", "umap") unless umap-learn fails (logged: the map keeps PCA)."""
+    from labeling.ml.projection import project_2d, project_umap
 
+    ids = np.asarray(ids, dtype=np.int64)
+    arrays = {"ids": ids, "xy": project_2d(features)}
+    points = min(len(ids), settings.MAP_UMAP_POINTS)
+    try:
+        if points:
+            pick = np.sort(np.random.default_rng(0).choice(len(ids), points, replace=False))
+            arrays.update(umap_ids=ids[pick], umap=project_umap(np.asarray(features)[pick]))
+    except Exception:
+        log.exception("the UMAP map could not be computed; the map keeps PCA")
     path = projection_path(embeddings_path)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, ids=np.asarray(ids, dtype=np.int64), xy=project_2d(features))
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
 
 

@@ -34,6 +34,16 @@ def need(require_services):
     return check
 
 
+# The embedding map's UMAP costs minutes of numba compilation and fitting per pretraining: off in
+# the tests (here and in the services they start) but where a test turns it on.
+os.environ.setdefault("MAP_UMAP_POINTS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _no_umap(settings):
+    settings.MAP_UMAP_POINTS = 0
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -386,6 +386,9 @@ TRAIN_THREADS = env_int(
 )
 # Embeddings and suggestions are computed in blocks of this many image ids (labeling/data.py, labeling/suggesting.py).
 SHARD_IMAGES = env_int("SHARD_IMAGES", 50_000, minimum=1)
+# The embedding map's UMAP (umap-learn) beside PCA: at most this many points, computed by the worker
+# after each pretraining (minutes on a 2-core CPU; numba compiles it on first use). 0: PCA only.
+MAP_UMAP_POINTS = env_int("MAP_UMAP_POINTS", 5000, minimum=0)
 # Rows per (project, status) counter, summed on read: more rows, less waiting on one row lock when
 # many annotators submit at once.
 STATUS_COUNT_SHARDS = env_int("STATUS_COUNT_SHARDS", 16, minimum=1)

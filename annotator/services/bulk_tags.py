@@ -33,6 +33,8 @@ class BulkReport:
     conflicts: list[dict] = field(default_factory=list)  # {id, version}: edited since the caller saw it
     missing: list[int] = field(default_factory=list)  # not images of the project
     still_present: list[int] = field(default_factory=list)  # removed the tag, but a box of the label remains
+    no_suggestion: list[int] = field(default_factory=list)  # a decision on suggestions: none for the label
+    versions: dict[int, int] = field(default_factory=dict)  # the changed images' versions now
     undo: str | None = None
 
     def as_dict(self) -> dict:
@@ -42,6 +44,8 @@ class BulkReport:
             "conflicts": self.conflicts,
             "missing": self.missing,
             "still_present": self.still_present,
+            "no_suggestion": self.no_suggestion,
+            "versions": {str(i): v for i, v in self.versions.items()},
             "undo": self.undo,
         }
 
@@ -61,21 +65,9 @@ def tags_bulk_set(
         raise ValidationError("That label belongs to another project.")
     if len(image_ids) > BULK_MAX_IMAGES:
         raise ValidationError(f"At most {BULK_MAX_IMAGES:,} images at once; select fewer.")
-    versions = versions or {}
     report = BulkReport()
     with transaction.atomic():
-        current = dict(
-            Image.objects.select_for_update()
-            .filter(project=project, pk__in=set(image_ids))
-            .values_list("id", "version")
-        )
-        report.missing = sorted(set(image_ids) - set(current))
-        seen = []
-        for image_id, version in sorted(current.items()):
-            if versions.get(image_id, version) != version:
-                report.conflicts.append({"id": image_id, "version": version})
-            else:
-                seen.append(image_id)
+        current, seen = images_lock_seen(project=project, image_ids=image_ids, versions=versions, report=report)
         tagged = dict(ImageTag.objects.filter(image_id__in=seen, label=label).values_list("image_id", "source"))
         if present:
             report.changed = [i for i in seen if i not in tagged]
@@ -93,7 +85,7 @@ def tags_bulk_set(
                 set(Box.objects.filter(image_id__in=report.changed, label=label).values_list("image_id", flat=True))
             )
         _bump(report.changed)
-        after = {i: current[i] + 1 for i in report.changed}
+        after = report.versions = {i: current[i] + 1 for i in report.changed}
     report.undo = _undo_token(project, label, present, after, removed)
     return report
 
@@ -111,16 +103,7 @@ def tags_bulk_undo(*, project: Project, user: AbstractBaseUser, token: str) -> B
     after = {int(i): v for i, v in data["after"]}
     report = BulkReport()
     with transaction.atomic():
-        current = dict(
-            Image.objects.select_for_update().filter(project=project, pk__in=list(after)).values_list("id", "version")
-        )
-        report.missing = sorted(set(after) - set(current))
-        ok = []
-        for image_id, version in sorted(current.items()):
-            if version != after[image_id]:
-                report.conflicts.append({"id": image_id, "version": version})
-            else:
-                ok.append(image_id)
+        ok = images_at_version(project=project, after=after, report=report)
         if data["present"]:  # the write added the tag: remove it again
             _remove(ok, label)
         else:
@@ -132,7 +115,49 @@ def tags_bulk_undo(*, project: Project, user: AbstractBaseUser, token: str) -> B
             _human_tags_moved([i for i in ok if restore[i][0] == Source.HUMAN], +1)
         _bump(ok)
         report.changed = ok
+        report.versions = {i: after[i] + 1 for i in ok}
     return report
+
+
+def images_lock_seen(
+    *, project: Project, image_ids: list[int], versions: dict[int, int] | None, report: BulkReport
+) -> tuple[dict[int, int], list[int]]:
+    """Inside the caller's transaction: lock the project's ``image_ids`` and sort them into those at
+    the version the caller saw (``versions``; an image it does not name counts as seen now) and
+    ``report``'s conflicts and missing. -> ({image id: version now}, [ids as seen, ascending])."""
+    versions = versions or {}
+    current = dict(
+        Image.objects.select_for_update().filter(project=project, pk__in=set(image_ids)).values_list("id", "version")
+    )
+    report.missing = sorted(set(image_ids) - set(current))
+    seen = []
+    for image_id, version in sorted(current.items()):
+        if versions.get(image_id, version) != version:
+            report.conflicts.append({"id": image_id, "version": version})
+        else:
+            seen.append(image_id)
+    return current, seen
+
+
+def images_at_version(*, project: Project, after: dict[int, int], report: BulkReport) -> list[int]:
+    """Inside the caller's transaction, for an undo: lock the images of ``after`` ({id: the version
+    the write left}) and return those still at it; the others go to ``report``'s conflicts."""
+    current = dict(
+        Image.objects.select_for_update().filter(project=project, pk__in=list(after)).values_list("id", "version")
+    )
+    report.missing = sorted(set(after) - set(current))
+    ok = []
+    for image_id, version in sorted(current.items()):
+        if version != after[image_id]:
+            report.conflicts.append({"id": image_id, "version": version})
+        else:
+            ok.append(image_id)
+    return ok
+
+
+def images_versions_bump(image_ids: list[int]) -> None:
+    """Every image's version up by one, in a few UPDATEs (the rows are locked by the caller)."""
+    _bump(image_ids)
 
 
 def _remove(image_ids: list[int], label: LabelClass) -> list[list]:

@@ -46,6 +46,8 @@ def queue_next(
     First the user's own held images (a reload resumes where they were), then unlabeled images and
     in-progress images whose hold expired. Rows are picked with SELECT ... FOR UPDATE SKIP LOCKED on
     PostgreSQL, so concurrent requests never pick the same row; SQLite serialises writers anyway.
+    Unless the project turns it off, an image that another image of its near-duplicate group stands
+    for (Image.duplicate_of) is not served.
     """
     if not queue_order_valid(order):
         raise ValidationError(f"Unknown queue order “{order}”; use one of {', '.join(QUEUE_ORDERS)} or label:<id>.")
@@ -61,6 +63,8 @@ def queue_next(
         image = first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:
+            if project.queue_one_per_duplicate_group:  # one image per near-duplicate group
+                images = images.filter(duplicate_of__isnull=True)
             free = images.filter(
                 Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)
             )

@@ -1,4 +1,5 @@
-"""A 2-D map of the image embeddings for the dashboard: PCA on the standardised features.
+"""A 2-D map of the image embeddings for the dashboard: PCA on the standardised features, and
+UMAP (umap-learn) beside it, whose clusters separate well enough to lasso.
 
 PCA is linear and deterministic, costs one low-rank SVD (a second on the CPU for 100k x 512),
 and keeps the coordinates of existing images meaningful when a few new ones are added. Clusters
@@ -41,3 +42,21 @@ def project_2d(features: np.ndarray | torch.Tensor, *, seed: int = 0, fit_rows: 
     # A sign convention (the larger tail positive) so a refit does not mirror the map at random.
     sign = torch.where(out.max(0).values.abs() >= out.min(0).values.abs(), 1.0, -1.0)
     return (out / scale * sign).numpy().astype(np.float16)
+
+
+def project_umap(
+    features: np.ndarray | torch.Tensor, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1
+) -> np.ndarray:
+    """(N, D) features -> float16 (N, 2) UMAP coordinates (cosine metric), each axis scaled to unit
+    variance. Slow on a CPU (numba compiles it on first use; minutes for 20,000 rows on 2 cores,
+    hence the setting MAP_UMAP_POINTS): the worker computes it once per pretraining."""
+    import umap  # imported when used: numba's compilation costs seconds at import
+
+    x = np.asarray(features.float() if isinstance(features, torch.Tensor) else features, dtype=np.float32)
+    if len(x) <= n_neighbors + 1:
+        return np.zeros((len(x), 2), dtype=np.float16)
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1)
+    xy = np.asarray(reducer.fit_transform(x), dtype=np.float32)
+    xy = (xy - xy.mean(0)) / np.maximum(xy.std(0), 1e-6)
+    out: np.ndarray = xy.astype(np.float16)
+    return out

@@ -64,6 +64,14 @@ ENDPOINTS = [
     Endpoint(
         "api_project_bulk_tags", "post", ANNOTATE, ok=(400,), json=True, body={"images": [1], "action": "add"}
     ),  # no pretraining here: 200 with a note
+    Endpoint(
+        "api_project_bulk_suggestions",
+        "post",
+        ANNOTATE,
+        ok=(400,),
+        json=True,
+        body={"images": [1], "decision": "accept"},
+    ),  # no label: 400, after access was granted
     Endpoint("api_project_runs", "get", ANY, json=True),
     Endpoint(
         "api_project_runs", "post", ADMIN, ok=(201,), json=True, body={"kind": "pretrain", "config": {"epochs": 1}}
@@ -157,6 +165,7 @@ def world(settings, tmp_path):
         "api_image_review": [submitted],
         "api_image_similar": [unlabeled],
         "api_project_bulk_tags": [project.id],
+        "api_project_bulk_suggestions": [project.id],
         "api_project_duplicates": [project.id],
         "api_project_runs": [project.id],
         "api_run_detail": [run.id],

@@ -95,7 +95,7 @@ def likely_mistakes(*, project_id: int, limit: int) -> list[Image]:
     from annotator.orders import images_ordered
 
     images = Image.objects.filter(project_id=project_id, status="submitted").only(
-        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail", "version"
     )
     ordered = images_ordered(images, project_id=project_id, order="mistakes")
     if ordered is None:
@@ -125,7 +125,7 @@ def duplicate_images(*, project_id: int, limit: int) -> list[Image]:
     images = {
         row.id: row
         for row in Image.objects.filter(pk__in=ids).only(
-            "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+            "id", "project_id", "original_name", "width", "height", "status", "thumbnail", "version"
         )
     }
     rows = [images[i] for i in ids if i in images]

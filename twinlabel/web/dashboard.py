@@ -416,10 +416,13 @@ def runs_with_probe_metrics(*, project_id: int, limit: int = 50) -> list[dict]:
     return out
 
 
-def embedding_points(*, project_id: int, after: int | None = None, limit: int = 5000, max_points: int = 20_000) -> dict:
+def embedding_points(
+    *, project_id: int, after: int | None = None, limit: int = 5000, max_points: int = 20_000, projection: str = "pca"
+) -> dict:
     """One page (by image id, keyset) of the embedding map of the current backbone: a fixed,
     evenly spaced sample of at most ``max_points`` images, each with its 2-D position and what it
-    is coloured by: the human label (submitted), the top suggestion (unlabeled) or neither."""
+    is coloured by: the human label (submitted), the top suggestion (unlabeled) or neither.
+    ``projection``: "pca", or "umap" where the worker computed it (else PCA; the answer says which)."""
     state = ProjectModelState.objects.filter(project_id=project_id).first()
     embedding = (
         EmbeddingSet.objects.filter(run_id=state.pretrain_run_id).order_by("-id").first()
@@ -428,9 +431,11 @@ def embedding_points(*, project_id: int, after: int | None = None, limit: int = 
     )
     path = projection_path(embedding.path) if embedding else None
     if path is None or not path.exists():
-        return {"points": [], "next_after": None, "total": 0, "sampled": 0, "run": None}
+        return {"points": [], "next_after": None, "total": 0, "sampled": 0, "run": None, "projection": projection}
     with np.load(path) as data:
-        ids, xy = data["ids"], data["xy"]
+        has_umap = "umap" in data.files
+        projection = "umap" if projection == "umap" and has_umap else "pca"
+        ids, xy = (data["umap_ids"], data["umap"]) if projection == "umap" else (data["ids"], data["xy"])
     order = np.argsort(ids, kind="stable")
     ids, xy = ids[order], xy[order]
     stride = max(1, -(-len(ids) // max_points))
@@ -449,6 +454,8 @@ def embedding_points(*, project_id: int, after: int | None = None, limit: int = 
         "total": int(len(order)),
         "sampled": int(len(ids)),
         "run": state.pretrain_run_id,
+        "projection": projection,
+        "projections": ["pca", "umap"] if has_umap else ["pca"],
     }
 
 

@@ -10,9 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator.access import ANNOTATE_ROLES, project_for
-from annotator.models import ImageStatus
+from annotator.models import ImageStatus, LabelClass
 from annotator.services.bulk_tags import BULK_MAX_IMAGES, tags_bulk_set, tags_bulk_undo
 from labeling import curation
+from labeling.bulk_decisions import suggestions_bulk_decide, suggestions_bulk_undo
+from labeling.models import Decision
 from twinlabel.web import compose
 from twinlabel.web.api import common
 from twinlabel.web.api.errors import BadRequest
@@ -84,6 +86,8 @@ class BulkTagsSerializer(serializers.Serializer):
     conflicts = ConflictSerializer(many=True)  # each a 409: edited since you saw it, left as it is
     missing = serializers.ListField(child=serializers.IntegerField())
     still_present = serializers.ListField(child=serializers.IntegerField())  # a box of the label remains
+    no_suggestion = serializers.ListField(child=serializers.IntegerField())  # bulk-suggestions/: none of the label
+    versions = serializers.DictField(child=serializers.IntegerField())  # {image id: version now} of those changed
     undo = serializers.CharField(allow_null=True)
 
 
@@ -105,19 +109,9 @@ def project_bulk_tags(request: Request, project_id: int) -> Response:
 
 
 def _bulk_set(request: Request, project, data: dict):
-    images = common.id_list(data.get("images"), "images", limit=BULK_MAX_IMAGES)
-    if not images:
-        raise BadRequest("Select one or more images (“images”: a list of image ids).")
     if data.get("action") not in ("add", "remove"):
         raise BadRequest("“action” must be “add” or “remove”.")
-    label_id = common.int_field(data.get("label"), "label")
-    label = project.labels.filter(pk=label_id).first()
-    if label is None:
-        raise BadRequest(f"The project has no label {label_id}.")
-    raw = data.get("versions") or {}
-    if not isinstance(raw, dict) or not all(str(k).isdigit() for k in raw):
-        raise BadRequest("“versions” must map image ids to the versions you saw.")
-    versions = {int(k): common.int_field(v, "versions") for k, v in raw.items()}
+    images, label, versions = _selection(project, data)
     return tags_bulk_set(
         project=project,
         user=request.user,
@@ -126,6 +120,53 @@ def _bulk_set(request: Request, project, data: dict):
         present=data["action"] == "add",
         versions=versions,
     )
+
+
+def _selection(project, data: dict) -> tuple[list[int], LabelClass, dict[int, int]]:
+    """A bulk write's images, label and the versions the caller saw, checked."""
+    images = common.id_list(data.get("images"), "images", limit=BULK_MAX_IMAGES)
+    if not images:
+        raise BadRequest("Select one or more images (“images”: a list of image ids).")
+    label_id = common.int_field(data.get("label"), "label")
+    label = project.labels.filter(pk=label_id).first()
+    if label is None:
+        raise BadRequest(f"The project has no label {label_id}.")
+    raw = data.get("versions") or {}
+    if not isinstance(raw, dict) or not all(str(k).isdigit() for k in raw):
+        raise BadRequest("“versions” must map image ids to the versions you saw.")
+    versions = {int(k): common.int_field(v, "versions") for k, v in raw.items()}
+    return images, label, versions
+
+
+class BulkSuggestionsInSerializer(serializers.Serializer):
+    images = serializers.ListField(child=serializers.IntegerField(), required=False)
+    label = serializers.IntegerField(required=False)
+    decision = serializers.ChoiceField(choices=["accept", "reject"], required=False)
+    versions = serializers.DictField(child=serializers.IntegerField(), required=False)
+    undo = serializers.CharField(required=False)
+
+
+@extend_schema(request=BulkSuggestionsInSerializer, responses={200: BulkTagsSerializer, 409: BulkTagsSerializer})
+@api_view(["POST"])
+def project_bulk_suggestions(request: Request, project_id: int) -> Response:
+    """Accept or reject one label's current suggestions on many images (an accepted one becomes a tag
+    with source "model"; a tag a person set is kept), or undo such a write. Conflicts as bulk-tags/."""
+    project, _ = project_for(user=request.user, project_id=project_id, roles=ANNOTATE_ROLES)
+    data = common.body(request)
+    if data.get("undo") is not None:
+        if not isinstance(data["undo"], str):
+            raise BadRequest("“undo” must be the token an earlier answer gave.")
+        report = suggestions_bulk_undo(project=project, user=request.user, token=data["undo"])
+    else:
+        if data.get("decision") not in ("accept", "reject"):
+            raise BadRequest("“decision” must be “accept” or “reject”.")
+        images, label, versions = _selection(project, data)
+        decision = Decision.ACCEPTED if data["decision"] == "accept" else Decision.REJECTED
+        report = suggestions_bulk_decide(
+            project=project, user=request.user, label=label, image_ids=images, decision=decision, versions=versions
+        )
+    status = 409 if report.conflicts and not report.changed and not report.unchanged else 200
+    return Response(report.as_dict(), status=status)
 
 
 class DuplicateGroupSerializer(serializers.Serializer):

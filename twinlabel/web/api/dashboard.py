@@ -22,7 +22,12 @@ def project_dashboard(request: Request, project_id: int) -> Response:
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("after", int), OpenApiParameter("limit", int)], responses={200: OpenApiTypes.OBJECT}
+    parameters=[
+        OpenApiParameter("after", int),
+        OpenApiParameter("limit", int),
+        OpenApiParameter("projection", enum=["pca", "umap"], description="UMAP where the worker computed it"),
+    ],
+    responses={200: OpenApiTypes.OBJECT},
 )
 @api_view(["GET"])
 def embedding_map(request: Request, project_id: int) -> Response:
@@ -31,6 +36,11 @@ def embedding_map(request: Request, project_id: int) -> Response:
     after, limit = request.query_params.get("after"), request.query_params.get("limit", "5000")
     if (after is not None and not after.isdigit()) or not limit.isdigit() or not 1 <= int(limit) <= 10_000:
         raise BadRequest("“after” must be an image id and “limit” a number from 1 to 10000.")
+    projection = request.query_params.get("projection", "pca")
+    if projection not in ("pca", "umap"):
+        raise BadRequest("“projection” must be “pca” or “umap”.")
     return Response(
-        dashboard.embedding_points(project_id=project.id, after=int(after) if after else None, limit=int(limit))
+        dashboard.embedding_points(
+            project_id=project.id, after=int(after) if after else None, limit=int(limit), projection=projection
+        )
     )

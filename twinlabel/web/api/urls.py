@@ -18,6 +18,11 @@ urlpatterns = [
     path("projects/<int:project_id>/images/", images.project_images, name="api_project_images"),
     path("projects/<int:project_id>/duplicates/", curation.project_duplicates, name="api_project_duplicates"),
     path("projects/<int:project_id>/bulk-tags/", curation.project_bulk_tags, name="api_project_bulk_tags"),
+    path(
+        "projects/<int:project_id>/bulk-suggestions/",
+        curation.project_bulk_suggestions,
+        name="api_project_bulk_suggestions",
+    ),
     path("projects/<int:project_id>/queue/next/", queue.queue_next, name="api_queue_next"),
     path("projects/<int:project_id>/queue/release/", queue.queue_release, name="api_queue_release"),
     path("projects/<int:project_id>/export/", exchange.project_export, name="api_project_export"),

@@ -52,6 +52,7 @@ def image_grid(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": project,
             "page": page,
             "can_annotate": role in ANNOTATE_ROLES,
+            "labels": project.labels.all() if role in ANNOTATE_ROLES else (),
             "status": status or "",
             "statuses": ImageStatus.choices,
         },
@@ -64,7 +65,7 @@ def _similar_grid(request: HttpRequest, project, role: str, image_id: int, statu
     found = compose.similar_images(project_id=project.id, image_id=image.id, k=SIMILAR_GRID, status=status)
     similarity = {row["id"]: row["similarity"] for row in found["results"]}
     images = Image.objects.filter(pk__in=list(similarity)).only(
-        "id", "project_id", "original_name", "width", "height", "status", "thumbnail"
+        "id", "project_id", "original_name", "width", "height", "status", "thumbnail", "version"
     )
     rows = sorted(images, key=lambda row: -similarity[row.id])
     for row in rows:
@@ -76,6 +77,7 @@ def _similar_grid(request: HttpRequest, project, role: str, image_id: int, statu
             "project": project,
             "page": {"images": rows},
             "can_annotate": role in ANNOTATE_ROLES,
+            "labels": project.labels.all() if role in ANNOTATE_ROLES else (),
             "status": status or "",
             "statuses": ImageStatus.choices,
             "similar_to": image,
@@ -106,6 +108,7 @@ def _ranked_grid(request: HttpRequest, project, role: str, rows: list, view: str
             "project": project,
             "page": {"images": rows},
             "can_annotate": role in ANNOTATE_ROLES,
+            "labels": project.labels.all() if role in ANNOTATE_ROLES else (),
             "status": "",
             "statuses": ImageStatus.choices,
             view: True,

@@ -15,6 +15,7 @@ from annotator import selectors
 from annotator.access import ADMIN_ONLY, ANNOTATE_ROLES, REVIEW_ROLES, project_for
 from annotator.formats import registry
 from annotator.services.images import import_limits
+from annotator.services.duplicates import project_set_queue_duplicates
 from annotator.services.projects import project_create, project_set_overlap
 from twinlabel.web.links import url_template
 from twinlabel.web.pages.labels import _with_attributes_text
@@ -102,6 +103,9 @@ def project_delete(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
+    if "queue_duplicates" in request.POST:  # the near-duplicates form: an unticked box is not sent
+        project_set_queue_duplicates(project=project, one_per_group="one_per_group" in request.POST)
+        return redirect("project_detail", project_id=project.id)
     try:
         project_set_overlap(project=project, percent=request.POST.get("overlap_percent", ""))
     except ValidationError as error:

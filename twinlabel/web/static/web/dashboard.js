@@ -17,6 +17,7 @@ let lossRun = null;
 let lossTimer = null;
 let sortBy = { key: "map", descending: true };
 let lasso = null;
+const projectionSelect = document.getElementById("map-projection");
 
 function call(address, method = "GET") {
   return requestJson(address, { method, body: method === "POST" ? {} : undefined });
@@ -296,10 +297,13 @@ async function drawMap() {
   let after = null;
   let page;
   do {
-    page = await call(config.urls.map + (after == null ? "" : `?after=${after}`));
+    page = await call(`${config.urls.map}?projection=${projectionSelect.value}` + (after == null ? "" : `&after=${after}`));
     points.push(...page.points);
     after = page.next_after;
   } while (after != null);
+  const shown = page.projection === "umap" ? "UMAP" : "PCA";
+  document.getElementById("map-projection-note").textContent = page.run && !page.projections?.includes("umap")
+    ? "(no UMAP for this backbone: PCA shown)" : "";
   document.getElementById("map-caption").textContent = page.run
     ? `${page.sampled} of ${page.total} images, backbone run #${page.run}` : "no embeddings yet: pretrain first";
   const groups = new Map();
@@ -316,7 +320,7 @@ async function drawMap() {
     marker: { size: g.kind === "human" ? 7 : 5, symbol: g.kind === "suggested" ? "circle-open" : "circle",
               color: g.kind === "human" || g.kind === "suggested" ? labelColour(g.label) : g.kind === "skipped" ? "#fca5a5" : "#cbd5e1" },
   }));
-  await plot("chart-map", traces, layout("Image embeddings (PCA, 2-D)", { height: 520, hovermode: "closest", dragmode: lasso?.dragmode || "zoom" }),
+  await plot("chart-map", traces, layout(`Image embeddings (${shown}, 2-D)`, { height: 520, hovermode: "closest", dragmode: lasso?.dragmode || "zoom" }),
              traces.length ? null : "A map of the images appears here once a pretraining has embedded them: "
                + "start one with Pretrain on the project page (each image becomes a point, coloured by its labels).");
   const chart = document.getElementById("chart-map");
@@ -340,6 +344,8 @@ async function drawMap() {
   lasso.listen(versions);
   lasso.select([]);
 }
+
+projectionSelect.addEventListener("change", () => { projectionSelect.blur(); drawMap(); });
 
 async function load() {
   message.textContent = "";
@@ -369,6 +375,10 @@ document.addEventListener("keydown", (event) => {
   if (event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
   if (lasso?.key(event)) return;
   if (event.key === "r") load();
+  if (event.key === "p") {
+    projectionSelect.value = projectionSelect.value === "pca" ? "umap" : "pca";
+    drawMap();
+  }
   if (event.key === "x" || event.key === "t") document.querySelector(`#runs button[data-key="${event.key}"]`)?.click();
   if (event.key === "c") {
     if (!selected.size) data?.runs.filter((r) => r.kind === "pretrain").forEach((r) => selected.add(r.id));
