@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, predictions, projects, queue, runs
-from twinlabel.web.api import curation, suggestions, webhooks
+from twinlabel.web.api import buckets, curation, suggestions, webhooks
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -22,6 +22,8 @@ urlpatterns = [
     path("projects/<int:project_id>/queue/release/", queue.queue_release, name="api_queue_release"),
     path("projects/<int:project_id>/export/", exchange.project_export, name="api_project_export"),
     path("projects/<int:project_id>/import/", exchange.project_import, name="api_project_import"),
+    path("projects/<int:project_id>/bucket-imports/", buckets.project_bucket_imports, name="api_project_bucket_imports"),
+    path("bucket-imports/<int:job_id>/", buckets.bucket_import, name="api_bucket_import"),
     path("exports/<int:job_id>/", exchange.export_job, name="api_export_job"),
     path("exports/<int:job_id>/download/", exchange.export_download, name="api_export_download"),
     path("images/<int:image_id>/annotations/", annotations.image_annotations, name="api_image_annotations"),
