@@ -278,7 +278,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
+    # deepLinking off: its links sit inside each operation's toggle button (nested controls fail axe).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "persistAuthorization": True, "validatorUrl": None},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "twinlabel.web.api.errors.schema_errors_hook",

@@ -62,7 +62,7 @@ def _pages(project, empty):
         ("audit (an auto-accepted tag to check)", f"/projects/{p}/audit/", "#audit-app"),
         ("members", f"/projects/{p}/members/", "main"),
         ("dashboard", f"/projects/{p}/dashboard/", "body[data-dashboard=ready]"),
-        ("api docs", "/api/docs/", "body"),
+        ("api docs (Swagger UI)", "/api/docs/", ".swagger-ui .opblock"),
     ]
 
 
