@@ -34,7 +34,7 @@ def register(name: str, step: Callable[[], object]) -> None:
 def sweep_once() -> dict[str, object]:
     """Every step once; one failing step (the database briefly away) does not stop the others."""
     from annotator.exports import export_jobs_expire
-    from annotator.services.buckets import bucket_imports_resend, bucket_syncs_due
+    from annotator.services.buckets import bucket_syncs_due
     from annotator.services.media_gc import media_gc_periodic
 
     results: dict[str, object] = {}
@@ -84,6 +84,20 @@ def exports_resend() -> list[int]:
             sent.append(job.id)
     if sent:
         log.warning("sweep: sent export jobs %s again", sent)
+    return sent
+
+
+def bucket_imports_resend() -> list[int]:
+    from annotator.models import BucketImport
+    from annotator.services.bucket_import import bucket_import_run
+    from annotator.tasks import send_now
+
+    sent = []
+    for job in resend_due(BucketImport).order_by("id")[:100]:
+        if claim_send(job) and send_now(bucket_import_run, job.id, row=job):
+            sent.append(job.id)
+    if sent:
+        log.warning("sweep: sent bucket imports %s again", sent)
     return sent
 
 

@@ -88,10 +88,3 @@ def export_run(job_id: int) -> None:
 def exports_expire() -> int:
     """Old export files expire (EXPORT_KEEP_HOURS): for a periodic schedule (Celery beat or the sweep)."""
     return export_jobs_expire()
-
-
-@shared_task(name="annotator.tasks.bucket_import_run", ignore_result=True)
-def bucket_import_run(job_id: int) -> None:
-    from annotator.services.buckets import bucket_import_execute
-
-    bucket_import_execute(job_id=job_id)

@@ -324,6 +324,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Convention: a task whose name starts with "gpu_" runs on the GPU worker's queue.
 CELERY_TASK_ROUTES = {"*.gpu_*": {"queue": "gpu"}}
 CELERY_TASK_ALWAYS_EAGER = False
+# Tasks defined outside an app's tasks.py (beside the service they run, to keep imports acyclic).
+CELERY_IMPORTS = ["annotator.services.bucket_import"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long GPU tasks: never hoard work another worker could take
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -26,15 +26,6 @@ BLOCKING = {"serious", "critical"}
 RESULTS = procs.ROOT / "bench" / "results" / "axe.json"
 
 
-@pytest.fixture
-def axe(need):
-    try:
-        from axe_playwright_python.sync_playwright import Axe
-    except ImportError:
-        need(False, "the axe-playwright-python package")
-    return Axe()
-
-
 def _project():
     owner, reviewer = make_user("owner"), make_user("rev")
     project = make_project(owner=owner, labels=("cat", "dog"), name="Pets")

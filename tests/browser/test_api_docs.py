@@ -12,7 +12,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from tests.browser.session import log_in
-from tests.browser.test_accessibility import BLOCKING, _audit, axe  # noqa: F401  (axe: a fixture)
+from tests.browser.test_accessibility import _audit
 from tests.factories import make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]

@@ -41,6 +41,7 @@ class Command(BaseCommand):
 
         from annotator.models import BucketImport, ExportStatus
         from annotator.services import buckets
+        from annotator.services.bucket_import import bucket_import_execute
 
         try:
             source = buckets.bucket_source_save(
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError(f"{busy}: an import of {url} is under way; wait for it") from None
         bar = tqdm(unit="obj", disable=no_progress, desc=f"Importing {url} into {target.name}")
         try:
-            buckets.bucket_import_execute(job_id=job.id, on_progress=lambda j: bar.update(j.listed - bar.n))
+            bucket_import_execute(job_id=job.id, on_progress=lambda j: bar.update(j.listed - bar.n))
         except Exception:
             job = BucketImport.objects.get(pk=job.id)
             raise CommandError(f"the import failed: {job.error}") from None
