@@ -195,6 +195,8 @@ CSP_EXTRA_IMG_SRC = env_list("CSP_EXTRA_IMG_SRC", ["https:"] if MEDIA_REDIRECT e
 BUCKET_ENDPOINTS = env_list("BUCKET_ENDPOINTS", [])
 BUCKET_CREDENTIALS = env_credentials("BUCKET_CREDENTIALS")
 BUCKET_LIST_PAGE = env_int("BUCKET_LIST_PAGE", 500, minimum=1)
+# Objects read ahead of the import (their GETs in flight at once; their bytes held at most).
+BUCKET_READ_AHEAD = env_int("BUCKET_READ_AHEAD", 8, minimum=1)
 BUCKET_REPORT_REFUSALS = 100
 WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_FINDERS = [

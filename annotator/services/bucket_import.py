@@ -9,8 +9,9 @@ acyclic import contract). CELERY_IMPORTS (settings) makes every worker load this
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from functools import partial
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from celery import shared_task
 from django.conf import settings
@@ -105,7 +106,7 @@ def _import_page(job: BucketImport, client, page: list[dict]) -> None:
     known = dict(
         BucketObject.objects.filter(source=source, key__in=[o["Key"] for o in page]).values_list("key", "etag")
     )
-    sources: list[ImageSource | Rejection] = []
+    sources: list[str | Rejection] = []  # keys to read, or refused unread
     etags: dict[str, tuple[str, str]] = {}  # the name the import reports -> (key, ETag)
     job.listed += len(page)
     for entry in page:
@@ -119,10 +120,33 @@ def _import_page(job: BucketImport, client, page: list[dict]) -> None:
                 Rejection(key, f"the object is {entry['Size'] / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB")
             )
         else:
-            sources.append(ImageSource(key, partial(_read, client, source.bucket, key)))
+            sources.append(key)
             etags[key] = etags[key[-255:]] = (key, etag)
     if sources:
-        _record(job, images_import(project=source.project, sources=sources), etags)
+        read = _read_ahead(client, source.bucket, sources, settings.BUCKET_READ_AHEAD)
+        _record(job, images_import(project=source.project, sources=read), etags)
+
+
+def _read_ahead(client, bucket: str, items: list[str | Rejection], window: int) -> Iterator[ImageSource | Rejection]:
+    """The objects in order, each one's GET started up to ``window`` objects before the import asks
+    for it (a request's latency, not the decode, bounds a one-at-a-time import); memory holds at most
+    ``window`` objects' bytes. The client is boto3's low-level one, which threads may share."""
+    with ThreadPoolExecutor(max_workers=window, thread_name_prefix="bucket-read") as pool:
+        ahead: deque[tuple[str | Rejection, Future | None]] = deque()
+        rest = iter(items)
+
+        def fill() -> None:
+            while len(ahead) < window and (item := next(rest, None)) is not None:
+                ahead.append((item, None if isinstance(item, Rejection) else pool.submit(_read, client, bucket, item)))
+
+        fill()
+        while ahead:
+            item, future = ahead.popleft()
+            fill()
+            if isinstance(item, Rejection) or future is None:
+                yield item  # type: ignore[misc]
+            else:
+                yield ImageSource(item, future.result)
 
 
 def _record(job: BucketImport, report: ImportReport, etags: dict[str, tuple[str, str]]) -> None:
