@@ -401,3 +401,95 @@ class AnnotationSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id} pass {self.pass_number} by {self.annotator_id}"
+
+
+class BucketSource(models.Model):
+    """An S3-compatible bucket prefix a project imports its images from, and syncs from again.
+    Credentials are never stored: ``credentials`` names a set the server's settings hold
+    (BUCKET_CREDENTIALS); empty means boto3's own chain (AWS_ACCESS_KEY_ID ... in the environment)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="bucket_sources")
+    endpoint_url = models.CharField(max_length=300, blank=True, help_text="Empty: AWS S3 itself.")
+    region = models.CharField(max_length=64, blank=True)
+    bucket = models.CharField(max_length=63)
+    prefix = models.CharField(max_length=1024, blank=True)
+    credentials = models.CharField(max_length=64, blank=True)
+    sync_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sync every this many minutes (by the workers' sweep); empty: on request only."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "endpoint_url", "bucket", "prefix"], name="bucket_source_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(sync_minutes__isnull=True) | Q(sync_minutes__gte=1), name="bucket_source_sync_minutes_min"
+            ),
+        ]
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class BucketOutcome(models.TextChoices):
+    IMPORTED = "imported", "Imported"
+    DUPLICATE = "duplicate", "A copy of an image already in the project"
+
+
+class BucketObject(models.Model):
+    """An object of a source already taken in (imported, or a copy of an image there): a sync skips
+    it while its ETag is unchanged, without reading it. Refused objects get no row: they are tried
+    again at the next sync (a refusal may pass later: a full project, a busy server)."""
+
+    source = models.ForeignKey(BucketSource, on_delete=models.CASCADE, related_name="bucket_objects")
+    key = models.CharField(max_length=1024)
+    etag = models.CharField(max_length=200)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outcome = models.CharField(max_length=16, choices=BucketOutcome.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "key"], name="bucket_object_unique"),
+            one_of("outcome", BucketOutcome, "bucket_object_outcome_valid"),
+        ]
+
+
+class BucketImport(models.Model):
+    """One import (or sync) of a source by a worker, with its progress and report."""
+
+    source = models.ForeignKey(BucketSource, on_delete=models.CASCADE, related_name="imports")
+    status = models.CharField(max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    listed = models.PositiveIntegerField(default=0, help_text="Objects listed so far")
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0, help_text="Copies of images already in the project")
+    skipped = models.PositiveIntegerField(default=0, help_text="Taken in before, ETag unchanged: not read")
+    ignored = models.PositiveIntegerField(default=0, help_text="Not images by their name (no image extension)")
+    refused = models.PositiveIntegerField(default=0)
+    refusals = models.JSONField(default=list, help_text="The first BUCKET_REPORT_REFUSALS: [{key, reason}]")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [one_of("status", ExportStatus, "bucket_import_status_valid")]
+        indexes = [models.Index(fields=["source", "status"], name="bucket_import_source_status")]
+
+    def __str__(self) -> str:
+        return f"bucket import #{self.id} ({self.status})"

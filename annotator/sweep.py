@@ -2,7 +2,8 @@
 leaves behind. Queued work the broker never took (or lost when it restarted empty) is sent again;
 runs whose worker went quiet are queued again or failed with a message (labeling registers that
 step); unreferenced media files past a grace period are deleted, and so are finished export jobs
-(with their files) older than EXPORT_KEEP_HOURS.
+(with their files) older than EXPORT_KEEP_HOURS; bucket sources with a sync interval are synced
+(annotator/services/buckets.py).
 
 It runs inside every Celery worker, on a timer thread started when the worker is ready (every
 SWEEP_SECONDS), so it works on the embedded filesystem broker as on Redis, with no beat process to
@@ -33,10 +34,18 @@ def register(name: str, step: Callable[[], object]) -> None:
 def sweep_once() -> dict[str, object]:
     """Every step once; one failing step (the database briefly away) does not stop the others."""
     from annotator.exports import export_jobs_expire
+    from annotator.services.buckets import bucket_syncs_due
     from annotator.services.media_gc import media_gc_periodic
 
     results: dict[str, object] = {}
-    steps = {"exports": exports_resend, "exports_expire": export_jobs_expire, "media_gc": media_gc_periodic, **STEPS}
+    steps = {
+        "exports": exports_resend,
+        "exports_expire": export_jobs_expire,
+        "media_gc": media_gc_periodic,
+        "bucket_imports": bucket_imports_resend,
+        "bucket_syncs": bucket_syncs_due,
+        **STEPS,
+    }
     for name, step in steps.items():
         try:
             results[name] = step()
@@ -75,6 +84,20 @@ def exports_resend() -> list[int]:
             sent.append(job.id)
     if sent:
         log.warning("sweep: sent export jobs %s again", sent)
+    return sent
+
+
+def bucket_imports_resend() -> list[int]:
+    from annotator.models import BucketImport
+    from annotator.services.bucket_import import bucket_import_run
+    from annotator.tasks import send_now
+
+    sent = []
+    for job in resend_due(BucketImport).order_by("id")[:100]:
+        if claim_send(job) and send_now(bucket_import_run, job.id, row=job):
+            sent.append(job.id)
+    if sent:
+        log.warning("sweep: sent bucket imports %s again", sent)
     return sent
 
 

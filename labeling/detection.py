@@ -25,10 +25,10 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageTag
+from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageTag, LabelClass
 from labeling.config import PROGRESS_EVERY_S
 from labeling.data import submitted_ids
-from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+from labeling.models import ACTIVE_STATUSES, BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, detector_path
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
 from labeling.trust import box_trust
@@ -97,17 +97,11 @@ def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
 def _plan(run: TrainingRun) -> dict | str:
     """The training and held-out images and the classes, or why there is nothing to fit yet."""
     ids = submitted_ids(run.project_id)
-    boxes = _boxes_of(ids)
+    boxes = boxes_of(ids)
     classes = sorted({label for rows in boxes.values() for label, *_ in rows})
     if len({image_id for image_id, rows in boxes.items() if rows}) < MIN_IMAGES:
         return f"not enough boxes yet: boxes on at least {MIN_IMAGES} submitted images are needed"
-    ambiguous = {
-        image_id
-        for image_id, label_id in ImageTag.objects.filter(image_id__in=ids.tolist(), label_id__in=classes)
-        .values_list("image_id", "label_id")
-        .iterator(chunk_size=10_000)
-        if label_id not in {label for label, *_ in boxes.get(image_id, [])}
-    }
+    ambiguous = tagged_without_boxes(ids, classes, boxes)
     usable = np.array([i for i in ids.tolist() if i not in ambiguous], dtype=np.int64)
     boxed = int(sum(1 for i in usable.tolist() if boxes.get(i)))
     held = held_out(usable) if boxed >= HOLD_OUT_FROM else np.zeros(len(usable), bool)
@@ -123,13 +117,25 @@ def _plan(run: TrainingRun) -> dict | str:
     }
 
 
+def tagged_without_boxes(ids: np.ndarray, classes: list[int], boxes: dict[int, list]) -> set[int]:
+    """The images that carry one of ``classes`` as a tag but no box of it: whether their objects were
+    boxed is unknown, so they are neither truth nor negatives for boxes."""
+    return {
+        image_id
+        for image_id, label_id in ImageTag.objects.filter(image_id__in=ids.tolist(), label_id__in=classes)
+        .values_list("image_id", "label_id")
+        .iterator(chunk_size=10_000)
+        if label_id not in {label for label, *_ in boxes.get(image_id, [])}
+    }
+
+
 def held_out(ids: np.ndarray) -> np.ndarray:
     """(N,) bool: a stable fifth of the ids (a multiplicative hash), whatever else is in the project."""
     hashed = (np.asarray(ids, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
     return hashed < np.uint64(int(HOLD_OUT_FRACTION * 2**32))
 
 
-def _boxes_of(ids: np.ndarray) -> dict[int, list[tuple[int, float, float, float, float]]]:
+def boxes_of(ids: np.ndarray) -> dict[int, list[tuple[int, float, float, float, float]]]:
     out: dict[int, list[tuple[int, float, float, float, float]]] = defaultdict(list)
     for start in range(0, len(ids), 5000):
         rows = Box.objects.filter(image_id__in=ids[start : start + 5000].tolist()).values_list(
@@ -144,7 +150,7 @@ def _examples(ids: list[int], classes: list[int]) -> tuple[list[np.ndarray], lis
     """(images, boxes x/y/w/h image pixels, class indices) of ``ids``, in order; boxes of a label
     not in ``classes`` (made after the plan) are dropped."""
     column = {label: k for k, label in enumerate(classes)}
-    boxes = _boxes_of(np.asarray(ids, dtype=np.int64))
+    boxes = boxes_of(np.asarray(ids, dtype=np.int64))
     images, out_boxes, out_labels = [], [], []
     for image_id, pixels in zip(ids, _decode(ids)):
         rows = [r for r in boxes.get(image_id, []) if r[0] in column]
@@ -184,15 +190,47 @@ def _backbone(backbone_run_id: int | None):
 
 def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple[np.ndarray, dict]:
     """Detections on the held-out images -> per-label AP50 and confident thresholds."""
-    from labeling.ml.detector import average_precision, match_detections, predict
+    from labeling.ml.detector import predict
 
-    classes = plan["classes"]
-    images, boxes, labels = _examples(plan["held_out"], classes)
+    images, boxes, labels = _examples(plan["held_out"], plan["classes"])
     found = predict(model, images, config, device=device) if images else []
+    thresholds, judged = box_thresholds(
+        project_id=run.project_id,
+        classes=plan["classes"],
+        found=found,
+        truth_boxes=boxes,
+        truth_labels=labels,
+        labeled_ids=np.asarray(plan["train"] + plan["held_out"], dtype=np.int64),
+    )
+    metrics = {
+        "train_images": len(plan["train"]),
+        "held_out_images": len(plan["held_out"]),
+        "boxed_images": plan["boxed_images"],
+        **judged,
+    }
+    return thresholds, metrics
+
+
+def box_thresholds(
+    *,
+    project_id: int,
+    classes: list[int],
+    found: list,
+    truth_boxes: list[np.ndarray],
+    truth_labels: list[np.ndarray],
+    labeled_ids: np.ndarray,
+) -> tuple[np.ndarray, dict]:
+    """Any box model's detections (``labeling.ml.detector.Detections``, best score first, labels as
+    indices into ``classes``) on images whose boxes are known -> per-label AP50 and the confident
+    thresholds by the tag suggestions' rule. Our detector's held-out images and an external model's
+    predictions on the submitted images both go through here, so both are trusted alike.
+    -> ((L,) thresholds, +inf where not confident; {"ap50", "map50", "trust"})."""
+    from labeling.ml.detector import average_precision, match_detections
+
     scores: list[list[np.ndarray]] = [[] for _ in classes]
     correct: list[list[np.ndarray]] = [[] for _ in classes]
     truths = [0] * len(classes)
-    for f, b, lab in zip(found, boxes, labels):
+    for f, b, lab in zip(found, truth_boxes, truth_labels):
         hit = match_detections(f, b, lab)
         for k in range(len(classes)):
             scores[k].append(f.scores[f.labels == k])
@@ -201,27 +239,23 @@ def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple
     flat_scores = [np.concatenate(s) if s else np.zeros(0) for s in scores]
     flat_correct = [np.concatenate(c) if c else np.zeros(0, bool) for c in correct]
     ap50 = [average_precision(s, c, t) for s, c, t in zip(flat_scores, flat_correct, truths)]
-    names = dict(run.project.labels.filter(id__in=classes).values_list("id", "name"))
+    names = dict(LabelClass.objects.filter(project_id=project_id, id__in=classes).values_list("id", "name"))
     thresholds, trust = box_trust(
-        project_id=run.project_id,
+        project_id=project_id,
         label_ids=classes,
         names=[names.get(c, str(c)) for c in classes],
         scores=flat_scores,
         correct=flat_correct,
         truths=truths,
         ap50=ap50,
-        labeled_ids=np.asarray(plan["train"] + plan["held_out"], dtype=np.int64),
+        labeled_ids=labeled_ids,
     )
     defined = [a for a in ap50 if a is not None]
-    metrics = {
-        "train_images": len(plan["train"]),
-        "held_out_images": len(plan["held_out"]),
-        "boxed_images": plan["boxed_images"],
+    return thresholds, {
         "ap50": dict(zip([names.get(c, str(c)) for c in classes], ap50)),
         "map50": float(np.mean(defined)) if defined else None,
         "trust": trust,
     }
-    return thresholds, metrics
 
 
 def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list[int], thresholds, device) -> bool:
@@ -266,8 +300,18 @@ def _finalise(run: TrainingRun, metrics: dict) -> str:
     with transaction.atomic():
         if not finish(run, RunStatus.SUCCEEDED, metrics=metrics):
             raise LostClaim(run.id)
-        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"detector_run": run})
-    # The old runs' rows are invisible from the swap on; remove them after it.
-    old = TrainingRun.objects.filter(project_id=run.project_id, kind=RunKind.DETECTOR, id__lt=run.id)
-    BoxSuggestion.objects.filter(run__in=old).delete()
+        box_suggestions_swap(run=run)
     return "succeeded"
+
+
+def box_suggestions_swap(*, run: TrainingRun) -> None:
+    """Make ``run``'s box suggestions the project's current ones (``detector_run``), a detector fit's
+    or an external import's alike, and remove the replaced finished runs' rows (invisible from the
+    swap on). A run still going keeps its rows: it swaps itself in when it finishes."""
+    ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"detector_run": run})
+    old = (
+        TrainingRun.objects.filter(project_id=run.project_id, kind__in=(RunKind.DETECTOR, RunKind.EXTERNAL))
+        .exclude(pk=run.pk)
+        .exclude(status__in=ACTIVE_STATUSES)
+    )
+    BoxSuggestion.objects.filter(run__in=old).delete()

@@ -13,8 +13,11 @@ fit replaces it, as it replaces an older fit.
 All or nothing: one transaction; a file that does not parse, an ambiguous name, an unknown label or a
 box outside its image changes nothing. Entries matching no image are reported, not fatal.
 
-Box predictions are parsed and checked against their image, but not stored yet (no table for box
-suggestions exists); the report says so.
+Box predictions go the way of our detector's (labeling/detection.py): judged on the submitted images
+against their boxes (AP50, then the same precision-targeted thresholds, ``box_thresholds``), stored as
+the run's ``BoxSuggestion`` rows for the other images and swapped in whole as the project's current
+box suggestions (``ProjectModelState.detector_run``, ``box_suggestions_swap``); the next detector fit
+replaces them. A file with boxes only leaves the current tag suggestions as they are.
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ from annotator.formats import FormatError, name_candidates, stem
 from annotator.formats.predictions import BoxPrediction, ImageRef, PredictionFile, read_predictions
 from annotator.models import Image, ImageStatus, Project
 from labeling.data import label_matrix
+from labeling.detection import box_suggestions_swap, box_thresholds, boxes_of, tagged_without_boxes
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
-from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
+from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.runs import json_safe_fields, run_finished_emit
 from labeling.suggesting import suggestions_refreshed_emit, write_suggestions
 from labeling.trust import DEFAULT_TARGET, trust_fit
 
-BOXES_NOT_STORED = "Box predictions were checked but are not stored yet: Twinlabel has no table for box suggestions."
 MIN_EXAMPLES = 3  # positives and negatives a label needs among the submitted images to be judged (as for the probe)
 REPORT_NAMES = 50
 
@@ -54,7 +57,9 @@ class PredictionImportReport:
     confident: int = 0  # of them pre-ticked (at or above their label's threshold)
     tag_predictions: int = 0
     box_predictions: int = 0
-    boxes_stored: int = 0
+    boxes_stored: int = 0  # box suggestions stored for the images not submitted yet
+    boxes_evaluated_images: int = 0
+    boxes_confident: int = 0
     boxes_note: str = ""
     unmatched: list[str] = field(default_factory=list)  # the first REPORT_NAMES
     unmatched_count: int = 0
@@ -133,11 +138,9 @@ def predictions_import(
             f"{len(unknown)} label(s) of the predictions are not labels of this project: {', '.join(unknown[:20])}. "
             "Create them first, or leave their predictions out."
         )
-    report = PredictionImportReport(
-        model_version=version[:200], boxes_note=BOXES_NOT_STORED if parsed.box_count else ""
-    )
+    report = PredictionImportReport(model_version=version[:200])
     images = _Images(project)
-    scores = _match(parsed, images, label_id, tags_from_boxes, report)
+    scores, boxes = _match(parsed, images, label_id, tags_from_boxes, report)
     if images.ambiguous:
         names = sorted(images.ambiguous)
         raise ValidationError(
@@ -152,12 +155,18 @@ def predictions_import(
         )
     with transaction.atomic():
         _store(project, user, fmt, scores, images, [label for label, _ in labels], [n for _, n in labels], report)
-        if activate and report.run_id is not None:
-            ProjectModelState.objects.update_or_create(project=project, defaults={"probe_run_id": report.run_id})
-            report.activated = True
-        run_finished_emit(run_id=report.run_id)
+        run = TrainingRun.objects.get(pk=report.run_id)
+        if boxes:
+            _store_boxes(run, boxes, list(scores), images, report)
+        has_tags = report.tag_predictions > 0 or (tags_from_boxes and report.box_predictions > 0)
+        if activate and has_tags:
+            ProjectModelState.objects.update_or_create(project=project, defaults={"probe_run_id": run.id})
+        if activate and boxes:
+            box_suggestions_swap(run=run)
+        report.activated = activate and (has_tags or bool(boxes))
+        run_finished_emit(run_id=run.id)
         if report.activated:
-            suggestions_refreshed_emit(project_id=project.id, run_id=report.run_id)
+            suggestions_refreshed_emit(project_id=project.id, run_id=run.id)
     return report
 
 
@@ -167,9 +176,11 @@ def _match(
     label_id: dict[str, int],
     tags_from_boxes: bool,
     report: PredictionImportReport,
-) -> dict[int, dict[int, float]]:
-    """-> image id -> label id -> score (the best, when an image or label appears twice)."""
+) -> tuple[dict[int, dict[int, float]], dict[int, list[tuple[int, float, float, float, float, float]]]]:
+    """-> (image id -> label id -> score, the best when an image or label appears twice;
+    image id -> its boxes as (label id, x, y, w, h in image pixels, score))."""
     scores: dict[int, dict[int, float]] = defaultdict(dict)
+    boxes: dict[int, list[tuple[int, float, float, float, float, float]]] = defaultdict(list)
     bad_boxes: list[str] = []
     for entry in parsed.images:
         image_id = images.find(entry.ref)
@@ -184,6 +195,7 @@ def _match(
         for box in entry.boxes:
             if not _fits(box, width, height):
                 bad_boxes.append(f"{entry.ref.describe()} ({box.label})")
+            boxes[image_id].append((label_id[box.label.casefold()], *_pixels(box, width, height), box.score))
             if tags_from_boxes:
                 tags.append((box.label, box.score))
         row = scores[image_id]
@@ -197,13 +209,19 @@ def _match(
             f"{len(bad_boxes)} box prediction(s) lie outside their image: {', '.join(bad_boxes[:10])}"
             f"{' …' if len(bad_boxes) > 10 else ''}."
         )
-    return scores
+    return scores, boxes
 
 
 def _fits(box: BoxPrediction, width: int, height: int, slack: float = 1.0) -> bool:
     """A box may overhang its image by a pixel (detectors round); one outside it means the wrong image or units."""
-    x, y, w, h = (box.x * width, box.y * height, box.w * width, box.h * height) if box.normalised else box[1:5]
+    x, y, w, h = _pixels(box, width, height)
     return x >= -slack and y >= -slack and x + w <= width + slack and y + h <= height + slack
+
+
+def _pixels(box: BoxPrediction, width: int, height: int) -> tuple[float, float, float, float]:
+    if box.normalised:
+        return box.x * width, box.y * height, box.w * width, box.h * height
+    return box.x, box.y, box.w, box.h
 
 
 def _store(
@@ -258,6 +276,83 @@ def _store(
     ]
     metrics["imported"] = {k: v for k, v in report.as_dict().items() if k not in ("labels", "unmatched")}
     TrainingRun.objects.filter(pk=run.id).update(**json_safe_fields({"metrics": metrics}))
+
+
+def _store_boxes(
+    run: TrainingRun,
+    boxes: dict[int, list[tuple[int, float, float, float, float, float]]],
+    matched: list[int],
+    images: _Images,
+    report: PredictionImportReport,
+) -> None:
+    """The box predictions judged as our detector's held-out detections are: on the submitted images
+    of the file (an image with no predicted box: the model found nothing there), against their boxes,
+    by ``box_thresholds``; then stored as the run's box suggestions for the other images."""
+    from labeling.ml.detector import Detections
+
+    classes = sorted({row[0] for rows in boxes.values() for row in rows})
+    column = {label: k for k, label in enumerate(classes)}
+    submitted = np.array([i for i in matched if images.rows[i][2] == ImageStatus.SUBMITTED], dtype=np.int64)
+    truth = boxes_of(submitted)
+    left_out = tagged_without_boxes(submitted, classes, truth)
+    judged = [i for i in submitted.tolist() if i not in left_out]
+    found, truth_boxes, truth_labels = [], [], []
+    for image_id in judged:
+        rows = sorted(boxes.get(image_id, []), key=lambda r: -r[5])  # best first, as match_detections wants
+        found.append(
+            Detections(
+                boxes=np.array([r[1:5] for r in rows], dtype=np.float32).reshape(-1, 4),
+                scores=np.array([r[5] for r in rows], dtype=np.float32),
+                labels=np.array([column[r[0]] for r in rows], dtype=np.int64),
+            )
+        )
+        known = [r for r in truth.get(image_id, []) if r[0] in column]
+        truth_boxes.append(np.array([r[1:] for r in known], dtype=np.float32).reshape(-1, 4))
+        truth_labels.append(np.array([column[r[0]] for r in known], dtype=np.int64))
+    thresholds, metrics = box_thresholds(
+        project_id=run.project_id,
+        classes=classes,
+        found=found,
+        truth_boxes=truth_boxes,
+        truth_labels=truth_labels,
+        labeled_ids=submitted,
+    )
+    rows = []
+    for image_id, predicted in boxes.items():
+        width, height, status = images.rows[image_id]
+        if status == ImageStatus.SUBMITTED:
+            continue
+        for label, x, y, w, h, score in predicted:
+            x0, y0 = max(0.0, x), max(0.0, y)  # clipped to the image: coordinates are stored inside it
+            w, h = min(float(width), x + w) - x0, min(float(height), y + h) - y0
+            if w >= 1 and h >= 1:
+                k = column[label]
+                rows.append(
+                    BoxSuggestion(
+                        run=run,
+                        image_id=image_id,
+                        label_id=label,
+                        x=x0,
+                        y=y0,
+                        w=w,
+                        h=h,
+                        score=min(1.0, max(0.0, score)),
+                        predicted=bool(score >= thresholds[k]),
+                    )
+                )
+    BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
+    report.boxes_stored = len(rows)
+    report.boxes_evaluated_images = len(judged)
+    report.boxes_confident = sum(r.predicted for r in rows)
+    report.boxes_note = (
+        f"{len(rows)} box suggestion(s) stored for the images not submitted yet; judged on {len(judged)} "
+        f"submitted image(s) (mAP50 {metrics['map50']:.2f})."
+        if metrics["map50"] is not None
+        else f"{len(rows)} box suggestion(s) stored; none judged (no submitted image with boxes among the "
+        "predictions), so none is pre-ticked."
+    )
+    run.metrics = {**run.metrics, "boxes": {**metrics, "evaluated_images": len(judged)}}
+    TrainingRun.objects.filter(pk=run.id).update(**json_safe_fields({"metrics": run.metrics}))
 
 
 def _evaluate(project: Project, labeled: np.ndarray, scores: np.ndarray, columns: np.ndarray, label_ids, names):

@@ -279,9 +279,18 @@ def _previous_box_thresholds(state: ProjectModelState | None) -> dict[int, float
         return {}
     return {
         entry["label_id"]: entry["threshold"]
-        for entry in (run.metrics.get("trust") or {}).get("labels", [])
+        for entry in box_trust_of(run).get("labels", [])
         if entry.get("threshold") is not None
     }
+
+
+def box_trust_of(run: TrainingRun) -> dict:
+    """The box "trust" metrics of the run whose box suggestions are current: a detector's own, or an
+    external import's under "boxes" (its "trust" judges its tag predictions)."""
+    metrics = run.metrics or {}
+    if run.kind == RunKind.EXTERNAL:
+        return (metrics.get("boxes") or {}).get("trust") or {}
+    return metrics.get("trust") or {}
 
 
 def _box_decisions(

@@ -67,3 +67,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_credentials(name: str) -> dict[str, tuple[str, str]]:
+    """``name=KEY_ID:SECRET;other=KEY_ID:SECRET`` -> {name: (key id, secret)}; a malformed entry fails
+    loudly at start, without echoing the secret."""
+    out: dict[str, tuple[str, str]] = {}
+    for n, entry in enumerate((os.environ.get(name) or "").split(";")):
+        if not entry.strip():
+            continue
+        label, _, keys = entry.strip().partition("=")
+        key_id, _, secret = keys.partition(":")
+        if not (label.strip() and key_id and secret):
+            raise ImproperlyConfigured(f"{name}: entry #{n + 1} is not name=ACCESS_KEY_ID:SECRET")
+        out[label.strip()] = (key_id, secret)
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from twinlabel.env import env_bool, env_float, env_int, env_list, env_str
+from twinlabel.env import env_bool, env_credentials, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TWINLABEL_VAR_DIR") or BASE_DIR / "var")
@@ -186,6 +186,18 @@ MEDIA_REDIRECT = env_bool("MEDIA_REDIRECT", STORAGE_BACKEND == "s3")
 # Origins the pages may show images from besides our own (the Content-Security-Policy's img-src,
 # twinlabel/security.py): with MEDIA_REDIRECT the browser loads images from the storage's URLs.
 CSP_EXTRA_IMG_SRC = env_list("CSP_EXTRA_IMG_SRC", ["https:"] if MEDIA_REDIRECT else [])
+# Bucket import (manage.py import_images PROJECT s3://bucket/prefix, the project page's form):
+# the S3 endpoints a project admin may name besides AWS itself (the server connects to them, so an
+# admin must not be able to point it at the server's own network: none by default), the credential
+# sets a source may name, from BUCKET_CREDENTIALS="name=ACCESS_KEY_ID:SECRET;other=...", never
+# stored in the database nor shown back (a source without one uses boto3's chain: AWS_ACCESS_KEY_ID
+# ... in the environment), and how many keys one listing page holds (the import's memory bound).
+BUCKET_ENDPOINTS = env_list("BUCKET_ENDPOINTS", [])
+BUCKET_CREDENTIALS = env_credentials("BUCKET_CREDENTIALS")
+BUCKET_LIST_PAGE = env_int("BUCKET_LIST_PAGE", 500, minimum=1)
+# Objects read ahead of the import (their GETs in flight at once; their bytes held at most).
+BUCKET_READ_AHEAD = env_int("BUCKET_READ_AHEAD", 8, minimum=1)
+BUCKET_REPORT_REFUSALS = 100
 WHITENOISE_USE_FINDERS = DEBUG
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -268,7 +280,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
+    # deepLinking off: its links sit inside each operation's toggle button (nested controls fail axe).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "persistAuthorization": True, "validatorUrl": None},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "twinlabel.web.api.errors.schema_errors_hook",
@@ -313,6 +326,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Convention: a task whose name starts with "gpu_" runs on the GPU worker's queue.
 CELERY_TASK_ROUTES = {"*.gpu_*": {"queue": "gpu"}}
 CELERY_TASK_ALWAYS_EAGER = False
+# Tasks defined outside an app's tasks.py (beside the service they run, to keep imports acyclic).
+CELERY_IMPORTS = ["annotator.services.bucket_import"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long GPU tasks: never hoard work another worker could take
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

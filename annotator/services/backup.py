@@ -3,11 +3,20 @@ media files, in one .tar.gz. See docs/backup.md.
 
 Restore is all or nothing: the database is replaced inside one transaction, and the media folder is
 swapped in only when the data loaded; on any error both stay as they were.
+
+With media on S3 (STORAGE_BACKEND=s3) the archive holds the objects under the storage's location
+(AWS_LOCATION) as media/ too, streamed from the bucket one object at a time, so an archive restores
+on either backend. A restore onto S3 puts the archive's objects back first, under the same names,
+and only then replaces the database: a failed upload leaves the database as it was (the objects put
+so far are the archive's own, unreferenced until a restore succeeds: media_gc removes them). Objects
+in the bucket that the archive does not hold are left there, not deleted (a bucket may be shared);
+unreferenced ones are media_gc's to delete after its grace period.
 """
 
 from __future__ import annotations
 
 import json
+import mimetypes
 import shutil
 import tarfile
 import tempfile
@@ -16,6 +25,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
@@ -54,6 +64,7 @@ def backup_write(*, path: Path, with_models: bool = False) -> BackupSummary:
             "migrations": _latest_migrations(),
             "rows": rows,
             "with_models": with_models,
+            "media_storage": "filesystem" if _media_on_disk() else "s3",
         }
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
         partial = path.with_name(path.name + ".partial")
@@ -65,6 +76,8 @@ def backup_write(*, path: Path, with_models: bool = False) -> BackupSummary:
                 for file in sorted(p for p in folder.rglob("*") if p.is_file()):
                     archive.add(file, f"{prefix}/{file.relative_to(folder).as_posix()}")
                     files += 1
+            if not _media_on_disk():
+                files += _add_bucket_objects(archive)
         partial.replace(path)  # a backup that stopped half-way never looks complete
     return BackupSummary(path=path, rows=rows, files=files)
 
@@ -84,6 +97,8 @@ def backup_restore(*, path: Path, force: bool = False) -> dict:
                 "Use --force to replace them anyway."
             )
         swaps = [(staged / prefix, folder) for prefix, folder in _targets(manifest["with_models"])]
+        if not _media_on_disk():
+            _put_bucket_objects(staged / "media")  # first: a failure here leaves the database as it was
         with transaction.atomic():
             call_command("flush", interactive=False, verbosity=0)
             call_command("loaddata", str(staged / "db.json"), verbosity=0)
@@ -98,15 +113,61 @@ def _latest_migrations() -> dict[str, str]:
     return latest
 
 
+def _media_on_disk() -> bool:
+    return isinstance(default_storage, FileSystemStorage)
+
+
+def _bucket_prefix() -> str:
+    """The key prefix of the storage's objects (its location), "" for the whole bucket."""
+    location = (getattr(default_storage, "location", "") or "").strip("/")
+    return f"{location}/" if location else ""
+
+
+def _add_bucket_objects(archive: tarfile.TarFile) -> int:
+    """Every object under the storage's location into ``archive`` as media/NAME, streamed: the listing
+    is paged by boto3, each object's body is copied into the archive as it is read."""
+    bucket, prefix, added = default_storage.bucket, _bucket_prefix(), 0  # type: ignore[attr-defined]
+    for summary in bucket.objects.filter(Prefix=prefix):
+        name = summary.key[len(prefix) :]
+        if not name or name.endswith("/"):
+            continue
+        info = tarfile.TarInfo(f"media/{name}")
+        info.size, info.mtime = summary.size, int(summary.last_modified.timestamp())
+        body = summary.get()["Body"]
+        try:
+            archive.addfile(info, body)
+        finally:
+            body.close()
+        added += 1
+    return added
+
+
+def _put_bucket_objects(staged: Path) -> None:
+    """The archive's media files back into the bucket under their names (overwriting: the names are
+    the rows' own)."""
+    if not staged.exists():
+        return
+    bucket, prefix = default_storage.bucket, _bucket_prefix()  # type: ignore[attr-defined]
+    for file in sorted(p for p in staged.rglob("*") if p.is_file()):
+        name = file.relative_to(staged).as_posix()
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        try:
+            bucket.upload_file(str(file), prefix + name, ExtraArgs={"ContentType": content_type})
+        except Exception as error:  # boto3's errors: say which object, change nothing in the database
+            raise BackupError(
+                f"Could not put {name} back into the bucket ({error}); the database is unchanged."
+            ) from None
+
+
 def _folders(with_models: bool) -> list[tuple[Path, str]]:
-    pairs = [(Path(settings.MEDIA_ROOT), "media")]
+    pairs = [(Path(settings.MEDIA_ROOT), "media")] if _media_on_disk() else []
     if with_models:
         pairs.append((Path(settings.MODEL_DIR), "models"))
     return [(folder, prefix) for folder, prefix in pairs if folder.exists()]
 
 
 def _targets(with_models: bool) -> list[tuple[str, Path]]:
-    targets = [("media", Path(settings.MEDIA_ROOT))]
+    targets = [("media", Path(settings.MEDIA_ROOT))] if _media_on_disk() else []
     if with_models:
         targets.append(("models", Path(settings.MODEL_DIR)))
     return targets

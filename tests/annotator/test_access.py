@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotator.models import Image, ImageStatus, Membership, Role
+from annotator.models import BucketImport, BucketSource, Image, ImageStatus, Membership, Role
 from labeling.models import AutoTag, RunKind, TrainingRun
 from labeling.paths import RUN_FILES, run_dir
 from twinlabel.webhooks.models import Webhook
@@ -92,6 +92,10 @@ ENDPOINTS = [
     Endpoint("api_webhook", "delete", ADMIN, ok=(204,), json=True),
     # An empty body: 400 says a predictions file needs "predictions", after access was granted.
     Endpoint("api_project_predictions", "post", ADMIN, ok=(400,), json=True, body={}),
+    # An empty body: 400 says the bucket's URL is needed, after access was granted.
+    Endpoint("api_project_bucket_imports", "post", ADMIN, ok=(400,), json=True, body={}),
+    Endpoint("api_project_bucket_imports", "get", ADMIN, json=True),
+    Endpoint("api_bucket_import", "get", ADMIN, json=True),
     Endpoint("api_run_cancel", "post", ADMIN, json=True, body={}),
     Endpoint("api_run_retry", "post", ADMIN, ok=(201,), json=True, body={}),
     Endpoint("run_file", "get", ADMIN),
@@ -141,6 +145,7 @@ def world(settings, tmp_path):
         project=project, url="http://hooks.example/", events=["run.finished"], secret="s" * 20
     )
     member = Membership.objects.get(project=project, user=users[Role.REVIEWER])
+    bucket_job = BucketImport.objects.create(source=BucketSource.objects.create(project=project, bucket="pics"))
     auto_tag = AutoTag.objects.create(image_id=unlabeled, label=cat, probability=0.99, audit_result="pending")
     args = {
         "project_detail": [project.id],
@@ -170,6 +175,8 @@ def world(settings, tmp_path):
         "api_project_runs": [project.id],
         "api_run_detail": [run.id],
         "api_project_predictions": [project.id],
+        "api_project_bucket_imports": [project.id],
+        "api_bucket_import": [bucket_job.id],
         "api_project_webhooks": [project.id],
         "api_webhook": [hook.id],
         "api_webhook_test": [hook.id],

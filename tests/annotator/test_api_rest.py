@@ -252,18 +252,22 @@ def test_the_schema_and_the_docs_page_describe_the_api(client, team):
     ):
         assert path in paths, path
     assert "tokenAuth" in schema["components"]["securitySchemes"]
-    page = c.get(reverse("api_docs"))
-    assert page.status_code == 200 and b"/api/projects/{project_id}/export/" in page.content
-    assert reverse("api_swagger").encode() in page.content and reverse("api_redoc").encode() in page.content
-    # Swagger UI and ReDoc, from the sidecar wheel's static files (no CDN), over this schema.
-    swagger = c.get(reverse("api_swagger"))
-    assert swagger.status_code == 200
+    # /api/docs/ is Swagger UI, from the sidecar wheel's static files (no CDN), over this schema.
+    swagger = c.get(reverse("api_docs"))
+    assert swagger.status_code == 200 and b'<html lang="en">' in swagger.content
     assert b"drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in swagger.content
-    assert b"https://" not in swagger.content
-    script = c.get(reverse("api_swagger") + "?script=")
+    assert reverse("api_redoc").encode() in swagger.content and b"https://" not in swagger.content
+    script = c.get(reverse("api_docs") + "?script=")
     assert script.status_code == 200 and reverse("api_schema").encode() in script.content
+    assert b'"deepLinking": false' in script.content  # no link inside the operations' buttons (axe)
+    old = c.get(reverse("api_swagger"))
+    assert old.status_code == 302 and old["Location"] == reverse("api_docs")
+    # ReDoc, its bundle ours: the sidecar's with Redocly's CDN logo made an inline image.
     redoc = c.get(reverse("api_redoc"))
-    assert redoc.status_code == 200 and b"drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js" in redoc.content
+    assert redoc.status_code == 200 and reverse("api_redoc_bundle").encode() in redoc.content
     assert b"fonts.googleapis" not in redoc.content
+    bundle = c.get(reverse("api_redoc_bundle"))
+    assert bundle.status_code == 200 and bundle["Content-Type"].startswith("text/javascript")
+    assert b"cdn.redoc.ly" not in bundle.content and b"data:image/svg+xml" in bundle.content
     browsable = c.get(reverse("api_project_labels", args=[team.project.id]), HTTP_ACCEPT="text/html")
     assert browsable.status_code == 200 and b"cat" in browsable.content

@@ -40,6 +40,16 @@ def server(transactional_db, media_root):
 
 
 @pytest.fixture
+def axe(need):
+    """axe-core, from the axe-playwright-python wheel (requirements-dev.txt)."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        need(False, "the axe-playwright-python package")
+    return Axe()
+
+
+@pytest.fixture
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()

@@ -100,3 +100,31 @@ def test_shift_a_accepts_the_confident_boxes_and_a_later_edit_keeps_them(server,
     assert _db_boxes(image_id) == [("cat", 20, 20, Source.MODEL), ("dog", 200, 120, Source.MODEL)]
     assert page.locator("#conflict-banner").is_hidden()
     assert page.console_errors == []
+
+
+def test_an_external_models_boxes_imported_as_coco_results_show_and_are_accepted(server, page):
+    """Issue 18: another model's box predictions (a COCO results file) become the current box
+    suggestions and go through the same UI."""
+    import json
+
+    from labeling.external import predictions_import
+
+    project = make_project(owner=make_user("owner"), labels=("cat", "dog"), name="Pets")
+    ids = add_images(project, 2, size=(400, 300))
+    results = [
+        {"image_id": ids[0], "category_id": 2, "bbox": [200, 120, 120, 100], "score": 0.8},
+        {"image_id": ids[0], "category_id": 1, "bbox": [20, 20, 100, 80], "score": 0.6},
+    ]
+    report = predictions_import(
+        project=project, user=None, fmt="coco", files=[("r.json", json.dumps(results).encode())], model_version="yolo-x"
+    )
+    assert report.boxes_stored == 2
+    image_id = _open(page, server, project)
+    assert image_id == ids[0]
+    shown = page.evaluate("twinlabel.store.shownBoxSuggestions().map((s) => [s.x, s.y, s.score])")
+    assert shown == [[200, 120, 0.8], [20, 20, 0.6]]
+    page.keyboard.press("Tab")
+    page.keyboard.press("a")
+    _settled(page, 1)
+    assert _db_boxes(image_id) == [("dog", 200, 120, Source.MODEL)]
+    assert page.console_errors == []

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from annotator.models import Image
 from annotator.services.annotations import ImageAnnotations, annotations_import
-from labeling.external import BOXES_NOT_STORED, predictions_import
+from labeling.external import predictions_import
 from labeling.models import ProjectModelState, RunKind, Suggestion, TrainingRun
 from labeling.runs import current_probe_run_id
 
@@ -142,13 +142,13 @@ def test_it_refuses_unknown_labels_a_missing_version_and_nothing_matched(team, d
     assert not TrainingRun.objects.exists()
 
 
-def test_box_predictions_are_checked_reported_and_not_stored(team):
+def test_box_predictions_are_checked_and_only_tags_from_boxes_make_tag_suggestions(team):
     image = Image.objects.get(pk=team.ids[0])  # 100 x 80
     inside = {"label": "dog", "bbox": [10, 10, 50, 40], "score": 0.7}
     doc = {"model_version": "m", "predictions": [{"image_id": image.id, "boxes": [inside]}]}
     report = _import(team, doc)
-    assert report.box_predictions == 1 and report.boxes_stored == 0 and report.boxes_note == BOXES_NOT_STORED
-    assert report.suggestions == 0
+    assert report.box_predictions == 1 and report.boxes_stored == 1 and report.suggestions == 0
+    assert current_probe_run_id(project_id=team.project.id) is None  # boxes only: the tag suggestions stay
     report = _import(team, doc, tags_from_boxes=True)
     assert list(Suggestion.objects.filter(run_id=report.run_id).values_list("label_id", "probability")) == [
         (team.dog.id, pytest.approx(0.7))
@@ -205,7 +205,7 @@ def test_the_api_takes_coco_results_and_yolo_files_as_multipart(client, team):
     names.name, labels.name = "data.yaml", "img-1.txt"
     response = client.post(_url(team), {"format": "yolo", "model_version": "yolo", "files": [names, labels]})
     assert response.status_code == 201, response.content
-    assert response.json()["images"] == 1 and response.json()["boxes_note"] == BOXES_NOT_STORED
+    assert response.json()["images"] == 1 and response.json()["boxes_stored"] == 1
     assert second in team.ids
 
 

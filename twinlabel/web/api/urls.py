@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from twinlabel.web.api import annotations, dashboard, docs, exchange, images, labels, predictions, projects, queue, runs
-from twinlabel.web.api import curation, suggestions, webhooks
+from twinlabel.web.api import buckets, curation, suggestions, webhooks
 
 # fmt: off  (a table: one route a line reads best)
 urlpatterns = [
@@ -12,6 +12,7 @@ urlpatterns = [
     path("docs/", docs.api_docs, name="api_docs"),
     path("docs/swagger/", docs.api_swagger, name="api_swagger"),
     path("docs/redoc/", docs.api_redoc, name="api_redoc"),
+    path("docs/redoc/redoc.standalone.js", docs.api_redoc_bundle, name="api_redoc_bundle"),
     path("projects/", projects.projects, name="api_projects"),
     path("projects/<int:project_id>/", projects.project_detail, name="api_project"),
     path("projects/<int:project_id>/labels/", labels.project_labels, name="api_project_labels"),
@@ -27,6 +28,10 @@ urlpatterns = [
     path("projects/<int:project_id>/queue/release/", queue.queue_release, name="api_queue_release"),
     path("projects/<int:project_id>/export/", exchange.project_export, name="api_project_export"),
     path("projects/<int:project_id>/import/", exchange.project_import, name="api_project_import"),
+    path(
+        "projects/<int:project_id>/bucket-imports/", buckets.project_bucket_imports, name="api_project_bucket_imports"
+    ),
+    path("bucket-imports/<int:job_id>/", buckets.bucket_import, name="api_bucket_import"),
     path("exports/<int:job_id>/", exchange.export_job, name="api_export_job"),
     path("exports/<int:job_id>/download/", exchange.export_download, name="api_export_download"),
     path("images/<int:image_id>/annotations/", annotations.image_annotations, name="api_image_annotations"),

@@ -63,6 +63,11 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
                 "isAdmin": role == "admin",
                 "cancelUrl": url_template("api_run_cancel", run_id="{id}"),
             },
+            "bucket_config": {
+                "url": reverse("api_project_bucket_imports", args=[project.id]),
+                "endpoints": settings.BUCKET_ENDPOINTS,
+                "credentials": sorted(settings.BUCKET_CREDENTIALS),
+            },
             "upload_config": {
                 "url": reverse("api_project_images", args=[project.id]),
                 "batch": 20,
