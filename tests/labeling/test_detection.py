@@ -20,7 +20,7 @@ from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 from labeling import config as labeling_config
 from labeling import detection, services
-from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+from labeling.models import BoxSuggestion, ImageUncertainty, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import detector_path
 from labeling.runs import RunMonitor
 from labeling.ml.confidence import precision_threshold
@@ -91,12 +91,17 @@ def test_a_detector_run_suggests_boxes_for_the_unsubmitted_images_and_swaps_them
     # The plan is on the run: a resumed run trains on the same images.
     plan = first.config["plan"]
     assert len(plan["train"]) + len(plan["held_out"]) == 12 and plan["detector"]["trainable_layers"] == 0
+    # Its box doubt, one row per image it scored, for the "most uncertain first" order.
+    doubts = ImageUncertainty.objects.filter(run=first)
+    assert doubts.count() == Image.objects.filter(project=project).exclude(status=ImageStatus.SUBMITTED).count()
+    assert all(0 <= d.score <= 1 for d in doubts)
 
     second = services.detector_start(project=project)
     second.refresh_from_db()
     assert second.status == RunStatus.SUCCEEDED, second.error
     assert ProjectModelState.objects.get(project=project).detector_run_id == second.id
     assert not BoxSuggestion.objects.filter(run=first).exists()  # swapped whole
+    assert not ImageUncertainty.objects.filter(run=first).exists()
 
 
 def test_without_a_pretraining_the_detector_starts_from_random_weights():
