@@ -72,49 +72,22 @@ def own_ap50(found, boxes, labels, classes: int) -> float:
 
 
 def coco_scores(found, boxes, labels, classes: int) -> dict:
-    """AP50 and mAP@[.5:.95] by pycocotools' COCOeval, over the test scenes (None where pycocotools
-    is not installed, e.g. a bare GPU machine: then only ``ap50_own``)."""
-    import contextlib
-    import io
+    """AP50 and mAP@[.5:.95] by pycocotools' COCOeval (labeling.ml.coco_eval, what a detector run
+    stores for the dashboard), over the test scenes; None where pycocotools is not installed."""
+    from labeling.ml.coco_eval import coco_scores as evaluate
 
-    try:
-        from pycocotools.coco import COCO
-    except ImportError:
+    scores = evaluate(
+        [(SOURCE_PX, SOURCE_PX)] * len(boxes),
+        boxes,
+        labels,
+        [f.boxes for f in found],
+        [f.scores for f in found],
+        [f.labels for f in found],
+        classes,
+    )
+    if scores is None:
         return {"ap50": None, "map": None}
-    from pycocotools.cocoeval import COCOeval
-
-    truth = {
-        "images": [{"id": i, "width": SOURCE_PX, "height": SOURCE_PX} for i in range(len(boxes))],
-        "categories": [{"id": c} for c in range(classes)],
-        "annotations": [
-            {
-                "id": len(boxes) * 1000 + i * 100 + k,
-                "image_id": i,
-                "category_id": int(c),
-                "bbox": b.tolist(),
-                "area": float(b[2] * b[3]),
-                "iscrowd": 0,
-            }
-            for i, (bs, cs) in enumerate(zip(boxes, labels))
-            for k, (b, c) in enumerate(zip(bs, cs))
-        ],
-    }
-    results = [
-        {"image_id": i, "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
-        for i, f in enumerate(found)
-        for b, s, c in zip(f.boxes, f.scores, f.labels)
-    ]
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = truth
-        gt.createIndex()
-        if not results:
-            return {"ap50": 0.0, "map": 0.0}
-        evaluation = COCOeval(gt, gt.loadRes(results), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return {"map": round(float(evaluation.stats[0]), 4), "ap50": round(float(evaluation.stats[1]), 4)}
+    return {"map": round(scores.map or 0.0, 4), "ap50": round(scores.ap50 or 0.0, 4)}
 
 
 def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:

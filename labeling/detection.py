@@ -187,7 +187,9 @@ def _backbone(backbone_run_id: int | None):
 
 
 def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple[np.ndarray, dict]:
-    """Detections on the held-out images -> per-label AP50 and confident thresholds."""
+    """Detections on the held-out images -> per-label AP50 (ours, which the thresholds' matching
+    shares) and COCO's AP50 and mAP@[.5:.95] by pycocotools, and the confident thresholds."""
+    from labeling.ml.coco_eval import coco_scores
     from labeling.ml.detector import average_precision, match_detections, predict
 
     classes = plan["classes"]
@@ -217,12 +219,25 @@ def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple
         labeled_ids=np.asarray(plan["train"] + plan["held_out"], dtype=np.int64),
     )
     defined = [a for a in ap50 if a is not None]
+    label_names = [names.get(c, str(c)) for c in classes]
+    coco = coco_scores(
+        [(image.shape[1], image.shape[0]) for image in images],
+        boxes,
+        labels,
+        [f.boxes for f in found],
+        [f.scores for f in found],
+        [f.labels for f in found],
+        classes=len(classes),
+    )
     metrics = {
         "train_images": len(plan["train"]),
         "held_out_images": len(plan["held_out"]),
         "boxed_images": plan["boxed_images"],
-        "ap50": dict(zip([names.get(c, str(c)) for c in classes], ap50)),
+        "ap50": dict(zip(label_names, ap50)),
         "map50": float(np.mean(defined)) if defined else None,
+        # What the dashboard shows: COCO's own evaluator on the same held-out detections (None
+        # without pycocotools or without held-out images).
+        "coco": coco.as_dict(label_names) if coco is not None and images else None,
         "trust": trust,
     }
     return thresholds, metrics

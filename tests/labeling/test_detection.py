@@ -81,6 +81,10 @@ def test_a_detector_run_suggests_boxes_for_the_unsubmitted_images_and_swaps_them
     assert first.metrics["backbone"] == "barlow_twins" and first.backbone_run_id is not None
     assert first.metrics["held_out_images"] >= 1 and set(first.metrics["ap50"]) <= set(LABELS)
     assert {e["label"] for e in first.metrics["trust"]["labels"]} == set(first.metrics["ap50"])
+    # COCO's own evaluator on the same held-out detections, per label and overall (the dashboard's).
+    coco = first.metrics["coco"]
+    assert set(coco["labels"]) == set(first.metrics["ap50"]) and 0 <= coco["ap50"] <= 1 and 0 <= coco["map"] <= 1
+    assert all(v["ap50"] is None or v["map"] <= v["ap50"] + 1e-9 for v in coco["labels"].values())
     assert ProjectModelState.objects.get(project=project).detector_run_id == first.id
     suggested = BoxSuggestion.objects.filter(run=first)
     assert suggested.exists()
