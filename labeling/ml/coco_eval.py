@@ -51,7 +51,7 @@ def coco_scores(
         from pycocotools.cocoeval import COCOeval
     except ImportError:
         return None
-    annotations = []
+    annotations: list[dict[str, Any]] = []
     for i, (boxes, labels) in enumerate(zip(truth_boxes, truth_labels)):
         for b, c in zip(np.asarray(boxes, np.float64).reshape(-1, 4).tolist(), np.asarray(labels).reshape(-1)):
             row = {"id": len(annotations) + 1, "image_id": i, "category_id": int(c), "bbox": b, "area": b[2] * b[3]}

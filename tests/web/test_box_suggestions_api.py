@@ -142,9 +142,7 @@ def test_access_owner_annotator_reviewer_outsider(client, team, suggested):
     assert _post(client, team.annotator, team.ids[1], rows[1].id, "accept").status_code == 400
 
 
-def test_rejected_boxes_withdraw_their_labels_confidence_at_once_and_an_adjust_counts_as_right(
-    client, team, suggested
-):
+def test_rejected_boxes_withdraw_their_labels_confidence_at_once_and_an_adjust_counts_as_right(client, team, suggested):
     from labeling.ml.confidence import wilson_lower
 
     image, rows = suggested
