@@ -42,6 +42,7 @@ step 300 bench.label_efficiency --device cuda --preset gpu --family clutter --bu
 # Issue 16: box suggestions, BT-initialised vs random detector at 50/100/200 boxed images (target:
 # AP50 >= 0.8 at 200, training <= 2 min; AP50 from pycocotools when installed, else the app's own).
 step 600 bench.box_quality --device cuda --preset gpu --budget 120 --pool 5000
+step 600 bench.box_quality --device cuda --preset gpu --budget 120 --pool 5000 --family clutter
 
 # Model assistance end to end, each stage against its ceiling (issue 20); the size from the
 # environment: E2E_IMAGES=100000 E2E_EPOCHS=100 is the issue's run (target <= 20 min on one H200).

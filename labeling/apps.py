@@ -46,25 +46,37 @@ def _probe_run_id(project_id: int) -> int | None:
 
 
 def _rank_uncertain(*, project_id: int, images, arg: int | None):
-    """The current probe's most uncertain images first."""
+    """The most uncertain images first: the current probe's rows (tag doubt raised to box doubt by
+    each detector fit, labeling/detection.py), or the detector's own while there is no probe."""
     from django.db.models import F
 
-    run_id = _probe_run_id(project_id)
+    from labeling.runs import current_detector_run_id
+
+    run_id = _probe_run_id(project_id) or current_detector_run_id(project_id=project_id)
     if run_id is None:
         return None
     return images.filter(uncertainties__run_id=run_id).annotate(score=F("uncertainties__score"))
 
 
 def _rank_suggested(*, project_id: int, images, arg: int | None):
-    """Images the current probe suggests label ``arg`` for, likeliest first."""
+    """Images the current probe suggests label ``arg`` for, or the current detector suggests a box
+    of it on, likeliest first (labeling.selectors.suggested_as). With no detector, the probe's rows
+    by a join (the index run, label, -probability serves the order)."""
     from django.db.models import F
 
+    from labeling.runs import current_detector_run_id
+    from labeling.selectors import suggested_as
+
     run_id = _probe_run_id(project_id)
-    if run_id is None:
+    if run_id is not None and current_detector_run_id(project_id=project_id) is None:
+        return images.filter(
+            suggestions__run_id=run_id, suggestions__label_id=arg, suggestions__predicted=True
+        ).annotate(score=F("suggestions__probability"))
+    found = suggested_as(project_id=project_id, label_id=arg)
+    if found is None:
         return None
-    return images.filter(suggestions__run_id=run_id, suggestions__label_id=arg, suggestions__predicted=True).annotate(
-        score=F("suggestions__probability")
-    )
+    where, score = found
+    return images.filter(where).annotate(score=score)
 
 
 def _rank_curated(images, run_id: int | None, kind: str):

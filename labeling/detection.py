@@ -10,6 +10,9 @@ every image not submitted yet, and swap the new box suggestions in whole.
 - Held out: about a fifth of the images (by a hash of the id, so the split is stable), from
   HOLD_OUT_FROM images with boxes; their detections decide the thresholds by the tag suggestions'
   rule (labeling.trust.box_trust). With fewer images nothing is held out and nothing is confident.
+- Each suggested image gets the run's box doubt (labeling.ml.active.box_uncertainty) as an
+  ImageUncertainty row of the detector run; the swap raises the current probe's rows to it, so the
+  "most uncertain first" order weighs boxes and tags alike (``merge_box_uncertainty``).
 
 Worker-side code: torch and labeling.ml.detector are imported inside the functions, because the
 web process imports this module (through labeling.tasks) to send work.
@@ -24,11 +27,13 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Subquery
 
 from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageTag, LabelClass
 from labeling.config import PROGRESS_EVERY_S
 from labeling.data import submitted_ids
-from labeling.models import ACTIVE_STATUSES, BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+from labeling.models import ACTIVE_STATUSES, BoxSuggestion, ImageUncertainty, ProjectModelState, RunKind, RunStatus
+from labeling.models import TrainingRun
 from labeling.paths import checkpoint_path, detector_path
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
 from labeling.trust import box_trust
@@ -189,7 +194,9 @@ def _backbone(backbone_run_id: int | None):
 
 
 def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple[np.ndarray, dict]:
-    """Detections on the held-out images -> per-label AP50 and confident thresholds."""
+    """Detections on the held-out images -> per-label AP50 (ours, which the thresholds' matching
+    shares) and COCO's AP50 and mAP@[.5:.95] by pycocotools, and the confident thresholds."""
+    from labeling.ml.coco_eval import coco_scores
     from labeling.ml.detector import predict
 
     images, boxes, labels = _examples(plan["held_out"], plan["classes"])
@@ -202,11 +209,23 @@ def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple
         truth_labels=labels,
         labeled_ids=np.asarray(plan["train"] + plan["held_out"], dtype=np.int64),
     )
+    coco = coco_scores(
+        [(image.shape[1], image.shape[0]) for image in images],
+        boxes,
+        labels,
+        [f.boxes for f in found],
+        [f.scores for f in found],
+        [f.labels for f in found],
+        classes=len(plan["classes"]),
+    )
     metrics = {
         "train_images": len(plan["train"]),
         "held_out_images": len(plan["held_out"]),
         "boxed_images": plan["boxed_images"],
         **judged,
+        # What the dashboard shows: COCO's own evaluator on the same held-out detections (None
+        # without pycocotools or without held-out images).
+        "coco": coco.as_dict(list(judged["ap50"])) if coco is not None and images else None,
     }
     return thresholds, metrics
 
@@ -263,7 +282,10 @@ def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list
     rows are replaced). False when cancelled meanwhile."""
     from labeling.ml.detector import predict
 
+    from labeling.ml.active import box_uncertainty
+
     BoxSuggestion.objects.filter(run=run).delete()
+    ImageUncertainty.objects.filter(run=run).delete()
     pool = list(
         Image.objects.filter(project_id=run.project_id, status__in=UNSUBMITTED_STATUSES)
         .order_by("id")
@@ -275,8 +297,11 @@ def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list
         if monitor.cancelled.is_set():
             return False
         ids = pool[start : start + SUGGEST_CHUNK]
-        rows = []
+        rows, doubts = [], []
         for image_id, f in zip(ids, predict(model, _decode(ids), config, device=device)):
+            doubts.append(
+                ImageUncertainty(run=run, image_id=image_id, score=box_uncertainty(f.scores, f.labels, thresholds))
+            )
             for (x, y, w, h), score, k in zip(f.boxes.tolist(), f.scores.tolist(), f.labels.tolist()):
                 if w >= 1 and h >= 1:
                     rows.append(
@@ -293,6 +318,7 @@ def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list
                         )
                     )
         BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
+        ImageUncertainty.objects.bulk_create(doubts, batch_size=5000)
     return True
 
 
@@ -306,12 +332,51 @@ def _finalise(run: TrainingRun, metrics: dict) -> str:
 
 def box_suggestions_swap(*, run: TrainingRun) -> None:
     """Make ``run``'s box suggestions the project's current ones (``detector_run``), a detector fit's
-    or an external import's alike, and remove the replaced finished runs' rows (invisible from the
-    swap on). A run still going keeps its rows: it swaps itself in when it finishes."""
-    ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"detector_run": run})
+    or an external import's alike, raise the current probe's image doubts to the run's box doubts
+    (a detector's; an external run writes none), and remove the replaced finished runs' rows
+    (invisible from the swap on). A run still going keeps its rows: it swaps itself in when it finishes."""
+    state, _ = ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"detector_run": run})
+    if state.probe_run_id is not None:
+        merge_box_uncertainty(target_run_id=state.probe_run_id, detector_run_id=run.id)
     old = (
         TrainingRun.objects.filter(project_id=run.project_id, kind__in=(RunKind.DETECTOR, RunKind.EXTERNAL))
         .exclude(pk=run.pk)
         .exclude(status__in=ACTIVE_STATUSES)
     )
     BoxSuggestion.objects.filter(run__in=old).delete()
+    ImageUncertainty.objects.filter(run__in=old).delete()
+
+
+# ---------------------------------------------------------------------------------------------
+# Box uncertainty in the "most uncertain first" order
+
+
+def merge_box_uncertainty(*, target_run_id: int, detector_run_id: int) -> int:
+    """The queue ranks by the current probe's ImageUncertainty rows (one indexed run, so a million
+    images stay a keyset scan): a detector fit raises each of them to its image's box doubt where that
+    is larger (the maximum, as over labels: one doubtful box or tag is enough). One UPDATE. A lower
+    box doubt after a later detector fit shows at the next probe fit, which rewrites its rows and
+    takes the maximum with the detector's then (``box_uncertainty_of``)."""
+    box = ImageUncertainty.objects.filter(run_id=detector_run_id, image_id=OuterRef("image_id"))
+    return (
+        ImageUncertainty.objects.filter(run_id=target_run_id)
+        .filter(Exists(box.filter(score__gt=OuterRef("score"))))
+        .update(score=Subquery(box.values("score")[:1]))
+    )
+
+
+def box_uncertainty_of(*, project_id: int, ids: np.ndarray) -> np.ndarray:
+    """(N,) the current detector's doubt about each image of ``ids`` (0 where it has none)."""
+    run_id = ProjectModelState.objects.filter(project_id=project_id).values_list("detector_run_id", flat=True).first()
+    out = np.zeros(len(ids), dtype=np.float64)
+    if run_id is None or not len(ids):
+        return out
+    ids = np.asarray(ids, dtype=np.int64)
+    found = dict(  # by the id range (one index scan, no list of a block's ids in the query)
+        ImageUncertainty.objects.filter(
+            run_id=run_id, image_id__gte=int(ids.min()), image_id__lte=int(ids.max())
+        ).values_list("image_id", "score")
+    )
+    for k, image_id in enumerate(ids.tolist()):
+        out[k] = found.get(image_id, 0.0)
+    return out

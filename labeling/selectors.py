@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, FloatField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -35,6 +36,25 @@ def current_model_view(*, project_id: int) -> tuple[int | None, int | None, str 
         .first()
     )
     return row if row is not None else (None, None, None)
+
+
+def suggested_as(*, project_id: int, label_id: int | None):
+    """Images the current models confidently suggest ``label_id`` for, as (a condition on images,
+    their score): a tag the probe suggests, or a box the detector suggests, the score the larger of
+    the tag's probability and the best such box's score. None before either model. The queue's and
+    the list's "suggested as <label>" both come here."""
+    probe, detector, _note = current_model_view(project_id=project_id)
+    if probe is None and detector is None:
+        return None
+    tag = Suggestion.objects.filter(run_id=probe, label_id=label_id, predicted=True, image_id=OuterRef("pk"))
+    box = BoxSuggestion.objects.filter(run_id=detector, label_id=label_id, predicted=True, image_id=OuterRef("pk"))
+    tag_p = Subquery(tag.values("probability")[:1], output_field=FloatField())
+    box_p = Subquery(box.order_by("-score").values("score")[:1], output_field=FloatField())
+    if detector is None:
+        return Exists(tag), tag_p
+    if probe is None:
+        return Exists(box), box_p
+    return Exists(tag) | Exists(box), Greatest(Coalesce(tag_p, Value(0.0)), Coalesce(box_p, Value(0.0)))
 
 
 def image_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:

@@ -24,7 +24,7 @@ from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, S
 from labeling.runs import current_backbone_run_id, current_detector_run_id, current_probe_run_id, probe_create
 from labeling.selectors import pretrain_estimate
 from labeling.tasks import run_enqueue
-from labeling.trust import decision_noted
+from labeling.trust import box_decision_noted, decision_noted
 
 
 class NeedsConfirmation(ValidationError):
@@ -307,7 +307,7 @@ def box_suggestion_decide(
             image_version_bump(image=image)
         try:
             with transaction.atomic():  # a savepoint: a concurrent decision on it wins the unique constraint
-                return BoxSuggestionDecision.objects.create(
+                decided = BoxSuggestionDecision.objects.create(
                     run_id=suggestion.run_id,
                     suggestion_id=suggestion.id,
                     image=image,
@@ -323,6 +323,9 @@ def box_suggestion_decide(
                 )
         except IntegrityError:
             raise ValidationError("This box suggestion was decided already; undo that decision first.") from None
+        # As for tags: enough rejections withdraw the label's confident boxes now (labeling/trust.py).
+        box_decision_noted(run_id=suggestion.run_id, label_id=suggestion.label_id)
+        return decided
 
 
 def box_suggestion_undo(*, image: Image, suggestion_id: int) -> None:

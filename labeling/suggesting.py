@@ -26,6 +26,7 @@ from labeling.auto_accept import auto_accept_apply
 from labeling.curation import hybrid_write, mistakes_write, rare_write_block
 from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
 from labeling.data import project_blocks, submitted_ids
+from labeling.detection import box_uncertainty_of
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
 from labeling.models import CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
@@ -260,11 +261,15 @@ def write_suggestions(
     trained: np.ndarray,
     scores: np.ndarray,
 ) -> int:
-    """Insert the suggestion rows of the trained labels and one uncertainty per image; COPY on
-    PostgreSQL (a million images x six labels in a minute, not an hour), bulk_create elsewhere."""
+    """Insert the suggestion rows of the trained labels and one uncertainty per image (the larger of
+    ``scores`` and the current detector's box doubt: labeling/detection.py); COPY on PostgreSQL (a
+    million images x six labels in a minute, not an hour), bulk_create elsewhere."""
     columns = np.flatnonzero(trained)
     if not len(pool):
         return 0
+    project_id = TrainingRun.objects.filter(pk=run_id).values_list("project_id", flat=True).first()
+    if project_id is not None:
+        scores = np.maximum(np.asarray(scores, np.float64), box_uncertainty_of(project_id=project_id, ids=pool))
     image = np.repeat(np.asarray(pool, np.int64), len(columns))
     label = np.tile(np.asarray(label_ids, np.int64)[columns], len(pool))
     p = probs[:, columns].reshape(-1).astype(np.float64)

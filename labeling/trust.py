@@ -14,8 +14,9 @@ At a fit:
 
 Between fits, the dashboard's estimate of a label's precision adds the current run's decisions to
 the counts stored with the run (``live_estimate``), and so does every decision
-(``decision_noted``): when the rejections pull a label's bound below its target, its suggestions
-stop being pre-ticked at once, not at the next fit. (The opposite move, a lower threshold, needs
+(``decision_noted``; ``box_decision_noted`` for a detector's boxes, by the same rule): when the
+rejections pull a label's bound below its target, its suggestions stop being pre-ticked at once,
+not at the next fit. (The opposite move, a lower threshold, needs
 the out-of-fold scores, so it waits for the fit.)
 """
 
@@ -26,9 +27,10 @@ import numpy as np
 from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
 from labeling.ml.confidence import LabelConfidence, label_lift, near_chance, precision_threshold, still_learning
 from labeling.ml.confidence import wilson_lower
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
-from labeling.models import AuditResult, AutoTag, BoxDecision, BoxSuggestionDecision, Decision, ProjectModelState
+from labeling.models import AuditResult, AutoTag, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
+from labeling.models import ProjectModelState
 from labeling.models import RunKind, Suggestion, SuggestionDecision, TrainingRun
 
 DEFAULT_TARGET = 0.9
@@ -203,20 +205,50 @@ def live_estimate(*, entry: dict, accepted: int, rejected: int) -> dict:
 
 
 def decision_noted(*, run_id: int, label_id: int) -> bool:
-    """After a decision on a suggestion of ``run_id``: re-check its label's bound with the run's
+    """After a decision on a suggested tag of ``run_id``: re-check its label's bound with the run's
     decisions added; True when the label stopped being confident. Three small queries."""
+    return _withdraw_if_short(
+        run_id=run_id,
+        label_id=label_id,
+        decisions=SuggestionDecision.objects.filter(run_id=run_id, label_id=label_id),
+        shown_at="probability",
+        accepted=Q(decision=Decision.ACCEPTED),
+        suggestions=Suggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True),
+    )
+
+
+def box_decision_noted(*, run_id: int, label_id: int) -> bool:
+    """The same for a decision on a suggested box of a detector run: accepted or adjusted counts as
+    right (the detector found the object), rejected as wrong."""
+    return _withdraw_if_short(
+        run_id=run_id,
+        label_id=label_id,
+        decisions=BoxSuggestionDecision.objects.filter(run_id=run_id, label_id=label_id),
+        shown_at="score",
+        accepted=~Q(decision=BoxDecision.REJECTED),
+        suggestions=BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True),
+    )
+
+
+def _withdraw_if_short(
+    *, run_id: int, label_id: int, decisions: QuerySet, shown_at: str, accepted: Q, suggestions: QuerySet
+) -> bool:
+    """One rule for tags and boxes: the run's stored counts at the label's threshold plus the
+    decisions taken since on suggestions at or above it (``shown_at``: the decision's score field);
+    when the 95 % lower bound falls below the target, the label's remaining suggestions stop being
+    confident and the run's trust entry says why."""
     run = TrainingRun.objects.filter(pk=run_id).only("metrics").first()
     labels = ((run.metrics if run else {}).get("trust") or {}).get("labels", [])
     entry = next((e for e in labels if e.get("label_id") == label_id and e.get("confident")), None)
-    if entry is None:
+    if run is None or entry is None:
         return False
-    counts = SuggestionDecision.objects.filter(run_id=run_id, label_id=label_id).aggregate(
-        accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id")
-    )
+    if entry.get("threshold") is not None:
+        decisions = decisions.filter(**{f"{shown_at}__gte": entry["threshold"]})
+    counts = decisions.aggregate(accepted=Count("id", filter=accepted), decided=Count("id"))
     estimate = live_estimate(entry=entry, accepted=counts["accepted"], rejected=counts["decided"] - counts["accepted"])
     if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= entry["target"]:
         return False
-    Suggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True).update(predicted=False)
+    suggestions.update(predicted=False)
     entry.update(confident=False, threshold=None, withdrawn=estimate)
     TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
     return True

@@ -5,6 +5,11 @@ them by), ``data.yaml``'s ``train``/``val`` point to them and the zip trains as 
 ``data.yaml`` says where the images must be put.
 
 The class list holds the labels used by boxes only (image-level tags are no detection classes).
+With predictions (``predictions=<min score>``), the detector's suggested boxes go to
+``predictions/<stem>.txt`` (images with any), one ``class cx cy w h conf`` line each: Ultralytics'
+own ``save_conf`` layout, so they sit beside the labels as its predictions would; the class list
+then goes on with the project's other labels (a suggested class nobody boxed yet), after the boxed
+ones, whose ids stay as without predictions.
 Import takes the label files and the names (``data.yaml``, or ``classes.txt`` one per line);
 normalised coordinates become pixels with the sizes of the project's images.
 """
@@ -29,8 +34,19 @@ def label_lines(image: ImageRecord, class_ids: Mapping[str, int]) -> bytes:
     ).encode()
 
 
-def data_yaml(names: list[str], *, with_images: bool = True) -> bytes:
+def prediction_lines(image: ImageRecord, class_ids: Mapping[str, int]) -> bytes:
+    w, h = image.width, image.height
+    return "".join(
+        f"{class_ids[b.label]} {(b.x + b.w / 2) / w:.6f} {(b.y + b.h / 2) / h:.6f} {b.w / w:.6f} {b.h / h:.6f}"
+        f" {b.score:.6f}\n"
+        for b in image.box_predictions
+    ).encode()
+
+
+def data_yaml(names: list[str], *, with_images: bool = True, predictions: bool = False) -> bytes:
     lines = ["# Twinlabel export: labels/*.txt hold one 'class cx cy w h' line per box, normalised to [0, 1]."]
+    if predictions:
+        lines.append("# predictions/*.txt: the model's suggested boxes, one 'class cx cy w h confidence' line each.")
     if not with_images:
         lines += [
             "# The images are not in this zip: put them in images/ beside labels/ (same file stems),",
@@ -42,14 +58,20 @@ def data_yaml(names: list[str], *, with_images: bool = True) -> bytes:
 
 
 def write(
-    meta: ExportMeta, images: Iterable[ImageRecord], image_file: Callable[[ImageRecord], bytes] | None = None
+    meta: ExportMeta,
+    images: Iterable[ImageRecord],
+    image_file: Callable[[ImageRecord], bytes] | None = None,
+    predictions: bool = False,
 ) -> Iterator[bytes]:
-    """``image_file``: the stored bytes of an image, to put the images in the zip too."""
+    """``image_file``: the stored bytes of an image, to put the images in the zip too;
+    ``predictions``: the images' box predictions in predictions/ too."""
     names = list(meta.box_labels)
+    if predictions:
+        names += [name for name in meta.label_names if name not in set(meta.box_labels)]
     class_ids = {name: i for i, name in enumerate(names)}
 
     def members() -> Iterator[tuple[str, bytes]]:
-        yield "data.yaml", data_yaml(names, with_images=image_file is not None)
+        yield "data.yaml", data_yaml(names, with_images=image_file is not None, predictions=predictions)
         seen: set[str] = set()
         for image in images:
             base = stem(image.file_name)
@@ -59,6 +81,8 @@ def write(
             if image_file is not None:
                 yield f"images/{base}{_suffix(image.stored or image.file_name)}", image_file(image)
             yield f"labels/{base}.txt", label_lines(image, class_ids)
+            if predictions and image.box_predictions:
+                yield f"predictions/{base}.txt", prediction_lines(image, class_ids)
 
     return zip_stream(members())
 
@@ -125,9 +149,9 @@ def _text(name: str, data: bytes) -> str:
         raise FormatError(f"{name} is not UTF-8 text.") from None
 
 
-@registry.writer("yolo", title="YOLO", extension="zip", media_type="application/zip", images=True)
+@registry.writer("yolo", title="YOLO", extension="zip", media_type="application/zip", images=True, predictions=True)
 def export(meta: ExportMeta, images: Iterable[ImageRecord], options: registry.WriteOptions) -> Iterator[bytes]:
-    return write(meta, images, options.image_file)
+    return write(meta, images, options.image_file, predictions=options.predictions)
 
 
 NAMES_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")

@@ -8,6 +8,7 @@ import json
 import zipfile
 
 import pandas as pd
+import yaml
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -338,3 +339,37 @@ def test_it_exports_the_detectors_boxes_in_cocos_results_format_and_in_the_json(
     assert [(b["label"], b["score"]) for b in image["box_predictions"]] == [("dog", 0.75), ("cat", 0.3)]
     refused = owner.get(reverse("api_project_export", args=[team.project.id]), {"format": "coco_results"})
     assert refused.status_code == 400 and "predictions" in refused.json()["error"]
+
+
+def test_yolo_with_predictions_adds_the_detectors_boxes_with_a_confidence_column(client, team):
+    from annotator.formats.predictions import read_yolo
+    from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+
+    cat, dog = team.project.labels.order_by("id")
+    run = TrainingRun.objects.create(project=team.project, kind=RunKind.DETECTOR, status=RunStatus.SUCCEEDED)
+    ProjectModelState.objects.create(project=team.project, detector_run=run)
+    c_id = team.image_id("c.png")
+    c = Image.objects.get(pk=c_id)
+    BoxSuggestion.objects.create(run=run, image_id=c_id, label=dog, x=10, y=20, w=30, h=40, score=0.75, predicted=True)
+    BoxSuggestion.objects.create(run=run, image_id=c_id, label=cat, x=5, y=5, w=5, h=5, score=0.3, predicted=False)
+    Box.objects.create(image_id=team.image_id("a.png"), label=dog, x=1, y=1, w=5, h=5)  # dog is a box class
+    owner = _as(client, team.owner)
+    plain = zipfile.ZipFile(io.BytesIO(_export(owner, team.project, format="yolo", status="all")))
+    assert not [n for n in plain.namelist() if n.startswith("predictions/")]
+    archive = zipfile.ZipFile(io.BytesIO(_export(owner, team.project, format="yolo", status="all", predictions="0.5")))
+    names = list(yaml.safe_load(archive.read("data.yaml"))["names"].values())
+    # The boxed classes keep their ids (labels/ is unchanged); the suggested ones follow.
+    boxed = list((yaml.safe_load(plain.read("data.yaml"))["names"] or {}).values())
+    assert boxed == ["dog"] and names == ["dog", "cat"]
+    stem = c.original_name.rsplit(".", 1)[0]
+    line = archive.read(f"predictions/{stem}.txt").decode().split()
+    assert names[int(line[0])] == "dog" and len(line) == 6 and float(line[5]) == pytest.approx(0.75)
+    cx, cy, w, h = map(float, line[1:5])
+    assert (cx * c.width, cy * c.height, w * c.width, h * c.height) == pytest.approx((25, 40, 30, 40), abs=1e-3)
+    assert [n for n in archive.namelist() if n.startswith("predictions/")] == [f"predictions/{stem}.txt"]
+    # Twinlabel's own prediction import (an external run) reads them back as they were.
+    parsed = read_yolo(
+        [("data.yaml", archive.read("data.yaml")), (f"{stem}.txt", archive.read(f"predictions/{stem}.txt"))]
+    )
+    (box,) = parsed.images[0].boxes
+    assert box.label == "dog" and box.score == pytest.approx(0.75)

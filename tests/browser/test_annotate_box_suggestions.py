@@ -127,4 +127,42 @@ def test_an_external_models_boxes_imported_as_coco_results_show_and_are_accepted
     page.keyboard.press("a")
     _settled(page, 1)
     assert _db_boxes(image_id) == [("dog", 200, 120, Source.MODEL)]
+
+
+def _db_geometry(image_id):
+    return [
+        (name, round(x), round(y), round(w), round(h), source)
+        for name, x, y, w, h, source in Box.objects.filter(image_id=image_id).values_list(
+            "label__name", "x", "y", "w", "h", "source"
+        )
+    ]
+
+
+def test_dragging_a_handle_of_the_ringed_suggestion_accepts_it_adjusted_and_u_takes_it_back(server, page):
+    project, ids, cat, dog, suggested = _project()
+    image_id = _open(page, server, project)
+    page.keyboard.press("Tab")  # rings the cat box (20, 20, 100 x 80): its handles are drawn
+    assert page.evaluate("twinlabel.store.focusedBoxSuggestion().id") == suggested[0].id
+    _drag_image(page, (120, 100), (150, 130))  # its south-east handle
+    _settled(page, 1)
+    assert _db_geometry(image_id) == [("cat", 20, 20, 130, 110, Source.MODEL_ADJUSTED)]
+    assert _decisions(image_id) == {suggested[0].id: "adjusted"}
+    assert page.evaluate("twinlabel.store.boxes.map((b) => [b.source, Math.round(b.w), Math.round(b.h)])") == [
+        ["model_adjusted", 130, 110]
+    ]
+    assert page.evaluate("twinlabel.store.boxDraft") is None
+    assert page.evaluate("twinlabel.store.image.version") == Image.objects.get(pk=image_id).version
+
+    page.keyboard.press("u")  # the adjusted accept is taken back: its box and its decision go
+    _settled(page, 0)
+    assert _db_geometry(image_id) == [] and _decisions(image_id) == {}
+    assert page.evaluate("twinlabel.store.boxes.length") == 0
+
+    # Alt+drag inside a suggested box moves it whole: accepted at the moved geometry.
+    page.keyboard.down("Alt")
+    _drag_image(page, (260, 170), (240, 160))  # inside the dog box (200, 120, 120 x 100)
+    page.keyboard.up("Alt")
+    _settled(page, 1)
+    assert _db_geometry(image_id) == [("dog", 180, 110, 120, 100, Source.MODEL_ADJUSTED)]
+    assert _decisions(image_id) == {suggested[1].id: "adjusted"}
     assert page.console_errors == []

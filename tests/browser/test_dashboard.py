@@ -196,3 +196,55 @@ def test_label_names_in_charts_never_become_links(browser, page, dashboard_serve
     assert page.locator("#chart-labels a, #chart-quality a, #chart-map a").count() == 0
     assert evil in page.locator("#chart-labels").inner_text()
     assert page.console_errors == []
+
+
+def test_the_box_quality_table_renders_and_a_detector_run_joins_the_comparison(browser, page, dashboard_server):
+    from labeling.models import BoxSuggestionDecision
+
+    project, ids, pretrains = _seed()
+    circle, square, _ = LabelClass.objects.filter(project=project).order_by("order")
+    detector = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.DETECTOR,
+        status=RunStatus.SUCCEEDED,
+        backbone_run=pretrains[-1],
+        device="cpu",
+        config={"detector": {"size": 256}, "plan": {"train": ids[:24], "held_out": ids[24:30]}},
+        metrics={
+            "train_images": 24,
+            "held_out_images": 6,
+            "boxed_images": 30,
+            "backbone": "barlow_twins",
+            "coco": {"ap50": 0.62, "map": 0.31, "labels": {"circle": {"ap50": 0.875, "map": 0.5}}},
+            "trust": {"labels": [{"label_id": circle.id, "confident": True, "threshold": 0.7}]},
+        },
+    )
+    ProjectModelState.objects.filter(project=project).update(detector_run=detector)
+    for k, decision in enumerate(["accepted", "adjusted", "adjusted", "rejected"]):
+        BoxSuggestionDecision.objects.create(
+            run=detector,
+            suggestion_id=k + 1,
+            image_id=ids[40 + k],
+            label=circle,
+            decision=decision,
+            x=1,
+            y=1,
+            w=5,
+            h=5,
+            score=0.9,
+        )
+    log_in(page, dashboard_server, "owner")
+    page.goto(f"{dashboard_server}/projects/{project.id}/dashboard/")
+    page.wait_for_selector(READY, timeout=30_000)
+    cells = page.locator("#box-quality tr").first.locator("td").all_text_contents()
+    assert cells == ["circle", "0.875", "0.500", "yes (from 0.70)", "4", "25 %", "50 %", "25 %"]
+    assert page.locator("#box-quality tr").count() == 3
+    assert "AP50 0.620, mAP 0.310" in page.text_content("#box-quality-summary")
+    assert "AP50 0.620" in page.locator(f"#runs tr[data-run-id='{detector.id}']").text_content()
+    page.check(f"#runs tr[data-run-id='{detector.id}'] input[type=checkbox]")
+    page.check(f"#runs tr[data-run-id='{pretrains[-1].id}'] input[type=checkbox]")
+    page.locator("#compare-table th[data-key='box_ap50']").click()
+    row = page.locator("#compare-table tbody tr").first.locator("td").all_text_contents()
+    assert row[0] == str(detector.id) and "0.620" in row and "0.310" in row
+    assert page.locator("#compare-table tbody tr").count() == 2
+    assert page.console_errors == []

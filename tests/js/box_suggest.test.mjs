@@ -67,3 +67,39 @@ test("an undone accept's answer takes the box away", () => {
   s.takeBoxDecision({ image: { ...IMAGE, version: 6 }, boxes: [], tags: [], box_suggestions: SUGGESTED }, before);
   assert.deepEqual(s.boxes, []);
 });
+
+test("a drag of a suggested box is a preview, never a box; its end asks for an adjusted accept", () => {
+  const s = store();
+  s.cycleBoxSuggestion(1);
+  const asked = [];
+  s.addEventListener("boxAdjust", (e) => asked.push(e.detail));
+  s.previewBoxSuggestion(11, { x: 12, y: 10, w: 30, h: 20 });
+  assert.deepEqual(s.shownRect(s.focusedBoxSuggestion()), { x: 12, y: 10, w: 30, h: 20 });
+  assert.deepEqual(s.serialize().boxes, []);
+  assert.equal(s.revision, 0); // nothing to save: the accept is the server's write
+  assert.equal(s.endBoxSuggestionDrag(), true);
+  assert.deepEqual(asked, [{ id: 11, rect: { x: 12, y: 10, w: 30, h: 20 } }]);
+  // The answer: the box is added, the draft goes, the suggestion is drawn no more.
+  s.takeBoxDecision({
+    image: { ...IMAGE, version: 4 },
+    boxes: [{ label: 1, x: 12, y: 10, w: 30, h: 20, source: "model_adjusted" }],
+    tags: [],
+    box_suggestions: [{ ...SUGGESTED[0], decision: "adjusted" }, ...SUGGESTED.slice(1)],
+  }, []);
+  assert.equal(s.boxDraft, null);
+  assert.deepEqual(s.boxes.map((b) => [b.x, b.w, b.source]), [[12, 30, "model_adjusted"]]);
+  assert.deepEqual(s.shownBoxSuggestions().map((b) => b.id), [12]);
+});
+
+test("a drag that ends where it started, or too small, asks for nothing and is drawn as suggested", () => {
+  const s = store();
+  const asked = [];
+  s.addEventListener("boxAdjust", (e) => asked.push(e.detail));
+  s.previewBoxSuggestion(11, { x: 10, y: 10, w: 20, h: 20 });
+  assert.equal(s.endBoxSuggestionDrag(), false);
+  s.previewBoxSuggestion(11, { x: 10, y: 10, w: 2, h: 20 });
+  assert.equal(s.endBoxSuggestionDrag(), false);
+  assert.deepEqual(asked, []);
+  assert.equal(s.boxDraft, null);
+  assert.deepEqual(s.shownRect(SUGGESTED[0]), SUGGESTED[0]);
+});

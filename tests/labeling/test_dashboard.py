@@ -298,3 +298,88 @@ def test_it_shows_review_verdicts_per_annotator_and_agreement_per_pair(team, cli
     (pair,) = data["agreement"]
     assert sorted(pair["annotators"]) == ["annie", "owner"] and pair["images"] == 1
     assert pair["box_f1"] == 1.0 and pair["tag_jaccard"] == 0.5  # IoU 0.82 matches; tags {dog} vs {dog, cat}
+
+
+def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(team, client):
+    from labeling.models import BoxSuggestionDecision
+
+    project, cat, dog = team.project, team.cat, team.dog
+    images = _images(project, 4)
+    old = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, status=RunStatus.SUCCEEDED)
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.DETECTOR,
+        status=RunStatus.SUCCEEDED,
+        metrics={
+            "train_images": 40,
+            "held_out_images": 10,
+            "boxed_images": 50,
+            "backbone": "barlow_twins",
+            "coco": {
+                "ap50": 0.7,
+                "map": 0.4,
+                "labels": {"cat": {"ap50": 0.9, "map": 0.5}, "dog": {"ap50": 0.5, "map": 0.3}},
+                "evaluator": "pycocotools COCOeval (bbox)",
+            },
+            "trust": {"labels": [{"label_id": cat.id, "confident": True, "threshold": 0.6}]},
+        },
+    )
+    ProjectModelState.objects.create(project=project, detector_run=run)
+    shown = dict(x=1, y=1, w=5, h=5, score=0.9)
+    for k, (label, decision, r) in enumerate(
+        [
+            (cat, "accepted", old),
+            (cat, "adjusted", run),
+            (cat, "adjusted", run),
+            (cat, "rejected", run),
+            (dog, "rejected", run),
+        ]
+    ):
+        BoxSuggestionDecision.objects.create(
+            run=r, suggestion_id=k + 1, image=images[k % 4], label=label, decision=decision, **shown
+        )
+    client.force_login(team.owner)
+    data = client.get(f"/api/projects/{project.id}/dashboard/").json()
+    q = data["box_quality"]
+    assert (q["detector_run"], q["ap50"], q["map"], q["held_out_images"]) == (run.id, 0.7, 0.4, 10)
+    assert (q["decided"], q["accepted_rate"], q["adjusted_rate"], q["rejected_rate"]) == (5, 0.2, 0.4, 0.4)
+    by_label = {r["label"]: r for r in q["labels"]}
+    assert by_label[cat.id] == {
+        "label": cat.id,
+        "ap50": 0.9,
+        "map": 0.5,
+        "confident": True,
+        "threshold": 0.6,
+        "decided": 4,
+        "accepted": 1,
+        "adjusted": 2,
+        "rejected": 1,
+        "accepted_rate": 0.25,
+        "adjusted_rate": 0.5,
+        "rejected_rate": 0.25,
+    }
+    assert (by_label[dog.id]["ap50"], by_label[dog.id]["rejected_rate"], by_label[dog.id]["confident"]) == (
+        0.5,
+        1.0,
+        False,
+    )
+    # The run comparison has a detector row: its COCO figures and what it learnt from.
+    row = next(r for r in data["runs"] if r["id"] == run.id)
+    assert row["detector"] == {
+        "ap50": 0.7,
+        "map": 0.4,
+        "train_images": 40,
+        "held_out_images": 10,
+        "boxed_images": 50,
+        "backbone": "barlow_twins",
+    }
+    assert next(r for r in data["runs"] if r["id"] == old.id)["detector"] is None  # no metrics: no figures
+
+
+def test_before_any_detector_the_box_quality_is_empty(team):
+    q = dashboard.box_quality(project_id=team.project.id, detector_run_id=None)
+    assert (q["detector_run"], q["ap50"], q["decided"], q["accepted_rate"]) == (None, None, 0, None)
+    assert [(r["label"], r["decided"], r["ap50"]) for r in q["labels"]] == [
+        (team.cat.id, 0, None),
+        (team.dog.id, 0, None),
+    ]

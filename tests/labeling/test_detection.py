@@ -20,7 +20,7 @@ from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 from labeling import config as labeling_config
 from labeling import detection, services
-from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
+from labeling.models import BoxSuggestion, ImageUncertainty, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import detector_path
 from labeling.runs import RunMonitor
 from labeling.ml.confidence import precision_threshold
@@ -81,6 +81,10 @@ def test_a_detector_run_suggests_boxes_for_the_unsubmitted_images_and_swaps_them
     assert first.metrics["backbone"] == "barlow_twins" and first.backbone_run_id is not None
     assert first.metrics["held_out_images"] >= 1 and set(first.metrics["ap50"]) <= set(LABELS)
     assert {e["label"] for e in first.metrics["trust"]["labels"]} == set(first.metrics["ap50"])
+    # COCO's own evaluator on the same held-out detections, per label and overall (the dashboard's).
+    coco = first.metrics["coco"]
+    assert set(coco["labels"]) == set(first.metrics["ap50"]) and 0 <= coco["ap50"] <= 1 and 0 <= coco["map"] <= 1
+    assert all(v["ap50"] is None or v["map"] <= v["ap50"] + 1e-9 for v in coco["labels"].values())
     assert ProjectModelState.objects.get(project=project).detector_run_id == first.id
     suggested = BoxSuggestion.objects.filter(run=first)
     assert suggested.exists()
@@ -91,12 +95,17 @@ def test_a_detector_run_suggests_boxes_for_the_unsubmitted_images_and_swaps_them
     # The plan is on the run: a resumed run trains on the same images.
     plan = first.config["plan"]
     assert len(plan["train"]) + len(plan["held_out"]) == 12 and plan["detector"]["trainable_layers"] == 0
+    # Its box doubt, one row per image it scored, for the "most uncertain first" order.
+    doubts = ImageUncertainty.objects.filter(run=first)
+    assert doubts.count() == Image.objects.filter(project=project).exclude(status=ImageStatus.SUBMITTED).count()
+    assert all(0 <= d.score <= 1 for d in doubts)
 
     second = services.detector_start(project=project)
     second.refresh_from_db()
     assert second.status == RunStatus.SUCCEEDED, second.error
     assert ProjectModelState.objects.get(project=project).detector_run_id == second.id
     assert not BoxSuggestion.objects.filter(run=first).exists()  # swapped whole
+    assert not ImageUncertainty.objects.filter(run=first).exists()
 
 
 def test_without_a_pretraining_the_detector_starts_from_random_weights():

@@ -140,3 +140,44 @@ def test_access_owner_annotator_reviewer_outsider(client, team, suggested):
     assert list(BoxSuggestionDecision.objects.values_list("suggestion_id", flat=True)) == [rows[0].id]
     # A suggestion of another image through this image's URL is not found.
     assert _post(client, team.annotator, team.ids[1], rows[1].id, "accept").status_code == 400
+
+
+def test_rejected_boxes_withdraw_their_labels_confidence_at_once_and_an_adjust_counts_as_right(client, team, suggested):
+    from labeling.ml.confidence import wilson_lower
+
+    image, rows = suggested
+    run = rows[0].run
+    # Both labels proved 30 of 30 on the held-out images at 0.5 (bound 0.917 >= 0.9); 30 of 31 does not.
+    assert wilson_lower(30, 30) >= 0.9 > wilson_lower(30, 31)
+    entry = {"target": 0.9, "confident": True, "threshold": 0.5, "predictions": 30, "correct": 30}
+    run.metrics = {"trust": {"labels": [{**entry, "label_id": team.cat.id}, {**entry, "label_id": team.dog.id}]}}
+    run.save(update_fields=["metrics"])
+    other = BoxSuggestion.objects.create(
+        run=run, image_id=team.ids[1], label=team.cat, x=5, y=5, w=20, h=20, score=0.7, predicted=True
+    )
+    # An adjusted dog is a right one (31 of 31): dog stays confident.
+    _post(client, team.annotator, image.id, rows[1].id, "accept", {"x": 48, "y": 40, "w": 25, "h": 20})
+    assert BoxSuggestion.objects.filter(label=team.dog, predicted=True).exists()
+    # A rejected cat: 30 of 31, bound 0.868 < 0.9: every cat box of the run stops being confident.
+    state = _post(client, team.annotator, image.id, rows[0].id, "reject").json()
+    assert not BoxSuggestion.objects.filter(label=team.cat, predicted=True).exists()
+    other.refresh_from_db()
+    assert other.predicted is False
+    run.refresh_from_db()
+    cat_entry, dog_entry = run.metrics["trust"]["labels"]
+    assert (cat_entry["confident"], cat_entry["threshold"]) == (False, None)
+    assert cat_entry["withdrawn"]["measured"] == 31
+    assert dog_entry["confident"] is True and "withdrawn" not in dog_entry
+    assert {s["id"]: s["predicted"] for s in state["box_suggestions"]}[rows[0].id] is False
+
+
+def test_decisions_below_the_labels_threshold_do_not_count_towards_its_precision(client, team, suggested):
+    image, rows = suggested
+    run = rows[0].run
+    entry = {"target": 0.9, "confident": True, "threshold": 0.5, "predictions": 30, "correct": 30}
+    run.metrics = {"trust": {"labels": [{**entry, "label_id": team.dog.id}]}}
+    run.save(update_fields=["metrics"])
+    _post(client, team.annotator, image.id, rows[2].id, "reject")  # the 0.2 dog: ranked, not confident
+    assert BoxSuggestion.objects.get(pk=rows[1].id).predicted is True
+    run.refresh_from_db()
+    assert run.metrics["trust"]["labels"][0]["confident"] is True

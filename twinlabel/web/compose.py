@@ -4,14 +4,14 @@ for a page's sake (annotator never imports labeling; see docs/architecture.md)."
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Q
 
 from annotator import selectors
 from annotator.paging import Page
 from annotator.models import Image
 from labeling import curation
-from labeling.models import CurationScore, ProjectModelState, Suggestion
-from labeling.selectors import current_model_view, image_box_suggestions, image_suggestions
+from labeling.models import CurationScore, ProjectModelState
+from labeling.selectors import current_model_view, image_box_suggestions, image_suggestions, suggested_as
 
 
 def annotation_state(*, image: Image) -> dict:
@@ -31,15 +31,13 @@ def annotation_state(*, image: Image) -> dict:
 
 def image_list(*, project_id: int, suggested_label: int | None = None, **filters) -> Page:
     """annotator.selectors.image_list (its ``filters``), and ``suggested_label``: only images the
-    current probe suggests that label for (none before the first probe)."""
+    current probe suggests that label for, or the current detector a box of it (none before either)."""
     where = None
     if suggested_label is not None:
-        probe_run = ProjectModelState.objects.filter(project_id=project_id).values("probe_run_id")[:1]
-        where = Exists(
-            Suggestion.objects.filter(
-                run_id=Subquery(probe_run), image=OuterRef("pk"), label_id=suggested_label, predicted=True
-            )
-        )
+        found = suggested_as(project_id=project_id, label_id=suggested_label)
+        if found is None:
+            return Page([], None)
+        where = found[0]
     return selectors.image_list(project_id=project_id, where=where, **filters)
 
 

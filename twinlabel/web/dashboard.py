@@ -54,6 +54,9 @@ def project_dashboard(*, project_id: int, runs_limit: int = 50) -> dict:
         "annotators": annotator_activity(project_id=project_id, since=since, submissions=submissions),
         "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id, suggested=suggested),
         "suggestion_quality": suggestion_quality(project_id=project_id, probe_run_id=probe_run_id, suggested=suggested),
+        "box_quality": box_quality(
+            project_id=project_id, detector_run_id=state.detector_run_id if state else None, labels=labels
+        ),
         "runs": runs_with_probe_metrics(project_id=project_id, limit=runs_limit),
         # Review verdicts per annotator and agreement per pair on the overlap sample (issue 8).
         "reviews": review_stats(project_id=project_id),
@@ -345,6 +348,66 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None, suggested: 
     }
 
 
+def box_quality(*, project_id: int, detector_run_id: int | None, labels: list[dict] | None = None) -> dict:
+    """The current detector run's quality per label, from its held-out images by COCO's own
+    evaluator (AP50, mAP@[.5:.95]), beside its confident threshold, and what people did with the
+    suggested boxes they were shown (every decision ever taken, as the tags' accept rate): accepted
+    as suggested, adjusted, rejected, each a share of the decided ones. Two queries (three
+    without the project's ``labels``: [{id, name}])."""
+    from labeling.models import BoxDecision, BoxSuggestionDecision
+
+    counts: dict[int, dict[str, int]] = {}
+    for label_id, decision, n in (
+        BoxSuggestionDecision.objects.filter(label__project_id=project_id)
+        .values_list("label_id", "decision")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        counts.setdefault(label_id, {})[decision] = n
+    metrics = (
+        TrainingRun.objects.filter(pk=detector_run_id).values_list("metrics", flat=True).first()
+        if detector_run_id
+        else None
+    ) or {}
+    coco = metrics.get("coco") or {}
+    trust = {entry.get("label_id"): entry for entry in (metrics.get("trust") or {}).get("labels", [])}
+    if labels is None:
+        labels = list(LabelClass.objects.filter(project_id=project_id).values("id", "name"))
+    rows = []
+    total = {d: 0 for d in BoxDecision.values}
+    for label_id, name in ((label["id"], label["name"]) for label in labels):
+        decided = counts.get(label_id, {})
+        n = sum(decided.values())
+        per = (coco.get("labels") or {}).get(name) or {}
+        entry = trust.get(label_id) or {}
+        rows.append(
+            {
+                "label": label_id,
+                "ap50": per.get("ap50"),
+                "map": per.get("map"),
+                "confident": bool(entry.get("confident")),
+                "threshold": entry.get("threshold"),
+                "decided": n,
+                **{d: decided.get(d, 0) for d in BoxDecision.values},
+                **{f"{d}_rate": round(decided.get(d, 0) / n, 4) if n else None for d in BoxDecision.values},
+            }
+        )
+        for d in BoxDecision.values:
+            total[d] += decided.get(d, 0)
+    n = sum(total.values())
+    return {
+        "detector_run": detector_run_id,
+        "held_out_images": metrics.get("held_out_images"),
+        "boxed_images": metrics.get("boxed_images"),
+        "ap50": coco.get("ap50"),
+        "map": coco.get("map"),
+        "evaluator": coco.get("evaluator"),
+        "decided": n,
+        **{f"{d}_rate": round(total[d] / n, 4) if n else None for d in BoxDecision.values},
+        "labels": rows,
+    }
+
+
 def confident_coverage(*, project_id: int, probe_run_id: int | None, by_label: dict[int, int] | None = None) -> dict:
     """Unlabeled images, and per label how many of them hold a confident suggestion (``by_label``:
     ``suggested_by_label``'s answer when the caller has it)."""
@@ -397,11 +460,14 @@ def runs_with_probe_metrics(*, project_id: int, limit: int = 50) -> list[dict]:
         cv = probe.get("cv") or {}
         out.append(
             {
-                **{k: v for k, v in r.items() if k not in ("heartbeat_at", "started_at")},
+                **{k: v for k, v in r.items() if k not in ("heartbeat_at", "started_at", "config")},
+                # A detector's plan (every training image id) is for its resume, not for this page.
+                "config": {k: v for k, v in (r["config"] or {}).items() if k != "plan"},
                 "created_at": r["created_at"].isoformat(),
                 "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
                 "duration_s": round((end - r["started_at"]).total_seconds(), 1) if r["started_at"] and end else None,
                 "final_loss": own.get("final_loss"),
+                "detector": _detector_figures(own) if r["kind"] == RunKind.DETECTOR else None,
                 "files": run_files(run_id=r["id"]),
                 "probe": {
                     "map": cv.get("map"),
@@ -502,3 +568,19 @@ def _colour_points(project_id: int, image_ids: list[int], probe_run_id: int | No
         else:
             out[image_id] = ("skipped" if s == ImageStatus.SKIPPED else "unlabeled", None, version[image_id])
     return out
+
+
+def _detector_figures(metrics: dict) -> dict | None:
+    """A detector run's row in the comparison: COCO AP50 and mAP on its held-out images, and how
+    many images it learnt from."""
+    if "held_out_images" not in metrics:
+        return None
+    coco = metrics.get("coco") or {}
+    return {
+        "ap50": coco.get("ap50"),
+        "map": coco.get("map"),
+        "train_images": metrics.get("train_images"),
+        "held_out_images": metrics.get("held_out_images"),
+        "boxed_images": metrics.get("boxed_images"),
+        "backbone": metrics.get("backbone"),
+    }

@@ -172,6 +172,22 @@ function drawTrust() {
                              + "the model is fitted: it refits by itself after every 10 submissions.");
 }
 
+// The current detector: its COCO figures per label, and the shares of its shown boxes people
+// accepted, adjusted or rejected.
+function drawBoxQuality() {
+  const q = data.box_quality;
+  const percent = (rate) => (rate == null ? "–" : `${Math.round(rate * 100)} %`);
+  document.getElementById("box-quality").replaceChildren(...q.labels.map((r) => row([
+    labelName(r.label), fmt(r.ap50), fmt(r.map), r.confident ? `yes (from ${fmt(r.threshold, 2)})` : "no",
+    String(r.decided), percent(r.accepted_rate), percent(r.adjusted_rate), percent(r.rejected_rate)])));
+  const shown = q.decided ? ` Of ${q.decided} decided boxes: ${percent(q.accepted_rate)} accepted, `
+    + `${percent(q.adjusted_rate)} adjusted, ${percent(q.rejected_rate)} rejected.` : "";
+  document.getElementById("box-quality-summary").textContent = q.detector_run
+    ? `Current detector (run #${q.detector_run}, ${q.held_out_images ?? "?"} held-out images): AP50 ${fmt(q.ap50)}, `
+      + `mAP ${fmt(q.map)}.${shown}`
+    : `No detector has been fitted yet: it fits by itself once people have submitted images with boxes.${shown}`;
+}
+
 function runActions(run) {
   const td = document.createElement("td");
   const button = (text, action, key) => {
@@ -209,7 +225,8 @@ function drawRuns() {
     const pick = document.createElement("td");
     pick.append(box);
     const cells = [`#${run.id} ${run.kind}`, run.status, run.device || "", run.duration_s == null ? "" : `${run.duration_s} s`,
-                   run.images_per_s == null ? "" : Math.round(run.images_per_s), fmt(run.loss, 2), fmt(run.probe?.map)];
+                   run.images_per_s == null ? "" : Math.round(run.images_per_s), fmt(run.loss, 2),
+                   run.detector ? `AP50 ${fmt(run.detector.ap50)}` : fmt(run.probe?.map)];
     tr.append(pick, ...cells.map((text) => Object.assign(document.createElement("td"), { textContent: text })));
     const files = document.createElement("td");
     files.className = "files";
@@ -259,11 +276,14 @@ const COMPARE_COLUMNS = [
   ["final_loss", "final loss", (r) => r.final_loss], ["map", "probe mAP", (r) => r.probe?.map],
   ["micro_f1", "micro F1", (r) => r.probe?.micro_f1], ["macro_f1", "macro F1", (r) => r.probe?.macro_f1],
   ["labeled", "labeled", (r) => r.probe?.labeled],
+  ["box_ap50", "box AP50", (r) => r.detector?.ap50], ["box_map", "box mAP", (r) => r.detector?.map],
+  ["boxed", "boxed images", (r) => r.detector?.boxed_images],
 ];
+const COMPARED = (r) => r.kind === "pretrain" || r.kind === "detector";
 
 function drawComparison() {
   const table = document.getElementById("compare-table");
-  const runs = data.runs.filter((r) => selected.has(r.id) && r.kind === "pretrain");
+  const runs = data.runs.filter((r) => selected.has(r.id) && COMPARED(r));
   const column = COMPARE_COLUMNS.find(([key]) => key === sortBy.key) || COMPARE_COLUMNS[0];
   runs.sort((a, b) => {
     const x = column[2](a), y = column[2](b);
@@ -356,6 +376,7 @@ async function load() {
     drawAnnotators();
     drawLabels();
     drawTrust();
+    drawBoxQuality();
     drawRuns();
     const pretrains = data.runs.filter((r) => r.kind === "pretrain");
     const running = pretrains.find((r) => r.status === "running") || pretrains.find((r) => r.loss != null) || pretrains[0];
@@ -381,7 +402,7 @@ document.addEventListener("keydown", (event) => {
   }
   if (event.key === "x" || event.key === "t") document.querySelector(`#runs button[data-key="${event.key}"]`)?.click();
   if (event.key === "c") {
-    if (!selected.size) data?.runs.filter((r) => r.kind === "pretrain").forEach((r) => selected.add(r.id));
+    if (!selected.size) data?.runs.filter(COMPARED).forEach((r) => selected.add(r.id));
     drawRuns();
   }
 });

@@ -193,7 +193,8 @@ export class CanvasView {
   }
 
   // The detector's boxes: dashed in the label's colour with its name and score under the box (bold
-  // dashes: confident; fine: ranked only), the ringed one thick and tinted.
+  // dashes: confident; fine: ranked only), the ringed one thick and tinted, with the handles a drag
+  // adjusts it by (drawn where the drag has it until the accept's answer comes).
   drawBoxSuggestions(ctx) {
     const shown = this.store.shownBoxSuggestions();
     if (!shown.length) return;
@@ -203,7 +204,7 @@ export class CanvasView {
     for (const s of shown) {
       const label = this.store.labelById.get(s.label);
       const color = label?.color || "#ffffff";
-      const [x, y, w, h] = this.screenRect(s);
+      const [x, y, w, h] = this.screenRect(this.store.shownRect(s));
       ctx.globalAlpha = s.predicted || s === focus ? 1 : 0.7;
       ctx.setLineDash(s.predicted ? [8, 4] : [3, 5]);
       ctx.lineWidth = s === focus ? 3 : 2;
@@ -212,6 +213,7 @@ export class CanvasView {
       if (s === focus) {
         ctx.fillStyle = color + "26";
         ctx.fillRect(x, y, w, h);
+        this.drawHandles(ctx, this.store.shownRect(s));
       }
       const text = `${label?.name ?? "?"} ${Math.round(s.score * 100)}%${s === focus ? " · A / R" : ""}`;
       const width = ctx.measureText(text).width + 6;
@@ -250,6 +252,12 @@ export class CanvasView {
     ctx.lineWidth = 3;
     ctx.strokeStyle = color;
     ctx.strokeRect(x, y, w, h);
+    this.drawHandles(ctx, box);
+  }
+
+  drawHandles(ctx, box) {
+    const dash = ctx.getLineDash();
+    ctx.setLineDash([]);
     ctx.lineWidth = 1;
     ctx.fillStyle = "#ffffff";
     ctx.strokeStyle = "#111111";
@@ -258,6 +266,7 @@ export class CanvasView {
       ctx.fillRect(p.x - HANDLE_PX / 2, p.y - HANDLE_PX / 2, HANDLE_PX, HANDLE_PX);
       ctx.strokeRect(p.x - HANDLE_PX / 2, p.y - HANDLE_PX / 2, HANDLE_PX, HANDLE_PX);
     }
+    ctx.setLineDash(dash);
   }
 
   drawGhost(ctx, rect) {

@@ -14,6 +14,8 @@ export const SHORTCUTS = [
       + "ringed, that box is recorded as wrong", action: "reject" },
   { keys: ["⇧A"], what: "Accept every confident suggested tag and box of this image", action: "acceptAll" },
   { keys: ["click dashed box"], what: "Ring that suggested box, for A and R" },
+  { keys: ["drag ringed box"], what: "Drag a handle or the outline of the ringed suggested box (Alt+drag: any "
+      + "suggested box) to accept it adjusted: a box marked “model, adjusted” (U takes it back)" },
   { keys: ["click suggestion"], what: "Ring that suggested tag, for A and R (else the likeliest is ringed)" },
   { keys: ["M"], what: "More like this: the images most like this one, in a new tab", action: "moreLike" },
   { keys: ["Alt+O"], what: "Choose the queue order: which image comes next", action: "order" },

@@ -3,6 +3,8 @@
 //   - a click (no drag) selects the smallest box under the pointer, or clears the selection;
 //   - the selected box is resized by its 8 handles and moved by dragging its outline;
 //   - Alt+drag inside any box moves that box; Shift+click places a box of the last drawn size;
+//   - the ringed suggested box has handles and an outline too: dragging them accepts it at the new
+//     geometry (recorded as adjusted); Alt+drag inside a suggested box moves it likewise;
 //   - Space+drag or a middle-button drag pans; the wheel zooms about the pointer.
 
 import { contains, handlePoints, moveRect, onEdge, rectFromPoints, resizeRect, smallestAt, clamp }
@@ -87,7 +89,27 @@ export class Pointer {
       if (box) return this.editGesture("move", box, p);
     }
     if (selected && onEdge(selected, p.x, p.y, tol)) return this.editGesture("move", selected, p);
+    const suggested = this.suggestionGesture(at, p, alt, tol);
+    if (suggested) return suggested;
     return { kind: "press", from: at, origin: this.clampToImage(p) };
+  }
+
+  // A press on the ringed suggested box's handle or outline, or Alt inside a shown one (no drawn box
+  // under the pointer): a drag of the suggestion, which its end turns into an adjusted accept.
+  suggestionGesture(at, p, alt, tol) {
+    const store = this.store;
+    const ringed = store.focusedBoxSuggestion();
+    if (ringed) {
+      const rect = store.shownRect(ringed);
+      const handle = this.handleAt(rect, at);
+      if (handle) return { kind: "suggestResize", id: ringed.id, origin: p, startRect: rect, handle };
+      if (onEdge(rect, p.x, p.y, tol)) return { kind: "suggestMove", id: ringed.id, origin: p, startRect: rect };
+    }
+    if (!alt || smallestAt(store.boxes, p.x, p.y)) return null;
+    const under = smallestAt(store.shownBoxSuggestions().map((s) => ({ ...store.shownRect(s), id: s.id })), p.x, p.y);
+    if (!under) return null;
+    store.focusBoxSuggestion(under.id);
+    return { kind: "suggestMove", id: under.id, origin: p, startRect: { x: under.x, y: under.y, w: under.w, h: under.h } };
   }
 
   editGesture(kind, box, p, handle = null) {
@@ -113,16 +135,21 @@ export class Pointer {
     } else if (g.kind === "move" || g.kind === "resize") {
       this.edit(g, this.imagePoint(at));
       this.measure(e, t0);
+    } else if (g.kind === "suggestMove" || g.kind === "suggestResize") {
+      this.store.previewBoxSuggestion(g.id, this.editedRect(g, this.imagePoint(at)));
     }
     this.view.invalidate("overlay");
   }
 
   edit(g, p) {
+    this.store.previewBox(g.cid, this.editedRect(g, p));
+  }
+
+  editedRect(g, p) {
     const { width, height } = this.store.image;
     const dx = p.x - g.origin.x, dy = p.y - g.origin.y;
-    const rect = g.kind === "move" ? moveRect(g.startRect, dx, dy, width, height)
-      : resizeRect(g.startRect, g.handle, dx, dy, width, height);
-    this.store.previewBox(g.cid, rect);
+    return g.handle ? resizeRect(g.startRect, g.handle, dx, dy, width, height)
+      : moveRect(g.startRect, dx, dy, width, height);
   }
 
   up(e) {
@@ -134,12 +161,14 @@ export class Pointer {
     else if (g.kind === "press") this.click(g.origin);
     else if (g.kind === "draw") this.finishDraw(g.rect);
     else if (g.kind === "move" || g.kind === "resize") this.store.endGesture();
+    else if (g.kind === "suggestMove" || g.kind === "suggestResize") this.store.endBoxSuggestionDrag();
     this.updateCursor(this.local(e));
     this.view.invalidate("overlay");
   }
 
   cancel() {
     if (this.gesture?.kind === "move" || this.gesture?.kind === "resize") this.store.endGesture();
+    if (this.gesture?.kind === "suggestMove" || this.gesture?.kind === "suggestResize") this.store.dropBoxDraft();
     this.gesture = null;
     this.view.invalidate("overlay");
   }
@@ -197,8 +226,13 @@ export class Pointer {
       const selected = this.store.box(this.store.selected);
       const handle = selected && this.handleAt(selected, at);
       const p = this.imagePoint(at);
-      if (handle) cursor = CURSORS[handle];
-      else if (selected && onEdge(selected, p.x, p.y, GRAB_PX / this.view.viewport.scale)) cursor = "move";
+      const tol = GRAB_PX / this.view.viewport.scale;
+      const ringed = !handle && this.store.focusedBoxSuggestion();
+      const rect = ringed && this.store.shownRect(ringed);
+      const ringedHandle = rect && !(selected && onEdge(selected, p.x, p.y, tol)) && this.handleAt(rect, at);
+      if (handle || ringedHandle) cursor = CURSORS[handle || ringedHandle];
+      else if (selected && onEdge(selected, p.x, p.y, tol)) cursor = "move";
+      else if (rect && onEdge(rect, p.x, p.y, tol)) cursor = "move";
     }
     if (cursor !== this.cursor) {
       this.cursor = cursor;

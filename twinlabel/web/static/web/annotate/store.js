@@ -10,7 +10,9 @@
 //   label   the active box class changed
 //   hidden  boxes were hidden or shown
 //   suggestions  the model's suggestions, their focus, or the sources of tags changed
-//   boxSuggestions  the detector's suggested boxes or their focus changed
+//   boxSuggestions  the detector's suggested boxes or their focus changed ({preview: true} while
+//                   the ringed one is dragged)
+//   boxAdjust  a drag of a suggested box ended with a new geometry ({id, rect}): accept it so
 //   edit    a committed edit: the saver persists it
 //   status  save status changed ({status, message})
 
@@ -37,6 +39,7 @@ export class Store extends EventTarget {
     this.suggestFocus = null; // the label A and R act on; null: the first pending one
     this.boxSuggestions = []; // the current detector's boxes for this image, best first
     this.boxFocus = null; // the suggested box A and R act on (Tab walks them); null: the tags'
+    this.boxDraft = null; // {id, rect}: the ringed suggested box as a drag has it, until the server answers
     this.selected = null;
     this.hidden = false;
     this.revision = 0; // bumped on every committed edit; the saver compares it with what it sent
@@ -66,6 +69,7 @@ export class Store extends EventTarget {
     this.suggestFocus = null;
     this.boxSuggestions = state.box_suggestions || [];
     this.boxFocus = null;
+    this.boxDraft = null;
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
@@ -91,6 +95,7 @@ export class Store extends EventTarget {
     this.suggestFocus = null;
     this.boxSuggestions = [];
     this.boxFocus = null;
+    this.boxDraft = null;
     this.selected = null;
     this.undoStack = [];
     this.redoStack = [];
@@ -200,6 +205,37 @@ export class Store extends EventTarget {
     this.emit("boxSuggestions");
   }
 
+  // A suggested box as it is drawn: at the geometry a drag gave it while that accept is on its way.
+  shownRect(s) {
+    return this.boxDraft?.id === s.id ? this.boxDraft.rect : s;
+  }
+
+  // Dragging a handle or the outline of the ringed suggested box: previewed here, never a box of
+  // the page; the drag's end asks for an accept at the new geometry (the server stores it as
+  // "model_adjusted" and records the decision as "adjusted").
+  previewBoxSuggestion(id, rect) {
+    this.boxDraft = { id, rect: this.clip(rect) };
+    this.emit("boxSuggestions", { preview: true });
+  }
+
+  endBoxSuggestionDrag() {
+    const draft = this.boxDraft;
+    const s = draft && this.boxSuggestions.find((b) => b.id === draft.id);
+    if (!s || sameRect(draft.rect, s) || draft.rect.w < MIN_SIZE || draft.rect.h < MIN_SIZE) {
+      this.dropBoxDraft();
+      return false;
+    }
+    this.emit("boxAdjust", { id: s.id, rect: { ...draft.rect } });
+    return true;
+  }
+
+  // The accept failed (or the drag changed nothing): the suggestion is drawn where it was.
+  dropBoxDraft() {
+    if (!this.boxDraft) return;
+    this.boxDraft = null;
+    this.emit("boxSuggestions");
+  }
+
   // Tab: the next shown suggestion, wrapping around; false when none is shown.
   cycleBoxSuggestion(step) {
     const shown = this.shownBoxSuggestions();
@@ -230,6 +266,7 @@ export class Store extends EventTarget {
       this.emit("boxes");
     }
     this.boxSuggestions = state.box_suggestions || [];
+    this.boxDraft = null;
     if (!this.focusedBoxSuggestion()) this.boxFocus = this.shownBoxSuggestions()[0]?.id ?? null;
     this.tagSources = sourcesOf(state.tags);
     this.emit("boxSuggestions");

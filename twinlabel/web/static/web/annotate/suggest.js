@@ -5,6 +5,8 @@
 //
 // Suggested boxes work the same way: A / R act on the ringed box (Tab walks them) while one is
 // ringed, else on the ringed tag; the accepted box comes back from the server (source "model").
+// A drag of the ringed box's handle or outline accepts it at the new geometry (the store's
+// "boxAdjust"): the server keeps that box as "model_adjusted" and the decision as "adjusted".
 //
 // U takes the latest decision on this image back (Ctrl+Z stays for edits, so undoing edits never
 // drops an accepted tag). The server drops the decision (it no longer counts towards the
@@ -15,6 +17,16 @@ export class Suggester {
     Object.assign(this, { store, api, saver, session });
     this.decided = []; // [{image, labels}], newest last: what U takes back
     store.addEventListener("image", () => { this.decided = []; });
+    store.addEventListener("boxAdjust", (e) => this.adjustBox(e.detail.id, e.detail.rect));
+  }
+
+  // Nothing else may move on meanwhile (session.run); a refused accept puts the suggestion back.
+  async adjustBox(id, rect) {
+    const image = this.store.image;
+    const done = await this.decideBox("accept", id, rect).catch(() => false);
+    if (done !== false || this.store.image !== image) return;
+    this.store.dropBoxDraft();
+    if (this.decided.at(-1)?.boxes?.[0] === id) this.decided.pop(); // nothing for U to take back
   }
 
   // label: the suggestion whose button was clicked; none for the keys, which act on the ringed one
@@ -28,9 +40,9 @@ export class Suggester {
     return this.write((image) => this.api.decide(image.id, target, decision));
   }
 
-  decideBox(decision, id) {
+  decideBox(decision, id, geometry = null) {
     this.decided.push({ image: this.store.image?.id, boxes: [id] });
-    return this.writeBoxes((image) => this.api.decideBox(image.id, id, decision));
+    return this.writeBoxes((image) => this.api.decideBox(image.id, id, decision, geometry));
   }
 
   // The confident suggested tags, then the confident suggested boxes.
