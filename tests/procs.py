@@ -189,12 +189,27 @@ def weed_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
+# The S3 endpoint of a SeaweedFS that is already running (.ci/run starts one, as it does PostgreSQL
+# and Redis); unset, each user of ``seaweedfs`` starts its own.
+S3_ENV = "TWINLABEL_TEST_S3"
+
+
 @contextlib.contextmanager
 def seaweedfs(folder: Path, bucket: str, timeout: float = 60) -> Iterator[str]:
     """A SeaweedFS server with its S3 gateway on 127.0.0.1 and ``bucket`` made; yields the S3 endpoint URL.
-    (Any access key works: the gateway has no identities configured.)"""
+    (Any access key works: the gateway has no identities configured.) With TWINLABEL_TEST_S3 set, the
+    server running there, with ``bucket`` made or emptied."""
     import boto3
 
+    if os.environ.get(S3_ENV):
+        endpoint = os.environ[S3_ENV]
+        client = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+        )
+        _wait_for_bucket(client, bucket, time.monotonic() + timeout, lambda: f"no S3 gateway answers at {endpoint}")
+        _empty_bucket(client, bucket)  # a bucket an earlier run left: this run starts from nothing
+        yield endpoint
+        return
     ports: list[int] = []
     while len(ports) < 4:  # master, volume, filer, s3; each also listens on port + 10000 (gRPC)
         port = free_port()
@@ -210,15 +225,13 @@ def seaweedfs(folder: Path, bucket: str, timeout: float = 60) -> Iterator[str]:
     with (folder / "weed.log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    client.create_bucket(Bucket=bucket)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError(f"SeaweedFS did not start:\n{(folder / 'weed.log').read_text()[-3000:]}")
-                    time.sleep(0.5)
+            _wait_for_bucket(
+                client,
+                bucket,
+                time.monotonic() + timeout,
+                lambda: f"SeaweedFS did not start:\n{(folder / 'weed.log').read_text()[-3000:]}",
+                process,
+            )
             yield endpoint
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -227,3 +240,29 @@ def seaweedfs(folder: Path, bucket: str, timeout: float = 60) -> Iterator[str]:
             except subprocess.TimeoutExpired:  # weed stops its servers one by one; enough
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
+
+
+def _wait_for_bucket(client, bucket: str, deadline: float, why, process=None) -> None:
+    """Make ``bucket`` (or find it made) as soon as the gateway answers; RuntimeError(why()) at ``deadline``."""
+    from botocore.exceptions import ClientError
+
+    while True:
+        try:
+            client.create_bucket(Bucket=bucket)
+            return
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                return
+            failed = error
+        except Exception as error:  # not answering yet
+            failed = error
+        if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+            raise RuntimeError(why()) from failed
+        time.sleep(0.5)
+
+
+def _empty_bucket(client, bucket: str) -> None:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
