@@ -216,8 +216,10 @@ def seaweedfs(folder: Path, bucket: str, timeout: float = 60) -> Iterator[str]:
         if port < 55000 and port not in ports:
             ports.append(port)
     master, volume, filer, s3 = ports
+    # Iceberg and Lance listen on fixed ports unless told not to: two servers would collide.
     command = [weed_binary() or "weed", "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-               f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}"]  # fmt: skip
+               f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+               "-s3.port.iceberg=0", "-s3.port.lance=0"]  # fmt: skip
     endpoint = f"http://127.0.0.1:{s3}"
     client = boto3.client(
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
