@@ -76,28 +76,28 @@ def claim_send(row, now=None) -> bool:
 
 def exports_resend() -> list[int]:
     from annotator.models import ExportJob
-    from annotator.tasks import export_run, send_now
+    from annotator.tasks import export_run
 
-    sent = []
-    for job in resend_due(ExportJob).order_by("id")[:100]:
-        if claim_send(job) and send_now(export_run, job.id, row=job):
-            sent.append(job.id)
-    if sent:
-        log.warning("sweep: sent export jobs %s again", sent)
-    return sent
+    return _resend(ExportJob, export_run, "export jobs")
 
 
 def bucket_imports_resend() -> list[int]:
     from annotator.models import BucketImport
     from annotator.services.bucket_import import bucket_import_run
+
+    return _resend(BucketImport, bucket_import_run, "bucket imports")
+
+
+def _resend(model, task, what: str) -> list[int]:
+    """Send again (at most 100 a sweep) the queued ``model`` rows whose send the broker lost."""
     from annotator.tasks import send_now
 
     sent = []
-    for job in resend_due(BucketImport).order_by("id")[:100]:
-        if claim_send(job) and send_now(bucket_import_run, job.id, row=job):
+    for job in resend_due(model).order_by("id")[:100]:
+        if claim_send(job) and send_now(task, job.id, row=job):
             sent.append(job.id)
     if sent:
-        log.warning("sweep: sent bucket imports %s again", sent)
+        log.warning("sweep: sent %s %s again", what, sent)
     return sent
 
 

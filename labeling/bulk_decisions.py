@@ -18,13 +18,12 @@ from django.db import transaction
 
 from annotator.models import ImageTag, LabelClass, Project, Source
 from annotator.services.bulk_tags import BULK_MAX_IMAGES, BulkReport, images_at_version, images_lock_seen
-from annotator.services.bulk_tags import images_versions_bump
+from annotator.services.bulk_tags import images_versions_bump, undo_token_read
 from labeling.models import Decision, Suggestion, SuggestionDecision
 from labeling.runs import current_probe_run_id
 from labeling.trust import decision_noted
 
 UNDO_SALT = "labeling.bulk_decisions.undo"
-UNDO_MAX_AGE_S = 24 * 3600
 
 
 def suggestions_bulk_decide(
@@ -96,13 +95,7 @@ def suggestions_bulk_decide(
 def suggestions_bulk_undo(*, project: Project, user: AbstractBaseUser, token: str) -> BulkReport:
     """Take back a bulk decision: on each image still at the version it left, the decision goes back
     to what it was (none, or the earlier one) and a tag the accept added goes while still the model's."""
-    try:
-        data = signing.loads(token, salt=UNDO_SALT, max_age=UNDO_MAX_AGE_S)
-    except signing.BadSignature:
-        raise ValidationError("That undo is not one this server gave out, or it is over a day old.") from None
-    if data["project"] != project.id:
-        raise ValidationError("That undo belongs to another project.")
-    label = LabelClass.objects.get(pk=data["label"], project=project)
+    data, label = undo_token_read(project=project, token=token, salt=UNDO_SALT)
     report = BulkReport()
     after = {int(i): v for i, v in data["after"]}
     with transaction.atomic():

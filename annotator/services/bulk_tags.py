@@ -93,13 +93,7 @@ def tags_bulk_set(
 def tags_bulk_undo(*, project: Project, user: AbstractBaseUser, token: str) -> BulkReport:
     """Take back a bulk write: on each image still at the version the write left, the tag goes back
     as it was (removed again, or restored with its source and author); the others are conflicts."""
-    try:
-        data = signing.loads(token, salt=UNDO_SALT, max_age=UNDO_MAX_AGE_S)
-    except signing.BadSignature:
-        raise ValidationError("That undo is not one this server gave out, or it is over a day old.") from None
-    if data["project"] != project.id:
-        raise ValidationError("That undo belongs to another project.")
-    label = LabelClass.objects.get(pk=data["label"], project=project)
+    data, label = undo_token_read(project=project, token=token, salt=UNDO_SALT)
     after = {int(i): v for i, v in data["after"]}
     report = BulkReport()
     with transaction.atomic():
@@ -199,3 +193,16 @@ def _undo_token(project: Project, label: LabelClass, present: bool, after: dict[
         salt=UNDO_SALT,
         compress=True,
     )
+
+
+def undo_token_read(*, project: Project, token: str, salt: str) -> tuple[dict, LabelClass]:
+    """(what a bulk write signed into its undo token, the label it wrote) after checking the token is
+    this server's, under a day old and of ``project``; ValidationError saying which it is not. Bulk tags
+    and labeling's bulk decisions each sign with their own ``salt``."""
+    try:
+        data = signing.loads(token, salt=salt, max_age=UNDO_MAX_AGE_S)
+    except signing.BadSignature:
+        raise ValidationError("That undo is not one this server gave out, or it is over a day old.") from None
+    if data["project"] != project.id:
+        raise ValidationError("That undo belongs to another project.")
+    return data, LabelClass.objects.get(pk=data["label"], project=project)

@@ -116,18 +116,9 @@ def images_import(
     except BaseException as error:
         for row in batch:  # written to storage, never inserted: no row may point at them, so remove them
             _delete_files(row)
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(
-                f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
-                "before it filled, the rest were not. Free some space (or ask the administrator to), "
-                "then upload the rest again."
-            ) from error
+        _raise_if_storage_full(error, report)
         raise
-    if batch or later_copies:
-        _store_batch(project, batch, later_copies, report)
-        if on_progress:
-            on_progress(report)
-    return report
+    return _store_last(project, batch, later_copies, report, on_progress)
 
 
 def _images_import_threaded(
@@ -199,19 +190,10 @@ def _images_import_threaded(
         pool.shutdown(wait=True, cancel_futures=True)  # decodes in flight wrote nothing: only batch did
         for row in batch:
             _delete_files(row)
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(
-                f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
-                "before it filled, the rest were not. Free some space (or ask the administrator to), "
-                "then upload the rest again."
-            ) from error
+        _raise_if_storage_full(error, report)
         raise
     pool.shutdown(wait=True)
-    if batch or later_copies:
-        _store_batch(project, batch, later_copies, report)
-        if on_progress:
-            on_progress(report)
-    return report
+    return _store_last(project, batch, later_copies, report, on_progress)
 
 
 def _admit(
@@ -251,6 +233,29 @@ def _admit(
         report.rejected.append(Rejection(source.name, refusal))
         return None
     return data, sha256
+
+
+def _raise_if_storage_full(error: BaseException, report: ImportReport) -> None:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StorageFull(
+            f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
+            "before it filled, the rest were not. Free some space (or ask the administrator to), "
+            "then upload the rest again."
+        ) from error
+
+
+def _store_last(
+    project: Project,
+    batch: list[Image],
+    later_copies: list[tuple[str, str]],
+    report: ImportReport,
+    on_progress: Callable[[ImportReport], None] | None,
+) -> ImportReport:
+    if batch or later_copies:
+        _store_batch(project, batch, later_copies, report)
+        if on_progress:
+            on_progress(report)
+    return report
 
 
 class _ImageQuota:
