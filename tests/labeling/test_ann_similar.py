@@ -58,11 +58,14 @@ def test_images_embedded_after_the_index_are_found_too(team, monkeypatch):
     curation.ann_write(backbone_run_id=run.id)
     # Four images imported later, embedded into their block (as labeling.data.block_features does);
     # the last one a near copy of image 0.
+    # Each into the file of its own block: the four ids may straddle a block boundary (PostgreSQL's ids
+    # run on across tests).
     x[39] = x[0] + 0.001
-    block = team.ids[36] // 16
-    path = block_path(run.id, block)
-    have_ids, have = load_embeddings(path) if path.exists() else (np.zeros(0, np.int64), np.zeros((0, 16), np.float16))
-    save_embeddings(path, np.concatenate([have_ids, team.ids[36:]]), np.concatenate([have, x[36:].astype(np.float16)]))
+    for k in range(36, 40):
+        path = block_path(run.id, team.ids[k] // 16)
+        empty = (np.zeros(0, np.int64), np.zeros((0, 16), np.float16))
+        have_ids, have = load_embeddings(path) if path.exists() else empty
+        save_embeddings(path, np.append(have_ids, team.ids[k]), np.concatenate([have, x[k : k + 1].astype(np.float16)]))
     found = curation.similar_ids(project_id=team.project.id, image_id=team.ids[0], k=3)[1]
     assert found[0][0] == team.ids[39] and found[0][1] > 0.99
     assert curation.similar_ids(project_id=team.project.id, image_id=team.ids[39], k=1)[1][0][0] == team.ids[0]
