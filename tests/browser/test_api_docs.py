@@ -41,6 +41,9 @@ def _execute(page, operation: str):
         block.locator(".opblock-summary").click()
     if block.get_by_role("button", name="Try it out").count():
         block.get_by_role("button", name="Try it out").click()
+    if block.locator(".btn-clear").count():  # the last answer goes first: waiting must see the new one
+        block.locator(".btn-clear").click()
+        block.locator(".live-responses-table").wait_for(state="detached")
     block.get_by_role("button", name="Execute").click()
     status = block.locator(".live-responses-table tr.response .response-col_status").first
     status.wait_for(timeout=15_000)
