@@ -50,6 +50,15 @@ def test_the_defaults_follow_the_device_the_worker_reported(project, settings):
     assert config.pretrain_defaults()["resolution"] == 48
 
 
+def test_the_cpu_default_is_a_valid_config_whose_probe_reads_multi_layer_mirror_averaged_features(settings):
+    settings.PRETRAIN_DEVICE = "cpu"
+    defaults = config.pretrain_defaults()
+    config.pretrain_config_check(defaults)  # what a plain Pretrain click stores must pass its own check
+    assert config.feature_options(defaults) == {"multi_layer": True, "flip_tta": True}
+    settings.PRETRAIN_DEVICE = "gpu"
+    assert config.feature_options(config.pretrain_defaults()) == {"multi_layer": False, "flip_tta": False}
+
+
 def test_a_long_run_on_a_cpu_worker_needs_a_confirmation_that_names_the_estimate(project, settings, queued):
     settings.PRETRAIN_DEVICE = "cpu"
     settings.PRETRAIN_CONFIRM_ABOVE_S = 1800
