@@ -198,16 +198,18 @@ def export_job_run(*, job_id: int) -> None:
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    if not ExportJob.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(
-        status=ExportStatus.RUNNING, error=""
-    ):
+    from annotator.sweep import job_claim, JobHeartbeat
+
+    if not job_claim(ExportJob, job_id):
         return
     job = ExportJob.objects.select_related("project").get(pk=job_id)
     options = ExportOptions(**job.options)
+    beat = JobHeartbeat(ExportJob, job_id)
     try:
         with tempfile.TemporaryFile() as out:
             for chunk in export_stream(project=job.project, options=options):
                 out.write(chunk)
+                beat()
             size = out.tell()
             out.seek(0)
             name = default_storage.save(

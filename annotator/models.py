@@ -340,6 +340,10 @@ class ExportJob(models.Model):
     # When the broker last took this job's message; empty while it waits for the broker to come back.
     sent_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker writing it beats while it works (JOB_HEARTBEAT_SECONDS); the sweep takes a job whose
+    # worker went quiet (killed) back to the queue, or fails it after RUN_MAX_ATTEMPTS claims.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]
@@ -485,6 +489,8 @@ class BucketImport(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # as ExportJob's
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]

@@ -39,6 +39,7 @@ def sweep_once() -> dict[str, object]:
 
     results: dict[str, object] = {}
     steps = {
+        "jobs_stale": jobs_stale,
         "exports": exports_resend,
         "exports_expire": export_jobs_expire,
         "media_gc": media_gc_periodic,
@@ -99,6 +100,64 @@ def _resend(model, task, what: str) -> list[int]:
     if sent:
         log.warning("sweep: sent %s %s again", what, sent)
     return sent
+
+
+def job_claim(model, job_id: int, **fields) -> bool:
+    """Take a queued export or bucket import for this worker (a second delivery finds it taken):
+    running, its heartbeat now, one more attempt."""
+    from django.db.models import F
+
+    return bool(
+        model.objects.filter(pk=job_id, status="queued").update(
+            status="running", error="", heartbeat_at=timezone.now(), attempts=F("attempts") + 1, **fields
+        )
+    )
+
+
+class JobHeartbeat:
+    """Call it as often as you like while a job works: it writes the job's heartbeat at most every
+    JOB_HEARTBEAT_SECONDS."""
+
+    def __init__(self, model, job_id: int) -> None:
+        self.model, self.job_id = model, job_id
+        self.last = timezone.now()
+
+    def __call__(self) -> None:
+        now = timezone.now()
+        if (now - self.last).total_seconds() >= settings.JOB_HEARTBEAT_SECONDS:
+            self.model.objects.filter(pk=self.job_id, status="running").update(heartbeat_at=now)
+            self.last = now
+
+
+def jobs_stale() -> dict[str, list[int]]:
+    """Export jobs and bucket imports whose worker went quiet (killed mid-job: its heartbeat is older
+    than RUN_STALE_SECONDS) are queued again, to start over (an export writes its file only at the
+    end; an import skips what it took in already), until they have been claimed RUN_MAX_ATTEMPTS
+    times; then they fail with a message that says so. The runs' own step does the same for runs."""
+    from annotator.models import BucketImport, ExportJob
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    out: dict[str, list[int]] = {"requeued": [], "failed": []}
+    for model, what in ((ExportJob, "export"), (BucketImport, "import")):
+        for job in model.objects.filter(status="running", heartbeat_at__lt=stale).order_by("id")[:100]:
+            # Conditional on the heartbeat we read: a worker that beat meanwhile keeps its job.
+            mine = model.objects.filter(pk=job.pk, status="running", heartbeat_at=job.heartbeat_at)
+            quiet = f"The worker running this {what} stopped answering at {job.heartbeat_at:%H:%M:%S} UTC"
+            if job.attempts >= settings.RUN_MAX_ATTEMPTS:
+                if mine.update(
+                    status="failed", finished_at=now, error=f"{quiet}; stopped after {job.attempts} attempts; retry it."
+                ):
+                    out["failed"].append(job.id)
+            elif mine.update(
+                status="queued",
+                sent_at=None,
+                error=f"{quiet}; queued again (attempt {job.attempts + 1} of {settings.RUN_MAX_ATTEMPTS}).",
+            ):
+                out["requeued"].append(job.id)
+    if out["requeued"] or out["failed"]:
+        log.warning("sweep: jobs re-queued %s, failed %s", out["requeued"], out["failed"])
+    return out
 
 
 def start_timer(interval: float | None = None) -> threading.Thread:

@@ -349,8 +349,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     }
 # The sweep in every worker (annotator/sweep.py): every SWEEP_SECONDS it sends queued runs and
 # export jobs again that the broker never took, or took SWEEP_RESEND_SECONDS ago and nobody started
-# (a broker that restarted empty), re-queues runs whose heartbeat is older than RUN_STALE_SECONDS
-# (failed after RUN_MAX_ATTEMPTS), and deletes unreferenced media files (MEDIA_GC_GRACE_SECONDS).
+# (a broker that restarted empty), re-queues runs, export jobs and bucket imports whose heartbeat is
+# older than RUN_STALE_SECONDS (failed after RUN_MAX_ATTEMPTS), and deletes unreferenced media files (MEDIA_GC_GRACE_SECONDS).
 # 0 turns it off.
 SWEEP_SECONDS = env_int("SWEEP_SECONDS", 30, minimum=0)
 SWEEP_RESEND_SECONDS = env_int("SWEEP_RESEND_SECONDS", 300, minimum=5)
@@ -430,6 +430,9 @@ DETECTOR_REFIT_EVERY = env_int("DETECTOR_REFIT_EVERY", 20, minimum=1)
 DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 300, minimum=1)
 # A running run whose worker has not been heard of for this long is taken over by another worker.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=5)
+# Export jobs and bucket imports write their heartbeat at most this often while they work (the sweep
+# treats them as runs: quiet for RUN_STALE_SECONDS means their worker is gone).
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10, minimum=1)
 # A run whose worker went quiet this many times (claims) is failed with a message, not queued again.
 RUN_MAX_ATTEMPTS = env_int("RUN_MAX_ATTEMPTS", 3, minimum=1)
 # Long training must not be cut by a global limit; each task sets its own.

@@ -33,16 +33,17 @@ def bucket_import_run(job_id: int) -> None:
 def bucket_import_execute(*, job_id: int, on_progress=None) -> None:
     """Claim the queued job (a second delivery finds it taken and returns), then list, import and
     record the source's objects a page at a time. Running a finished sync again changes nothing."""
-    if not BucketImport.objects.filter(pk=job_id, status=ExportStatus.QUEUED).update(
-        status=ExportStatus.RUNNING, started_at=timezone.now(), error=""
-    ):
+    from annotator.sweep import job_claim, JobHeartbeat
+
+    if not job_claim(BucketImport, job_id, started_at=timezone.now()):
         return
     job = BucketImport.objects.select_related("source__project").get(pk=job_id)
+    beat = JobHeartbeat(BucketImport, job_id)
     try:
         client = _client(job.source)
         for page in _pages(client, job.source):
-            _import_page(job, client, page)
-            BucketImport.objects.filter(pk=job.id).update(**_counts(job))
+            _import_page(job, client, page, beat=beat)
+            BucketImport.objects.filter(pk=job.id).update(**_counts(job), heartbeat_at=timezone.now())
             if on_progress:
                 on_progress(job)
     except Exception as error:  # the job must end either way; the worker log has the traceback
@@ -101,7 +102,7 @@ def _read(client, bucket: str, key: str) -> bytes:
         raise OSError(f"{type(error).__name__}: {error}") from error
 
 
-def _import_page(job: BucketImport, client, page: list[dict]) -> None:
+def _import_page(job: BucketImport, client, page: list[dict], *, beat=None) -> None:
     source, max_bytes = job.source, import_limits().max_bytes
     known = dict(
         BucketObject.objects.filter(source=source, key__in=[o["Key"] for o in page]).values_list("key", "etag")
@@ -124,7 +125,16 @@ def _import_page(job: BucketImport, client, page: list[dict]) -> None:
             etags[key] = etags[key[-255:]] = (key, etag)
     if sources:
         read = _read_ahead(client, source.bucket, sources, settings.BUCKET_READ_AHEAD)
-        _record(job, images_import(project=source.project, sources=read), etags)
+        _record(job, images_import(project=source.project, sources=_beating(read, beat)), etags)
+
+
+def _beating(items: Iterator, beat) -> Iterator:
+    """``items``, the job's heartbeat taken as each is handed on (a page of big photos can outlast
+    RUN_STALE_SECONDS)."""
+    for item in items:
+        if beat:
+            beat()
+        yield item
 
 
 def _read_ahead(client, bucket: str, items: list[str | Rejection], window: int) -> Iterator[ImageSource | Rejection]:

@@ -210,3 +210,55 @@ def test_the_sweep_deletes_expired_export_jobs_with_their_files(project, setting
     )
     assert sweep_once()["exports_expire"] == 1
     assert not ExportJob.objects.exists() and not default_storage.exists(name)
+
+
+def test_an_export_whose_worker_was_killed_is_queued_again_then_failed(project, settings):
+    """A worker killed mid-export leaves its job running; its heartbeat goes quiet and the sweep
+    takes it back to the queue (sent again in the same sweep), then fails it after the last attempt."""
+    from annotator.exports import export_job_run
+    from annotator.models import BucketImport, BucketSource, ExportStatus
+
+    settings.RUN_STALE_SECONDS, settings.RUN_MAX_ATTEMPTS = 60, 2
+    add_images(project, 2)
+    old = timezone.now() - timedelta(seconds=61)
+    job = ExportJob.objects.create(project=project, options={"format": "json"}, status=ExportStatus.RUNNING)
+    ExportJob.objects.filter(pk=job.pk).update(heartbeat_at=old, attempts=1, created_at=old)
+    alive = ExportJob.objects.create(project=project, status=ExportStatus.RUNNING, heartbeat_at=timezone.now())
+    imp = BucketImport.objects.create(
+        source=BucketSource.objects.create(project=project, bucket="pics"),
+        status=ExportStatus.RUNNING,
+        heartbeat_at=old,
+        attempts=2,
+    )
+    with mock.patch("annotator.tasks.export_run.delay") as send:
+        result = sweep_once()
+    assert result["jobs_stale"] == {"requeued": [job.id], "failed": [imp.id]}
+    assert result["exports"] == [job.id]
+    send.assert_called_once_with(job.id)
+    job.refresh_from_db()
+    assert job.status == ExportStatus.QUEUED and "stopped answering" in job.error and "attempt 2 of 2" in job.error
+    imp.refresh_from_db()
+    assert imp.status == ExportStatus.FAILED and "after 2 attempts; retry it" in imp.error and imp.finished_at
+    assert ExportJob.objects.get(pk=alive.pk).status == ExportStatus.RUNNING
+    # The resent message is taken: the claim counts the attempt, clears the message, and the job ends.
+    export_job_run(job_id=job.id)
+    job.refresh_from_db()
+    assert job.status == ExportStatus.SUCCEEDED and job.attempts == 2 and job.error == "" and job.file
+
+
+def test_a_running_job_beats_at_most_every_job_heartbeat_seconds(project, settings):
+    from annotator.models import ExportStatus
+    from annotator.sweep import JobHeartbeat, job_claim
+
+    settings.JOB_HEARTBEAT_SECONDS = 10
+    job = ExportJob.objects.create(project=project)
+    assert job_claim(ExportJob, job.id) and not job_claim(ExportJob, job.id)  # a second delivery finds it taken
+    job.refresh_from_db()
+    assert job.status == ExportStatus.RUNNING and job.attempts == 1 and job.heartbeat_at
+    first = job.heartbeat_at
+    beat = JobHeartbeat(ExportJob, job.id)
+    beat()
+    assert ExportJob.objects.get(pk=job.pk).heartbeat_at == first  # too soon: no write
+    beat.last -= timedelta(seconds=11)
+    beat()
+    assert ExportJob.objects.get(pk=job.pk).heartbeat_at > first
