@@ -302,24 +302,47 @@ def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list
             doubts.append(
                 ImageUncertainty(run=run, image_id=image_id, score=box_uncertainty(f.scores, f.labels, thresholds))
             )
-            for (x, y, w, h), score, k in zip(f.boxes.tolist(), f.scores.tolist(), f.labels.tolist()):
-                if w >= 1 and h >= 1:
-                    rows.append(
-                        BoxSuggestion(
-                            run=run,
-                            image_id=image_id,
-                            label_id=classes[k],
-                            x=x,
-                            y=y,
-                            w=w,
-                            h=h,
-                            score=min(1.0, max(0.0, score)),
-                            predicted=bool(score >= thresholds[k]),
-                        )
-                    )
+            rows += box_suggestion_rows(run=run, image_id=image_id, found=f, classes=classes, thresholds=thresholds)
         BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
         ImageUncertainty.objects.bulk_create(doubts, batch_size=5000)
     return True
+
+
+def box_suggestion_rows(
+    *,
+    run: TrainingRun,
+    image_id: int,
+    found,
+    classes: list[int],
+    thresholds: np.ndarray,
+    size: tuple[int, int] | None = None,
+) -> list[BoxSuggestion]:
+    """One image's detections (``labeling.ml.detector.Detections``: x, y, w, h image pixels, labels as
+    indices into ``classes``) -> its unsaved BoxSuggestion rows, our detector's and an external
+    model's alike: clipped to the image when its (width, height) ``size`` is given (coordinates are
+    stored inside it), boxes under a pixel wide or high dropped, scores clamped to [0, 1], confident
+    (``predicted``) at or above their label's threshold."""
+    rows = []
+    for (x, y, w, h), score, k in zip(found.boxes.tolist(), found.scores.tolist(), found.labels.tolist()):
+        if size is not None:
+            x0, y0 = max(0.0, x), max(0.0, y)
+            w, h = min(float(size[0]), x + w) - x0, min(float(size[1]), y + h) - y0
+            x, y = x0, y0
+        if w >= 1 and h >= 1:
+            rows.append(
+                BoxSuggestion(
+                    run=run,
+                    image_id=image_id,
+                    label_id=classes[k],
+                    x=x,
+                    y=y,
+                    w=w,
+                    h=h,
+                    score=min(1.0, max(0.0, score)),
+                    predicted=bool(score >= thresholds[k]),
+                )
+            )
+    return rows
 
 
 def _finalise(run: TrainingRun, metrics: dict) -> str:
