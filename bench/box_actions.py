@@ -68,7 +68,7 @@ KLM = {"key": 0.28, "click": 1.1 + 0.2, "drag": 2 * (1.1 + 0.1)}  # seconds per 
 def main() -> None:
     args = _args()
     sys.path.insert(0, str(ROOT))
-    from bench._util import django_setup, machine_load, write_result
+    from bench._util import browser_log_in, django_setup, machine_load, write_result
 
     load = os.getloadavg()
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM setup beside Playwright's loop
@@ -103,7 +103,7 @@ def main() -> None:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        _log_in(page, url, user.username, password)
+        browser_log_in(page, url, user.username, password)
         for name, (project, ids) in projects.items():
             conditions[name] = _annotate_all(page, url, project, ids, use_suggestions=name != "scratch")
             print(name, json.dumps(conditions[name]["summary"]))
@@ -299,14 +299,6 @@ def _fit_detector(project_ids, steps: int | None) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # The annotator
-
-
-def _log_in(page, url, username, password):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 class Annotator:
