@@ -338,13 +338,14 @@ def _store_boxes(
 
 def _detections(rows: list[tuple[int, float, float, float, float, float]], column: dict[int, int]):
     """One image's (label id, x, y, w, h, score) rows -> Detections, best first (as match_detections
-    wants), labels as the class indices ``column`` gives."""
+    wants), labels as the class indices ``column`` gives. Float64, not the detector's float32: the
+    imported numbers are stored as the file gives them (0.6 stays 0.6)."""
     from labeling.ml.detector import Detections
 
     rows = sorted(rows, key=lambda r: -r[5])
     return Detections(
-        boxes=np.array([r[1:5] for r in rows], dtype=np.float32).reshape(-1, 4),
-        scores=np.array([r[5] for r in rows], dtype=np.float32),
+        boxes=np.array([r[1:5] for r in rows], dtype=np.float64).reshape(-1, 4),
+        scores=np.array([r[5] for r in rows], dtype=np.float64),
         labels=np.array([column[r[0]] for r in rows], dtype=np.int64),
     )
 
