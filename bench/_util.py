@@ -108,6 +108,15 @@ def django_setup(**env: str) -> Path:
     return work
 
 
+def browser_log_in(page, url: str, username: str, password: str) -> None:
+    """Log in through the real login page in a Playwright page (the browser benchmarks)."""
+    page.goto(f"{url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
 def int_options(**defaults: int | list[int]) -> argparse.ArgumentParser:
     """A parser with an integer option ``--name`` for each keyword (underscores become dashes),
     defaulting to its value; a list default makes the option take one or more integers."""

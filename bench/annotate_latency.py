@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["latency", "heavy"])
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench._util import django_setup
+    from bench._util import browser_log_in, django_setup
 
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM setup beside Playwright's loop
     django_setup()
@@ -71,7 +71,7 @@ def main() -> None:
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        _log_in(page, url, user.username, password)
+        browser_log_in(page, url, user.username, password)
         if latency_project:
             _report_latency(page, url, latency_project, args, connection.vendor)
         if heavy:
@@ -153,14 +153,6 @@ def _heavy_image(user):
 
 
 # ---- measurements ---------------------------------------------------------------------------------
-
-
-def _log_in(page, url, username, password):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def _submit_times(page, count: int, draw_first: bool, settle: bool) -> tuple[list[float], list[float]]:

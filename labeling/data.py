@@ -54,11 +54,13 @@ def submitted_ids(project_id: int) -> np.ndarray:
 
 
 def fill_cache(
-    project_id: int, resolution: int, ids: np.ndarray | None = None, chunk: int = 10_000
+    project_id: int, resolution: int, ids: np.ndarray | None = None, chunk: int = 10_000, fit: str = "square"
 ) -> tuple[ImageCache, np.ndarray]:
     """The project's images (or these ids of it) decoded once into the cache, ``chunk`` at a time;
-    returns the cache and the ids it holds, in id order."""
-    cache = ImageCache(store_dir(project_cache_dir(project_id), resolution), resolution=resolution)
+    returns the cache and the ids it holds, in id order (in the order given when ``ids`` are).
+    ``fit="letterbox"``: the detector's store (labeling.ml.cache.decode_letterbox) of the originals,
+    whose boxes are in their pixels; the pretraining's squares may come from a photo's thumbnail."""
+    cache = ImageCache(store_dir(project_cache_dir(project_id), resolution, fit), resolution=resolution, fit=fit)
     if ids is None:
         ids = np.fromiter(
             Image.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True), dtype=np.int64
@@ -67,7 +69,9 @@ def fill_cache(
     for start in range(0, len(missing), chunk):
         part = missing[start : start + chunk]
         names = {
-            image_id: cache_source(file=file, thumbnail=thumbnail, width=w, height=h, resolution=resolution)
+            image_id: file
+            if fit == "letterbox"
+            else cache_source(file=file, thumbnail=thumbnail, width=w, height=h, resolution=resolution)
             for image_id, file, thumbnail, w, h in Image.objects.filter(pk__in=part.tolist()).values_list(
                 "id", "file", "thumbnail", "width", "height"
             )

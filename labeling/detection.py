@@ -13,6 +13,10 @@ every image not submitted yet, and swap the new box suggestions in whole.
 - Each suggested image gets the run's box doubt (labeling.ml.active.box_uncertainty) as an
   ImageUncertainty row of the detector run; the swap raises the current probe's rows to it, so the
   "most uncertain first" order weighs boxes and tags alike (``merge_box_uncertainty``).
+- The submitted images a fit trains and judges on are letterboxed once into the project's detector
+  cache (one store per input size, labeling.ml.cache with ``fit="letterbox"``); later fits read
+  them from there. The images to suggest for are decoded as they are scored (the pool is large and
+  changes as people submit: caching it at 256-512 px would cost more disk than it saves).
 
 Worker-side code: torch and labeling.ml.detector are imported inside the functions, because the
 web process imports this module (through labeling.tasks) to send work.
@@ -31,7 +35,7 @@ from django.db.models import Exists, OuterRef, Subquery
 
 from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageTag, LabelClass
 from labeling.config import PROGRESS_EVERY_S
-from labeling.data import submitted_ids
+from labeling.data import fill_cache, submitted_ids
 from labeling.models import ACTIVE_STATUSES, BoxSuggestion, ImageUncertainty, ProjectModelState, RunKind, RunStatus
 from labeling.models import TrainingRun
 from labeling.paths import checkpoint_path, detector_path
@@ -53,7 +57,7 @@ def run_detector(run_id: int, node: str) -> str:
 def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
     import torch
 
-    from labeling.ml.detector import DetectorConfig, DetectorRuntime, save_detector, train_detector
+    from labeling.ml.detector import DetectorConfig, DetectorRuntime, letterboxed_set, save_detector, train_detector
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
@@ -66,10 +70,9 @@ def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
     config = DetectorConfig(num_classes=len(plan["classes"]), small_stem=small_stem, **plan["detector"])
     epochs = -(-config.steps // max(1, -(-len(plan["train"]) // config.batch_size)))
     monitor.update(config=run.config, epochs=epochs, metrics={"backbone": origin})
-    train = _examples(plan["train"], plan["classes"])
     result = train_detector(
         config,
-        *train,
+        letterboxed_set(*_examples(run.project_id, plan["train"], plan["classes"], config.size)),
         backbone=backbone,
         runtime=DetectorRuntime(
             device=device,
@@ -151,18 +154,25 @@ def boxes_of(ids: np.ndarray) -> dict[int, list[tuple[int, float, float, float, 
     return out
 
 
-def _examples(ids: list[int], classes: list[int]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """(images, boxes x/y/w/h image pixels, class indices) of ``ids``, in order; boxes of a label
-    not in ``classes`` (made after the plan) are dropped."""
+def _examples(
+    project_id: int, ids: list[int], classes: list[int], size: int
+) -> tuple[np.ndarray, list[tuple[int, int]], list[np.ndarray], list[np.ndarray]]:
+    """(``ids`` letterboxed to ``size`` (N, S, S, 3), each one's (width, height), boxes x/y/w/h image
+    pixels, class indices), in order; boxes of a label not in ``classes`` (made after the plan) are
+    dropped. The pixels come from the project's detector cache at ``size`` (``fill_cache`` with
+    ``fit="letterbox"``): each image is decoded once, not at every fit; one that cannot be decoded is
+    left out (and logged)."""
+    cache, held = fill_cache(project_id, size, np.asarray(ids, dtype=np.int64), fit="letterbox")
     column = {label: k for k, label in enumerate(classes)}
-    boxes = boxes_of(np.asarray(ids, dtype=np.int64))
-    images, out_boxes, out_labels = [], [], []
-    for image_id, pixels in zip(ids, _decode(ids)):
+    boxes = boxes_of(held)
+    rows = Image.objects.filter(pk__in=held.tolist()).values_list("id", "width", "height")
+    dims = {image_id: (width, height) for image_id, width, height in rows}
+    out_boxes, out_labels = [], []
+    for image_id in held.tolist():
         rows = [r for r in boxes.get(image_id, []) if r[0] in column]
-        images.append(pixels)
         out_boxes.append(np.array([r[1:] for r in rows], dtype=np.float32).reshape(-1, 4))
         out_labels.append(np.array([column[r[0]] for r in rows], dtype=np.int64))
-    return images, out_boxes, out_labels
+    return cache.read(held), [dims[i] for i in held.tolist()], out_boxes, out_labels
 
 
 def _decode(ids: list[int]) -> list[np.ndarray]:
@@ -197,10 +207,10 @@ def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple
     """Detections on the held-out images -> per-label AP50 (ours, which the thresholds' matching
     shares) and COCO's AP50 and mAP@[.5:.95] by pycocotools, and the confident thresholds."""
     from labeling.ml.coco_eval import coco_scores
-    from labeling.ml.detector import predict
+    from labeling.ml.detector import predict_letterboxed
 
-    images, boxes, labels = _examples(plan["held_out"], plan["classes"])
-    found = predict(model, images, config, device=device) if images else []
+    pixels, sizes, boxes, labels = _examples(run.project_id, plan["held_out"], plan["classes"], config.size)
+    found = predict_letterboxed(model, pixels, sizes, device=device) if sizes else []
     thresholds, judged = box_thresholds(
         project_id=run.project_id,
         classes=plan["classes"],
@@ -210,7 +220,7 @@ def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple
         labeled_ids=np.asarray(plan["train"] + plan["held_out"], dtype=np.int64),
     )
     coco = coco_scores(
-        [(image.shape[1], image.shape[0]) for image in images],
+        sizes,
         boxes,
         labels,
         [f.boxes for f in found],
@@ -225,7 +235,7 @@ def _evaluate(run: TrainingRun, plan: dict, model, config, device: str) -> tuple
         **judged,
         # What the dashboard shows: COCO's own evaluator on the same held-out detections (None
         # without pycocotools or without held-out images).
-        "coco": coco.as_dict(list(judged["ap50"])) if coco is not None and images else None,
+        "coco": coco.as_dict(list(judged["ap50"])) if coco is not None and sizes else None,
     }
     return thresholds, metrics
 
@@ -302,24 +312,47 @@ def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list
             doubts.append(
                 ImageUncertainty(run=run, image_id=image_id, score=box_uncertainty(f.scores, f.labels, thresholds))
             )
-            for (x, y, w, h), score, k in zip(f.boxes.tolist(), f.scores.tolist(), f.labels.tolist()):
-                if w >= 1 and h >= 1:
-                    rows.append(
-                        BoxSuggestion(
-                            run=run,
-                            image_id=image_id,
-                            label_id=classes[k],
-                            x=x,
-                            y=y,
-                            w=w,
-                            h=h,
-                            score=min(1.0, max(0.0, score)),
-                            predicted=bool(score >= thresholds[k]),
-                        )
-                    )
+            rows += box_suggestion_rows(run=run, image_id=image_id, found=f, classes=classes, thresholds=thresholds)
         BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
         ImageUncertainty.objects.bulk_create(doubts, batch_size=5000)
     return True
+
+
+def box_suggestion_rows(
+    *,
+    run: TrainingRun,
+    image_id: int,
+    found,
+    classes: list[int],
+    thresholds: np.ndarray,
+    size: tuple[int, int] | None = None,
+) -> list[BoxSuggestion]:
+    """One image's detections (``labeling.ml.detector.Detections``: x, y, w, h image pixels, labels as
+    indices into ``classes``) -> its unsaved BoxSuggestion rows, our detector's and an external
+    model's alike: clipped to the image when its (width, height) ``size`` is given (coordinates are
+    stored inside it), boxes under a pixel wide or high dropped, scores clamped to [0, 1], confident
+    (``predicted``) at or above their label's threshold."""
+    rows = []
+    for (x, y, w, h), score, k in zip(found.boxes.tolist(), found.scores.tolist(), found.labels.tolist()):
+        if size is not None:
+            x0, y0 = max(0.0, x), max(0.0, y)
+            w, h = min(float(size[0]), x + w) - x0, min(float(size[1]), y + h) - y0
+            x, y = x0, y0
+        if w >= 1 and h >= 1:
+            rows.append(
+                BoxSuggestion(
+                    run=run,
+                    image_id=image_id,
+                    label_id=classes[k],
+                    x=x,
+                    y=y,
+                    w=w,
+                    h=h,
+                    score=min(1.0, max(0.0, score)),
+                    predicted=bool(score >= thresholds[k]),
+                )
+            )
+    return rows
 
 
 def _finalise(run: TrainingRun, metrics: dict) -> str:

@@ -35,7 +35,8 @@ from annotator.formats import FormatError, name_candidates, stem
 from annotator.formats.predictions import BoxPrediction, ImageRef, PredictionFile, read_predictions
 from annotator.models import Image, ImageStatus, Project
 from labeling.data import label_matrix
-from labeling.detection import box_suggestions_swap, box_thresholds, boxes_of, tagged_without_boxes
+from labeling.detection import box_suggestion_rows, box_suggestions_swap, box_thresholds, boxes_of
+from labeling.detection import tagged_without_boxes
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
 from labeling.models import BoxSuggestion, ProjectModelState, RunKind, RunStatus, TrainingRun
@@ -288,8 +289,6 @@ def _store_boxes(
     """The box predictions judged as our detector's held-out detections are: on the submitted images
     of the file (an image with no predicted box: the model found nothing there), against their boxes,
     by ``box_thresholds``; then stored as the run's box suggestions for the other images."""
-    from labeling.ml.detector import Detections
-
     classes = sorted({row[0] for rows in boxes.values() for row in rows})
     column = {label: k for k, label in enumerate(classes)}
     submitted = np.array([i for i in matched if images.rows[i][2] == ImageStatus.SUBMITTED], dtype=np.int64)
@@ -298,14 +297,7 @@ def _store_boxes(
     judged = [i for i in submitted.tolist() if i not in left_out]
     found, truth_boxes, truth_labels = [], [], []
     for image_id in judged:
-        rows = sorted(boxes.get(image_id, []), key=lambda r: -r[5])  # best first, as match_detections wants
-        found.append(
-            Detections(
-                boxes=np.array([r[1:5] for r in rows], dtype=np.float32).reshape(-1, 4),
-                scores=np.array([r[5] for r in rows], dtype=np.float32),
-                labels=np.array([column[r[0]] for r in rows], dtype=np.int64),
-            )
-        )
+        found.append(_detections(boxes.get(image_id, []), column))
         known = [r for r in truth.get(image_id, []) if r[0] in column]
         truth_boxes.append(np.array([r[1:] for r in known], dtype=np.float32).reshape(-1, 4))
         truth_labels.append(np.array([column[r[0]] for r in known], dtype=np.int64))
@@ -320,26 +312,15 @@ def _store_boxes(
     rows = []
     for image_id, predicted in boxes.items():
         width, height, status = images.rows[image_id]
-        if status == ImageStatus.SUBMITTED:
-            continue
-        for label, x, y, w, h, score in predicted:
-            x0, y0 = max(0.0, x), max(0.0, y)  # clipped to the image: coordinates are stored inside it
-            w, h = min(float(width), x + w) - x0, min(float(height), y + h) - y0
-            if w >= 1 and h >= 1:
-                k = column[label]
-                rows.append(
-                    BoxSuggestion(
-                        run=run,
-                        image_id=image_id,
-                        label_id=label,
-                        x=x0,
-                        y=y0,
-                        w=w,
-                        h=h,
-                        score=min(1.0, max(0.0, score)),
-                        predicted=bool(score >= thresholds[k]),
-                    )
-                )
+        if status != ImageStatus.SUBMITTED:
+            rows += box_suggestion_rows(
+                run=run,
+                image_id=image_id,
+                found=_detections(predicted, column),
+                classes=classes,
+                thresholds=thresholds,
+                size=(width, height),
+            )
     BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
     report.boxes_stored = len(rows)
     report.boxes_evaluated_images = len(judged)
@@ -353,6 +334,20 @@ def _store_boxes(
     )
     run.metrics = {**run.metrics, "boxes": {**metrics, "evaluated_images": len(judged)}}
     TrainingRun.objects.filter(pk=run.id).update(**json_safe_fields({"metrics": run.metrics}))
+
+
+def _detections(rows: list[tuple[int, float, float, float, float, float]], column: dict[int, int]):
+    """One image's (label id, x, y, w, h, score) rows -> Detections, best first (as match_detections
+    wants), labels as the class indices ``column`` gives. Float64, not the detector's float32: the
+    imported numbers are stored as the file gives them (0.6 stays 0.6)."""
+    from labeling.ml.detector import Detections
+
+    rows = sorted(rows, key=lambda r: -r[5])
+    return Detections(
+        boxes=np.array([r[1:5] for r in rows], dtype=np.float64).reshape(-1, 4),
+        scores=np.array([r[5] for r in rows], dtype=np.float64),
+        labels=np.array([column[r[0]] for r in rows], dtype=np.int64),
+    )
 
 
 def _evaluate(project: Project, labeled: np.ndarray, scores: np.ndarray, columns: np.ndarray, label_ids, names):

@@ -8,7 +8,8 @@ one of these paths.
     runs/<run>/probe.npz                     a probe run's fitted probe (labeling.ml.probe)
     runs/<run>/detector.pt                   a detector run's checkpoint, then its model (labeling.ml.detector)
     runs/<run>/tensorboard/, profile/...     the files a run leaves for people (RUN_FILES)
-    cache/project-<id>/r<px>/                the project's decoded image stores
+    cache/project-<id>/r<px>/                the project's decoded image stores (the pretraining's squares)
+    cache/project-<id>/letterbox<px>/        the detector's letterboxed submitted images, per input size
     worker-device.json                       the device the worker's pretraining runs on
 """
 

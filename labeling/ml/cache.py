@@ -7,8 +7,9 @@ One store is one directory (the caller picks it, e.g. one per project and resolu
   the pixels it describes are on disk, so it is the commit record: a crash mid-append leaves
   an uncommitted tail in ``pixels.u8`` that the next open cuts off.
 - ``lock``: held (flock) while appending, so two workers filling the same store take turns;
-- ``meta.json``: the store's resolution and format, written when the store is created. A store
-  is opened only at the resolution it was made for: one whose meta is missing (made before this
+- ``meta.json``: the store's resolution, fit and format, written when the store is created. A store
+  is opened only at the resolution and fit it was made for (a square resize for the pretraining,
+  ``fit="letterbox"`` for the detector: aspect kept, padded): one whose meta is missing (made before this
   file existed), names another resolution, or whose pixels are shorter than its ids say is
   emptied and rebuilt, never read (a 64 px store read as 32 px would be scrambled pixels).
 
@@ -61,30 +62,56 @@ def decode_square(source: Source, resolution: int) -> np.ndarray:
     and an object near the border must stay in view, which a centre crop would not promise.
     """
     with contextlib.ExitStack() as stack:
-        if isinstance(source, Image.Image):
-            image = source
-        else:
-            if isinstance(source, bytes):
-                source = io.BytesIO(source)
-            image = stack.enter_context(Image.open(source))
-            # JPEG can decode at 1/2, 1/4, 1/8 scale: much faster for big photos.
-            image.draft("RGB", (resolution, resolution))
-        image = ImageOps.exif_transpose(image)  # as the browser shows it
+        # JPEG can decode at 1/2, 1/4, 1/8 scale: much faster for big photos.
+        image = _upright(source, stack, draft=resolution)
         image = image.convert("RGB").resize((resolution, resolution), Image.Resampling.BICUBIC, reducing_gap=3.0)
         return np.asarray(image, dtype=np.uint8)
 
 
-def store_dir(base: str | os.PathLike[str], resolution: int) -> Path:
-    """The directory of the store at ``resolution`` under ``base`` (e.g. a project's cache folder)."""
-    return Path(base) / f"r{int(resolution)}"
+def decode_letterbox(source: Source, size: int) -> np.ndarray:
+    """Any image -> (size, size, 3) uint8 RGB, letterboxed as the detector reads it
+    (labeling.ml.detector.letterbox_image: aspect kept, padded): the very pixels an uncached
+    detector run makes, so a cached run trains on the same input (no JPEG draft here)."""
+    from labeling.ml.detector import letterbox_image  # torch: only where a detector store is filled
+
+    with contextlib.ExitStack() as stack:
+        image = _upright(source, stack, draft=None)
+        return letterbox_image(np.asarray(image.convert("RGB"), dtype=np.uint8), size)[0]
+
+
+def _upright(source: Source, stack: contextlib.ExitStack, draft: int | None) -> Image.Image:
+    """The image of ``source``, opened (closed with ``stack``) and turned as the browser shows it."""
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
+        image = stack.enter_context(Image.open(source))
+        if draft is not None:
+            image.draft("RGB", (draft, draft))
+    return ImageOps.exif_transpose(image)
+
+
+FITS = ("square", "letterbox")  # how a store fits an image to its resolution: decode_square, decode_letterbox
+
+
+def store_dir(base: str | os.PathLike[str], resolution: int, fit: str = "square") -> Path:
+    """The directory of the store at ``resolution`` under ``base`` (e.g. a project's cache folder):
+    ``r<px>`` for the pretraining's squares, ``letterbox<px>`` for the detector's letterboxes."""
+    return Path(base) / (f"r{int(resolution)}" if fit == "square" else f"{fit}{int(resolution)}")
 
 
 class ImageCache:
-    def __init__(self, root: str | os.PathLike[str], resolution: int = DEFAULT_RESOLUTION) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], resolution: int = DEFAULT_RESOLUTION, *, fit: str = "square"
+    ) -> None:
         if resolution < 8:
             raise ValueError(f"resolution {resolution} is too small to learn from")
+        if fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
         self.root = Path(root)
         self.resolution = resolution
+        self.fit = fit
         self.rebuilt: str | None = None  # why the store was emptied when it was opened, if it was
         self.root.mkdir(parents=True, exist_ok=True)
         self._ids = self._open_verified()
@@ -182,7 +209,10 @@ class ImageCache:
         return self.root / "meta.json"
 
     def _meta(self) -> dict[str, Any]:
-        return {"resolution": self.resolution, "channels": 3, "dtype": "uint8", "format": STORE_FORMAT}
+        meta: dict[str, Any] = {"resolution": self.resolution, "channels": 3, "dtype": "uint8", "format": STORE_FORMAT}
+        if self.fit != "square":  # a square store's meta is as it was before letterbox stores existed
+            meta["fit"] = self.fit
+        return meta
 
     def _problem(self) -> str | None:
         """Why the store on disk cannot be read as this resolution's, or None if it can."""
@@ -242,7 +272,8 @@ class ImageCache:
 
     def _try_decode(self, opener: Opener, image_id: int) -> np.ndarray | str:
         try:
-            return decode_square(opener(image_id), self.resolution)
+            decode = decode_square if self.fit == "square" else decode_letterbox
+            return decode(opener(image_id), self.resolution)
         except Exception as exc:  # noqa: BLE001 - one bad upload must not stop the whole store
             return f"{type(exc).__name__}: {exc}"
 

@@ -295,10 +295,25 @@ def training_set(
     if not len(images) == len(boxes) == len(labels):
         raise ValueError("images, boxes and labels must be as many")
     pixels = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        pixels[i] = letterbox_image(image, size)[0]
+    return letterboxed_set(pixels, [(image.shape[1], image.shape[0]) for image in images], boxes, labels)
+
+
+def letterboxed_set(
+    pixels: npt.NDArray[np.uint8],
+    sizes: Sequence[tuple[int, int]],
+    boxes: Sequence[npt.ArrayLike],
+    labels: Sequence[npt.ArrayLike],
+) -> TrainingSet:
+    """Images letterboxed already (N, S, S, 3), e.g. read from the detector's image cache, with each
+    original's (width, height) and its boxes (x, y, w, h image pixels) -> a TrainingSet."""
+    if not len(pixels) == len(sizes) == len(boxes) == len(labels):
+        raise ValueError("pixels, sizes, boxes and labels must be as many")
+    size = int(pixels.shape[1])
     out_boxes, out_labels = [], []
-    for i, (image, b, lab) in enumerate(zip(images, boxes, labels)):
-        pixels[i], box = letterbox_image(image, size)
-        xyxy = to_letterbox(b, box)
+    for (width, height), b, lab in zip(sizes, boxes, labels):
+        xyxy = to_letterbox(b, Letterbox.fit(width, height, size))
         keep = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)  # degenerate after scaling
         out_boxes.append(xyxy[keep])
         out_labels.append(np.asarray(lab, dtype=np.int64).reshape(-1)[keep])
@@ -488,24 +503,51 @@ def predict(
     batch_size: int = 16,
 ) -> list[Detections]:
     """Images of any size (H, W, 3) uint8 -> their detections in image pixels, best score first."""
-    device = torch.device(device)
+    out: list[Detections] = []
+    for start in range(0, len(images), batch_size):
+        boxed = [letterbox_image(image, config.size) for image in images[start : start + batch_size]]
+        out += _detect(model, np.stack([b[0] for b in boxed]), [b[1] for b in boxed], torch.device(device))
+    return out
+
+
+@torch.inference_mode()
+def predict_letterboxed(
+    model: FCOS,
+    pixels: npt.NDArray[np.uint8],
+    sizes: Sequence[tuple[int, int]],
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+) -> list[Detections]:
+    """``predict`` on images letterboxed already (N, S, S, 3) (the detector's image cache), given each
+    original's (width, height): the same detections, in image pixels."""
+    size = int(pixels.shape[1])
+    out: list[Detections] = []
+    for start in range(0, len(pixels), batch_size):
+        boxes = [Letterbox.fit(w, h, size) for w, h in sizes[start : start + batch_size]]
+        out += _detect(model, np.asarray(pixels[start : start + batch_size]), boxes, torch.device(device))
+    return out
+
+
+def _detect(
+    model: FCOS, pixels: npt.NDArray[np.uint8], boxes: list[Letterbox], device: torch.device
+) -> list[Detections]:
+    """One batch of letterboxed (B, S, S, 3) images -> detections mapped back through ``boxes``."""
     was_training = model.training
     model.eval().to(device)
     out: list[Detections] = []
     try:
-        for start in range(0, len(images), batch_size):
-            boxed = [letterbox_image(image, config.size) for image in images[start : start + batch_size]]
-            x = torch.from_numpy(np.stack([b[0] for b in boxed])).to(device).permute(0, 3, 1, 2).float().div_(255)
-            found: list[dict[str, Tensor]] = model(list(x))
-            for (_, box), f in zip(boxed, found):
-                order = torch.argsort(f["scores"], descending=True)
-                out.append(
-                    Detections(
-                        boxes=from_letterbox(f["boxes"][order].float().cpu().numpy(), box),
-                        scores=f["scores"][order].float().cpu().numpy().astype(np.float32),
-                        labels=f["labels"][order].cpu().numpy().astype(np.int64),
-                    )
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(device).permute(0, 3, 1, 2).float().div_(255)
+        found: list[dict[str, Tensor]] = model(list(x))
+        for box, f in zip(boxes, found):
+            order = torch.argsort(f["scores"], descending=True)
+            out.append(
+                Detections(
+                    boxes=from_letterbox(f["boxes"][order].float().cpu().numpy(), box),
+                    scores=f["scores"][order].float().cpu().numpy().astype(np.float32),
+                    labels=f["labels"][order].cpu().numpy().astype(np.int64),
                 )
+            )
     finally:
         model.train(was_training)
     return out
@@ -563,10 +605,12 @@ __all__ = [
     "denormalise",
     "from_letterbox",
     "letterbox_image",
+    "letterboxed_set",
     "load_detector",
     "match_detections",
     "normalise",
     "predict",
+    "predict_letterboxed",
     "save_detector",
     "to_letterbox",
     "train_detector",

@@ -108,6 +108,29 @@ def test_a_detector_run_suggests_boxes_for_the_unsubmitted_images_and_swaps_them
     assert not ImageUncertainty.objects.filter(run=first).exists()
 
 
+def test_a_later_fit_reads_the_submitted_images_from_the_detector_cache_not_their_files():
+    from django.core.files.storage import default_storage
+
+    from labeling.ml.cache import ImageCache, store_dir
+    from labeling.paths import project_cache_dir
+
+    project = boxed_project()
+    first = services.detector_start(project=project)
+    first.refresh_from_db()
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    plan, size = first.config["plan"], TINY_DETECTOR["size"]
+    store = ImageCache(store_dir(project_cache_dir(project.id), size, "letterbox"), size, fit="letterbox")
+    assert store.rebuilt is None and sorted(store.ids.tolist()) == sorted(plan["train"] + plan["held_out"])
+    # The submitted images' files are gone: a fit that decoded them again would fail.
+    for image in Image.objects.filter(project=project, status=ImageStatus.SUBMITTED):
+        default_storage.delete(image.file.name)
+    second = services.detector_start(project=project)
+    second.refresh_from_db()
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    assert second.metrics["train_images"] == first.metrics["train_images"] == len(plan["train"])
+    assert second.metrics["held_out_images"] == len(plan["held_out"]) >= 1
+
+
 def test_without_a_pretraining_the_detector_starts_from_random_weights():
     project = boxed_project(images=8, boxed=4)
     run = services.detector_start(project=project)

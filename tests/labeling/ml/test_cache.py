@@ -143,3 +143,46 @@ def test_a_damaged_store_is_rebuilt_instead_of_failing(tmp_path):
     reopened = ImageCache(tmp_path, 8)
     assert reopened.rebuilt is not None and "shorter" in reopened.rebuilt and len(reopened) == 0
     assert reopened.add([1, 2], _colour_png).added == 2
+
+
+# ---- the detector's letterboxed stores ----------------------------------------------------------
+
+
+def test_a_letterbox_store_holds_the_pixels_the_detector_letterboxes(tmp_path):
+    from labeling.ml.cache import store_dir
+    from labeling.ml.detector import letterbox_image
+
+    wide = _png((200, 30, 60), size=(60, 20))  # not square: padded above and below
+    cache = ImageCache(store_dir(tmp_path, 32, "letterbox"), 32, fit="letterbox")
+    assert cache.add([5], lambda i: wide).added == 1
+    decoded = np.asarray(Image.open(io.BytesIO(wide)).convert("RGB"))
+    np.testing.assert_array_equal(cache.read([5])[0], letterbox_image(decoded, 32)[0])
+    assert not np.array_equal(cache.read([5])[0], decode_square(wide, 32))  # not the pretraining's square
+    assert store_dir(tmp_path, 32, "letterbox").name == "letterbox32" and store_dir(tmp_path, 32).name == "r32"
+
+
+@pytest.mark.parametrize("first, second", [("square", "letterbox"), ("letterbox", "square")])
+def test_a_store_opened_with_the_other_fit_is_rebuilt_not_misread(tmp_path, first, second):
+    ImageCache(tmp_path, 32, fit=first).add([1], _colour_png)
+    other = ImageCache(tmp_path, 32, fit=second)
+    assert other.rebuilt is not None and len(other) == 0
+    same = ImageCache(tmp_path, 32, fit=second)
+    assert same.rebuilt is None
+
+
+def test_a_letterbox_store_at_another_size_is_rebuilt_and_a_square_stores_meta_is_unchanged(tmp_path):
+    import json
+
+    ImageCache(tmp_path / "a", 32, fit="letterbox").add([1], _colour_png)
+    bigger = ImageCache(tmp_path / "a", 64, fit="letterbox")
+    assert bigger.rebuilt is not None and len(bigger) == 0
+    ImageCache(tmp_path / "b", 32).add([1], _colour_png)
+    # Square stores made before letterbox ones existed keep opening without a rebuild.
+    assert json.loads((tmp_path / "b" / "meta.json").read_text()) == {
+        "resolution": 32,
+        "channels": 3,
+        "dtype": "uint8",
+        "format": 1,
+    }
+    with pytest.raises(ValueError, match="fit"):
+        ImageCache(tmp_path / "c", 32, fit="crop")

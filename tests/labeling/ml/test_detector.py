@@ -179,3 +179,23 @@ def test_batchnorm_statistics_are_recalibrated_on_the_detectors_images_weights_u
     torch.testing.assert_close(backbone.bn1.running_mean, first.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(backbone.conv1.weight, weight)
     assert not backbone.training and backbone.bn1.momentum == 0.1
+
+
+def test_letterboxed_images_from_a_cache_train_and_predict_as_the_originals_do():
+    from labeling.ml.detector import letterboxed_set, predict_letterboxed, training_set
+
+    images, boxes, labels = _scenes(2)  # 200 x 160: the letterbox pads
+    config = _tiny(steps=5)
+    pixels = np.stack([letterbox_image(image, config.size)[0] for image in images])
+    sizes = [(image.shape[1], image.shape[0]) for image in images]
+    direct, cached = training_set(images, boxes, labels, config.size), letterboxed_set(pixels, sizes, boxes, labels)
+    np.testing.assert_array_equal(direct.pixels, cached.pixels)
+    for a, b in zip(direct.boxes + direct.labels, cached.boxes + cached.labels):
+        np.testing.assert_array_equal(a, b)
+    model = train_detector(config, cached).model
+    for a, b in zip(predict(model, images, config), predict_letterboxed(model, pixels, sizes)):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    with pytest.raises(ValueError, match="as many"):
+        letterboxed_set(pixels, sizes[:1], boxes, labels)

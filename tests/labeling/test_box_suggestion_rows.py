@@ -1,0 +1,49 @@
+"""The one place BoxSuggestion rows are built from detections, for our detector's runs and external
+imports alike (labeling.detection.box_suggestion_rows): clipping, tiny boxes, score clamping and the
+confident flag by the label's threshold. Unsaved rows: no database."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labeling.detection import box_suggestion_rows
+from labeling.ml.detector import Detections
+from labeling.models import TrainingRun
+
+
+def _found(boxes, scores, labels) -> Detections:
+    return Detections(
+        boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        scores=np.array(scores, dtype=np.float32),
+        labels=np.array(labels, dtype=np.int64),
+    )
+
+
+def _rows(found, size=None, thresholds=(0.5, np.inf)):
+    rows = box_suggestion_rows(
+        run=TrainingRun(), image_id=7, found=found, classes=[11, 22], thresholds=np.array(thresholds), size=size
+    )
+    return [(r.image_id, r.label_id, r.x, r.y, r.w, r.h, round(r.score, 3), r.predicted) for r in rows]
+
+
+def test_it_maps_class_indices_to_label_ids_and_marks_confident_at_the_threshold():
+    found = _found([[1, 2, 30, 40], [5, 5, 10, 10], [0, 0, 8, 8]], [0.5, 0.49, 0.99], [0, 0, 1])
+    assert _rows(found) == [
+        (7, 11, 1, 2, 30, 40, 0.5, True),  # at the threshold: confident
+        (7, 11, 5, 5, 10, 10, 0.49, False),
+        (7, 22, 0, 0, 8, 8, 0.99, False),  # its label is not confident at any score
+    ]
+
+
+def test_it_clips_to_the_image_when_its_size_is_given_and_drops_boxes_under_a_pixel():
+    found = _found([[-10, -5, 30, 20], [95, 70, 20, 20], [99.5, 10, 5, 5], [10, 10, 0.5, 30]], [0.9] * 4, [0] * 4)
+    assert _rows(found, size=(100, 80)) == [
+        (7, 11, 0, 0, 20, 15, 0.9, True),
+        (7, 11, 95, 70, 5, 10, 0.9, True),
+    ]  # the third lies 0.5 px inside the image after clipping, the fourth is half a pixel wide
+    assert len(_rows(found)) == 3  # without the size nothing is clipped: only the narrow one goes
+
+
+def test_scores_outside_0_1_are_clamped():
+    found = _found([[0, 0, 10, 10], [0, 0, 10, 10]], [1.2, -0.1], [0, 0])
+    assert [row[6] for row in _rows(found)] == [1.0, 0.0]
