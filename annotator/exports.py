@@ -198,7 +198,7 @@ def export_job_run(*, job_id: int) -> None:
     from django.core.files.storage import default_storage
     from django.utils import timezone
 
-    from annotator.sweep import job_claim, JobHeartbeat
+    from annotator.jobs import job_claim, JobHeartbeat
 
     if not job_claim(ExportJob, job_id):
         return

@@ -33,7 +33,7 @@ def bucket_import_run(job_id: int) -> None:
 def bucket_import_execute(*, job_id: int, on_progress=None) -> None:
     """Claim the queued job (a second delivery finds it taken and returns), then list, import and
     record the source's objects a page at a time. Running a finished sync again changes nothing."""
-    from annotator.sweep import job_claim, JobHeartbeat
+    from annotator.jobs import job_claim, JobHeartbeat
 
     if not job_claim(BucketImport, job_id, started_at=timezone.now()):
         return

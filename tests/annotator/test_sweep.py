@@ -248,7 +248,7 @@ def test_an_export_whose_worker_was_killed_is_queued_again_then_failed(project, 
 
 def test_a_running_job_beats_at_most_every_job_heartbeat_seconds(project, settings):
     from annotator.models import ExportStatus
-    from annotator.sweep import JobHeartbeat, job_claim
+    from annotator.jobs import JobHeartbeat, job_claim
 
     settings.JOB_HEARTBEAT_SECONDS = 10
     job = ExportJob.objects.create(project=project)
