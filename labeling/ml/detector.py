@@ -378,7 +378,9 @@ def train_detector(
     if config.recalibrate_bn:
         backbone = backbone if backbone is not None else resnet18_backbone(small_stem=config.small_stem)
         recalibrate_batchnorm(backbone, data.pixels, device=device)
-    model = build_detector(config, backbone).to(device)
+    with torch.random.fork_rng(devices=[]):  # the new pyramid and head start the same for a seed
+        torch.manual_seed(config.seed)
+        model = build_detector(config, backbone).to(device)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     step, losses = _resume(runtime.checkpoint_path, config, model, optimizer, device)
     per_epoch = max(1, math.ceil(n / config.batch_size))
