@@ -1,6 +1,6 @@
 """Curation with the embeddings (issue 17): what labeling/ml/curation.py finds, and how fast.
 
-    python -m bench.curation [--parts mistakes duplicates latency bulk] [--budget 120] [--ann]
+    python -m bench.curation [--parts mistakes duplicates duplicates_speed latency bulk] [--budget 120] [--ann]
 
 - mistakes: 1,000 demo scenes with their true tags; 5 % of the images get one tag flipped at
   random; the probe's out-of-fold self-confidence ranks them (labeling.ml.curation.likely_mistakes).
@@ -8,9 +8,14 @@
   the features of a Barlow Twins backbone pretrained here for --budget seconds (the CPU preset at
   32 px) and, for scale, of a random-init backbone.
 - duplicates: 400 distinct scenes plus, for 100 of them, a planted copy: a crop (80-95 %), a JPEG
-  re-encode (quality 50) or a small colour shift. Pairs at or above a cosine threshold, closed by
-  union-find; precision and recall of "same group" over all pairs, per threshold; the threshold is
-  chosen on half of the planted groups and judged on the other half (target >= 0.9 both).
+  re-encode (quality 50) or a small colour shift; on the demo scenes and on the clutter family
+  (annotator/demo/clutter.py, a backbone pretrained on its own scenes). Two rules: pairs at or above
+  a cosine threshold of the features, and the app's (labeling.ml.curation.near_duplicate_groups:
+  candidates confirmed by the pixels), each closed by union-find; precision and recall of "same
+  group" over all pairs, per threshold; the threshold is chosen on half of the planted groups and
+  judged on the other half (target >= 0.9 both), and the app's constants judged on all of them.
+- duplicates_speed: the worker's near-duplicate step on 10,000 and 50,000 (DUPLICATES_PIXELS_MAX)
+  smooth random images with random features and 1 % planted copies: seconds, and the copies found.
 - latency: more like this (labeling.ml.curation.nearest over float16 unit rows kept in memory, as
   the web process keeps them) at 100k and 1M synthetic 512-d vectors: p50/p95 of 40 queries. With
   ``--ann``, also the approximate index the worker builds from 100,000 images on (labeling.ml.ann,
@@ -119,17 +124,38 @@ def _planted(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.I
     return ImageEnhance.Brightness(shifted).enhance(rng.uniform(0.9, 1.1))
 
 
-def duplicates(backbones: dict, distinct: int = 400, planted: int = 100) -> dict:
-    from labeling.ml.curation import duplicate_groups
+def _clutter(start: int, n: int, size: int = 128) -> list:
+    from annotator.demo.clutter import render_scene
+
+    return [render_scene(start + k, seed=SEED, size=(size, size)).image.convert("RGB") for k in range(n)]
+
+
+def duplicates(backbones: dict, family: str = "demo", distinct: int = 400, planted: int = 100) -> dict:
+    """Both rules on one family: features alone (a cosine threshold) and the app's rule (candidates
+    confirmed by the pixels, labeling.ml.curation.near_duplicate_groups); each threshold chosen on
+    half of the planted groups, judged on the other half."""
+    from labeling.ml.curation import (
+        DUPLICATE_FEATURE_CANDIDATES,
+        DUPLICATE_PIXEL_THRESHOLD,
+        DUPLICATE_VIEW_CANDIDATES,
+        aligned_similarity,
+        duplicate_candidates,
+        duplicate_groups,
+        group_pairs,
+        near_duplicate_groups,
+        small_pixels,
+        unit_rows,
+    )
 
     rng = np.random.default_rng(SEED)
-    base = [image for image, _ in _scenes(10_000, distinct)]
+    base = [image for image, _ in _scenes(10_000, distinct)] if family == "demo" else _clutter(10_000, distinct)
     kinds = ["crop", "jpeg", "colour"]
     copies = [_planted(base[i], kinds[i % 3], rng) for i in range(planted)]
     images = _square(base + copies)
     truth = np.concatenate([np.arange(distinct), np.arange(planted)])  # a copy's group is its original's
     ids = np.arange(len(images))
     half = np.arange(distinct) % 2 == 0  # groups chosen on / judged on
+    pixels, seen = small_pixels(images), np.ones(len(images), bool)
     out: dict = {}
     for name, backbone in backbones.items():
         x = _features(backbone, images)
@@ -140,15 +166,81 @@ def duplicates(backbones: dict, distinct: int = 400, planted: int = 100) -> dict
                 part: _pair_scores(groups, truth, half[truth] == (part == "choose")) for part in ("choose", "judge")
             }
         best = max(sweep, key=lambda t: _f1(sweep[t]["choose"]))
+        # The app's rule: the candidates once, their pixel similarity once, then every threshold.
+        t = time.perf_counter()
+        pairs = duplicate_candidates(
+            unit_rows(x),
+            pixels,
+            seen,
+            feature_candidates=DUPLICATE_FEATURE_CANDIDATES,
+            view_candidates=DUPLICATE_VIEW_CANDIDATES,
+            view_max=len(ids),
+        )
+        similarity = aligned_similarity(pixels[pairs[:, 0]], pixels[pairs[:, 1]])
+        seconds = time.perf_counter() - t
+        by_pixels = {}
+        for threshold in (0.85, 0.88, 0.9, 0.92, 0.94, 0.96):
+            groups = group_pairs(ids, pairs[similarity >= threshold])
+            by_pixels[threshold] = {
+                part: _pair_scores(groups, truth, half[truth] == (part == "choose")) for part in ("choose", "judge")
+            }
+        chosen = max(by_pixels, key=lambda t: _f1(by_pixels[t]["choose"]))
+        app = near_duplicate_groups(ids, x, threshold=0.98, pixels=pixels)  # the app's constants
         out[name] = {
-            "sweep": {str(t): v for t, v in sweep.items()},
-            "threshold_chosen": best,
-            "judged": sweep[best]["judge"],
-            "by_kind_recall_at_chosen": _recall_by_kind(
-                duplicate_groups(ids, x, threshold=best), distinct, planted, kinds
-            ),
+            "features": {
+                "sweep": {str(t): v for t, v in sweep.items()},
+                "threshold_chosen": best,
+                "judged": sweep[best]["judge"],
+                "by_kind_recall_at_chosen": _recall_by_kind(
+                    duplicate_groups(ids, x, threshold=best), distinct, planted, kinds
+                ),
+            },
+            "pixels": {
+                "candidates": len(pairs),
+                "candidates_and_confirmation_s": round(seconds, 2),
+                "sweep": {str(t): v for t, v in by_pixels.items()},
+                "threshold_chosen": chosen,
+                "judged": by_pixels[chosen]["judge"],
+                "app_threshold": DUPLICATE_PIXEL_THRESHOLD,
+                "app_all_pairs": _pair_scores(app, truth, np.ones(len(ids), bool)),
+                "app_by_kind_recall": _recall_by_kind(app, distinct, planted, kinds),
+            },
         }
-        print(f"duplicates, {name}: threshold {best}: {sweep[best]['judge']}", flush=True)
+        print(
+            f"duplicates, {family}, {name}: features at {best}: {sweep[best]['judge']}; pixels at {chosen}: "
+            f"{by_pixels[chosen]['judge']}; the app's rule: {out[name]['pixels']['app_all_pairs']}",
+            flush=True,
+        )
+    return out
+
+
+def duplicates_speed(sizes: list[int], dim: int = 512) -> dict:
+    """The worker's near-duplicate step (near_duplicate_groups with the app's constants) on N smooth
+    random 32 px images (8 x 8 noise, upsampled) with random features, 1 % of them planted copies
+    (shifted by 1-3 px and re-lit): its seconds at each size, and what it found."""
+    from labeling.ml.curation import near_duplicate_groups
+
+    out: dict = {"threads": torch.get_num_threads()}
+    for n in sizes:
+        g = torch.Generator().manual_seed(n)
+        cells = torch.randint(0, 256, (n, 3, 8, 8), generator=g).float()
+        big = torch.nn.functional.interpolate(cells, size=(40, 40), mode="bicubic").clamp(0, 255)
+        pixels = big[:, :, 4:36, 4:36].round().byte()
+        copies = n // 100
+        for k in range(copies):  # image n - copies + k is a shifted, brighter copy of image k
+            dx, dy = 1 + k % 3, 1 + (k // 3) % 3
+            pixels[n - copies + k] = (big[k, :, 4 + dy : 36 + dy, 4 + dx : 36 + dx] * 1.05).clamp(0, 255).round().byte()
+        features = torch.randn((n, dim), generator=g).half().numpy()
+        t = time.perf_counter()
+        groups = near_duplicate_groups(np.arange(n), features, threshold=0.98, pixels=pixels)
+        seconds = time.perf_counter() - t
+        found = float((groups[n - copies :] == groups[:copies]).mean())
+        grouped = int((np.unique(groups, return_counts=True)[1] > 1).sum())
+        out[str(n)] = {"seconds": round(seconds, 1), "planted": copies, "planted_found": found, "groups": grouped}
+        print(
+            f"duplicates at {n} images: {seconds:.1f} s, {found:.2f} of the planted copies, {grouped} groups",
+            flush=True,
+        )
     return out
 
 
@@ -307,6 +399,8 @@ def main() -> None:
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--name", default="curation")
+    p.add_argument("--duplicate-sizes", type=int, nargs="+", default=[10_000, 50_000], help="duplicates_speed")
+    p.add_argument("--families", nargs="+", default=["demo", "clutter"], help="duplicates: the scene families")
     p.add_argument("--ann", action="store_true", help="latency: the approximate index too")
     args = p.parse_args()
     load_start = os.getloadavg()
@@ -324,7 +418,17 @@ def main() -> None:
             features = {name: _features(b, images) for name, b in backbones.items()}
             figures["mistakes"] = {"images": args.images, "flipped": args.images // 20, **mistakes(features, labels)}
         if "duplicates" in args.parts:
-            figures["duplicates"] = duplicates(backbones)
+            figures["duplicates"] = {"demo": duplicates(backbones, "demo")}
+            if "clutter" in args.families:  # a backbone of its own, pretrained on the family's scenes
+                t = time.perf_counter()
+                trained, random_init, info = _pretrained(_square(_clutter(20_000, args.images + 1000)), args.budget)
+                print(f"clutter scenes and pretraining: {time.perf_counter() - t:.0f} s ({info})", flush=True)
+                figures["duplicates"]["clutter"] = {
+                    "pretraining": info,
+                    **duplicates({"barlow_twins": trained, "random_init": random_init}, "clutter"),
+                }
+    if "duplicates_speed" in args.parts:
+        figures["duplicates_speed"] = duplicates_speed(args.duplicate_sizes)
     if "latency" in args.parts:
         figures["latency"] = latency(args.sizes)
         if args.ann:

@@ -301,15 +301,45 @@ def mistake_note(*, image_id: int, run_id: int | None) -> dict | None:
     }
 
 
-# Near-duplicates: pairs at or above this cosine similarity of the backbone's features, closed by
-# union-find. Measured with bench/curation.py (400 demo scenes + 100 planted crops, JPEG re-encodes
-# and colour shifts; 32 px, the CPU preset; precision / recall of "same group" on the held-out half):
-# after the preset's 10-minute pretraining (bench/results/curation_quality_600s.json) 0.98 gives
-# 0.90 / 0.74 and was the best F1 on the other half (0.97: 0.73 / 0.80; 0.99: 1.0 / 0.60); after
-# 2.5 minutes (curation_quality.json) 0.97 gave 0.92 / 0.70. Re-encodes are all found, colour
-# shifts mostly, 80-95 % crops under half. The recall target (0.9) is not met at this precision.
+# Near-duplicates (labeling.ml.curation.near_duplicate_groups): candidate pairs, from the features
+# (cosine >= DUPLICATE_FEATURE_CANDIDATES) and from 8 x 8 grey views of each image and of crops of it
+# (>= DUPLICATE_VIEW_CANDIDATES), at most DUPLICATE_CANDIDATES_PER_IMAGE of each kind per image, are
+# confirmed by their pixels in the worker's image cache: the best RGB correlation over scales and
+# shifts must reach DUPLICATE_PIXEL_THRESHOLD. Measured with bench/curation.py (400 scenes + 100
+# planted 80-95 % crops, JPEG re-encodes and colour shifts; threshold chosen on half of the groups,
+# judged on the other half; bench/results/curation_duplicates.json, 2 cores): 0.94 was the choice on
+# the demo scenes and on the clutter family alike, and judged precision / recall 1.00 / 1.00 on both;
+# over all the groups the app's constants give 1.00 / 0.99 (demo) and 0.95 / 0.98 (clutter). The
+# features alone (after 2.5 minutes of the CPU preset) reached 0.86 / 0.72 (demo, at 0.98) and
+# 1.00 / 0.66 (clutter, at 0.99): crops fall apart in feature space. Images without
+# cached pixels, and projects over DUPLICATES_PIXELS_MAX, fall back to the features alone at
+# DUPLICATE_THRESHOLD (0.90 / 0.74 on the demo scenes after the preset's 10 minutes,
+# curation_quality_600s.json).
 DUPLICATE_THRESHOLD = 0.98
 DUPLICATES_MAX = 200_000  # exact all-pairs search; a larger project gets no groups (logged)
+DUPLICATES_PIXELS_MAX = 50_000  # up to here the pixels confirm (3 KB an image in memory); beyond, features alone
+
+
+def _duplicate_pixels(embedding_set: EmbeddingSet, ids: np.ndarray):
+    """(uint8 (N, 3, 32, 32), seen (N,)) from the project's image cache at the set's resolution, or
+    (None, None) when the project is too big for it; an image not in the cache is not seen."""
+    import torch
+
+    from labeling.ml.cache import ImageCache, store_dir
+    from labeling.ml.curation import PIXEL_SIDE, small_pixels
+    from labeling.paths import project_cache_dir
+
+    if len(ids) > DUPLICATES_PIXELS_MAX:
+        return None, None
+    r = embedding_set.resolution
+    cache = ImageCache(store_dir(project_cache_dir(embedding_set.project_id), r), resolution=r)
+    seen = np.isin(ids, cache.ids)
+    pixels = torch.zeros((len(ids), 3, PIXEL_SIDE, PIXEL_SIDE), dtype=torch.uint8)
+    rows = np.flatnonzero(seen)
+    for start in range(0, len(rows), 4096):
+        part = rows[start : start + 4096]
+        pixels[torch.from_numpy(part)] = small_pixels(cache.read(ids[part]))
+    return pixels, seen
 
 
 def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) -> int:
@@ -319,7 +349,7 @@ def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) ->
     import logging
 
     from annotator.services.duplicates import images_duplicate_groups_set
-    from labeling.ml.curation import duplicate_groups
+    from labeling.ml.curation import near_duplicate_groups  # torch: the worker's side only (test_imports.py)
     from labeling.models import CurationKind
 
     embedding_set = embedding_set_of(backbone_run_id)
@@ -332,7 +362,15 @@ def duplicates_write(*, backbone_run_id: int, threshold: float | None = None) ->
         images_duplicate_groups_set(project_id=embedding_set.project_id, groups=())
         return 0
     ids, features = _stored_features(embedding_set, DUPLICATES_MAX)
-    groups = duplicate_groups(ids, features, threshold=DUPLICATE_THRESHOLD if threshold is None else threshold)
+    pixels, seen = _duplicate_pixels(embedding_set, ids)
+    groups = near_duplicate_groups(
+        ids,
+        features,
+        threshold=DUPLICATE_THRESHOLD if threshold is None else threshold,
+        pixels=pixels,
+        seen=seen,
+        view_max=DUPLICATES_PIXELS_MAX,
+    )
     names, sizes = np.unique(groups, return_counts=True)
     size = dict(zip(names.tolist(), sizes.tolist()))
     grouped = np.array([size[g] > 1 for g in groups.tolist()], dtype=bool)

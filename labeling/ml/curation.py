@@ -6,7 +6,11 @@ and likely labelling mistakes. Pure torch and numpy; the callers read the float1
 - Diversity is greedy k-center (Gonzalez 1985; the "core-set" of Sener & Savarese 2018): each pick
   is the image farthest (in cosine distance) from everything picked or labelled so far, a
   2-approximation of the smallest radius that covers the set with k centres.
-- Near-duplicates are pairs above a cosine threshold, closed transitively by union-find.
+- Near-duplicates are pairs above a cosine threshold, closed transitively by union-find. With the
+  pixels at hand (the worker's image cache), candidate pairs (features, and 8 x 8 grey views of
+  the image and of crops of it) are confirmed by the pixels: the best normalised cross-correlation
+  of the RGB images over scales and shifts, so a crop, a re-encode or a colour shift of an image is
+  found and two different images that merely embed alike are not.
 - Likely mistakes rank labelled images by self-confidence (Northcutt et al. 2021, confident
   learning's simplest ranking): the out-of-fold probability the probe gives to what the person
   said. A given tag with a low probability or a missing tag with a high one ranks high.
@@ -195,6 +199,175 @@ def duplicate_groups(
 ) -> npt.NDArray[np.int64]:
     """(N,) group of each id (its smallest member's id) for near-duplicates at ``threshold``."""
     return group_pairs(ids, similar_pairs(ids, features, threshold=threshold))
+
+
+# The near-duplicate rule's thresholds (labeling/curation.py says how they were measured).
+DUPLICATE_FEATURE_CANDIDATES = 0.95  # a candidate pair: features at this cosine or above ...
+DUPLICATE_VIEW_CANDIDATES = 0.85  # ... or grid views at this one ...
+DUPLICATE_CANDIDATES_PER_IMAGE = 10  # the best candidates of each kind kept per image (a group is closed transitively)
+DUPLICATE_PIXEL_THRESHOLD = 0.94  # ... is a duplicate when its pixels correlate this well (aligned_similarity)
+PIXEL_SIDE = 32  # the pixels are compared at 32 px (the CPU preset's cache; larger caches are shrunk)
+GRID_SIDE = 8  # candidate search: 8 x 8 grey views ...
+# ... of the whole image and of 92 % and 85 % crops at nine places: a crop of an image (80-95 % of it
+# anywhere) lines up with one of its views closely enough at 8 x 8 to be a candidate.
+GRID_VIEWS = ((1.0, 0.5, 0.5),) + tuple(
+    (s, cx, cy) for s in (0.92, 0.85) for cx in (0.0, 0.5, 1.0) for cy in (0.0, 0.5, 1.0)
+)
+ALIGN_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75)  # the confirmation: one image shrunk to these ...
+# ... and slid over the other at every 1 px shift (both ways round); the best correlation counts.
+
+
+def small_pixels(images: np.ndarray) -> torch.Tensor:
+    """(N, R, R, 3) uint8 -> uint8 (N, 3, PIXEL_SIDE, PIXEL_SIDE) (area-averaged when R differs): 3 KB an image."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    if x.shape[-1] != PIXEL_SIDE:
+        x = torch.nn.functional.interpolate(x.float(), size=(PIXEL_SIDE, PIXEL_SIDE), mode="area").round().byte()
+    return x.contiguous()
+
+
+def _centred_unit(v: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(v - v.mean(-1, keepdim=True), dim=-1)
+
+
+@torch.no_grad()
+def grid_views(pixels: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """(N, 3, S, S) uint8 -> (N, V, GRID_SIDE**2) centred unit grey views (GRID_VIEWS; the whole image first)."""
+    side = pixels.shape[-1]
+    out = []
+    for start in range(0, len(pixels), chunk):
+        x = pixels[start : start + chunk].float()
+        grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+        views = []
+        for scale, cx, cy in GRID_VIEWS:
+            w = max(2, round(scale * side))
+            x0, y0 = round(cx * (side - w)), round(cy * (side - w))
+            part = torch.nn.functional.interpolate(
+                grey[:, :, y0 : y0 + w, x0 : x0 + w], size=(GRID_SIDE,) * 2, mode="area"
+            )
+            views.append(_centred_unit(part.flatten(1)))
+        out.append(torch.stack(views, 1))
+    return torch.cat(out) if out else torch.zeros((0, len(GRID_VIEWS), GRID_SIDE**2))
+
+
+@torch.no_grad()
+def view_pairs(
+    views: torch.Tensor, *, threshold: float, most: int | None = None, chunk_rows: int | None = None
+) -> npt.NDArray[np.int64]:
+    """(P, 2) row pairs (first < second) where one image's first view matches any view of the other
+    at ``threshold`` or above (cosine), at most the ``most`` best of each image's matches (so images
+    that all look alike cannot make N^2 pairs). Exact: N x (N V) products, ``chunk_rows`` rows at a time."""
+    n, v, d = views.shape
+    keys = views.reshape(n * v, d)
+    chunk_rows = chunk_rows or max(1, 2**25 // max(n * v, 1))
+    most = min(most or n, n)
+    out = [np.zeros((0, 2), dtype=np.int64)]
+    for start in range(0, n, chunk_rows):
+        sims = (views[start : start + chunk_rows, 0] @ keys.T).reshape(-1, n, v).amax(2)  # (C, N)
+        sims[torch.arange(len(sims)), torch.arange(start, start + len(sims))] = -2.0  # never a row with itself
+        top, cols = sims.topk(most, dim=1)
+        rows, at = torch.nonzero(top >= threshold, as_tuple=True)
+        a, b = (rows + start).numpy(), cols[rows, at].numpy()
+        out.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+    return np.unique(np.concatenate(out), axis=0)
+
+
+@torch.no_grad()
+def aligned_similarity(a: torch.Tensor, b: torch.Tensor, *, chunk: int = 256) -> npt.NDArray[np.float32]:
+    """(P, 3, S, S) uint8 twice -> (P,) the best normalised cross-correlation of each pair's RGB pixels when
+    one is shrunk to each of ALIGN_SCALES, or cut to its middle at that scale, and slid over the other
+    (both ways round). 1 for the same image; about 0.95 and more for a JPEG re-encode, a colour or
+    brightness shift, a crop of it resized back, or a shifted frame.
+    Per pair and scale: the correlation with the centred, unit template is one grouped convolution,
+    and each window's spread comes from box sums of the pixels and of their squares."""
+    f = torch.nn.functional
+    side = a.shape[-1]
+    best = torch.full((len(a),), -1.0)
+    for start in range(0, len(a), chunk):
+        # Centred once: a correlation does not change when a constant is taken off the pixels, and the
+        # box sums below lose less to cancellation.
+        pa, pb = (p[start : start + chunk].float() for p in (a, b))
+        pa, pb = (p - p.mean((1, 2, 3), keepdim=True) for p in (pa, pb))
+        n = len(pa)
+        top = best[start : start + chunk]
+        for scale in ALIGN_SCALES:
+            w = max(4, round(scale * side))
+            at = (side - w) // 2
+            for big, small in ((pa, pb),) if w == side else ((pa, pb), (pb, pa)):
+                sums = f.avg_pool2d(big.sum(1, keepdim=True), w, stride=1)[:, 0] * (w * w)
+                squares = f.avg_pool2d((big * big).sum(1, keepdim=True), w, stride=1)[:, 0] * (w * w)
+                spread = (squares - sums * sums / (3 * w * w)).clamp_min(1e-6).sqrt()  # |window - its mean|
+                # The other image shrunk to w (a crop, resized back) and its middle w x w (a shift);
+                # at full size both are the image itself.
+                shrunk = f.interpolate(small, size=(w, w), mode="area")
+                for template in (shrunk,) if w == side else (shrunk, small[:, :, at : at + w, at : at + w]):
+                    unit = _centred_unit(template.reshape(n, -1)).view(n, 3, w, w)
+                    dot = f.conv2d(big.reshape(1, n * 3, side, side), unit, groups=n)[0]  # (n, L, L)
+                    top = torch.maximum(top, (dot / spread).flatten(1).amax(1))
+        best[start : start + chunk] = top
+    return best.clamp(max=1.0).numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def duplicate_candidates(
+    features: np.ndarray | torch.Tensor,
+    pixels: torch.Tensor,
+    seen: np.ndarray,
+    *,
+    feature_candidates: float = DUPLICATE_FEATURE_CANDIDATES,
+    view_candidates: float = DUPLICATE_VIEW_CANDIDATES,
+    view_max: int,
+) -> npt.NDArray[np.int64]:
+    """(P, 2) row pairs worth confirming: features at ``feature_candidates`` or above, and (up to
+    ``view_max`` images with pixels) grid views at ``view_candidates`` or above; each image's
+    DUPLICATE_CANDIDATES_PER_IMAGE best of either kind."""
+    x = unit_rows(features)[:, None, :]
+    parts = [view_pairs(x, threshold=feature_candidates, most=DUPLICATE_CANDIDATES_PER_IMAGE)]
+    with_pixels = np.flatnonzero(seen)
+    if 0 < len(with_pixels) <= view_max:
+        views = grid_views(pixels[with_pixels])
+        parts.append(with_pixels[view_pairs(views, threshold=view_candidates, most=DUPLICATE_CANDIDATES_PER_IMAGE)])
+    return np.unique(np.concatenate(parts).reshape(-1, 2), axis=0)
+
+
+@torch.no_grad()
+def near_duplicate_groups(
+    ids: np.ndarray,
+    features: np.ndarray | torch.Tensor,
+    *,
+    threshold: float,
+    pixels: torch.Tensor | None = None,
+    seen: np.ndarray | None = None,
+    pixel_threshold: float = DUPLICATE_PIXEL_THRESHOLD,
+    feature_candidates: float = DUPLICATE_FEATURE_CANDIDATES,
+    view_candidates: float = DUPLICATE_VIEW_CANDIDATES,
+    view_max: int | None = None,
+) -> npt.NDArray[np.int64]:
+    """(N,) group of each id. Candidates (duplicate_candidates) whose images both have pixels
+    (``pixels`` (N, 3, S, S) uint8 from small_pixels, ``seen`` (N,) which rows are real) are
+    duplicates when aligned_similarity reaches ``pixel_threshold``; the others, when their features'
+    cosine reaches ``threshold`` (duplicate_groups' rule, all there is without pixels). The grid
+    views are searched for up to ``view_max`` images with pixels (default: all of them)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if pixels is None:
+        return duplicate_groups(ids, features, threshold=threshold)
+    seen = np.ones(len(ids), bool) if seen is None else np.asarray(seen, bool)
+    x = unit_rows(features)
+    pairs = duplicate_candidates(
+        x,
+        pixels,
+        seen,
+        feature_candidates=min(threshold, feature_candidates),
+        view_candidates=view_candidates,
+        view_max=len(ids) if view_max is None else view_max,
+    )
+    a, b = pairs[:, 0], pairs[:, 1]
+    both = seen[a] & seen[b]
+    keep = np.zeros(len(pairs), bool)
+    if both.any():
+        keep[both] = aligned_similarity(pixels[a[both]], pixels[b[both]]) >= pixel_threshold
+    if (~both).any():
+        keep[~both] = (x[a[~both]] * x[b[~both]]).sum(1).numpy() >= threshold
+    return group_pairs(ids, ids[pairs[keep]])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,6 +217,31 @@ def test_near_duplicates_are_grouped_and_listed_by_group(client, team):
     assert client.get(url).status_code == 404
 
 
+def test_near_duplicates_are_found_by_their_cached_pixels_when_their_features_differ(team):
+    """A crop and a colour shift of two images embed far from them (random features here) and are
+    found all the same: the worker confirms candidates with the pixels of the project's image cache."""
+    from labeling.curation import duplicates_write
+    from labeling.ml.cache import ImageCache, store_dir
+    from labeling.paths import project_cache_dir
+    from tests.labeling.ml.test_curation import _copy, _photos
+
+    photos = _photos(12, seed=4)
+    photos[7], photos[10] = _copy(photos[1], "crop"), _copy(photos[4], "colour")
+    cache = ImageCache(store_dir(project_cache_dir(team.project.id), 32), resolution=32)
+    cache.add(team.ids, photos)
+    run = embeddings(team.project, team.ids, np.random.default_rng(2).normal(size=(12, 64)))
+    assert duplicates_write(backbone_run_id=run.id) == 4
+    rows = CurationScore.objects.filter(run=run, kind="duplicate").order_by("image_id")
+    assert [(r.image_id, r.group) for r in rows] == sorted(
+        [
+            (team.ids[1], team.ids[1]),
+            (team.ids[7], team.ids[1]),
+            (team.ids[4], team.ids[4]),
+            (team.ids[10], team.ids[4]),
+        ]
+    )
+
+
 def test_the_grid_shows_near_duplicates_group_by_group(client, team):
     from labeling.curation import duplicates_write
 

@@ -1,7 +1,20 @@
 import numpy as np
 import pytest
 
-from labeling.ml.curation import diverse_scores, duplicate_groups, group_pairs, hybrid_order, k_center, likely_mistakes
+from labeling.ml.curation import (
+    DUPLICATE_FEATURE_CANDIDATES,
+    DUPLICATE_PIXEL_THRESHOLD,
+    DUPLICATE_VIEW_CANDIDATES,
+    aligned_similarity,
+    diverse_scores,
+    duplicate_groups,
+    group_pairs,
+    hybrid_order,
+    k_center,
+    likely_mistakes,
+    near_duplicate_groups,
+    small_pixels,
+)
 from labeling.ml.curation import nearest, self_confidence, similar_pairs, unit_half
 
 
@@ -93,6 +106,70 @@ def test_duplicate_groups_from_features():
     x = np.concatenate([base, base[:2] + rng.normal(scale=0.01, size=(2, 32))]).astype(np.float16)
     groups = duplicate_groups(np.arange(6), x, threshold=0.95)
     assert groups.tolist() == [0, 1, 2, 3, 0, 1]
+
+
+def _photos(n, seed=0, size=64):
+    """n unrelated smooth random RGB images (8 x 8 noise, upsampled: about the detail a photo keeps at
+    the cache's 32 px)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    return [Image.fromarray(cells).resize((size, size), Image.Resampling.BICUBIC) for cells in noise]
+
+
+def _copy(image, kind):
+    import io
+
+    from PIL import Image, ImageEnhance
+
+    w, h = image.size
+    if kind == "crop":  # 85 %, off centre, resized back
+        return image.crop((int(0.1 * w), int(0.02 * h), int(0.95 * w), int(0.87 * h))).resize((w, h))
+    if kind == "jpeg":
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=50)
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return ImageEnhance.Brightness(ImageEnhance.Color(image).enhance(1.2)).enhance(0.9)
+
+
+def _squares(images):
+    from labeling.ml.cache import decode_square
+
+    return small_pixels(np.stack([decode_square(image, 32) for image in images]))
+
+
+def test_the_pixels_of_a_crop_a_re_encode_and_a_colour_shift_correlate_and_other_images_do_not():
+    base = _photos(4)
+    copies = [_copy(base[0], "crop"), _copy(base[1], "jpeg"), _copy(base[2], "colour")]
+    a, b = _squares(base[:3] + base[:3]), _squares(copies + base[1:4])
+    similarity = aligned_similarity(a, b)
+    assert (similarity[:3] >= DUPLICATE_PIXEL_THRESHOLD).all(), similarity
+    assert (similarity[3:] < 0.5).all(), similarity  # image i against image i + 1
+    assert aligned_similarity(a[:1], a[:1])[0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_near_duplicates_are_confirmed_by_their_pixels_whatever_their_features_say():
+    base = _photos(6, seed=1)
+    pixels = _squares(base + [_copy(base[0], "crop"), _copy(base[1], "colour")])
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(8, 16)).astype(np.float32)
+    features[5] = features[4]  # images 4 and 5 embed alike but are different pictures
+    features[3] = features[2]  # ... and so do 2 and 3, but 3's pixels are not in the cache
+    seen = np.array([True, True, True, False, True, True, True, True])
+    rules = dict(
+        threshold=0.98,
+        pixel_threshold=DUPLICATE_PIXEL_THRESHOLD,
+        feature_candidates=DUPLICATE_FEATURE_CANDIDATES,
+        view_candidates=DUPLICATE_VIEW_CANDIDATES,
+        view_max=100,
+    )
+    groups = near_duplicate_groups(np.arange(10, 18), features, pixels=pixels, seen=seen, **rules)
+    # 16 (a crop of 10) and 17 (a colour shift of 11) join their originals though their features
+    # are unrelated; 14 and 15 stay apart (their pixels differ); 12 and 13 have no pixels to
+    # compare, so their features decide.
+    assert groups.tolist() == [10, 11, 12, 12, 14, 15, 10, 11]
+    assert near_duplicate_groups(np.arange(10, 18), features, **rules).tolist() == [10, 11, 12, 12, 14, 14, 16, 17]
 
 
 def test_self_confidence_is_the_probability_of_what_the_person_said():
