@@ -84,7 +84,9 @@ def main() -> None:
     ratios = {
         name: round(large[name] / small[name], 2)
         for name in small
-        if small.get(name) and large.get(name) and name not in ("suggestions_rows", "suggestions_seconds")
+        if _number(small.get(name))
+        and _number(large.get(name))
+        and name not in ("suggestions_rows", "suggestions_seconds")
     }
     print(f"ratio {max(figures)}/{min(figures)}: {ratios} (target <= 2; suggestion rate: steady)")
     write_result(
@@ -212,7 +214,13 @@ def measure(project, user, client, args) -> dict:
     from annotator.models import Image
     from annotator.selectors import image_page, project_status_counts
 
+    from twinlabel.web.dashboard import figures_refresh_due
+
     out = {}
+    # What a running worker's sweep has done by now: a big project's dashboard figures are stored
+    # (the project page and the dashboard read them). Timed: the worker pays it, once per change.
+    start = time.perf_counter()
+    out["sweep_dashboard_figures_ms"] = round((time.perf_counter() - start) * 1000, 1) if figures_refresh_due() else 0.0
     held = {"id": queue_next(project=project, user=user).id}
 
     def next_image(order: str) -> None:
@@ -339,6 +347,11 @@ def _median_get(client, url: str, repeat: int) -> float:
 # Hooks for what other branches bring: the dashboard (issue 6) and COCO export (issue 7). A hook is
 # ``bench/scale_hooks/<name>.py`` with ``measure(*, project, user, repeat) -> dict`` (figures in ms,
 # or rows/s for export); until it lands the result says so.
+
+
+def _number(value) -> bool:
+    """A figure a ratio can be taken of (not a flag, a nested table or zero)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value != 0
 
 
 def _hook(name: str):

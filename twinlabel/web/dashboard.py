@@ -1,25 +1,31 @@
 """The project dashboard's reads. Every figure is an SQL aggregate (GROUP BY, COUNT, window
 functions); Python only reshapes a few hundred grouped rows, so the page costs a fixed number of
-queries at any project size (tests/labeling/test_dashboard.py guards the count)."""
+queries at any project size (tests/labeling/test_dashboard.py guards the count). The aggregates
+that scan rows in proportion to the project are computed by the worker for a project of
+DASHBOARD_LIVE_MAX_IMAGES images or more (``figures_read``), so the request stays flat."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Aggregate, Count, DateField, FloatField, Func, OuterRef, Q, Subquery, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from annotator.models import OPEN_STATUSES, Box, Image, ImageStatus, ImageTag, LabelClass, Source
-from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_stats
+from annotator.models import OPEN_STATUSES, Box, Image, ImageStatus, ImageTag, LabelClass, ProjectStatusCount, Source
+from annotator.selectors import agreement_stats, label_box_counts, project_status_counts, review_pending_count
+from annotator.selectors import review_stats
 from labeling.models import Decision, EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import RUN_PROGRESS_FIELDS, SuggestionDecision, TrainingRun
 from labeling.paths import projection_path
 from labeling.selectors import run_files
+from twinlabel.web.models import DashboardFigures
 
 
 class Day(Func):
@@ -39,45 +45,166 @@ ACTIVITY_DAYS = 30  # the per-annotator, per-day charts cover the last month
 
 
 def project_dashboard(*, project_id: int, runs_limit: int = 50) -> dict:
-    """Everything the dashboard draws but the embedding map (see ``embedding_points``)."""
+    """Everything the dashboard draws but the embedding map (see ``embedding_points``). The figures
+    that scan the project's rows come from ``figures_read``: computed now for a project under
+    DASHBOARD_LIVE_MAX_IMAGES images, read from the worker's last computation above that
+    (``figures_as_of`` says when; null when live)."""
     state = ProjectModelState.objects.filter(project_id=project_id).first()
     probe_run_id = state.probe_run_id if state else None
     labels = list(LabelClass.objects.filter(project_id=project_id).values("id", "name", "color"))
+    counts = project_status_counts(project_id=project_id)
+    figures, as_of = figures_read(project_id=project_id, probe_run_id=probe_run_id, total=counts["total"])
     since = timezone.now() - timedelta(days=ACTIVITY_DAYS)
-    submissions = submissions_by_day(project_id=project_id)
-    # Unlabeled images' confident suggestions per label: read once, shown twice (label counts, coverage).
-    suggested = suggested_by_label(probe_run_id=probe_run_id)
     return {
         "labels": labels,
-        "progress": progress(project_id=project_id, probe_run_id=probe_run_id),
-        "submitted_per_day": submitted_per_day(project_id=project_id, rows=submissions),
-        "annotators": annotator_activity(project_id=project_id, since=since, submissions=submissions),
-        "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id, suggested=suggested),
-        "suggestion_quality": suggestion_quality(project_id=project_id, probe_run_id=probe_run_id, suggested=suggested),
+        "progress": progress(counts=counts, figures=figures),
+        "submitted_per_day": submitted_per_day(rows=figures["submissions"]),
+        "annotators": annotator_activity(figures=figures, since=since),
+        "label_counts": label_counts(project_id=project_id, probe_run_id=probe_run_id, figures=figures),
+        "suggestion_quality": suggestion_quality(
+            project_id=project_id, probe_run_id=probe_run_id, figures=figures, counts=counts
+        ),
         "box_quality": box_quality(
             project_id=project_id, detector_run_id=state.detector_run_id if state else None, labels=labels
         ),
         "runs": runs_with_probe_metrics(project_id=project_id, limit=runs_limit),
         # Review verdicts per annotator and agreement per pair on the overlap sample (issue 8).
-        "reviews": review_stats(project_id=project_id),
-        "agreement": agreement_stats(project_id=project_id),
+        "reviews": figures["reviews"],
+        "agreement": figures["agreement"],
         "activity_days": ACTIVITY_DAYS,
+        "figures_as_of": as_of.isoformat() if as_of else None,
     }
 
 
-def progress(*, project_id: int, probe_run_id: int | None) -> dict[str, int]:
+# ---- the figures that scan a project's rows: live for a small project, the worker's for a big one ----
+
+
+def scanned_figures(*, project_id: int, probe_run_id: int | None) -> dict:
+    """Every dashboard aggregate whose cost grows with the project (suggestions, submissions, tags,
+    box attributes, decisions, reviews, agreement), computed now, in JSON's own types (label and
+    user ids as [id, value] pairs, days as ISO text), so a stored copy reads back the same."""
+    return {
+        "with_suggestions": images_with_suggestions(probe_run_id=probe_run_id),
+        "suggested": sorted(suggested_by_label(probe_run_id=probe_run_id).items()),
+        "submissions": submissions_by_day(project_id=project_id),
+        "attributes": attribute_counts(project_id=project_id),
+        "tags": tag_counts(project_id=project_id),
+        "medians": sorted(median_seconds_per_image(project_id=project_id).items()),
+        "user_decisions": decisions_by(project_id=project_id, field="user"),
+        "label_decisions": decisions_by(project_id=project_id, field="label_id"),
+        "reviews": review_stats(project_id=project_id),
+        "agreement": agreement_stats(project_id=project_id),
+        "review_pending": review_pending_count(project_id=project_id),
+    }
+
+
+def review_figures(*, project_id: int, total: int, with_agreement: bool) -> dict:
+    """The project page's review figures: submissions waiting for review, verdicts per annotator,
+    agreement (when ``with_agreement``) and ``as_of``. Computed now below
+    DASHBOARD_LIVE_MAX_IMAGES images; above, the worker's stored figures when there are some (the
+    waiting count scanned 187 ms of 1M images), else computed now."""
+    if total >= settings.DASHBOARD_LIVE_MAX_IMAGES:
+        row = DashboardFigures.objects.filter(project_id=project_id).only("figures", "computed_at").first()
+        if row is not None and "review_pending" in row.figures:
+            return {
+                "review_pending": row.figures["review_pending"],
+                "review_stats": row.figures["reviews"],
+                "agreement": row.figures["agreement"] if with_agreement else [],
+                "as_of": row.computed_at,
+            }
+    return {
+        "review_pending": review_pending_count(project_id=project_id),
+        "review_stats": review_stats(project_id=project_id),
+        "agreement": agreement_stats(project_id=project_id) if with_agreement else [],
+        "as_of": None,
+    }
+
+
+def figures_read(*, project_id: int, probe_run_id: int | None, total: int) -> tuple[dict, datetime | None]:
+    """(figures, when they were computed): ``scanned_figures`` now (None) for a project under
+    DASHBOARD_LIVE_MAX_IMAGES images; above that the stored ones the worker's sweep keeps fresh
+    (computed here once when none are stored yet)."""
+    if total < settings.DASHBOARD_LIVE_MAX_IMAGES:
+        return scanned_figures(project_id=project_id, probe_run_id=probe_run_id), None
+    row = DashboardFigures.objects.filter(project_id=project_id).first()
+    if row is None or "review_pending" not in row.figures:  # none yet, or stored by an older version
+        row = figures_refresh(project_id=project_id)
+    return row.figures, row.computed_at
+
+
+def figures_refresh(*, project_id: int) -> DashboardFigures:
+    """Compute a project's ``scanned_figures`` and store them with the project's fingerprint as it
+    was before the scan (a change during the scan makes the next sweep scan again)."""
+    fingerprint = project_fingerprint(project_id=project_id)
+    start = time.perf_counter()
+    figures = scanned_figures(project_id=project_id, probe_run_id=fingerprint["probe"])
+    row, _ = DashboardFigures.objects.update_or_create(
+        project_id=project_id,
+        defaults={
+            "figures": figures,
+            "fingerprint": fingerprint,
+            "computed_at": timezone.now(),
+            "compute_ms": round((time.perf_counter() - start) * 1000, 1),
+        },
+    )
+    return row
+
+
+def project_fingerprint(*, project_id: int) -> dict:
+    """What changes when a project's scanned figures may: its status counts and its current runs
+    (two small reads). Edits that move no status (a tag added to a submitted image, a decision on a
+    suggestion) are not in it: DASHBOARD_MAX_AGE_SECONDS bounds how late those show."""
+    state = ProjectModelState.objects.filter(project_id=project_id).values("probe_run_id", "detector_run_id").first()
+    counts = project_status_counts(project_id=project_id)
+    return {
+        "counts": counts,
+        "probe": state["probe_run_id"] if state else None,
+        "detector": state["detector_run_id"] if state else None,
+    }
+
+
+def figures_refresh_due() -> list[int]:
+    """The sweep's step: refresh the stored figures of every project of at least
+    DASHBOARD_LIVE_MAX_IMAGES images that has none, or whose figures are DASHBOARD_REFRESH_SECONDS
+    old and the project changed since, or DASHBOARD_MAX_AGE_SECONDS old. -> the projects refreshed."""
+    big = (
+        ProjectStatusCount.objects.values_list("project_id")
+        .annotate(n=Sum("count"))
+        .filter(n__gte=settings.DASHBOARD_LIVE_MAX_IMAGES)
+        .order_by("project_id")
+    )
+    stored = {
+        row.project_id: row
+        for row in DashboardFigures.objects.filter(project_id__in=[p for p, _ in big]).only(
+            "project_id", "fingerprint", "computed_at"
+        )
+    }
+    now = timezone.now()
+    refreshed = []
+    for project_id, _ in big:
+        row = stored.get(project_id)
+        if row is not None:
+            age = (now - row.computed_at).total_seconds()
+            if age < settings.DASHBOARD_REFRESH_SECONDS:
+                continue
+            if age < settings.DASHBOARD_MAX_AGE_SECONDS and row.fingerprint == _json_round_trip(
+                project_fingerprint(project_id=project_id)
+            ):
+                continue
+        figures_refresh(project_id=project_id)
+        refreshed.append(project_id)
+    return refreshed
+
+
+def _json_round_trip(value: dict) -> dict:
+    return json.loads(json.dumps(value))
+
+
+def progress(*, counts: dict[str, int], figures: dict) -> dict[str, int]:
     """Submitted / with suggestions / unlabeled / skipped. In-progress images count as unlabeled
     until submitted; "with suggestions" are unlabeled ones the current probe suggests a label for."""
-    counts = project_status_counts(project_id=project_id)
     unlabeled = sum(counts[s] for s in OPEN_STATUSES)
-    suggested = 0
-    if probe_run_id is not None:
-        suggested = (
-            Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
-            .values("image_id")
-            .distinct()
-            .count()
-        )
+    suggested = min(figures["with_suggestions"], unlabeled)  # stored figures may predate a submit
     return {
         "submitted": counts[ImageStatus.SUBMITTED],
         "with_suggestions": suggested,
@@ -87,24 +214,37 @@ def progress(*, project_id: int, probe_run_id: int | None) -> dict[str, int]:
     }
 
 
+def images_with_suggestions(*, probe_run_id: int | None) -> int:
+    """Unlabeled images the current probe confidently suggests at least one label for."""
+    if probe_run_id is None:
+        return 0
+    return (
+        Suggestion.objects.filter(run_id=probe_run_id, predicted=True, image__status__in=OPEN_STATUSES)
+        .values("image_id")
+        .distinct()
+        .count()
+    )
+
+
 def submissions_by_day(*, project_id: int) -> list[dict]:
-    """[{submitted_by, day, n}] over the project's life: one grouped query (an index-only scan of
-    image_project_submissions) that feeds both the progress-over-time and the annotator charts."""
-    return list(
-        Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
+    """[{submitted_by, day (ISO), n, boxes, tags}] over the project's life: one grouped query (an
+    index-only scan of image_project_submissions) that feeds both the progress-over-time and the
+    annotator charts."""
+    return [
+        {**row, "day": row["day"].isoformat()}
+        for row in Image.objects.filter(project_id=project_id, status=ImageStatus.SUBMITTED)
         .annotate(day=Day("submitted_at"))
         .values("submitted_by", "day")
         .annotate(n=Count("id"), boxes=Sum("box_count"), tags=Sum("human_tag_count"))
         .order_by("day")
-    )
+    ]
 
 
-def submitted_per_day(*, project_id: int, rows: list[dict] | None = None) -> list[dict]:
-    """[{day, submitted, cumulative}] over the project's life."""
+def submitted_per_day(*, rows: list[dict]) -> list[dict]:
+    """[{day, submitted, cumulative}] over the project's life, from ``submissions_by_day``'s rows."""
     per_day: dict[str, int] = {}
-    for row in rows if rows is not None else submissions_by_day(project_id=project_id):
-        day = row["day"].isoformat()
-        per_day[day] = per_day.get(day, 0) + row["n"]
+    for row in rows:
+        per_day[row["day"]] = per_day.get(row["day"], 0) + row["n"]
     total, out = 0, []
     for day in sorted(per_day):
         total += per_day[day]
@@ -112,44 +252,49 @@ def submitted_per_day(*, project_id: int, rows: list[dict] | None = None) -> lis
     return out
 
 
-def annotator_activity(*, project_id: int, since, submissions: list[dict] | None = None) -> dict:
+def annotator_activity(*, figures: dict, since) -> dict:
     """Per annotator and day since ``since``: the images they submitted, with the boxes and the
     tags people made on them (counted at the submit, from ``Image.box_count`` / ``human_tag_count``:
     no scan of the box table); per annotator: median seconds per image and suggestion accept rate."""
-    first_day = since.date()
+    first_day = since.date().isoformat()  # ISO days compare as text
     days: dict[tuple[int, str], dict] = {}
-    for row in submissions if submissions is not None else submissions_by_day(project_id=project_id):
+    for row in figures["submissions"]:
         if row["submitted_by"] is not None and row["day"] >= first_day:
-            days[(row["submitted_by"], row["day"].isoformat())] = {
+            days[(row["submitted_by"], row["day"])] = {
                 "images": row["n"],
                 "boxes": row["boxes"] or 0,
                 "tags": row["tags"] or 0,
             }
-    medians = median_seconds_per_image(project_id=project_id)
-    decisions = {
-        row["user"]: row
-        for row in SuggestionDecision.objects.filter(image__project_id=project_id)
-        .values("user")
-        .annotate(accepted=Count("id", filter=Q(decision=Decision.ACCEPTED)), decided=Count("id"))
-        .order_by()
-    }
+    medians = dict(figures["medians"])
+    decisions = {user_id: (accepted, decided) for user_id, accepted, decided in figures["user_decisions"]}
     user_ids = {u for u, _ in days} | set(medians) | {u for u in decisions if u is not None}
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
     people = []
     for user_id in sorted(user_ids, key=lambda u: names.get(u, "")):
-        d = decisions.get(user_id, {"accepted": 0, "decided": 0})
+        accepted, decided = decisions.get(user_id, (0, 0))
         people.append(
             {
                 "id": user_id,
                 "name": names.get(user_id, f"user {user_id}"),
                 "median_seconds": medians.get(user_id),
-                "accepted": d["accepted"],
-                "decided": d["decided"],
-                "accept_rate": round(d["accepted"] / d["decided"], 4) if d["decided"] else None,
+                "accepted": accepted,
+                "decided": decided,
+                "accept_rate": round(accepted / decided, 4) if decided else None,
             }
         )
     per_day = [{"user": user_id, "day": day, **values} for (user_id, day), values in sorted(days.items())]
     return {"people": people, "per_day": per_day}
+
+
+def decisions_by(*, project_id: int, field: str) -> list[list]:
+    """[[user or label id, accepted, decided]]: the decisions on the model's tag suggestions, ever."""
+    return [
+        list(row)
+        for row in SuggestionDecision.objects.filter(label__project_id=project_id)
+        .values_list(field)
+        .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id"))
+        .order_by(field)
+    ]
 
 
 def median_seconds_per_image(*, project_id: int) -> dict[int, float]:
@@ -212,11 +357,16 @@ def suggested_by_label(*, probe_run_id: int | None) -> dict[int, int]:
     )
 
 
-def label_counts(*, project_id: int, probe_run_id: int | None, suggested: dict[int, int] | None = None) -> list[dict]:
+def label_counts(*, project_id: int, probe_run_id: int | None, figures: dict | None = None) -> list[dict]:
     """Per label: boxes (and how many of them are occluded, truncated, difficult, or carry any
     attribute), images tagged by people, tags accepted from the model, and images the current probe
-    suggests it for (``suggested``: ``suggested_by_label``'s answer when the caller has it)."""
-    flags = ("occluded", "truncated", "difficult")
+    suggests it for (from ``figures``: ``scanned_figures``' answer when the caller has it)."""
+    if figures is None:
+        figures = {
+            "attributes": attribute_counts(project_id=project_id),
+            "tags": tag_counts(project_id=project_id),
+            "suggested": sorted(suggested_by_label(probe_run_id=probe_run_id).items()),
+        }
     out = {
         row["id"]: {
             "label": row["id"],
@@ -226,60 +376,78 @@ def label_counts(*, project_id: int, probe_run_id: int | None, suggested: dict[i
             "auto_tags": 0,
             "suggested": 0,
             "with_attributes": 0,
-            **dict.fromkeys(flags, 0),
+            **dict.fromkeys(ATTRIBUTE_FLAGS, 0),
         }
         for row in LabelClass.objects.filter(project_id=project_id).values("id")
     }
     for label_id, n in label_box_counts(project_id=project_id).items():  # counters, not a scan of the boxes
         out[label_id]["boxes"] = n
-    # Attribute counts: one grouped query over the boxes that have any (a box stores only the
-    # attributes that are set, so a key's presence counts), through the partial index of those boxes.
-    for row in (
+    # Figures stored by the worker may name a label deleted since: skipped.
+    for row in figures["attributes"]:
+        if row["label_id"] in out:
+            out[row["label_id"]].update({k: v for k, v in row.items() if k != "label_id"})
+    for label_id, human, model, auto in figures["tags"]:
+        if label_id in out:
+            out[label_id].update(human_tags=human, model_tags=model, auto_tags=auto)
+    for label_id, n in figures["suggested"]:
+        if label_id in out:
+            out[label_id]["suggested"] = n
+    return list(out.values())
+
+
+ATTRIBUTE_FLAGS = ("occluded", "truncated", "difficult")
+
+
+def attribute_counts(*, project_id: int) -> list[dict]:
+    """[{label_id, with_attributes, occluded, truncated, difficult}]: one grouped query over the
+    boxes that have any attribute (a box stores only the attributes that are set, so a key's
+    presence counts), through the partial index of those boxes."""
+    return list(
         Box.objects.filter(label__project_id=project_id)
         .exclude(attributes={})
         .values("label_id")
         .annotate(
-            with_attributes=Count("id"), **{f: Count("id", filter=Q(**{f"attributes__{f}": True})) for f in flags}
+            with_attributes=Count("id"),
+            **{f: Count("id", filter=Q(**{f"attributes__{f}": True})) for f in ATTRIBUTE_FLAGS},
         )
-        .order_by()
-    ):
-        out[row.pop("label_id")].update(row)
-    # Tags by people (in the editor or in bulk), accepted suggestions, and auto-accepted ones.
-    for label_id, human, model, auto in (
-        ImageTag.objects.filter(label__project_id=project_id)
+        .order_by("label_id")
+    )
+
+
+def tag_counts(*, project_id: int) -> list[list[int]]:
+    """[[label id, tags by people (in the editor or in bulk), accepted suggestions, auto-accepted]]."""
+    return [
+        list(row)
+        for row in ImageTag.objects.filter(label__project_id=project_id)
         .values_list("label_id")
         .annotate(
             h=Count("id", filter=Q(source__in=(Source.HUMAN, Source.HUMAN_BULK))),
             m=Count("id", filter=Q(source=Source.MODEL)),
             a=Count("id", filter=Q(source=Source.MODEL_AUTO)),
         )
-        .order_by()
-    ):
-        out[label_id].update(human_tags=human, model_tags=model, auto_tags=auto)
-    if suggested is None:
-        suggested = suggested_by_label(probe_run_id=probe_run_id)
-    for label_id, n in suggested.items():
-        out[label_id]["suggested"] = n
-    return list(out.values())
+        .order_by("label_id")
+    ]
 
 
-def suggestion_quality(*, project_id: int, probe_run_id: int | None, suggested: dict[int, int] | None = None) -> dict:
+def suggestion_quality(
+    *, project_id: int, probe_run_id: int | None, figures: dict | None = None, counts: dict[str, int] | None = None
+) -> dict:
     """Per label, side by side: the precision estimate behind its confident suggestions (the fit's
     out-of-fold counts plus the decisions on the current run's suggestions since: labeling/trust.py),
     its coverage (share of unlabeled images with a confident suggestion of it), the live accept
     rate (every decision ever taken) and the current probe's cross-validated AP and F1. Also the
     run's calibration error and learning curve; and auto-accept's figures: its threshold, the tags
-    it set and the audit of its random sample (confirmed of audited). Five queries."""
+    it set and the audit of its random sample (confirmed of audited). ``figures`` and ``counts``:
+    ``scanned_figures``' and ``project_status_counts``' answers when the caller has them."""
     from labeling.auto_accept import auto_accept_summary
     from labeling.trust import live_estimate
 
-    rows = {
-        label_id: (accepted, decided)
-        for label_id, accepted, decided in SuggestionDecision.objects.filter(label__project_id=project_id)
-        .values_list("label_id")
-        .annotate(a=Count("id", filter=Q(decision=Decision.ACCEPTED)), d=Count("id"))
-        .order_by()
-    }
+    if figures is None:
+        figures = {
+            "label_decisions": decisions_by(project_id=project_id, field="label_id"),
+            "suggested": sorted(suggested_by_label(probe_run_id=probe_run_id).items()),
+        }
+    rows = {label_id: (accepted, decided) for label_id, accepted, decided in figures["label_decisions"]}
     current = (
         {
             label_id: (accepted, decided)
@@ -298,7 +466,9 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None, suggested: 
     trust = metrics.get("trust") or {}
     by_name = {name: (ap, f1) for name, ap, f1 in zip(cv.get("labels", []), cv.get("ap", []), cv.get("f1", []))}
     fit = {entry.get("label_id"): entry for entry in trust.get("labels", [])}
-    coverage = confident_coverage(project_id=project_id, probe_run_id=probe_run_id, by_label=suggested)
+    counts = counts or project_status_counts(project_id=project_id)
+    unlabeled = sum(counts[s] for s in OPEN_STATUSES)
+    suggested = dict(figures["suggested"])
     auto = auto_accept_summary(project_id=project_id)
     labels = []
     for label_id, name in LabelClass.objects.filter(project_id=project_id).values_list("id", "name"):
@@ -325,9 +495,7 @@ def suggestion_quality(*, project_id: int, probe_run_id: int | None, suggested: 
                 "threshold": entry.get("threshold"),
                 "estimated_precision": estimate["precision"],
                 "precision_lower_bound": estimate["precision_lower_bound"],
-                "coverage": coverage["by_label"].get(label_id, 0) / coverage["unlabeled"]
-                if coverage["unlabeled"]
-                else None,
+                "coverage": min(suggested.get(label_id, 0) / unlabeled, 1.0) if unlabeled else None,
                 "auto_threshold": entry.get("auto_threshold"),
                 "auto_accepted": auto.get(label_id, {}).get("auto", 0),
                 "audited": auto.get(label_id, {}).get("audited", 0),
@@ -406,16 +574,6 @@ def box_quality(*, project_id: int, detector_run_id: int | None, labels: list[di
         **{f"{d}_rate": round(total[d] / n, 4) if n else None for d in BoxDecision.values},
         "labels": rows,
     }
-
-
-def confident_coverage(*, project_id: int, probe_run_id: int | None, by_label: dict[int, int] | None = None) -> dict:
-    """Unlabeled images, and per label how many of them hold a confident suggestion (``by_label``:
-    ``suggested_by_label``'s answer when the caller has it)."""
-    counts = project_status_counts(project_id=project_id)
-    unlabeled = sum(counts[s] for s in OPEN_STATUSES)
-    if by_label is None:
-        by_label = suggested_by_label(probe_run_id=probe_run_id)
-    return {"unlabeled": unlabeled, "by_label": by_label}
 
 
 RUN_LIST_FIELDS = (

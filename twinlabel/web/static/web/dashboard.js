@@ -71,6 +71,18 @@ const labelName = (id) => plain(labelsById.get(id)?.name ?? "–");
 const labelColour = (id) => labelsById.get(id)?.color ?? "#64748b";
 const fmt = (v, digits = 3) => (v == null ? "–" : Number(v).toFixed(digits));
 
+// A big project's counts of suggestions, submissions per day, tags, attributes and reviews come
+// from the worker's last computation (refreshed within a minute or two of a change): say when.
+function drawAsOf() {
+  const note = document.getElementById("figures-as-of");
+  note.hidden = !data.figures_as_of;
+  if (data.figures_as_of) {
+    const when = new Date(data.figures_as_of).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    note.textContent = `Submissions over time, label and suggestion counts, reviews and agreement as the worker computed them at ${when} ` +
+      "(this project is large; they are refreshed about every minute while it changes). Image counts by state are live (but for “with suggestions”).";
+  }
+}
+
 function drawProgress() {
   const p = data.progress;
   const keys = ["submitted", "with_suggestions", "unlabeled", "skipped"];
@@ -372,6 +384,7 @@ async function load() {
   try {
     data = await call(config.urls.data);
     labelsById = new Map(data.labels.map((l) => [l.id, l]));
+    drawAsOf();
     drawProgress();
     drawAnnotators();
     drawLabels();
