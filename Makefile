@@ -23,8 +23,11 @@ run: $(VENV)/.runtime
 	PYTHON=$(PY) $(PY) bin/up
 
 ## test: the whole suite (set REQUIRE_SERVICES=1 to fail, not skip, when Postgres/Redis/Chromium are missing)
+# (The test accounts' passwords are hashed with MD5, not PBKDF2's 0.3 s each: PASSWORD_HASHERS in twinlabel/settings.py.)
 test: $(VENV)/.dev
-	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} \
+	PASSWORD_HASHERS=$${PASSWORD_HASHERS:-django.contrib.auth.hashers.MD5PasswordHasher,django.contrib.auth.hashers.PBKDF2PasswordHasher} \
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## lint: the habits CI holds the code to: ruff (lint and format), import-linter's contracts (.importlinter), mypy --strict on the pure modules (mypy.ini)
 lint: $(VENV)/.dev

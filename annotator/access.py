@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import CharField, OuterRef, Subquery, Value
 from django.http import Http404
 
 from annotator.models import Membership, Project, Role
@@ -14,19 +15,36 @@ from annotator.models import Membership, Project, Role
 def project_for(
     *, user: AbstractBaseUser, project_id: int, roles: tuple[str, ...] | None = None
 ) -> tuple[Project, str]:
-    """The project and the user's role in it, or 404/403. ``roles=None`` admits any member."""
-    try:
-        project = Project.objects.get(pk=project_id)
-    except Project.DoesNotExist:
-        raise Http404("No such project.") from None
-    return project, project_role(user=user, project=project, roles=roles)
+    """The project and the user's role in it, or 404/403. ``roles=None`` admits any member.
+    One query: the role rides on the project's row."""
+    project = Project.objects.filter(pk=project_id).annotate(member_role=member_role(user, "pk")).first()
+    if project is None:
+        raise Http404("No such project.")
+    return project, project_role(user=user, project=project, roles=roles, role=project.member_role)
 
 
-def project_role(*, user: AbstractBaseUser, project: Project, roles: tuple[str, ...] | None = None) -> str:
-    """``project_for`` for a project already loaded (e.g. with its image): the role, or 404/403."""
+def member_role(user: AbstractBaseUser, project_field: str) -> Subquery | Value:
+    """The user's role in the project whose id is the outer row's ``project_field``, as an
+    expression to annotate a Project or an Image with (None for a non-member)."""
+    if user.is_superuser or not user.is_authenticated:  # a superuser needs no row; nobody else is a member
+        return Value(None, output_field=CharField())
+    return Subquery(
+        Membership.objects.filter(project_id=OuterRef(project_field), user_id=user.pk).order_by("id").values("role")[:1]
+    )
+
+
+_UNREAD = object()
+
+
+def project_role(
+    *, user: AbstractBaseUser, project: Project, roles: tuple[str, ...] | None = None, role=_UNREAD
+) -> str:
+    """``project_for`` for a project already loaded (e.g. with its image): the role, or 404/403.
+    ``role``: the membership's role when the caller read it with the row (``member_role``)."""
     if user.is_superuser:
         return Role.ADMIN
-    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    if role is _UNREAD:
+        role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     if role is None:
         raise Http404("No such project.")
     if roles is not None and role not in roles:

@@ -88,12 +88,13 @@ def image_page(
     )
 
 
-def annotation_state(*, image: Image) -> dict:
+def annotation_state(*, image: Image, written: tuple[list, list] | None = None) -> dict:
     """The annotation domain's part of what the annotate page needs of one image (docs/annotate-api.md):
-    the image, its boxes and tags, the review note. twinlabel.web.compose adds the model's part."""
+    the image, its boxes and tags, the review note. twinlabel.web.compose adds the model's part.
+    ``written``: the (Box, ImageTag) rows a save just wrote, so they are not read back."""
     from django.urls import reverse
 
-    boxes, tags = _boxes_and_tags(image)
+    boxes, tags = _written_state(*written) if written is not None else _boxes_and_tags(image)
     return {
         "image": {
             "id": image.id,
@@ -137,6 +138,19 @@ def _boxes_and_tags(image: Image) -> tuple[list[dict], list[dict]]:
                 {"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source, "attributes": attributes}
             )
     return boxes, tag_list
+
+
+def _written_state(boxes: list, tags: list) -> tuple[list[dict], list[dict]]:
+    """``_boxes_and_tags``' answer from the rows a save created (bulk_create gave them their ids, in
+    the order written: id order, as the read would give)."""
+    return (
+        [
+            {"id": b.id, "label": b.label_id, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
+            | {"source": b.source, "attributes": b.attributes}
+            for b in boxes
+        ],
+        [{"label": t.label_id, "source": t.source} for t in tags],
+    )
 
 
 # Tags a person set: one by one, or on a selection at once (annotator/services/bulk_tags.py).

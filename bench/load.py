@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 KINDS = ("queue_next", "put_annotations", "submit")
-PRETRAIN_CONFIG = {"resolution": 32, "epochs": 2000, "batch_size": 16, "projector": [64], "warmup_epochs": 0}
+PRETRAIN_CONFIG = {"resolution": 32, "epochs": 1000, "batch_size": 16, "projector": [64], "warmup_epochs": 0}
 
 
 def main() -> None:

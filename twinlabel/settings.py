@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from twinlabel.env import env_bool, env_credentials, env_float, env_int, env_list, env_str
@@ -121,6 +122,11 @@ def _databases() -> dict:
 DATABASES = _databases()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Password hashing: Django's own list (PBKDF2 first, about 0.3 s per hash on a 2-core machine) unless
+# PASSWORD_HASHERS names others, first the one new passwords get (e.g. Argon2, with argon2-cffi). The test
+# command (`make test`) puts Django's MD5 hasher first, so that each test user costs no 0.3 s: fast and
+# weak, for throw-away test accounts only, never on a server.
+PASSWORD_HASHERS = env_list("PASSWORD_HASHERS", list(global_settings.PASSWORD_HASHERS))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -354,6 +360,14 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # 0 turns it off.
 SWEEP_SECONDS = env_int("SWEEP_SECONDS", 30, minimum=0)
 SWEEP_RESEND_SECONDS = env_int("SWEEP_RESEND_SECONDS", 300, minimum=5)
+# The dashboard's figures that scan a project's rows (suggestions, submissions, tags, attributes,
+# reviews) are computed per request below DASHBOARD_LIVE_MAX_IMAGES images; from there on the sweep
+# computes them (twinlabel/web/dashboard.py: figures_refresh_due), when they are
+# DASHBOARD_REFRESH_SECONDS old and the project changed, or DASHBOARD_MAX_AGE_SECONDS old, and the
+# dashboard reads them (it shows when they were computed).
+DASHBOARD_LIVE_MAX_IMAGES = env_int("DASHBOARD_LIVE_MAX_IMAGES", 100_000, minimum=0)
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 60, minimum=0)
+DASHBOARD_MAX_AGE_SECONDS = env_int("DASHBOARD_MAX_AGE_SECONDS", 900, minimum=0)
 # Unreferenced media files older than the grace period are deleted by the sweep at most this often
 # (0: never; `manage.py media_gc` lists them, --delete deletes them).
 MEDIA_GC_SECONDS = env_int("MEDIA_GC_SECONDS", 3600, minimum=0)

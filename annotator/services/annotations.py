@@ -28,6 +28,7 @@ from annotator.services.locking import bump_version, lock_expiry
 from annotator.services.status_counts import label_box_counts_change, label_box_deltas, status_counts_change
 
 MAX_BOXES_PER_IMAGE = 10_000
+MODEL_BOX_SOURCES = (Source.MODEL, Source.MODEL_ADJUSTED)  # boxes that came from the detector's suggestions
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class BoxIn:
     w: float
     h: float
     attributes: dict = field(default_factory=dict, hash=False, compare=False)  # annotator/attributes.py
+    # The client says this is one of the model's boxes that a person moved, resized or relabeled
+    # (source "model_adjusted"); honoured only as far as the image held such boxes (_rows_and_before).
+    adjusted: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,16 @@ def clip_box(box: BoxIn, width: int, height: int) -> dict[str, float]:
 
 def annotation_save(
     *, image: Image, user: AbstractBaseUser, version: int, boxes: Iterable[BoxIn], tag_label_ids: Iterable[int]
-) -> None:
-    """Replace the image's boxes and tags with these, if ``version`` is still current."""
-    rows, tags = annotation_rows(image, user, list(boxes), list(tag_label_ids))
+) -> tuple[list[Box], list[ImageTag]]:
+    """Replace the image's boxes and tags with these, if ``version`` is still current. -> the rows
+    written, with their ids (an answer needs no re-read: selectors.annotation_state's ``written``)."""
+    rows, tags, before = _rows_and_before(image, user, list(boxes), list(tag_label_ids))
+    # ``before`` (the image's boxes per label, and whether it had tags) was read before the versioned
+    # write: every writer of boxes and tags moves the version, so when bump_version succeeds nobody
+    # changed them since (and the row lock keeps it so until commit).
+    changes = {label_id: -n for label_id, n in before.box_labels.items()}  # boxes per label: new - old
+    for row in rows:
+        changes[row.label_id] = changes.get(row.label_id, 0) + 1
     try:
         with transaction.atomic():
             bump_version(
@@ -144,13 +155,14 @@ def annotation_save(
                 human_tag_count=sum(t.source == "human" for t in tags),
                 **_extended_lock(image, user),
             )
-            label_box_counts_change(
-                changes=label_box_deltas(image_ids=[image.pk], new_label_ids=[b.label_id for b in rows])
-            )
-            Box.objects.filter(image=image).delete()
-            ImageTag.objects.filter(image=image).delete()
+            label_box_counts_change(changes={label_id: d for label_id, d in changes.items() if d})
+            if before.box_labels:  # nothing to delete on a first save: no round trip
+                Box.objects.filter(image=image).delete()
+            if before.tags:
+                ImageTag.objects.filter(image=image).delete()
             Box.objects.bulk_create(rows)
             ImageTag.objects.bulk_create(tags)
+        return rows, tags
     except IntegrityError:
         # A label was deleted between the check above and the insert (the foreign key is checked
         # at commit): nothing was saved; say which label is gone.
@@ -227,23 +239,33 @@ def image_box_add(*, image: Image, box: BoxIn, user: AbstractBaseUser | None, so
     return row
 
 
-def _kept_sources(image: Image) -> tuple[dict[int, str], dict[tuple, str]]:
+@dataclass(frozen=True)
+class _Before:
+    """What an image held before a save: {label id: boxes} and whether it had tags."""
+
+    box_labels: dict[int, int]
+    tags: bool
+
+
+def _kept_sources(image: Image) -> tuple[dict[int, str], dict[tuple, str], _Before]:
     """({label id: source} of the image's tags, {box key: source} of its boxes not drawn by a
-    person}) in one query (a UNION: this is on every save's path). A tag row has x = -1, which no
-    box has (box_inside_image_origin)."""
+    person}, what it held) in one query (a UNION: this is on every save's path). A tag row has
+    x = -1, which no box has (box_inside_image_origin)."""
     no = Value(-1.0, output_field=FloatField())
     tags = ImageTag.objects.filter(image=image).order_by().annotate(kx=no, ky=no, kw=no, kh=no)
-    boxes = Box.objects.filter(image=image).exclude(source="human").order_by()
+    boxes = Box.objects.filter(image=image).order_by()
     rows = tags.values_list("label_id", "source", "kx", "ky", "kw", "kh").union(
         boxes.values_list("label_id", "source", "x", "y", "w", "h"), all=True
     )
-    tag_sources, box_sources = {}, {}
+    tag_sources, box_sources, box_labels = {}, {}, {}
     for label_id, source, x, y, w, h in rows:
         if x < 0:
             tag_sources[label_id] = source
-        else:
+            continue
+        box_labels[label_id] = box_labels.get(label_id, 0) + 1
+        if source != "human":
             box_sources[_box_key(label_id, x, y, w, h)] = source
-    return tag_sources, box_sources
+    return tag_sources, box_sources, _Before(box_labels, bool(tag_sources))
 
 
 def _box_key(label_id: int, x: float, y: float, w: float, h: float) -> tuple:
@@ -368,6 +390,15 @@ def _extended_lock(image: Image, user: AbstractBaseUser) -> dict:
 def annotation_rows(
     image: Image, user: AbstractBaseUser, boxes: list[BoxIn], tag_label_ids: list[int]
 ) -> tuple[list[Box], list[ImageTag]]:
+    """The Box and ImageTag rows that replace the image's, checked (labels of the project, boxes in
+    the image, attributes the label defines), each keeping the source it had where it stays."""
+    rows, tags, _ = _rows_and_before(image, user, boxes, tag_label_ids)
+    return rows, tags
+
+
+def _rows_and_before(
+    image: Image, user: AbstractBaseUser, boxes: list[BoxIn], tag_label_ids: list[int]
+) -> tuple[list[Box], list[ImageTag], _Before]:
     if len(boxes) > MAX_BOXES_PER_IMAGE:
         raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
     specs = dict(image.project.labels.values_list("id", "attributes"))
@@ -376,12 +407,19 @@ def annotation_rows(
     if unknown:
         raise ValidationError(f"Unknown label id(s) for this project: {sorted(unknown)}.")
     # A box that stays where an accepted box suggestion put it keeps its source ("model" or
-    # "model_adjusted"): the client sends geometry only. Moved, it is the person's.
-    kept, kept_boxes = _kept_sources(image)
+    # "model_adjusted"): the client sends geometry only. Moved, resized or relabeled, it is
+    # "model_adjusted" when the client says so (``BoxIn.adjusted``), for at most as many boxes as the
+    # image held of the model's that no box keeps in place; else the person's.
+    kept, kept_boxes, before = _kept_sources(image)
+    geometries = [clip_box(b, image.width, image.height) for b in boxes]
+    keys = [_box_key(b.label_id, *g.values()) for b, g in zip(boxes, geometries)]
+    in_place = set(keys)
+    spare = sum(1 for key, source in kept_boxes.items() if source in MODEL_BOX_SOURCES and key not in in_place)
     rows = []
-    for b in boxes:
-        geometry = clip_box(b, image.width, image.height)
-        source = kept_boxes.get(_box_key(b.label_id, *geometry.values()), "human") if kept_boxes else "human"
+    for b, geometry, key in zip(boxes, geometries, keys):
+        source = kept_boxes.get(key, "human")
+        if source == "human" and b.adjusted and spare > 0:
+            source, spare = Source.MODEL_ADJUSTED.value, spare - 1
         rows.append(
             Box(
                 image=image,
@@ -398,4 +436,4 @@ def annotation_rows(
         ImageTag(image=image, label_id=label_id, author=user, source=kept.get(label_id, "human"))
         for label_id in dict.fromkeys(tag_label_ids)
     ]
-    return rows, tags
+    return rows, tags, before

@@ -26,16 +26,26 @@ def bump_version(image: Image, version: int, **changes) -> None:
     """The versioned write (StaleVersion when ``version`` is not the row's); ``image`` then holds what
     was written (callers answer with it, no re-read)."""
     row = Image.objects.filter(pk=image.pk, version=version)
-    # A savepoint when nested (two round trips): without one, a StaleVersion would poison a caller's
-    # transaction that goes on to read the current state for its 409 (tests/annotator/test_api_rest.py).
-    with transaction.atomic():
-        # A status change moves the project's counters from the status the row has now (locked:
-        # the queue changes status without a version bump, so the caller's copy may be old).
-        old = row.select_for_update().values_list("status", flat=True).first() if "status" in changes else None
-        if not row.update(version=F("version") + 1, **changes):
-            raise StaleVersion(image.pk)
-        if old is not None:
-            status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
+    # No savepoint when nested (it cost two round trips per save): nothing in this block raises on a
+    # stale version, so a caller's transaction that goes on to read the current state for its 409
+    # (tests/annotator/test_api_rest.py) is never marked for rollback; StaleVersion is raised after it.
+    with transaction.atomic(savepoint=False):
+        # A status change moves the project's counters from the status the row has now. The queue
+        # changes status without a version bump, so the caller's copy may be old: the write first
+        # assumes the status the caller read (one UPDATE, which PostgreSQL re-checks on the locked
+        # row), and only when that misses reads the row's status under a lock.
+        if "status" in changes:
+            old = image.status
+            written = row.filter(status=old).update(version=F("version") + 1, **changes)
+            if not written:
+                old = row.select_for_update().values_list("status", flat=True).first()
+                written = old is not None and row.update(version=F("version") + 1, **changes)
+            if written:
+                status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
+        else:
+            written = row.update(version=F("version") + 1, **changes)
+    if not written:
+        raise StaleVersion(image.pk)
     image.version = version + 1
     for field, value in changes.items():
         setattr(image, field, value)

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 
 from annotator.models import Box, Image, ImageStatus, LabelBoxCount, LabelClass, ProjectStatusCount
@@ -29,20 +29,41 @@ def status_counts_change(*, project_id: int, changes: dict[str, int]) -> None:
 
     Each status is kept in STATUS_COUNT_SHARDS rows, summed on read: a request updates the rows of
     its own shard (fixed per process and thread), so concurrent submits in one project do not all
-    queue on one row lock. Rows are updated in status order, so two transactions never take the
-    same two rows in opposite orders."""
+    queue on one row lock. Rows are updated in status order (the one UPDATE of a status change
+    walks the unique index (project, status, shard)), so two transactions never take the same two
+    rows in opposite orders."""
     shard = counter_shard()
-    for status, delta in sorted(changes.items()):
-        if not delta:
+    changes = {status: delta for status, delta in sorted(changes.items()) if delta}
+    moved: set[str] = set()
+    if len(changes) > 1:  # a status change moves two counters: one UPDATE ... RETURNING, not two
+        moved = _counters_add(project_id, shard, changes)
+    for status, delta in changes.items():
+        if status in moved:
             continue
         counter = ProjectStatusCount.objects.filter(project_id=project_id, status=status, shard=shard)
-        if counter.update(count=F("count") + delta):
-            continue
+        if len(changes) == 1 and counter.update(count=F("count") + delta):
+            continue  # (with more than one, the UPDATE above found no row: create it)
         try:
             with transaction.atomic():  # a savepoint: losing the race to create the row is fine
                 ProjectStatusCount.objects.create(project_id=project_id, status=status, shard=shard, count=delta)
         except IntegrityError:
             counter.update(count=F("count") + delta)
+
+
+def _counters_add(project_id: int, shard: int, changes: dict[str, int]) -> set[str]:
+    """Add the deltas to the shard's rows that exist, in one statement; -> the statuses it moved
+    (RETURNING: PostgreSQL, and SQLite from 3.35). A row missing (the shard's first change of that
+    status) is left to the caller, which creates it."""
+    table = connection.ops.quote_name(ProjectStatusCount._meta.db_table)
+    cases = " ".join("WHEN %s THEN %s" for _ in changes)
+    marks = ", ".join("%s" for _ in changes)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET count = count + CASE status {cases} ELSE 0 END "
+            f"WHERE project_id = %s AND shard = %s AND status IN ({marks}) RETURNING status",
+            [*(v for item in changes.items() for v in item), project_id, shard, *changes],
+        )
+        return {status for (status,) in cursor.fetchall()}
 
 
 def counter_shard() -> int:

@@ -83,14 +83,14 @@ def test_the_same_coco_imported_twice_at_once_gets_a_400(owner_client, race_with
 def test_a_label_deleted_while_boxes_with_it_are_saved_is_a_400(owner_client, monkeypatch):
     (image_id,) = add_images(owner_client.project, 1)
     bird = label_create(project=owner_client.project, name="bird")
-    real = annotation_services.annotation_rows
+    real = annotation_services._rows_and_before  # what annotation_save checks the labels with
 
     def validated_then_label_deleted(*args):
         result = real(*args)
         LabelClass.objects.filter(pk=bird.pk).delete()  # an admin deletes it meanwhile (no boxes yet)
         return result
 
-    monkeypatch.setattr(annotation_services, "annotation_rows", validated_then_label_deleted)
+    monkeypatch.setattr(annotation_services, "_rows_and_before", validated_then_label_deleted)
     response = owner_client.put(
         reverse("api_image_annotations", args=[image_id]),
         {"version": 1, "boxes": [{"label": bird.id, "x": 1, "y": 1, "w": 5, "h": 5}]},

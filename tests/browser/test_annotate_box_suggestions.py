@@ -166,3 +166,35 @@ def test_dragging_a_handle_of_the_ringed_suggestion_accepts_it_adjusted_and_u_ta
     assert _db_geometry(image_id) == [("dog", 180, 110, 120, 100, Source.MODEL_ADJUSTED)]
     assert _decisions(image_id) == {suggested[1].id: "adjusted"}
     assert page.console_errors == []
+
+
+def _until(read, expected, seconds: float = 15.0):
+    """``read()`` once it equals ``expected`` (the page saves a moment after an edit), else its last value."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    value = read()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
+
+
+def test_an_adjusted_box_dragged_or_nudged_again_stays_the_models(server, page):
+    """Issue 16: a second drag of an accepted box's handle stored it as "human"; the page now says
+    the box is the model's, adjusted, and the server checks that the image held one."""
+    project, ids, cat, dog, suggested = _project()
+    image_id = _open(page, server, project)
+    page.keyboard.press("Tab")
+    _drag_image(page, (120, 100), (150, 130))  # accepted, adjusted: 20, 20, 130 x 110
+    _settled(page, 1)
+    _click_image(page, 60, 60)  # selects that box
+    page.wait_for_function("() => twinlabel.store.selected !== null")
+    _drag_image(page, (150, 130), (170, 140))  # its south-east handle, again
+    expected = [("cat", 20, 20, 150, 120, Source.MODEL_ADJUSTED)]
+    assert _until(lambda: _db_geometry(image_id), expected) == expected
+    page.keyboard.press("ArrowRight")  # a nudge keeps it the model's too
+    expected = [("cat", 21, 20, 150, 120, Source.MODEL_ADJUSTED)]
+    assert _until(lambda: _db_geometry(image_id), expected) == expected
+    assert page.evaluate("twinlabel.store.boxes.map((b) => b.source)") == ["model_adjusted"]
+    assert page.console_errors == []

@@ -181,3 +181,45 @@ def test_decisions_below_the_labels_threshold_do_not_count_towards_its_precision
     assert BoxSuggestion.objects.get(pk=rows[1].id).predicted is True
     run.refresh_from_db()
     assert run.metrics["trust"]["labels"][0]["confident"] is True
+
+
+def _put(client, image_id: int, version: int, boxes: list[dict]) -> dict:
+    response = client.put(
+        f"/api/images/{image_id}/annotations/",
+        json.dumps({"version": version, "tags": [], "boxes": boxes}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_an_accepted_box_moved_again_stays_model_adjusted_and_a_claim_needs_a_model_box(client, team, suggested):
+    """Issue 16: a second drag of an accepted (adjusted) box kept it the model's; a box a person drew
+    cannot claim to be the model's beyond the model's boxes the image held."""
+    image, rows = suggested
+    assert _post(client, team.annotator, image.id, rows[0].id, "accept").status_code == 200
+    version = Image.objects.get(pk=image.id).version
+    box = {"label": team.cat.id, "x": 10, "y": 10, "w": 30, "h": 20}
+    # Left in place: still "model" (by its geometry, no claim needed).
+    state = _put(client, image.id, version, [box])
+    assert [b["source"] for b in state["boxes"]] == ["model"]
+    # Moved, with the page's claim: "model_adjusted"; moved again: still "model_adjusted".
+    state = _put(client, image.id, state["image"]["version"], [{**box, "x": 14, "source": "model_adjusted"}])
+    assert [b["source"] for b in state["boxes"]] == ["model_adjusted"]
+    state = _put(client, image.id, state["image"]["version"], [{**box, "x": 18, "w": 25, "source": "model_adjusted"}])
+    assert [(b["source"], b["x"], b["w"]) for b in state["boxes"]] == [("model_adjusted", 18.0, 25.0)]
+    assert list(Box.objects.filter(image=image).values_list("source", flat=True)) == ["model_adjusted"]
+    # Two claims where the image held one box of the model's: one honoured, the other is the person's.
+    drawn = {"label": team.dog.id, "x": 60, "y": 50, "w": 10, "h": 10, "source": "model_adjusted"}
+    state = _put(client, image.id, state["image"]["version"], [{**box, "x": 20, "source": "model_adjusted"}, drawn])
+    assert sorted(b["source"] for b in state["boxes"]) == ["human", "model_adjusted"]
+    # An image with none of the model's boxes honours no claim; a source that is not text is refused.
+    other = Image.objects.get(pk=team.ids[1])
+    state = _put(client, other.id, other.version, [drawn])
+    assert [b["source"] for b in state["boxes"]] == ["human"]
+    refused = client.put(
+        f"/api/images/{other.id}/annotations/",
+        json.dumps({"version": state["image"]["version"], "tags": [], "boxes": [{**drawn, "source": 3}]}),
+        content_type="application/json",
+    )
+    assert refused.status_code == 400 and "source" in refused.content.decode()

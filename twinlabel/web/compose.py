@@ -14,10 +14,10 @@ from labeling.models import CurationScore, ProjectModelState
 from labeling.selectors import current_model_view, image_box_suggestions, image_suggestions, suggested_as
 
 
-def annotation_state(*, image: Image) -> dict:
+def annotation_state(*, image: Image, written: tuple[list, list] | None = None) -> dict:
     """What the annotate page needs of one image (docs/annotate-api.md): the annotation domain's state
     with the current model's suggestions, the detector's box suggestions and the model's note, in the answer's documented key order."""
-    state = selectors.annotation_state(image=image)
+    state = selectors.annotation_state(image=image, written=written)
     review = state.pop("review")
     probe_run_id, detector_run_id, note = current_model_view(project_id=image.project_id)
     return {

@@ -114,3 +114,49 @@ def test_it_spreads_a_status_over_shard_rows_and_sums_them_on_read(monkeypatch, 
     status_counts_recount(project_id=project.id)  # no images: every counter back to zero
     assert project_status_counts(project_id=project.id)["total"] == 0
     assert set(rows.exclude(shard=0).values_list("count", flat=True)) == {0}
+
+
+def test_a_status_change_moves_both_counters_in_one_update_and_creates_a_missing_row(
+    settings, django_assert_num_queries
+):
+    """Both rows there: one UPDATE ... RETURNING moves them. One missing (the shard's first change of
+    that status): the UPDATE moves the other, and the missing one is created with its delta."""
+    from annotator.services.status_counts import status_counts_change
+
+    settings.STATUS_COUNT_SHARDS = 1
+    project = make_project()
+    status_counts_change(project_id=project.id, changes={"unlabeled": 5})  # only this row exists
+    with django_assert_num_queries(4):  # UPDATE ... RETURNING; then the missing row: SAVEPOINT, INSERT, RELEASE
+        status_counts_change(project_id=project.id, changes={"unlabeled": -2, "in_progress": 2})
+    counts = project_status_counts(project_id=project.id)
+    assert (counts["unlabeled"], counts["in_progress"], counts["total"]) == (3, 2, 5)
+    with django_assert_num_queries(1):  # both rows exist now
+        status_counts_change(project_id=project.id, changes={"unlabeled": 1, "in_progress": -1})
+    counts = project_status_counts(project_id=project.id)
+    assert (counts["unlabeled"], counts["in_progress"], counts["total"]) == (4, 1, 5)
+    assert ProjectStatusCount.objects.filter(project=project).count() == 2
+
+
+def test_a_save_on_a_stale_copy_of_the_status_moves_the_counters_from_the_rows_status():
+    """The queue changes an image's status without a version bump: a save made on a copy read before
+    that (status unlabeled, same version) must move the counters from the row's status (in progress),
+    not from the copy's."""
+    owner = make_user("owner")
+    project = make_project(owner=owner)
+    cat = project.labels.order_by("id").first()
+    (image_id,) = add_images(project, 1)
+    stale = _fresh(image_id)
+    assert stale.status == ImageStatus.UNLABELED
+    assert queue_next(project=project, user=owner).pk == image_id  # now in progress, same version
+    assert _fresh(image_id).version == stale.version
+    image_submit(image=stale, user=owner, version=stale.version)
+    assert _fresh(image_id).status == ImageStatus.SUBMITTED
+    assert project_status_counts(project_id=project.id) == _recount(project.id)
+    annotation_save(
+        image=_fresh(image_id),
+        user=owner,
+        version=_fresh(image_id).version,
+        boxes=[BoxIn(cat.id, 1, 1, 2, 2)],
+        tag_label_ids=[],
+    )
+    assert project_status_counts(project_id=project.id) == _recount(project.id)

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator.access import REVIEW_ROLES
+from annotator.models import Source
 from annotator.services import annotations, reviews
 from annotator.services.annotations import BoxIn, annotation_save
 from twinlabel.web import compose
@@ -26,6 +27,14 @@ class BoxSerializer(serializers.Serializer):
     y = serializers.FloatField()
     w = serializers.FloatField()
     h = serializers.FloatField()
+    source = serializers.CharField(
+        required=False,
+        help_text=(
+            "“model_adjusted” for one of the model's boxes a person moved, resized or relabeled (kept as such "
+            "for as many boxes as the image held of the model's); any other value is ignored: a box left in place "
+            "keeps its source."
+        ),
+    )
     attributes = serializers.DictField(
         required=False,
         help_text=(
@@ -41,7 +50,15 @@ class BoxSerializer(serializers.Serializer):
         if not isinstance(attributes, dict):
             raise BadRequest('A box\'s “attributes” must be an object, e.g. {"occluded": true}.')
         label = common.int_field(data.get("label"), "label")
-        return BoxIn(label, *(_coordinate(data.get(k), k) for k in "xywh"), attributes=attributes)
+        source = data.get("source", "human")
+        if not isinstance(source, str):
+            raise BadRequest("A box's “source” must be text, e.g. “model_adjusted”.")
+        return BoxIn(
+            label,
+            *(_coordinate(data.get(k), k) for k in "xywh"),
+            attributes=attributes,
+            adjusted=source == Source.MODEL_ADJUSTED,
+        )
 
 
 def _coordinate(value, what: str) -> float:
@@ -107,9 +124,10 @@ def image_annotations(request: Request, image_id: int) -> Response:
     """GET: the image's boxes, tags and suggestions. PUT {version, boxes, tags}: replace them
     (409 with the current state when ``version`` is stale)."""
     image = common.image_for(request, image_id, write=request.method == "PUT")
-    if request.method == "PUT":
-        annotation_save(image=image, user=request.user, **read(AnnotationsInSerializer, request))
-    return Response(compose.annotation_state(image=image))  # the service left image as written
+    written = None
+    if request.method == "PUT":  # the answer shows the rows written, not a re-read of them
+        written = annotation_save(image=image, user=request.user, **read(AnnotationsInSerializer, request))
+    return Response(compose.annotation_state(image=image, written=written))  # the service left image as written
 
 
 def _finish(request: Request, image_id: int, service) -> Response:

@@ -11,14 +11,18 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404
 from rest_framework.request import Request
 
-from annotator.access import ANNOTATE_ROLES, project_role
+from annotator.access import ANNOTATE_ROLES, member_role, project_role
 from annotator.models import Image
 from twinlabel.web.api.errors import BadRequest, TooLarge
 
 
 def image_for(request: Request, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:
-    image = get_object_or_404(Image.objects.select_related("project"), pk=image_id)
-    project_role(user=request.user, project=image.project, roles=roles if write else None)  # no second fetch
+    # One query: the image, its project and the user's role in it (no second fetch).
+    image = get_object_or_404(
+        Image.objects.select_related("project").annotate(member_role=member_role(request.user, "project_id")),
+        pk=image_id,
+    )
+    project_role(user=request.user, project=image.project, roles=roles if write else None, role=image.member_role)
     return image
 
 

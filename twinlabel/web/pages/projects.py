@@ -17,6 +17,7 @@ from annotator.formats import registry
 from annotator.services.images import import_limits
 from annotator.services.duplicates import project_set_queue_duplicates
 from annotator.services.projects import project_create, project_set_overlap
+from twinlabel.web import dashboard
 from twinlabel.web.links import url_template
 from twinlabel.web.pages.labels import _with_attributes_text
 
@@ -39,6 +40,10 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = project_for(user=request.user, project_id=project_id)
+    counts = selectors.project_status_counts(project_id=project.id)
+    reviews = dashboard.review_figures(
+        project_id=project.id, total=counts["total"], with_agreement=bool(project.overlap_fraction)
+    )
     return render(
         request,
         "web/project_detail.html",
@@ -48,11 +53,12 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
             "is_admin": role == "admin",
             "can_annotate": role in ANNOTATE_ROLES,
             "can_review": role in REVIEW_ROLES,
-            "review_pending": selectors.review_pending_count(project_id=project.id),
-            "review_stats": selectors.review_stats(project_id=project.id),
-            "agreement": selectors.agreement_stats(project_id=project.id) if project.overlap_fraction else [],
+            "review_pending": reviews["review_pending"],
+            "review_stats": reviews["review_stats"],
+            "agreement": reviews["agreement"],
+            "reviews_as_of": reviews["as_of"],
             "overlap_percent": round(project.overlap_fraction * 100, 1),
-            "counts": selectors.project_status_counts(project_id=project.id),
+            "counts": counts,
             "labels": [_with_attributes_text(label) for label in project.labels.all()],
             "refit_every": settings.PROBE_REFIT_EVERY,
             "recent": selectors.recent_images(project_id=project.id),

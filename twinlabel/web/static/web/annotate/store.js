@@ -111,11 +111,16 @@ export class Store extends EventTarget {
     return Object.freeze({ cid: this.nextCid++, label, x, y, w, h, source, attributes: Object.freeze({ ...attributes }) });
   }
 
-  // What a PUT sends: the full state, in image pixels; a box's attributes only when it has any.
+  // What a PUT sends: the full state, in image pixels; a box's attributes only when it has any, and
+  // its source when it is one of the model's boxes that a person adjusted (the server keeps a box that
+  // stayed where it was by its geometry, and checks such a claim against the model's boxes it held).
   serialize() {
     return {
-      boxes: this.boxes.map(({ label, x, y, w, h, attributes }) => (Object.keys(attributes).length
-        ? { label, x, y, w, h, attributes } : { label, x, y, w, h })),
+      boxes: this.boxes.map(({ label, x, y, w, h, attributes, source }) => ({
+        label, x, y, w, h,
+        ...(Object.keys(attributes).length ? { attributes } : {}),
+        ...(source === "model_adjusted" ? { source } : {}),
+      })),
       tags: [...this.tags].sort((a, b) => a - b),
     };
   }
@@ -333,14 +338,16 @@ export class Store extends EventTarget {
   relabel(cid, label) {
     const box = this.box(cid);
     if (!box || box.label === label) return;
-    this.commit(() => this.replace(cid, { label, attributes: Object.freeze(this.attributesFor(label, box.attributes)) }));
+    this.commit(() => this.replace(cid, {
+      label, attributes: Object.freeze(this.attributesFor(label, box.attributes)), ...adjusted(box),
+    }));
   }
 
   nudge(cid, dx, dy) {
     const box = this.box(cid);
     if (!box) return;
     const r = moveRect(box, dx, dy, this.image.width, this.image.height);
-    if (!sameRect(r, box)) this.commit(() => this.replace(cid, r));
+    if (!sameRect(r, box)) this.commit(() => this.replace(cid, { ...r, ...adjusted(box) }));
   }
 
   toggleTag(label) {
@@ -358,7 +365,8 @@ export class Store extends EventTarget {
   }
 
   previewBox(cid, rect) {
-    this.replace(cid, this.clip(rect));
+    const box = this.box(cid);
+    this.replace(cid, { ...this.clip(rect), ...(box ? adjusted(box) : {}) });
     this.emit("boxes", { preview: true });
   }
 
@@ -371,6 +379,7 @@ export class Store extends EventTarget {
       this.pushHistory(g.before);
       this.changed();
     } else {
+      if (now && g.start) this.replace(g.cid, { source: g.start.source });  // a drag that moved nothing adjusted nothing
       this.emit("boxes");
     }
   }
@@ -465,6 +474,12 @@ export class Store extends EventTarget {
   clip(rect) {
     return clipRect(rect, this.image.width, this.image.height);
   }
+}
+
+// One of the model's boxes (accepted as suggested, or adjusted) that a person moves, resizes or
+// relabels stays the model's, adjusted: "model_adjusted", not "human".
+function adjusted(box) {
+  return box.source === "model" || box.source === "model_adjusted" ? { source: "model_adjusted" } : {};
 }
 
 // A box as the server and this page both know it: its label and geometry (ids differ).
