@@ -73,16 +73,21 @@ def _cpu_name() -> str:
 
 
 def _git_commit() -> str:
-    try:
+    """The short commit, with "+dirty" when code differs from it (changed or new files outside
+    bench/results/, whose own figures change with every run): a figure then came from a tree that
+    no commit holds."""
+
+    def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=True,
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, check=True
         ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", ":/", ":(exclude,top)bench/results")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return commit + ("+dirty" if changed else "")
 
 
 def django_setup(**env: str) -> Path:

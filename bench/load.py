@@ -8,6 +8,13 @@ annotations (1 box + 2 tags), POST submit. Reports requests/s, images/s, p50/p95
 kind and overall, the error count (any non-2xx or failed request), and whether the pretraining was
 running through the window (its status and step before and after). Target: 0 errors, p95 < 100 ms.
 
+With ``--think``, how annotators arrive matters (``--arrivals``): ``staggered`` (the default) starts
+each annotator at a random moment of the first think period and draws each think time uniformly from
+0.5-1.5x ``--think`` (the same mean; seeded), as independent people work and as load tools model them
+(Locust's ``between``); ``lockstep`` starts all of them at once and waits exactly ``--think``, so the
+annotators' requests keep arriving in bursts of up to ``--annotators`` at once (a worst case: twenty
+people pressing submit in the same millisecond every two seconds). Both are reported apart.
+
 A fresh project of ``--images`` image rows (bulk rows sharing one small PNG) is built each run; the
 pretraining runs on a second project of 64 real small images with a config that outlasts the window,
 and is cancelled at the end. Broker: Redis (CELERY_BROKER_URL, default redis://127.0.0.1:6379/11).
@@ -19,6 +26,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -43,6 +51,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="seconds each annotator waits after each image (0: back to back, the worst case)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=("staggered", "lockstep"),
+        default="staggered",
+        help="with --think: random start and think of 0.5-1.5x (staggered), or all at once (lockstep)",
     )
     parser.add_argument(
         "--worker-threads", type=int, default=1, help="torch threads of the pretraining worker (OMP_NUM_THREADS)"
@@ -89,7 +103,7 @@ def main() -> None:
         cpu_before = _cpu(web.process.pid, worker.process.pid)
         sampler = WaitSampler(args.seconds)
         sampler.start()
-        results = _load(port, project.id, labels, tokens, args.seconds, args.think)
+        results = _load(port, project.id, labels, tokens, args.seconds, args.think, args.arrivals)
         sampler.join(10)
         cpu = {k: round(v - cpu_before[k], 1) for k, v in _cpu(web.process.pid, worker.process.pid).items()}
         after = _run_state(run.id)
@@ -100,7 +114,7 @@ def main() -> None:
     figures["postgresql_active_backends"] = sampler.summary()
     _print(figures)
     suffix = (f"_{args.annotators}annotators" if args.annotators != 20 else "") + (
-        f"_think{args.think:g}s" if args.think else ""
+        f"_think{args.think:g}s" + ("_lockstep" if args.arrivals == "lockstep" else "") if args.think else ""
     )
     write_result("load_postgresql" + suffix, figures)  # the default run is load_postgresql.json
     del work
@@ -257,9 +271,22 @@ class WaitSampler(threading.Thread):
 class Annotator(threading.Thread):
     """One simulated annotator: next image, save 1 box + 2 tags, submit; until the window closes."""
 
-    def __init__(self, port: int, project_id: int, labels: list[int], token: str, stop_at: float, think: float):
+    def __init__(
+        self,
+        port: int,
+        project_id: int,
+        labels: list[int],
+        token: str,
+        stop_at: float,
+        think: float,
+        *,
+        staggered: bool = False,
+        seed: int = 0,
+    ):
         super().__init__(daemon=True)
         self.port, self.project_id, self.labels, self.stop_at, self.think = port, project_id, labels, stop_at, think
+        self.staggered = staggered
+        self.random = random.Random(seed)
         self.headers = {
             "Authorization": f"Token {token}",
             "Content-Type": "application/json",
@@ -303,6 +330,8 @@ class Annotator(threading.Thread):
 
     def run(self) -> None:
         box_label, tags = self.labels[0], self.labels[1:3]
+        if self.think and self.staggered:
+            self._wait(self.random.uniform(0, self.think))  # people do not all start in the same instant
         while time.monotonic() < self.stop_at:
             answer = self.call(
                 "queue_next", "POST", f"/api/projects/{self.project_id}/queue/next/", {"order": "sequential"}
@@ -332,13 +361,27 @@ class Annotator(threading.Thread):
             ):
                 self.images += 1
             if self.think:
-                time.sleep(min(self.think, max(0.0, self.stop_at - time.monotonic())))
+                self._wait(self.think * self.random.uniform(0.5, 1.5) if self.staggered else self.think)
         self.connection.close()
 
+    def _wait(self, seconds: float) -> None:
+        time.sleep(min(seconds, max(0.0, self.stop_at - time.monotonic())))
 
-def _load(port: int, project_id: int, labels: list[int], tokens: list[str], seconds: float, think: float) -> dict:
+
+def _load(
+    port: int,
+    project_id: int,
+    labels: list[int],
+    tokens: list[str],
+    seconds: float,
+    think: float,
+    arrivals: str = "staggered",
+) -> dict:
     start = time.monotonic()
-    annotators = [Annotator(port, project_id, labels, token, start + seconds, think) for token in tokens]
+    annotators = [
+        Annotator(port, project_id, labels, token, start + seconds, think, staggered=arrivals == "staggered", seed=i)
+        for i, token in enumerate(tokens)
+    ]
     for annotator in annotators:
         annotator.start()
     for annotator in annotators:
@@ -376,6 +419,7 @@ def _figures(results: dict, args, before: dict, after: dict) -> dict:
         "database": "postgresql",
         "annotators": args.annotators,
         "think_s": args.think,
+        "arrivals": args.arrivals if args.think else "back to back",
         "window_s": args.seconds,
         "elapsed_s": round(elapsed, 1),
         "project_images": args.images,
