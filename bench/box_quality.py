@@ -33,6 +33,7 @@ import torch
 from PIL import Image as PILImage
 
 from bench._util import machine_load, pretrain_timed, write_result
+from labeling.config import DETECTOR_PRESETS
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.cache import decode_square
 from labeling.ml.detector import DetectorConfig, predict, train_detector, training_set
@@ -41,11 +42,8 @@ from labeling.ml.train import PretrainConfig, Runtime
 
 SEED = 0
 SOURCE_PX = 256  # the demo project's scene size (the family's own, set by main)
-# Detector settings per preset; the BT pretraining is the app's preset with the budget below.
-DETECTOR = {
-    "cpu": {"size": 128, "fpn_channels": 64, "steps": 200, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
-    "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
-}
+# Detector settings per preset: the app's own; the BT pretraining is the app's preset with the budget below.
+DETECTOR = DETECTOR_PRESETS
 
 
 FAMILY = "demo"

@@ -66,8 +66,13 @@ def pretrain_defaults(*, kind: str | None = None) -> dict:
 
 # A detector fit's settings per worker device (labeling.ml.detector.DetectorConfig's fields); the
 # run stores what it was queued with. bench/box_quality.py measured these (bench/results/box_quality_*.json).
+# CPU steps: held-out AP50 at 200 images (Barlow Twins backbone / random) was 0.14 / 0.18 at 200
+# steps (box_quality_cpu.json), 0.35 / 0.36 at 800 (box_quality_cpu_n200_steps800.json; the app's own
+# fit in box_actions.json: 0.45, 102 s on an idle 2-core machine) and 0.38 / 0.49 at 2,000
+# (box_quality_cpu_n200_steps2000_quiet.json, 4-4.5 minutes). 800 takes most of the gain in a
+# quarter of the time: a worker of concurrency 1 holds the probe's refits behind a detector fit.
 DETECTOR_PRESETS: dict[str, dict] = {
-    "cpu": {"size": 128, "fpn_channels": 64, "steps": 200, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
+    "cpu": {"size": 128, "fpn_channels": 64, "steps": 800, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
     "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
 }
 
