@@ -42,9 +42,12 @@ SEED = 0
 
 
 def _features(backbone, images: np.ndarray) -> np.ndarray:
+    """The features the app's probe reads on a CPU worker (the CPU preset's feature options)."""
+    from labeling.config import feature_options
     from labeling.ml.embed import embed_images
+    from labeling.ml.presets import PRESETS
 
-    return embed_images(backbone, images, device="cpu")
+    return embed_images(backbone, images, device="cpu", **feature_options(PRESETS["cpu"]))
 
 
 def _pretrained(images: np.ndarray, budget: float):
@@ -89,13 +92,22 @@ def _square(images: list, resolution: int = 32) -> np.ndarray:
 
 
 def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3) -> dict:
-    from labeling.ml.curation import likely_mistakes
+    """Per feature set: the share of the flipped images in the top 10 % of the app's ranking
+    (likely_mistakes), and of each candidate ranking on the same out-of-fold scores."""
+    from labeling.ml.curation import label_doubt, likely_mistakes
+    from labeling.ml.metrics import average_precision, rank
     from labeling.ml.probe import fit_probe
 
     n, top = len(labels), len(labels) // 10
+    rankings = {
+        "app": lambda y, oof: likely_mistakes(y, oof).score,
+        "self_confidence": lambda y, oof: 1 - np.nanmin(np.where(y > 0.5, oof, 1 - oof), axis=1),
+        "likelihood_ratio": lambda y, oof: np.nanmax(label_doubt(y, oof), axis=1),
+    }
     out: dict = {}
     for name, x in features.items():
-        shares = []
+        shares: dict[str, list[float]] = {r: [] for r in rankings}
+        maps = []
         for flip in range(flips):
             rng = np.random.default_rng((SEED, flip))
             flipped = rng.choice(n, n // 20, replace=False)
@@ -103,10 +115,15 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
             columns = rng.integers(0, y.shape[1], len(flipped))
             y[flipped, columns] = 1 - y[flipped, columns]
             probe = fit_probe(x.astype(np.float32), y)
-            ranked = np.argsort(-likely_mistakes(y, probe.oof_scores).score, kind="stable")
-            shares.append(float(np.isin(flipped, ranked[:top]).mean()))
-        out[name] = {"flipped_in_top_10pct": shares, "mean": round(float(np.mean(shares)), 3)}
-        print(f"mistakes, {name}: flipped images in the top 10 %: {shares}", flush=True)
+            maps.append(round(float(np.nanmean(average_precision(rank(labels, probe.oof_scores)))), 3))
+            for r, order in rankings.items():
+                ranked = np.argsort(-np.nan_to_num(order(y, probe.oof_scores), nan=-np.inf), kind="stable")
+                shares[r].append(float(np.isin(flipped, ranked[:top]).mean()))
+        out[name] = {
+            "oof_map_against_the_true_labels": maps,
+            **{r: {"flipped_in_top_10pct": v, "mean": round(float(np.mean(v)), 3)} for r, v in shares.items()},
+        }
+        print(f"mistakes, {name}: oof mAP {maps}; flipped images in the top 10 %: {out[name]}", flush=True)
     return out
 
 
