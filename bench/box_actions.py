@@ -25,7 +25,9 @@ to the ground truth of the same label, then, in the page's order (A and R move t
 - 0.3 <= IoU < 0.7: adjusted: the worse corner handle of the ringed suggestion dragged to the truth
   (that accepts it as "model_adjusted"); when the other corner is off by more than a pixel too, a
   click selects the new box and a drag moves that handle;
-- otherwise: rejected (R); a ground-truth box nothing matched is drawn as in ``scratch``.
+- otherwise: rejected (R), or with ``--wrong skip`` left undecided (Tab moves past it when a box
+  after it is needed; Enter submits without deciding the rest): a ground-truth box nothing matched is
+  drawn as in ``scratch``. Skipping records no rejection, so the app learns nothing from it.
 
 Ringing a suggestion costs one Tab (or Shift+Tab) press per step, or a click on it where that is
 fewer. Enter submits. Counted: drags (one press-move-release each), clicks, key presses. Seconds:
@@ -105,14 +107,16 @@ def main() -> None:
         page.on("pageerror", lambda e: errors.append(str(e)))
         browser_log_in(page, url, user.username, password)
         for name, (project, ids) in projects.items():
-            conditions[name] = _annotate_all(page, url, project, ids, use_suggestions=name != "scratch")
+            conditions[name] = _annotate_all(
+                page, url, project, ids, use_suggestions=name != "scratch", wrong=args.wrong
+            )
             print(name, json.dumps(conditions[name]["summary"]))
         browser.close()
     figures = {
         "images": args.images,
         "scene_size": list(SIZE),
         "ground_truth_boxes": sum(len(_truth(i)) for i in bench),
-        "rules": {"accept_iou": ACCEPT_IOU, "adjust_iou": [ADJUST_IOU, ACCEPT_IOU]},
+        "rules": {"accept_iou": ACCEPT_IOU, "adjust_iou": [ADJUST_IOU, ACCEPT_IOU], "wrong": args.wrong},
         "klm_seconds_per_action": KLM,
         "imported_noise": {
             "synthetic": True,
@@ -128,7 +132,7 @@ def main() -> None:
         "page_errors": errors,
         "load": machine_load(load),
     }
-    write_result("box_actions", figures)
+    write_result("box_actions" + ("_skip_wrong" if args.wrong == "skip" else ""), figures)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +368,7 @@ class Annotator:
         )
 
 
-def _annotate_all(page, url, project, bench: dict[int, int], *, use_suggestions: bool) -> dict:
+def _annotate_all(page, url, project, bench: dict[int, int], *, use_suggestions: bool, wrong: str = "reject") -> dict:
     first = min(bench)
     page.goto(f"{url}/projects/{project.id}/annotate/?image={first}")
     page.wait_for_selector("#annotate-app.ready")
@@ -376,7 +380,7 @@ def _annotate_all(page, url, project, bench: dict[int, int], *, use_suggestions:
         page.wait_for_function("() => !twinlabel.session.busy")
         started = time.perf_counter()
         actor = Annotator(page)
-        outcome = _annotate_one(actor, _truth(bench[image_id]), use_suggestions)
+        outcome = _annotate_one(actor, _truth(bench[image_id]), use_suggestions, wrong)
         actor.key("Enter", "submit")
         done.add(image_id)
         if len(done) < len(bench):
@@ -400,14 +404,16 @@ def _annotate_all(page, url, project, bench: dict[int, int], *, use_suggestions:
     return {"images": images, "summary": _summary(images)}
 
 
-def _annotate_one(actor: Annotator, truth, use_suggestions: bool) -> dict:
+def _annotate_one(actor: Annotator, truth, use_suggestions: bool, wrong: str = "reject") -> dict:
     state = actor.state()
     name_of = {label["id"]: label["name"] for label in state["labels"]}
     plan = _plan(state["shown"], truth, name_of) if use_suggestions else {}
+    if wrong == "skip":  # wrong boxes are left undecided: only the useful ones are acted on
+        plan = {sid: step for sid, step in plan.items() if step[1] != "reject"}
     missing = [t for k, t in enumerate(truth) if k not in {m for m, _ in plan.values() if m is not None}]
     kinds = {"accept": 0, "adjust": 0, "reject": 0, "draw": len(missing)}
     confident = [s["id"] for s in state["shown"] if s["predicted"]]
-    if confident and all(plan[i][1] == "accept" for i in confident):
+    if confident and all(plan.get(i, (None, "skip"))[1] == "accept" for i in confident):
         actor.key("Shift+A", "accept")
         actor.settle(state["decided"] + len(confident))
         kinds["accept"] += len(confident)
@@ -628,6 +634,12 @@ def _args() -> argparse.Namespace:
     p.add_argument("--train", type=int, default=120, help="submitted images the detector trains on")
     p.add_argument("--steps", type=int, default=None, help="detector steps (default: the CPU preset's)")
     p.add_argument("--no-detector", dest="detector", action="store_false")
+    p.add_argument(
+        "--wrong",
+        choices=("reject", "skip"),
+        default="reject",
+        help="what the annotator does with a wrong suggestion: R, or leave it (box_actions_skip_wrong.json)",
+    )
     return p.parse_args()
 
 
