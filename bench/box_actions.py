@@ -26,8 +26,9 @@ to the ground truth of the same label, then, in the page's order (A and R move t
   (that accepts it as "model_adjusted"); when the other corner is off by more than a pixel too, a
   click selects the new box and a drag moves that handle;
 - otherwise: rejected (R), or with ``--wrong skip`` left undecided (Tab moves past it when a box
-  after it is needed; Enter submits without deciding the rest): a ground-truth box nothing matched is
-  drawn as in ``scratch``. Skipping records no rejection, so the app learns nothing from it.
+  after it is needed; Enter submits without deciding the rest) unless it lies within 8 px of a box
+  to adjust (its handles would be in the way: then R); a ground-truth box nothing matched is drawn
+  as in ``scratch``. A skipped box records no rejection, so the app learns nothing from it.
 
 Ringing a suggestion costs one Tab (or Shift+Tab) press per step, or a click on it where that is
 fewer. Enter submits. Counted: drags (one press-move-release each), clicks, key presses. Seconds:
@@ -408,8 +409,13 @@ def _annotate_one(actor: Annotator, truth, use_suggestions: bool, wrong: str = "
     state = actor.state()
     name_of = {label["id"]: label["name"] for label in state["labels"]}
     plan = _plan(state["shown"], truth, name_of) if use_suggestions else {}
-    if wrong == "skip":  # wrong boxes are left undecided: only the useful ones are acted on
-        plan = {sid: step for sid, step in plan.items() if step[1] != "reject"}
+    if wrong == "skip":  # wrong boxes are left undecided, except those in the way of a box to adjust
+        adjusting = [s for s in state["shown"] if plan.get(s["id"], (None, ""))[1] == "adjust"]
+        plan = {
+            sid: step
+            for sid, step in plan.items()
+            if step[1] != "reject" or any(_overlaps(_shown(state, sid), a) for a in adjusting)
+        }
     missing = [t for k, t in enumerate(truth) if k not in {m for m, _ in plan.values() if m is not None}]
     kinds = {"accept": 0, "adjust": 0, "reject": 0, "draw": len(missing)}
     confident = [s["id"] for s in state["shown"] if s["predicted"]]
@@ -503,6 +509,20 @@ def _click_point(state: dict, target: int) -> tuple[float, float] | None:
                 continue
             return x, y
     return None
+
+
+def _shown(state: dict, sid: int) -> dict:
+    return next(s for s in state["shown"] if s["id"] == sid)
+
+
+def _overlaps(a: dict, b: dict, margin: float = 8.0) -> bool:
+    """Whether two boxes (with ``margin`` px around them, the handles' reach) overlap."""
+    return (
+        a["x"] - margin < b["x"] + b["w"] + margin
+        and b["x"] - margin < a["x"] + a["w"] + margin
+        and a["y"] - margin < b["y"] + b["h"] + margin
+        and b["y"] - margin < a["y"] + a["h"] + margin
+    )
 
 
 def _inside(r: dict, x: float, y: float, slack: float = 0.0) -> bool:
