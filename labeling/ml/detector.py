@@ -375,11 +375,14 @@ def train_detector(
     if n == 0:
         raise ValueError("nothing to train on")
     device = torch.device(runtime.device)
-    if config.recalibrate_bn:
-        backbone = backbone if backbone is not None else resnet18_backbone(small_stem=config.small_stem)
-        recalibrate_batchnorm(backbone, data.pixels, device=device)
-    with torch.random.fork_rng(devices=[]):  # the new pyramid and head start the same for a seed
+    with torch.random.fork_rng(devices=[]):  # a random backbone, the pyramid and the head start the same for a seed
         torch.manual_seed(config.seed)
+        if backbone is None:
+            backbone = resnet18_backbone(small_stem=config.small_stem)
+    if config.recalibrate_bn:
+        recalibrate_batchnorm(backbone, data.pixels, device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
         model = build_detector(config, backbone).to(device)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
     step, losses = _resume(runtime.checkpoint_path, config, model, optimizer, device)
