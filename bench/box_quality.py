@@ -33,11 +33,11 @@ import torch
 from PIL import Image as PILImage
 
 from bench._util import machine_load, pretrain_timed, write_result
-from labeling.config import DETECTOR_PRESETS
+
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.cache import decode_square
 from labeling.ml.detector import DetectorConfig, predict, train_detector, training_set
-from labeling.ml.presets import PRESETS
+from labeling.ml.presets import DETECTOR_PRESETS, PRESETS
 from labeling.ml.train import PretrainConfig, Runtime
 
 SEED = 0

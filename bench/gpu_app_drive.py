@@ -3,6 +3,10 @@ create a project, upload generated scenes, import the labels of a share of them 
 pretrain, refit the probe, read the suggestions. Standard library only: it runs on a lent GPU
 machine beside the app that bench/gpu_app.sh installed there.
 
+Meanwhile an annotator's request (the queue's next image, POST .../queue/next/) is timed every
+0.2 s: for 10 s before the pretraining (idle) and while the runs train, so the result says whether
+the trainer slows an annotator down (``annotator_latency_ms``: p50 / p95 / max per phase).
+
     python3 bench/gpu_app_drive.py --url http://127.0.0.1:8000 --token KEY [--images 2000] [--epochs 20]
 """
 
@@ -11,7 +15,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import statistics
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -63,6 +69,10 @@ def main() -> None:
         fields={"format": "json"},
     )
     steps["import_labels_s"] = time.perf_counter() - t
+    sampler = LatencySampler(api, f"/api/projects/{project['id']}/queue/next/")
+    sampler.start()
+    time.sleep(10)  # the idle baseline
+    sampler.phase = "training"
     runs = {}
     for kind, body in (
         ("pretrain", {"kind": "pretrain", "config": {"epochs": args.epochs}}),
@@ -86,6 +96,7 @@ def main() -> None:
         )
         if run["status"] != "succeeded":
             break
+    sampler.stop()
     suggestions = api.json("GET", f"/api/projects/{project['id']}/suggestions/")
     result = {
         "images": args.images,
@@ -94,6 +105,7 @@ def main() -> None:
         "steps_s": {k: round(v, 2) for k, v in steps.items()},
         "runs": runs,
         "suggestions_first_page": len(suggestions.get("results", [])) if isinstance(suggestions, dict) else None,
+        "annotator_latency_ms": sampler.summary(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +113,45 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if any(r["status"] != "succeeded" for r in runs.values()) or len(runs) < 2:
         raise SystemExit("a run did not succeed")
+
+
+class LatencySampler(threading.Thread):
+    """Times one POST {} every ``every`` seconds, filed under the current phase."""
+
+    def __init__(self, api: Api, path: str, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.api, self.path, self.every = api, path, every
+        self.phase = "idle"
+        self.samples: dict[str, list[float]] = {}
+        self.errors = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            phase, t0 = self.phase, time.perf_counter()
+            try:
+                self.api.json("POST", self.path, {})
+            except (SystemExit, OSError):
+                self.errors += 1
+            else:
+                self.samples.setdefault(phase, []).append((time.perf_counter() - t0) * 1000)
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
+
+    def summary(self) -> dict:
+        def figures(values: list[float]) -> dict:
+            ordered = sorted(values)
+            return {
+                "n": len(ordered),
+                "p50": round(statistics.median(ordered), 1),
+                "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1),
+                "max": round(ordered[-1], 1),
+            }
+
+        return {**{phase: figures(v) for phase, v in self.samples.items() if v}, "errors": self.errors}
 
 
 class Api:

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling.ml.presets import PRESETS, device_kind
+from labeling.ml.presets import DETECTOR_PRESETS, PRESETS, device_kind
 from labeling.paths import worker_device_path
 
 # What a pretraining run may be configured with, and the bounds a request must stay within
@@ -64,17 +64,7 @@ def pretrain_defaults(*, kind: str | None = None) -> dict:
     return {**preset, "projector": list(preset["projector"]), **overrides}
 
 
-# A detector fit's settings per worker device (labeling.ml.detector.DetectorConfig's fields); the
-# run stores what it was queued with. bench/box_quality.py measured these (bench/results/box_quality_*.json).
-# CPU steps: held-out AP50 at 200 images (Barlow Twins backbone / random) was 0.14 / 0.18 at 200
-# steps (box_quality_cpu.json), 0.35 / 0.36 at 800 (box_quality_cpu_n200_steps800.json; the app's own
-# fit in box_actions.json: 0.45, 102 s on an idle 2-core machine) and 0.38 / 0.49 at 2,000
-# (box_quality_cpu_n200_steps2000_quiet.json, 4-4.5 minutes). 800 takes most of the gain in a
-# quarter of the time: a worker of concurrency 1 holds the probe's refits behind a detector fit.
-DETECTOR_PRESETS: dict[str, dict] = {
-    "cpu": {"size": 128, "fpn_channels": 64, "steps": 800, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
-    "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
-}
+# A detector fit's settings per worker device: labeling.ml.presets.DETECTOR_PRESETS (the same dict).
 
 
 def detector_defaults(*, kind: str | None = None) -> dict:

@@ -46,6 +46,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# A detector fit's settings per worker device (labeling.ml.detector.DetectorConfig's fields); the
+# run stores what it was queued with. bench/box_quality.py measured these (bench/results/box_quality_*.json).
+# CPU steps: held-out AP50 at 200 images (Barlow Twins backbone / random) was 0.14 / 0.18 at 200
+# steps (box_quality_cpu.json), 0.35 / 0.36 at 800 (box_quality_cpu_n200_steps800.json; the app's own
+# fit in box_actions.json: 0.45, 102 s on an idle 2-core machine) and 0.38 / 0.49 at 2,000
+# (box_quality_cpu_n200_steps2000_quiet.json, 4-4.5 minutes). 800 takes most of the gain in a
+# quarter of the time: a worker of concurrency 1 holds the probe's refits behind a detector fit.
+DETECTOR_PRESETS: dict[str, dict] = {
+    "cpu": {"size": 128, "fpn_channels": 64, "steps": 800, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
+    "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
+}
+
 # Images per second per 1,000 "stem pixels" (the feature map the first residual block sees, per
 # image), fitted below the measured rates so that an estimate errs long, not short:
 # CPU (2 cores, bench/results/pretrain_throughput_cpu*.json): 249 img/s at 32 px standard stem
