@@ -160,8 +160,11 @@ def main() -> None:
     test = scenes(most, args.test)
     print(f"rendered {most + args.test} scenes in {time.perf_counter() - t:.0f} s", flush=True)
     LABELS = family().LABELS
-    backbone, bt = pretrained_backbone(args, labeled[0])
-    backbone_state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    if "barlow_twins" in args.inits:
+        backbone, bt = pretrained_backbone(args, labeled[0])
+        backbone_state = {k: v.clone() for k, v in backbone.state_dict().items()}
+    else:
+        bt = None
     small = DETECTOR[args.preset] | ({"steps": args.steps} if args.steps else {})
     figures: dict = {
         "family": args.family,
@@ -174,7 +177,7 @@ def main() -> None:
     }
     for n in args.sizes:
         data = training_set(labeled[0][:n], labeled[1][:n], labeled[2][:n], small["size"])
-        for init in ("barlow_twins", "random"):
+        for init in args.inits:
             start = None
             if init == "barlow_twins":
                 from labeling.ml.backbone import resnet18_backbone
@@ -199,12 +202,13 @@ def main() -> None:
             }
             figures["runs"].setdefault(init, {})[str(n)] = row
             print(f"{init:>12} n={n:>4}: {row}", flush=True)
-    key = "ap50" if figures["runs"]["random"][str(most)]["ap50"] is not None else "ap50_own"
-    figures["bt_minus_random_ap50"] = {
-        n: round(figures["runs"]["barlow_twins"][n][key] - figures["runs"]["random"][n][key], 4)
-        for n in figures["runs"]["random"]
-    }
-    rate = figures["runs"]["barlow_twins"][str(most)]["images_per_s_predict"]
+    key = "ap50" if figures["runs"][args.inits[0]][str(most)]["ap50"] is not None else "ap50_own"
+    if len(args.inits) == 2:
+        figures["bt_minus_random_ap50"] = {
+            n: round(figures["runs"]["barlow_twins"][n][key] - figures["runs"]["random"][n][key], 4)
+            for n in figures["runs"]["random"]
+        }
+    rate = figures["runs"][args.inits[0]][str(most)]["images_per_s_predict"]
     figures["suggest_1000_images_s_estimate"] = round(1000 / rate, 1)
     figures["load"] = machine_load(load_start)
     figures["threads"] = args.threads
@@ -229,6 +233,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=150, help="pretraining seconds")
     p.add_argument("--bt-resolution", type=int, default=None, help="pretraining px (default: the preset's)")
     p.add_argument("--steps", type=int, default=None, help="detector steps (default: the preset's)")
+    p.add_argument(
+        "--inits",
+        nargs="+",
+        choices=("barlow_twins", "random"),
+        default=["barlow_twins", "random"],
+        help="the detector backbones compared (random alone skips the pretraining)",
+    )
     p.add_argument("--tag", default="", help="appended to the result's name (box_quality_<preset>_<tag>.json)")
     p.add_argument("--threads", type=int, default=1 if not torch.cuda.is_available() else os.cpu_count() or 1)
     args = p.parse_args()

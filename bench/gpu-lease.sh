@@ -9,9 +9,11 @@
 #
 # - issue 13: bench.label_efficiency on both scene families, GPU preset, a 120 s pretraining budget;
 # - issue 16: bench.box_quality at 200 boxed images on both families, a 90 s pretraining budget;
+#   (box_random, only when LEASE_JOBS names it: the random-backbone detector alone);
 # - issue 20: bench/gpu_app.sh, the real bin/web + bin/worker (queue gpu) driven over the REST API.
 #
-# Sharing lowers what a time budget buys (fewer steps than alone), so every quality figure here is
+# LEASE_JOBS="le_demo app" runs only those (names: le_demo le_clutter box_demo box_clutter
+# box_random app). Sharing lowers what a time budget buys (fewer steps than alone), so every quality figure here is
 # a lower bound of the same run alone, and the timings are contended ones (each JSON records the
 # load). Everything written (results JSON, logs) is packed into $OUT/lease.tgz every 15 s, so a run
 # cut short still brings back what finished.
@@ -33,9 +35,10 @@ pack() {
     && mv "$out/lease.tgz.part" "$out/lease.tgz"
 }
 
-job() {  # job NAME SECONDS COMMAND...
+job() {  # job NAME SECONDS COMMAND...: runs unless LEASE_JOBS (names) leaves it out
   local name=$1 seconds=$2
   shift 2
+  [[ " ${LEASE_JOBS:-le_demo le_clutter box_demo box_clutter app} " == *" $name "* ]] || return 0
   (
     t0=$SECONDS
     echo "== $(date -u +%T) $* (limit $seconds s)"
@@ -57,14 +60,16 @@ fi
 export APP_PYTHON=${APP_PYTHON:-$py}
 standalone=("$py" bench/standalone.py)
 job le_demo "$limit" "${standalone[@]}" bench.label_efficiency --device cuda --preset gpu --family demo \
-  --budget 120 --sup-budget 15 --name label_efficiency_gpu_demo_lease
+  --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_demo_lease
 job le_clutter "$limit" "${standalone[@]}" bench.label_efficiency --device cuda --preset gpu --family clutter \
-  --budget 120 --sup-budget 15 --name label_efficiency_gpu_clutter_lease
+  --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_clutter_lease
 job box_demo "$limit" "${standalone[@]}" bench.box_quality --device cuda --preset gpu --budget 90 --pool 5000 \
   --sizes 200 --threads 3 --tag lease
 job box_clutter "$limit" "${standalone[@]}" bench.box_quality --device cuda --preset gpu --budget 90 --pool 5000 \
   --sizes 200 --threads 3 --family clutter --tag lease
-job app "$limit" env OUT="$logs" bash bench/gpu_app.sh run "${APP_IMAGES:-3000}" "${APP_EPOCHS:-20}"
+job box_random "$limit" "${standalone[@]}" bench.box_quality --device cuda --preset gpu --sizes 200 --threads 3 \
+  --inits random --tag lease_random_only
+job app "$limit" env OUT="$logs" DRIVE_TIMEOUT=$((limit - 60)) bash bench/gpu_app.sh run "${APP_IMAGES:-3000}" "${APP_EPOCHS:-20}"
 
 while [ -n "$(jobs -rp)" ]; do
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >> "$logs/gpu_use.log" 2>&1

@@ -62,7 +62,13 @@ run)
   web=$!
   WORKER_QUEUES=default,gpu WORKER_NICE=${WORKER_NICE:-10} bin/worker > "$work/worker.log" 2>&1 &
   worker=$!
-  trap 'kill $web $worker 2>/dev/null; wait $web $worker 2>/dev/null || true' EXIT
+  save_logs() {  # also when the run is cut short (a lease's time limit)
+    [ -n "${OUT:-}" ] || return 0
+    cp bench/results/gpu_app.json "$OUT"/ 2>/dev/null || true
+    tail -200 "$work/web.log" > "$OUT/gpu_app_web.log"
+    tail -400 "$work/worker.log" > "$OUT/gpu_app_worker.log"
+  }
+  trap 'save_logs; kill $web $worker 2>/dev/null; wait $web $worker 2>/dev/null || true' EXIT
   for _ in $(seq 120); do
     "$PYTHON" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
       "http://$BIND/healthz" >/dev/null 2>&1 && break
@@ -73,13 +79,8 @@ from django.contrib.auth import get_user_model
 get_user_model().objects.create_superuser('gpu-app', 'gpu@example.com', 'x')"
   token=$("$PYTHON" manage.py drf_create_token gpu-app | awk '{print $3}')
   rc=0
-  "$PYTHON" bench/gpu_app_drive.py --url "http://$BIND" --token "$token" --images "$images" --epochs "$epochs" \
+  "$PYTHON" bench/gpu_app_drive.py --url "http://$BIND" --token "$token" --images "$images" --epochs "$epochs" --timeout "${DRIVE_TIMEOUT:-1800}" \
     --out bench/results/gpu_app.json || rc=$?
-  if [ -n "${OUT:-}" ]; then
-    cp bench/results/gpu_app.json "$OUT"/ 2>/dev/null || true
-    tail -200 "$work/web.log" > "$OUT/gpu_app_web.log"
-    tail -400 "$work/worker.log" > "$OUT/gpu_app_worker.log"
-  fi
   exit $rc
   ;;
 *)
