@@ -5,7 +5,8 @@
 #     bash bench/gpu-suite.sh            # results in bench/results/ and, when set, copied to $OUT
 #
 # Each step has its own time limit and its results are copied out as soon as it ends, so a
-# step that runs long costs only itself.
+# step that runs long costs only itself. The whole suite takes over an hour; for one 15-minute
+# lease, bench/gpu-lease.sh runs the quality checks and the real app side by side instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench/results}

@@ -38,14 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-COMPILE_SECONDS = 40.0  # torch.compile of the step + augmentations on the H200 (2026-11-26 suite)
-COMPILED_SPEEDUP = 1.3  # compiled / eager step rate there
-COMPILE_MIN_EAGER_S = COMPILE_SECONDS / (1 - 1 / COMPILED_SPEEDUP)
+from labeling.ml.presets import COMPILE_MIN_EAGER_S, device_kind
+from labeling.ml.presets import should_compile as _should_compile
 
 
 def should_compile(*, device: torch.device, eager_estimate_s: float) -> bool:
-    """Compile only on CUDA, and only when the eager run would take longer than compiling repays."""
-    return device.type == "cuda" and eager_estimate_s > COMPILE_MIN_EAGER_S
+    """The app's rule (labeling.ml.presets.should_compile): on CUDA, when compiling repays."""
+    return _should_compile(kind=device_kind(device.type), eager_estimate_s=eager_estimate_s)
 
 
 def main() -> None:

@@ -26,9 +26,21 @@ from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claim
 log = logging.getLogger(__name__)
 
 
-def run_pretrain(run_id: int, node: str, *, send: Callable[[TrainingRun], object]) -> str:
-    """``send``: how the probe fit queued at the end is sent once committed (labeling.tasks.run_enqueue)."""
-    return run_claimed(run_id, node, lambda run, monitor: _pretrain(run, monitor, send))
+def run_pretrain(
+    run_id: int,
+    node: str,
+    *,
+    send: Callable[[TrainingRun], object],
+    curate: Callable[[TrainingRun], object] | None = None,
+) -> str:
+    """``send``: how the probe fit queued at the end is sent once committed (labeling.tasks.run_enqueue).
+    ``curate``: how the rankings drawn from the new embeddings are made (labeling.tasks.curation_send
+    queues them behind that probe fit; default: here, after the run)."""
+    status = run_claimed(run_id, node, lambda run, monitor: _pretrain(run, monitor, send))
+    if status == "succeeded":
+        run = TrainingRun.objects.get(pk=run_id)
+        (curate or curation_write)(run)
+    return status
 
 
 def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun], object]) -> str:
@@ -62,6 +74,10 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
     images = cache.view(ids)
     on_device = len(ids) * c["resolution"] ** 2 * 3 <= settings.PRETRAIN_DATA_ON_DEVICE_MB * 2**20
     trace = run_file(run.id, "trace") if c.get("profile") else None
+    world_size = pretrain_world_size(device)
+    compiled = _compiled(c, images=len(ids), device=device, processes=world_size)
+    if compiled:
+        log.info("pretraining %s: compiling the step (a long run on a GPU)", run.id)
     with TrainLog(run_file(run.id, "tensorboard")) as board, step_profiler(trace) as on_step:
 
         def progress(p) -> None:
@@ -75,7 +91,8 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
                 device=device,
                 checkpoint_path=checkpoint_path(run.id),
                 data_on_device=on_device,
-                world_size=pretrain_world_size(device),
+                world_size=world_size,
+                compile=compiled,
                 on_progress=progress,
                 should_stop=monitor.should_stop,
                 on_step=on_step,
@@ -100,22 +117,38 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
             dim=dim,
             block_size=settings.SHARD_IMAGES,
         )
-        metrics = {"final_loss": result.loss_history[-1] if result.loss_history else None, "images": len(ids)}
+        metrics = {
+            "final_loss": result.loss_history[-1] if result.loss_history else None,
+            "images": len(ids),
+            "compiled": compiled,
+        }
         if not finish(run, RunStatus.SUCCEEDED, metrics=metrics, epoch=result.epochs_done):
             raise LostClaim(run.id)
         ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"pretrain_run": run})
         probe = probe_create(project=run.project, backbone_run_id=run.id)
         if probe is not None:
             send(probe)
-    _curation(run)
     return "succeeded"
 
 
-def _curation(run: TrainingRun) -> None:
+def curation_run(run_id: int) -> str:
+    """The task's side of curation_write: the rankings of a succeeded pretraining (a message for a
+    run since deleted, or of another status, does nothing)."""
+    run = TrainingRun.objects.filter(pk=run_id, kind="pretrain", status=RunStatus.SUCCEEDED).first()
+    if run is None:
+        return "gone"
+    curation_write(run)
+    return "written"
+
+
+def curation_write(run: TrainingRun) -> None:
     """The cold start's "diverse" order, the near-duplicate groups and (on large projects) the
     nearest-neighbour index from the new embeddings, after the run succeeded (each takes up to
     minutes at their caps in labeling/curation.py; the queue falls back to id order and more like
-    this to the exact search meanwhile). A failure is logged, never the run's."""
+    this to the exact search meanwhile). A worker runs them after the probe fit the run queued
+    (labeling.tasks.curation_send): on a lent H200 with one worker process they took 65 s for
+    1,000 images while the first suggestions waited (bench/results/gpu_app_h200.json).
+    A failure is logged, never the run's."""
     for what, write in (("diverse", diverse_write), ("duplicate", duplicates_write)):
         try:
             write(backbone_run_id=run.id)
@@ -166,6 +199,17 @@ def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.n
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def _compiled(c: dict, *, images: int, device: str, processes: int) -> bool:
+    """PRETRAIN_COMPILE: on, off, or auto (labeling.ml.presets.should_compile on the run's estimate)."""
+    from labeling.ml.presets import OVERHEAD_S_PER_IMAGE, device_kind, estimate_seconds, should_compile
+
+    if settings.PRETRAIN_COMPILE != "auto":
+        return settings.PRETRAIN_COMPILE == "on"
+    kind = device_kind(device)
+    training = estimate_seconds(config=c, images=images, kind=kind) - images * OVERHEAD_S_PER_IMAGE[kind]
+    return should_compile(kind=kind, eager_estimate_s=training, processes=processes)
 
 
 def pretrain_world_size(device: str) -> int:

@@ -30,7 +30,12 @@ LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True, "ignore_
 
 @shared_task(name="labeling.tasks.gpu_pretrain", time_limit=7 * 24 * 3600, **LONG)
 def gpu_pretrain(self, run_id: int) -> str:
-    return pretraining.run_pretrain(run_id, self.request.hostname, send=run_enqueue)
+    return pretraining.run_pretrain(run_id, self.request.hostname, send=run_enqueue, curate=curation_send)
+
+
+@shared_task(name="labeling.tasks.curate", time_limit=4 * 3600, **LONG)
+def curate(self, run_id: int) -> str:
+    return pretraining.curation_run(run_id)
 
 
 @shared_task(name="labeling.tasks.gpu_detector", time_limit=24 * 3600, **LONG)
@@ -72,6 +77,14 @@ def run_enqueue(run: TrainingRun) -> None:
 def run_send(run: TrainingRun) -> bool:
     """Send a queued run's task now; False when the broker is down (the sweep tries again)."""
     return send_now(_task_of(run), run.id, row=run)
+
+
+def curation_send(run: TrainingRun) -> None:
+    """A pretraining's rankings (labeling.pretraining.curation_write) as their own task, sent after
+    the probe fit that the run queued, so a worker takes the fit first and the first suggestions
+    do not wait for them; with the broker down, they are made here and now."""
+    if not send_now(curate, run.id):
+        pretraining.curation_write(run)
 
 
 def shard_send(run_id: int, block: int) -> bool:

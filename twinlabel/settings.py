@@ -402,6 +402,11 @@ PRETRAIN_CROP_MIN = (
 # DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
 # batch). 1 keeps it to one device. CPU workers always train in one process.
 PRETRAIN_GPUS = env_int("PRETRAIN_GPUS", 0, minimum=0)
+# torch.compile of a pretraining's step: auto (on a single GPU, when the run is long enough to repay
+# the compilation; labeling.ml.presets.should_compile says why), on, or off.
+PRETRAIN_COMPILE = env_str("PRETRAIN_COMPILE", "auto")
+if PRETRAIN_COMPILE not in ("auto", "on", "off"):
+    raise ImproperlyConfigured(f"PRETRAIN_COMPILE must be auto, on or off, not {PRETRAIN_COMPILE!r}")
 # Torch threads of a worker process (training, embedding, probe fits on the CPU). Every core the
 # process may use but one when the web server runs on the same host (WEB_ON_WORKER_HOST, on by
 # default: the embedded default and the one-machine compose file), so the web keeps a core; all of

@@ -53,7 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # fit in box_actions.json: 0.45, 102 s on an idle 2-core machine) and 0.38 / 0.49 at 2,000
 # (box_quality_cpu_n200_steps2000_quiet.json, 4-4.5 minutes). 800 takes most of the gain in a
 # quarter of the time: a worker of concurrency 1 holds the probe's refits behind a detector fit.
-DETECTOR_PRESETS: dict[str, dict] = {
+DETECTOR_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"size": 128, "fpn_channels": 64, "steps": 800, "batch_size": 8, "lr": 2e-3, "warmup_steps": 20},
     "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
 }
@@ -66,6 +66,22 @@ DETECTOR_PRESETS: dict[str, dict] = {
 RATE_PER_KILOPIXEL = {"cpu": 7.0, "gpu": 25_000.0}
 # Decoding the images into the cache and embedding them once after training, per image.
 OVERHEAD_S_PER_IMAGE = {"cpu": 0.01, "gpu": 0.002}
+
+
+# torch.compile of the pretraining step and its augmentations on a GPU: about 40 s of compilation
+# (H200, torch 2.11, bench/results/gpu_h200_run2.log) for a step 1.3x faster than eager there
+# (pretrain_throughput: 11,078 vs 7,325-8,509 img/s). It repays itself once the eager run would
+# take longer than 40 / (1 - 1 / 1.3) = 173 s; shorter runs finish sooner eager. A CPU never
+# compiles by default (minutes of compilation on 2 cores, no speed-up measured there).
+COMPILE_SECONDS = 40.0
+COMPILED_SPEEDUP = 1.3
+COMPILE_MIN_EAGER_S = COMPILE_SECONDS / (1 - 1 / COMPILED_SPEEDUP)
+
+
+def should_compile(*, kind: str, eager_estimate_s: float, processes: int = 1) -> bool:
+    """Compile on one GPU when the run's eager estimate is over COMPILE_MIN_EAGER_S. Several GPUs
+    (DistributedDataParallel) stay eager: that combination has never been measured here."""
+    return kind == "gpu" and processes == 1 and eager_estimate_s > COMPILE_MIN_EAGER_S
 
 
 def device_kind(device: str) -> str:

@@ -170,6 +170,54 @@ def test_a_real_pretraining_and_probe_write_every_ranking(eager_tasks, settings)
     assert TrainingRun.objects.get(pk=state.probe_run_id).metrics["likely_mistakes"] == submitted
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_pretraining_sends_its_rankings_after_its_probe_fit(settings, monkeypatch, tmp_path):
+    """The first suggestions do not wait for the near-duplicate and diverse rankings: the pretraining
+    task sends the probe fit, then the rankings as a task of their own (a worker takes them in that
+    order), and writes none of them itself."""
+    from labeling import services, tasks
+    from tests.factories import make_scene_project, make_user
+    from tests.labeling.conftest import TINY
+
+    settings.MODEL_DIR = tmp_path / "models"
+    sent: list[tuple[str, int]] = []
+    for task in (tasks.gpu_pretrain, tasks.fit_probe, tasks.curate):
+        monkeypatch.setattr(task, "delay", lambda run_id, _name=task.name: sent.append((_name, run_id)))
+    project = make_scene_project(owner=make_user("owner"))
+    pretrain = services.pretrain_start(project=project, config=TINY)
+    assert tasks.gpu_pretrain.apply(args=[pretrain.id]).get() == "succeeded"
+    probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
+    assert sent == [
+        ("labeling.tasks.gpu_pretrain", pretrain.id),
+        ("labeling.tasks.fit_probe", probe.id),
+        ("labeling.tasks.curate", pretrain.id),
+    ]
+    assert not CurationScore.objects.filter(run=pretrain).exists()
+    assert tasks.curate.apply(args=[pretrain.id]).get() == "written"
+    assert CurationScore.objects.filter(kind="diverse", run=pretrain).count() == project.images.count() - 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_the_rankings_are_made_in_the_pretraining_task(settings, monkeypatch):
+    from labeling import tasks
+
+    made = []
+    monkeypatch.setattr(tasks, "send_now", lambda *a, **k: False)
+    monkeypatch.setattr(tasks.pretraining, "curation_write", made.append)
+    run = TrainingRun(id=7, kind=RunKind.PRETRAIN)
+    tasks.curation_send(run)
+    assert made == [run]
+
+
+def test_a_rankings_message_for_a_run_that_did_not_succeed_does_nothing(team, monkeypatch):
+    from labeling import pretraining
+
+    monkeypatch.setattr(pretraining, "curation_write", lambda run: pytest.fail("written"))
+    failed = TrainingRun.objects.create(project=team.project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED)
+    assert pretraining.curation_run(failed.id) == "gone"
+    assert pretraining.curation_run(10**9) == "gone"
+
+
 def test_the_grid_shows_likely_mistakes_with_the_doubted_label(client, team):
     grid = reverse("image_grid", args=[team.project.id])
     client.force_login(team.reviewer)

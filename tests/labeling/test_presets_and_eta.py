@@ -150,3 +150,18 @@ def test_a_cancel_reaches_a_running_pretraining_within_one_heartbeat(project):
             time.sleep(0.05)
         # The trainer checks should_stop before every step: the run stops at its next step.
         assert monitor.should_stop()
+
+
+def test_the_gpu_preset_compiles_a_project_of_fifty_thousand_images_but_not_a_demo(settings):
+    """The product's decision (labeling.pretraining._compiled) on the GPU preset's estimate."""
+    from labeling.ml.presets import PRESETS
+    from labeling.pretraining import _compiled
+
+    gpu = {**PRESETS["gpu"], "time_budget_s": None}
+    assert _compiled(gpu, images=50_000, device="cuda", processes=1)  # 100 epochs, ~14 min eager
+    assert not _compiled(gpu, images=10_000, device="cuda", processes=1)  # ~3 min eager: compiling does not repay
+    assert not _compiled(PRESETS["cpu"], images=10_000, device="cpu", processes=1)
+    settings.PRETRAIN_COMPILE = "off"
+    assert not _compiled(gpu, images=50_000, device="cuda", processes=1)
+    settings.PRETRAIN_COMPILE = "on"
+    assert _compiled(PRESETS["cpu"], images=300, device="cpu", processes=1)

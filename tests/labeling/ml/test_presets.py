@@ -24,3 +24,13 @@ def test_a_time_budget_bounds_the_estimate_and_a_measured_rate_beats_the_table()
 def test_it_tells_gpu_from_cpu_devices():
     assert device_kind("cpu") == "cpu" and device_kind("") == "cpu"
     assert device_kind("NVIDIA H200") == "gpu" and device_kind("cuda:0") == "gpu"
+
+
+def test_compile_only_on_one_gpu_when_the_eager_run_repays_it():
+    from labeling.ml.presets import COMPILE_MIN_EAGER_S, should_compile
+
+    assert round(COMPILE_MIN_EAGER_S) == 173  # 40 s of compilation for a 1.3x faster step
+    assert should_compile(kind="gpu", eager_estimate_s=600)
+    assert not should_compile(kind="gpu", eager_estimate_s=120)  # finishes sooner eager
+    assert not should_compile(kind="cpu", eager_estimate_s=10_000)
+    assert not should_compile(kind="gpu", eager_estimate_s=10_000, processes=2)  # DDP stays eager
