@@ -113,8 +113,11 @@ def main() -> None:
     figures["load_average"] = machine_load(load_start)
     figures["postgresql_active_backends"] = sampler.summary()
     _print(figures)
-    suffix = (f"_{args.annotators}annotators" if args.annotators != 20 else "") + (
-        f"_think{args.think:g}s" + ("_lockstep" if args.arrivals == "lockstep" else "") if args.think else ""
+    web = (args.web_workers, args.web_threads)
+    suffix = (
+        (f"_web{web[0]}x{web[1]}" if web != (3, 8) else "")
+        + (f"_{args.annotators}annotators" if args.annotators != 20 else "")
+        + (f"_think{args.think:g}s" + ("_lockstep" if args.arrivals == "lockstep" else "") if args.think else "")
     )
     write_result("load_postgresql" + suffix, figures)  # the default run is load_postgresql.json
     del work
