@@ -104,9 +104,14 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
         "self_confidence": lambda y, oof: 1 - np.nanmin(np.where(y > 0.5, oof, 1 - oof), axis=1),
         "likelihood_ratio": lambda y, oof: np.nanmax(label_doubt(y, oof), axis=1),
     }
+    knn_rankings = {  # candidates that also read the features (not in the app)
+        "knn_disagreement": lambda x, y, oof: np.max(np.abs(y - neighbour_labels(x, y)), axis=1),
+        "knn_plus_self_confidence": lambda x, y, oof: _rank01(np.max(np.abs(y - neighbour_labels(x, y)), axis=1))
+        + _rank01(1 - np.nanmin(np.where(y > 0.5, oof, 1 - oof), axis=1)),
+    }
     out: dict = {}
     for name, x in features.items():
-        shares: dict[str, list[float]] = {r: [] for r in rankings}
+        shares: dict[str, list[float]] = {r: [] for r in [*rankings, *knn_rankings]}
         maps = []
         for flip in range(flips):
             rng = np.random.default_rng((SEED, flip))
@@ -116,8 +121,10 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
             y[flipped, columns] = 1 - y[flipped, columns]
             probe = fit_probe(x.astype(np.float32), y)
             maps.append(round(float(np.nanmean(average_precision(rank(labels, probe.oof_scores)))), 3))
-            for r, order in rankings.items():
-                ranked = np.argsort(-np.nan_to_num(order(y, probe.oof_scores), nan=-np.inf), kind="stable")
+            scores = {r: order(y, probe.oof_scores) for r, order in rankings.items()}
+            scores |= {r: order(x, y, probe.oof_scores) for r, order in knn_rankings.items()}
+            for r, score in scores.items():
+                ranked = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")
                 shares[r].append(float(np.isin(flipped, ranked[:top]).mean()))
         out[name] = {
             "oof_map_against_the_true_labels": maps,
@@ -125,6 +132,24 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
         }
         print(f"mistakes, {name}: oof mAP {maps}; flipped images in the top 10 %: {out[name]}", flush=True)
     return out
+
+
+def neighbour_labels(features: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
+    """A candidate (not in the app): each image's labels as its ``k`` nearest neighbours by cosine
+    of the features (itself left out) carry them, (N, L) shares 0..1. An image whose given label
+    disagrees with what its neighbours carry is doubted, whatever the probe learned."""
+    x = np.asarray(features, dtype=np.float64)
+    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-8)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    similarity = x @ x.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
+    return np.asarray(labels, dtype=np.float64)[nearest].mean(axis=1)
+
+
+def _rank01(score: np.ndarray) -> np.ndarray:
+    order = np.argsort(np.argsort(np.nan_to_num(score, nan=-np.inf), kind="stable"), kind="stable")
+    return order / max(len(score) - 1, 1)
 
 
 def label_doubt(labels: np.ndarray, oof: np.ndarray, *, least: int = 5) -> np.ndarray:
