@@ -33,7 +33,6 @@ import torch
 from PIL import Image as PILImage
 
 from bench._util import machine_load, pretrain_timed, write_result
-
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.cache import decode_square
 from labeling.ml.detector import DetectorConfig, predict, train_detector, training_set

@@ -54,8 +54,8 @@ job() {  # job NAME SECONDS COMMAND...: runs unless LEASE_JOBS (names) leaves it
 # The carried wheels (Django, Celery, pycocotools, ...) once, for every job: the app needs them and
 # box_quality scores with pycocotools (COCO's evaluator) when it is there.
 if [ -z "${APP_PYTHON:-}" ] && ls bench/wheelhouse/*.whl > /dev/null 2>&1; then
-  "$py" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --target "$logs/site" \
-    bench/wheelhouse/*.whl > "$logs/site.log" 2>&1 && export PYTHONPATH=$logs/site && rm -rf "$logs/site.log"
+  PYTHON3=$py bash bench/gpu_app.sh site "$logs/site" > "$logs/site.log" 2>&1 \
+    && export PYTHONPATH=$logs/site && rm -f "$logs/site.log"
 fi
 export APP_PYTHON=${APP_PYTHON:-$py}
 standalone=("$py" bench/standalone.py)

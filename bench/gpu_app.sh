@@ -7,6 +7,8 @@
 #                                                        # lacks, for its Python (default 3.12), in bench/wheelhouse
 #   bash bench/gpu_app.sh run [IMAGES] [EPOCHS]          # there (carry bench/wheelhouse): install offline
 #                                                        # on top of its torch, start, drive, stop
+#   bash bench/gpu_app.sh site DIR                       # there: only install the wheels into DIR
+#                                                        # (then PYTHONPATH=DIR)
 #
 # torch, torchvision, numpy and Pillow come from the machine's own Python (the wheels go on
 # PYTHONPATH); psycopg is not needed on the embedded default. Results:
@@ -28,6 +30,9 @@ install_wheelhouse() {  # install_wheelhouse DIR: the carried wheels into DIR, p
 }
 
 case "${1:-}" in
+site)
+  install_wheelhouse "$2"
+  ;;
 wheelhouse)
   pyver=${2:-3.12}
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
@@ -40,7 +45,8 @@ wheelhouse)
   # scikit-learn; tensorboard's grpcio): together they would pass a lease's 64 MiB carry limit.
   rm -f "$WHEELS"/torch-* "$WHEELS"/torchvision-* "$WHEELS"/numpy-* "$WHEELS"/pillow-* "$WHEELS"/nvidia_* \
     "$WHEELS"/triton-* "$WHEELS"/scipy-* "$WHEELS"/scikit_learn-* "$WHEELS"/numba-* "$WHEELS"/llvmlite-* \
-    "$WHEELS"/grpcio-* "$WHEELS"/tensorboard-* "$WHEELS"/tensorboard_data_server-* "$WHEELS"/setuptools-* "$WHEELS"/cuda_* "$WHEELS"/sympy-* "$WHEELS"/networkx-*
+    "$WHEELS"/grpcio-* "$WHEELS"/tensorboard-* "$WHEELS"/tensorboard_data_server-* "$WHEELS"/setuptools-* \
+    "$WHEELS"/cuda_* "$WHEELS"/sympy-* "$WHEELS"/networkx-*
   du -sh "$WHEELS"
   ;;
 run)
@@ -79,8 +85,8 @@ from django.contrib.auth import get_user_model
 get_user_model().objects.create_superuser('gpu-app', 'gpu@example.com', 'x')"
   token=$("$PYTHON" manage.py drf_create_token gpu-app | awk '{print $3}')
   rc=0
-  "$PYTHON" bench/gpu_app_drive.py --url "http://$BIND" --token "$token" --images "$images" --epochs "$epochs" --timeout "${DRIVE_TIMEOUT:-1800}" \
-    --out bench/results/gpu_app.json || rc=$?
+  "$PYTHON" bench/gpu_app_drive.py --url "http://$BIND" --token "$token" --images "$images" --epochs "$epochs" \
+    --timeout "${DRIVE_TIMEOUT:-1800}" --out bench/results/gpu_app.json || rc=$?
   exit $rc
   ;;
 *)

@@ -38,13 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labeling.ml.presets import COMPILE_MIN_EAGER_S, device_kind
-from labeling.ml.presets import should_compile as _should_compile
-
-
-def should_compile(*, device: torch.device, eager_estimate_s: float) -> bool:
-    """The app's rule (labeling.ml.presets.should_compile): on CUDA, when compiling repays."""
-    return _should_compile(kind=device_kind(device.type), eager_estimate_s=eager_estimate_s)
+from labeling.ml.presets import COMPILE_MIN_EAGER_S, device_kind, should_compile
 
 
 def main() -> None:
@@ -161,7 +155,7 @@ def _pretrain(pixels: np.ndarray, args, device: torch.device):
     compile = (
         {"on": True, "off": False}.get(args.compile)
         if args.compile != "auto"
-        else should_compile(device=device, eager_estimate_s=eager_estimate)
+        else should_compile(kind=device_kind(device.type), eager_estimate_s=eager_estimate)
     )
     ceiling = (
         eager

@@ -64,10 +64,8 @@ def pretrain_defaults(*, kind: str | None = None) -> dict:
     return {**preset, "projector": list(preset["projector"]), **overrides}
 
 
-# A detector fit's settings per worker device: labeling.ml.presets.DETECTOR_PRESETS (the same dict).
-
-
 def detector_defaults(*, kind: str | None = None) -> dict:
+    """A detector fit's settings for the worker's device (labeling.ml.presets.DETECTOR_PRESETS)."""
     return dict(DETECTOR_PRESETS[kind or worker_device_kind()])
 
 

@@ -19,7 +19,8 @@ from django.db import transaction
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
 from labeling.curation import ann_write, diverse_write, duplicates_write
 from labeling.data import fill_cache, write_blocks
-from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunStatus, TrainingRun
+from labeling.ml.presets import device_kind, should_compile, training_seconds
+from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claimed
 
@@ -134,7 +135,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
 def curation_run(run_id: int) -> str:
     """The task's side of curation_write: the rankings of a succeeded pretraining (a message for a
     run since deleted, or of another status, does nothing)."""
-    run = TrainingRun.objects.filter(pk=run_id, kind="pretrain", status=RunStatus.SUCCEEDED).first()
+    run = TrainingRun.objects.filter(pk=run_id, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED).first()
     if run is None:
         return "gone"
     curation_write(run)
@@ -202,13 +203,11 @@ def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.n
 
 
 def _compiled(c: dict, *, images: int, device: str, processes: int) -> bool:
-    """PRETRAIN_COMPILE: on, off, or auto (labeling.ml.presets.should_compile on the run's estimate)."""
-    from labeling.ml.presets import OVERHEAD_S_PER_IMAGE, device_kind, estimate_seconds, should_compile
-
+    """PRETRAIN_COMPILE: on, off, or auto (should_compile on the run's estimated training time)."""
     if settings.PRETRAIN_COMPILE != "auto":
         return settings.PRETRAIN_COMPILE == "on"
     kind = device_kind(device)
-    training = estimate_seconds(config=c, images=images, kind=kind) - images * OVERHEAD_S_PER_IMAGE[kind]
+    training = training_seconds(config=c, images=images, kind=kind)
     return should_compile(kind=kind, eager_estimate_s=training, processes=processes)
 
 

@@ -111,13 +111,21 @@ def estimate_seconds(
     """Seconds from start to suggestions: decoding, training (epochs or the time budget, whichever
     ends first) and embedding. ``measured_images_per_s``: a rate this worker reached before on the
     same settings, which beats the table."""
+    training = training_seconds(config=config, images=images, kind=kind, measured_images_per_s=measured_images_per_s)
+    return training + images * OVERHEAD_S_PER_IMAGE[kind]
+
+
+def training_seconds(
+    *, config: dict[str, Any], images: int, kind: str, measured_images_per_s: float | None = None
+) -> float:
+    """The training part of estimate_seconds: epochs or the time budget, whichever ends first."""
     rate = measured_images_per_s or images_per_s(config=config, kind=kind)
     batch = max(1, min(int(config["batch_size"]), images))
     per_epoch = (images // batch) * batch / rate
     training: float = config["epochs"] * per_epoch
     if config.get("time_budget_s"):
         training = min(training, float(config["time_budget_s"]))
-    return training + images * OVERHEAD_S_PER_IMAGE[kind]
+    return training
 
 
 def describe_seconds(seconds: float) -> str:
