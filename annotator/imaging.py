@@ -50,7 +50,7 @@ def decode_bytes(image: Image.Image) -> int:
 @dataclass(frozen=True)
 class PreparedImage:
     sha256: str  # of the bytes as uploaded: the same file uploaded twice is a duplicate
-    data: bytes  # what we store: the upload itself, or an upright re-encoding of it
+    data: bytes  # what we store: the upload itself (any JPEG, any upright image), or an upright re-encoding
     extension: str
     width: int
     height: int
@@ -63,9 +63,9 @@ def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
     if len(data) > limits.max_bytes:
         raise ImageRejected(f"the file is {len(data) / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB")
     sha256 = hashlib.sha256(data).hexdigest()
-    upright_jpeg = _upright_jpeg(data, limits)
-    if upright_jpeg is not None:
-        return upright_jpeg(sha256)
+    jpeg = _jpeg_as_uploaded(data, limits)
+    if jpeg is not None:
+        return jpeg(sha256)
     image = _open_checked(data, limits)
     orientation = image.getexif().get(_ORIENTATION, 1)
     fmt = image.format
@@ -84,21 +84,34 @@ def prepare_image(data: bytes, limits: Limits) -> PreparedImage:
     )
 
 
-def _upright_jpeg(data: bytes, limits: Limits) -> Callable[[str], PreparedImage] | None:
-    """An upright JPEG (the common camera and phone case) is stored as uploaded, so its pixels are
-    only needed for the thumbnail: decoded with ``draft`` (libjpeg scales by 1/2..1/8 in the DCT,
-    about 10x less work for a 12-megapixel photo). That decode still reads and entropy-decodes
-    every byte of every scan, so a truncated file fails it as it fails a full decode
+# EXIF orientations that swap width and height (a transpose, or a 90° or 270° turn).
+_SWAPS_SIDES = {5, 6, 7, 8}
+
+
+def _jpeg_as_uploaded(data: bytes, limits: Limits) -> Callable[[str], PreparedImage] | None:
+    """A JPEG (the camera and phone case) is stored byte for byte as uploaded, EXIF orientation
+    included: browsers show it turned (CSS ``image-orientation: from-image`` and
+    ``createImageBitmap``'s default, both checked in Chromium by tests/browser/test_orientation.py),
+    and every server-side decoder turns it too (labeling.ml.cache._upright, labeling.detection).
+    ``width`` and ``height`` are those of the turned image, the frame boxes are drawn in, as the
+    browser and every other tool (Ultralytics, CVAT, Label Studio) read it. Nothing is re-encoded,
+    so nothing is lost to a second JPEG compression, and the pixels are only needed for the
+    thumbnail: decoded with ``draft`` (libjpeg scales by 1/2..1/8 in the DCT, about 10x less work
+    for a 12-megapixel photo), then turned. That decode still reads and entropy-decodes every
+    byte of every scan, so a truncated file fails it as it fails a full decode
     (tests/annotator/test_imaging.py). Returns ``sha256 -> PreparedImage``, or None for any other
-    image (the full path: verify, full decode, upright re-encode)."""
+    image (the full path: verify, full decode, upright re-encode where needed)."""
     with _decoding_errors():
         image = _header_checked(data, limits)
-        if image.format != "JPEG" or image.getexif().get(_ORIENTATION, 1) not in (1, None):
+        if image.format != "JPEG":
             return None
+        orientation = image.getexif().get(_ORIENTATION, 1)
         width, height = image.size
+        if orientation in _SWAPS_SIDES:
+            width, height = height, width
         image.draft("RGB" if image.mode == "CMYK" else image.mode, (limits.thumbnail_size, limits.thumbnail_size))
         image.load()  # every scan read: truncated data fails here, not in an annotator's browser
-        thumbnail = _thumbnail(image, limits.thumbnail_size)
+        thumbnail = _thumbnail(ImageOps.exif_transpose(image), limits.thumbnail_size)
     return lambda sha256: PreparedImage(
         sha256=sha256, data=data, extension="jpg", width=width, height=height, thumbnail=thumbnail
     )

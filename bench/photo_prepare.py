@@ -1,5 +1,5 @@
 """What import does to each camera photo (annotator.imaging.prepare_image: checks, decode, upright
-re-encode when EXIF says rotated, thumbnail), before and after issue 20, in the same process on the
+re-encode of non-JPEG images EXIF says are rotated, thumbnail), before and after issue 20, in the same process on the
 same files, alternating, so both see the same machine load.
 
     python -m bench.photo_prepare [--photos 20] [--before 35b5eac]

@@ -21,18 +21,44 @@ def test_it_accepts_web_formats_as_they_are(fmt, extension):
     assert thumb.format == "JPEG" and max(thumb.size) == 64
 
 
-def test_it_turns_an_exif_rotated_jpeg_upright():
+def test_an_exif_rotated_jpeg_is_stored_as_uploaded_with_the_turned_size_and_an_upright_thumbnail():
     # Orientation 6: the camera was turned; viewers rotate 90° clockwise to show it upright.
     data = image_bytes(120, 80, fmt="JPEG", orientation=6)
     prepared = prepare_image(data, LIMITS)
+    assert prepared.data == data and prepared.extension == "jpg"  # no second JPEG compression
+    assert (prepared.width, prepared.height) == (80, 120)  # the frame the browser shows, boxes are drawn in
+    thumb = PILImage.open(io.BytesIO(prepared.thumbnail)).convert("RGB")
+    assert thumb.size == (43, 64)
+    # The black marker at the stored top-left shows at the top-right once turned.
+    assert sum(thumb.getpixel((40, 2))) < 120 and sum(thumb.getpixel((2, 2))) > 150
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_gives_the_size_and_thumbnail_of_the_turned_image(orientation, monkeypatch):
+    from PIL import ImageOps
+
+    data = image_bytes(120, 80, fmt="JPEG", orientation=orientation)
+    reference = ImageOps.exif_transpose(PILImage.open(io.BytesIO(data))).convert("RGB")
+    _no_full_decode(monkeypatch)  # any JPEG: a reduced decode, never the full path
+    prepared = prepare_image(data, LIMITS)
+    assert prepared.data == data
+    assert (prepared.width, prepared.height) == reference.size
+    thumb = PILImage.open(io.BytesIO(prepared.thumbnail)).convert("RGB")
+    expected = reference.resize(thumb.size)
+    corners = [(0, 0), (thumb.width - 1, 0), (0, thumb.height - 1), (thumb.width - 1, thumb.height - 1)]
+    # The marker sits in the same corner as in the reference turn (dark there, red elsewhere).
+    assert [sum(thumb.getpixel(c)) < 200 for c in corners] == [sum(expected.getpixel(c)) < 200 for c in corners]
+    assert sum(sum(expected.getpixel(c)) < 200 for c in corners) == 1
+
+
+def test_a_rotated_non_jpeg_image_is_re_encoded_upright():
+    data = image_bytes(120, 80, fmt="WEBP", orientation=6)
+    prepared = prepare_image(data, LIMITS)
     assert (prepared.width, prepared.height) == (80, 120)
     stored = PILImage.open(io.BytesIO(prepared.data))
-    assert stored.size == (80, 120)
-    assert stored.getexif().get(0x0112, 1) == 1
-    # The black marker pixel at the original top-left now sits at the top-right.
+    assert stored.size == (80, 120) and stored.getexif().get(0x0112, 1) == 1
     pixels = stored.convert("RGB")
     assert sum(pixels.getpixel((75, 4))) < 60 and sum(pixels.getpixel((4, 4))) > 150
-    assert prepared.sha256 != "" and prepared.data != data
 
 
 def test_it_rejects_a_truncated_file():
@@ -97,7 +123,7 @@ def _no_full_decode(monkeypatch):
     from annotator import imaging
 
     def refuse(*args):
-        raise AssertionError("an upright JPEG must not be fully decoded")
+        raise AssertionError("a JPEG must not be fully decoded")
 
     monkeypatch.setattr(imaging, "_open_checked", refuse)
 

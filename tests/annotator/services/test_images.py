@@ -58,15 +58,17 @@ def test_it_imports_each_kind_and_reports_the_rest(media_root, threads):
     assert _files(media_root) == expected
 
 
-def test_it_stores_an_exif_rotated_jpeg_upright(media_root):
+def test_it_stores_an_exif_rotated_jpeg_as_uploaded_with_the_size_it_is_shown_at(media_root):
     project = make_project()
-    report = images_import(
-        project=project, sources=[ImageSource("rot.jpg", lambda: image_bytes(100, 60, fmt="JPEG", orientation=6))]
-    )
+    data = image_bytes(100, 60, fmt="JPEG", orientation=6)
+    report = images_import(project=project, sources=[ImageSource("rot.jpg", lambda: data)])
     image = Image.objects.get(pk=report.imported[0].image_id)
-    assert (image.width, image.height) == (60, 100)
+    assert (image.width, image.height) == (60, 100)  # turned, as the browser shows it
     with image.file.open("rb") as handle:
-        assert PILImage.open(handle).size == (60, 100)
+        assert handle.read() == data  # the original bytes, EXIF orientation included
+    with image.thumbnail.open("rb") as handle:
+        width, height = PILImage.open(handle).size
+    assert width < height  # the thumbnail is upright
 
 
 def test_a_duplicate_in_another_project_is_imported_there(media_root):
