@@ -70,7 +70,7 @@ def main() -> None:
         start = time.perf_counter()
         imported, rss = 0, []
         for first in range(0, len(files), args.batch):
-            imported += _upload(session, f"/projects/{project.id}/upload", files[first : first + args.batch])
+            imported += _upload(session, f"/api/projects/{project.id}/images/", files[first : first + args.batch])
             rss.append(_tree_rss_mb(process.process.pid))
         seconds = time.perf_counter() - start
     assert imported == args.images == Image.objects.filter(project=project).count()
