@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import CharField, OuterRef, Subquery, Value
 from django.http import Http404
 
+from annotator.compiled import Compiled
 from annotator.models import Membership, Project, Role
 
 
@@ -16,21 +17,43 @@ def project_for(
     *, user: AbstractBaseUser, project_id: int, roles: tuple[str, ...] | None = None
 ) -> tuple[Project, str]:
     """The project and the user's role in it, or 404/403. ``roles=None`` admits any member.
-    One query: the role rides on the project's row."""
-    project = Project.objects.filter(pk=project_id).annotate(member_role=member_role(user, "pk")).first()
+    One query: the role rides on the project's row (compiled once: it is on every API request)."""
+    if role_lookup(user):
+        project = _PROJECT_AS_MEMBER.first(project_id=project_id, user_id=user.pk)
+    else:
+        project = _PROJECT_AS_NOBODY.first(project_id=project_id)
     if project is None:
         raise Http404("No such project.")
     return project, project_role(user=user, project=project, roles=roles, role=project.member_role)
 
 
-def member_role(user: AbstractBaseUser, project_field: str) -> Subquery | Value:
-    """The user's role in the project whose id is the outer row's ``project_field``, as an
-    expression to annotate a Project or an Image with (None for a non-member)."""
-    if user.is_superuser or not user.is_authenticated:  # a superuser needs no row; nobody else is a member
+def role_lookup(user: AbstractBaseUser) -> bool:
+    """Whether the user's role comes from a membership row: a superuser needs none, and someone
+    not logged in has none."""
+    return bool(user.is_authenticated and not user.is_superuser)
+
+
+def member_role(user_id: int | None, project_field: str) -> Subquery | Value:
+    """The role in the project whose id is the outer row's ``project_field`` of the user ``user_id``,
+    as an expression to annotate a Project or an Image with (None for a non-member; ``user_id``
+    None: nobody's role, see ``role_lookup``)."""
+    if user_id is None:
         return Value(None, output_field=CharField())
     return Subquery(
-        Membership.objects.filter(project_id=OuterRef(project_field), user_id=user.pk).order_by("id").values("role")[:1]
+        Membership.objects.filter(project_id=OuterRef(project_field), user_id=user_id).order_by("id").values("role")[:1]
     )
+
+
+_PROJECT_AS_MEMBER = Compiled(
+    lambda project_id, user_id: Project.objects.filter(pk=project_id).annotate(member_role=member_role(user_id, "pk"))[
+        :1
+    ],
+    {"project_id": "int", "user_id": "int"},
+)
+_PROJECT_AS_NOBODY = Compiled(
+    lambda project_id: Project.objects.filter(pk=project_id).annotate(member_role=member_role(None, "pk"))[:1],
+    {"project_id": "int"},
+)
 
 
 _UNREAD = object()

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, Q, QuerySet, Sum
+from django.db.models import Count, Exists, FloatField, JSONField, Q, QuerySet, Sum, Value
 
 from annotator.agreement import box_f1, tag_jaccard
-from annotator.models import AnnotationSnapshot, Image, ImageStatus, LabelBoxCount, Membership, Project
+from annotator.compiled import Compiled
+from annotator.models import AnnotationSnapshot, Box, Image, ImageTag, ImageStatus, LabelBoxCount, Membership, Project
 from annotator.models import ProjectStatusCount, Review, ReviewStatus
 from annotator.orders import images_ordered
 from annotator.paging import Page, keyset_page
@@ -114,21 +115,7 @@ def annotation_state(*, image: Image, written: tuple[list, list] | None = None) 
 def _boxes_and_tags(image: Image) -> tuple[list[dict], list[dict]]:
     """The image's boxes and its tags, each in id order, in one query (a UNION: this is on every hot
     request's path). A tag row has x = -1, which no box has (box_inside_image_origin)."""
-    from django.db.models import FloatField, JSONField, Value
-
-    from annotator.models import Box, ImageTag
-
-    no = Value(-1.0, output_field=FloatField())
-    fields = ("id", "label_id", "x", "y", "w", "h", "source", "attributes")
-    tags = ImageTag.objects.filter(image=image).order_by()
-    tags = tags.annotate(x_=no, y_=no, w_=no, h_=no, attributes_=Value(None, output_field=JSONField()))
-    rows = (
-        Box.objects.filter(image=image)
-        .order_by()
-        .values_list(*fields)
-        .union(tags.values_list("id", "label_id", "x_", "y_", "w_", "h_", "source", "attributes_"), all=True)
-        .order_by("id")
-    )
+    rows = _BOXES_AND_TAGS.rows(image_id=image.pk)
     boxes, tag_list = [], []
     for i, label, x, y, w, h, source, attributes in rows:
         if x < 0:
@@ -138,6 +125,23 @@ def _boxes_and_tags(image: Image) -> tuple[list[dict], list[dict]]:
                 {"id": i, "label": label, "x": x, "y": y, "w": w, "h": h, "source": source, "attributes": attributes}
             )
     return boxes, tag_list
+
+
+def _boxes_and_tags_query(image_id: int):
+    no = Value(-1.0, output_field=FloatField())
+    fields = ("id", "label_id", "x", "y", "w", "h", "source", "attributes")
+    tags = ImageTag.objects.filter(image_id=image_id).order_by()
+    tags = tags.annotate(x_=no, y_=no, w_=no, h_=no, attributes_=Value(None, output_field=JSONField()))
+    return (
+        Box.objects.filter(image_id=image_id)
+        .order_by()
+        .values_list(*fields)
+        .union(tags.values_list("id", "label_id", "x_", "y_", "w_", "h_", "source", "attributes_"), all=True)
+        .order_by("id")
+    )
+
+
+_BOXES_AND_TAGS = Compiled(_boxes_and_tags_query, {"image_id": "int"})
 
 
 def _written_state(boxes: list, tags: list) -> tuple[list[dict], list[dict]]:

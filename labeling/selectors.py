@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
 
+from annotator.compiled import Compiled
 from annotator.models import Image, LabelClass
 from annotator.paging import Page, keyset_page
 from annotator.selectors import project_status_counts
@@ -29,13 +30,16 @@ def current_model_view(*, project_id: int) -> tuple[int | None, int | None, str 
     """(the current probe run, the current detector run, the model's note) in one query: the annotate
     state shows all three on every hot request. The note is ``_newest_probe_note``, read as a subquery (a
     project with no model state has run nothing, so it has no note either)."""
-    row = (
-        ProjectModelState.objects.filter(project_id=project_id)
-        .annotate(note=Subquery(_newest_probe_note(OuterRef("project_id"))))
-        .values_list("probe_run_id", "detector_run_id", "note")
-        .first()
-    )
-    return row if row is not None else (None, None, None)
+    rows = _MODEL_VIEW.rows(project_id=project_id)
+    return rows[0] if rows else (None, None, None)
+
+
+_MODEL_VIEW = Compiled(
+    lambda project_id: ProjectModelState.objects.filter(project_id=project_id)
+    .annotate(note=Subquery(_newest_probe_note(OuterRef("project_id"))))
+    .values_list("probe_run_id", "detector_run_id", "note")[:1],
+    {"project_id": "int"},
+)
 
 
 def suggested_as(*, project_id: int, label_id: int | None):

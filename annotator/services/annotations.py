@@ -22,6 +22,7 @@ from annotator import attributes as attributes_rules
 from annotator import extensions
 from annotator.agreement import in_overlap_sample
 from annotator.attributes import values_clean
+from annotator.compiled import Compiled
 from annotator.models import AnnotationSnapshot, Box, Image, ImageStatus, ImageTag, LabelClass, Project, ReviewStatus
 from annotator.models import Source
 from annotator.services.locking import bump_version, lock_expiry
@@ -251,14 +252,8 @@ def _kept_sources(image: Image) -> tuple[dict[int, str], dict[tuple, str], _Befo
     """({label id: source} of the image's tags, {box key: source} of its boxes not drawn by a
     person}, what it held) in one query (a UNION: this is on every save's path). A tag row has
     x = -1, which no box has (box_inside_image_origin)."""
-    no = Value(-1.0, output_field=FloatField())
-    tags = ImageTag.objects.filter(image=image).order_by().annotate(kx=no, ky=no, kw=no, kh=no)
-    boxes = Box.objects.filter(image=image).order_by()
-    rows = tags.values_list("label_id", "source", "kx", "ky", "kw", "kh").union(
-        boxes.values_list("label_id", "source", "x", "y", "w", "h"), all=True
-    )
     tag_sources, box_sources, box_labels = {}, {}, {}
-    for label_id, source, x, y, w, h in rows:
+    for label_id, source, x, y, w, h in _KEPT_SOURCES.rows(image_id=image.pk):
         if x < 0:
             tag_sources[label_id] = source
             continue
@@ -266,6 +261,22 @@ def _kept_sources(image: Image) -> tuple[dict[int, str], dict[tuple, str], _Befo
         if source != "human":
             box_sources[_box_key(label_id, x, y, w, h)] = source
     return tag_sources, box_sources, _Before(box_labels, bool(tag_sources))
+
+
+def _kept_sources_query(image_id: int):
+    no = Value(-1.0, output_field=FloatField())
+    tags = ImageTag.objects.filter(image_id=image_id).order_by().annotate(kx=no, ky=no, kw=no, kh=no)
+    boxes = Box.objects.filter(image_id=image_id).order_by()
+    return tags.values_list("label_id", "source", "kx", "ky", "kw", "kh").union(
+        boxes.values_list("label_id", "source", "x", "y", "w", "h"), all=True
+    )
+
+
+_KEPT_SOURCES = Compiled(_kept_sources_query, {"image_id": "int"})
+_LABEL_ATTRIBUTES = Compiled(
+    lambda project_id: LabelClass.objects.filter(project_id=project_id).values_list("id", "attributes"),
+    {"project_id": "int"},
+)
 
 
 def _box_key(label_id: int, x: float, y: float, w: float, h: float) -> tuple:
@@ -401,7 +412,7 @@ def _rows_and_before(
 ) -> tuple[list[Box], list[ImageTag], _Before]:
     if len(boxes) > MAX_BOXES_PER_IMAGE:
         raise ValidationError(f"An image can hold at most {MAX_BOXES_PER_IMAGE} boxes.")
-    specs = dict(image.project.labels.values_list("id", "attributes"))
+    specs = dict(_LABEL_ATTRIBUTES.rows(project_id=image.project_id))
     unknown = {b.label_id for b in boxes} | set(tag_label_ids)
     unknown -= set(specs)
     if unknown:

@@ -55,9 +55,15 @@ def first(queryset) -> Image | None:
     """The first row of ``queryset`` (id order unless it has its own), locked FOR UPDATE, skipping rows
     another transaction holds (PostgreSQL; SQLite serialises writers anyway): two people asking at
     once never get the same image."""
+    return locked_first(queryset).first()
+
+
+def locked_first(queryset):
+    """``queryset`` as ``first`` reads it: id order unless it has its own, FOR UPDATE SKIP LOCKED, one row
+    (for a compiled query, annotator.compiled)."""
     if not queryset.query.order_by:
         queryset = queryset.order_by("id")
-    return queryset.select_for_update(skip_locked=True, of=("self",)).first()
+    return queryset.select_for_update(skip_locked=True, of=("self",))[:1]
 
 
 def lock_expiry():

@@ -12,9 +12,10 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
+from annotator.compiled import Compiled
 from annotator.models import Image, ImageStatus, Project
 from annotator.orders import QUEUE_FALLBACKS, QUEUE_ORDERS, images_ordered, queue_order_valid
-from annotator.services.locking import first, lock_expiry
+from annotator.services.locking import first, lock_expiry, locked_first
 from annotator.services.status_counts import status_counts_move
 
 
@@ -57,26 +58,34 @@ def queue_next(
     if project.overlap_fraction:
         # The second pass of an overlap image must be someone else's, independent of the first.
         images = images.exclude(overlap_first_by=user)
+    # The picks every request makes (the user's own hold, the first free image in id order) are
+    # compiled once (annotator.compiled); ``where`` is what they share with the ORM's ``images``.
+    where = {
+        "project_id": project.id,
+        "exclude": exclude,
+        "overlap_user_id": user.pk if project.overlap_fraction else None,
+    }
     with transaction.atomic():
         # Holds the user lets go of (an image prefetched in an order they left) go back to the queue.
         queue_release(project=project, user=user, image_ids=release)
-        image = first(images.filter(status=ImageStatus.IN_PROGRESS, locked_by=user, locked_until__gt=now))
+        image = _HELD.first(**where, user_id=user.pk, now=now)
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:
             if project.queue_one_per_duplicate_group:  # one image per near-duplicate group
                 images = images.filter(duplicate_of__isnull=True)
+            where["one_per_group"] = project.queue_one_per_duplicate_group
             free = images.filter(
                 Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)
             )
             if order == "random":
                 image = _first_random(free, images)
             elif order == "sequential":  # id order, as annotator.orders says, in two index scans
-                image = _first_free(images, now)
+                image = _first_free(where, now)
             else:
                 image = _first_ranked(project, free, order)
                 for fallback in QUEUE_FALLBACKS.get(order, ()) if image is None else ():
                     image = (
-                        _first_free(images, now) if fallback == "sequential" else _first_ranked(project, free, fallback)
+                        _first_free(where, now) if fallback == "sequential" else _first_ranked(project, free, fallback)
                     )
                     if image is not None:
                         break
@@ -97,15 +106,40 @@ def queue_next(
     return image
 
 
-def _first_free(images, now) -> Image | None:
+def _first_free(where: dict, now) -> Image | None:
     # Two index range scans (project, status, id) and (project, status, locked_until), each LIMIT 1,
     # instead of one OR that would scan: the lower id of the two goes first.
-    candidates = [
-        first(images.filter(status=ImageStatus.UNLABELED)),
-        first(images.filter(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)),
-    ]
+    candidates = [_UNLABELED.first(**where), _EXPIRED.first(**where, now=now)]
     candidates = [c for c in candidates if c is not None]
     return min(candidates, key=lambda c: c.pk) if candidates else None
+
+
+def _queue_images(project_id, exclude, overlap_user_id, one_per_group=False):
+    """The images the queue may hand out (``queue_next``'s ``images``), for the compiled picks."""
+    images = Image.objects.filter(project_id=project_id)
+    if exclude is not None:
+        images = images.exclude(pk__in=exclude)
+    if overlap_user_id is not None:  # the second pass of an overlap image is someone else's
+        images = images.exclude(overlap_first_by_id=overlap_user_id)
+    if one_per_group:
+        images = images.filter(duplicate_of__isnull=True)
+    return images
+
+
+_WHERE = {"project_id": "int", "exclude": "ids", "overlap_user_id": "int"}
+_HELD = Compiled(
+    lambda user_id, now, **where: locked_first(
+        _queue_images(**where).filter(status=ImageStatus.IN_PROGRESS, locked_by_id=user_id, locked_until__gt=now)
+    ),
+    {**_WHERE, "user_id": "int", "now": "datetime"},
+)
+_UNLABELED = Compiled(lambda **where: locked_first(_queue_images(**where).filter(status=ImageStatus.UNLABELED)), _WHERE)
+_EXPIRED = Compiled(
+    lambda now, **where: locked_first(
+        _queue_images(**where).filter(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)
+    ),
+    {**_WHERE, "now": "datetime"},
+)
 
 
 def _first_ranked(project: Project, free, order: str) -> Image | None:

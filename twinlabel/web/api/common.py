@@ -8,22 +8,34 @@ import json
 import math
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from rest_framework.request import Request
 
-from annotator.access import ANNOTATE_ROLES, member_role, project_role
+from annotator.access import ANNOTATE_ROLES, member_role, project_role, role_lookup
+from annotator.compiled import Compiled
 from annotator.models import Image
 from twinlabel.web.api.errors import BadRequest, TooLarge
 
 
 def image_for(request: Request, image_id: int, *, write: bool, roles: tuple[str, ...] = ANNOTATE_ROLES) -> Image:
     # One query: the image, its project and the user's role in it (no second fetch).
-    image = get_object_or_404(
-        Image.objects.select_related("project").annotate(member_role=member_role(request.user, "project_id")),
-        pk=image_id,
-    )
+    if role_lookup(request.user):
+        image = _IMAGE_AS_MEMBER.first(image_id=image_id, user_id=request.user.pk)
+    else:
+        image = _IMAGE_AS_NOBODY.first(image_id=image_id)
+    if image is None:
+        raise Http404("No such image.")
     project_role(user=request.user, project=image.project, roles=roles if write else None, role=image.member_role)
     return image
+
+
+def _image_with_role(image_id: int, user_id: int | None = None):
+    images = Image.objects.filter(pk=image_id).select_related("project")
+    return images.annotate(member_role=member_role(user_id, "project_id"))[:1]
+
+
+_IMAGE_AS_MEMBER = Compiled(_image_with_role, {"image_id": "int", "user_id": "int"})
+_IMAGE_AS_NOBODY = Compiled(_image_with_role, {"image_id": "int"})
 
 
 def body(request: Request) -> dict:

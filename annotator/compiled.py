@@ -1,0 +1,166 @@
+"""ORM queries compiled to SQL once per process, database and shape, then run with new arguments.
+
+The three requests an annotator makes per image (queue next, save, submit) run about ten small
+queries each, and Django spent more CPU building their SQL than the database spent answering them
+(bench/hot_requests.py: the compiler's ``as_sql`` and the query's ``build_filter``/``clone`` were
+the largest own-time entries after the wait for PostgreSQL). A ``Compiled`` query is still written
+with the ORM, in one place, so it is the same query on SQLite and PostgreSQL and the tests run it on
+both. It is compiled the first time it is used, with stand-in values for its arguments; later calls
+put the real arguments in the stand-ins' places and execute the SQL through the same connection
+(same transaction, same query log), and Django's own converters and model construction turn the rows
+into values or instances, as ``values_list()`` or iterating the queryset would.
+
+Arguments are ids, strings, aware datetimes and lists of ids: values whose parameter is the value
+itself, or for a datetime the backend's own adaptation of it (``adapt_datetimefield_value``). Anything
+that changes the SQL's text is a *shape*, part of the cache key: every keyword that is not an
+argument, an argument passed as None (the builder gets None and leaves its condition out), and the
+length of a list of ids.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import QuerySet
+from django.db.models.query import get_related_populators
+
+_INT_STANDIN = -7_919_000_000  # far below any id
+_STR_STANDIN = "\x00twinlabel-argument-"
+_DATETIME_STANDIN = datetime.datetime(1901, 1, 1, tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    compiler: Any
+    sql: str
+    params: tuple
+    slots: tuple[tuple[str, str, int | None] | None, ...]  # per parameter: (argument, kind, list position) or None
+
+
+class Compiled:
+    """``build(**arguments, **shape) -> QuerySet``, compiled once per (database, shape).
+
+    ``arguments``: {name: kind} of the keyword arguments that are values, kind "int", "str",
+    "datetime" or "ids" (a list of ids). Every other keyword the caller passes is a shape."""
+
+    def __init__(self, build: Callable[..., QuerySet], arguments: dict[str, str]):
+        self._build = build
+        self._arguments = arguments
+        self._plans: dict[tuple, _Plan] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, *, using: str = DEFAULT_DB_ALIAS, **kwargs) -> list[tuple]:
+        """The rows of a ``values_list()`` query, converted as Django converts them."""
+        plan, rows = self._run(using, kwargs)
+        return list(plan.compiler.results_iter(results=[rows], tuple_expected=True)) if rows else []
+
+    def instances(self, *, using: str = DEFAULT_DB_ALIAS, **kwargs) -> list:
+        """The model instances of a plain, ``select_related()`` or ``annotate()``d query."""
+        plan, rows = self._run(using, kwargs)
+        if not rows:
+            return []
+        compiler = plan.compiler
+        select, klass_info, annotations = compiler.select, compiler.klass_info, compiler.annotation_col_map
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        names = [column[0].target.attname for column in select[start:end]]
+        populators = get_related_populators(klass_info, select, using)
+        out = []
+        for row in compiler.results_iter(results=[rows]):
+            obj = klass_info["model"].from_db(using, names, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            for name, position in (annotations or {}).items():
+                setattr(obj, name, row[position])
+            out.append(obj)
+        return out
+
+    def first(self, **kwargs):
+        found = self.instances(**kwargs)
+        return found[0] if found else None
+
+    def _run(self, using: str, kwargs: dict) -> tuple[_Plan, list]:
+        values = {}
+        for name, kind in self._arguments.items():
+            value = kwargs.pop(name)
+            if value is None:
+                kwargs[name] = None  # a shape: the builder leaves the condition out
+            elif kind == "ids":
+                values[name] = tuple(value)
+                kwargs[f"len({name})"] = len(values[name])
+            else:
+                values[name] = value
+        plan = self._plan(using, kwargs)
+        ops = connections[using].ops
+        params = [
+            p if slot is None else _adapt(values[slot[0]], slot[1], ops, slot[2])
+            for slot, p in zip(plan.slots, plan.params)
+        ]
+        with connections[using].cursor() as cursor:
+            cursor.execute(plan.sql, params)
+            return plan, cursor.fetchall()
+
+    def _plan(self, using: str, shape: dict[str, Hashable]) -> _Plan:
+        key = (using, tuple(sorted(shape.items())))
+        plan = self._plans.get(key)
+        if plan is None:
+            with self._lock:
+                plan = self._plans.get(key) or self._compile(using, shape)
+                self._plans[key] = plan
+        return plan
+
+    def _compile(self, using: str, shape: dict) -> _Plan:
+        ops = connections[using].ops
+        builder = {name: value for name, value in shape.items() if not name.startswith("len(")}
+        wanted = [name for name in self._arguments if name not in builder]  # not passed as None
+        standins = {
+            name: _standin(self._arguments[name], i, shape.get(f"len({name})", 0)) for i, name in enumerate(wanted)
+        }
+        queryset = self._build(**standins, **builder).using(using)
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        places = {}  # adapted stand-in -> (argument, kind, position in a list)
+        for name, value in standins.items():
+            kind = self._arguments[name]
+            for position, one in enumerate(value) if kind == "ids" else [(None, value)]:
+                adapted = _adapt(one, kind, ops, None)
+                places[(type(adapted), adapted)] = (name, kind, position)
+        slots = [places.get((type(param), param)) if _hashable(param) else None for param in params]
+        missing = {name for name, value in standins.items() if value != ()} - {slot[0] for slot in slots if slot}
+        if missing:  # an argument that did not become a parameter would be silently ignored
+            raise ValueError(f"{sorted(missing)} did not reach the SQL as parameters: make them shapes")
+        return _Plan(compiler, sql, tuple(params), tuple(slots))
+
+
+def _standin(kind: str, index: int, length: int):
+    if kind == "int":
+        return _INT_STANDIN - 1000 * index
+    if kind == "ids":
+        return tuple(_INT_STANDIN - 1000 * index - 1 - i for i in range(length))
+    if kind == "str":
+        return f"{_STR_STANDIN}{index}"
+    if kind == "datetime":
+        return _DATETIME_STANDIN + datetime.timedelta(seconds=index)
+    raise ValueError(f"unknown argument kind {kind!r}")
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _adapt(value, kind: str, ops, position: int | None):
+    if position is not None:  # one id of a list
+        return int(value[position])
+    if kind == "datetime":
+        return ops.adapt_datetimefield_value(value)
+    if kind in ("int", "ids"):
+        return int(value)
+    return value
