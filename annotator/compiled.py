@@ -29,7 +29,11 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.db.models.query import get_related_populators
 
-_INT_STANDIN = -7_919_000_000  # far below any id
+# Stand-ins must be values the ORM lets through: Django turns a lookup on an integer column with a
+# value outside the column's range into "no rows" (EmptyResultSet), so they are positive and within
+# 32 bits (an AutoField or IntegerField; a SmallIntegerField argument cannot be compiled).
+_INT_STANDIN = 2_000_000_000
+_INT_STRIDE = 100_000  # per argument: room for a list of ids
 _STR_STANDIN = "\x00twinlabel-argument-"
 _DATETIME_STANDIN = datetime.datetime(1901, 1, 1, tzinfo=datetime.UTC)
 
@@ -91,6 +95,8 @@ class Compiled:
                 kwargs[name] = None  # a shape: the builder leaves the condition out
             elif kind == "ids":
                 values[name] = tuple(value)
+                if len(values[name]) >= _INT_STRIDE:
+                    raise ValueError(f"{name}: at most {_INT_STRIDE - 1} ids")
                 kwargs[f"len({name})"] = len(values[name])
             else:
                 values[name] = value
@@ -138,9 +144,9 @@ class Compiled:
 
 def _standin(kind: str, index: int, length: int):
     if kind == "int":
-        return _INT_STANDIN - 1000 * index
+        return _INT_STANDIN + _INT_STRIDE * index
     if kind == "ids":
-        return tuple(_INT_STANDIN - 1000 * index - 1 - i for i in range(length))
+        return tuple(_INT_STANDIN + _INT_STRIDE * index + 1 + i for i in range(length))
     if kind == "str":
         return f"{_STR_STANDIN}{index}"
     if kind == "datetime":

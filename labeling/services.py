@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Exists, F, Value, When
 from django.utils import timezone
 
+from annotator.compiled import Compiled
 from annotator.access import LimitReached
 from labeling.auto_accept import auto_accept_settings_check
 from annotator.services.annotations import BoxIn, image_box_add, image_box_remove, image_tag_set, image_version_bump
@@ -101,12 +102,18 @@ def submission_noted(*, project_id: int, image_id: int | None = None) -> Trainin
         submissions_since_fit=F("submissions_since_fit") + 1, boxed_since_fit=F("boxed_since_fit") + boxed
     ):
         return None  # nothing pretrained yet: no probe to refit
-    state = ProjectModelState.objects.select_related("project").get(project_id=project_id)
+    state = _STATE_WITH_PROJECT.first(project_id=project_id)
     if _detector_due(state):
         detector_start(project=state.project)
     if state.submissions_since_fit < settings.PROBE_REFIT_EVERY:
         return None
     return probe_start(project=state.project)
+
+
+_STATE_WITH_PROJECT = Compiled(  # on every submission's path
+    lambda project_id: ProjectModelState.objects.select_related("project").filter(project_id=project_id)[:1],
+    {"project_id": "int"},
+)
 
 
 def _detector_due(state: ProjectModelState) -> bool:

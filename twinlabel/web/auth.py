@@ -5,6 +5,7 @@ authentication for scripts."""
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
@@ -18,6 +19,11 @@ from twinlabel.web import throttle
 
 
 class ThrottledModelBackend(ModelBackend):
+    def get_user(self, user_id):
+        """The logged-in user of every browser request, read by a query compiled once."""
+        user = _USER.first(user_id=user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None
+
     def authenticate(self, request, username=None, password=None, **kwargs):
         address = throttle.client_address(request)
         if throttle.login_blocked(username=username, address=address):
@@ -83,3 +89,4 @@ def _token_with_user(key: str):
 
 
 _TOKEN_WITH_USER = Compiled(_token_with_user, {"key": "str"})
+_USER = Compiled(lambda user_id: get_user_model()._default_manager.filter(pk=user_id)[:1], {"user_id": "int"})

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotator.compiled import Compiled
 from annotator.extensions import EVENTS
 from annotator.models import Project
 from annotator.tasks import send_now
@@ -74,11 +75,7 @@ def event_noted(*, project_id: int, event: str, data: dict) -> None:
 
 
 def deliveries_create(*, project_id: int, event: str, data: dict) -> list[int]:
-    hooks = [
-        hook_id
-        for hook_id, events in Webhook.objects.filter(project_id=project_id, active=True).values_list("id", "events")
-        if event in events
-    ]
+    hooks = [hook_id for hook_id, events in _ACTIVE_HOOKS.rows(project_id=project_id) if event in events]
     if not hooks:
         return []
     payload = _envelope(project_id, event, data)
@@ -88,6 +85,12 @@ def deliveries_create(*, project_id: int, event: str, data: dict) -> list[int]:
     ids = [row.id for row in rows]
     _send_on_commit(ids)
     return ids
+
+
+_ACTIVE_HOOKS = Compiled(  # after every submission's commit
+    lambda project_id: Webhook.objects.filter(project_id=project_id, active=True).values_list("id", "events"),
+    {"project_id": "int"},
+)
 
 
 def _envelope(project_id: int, event: str, data: dict) -> dict:
