@@ -25,9 +25,10 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models import F, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.models.sql import UpdateQuery
 
 # Stand-ins must be values the ORM lets through: Django turns a lookup on an integer column with a
 # value outside the column's range into "no rows" (EmptyResultSet), so they are positive and within
@@ -36,6 +37,7 @@ _INT_STANDIN = 2_000_000_000
 _INT_STRIDE = 100_000  # per argument: room for a list of ids
 _STR_STANDIN = "\x00twinlabel-argument-"
 _DATETIME_STANDIN = datetime.datetime(1901, 1, 1, tzinfo=datetime.UTC)
+_FLOAT_STANDIN = 1.0e15 + 0.25
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class _Plan:
     sql: str
     params: tuple
     slots: tuple[tuple[str, str, int | None] | None, ...]  # per parameter: (argument, kind, list position) or None
+    update: bool = False
 
 
 class Compiled:
@@ -87,6 +90,12 @@ class Compiled:
         found = self.instances(**kwargs)
         return found[0] if found else None
 
+    def update(self, *, using: str = DEFAULT_DB_ALIAS, **kwargs) -> int:
+        """Run an UPDATE (``build`` returns ``(queryset, {field: value})``, what ``queryset.update``
+        takes); the number of rows it changed."""
+        plan, count = self._run(using, kwargs)
+        return count
+
     def _run(self, using: str, kwargs: dict) -> tuple[_Plan, list]:
         values = {}
         for name, kind in self._arguments.items():
@@ -103,12 +112,12 @@ class Compiled:
         plan = self._plan(using, kwargs)
         ops = connections[using].ops
         params = [
-            p if slot is None else _adapt(values[slot[0]], slot[1], ops, slot[2])
+            p if slot is None else _like(p, _adapt(values[slot[0]], slot[1], ops, slot[2]))
             for slot, p in zip(plan.slots, plan.params)
         ]
         with connections[using].cursor() as cursor:
             cursor.execute(plan.sql, params)
-            return plan, cursor.fetchall()
+            return plan, cursor.rowcount if plan.update else cursor.fetchall()
 
     def _plan(self, using: str, shape: dict[str, Hashable]) -> _Plan:
         key = (using, tuple(sorted(shape.items())))
@@ -126,20 +135,30 @@ class Compiled:
         standins = {
             name: _standin(self._arguments[name], i, shape.get(f"len({name})", 0)) for i, name in enumerate(wanted)
         }
-        queryset = self._build(**standins, **builder).using(using)
-        compiler = queryset.query.get_compiler(using=using)
-        sql, params = compiler.as_sql()
+        built = self._build(**standins, **builder)
+        if isinstance(built, tuple):  # an UPDATE, as QuerySet.update builds it
+            queryset, changes = built
+            query = queryset.query.chain(UpdateQuery)
+            query.add_update_values(changes)
+            query.annotations = {}
+            compiler = query.get_compiler(using=using)
+            sql, params = compiler.as_sql()
+            if query.related_updates:
+                raise ValueError("an UPDATE of more than one table cannot be compiled")
+        else:
+            compiler = built.using(using).query.get_compiler(using=using)
+            sql, params = compiler.as_sql()
         places = {}  # adapted stand-in -> (argument, kind, position in a list)
         for name, value in standins.items():
             kind = self._arguments[name]
             for position, one in enumerate(value) if kind == "ids" else [(None, value)]:
                 adapted = _adapt(one, kind, ops, None)
-                places[(type(adapted), adapted)] = (name, kind, position)
-        slots = [places.get((type(param), param)) if _hashable(param) else None for param in params]
+                places[(_key_type(adapted), adapted)] = (name, kind, position)
+        slots = [places.get((_key_type(param), param)) if _hashable(param) else None for param in params]
         missing = {name for name, value in standins.items() if value != ()} - {slot[0] for slot in slots if slot}
         if missing:  # an argument that did not become a parameter would be silently ignored
             raise ValueError(f"{sorted(missing)} did not reach the SQL as parameters: make them shapes")
-        return _Plan(compiler, sql, tuple(params), tuple(slots))
+        return _Plan(compiler, sql, tuple(params), tuple(slots), isinstance(built, tuple))
 
 
 def _standin(kind: str, index: int, length: int):
@@ -151,7 +170,20 @@ def _standin(kind: str, index: int, length: int):
         return f"{_STR_STANDIN}{index}"
     if kind == "datetime":
         return _DATETIME_STANDIN + datetime.timedelta(seconds=index)
+    if kind == "float":
+        return _FLOAT_STANDIN + index
     raise ValueError(f"unknown argument kind {kind!r}")
+
+
+def _key_type(value) -> type:
+    # Django wraps some integers for psycopg (Int4, Int8: int subclasses that carry the SQL type).
+    return int if isinstance(value, int) and not isinstance(value, bool) else type(value)
+
+
+def _like(template, value):
+    """``value`` in the wrapper the ORM put the stand-in in (psycopg's Int4 for an integer column)."""
+    kind = type(template)
+    return kind(value) if kind is not type(value) and kind is not int and isinstance(template, int) else value
 
 
 def _hashable(value) -> bool:
@@ -169,4 +201,56 @@ def _adapt(value, kind: str, ops, position: int | None):
         return ops.adapt_datetimefield_value(value)
     if kind in ("int", "ids"):
         return int(value)
+    if kind == "float":
+        return float(value)
     return value
+
+
+_KINDS = (  # a field's argument kind, by the field's class (the first that matches)
+    (models.DateTimeField, "datetime"),
+    (models.FloatField, "float"),
+    (models.BooleanField, None),  # SQLite stores 0/1, PostgreSQL true/false: not a stand-in we can match
+    (models.SmallIntegerField, None),  # too narrow for the stand-ins
+    (models.IntegerField, "int"),
+    (models.AutoField, "int"),
+    (models.ForeignKey, "int"),
+    (models.CharField, "str"),
+)
+_UPDATES: dict[tuple, Compiled] = {}
+
+
+def row_update(model: type[models.Model], where: dict, changes: dict, increment: tuple[str, ...] = ()) -> int:
+    """``model.objects.filter(**where).update(**changes, <each of increment>=F(...) + 1)``, compiled once
+    per (model, the keys of ``where`` and ``changes``, which changes are None, ``increment``). ``where``:
+    equality on concrete fields (``pk`` too); ``changes``: field names (a foreign key by its name, given a
+    model instance or None, or by its attname, given an id). Falls back to the ORM for a field whose
+    values cannot be stood in for."""
+    meta = model._meta
+    values, kinds = {}, {}
+    for name, value in {**{f"w_{k}": v for k, v in where.items()}, **{f"c_{k}": v for k, v in changes.items()}}.items():
+        field = meta.pk if name == "w_pk" else meta.get_field(name[2:])
+        if isinstance(value, models.Model):
+            value = value.pk
+        kind = next((kind for cls, kind in _KINDS if isinstance(field, cls)), None)
+        if kind is None:
+            return model.objects.filter(**where).update(**changes, **{f: F(f) + 1 for f in increment})
+        values[name], kinds[name] = value, kind
+    key = (model, tuple(kinds.items()), increment)
+    compiled = _UPDATES.get(key)
+    if compiled is None:
+        compiled = _UPDATES[key] = Compiled(
+            lambda **v: (
+                model.objects.filter(**{k[2:]: x for k, x in v.items() if k.startswith("w_")}),
+                {
+                    **{_attname(meta, k[2:]): x for k, x in v.items() if k.startswith("c_")},
+                    **{f: F(f) + 1 for f in increment},
+                },
+            ),
+            kinds,
+        )
+    return compiled.update(**values)
+
+
+def _attname(meta, name: str) -> str:
+    field = meta.get_field(name)
+    return field.attname if isinstance(field, models.ForeignKey) else name

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from annotator.compiled import row_update
 from annotator.models import Image
 from annotator.services.status_counts import status_counts_move
 
@@ -26,6 +26,7 @@ def bump_version(image: Image, version: int, **changes) -> None:
     """The versioned write (StaleVersion when ``version`` is not the row's); ``image`` then holds what
     was written (callers answer with it, no re-read)."""
     row = Image.objects.filter(pk=image.pk, version=version)
+    where = {"pk": image.pk, "version": version}
     # No savepoint when nested (it cost two round trips per save): nothing in this block raises on a
     # stale version, so a caller's transaction that goes on to read the current state for its 409
     # (tests/annotator/test_api_rest.py) is never marked for rollback; StaleVersion is raised after it.
@@ -36,14 +37,14 @@ def bump_version(image: Image, version: int, **changes) -> None:
         # row), and only when that misses reads the row's status under a lock.
         if "status" in changes:
             old = image.status
-            written = row.filter(status=old).update(version=F("version") + 1, **changes)
+            written = row_update(Image, {**where, "status": old}, changes, increment=("version",))
             if not written:
                 old = row.select_for_update().values_list("status", flat=True).first()
-                written = old is not None and row.update(version=F("version") + 1, **changes)
+                written = old is not None and row_update(Image, where, changes, increment=("version",))
             if written:
                 status_counts_move(project_id=image.project_id, old=old, new=changes["status"])
         else:
-            written = row.update(version=F("version") + 1, **changes)
+            written = row_update(Image, where, changes, increment=("version",))
     if not written:
         raise StaleVersion(image.pk)
     image.version = version + 1

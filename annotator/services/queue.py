@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from annotator.compiled import Compiled
+from annotator.compiled import Compiled, row_update
 from annotator.models import Image, ImageStatus, Project
 from annotator.orders import QUEUE_FALLBACKS, QUEUE_ORDERS, images_ordered, queue_order_valid
 from annotator.services.locking import first, lock_expiry, locked_first
@@ -97,7 +97,7 @@ def queue_next(
             "locked_until": lock_expiry(),
             "opened_at": image.opened_at if held else now,
         }
-        Image.objects.filter(pk=image.pk).update(**claim)
+        row_update(Image, {"pk": image.pk}, claim)
         # image was selected FOR UPDATE, so its status is the row's, and the claim is all that changed
         # since (no re-read for the answer).
         status_counts_move(project_id=project.id, old=image.status, new=ImageStatus.IN_PROGRESS)

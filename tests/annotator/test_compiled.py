@@ -107,3 +107,33 @@ def test_an_argument_that_does_not_reach_the_sql_is_refused():
     ignored = Compiled(lambda project_id: LabelClass.objects.all(), {"project_id": "int"})
     with pytest.raises(ValueError, match="project_id"):
         ignored.rows(project_id=1)
+
+
+def test_row_update_writes_what_the_orms_update_writes_and_counts_rows():
+    from annotator.compiled import row_update
+    from annotator.models import Project
+
+    project = make_project()
+    user = make_user("ann")
+    [image_id] = add_images(project, 1)
+    image = Image.objects.get(pk=image_id)
+    until = timezone.now() + timedelta(minutes=3)
+    changes = {"status": ImageStatus.IN_PROGRESS, "locked_by": user, "locked_until": until, "work_seconds": 1.5}
+    where = {"pk": image_id, "version": image.version, "status": ImageStatus.UNLABELED}
+    assert row_update(Image, where, changes, increment=("version",)) == 1
+    image.refresh_from_db()
+    assert (image.status, image.locked_by_id, image.locked_until, image.work_seconds, image.version) == (
+        ImageStatus.IN_PROGRESS,
+        user.pk,
+        until,
+        1.5,
+        where["version"] + 1,
+    )
+    assert row_update(Image, where, changes, increment=("version",)) == 0  # stale version and status: no row
+    cleared = {"locked_by": None, "locked_until": None, "work_seconds": None, "status": ImageStatus.SKIPPED}
+    assert row_update(Image, {"pk": image_id, "version": image.version}, cleared, increment=("version",)) == 1
+    image.refresh_from_db()
+    assert (image.locked_by_id, image.locked_until, image.work_seconds, image.status) == (None, None, None, "skipped")
+    # A boolean field has no stand-in both databases agree on: the ORM writes it.
+    assert row_update(Project, {"pk": project.pk}, {"queue_one_per_duplicate_group": False}) == 1
+    assert Project.objects.get(pk=project.pk).queue_one_per_duplicate_group is False
