@@ -68,12 +68,8 @@ def image_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
         run_id = current_probe_run_id(project_id=image.project_id)
     if run_id is None:
         return []
-    decisions = dict(SuggestionDecision.objects.filter(image=image).values_list("label_id", "decision"))
-    rows = (
-        Suggestion.objects.filter(run_id=run_id, image=image)
-        .order_by("-probability")
-        .values_list("label_id", "probability", "predicted")
-    )
+    decisions = dict(_DECISIONS.rows(image_id=image.pk))
+    rows = _SUGGESTIONS.rows(run_id=run_id, image_id=image.pk)
     return [
         {"label": label, "probability": p, "predicted": predicted, "decision": decisions.get(label)}
         for label, p, predicted in rows
@@ -88,27 +84,49 @@ def image_box_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
         run_id = current_detector_run_id(project_id=image.project_id)
     if run_id is None:
         return []
-    rows = list(
-        BoxSuggestion.objects.filter(run_id=run_id, image=image)
-        .order_by("-score", "id")
-        .values("id", "label_id", "x", "y", "w", "h", "score", "predicted")
-    )
+    rows = _BOX_SUGGESTIONS.rows(run_id=run_id, image_id=image.pk)
     if not rows:
         return []
-    decided = dict(
-        BoxSuggestionDecision.objects.filter(suggestion_id__in=[r["id"] for r in rows]).values_list(
-            "suggestion_id", "decision"
-        )
-    )
+    decided = dict(_BOX_DECISIONS.rows(suggestion_ids=[r[0] for r in rows]))
     return [
         {
-            "id": r["id"],
-            "label": r["label_id"],
-            **{k: r[k] for k in ("x", "y", "w", "h", "score", "predicted")},
-            "decision": decided.get(r["id"]),
+            "id": i,
+            "label": label,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "score": score,
+            "predicted": predicted,
+            "decision": decided.get(i),
         }
-        for r in rows
+        for i, label, x, y, w, h, score, predicted in rows
     ]
+
+
+# The reads above are on every annotate request once a model exists: compiled once (annotator.compiled).
+_DECISIONS = Compiled(
+    lambda image_id: SuggestionDecision.objects.filter(image_id=image_id).values_list("label_id", "decision"),
+    {"image_id": "int"},
+)
+_SUGGESTIONS = Compiled(
+    lambda run_id, image_id: Suggestion.objects.filter(run_id=run_id, image_id=image_id)
+    .order_by("-probability")
+    .values_list("label_id", "probability", "predicted"),
+    {"run_id": "int", "image_id": "int"},
+)
+_BOX_SUGGESTIONS = Compiled(
+    lambda run_id, image_id: BoxSuggestion.objects.filter(run_id=run_id, image_id=image_id)
+    .order_by("-score", "id")
+    .values_list("id", "label_id", "x", "y", "w", "h", "score", "predicted"),
+    {"run_id": "int", "image_id": "int"},
+)
+_BOX_DECISIONS = Compiled(
+    lambda suggestion_ids: BoxSuggestionDecision.objects.filter(suggestion_id__in=suggestion_ids).values_list(
+        "suggestion_id", "decision"
+    ),
+    {"suggestion_ids": "ids"},
+)
 
 
 def suggestion_settings(*, project_id: int) -> dict:
