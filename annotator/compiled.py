@@ -63,11 +63,15 @@ class Compiled:
 
     def rows(self, *, using: str = DEFAULT_DB_ALIAS, **kwargs) -> list[tuple]:
         """The rows of a ``values_list()`` query, converted as Django converts them."""
+        if _out_of_range(kwargs, self._arguments):
+            return [tuple(row) for row in self._build(**kwargs).using(using)]
         plan, rows = self._run(using, kwargs)
         return list(plan.compiler.results_iter(results=[rows], tuple_expected=True)) if rows else []
 
     def instances(self, *, using: str = DEFAULT_DB_ALIAS, **kwargs) -> list:
         """The model instances of a plain, ``select_related()`` or ``annotate()``d query."""
+        if _out_of_range(kwargs, self._arguments):
+            return list(self._build(**kwargs).using(using))
         plan, rows = self._run(using, kwargs)
         if not rows:
             return []
@@ -93,6 +97,9 @@ class Compiled:
     def update(self, *, using: str = DEFAULT_DB_ALIAS, **kwargs) -> int:
         """Run an UPDATE (``build`` returns ``(queryset, {field: value})``, what ``queryset.update``
         takes); the number of rows it changed."""
+        if _out_of_range(kwargs, self._arguments):
+            queryset, changes = self._build(**kwargs)
+            return queryset.using(using).update(**changes)
         plan, count = self._run(using, kwargs)
         return count
 
@@ -173,6 +180,24 @@ def _standin(kind: str, index: int, length: int):
     if kind == "float":
         return _FLOAT_STANDIN + index
     raise ValueError(f"unknown argument kind {kind!r}")
+
+
+_INT_RANGE = (-(2**31), 2**31 - 1)  # every id column holds these (an AutoField is 32 bits)
+
+
+def _out_of_range(kwargs: dict, arguments: dict[str, str]) -> bool:
+    """Whether an integer argument lies outside 32 bits. The ORM then answers as the column's range
+    says (a value no row can hold: no rows, Django's EmptyResultSet) where the database driver would
+    refuse the parameter (SQLite: "Python int too large", psycopg: an Int4 that overflows), so such
+    a call (an id from a fuzzer or a typo, never a real one) goes the ORM's way: same answer, slower."""
+    low, high = _INT_RANGE
+    for name, kind in arguments.items():
+        value = kwargs.get(name)
+        if value is None or kind not in ("int", "ids"):
+            continue
+        if any(not low <= int(v) <= high for v in (value if kind == "ids" else (value,))):
+            return True
+    return False
 
 
 def _key_type(value) -> type:

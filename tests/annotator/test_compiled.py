@@ -7,11 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from annotator.compiled import Compiled
-from annotator.models import Image, ImageStatus, LabelClass, Membership, Role
+from annotator.access import project_for
+from annotator.compiled import Compiled, row_update
+from annotator.models import Image, ImageStatus, LabelClass, Membership, Project, Role
 from tests.factories import add_images, make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -96,8 +98,6 @@ def test_an_annotation_lands_on_the_instance():
     project = make_project(owner=owner)
     annotator = make_user("ann")
     Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
-    from annotator.access import project_for
-
     for user, role in ((owner, Role.ADMIN), (annotator, Role.ANNOTATOR)):
         got, got_role = project_for(user=user, project_id=project.id)
         assert got.pk == project.pk and got_role == role and got.member_role == role
@@ -110,9 +110,6 @@ def test_an_argument_that_does_not_reach_the_sql_is_refused():
 
 
 def test_row_update_writes_what_the_orms_update_writes_and_counts_rows():
-    from annotator.compiled import row_update
-    from annotator.models import Project
-
     project = make_project()
     user = make_user("ann")
     [image_id] = add_images(project, 1)
@@ -137,3 +134,17 @@ def test_row_update_writes_what_the_orms_update_writes_and_counts_rows():
     # A boolean field has no stand-in both databases agree on: the ORM writes it.
     assert row_update(Project, {"pk": project.pk}, {"queue_one_per_duplicate_group": False}) == 1
     assert Project.objects.get(pk=project.pk).queue_one_per_duplicate_group is False
+
+
+LABEL = Compiled(lambda label_id: LabelClass.objects.filter(pk=label_id).values_list("id"), {"label_id": "int"})
+
+
+def test_ids_no_column_can_hold_answer_as_the_orm_does():
+    # A fuzzer's id (tests/integration/test_api_fuzz.py): the ORM answers "no rows" where the drivers
+    # refuse the parameter (SQLite: too large; psycopg: an Int4 that overflows).
+    project = make_project()
+    for huge in (2**31, -(2**31) - 1, 3669016580339938372488427594579968):
+        assert LABEL.rows(label_id=huge) == []
+        assert row_update(Image, {"pk": huge, "version": 1}, {"status": ImageStatus.SKIPPED}) == 0
+        with pytest.raises(Http404):
+            project_for(user=project.created_by, project_id=huge)
