@@ -153,6 +153,14 @@ def test_submit_and_skip_finish_an_image_and_release_it(client, team):
     assert skipped["image"]["status"] == "skipped"
 
 
+def test_an_id_no_column_can_hold_is_a_400_with_a_message(client, team):
+    annie = _client(client, team.annotator)
+    for body in ({"exclude": [2**64]}, {"release": [-(2**63) - 1]}):
+        response = _post(annie, "api_queue_next", team.project.id, body)
+        assert response.status_code == 400 and "out of range" in response.json()["error"]
+    assert _post(annie, "api_queue_next", team.project.id, {"exclude": [2**63 - 1]}).status_code == 200
+
+
 def test_the_queue_hands_each_image_to_one_person_and_resumes_yours(client, team):
     ids, project = team.ids, team.project
     annie = _client(client, team.annotator)

@@ -55,6 +55,8 @@ def body(request: Request) -> dict:
 def int_field(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"“{what}” must be an integer.")
+    if not -(2**63) <= value < 2**63:  # no column holds it; SQLite's driver would refuse it (a 500)
+        raise BadRequest(f"“{what}” is out of range: {value}.")
     return value
 
 
