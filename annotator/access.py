@@ -44,16 +44,12 @@ def member_role(user_id: int | None, project_field: str) -> Subquery | Value:
     )
 
 
-_PROJECT_AS_MEMBER = Compiled(
-    lambda project_id, user_id: Project.objects.filter(pk=project_id).annotate(member_role=member_role(user_id, "pk"))[
-        :1
-    ],
-    {"project_id": "int", "user_id": "int"},
-)
-_PROJECT_AS_NOBODY = Compiled(
-    lambda project_id: Project.objects.filter(pk=project_id).annotate(member_role=member_role(None, "pk"))[:1],
-    {"project_id": "int"},
-)
+def _project_with_role(project_id: int, user_id: int | None = None):
+    return Project.objects.filter(pk=project_id).annotate(member_role=member_role(user_id, "pk"))[:1]
+
+
+_PROJECT_AS_MEMBER = Compiled(_project_with_role, {"project_id": "int", "user_id": "int"})
+_PROJECT_AS_NOBODY = Compiled(_project_with_role, {"project_id": "int"})
 
 
 _UNREAD = object()

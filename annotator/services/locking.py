@@ -25,7 +25,6 @@ class StaleVersion(Exception):
 def bump_version(image: Image, version: int, **changes) -> None:
     """The versioned write (StaleVersion when ``version`` is not the row's); ``image`` then holds what
     was written (callers answer with it, no re-read)."""
-    row = Image.objects.filter(pk=image.pk, version=version)
     where = {"pk": image.pk, "version": version}
     # No savepoint when nested (it cost two round trips per save): nothing in this block raises on a
     # stale version, so a caller's transaction that goes on to read the current state for its 409
@@ -39,7 +38,8 @@ def bump_version(image: Image, version: int, **changes) -> None:
             old = image.status
             written = row_update(Image, {**where, "status": old}, changes, increment=("version",))
             if not written:
-                old = row.select_for_update().values_list("status", flat=True).first()
+                row = Image.objects.filter(**where).select_for_update()
+                old = row.values_list("status", flat=True).first()
                 written = old is not None and row_update(Image, where, changes, increment=("version",))
             if written:
                 status_counts_move(project_id=image.project_id, old=old, new=changes["status"])

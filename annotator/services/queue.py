@@ -54,15 +54,13 @@ def queue_next(
         raise ValidationError(f"Unknown queue order “{order}”; use one of {', '.join(QUEUE_ORDERS)} or label:<id>.")
     exclude = list(exclude)
     now = timezone.now()
-    images = Image.objects.filter(project=project).exclude(pk__in=exclude)
-    if project.overlap_fraction:
-        # The second pass of an overlap image must be someone else's, independent of the first.
-        images = images.exclude(overlap_first_by=user)
-    # The picks every request makes (the user's own hold, the first free image in id order) are
-    # compiled once (annotator.compiled); ``where`` is what they share with the ORM's ``images``.
+    # The images the queue may hand out (``_queue_images``). The picks every request makes (the user's
+    # own hold, the first free image in id order) are compiled once (annotator.compiled); the model's
+    # and the random orders build the ORM query from the same ``where``.
     where = {
         "project_id": project.id,
         "exclude": exclude,
+        # The second pass of an overlap image must be someone else's, independent of the first.
         "overlap_user_id": user.pk if project.overlap_fraction else None,
     }
     with transaction.atomic():
@@ -71,18 +69,15 @@ def queue_next(
         image = _HELD.first(**where, user_id=user.pk, now=now)
         held = image is not None  # a reload resumes the user's own image: its clock keeps running
         if image is None:
-            if project.queue_one_per_duplicate_group:  # one image per near-duplicate group
-                images = images.filter(duplicate_of__isnull=True)
-            where["one_per_group"] = project.queue_one_per_duplicate_group
-            free = images.filter(
-                Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)
-            )
-            if order == "random":
-                image = _first_random(free, images)
-            elif order == "sequential":  # id order, as annotator.orders says, in two index scans
+            where["one_per_group"] = project.queue_one_per_duplicate_group  # one image per near-duplicate group
+            if order == "sequential":  # id order, as annotator.orders says, in two index scans
                 image = _first_free(where, now)
             else:
-                image = _first_ranked(project, free, order)
+                images = _queue_images(**where)
+                free = images.filter(
+                    Q(status=ImageStatus.UNLABELED) | Q(status=ImageStatus.IN_PROGRESS, locked_until__lte=now)
+                )
+                image = _first_random(free, images) if order == "random" else _first_ranked(project, free, order)
                 for fallback in QUEUE_FALLBACKS.get(order, ()) if image is None else ():
                     image = (
                         _first_free(where, now) if fallback == "sequential" else _first_ranked(project, free, fallback)
