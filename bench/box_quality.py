@@ -118,6 +118,7 @@ def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:
         lr_weights=preset["lr_weights"],
         seed=SEED,
         crop_scale=(preset["crop_min"], 1.0),
+        colour=preset["colour"],
         time_budget_s=args.budget,
     )
     render_scene = family().render_scene

@@ -64,6 +64,7 @@ def _pretrained(images: np.ndarray, budget: float):
         lr_weights=preset["lr_weights"],
         seed=SEED,
         crop_scale=(preset["crop_min"], 1.0),
+        colour=preset["colour"],
         time_budget_s=budget,
     )
     start = time.perf_counter()

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch, write_result
-from labeling.ml.augment import normalize, to_float
+from labeling.ml.augment import COLOUR_STRENGTHS, normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
@@ -201,6 +201,7 @@ def main() -> None:
         lr_weights=preset["lr_weights"],
         seed=SEED,
         crop_scale=(preset["crop_min"], 1.0),
+        colour=args.colour or preset["colour"],
         time_budget_s=budget or None,
     )
     sizes = sorted(args.sizes)
@@ -364,6 +365,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--stem", choices=["small", "standard"])
     p.add_argument("--epochs", type=int, help="the cap (with a budget) or the length (--budget 0)")
     p.add_argument("--batch", type=int)
+    p.add_argument("--colour", choices=sorted(COLOUR_STRENGTHS), help="colour distortion (default: the preset's)")
     p.add_argument("--budget", type=float, help="pretraining seconds (0: train for --epochs); default: the preset's")
     p.add_argument("--sup-epochs", type=int, default=60)
     p.add_argument("--sup-budget", type=float, default=150.0, help="seconds of supervised training per size")

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from labeling.ml import distributed
-from labeling.ml.augment import VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
+from labeling.ml.augment import COLOUR_STRENGTHS, VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
 
@@ -52,12 +52,15 @@ class PretrainConfig:
     # issue). Scene-like images with a few objects may want a higher floor, so both views still
     # show the same objects.
     crop_scale: tuple[float, float] = (0.2, 1.0)
+    # How hard the views' colours are distorted: a key of labeling.ml.augment.COLOUR_STRENGTHS.
+    colour: str = "reference"
     # Train for this many seconds (``epochs`` then only caps it); None: train for ``epochs``.
     time_budget_s: float | None = None
 
     def views(self) -> tuple[ViewConfig, ViewConfig]:
         scale = (self.crop_scale[0], self.crop_scale[1])  # a tuple even when the config was built with a list
-        return dataclasses.replace(VIEW1, scale=scale), dataclasses.replace(VIEW2, scale=scale)
+        colour = COLOUR_STRENGTHS[self.colour]
+        return dataclasses.replace(VIEW1, scale=scale, **colour), dataclasses.replace(VIEW2, scale=scale, **colour)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
