@@ -13,7 +13,8 @@
 # - issue 20: bench/gpu_app.sh, the real bin/web + bin/worker (queue gpu) driven over the REST API.
 #
 # LEASE_JOBS="le_demo app" runs only those (names: le_demo le_clutter box_demo box_clutter
-# box_random app). Sharing lowers what a time budget buys (fewer steps than alone), so every quality figure here is
+# box_random app; le_demo_colour, only when named: the demo with the CPU preset's strong colour
+# distortion, which the GPU preset does not use until this measures it). Sharing lowers what a time budget buys (fewer steps than alone), so every quality figure here is
 # a lower bound of the same run alone, and the timings are contended ones (each JSON records the
 # load). Everything written (results JSON, logs) is packed into $OUT/lease.tgz every 15 s, so a run
 # cut short still brings back what finished.
@@ -61,6 +62,8 @@ export APP_PYTHON=${APP_PYTHON:-$py}
 standalone=("$py" bench/standalone.py)
 job le_demo "$limit" "${standalone[@]}" bench.label_efficiency --device cuda --preset gpu --family demo \
   --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_demo_lease
+job le_demo_colour "$limit" "${standalone[@]}" bench.label_efficiency --device cuda --preset gpu --family demo --colour strong \
+  --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_demo_colour_lease
 job le_clutter "$limit" "${standalone[@]}" bench.label_efficiency --device cuda --preset gpu --family clutter \
   --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_clutter_lease
 job box_demo "$limit" "${standalone[@]}" bench.box_quality --device cuda --preset gpu --budget 90 --pool 5000 \

@@ -36,12 +36,12 @@ import numpy as np
 import torch
 
 from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch, write_result
-from labeling.ml.augment import COLOUR_STRENGTHS, normalize, to_float
+from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
 from labeling.ml.metrics import evaluate
-from labeling.ml.presets import PRESETS
+from labeling.ml.presets import COLOUR_STRENGTHS, PRESETS
 from labeling.ml.probe import fit_probe
 from labeling.ml.propagate import propagate
 from labeling.ml.train import PretrainConfig, Runtime, build_model

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling.ml.presets import DETECTOR_PRESETS, PRESETS, device_kind
+from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, PRESETS, device_kind
 from labeling.paths import worker_device_path
 
 # What a pretraining run may be configured with, and the bounds a request must stay within
@@ -38,7 +38,8 @@ PROJECTOR_LAYERS = (1, 3)
 PROJECTOR_WIDTH = (16, 8192)
 TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
 FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (feature_options)
-PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features")
+COLOURS = tuple(COLOUR_STRENGTHS)  # how hard the views' colours are distorted (labeling.ml.augment)
+PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features", "colour")
 # settings name -> config key: set in the environment, they override the device's preset.
 _OVERRIDES = {
     "PRETRAIN_RESOLUTION": "resolution",
@@ -47,6 +48,7 @@ _OVERRIDES = {
     "PRETRAIN_PROJECTOR": "projector",
     "PRETRAIN_CROP_MIN": "crop_min",
     "PRETRAIN_TIME_BUDGET_S": "time_budget_s",
+    "PRETRAIN_COLOUR": "colour",
 }
 
 # Progress (and so the ETA) reaches the database at least this often, however slow a step is.
@@ -123,6 +125,8 @@ def pretrain_config_check(config: dict) -> None:
         )
     if config.get("features", "last") not in FEATURES:
         raise ValidationError(f"“features” must be one of {', '.join(FEATURES)}.")
+    if config.get("colour", "reference") not in COLOURS:
+        raise ValidationError(f"“colour” must be one of {', '.join(COLOURS)}.")
     if config["small_stem"] not in (None, True, False):
         raise ValidationError("“small_stem” must be true, false or null (automatic: small images get the small stem).")
     if not isinstance(config.get("profile", False), bool):

@@ -53,8 +53,9 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     monitor.update(device=torch.cuda.get_device_name(0) if device == "cuda" else "cpu")
-    # A run's config was completed when it was queued; a time budget is never added afterwards.
-    c = {**pretrain_defaults(), "time_budget_s": None, **run.config}
+    # A run's config was completed when it was queued; a time budget is never added afterwards, and a
+    # run queued before "colour" existed trained (and checkpointed) with the reference's colours.
+    c = {**pretrain_defaults(), "time_budget_s": None, "colour": "reference", **run.config}
     model = ModelConfig(resolution=c["resolution"], small_stem=c["small_stem"], projector=tuple(c["projector"]))
     config = PretrainConfig(
         model=model,
@@ -64,6 +65,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
         warmup_epochs=c["warmup_epochs"],
         seed=c["seed"],
         crop_scale=(c["crop_min"], 1.0),
+        colour=c["colour"],
         time_budget_s=c["time_budget_s"],
     )
     cache, ids = fill_cache(run.project_id, c["resolution"])

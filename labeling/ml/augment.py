@@ -51,18 +51,6 @@ class ViewConfig:
 VIEW1 = ViewConfig(blur_p=1.0, solarize_p=0.0)
 VIEW2 = ViewConfig(blur_p=0.1, solarize_p=0.2)
 
-# How hard both views' colours are distorted (a pretraining config's "colour"). "reference" is Barlow
-# Twins' own jitter. "strong" is SimCLR's finding (Chen et al. 2020, section 3 and table 1): where
-# colour tells images apart better than their content, a network solves the objective with colour
-# histograms unless the views' colours disagree; so the whole hue wheel, doubled brightness,
-# contrast and saturation ranges, and grayscale on half the views. On the demo scenes (shapes of
-# random colours), a 10-minute CPU pretraining's probe rose from 0.347 to 0.394 mAP at 200 labels
-# on the same machine (random weights: 0.328); bench/results/label_efficiency_cpu_*_colour.json.
-COLOUR_STRENGTHS: dict[str, dict[str, float]] = {
-    "reference": {},
-    "strong": {"brightness": 0.8, "contrast": 0.8, "saturation": 0.8, "hue": 0.5, "grayscale_p": 0.5},
-}
-
 
 @dataclass
 class ViewParams:

@@ -26,9 +26,10 @@ import torch
 from torch import Tensor
 
 from labeling.ml import distributed
-from labeling.ml.augment import COLOUR_STRENGTHS, VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
+from labeling.ml.augment import VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
+from labeling.ml.presets import COLOUR_STRENGTHS
 
 CHECKPOINT_VERSION = 1
 # With a time budget: the share of the (estimated) steps spent warming up.

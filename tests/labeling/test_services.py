@@ -35,6 +35,7 @@ def test_a_pretraining_ends_in_suggestions_for_every_unlabeled_image(project):
     trained_with, _ = load_checkpoint(checkpoint_path(run.id))
     # The crop floor comes from the worker's device preset (CPU here) unless PRETRAIN_CROP_MIN is set.
     assert trained_with.crop_scale == (pretrain_defaults()["crop_min"], 1.0) == (0.5, 1.0)
+    assert trained_with.colour == pretrain_defaults()["colour"] == run.config["colour"] == "strong"  # the CPU preset's
     assert trained_with.time_budget_s is None  # epochs were asked for: the preset's budget is not added
     assert trained_with.model.resolution == 16
     probe = TrainingRun.objects.get(project=project, kind=RunKind.PROBE)
@@ -104,6 +105,16 @@ def test_the_queue_serves_the_most_uncertain_first_and_by_suggested_label(projec
         assert got is not None and Suggestion.objects.get(run_id=run_id, image=got, label=suggested.label).predicted
 
 
+def test_a_run_queued_before_colour_existed_trains_with_the_reference_colours(project):
+    from labeling import tasks
+    from labeling.ml.train import load_checkpoint
+
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)  # no "colour" key
+    assert tasks.gpu_pretrain.apply(args=[run.id]).get() == "succeeded"
+    trained_with, _ = load_checkpoint(checkpoint_path(run.id))
+    assert trained_with.colour == "reference" != pretrain_defaults()["colour"]
+
+
 def test_a_pretraining_is_refused_while_another_is_active(project):
     TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)
     with pytest.raises(Exception, match="already queued or running"):
@@ -112,6 +123,8 @@ def test_a_pretraining_is_refused_while_another_is_active(project):
         services.pretrain_start(project=project, config={**TINY, "epochs": 0})
     with pytest.raises(Exception, match="“crop_min” must be a number from 0.05 to 1.0"):
         services.pretrain_start(project=project, config={**TINY, "crop_min": 0})
+    with pytest.raises(Exception, match="“colour” must be one of reference, strong"):
+        services.pretrain_start(project=project, config={**TINY, "colour": "neon"})
 
 
 def _png(index: int) -> bytes:

@@ -7,6 +7,10 @@ def test_the_cpu_preset_is_sized_by_time_and_the_gpu_preset_by_epochs():
     assert images_per_s(config=PRESETS["cpu"], kind="cpu") > 30 * images_per_s(config=PRESETS["gpu"], kind="cpu")
 
 
+def test_strong_colour_is_the_cpu_presets_and_the_gpu_keeps_the_reference_until_measured_there():
+    assert (PRESETS["cpu"]["colour"], PRESETS["gpu"]["colour"]) == ("strong", "reference")
+
+
 def test_the_issue_13_default_on_a_cpu_is_estimated_at_two_days_not_minutes():
     # 64 px, small stem, 100 epochs of 3,000 images: measured 1.6-1.8 img/s on 2 cores (about 49 h).
     old_default = {"resolution": 64, "small_stem": None, "epochs": 100, "batch_size": 256}

@@ -171,3 +171,31 @@ def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
     clock2 = _FakeClock(1.0)
     resumed = pretrain(config, toy_images(), Runtime(checkpoint_path=path, clock=clock2, should_stop=clock2.tick))
     assert resumed.status == "finished" and len(resumed.loss_history) < 2 + 9  # not a fresh 9 s
+
+
+def test_strong_colour_widens_both_views_jitter_and_a_run_saved_without_it_is_the_reference():
+    from labeling.ml.augment import VIEW1, VIEW2
+    from labeling.ml.presets import COLOUR_STRENGTHS
+    from labeling.ml.train import PretrainConfig
+
+    reference, strong = tiny_config(), tiny_config(colour="strong")
+    assert reference.colour == "reference"
+    first, second = reference.views()
+    assert (first.hue, first.grayscale_p, second.hue, second.solarize_p) == (VIEW1.hue, VIEW1.grayscale_p, 0.1, 0.2)
+    for view, base in zip(strong.views(), (VIEW1, VIEW2)):
+        assert (view.hue, view.grayscale_p, view.saturation) == (0.5, 0.5, 0.8)
+        assert (view.blur_p, view.solarize_p, view.scale) == (base.blur_p, base.solarize_p, strong.crop_scale)
+    assert set(COLOUR_STRENGTHS["strong"]) <= {f for f in VIEW1.__dataclass_fields__}
+    # A checkpoint written before "colour" existed resumes as what it trained with.
+    saved = strong.to_dict()
+    del saved["colour"]
+    assert PretrainConfig.from_dict(saved) == reference
+    with pytest.raises(KeyError):
+        tiny_config(colour="neon").views()
+
+
+def test_a_strong_colour_run_trains_and_differs_from_the_reference():
+    images = toy_images()
+    reference = pretrain(tiny_config(epochs=1), images)
+    strong = pretrain(tiny_config(epochs=1, colour="strong"), images)
+    assert all(np.isfinite(strong.loss_history)) and strong.loss_history != reference.loss_history

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from annotator.access import ADMIN_ONLY, project_for
 from labeling import selectors, services
-from labeling.config import FEATURES, PRETRAIN_LIMITS, PROJECTOR_LAYERS, PROJECTOR_WIDTH, TIME_BUDGET_LIMITS
+from labeling.config import COLOURS, FEATURES, PRETRAIN_LIMITS, PROJECTOR_LAYERS, PROJECTOR_WIDTH, TIME_BUDGET_LIMITS
 from labeling.config import pretrain_defaults
 from labeling.models import RunKind, TrainingRun
 from twinlabel.web.api import common
@@ -50,6 +50,9 @@ PretrainConfigSerializer = type(
             help_text=f"Train for this long instead of for epochs: {TIME_BUDGET_LIMITS[0]} to {TIME_BUDGET_LIMITS[1]} s",
         ),
         "features": serializers.ChoiceField(choices=list(FEATURES), required=False, help_text="The probe's features"),
+        "colour": serializers.ChoiceField(
+            choices=list(COLOURS), required=False, help_text="How hard the two views' colours are distorted"
+        ),
     },
 )
 

@@ -37,6 +37,7 @@ DEMO_PRETRAIN = {
     "warmup_epochs": 2,
     "small_stem": False,
     "crop_min": 0.5,
+    "colour": "strong",  # the CPU preset's (labeling.ml.presets)
 }
 
 
