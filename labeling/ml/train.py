@@ -60,8 +60,8 @@ class PretrainConfig:
 
     def views(self) -> tuple[ViewConfig, ViewConfig]:
         scale = (self.crop_scale[0], self.crop_scale[1])  # a tuple even when the config was built with a list
-        colour = COLOUR_STRENGTHS[self.colour]
-        return dataclasses.replace(VIEW1, scale=scale, **colour), dataclasses.replace(VIEW2, scale=scale, **colour)
+        changes: dict[str, Any] = {"scale": scale, **COLOUR_STRENGTHS[self.colour]}
+        return dataclasses.replace(VIEW1, **changes), dataclasses.replace(VIEW2, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
