@@ -14,8 +14,8 @@
 #
 # LEASE_JOBS="le_demo app" runs only those (names: le_demo le_clutter box_demo box_clutter
 # box_random app; le_demo_colour, only when named: the demo with the CPU preset's strong colour
-# distortion, which the GPU preset does not use until this measures it). Sharing lowers what a time budget buys (fewer steps than alone), so every quality figure here is
-# a lower bound of the same run alone, and the timings are contended ones (each JSON records the
+# distortion, which the GPU preset does not use until this measures it). Sharing lowers what a
+# time budget buys (fewer steps than alone), so every quality figure here is a lower bound of the same run alone, and the timings are contended ones (each JSON records the
 # load). Everything written (results JSON, logs) is packed into $OUT/lease.tgz every 15 s, so a run
 # cut short still brings back what finished.
 set -uo pipefail

@@ -38,7 +38,7 @@ PROJECTOR_LAYERS = (1, 3)
 PROJECTOR_WIDTH = (16, 8192)
 TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
 FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (feature_options)
-COLOURS = tuple(COLOUR_STRENGTHS)  # how hard the views' colours are distorted (labeling.ml.augment)
+COLOURS = tuple(COLOUR_STRENGTHS)  # how hard the views' colours are distorted (labeling.ml.presets)
 PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features", "colour")
 # settings name -> config key: set in the environment, they override the device's preset.
 _OVERRIDES = {

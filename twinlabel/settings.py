@@ -398,7 +398,7 @@ PRETRAIN_CONFIRM_ABOVE_S = env_int("PRETRAIN_CONFIRM_ABOVE_S", 1800, minimum=0)
 PRETRAIN_CROP_MIN = (
     env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0) if env_str("PRETRAIN_CROP_MIN") else None
 )
-# The views' colour distortion, "reference" (Barlow Twins' jitter) or "strong" (labeling.ml.augment.COLOUR_STRENGTHS).
+# The views' colour distortion, "reference" (Barlow Twins' jitter) or "strong" (labeling.ml.presets.COLOUR_STRENGTHS).
 PRETRAIN_COLOUR = env_str("PRETRAIN_COLOUR") or None
 if PRETRAIN_COLOUR not in (None, "reference", "strong"):
     raise ImproperlyConfigured(f"PRETRAIN_COLOUR must be reference or strong, not {PRETRAIN_COLOUR!r}")

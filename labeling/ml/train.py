@@ -53,7 +53,7 @@ class PretrainConfig:
     # issue). Scene-like images with a few objects may want a higher floor, so both views still
     # show the same objects.
     crop_scale: tuple[float, float] = (0.2, 1.0)
-    # How hard the views' colours are distorted: a key of labeling.ml.augment.COLOUR_STRENGTHS.
+    # How hard the views' colours are distorted: a key of labeling.ml.presets.COLOUR_STRENGTHS.
     colour: str = "reference"
     # Train for this many seconds (``epochs`` then only caps it); None: train for ``epochs``.
     time_budget_s: float | None = None
