@@ -14,6 +14,7 @@ import dj_database_url
 from django.conf import global_settings
 from django.core.exceptions import ImproperlyConfigured
 
+from labeling.ml.presets import COLOUR_STRENGTHS  # pure Python: no torch, no Django
 from twinlabel.env import env_bool, env_credentials, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -398,10 +399,10 @@ PRETRAIN_CONFIRM_ABOVE_S = env_int("PRETRAIN_CONFIRM_ABOVE_S", 1800, minimum=0)
 PRETRAIN_CROP_MIN = (
     env_float("PRETRAIN_CROP_MIN", 0.5, minimum=0.05, maximum=1.0) if env_str("PRETRAIN_CROP_MIN") else None
 )
-# The views' colour distortion, "reference" (Barlow Twins' jitter) or "strong" (labeling.ml.presets.COLOUR_STRENGTHS).
+# The views' colour distortion: a key of labeling.ml.presets.COLOUR_STRENGTHS ("reference", "strong").
 PRETRAIN_COLOUR = env_str("PRETRAIN_COLOUR") or None
-if PRETRAIN_COLOUR not in (None, "reference", "strong"):
-    raise ImproperlyConfigured(f"PRETRAIN_COLOUR must be reference or strong, not {PRETRAIN_COLOUR!r}")
+if PRETRAIN_COLOUR is not None and PRETRAIN_COLOUR not in COLOUR_STRENGTHS:
+    raise ImproperlyConfigured(f"PRETRAIN_COLOUR must be one of {', '.join(COLOUR_STRENGTHS)}, not {PRETRAIN_COLOUR!r}")
 # GPUs one pretraining run uses on its worker's host: 0 means every GPU the worker sees (one
 # DistributedDataParallel process each, global batch statistics; PRETRAIN_BATCH_SIZE is the global
 # batch). 1 keeps it to one device. CPU workers always train in one process.

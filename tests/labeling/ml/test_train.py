@@ -185,7 +185,7 @@ def test_strong_colour_widens_both_views_jitter_and_a_run_saved_without_it_is_th
     for view, base in zip(strong.views(), (VIEW1, VIEW2)):
         assert (view.hue, view.grayscale_p, view.saturation) == (0.5, 0.5, 0.8)
         assert (view.blur_p, view.solarize_p, view.scale) == (base.blur_p, base.solarize_p, strong.crop_scale)
-    assert set(COLOUR_STRENGTHS["strong"]) <= {f for f in VIEW1.__dataclass_fields__}
+    assert set(COLOUR_STRENGTHS["strong"]) <= set(VIEW1.__dataclass_fields__)
     # A checkpoint written before "colour" existed resumes as what it trained with.
     saved = strong.to_dict()
     del saved["colour"]
