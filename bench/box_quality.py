@@ -165,7 +165,12 @@ def main() -> None:
         backbone_state = {k: v.clone() for k, v in backbone.state_dict().items()}
     else:
         bt = None
-    small = DETECTOR[args.preset] | ({"steps": args.steps} if args.steps else {})
+    small = (
+        DETECTOR[args.preset]
+        | ({"steps": args.steps} if args.steps else {})
+        | ({"time_budget_s": args.detector_budget} if args.detector_budget else {})
+        | ({"trainable_layers": args.trainable_layers} if args.trainable_layers is not None else {})
+    )
     figures: dict = {
         "family": args.family,
         "source_px": SOURCE_PX,
@@ -196,6 +201,7 @@ def main() -> None:
             row = {
                 **scores,
                 "train_s": round(train_s, 1),
+                "steps": result.steps_done,
                 "images_per_s_predict": round(len(test[0]) / predict_s, 1),
                 "loss_first": round(float(np.mean(result.losses[:10])), 3),
                 "loss_last": round(float(np.mean(result.losses[-10:])), 3),
@@ -233,6 +239,19 @@ def _args() -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=150, help="pretraining seconds")
     p.add_argument("--bt-resolution", type=int, default=None, help="pretraining px (default: the preset's)")
     p.add_argument("--steps", type=int, default=None, help="detector steps (default: the preset's)")
+    p.add_argument(
+        "--detector-budget",
+        type=float,
+        default=None,
+        help="detector training seconds (--steps then only caps it; default: the preset's)",
+    )
+    p.add_argument(
+        "--trainable-layers",
+        type=int,
+        default=None,
+        help="backbone stages the detector trains, from the top (default: the preset's; the app trains 2 from"
+        " DETECTOR_FINETUNE_FROM images with boxes)",
+    )
     p.add_argument(
         "--inits",
         nargs="+",

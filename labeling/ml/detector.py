@@ -37,6 +37,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from labeling.ml.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float
 from labeling.ml.backbone import resnet18_backbone
+from labeling.ml.pace import Pace
 
 CHECKPOINT_VERSION = 1
 # The stages a fine-tune unfreezes, from the top: trainable_layers=2 trains layer4 and layer3.
@@ -133,7 +134,10 @@ class DetectorConfig:
     # on a 1x1 level (P7 of a small input) for a single image.
     fpn_channels: int = 128
     trainable_layers: int = 0  # backbone stages trained, from the top (0: frozen; 5: all)
-    steps: int = 300
+    steps: int = 300  # with a time budget, only the cap
+    # Train for this many seconds (the warm-up + cosine schedule laid over the steps they buy, as a
+    # budgeted pretraining does: labeling.ml.pace); None: train for ``steps``.
+    time_budget_s: float | None = None
     batch_size: int = 8
     lr: float = 1e-3
     backbone_lr_factor: float = 0.1  # unfrozen stages learn slower than the new pyramid and head
@@ -153,6 +157,8 @@ class DetectorConfig:
             raise ValueError("a detector needs at least one class")
         if self.size % 32 or self.fpn_channels % 32 or self.fpn_channels < 64:
             raise ValueError("size must be a multiple of 32, fpn_channels a multiple of 32 from 64")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError("time_budget_s must be a positive number of seconds, or None")
         if not 0 <= self.trainable_layers <= len(STAGES):
             raise ValueError(f"trainable_layers must be 0..{len(STAGES)}")
 
@@ -268,6 +274,7 @@ class DetectorRuntime:
     on_progress: Callable[[DetectorProgress], None] | None = None
     should_stop: Callable[[], bool] | None = None
     progress_every_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic  # injectable, so tests can check time-based behaviour
 
 
 @dataclass
@@ -332,11 +339,12 @@ def _parameter_groups(model: FCOS, config: DetectorConfig) -> list[dict[str, Any
     return groups
 
 
-def _learning_rate(config: DetectorConfig, step: int) -> float:
-    """Linear warm-up, then cosine to 0 over ``steps``."""
+def _learning_rate(config: DetectorConfig, step: int, total_steps: int | None = None) -> float:
+    """Linear warm-up, then cosine to 0 over ``total_steps`` (``config.steps`` unless a time budget
+    estimates fewer)."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.steps - config.warmup_steps)
+    span = max(1, (total_steps or config.steps) - config.warmup_steps)
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_steps) / span)))
 
 
@@ -385,12 +393,13 @@ def train_detector(
         torch.manual_seed(config.seed + 1)
         model = build_detector(config, backbone).to(device)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
-    step, losses = _resume(runtime.checkpoint_path, config, model, optimizer, device)
+    step, losses, earlier_s = _resume(runtime.checkpoint_path, config, model, optimizer, device)
     per_epoch = max(1, math.ceil(n / config.batch_size))
     model.train()
-    started, last_report, session_steps = time.monotonic(), time.monotonic(), 0
+    pace = Pace(budget_s=config.time_budget_s, cap_steps=config.steps, clock=runtime.clock, earlier_s=earlier_s)
+    last_report = runtime.clock()
     status = "finished"
-    while step < config.steps:
+    while step < config.steps and not pace.out_of_time():  # a fit whose time is up has finished
         if runtime.should_stop is not None and runtime.should_stop():
             status = "cancelled"
             break
@@ -400,7 +409,7 @@ def train_detector(
         flips = np.random.default_rng((config.seed, 1_000_003, step)).random(len(index)) < 0.5
         flips &= config.hflip
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step) * group["lr_factor"]
+            group["lr"] = _learning_rate(config, step, pace.total_steps(step)) * group["lr_factor"]
         batch_images, targets = _batch(data, index, flips, device)
         loss_parts: dict[str, Tensor] = model(batch_images, targets)
         loss = sum(loss_parts.values(), torch.zeros((), device=device))
@@ -412,25 +421,42 @@ def train_detector(
         optimizer.step()
         losses.append(float(loss.detach()))
         step += 1
-        session_steps += 1
-        if runtime.checkpoint_path is not None and (step % runtime.checkpoint_every == 0 or step == config.steps):
-            save_detector(runtime.checkpoint_path, model, config, optimizer=optimizer, step=step, losses=losses)
-        now = time.monotonic()
-        if runtime.on_progress is not None and (now - last_report >= runtime.progress_every_s or step == config.steps):
+        pace.step_done()
+        last = step == config.steps or pace.out_of_time()
+        if runtime.checkpoint_path is not None and (step % runtime.checkpoint_every == 0 or last):
+            save_detector(
+                runtime.checkpoint_path,
+                model,
+                config,
+                optimizer=optimizer,
+                step=step,
+                losses=losses,
+                elapsed_s=pace.elapsed(),
+            )
+        now = runtime.clock()
+        if runtime.on_progress is not None and (now - last_report >= runtime.progress_every_s or last):
             last_report = now
-            rate = session_steps / max(now - started, 1e-9)
+            rate = pace.steps_per_s()
             runtime.on_progress(
                 DetectorProgress(
                     epoch=step // per_epoch,
                     step=step,
                     steps_per_epoch=per_epoch,
                     loss=float(np.mean(losses[-per_epoch:])),
-                    images_per_s=rate * config.batch_size,
-                    eta_s=(config.steps - step) / rate if rate > 0 else None,
+                    images_per_s=(rate or 0.0) * config.batch_size,
+                    eta_s=pace.eta_s(step),
                 )
             )
-    if status == "cancelled" and runtime.checkpoint_path is not None and session_steps:
-        save_detector(runtime.checkpoint_path, model, config, optimizer=optimizer, step=step, losses=losses)
+    if status == "cancelled" and runtime.checkpoint_path is not None and pace.session_steps:
+        save_detector(
+            runtime.checkpoint_path,
+            model,
+            config,
+            optimizer=optimizer,
+            step=step,
+            losses=losses,
+            elapsed_s=pace.elapsed(),
+        )
     model.eval()
     return DetectorResult(model=model, status=status, steps_done=step, losses=losses)
 
@@ -441,16 +467,17 @@ def _resume(
     model: FCOS,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
-) -> tuple[int, list[float]]:
+) -> tuple[int, list[float], float]:
+    """Steps done, losses and training seconds of the checkpoint's earlier sessions (0 for none)."""
     if path is None or not Path(path).exists():
-        return 0, []
+        return 0, [], 0.0
     ckpt = torch.load(path, map_location=device, weights_only=True)
     if DetectorConfig.from_dict(ckpt["config"]) != config:
         raise ValueError(f"checkpoint {path} is for another detector config")
     model.load_state_dict(ckpt["model"])
     if "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
-    return int(ckpt["step"]), [float(v) for v in ckpt["losses"]]
+    return int(ckpt["step"]), [float(v) for v in ckpt["losses"]], float(ckpt.get("elapsed_s", 0.0))
 
 
 def save_detector(
@@ -461,14 +488,17 @@ def save_detector(
     optimizer: torch.optim.Optimizer | None = None,
     step: int = 0,
     losses: Sequence[float] = (),
+    elapsed_s: float = 0.0,
 ) -> None:
-    """Config, weights (and the optimiser while training), steps done and losses; written atomically."""
+    """Config, weights (and the optimiser while training), steps done, losses and training seconds
+    (a budgeted fit resumes with what is left); written atomically."""
     payload: dict[str, Any] = {
         "version": CHECKPOINT_VERSION,
         "config": config.to_dict(),
         "model": model.state_dict(),
         "step": step,
         "losses": list(losses),
+        "elapsed_s": elapsed_s,
     }
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()

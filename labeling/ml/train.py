@@ -29,14 +29,12 @@ from labeling.ml import distributed
 from labeling.ml.augment import VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
+from labeling.ml.pace import Pace
 from labeling.ml.presets import COLOUR_STRENGTHS
 
 CHECKPOINT_VERSION = 1
 # With a time budget: the share of the (estimated) steps spent warming up.
 BUDGET_WARMUP_FRACTION = 0.05
-# Steps that do not count towards the measured rate: the first steps pay for allocation,
-# autotuning and compilation.
-RATE_SKIP_STEPS = 1
 
 
 @dataclass(frozen=True)
@@ -128,55 +126,16 @@ class _State:
     epoch: int = 0
     loss_history: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0  # training seconds of earlier sessions (from the checkpoint)
-    pace: "_Pace | None" = None
+    pace: Pace | None = None
 
 
-class _Pace:
-    """Wall-clock bookkeeping of one session: elapsed time, step rate, the budgeted schedule's length."""
-
-    def __init__(self, config: PretrainConfig, runtime: Runtime, earlier_s: float, steps_per_epoch: int) -> None:
-        self.config, self.clock, self.earlier_s = config, runtime.clock, earlier_s
-        self.steps_per_epoch = steps_per_epoch
-        self.start = self.clock()
-        self.session_steps = 0
-        self.rate_start: float | None = None  # clock when the rate's first counted step began
-
-    def elapsed(self) -> float:
-        return self.earlier_s + self.clock() - self.start
-
-    def step_done(self) -> None:
-        self.session_steps += 1
-        if self.session_steps == RATE_SKIP_STEPS:
-            self.rate_start = self.clock()
-
-    def steps_per_s(self) -> float | None:
-        counted = self.session_steps - RATE_SKIP_STEPS
-        if self.rate_start is None or counted < 1:
-            return None
-        return counted / max(self.clock() - self.rate_start, 1e-9)
-
-    def out_of_time(self) -> bool:
-        return self.config.time_budget_s is not None and self.elapsed() >= self.config.time_budget_s
-
-    def total_steps(self, step: int) -> int:
-        """The schedule's length: epochs x steps, or under a budget the steps done plus those the
-        remaining time buys at the measured rate (capped by the epochs)."""
-        cap = self.config.epochs * self.steps_per_epoch
-        if self.config.time_budget_s is None:
-            return cap
-        rate = self.steps_per_s()
-        if rate is None:
-            return cap  # not measured yet: the first steps are deep in the warm-up whatever the length
-        left = max(self.config.time_budget_s - self.elapsed(), 0.0)
-        return max(step + 1, min(cap, step + int(left * rate)))
-
-    def eta_s(self, step: int) -> float | None:
-        rate = self.steps_per_s()
-        by_steps = None if rate is None else max(self.total_steps(step) - step, 0) / rate
-        if self.config.time_budget_s is None:
-            return by_steps
-        left = max(self.config.time_budget_s - self.elapsed(), 0.0)
-        return left if by_steps is None else min(left, by_steps)
+def _pace(config: PretrainConfig, runtime: Runtime, earlier_s: float, steps_per_epoch: int) -> Pace:
+    return Pace(
+        budget_s=config.time_budget_s,
+        cap_steps=config.epochs * steps_per_epoch,
+        clock=runtime.clock,
+        earlier_s=earlier_s,
+    )
 
 
 def build_model(config: PretrainConfig) -> BarlowTwins:
@@ -209,7 +168,7 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
         forward = DistributedDataParallel(state.model, device_ids=[device] if device.type == "cuda" else None)
     step_fn = make_train_step(state.model, state.optimizer, device, runtime.compile, forward=forward)
     apply = compiled_augment() if runtime.compile else apply_params
-    state.pace = _Pace(config, runtime, state.elapsed_s, steps_per_epoch)
+    state.pace = _pace(config, runtime, state.elapsed_s, steps_per_epoch)
     while state.epoch < config.epochs:
         outcome = train_one_epoch(state, data, config, runtime, step_fn, apply, batch_size, steps_per_epoch)
         if outcome == "cancelled":
@@ -267,7 +226,7 @@ def train_one_epoch(
     order = torch.randperm(len(data), generator=order_gen)
     state.model.train()
     losses: list[Tensor] = []
-    pace = state.pace or _Pace(config, runtime, state.elapsed_s, steps_per_epoch)
+    pace = state.pace or _pace(config, runtime, state.elapsed_s, steps_per_epoch)
     clock = runtime.clock
     tick, tick_step = clock(), 0
     outcome = "done"

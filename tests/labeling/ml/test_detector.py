@@ -144,6 +144,83 @@ def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
     np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-4)
 
 
+class _Clock:
+    """Time that moves only when a step runs: ``per_step`` seconds for every should_stop call."""
+
+    def __init__(self, per_step: float) -> None:
+        self.now, self.per_step = 0.0, per_step
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> bool:
+        self.now += self.per_step
+        return False
+
+
+def test_a_budgeted_fit_stops_when_its_time_is_up_with_its_schedule_at_the_end(monkeypatch):
+    import labeling.ml.detector as detector
+
+    schedule, rate = [], detector._learning_rate
+
+    def recorded(config, step, total_steps=None):
+        schedule.append(total_steps)
+        return rate(config, step, total_steps)
+
+    monkeypatch.setattr(detector, "_learning_rate", recorded)
+    images, boxes, labels = _scenes(2)
+    clock, seen = _Clock(1.0), []
+    config = _tiny(steps=1000, time_budget_s=8.0, warmup_steps=2)
+    result = train_detector(
+        config,
+        images,
+        boxes,
+        labels,
+        runtime=DetectorRuntime(on_progress=seen.append, should_stop=clock.tick, clock=clock, progress_every_s=1.0),
+    )
+    # 1 s a step and 8 s to spend: 8 steps, not the 1,000 the config caps it at; a fit whose time is
+    # up has finished (its boxes are suggested), it was not cancelled.
+    assert (result.status, result.steps_done) == ("finished", 8)
+    assert seen[-1].step == 8 and seen[-1].eta_s == 0
+    # The ETA counts down the budget, not the 1,000 steps.
+    assert all(p.eta_s is None or p.eta_s <= 8 - p.step + 1e-9 for p in seen)
+    # The cosine was laid over the 8 steps the budget bought once the rate was measured (the first
+    # steps, before it, are in the warm-up whatever the length), so the last step's rate is near 0.
+    assert schedule[-1] == 8 and schedule[0] == 1000
+    assert rate(config, 7, schedule[-1]) < 0.1 * config.lr < 0.9 * config.lr < rate(config, 7, 1000)
+
+
+def test_a_budgeted_fit_resumes_with_the_time_it_has_left(tmp_path):
+    images, boxes, labels = _scenes(2)
+    path = tmp_path / "detector.pt"
+    config = _tiny(steps=1000, time_budget_s=6.0)
+    clock, calls = _Clock(1.0), {"n": 0}
+
+    def stop_after_three() -> bool:  # 1 s for each of the three steps, then a kill
+        calls["n"] += 1
+        return calls["n"] > 3 or clock.tick()
+
+    first = train_detector(
+        config,
+        images,
+        boxes,
+        labels,
+        runtime=DetectorRuntime(checkpoint_path=path, should_stop=stop_after_three, clock=clock),
+    )
+    assert (first.status, first.steps_done) == ("cancelled", 3)
+    assert torch.load(path, weights_only=True)["elapsed_s"] == 3.0
+    clock2 = _Clock(1.0)
+    resumed = train_detector(
+        config,
+        images,
+        boxes,
+        labels,
+        runtime=DetectorRuntime(checkpoint_path=path, should_stop=clock2.tick, clock=clock2),
+    )
+    # 3 of the 6 s were spent before the kill: the resumed fit takes the 3 left, not a fresh 6.
+    assert (resumed.status, resumed.steps_done) == ("finished", 6)
+
+
 def test_a_saved_detector_predicts_the_same(tmp_path):
     images, boxes, labels = _scenes(2)
     config = _tiny(steps=5)
@@ -162,6 +239,8 @@ def test_configs_that_cannot_work_are_refused():
         DetectorConfig(num_classes=0)
     with pytest.raises(ValueError):
         DetectorConfig(num_classes=2, fpn_channels=32)
+    with pytest.raises(ValueError):
+        DetectorConfig(num_classes=2, time_budget_s=0)
 
 
 def test_batchnorm_statistics_are_recalibrated_on_the_detectors_images_weights_untouched():
