@@ -7,6 +7,15 @@ def test_the_cpu_preset_is_sized_by_time_and_the_gpu_preset_by_epochs():
     assert images_per_s(config=PRESETS["cpu"], kind="cpu") > 30 * images_per_s(config=PRESETS["gpu"], kind="cpu")
 
 
+def test_a_cpu_detector_fit_is_sized_by_time_and_both_presets_are_valid_configs():
+    from labeling.ml.detector import DetectorConfig
+    from labeling.ml.presets import DETECTOR_PRESETS
+
+    cpu, gpu = (DetectorConfig(num_classes=3, **DETECTOR_PRESETS[k]) for k in ("cpu", "gpu"))
+    assert cpu.time_budget_s == 120 and cpu.steps > 800  # the steps only cap a CPU fit
+    assert gpu.time_budget_s is None
+
+
 def test_strong_colour_is_the_cpu_presets_and_the_gpu_keeps_the_reference_until_measured_there():
     assert (PRESETS["cpu"]["colour"], PRESETS["gpu"]["colour"]) == ("strong", "reference")
 
