@@ -399,6 +399,19 @@ def train_detector(
     pace = Pace(budget_s=config.time_budget_s, cap_steps=config.steps, clock=runtime.clock, earlier_s=earlier_s)
     last_report = runtime.clock()
     status = "finished"
+
+    def checkpoint() -> None:
+        if runtime.checkpoint_path is not None:
+            save_detector(
+                runtime.checkpoint_path,
+                model,
+                config,
+                optimizer=optimizer,
+                step=step,
+                losses=losses,
+                elapsed_s=pace.elapsed(),
+            )
+
     while step < config.steps and not pace.out_of_time():  # a fit whose time is up has finished
         if runtime.should_stop is not None and runtime.should_stop():
             status = "cancelled"
@@ -423,16 +436,8 @@ def train_detector(
         step += 1
         pace.step_done()
         last = step == config.steps or pace.out_of_time()
-        if runtime.checkpoint_path is not None and (step % runtime.checkpoint_every == 0 or last):
-            save_detector(
-                runtime.checkpoint_path,
-                model,
-                config,
-                optimizer=optimizer,
-                step=step,
-                losses=losses,
-                elapsed_s=pace.elapsed(),
-            )
+        if step % runtime.checkpoint_every == 0 or last:
+            checkpoint()
         now = runtime.clock()
         if runtime.on_progress is not None and (now - last_report >= runtime.progress_every_s or last):
             last_report = now
@@ -447,16 +452,8 @@ def train_detector(
                     eta_s=pace.eta_s(step),
                 )
             )
-    if status == "cancelled" and runtime.checkpoint_path is not None and pace.session_steps:
-        save_detector(
-            runtime.checkpoint_path,
-            model,
-            config,
-            optimizer=optimizer,
-            step=step,
-            losses=losses,
-            elapsed_s=pace.elapsed(),
-        )
+    if status == "cancelled" and pace.session_steps:
+        checkpoint()
     model.eval()
     return DetectorResult(model=model, status=status, steps_done=step, losses=losses)
 

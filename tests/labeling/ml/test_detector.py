@@ -7,6 +7,7 @@ from labeling.ml.backbone import BarlowTwins, ModelConfig, load_backbone
 from labeling.ml.detector import DetectorConfig, DetectorRuntime, Detections, Letterbox, build_detector, denormalise
 from labeling.ml.detector import from_letterbox, letterbox_image, load_detector, match_detections, normalise, predict
 from labeling.ml.detector import save_detector, to_letterbox, train_detector
+from tests.labeling.ml.toys import FakeClock
 
 
 @pytest.fixture(autouse=True)
@@ -144,20 +145,6 @@ def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
     np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-4)
 
 
-class _Clock:
-    """Time that moves only when a step runs: ``per_step`` seconds for every should_stop call."""
-
-    def __init__(self, per_step: float) -> None:
-        self.now, self.per_step = 0.0, per_step
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self) -> bool:
-        self.now += self.per_step
-        return False
-
-
 def test_a_budgeted_fit_stops_when_its_time_is_up_with_its_schedule_at_the_end(monkeypatch):
     import labeling.ml.detector as detector
 
@@ -169,7 +156,7 @@ def test_a_budgeted_fit_stops_when_its_time_is_up_with_its_schedule_at_the_end(m
 
     monkeypatch.setattr(detector, "_learning_rate", recorded)
     images, boxes, labels = _scenes(2)
-    clock, seen = _Clock(1.0), []
+    clock, seen = FakeClock(1.0), []
     config = _tiny(steps=1000, time_budget_s=8.0, warmup_steps=2)
     result = train_detector(
         config,
@@ -194,7 +181,7 @@ def test_a_budgeted_fit_resumes_with_the_time_it_has_left(tmp_path):
     images, boxes, labels = _scenes(2)
     path = tmp_path / "detector.pt"
     config = _tiny(steps=1000, time_budget_s=6.0)
-    clock, calls = _Clock(1.0), {"n": 0}
+    clock, calls = FakeClock(1.0), {"n": 0}
 
     def stop_after_three() -> bool:  # 1 s for each of the three steps, then a kill
         calls["n"] += 1
@@ -209,7 +196,7 @@ def test_a_budgeted_fit_resumes_with_the_time_it_has_left(tmp_path):
     )
     assert (first.status, first.steps_done) == ("cancelled", 3)
     assert torch.load(path, weights_only=True)["elapsed_s"] == 3.0
-    clock2 = _Clock(1.0)
+    clock2 = FakeClock(1.0)
     resumed = train_detector(
         config,
         images,

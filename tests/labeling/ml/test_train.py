@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.labeling.ml.toys import tiny_config, toy_images
+from tests.labeling.ml.toys import FakeClock, tiny_config, toy_images
 from labeling.ml.train import Runtime, load_checkpoint, pretrain
 
 
@@ -92,23 +92,9 @@ def test_it_trains_from_a_memory_mapped_store_without_uploading_it(tmp_path):
     assert a.loss_history == b.loss_history
 
 
-class _FakeClock:
-    """Time that moves only when a step runs: ``per_step`` seconds for every should_stop call."""
-
-    def __init__(self, per_step: float) -> None:
-        self.now, self.per_step = 0.0, per_step
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self) -> bool:
-        self.now += self.per_step
-        return False
-
-
 def test_progress_is_reported_by_time_when_steps_are_slow():
     # 4 s a step and log_every far away: a report at least every progress_every_s (6 s) of the clock.
-    clock, seen = _FakeClock(4.0), []
+    clock, seen = FakeClock(4.0), []
     pretrain(
         tiny_config(epochs=3),
         toy_images(64),
@@ -127,7 +113,7 @@ def test_progress_is_reported_by_time_when_steps_are_slow():
 def test_a_time_budget_ends_the_run_and_its_cosine_when_the_time_is_up():
     # 1 s a step, a 7 s budget: about 7 steps whatever the epochs say, and the learning rate has
     # come down the cosine to its end by then (it was laid over the steps the budget buys).
-    clock, seen = _FakeClock(1.0), []
+    clock, seen = FakeClock(1.0), []
     result = pretrain(
         tiny_config(epochs=100, time_budget_s=7.0),
         toy_images(),
@@ -143,7 +129,7 @@ def test_a_time_budget_ends_the_run_and_its_cosine_when_the_time_is_up():
 
 
 def test_the_eta_of_an_epoch_run_follows_the_measured_rate():
-    clock, seen = _FakeClock(2.0), []
+    clock, seen = FakeClock(2.0), []
     pretrain(
         tiny_config(epochs=3),
         toy_images(),
@@ -155,7 +141,7 @@ def test_the_eta_of_an_epoch_run_follows_the_measured_rate():
 
 def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
     path = tmp_path / "run.pt"
-    clock = _FakeClock(1.0)
+    clock = FakeClock(1.0)
     config = tiny_config(epochs=100, time_budget_s=9.0)
     stop_at = {"n": 0}
 
@@ -168,7 +154,7 @@ def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
     assert first.status == "cancelled" and first.epochs_done == 1
     _, ckpt = load_checkpoint(path)
     assert ckpt["elapsed_s"] >= 1.0
-    clock2 = _FakeClock(1.0)
+    clock2 = FakeClock(1.0)
     resumed = pretrain(config, toy_images(), Runtime(checkpoint_path=path, clock=clock2, should_stop=clock2.tick))
     assert resumed.status == "finished" and len(resumed.loss_history) < 2 + 9  # not a fresh 9 s
 

@@ -1,5 +1,6 @@
 """Tiny inputs the pretraining tests share: images a network can learn to tell apart in a few steps,
-and the smallest pretraining config that exercises every part of the loop."""
+the smallest pretraining config that exercises every part of the loop, and a clock that moves only
+when a step runs (for the time-budgeted pretraining and detector fits)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,17 @@ def tiny_config(**overrides) -> PretrainConfig:
         model=ModelConfig(resolution=8, projector=(32, 32)), epochs=2, batch_size=16, warmup_epochs=1, lr_weights=1.0
     )
     return PretrainConfig(**{**base, **overrides})
+
+
+class FakeClock:
+    """Time that moves only when a step runs: ``per_step`` seconds for every should_stop call."""
+
+    def __init__(self, per_step: float) -> None:
+        self.now, self.per_step = 0.0, per_step
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> bool:
+        self.now += self.per_step
+        return False
