@@ -69,10 +69,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 # steps (box_quality_cpu.json), 0.35 / 0.36 at 800 (box_quality_cpu_n200_steps800.json; the app's own
 # fit in box_actions.json: 0.45, 102 s on an idle 2-core machine), 0.38 / 0.49 at 2,000
 # (box_quality_cpu_n200_steps2000_quiet.json, 4-4.5 minutes) and 0.48 / 0.47 at 4,000 after a 600 s
-# pretraining (box_quality_cpu_n200_steps4000_budget600.json, 10.5-11.5 minutes). Two minutes take
-# most of the gain: a worker of concurrency 1 holds the probe's refits behind a detector fit. The CPU
-# fit is sized by that time (time_budget_s; the steps only cap it), so a slower or busier CPU still
-# finishes in two minutes with its schedule complete, and a faster one takes more steps.
+# pretraining (box_quality_cpu_n200_steps4000_budget600.json, 10.5-11.5 minutes). The CPU fit is
+# held to two minutes (0.33 / 0.41 there: box_quality_cpu_n200_preset_budget120.json), below what ten
+# buy, because a worker of concurrency 1 holds the probe's refits behind a detector fit. It is sized by
+# that time (time_budget_s; the steps only cap it), so a slower or busier CPU still finishes in two
+# minutes with its schedule complete, and a faster one takes more steps.
 DETECTOR_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "size": 128,
