@@ -160,9 +160,15 @@ def main() -> None:
     test = scenes(most, args.test)
     print(f"rendered {most + args.test} scenes in {time.perf_counter() - t:.0f} s", flush=True)
     LABELS = family().LABELS
-    if "barlow_twins" in args.inits:
+    if "barlow_twins" in args.inits and args.load_backbone:  # a pretraining saved by --save-backbone
+        saved = torch.load(args.load_backbone, map_location="cpu", weights_only=False)
+        backbone_state, bt = saved["backbone"], {**saved["info"], "loaded_from": args.load_backbone}
+        print(f"pretraining: loaded {args.load_backbone} {saved['info']}", flush=True)
+    elif "barlow_twins" in args.inits:
         backbone, bt = pretrained_backbone(args, labeled[0])
         backbone_state = {k: v.clone() for k, v in backbone.state_dict().items()}
+        if args.save_backbone:
+            torch.save({"backbone": backbone_state, "info": bt}, args.save_backbone)
     else:
         bt = None
     small = (
@@ -170,6 +176,7 @@ def main() -> None:
         | ({"steps": args.steps} if args.steps else {})
         | ({"time_budget_s": args.detector_budget} if args.detector_budget else {})
         | ({"trainable_layers": args.trainable_layers} if args.trainable_layers is not None else {})
+        | ({"size": args.size} if args.size else {})
     )
     figures: dict = {
         "family": args.family,
@@ -258,6 +265,11 @@ def _args() -> argparse.Namespace:
         choices=("barlow_twins", "random"),
         default=["barlow_twins", "random"],
         help="the detector backbones compared (random alone skips the pretraining)",
+    )
+    p.add_argument("--size", type=int, default=None, help="detector input px (default: the preset's)")
+    p.add_argument("--save-backbone", help="save the Barlow Twins pretraining here (for --load-backbone)")
+    p.add_argument(
+        "--load-backbone", help="skip the pretraining: use one saved by --save-backbone (same family and --sizes)"
     )
     p.add_argument("--tag", default="", help="appended to the result's name (box_quality_<preset>_<tag>.json)")
     p.add_argument("--threads", type=int, default=1 if not torch.cuda.is_available() else os.cpu_count() or 1)

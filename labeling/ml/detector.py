@@ -441,7 +441,7 @@ def train_detector(
         now = runtime.clock()
         if runtime.on_progress is not None and (now - last_report >= runtime.progress_every_s or last):
             last_report = now
-            rate = pace.steps_per_s()
+            rate = pace.reported_steps_per_s()
             runtime.on_progress(
                 DetectorProgress(
                     epoch=step // per_epoch,

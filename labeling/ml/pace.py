@@ -41,6 +41,15 @@ class Pace:
             return None
         return counted / max(self.clock() - self.rate_start, 1e-9)
 
+    def reported_steps_per_s(self) -> float | None:
+        """The rate to show a user: the measured one, or before it exists (the first, uncounted steps can
+        take longer than a progress interval on a slow device) the session's steps over its seconds, which
+        counts the warm-up and so errs slow, never a rate of 0."""
+        rate = self.steps_per_s()
+        if rate is not None or self.session_steps == 0:
+            return rate
+        return self.session_steps / max(self.clock() - self.start, 1e-9)
+
     def out_of_time(self) -> bool:
         return self.budget_s is not None and self.elapsed() >= self.budget_s
 

@@ -169,6 +169,8 @@ def test_a_budgeted_fit_stops_when_its_time_is_up_with_its_schedule_at_the_end(m
     # up has finished (its boxes are suggested), it was not cancelled.
     assert (result.status, result.steps_done) == ("finished", 8)
     assert seen[-1].step == 8 and seen[-1].eta_s == 0
+    # Every report has a rate, the first included (its step is not counted in the measured rate).
+    assert seen[0].step == 1 and all(p.images_per_s > 0 for p in seen)
     # The ETA counts down the budget, not the 1,000 steps.
     assert all(p.eta_s is None or p.eta_s <= 8 - p.step + 1e-9 for p in seen)
     # The cosine was laid over the 8 steps the budget bought once the rate was measured (the first
