@@ -123,7 +123,7 @@ def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:
     )
     render_scene = family().render_scene
     r = model.resolution
-    start = args.sizes[-1] + args.test
+    start = (args.labeled or args.sizes[-1]) + args.test  # after the labeled and the held-out scenes
     pool = np.stack(
         [
             decode_square(render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX)).image, r)
@@ -154,7 +154,9 @@ def main() -> None:
     # One thread on a CPU: on 2 shared cores two threads ran a detector step 9x slower (0.24 s -> 2.1 s).
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    most = args.sizes[-1]
+    most = args.labeled or args.sizes[-1]  # the split: scenes 0..most-1 labeled, the next --test held out
+    if args.sizes[-1] > most:
+        raise SystemExit(f"--sizes go up to {args.sizes[-1]}, more than the {most} labeled scenes")
     t = time.perf_counter()
     labeled = scenes(0, most)
     test = scenes(most, args.test)
@@ -162,13 +164,17 @@ def main() -> None:
     LABELS = family().LABELS
     if "barlow_twins" in args.inits and args.load_backbone:  # a pretraining saved by --save-backbone
         saved = torch.load(args.load_backbone, map_location="cpu", weights_only=False)
+        if saved["split"] != [args.family, most, args.test]:  # its pool must not hold this run's test scenes
+            raise SystemExit(f"{args.load_backbone} was pretrained for (family, labeled, test) {saved['split']}")
         backbone_state, bt = saved["backbone"], {**saved["info"], "loaded_from": args.load_backbone}
         print(f"pretraining: loaded {args.load_backbone} {saved['info']}", flush=True)
     elif "barlow_twins" in args.inits:
         backbone, bt = pretrained_backbone(args, labeled[0])
         backbone_state = {k: v.clone() for k, v in backbone.state_dict().items()}
         if args.save_backbone:
-            torch.save({"backbone": backbone_state, "info": bt}, args.save_backbone)
+            torch.save(
+                {"backbone": backbone_state, "info": bt, "split": [args.family, most, args.test]}, args.save_backbone
+            )
     else:
         bt = None
     small = (
@@ -184,6 +190,7 @@ def main() -> None:
         "pretraining": bt,
         "detector": small,
         "sizes": args.sizes,
+        "labeled_scenes": most,
         "test_scenes": args.test,
         "runs": {},
     }
@@ -215,13 +222,14 @@ def main() -> None:
             }
             figures["runs"].setdefault(init, {})[str(n)] = row
             print(f"{init:>12} n={n:>4}: {row}", flush=True)
-    key = "ap50" if figures["runs"][args.inits[0]][str(most)]["ap50"] is not None else "ap50_own"
+    largest = str(args.sizes[-1])
+    key = "ap50" if figures["runs"][args.inits[0]][largest]["ap50"] is not None else "ap50_own"
     if len(args.inits) == 2:
         figures["bt_minus_random_ap50"] = {
             n: round(figures["runs"]["barlow_twins"][n][key] - figures["runs"]["random"][n][key], 4)
             for n in figures["runs"]["random"]
         }
-    rate = figures["runs"][args.inits[0]][str(most)]["images_per_s_predict"]
+    rate = figures["runs"][args.inits[0]][largest]["images_per_s_predict"]
     figures["suggest_1000_images_s_estimate"] = round(1000 / rate, 1)
     figures["load"] = machine_load(load_start)
     figures["threads"] = args.threads
@@ -265,6 +273,9 @@ def _args() -> argparse.Namespace:
         choices=("barlow_twins", "random"),
         default=["barlow_twins", "random"],
         help="the detector backbones compared (random alone skips the pretraining)",
+    )
+    p.add_argument(
+        "--labeled", type=int, default=None, help="scenes before the held-out ones (default: the largest of --sizes)"
     )
     p.add_argument("--size", type=int, default=None, help="detector input px (default: the preset's)")
     p.add_argument("--save-backbone", help="save the Barlow Twins pretraining here (for --load-backbone)")

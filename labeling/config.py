@@ -66,9 +66,18 @@ def pretrain_defaults(*, kind: str | None = None) -> dict:
     return {**preset, "projector": list(preset["projector"]), **overrides}
 
 
+_DETECTOR_OVERRIDES = {"DETECTOR_TIME_BUDGET_S": "time_budget_s", "DETECTOR_SIZE": "size"}
+
+
 def detector_defaults(*, kind: str | None = None) -> dict:
-    """A detector fit's settings for the worker's device (labeling.ml.presets.DETECTOR_PRESETS)."""
-    return dict(DETECTOR_PRESETS[kind or worker_device_kind()])
+    """A detector fit's settings for the worker's device (labeling.ml.presets.DETECTOR_PRESETS), with
+    the DETECTOR_* settings' overrides."""
+    overrides = {
+        key: getattr(settings, name)
+        for name, key in _DETECTOR_OVERRIDES.items()
+        if getattr(settings, name, None) is not None
+    }
+    return {**DETECTOR_PRESETS[kind or worker_device_kind()], **overrides}
 
 
 def worker_device_kind() -> str:

@@ -452,6 +452,15 @@ DETECTOR_REFIT_EVERY = env_int("DETECTOR_REFIT_EVERY", 20, minimum=1)
 # From this many submitted images with boxes a detector fit also trains the backbone's top stages
 # (fewer: the backbone stays as Barlow Twins left it and only the pyramid and head learn).
 DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 300, minimum=1)
+# When set, override the device's detector preset (labeling.ml.presets.DETECTOR_PRESETS): a fit's
+# training seconds and its input size (px, letterboxed). The CPU preset holds a fit to 120 s at
+# 128 px so that a one-process worker's probe refits do not wait long behind it; a worker with cores
+# to spare reached AP50 0.54 at 200 boxed demo images with 600 s at 192 px
+# (bench/results/box_quality_cpu_n200_finetune2_budget600_threads2_size192.json).
+DETECTOR_TIME_BUDGET_S = (
+    env_int("DETECTOR_TIME_BUDGET_S", 0, minimum=10) if env_str("DETECTOR_TIME_BUDGET_S") else None
+)
+DETECTOR_SIZE = env_int("DETECTOR_SIZE", 0, minimum=64) if env_str("DETECTOR_SIZE") else None
 # A running run whose worker has not been heard of for this long is taken over by another worker.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=5)
 # Export jobs and bucket imports write their heartbeat at most this often while they work (the sweep

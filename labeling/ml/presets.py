@@ -73,7 +73,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 # held to two minutes (0.33 / 0.41 there: box_quality_cpu_n200_preset_budget120.json), below what ten
 # buy, because a worker of concurrency 1 holds the probe's refits behind a detector fit. It is sized by
 # that time (time_budget_s; the steps only cap it), so a slower or busier CPU still finishes in two
-# minutes with its schedule complete, and a faster one takes more steps.
+# minutes with its schedule complete, and a faster one takes more steps. Past ~2,000 steps, input
+# size buys more than steps: 600 s on two threads with the top two stages trained gave 0.485 / 0.412
+# at 128 px (3,107 steps) and 0.544 at 192 px (1,562 steps; box_quality_cpu_n200_finetune2_budget600_
+# threads2*.json); DETECTOR_TIME_BUDGET_S and DETECTOR_SIZE (settings) give a worker that recipe.
 DETECTOR_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "size": 128,

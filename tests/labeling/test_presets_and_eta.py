@@ -50,6 +50,19 @@ def test_the_defaults_follow_the_device_the_worker_reported(project, settings):
     assert config.pretrain_defaults()["resolution"] == 48
 
 
+def test_a_detector_fits_time_and_input_size_follow_the_device_unless_the_settings_override_them(settings):
+    settings.PRETRAIN_DEVICE = "cpu"
+    settings.DETECTOR_TIME_BUDGET_S = settings.DETECTOR_SIZE = None
+    cpu = config.detector_defaults()
+    assert (cpu["time_budget_s"], cpu["size"]) == (120, 128)
+    settings.DETECTOR_TIME_BUDGET_S, settings.DETECTOR_SIZE = 600, 192
+    assert config.detector_defaults() == {**cpu, "time_budget_s": 600, "size": 192}
+    # DetectorConfig takes them as they are: the run's config is built from these keys alone.
+    from labeling.ml.detector import DetectorConfig
+
+    assert DetectorConfig(num_classes=2, **config.detector_defaults()).time_budget_s == 600
+
+
 def test_the_cpu_default_is_a_valid_config_whose_probe_reads_multi_layer_mirror_averaged_features(settings):
     settings.PRETRAIN_DEVICE = "cpu"
     defaults = config.pretrain_defaults()
