@@ -457,9 +457,7 @@ DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 300, minimum=1)
 # 128 px so that a one-process worker's probe refits do not wait long behind it; a worker with cores
 # to spare reached AP50 0.54 at 200 boxed demo images with 600 s at 192 px
 # (bench/results/box_quality_cpu_n200_finetune2_budget600_threads2_size192.json).
-DETECTOR_TIME_BUDGET_S = (
-    env_int("DETECTOR_TIME_BUDGET_S", 0, minimum=10) if env_str("DETECTOR_TIME_BUDGET_S") else None
-)
+DETECTOR_TIME_BUDGET_S = env_int("DETECTOR_TIME_BUDGET_S", 0, minimum=10) if env_str("DETECTOR_TIME_BUDGET_S") else None
 DETECTOR_SIZE = env_int("DETECTOR_SIZE", 0, minimum=64) if env_str("DETECTOR_SIZE") else None
 # A running run whose worker has not been heard of for this long is taken over by another worker.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=5)
