@@ -280,7 +280,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--size", type=int, default=None, help="detector input px (default: the preset's)")
     p.add_argument("--save-backbone", help="save the Barlow Twins pretraining here (for --load-backbone)")
     p.add_argument(
-        "--load-backbone", help="skip the pretraining: use one saved by --save-backbone (same family and --sizes)"
+        "--load-backbone",
+        help="skip the pretraining: use one saved by --save-backbone (refused unless --family, --labeled and --test match)",
     )
     p.add_argument("--tag", default="", help="appended to the result's name (box_quality_<preset>_<tag>.json)")
     p.add_argument("--threads", type=int, default=1 if not torch.cuda.is_available() else os.cpu_count() or 1)
