@@ -33,10 +33,14 @@ def enqueue(task: Task, *args, row: models.Model | None = None, **kwargs) -> Non
     transaction.on_commit(lambda: send_now(task, *args, row=row, **kwargs))
 
 
-def send_now(task: Task, *args, row: models.Model | None = None, **kwargs) -> bool:
-    """Send ``task`` now; False (logged, never raised) when the broker is unreachable."""
+def send_now(task: Task, *args, row: models.Model | None = None, options: dict | None = None, **kwargs) -> bool:
+    """Send ``task`` now; False (logged, never raised) when the broker is unreachable. ``options``:
+    Celery's sending options (``countdown``, say)."""
     try:
-        task.delay(*args, **kwargs)
+        if options:
+            task.apply_async(args, kwargs, **options)
+        else:
+            task.delay(*args, **kwargs)
     except Exception as error:  # any broker or result-backend failure: kombu, redis, OS errors
         log.warning("could not send %s%s (%s); the sweep sends it again", task.name, args, error)
         if row is not None:

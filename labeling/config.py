@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, PRESETS, device_kind
+from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, DETECTOR_RULES, PRESETS, device_kind
 from labeling.paths import worker_device_path
 
 # What a pretraining run may be configured with, and the bounds a request must stay within
@@ -78,6 +78,15 @@ def detector_defaults(*, kind: str | None = None) -> dict:
         if getattr(settings, name, None) is not None
     }
     return {**DETECTOR_PRESETS[kind or worker_device_kind()], **overrides}
+
+
+def detector_rules(*, kind: str | None = None) -> dict:
+    """How a detector fit adapts to its number of images with boxes (labeling.ml.presets.DETECTOR_RULES),
+    for the worker's device, with DETECTOR_FINETUNE_FROM's override."""
+    rules = dict(DETECTOR_RULES[kind or worker_device_kind()])
+    if getattr(settings, "DETECTOR_FINETUNE_FROM", None) is not None:
+        rules["finetune_from"] = settings.DETECTOR_FINETUNE_FROM
+    return rules
 
 
 def worker_device_kind() -> str:

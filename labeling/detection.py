@@ -13,6 +13,10 @@ every image not submitted yet, and swap the new box suggestions in whole.
 - Each suggested image gets the run's box doubt (labeling.ml.active.box_uncertainty) as an
   ImageUncertainty row of the detector run; the swap raises the current probe's rows to it, so the
   "most uncertain first" order weighs boxes and tags alike (``merge_box_uncertainty``).
+- A long fit does not hold the worker: past TRAINING_SLICE_S seconds of training, when other runs
+  wait (``runs.others_waiting``), it stops at a checkpoint, its run goes back to the queue
+  (``runs.paused``) and is sent again a little later (``send_later``); claimed again, it resumes from
+  the checkpoint with the time it has left.
 - The submitted images a fit trains and judges on are letterboxed once into the project's detector
   cache (one store per input size, labeling.ml.cache with ``fit="letterbox"``); later fits read
   them from there. The images to suggest for are decoded as they are scored (the pool is large and
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
@@ -34,12 +39,13 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 
 from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageTag, LabelClass
-from labeling.config import PROGRESS_EVERY_S
+from labeling.config import PROGRESS_EVERY_S, detector_rules
 from labeling.data import fill_cache, submitted_ids
 from labeling.models import ACTIVE_STATUSES, BoxSuggestion, ImageUncertainty, ProjectModelState, RunKind, RunStatus
 from labeling.models import TrainingRun
 from labeling.paths import checkpoint_path, detector_path
-from labeling.runs import LostClaim, RunMonitor, finish, run_claimed
+from labeling.ml.presets import detector_fit
+from labeling.runs import LostClaim, RunMonitor, finish, paused, run_claimed, yield_check
 from labeling.trust import box_trust
 
 log = logging.getLogger(__name__)
@@ -50,11 +56,13 @@ MIN_IMAGES = 2
 SUGGEST_CHUNK = 64  # images decoded and scored at a time
 
 
-def run_detector(run_id: int, node: str) -> str:
-    return run_claimed(run_id, node, _detect)
+def run_detector(run_id: int, node: str, send_later: Callable[[TrainingRun], object] | None = None) -> str:
+    """``send_later``: how the run is queued again when it pauses for waiting runs
+    (labeling.tasks.run_send_later; None: it never pauses)."""
+    return run_claimed(run_id, node, lambda run, monitor: _detect(run, monitor, send_later))
 
 
-def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
+def _detect(run: TrainingRun, monitor: RunMonitor, send_later: Callable[[TrainingRun], object] | None) -> str:
     import torch
 
     from labeling.ml.detector import DetectorConfig, DetectorRuntime, letterboxed_set, save_detector, train_detector
@@ -80,6 +88,7 @@ def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
             checkpoint_every=max(1, min(50, config.steps // 10)),
             on_progress=monitor.progress,
             should_stop=monitor.should_stop,
+            should_yield=None if send_later is None else yield_check(run.id, settings.TRAINING_SLICE_S),
             progress_every_s=PROGRESS_EVERY_S,
         ),
     )
@@ -88,6 +97,8 @@ def _detect(run: TrainingRun, monitor: RunMonitor) -> str:
     if result.status == "cancelled":
         finish(run, RunStatus.CANCELLED)
         return "cancelled"
+    if result.status == "yielded" and send_later is not None:
+        return paused(run, f"step {result.steps_done}", send_later)
     save_detector(detector_path(run.id), result.model, config, step=result.steps_done, losses=result.losses)
     thresholds, metrics = _evaluate(run, plan, result.model, config, device)
     metrics.update(backbone=origin, final_loss=result.losses[-1] if result.losses else None)
@@ -113,8 +124,7 @@ def _plan(run: TrainingRun) -> dict | str:
     usable = np.array([i for i in ids.tolist() if i not in ambiguous], dtype=np.int64)
     boxed = int(sum(1 for i in usable.tolist() if boxes.get(i)))
     held = held_out(usable) if boxed >= HOLD_OUT_FROM else np.zeros(len(usable), bool)
-    detector = {**run.config.get("detector", {})}
-    detector.setdefault("trainable_layers", 2 if boxed >= settings.DETECTOR_FINETUNE_FROM else 0)
+    detector = detector_fit(run.config.get("detector", {}), run.config.get("rules") or detector_rules(), boxed)
     return {
         "train": usable[~held].tolist(),
         "held_out": usable[held].tolist(),

@@ -1,6 +1,9 @@
 """A pretraining run on a worker: claim it, train the backbone on the project's cached images,
 embed every image block by block, draw the embedding map, and queue the first probe fit.
 
+A long pretraining does not hold the worker: past TRAINING_SLICE_S seconds, when other runs wait, it
+stops at its epoch's checkpoint and goes back to the queue (``runs.paused``), to resume from there.
+
 Worker-side code: torch and the torch-backed ``labeling.ml`` modules are imported inside the
 functions, because the web process imports this module (through ``labeling.tasks``) to send work.
 """
@@ -22,7 +25,7 @@ from labeling.data import fill_cache, write_blocks
 from labeling.ml.presets import device_kind, should_compile, training_seconds
 from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
-from labeling.runs import LostClaim, RunMonitor, finish, probe_create, run_claimed
+from labeling.runs import LostClaim, RunMonitor, finish, paused, probe_create, run_claimed, yield_check
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +36,26 @@ def run_pretrain(
     *,
     send: Callable[[TrainingRun], object],
     curate: Callable[[TrainingRun], object] | None = None,
+    send_later: Callable[[TrainingRun], object] | None = None,
 ) -> str:
     """``send``: how the probe fit queued at the end is sent once committed (labeling.tasks.run_enqueue).
     ``curate``: how the rankings drawn from the new embeddings are made (labeling.tasks.curation_send
-    queues them behind that probe fit; default: here, after the run)."""
-    status = run_claimed(run_id, node, lambda run, monitor: _pretrain(run, monitor, send))
+    queues them behind that probe fit; default: here, after the run). ``send_later``: how the run is
+    queued again when it pauses for waiting runs (labeling.tasks.run_send_later; None: it never
+    pauses)."""
+    status = run_claimed(run_id, node, lambda run, monitor: _pretrain(run, monitor, send, send_later))
     if status == "succeeded":
         run = TrainingRun.objects.get(pk=run_id)
         (curate or curation_write)(run)
     return status
 
 
-def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun], object]) -> str:
+def _pretrain(
+    run: TrainingRun,
+    monitor: RunMonitor,
+    send: Callable[[TrainingRun], object],
+    send_later: Callable[[TrainingRun], object] | None,
+) -> str:
     import torch
 
     from labeling.ml.backbone import ModelConfig
@@ -98,6 +109,7 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
                 compile=compiled,
                 on_progress=progress,
                 should_stop=monitor.should_stop,
+                should_yield=None if send_later is None else yield_check(run.id, settings.TRAINING_SLICE_S),
                 on_step=on_step,
                 log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1)),
                 progress_every_s=PROGRESS_EVERY_S,
@@ -108,6 +120,8 @@ def _pretrain(run: TrainingRun, monitor: RunMonitor, send: Callable[[TrainingRun
     if result.status == "cancelled":
         finish(run, RunStatus.CANCELLED)
         return "cancelled"
+    if result.status == "yielded" and send_later is not None:
+        return paused(run, f"epoch {result.epochs_done}", send_later)
     dim = _embed_all(run, result.model.backbone, cache, ids, c, device)
     with transaction.atomic():
         EmbeddingSet.objects.filter(run=run).delete()

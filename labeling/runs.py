@@ -9,8 +9,10 @@ writes match no row, and stops. Everything a run writes is keyed by the run, so 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +27,8 @@ from annotator.models import Project
 from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
 
 log = logging.getLogger(__name__)
+
+WAITING_CHECK_S = 5.0  # how often a session past its slice asks whether other runs wait
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +62,34 @@ def probe_create(*, project: Project, backbone_run_id: int, user=None) -> Traini
     except IntegrityError:
         return None
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharing the worker: a long training session pauses for the runs that wait
+
+
+def others_waiting(*, run_id: int) -> bool:
+    """Whether other runs wait for a worker: a queued one, or a running probe run (with one worker
+    process, one that is not running here has its suggestion shards queued)."""
+    waiting = Q(status=RunStatus.QUEUED, cancel_requested=False) | Q(status=RunStatus.RUNNING, kind=RunKind.PROBE)
+    return TrainingRun.objects.filter(waiting).exclude(pk=run_id).exists()
+
+
+def yield_check(run_id: int, slice_s: float, clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
+    """A training session's ``should_yield``: True once it has run ``slice_s`` seconds (0: never) and
+    other runs wait for the worker (the database is asked at most every WAITING_CHECK_S)."""
+    start, asked_at, answer = clock(), -math.inf, False
+
+    def should_yield() -> bool:
+        nonlocal asked_at, answer
+        now = clock()
+        if not slice_s or now - start < slice_s:
+            return False
+        if now - asked_at >= WAITING_CHECK_S:
+            asked_at, answer = now, others_waiting(run_id=run_id)
+        return answer
+
+    return should_yield
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,6 +205,24 @@ def finish(run: TrainingRun, status: str, **fields) -> bool:
     if done:
         run_finished_emit(run_id=run.id)
     return done
+
+
+def paused(run: TrainingRun, where: str, send_later: Callable[[TrainingRun], object]) -> str:
+    """Hand a running run back to the queue between two slices of its work, its checkpoint written at
+    ``where`` ("step 120"), and send it again (``send_later``); claimed again, it resumes from there. A
+    pause is not a failed attempt: the claim's count is given back. The run's outcome: "yielded"."""
+    if not TrainingRun.objects.filter(pk=run.id, worker=run.worker, status=RunStatus.RUNNING).update(
+        status=RunStatus.QUEUED,
+        worker="",
+        sent_at=None,
+        eta_at=None,
+        attempts=F("attempts") - 1,
+        heartbeat_at=timezone.now(),
+        error=f"Paused at {where} to let waiting runs go first; it resumes by itself after them.",
+    ):
+        raise LostClaim(run.id)
+    send_later(run)
+    return "yielded"
 
 
 def run_finished_emit(*, run_id: int) -> None:

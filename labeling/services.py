@@ -19,7 +19,7 @@ from annotator.access import LimitReached
 from labeling.auto_accept import auto_accept_settings_check
 from annotator.services.annotations import BoxIn, image_box_add, image_box_remove, image_tag_set, image_version_bump
 from annotator.models import Box, Image, ImageStatus, LabelClass, Project, Source
-from labeling.config import detector_defaults, pretrain_config_check, pretrain_defaults
+from labeling.config import detector_defaults, detector_rules, pretrain_config_check, pretrain_defaults
 from labeling.models import ACTIVE_STATUSES, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
 from labeling.runs import current_backbone_run_id, current_detector_run_id, current_probe_run_id, probe_create
@@ -136,7 +136,7 @@ def detector_start(*, project: Project, user: AbstractBaseUser | None = None) ->
                 kind=RunKind.DETECTOR,
                 created_by=user,
                 backbone_run_id=current_backbone_run_id(project_id=project.id),
-                config={"detector": detector_defaults()},
+                config={"detector": detector_defaults(), "rules": detector_rules()},
             )
             ProjectModelState.objects.filter(project=project).update(boxed_since_fit=0)
             run_enqueue(run)

@@ -26,11 +26,15 @@ log = logging.getLogger(__name__)
 # ignore_result: nobody reads these results (progress and outcome are on the run's row), and
 # recording them would make every send wait on the result backend too.
 LONG = {"acks_late": True, "reject_on_worker_lost": True, "bind": True, "ignore_result": True}
+# A paused run's message is due this many seconds after it is sent (run_send_later).
+RESUME_AFTER_S = 5
 
 
 @shared_task(name="labeling.tasks.gpu_pretrain", time_limit=7 * 24 * 3600, **LONG)
 def gpu_pretrain(self, run_id: int) -> str:
-    return pretraining.run_pretrain(run_id, self.request.hostname, send=run_enqueue, curate=curation_send)
+    return pretraining.run_pretrain(
+        run_id, self.request.hostname, send=run_enqueue, curate=curation_send, send_later=run_send_later
+    )
 
 
 @shared_task(name="labeling.tasks.curate", time_limit=4 * 3600, **LONG)
@@ -40,7 +44,7 @@ def curate(self, run_id: int) -> str:
 
 @shared_task(name="labeling.tasks.gpu_detector", time_limit=24 * 3600, **LONG)
 def gpu_detector(self, run_id: int) -> str:
-    return detection.run_detector(run_id, self.request.hostname)
+    return detection.run_detector(run_id, self.request.hostname, send_later=run_send_later)
 
 
 @shared_task(name="labeling.tasks.fit_probe", time_limit=4 * 3600, **LONG)
@@ -77,6 +81,13 @@ def run_enqueue(run: TrainingRun) -> None:
 def run_send(run: TrainingRun) -> bool:
     """Send a queued run's task now; False when the broker is down (the sweep tries again)."""
     return send_now(_task_of(run), run.id, row=run)
+
+
+def run_send_later(run: TrainingRun) -> None:
+    """Send a run that paused for the runs waiting (labeling.runs.paused) to the back of the queue, due
+    RESUME_AFTER_S from now: a worker holds a message that is not due yet aside and takes the next
+    one, so the runs that were waiting go first whatever order the broker serves its queues in."""
+    send_now(_task_of(run), run.id, row=run, options={"countdown": RESUME_AFTER_S})
 
 
 def curation_send(run: TrainingRun) -> None:

@@ -449,16 +449,21 @@ PRETRAIN_DATA_ON_DEVICE_MB = env_int("PRETRAIN_DATA_ON_DEVICE_MB", 4096, minimum
 PROBE_REFIT_EVERY = env_int("PROBE_REFIT_EVERY", 10, minimum=1)
 # The box detector refits by itself after this many new submitted images with boxes.
 DETECTOR_REFIT_EVERY = env_int("DETECTOR_REFIT_EVERY", 20, minimum=1)
-# From this many submitted images with boxes a detector fit also trains the backbone's top stages
-# (fewer: the backbone stays as Barlow Twins left it and only the pyramid and head learn).
-DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 300, minimum=1)
-# When set, override the device's detector preset (labeling.ml.presets.DETECTOR_PRESETS): a fit's
-# training seconds and its input size (px, letterboxed). The CPU preset holds a fit to 120 s at
-# 128 px so that a one-process worker's probe refits do not wait long behind it; a worker with cores
-# to spare reached AP50 0.54 at 200 boxed demo images with 600 s at 192 px
-# (bench/results/box_quality_cpu_n200_finetune2_budget600_threads2_size192.json).
+# When set, from this many submitted images with boxes a detector fit also trains the backbone's top
+# stages (fewer: the backbone stays as Barlow Twins left it and only the pyramid and head learn);
+# unset: the device's rule (labeling.ml.presets.DETECTOR_RULES: 100 on a CPU, 300 on a GPU).
+DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 0, minimum=1) if env_str("DETECTOR_FINETUNE_FROM") else None
+# When set, override the device's detector preset (labeling.ml.presets.DETECTOR_PRESETS): the most
+# training seconds of a fit (a fit on fewer images gets fewer: DETECTOR_RULES) and its input size
+# (px, letterboxed). The CPU preset: at most 600 s at 192 px (AP50 0.53 at 200 boxed demo images on
+# one thread, bench/results/box_quality_cpu_n200_finetune2_budget600_threads1_size192.json).
 DETECTOR_TIME_BUDGET_S = env_int("DETECTOR_TIME_BUDGET_S", 0, minimum=10) if env_str("DETECTOR_TIME_BUDGET_S") else None
 DETECTOR_SIZE = env_int("DETECTOR_SIZE", 0, minimum=64) if env_str("DETECTOR_SIZE") else None
+# A detector fit or a pretraining pauses after this many seconds of training (a pretraining at the
+# end of that epoch) when other runs are waiting for the worker (a probe refit, say), goes to the
+# back of the queue and resumes from its checkpoint: a long run holds suggestions up for about this
+# long, not for its whole length. 0: a run trains to its end.
+TRAINING_SLICE_S = env_int("TRAINING_SLICE_S", 60, minimum=0)
 # A running run whose worker has not been heard of for this long is taken over by another worker.
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 120, minimum=5)
 # Export jobs and bucket imports write their heartbeat at most this often while they work (the sweep

@@ -273,6 +273,9 @@ class DetectorRuntime:
     checkpoint_every: int = 50
     on_progress: Callable[[DetectorProgress], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    # Asked before each step after the session's first: True ends the session at a checkpoint with
+    # status "yielded" (the caller queues the fit again; it resumes from there, its budget intact).
+    should_yield: Callable[[], bool] | None = None
     progress_every_s: float = 5.0
     clock: Callable[[], float] = time.monotonic  # injectable, so tests can check time-based behaviour
 
@@ -280,7 +283,7 @@ class DetectorRuntime:
 @dataclass
 class DetectorResult:
     model: FCOS
-    status: str  # "finished" or "cancelled"
+    status: str  # "finished", "cancelled" or "yielded" (stopped at a checkpoint, to resume later)
     steps_done: int
     losses: list[float] = field(default_factory=list)  # one per step, this session's and the resumed ones'
 
@@ -387,7 +390,8 @@ def train_detector(
         torch.manual_seed(config.seed)
         if backbone is None:
             backbone = resnet18_backbone(small_stem=config.small_stem)
-    if config.recalibrate_bn:
+    resuming = runtime.checkpoint_path is not None and Path(runtime.checkpoint_path).exists()
+    if config.recalibrate_bn and not resuming:  # a checkpoint's statistics replace them anyway
         recalibrate_batchnorm(backbone, data.pixels, device=device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 1)
@@ -415,6 +419,9 @@ def train_detector(
     while step < config.steps and not pace.out_of_time():  # a fit whose time is up has finished
         if runtime.should_stop is not None and runtime.should_stop():
             status = "cancelled"
+            break
+        if runtime.should_yield is not None and pace.session_steps and runtime.should_yield():
+            status = "yielded"
             break
         epoch, within = divmod(step, per_epoch)
         order = np.random.default_rng((config.seed, epoch)).permutation(n)
@@ -452,7 +459,7 @@ def train_detector(
                     eta_s=pace.eta_s(step),
                 )
             )
-    if status == "cancelled" and pace.session_steps:
+    if status != "finished" and pace.session_steps:
         checkpoint()
     model.eval()
     return DetectorResult(model=model, status=status, steps_done=step, losses=losses)

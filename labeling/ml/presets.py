@@ -65,30 +65,50 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # A detector fit's settings per worker device (labeling.ml.detector.DetectorConfig's fields); the
 # run stores what it was queued with. bench/box_quality.py measured these (bench/results/box_quality_*.json).
-# CPU steps: held-out AP50 at 200 images (Barlow Twins backbone / random) was 0.14 / 0.18 at 200
-# steps (box_quality_cpu.json), 0.35 / 0.36 at 800 (box_quality_cpu_n200_steps800.json; the app's own
-# fit in box_actions.json: 0.45, 102 s on an idle 2-core machine), 0.38 / 0.49 at 2,000
-# (box_quality_cpu_n200_steps2000_quiet.json, 4-4.5 minutes) and 0.48 / 0.47 at 4,000 after a 600 s
-# pretraining (box_quality_cpu_n200_steps4000_budget600.json, 10.5-11.5 minutes). The CPU fit is
-# held to two minutes (0.33 / 0.41 there: box_quality_cpu_n200_preset_budget120.json), below what ten
-# buy, because a worker of concurrency 1 holds the probe's refits behind a detector fit. It is sized by
-# that time (time_budget_s; the steps only cap it), so a slower or busier CPU still finishes in two
-# minutes with its schedule complete, and a faster one takes more steps. Past ~2,000 steps, input
-# size buys more than steps: 600 s on two threads with the top two stages trained gave 0.485 / 0.412
-# at 128 px (3,107 steps) and 0.544 at 192 px (1,562 steps; box_quality_cpu_n200_finetune2_budget600_
-# threads2*.json); DETECTOR_TIME_BUDGET_S and DETECTOR_SIZE (settings) give a worker that recipe.
+# CPU, held-out AP50 at 200 demo images with boxes (Barlow Twins backbone / random weights): 0.33 /
+# 0.41 in 120 s at 128 px (box_quality_cpu_n200_preset_budget120.json, the earlier preset);
+# 0.49 / 0.44 in 600 s at 128 px with the top two stages trained (..._finetune2_budget600.json); past
+# ~2,000 steps input size buys more than steps: 600 s at 192 px, top two stages trained, gave 0.544 /
+# 0.334 on two threads (..._finetune2_budget600_threads2_size192*.json) and 0.526 on one (the app's
+# TRAIN_THREADS on 2 cores: ..._threads1_size192.json); at 100 images 0.401 / 0.190. That is this
+# preset. A 10-minute fit no longer holds the probe's refits up: a detector run pauses every
+# TRAINING_SLICE_S seconds while other runs wait, and resumes from its checkpoint after them
+# (labeling.detection). The time budget is the cap; DETECTOR_RULES scale it down for fewer images.
 DETECTOR_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
-        "size": 128,
+        "size": 192,
         "fpn_channels": 64,
-        "steps": 2000,
-        "time_budget_s": 120,
+        "steps": 20000,  # only caps it: the time budget sizes a CPU fit
+        "time_budget_s": 600,
         "batch_size": 8,
         "lr": 2e-3,
         "warmup_steps": 20,
     },
     "gpu": {"size": 384, "fpn_channels": 128, "steps": 1500, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100},
 }
+
+# How a fit adapts to the number of submitted images with boxes (``detector_fit``), per device:
+# - finetune_from: from this many images the backbone's top two stages train too (fewer: only the
+#   pyramid and head learn). CPU: measured from 100 (above); GPU: not measured below 300.
+# - seconds_per_image, min_seconds: a time-budgeted fit trains for seconds_per_image per image
+#   (so about the same number of epochs whatever the number: 600 s at 200 images is the measured
+#   recipe), at least min_seconds and at most the preset's budget. None: the preset's budget as is.
+DETECTOR_RULES: dict[str, dict[str, Any]] = {
+    "cpu": {"finetune_from": 100, "seconds_per_image": 3.0, "min_seconds": 60.0},
+    "gpu": {"finetune_from": 300, "seconds_per_image": None, "min_seconds": None},
+}
+
+
+def detector_fit(detector: dict[str, Any], rules: dict[str, Any], boxed: int) -> dict[str, Any]:
+    """A fit's DetectorConfig fields for ``boxed`` submitted images with boxes: ``detector`` (the run's
+    queued settings; a trainable_layers there is kept) adapted by ``rules`` (DETECTOR_RULES)."""
+    fit = dict(detector)
+    fit.setdefault("trainable_layers", 2 if boxed >= rules["finetune_from"] else 0)
+    per_image, budget = rules.get("seconds_per_image"), fit.get("time_budget_s")
+    if per_image and budget:
+        fit["time_budget_s"] = float(min(budget, max(rules["min_seconds"], per_image * boxed)))
+    return fit
+
 
 # Images per second per 1,000 "stem pixels" (the feature map the first residual block sees, per
 # image), fitted below the measured rates so that an estimate errs long, not short:

@@ -94,6 +94,9 @@ class Runtime:
     # Checked before every step: make it cheap (a threading.Event's is_set, a flag the
     # caller refreshes from the database now and then), not a query per step.
     should_stop: Callable[[], bool] | None = None
+    # Asked after each epoch's checkpoint (rank 0's answer for all ranks): True ends the session there
+    # with status "yielded", to be resumed from that checkpoint later, its time budget intact.
+    should_yield: Callable[[], bool] | None = None
     log_every: int = 20  # steps between progress reports (each costs one device sync)
     # ... and at most this many seconds between them, however slow a step is: the project page's
     # progress and ETA stay live on a slow CPU (a report is also made after the first step).
@@ -114,7 +117,7 @@ class Runtime:
 @dataclass
 class TrainResult:
     model: BarlowTwins
-    status: str  # "finished" (epochs done or time budget spent) or "cancelled"
+    status: str  # "finished" (epochs done or time budget spent), "cancelled" or "yielded" (see Runtime)
     epochs_done: int
     loss_history: list[float]  # one per optimiser step
 
@@ -178,7 +181,15 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
         state.epoch += 1
         if runtime.checkpoint_path is not None and rank == 0:
             save_checkpoint(runtime.checkpoint_path, config, state)
+        if state.epoch < config.epochs and _yields(runtime, device):
+            return TrainResult(state.model, "yielded", state.epoch, state.loss_history)
     return TrainResult(state.model, "finished", state.epoch, state.loss_history)
+
+
+def _yields(runtime: Runtime, device: torch.device) -> bool:
+    """Whether the session ends at this epoch's checkpoint (every rank gets rank 0's answer)."""
+    code = int(runtime.checkpoint_path is not None and runtime.should_yield is not None and runtime.should_yield())
+    return bool(distributed.any_rank_code(code, device) if distributed.active() else code)
 
 
 def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtime) -> TrainResult:
@@ -193,7 +204,7 @@ def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtim
     device = torch.device(runtime.device)
     backend = runtime.backend or distributed.default_backend(device.type)
     # The other ranks resume from the same checkpoint but never write it, and report nothing.
-    quiet = dataclasses.replace(runtime, on_progress=None, should_stop=None, on_step=None)
+    quiet = dataclasses.replace(runtime, on_progress=None, should_stop=None, should_yield=None, on_step=None)
     return distributed.launch(
         pretrain, runtime.world_size, backend, args=(config, data, runtime), child_args=(config, data, quiet)
     )

@@ -151,6 +151,26 @@ def test_without_a_pretraining_the_detector_starts_from_random_weights():
     assert not BoxSuggestion.objects.filter(run=run, predicted=True).exists()
 
 
+def test_a_fit_plans_its_time_and_trainable_stages_by_the_rules_it_was_queued_with():
+    project = boxed_project(images=14, boxed=12)
+    rules = {"finetune_from": 10, "seconds_per_image": 3.0, "min_seconds": 5.0}
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.DETECTOR,
+        config={"detector": {**TINY_DETECTOR, "time_budget_s": 600}, "rules": rules},
+    )
+    plan = detection._plan(run)
+    assert plan["boxed_images"] == 12
+    assert plan["detector"] == {**TINY_DETECTOR, "time_budget_s": 36.0, "trainable_layers": 2}
+    # A run queued before runs stored their rules gets the worker's (CPU: the backbone trains from 100).
+    run.config = {"detector": {**TINY_DETECTOR, "time_budget_s": 600}}
+    assert detection._plan(run)["detector"] == {**TINY_DETECTOR, "time_budget_s": 60.0, "trainable_layers": 0}
+    # What a run is queued with.
+    TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    queued = services.detector_start(project=project)
+    assert queued.config["rules"] == labeling_config.detector_rules()
+
+
 def test_a_project_without_boxes_has_nothing_to_fit_yet():
     project = boxed_project(images=6, boxed=0)
     run = services.detector_start(project=project)
@@ -220,7 +240,7 @@ def test_a_detector_run_whose_worker_died_resumes_from_its_checkpoint(monkeypatc
 
     monkeypatch.setattr(RunMonitor, "should_stop", dies_at_step_13)
     with pytest.raises(Killed):
-        detection.run_detector(run.id, "node-a")
+        detection.run_detector(run.id, "node-a", send_later=_unexpected_send)
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
     first = torch.load(detector_path(run.id), weights_only=True)
@@ -228,11 +248,40 @@ def test_a_detector_run_whose_worker_died_resumes_from_its_checkpoint(monkeypatc
 
     monkeypatch.setattr(RunMonitor, "should_stop", original)
     TrainingRun.objects.filter(pk=run.id).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert detection.run_detector(run.id, "node-b") == "succeeded"
+    assert detection.run_detector(run.id, "node-b", send_later=_unexpected_send) == "succeeded"
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.attempts == 2
     done = torch.load(detector_path(run.id), weights_only=True)
     assert done["step"] == 20 and done["losses"][:12] == first["losses"]
+
+
+def _unexpected_send(run: TrainingRun) -> None:
+    raise AssertionError(f"run {run.id} paused: nothing was waiting")
+
+
+def test_a_detector_fit_pauses_for_a_waiting_run_and_resumes_from_its_checkpoint(monkeypatch, settings):
+    project = boxed_project(images=10, boxed=6)
+    detector = {**TINY_DETECTOR, "steps": 20}
+    run = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={"detector": detector})
+    waiting = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)  # queued
+    settings.TRAINING_SLICE_S = 1e-6  # a slice of one step
+    sent: list[TrainingRun] = []
+
+    assert detection.run_detector(run.id, "node-a", send_later=sent.append) == "yielded"
+    run.refresh_from_db()
+    # Back in the queue with its claim given back, a message for the dashboard, and sent again.
+    assert run.status == RunStatus.QUEUED and run.worker == "" and run.attempts == 0
+    assert run.error.startswith("Paused at step 1 ") and [r.id for r in sent] == [run.id]
+    paused = torch.load(detector_path(run.id), weights_only=True)
+    assert paused["step"] == 1 and len(paused["losses"]) == 1
+
+    TrainingRun.objects.filter(pk=waiting.id).update(status=RunStatus.SUCCEEDED)  # nothing waits now
+    assert detection.run_detector(run.id, "node-a", send_later=_unexpected_send) == "succeeded"
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 1 and run.error == ""
+    done = torch.load(detector_path(run.id), weights_only=True)
+    assert done["step"] == 20 and done["losses"][:1] == paused["losses"]
+    assert BoxSuggestion.objects.filter(run=run).exists()
 
 
 def test_box_thresholds_follow_the_tag_suggestions_rule():

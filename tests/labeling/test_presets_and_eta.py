@@ -54,13 +54,23 @@ def test_a_detector_fits_time_and_input_size_follow_the_device_unless_the_settin
     settings.PRETRAIN_DEVICE = "cpu"
     settings.DETECTOR_TIME_BUDGET_S = settings.DETECTOR_SIZE = None
     cpu = config.detector_defaults()
-    assert (cpu["time_budget_s"], cpu["size"]) == (120, 128)
-    settings.DETECTOR_TIME_BUDGET_S, settings.DETECTOR_SIZE = 600, 192
-    assert config.detector_defaults() == {**cpu, "time_budget_s": 600, "size": 192}
+    assert (cpu["time_budget_s"], cpu["size"]) == (600, 192)
+    settings.DETECTOR_TIME_BUDGET_S, settings.DETECTOR_SIZE = 120, 128
+    assert config.detector_defaults() == {**cpu, "time_budget_s": 120, "size": 128}
     # DetectorConfig takes them as they are: the run's config is built from these keys alone.
     from labeling.ml.detector import DetectorConfig
 
-    assert DetectorConfig(num_classes=2, **config.detector_defaults()).time_budget_s == 600
+    assert DetectorConfig(num_classes=2, **config.detector_defaults()).time_budget_s == 120
+
+
+def test_when_a_detector_fit_trains_the_backbone_follows_the_device_unless_the_setting_says(settings):
+    settings.DETECTOR_FINETUNE_FROM = None
+    settings.PRETRAIN_DEVICE = "cpu"
+    assert config.detector_rules()["finetune_from"] == 100
+    settings.PRETRAIN_DEVICE = "gpu"
+    assert config.detector_rules()["finetune_from"] == 300
+    settings.DETECTOR_FINETUNE_FROM = 40
+    assert config.detector_rules() == {**config.DETECTOR_RULES["gpu"], "finetune_from": 40}
 
 
 def test_the_cpu_default_is_a_valid_config_whose_probe_reads_multi_layer_mirror_averaged_features(settings):

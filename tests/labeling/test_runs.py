@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from labeling import services
+from labeling import runs, services
 from labeling.models import RunKind, RunStatus, TrainingRun
-from labeling.runs import claim
+from labeling.runs import claim, others_waiting
 from labeling.suggesting import run_probe
 from labeling.tasks import resume_orphans, shard_send
 from tests.labeling.conftest import TINY
@@ -30,3 +30,63 @@ def test_claims_cancellation_and_orphans(project, settings):
     queued = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, backbone_run=run)
     assert services.run_cancel(run=queued).status == RunStatus.CANCELLED
     assert run_probe(queued.id, "a@host", send_shard=shard_send) == "not claimed"
+
+
+def test_a_fit_asks_whether_runs_wait_only_past_its_slice_and_at_most_every_few_seconds(project, monkeypatch):
+    run = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={})
+    now, asked = [100.0], []
+
+    def others_waiting(*, run_id: int) -> bool:
+        asked.append(now[0])
+        return TrainingRun.objects.filter(status=RunStatus.QUEUED).exclude(pk=run_id).exists()
+
+    monkeypatch.setattr(runs, "others_waiting", others_waiting)
+    should_yield = runs.yield_check(run.id, 60, clock=lambda: now[0])
+    TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)
+    now[0] = 159.0
+    assert not should_yield() and asked == []  # within its slice: the database is not asked
+    now[0] = 160.0
+    assert should_yield() and asked == [160.0]
+    TrainingRun.objects.filter(kind=RunKind.PRETRAIN).update(status=RunStatus.SUCCEEDED)
+    now[0] = 160.0 + runs.WAITING_CHECK_S - 0.1
+    assert should_yield() and asked == [160.0]  # the answer of a moment ago
+    now[0] = 160.0 + runs.WAITING_CHECK_S
+    assert not should_yield() and len(asked) == 2
+    assert not runs.yield_check(run.id, 0, clock=lambda: now[0])()  # TRAINING_SLICE_S=0: never
+
+
+def test_others_waiting_counts_queued_runs_and_running_probes_but_not_the_run_itself(project):
+    run = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={}, status=RunStatus.RUNNING)
+    assert not others_waiting(run_id=run.id)
+    other = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY)
+    assert others_waiting(run_id=run.id)
+    TrainingRun.objects.filter(pk=other.pk).update(cancel_requested=True)
+    assert not others_waiting(run_id=run.id)  # a cancelled queued run never starts
+    TrainingRun.objects.filter(pk=other.pk).update(status=RunStatus.RUNNING, cancel_requested=False)
+    assert not others_waiting(run_id=run.id)  # a running pretraining holds another worker
+    TrainingRun.objects.create(project=project, kind=RunKind.PROBE, config={}, status=RunStatus.RUNNING)
+    assert others_waiting(run_id=run.id)  # its suggestion shards wait for a worker
+
+
+def test_a_pretraining_pauses_at_an_epoch_for_a_waiting_run_and_resumes_into_the_same_run(project, settings):
+    import torch
+
+    from labeling.paths import checkpoint_path
+    from labeling.pretraining import run_pretrain
+
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={**TINY, "epochs": 3})
+    waiting = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={})
+    settings.TRAINING_SLICE_S = 1e-6  # a slice of one epoch
+    later, probes = [], []
+
+    assert run_pretrain(run.id, "a@host", send=probes.append, send_later=later.append) == "yielded"
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and run.attempts == 0 and run.error.startswith("Paused at epoch 1 ")
+    assert [r.id for r in later] == [run.id] and probes == []  # no probe fit before the backbone is done
+    assert torch.load(checkpoint_path(run.id), weights_only=True)["epoch"] == 1
+
+    TrainingRun.objects.filter(pk=waiting.pk).update(status=RunStatus.SUCCEEDED)
+    assert run_pretrain(run.id, "a@host", send=probes.append, send_later=later.append) == "succeeded"
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.attempts == 1 and run.epoch == 3 and run.error == ""
+    assert len(later) == 1 and len(probes) == 1

@@ -12,8 +12,29 @@ def test_a_cpu_detector_fit_is_sized_by_time_and_both_presets_are_valid_configs(
     from labeling.ml.presets import DETECTOR_PRESETS
 
     cpu, gpu = (DetectorConfig(num_classes=3, **DETECTOR_PRESETS[k]) for k in ("cpu", "gpu"))
-    assert cpu.time_budget_s == 120 and cpu.steps > 800  # the steps only cap a CPU fit
+    # The measured CPU recipe: 600 s at 192 px; the steps only cap it.
+    assert (cpu.time_budget_s, cpu.size) == (600, 192) and cpu.steps > 5000
     assert gpu.time_budget_s is None
+
+
+def test_a_detector_fit_trains_the_backbone_from_enough_images_and_its_time_follows_their_number():
+    from labeling.ml.presets import DETECTOR_PRESETS, DETECTOR_RULES, detector_fit
+
+    cpu, rules = DETECTOR_PRESETS["cpu"], DETECTOR_RULES["cpu"]
+    few, many = detector_fit(cpu, rules, 12), detector_fit(cpu, rules, 200)
+    assert few["trainable_layers"] == 0 and many["trainable_layers"] == 2
+    assert detector_fit(cpu, rules, rules["finetune_from"])["trainable_layers"] == 2
+    assert detector_fit(cpu, rules, rules["finetune_from"] - 1)["trainable_layers"] == 0
+    # Seconds per image, between a floor and the preset's budget (the measured recipe at 200 images).
+    assert few["time_budget_s"] == rules["min_seconds"] and many["time_budget_s"] == 600
+    assert (
+        detector_fit(cpu, rules, 100)["time_budget_s"] == 300 and detector_fit(cpu, rules, 5000)["time_budget_s"] == 600
+    )
+    # What the run was queued with is kept: an explicit trainable_layers, and a budget-less GPU fit.
+    assert detector_fit({**cpu, "trainable_layers": 1}, rules, 500)["trainable_layers"] == 1
+    gpu = detector_fit(DETECTOR_PRESETS["gpu"], DETECTOR_RULES["gpu"], 200)
+    assert gpu == {**DETECTOR_PRESETS["gpu"], "trainable_layers": 0}
+    assert cpu == DETECTOR_PRESETS["cpu"] and "trainable_layers" not in cpu  # the preset is not changed
 
 
 def test_strong_colour_is_the_cpu_presets_and_the_gpu_keeps_the_reference_until_measured_there():

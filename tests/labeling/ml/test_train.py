@@ -32,6 +32,32 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[name]), name
 
 
+def test_a_session_that_yields_ends_at_an_epochs_checkpoint_and_resumes_into_the_same_run(tmp_path):
+    images, config = toy_images(), tiny_config(epochs=3)
+    whole = pretrain(config, images)
+    path, asked = tmp_path / "run.pt", []
+
+    def should_yield() -> bool:
+        asked.append(len(asked))
+        return True
+
+    first = pretrain(config, images, Runtime(checkpoint_path=path, should_yield=should_yield))
+    assert (first.status, first.epochs_done) == ("yielded", 1) and asked == [0]  # asked at the epoch's end
+    assert load_checkpoint(path)[1]["epoch"] == 1
+    resumed = pretrain(config, images, Runtime(checkpoint_path=path, should_yield=lambda: False))
+    assert (resumed.status, resumed.epochs_done) == ("finished", 3)
+    assert resumed.loss_history == whole.loss_history  # the pause changed nothing
+    # Without a checkpoint to resume from, a session never yields; nor after its last epoch.
+    assert pretrain(tiny_config(epochs=1), images, Runtime(should_yield=should_yield)).status == "finished"
+    assert (
+        pretrain(
+            tiny_config(epochs=1), images, Runtime(checkpoint_path=tmp_path / "b.pt", should_yield=should_yield)
+        ).status
+        == "finished"
+    )
+    assert asked == [0]
+
+
 def test_its_checkpoint_holds_config_model_optimizer_epoch_and_history(tmp_path):
     path = tmp_path / "run.pt"
     result = pretrain(tiny_config(epochs=1), toy_images(), Runtime(checkpoint_path=path))
