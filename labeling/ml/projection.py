@@ -56,7 +56,15 @@ def project_umap(
     if len(x) <= n_neighbors + 1:
         return np.zeros((len(x), 2), dtype=np.float16)
     reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1)
-    xy = np.asarray(reducer.fit_transform(x), dtype=np.float32)
+    # numba's parallel layer, started by the fit, sets the process's OpenMP threads to every core,
+    # and torch's with them: every later training in this worker process then took the web's core
+    # too (bench/results/run_sharing.json: a detector fit 1.7x faster after a pretraining's map than
+    # on a fresh worker, on 2 threads, not TRAIN_THREADS' 1). The caller's count is put back.
+    threads = torch.get_num_threads()
+    try:
+        xy = np.asarray(reducer.fit_transform(x), dtype=np.float32)
+    finally:
+        torch.set_num_threads(threads)
     xy = (xy - xy.mean(0)) / np.maximum(xy.std(0), 1e-6)
     out: np.ndarray = xy.astype(np.float16)
     return out

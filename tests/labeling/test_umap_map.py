@@ -69,3 +69,25 @@ def test_the_map_serves_umap_where_the_worker_computed_it(client, team):
     assert [p[0] for p in body["points"]] == team.ids[::2] and {(p[1], p[2]) for p in body["points"]} == {(1.0, 1.0)}
     assert _map(client, team).json()["sampled"] == 12  # PCA by default
     assert _map(client, team, projection="tsne").status_code == 400
+
+
+def test_the_map_leaves_the_workers_training_threads_as_they_were():
+    """numba's parallel layer sets the process's OpenMP threads to every core, torch's with them, the
+    first time it runs in a process after torch's own threads have: after a pretraining's map, the
+    worker's next training took the web's core too. In a fresh process, as a worker's first map is."""
+    import os
+    import subprocess
+    import sys
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: every thread count is 1")
+    code = (
+        "import numpy as np, torch\n"
+        "from labeling.ml.projection import project_umap\n"
+        "torch.set_num_threads(1)\n"
+        "torch.nn.functional.conv2d(torch.randn(8, 16, 64, 64), torch.randn(16, 16, 3, 3)).sum()\n"  # torch starts its threads
+        "xy = project_umap(np.random.default_rng(0).normal(size=(60, 16)))\n"
+        "print(xy.shape, torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split("\n")[-2] == "(60, 2) 1"
