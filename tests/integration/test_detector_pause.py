@@ -6,26 +6,17 @@ from that checkpoint after the pretraining, as one run with one attempt."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from labeling import services
 from labeling.models import RunKind, RunStatus, TrainingRun
-from labeling.paths import detector_path
 from labeling.tasks import run_send
 from tests import procs
+from tests.integration.test_detector_kill import DETECTOR, _checkpoint
 from tests.labeling.conftest import TINY
 from tests.labeling.test_detection import boxed_project
 from twinlabel.celery import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-DETECTOR = {"size": 64, "fpn_channels": 64, "steps": 400, "batch_size": 4, "lr": 3e-3, "warmup_steps": 5}
-
-
-def _checkpoint(run_id: int) -> dict | None:
-    try:
-        return torch.load(detector_path(run_id), weights_only=True)
-    except (FileNotFoundError, EOFError, RuntimeError):
-        return None
 
 
 def _ended(run_id: int) -> TrainingRun | None:
