@@ -65,7 +65,9 @@ function row(run) {
     cancel.addEventListener("click", () => act(() => call(config.cancelUrl.replace("{id}", run.id), "POST", {})));
     actions.append(cancel);
   }
-  if (run.error) actions.append(Object.assign(document.createElement("span"), { className: "error", textContent: run.error.split("\n").filter(Boolean).pop() }));
+  // A queued run's message says why it waits (paused for other runs, the queue unreachable): a note,
+  // not an error.
+  if (run.error) actions.append(Object.assign(document.createElement("span"), { className: run.status === "queued" ? "muted run-note" : "error", textContent: run.error.split("\n").filter(Boolean).pop() }));
   tr.append(actions);
   return tr;
 }
