@@ -28,15 +28,21 @@ def _checkpoint(run_id: int) -> dict | None:
         return None
 
 
-def test_kill_9_while_the_detector_trains_resumes_from_its_checkpoint(tmp_path, media_root, settings):
-    env = procs.worker_env("detector-kill", media_root, tmp_path / "models")
+def queued_detector(name: str, tmp_path, media_root, settings, **worker_settings: str):
+    """(a worker's environment, a queued DETECTOR run on 6 boxed images): the queue purged first."""
+    env = procs.worker_env(name, media_root, tmp_path / "models", **worker_settings)
     settings.MODEL_DIR = tmp_path / "models"
     try:
         app.control.purge()
     except Exception:  # an empty filesystem queue may have nothing to purge
         pass
     project = boxed_project(images=10, boxed=6)
-    run = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={"detector": DETECTOR})
+    return env, TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={"detector": DETECTOR})
+
+
+def test_kill_9_while_the_detector_trains_resumes_from_its_checkpoint(tmp_path, media_root, settings):
+    env, run = queued_detector("detector-kill", tmp_path, media_root, settings)
+    project = run.project
 
     with procs.worker(env) as first:
         run_send(run)

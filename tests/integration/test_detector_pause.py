@@ -8,13 +8,11 @@ from __future__ import annotations
 import pytest
 
 from labeling import services
-from labeling.models import RunKind, RunStatus, TrainingRun
+from labeling.models import RunStatus, TrainingRun
 from labeling.tasks import run_send
 from tests import procs
-from tests.integration.test_detector_kill import DETECTOR, _checkpoint
+from tests.integration.test_detector_kill import DETECTOR, _checkpoint, queued_detector
 from tests.labeling.conftest import TINY
-from tests.labeling.test_detection import boxed_project
-from twinlabel.celery import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -25,14 +23,8 @@ def _ended(run_id: int) -> TrainingRun | None:
 
 
 def test_a_detector_fit_pauses_for_a_pretraining_queued_behind_it_and_resumes_after_it(tmp_path, media_root, settings):
-    env = procs.worker_env("detector-pause", media_root, tmp_path / "models", TRAINING_SLICE_S="1")
-    settings.MODEL_DIR = tmp_path / "models"
-    try:
-        app.control.purge()
-    except Exception:  # an empty filesystem queue may have nothing to purge
-        pass
-    project = boxed_project(images=10, boxed=6)
-    detector = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={"detector": DETECTOR})
+    env, detector = queued_detector("detector-pause", tmp_path, media_root, settings, TRAINING_SLICE_S="1")
+    project = detector.project
 
     with procs.worker(env) as worker:
         run_send(detector)
