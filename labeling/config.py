@@ -60,10 +60,7 @@ PROJECTION_POINTS = 20_000
 def pretrain_defaults(*, kind: str | None = None) -> dict:
     """The preset of the worker's device ("cpu" or "gpu"), with the settings' overrides."""
     preset = PRESETS[kind or worker_device_kind()]
-    overrides = {
-        key: getattr(settings, name) for name, key in _OVERRIDES.items() if getattr(settings, name, None) is not None
-    }
-    return {**preset, "projector": list(preset["projector"]), **overrides}
+    return {**preset, "projector": list(preset["projector"]), **_set_settings(_OVERRIDES)}
 
 
 _DETECTOR_OVERRIDES = {"DETECTOR_TIME_BUDGET_S": "time_budget_s", "DETECTOR_SIZE": "size"}
@@ -72,21 +69,21 @@ _DETECTOR_OVERRIDES = {"DETECTOR_TIME_BUDGET_S": "time_budget_s", "DETECTOR_SIZE
 def detector_defaults(*, kind: str | None = None) -> dict:
     """A detector fit's settings for the worker's device (labeling.ml.presets.DETECTOR_PRESETS), with
     the DETECTOR_* settings' overrides."""
-    overrides = {
-        key: getattr(settings, name)
-        for name, key in _DETECTOR_OVERRIDES.items()
-        if getattr(settings, name, None) is not None
-    }
-    return {**DETECTOR_PRESETS[kind or worker_device_kind()], **overrides}
+    return {**DETECTOR_PRESETS[kind or worker_device_kind()], **_set_settings(_DETECTOR_OVERRIDES)}
 
 
 def detector_rules(*, kind: str | None = None) -> dict:
     """How a detector fit adapts to its number of images with boxes (labeling.ml.presets.DETECTOR_RULES),
     for the worker's device, with DETECTOR_FINETUNE_FROM's override."""
-    rules = dict(DETECTOR_RULES[kind or worker_device_kind()])
-    if getattr(settings, "DETECTOR_FINETUNE_FROM", None) is not None:
-        rules["finetune_from"] = settings.DETECTOR_FINETUNE_FROM
-    return rules
+    return {
+        **DETECTOR_RULES[kind or worker_device_kind()],
+        **_set_settings({"DETECTOR_FINETUNE_FROM": "finetune_from"}),
+    }
+
+
+def _set_settings(names: dict[str, str]) -> dict:
+    """{key: the setting's value} for each (setting name -> key) the environment set (not None)."""
+    return {key: getattr(settings, name) for name, key in names.items() if getattr(settings, name, None) is not None}
 
 
 def worker_device_kind() -> str:

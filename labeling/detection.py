@@ -33,7 +33,6 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
@@ -45,7 +44,7 @@ from labeling.models import ACTIVE_STATUSES, BoxSuggestion, ImageUncertainty, Pr
 from labeling.models import TrainingRun
 from labeling.paths import checkpoint_path, detector_path
 from labeling.ml.presets import detector_fit
-from labeling.runs import LostClaim, RunMonitor, finish, paused, run_claimed, yield_check
+from labeling.runs import LostClaim, RunMonitor, finish, pause_check, paused, run_claimed
 from labeling.trust import box_trust
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ def _detect(run: TrainingRun, monitor: RunMonitor, send_later: Callable[[Trainin
             checkpoint_every=max(1, min(50, config.steps // 10)),
             on_progress=monitor.progress,
             should_stop=monitor.should_stop,
-            should_yield=None if send_later is None else yield_check(run.id, settings.TRAINING_SLICE_S),
+            should_yield=pause_check(run.id, send_later),
             progress_every_s=PROGRESS_EVERY_S,
         ),
     )

@@ -25,7 +25,7 @@ from labeling.data import fill_cache, write_blocks
 from labeling.ml.presets import device_kind, should_compile, training_seconds
 from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
-from labeling.runs import LostClaim, RunMonitor, finish, paused, probe_create, run_claimed, yield_check
+from labeling.runs import LostClaim, RunMonitor, finish, pause_check, paused, probe_create, run_claimed
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _pretrain(
                 compile=compiled,
                 on_progress=progress,
                 should_stop=monitor.should_stop,
-                should_yield=None if send_later is None else yield_check(run.id, settings.TRAINING_SLICE_S),
+                should_yield=pause_check(run.id, send_later),
                 on_step=on_step,
                 log_every=max(1, min(20, len(ids) // c["batch_size"] // 2 or 1)),
                 progress_every_s=PROGRESS_EVERY_S,

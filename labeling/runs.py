@@ -75,6 +75,12 @@ def others_waiting(*, run_id: int) -> bool:
     return TrainingRun.objects.filter(waiting).exclude(pk=run_id).exists()
 
 
+def pause_check(run_id: int, send_later: Callable[[TrainingRun], object] | None) -> Callable[[], bool] | None:
+    """A training session's ``should_yield`` for the run: None (never pause) without a way to send it
+    again, else ``yield_check`` with TRAINING_SLICE_S."""
+    return None if send_later is None else yield_check(run_id, settings.TRAINING_SLICE_S)
+
+
 def yield_check(run_id: int, slice_s: float, clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
     """A training session's ``should_yield``: True once it has run ``slice_s`` seconds (0: never) and
     other runs wait for the worker (the database is asked at most every WAITING_CHECK_S)."""
