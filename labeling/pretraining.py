@@ -2,7 +2,7 @@
 embed every image block by block, draw the embedding map, and queue the first probe fit.
 
 A long pretraining does not hold the worker: past TRAINING_SLICE_S seconds, when other runs wait, it
-stops at its epoch's checkpoint and goes back to the queue (``runs.paused``), to resume from there.
+writes a checkpoint at its next step and goes back to the queue (``runs.paused``), to resume from there.
 
 Worker-side code: torch and the torch-backed ``labeling.ml`` modules are imported inside the
 functions, because the web process imports this module (through ``labeling.tasks``) to send work.
@@ -121,7 +121,7 @@ def _pretrain(
         finish(run, RunStatus.CANCELLED)
         return "cancelled"
     if result.status == "yielded" and send_later is not None:
-        return paused(run, f"epoch {result.epochs_done}", send_later)
+        return paused(run, f"step {len(result.loss_history)}", send_later)
     dim = _embed_all(run, result.model.backbone, cache, ids, c, device)
     with transaction.atomic():
         EmbeddingSet.objects.filter(run=run).delete()

@@ -3,7 +3,11 @@
 The run is defined by :class:`PretrainConfig` (what a checkpoint records and a resume must
 match); how it runs (device, compile, callbacks, where checkpoints go) is :class:`Runtime`.
 Randomness is drawn from generators seeded by (seed, epoch), so an epoch's batches and views
-do not depend on what ran before it, and a resumed run repeats an uninterrupted one.
+do not depend on what ran before it, and a resumed run repeats an uninterrupted one. A checkpoint
+is written at every epoch's end and, within a long epoch, every ``Runtime.checkpoint_every_s``
+(then with the step reached in the epoch and the views' generator state, so that a run resumed
+mid-epoch still repeats the uninterrupted one): a kill loses at most that much training, and a
+session can pause for waiting work at any step (``Runtime.should_yield``).
 
 A run is sized either by ``epochs`` or by a wall-clock ``time_budget_s`` (then ``epochs`` is only
 a cap). With a budget the warm-up + cosine schedule is laid over the number of steps the budget
@@ -94,9 +98,13 @@ class Runtime:
     # Checked before every step: make it cheap (a threading.Event's is_set, a flag the
     # caller refreshes from the database now and then), not a query per step.
     should_stop: Callable[[], bool] | None = None
-    # Asked after each epoch's checkpoint (rank 0's answer for all ranks): True ends the session there
-    # with status "yielded", to be resumed from that checkpoint later, its time budget intact.
+    # Asked before each step after the session's first (rank 0's answer for all ranks; make it cheap,
+    # as should_stop): True writes a checkpoint there and ends the session with status "yielded", to
+    # be resumed from that step later, its time budget intact. Never asked without a checkpoint_path.
     should_yield: Callable[[], bool] | None = None
+    # Within an epoch, a checkpoint at the first step boundary this many seconds after the last one
+    # (None: at epoch ends only). On a CPU an epoch of a large project can take many minutes.
+    checkpoint_every_s: float | None = 300.0
     log_every: int = 20  # steps between progress reports (each costs one device sync)
     # ... and at most this many seconds between them, however slow a step is: the project page's
     # progress and ETA stay live on a slow CPU (a report is also made after the first step).
@@ -130,6 +138,8 @@ class _State:
     loss_history: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0  # training seconds of earlier sessions (from the checkpoint)
     pace: Pace | None = None
+    step_in_epoch: int = 0  # steps of ``epoch`` already done (a checkpoint written mid-epoch)
+    views_state: Tensor | None = None  # the epoch's view generator's state at step_in_epoch
 
 
 def _pace(config: PretrainConfig, runtime: Runtime, earlier_s: float, steps_per_epoch: int) -> Pace:
@@ -176,9 +186,11 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
         outcome = train_one_epoch(state, data, config, runtime, step_fn, apply, batch_size, steps_per_epoch)
         if outcome == "cancelled":
             return TrainResult(state.model, "cancelled", state.epoch, state.loss_history)
+        if outcome == "yielded":  # at a mid-epoch checkpoint
+            return TrainResult(state.model, "yielded", state.epoch, state.loss_history)
         if outcome == "out of time":  # the steps of the part-epoch are kept: the schedule ended with them
             break
-        state.epoch += 1
+        state.epoch, state.step_in_epoch, state.views_state = state.epoch + 1, 0, None
         if runtime.checkpoint_path is not None and rank == 0:
             save_checkpoint(runtime.checkpoint_path, config, state)
         if state.epoch < config.epochs and _yields(runtime, device):
@@ -227,30 +239,46 @@ def train_one_epoch(
     batch_size: int,
     steps_per_epoch: int,
 ) -> str:
-    """One epoch: "done", "cancelled" (part-way; its steps are then discarded by the caller) or
-    "out of time" (the time budget ran out part-way; its steps are kept)."""
+    """One epoch, or what is left of it after ``state.step_in_epoch``: "done", "cancelled" (part-way;
+    its steps since the last checkpoint are then discarded by the caller), "out of time" (the time
+    budget ran out part-way; its steps are kept) or "yielded" (a checkpoint written part-way, see
+    Runtime.should_yield)."""
     device = _rank_device(torch.device(runtime.device))
     rank, world = distributed.rank_and_world()
     local = batch_size // world
     order_gen = torch.Generator().manual_seed(_epoch_seed(config.seed, state.epoch, 0))
     aug_gen = torch.Generator(device=device).manual_seed(_epoch_seed(config.seed, state.epoch, 1))
+    if state.step_in_epoch and state.views_state is not None:  # resumed mid-epoch: the same views follow
+        aug_gen.set_state(state.views_state.cpu())
     order = torch.randperm(len(data), generator=order_gen)
     state.model.train()
     losses: list[Tensor] = []
     pace = state.pace or _pace(config, runtime, state.elapsed_s, steps_per_epoch)
     clock = runtime.clock
-    tick, tick_step = clock(), 0
+    first = state.step_in_epoch
+    tick, tick_step = clock(), first
+    saved_at = tick
     outcome = "done"
-    for i in range(steps_per_epoch):
-        stop = runtime.should_stop is not None and runtime.should_stop()
-        # Every rank decides together (rank 0's clock and flag): they stop at the same step.
-        stop_code = 2 if stop else 1 if pace.out_of_time() else 0
-        stop_code = distributed.any_rank_code(stop_code, device) if distributed.active() else stop_code
-        if stop_code == 2:
+    for i in range(first, steps_per_epoch):
+        # Every rank decides together (rank 0's clock and flags, the largest code wins): they stop,
+        # write a checkpoint or pause at the same step. The epoch's first step has been asked at the
+        # epoch's end (pretrain), a session's first step never is.
+        code = _step_code(runtime, pace, i > 0 and pace.session_steps > 0, clock() - saved_at)
+        code = distributed.any_rank_code(code, device) if distributed.active() else code
+        if code == _CANCEL:
             return "cancelled"
-        if stop_code == 1:
+        if code == _OUT_OF_TIME:
             outcome = "out of time"
             break
+        if code in (_YIELD, _CHECKPOINT):
+            state.loss_history.extend(_finite_losses(losses, state.epoch))
+            losses = []
+            state.step_in_epoch, state.views_state, state.elapsed_s = i, aug_gen.get_state(), pace.elapsed()
+            if rank == 0 and runtime.checkpoint_path is not None:
+                save_checkpoint(runtime.checkpoint_path, config, state)
+            saved_at = clock()
+            if code == _YIELD:
+                return "yielded"
         global_step = state.epoch * steps_per_epoch + i
         total_steps = pace.total_steps(global_step)
         _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size, total_steps)
@@ -288,11 +316,36 @@ def train_one_epoch(
             )
             tick, tick_step = now, i + 1
     state.elapsed_s = pace.elapsed()
-    epoch_losses = torch.stack(losses).float().tolist() if losses else []
-    if not all(np.isfinite(epoch_losses)):
-        raise FloatingPointError(f"non-finite loss in epoch {state.epoch}; checkpoint left as it was")
-    state.loss_history.extend(epoch_losses)
+    state.loss_history.extend(_finite_losses(losses, state.epoch))
     return outcome
+
+
+# A step's decision (``_step_code``), the largest first when ranks disagree.
+_GO, _CHECKPOINT, _YIELD, _OUT_OF_TIME, _CANCEL = range(5)
+
+
+def _step_code(runtime: Runtime, pace: Pace, may_pause: bool, since_saved_s: float) -> int:
+    """What happens before the next step: cancel, end (time budget spent), pause at a checkpoint,
+    write a checkpoint and go on, or go on. ``may_pause``: a checkpoint here would hold new steps."""
+    if runtime.should_stop is not None and runtime.should_stop():
+        return _CANCEL
+    if pace.out_of_time():
+        return _OUT_OF_TIME
+    if not may_pause or runtime.checkpoint_path is None:
+        return _GO
+    if runtime.should_yield is not None and runtime.should_yield():
+        return _YIELD
+    every = runtime.checkpoint_every_s
+    return _CHECKPOINT if every is not None and since_saved_s >= every else _GO
+
+
+def _finite_losses(losses: list[Tensor], epoch: int) -> list[float]:
+    """The steps' losses as floats (one device sync); a non-finite one ends the run before any
+    checkpoint holds it."""
+    values = torch.stack(losses).float().tolist() if losses else []
+    if not all(np.isfinite(values)):
+        raise FloatingPointError(f"non-finite loss in epoch {epoch}; checkpoint left as it was")
+    return values
 
 
 def make_train_step(
@@ -346,11 +399,14 @@ def _resume_or_start(config: PretrainConfig, runtime: Runtime, device: torch.dev
         optimizer.load_state_dict(ckpt["optimizer"])
         state.epoch, state.loss_history = int(ckpt["epoch"]), list(ckpt["loss_history"])
         state.elapsed_s = float(ckpt.get("elapsed_s", 0.0))  # a budgeted run resumes with what is left
+        state.step_in_epoch = int(ckpt.get("step_in_epoch", 0))  # checkpoints of epoch ends only: 0
+        state.views_state = ckpt.get("views_state")
     return state
 
 
 def save_checkpoint(path: str | os.PathLike[str], config: PretrainConfig, state: _State) -> None:
-    """Config, model, optimiser, epochs done and loss history; written atomically."""
+    """Config, model, optimiser, epochs done (and steps of the next, with its views' generator state)
+    and loss history; written atomically."""
     payload = {
         "version": CHECKPOINT_VERSION,
         "config": config.to_dict(),
@@ -359,6 +415,8 @@ def save_checkpoint(path: str | os.PathLike[str], config: PretrainConfig, state:
         "epoch": state.epoch,
         "loss_history": state.loss_history,
         "elapsed_s": state.elapsed_s,
+        "step_in_epoch": state.step_in_epoch,
+        "views_state": state.views_state,
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def test_others_waiting_counts_queued_runs_and_running_probes_but_not_the_run_it
     assert others_waiting(run_id=run.id)  # its suggestion shards wait for a worker
 
 
-def test_a_pretraining_pauses_at_an_epoch_for_a_waiting_run_and_resumes_into_the_same_run(project, settings):
+def test_a_pretraining_pauses_at_a_step_for_a_waiting_run_and_resumes_into_the_same_run(project, settings):
     import torch
 
     from labeling.paths import checkpoint_path
@@ -76,14 +76,15 @@ def test_a_pretraining_pauses_at_an_epoch_for_a_waiting_run_and_resumes_into_the
 
     run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={**TINY, "epochs": 3})
     waiting = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={})
-    settings.TRAINING_SLICE_S = 1e-6  # a slice of one epoch
+    settings.TRAINING_SLICE_S = 1e-6  # a slice of one step
     later, probes = [], []
 
     assert run_pretrain(run.id, "a@host", send=probes.append, send_later=later.append) == "yielded"
     run.refresh_from_db()
-    assert run.status == RunStatus.QUEUED and run.attempts == 0 and run.error.startswith("Paused at epoch 1 ")
+    assert run.status == RunStatus.QUEUED and run.attempts == 0 and run.error.startswith("Paused at step 1 ")
     assert [r.id for r in later] == [run.id] and probes == []  # no probe fit before the backbone is done
-    assert torch.load(checkpoint_path(run.id), weights_only=True)["epoch"] == 1
+    ckpt = torch.load(checkpoint_path(run.id), weights_only=True)
+    assert (ckpt["epoch"], ckpt["step_in_epoch"], len(ckpt["loss_history"])) == (0, 1, 1)  # mid-epoch
 
     TrainingRun.objects.filter(pk=waiting.pk).update(status=RunStatus.SUCCEEDED)
     assert run_pretrain(run.id, "a@host", send=probes.append, send_later=later.append) == "succeeded"

@@ -34,6 +34,22 @@ def test_it_trains_two_gloo_processes_to_the_single_process_result(tmp_path):
     one.model.load_state_dict(saved["model"])
 
 
+def test_two_processes_pause_together_mid_epoch_at_rank_0s_word_and_resume_into_the_same_run(tmp_path):
+    images, config = toy_images(64), tiny_config()  # 4 global steps an epoch
+    one, path = pretrain(config, images), tmp_path / "run.pt"
+    first = pretrain(
+        config, images, Runtime(world_size=2, backend="gloo", checkpoint_path=path, should_yield=lambda: True)
+    )
+    assert (first.status, len(first.loss_history)) == ("yielded", 1)  # asked before the session's second step
+    assert torch.load(path, weights_only=True)["step_in_epoch"] == 1
+    two = pretrain(config, images, Runtime(world_size=2, backend="gloo", checkpoint_path=path))
+    assert two.status == "finished"
+    np.testing.assert_allclose(two.loss_history, one.loss_history, rtol=1e-4)
+    ref = one.model.state_dict()
+    for name, value in two.model.state_dict().items():
+        torch.testing.assert_close(value.float(), ref[name].float(), rtol=1e-3, atol=1e-4, msg=name)
+
+
 def test_the_first_step_matches_before_any_update_drift(tmp_path):
     """One step, tight tolerance: the loss and every parameter after the first LARS step."""
     images, config = toy_images(n=16), tiny_config(epochs=1)

@@ -32,30 +32,78 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[name]), name
 
 
-def test_a_session_that_yields_ends_at_an_epochs_checkpoint_and_resumes_into_the_same_run(tmp_path):
-    images, config = toy_images(), tiny_config(epochs=3)
+def _same_run(a, b) -> None:
+    assert a.loss_history == b.loss_history
+    for name, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[name]), name
+
+
+def test_a_session_that_yields_ends_at_a_checkpoint_mid_epoch_and_resumes_into_the_same_run(tmp_path):
+    images, config = toy_images(64), tiny_config(epochs=2)  # 4 steps an epoch
     whole = pretrain(config, images)
     path, asked = tmp_path / "run.pt", []
 
-    def should_yield() -> bool:
+    def should_yield() -> bool:  # no, then yes
         asked.append(len(asked))
-        return True
+        return len(asked) == 2
 
     first = pretrain(config, images, Runtime(checkpoint_path=path, should_yield=should_yield))
-    assert (first.status, first.epochs_done) == ("yielded", 1) and asked == [0]  # asked at the epoch's end
-    assert load_checkpoint(path)[1]["epoch"] == 1
+    # Asked before steps 2 and 3 (never before a session's first): paused after two steps.
+    assert (first.status, first.epochs_done, len(first.loss_history)) == ("yielded", 0, 2) and asked == [0, 1]
+    ckpt = load_checkpoint(path)[1]
+    assert (ckpt["epoch"], ckpt["step_in_epoch"], len(ckpt["loss_history"])) == (0, 2, 2)
     resumed = pretrain(config, images, Runtime(checkpoint_path=path, should_yield=lambda: False))
-    assert (resumed.status, resumed.epochs_done) == ("finished", 3)
-    assert resumed.loss_history == whole.loss_history  # the pause changed nothing
-    # Without a checkpoint to resume from, a session never yields; nor after its last epoch.
-    assert pretrain(tiny_config(epochs=1), images, Runtime(should_yield=should_yield)).status == "finished"
-    assert (
-        pretrain(
-            tiny_config(epochs=1), images, Runtime(checkpoint_path=tmp_path / "b.pt", should_yield=should_yield)
-        ).status
-        == "finished"
+    assert (resumed.status, resumed.epochs_done) == ("finished", 2)
+    _same_run(whole, resumed)  # the pause changed nothing: the same batches, views and weights
+    # Without a checkpoint to resume from a session never yields, nor before its first step.
+    assert pretrain(config, images, Runtime(should_yield=should_yield)).status == "finished"
+    one_step = pretrain(
+        tiny_config(epochs=1), toy_images(16), Runtime(checkpoint_path=tmp_path / "b.pt", should_yield=should_yield)
     )
-    assert asked == [0]
+    assert one_step.status == "finished" and asked == [0, 1]
+
+
+def test_a_session_yields_at_an_epochs_end_without_a_second_checkpoint(tmp_path):
+    images, config = toy_images(), tiny_config(epochs=3)  # 2 steps an epoch
+    whole, path = pretrain(config, images), tmp_path / "run.pt"
+    answers = iter([False, True])  # before step 2, then at the first epoch's end
+    first = pretrain(config, images, Runtime(checkpoint_path=path, should_yield=lambda: next(answers)))
+    assert (first.status, first.epochs_done) == ("yielded", 1)
+    assert (load_checkpoint(path)[1]["epoch"], load_checkpoint(path)[1]["step_in_epoch"]) == (1, 0)
+    _same_run(whole, pretrain(config, images, Runtime(checkpoint_path=path)))
+
+
+def test_a_long_epoch_is_checkpointed_by_time_and_a_kill_after_it_loses_only_the_steps_since(tmp_path):
+    images, config = toy_images(64), tiny_config(epochs=2)  # 4 steps an epoch
+    whole, path = pretrain(config, images), tmp_path / "run.pt"
+    clock, calls = FakeClock(10.0), {"n": 0}
+
+    def killed_at_the_eighth_step() -> bool:  # 10 s a step: the run dies before its last step
+        clock.tick()
+        calls["n"] += 1
+        return calls["n"] == 8
+
+    first = pretrain(
+        config,
+        images,
+        Runtime(checkpoint_path=path, clock=clock, should_stop=killed_at_the_eighth_step, checkpoint_every_s=15.0),
+    )
+    assert first.status == "cancelled"
+    ckpt = load_checkpoint(path)[1]
+    # The second epoch's checkpoint by time, 20 s (two steps) into it, not the first epoch's end.
+    assert (ckpt["epoch"], ckpt["step_in_epoch"], len(ckpt["loss_history"])) == (1, 2, 6)
+    assert ckpt["loss_history"] == whole.loss_history[:6]
+    resumed = pretrain(config, images, Runtime(checkpoint_path=path))
+    assert resumed.status == "finished"
+    _same_run(whole, resumed)
+    # Without checkpoint_every_s, only epoch ends are written.
+    calls["n"], path2 = 0, tmp_path / "epochs.pt"
+    pretrain(
+        config,
+        images,
+        Runtime(checkpoint_path=path2, clock=clock, should_stop=killed_at_the_eighth_step, checkpoint_every_s=None),
+    )
+    assert (load_checkpoint(path2)[1]["epoch"], load_checkpoint(path2)[1]["step_in_epoch"]) == (1, 0)
 
 
 def test_its_checkpoint_holds_config_model_optimizer_epoch_and_history(tmp_path):
