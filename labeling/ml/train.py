@@ -189,6 +189,10 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
         if outcome == "yielded":  # at a mid-epoch checkpoint
             return TrainResult(state.model, "yielded", state.epoch, state.loss_history)
         if outcome == "out of time":  # the steps of the part-epoch are kept: the schedule ended with them
+            # The final weights, not the last epoch's: the backbone that readers load from the checkpoint
+            # (the detector, the embedding of images added later) is the one whose features were written.
+            if runtime.checkpoint_path is not None and rank == 0:
+                save_checkpoint(runtime.checkpoint_path, config, state)
             break
         state.epoch, state.step_in_epoch, state.views_state = state.epoch + 1, 0, None
         if runtime.checkpoint_path is not None and rank == 0:
@@ -267,8 +271,9 @@ def train_one_epoch(
         code = distributed.any_rank_code(code, device) if distributed.active() else code
         if code == _CANCEL:
             return "cancelled"
-        if code == _OUT_OF_TIME:
+        if code == _OUT_OF_TIME:  # where the run ends: its last checkpoint (pretrain) holds the step reached
             outcome = "out of time"
+            state.step_in_epoch, state.views_state = i, aug_gen.get_state()
             break
         if code in (_YIELD, _CHECKPOINT):
             state.loss_history.extend(_finite_losses(losses, state.epoch))

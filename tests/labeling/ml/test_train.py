@@ -233,6 +233,25 @@ def test_a_budgeted_run_resumes_with_the_time_it_has_left(tmp_path):
     assert resumed.status == "finished" and len(resumed.loss_history) < 2 + 9  # not a fresh 9 s
 
 
+def test_a_run_whose_time_runs_out_mid_epoch_leaves_its_final_weights_in_the_checkpoint(tmp_path):
+    # The detector and the embedding of images added later load the backbone from the checkpoint: it
+    # must be the model whose features the run wrote, not the last whole epoch's.
+    path, clock = tmp_path / "run.pt", FakeClock(1.0)
+    config = tiny_config(epochs=100, time_budget_s=6.5)
+    runtime = Runtime(checkpoint_path=path, clock=clock, should_stop=clock.tick, checkpoint_every_s=None)
+    result = pretrain(config, toy_images(64), runtime)  # 4 steps an epoch
+    assert result.status == "finished" and len(result.loss_history) % 4  # it ended within an epoch
+    _, ckpt = load_checkpoint(path)
+    assert ckpt["loss_history"] == result.loss_history
+    assert ckpt["step_in_epoch"] == len(result.loss_history) % 4
+    for name, value in result.model.state_dict().items():
+        assert torch.equal(value, ckpt["model"][name]), name
+    # Claimed again (a worker died before the run was marked done), it finishes where it was.
+    again = pretrain(config, toy_images(64), Runtime(checkpoint_path=path, clock=clock, should_stop=clock.tick))
+    assert again.status == "finished"
+    _same_run(result, again)
+
+
 def test_strong_colour_widens_both_views_jitter_and_a_run_saved_without_it_is_the_reference():
     from labeling.ml.augment import VIEW1, VIEW2
     from labeling.ml.presets import COLOUR_STRENGTHS
