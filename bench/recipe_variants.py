@@ -14,6 +14,7 @@ steps a quiet 2-core machine fits into the preset's 10 minutes). Everything else
     python -m bench.recipe_variants                                  # the preset's recipe, all reads
     python -m bench.recipe_variants --crop-min 0.8 --probe-resolutions 32 --finetune-resolutions
     python -m bench.recipe_variants --batch 256 --probe-resolutions 32 --finetune-resolutions
+    python -m bench.recipe_variants --batch 256 --epochs 125 --seed 1 --probe-resolutions 32 --finetune-resolutions
 
 Results: bench/results/recipe_variants_<family>_crop<c>_batch<b>.json.
 """
@@ -50,7 +51,7 @@ def main() -> None:
         batch_size=args.batch,
         warmup_epochs=preset["warmup_epochs"],
         lr_weights=preset["lr_weights"],
-        seed=SEED,
+        seed=args.seed,
         crop_scale=(args.crop_min, 1.0),
         colour=preset["colour"],
         time_budget_s=None,
@@ -108,6 +109,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--crop-min", type=float, default=PRESETS["cpu"]["crop_min"])
     p.add_argument("--probe-resolutions", type=int, nargs="*", default=[32, 48, 64])
     p.add_argument("--finetune-resolutions", type=int, nargs="*", default=[32, 64])
+    p.add_argument("--seed", type=int, default=SEED, help="the pretraining's (and the random weights') seed")
     p.add_argument("--name", help="results file name")
     return p.parse_args()
 
