@@ -191,21 +191,17 @@ def pretrain(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runti
         if outcome == "out of time":  # the steps of the part-epoch are kept: the schedule ended with them
             # The final weights, not the last epoch's: the backbone that readers load from the checkpoint
             # (the detector, the embedding of images added later) is the one whose features were written.
-            if runtime.checkpoint_path is not None and rank == 0:
-                save_checkpoint(runtime.checkpoint_path, config, state)
+            _save(runtime, config, state, rank)
             break
         state.epoch, state.step_in_epoch, state.views_state = state.epoch + 1, 0, None
-        if runtime.checkpoint_path is not None and rank == 0:
-            save_checkpoint(runtime.checkpoint_path, config, state)
-        if state.epoch < config.epochs and _yields(runtime, device):
-            return TrainResult(state.model, "yielded", state.epoch, state.loss_history)
+        _save(runtime, config, state, rank)
     return TrainResult(state.model, "finished", state.epoch, state.loss_history)
 
 
-def _yields(runtime: Runtime, device: torch.device) -> bool:
-    """Whether the session ends at this epoch's checkpoint (every rank gets rank 0's answer)."""
-    code = int(runtime.checkpoint_path is not None and runtime.should_yield is not None and runtime.should_yield())
-    return bool(distributed.any_rank_code(code, device) if distributed.active() else code)
+def _save(runtime: Runtime, config: PretrainConfig, state: _State, rank: int) -> None:
+    """Write the run's checkpoint, if it has one: rank 0 writes, the other ranks hold the same state."""
+    if runtime.checkpoint_path is not None and rank == 0:
+        save_checkpoint(runtime.checkpoint_path, config, state)
 
 
 def _launch(config: PretrainConfig, images: np.ndarray | Tensor, runtime: Runtime) -> TrainResult:
@@ -265,9 +261,8 @@ def train_one_epoch(
     outcome = "done"
     for i in range(first, steps_per_epoch):
         # Every rank decides together (rank 0's clock and flags, the largest code wins): they stop,
-        # write a checkpoint or pause at the same step. The epoch's first step has been asked at the
-        # epoch's end (pretrain), a session's first step never is.
-        code = _step_code(runtime, pace, i > 0 and pace.session_steps > 0, clock() - saved_at)
+        # write a checkpoint or pause at the same step. A session's first step never pauses.
+        code = _step_code(runtime, pace, pace.session_steps > 0, clock() - saved_at)
         code = distributed.any_rank_code(code, device) if distributed.active() else code
         if code == _CANCEL:
             return "cancelled"
@@ -275,15 +270,14 @@ def train_one_epoch(
             outcome = "out of time"
             state.step_in_epoch, state.views_state = i, aug_gen.get_state()
             break
-        if code in (_YIELD, _CHECKPOINT):
+        if code in (_YIELD, _CHECKPOINT) and i > first:  # at ``first`` the checkpoint already holds this step
             state.loss_history.extend(_finite_losses(losses, state.epoch))
             losses = []
             state.step_in_epoch, state.views_state, state.elapsed_s = i, aug_gen.get_state(), pace.elapsed()
-            if rank == 0 and runtime.checkpoint_path is not None:
-                save_checkpoint(runtime.checkpoint_path, config, state)
+            _save(runtime, config, state, rank)
             saved_at = clock()
-            if code == _YIELD:
-                return "yielded"
+        if code == _YIELD:
+            return "yielded"
         global_step = state.epoch * steps_per_epoch + i
         total_steps = pace.total_steps(global_step)
         _set_lr(state.optimizer, config, global_step, steps_per_epoch, batch_size, total_steps)

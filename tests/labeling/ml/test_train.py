@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from tests.labeling.ml.toys import FakeClock, tiny_config, toy_images
+from labeling.ml import train
 from labeling.ml.train import Runtime, load_checkpoint, pretrain
 
 
@@ -63,12 +64,18 @@ def test_a_session_that_yields_ends_at_a_checkpoint_mid_epoch_and_resumes_into_t
     assert one_step.status == "finished" and asked == [0, 1]
 
 
-def test_a_session_yields_at_an_epochs_end_without_a_second_checkpoint(tmp_path):
+def test_a_session_yields_at_an_epochs_end_without_a_second_checkpoint(tmp_path, monkeypatch):
     images, config = toy_images(), tiny_config(epochs=3)  # 2 steps an epoch
     whole, path = pretrain(config, images), tmp_path / "run.pt"
-    answers = iter([False, True])  # before step 2, then at the first epoch's end
+    writes: list[tuple[int, int]] = []
+    save = train.save_checkpoint
+    monkeypatch.setattr(
+        train, "save_checkpoint", lambda p, c, s: (writes.append((s.epoch, s.step_in_epoch)), save(p, c, s))
+    )
+    answers = iter([False, True])  # before step 2, then before the second epoch's first step
     first = pretrain(config, images, Runtime(checkpoint_path=path, should_yield=lambda: next(answers)))
     assert (first.status, first.epochs_done) == ("yielded", 1)
+    assert writes == [(1, 0)]  # the epoch's end, and no second write of the same step for the pause
     assert (load_checkpoint(path)[1]["epoch"], load_checkpoint(path)[1]["step_in_epoch"]) == (1, 0)
     _same_run(whole, pretrain(config, images, Runtime(checkpoint_path=path)))
 
