@@ -15,7 +15,10 @@ A script acts as the annotator, on the same bench images in three projects:
 - ``detector``: box suggestions of a real detector run (labeling.detection.run_detector, the CPU
   preset with ``--steps``) trained on ``--train`` submitted scenes, its backbone random weights
   (no Barlow Twins pretraining in this bench: the CPU gap between the two was within noise, see
-  bench/results/box_quality_cpu_clutter_brief.json).
+  bench/results/box_quality_cpu_clutter_brief.json); the page draws the boxes the run found worth
+  judging (labeling.trust's shown_from, SHOW_PRECISION) and the confident ones;
+- ``detector_floor``: the same run's suggestions copied to a fourth project with every box drawn
+  from the page's 0.3 floor (as before shown_from): the same fit, judged both ways.
 
 On an image with suggestions, the shown ones (store.shownBoxSuggestions) are matched greedily by IoU
 to the ground truth of the same label, then, in the page's order (A and R move the ring on, so
@@ -89,6 +92,8 @@ def main() -> None:
     if args.detector:
         projects["detector"] = _project("detector", user, list(range(args.train)), bench)
         detector_run = _fit_detector(projects["detector"], args.steps)
+        projects["detector_floor"] = _project("detector-floor", user, [], bench)
+        detector_run["shown"] = _copy_drawn_from_the_floor(projects["detector"], projects["detector_floor"])
     connection.close()
 
     from playwright.sync_api import sync_playwright
@@ -263,6 +268,53 @@ def _import_noisy(project_ids, judged: int) -> dict:
     report = predictions_import(project=project, user=None, fmt="json", files=[("p.json", body)])
     print("imported:", report.boxes_note, "confident", report.boxes_confident)
     return {**tally, "stored": report.boxes_stored, "confident": report.boxes_confident, "note": report.boxes_note}
+
+
+def _copy_drawn_from_the_floor(source, target) -> dict:
+    """The detector run's box suggestions on the bench images of ``source``, copied to ``target``
+    (the same scenes) as a run of its own with every row ``shown``: the page's 0.3 floor alone, as
+    before labeling.trust's shown_from. The same fit, annotated both ways (``detector`` and
+    ``detector_floor``). -> how many rows each draws."""
+    import copy
+
+    from labeling.models import BoxSuggestion, ProjectModelState, TrainingRun
+
+    (src_project, src_scenes), (dst_project, dst_scenes) = source, target
+    run = ProjectModelState.objects.get(project=src_project).detector_run
+    src_names = dict(src_project.labels.values_list("id", "name"))
+    dst_labels = dict(dst_project.labels.values_list("name", "id"))
+    label_of = {label_id: dst_labels[name] for label_id, name in src_names.items()}
+    metrics = copy.deepcopy(run.metrics)
+    for entry in (metrics.get("trust") or {}).get("labels", []):
+        entry["label_id"] = label_of[entry["label_id"]]
+    twin = TrainingRun.objects.create(
+        project=dst_project, kind=run.kind, status=run.status, config=run.config, metrics=metrics, device=run.device
+    )
+    ProjectModelState.objects.update_or_create(project=dst_project, defaults={"detector_run": twin})
+    image_of = {scene: image_id for image_id, scene in dst_scenes.items()}
+    rows = list(BoxSuggestion.objects.filter(run=run, image_id__in=list(src_scenes)))
+    BoxSuggestion.objects.bulk_create(
+        BoxSuggestion(
+            run=twin,
+            image_id=image_of[src_scenes[r.image_id]],
+            label_id=label_of[r.label_id],
+            x=r.x,
+            y=r.y,
+            w=r.w,
+            h=r.h,
+            score=r.score,
+            predicted=r.predicted,
+            shown=True,
+        )
+        for r in rows
+    )
+    floor = [r for r in rows if r.predicted or r.score >= 0.3]
+    return {
+        "bench_rows": len(rows),
+        "drawn_by_shown_from": sum(1 for r in floor if r.predicted or r.shown),
+        "drawn_by_floor_alone": len(floor),
+        "shown_from": {e["label"]: e.get("shown_from") for e in (run.metrics.get("trust") or {}).get("labels", [])},
+    }
 
 
 def _fit_detector(project_ids, steps: int | None) -> dict:

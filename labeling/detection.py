@@ -102,7 +102,8 @@ def _detect(run: TrainingRun, monitor: RunMonitor, send_later: Callable[[Trainin
     thresholds, metrics = _evaluate(run, plan, result.model, config, device)
     metrics.update(backbone=origin, final_loss=result.losses[-1] if result.losses else None)
     monitor.update(metrics=metrics)
-    if not _suggest(run, monitor, result.model, config, plan["classes"], thresholds, device):
+    cutoffs = (thresholds, shown_cutoffs(metrics["trust"], len(plan["classes"])))
+    if not _suggest(run, monitor, result.model, config, plan["classes"], cutoffs, device):
         finish(run, RunStatus.CANCELLED)
         return "cancelled"
     return _finalise(run, metrics)
@@ -296,13 +297,24 @@ def box_thresholds(
     }
 
 
-def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list[int], thresholds, device) -> bool:
+def shown_cutoffs(trust: dict, classes: int) -> np.ndarray:
+    """(L,) per label the score from which its boxes are worth drawing (box_trust's "shown_from"),
+    +inf where none is; a fit without held-out images judged nothing, and draws from the page's floor."""
+    labels = trust.get("labels") or []
+    if not labels:
+        return np.zeros(classes)
+    return np.array([np.inf if e.get("shown_from") is None else e["shown_from"] for e in labels], dtype=np.float64)
+
+
+def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list[int], cutoffs, device) -> bool:
     """Box suggestions for every image not submitted yet, a chunk at a time (idempotent: this run's
-    rows are replaced). False when cancelled meanwhile."""
+    rows are replaced). ``cutoffs``: the (L,) confident thresholds and shown_cutoffs. False when
+    cancelled meanwhile."""
     from labeling.ml.detector import predict
 
     from labeling.ml.active import box_uncertainty
 
+    thresholds, shown_from = cutoffs
     BoxSuggestion.objects.filter(run=run).delete()
     ImageUncertainty.objects.filter(run=run).delete()
     pool = list(
@@ -321,7 +333,9 @@ def _suggest(run: TrainingRun, monitor: RunMonitor, model, config, classes: list
             doubts.append(
                 ImageUncertainty(run=run, image_id=image_id, score=box_uncertainty(f.scores, f.labels, thresholds))
             )
-            rows += box_suggestion_rows(run=run, image_id=image_id, found=f, classes=classes, thresholds=thresholds)
+            rows += box_suggestion_rows(
+                run=run, image_id=image_id, found=f, classes=classes, thresholds=thresholds, shown_from=shown_from
+            )
         BoxSuggestion.objects.bulk_create(rows, batch_size=5000)
         ImageUncertainty.objects.bulk_create(doubts, batch_size=5000)
     return True
@@ -334,13 +348,15 @@ def box_suggestion_rows(
     found,
     classes: list[int],
     thresholds: np.ndarray,
+    shown_from: np.ndarray | None = None,
     size: tuple[int, int] | None = None,
 ) -> list[BoxSuggestion]:
     """One image's detections (``labeling.ml.detector.Detections``: x, y, w, h image pixels, labels as
     indices into ``classes``) -> its unsaved BoxSuggestion rows, our detector's and an external
     model's alike: clipped to the image when its (width, height) ``size`` is given (coordinates are
     stored inside it), boxes under a pixel wide or high dropped, scores clamped to [0, 1], confident
-    (``predicted``) at or above their label's threshold."""
+    (``predicted``) at or above their label's threshold, ``shown`` at or above its ``shown_from``
+    (None: every one) unless it is a near-copy of a better shown box (``_hide_copies``)."""
     rows = []
     for (x, y, w, h), score, k in zip(found.boxes.tolist(), found.scores.tolist(), found.labels.tolist()):
         if size is not None:
@@ -359,9 +375,34 @@ def box_suggestion_rows(
                     h=h,
                     score=min(1.0, max(0.0, score)),
                     predicted=bool(score >= thresholds[k]),
+                    shown=shown_from is None or bool(score >= shown_from[k]),
                 )
             )
+    _hide_copies(rows)
     return rows
+
+
+# A box that covers a better drawn box this much (IoU) is that box again, under the same or another
+# label (the detector suppresses copies per label only): one object, one box to judge.
+COPY_IOU = 0.7
+
+
+def _hide_copies(rows: list[BoxSuggestion]) -> None:
+    """Among one image's rows, best score first: a shown unconfident row that overlaps an earlier
+    shown or confident row by COPY_IOU or more is not shown."""
+    kept: list[BoxSuggestion] = []
+    for row in sorted(rows, key=lambda r: -r.score):
+        if row.shown and not row.predicted and any(_iou(row, other) >= COPY_IOU for other in kept):
+            row.shown = False
+        if row.shown or row.predicted:
+            kept.append(row)
+
+
+def _iou(a: BoxSuggestion, b: BoxSuggestion) -> float:
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    inter = max(0.0, w) * max(0.0, h)
+    return inter / (a.w * a.h + b.w * b.h - inter)
 
 
 def _finalise(run: TrainingRun, metrics: dict) -> str:

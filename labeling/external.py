@@ -35,7 +35,7 @@ from annotator.formats import FormatError, name_candidates, stem
 from annotator.formats.predictions import BoxPrediction, ImageRef, PredictionFile, read_predictions
 from annotator.models import Image, ImageStatus, Project
 from labeling.data import label_matrix
-from labeling.detection import box_suggestion_rows, box_suggestions_swap, box_thresholds, boxes_of
+from labeling.detection import box_suggestion_rows, box_suggestions_swap, box_thresholds, boxes_of, shown_cutoffs
 from labeling.detection import tagged_without_boxes
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
@@ -309,6 +309,7 @@ def _store_boxes(
         truth_labels=truth_labels,
         labeled_ids=submitted,
     )
+    shown_from = shown_cutoffs(metrics["trust"], len(classes))
     rows = []
     for image_id, predicted in boxes.items():
         width, height, status = images.rows[image_id]
@@ -319,6 +320,7 @@ def _store_boxes(
                 found=_detections(predicted, column),
                 classes=classes,
                 thresholds=thresholds,
+                shown_from=shown_from,
                 size=(width, height),
             )
     BoxSuggestion.objects.bulk_create(rows, batch_size=5000)

@@ -236,6 +236,11 @@ class BoxSuggestion(models.Model):
     h = models.FloatField()
     score = models.FloatField()
     predicted = models.BooleanField(help_text="At or above the label's precision-targeted threshold: confident.")
+    shown = models.BooleanField(
+        default=True,
+        help_text="Worth drawing for a person to judge (a confident one is drawn anyway): at or above the "
+        "label's shown_from (labeling.trust.SHOW_PRECISION) and not a near-copy of a better drawn box.",
+    )
 
     class Meta:
         ordering = ["-score"]

@@ -98,9 +98,10 @@ def image_box_suggestions(*, image: Image, run_id=_UNREAD) -> list[dict]:
             "h": h,
             "score": score,
             "predicted": predicted,
+            "shown": shown,
             "decision": decided.get(i),
         }
-        for i, label, x, y, w, h, score, predicted in rows
+        for i, label, x, y, w, h, score, predicted, shown in rows
     ]
 
 
@@ -118,7 +119,7 @@ _SUGGESTIONS = Compiled(
 _BOX_SUGGESTIONS = Compiled(
     lambda run_id, image_id: BoxSuggestion.objects.filter(run_id=run_id, image_id=image_id)
     .order_by("-score", "id")
-    .values_list("id", "label_id", "x", "y", "w", "h", "score", "predicted"),
+    .values_list("id", "label_id", "x", "y", "w", "h", "score", "predicted", "shown"),
     {"run_id": "int", "image_id": "int"},
 )
 _BOX_DECISIONS = Compiled(

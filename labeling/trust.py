@@ -35,6 +35,15 @@ from labeling.models import RunKind, Suggestion, SuggestionDecision, TrainingRun
 
 DEFAULT_TARGET = 0.9
 AUTO_TARGET = 0.97
+# Which suggested boxes the annotate page draws for a person to judge (a confident one always).
+# Judging a drawn box costs a look and a key even when it is wrong, accepting a right one saves a
+# drag, so a label's box is drawn from the lowest score at which such boxes are right more often
+# than wrong: the 95 % lower bound of their precision (the confident rule's, at this target) at
+# least SHOW_PRECISION. In bench/box_actions.py a 0.3 floor alone drew 8 boxes an image where 1.8
+# were true, and a person would have rejected 133 of 165. BOX_SHOWN_FROM: the page's own floor
+# (twinlabel/web/static/web/annotate/store.js), under which nothing unconfident is drawn.
+SHOW_PRECISION = 0.5
+BOX_SHOWN_FROM = 0.3
 
 
 def label_target(state: ProjectModelState | None, label_id: int) -> float:
@@ -280,6 +289,7 @@ def box_trust(
     -> (L,) thresholds (+inf: not confident) and the run's "trust" metrics."""
     state = ProjectModelState.objects.filter(project_id=project_id).select_related("detector_run").first()
     previous = _previous_box_thresholds(state)
+    previous_shown = _previous_box_shown(state)
     thresholds = np.full(len(label_ids), np.inf)
     labels = []
     for j, label_id in enumerate(label_ids):
@@ -293,6 +303,11 @@ def box_trust(
             result = LabelConfidence(float("inf"), result.lower_bound, result.precision, result.predictions, 0.0)
         thresholds[j] = result.threshold
         correct_n = round(result.precision * result.predictions) if result.precision is not None else 0
+        # The decisions on every drawn box of the replaced run count here, not only the confident ones.
+        seen, taken, drawn_from = _box_decisions(state, label_id, previous_shown, labeled_ids)
+        shown = precision_threshold(
+            correct[j], scores[j], SHOW_PRECISION, decided=seen, accepted=taken, shown_from=drawn_from
+        )
         entry.update(
             result.to_dict(),
             ap50=ap50[j],
@@ -300,6 +315,7 @@ def box_trust(
             near_chance=weak,
             decisions=len(decided),
             correct=correct_n,
+            shown_from=_shown_from(shown, result, judged=truths[j] > 0 or len(scores[j]) > 0),
         )
         labels.append(entry)
     return thresholds, {"default_target": state.precision_target if state else DEFAULT_TARGET, "labels": labels}
@@ -314,6 +330,34 @@ def _previous_box_thresholds(state: ProjectModelState | None) -> dict[int, float
         for entry in box_trust_of(run).get("labels", [])
         if entry.get("threshold") is not None
     }
+
+
+def _shown_from(shown: LabelConfidence, confident: LabelConfidence, *, judged: bool) -> float | None:
+    """A label's "shown_from": the lower of its show and confident cutoffs; None (never drawn, but
+    confident boxes) when it has neither. A label with nothing to judge it by on the held-out images
+    (no box of it, none detected) is drawn from the page's floor, as before any judging."""
+    if not judged:
+        return BOX_SHOWN_FROM
+    if not (shown.confident or confident.confident):
+        return None
+    return min(shown.threshold, confident.threshold)
+
+
+def _previous_box_shown(state: ProjectModelState | None) -> dict[int, float]:
+    """Per label, the score from which the current detector run's boxes were drawn on the annotate
+    page: its "shown_from" (a run from before it: every box from BOX_SHOWN_FROM), never under the
+    page's floor; a label whose boxes were never drawn (but confident ones) has its threshold."""
+    run = state.detector_run if state else None
+    if run is None:
+        return {}
+    cutoffs = {}
+    for entry in box_trust_of(run).get("labels", []):
+        shown_from = entry.get("shown_from", BOX_SHOWN_FROM)
+        floor = None if shown_from is None else max(shown_from, BOX_SHOWN_FROM)
+        drawn = [c for c in (entry.get("threshold"), floor) if c is not None]
+        if drawn:
+            cutoffs[entry["label_id"]] = float(min(drawn))
+    return cutoffs
 
 
 def box_trust_of(run: TrainingRun) -> dict:

@@ -35,6 +35,13 @@ test("undecided confident ones and ranked ones from 0.3 are shown; Tab walks the
   assert.deepEqual(s.serialize().boxes, []); // a suggestion is not a box
 });
 
+test("a box the server did not find worth judging is not shown unless confident", () => {
+  const s = new Store(LABELS);
+  const notWorth = [{ ...SUGGESTED[0], shown: false }, { ...SUGGESTED[1], shown: false }, { ...SUGGESTED[1], id: 15, shown: true }];
+  s.load({ image: { ...IMAGE }, boxes: [], tags: [], suggestions: [], box_suggestions: notWorth });
+  assert.deepEqual(s.shownBoxSuggestions().map((b) => b.id), [11, 15]);
+});
+
 test("with none shown, Tab is not taken", () => {
   const s = new Store(LABELS);
   s.load({ image: { ...IMAGE }, boxes: [], tags: [], suggestions: [], box_suggestions: [SUGGESTED[2]] });

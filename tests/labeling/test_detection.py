@@ -20,11 +20,12 @@ from annotator.services.projects import project_create
 from annotator.sources import ImageSource
 from labeling import config as labeling_config
 from labeling import detection, services
+from labeling.detection import shown_cutoffs
 from labeling.models import BoxSuggestion, ImageUncertainty, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import detector_path
 from labeling.runs import RunMonitor
 from labeling.ml.confidence import precision_threshold
-from labeling.trust import box_trust
+from labeling.trust import BOX_SHOWN_FROM, SHOW_PRECISION, box_trust
 from tests.factories import make_user
 from tests.labeling.conftest import TINY
 
@@ -304,3 +305,29 @@ def test_box_thresholds_follow_the_tag_suggestions_rule():
     assert 0.65 <= thresholds[0] < 0.8 and trust["labels"][0]["confident"]
     assert trust["labels"][0]["precision_lower_bound"] >= 0.9
     assert np.isinf(thresholds[1]) and trust["labels"][1]["near_chance"]
+
+
+def test_a_labels_boxes_are_drawn_from_where_they_are_right_more_often_than_wrong():
+    project = boxed_project(images=2, boxed=0)
+    label_ids = list(project.labels.order_by("id").values_list("id", flat=True))[:3]
+    rng = np.random.default_rng(1)
+    fair, wrong = rng.uniform(0, 1, 300), rng.uniform(0, 1, 100)
+    fair_right = rng.random(300) < fair * 0.9  # right with probability 0.9 x score: never 0.9 precise
+    thresholds, trust = box_trust(
+        project_id=project.id,
+        label_ids=label_ids,
+        names=["fair", "wrong", "unseen"],
+        scores=[fair, wrong, np.zeros(0)],
+        correct=[fair_right, np.zeros(100, bool), np.zeros(0, bool)],
+        truths=[int(fair_right.sum()) + 20, 30, 0],
+        ap50=[0.5, 0.0, None],
+        labeled_ids=np.zeros(0, np.int64),
+    )
+    fair_entry, wrong_entry, unseen = trust["labels"]
+    assert np.isinf(thresholds[0]) and not fair_entry["confident"]
+    assert fair_entry["shown_from"] == precision_threshold(fair_right, fair, SHOW_PRECISION).threshold
+    drawn = fair >= fair_entry["shown_from"]
+    assert 0.1 < fair_entry["shown_from"] < 0.6 and fair_right[drawn].mean() > 0.55  # right more often than wrong
+    assert wrong_entry["shown_from"] is None  # never right: never drawn
+    assert unseen["shown_from"] == BOX_SHOWN_FROM  # nothing held out to judge it by: the page's floor
+    assert list(shown_cutoffs(trust, 3)) == [fair_entry["shown_from"], np.inf, BOX_SHOWN_FROM]

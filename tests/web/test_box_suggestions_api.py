@@ -56,6 +56,7 @@ def test_it_shows_the_current_detectors_boxes_in_the_annotate_state(client, team
         "h": 20.0,
         "score": 0.9,
         "predicted": True,
+        "shown": True,
         "decision": None,
     }
     other = client.get(reverse("api_image_annotations", args=[team.ids[1]])).json()

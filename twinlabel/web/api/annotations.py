@@ -113,7 +113,8 @@ class AnnotationStateSerializer(serializers.Serializer):
     suggestions = serializers.ListField(child=serializers.DictField())
     box_suggestions = serializers.ListField(
         child=serializers.DictField(),
-        help_text="The detector's boxes: id, label, x, y, w, h (image pixels), score, predicted, decision",
+        help_text="The detector's boxes: id, label, x, y, w, h (image pixels), score, predicted (confident),"
+        " shown (worth drawing: right more often than wrong on held-out images), decision",
     )
     model_note = serializers.CharField(allow_null=True, help_text="set while the model is near chance")
 

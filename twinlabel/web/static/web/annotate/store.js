@@ -195,9 +195,13 @@ export class Store extends EventTarget {
 
   // ---- box suggestions: the detector's boxes, drawn dashed until a person accepts one -----------
 
-  // Undecided ones that are confident, or at least BOX_SHOWN_FROM (ranked, not pre-accepted).
+  // Undecided ones that are confident, or that the server found worth judging ("shown": right more
+  // often than wrong on held-out images, not a copy of a better box) at BOX_SHOWN_FROM or more
+  // (ranked, not pre-accepted). A row without "shown" (an older server) is judged by the floor alone.
   shownBoxSuggestions() {
-    return this.boxSuggestions.filter((s) => !s.decision && (s.predicted || s.score >= BOX_SHOWN_FROM));
+    return this.boxSuggestions.filter(
+      (s) => !s.decision && (s.predicted || (s.shown !== false && s.score >= BOX_SHOWN_FROM)),
+    );
   }
 
   focusedBoxSuggestion() {
