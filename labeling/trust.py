@@ -36,13 +36,15 @@ from labeling.models import RunKind, Suggestion, SuggestionDecision, TrainingRun
 DEFAULT_TARGET = 0.9
 AUTO_TARGET = 0.97
 # Which suggested boxes the annotate page draws for a person to judge (a confident one always).
-# Judging a drawn box costs a look and a key even when it is wrong, accepting a right one saves a
-# drag, so a label's box is drawn from the lowest score at which such boxes are right more often
-# than wrong: the 95 % lower bound of their precision (the confident rule's, at this target) at
-# least SHOW_PRECISION. In bench/box_actions.py a 0.3 floor alone drew 8 boxes an image where 1.8
-# were true, and a person would have rejected 133 of 165. BOX_SHOWN_FROM: the page's own floor
+# Judging a drawn box costs a look and a key even when it is wrong; accepting a right one saves a
+# drag. By the Keystroke-Level Model (bench/box_actions.py: a look M 1.35 s, a key 0.28 s, a drag
+# 2.4 s) a right box saves 2.4 s and a wrong one costs 1.63 s: drawing pays from a precision of
+# 1.63 / (1.63 + 2.4) = 0.40. So a label's box is drawn from the lowest score at which the 95 %
+# lower bound of such boxes' precision (the confident rule's, at this target) is SHOW_PRECISION.
+# With the page's 0.3 floor alone a weak CPU fit drew 8 boxes an image where 1.8 were true
+# (box_actions.json of 2026-12-03: 133 of 165 rejected). BOX_SHOWN_FROM: the page's own floor
 # (twinlabel/web/static/web/annotate/store.js), under which nothing unconfident is drawn.
-SHOW_PRECISION = 0.5
+SHOW_PRECISION = 0.4
 BOX_SHOWN_FROM = 0.3
 
 

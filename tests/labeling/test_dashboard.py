@@ -321,7 +321,7 @@ def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(
                 "labels": {"cat": {"ap50": 0.9, "map": 0.5}, "dog": {"ap50": 0.5, "map": 0.3}},
                 "evaluator": "pycocotools COCOeval (bbox)",
             },
-            "trust": {"labels": [{"label_id": cat.id, "confident": True, "threshold": 0.6}]},
+            "trust": {"labels": [{"label_id": cat.id, "confident": True, "threshold": 0.6, "shown_from": 0.45}]},
         },
     )
     ProjectModelState.objects.create(project=project, detector_run=run)
@@ -344,12 +344,14 @@ def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(
     assert (q["detector_run"], q["ap50"], q["map"], q["held_out_images"]) == (run.id, 0.7, 0.4, 10)
     assert (q["decided"], q["accepted_rate"], q["adjusted_rate"], q["rejected_rate"]) == (5, 0.2, 0.4, 0.4)
     by_label = {r["label"]: r for r in q["labels"]}
+    assert by_label[dog.id]["shown_from"] is None  # not among the run's classes: it has no boxes to draw
     assert by_label[cat.id] == {
         "label": cat.id,
         "ap50": 0.9,
         "map": 0.5,
         "confident": True,
         "threshold": 0.6,
+        "shown_from": 0.45,
         "decided": 4,
         "accepted": 1,
         "adjusted": 2,

@@ -307,7 +307,7 @@ def test_box_thresholds_follow_the_tag_suggestions_rule():
     assert np.isinf(thresholds[1]) and trust["labels"][1]["near_chance"]
 
 
-def test_a_labels_boxes_are_drawn_from_where_they_are_right_more_often_than_wrong():
+def test_a_labels_boxes_are_drawn_from_where_they_are_precise_enough_to_pay():
     project = boxed_project(images=2, boxed=0)
     label_ids = list(project.labels.order_by("id").values_list("id", flat=True))[:3]
     rng = np.random.default_rng(1)
@@ -327,7 +327,7 @@ def test_a_labels_boxes_are_drawn_from_where_they_are_right_more_often_than_wron
     assert np.isinf(thresholds[0]) and not fair_entry["confident"]
     assert fair_entry["shown_from"] == precision_threshold(fair_right, fair, SHOW_PRECISION).threshold
     drawn = fair >= fair_entry["shown_from"]
-    assert 0.1 < fair_entry["shown_from"] < 0.6 and fair_right[drawn].mean() > 0.55  # right more often than wrong
+    assert 0.05 < fair_entry["shown_from"] < 0.6 and fair_right[drawn].mean() > 0.45  # precise enough to pay
     assert wrong_entry["shown_from"] is None  # never right: never drawn
     assert unseen["shown_from"] == BOX_SHOWN_FROM  # nothing held out to judge it by: the page's floor
     assert list(shown_cutoffs(trust, 3)) == [fair_entry["shown_from"], np.inf, BOX_SHOWN_FROM]

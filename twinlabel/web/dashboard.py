@@ -25,6 +25,7 @@ from labeling.models import Decision, EmbeddingSet, ProjectModelState, RunKind, 
 from labeling.models import RUN_PROGRESS_FIELDS, SuggestionDecision, TrainingRun
 from labeling.paths import projection_path
 from labeling.selectors import run_files
+from labeling.trust import BOX_SHOWN_FROM
 from twinlabel.web.models import DashboardFigures
 
 
@@ -555,6 +556,8 @@ def box_quality(*, project_id: int, detector_run_id: int | None, labels: list[di
                 "map": per.get("map"),
                 "confident": bool(entry.get("confident")),
                 "threshold": entry.get("threshold"),
+                # Absent: a run from before "shown_from" (drawn from the page's floor); None: never drawn.
+                "shown_from": entry.get("shown_from", BOX_SHOWN_FROM) if entry else None,
                 "decided": n,
                 **{d: decided.get(d, 0) for d in BoxDecision.values},
                 **{f"{d}_rate": round(decided.get(d, 0) / n, 4) if n else None for d in BoxDecision.values},

@@ -114,7 +114,7 @@ class AnnotationStateSerializer(serializers.Serializer):
     box_suggestions = serializers.ListField(
         child=serializers.DictField(),
         help_text="The detector's boxes: id, label, x, y, w, h (image pixels), score, predicted (confident),"
-        " shown (worth drawing: right more often than wrong on held-out images), decision",
+        " shown (worth drawing: precise enough on held-out images to save more time than it costs), decision",
     )
     model_note = serializers.CharField(allow_null=True, help_text="set while the model is near chance")
 

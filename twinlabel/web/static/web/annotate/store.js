@@ -195,8 +195,8 @@ export class Store extends EventTarget {
 
   // ---- box suggestions: the detector's boxes, drawn dashed until a person accepts one -----------
 
-  // Undecided ones that are confident, or that the server found worth judging ("shown": right more
-  // often than wrong on held-out images, not a copy of a better box) at BOX_SHOWN_FROM or more
+  // Undecided ones that are confident, or that the server found worth judging ("shown": precise
+  // enough on held-out images to save more time than they cost, not a copy of a better box) at BOX_SHOWN_FROM or more
   // (ranked, not pre-accepted). A row without "shown" (an older server) is judged by the floor alone.
   shownBoxSuggestions() {
     return this.boxSuggestions.filter(
