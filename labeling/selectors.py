@@ -26,18 +26,26 @@ from labeling.trust import AUTO_TARGET, DEFAULT_TARGET
 _UNREAD = object()
 
 
-def current_model_view(*, project_id: int) -> tuple[int | None, int | None, str | None]:
-    """(the current probe run, the current detector run, the model's note) in one query: the annotate
-    state shows all three on every hot request. The note is ``_newest_probe_note``, read as a subquery (a
-    project with no model state has run nothing, so it has no note either)."""
+def current_model_view(*, project_id: int) -> tuple[int | None, int | None, str | None, str | None]:
+    """(the current probe run, the current detector run, the model's note, the detector's box note) in
+    one query: the annotate state shows all four on every hot request. The note is
+    ``_newest_probe_note``, the box note the current detector run's "box_note" (labeling.trust), each
+    read as a subquery (a project with no model state has run nothing, so it has no note either)."""
     rows = _MODEL_VIEW.rows(project_id=project_id)
-    return rows[0] if rows else (None, None, None)
+    return rows[0] if rows else (None, None, None, None)
 
 
 _MODEL_VIEW = Compiled(
     lambda project_id: ProjectModelState.objects.filter(project_id=project_id)
-    .annotate(note=Subquery(_newest_probe_note(OuterRef("project_id"))))
-    .values_list("probe_run_id", "detector_run_id", "note")[:1],
+    .annotate(
+        note=Subquery(_newest_probe_note(OuterRef("project_id"))),
+        box_note=Subquery(
+            TrainingRun.objects.filter(pk=OuterRef("detector_run_id")).values_list(
+                "metrics__trust__box_note", flat=True
+            )[:1]
+        ),
+    )
+    .values_list("probe_run_id", "detector_run_id", "note", "box_note")[:1],
     {"project_id": "int"},
 )
 
@@ -47,7 +55,7 @@ def suggested_as(*, project_id: int, label_id: int | None):
     their score): a tag the probe suggests, or a box the detector suggests, the score the larger of
     the tag's probability and the best such box's score. None before either model. The queue's and
     the list's "suggested as <label>" both come here."""
-    probe, detector, _note = current_model_view(project_id=project_id)
+    probe, detector, _note, _box_note = current_model_view(project_id=project_id)
     if probe is None and detector is None:
         return None
     tag = Suggestion.objects.filter(run_id=probe, label_id=label_id, predicted=True, image_id=OuterRef("pk"))

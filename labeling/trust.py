@@ -320,7 +320,25 @@ def box_trust(
             shown_from=_shown_from(shown, result, judged=truths[j] > 0 or len(scores[j]) > 0),
         )
         labels.append(entry)
-    return thresholds, {"default_target": state.precision_target if state else DEFAULT_TARGET, "labels": labels}
+    return thresholds, {
+        "default_target": state.precision_target if state else DEFAULT_TARGET,
+        "labels": labels,
+        "box_note": _box_note(labels),
+    }
+
+
+def _box_note(labels: list[dict]) -> str | None:
+    """The annotate page's one line when the fit draws no box at all: no label confident nor precise
+    enough to be worth a look (a label with nothing held out to judge it by is drawn from the page's
+    floor: then there is no note). None otherwise."""
+    if not labels or any(e.get("confident") or e.get("shown_from") is not None for e in labels):
+        return None
+    ap50 = [e["ap50"] for e in labels if e.get("ap50") is not None]
+    figure = f" (held-out AP50 {float(np.mean(ap50)):.2f})" if ap50 else ""
+    return (
+        f"No suggested boxes yet: the detector's boxes are still wrong too often to save time{figure}. "
+        "They appear once it is precise enough; each fit learns from the images submitted with boxes."
+    )
 
 
 def _previous_box_thresholds(state: ProjectModelState | None) -> dict[int, float]:

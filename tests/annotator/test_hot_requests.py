@@ -83,14 +83,14 @@ def test_the_answers_show_what_was_written_without_a_re_read(annotating):
     assert (submit["image"]["status"], submit["image"]["version"]) == (row.status, row.version) == ("submitted", 3)
 
 
-def test_the_model_note_and_both_current_runs_come_from_one_query(annotating, django_assert_num_queries):
+def test_the_model_notes_and_both_current_runs_come_from_one_query(annotating, django_assert_num_queries):
     """The annotate state's model line is the newest finished probe's "still learning" message, read in
     the same query as the current runs; a newer fit that speaks no line clears it."""
     from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
     from labeling.selectors import current_model_view
 
     client, project, cat, dog = annotating
-    assert current_model_view(project_id=project.id) == (None, None, None)
+    assert current_model_view(project_id=project.id) == (None, None, None, None)
     pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
     line = "the model is still learning: 4 more labels of dog would help"
     probe = TrainingRun.objects.create(
@@ -99,8 +99,18 @@ def test_the_model_note_and_both_current_runs_come_from_one_query(annotating, dj
     TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.FAILED, metrics={})
     ProjectModelState.objects.create(project=project, pretrain_run=pretrain, probe_run=probe)
     with django_assert_num_queries(1):
-        assert current_model_view(project_id=project.id) == (probe.id, None, line)
+        assert current_model_view(project_id=project.id) == (probe.id, None, line, None)
     nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     assert nxt.json()["image"]["model_note"] == line
     TrainingRun.objects.create(project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, metrics={"trust": {}})
-    assert current_model_view(project_id=project.id) == (probe.id, None, None)
+    assert current_model_view(project_id=project.id) == (probe.id, None, None, None)
+    # The current detector's box note, in the same query.
+    boxes = "No suggested boxes yet: ..."
+    detector = TrainingRun.objects.create(
+        project=project, kind=RunKind.DETECTOR, status=RunStatus.SUCCEEDED, metrics={"trust": {"box_note": boxes}}
+    )
+    ProjectModelState.objects.filter(project=project).update(detector_run=detector)
+    with django_assert_num_queries(1):
+        assert current_model_view(project_id=project.id) == (probe.id, detector.id, None, boxes)
+    nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
+    assert nxt.json()["image"]["box_note"] == boxes

@@ -198,3 +198,21 @@ def test_an_adjusted_box_dragged_or_nudged_again_stays_the_models(server, page):
     assert _until(lambda: _db_geometry(image_id), expected) == expected
     assert page.evaluate("twinlabel.store.boxes.map((b) => b.source)") == ["model_adjusted"]
     assert page.console_errors == []
+
+
+def test_a_detector_that_draws_nothing_says_so_in_one_line_and_a_drawn_box_hides_the_line(server, page):
+    project, ids, cat, dog, suggested = _project()
+    note = "No suggested boxes yet: the detector's boxes are still wrong too often to save time."
+    TrainingRun.objects.filter(kind=RunKind.DETECTOR).update(metrics={"trust": {"box_note": note}})
+    BoxSuggestion.objects.update(shown=False, predicted=False)  # none worth a look, none confident
+    _open(page, server, project)
+    assert page.evaluate("twinlabel.store.shownBoxSuggestions().length") == 0
+    assert page.locator("#box-note").is_visible() and page.text_content("#box-note") == note
+    assert not page.locator("#box-suggest-hint").is_visible()
+    # One drawn box (an older run's rows, say) and the hint speaks instead of the note.
+    page.evaluate(
+        "twinlabel.store.boxSuggestions = twinlabel.store.boxSuggestions.map((s, i) => ({...s, shown: i === 0}));"
+        " twinlabel.store.emit('boxSuggestions')"
+    )
+    assert page.locator("#box-suggest-hint").is_visible() and not page.locator("#box-note").is_visible()
+    assert page.console_errors == []

@@ -332,3 +332,23 @@ def test_a_labels_boxes_are_drawn_from_where_they_are_precise_enough_to_pay():
     assert wrong_entry["shown_from"] is None  # never right: never drawn
     assert unseen["shown_from"] == BOX_SHOWN_FROM  # nothing held out to judge it by: the page's floor
     assert list(shown_cutoffs(trust, 3)) == [fair_entry["shown_from"], np.inf, BOX_SHOWN_FROM]
+    assert trust["box_note"] is None  # some boxes are drawn: nothing to explain
+
+
+def test_a_fit_that_draws_no_box_leaves_the_annotate_page_a_line_saying_why():
+    project = boxed_project(images=2, boxed=0)
+    label_ids = list(project.labels.order_by("id").values_list("id", flat=True))[:2]
+    rng = np.random.default_rng(2)
+    scores = [rng.uniform(0, 1, 80), rng.uniform(0, 1, 80)]
+    _, trust = box_trust(
+        project_id=project.id,
+        label_ids=label_ids,
+        names=["a", "b"],
+        scores=scores,
+        correct=[rng.random(80) < 0.1, rng.random(80) < 0.1],  # a tenth right at any score
+        truths=[30, 30],
+        ap50=[0.12, 0.08],
+        labeled_ids=np.zeros(0, np.int64),
+    )
+    assert [e["shown_from"] for e in trust["labels"]] == [None, None]
+    assert "No suggested boxes yet" in trust["box_note"] and "AP50 0.10" in trust["box_note"]

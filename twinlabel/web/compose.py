@@ -19,12 +19,13 @@ def annotation_state(*, image: Image, written: tuple[list, list] | None = None) 
     with the current model's suggestions, the detector's box suggestions and the model's note, in the answer's documented key order."""
     state = selectors.annotation_state(image=image, written=written)
     review = state.pop("review")
-    probe_run_id, detector_run_id, note = current_model_view(project_id=image.project_id)
+    probe_run_id, detector_run_id, note, box_note = current_model_view(project_id=image.project_id)
     return {
         **state,
         "suggestions": image_suggestions(image=image, run_id=probe_run_id),
         "box_suggestions": image_box_suggestions(image=image, run_id=detector_run_id),
         "model_note": note,
+        "box_note": box_note,
         "review": review,
     }
 

@@ -117,6 +117,9 @@ class AnnotationStateSerializer(serializers.Serializer):
         " shown (worth drawing: precise enough on held-out images to save more time than it costs), decision",
     )
     model_note = serializers.CharField(allow_null=True, help_text="set while the model is near chance")
+    box_note = serializers.CharField(
+        allow_null=True, help_text="set while the current detector draws no box: none precise enough yet"
+    )
 
 
 @extend_schema(request=AnnotationsInSerializer, responses=AnnotationStateSerializer)

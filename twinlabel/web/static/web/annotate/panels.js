@@ -182,6 +182,9 @@ export class Panels {
     const hint = this.el("box-suggest-hint");
     hint.hidden = n === 0;
     hint.querySelector(".n").textContent = String(n);
+    const note = this.el("box-note");
+    note.hidden = !this.store.boxNote || n > 0;
+    note.textContent = this.store.boxNote || "";
   }
 
   showTags() {

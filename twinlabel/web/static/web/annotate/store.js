@@ -65,6 +65,7 @@ export class Store extends EventTarget {
     this.tagSources = sourcesOf(state.tags);
     this.suggestions = state.suggestions || [];
     this.modelNote = state.model_note || null;
+    this.boxNote = state.box_note || null; // "no suggested boxes yet: ..." while the detector draws none
     this.review = state.review || null;  // a reviewer's rejection to act on
     this.suggestFocus = null;
     this.boxSuggestions = state.box_suggestions || [];
@@ -92,6 +93,7 @@ export class Store extends EventTarget {
     this.tagSources = new Map();
     this.suggestions = [];
     this.modelNote = null;
+    this.boxNote = null;
     this.suggestFocus = null;
     this.boxSuggestions = [];
     this.boxFocus = null;
