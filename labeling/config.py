@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, DETECTOR_RULES, PRESETS, device_kind
+from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, DETECTOR_RULES, PRESETS, device_kind, fitted_batch
 from labeling.paths import worker_device_path
 
 # What a pretraining run may be configured with, and the bounds a request must stay within
@@ -57,10 +57,16 @@ PROGRESS_EVERY_S = 5.0
 PROJECTION_POINTS = 20_000
 
 
-def pretrain_defaults(*, kind: str | None = None) -> dict:
-    """The preset of the worker's device ("cpu" or "gpu"), with the settings' overrides."""
-    preset = PRESETS[kind or worker_device_kind()]
-    return {**preset, "projector": list(preset["projector"]), **_set_settings(_OVERRIDES)}
+def pretrain_defaults(*, kind: str | None = None, images: int | None = None) -> dict:
+    """The preset of the worker's device ("cpu" or "gpu"), with the settings' overrides. ``images``:
+    the project's, when known; the preset's batch is fitted to them (``fitted_batch``), a
+    PRETRAIN_BATCH_SIZE setting is not."""
+    kind = kind or worker_device_kind()
+    preset = PRESETS[kind]
+    defaults = {**preset, "projector": list(preset["projector"])}
+    if images is not None:
+        defaults["batch_size"] = fitted_batch(preset["batch_size"], images, kind)
+    return {**defaults, **_set_settings(_OVERRIDES)}
 
 
 _DETECTOR_OVERRIDES = {"DETECTOR_TIME_BUDGET_S": "time_budget_s", "DETECTOR_SIZE": "size"}

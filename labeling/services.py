@@ -19,6 +19,7 @@ from annotator.access import LimitReached
 from labeling.auto_accept import auto_accept_settings_check
 from annotator.services.annotations import BoxIn, image_box_add, image_box_remove, image_tag_set, image_version_bump
 from annotator.models import Box, Image, ImageStatus, LabelClass, Project, Source
+from annotator.selectors import project_status_counts
 from labeling.config import detector_defaults, detector_rules, pretrain_config_check, pretrain_defaults
 from labeling.models import ACTIVE_STATUSES, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
@@ -38,7 +39,7 @@ def pretrain_start(
     """Queue a pretraining. One estimated to take longer than PRETRAIN_CONFIRM_ABOVE_S on the worker's
     device is refused with the estimate unless ``confirm``: a click never starts hours of work unawares."""
     config = config or {}
-    merged = {**pretrain_defaults(), **config}
+    merged = {**pretrain_defaults(images=project_status_counts(project_id=project.id)["total"]), **config}
     if "epochs" in config and "time_budget_s" not in config:
         merged["time_budget_s"] = None  # epochs asked for: not cut short by the preset's time budget
     pretrain_config_check(merged)

@@ -4,9 +4,9 @@ Pure Python (no torch, no Django): the web process imports it to say "this would
 worker's CPU" before a click starts anything.
 
 The CPU preset is sized for a 2-core machine: a 32 px input through the standard (ImageNet) stem
-costs ~64 "stem pixels" per image against 4,096 for 64 px through the small stem, so a step of 64
-images takes well under a second and a 10-minute time budget buys thousands of steps (throughput
-is quality on a CPU). The GPU preset is the full-size recipe of bench/probe_quality.py.
+costs ~64 "stem pixels" per image against 4,096 for 64 px through the small stem, so a step of 256
+images takes about 2.5 s on one core and a 10-minute time budget sees tens of thousands of images
+(throughput is quality on a CPU). The GPU preset is the full-size recipe of bench/probe_quality.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "small_stem": False,
         "epochs": 500,
         "time_budget_s": 600,
-        "batch_size": 64,
+        # Fitted to the project (FITTED_BATCH): 256 from 1,024 images. On one core (the worker's
+        # thread on 2 cores) 105 img/s against 82 at 64, and at 200 / 400 labels probe mAP 0.410 /
+        # 0.423 against 0.388 / 0.419 (bench/results/label_efficiency_cpu_demo_b256_1thread_pair.json,
+        # ..._b64_1thread_pair.json); on two threads at equal time 0.428 / 0.432 against 0.419 /
+        # 0.392 over two seeds (recipe_variants_*.json). Starved to a third of a core it tied.
+        "batch_size": 256,
         "projector": [512, 512, 512],
         "warmup_epochs": 2,
         "crop_min": 0.5,
@@ -97,6 +102,22 @@ DETECTOR_RULES: dict[str, dict[str, Any]] = {
     "cpu": {"finetune_from": 100, "seconds_per_image": 3.0, "min_seconds": 60.0},
     "gpu": {"finetune_from": 300, "seconds_per_image": None, "min_seconds": None},
 }
+
+
+# A preset's batch fitted to the project (``fitted_batch``), per device: (the least batch, the least
+# steps an epoch). The CPU preset's batch of 256 is for big projects; on a small one an epoch keeps
+# at least 4 steps (never a batch under 64, the batch the CPU preset had before).
+FITTED_BATCH: dict[str, tuple[int, int]] = {"cpu": (64, 4)}
+
+
+def fitted_batch(batch: int, images: int, kind: str) -> int:
+    """The preset's ``batch`` for a project of ``images``: at most images / least steps, never under
+    the least batch (nor over ``batch``). A device without a rule keeps ``batch``."""
+    rule = FITTED_BATCH.get(kind)
+    if rule is None:
+        return batch
+    least, steps = rule
+    return max(min(batch, images // steps), min(batch, least))
 
 
 def detector_fit(detector: dict[str, Any], rules: dict[str, Any], boxed: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from labeling import config, paths, runs, selectors, services
+from labeling.ml import presets
 from labeling.models import RunKind, RunStatus, TrainingRun
 from tests.factories import add_images, make_user
 
@@ -121,6 +122,30 @@ def test_an_api_start_of_a_long_run_is_a_400_with_the_estimate_until_confirmed(p
 def test_a_time_budget_is_bounded(project, budget, queued):
     with pytest.raises(ValidationError, match="time_budget_s"):
         services.pretrain_start(project=project, config={"time_budget_s": budget})
+
+
+def test_a_presets_batch_is_at_most_a_quarter_of_a_small_project_and_never_under_its_least():
+    assert presets.fitted_batch(256, 10_000, "cpu") == 256
+    assert presets.fitted_batch(256, 600, "cpu") == 150  # four steps an epoch
+    assert presets.fitted_batch(256, 100, "cpu") == 64  # never under the least batch
+    assert presets.fitted_batch(32, 100, "cpu") == 32  # nor over the preset's own
+    assert presets.fitted_batch(256, 100, "gpu") == 256  # a device without a rule keeps it
+
+
+def test_a_runs_batch_is_fitted_to_its_project_unless_a_setting_or_the_request_sets_it(
+    project, settings, monkeypatch, queued, client
+):
+    settings.PRETRAIN_DEVICE, settings.PRETRAIN_BATCH_SIZE = "cpu", None
+    assert presets.PRESETS["cpu"]["batch_size"] == 256
+    monkeypatch.setitem(presets.FITTED_BATCH, "cpu", (8, 4))  # the 12 images of the fixture: batches of 8
+    client.force_login(project.memberships.first().user)
+    shown = client.get(f"/api/projects/{project.id}/runs/").json()["pretrain_estimate"]["config"]
+    assert shown["batch_size"] == 8 == services.pretrain_start(project=project).config["batch_size"]
+    TrainingRun.objects.all().delete()
+    assert services.pretrain_start(project=project, config={"batch_size": 12}).config["batch_size"] == 12
+    TrainingRun.objects.all().delete()
+    settings.PRETRAIN_BATCH_SIZE = 256
+    assert services.pretrain_start(project=project).config["batch_size"] == 256
 
 
 def test_epochs_asked_for_are_not_cut_by_the_presets_time_budget(project, settings, queued):

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotator.access import ADMIN_ONLY, project_for
+from annotator.selectors import project_status_counts
 from labeling import selectors, services
 from labeling.config import COLOURS, FEATURES, PRETRAIN_LIMITS, PROJECTOR_LAYERS, PROJECTOR_WIDTH, TIME_BUDGET_LIMITS
 from labeling.config import pretrain_defaults
@@ -99,7 +100,7 @@ def project_runs(request: Request, project_id: int) -> Response:
     if request.method == "GET":
         project, _ = project_for(user=request.user, project_id=project_id)
         runs = selectors.project_runs(project_id=project.id)
-        defaults = pretrain_defaults()
+        defaults = pretrain_defaults(images=project_status_counts(project_id=project.id)["total"])
         estimate = selectors.pretrain_estimate(project=project, config=defaults, recent_runs=runs)
         return Response({"runs": runs, "pretrain_estimate": {**estimate, "config": defaults}})
     project, _ = project_for(user=request.user, project_id=project_id, roles=ADMIN_ONLY)
