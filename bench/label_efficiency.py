@@ -46,7 +46,8 @@ from labeling.ml.probe import fit_probe
 from labeling.ml.propagate import propagate
 from labeling.ml.train import PretrainConfig, Runtime, build_model
 
-SEED = 0
+SEED = 0  # training (pretraining, random weights, supervised): --seed
+DATA_SEED = 0  # the scenes: the same images whatever --seed
 FAMILIES = {"demo": ("annotator.demo.scenes", 256), "clutter": ("annotator.demo.clutter", 128)}  # module, source px
 
 
@@ -61,7 +62,7 @@ def _render(family: str, start: int, n: int, resolution: int) -> tuple[np.ndarra
     images = np.empty((n, resolution, resolution, 3), np.uint8)
     labels = np.zeros((n, len(module.LABELS)), bool)
     for k in range(n):
-        scene = module.render_scene(start + k, seed=SEED, size=(source, source))
+        scene = module.render_scene(start + k, seed=DATA_SEED, size=(source, source))
         images[k] = decode_square(scene.image, resolution)  # as the cache stores them
         labels[k] = [name in scene.labels for name in module.LABELS]
     return images, labels
@@ -96,11 +97,12 @@ def train_supervised(
     lr: float,
     device: str,
     init: torch.nn.Module | None = None,
+    seed: int = SEED,
 ) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
     """ResNet-18 + linear head on the labeled images only (BCE, positive weights, view-1
     augmentations, one-cycle AdamW), for ``epochs`` or ``budget_s``, whichever ends first.
     ``init``: start from a copy of this backbone (fine-tuning) instead of random weights."""
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     backbone = resnet18_backbone(small_stem=model.uses_small_stem).to(device)
     if init is not None:
         backbone.load_state_dict(init.state_dict())
@@ -113,13 +115,13 @@ def train_supervised(
     batch = min(64, len(x_all))
     per_epoch = max(1, len(x_all) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch)
-    g = torch.Generator(device=device).manual_seed(SEED)
+    g = torch.Generator(device=device).manual_seed(seed)
     backbone.train()
     start, done = time.perf_counter(), 0
     for epoch in range(epochs):
         if time.perf_counter() - start > budget_s:
             break
-        order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(SEED + epoch))
+        order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(seed + epoch))
         supervised_epoch(
             backbone,
             head,
@@ -199,7 +201,7 @@ def main() -> None:
         batch_size=args.batch or preset["batch_size"],
         warmup_epochs=preset["warmup_epochs"],
         lr_weights=preset["lr_weights"],
-        seed=SEED,
+        seed=args.seed,
         crop_scale=(preset["crop_min"], 1.0),
         colour=args.colour or preset["colour"],
         time_budget_s=budget or None,
@@ -270,6 +272,7 @@ def main() -> None:
                 lr=lr,
                 device=args.device,
                 init=init,
+                seed=args.seed,
             )
             f_lab, f_test = (embed_images(backbone, a, device=args.device) for a in (labeled[0][:n], test[0]))
             probe = fit_probe(f_lab.astype(np.float32), labeled[1][:n])
@@ -373,6 +376,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--save-backbone", help="save the pretrained backbone here (for --load-backbone)")
     p.add_argument("--load-backbone", help="skip pretraining: use a backbone saved by --save-backbone")
     p.add_argument("--name", help="results file name")
+    p.add_argument("--seed", type=int, default=SEED, help="training seed (the scenes stay the same)")
     args = p.parse_args()
     args.preset = args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
     args.pool = args.pool or (10_000 if args.preset == "gpu" else 1500)

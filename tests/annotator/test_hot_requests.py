@@ -114,3 +114,14 @@ def test_the_model_notes_and_both_current_runs_come_from_one_query(annotating, d
         assert current_model_view(project_id=project.id) == (probe.id, detector.id, None, boxes)
     nxt = client.post(f"/api/projects/{project.id}/queue/next/", {}, content_type="application/json")
     assert nxt.json()["image"]["box_note"] == boxes
+    # An external import's box trust is under "boxes"; its own "trust" judges its tags and has no box note.
+    imported_note = "No suggested boxes yet: imported"
+    imported = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.EXTERNAL,
+        status=RunStatus.SUCCEEDED,
+        metrics={"trust": {"labels": []}, "boxes": {"trust": {"box_note": imported_note}}},
+    )
+    ProjectModelState.objects.filter(project=project).update(detector_run=imported)
+    with django_assert_num_queries(1):
+        assert current_model_view(project_id=project.id) == (probe.id, imported.id, None, imported_note)
