@@ -16,8 +16,9 @@ Between fits, the dashboard's estimate of a label's precision adds the current r
 the counts stored with the run (``live_estimate``), and so does every decision
 (``decision_noted``; ``box_decision_noted`` for a detector's boxes, by the same rule): when the
 rejections pull a label's bound below its target, its suggestions stop being pre-ticked at once,
-not at the next fit. (The opposite move, a lower threshold, needs
-the out-of-fold scores, so it waits for the fit.)
+not at the next fit; and the rejections of a label's drawn boxes that are not confident hide
+them once their bound falls below SHOW_PRECISION (``_hide_if_not_worth_a_look``). (The opposite
+move, a lower threshold, needs the out-of-fold scores, so it waits for the fit.)
 """
 
 from __future__ import annotations
@@ -229,27 +230,74 @@ def decision_noted(*, run_id: int, label_id: int) -> bool:
 
 
 def box_decision_noted(*, run_id: int, label_id: int) -> bool:
-    """The same for a decision on a suggested box of a detector run: accepted or adjusted counts as
-    right (the detector found the object), rejected as wrong."""
-    return _withdraw_if_short(
+    """The same for a decision on a suggested box of a detector run (or an external import's boxes):
+    accepted or adjusted counts as right (the detector found the object), rejected as wrong. Then
+    the same for the label's drawn boxes that are not confident (``_hide_if_not_worth_a_look``)."""
+    decisions = BoxSuggestionDecision.objects.filter(run_id=run_id, label_id=label_id)
+    accepted = ~Q(decision=BoxDecision.REJECTED)
+    withdrawn = _withdraw_if_short(
         run_id=run_id,
         label_id=label_id,
-        decisions=BoxSuggestionDecision.objects.filter(run_id=run_id, label_id=label_id),
+        decisions=decisions,
         shown_at="score",
-        accepted=~Q(decision=BoxDecision.REJECTED),
+        accepted=accepted,
         suggestions=BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True),
+        trust_of=box_trust_of,
     )
+    hidden = _hide_if_not_worth_a_look(run_id=run_id, label_id=label_id, decisions=decisions, accepted=accepted)
+    return withdrawn or hidden
+
+
+def _hide_if_not_worth_a_look(*, run_id: int, label_id: int, decisions: QuerySet, accepted: Q) -> bool:
+    """The show rule's live half: the held-out counts at the label's "shown_from" plus the decisions
+    taken since on its boxes from there up; when their 95 % lower bound of precision falls below
+    SHOW_PRECISION, the label's boxes that are not confident stop being drawn at once (its
+    "shown_from" becomes its confident threshold, or None) and the run's trust entry says why. A
+    label with no held-out counts (drawn from the page's floor, nothing to judge it by) waits for
+    the fit: with no counts to add to, two rejections would hide it. True when it hid them."""
+    run = TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first()
+    labels = box_trust_of(run).get("labels", []) if run else []
+    entry = next((e for e in labels if e.get("label_id") == label_id), None)
+    if run is None or entry is None or entry.get("shown_counts") is None or entry.get("shown_from") is None:
+        return False
+    threshold = entry.get("threshold") if entry.get("confident") else None
+    if threshold is not None and entry["shown_from"] >= threshold:
+        return False  # only its confident boxes are drawn: the confident rule judges those
+    counts = decisions.filter(score__gte=entry["shown_from"]).aggregate(
+        accepted=Count("id", filter=accepted), decided=Count("id")
+    )
+    estimate = live_estimate(
+        entry=entry["shown_counts"], accepted=counts["accepted"], rejected=counts["decided"] - counts["accepted"]
+    )
+    if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= SHOW_PRECISION:
+        return False
+    BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=False, shown=True).update(shown=False)
+    entry.update(shown_from=threshold, shown_withdrawn={**estimate, "shown_from": entry["shown_from"]})
+    TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
+    return True
+
+
+def _tag_trust_of(run: TrainingRun) -> dict:
+    return (run.metrics or {}).get("trust") or {}
 
 
 def _withdraw_if_short(
-    *, run_id: int, label_id: int, decisions: QuerySet, shown_at: str, accepted: Q, suggestions: QuerySet
+    *,
+    run_id: int,
+    label_id: int,
+    decisions: QuerySet,
+    shown_at: str,
+    accepted: Q,
+    suggestions: QuerySet,
+    trust_of=_tag_trust_of,
 ) -> bool:
     """One rule for tags and boxes: the run's stored counts at the label's threshold plus the
     decisions taken since on suggestions at or above it (``shown_at``: the decision's score field);
     when the 95 % lower bound falls below the target, the label's remaining suggestions stop being
-    confident and the run's trust entry says why."""
-    run = TrainingRun.objects.filter(pk=run_id).only("metrics").first()
-    labels = ((run.metrics if run else {}).get("trust") or {}).get("labels", [])
+    confident and the run's trust entry says why. ``trust_of``: where the run keeps that trust (an
+    external import keeps its boxes' under "boxes", ``box_trust_of``)."""
+    run = TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first()
+    labels = trust_of(run).get("labels", []) if run else []
     entry = next((e for e in labels if e.get("label_id") == label_id and e.get("confident")), None)
     if run is None or entry is None:
         return False
@@ -310,6 +358,7 @@ def box_trust(
         shown = precision_threshold(
             correct[j], scores[j], SHOW_PRECISION, decided=seen, accepted=taken, shown_from=drawn_from
         )
+        judged = truths[j] > 0 or len(scores[j]) > 0
         entry.update(
             result.to_dict(),
             ap50=ap50[j],
@@ -317,8 +366,14 @@ def box_trust(
             near_chance=weak,
             decisions=len(decided),
             correct=correct_n,
-            shown_from=_shown_from(shown, result, judged=truths[j] > 0 or len(scores[j]) > 0),
+            shown_from=_shown_from(shown, result, judged=judged),
         )
+        if judged and shown.confident and shown.precision is not None:
+            # What the show cutoff rests on, for box_decision_noted to add the decisions to.
+            entry["shown_counts"] = {
+                "predictions": shown.predictions,
+                "correct": round(shown.precision * shown.predictions),
+            }
         labels.append(entry)
     return thresholds, {
         "default_target": state.precision_target if state else DEFAULT_TARGET,
@@ -373,6 +428,8 @@ def _previous_box_shown(state: ProjectModelState | None) -> dict[int, float]:
     cutoffs = {}
     for entry in box_trust_of(run).get("labels", []):
         shown_from = entry.get("shown_from", BOX_SHOWN_FROM)
+        if "shown_withdrawn" in entry:  # drawn from there until decisions hid them, so judged from there
+            shown_from = entry["shown_withdrawn"]["shown_from"]
         floor = None if shown_from is None else max(shown_from, BOX_SHOWN_FROM)
         drawn = [c for c in (entry.get("threshold"), floor) if c is not None]
         if drawn:

@@ -216,7 +216,13 @@ def test_the_box_quality_table_renders_and_a_detector_run_joins_the_comparison(b
             "boxed_images": 30,
             "backbone": "barlow_twins",
             "coco": {"ap50": 0.62, "map": 0.31, "labels": {"circle": {"ap50": 0.875, "map": 0.5}}},
-            "trust": {"labels": [{"label_id": circle.id, "confident": True, "threshold": 0.7, "shown_from": 0.55}]},
+            "trust": {
+                "labels": [
+                    {"label_id": circle.id, "confident": True, "threshold": 0.7, "shown_from": 0.55},
+                    # Rejections since the fit hid square's unconfident boxes (labeling.trust).
+                    {"label_id": square.id, "confident": False, "shown_from": None, "shown_withdrawn": {}},
+                ]
+            },
         },
     )
     ProjectModelState.objects.filter(project=project).update(detector_run=detector)
@@ -239,6 +245,9 @@ def test_the_box_quality_table_renders_and_a_detector_run_joins_the_comparison(b
     cells = page.locator("#box-quality tr").first.locator("td").all_text_contents()
     assert cells == ["circle", "0.875", "0.500", "yes (from 0.70)", "0.55", "4", "25 %", "50 %", "25 %"]
     assert page.locator("#box-quality tr").count() == 3
+    assert (
+        page.locator("#box-quality tr").nth(1).locator("td").nth(4).text_content() == "never (rejections hid the rest)"
+    )
     assert "AP50 0.620, mAP 0.310" in page.text_content("#box-quality-summary")
     assert "AP50 0.620" in page.locator(f"#runs tr[data-run-id='{detector.id}']").text_content()
     page.check(f"#runs tr[data-run-id='{detector.id}'] input[type=checkbox]")

@@ -352,6 +352,7 @@ def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(
         "confident": True,
         "threshold": 0.6,
         "shown_from": 0.45,
+        "shown_withdrawn": False,
         "decided": 4,
         "accepted": 1,
         "adjusted": 2,
@@ -365,6 +366,11 @@ def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(
         1.0,
         False,
     )
+    # Rejections since the fit hid cat's unconfident boxes: the column says so.
+    run.metrics["trust"]["labels"][0].update(shown_from=0.6, shown_withdrawn={"measured": 13, "shown_from": 0.45})
+    run.save(update_fields=["metrics"])
+    hidden = client.get(f"/api/projects/{project.id}/dashboard/").json()["box_quality"]["labels"]
+    assert [(r["shown_from"], r["shown_withdrawn"]) for r in hidden if r["label"] == cat.id] == [(0.6, True)]
     # The run comparison has a detector row: its COCO figures and what it learnt from.
     row = next(r for r in data["runs"] if r["id"] == run.id)
     assert row["detector"] == {

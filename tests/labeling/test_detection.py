@@ -329,6 +329,9 @@ def test_a_labels_boxes_are_drawn_from_where_they_are_precise_enough_to_pay():
     drawn = fair >= fair_entry["shown_from"]
     assert 0.1 < fair_entry["shown_from"] < 0.7 and fair_right[drawn].mean() > SHOW_PRECISION  # precise enough to pay
     assert fair_right.mean() < SHOW_PRECISION  # which drawing every box of it would not be
+    # What the cutoff rests on, for the decisions to come to be added to (box_decision_noted).
+    assert fair_entry["shown_counts"] == {"predictions": int(drawn.sum()), "correct": int(fair_right[drawn].sum())}
+    assert "shown_counts" not in wrong_entry and "shown_counts" not in unseen
     assert wrong_entry["shown_from"] is None  # never right: never drawn
     assert unseen["shown_from"] == BOX_SHOWN_FROM  # nothing held out to judge it by: the page's floor
     assert list(shown_cutoffs(trust, 3)) == [fair_entry["shown_from"], np.inf, BOX_SHOWN_FROM]

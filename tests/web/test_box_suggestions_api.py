@@ -224,3 +224,71 @@ def test_an_accepted_box_moved_again_stays_model_adjusted_and_a_claim_needs_a_mo
         content_type="application/json",
     )
     assert refused.status_code == 400 and "source" in refused.content.decode()
+
+
+def test_rejections_stop_drawing_a_labels_unconfident_boxes_at_once(client, team, suggested):
+    """The show rule's live half: the held-out counts at a label's "shown_from" plus the decisions on
+    its boxes from there up; under SHOW_PRECISION its boxes that are not confident stop being drawn."""
+    from labeling.ml.confidence import wilson_lower
+    from labeling.trust import SHOW_PRECISION, _previous_box_shown
+
+    image, rows = suggested
+    run = rows[0].run
+    # dog: confident from 0.7 (30 of 30), drawn from 0.15 on 8 of 12 right (bound 0.431 >= 0.4).
+    assert wilson_lower(8, 12) >= SHOW_PRECISION > wilson_lower(8, 13)
+    dog = {"label_id": team.dog.id, "target": 0.9, "confident": True, "threshold": 0.7, "predictions": 30}
+    dog.update(correct=30, shown_from=0.15, shown_counts={"predictions": 12, "correct": 8})
+    # cat: drawn from the page's floor, nothing held out to judge it by (no counts): left to the fit.
+    cat = {"label_id": team.cat.id, "target": 0.9, "confident": False, "threshold": None, "shown_from": 0.3}
+    run.metrics = {"trust": {"labels": [cat, dog]}}
+    run.save(update_fields=["metrics"])
+    second = team.ids[1]
+    below = BoxSuggestion.objects.create(
+        run=run, image_id=second, label=team.dog, x=5, y=5, w=9, h=9, score=0.1, predicted=False, shown=False
+    )
+    drawn = BoxSuggestion.objects.create(
+        run=run, image_id=second, label=team.dog, x=30, y=30, w=9, h=9, score=0.25, predicted=False
+    )
+    cat_drawn = BoxSuggestion.objects.create(
+        run=run, image_id=second, label=team.cat, x=50, y=50, w=9, h=9, score=0.5, predicted=False
+    )
+    # A rejected cat: cat has no counts to add to, so one rejection hides nothing.
+    _post(client, team.annotator, image.id, rows[0].id, "reject")
+    # A rejection under the label's shown_from was not drawn: it does not count.
+    _post(client, team.annotator, second, below.id, "reject")
+    assert BoxSuggestion.objects.get(pk=drawn.id).shown is True
+    # A drawn dog rejected: 8 of 13, bound 0.393 < 0.4: the dog boxes that are not confident go.
+    _post(client, team.annotator, image.id, rows[2].id, "reject")
+    assert BoxSuggestion.objects.get(pk=drawn.id).shown is False
+    assert BoxSuggestion.objects.get(pk=rows[1].id).shown is True  # confident: drawn anyway
+    assert BoxSuggestion.objects.get(pk=rows[1].id).predicted is True
+    assert BoxSuggestion.objects.get(pk=cat_drawn.id).shown is True
+    run.refresh_from_db()
+    cat_entry, dog_entry = run.metrics["trust"]["labels"]
+    assert dog_entry["shown_from"] == 0.7 and dog_entry["confident"] is True
+    assert dog_entry["shown_withdrawn"]["measured"] == 13 and dog_entry["shown_withdrawn"]["shown_from"] == 0.15
+    assert cat_entry["shown_from"] == 0.3 and "shown_withdrawn" not in cat_entry
+    # The next fit pools the decisions from where the boxes were drawn, not from the cutoff after.
+    state = ProjectModelState.objects.select_related("detector_run").get(project=team.project)
+    assert _previous_box_shown(state)[team.dog.id] == 0.3  # 0.15, never under the page's floor
+    client.force_login(team.annotator)
+    served = client.get(reverse("api_image_annotations", args=[second])).json()["box_suggestions"]
+    assert {s["id"]: s["shown"] for s in served}[drawn.id] is False
+
+
+def test_decisions_on_an_imports_boxes_judge_its_box_trust_not_its_tag_trust(client, team, suggested):
+    """An external import keeps its boxes' trust under "boxes" (its "trust" judges its tags): a
+    rejected imported box withdraws the box entry and leaves the tag entry alone."""
+    image, rows = suggested
+    run = rows[0].run
+    entry = {"label_id": team.cat.id, "target": 0.9, "confident": True, "threshold": 0.5, "predictions": 30}
+    entry["correct"] = 30
+    run.kind = RunKind.EXTERNAL
+    run.metrics = {"trust": {"labels": [dict(entry)]}, "boxes": {"trust": {"labels": [dict(entry)]}}}
+    run.save(update_fields=["kind", "metrics"])
+    assert _post(client, team.annotator, image.id, rows[0].id, "reject").status_code == 200
+    run.refresh_from_db()
+    (tags,), (boxes,) = run.metrics["trust"]["labels"], run.metrics["boxes"]["trust"]["labels"]
+    assert tags["confident"] is True and "withdrawn" not in tags
+    assert (boxes["confident"], boxes["withdrawn"]["measured"]) == (False, 31)
+    assert not BoxSuggestion.objects.filter(label=team.cat, predicted=True).exists()

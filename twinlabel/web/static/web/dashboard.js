@@ -191,8 +191,8 @@ function drawBoxQuality() {
   const percent = (rate) => (rate == null ? "–" : `${Math.round(rate * 100)} %`);
   document.getElementById("box-quality").replaceChildren(...q.labels.map((r) => row([
     labelName(r.label), fmt(r.ap50), fmt(r.map), r.confident ? `yes (from ${fmt(r.threshold, 2)})` : "no",
-    !q.detector_run ? "–" : r.shown_from == null ? (r.confident ? "confident only" : "never")
-      : fmt(Math.max(r.shown_from, 0.3), 2),
+    (!q.detector_run ? "–" : r.shown_from == null ? (r.confident ? "confident only" : "never")
+      : fmt(Math.max(r.shown_from, 0.3), 2)) + (r.shown_withdrawn ? " (rejections hid the rest)" : ""),
     String(r.decided), percent(r.accepted_rate), percent(r.adjusted_rate), percent(r.rejected_rate)])));
   const shown = q.decided ? ` Of ${q.decided} decided boxes: ${percent(q.accepted_rate)} accepted, `
     + `${percent(q.adjusted_rate)} adjusted, ${percent(q.rejected_rate)} rejected.` : "";
