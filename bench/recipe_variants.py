@@ -1,8 +1,9 @@
 """Three levers of the CPU recipe that bench/label_efficiency.py does not turn, measured at 200 labels:
 
 - ``--crop-min`` and ``--batch``: the pretraining's crop scale (the preset's 0.5; on the H200, 0.5
-  beat 0.2 by 0.17 mAP) and its batch (the preset's; 64 until 2026-12-06, when these runs and
-  label_efficiency on one thread made it 256);
+  beat 0.2 by 0.17 mAP) and its batch (the preset's 64; these runs and label_efficiency on one
+  thread made it 256 on 2026-12-06, and label_efficiency's second seeds and the clutter family
+  brought it back to 64 the same day);
 - ``--probe-resolutions``: the frozen features of the 32 px backbone read at higher input sizes (a
   network trained on zoomed-in crops may see better at a larger test size: Touvron et al. 2019);
 - ``--finetune-resolutions``: the backbone fine-tuned end to end on the 200 labels at those sizes
@@ -12,7 +13,7 @@ The pretraining runs for ``--epochs`` over the pool and the labeled images (not 
 figures do not depend on what else ran on the machine; 80 epochs at batch 64, or 125 at 256, are
 about what a quiet 2-core machine fits into the preset's 10 minutes). Everything else is the CPU preset.
 
-    python -m bench.recipe_variants --batch 64                       # the earlier preset's recipe, all reads
+    python -m bench.recipe_variants --batch 64                       # the preset's recipe, all reads
     python -m bench.recipe_variants --batch 64 --crop-min 0.8 --probe-resolutions 32 --finetune-resolutions
     python -m bench.recipe_variants --batch 256 --probe-resolutions 32 --finetune-resolutions
     python -m bench.recipe_variants --batch 256 --epochs 125 --seed 1 --probe-resolutions 32 --finetune-resolutions

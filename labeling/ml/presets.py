@@ -4,8 +4,8 @@ Pure Python (no torch, no Django): the web process imports it to say "this would
 worker's CPU" before a click starts anything.
 
 The CPU preset is sized for a 2-core machine: a 32 px input through the standard (ImageNet) stem
-costs ~64 "stem pixels" per image against 4,096 for 64 px through the small stem, so a step of 256
-images takes about 2.5 s on one core and a 10-minute time budget sees tens of thousands of images
+costs ~64 "stem pixels" per image against 4,096 for 64 px through the small stem, so a step of 64
+images takes well under a second on one core and a 10-minute time budget sees tens of thousands of images
 (throughput is quality on a CPU). The GPU preset is the full-size recipe of bench/probe_quality.py.
 """
 
@@ -36,12 +36,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "small_stem": False,
         "epochs": 500,
         "time_budget_s": 600,
-        # Fitted to the project (FITTED_BATCH): 256 from 1,024 images. On one core (the worker's
-        # thread on 2 cores) 105 img/s against 82 at 64, and at 200 / 400 labels probe mAP 0.410 /
-        # 0.423 against 0.388 / 0.419 (bench/results/label_efficiency_cpu_demo_b256_1thread_pair.json,
-        # ..._b64_1thread_pair.json); on two threads at equal time 0.428 / 0.432 against 0.419 /
-        # 0.392 over two seeds (recipe_variants_*.json). Starved to a third of a core it tied.
-        "batch_size": 256,
+        # 256 (105 against 82 img/s on the worker's one thread) was the preset for a few hours of
+        # 2026-12-06 and went back to 64: at 200 labels, a 10-minute run on one core each side by side
+        # (bench/results/label_efficiency_cpu_{demo,clutter}_b{64,256}_1thread_pair[_seed1].json),
+        # 256 won one demo seed (0.410 against 0.388, Xeon) and lost the other (0.414 against 0.433,
+        # AMD) and lost both clutter seeds (0.263 / 0.270 against 0.281 / 0.286, all near chance).
+        # On two threads at equal time it won two demo seeds (recipe_variants_*.json): not the
+        # worker's default on 2 cores, and no clutter figure.
+        "batch_size": 64,
         "projector": [512, 512, 512],
         "warmup_epochs": 2,
         "crop_min": 0.5,
@@ -105,8 +107,9 @@ DETECTOR_RULES: dict[str, dict[str, Any]] = {
 
 
 # A preset's batch fitted to the project (``fitted_batch``), per device: (the least batch, the least
-# steps an epoch). The CPU preset's batch of 256 is for big projects; on a small one an epoch keeps
-# at least 4 steps (never a batch under 64, the batch the CPU preset had before).
+# steps an epoch): a batch over the least is cut so that a small project's epoch keeps at least 4
+# steps. The CPU preset's own batch (64) is the least, so it changes nothing there today; it fits a
+# bigger preset batch (256 was measured: see PRESETS) without a change to the callers.
 FITTED_BATCH: dict[str, tuple[int, int]] = {"cpu": (64, 4)}
 
 

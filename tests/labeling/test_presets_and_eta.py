@@ -136,7 +136,7 @@ def test_a_runs_batch_is_fitted_to_its_project_unless_a_setting_or_the_request_s
     project, settings, monkeypatch, queued, client
 ):
     settings.PRETRAIN_DEVICE, settings.PRETRAIN_BATCH_SIZE = "cpu", None
-    assert presets.PRESETS["cpu"]["batch_size"] == 256
+    monkeypatch.setitem(presets.PRESETS["cpu"], "batch_size", 256)  # a preset batch over the least
     monkeypatch.setitem(presets.FITTED_BATCH, "cpu", (8, 4))  # the 12 images of the fixture: batches of 8
     client.force_login(project.memberships.first().user)
     shown = client.get(f"/api/projects/{project.id}/runs/").json()["pretrain_estimate"]["config"]
