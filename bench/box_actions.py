@@ -17,8 +17,10 @@ A script acts as the annotator, on the same bench images in three projects:
   (no Barlow Twins pretraining in this bench: the CPU gap between the two was within noise, see
   bench/results/box_quality_cpu_clutter_brief.json); the page draws the boxes the run found worth
   judging (labeling.trust's shown_from, SHOW_PRECISION) and the confident ones;
-- ``detector_floor``: the same run's suggestions copied to a fourth project with every box drawn
-  from the page's 0.3 floor (as before shown_from): the same fit, judged both ways.
+- ``detector_floor`` and ``imported_floor``: the same run's suggestions copied to a project of their
+  own with every box drawn from the page's 0.3 floor (as before shown_from): the same fit, judged
+  both ways. ``--false-positives 3`` makes the synthetic detector weak: labels drawn from some
+  score on and confident only higher up (box_actions_fp3.json).
 
 On an image with suggestions, the shown ones (store.shownBoxSuggestions) are matched greedily by IoU
 to the ground truth of the same label, then, in the page's order (A and R move the ring on, so
@@ -65,7 +67,9 @@ BENCH_START = 10_000  # scene indices of the bench images (the training and judg
 ACCEPT_IOU, ADJUST_IOU = 0.7, 0.3
 # The synthetic detector: each ground-truth box is predicted near-exactly (IoU >= 0.85), loosely
 # (IoU 0.35-0.65) or missed; each image gets a false positive (a box of a random label where no
-# object is) with FALSE_POSITIVE_RATE, which makes about a tenth of the predictions false.
+# object is) with FALSE_POSITIVE_RATE, which makes about a tenth of the predictions false. A rate
+# over 1 (--false-positives) is that many false boxes an image on average: a weak detector whose
+# labels are precise enough to draw from some score on, and confident only higher up.
 NOISE = {"near_exact": 0.7, "loose": 0.2, "missed": 0.1}
 FALSE_POSITIVE_RATE = 0.2
 SCORES = {"near_exact": (0.6, 0.99), "loose": (0.35, 0.8), "false_positive": (0.3, 0.75)}
@@ -92,7 +96,9 @@ def main() -> None:
     bench = list(range(BENCH_START, BENCH_START + args.images))
     projects = {"scratch": _project("scratch", user, [], bench)}
     projects["imported"] = _project("imported", user, list(range(args.judge)), bench)
-    noise = _import_noisy(projects["imported"], args.judge)
+    noise = _import_noisy(projects["imported"], args.judge, args.false_positives)
+    projects["imported_floor"] = _project("imported-floor", user, [], bench)
+    noise["shown"] = _copy_drawn_from_the_floor(projects["imported"], projects["imported_floor"])
     detector_run = None
     if args.detector:
         projects["detector"] = _project("detector", user, list(range(args.train)), bench)
@@ -132,7 +138,7 @@ def main() -> None:
         "imported_noise": {
             "synthetic": True,
             "per_truth_box": NOISE,
-            "false_positive_per_image": FALSE_POSITIVE_RATE,
+            "false_positive_per_image": args.false_positives,
             "scores": SCORES,
             "judged_on_submitted_images": args.judge,
             "realised_on_bench_images": noise,
@@ -143,7 +149,8 @@ def main() -> None:
         "page_errors": errors,
         "load": machine_load(load),
     }
-    write_result("box_actions" + ("_skip_wrong" if args.wrong == "skip" else ""), figures)
+    weak = f"_fp{args.false_positives:g}" if args.false_positives != FALSE_POSITIVE_RATE else ""
+    write_result("box_actions" + ("_skip_wrong" if args.wrong == "skip" else "") + weak, figures)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +229,7 @@ def _false_positive(rng: np.random.Generator, truths):
     raise RuntimeError("no room for a false positive")
 
 
-def _noisy_predictions(index: int, rng: np.random.Generator, tally: dict) -> list[dict]:
+def _noisy_predictions(index: int, rng: np.random.Generator, tally: dict, rate: float) -> list[dict]:
     from annotator.demo.scenes import LABELS
 
     truths = _truth(index)
@@ -235,7 +242,7 @@ def _noisy_predictions(index: int, rng: np.random.Generator, tally: dict) -> lis
         near = kind == "near_exact"
         guess = _perturbed(rng, box, 0.85, 1.0, 0.05) if near else _perturbed(rng, box, 0.35, 0.65, 0.45)
         out.append({"label": label, "bbox": [round(v, 2) for v in guess], "score": float(rng.uniform(*SCORES[kind]))})
-    if rng.random() < FALSE_POSITIVE_RATE:
+    for _ in range(int(rate) + int(rng.random() < rate - int(rate))):
         tally["false_positive"] += 1
         out.append(
             {
@@ -247,7 +254,7 @@ def _noisy_predictions(index: int, rng: np.random.Generator, tally: dict) -> lis
     return out
 
 
-def _import_noisy(project_ids, judged: int) -> dict:
+def _import_noisy(project_ids, judged: int, rate: float) -> dict:
     """The synthetic detector's boxes for every image, through the predictions import. -> what the
     noise came to on the bench images."""
     from annotator.models import Image
@@ -265,7 +272,7 @@ def _import_noisy(project_ids, judged: int) -> dict:
     predictions = [
         {
             "image_id": image_id,
-            "boxes": _noisy_predictions(index, rng, tally if image_id in bench else judge_tally),
+            "boxes": _noisy_predictions(index, rng, tally if image_id in bench else judge_tally, rate),
         }
         for image_id, index in sorted(index_of.items())
     ]
@@ -283,6 +290,7 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
     import copy
 
     from labeling.models import BoxSuggestion, ProjectModelState, TrainingRun
+    from labeling.trust import box_trust_of
 
     (src_project, src_scenes), (dst_project, dst_scenes) = source, target
     run = ProjectModelState.objects.get(project=src_project).detector_run
@@ -290,8 +298,9 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
     dst_labels = dict(dst_project.labels.values_list("name", "id"))
     label_of = {label_id: dst_labels[name] for label_id, name in src_names.items()}
     metrics = copy.deepcopy(run.metrics)
-    for entry in (metrics.get("trust") or {}).get("labels", []):
-        entry["label_id"] = label_of[entry["label_id"]]
+    for trust in (metrics.get("trust"), (metrics.get("boxes") or {}).get("trust")):
+        for entry in (trust or {}).get("labels", []):
+            entry["label_id"] = label_of[entry["label_id"]]
     twin = TrainingRun.objects.create(
         project=dst_project, kind=run.kind, status=run.status, config=run.config, metrics=metrics, device=run.device
     )
@@ -318,7 +327,8 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
         "bench_rows": len(rows),
         "drawn_by_shown_from": sum(1 for r in floor if r.predicted or r.shown),
         "drawn_by_floor_alone": len(floor),
-        "shown_from": {e["label"]: e.get("shown_from") for e in (run.metrics.get("trust") or {}).get("labels", [])},
+        "shown_from": {e["label"]: e.get("shown_from") for e in box_trust_of(run).get("labels", [])},
+        "confident_from": {e["label"]: e.get("threshold") for e in box_trust_of(run).get("labels", [])},
     }
 
 
@@ -712,6 +722,12 @@ def _args() -> argparse.Namespace:
     p.add_argument("--train", type=int, default=120, help="submitted images the detector trains on")
     p.add_argument("--steps", type=int, default=None, help="detector steps (default: the CPU preset's)")
     p.add_argument("--no-detector", dest="detector", action="store_false")
+    p.add_argument(
+        "--false-positives",
+        type=float,
+        default=FALSE_POSITIVE_RATE,
+        help="the synthetic detector's false boxes per image (over 1: a weak one; box_actions_fp<F>.json)",
+    )
     p.add_argument(
         "--wrong",
         choices=("reject", "skip"),

@@ -24,7 +24,7 @@ from annotator.models import ImageStatus, Source
 from annotator.services.annotations import image_tag_set, tags_auto_add
 from labeling.models import AuditResult, AutoTag, Decision, ProjectModelState, Suggestion, SuggestionDecision
 from labeling.models import TrainingRun
-from labeling.trust import wilson_upper
+from labeling.trust import tag_trust_of, trust_entry_update, wilson_upper
 
 
 def auto_accept_apply(*, run_id: int) -> int:
@@ -116,8 +116,14 @@ def _withdraw_if_short(auto_tag: AutoTag) -> None:
         if entry.get("label_id") != auto_tag.label_id or entry.get("auto_threshold") is None:
             continue
         if wilson_upper(counts["confirmed"], counts["audited"]) < entry.get("auto_target", 1.0):
-            entry.update(auto_threshold=None, auto_withdrawn="the audits of its auto-accepted tags fall short")
-            TrainingRun.objects.filter(pk=run.pk).update(metrics=run.metrics)
+            trust_entry_update(
+                run_id=run.pk,
+                label_id=auto_tag.label_id,
+                trust_of=tag_trust_of,
+                change=lambda e: e.update(
+                    auto_threshold=None, auto_withdrawn="the audits of its auto-accepted tags fall short"
+                ),
+            )
 
 
 def auto_accept_summary(*, project_id: int) -> dict[int, dict]:

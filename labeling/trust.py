@@ -28,6 +28,7 @@ import numpy as np
 from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
 from labeling.ml.confidence import LabelConfidence, label_lift, near_chance, precision_threshold, still_learning
 from labeling.ml.confidence import wilson_lower
+from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 
 from labeling.models import AuditResult, AutoTag, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
@@ -272,12 +273,17 @@ def _hide_if_not_worth_a_look(*, run_id: int, label_id: int, decisions: QuerySet
     if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= SHOW_PRECISION:
         return False
     BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=False, shown=True).update(shown=False)
-    entry.update(shown_from=threshold, shown_withdrawn={**estimate, "shown_from": entry["shown_from"]})
-    TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
+    withdrawn = {**estimate, "shown_from": entry["shown_from"]}
+
+    def hide(fresh: dict) -> None:  # its confident threshold as it is now (a rejection may withdraw it)
+        fresh.update(shown_from=fresh.get("threshold") if fresh.get("confident") else None, shown_withdrawn=withdrawn)
+
+    trust_entry_update(run_id=run_id, label_id=label_id, trust_of=box_trust_of, change=hide)
     return True
 
 
-def _tag_trust_of(run: TrainingRun) -> dict:
+def tag_trust_of(run: TrainingRun) -> dict:
+    """A run's tag "trust" metrics (a probe's, or an external import's tag predictions')."""
     return (run.metrics or {}).get("trust") or {}
 
 
@@ -289,7 +295,7 @@ def _withdraw_if_short(
     shown_at: str,
     accepted: Q,
     suggestions: QuerySet,
-    trust_of=_tag_trust_of,
+    trust_of=tag_trust_of,
 ) -> bool:
     """One rule for tags and boxes: the run's stored counts at the label's threshold plus the
     decisions taken since on suggestions at or above it (``shown_at``: the decision's score field);
@@ -308,9 +314,30 @@ def _withdraw_if_short(
     if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= entry["target"]:
         return False
     suggestions.update(predicted=False)
-    entry.update(confident=False, threshold=None, withdrawn=estimate)
-    TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
+    trust_entry_update(
+        run_id=run_id,
+        label_id=label_id,
+        trust_of=trust_of,
+        change=lambda e: e.update(confident=False, threshold=None, withdrawn=estimate),
+    )
     return True
+
+
+def trust_entry_update(*, run_id: int, label_id: int, trust_of, change) -> None:
+    """``change`` one label's trust entry of a run and save the run's metrics, under the run row's
+    lock, read afresh: every writer of a run's trust (a decision's withdrawal, the show rule, an
+    audit's) reads and writes the whole metrics JSON, so two at once would otherwise lose one's
+    change (the check before it runs unlocked, so a decision that changes nothing takes no lock).
+    ``trust_of``: where the run keeps that trust (``tag_trust_of``, ``box_trust_of``)."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).only("metrics", "kind").first()
+        entry = (
+            next((e for e in trust_of(run).get("labels", []) if e.get("label_id") == label_id), None) if run else None
+        )
+        if entry is None:
+            return
+        change(entry)
+        TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
 
 
 # ---------------------------------------------------------------------------------------------

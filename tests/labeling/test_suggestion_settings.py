@@ -168,3 +168,38 @@ def test_rejections_withdraw_a_labels_confidence_at_once(pets):
     entry = probe.metrics["trust"]["labels"][0]
     assert (entry["confident"], entry["threshold"]) == (False, None)
     assert entry["withdrawn"]["measured"] == 31
+
+
+def test_a_withdrawal_keeps_what_another_writer_saved_to_the_run_since_it_was_read(pets, monkeypatch):
+    """Every writer of a run's trust reads and writes the whole metrics JSON. An audit's verdict
+    saved between a decision's check and its write (here: inside live_estimate, as a concurrent
+    request would) must survive the decision's withdrawal, and the withdrawal must survive too."""
+    from annotator.models import Image
+    from labeling import services, trust
+
+    project, owner = pets
+    cat, dog, _ = project.labels.order_by("id")
+    ids = add_images(project, 2)
+    entry = {"target": 0.9, "confident": True, "threshold": 0.8, "predictions": 30, "correct": 30}
+    probe = TrainingRun.objects.create(
+        project=project,
+        kind=RunKind.PROBE,
+        status=RunStatus.SUCCEEDED,
+        metrics={"trust": {"labels": [{**entry, "label_id": cat.id, "auto_threshold": 0.97}]}},
+    )
+    ProjectModelState.objects.create(project=project, probe_run=probe)
+    Suggestion.objects.create(run=probe, image_id=ids[0], label=cat, probability=0.9, predicted=True)
+    estimate = trust.live_estimate
+
+    def meanwhile(**kwargs):
+        run = TrainingRun.objects.get(pk=probe.pk)  # another request: the audits fell short
+        run.metrics["trust"]["labels"][0].update(auto_threshold=None, auto_withdrawn="audits")
+        TrainingRun.objects.filter(pk=probe.pk).update(metrics=run.metrics)
+        return estimate(**kwargs)
+
+    monkeypatch.setattr(trust, "live_estimate", meanwhile)
+    services.suggestion_decide(image=Image.objects.get(pk=ids[0]), label=cat, user=owner, decision="rejected")
+    probe.refresh_from_db()
+    (saved,) = probe.metrics["trust"]["labels"]
+    assert (saved["confident"], saved["withdrawn"]["measured"]) == (False, 31)  # the decision's
+    assert (saved["auto_threshold"], saved["auto_withdrawn"]) == (None, "audits")  # the audit's, kept
