@@ -145,6 +145,7 @@ def main() -> None:
         },
         "detector_run": detector_run,
         "conditions": {name: c["summary"] for name, c in conditions.items()},
+        "hidden_by_rejections": {name: _hidden_by_rejections(project) for name, (project, _) in projects.items()},
         "per_image": {name: c["images"] for name, c in conditions.items()},
         "page_errors": errors,
         "load": machine_load(load),
@@ -330,6 +331,19 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
         "shown_from": {e["label"]: e.get("shown_from") for e in box_trust_of(run).get("labels", [])},
         "confident_from": {e["label"]: e.get("threshold") for e in box_trust_of(run).get("labels", [])},
     }
+
+
+def _hidden_by_rejections(project) -> dict:
+    """Per label, where the rejections while annotating stopped the unconfident boxes being drawn
+    (labeling.trust's show rule, live): the estimate then, or nothing when they never did."""
+    from labeling.models import ProjectModelState
+    from labeling.trust import box_trust_of
+
+    state = ProjectModelState.objects.filter(project=project).select_related("detector_run").first()
+    run = state.detector_run if state else None
+    if run is None:
+        return {}
+    return {e["label"]: e["shown_withdrawn"] for e in box_trust_of(run).get("labels", []) if "shown_withdrawn" in e}
 
 
 def _fit_detector(project_ids, steps: int | None) -> dict:
