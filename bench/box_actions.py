@@ -285,13 +285,14 @@ def _import_noisy(project_ids, judged: int, rate: float) -> dict:
 
 def _copy_drawn_from_the_floor(source, target) -> dict:
     """The detector run's box suggestions on the bench images of ``source``, copied to ``target``
-    (the same scenes) as a run of its own with every row ``shown``: the page's 0.3 floor alone, as
-    before labeling.trust's shown_from. The same fit, annotated both ways (``detector`` and
+    (the same scenes) as a run of its own with every row ``shown`` and every label's shown_from the
+    page's 0.3 floor, without the held-out counts the live show rule adds rejections to: the floor
+    alone, as before labeling.trust's shown_from. The same fit, annotated both ways (``detector`` and
     ``detector_floor``). -> how many rows each draws."""
     import copy
 
     from labeling.models import BoxSuggestion, ProjectModelState, TrainingRun
-    from labeling.trust import box_trust_of
+    from labeling.trust import BOX_SHOWN_FROM, box_trust_of
 
     (src_project, src_scenes), (dst_project, dst_scenes) = source, target
     run = ProjectModelState.objects.get(project=src_project).detector_run
@@ -302,6 +303,9 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
     for trust in (metrics.get("trust"), (metrics.get("boxes") or {}).get("trust")):
         for entry in (trust or {}).get("labels", []):
             entry["label_id"] = label_of[entry["label_id"]]
+            # Drawn from the floor whatever the decisions: no held-out counts for the live show rule.
+            entry.pop("shown_counts", None)
+            entry["shown_from"] = BOX_SHOWN_FROM
     twin = TrainingRun.objects.create(
         project=dst_project, kind=run.kind, status=run.status, config=run.config, metrics=metrics, device=run.device
     )
