@@ -209,8 +209,9 @@ def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser
             present=True if decision == Decision.ACCEPTED else None,
         )
         # A decision measures the precision of the shown suggestions: enough rejections withdraw
-        # the label's confidence now (labeling/trust.py).
-        decision_noted(run_id=suggestion.run_id, label_id=label.id)
+        # the label's confidence now (labeling/trust.py). An acceptance only raises the bound.
+        if decision == Decision.REJECTED:
+            decision_noted(run_id=suggestion.run_id, label_id=label.id, score=suggestion.probability)
 
 
 def suggestion_settings_update(
@@ -331,8 +332,10 @@ def box_suggestion_decide(
                 )
         except IntegrityError:
             raise ValidationError("This box suggestion was decided already; undo that decision first.") from None
-        # As for tags: enough rejections withdraw the label's confident boxes now (labeling/trust.py).
-        box_decision_noted(run_id=suggestion.run_id, label_id=suggestion.label_id)
+        # As for tags: enough rejections withdraw the label's confident boxes now (labeling/trust.py);
+        # an accepted or adjusted box only raises the bounds, so it has nothing to check.
+        if decision == BoxDecision.REJECTED:
+            box_decision_noted(run_id=suggestion.run_id, label_id=suggestion.label_id, score=suggestion.score)
         return decided
 
 

@@ -217,26 +217,36 @@ def live_estimate(*, entry: dict, accepted: int, rejected: int) -> dict:
     }
 
 
-def decision_noted(*, run_id: int, label_id: int) -> bool:
-    """After a decision on a suggested tag of ``run_id``: re-check its label's bound with the run's
-    decisions added; True when the label stopped being confident. Three small queries."""
-    return _withdraw_if_short(
+def decision_noted(*, run_id: int, label_id: int, score: float | None = None) -> bool:
+    """After a decision on a suggested tag of ``run_id`` (``score``: its probability; None: any,
+    as after a bulk decision): re-check its label's bound with the run's decisions added; True when
+    the label stopped being confident. One small query, two when the decision counts."""
+    entry = _trust_entry(run_id, label_id, tag_trust_of)
+    return entry is not None and _withdraw_if_short(
+        entry=entry,
+        score=score,
         run_id=run_id,
         label_id=label_id,
         decisions=SuggestionDecision.objects.filter(run_id=run_id, label_id=label_id),
         shown_at="probability",
         accepted=Q(decision=Decision.ACCEPTED),
         suggestions=Suggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True),
+        trust_of=tag_trust_of,
     )
 
 
-def box_decision_noted(*, run_id: int, label_id: int) -> bool:
+def box_decision_noted(*, run_id: int, label_id: int, score: float | None = None) -> bool:
     """The same for a decision on a suggested box of a detector run (or an external import's boxes):
     accepted or adjusted counts as right (the detector found the object), rejected as wrong. Then
     the same for the label's drawn boxes that are not confident (``_hide_if_not_worth_a_look``)."""
+    entry = _trust_entry(run_id, label_id, box_trust_of)
+    if entry is None:
+        return False
     decisions = BoxSuggestionDecision.objects.filter(run_id=run_id, label_id=label_id)
     accepted = ~Q(decision=BoxDecision.REJECTED)
     withdrawn = _withdraw_if_short(
+        entry=entry,
+        score=score,
         run_id=run_id,
         label_id=label_id,
         decisions=decisions,
@@ -245,21 +255,32 @@ def box_decision_noted(*, run_id: int, label_id: int) -> bool:
         suggestions=BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=True),
         trust_of=box_trust_of,
     )
-    hidden = _hide_if_not_worth_a_look(run_id=run_id, label_id=label_id, decisions=decisions, accepted=accepted)
+    hidden = _hide_if_not_worth_a_look(
+        entry=entry, score=score, run_id=run_id, label_id=label_id, decisions=decisions, accepted=accepted
+    )
     return withdrawn or hidden
 
 
-def _hide_if_not_worth_a_look(*, run_id: int, label_id: int, decisions: QuerySet, accepted: Q) -> bool:
+def _trust_entry(run_id: int, label_id: int, trust_of) -> dict | None:
+    """A label's trust entry of a run (``trust_of``: where the run keeps it), read once per decision
+    for both rules; None when the run or the entry is gone."""
+    run = TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first()
+    return next((e for e in trust_of(run).get("labels", []) if e.get("label_id") == label_id), None) if run else None
+
+
+def _hide_if_not_worth_a_look(
+    *, entry: dict, score: float | None, run_id: int, label_id: int, decisions: QuerySet, accepted: Q
+) -> bool:
     """The show rule's live half: the held-out counts at the label's "shown_from" plus the decisions
     taken since on its boxes from there up; when their 95 % lower bound of precision falls below
     SHOW_PRECISION, the label's boxes that are not confident stop being drawn at once (its
     "shown_from" becomes its confident threshold, or None) and the run's trust entry says why. A
     label with no held-out counts (drawn from the page's floor, nothing to judge it by) waits for
-    the fit: with no counts to add to, two rejections would hide it. True when it hid them."""
-    run = TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first()
-    labels = box_trust_of(run).get("labels", []) if run else []
-    entry = next((e for e in labels if e.get("label_id") == label_id), None)
-    if run is None or entry is None or entry.get("shown_counts") is None or entry.get("shown_from") is None:
+    the fit: with no counts to add to, two rejections would hide it. A decision on a box under the
+    label's "shown_from" (``score``) does not count, so it changes nothing. True when it hid them."""
+    if entry.get("shown_counts") is None or entry.get("shown_from") is None:
+        return False
+    if score is not None and score < entry["shown_from"]:
         return False
     threshold = entry.get("threshold") if entry.get("confident") else None
     if threshold is not None and entry["shown_from"] >= threshold:
@@ -289,23 +310,26 @@ def tag_trust_of(run: TrainingRun) -> dict:
 
 def _withdraw_if_short(
     *,
+    entry: dict,
+    score: float | None,
     run_id: int,
     label_id: int,
     decisions: QuerySet,
     shown_at: str,
     accepted: Q,
     suggestions: QuerySet,
-    trust_of=tag_trust_of,
+    trust_of,
 ) -> bool:
     """One rule for tags and boxes: the run's stored counts at the label's threshold plus the
     decisions taken since on suggestions at or above it (``shown_at``: the decision's score field);
     when the 95 % lower bound falls below the target, the label's remaining suggestions stop being
-    confident and the run's trust entry says why. ``trust_of``: where the run keeps that trust (an
-    external import keeps its boxes' under "boxes", ``box_trust_of``)."""
-    run = TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first()
-    labels = trust_of(run).get("labels", []) if run else []
-    entry = next((e for e in labels if e.get("label_id") == label_id and e.get("confident")), None)
-    if run is None or entry is None:
+    confident and the run's trust entry says why (``entry`` too, for the show rule after it). A
+    decision under the threshold (``score``) does not count, so it changes nothing. ``trust_of``:
+    where the run keeps that trust (an external import keeps its boxes' under "boxes",
+    ``box_trust_of``)."""
+    if not entry.get("confident"):
+        return False
+    if score is not None and entry.get("threshold") is not None and score < entry["threshold"]:
         return False
     if entry.get("threshold") is not None:
         decisions = decisions.filter(**{f"{shown_at}__gte": entry["threshold"]})
@@ -314,6 +338,7 @@ def _withdraw_if_short(
     if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= entry["target"]:
         return False
     suggestions.update(predicted=False)
+    entry.update(confident=False, threshold=None)
     trust_entry_update(
         run_id=run_id,
         label_id=label_id,

@@ -292,3 +292,22 @@ def test_decisions_on_an_imports_boxes_judge_its_box_trust_not_its_tag_trust(cli
     assert tags["confident"] is True and "withdrawn" not in tags
     assert (boxes["confident"], boxes["withdrawn"]["measured"]) == (False, 31)
     assert not BoxSuggestion.objects.filter(label=team.cat, predicted=True).exists()
+
+
+def test_a_rejection_is_counted_only_by_the_rules_whose_cutoff_it_is_above(team, suggested, django_assert_num_queries):
+    """One read of the run per rejection; then each rule's count only where the rejected box's score
+    reaches its cutoff (a box under it was never part of that estimate)."""
+    from labeling.trust import box_decision_noted
+
+    image, rows = suggested
+    run = rows[0].run
+    many = {"predictions": 1000, "correct": 1000}
+    entry = {"label_id": team.cat.id, "target": 0.9, "confident": True, "threshold": 0.5, **many}
+    run.metrics = {"trust": {"labels": [{**entry, "shown_from": 0.4, "shown_counts": many}]}}
+    run.save(update_fields=["metrics"])
+    with django_assert_num_queries(1):
+        assert box_decision_noted(run_id=run.id, label_id=team.cat.id, score=0.2) is False  # under both
+    with django_assert_num_queries(2):
+        assert box_decision_noted(run_id=run.id, label_id=team.cat.id, score=0.45) is False  # the show rule's
+    with django_assert_num_queries(3):
+        assert box_decision_noted(run_id=run.id, label_id=team.cat.id, score=0.9) is False  # both rules'
