@@ -13,8 +13,9 @@ At a fit:
 - a near-chance label (AP hardly above its prevalence) is never confident.
 
 Between fits, the dashboard's estimate of a label's precision adds the current run's decisions to
-the counts stored with the run (``live_estimate``), and so does every decision
-(``decision_noted``; ``box_decision_noted`` for a detector's boxes, by the same rule): when the
+the counts stored with the run (``live_estimate``), and so does every rejection (an acceptance
+only raises a bound; ``decision_noted``; ``box_decision_noted`` for a detector's boxes, by the same
+rule, reading the run once for both of its checks): when the
 rejections pull a label's bound below its target, its suggestions stop being pre-ticked at once,
 not at the next fit; and the rejections of a label's drawn boxes that are not confident hide
 them once their bound falls below SHOW_PRECISION (``_hide_if_not_worth_a_look``). (The opposite
