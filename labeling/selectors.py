@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Exists, FloatField, OuterRef, Subquery, Value
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
@@ -29,13 +30,11 @@ _UNREAD = object()
 def current_model_view(*, project_id: int) -> tuple[int | None, int | None, str | None, str | None]:
     """(the current probe run, the current detector run, the model's note, the detector's box note) in
     one query: the annotate state shows all four on every hot request. The note is
-    ``_newest_probe_note``, the box note the current detector run's "box_note" (labeling.trust; an external
-    import's under "boxes", as ``box_trust_of`` reads it), each read as a subquery (a project with no model state has run nothing, so it has no note either)."""
+    ``_newest_probe_note``, the box note the current detector run's "box_note" (labeling.trust; an
+    external import's under "boxes", as ``box_trust_of`` reads it), each read as a subquery (a
+    project with no model state has run nothing, so it has no note either)."""
     rows = _MODEL_VIEW.rows(project_id=project_id)
-    if not rows:
-        return None, None, None, None
-    probe, detector, note, box_note, imported_box_note = rows[0]
-    return probe, detector, note, box_note or imported_box_note
+    return rows[0] if rows else (None, None, None, None)
 
 
 _MODEL_VIEW = Compiled(
@@ -43,18 +42,13 @@ _MODEL_VIEW = Compiled(
     .annotate(
         note=Subquery(_newest_probe_note(OuterRef("project_id"))),
         box_note=Subquery(
-            TrainingRun.objects.filter(pk=OuterRef("detector_run_id")).values_list(
-                "metrics__trust__box_note", flat=True
-            )[:1]
-        ),
-        # An external import's box trust lives under "boxes" (its "trust" judges its tags).
-        imported_box_note=Subquery(
-            TrainingRun.objects.filter(pk=OuterRef("detector_run_id")).values_list(
-                "metrics__boxes__trust__box_note", flat=True
-            )[:1]
+            TrainingRun.objects.filter(pk=OuterRef("detector_run_id"))
+            # An external import's box trust lives under "boxes" (its "trust" judges its tags).
+            .annotate(box_note=Coalesce(KT("metrics__trust__box_note"), KT("metrics__boxes__trust__box_note")))
+            .values("box_note")[:1]
         ),
     )
-    .values_list("probe_run_id", "detector_run_id", "note", "box_note", "imported_box_note")[:1],
+    .values_list("probe_run_id", "detector_run_id", "note", "box_note")[:1],
     {"project_id": "int"},
 )
 

@@ -265,8 +265,12 @@ def box_decision_noted(*, run_id: int, label_id: int, score: float | None = None
 def _trust_entry(run_id: int, label_id: int, trust_of) -> dict | None:
     """A label's trust entry of a run (``trust_of``: where the run keeps it), read once per decision
     for both rules; None when the run or the entry is gone."""
-    run = TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first()
-    return next((e for e in trust_of(run).get("labels", []) if e.get("label_id") == label_id), None) if run else None
+    return _entry_of(TrainingRun.objects.filter(pk=run_id).only("metrics", "kind").first(), label_id, trust_of)
+
+
+def _entry_of(run: TrainingRun | None, label_id: int, trust_of) -> dict | None:
+    labels = trust_of(run).get("labels", []) if run else []
+    return next((e for e in labels if e.get("label_id") == label_id), None)
 
 
 def _hide_if_not_worth_a_look(
@@ -357,10 +361,8 @@ def trust_entry_update(*, run_id: int, label_id: int, trust_of, change) -> None:
     ``trust_of``: where the run keeps that trust (``tag_trust_of``, ``box_trust_of``)."""
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().filter(pk=run_id).only("metrics", "kind").first()
-        entry = (
-            next((e for e in trust_of(run).get("labels", []) if e.get("label_id") == label_id), None) if run else None
-        )
-        if entry is None:
+        entry = _entry_of(run, label_id, trust_of)
+        if run is None or entry is None:
             return
         change(entry)
         TrainingRun.objects.filter(pk=run_id).update(metrics=run.metrics)
