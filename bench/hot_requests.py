@@ -180,9 +180,11 @@ def _suggest(project, cat: int, dog: int) -> None:
     )
     BoxSuggestion.objects.bulk_create(
         [
-            BoxSuggestion(run=detector, image_id=i, label_id=cat, x=x, y=5, w=20, h=20, score=score, predicted=sure)
+            BoxSuggestion(
+                run=detector, image_id=i, label_id=cat, x=x, y=5, w=20, h=20, score=score, predicted=confident
+            )
             for i in ids
-            for x, score, sure in ((5, 0.9, True), (60, 0.5, False))
+            for x, score, confident in ((5, 0.9, True), (60, 0.5, False))
         ],
         batch_size=5000,
     )
