@@ -305,6 +305,7 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
             entry["label_id"] = label_of[entry["label_id"]]
             # Drawn from the floor whatever the decisions: no held-out counts for the live show rule.
             entry.pop("shown_counts", None)
+            entry.pop("shown_steps", None)
             entry["shown_from"] = BOX_SHOWN_FROM
     twin = TrainingRun.objects.create(
         project=dst_project, kind=run.kind, status=run.status, config=run.config, metrics=metrics, device=run.device
@@ -339,7 +340,8 @@ def _copy_drawn_from_the_floor(source, target) -> dict:
 
 def _hidden_by_rejections(project) -> dict:
     """Per label, where the rejections while annotating stopped the unconfident boxes being drawn
-    (labeling.trust's show rule, live): the estimate then, or nothing when they never did."""
+    (labeling.trust's show rule, live): all of them ("hidden") or those under a raised cutoff
+    ("raised_to"), with the estimate then; nothing when they never did."""
     from labeling.models import ProjectModelState
     from labeling.trust import box_trust_of
 
@@ -347,7 +349,13 @@ def _hidden_by_rejections(project) -> dict:
     run = state.detector_run if state else None
     if run is None:
         return {}
-    return {e["label"]: e["shown_withdrawn"] for e in box_trust_of(run).get("labels", []) if "shown_withdrawn" in e}
+    moved = {}
+    for e in box_trust_of(run).get("labels", []):
+        if "shown_withdrawn" in e:
+            moved[e["label"]] = {"hidden": True, **e["shown_withdrawn"]}
+        elif "shown_raised" in e:  # raised to the lowest cutoff still precise enough
+            moved[e["label"]] = {"hidden": False, "raised_to": e["shown_from"], **e["shown_raised"]}
+    return moved
 
 
 def _fit_detector(project_ids, steps: int | None) -> dict:

@@ -28,7 +28,7 @@ import numpy as np
 
 from labeling.ml.calibrate import Platt, cross_fitted, expected_calibration_error, fit_platt
 from labeling.ml.confidence import LabelConfidence, label_lift, near_chance, precision_threshold, still_learning
-from labeling.ml.confidence import wilson_lower
+from labeling.ml.confidence import precision_steps, wilson_lower
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 
@@ -277,20 +277,25 @@ def _hide_if_not_worth_a_look(
     *, entry: dict, score: float | None, run_id: int, label_id: int, decisions: QuerySet, accepted: Q
 ) -> bool:
     """The show rule's live half: the held-out counts at the label's "shown_from" plus the decisions
-    taken since on its boxes from there up; when their 95 % lower bound of precision falls below
-    SHOW_PRECISION, the label's boxes that are not confident stop being drawn at once (its
-    "shown_from" becomes its confident threshold, or None) and the run's trust entry says why. A
-    label with no held-out counts (drawn from the page's floor, nothing to judge it by) waits for
-    the fit: with no counts to add to, two rejections would hide it. A decision on a box under the
-    label's "shown_from" (``score``) does not count, so it changes nothing. True when it hid them."""
+    taken since on its boxes from there up. When their 95 % lower bound of precision falls below
+    SHOW_PRECISION, the label's boxes that are not confident and score under the lowest higher
+    cutoff that still reaches it (the fit's "shown_steps", with the decisions from there up) stop
+    being drawn at once, and its "shown_from" becomes that cutoff ("shown_raised" says from where);
+    with no such cutoff, all of them (its "shown_from" becomes its confident threshold, or None, and
+    "shown_withdrawn" says why). So a label whose boxes barely pay loses its lowest-scoring ones,
+    not all of them, after a few rejections. A label with no held-out counts (drawn from the page's
+    floor, nothing to judge it by) waits for the fit: with no counts to add to, two rejections
+    would hide it. A decision on a box under the label's "shown_from" (``score``) does not count, so
+    it changes nothing. True when it hid boxes."""
     if entry.get("shown_counts") is None or entry.get("shown_from") is None:
         return False
-    if score is not None and score < entry["shown_from"]:
+    shown_from = entry["shown_from"]
+    if score is not None and score < shown_from:
         return False
     threshold = entry.get("threshold") if entry.get("confident") else None
-    if threshold is not None and entry["shown_from"] >= threshold:
+    if threshold is not None and shown_from >= threshold:
         return False  # only its confident boxes are drawn: the confident rule judges those
-    counts = decisions.filter(score__gte=entry["shown_from"]).aggregate(
+    counts = decisions.filter(score__gte=shown_from).aggregate(
         accepted=Count("id", filter=accepted), decided=Count("id")
     )
     estimate = live_estimate(
@@ -298,14 +303,52 @@ def _hide_if_not_worth_a_look(
     )
     if estimate["precision_lower_bound"] is None or estimate["precision_lower_bound"] >= SHOW_PRECISION:
         return False
-    BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=False, shown=True).update(shown=False)
-    withdrawn = {**estimate, "shown_from": entry["shown_from"]}
+    first = (entry.get("shown_raised") or {}).get("shown_from", shown_from)  # where the fit drew them from
+    raised = _raised_cutoff(entry, decisions, below=threshold)
+    if raised is not None:
+        cutoff, step_counts = raised
+        hidden = BoxSuggestion.objects.filter(
+            run_id=run_id, label_id=label_id, predicted=False, shown=True, score__lt=cutoff
+        )
 
-    def hide(fresh: dict) -> None:  # its confident threshold as it is now (a rejection may withdraw it)
-        fresh.update(shown_from=fresh.get("threshold") if fresh.get("confident") else None, shown_withdrawn=withdrawn)
+        def change(fresh: dict) -> None:  # unless another rejection raised it as far already
+            if fresh.get("shown_from") is not None and fresh["shown_from"] < cutoff:
+                fresh.update(
+                    shown_from=cutoff, shown_counts=step_counts, shown_raised={**estimate, "shown_from": first}
+                )
+    else:
+        hidden = BoxSuggestion.objects.filter(run_id=run_id, label_id=label_id, predicted=False, shown=True)
+        withdrawn = {**estimate, "shown_from": first}
 
-    trust_entry_update(run_id=run_id, label_id=label_id, trust_of=box_trust_of, change=hide)
+        def change(fresh: dict) -> None:  # its confident threshold as it is now (a rejection may withdraw it)
+            fresh.update(
+                shown_from=fresh.get("threshold") if fresh.get("confident") else None, shown_withdrawn=withdrawn
+            )
+
+    hidden.update(shown=False)
+    trust_entry_update(run_id=run_id, label_id=label_id, trust_of=box_trust_of, change=change)
     return True
+
+
+def _raised_cutoff(entry: dict, decisions: QuerySet, *, below: float | None) -> tuple[float, dict] | None:
+    """The lowest of the fit's "shown_steps" above the label's "shown_from" (and under its confident
+    ``below``) whose held-out counts plus the box decisions from there up (accepted or adjusted:
+    right) keep the 95 % lower bound at SHOW_PRECISION: (that cutoff, its counts), or None. One
+    query, of the decisions' scores."""
+    steps = [
+        s for s in entry.get("shown_steps") or [] if s[0] > entry["shown_from"] and (below is None or s[0] < below)
+    ]
+    if not steps:
+        return None
+    rows = list(decisions.filter(score__gte=steps[0][0]).values_list("score", "decision"))
+    scores = np.array([score for score, _ in rows], dtype=np.float64)
+    right = np.array([decision != BoxDecision.REJECTED for _, decision in rows], dtype=bool)
+    for cutoff, predictions, correct in steps:
+        at = scores >= cutoff
+        measured, good = predictions + int(at.sum()), correct + int(right[at].sum())
+        if measured and wilson_lower(good, measured) >= SHOW_PRECISION:
+            return cutoff, {"predictions": int(predictions), "correct": int(correct)}
+    return None
 
 
 def tag_trust_of(run: TrainingRun) -> dict:
@@ -429,6 +472,18 @@ def box_trust(
                 "predictions": shown.predictions,
                 "correct": round(shown.precision * shown.predictions),
             }
+            # And at the cutoffs above it, under the confident one, for decisions to raise it to.
+            steps = precision_steps(
+                correct[j],
+                scores[j],
+                start=shown.threshold,
+                stop=result.threshold,
+                decided=seen,
+                accepted=taken,
+                shown_from=drawn_from,
+            )
+            if len(steps) > 1:
+                entry["shown_steps"] = steps
         labels.append(entry)
     return thresholds, {
         "default_target": state.precision_target if state else DEFAULT_TARGET,
@@ -483,8 +538,9 @@ def _previous_box_shown(state: ProjectModelState | None) -> dict[int, float]:
     cutoffs = {}
     for entry in box_trust_of(run).get("labels", []):
         shown_from = entry.get("shown_from", BOX_SHOWN_FROM)
-        if "shown_withdrawn" in entry:  # drawn from there until decisions hid them, so judged from there
-            shown_from = entry["shown_withdrawn"]["shown_from"]
+        for moved in ("shown_withdrawn", "shown_raised"):  # drawn from there until decisions hid some
+            if moved in entry:
+                shown_from = entry[moved]["shown_from"]  # so judged from there
         floor = None if shown_from is None else max(shown_from, BOX_SHOWN_FROM)
         drawn = [c for c in (entry.get("threshold"), floor) if c is not None]
         if drawn:

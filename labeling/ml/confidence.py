@@ -79,23 +79,9 @@ def precision_threshold(
 ) -> LabelConfidence:
     """One label: (N,) truths and calibrated out-of-fold scores, plus (M,) probabilities of decided
     suggestions and whether each was accepted -> its precision-targeted threshold."""
-    y, s = np.asarray(y).astype(bool), np.asarray(scores, dtype=np.float64)
-    decided = np.zeros(0) if decided is None else np.asarray(decided, dtype=np.float64)
-    accepted = np.zeros(0, bool) if accepted is None else np.asarray(accepted).astype(bool)
-    # Candidate cutoffs: every distinct score, highest first.
-    cutoffs = np.unique(np.concatenate([s, decided]))[::-1]
+    cutoffs, n, k, above, rows = _pooled(y, scores, decided, accepted, shown_from)
     if len(cutoffs) == 0:
         return LabelConfidence(float("inf"), None, None, 0, 0.0)
-    above = len(s) - np.searchsorted(np.sort(s), cutoffs, side="left")  # rows with score >= cutoff
-    tp = _tp_at(y, s, cutoffs)
-    d_order = np.argsort(decided)
-    d_sorted, d_acc = decided[d_order], accepted[d_order]
-    d_above = len(decided) - np.searchsorted(d_sorted, cutoffs, side="left")
-    acc_cum = np.concatenate([[0], np.cumsum(d_acc[::-1])])  # accepted among the top k decisions
-    d_tp = acc_cum[d_above]
-    use = cutoffs >= shown_from
-    n = above + np.where(use, d_above, 0)
-    k = tp + np.where(use, d_tp, 0)
     bound = wilson_lower(k, n, z)
     meets = np.flatnonzero(bound >= target)
     i = int(meets[-1]) if len(meets) else int(np.argmax(bound))  # the lowest cutoff that meets it
@@ -105,8 +91,54 @@ def precision_threshold(
         lower_bound=float(bound[i]),
         precision=float(k[i] / n[i]) if n[i] else None,
         predictions=int(n[i]),
-        oof_coverage=float(above[i] / len(s)) if len(s) and confident else 0.0,
+        oof_coverage=float(above[i] / rows) if rows and confident else 0.0,
     )
+
+
+def _pooled(
+    y: np.ndarray,
+    scores: np.ndarray,
+    decided: np.ndarray | None,
+    accepted: np.ndarray | None,
+    shown_from: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Every candidate cutoff (each distinct score, highest first) with the pooled counts at it:
+    (cutoffs, predictions, correct, out-of-fold rows at or above it, out-of-fold rows)."""
+    y, s = np.asarray(y).astype(bool), np.asarray(scores, dtype=np.float64)
+    decided = np.zeros(0) if decided is None else np.asarray(decided, dtype=np.float64)
+    accepted = np.zeros(0, bool) if accepted is None else np.asarray(accepted).astype(bool)
+    cutoffs = np.unique(np.concatenate([s, decided]))[::-1]
+    above = len(s) - np.searchsorted(np.sort(s), cutoffs, side="left")  # rows with score >= cutoff
+    tp = _tp_at(y, s, cutoffs)
+    d_order = np.argsort(decided)
+    d_sorted, d_acc = decided[d_order], accepted[d_order]
+    d_above = len(decided) - np.searchsorted(d_sorted, cutoffs, side="left")
+    acc_cum = np.concatenate([[0], np.cumsum(d_acc[::-1])])  # accepted among the top k decisions
+    d_tp = acc_cum[d_above]
+    use = cutoffs >= shown_from
+    return cutoffs, above + np.where(use, d_above, 0), tp + np.where(use, d_tp, 0), above, len(s)
+
+
+def precision_steps(
+    y: np.ndarray,
+    scores: np.ndarray,
+    *,
+    start: float,
+    stop: float = float("inf"),
+    decided: np.ndarray | None = None,
+    accepted: np.ndarray | None = None,
+    shown_from: float = 0.0,
+    most: int = 48,
+) -> list[list[float]]:
+    """The pooled counts ``precision_threshold`` judged by, at the candidate cutoffs from ``start``
+    (included) up to ``stop`` (excluded), lowest first: [[cutoff, predictions, correct], ...], at
+    most ``most`` of them (evenly spread over the candidates, ``start``'s always kept). Stored with
+    a fit, they let decisions raise a cutoff between fits (``labeling.trust``) without the scores."""
+    cutoffs, n, k, _, _ = _pooled(y, scores, decided, accepted, shown_from)
+    keep = np.flatnonzero((cutoffs >= start) & (cutoffs < stop))[::-1]  # lowest cutoff first
+    if len(keep) > most:
+        keep = keep[np.unique(np.linspace(0, len(keep) - 1, most).round().astype(int))]
+    return [[float(cutoffs[i]), int(n[i]), int(k[i])] for i in keep]
 
 
 def _tp_at(y: np.ndarray, s: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:

@@ -353,6 +353,7 @@ def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(
         "threshold": 0.6,
         "shown_from": 0.45,
         "shown_withdrawn": False,
+        "shown_raised_from": None,
         "decided": 4,
         "accepted": 1,
         "adjusted": 2,
@@ -371,6 +372,12 @@ def test_it_shows_the_detectors_coco_quality_and_what_people_did_with_its_boxes(
     run.save(update_fields=["metrics"])
     hidden = client.get(f"/api/projects/{project.id}/dashboard/").json()["box_quality"]["labels"]
     assert [(r["shown_from"], r["shown_withdrawn"]) for r in hidden if r["label"] == cat.id] == [(0.6, True)]
+    # Or raised its cutoff from the fit's: the column says from where.
+    del run.metrics["trust"]["labels"][0]["shown_withdrawn"]
+    run.metrics["trust"]["labels"][0].update(shown_from=0.5, shown_raised={"measured": 13, "shown_from": 0.45})
+    run.save(update_fields=["metrics"])
+    raised = client.get(f"/api/projects/{project.id}/dashboard/").json()["box_quality"]["labels"]
+    assert [(r["shown_from"], r["shown_raised_from"]) for r in raised if r["label"] == cat.id] == [(0.5, 0.45)]
     # The run comparison has a detector row: its COCO figures and what it learnt from.
     row = next(r for r in data["runs"] if r["id"] == run.id)
     assert row["detector"] == {

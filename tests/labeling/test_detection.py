@@ -332,6 +332,12 @@ def test_a_labels_boxes_are_drawn_from_where_they_are_precise_enough_to_pay():
     # What the cutoff rests on, for the decisions to come to be added to (box_decision_noted).
     assert fair_entry["shown_counts"] == {"predictions": int(drawn.sum()), "correct": int(fair_right[drawn].sum())}
     assert "shown_counts" not in wrong_entry and "shown_counts" not in unseen
+    # And at the cutoffs above it, under the confident threshold, for decisions to raise it to.
+    steps = fair_entry["shown_steps"]
+    assert steps[0] == [fair_entry["shown_from"], *fair_entry["shown_counts"].values()] and 1 < len(steps) <= 48
+    assert [c for c, _, _ in steps] == sorted({c for c, _, _ in steps})
+    assert all(c < (fair_entry["threshold"] or np.inf) for c, _, _ in steps)
+    assert all([n, k] == [int((fair >= c).sum()), int(fair_right[fair >= c].sum())] for c, n, k in steps)
     assert wrong_entry["shown_from"] is None  # never right: never drawn
     assert unseen["shown_from"] == BOX_SHOWN_FROM  # nothing held out to judge it by: the page's floor
     assert list(shown_cutoffs(trust, 3)) == [fair_entry["shown_from"], np.inf, BOX_SHOWN_FROM]

@@ -276,6 +276,60 @@ def test_rejections_stop_drawing_a_labels_unconfident_boxes_at_once(client, team
     assert {s["id"]: s["shown"] for s in served}[drawn.id] is False
 
 
+def test_rejections_raise_a_labels_shown_from_before_they_hide_all_its_boxes(client, team, suggested):
+    """With the fit's counts at the cutoffs above "shown_from" ("shown_steps"), a rejection that pulls
+    the bound under SHOW_PRECISION raises the cutoff to the lowest one still precise enough (its
+    held-out counts plus the decisions from there up) and hides only the boxes under it; with none
+    left under the confident threshold, all the label's unconfident boxes go."""
+    from labeling.ml.confidence import wilson_lower
+    from labeling.trust import SHOW_PRECISION, _previous_box_shown
+
+    image, rows = suggested
+    run = rows[0].run
+    assert wilson_lower(8, 13) < SHOW_PRECISION <= wilson_lower(7, 10)  # step 1
+    assert wilson_lower(7, 11) < SHOW_PRECISION <= wilson_lower(7, 9)  # steps 2 and 3
+    dog = {"label_id": team.dog.id, "target": 0.9, "confident": True, "threshold": 0.7, "predictions": 30}
+    dog.update(correct=30, shown_from=0.32, shown_counts={"predictions": 12, "correct": 8})
+    # 0.75 is above the confident threshold: never a cutoff to raise to (those boxes are drawn anyway).
+    dog["shown_steps"] = [[0.32, 12, 8], [0.36, 10, 7], [0.42, 9, 7], [0.75, 4, 4]]
+    run.metrics = {"trust": {"labels": [dog]}}
+    run.save(update_fields=["metrics"])
+
+    def box(score):
+        return BoxSuggestion.objects.create(
+            run=run, image_id=team.ids[1], label=team.dog, x=score * 100, y=5, w=9, h=9, score=score, predicted=False
+        ).id
+
+    first, low, quarter, mid, high, top = (box(s) for s in (0.33, 0.34, 0.38, 0.4, 0.55, 0.6))
+
+    def shown():
+        return set(BoxSuggestion.objects.filter(label=team.dog, shown=True).values_list("id", flat=True))
+
+    def entry():
+        run.refresh_from_db()
+        return run.metrics["trust"]["labels"][0]
+
+    # 1. 8 of 13 at 0.32: raised to 0.36 (7 of 10, no decision from there up); 0.33 and 0.34 hidden.
+    _post(client, team.annotator, team.ids[1], first, "reject")
+    assert shown() == {rows[1].id, quarter, mid, high, top}
+    assert (entry()["shown_from"], entry()["shown_counts"]) == (0.36, {"predictions": 10, "correct": 7})
+    assert entry()["shown_raised"]["shown_from"] == 0.32 and entry()["shown_raised"]["measured"] == 13
+    # 2. 7 of 11 at 0.36 (the rejected 0.4 counts there): raised to 0.42, where it does not count.
+    _post(client, team.annotator, team.ids[1], mid, "reject")
+    assert shown() == {rows[1].id, high, top}
+    assert entry()["shown_from"] == 0.42 and entry()["shown_raised"]["shown_from"] == 0.32
+    # A rejection at 0.55: 7 of 10 at 0.42, still precise enough (a decided box keeps its flag).
+    _post(client, team.annotator, team.ids[1], high, "reject")
+    assert shown() == {rows[1].id, high, top} and entry()["shown_from"] == 0.42
+    # 3. 7 of 11 at 0.42, and no cutoff above it under 0.7: all the unconfident ones go.
+    _post(client, team.annotator, team.ids[1], top, "reject")
+    assert shown() == {rows[1].id}
+    assert entry()["shown_from"] == 0.7 and entry()["shown_withdrawn"]["shown_from"] == 0.32
+    # The next fit pools the decisions from where the fit drew the boxes.
+    state = ProjectModelState.objects.select_related("detector_run").get(project=team.project)
+    assert _previous_box_shown(state)[team.dog.id] == 0.32
+
+
 def test_decisions_on_an_imports_boxes_judge_its_box_trust_not_its_tag_trust(client, team, suggested):
     """An external import keeps its boxes' trust under "boxes" (its "trust" judges its tags): a
     rejected imported box withdraws the box entry and leaves the tag entry alone."""

@@ -560,6 +560,8 @@ def box_quality(*, project_id: int, detector_run_id: int | None, labels: list[di
                 "shown_from": entry.get("shown_from", BOX_SHOWN_FROM) if entry else None,
                 # The rejections since the fit hid its boxes that are not confident (labeling.trust).
                 "shown_withdrawn": "shown_withdrawn" in entry,
+                # They raised its "shown_from" from this (the fit's) cutoff instead; None: not raised.
+                "shown_raised_from": (entry.get("shown_raised") or {}).get("shown_from"),
                 "decided": n,
                 **{d: decided.get(d, 0) for d in BoxDecision.values},
                 **{f"{d}_rate": round(decided.get(d, 0) / n, 4) if n else None for d in BoxDecision.values},

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from labeling.ml.confidence import label_lift, near_chance, precision_threshold, still_learning, wilson_lower
+from labeling.ml.confidence import label_lift, near_chance, precision_steps, precision_threshold, still_learning
+from labeling.ml.confidence import wilson_lower
 
 
 def _wilson_reference(k, n, z=1.6448536):
@@ -58,6 +59,21 @@ def test_decisions_count_as_measurements_above_where_they_were_shown():
     rejected = precision_threshold(y, s, 0.5, decided=np.full(30, 0.8), accepted=np.zeros(30, bool), shown_from=0.65)
     assert rejected.confident and rejected.threshold < 0.65
     assert rejected.predictions == int((s >= rejected.threshold).sum())
+
+
+def test_the_steps_are_the_pooled_counts_the_threshold_is_judged_by_at_each_cutoff():
+    y, s = np.array([1, 1, 0, 1, 0, 0], bool), np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    decided, accepted = np.array([0.85, 0.55]), np.array([False, True])
+    steps = precision_steps(y, s, start=0.5, stop=0.9, decided=decided, accepted=accepted, shown_from=0.6)
+    # Every distinct score (held out or decided) from 0.5 up, under 0.9; decisions only from 0.6 up.
+    assert steps == [[0.5, 5, 3], [0.55, 4, 3], [0.6, 5, 3], [0.7, 4, 2], [0.8, 3, 2], [0.85, 2, 1]]
+    # The threshold's own counts are the step at it.
+    t = precision_threshold(y, s, 0.3, decided=decided, accepted=accepted, shown_from=0.6)
+    assert t.confident and [t.threshold, t.predictions, round(t.precision * t.predictions)] in steps
+    # At most ``most``, spread over the candidates, the lowest (start) kept.
+    many = np.linspace(0.01, 0.99, 500)
+    few = precision_steps(many > 0.5, many, start=0.2, most=10)
+    assert len(few) == 10 and few[0][0] == pytest.approx(many[many >= 0.2][0]) and few[-1][0] == many[-1]
 
 
 def test_near_chance_is_a_lift_below_a_fifth_and_the_model_abstains_then():

@@ -192,7 +192,8 @@ function drawBoxQuality() {
   document.getElementById("box-quality").replaceChildren(...q.labels.map((r) => row([
     labelName(r.label), fmt(r.ap50), fmt(r.map), r.confident ? `yes (from ${fmt(r.threshold, 2)})` : "no",
     (!q.detector_run ? "–" : r.shown_from == null ? (r.confident ? "confident only" : "never")
-      : fmt(Math.max(r.shown_from, 0.3), 2)) + (r.shown_withdrawn ? " (rejections hid the rest)" : ""),
+      : fmt(Math.max(r.shown_from, 0.3), 2)) + (r.shown_withdrawn ? " (rejections hid the rest)"
+      : r.shown_raised_from != null ? ` (rejections raised it from ${fmt(Math.max(r.shown_raised_from, 0.3), 2)})` : ""),
     String(r.decided), percent(r.accepted_rate), percent(r.adjusted_rate), percent(r.rejected_rate)])));
   const shown = q.decided ? ` Of ${q.decided} decided boxes: ${percent(q.accepted_rate)} accepted, `
     + `${percent(q.adjusted_rate)} adjusted, ${percent(q.rejected_rate)} rejected.` : "";
