@@ -37,7 +37,7 @@ import torch
 
 from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch, write_result
 from labeling.ml.augment import normalize, to_float
-from labeling.ml.backbone import ModelConfig, resnet18_backbone
+from labeling.ml.backbone import RESNET18_WIDTH, ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
 from labeling.ml.metrics import evaluate
@@ -103,10 +103,10 @@ def train_supervised(
     augmentations, one-cycle AdamW), for ``epochs`` or ``budget_s``, whichever ends first.
     ``init``: start from a copy of this backbone (fine-tuning) instead of random weights."""
     torch.manual_seed(seed)
-    backbone = resnet18_backbone(small_stem=model.uses_small_stem).to(device)
+    backbone = resnet18_backbone(small_stem=model.uses_small_stem, width=model.width).to(device)
     if init is not None:
         backbone.load_state_dict(init.state_dict())
-    head = torch.nn.Linear(512, labels.shape[1]).to(device)
+    head = torch.nn.Linear(model.feature_dim, labels.shape[1]).to(device)
     opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=lr, weight_decay=5e-4)
     x_all = torch.from_numpy(images).to(device)
     y_all = torch.from_numpy(labels).float().to(device)
@@ -193,6 +193,7 @@ def main() -> None:
         resolution=args.resolution or preset["resolution"],
         small_stem=preset["small_stem"] if args.stem is None else args.stem == "small",
         projector=tuple(preset["projector"]),
+        width=args.width or preset.get("width", RESNET18_WIDTH),
     )
     budget = args.budget if args.budget is not None else preset["time_budget_s"]
     config = PretrainConfig(
@@ -366,6 +367,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--test", type=int, default=500)
     p.add_argument("--resolution", type=int)
     p.add_argument("--stem", choices=["small", "standard"])
+    p.add_argument("--width", type=int, help="the backbone's first-stage channels (ResNet-18's own: 64)")
     p.add_argument("--epochs", type=int, help="the cap (with a budget) or the length (--budget 0)")
     p.add_argument("--batch", type=int)
     p.add_argument("--colour", choices=sorted(COLOUR_STRENGTHS), help="colour distortion (default: the preset's)")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from labeling.ml.augment import normalize, to_float
-from labeling.ml.backbone import FEATURE_DIM
+from labeling.ml.backbone import FEATURE_DIM, stage_widths
 from labeling.ml.cache import ImageCache
 
 
@@ -22,8 +22,12 @@ from labeling.ml.cache import ImageCache
 MULTI_LAYER_DIM = 128 + 256 + 512
 
 
-def feature_dim(*, multi_layer: bool) -> int:
-    return MULTI_LAYER_DIM if multi_layer else FEATURE_DIM
+def feature_dim(*, multi_layer: bool, backbone: nn.Module | None = None) -> int:
+    """The features' width: ResNet-18's (512, 896 multi-layer), or ``backbone``'s own."""
+    if backbone is None:
+        return MULTI_LAYER_DIM if multi_layer else FEATURE_DIM
+    widths = stage_widths(backbone)
+    return sum(widths[1:]) if multi_layer else widths[-1]
 
 
 def backbone_features(backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool = False) -> torch.Tensor:
@@ -62,7 +66,7 @@ def embed_images(
     was_training = backbone.training
     backbone.eval().to(device)
     cuda = device.type == "cuda"
-    out = np.empty((len(images), feature_dim(multi_layer=multi_layer)), dtype=np.float16)
+    out = np.empty((len(images), feature_dim(multi_layer=multi_layer, backbone=backbone)), dtype=np.float16)
     try:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
