@@ -59,7 +59,7 @@ def resnet18_backbone(*, small_stem: bool, width: int = RESNET18_WIDTH) -> nn.Mo
     return net
 
 
-class _ScaledResNet18(torchvision.models.ResNet):
+class _ScaledResNet18(torchvision.models.ResNet):  # type: ignore[misc]  # torchvision is untyped here
     """torchvision's ResNet-18 (its blocks, layer names and initialisation) with ``width`` channels
     in the first stage instead of 64: its constructor fixes 64, so this one builds the stages itself."""
 
