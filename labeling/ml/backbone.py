@@ -92,7 +92,7 @@ class _ScaledResNet18(torchvision.models.ResNet):  # type: ignore[misc]  # torch
 def stage_widths(backbone: nn.Module) -> tuple[int, int, int, int]:
     """The channels of a ResNet-18 backbone's four stages (64, 128, 256, 512 at its own width)."""
     net: Any = backbone
-    return tuple(int(getattr(net, f"layer{i}")[-1].bn2.num_features) for i in range(1, 5))  # type: ignore[return-value]
+    return tuple(int(getattr(net, f"layer{i}")[-1].conv2.out_channels) for i in range(1, 5))  # type: ignore[return-value]
 
 
 class Projector(nn.Module):

@@ -36,7 +36,7 @@ from torchvision.ops import FrozenBatchNorm2d, box_iou
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from labeling.ml.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float
-from labeling.ml.backbone import resnet18_backbone
+from labeling.ml.backbone import resnet18_backbone, stage_widths
 from labeling.ml.pace import Pace
 
 CHECKPOINT_VERSION = 1
@@ -231,7 +231,7 @@ def build_detector(config: DetectorConfig, backbone: nn.Module | None = None) ->
     body = BackboneWithFPN(
         net,
         return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
-        in_channels_list=[128, 256, 512],
+        in_channels_list=list(stage_widths(net)[1:]),  # 128, 256, 512 at ResNet-18's own width
         out_channels=c,
         extra_blocks=LastLevelP6P7(c, c),
     )

@@ -44,6 +44,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         # On two threads at equal time it won two demo seeds (recipe_variants_*.json): not the
         # worker's default on 2 cores, and no clutter figure.
         "batch_size": 64,
+        # ResNet-18 at its own width. A quarter of it through the small stem (ModelConfig.width 16:
+        # 32 x 32 maps in the first block at the same cost) scored 0.385 / 0.396 frozen at 200 labels
+        # against 0.407 for this preset, and 0.463 / 0.441 fine-tuned on the labels against 0.421 (two
+        # seeds, demo scenes; clutter at chance; bench/results/label_efficiency_cpu_*_w16small_*.json).
+        # The app's probe is frozen, so not adopted: see the README's table.
         "projector": [512, 512, 512],
         "warmup_epochs": 2,
         "crop_min": 0.5,

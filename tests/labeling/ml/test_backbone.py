@@ -34,3 +34,24 @@ def test_it_loads_the_backbone_from_a_model_state_dict():
     assert not backbone.training
     for name, value in backbone.state_dict().items():
         assert torch.equal(value, model.backbone.state_dict()[name])
+
+
+def test_a_narrower_resnet18_scales_every_stage_and_keeps_torchvisions_layout():
+    from labeling.ml.backbone import stage_widths
+    from labeling.ml.embed import embed_images
+
+    config = ModelConfig(resolution=16, small_stem=True, projector=(8, 8), width=16)
+    model = BarlowTwins(config)
+    net = model.backbone.eval()
+    assert stage_widths(net) == (16, 32, 64, 128) and config.feature_dim == 128
+    assert stage_widths(resnet18_backbone(small_stem=False)) == (64, 128, 256, 512)
+    assert net.conv1.out_channels == 16 and net.conv1.stride == (1, 1)  # the small stem, at its width
+    assert net(torch.randn(2, 3, 16, 16)).shape == (2, 128)
+    assert all((block.bn2.weight == 0).all() for block in net.layer2)  # residuals start as the identity
+    assert torch.isfinite(model(torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)))
+    # The same names as ResNet-18's: a checkpoint loads, and the features have the stages' widths.
+    loaded = load_backbone(model.state_dict(), config)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in loaded.state_dict().items())
+    images = torch.randint(0, 255, (3, 16, 16, 3), dtype=torch.uint8).numpy()
+    assert embed_images(loaded, images).shape == (3, 128)
+    assert embed_images(loaded, images, multi_layer=True).shape == (3, 32 + 64 + 128)

@@ -122,6 +122,16 @@ def test_the_backbone_starts_from_barlow_twins_and_stays_frozen():
     assert not any(p.requires_grad for p in unfrozen.layer2.parameters())
 
 
+def test_a_narrower_barlow_twins_backbone_carries_a_detector_too():
+    model_config = ModelConfig(resolution=32, small_stem=True, projector=(16, 16), width=16)
+    backbone = load_backbone(BarlowTwins(model_config).state_dict(), model_config)
+    images, boxes, labels = _scenes(2)
+    result = train_detector(_tiny(steps=3, small_stem=True), images, boxes, labels, backbone=backbone)
+    assert result.steps_done == 3 and all(np.isfinite(result.losses))
+    found = predict(result.model, images, _tiny(small_stem=True))
+    assert len(found) == 2 and all(f.boxes.shape == (len(f.scores), 4) for f in found)
+
+
 def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
     images, boxes, labels = _scenes(2)
     config = _tiny(steps=6)
