@@ -7,6 +7,12 @@
   Figure: the share of the flipped images in the top 10 % (target >= 0.6), over three flips, with
   the features of a Barlow Twins backbone pretrained here for --budget seconds (the CPU preset at
   32 px) and, for scale, of a random-init backbone.
+- mistakes_finetuned: the same flipped labels ranked by other out-of-fold scores than the app's
+  probe: a backbone pretrained for --budget seconds (``--width`` / ``--stem``: a quarter-width
+  ResNet-18 through the small stem by default, the CPU recipe that fine-tunes best), fine-tuned on
+  the flipped labels of 4 folds and scoring the fifth (BCE head, bench.label_efficiency's recipe,
+  ``--finetune-epochs``), for ``--flips`` flips. A measurement of what better scores would buy the
+  ranking, not the app's path.
 - duplicates: 400 distinct scenes plus, for 100 of them, a planted copy: a crop (80-95 %), a JPEG
   re-encode (quality 50) or a small colour shift; on the demo scenes and on the clutter family
   (annotator/demo/clutter.py, a backbone pretrained on its own scenes). Two rules: pairs at or above
@@ -50,14 +56,17 @@ def _features(backbone, images: np.ndarray) -> np.ndarray:
     return embed_images(backbone, images, device="cpu", **feature_options(PRESETS["cpu"]))
 
 
-def _pretrained(images: np.ndarray, budget: float):
+def _pretrained(images: np.ndarray, budget: float, *, width: int = 64, small_stem: bool = False):
     from labeling.ml.backbone import ModelConfig
     from labeling.ml.presets import PRESETS
     from labeling.ml.train import PretrainConfig, Runtime, build_model, pretrain
 
     preset = PRESETS["cpu"]
+    model = ModelConfig(
+        resolution=preset["resolution"], small_stem=small_stem, projector=tuple(preset["projector"]), width=width
+    )
     config = PretrainConfig(
-        model=ModelConfig(resolution=preset["resolution"], small_stem=False, projector=tuple(preset["projector"])),
+        model=model,
         epochs=preset["epochs"],
         batch_size=preset["batch_size"],
         warmup_epochs=preset["warmup_epochs"],
@@ -70,6 +79,7 @@ def _pretrained(images: np.ndarray, budget: float):
     start = time.perf_counter()
     run = pretrain(config, images, Runtime(device="cpu", log_every=10**9, progress_every_s=60))
     info = {"seconds": round(time.perf_counter() - start, 1), "steps": len(run.loss_history), "status": run.status}
+    info["model"] = {"width": width, "small_stem": small_stem}
     return run.model.backbone, build_model(config).backbone, info
 
 
@@ -133,6 +143,50 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
             **{r: {"flipped_in_top_10pct": v, "mean": round(float(np.mean(v)), 3)} for r, v in shares.items()},
         }
         print(f"mistakes, {name}: oof mAP {maps}; flipped images in the top 10 %: {out[name]}", flush=True)
+    return out
+
+
+def mistakes_finetuned(
+    backbone, model, images: np.ndarray, labels: np.ndarray, *, flips: int, epochs: int, folds: int = 5
+) -> dict:
+    """The flipped images' share in the top 10 % when the out-of-fold scores come from ``backbone``
+    fine-tuned on the other folds' (flipped) labels instead of a probe on frozen features."""
+    from bench.label_efficiency import head_scores, train_supervised
+    from labeling.ml.curation import likely_mistakes
+    from labeling.ml.metrics import average_precision, rank
+
+    n, top = len(labels), len(labels) // 10
+    out: dict = {"folds": folds, "epochs": epochs, "flips": []}
+    for flip in range(flips):
+        rng = np.random.default_rng((SEED, flip))  # the same flips as mistakes()
+        flipped = rng.choice(n, n // 20, replace=False)
+        y = labels.astype(np.float32).copy()
+        columns = rng.integers(0, y.shape[1], len(flipped))
+        y[flipped, columns] = 1 - y[flipped, columns]
+        fold_of = np.random.default_rng((SEED, flip, 1)).permutation(n) % folds
+        oof = np.zeros(y.shape, np.float32)
+        t = time.perf_counter()
+        for k in range(folds):
+            train, held = fold_of != k, fold_of == k
+            net, head, _ = train_supervised(
+                model,
+                images[train],
+                y[train].astype(bool),
+                epochs=epochs,
+                budget_s=1e9,
+                lr=1e-3,
+                device="cpu",
+                init=backbone,
+            )
+            oof[held] = head_scores(net, head, images[held], "cpu")
+        ranked = np.argsort(-likely_mistakes(y, oof).score, kind="stable")
+        share = float(np.isin(flipped, ranked[:top]).mean())
+        oof_map = float(np.nanmean(average_precision(rank(labels, oof))))
+        out["flips"].append(
+            {"flipped_in_top_10pct": share, "oof_map": round(oof_map, 3), "seconds": round(time.perf_counter() - t)}
+        )
+        print(f"mistakes, fine-tuned out-of-fold scores, flip {flip}: {out['flips'][-1]}", flush=True)
+    out["mean"] = round(float(np.mean([f["flipped_in_top_10pct"] for f in out["flips"]])), 3)
     return out
 
 
@@ -505,9 +559,29 @@ def main() -> None:
     p.add_argument("--duplicate-sizes", type=int, nargs="+", default=[10_000, 50_000], help="duplicates_speed")
     p.add_argument("--families", nargs="+", default=["demo", "clutter"], help="duplicates: the scene families")
     p.add_argument("--ann", action="store_true", help="latency: the approximate index too")
+    p.add_argument("--width", type=int, default=16, help="mistakes_finetuned: the backbone's first-stage channels")
+    p.add_argument("--stem", choices=["small", "standard"], default="small", help="mistakes_finetuned")
+    p.add_argument("--flips", type=int, default=1, help="mistakes_finetuned")
+    p.add_argument("--finetune-epochs", type=int, default=30, help="mistakes_finetuned")
     args = p.parse_args()
     load_start = os.getloadavg()
     figures: dict = {"parts": args.parts}
+    if "mistakes_finetuned" in args.parts:
+        from labeling.ml.backbone import ModelConfig
+
+        scenes = _scenes(0, args.images)
+        images, labels = _square([s for s, _ in scenes]), np.array([y for _, y in scenes])
+        pool = _square([s for s, _ in _scenes(args.images, 1000)])
+        small = args.stem == "small"
+        trained, _, info = _pretrained(np.concatenate([images, pool]), args.budget, width=args.width, small_stem=small)
+        print(f"pretraining for the fine-tuned scores: {info}", flush=True)
+        model = ModelConfig(resolution=images.shape[1], small_stem=small, width=args.width)
+        figures["mistakes_finetuned"] = {
+            "pretraining": {**info, "budget_s": args.budget},
+            "images": args.images,
+            "flipped": args.images // 20,
+            **mistakes_finetuned(trained, model, images, labels, flips=args.flips, epochs=args.finetune_epochs),
+        }
     if {"mistakes", "duplicates"} & set(args.parts):
         t = time.perf_counter()
         scenes = _scenes(0, args.images)
