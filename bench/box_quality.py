@@ -55,12 +55,19 @@ def family():
     return _family(FAMILY)
 
 
+def _options() -> dict:
+    """``FAMILY``'s keyword arguments for its render_scene (clutter_large: the objects' sizes)."""
+    from bench.label_efficiency import FAMILIES
+
+    return FAMILIES[FAMILY][2]
+
+
 def scenes(start: int, n: int):
     module = family()
     LABELS, render_scene = module.LABELS, module.render_scene
     images, boxes, labels = [], [], []
     for k in range(n):
-        scene = render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX))
+        scene = render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX), **_options())
         images.append(np.asarray(scene.image.convert("RGB"), dtype=np.uint8))
         boxes.append(np.array([o.box for o in scene.objects], np.float32).reshape(-1, 4))
         labels.append(np.array([LABELS.index(o.label) for o in scene.objects], np.int64))
@@ -126,7 +133,7 @@ def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:
     start = (args.labeled or args.sizes[-1]) + args.test  # after the labeled and the held-out scenes
     pool = np.stack(
         [
-            decode_square(render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX)).image, r)
+            decode_square(render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX), **_options()).image, r)
             for k in range(args.pool)
         ]
     )
@@ -246,7 +253,9 @@ def _runtime(args):
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--family", choices=("demo", "clutter"), default="demo", help="the scene generator")
+    p.add_argument(
+        "--family", choices=("demo", "clutter", "clutter_large_solid"), default="demo", help="the scene generator"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200])
     p.add_argument("--test", type=int, default=100, help="held-out scenes scored")

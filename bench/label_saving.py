@@ -100,7 +100,9 @@ def curves(x, y, x_test, y_test, *, batch: int, most: int, seeds: int) -> dict:
 def main() -> None:
     load_start = os.getloadavg()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--families", nargs="+", default=["demo", "clutter"], choices=["demo", "clutter"])
+    p.add_argument(
+        "--families", nargs="+", default=["demo", "clutter"], choices=["demo", "clutter", "clutter_large_solid"]
+    )
     p.add_argument("--budget", type=float, default=300.0, help="pretraining seconds per family (CPU preset)")
     p.add_argument("--pool", type=int, default=3000)
     p.add_argument("--test", type=int, default=1000)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bench._util import machine_load, write_result
-from bench.label_efficiency import FAMILIES, head_scores, render, train_supervised
+from bench.label_efficiency import FAMILIES, _family, head_scores, render, train_supervised
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.metrics import evaluate
 
@@ -51,6 +51,7 @@ def main() -> None:
         row = {
             "map": round(float(result.map), 4),
             "chance_map": round(float(y_test.mean()), 4),  # a constant score's AP is the prevalence
+            "ap": {name: None if a is None else round(a, 3) for name, a in zip(_family(family).LABELS, result.ap)},
             "epochs": info["epochs"],
             "seconds": round(time.perf_counter() - t, 1),
         }

@@ -27,7 +27,15 @@ from annotator.demo.scenes import Scene
 LABELS: tuple[str, ...] = ("house", "tree", "car", "person", "flag", "bottle", "key", "lamp")
 LABEL_WEIGHTS: tuple[float, ...] = (0.18, 0.17, 0.15, 0.13, 0.12, 0.10, 0.08, 0.07)
 VISIBLE_MIN = 0.4  # share of an object's own pixels that must stay visible for its label to count
+STAND_OUT = 70.0  # with stand_out: the luminance gap between a part and the background (the demo's margin)
 SEED_OFFSET = 7919  # so scene (seed, i) here never shares a random stream with scenes.py's
+# An object's side as a share of the image's short side: small or large, half and half.
+SIZES: tuple[tuple[float, float], tuple[float, float]] = ((0.10, 0.2), (0.2, 0.45))
+# The same family with objects as large as the demo's (whose shapes span 0.36-0.76 of the side):
+# at the CPU preset's 32 px, SIZES leaves a small object 3-6 pixels, its thin parts under one, and a
+# supervised oracle on 4,000 labels stayed at chance (bench/results/learnability_cpu.json). Chosen
+# from the demo's sizes before any recipe ran on it, and checked with that oracle first.
+LARGE: tuple[tuple[float, float], tuple[float, float]] = ((0.2, 0.35), (0.35, 0.7))
 
 
 @dataclass(frozen=True)
@@ -45,21 +53,38 @@ class ClutterScene(Scene):
     hidden: tuple[ClutterObject, ...] = ()  # drawn, but covered too much to count (box: what is left, if any)
 
 
-def generate(n: int, *, seed: int = 0, size: tuple[int, int] = (256, 256), start: int = 0) -> Iterator[ClutterScene]:
+def generate(
+    n: int, *, seed: int = 0, size: tuple[int, int] = (256, 256), start: int = 0, **options
+) -> Iterator[ClutterScene]:
     for index in range(start, start + n):
-        yield render_scene(index, seed=seed, size=size)
+        yield render_scene(index, seed=seed, size=size, **options)
 
 
-def render_scene(index: int, *, seed: int = 0, size: tuple[int, int] = (256, 256)) -> ClutterScene:
+def render_scene(
+    index: int,
+    *,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 256),
+    sizes=SIZES,
+    contrast: float = 1.0,
+    stand_out: bool = False,
+    one_colour: bool = False,
+) -> ClutterScene:
+    """Scene ``index`` of ``seed``; ``sizes``: the (small, large) ranges of an object's side;
+    ``contrast``: the background's swings around its own mean colour, as a share of the drawn ones;
+    ``stand_out``: the objects' parts are coloured away from the background's mean luminance (by
+    STAND_OUT), as the demo's shapes are; distractors and occluders stay any colour; ``one_colour``:
+    all of an object's parts share one colour."""
     rng = np.random.default_rng((seed + SEED_OFFSET, index))
     width, height = size
-    canvas = _background(rng, width, height).convert("RGBA")
+    canvas = _background(rng, width, height, contrast).convert("RGBA")
+    mean = np.asarray(canvas, np.float32)[..., :3].mean(axis=(0, 1)) if stand_out else None
     covered: list[np.ndarray] = []  # masks drawn so far, one per object, in drawing order
     labels: list[str] = []
     layers = []
     for _ in range(int(rng.integers(1, 5))):
         label = LABELS[int(rng.choice(len(LABELS), p=LABEL_WEIGHTS))]
-        layers.append(("object", label, _object_layer(rng, label, width, height)))
+        layers.append(("object", label, _object_layer(rng, label, width, height, sizes, mean, one_colour)))
     for _ in range(int(rng.integers(1, 4))):  # shapes that are in no label
         layers.append(("distractor", "", _distractor_layer(rng, width, height)))
     order = rng.permutation(len(layers))  # distractors may lie under or over the objects
@@ -116,7 +141,7 @@ def _value_noise(rng: np.random.Generator, width: int, height: int, octaves: int
     return out / total
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+def _background(rng: np.random.Generator, width: int, height: int, contrast: float = 1.0) -> Image.Image:
     kind = int(rng.integers(0, 3))
     c1, c2 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     if kind == 0:  # coloured noise, like foliage, gravel or clouds
@@ -138,48 +163,79 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
             t = ((xx // period + yy // period) % 2).astype(np.float32)
         t = (0.7 * t + 0.3 * _value_noise(rng, width, height, 3))[..., None]
     pixels = c1 * (1 - t) + c2 * t
+    if contrast != 1.0:
+        mean = pixels.mean(axis=(0, 1))
+        pixels = mean + contrast * (pixels - mean)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 # ---- objects: composites of parts, any colour, any size ----
 
 
-def _colour(rng: np.random.Generator) -> tuple[int, int, int, int]:
-    return (*(int(v) for v in rng.integers(0, 256, 3)), 255)
+def _luminance(rgb) -> float:
+    r, g, b = (float(v) for v in rgb[:3])
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
-def _object_layer(rng: np.random.Generator, label: str, width: int, height: int) -> Image.Image:
+def _colour(rng: np.random.Generator, background: float | None = None) -> tuple[int, int, int, int]:
+    """Any colour; with ``background`` (a luminance), one whose luminance differs from it by at
+    least STAND_OUT (up to 32 draws, then the last one)."""
+    colour = rng.integers(0, 256, 3)
+    for _ in range(31 if background is not None else 0):
+        if abs(_luminance(colour) - background) >= STAND_OUT:
+            break
+        colour = rng.integers(0, 256, 3)
+    return (*(int(v) for v in colour), 255)
+
+
+def _object_layer(
+    rng: np.random.Generator,
+    label: str,
+    width: int,
+    height: int,
+    sizes=SIZES,
+    stand_out: np.ndarray | None = None,
+    one_colour: bool = False,
+) -> Image.Image:
+    """``stand_out``: the background's mean colour, which the parts' luminance keeps away from;
+    ``one_colour``: every part of the object in the same colour (a silhouette)."""
     side = min(width, height)
-    s = side * float(rng.choice([rng.uniform(0.10, 0.2), rng.uniform(0.2, 0.45)]))  # small or large
+    (a, b), (c, d) = sizes
+    s = side * float(rng.choice([rng.uniform(a, b), rng.uniform(c, d)]))  # small or large
     cx, cy = rng.uniform(s / 2, width - s / 2), rng.uniform(s / 2, height - s / 2)
     layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    DRAWERS[label](draw, rng, cx, cy, s)
+    background = None if stand_out is None else float(_luminance(stand_out))
+    if one_colour:
+        single = _colour(rng, background)
+        DRAWERS[label](draw, rng, cx, cy, s, lambda: single)
+    else:
+        DRAWERS[label](draw, rng, cx, cy, s, lambda: _colour(rng, background))
     angle = float(rng.uniform(-25, 25))
     return layer.rotate(angle, resample=Image.NEAREST, center=(cx, cy))
 
 
-def _house(d, rng, cx, cy, s):
-    body, roof = _colour(rng), _colour(rng)
+def _house(d, rng, cx, cy, s, colour):
+    body, roof = colour(), colour()
     w, h = s * rng.uniform(0.6, 0.9), s * rng.uniform(0.4, 0.55)
     d.rectangle([cx - w / 2, cy, cx + w / 2, cy + h], fill=body)
     d.polygon(
         [(cx - w / 2 - s * 0.06, cy), (cx + w / 2 + s * 0.06, cy), (cx, cy - s * rng.uniform(0.3, 0.45))], fill=roof
     )
-    d.rectangle([cx - s * 0.07, cy + h * 0.45, cx + s * 0.07, cy + h], fill=_colour(rng))  # door
+    d.rectangle([cx - s * 0.07, cy + h * 0.45, cx + s * 0.07, cy + h], fill=colour())  # door
 
 
-def _tree(d, rng, cx, cy, s):
-    d.rectangle([cx - s * 0.07, cy, cx + s * 0.07, cy + s * 0.5], fill=_colour(rng))
-    crown = _colour(rng)
+def _tree(d, rng, cx, cy, s, colour):
+    d.rectangle([cx - s * 0.07, cy, cx + s * 0.07, cy + s * 0.5], fill=colour())
+    crown = colour()
     for _ in range(int(rng.integers(3, 6))):
         r = s * rng.uniform(0.15, 0.25)
         x, y = cx + rng.uniform(-0.2, 0.2) * s, cy - s * 0.15 + rng.uniform(-0.2, 0.1) * s
         d.ellipse([x - r, y - r, x + r, y + r], fill=crown)
 
 
-def _car(d, rng, cx, cy, s):
-    body = _colour(rng)
+def _car(d, rng, cx, cy, s, colour):
+    body = colour()
     w, h = s, s * 0.28
     d.rounded_rectangle([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], radius=h * 0.3, fill=body)
     d.polygon(
@@ -191,13 +247,13 @@ def _car(d, rng, cx, cy, s):
         ],
         fill=body,
     )
-    wheel, r = _colour(rng), s * 0.12
+    wheel, r = colour(), s * 0.12
     for x in (cx - w * 0.3, cx + w * 0.3):
         d.ellipse([x - r, cy + h / 2 - r, x + r, cy + h / 2 + r], fill=wheel)
 
 
-def _person(d, rng, cx, cy, s):
-    c = _colour(rng)
+def _person(d, rng, cx, cy, s, colour):
+    c = colour()
     r, t = s * 0.12, max(2, int(s * 0.09))
     d.ellipse([cx - r, cy - s * 0.5, cx + r, cy - s * 0.5 + 2 * r], fill=c)
     neck, hip = cy - s * 0.5 + 2 * r, cy + s * 0.1
@@ -207,22 +263,22 @@ def _person(d, rng, cx, cy, s):
     d.line([(cx, hip), (cx + s * 0.18, cy + s * 0.5)], fill=c, width=t)
 
 
-def _flag(d, rng, cx, cy, s):
+def _flag(d, rng, cx, cy, s, colour):
     x0 = cx - s * 0.3
-    d.line([(x0, cy - s * 0.5), (x0, cy + s * 0.5)], fill=_colour(rng), width=max(2, int(s * 0.05)))
+    d.line([(x0, cy - s * 0.5), (x0, cy + s * 0.5)], fill=colour(), width=max(2, int(s * 0.05)))
     wave = [(x0 + s * 0.6 * k / 8, cy - s * 0.5 + s * 0.05 * math.sin(k)) for k in range(9)]
-    d.polygon(wave + [(x, y + s * 0.35) for x, y in reversed(wave)], fill=_colour(rng))
+    d.polygon(wave + [(x, y + s * 0.35) for x, y in reversed(wave)], fill=colour())
 
 
-def _bottle(d, rng, cx, cy, s):
-    c = _colour(rng)
+def _bottle(d, rng, cx, cy, s, colour):
+    c = colour()
     d.rounded_rectangle([cx - s * 0.16, cy - s * 0.15, cx + s * 0.16, cy + s * 0.5], radius=s * 0.06, fill=c)
     d.rectangle([cx - s * 0.06, cy - s * 0.45, cx + s * 0.06, cy - s * 0.15], fill=c)
-    d.rectangle([cx - s * 0.08, cy - s * 0.5, cx + s * 0.08, cy - s * 0.42], fill=_colour(rng))  # cap
+    d.rectangle([cx - s * 0.08, cy - s * 0.5, cx + s * 0.08, cy - s * 0.42], fill=colour())  # cap
 
 
-def _key(d, rng, cx, cy, s):
-    c, t = _colour(rng), max(2, int(s * 0.07))
+def _key(d, rng, cx, cy, s, colour):
+    c, t = colour(), max(2, int(s * 0.07))
     r = s * 0.18
     d.ellipse([cx - s * 0.5, cy - r, cx - s * 0.5 + 2 * r, cy + r], outline=c, width=t)
     d.line([(cx - s * 0.5 + 2 * r, cy), (cx + s * 0.5, cy)], fill=c, width=t)
@@ -231,7 +287,7 @@ def _key(d, rng, cx, cy, s):
         d.line([(x, cy), (x, cy + s * 0.15)], fill=c, width=t)
 
 
-def _lamp(d, rng, cx, cy, s):
+def _lamp(d, rng, cx, cy, s, colour):
     d.polygon(
         [
             (cx - s * 0.15, cy - s * 0.5),
@@ -239,9 +295,9 @@ def _lamp(d, rng, cx, cy, s):
             (cx + s * 0.3, cy - s * 0.15),
             (cx - s * 0.3, cy - s * 0.15),
         ],
-        fill=_colour(rng),
+        fill=colour(),
     )
-    c = _colour(rng)
+    c = colour()
     d.line([(cx, cy - s * 0.15), (cx, cy + s * 0.4)], fill=c, width=max(2, int(s * 0.05)))
     d.ellipse([cx - s * 0.25, cy + s * 0.35, cx + s * 0.25, cy + s * 0.5], fill=c)
 

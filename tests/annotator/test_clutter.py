@@ -37,3 +37,34 @@ def test_its_ground_truth_counts_only_what_stays_visible():
         for o in s.objects:  # boxes are of visible pixels, inside the image
             x, y, w, h = o.box
             assert 0 <= x and 0 <= y and x + w <= 128 and y + h <= 128 and w > 0 and h > 0
+
+
+def test_its_large_variant_draws_the_same_kinds_of_scene_with_objects_as_large_as_the_demos():
+    default = clutter.render_scene(3, size=(128, 128))
+    same = clutter.render_scene(3, size=(128, 128), sizes=clutter.SIZES)
+    assert np.array_equal(np.asarray(default.image), np.asarray(same.image)) and default.objects == same.objects
+    many = [clutter.render_scene(i, size=(128, 128), sizes=clutter.LARGE) for i in range(60)]
+    small = [clutter.render_scene(i, size=(128, 128)) for i in range(60)]
+
+    def sides(family):
+        return [max(o.box[2], o.box[3]) / 128 for s in family for o in s.objects]
+
+    assert np.median(sides(many)) > 1.5 * np.median(sides(small))
+    assert min(sides(many)) > 0.08  # no object of a few pixels at 32 px
+    assert {label for s in many for label in s.labels} == set(clutter.LABELS)
+    assert np.mean([len(s.labels) for s in many]) > 1.3  # still multilabel, occluded objects still drop out
+
+
+def test_its_solid_variant_draws_each_object_in_one_colour_that_stands_out_from_the_background():
+    options = {"sizes": clutter.LARGE, "stand_out": True, "one_colour": True}
+    for i in range(20):
+        scene = clutter.render_scene(i, size=(128, 128), **options)
+        assert scene.objects or scene.hidden
+    rng = np.random.default_rng(0)
+    layer = clutter._object_layer(rng, "house", 128, 128, clutter.LARGE, np.array([120.0, 120.0, 120.0]), True)
+    pixels = np.asarray(layer)
+    drawn = pixels[pixels[..., 3] > 127][:, :3]
+    assert len(np.unique(drawn, axis=0)) == 1  # body, roof and door in one colour
+    assert abs(clutter._luminance(drawn[0]) - 120.0) >= clutter.STAND_OUT
+    parts = np.asarray(clutter._object_layer(np.random.default_rng(0), "house", 128, 128, clutter.LARGE))
+    assert len(np.unique(parts[parts[..., 3] > 127][:, :3], axis=0)) > 1  # the default: any colour per part
