@@ -11,7 +11,7 @@ prediction rate (what "suggestions for 1,000 images" costs).
 
     python -m bench.box_quality                          # CPU preset, ~10 minutes on 2 cores
     python -m bench.box_quality --device cuda --preset gpu
-    python -m bench.box_quality --family clutter         # the second family (annotator/demo/clutter.py)
+    python -m bench.box_quality --family clutter_large_solid  # the second family (label_efficiency.FAMILIES)
 
 ``--family clutter``: issue 13's second scene family, made differently on purpose (composite
 objects of any colour and size, noise / gradient / texture backgrounds, distractors and occluders,

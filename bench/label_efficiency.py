@@ -14,7 +14,7 @@ mirror image) and ``+prop`` (label propagation over the kNN graph of the multi_t
 labeled + test images, labeling/ml/propagate.py, averaged with the probe's probabilities).
 
     python -m bench.label_efficiency --family demo       # the demo's shapes (annotator/demo/scenes.py)
-    python -m bench.label_efficiency --family clutter    # the second family (annotator/demo/clutter.py)
+    python -m bench.label_efficiency --family clutter_large_solid  # the second family (FAMILIES below)
     python -m bench.label_efficiency --device cuda --preset gpu --family demo
 
 The pretraining settings are the app's presets (labeling/ml/presets.py): on a CPU, 32 px through the

@@ -1,7 +1,7 @@
 """Labels saved by the queue's orders (issue 17): a simulated annotator labels the images the queue
 serves, answering with the ground truth, and the probe's test mAP is measured after each batch.
 
-    python -m bench.label_saving [--families demo clutter] [--budget 300] [--pool 3000] [--test 1000]
+    python -m bench.label_saving [--families demo clutter_large_solid] [--budget 300] [--pool 3000] [--test 1000]
                                  [--batch 50] [--most 400] [--seeds 3]
 
 Per family (the demo scenes, annotator/demo/scenes.py, and the clutter family, annotator/demo/clutter.py,
