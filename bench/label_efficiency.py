@@ -55,8 +55,9 @@ DATA_SEED = 0  # the scenes: the same images whatever --seed
 # with that oracle alone (bench.learnability, 2026-12-06), before any recipe ran on them:
 # objects as large as the demo's (clutter.LARGE) 0.339, with muted backgrounds 0.330, with parts
 # that stand out from the background 0.364, and in one colour per object as well 0.396 at 12 epochs
-# and 0.506 at 30 (chance 0.26). That last one, clutter_large_solid, is the second family of the
-# targets from 2026-12-06 on: other objects, sizes, backgrounds and clutter than the demo's.
+# and 0.506 at 30 (the demo 0.533 and 0.781; chance 0.26). That last one, clutter_large_solid, is
+# the second family of the targets from 2026-12-06 on: other objects, sizes, backgrounds and
+# clutter than the demo's, and harder.
 FAMILIES: dict[str, tuple[str, int, dict]] = {
     "demo": ("annotator.demo.scenes", 256, {}),
     "clutter": ("annotator.demo.clutter", 128, {}),
