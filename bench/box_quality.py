@@ -33,6 +33,7 @@ import torch
 from PIL import Image as PILImage
 
 from bench._util import machine_load, pretrain_timed, write_result
+from bench.label_efficiency import FAMILIES, _family, render_scene
 from labeling.ml.backbone import ModelConfig
 from labeling.ml.cache import decode_square
 from labeling.ml.detector import DetectorConfig, predict, train_detector, training_set
@@ -49,25 +50,15 @@ FAMILY = "demo"
 
 
 def family():
-    """The scene module of ``FAMILY`` (bench.label_efficiency's list: demo, clutter)."""
-    from bench.label_efficiency import _family
-
+    """The scene module of ``FAMILY`` (bench.label_efficiency's FAMILIES)."""
     return _family(FAMILY)
 
 
-def _options() -> dict:
-    """``FAMILY``'s keyword arguments for its render_scene (clutter_large: the objects' sizes)."""
-    from bench.label_efficiency import FAMILIES
-
-    return FAMILIES[FAMILY][2]
-
-
 def scenes(start: int, n: int):
-    module = family()
-    LABELS, render_scene = module.LABELS, module.render_scene
+    LABELS = family().LABELS
     images, boxes, labels = [], [], []
     for k in range(n):
-        scene = render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX), **_options())
+        scene = render_scene(FAMILY, start + k, SOURCE_PX)
         images.append(np.asarray(scene.image.convert("RGB"), dtype=np.uint8))
         boxes.append(np.array([o.box for o in scene.objects], np.float32).reshape(-1, 4))
         labels.append(np.array([LABELS.index(o.label) for o in scene.objects], np.int64))
@@ -128,15 +119,9 @@ def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:
         colour=preset["colour"],
         time_budget_s=args.budget,
     )
-    render_scene = family().render_scene
     r = model.resolution
     start = (args.labeled or args.sizes[-1]) + args.test  # after the labeled and the held-out scenes
-    pool = np.stack(
-        [
-            decode_square(render_scene(start + k, seed=SEED, size=(SOURCE_PX, SOURCE_PX), **_options()).image, r)
-            for k in range(args.pool)
-        ]
-    )
+    pool = np.stack([decode_square(render_scene(FAMILY, start + k, SOURCE_PX).image, r) for k in range(args.pool)])
     labeled = np.stack([decode_square(PILImage.fromarray(a), r) for a in labeled_images])
     run, seconds = pretrain_timed(config, pool, labeled, Runtime(device=args.device, log_every=10**9))
     info = {
@@ -153,8 +138,6 @@ def pretrained_backbone(args, labeled_images) -> tuple[torch.nn.Module, dict]:
 
 def main() -> None:
     global FAMILY, SOURCE_PX
-    from bench.label_efficiency import FAMILIES
-
     args = _args()
     FAMILY, SOURCE_PX = args.family, FAMILIES[args.family][1]
     load_start = os.getloadavg()
@@ -254,7 +237,7 @@ def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
     p.add_argument(
-        "--family", choices=("demo", "clutter", "clutter_large_solid"), default="demo", help="the scene generator"
+        "--family", choices=sorted(FAMILIES), default="demo", help="the scene generator (label_efficiency.FAMILIES)"
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200])

@@ -102,6 +102,22 @@ def _square(images: list, resolution: int = 32) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _flipped(labels: np.ndarray, flip: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flip ``flip``: 5 % of the images, one random label each flipped; (those images, the labels)."""
+    rng = np.random.default_rng((SEED, flip))
+    flipped = rng.choice(len(labels), len(labels) // 20, replace=False)
+    y = labels.astype(np.float32).copy()
+    columns = rng.integers(0, y.shape[1], len(flipped))
+    y[flipped, columns] = 1 - y[flipped, columns]
+    return flipped, y
+
+
+def _share_in_top(flipped: np.ndarray, score: np.ndarray) -> float:
+    """The share of the flipped images among the top 10 % of ``score`` (NaN last)."""
+    ranked = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")
+    return float(np.isin(flipped, ranked[: len(score) // 10]).mean())
+
+
 def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3) -> dict:
     """Per feature set: the share of the flipped images in the top 10 % of the app's ranking
     (likely_mistakes), and of each candidate ranking on the same out-of-fold scores."""
@@ -109,7 +125,6 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
     from labeling.ml.metrics import average_precision, rank
     from labeling.ml.probe import fit_probe
 
-    n, top = len(labels), len(labels) // 10
     rankings = {
         "app": lambda y, oof: likely_mistakes(y, oof).score,
         "self_confidence": lambda y, oof: 1 - np.nanmin(np.where(y > 0.5, oof, 1 - oof), axis=1),
@@ -126,18 +141,13 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
         shares: dict[str, list[float]] = {r: [] for r in [*rankings, *knn_rankings]}
         maps = []
         for flip in range(flips):
-            rng = np.random.default_rng((SEED, flip))
-            flipped = rng.choice(n, n // 20, replace=False)
-            y = labels.astype(np.float32).copy()
-            columns = rng.integers(0, y.shape[1], len(flipped))
-            y[flipped, columns] = 1 - y[flipped, columns]
+            flipped, y = _flipped(labels, flip)
             probe = fit_probe(x.astype(np.float32), y)
             maps.append(round(float(np.nanmean(average_precision(rank(labels, probe.oof_scores)))), 3))
             scores = {r: order(y, probe.oof_scores) for r, order in rankings.items()}
             scores |= {r: order(x, y, probe.oof_scores) for r, order in knn_rankings.items()}
             for r, score in scores.items():
-                ranked = np.argsort(-np.nan_to_num(score, nan=-np.inf), kind="stable")
-                shares[r].append(float(np.isin(flipped, ranked[:top]).mean()))
+                shares[r].append(_share_in_top(flipped, score))
         out[name] = {
             "oof_map_against_the_true_labels": maps,
             **{r: {"flipped_in_top_10pct": v, "mean": round(float(np.mean(v)), 3)} for r, v in shares.items()},
@@ -155,14 +165,10 @@ def mistakes_finetuned(
     from labeling.ml.curation import likely_mistakes
     from labeling.ml.metrics import average_precision, rank
 
-    n, top = len(labels), len(labels) // 10
+    n = len(labels)
     out: dict = {"folds": folds, "epochs": epochs, "flips": []}
     for flip in range(flips):
-        rng = np.random.default_rng((SEED, flip))  # the same flips as mistakes()
-        flipped = rng.choice(n, n // 20, replace=False)
-        y = labels.astype(np.float32).copy()
-        columns = rng.integers(0, y.shape[1], len(flipped))
-        y[flipped, columns] = 1 - y[flipped, columns]
+        flipped, y = _flipped(labels, flip)  # the same flips as mistakes()
         fold_of = np.random.default_rng((SEED, flip, 1)).permutation(n) % folds
         oof = np.zeros(y.shape, np.float32)
         t = time.perf_counter()
@@ -179,8 +185,7 @@ def mistakes_finetuned(
                 init=backbone,
             )
             oof[held] = head_scores(net, head, images[held], "cpu")
-        ranked = np.argsort(-likely_mistakes(y, oof).score, kind="stable")
-        share = float(np.isin(flipped, ranked[:top]).mean())
+        share = _share_in_top(flipped, likely_mistakes(y, oof).score)
         oof_map = float(np.nanmean(average_precision(rank(labels, oof))))
         out["flips"].append(
             {"flipped_in_top_10pct": share, "oof_map": round(oof_map, 3), "seconds": round(time.perf_counter() - t)}

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch, write_result
-from labeling.ml.augment import normalize, to_float
 from annotator.demo import clutter
+from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import RESNET18_WIDTH, ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images

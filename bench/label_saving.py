@@ -101,7 +101,10 @@ def main() -> None:
     load_start = os.getloadavg()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--families", nargs="+", default=["demo", "clutter"], choices=["demo", "clutter", "clutter_large_solid"]
+        "--families",
+        nargs="+",
+        default=["demo", "clutter_large_solid"],
+        choices=["demo", "clutter", "clutter_large_solid"],
     )
     p.add_argument("--budget", type=float, default=300.0, help="pretraining seconds per family (CPU preset)")
     p.add_argument("--pool", type=int, default=3000)

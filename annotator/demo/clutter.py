@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from annotator.demo.scenes import Scene
+from annotator.demo.scenes import Scene, luminance
 
 LABELS: tuple[str, ...] = ("house", "tree", "car", "person", "flag", "bottle", "key", "lamp")
 LABEL_WEIGHTS: tuple[float, ...] = (0.18, 0.17, 0.15, 0.13, 0.12, 0.10, 0.08, 0.07)
@@ -180,19 +180,15 @@ def _background(rng: np.random.Generator, width: int, height: int, contrast: flo
 # ---- objects: composites of parts, any colour, any size ----
 
 
-def _luminance(rgb) -> float:
-    r, g, b = (float(v) for v in rgb[:3])
-    return 0.299 * r + 0.587 * g + 0.114 * b
-
-
 def _colour(rng: np.random.Generator, background: float | None = None) -> tuple[int, int, int, int]:
     """Any colour; with ``background`` (a luminance), one whose luminance differs from it by at
     least STAND_OUT (up to 32 draws, then the last one)."""
     colour = rng.integers(0, 256, 3)
-    for _ in range(31 if background is not None else 0):
-        if abs(_luminance(colour) - background) >= STAND_OUT:
-            break
-        colour = rng.integers(0, 256, 3)
+    if background is not None:
+        for _ in range(31):
+            if abs(float(luminance(colour)) - background) >= STAND_OUT:
+                break
+            colour = rng.integers(0, 256, 3)
     return (*(int(v) for v in colour), 255)
 
 
@@ -213,7 +209,7 @@ def _object_layer(
     cx, cy = rng.uniform(s / 2, width - s / 2), rng.uniform(s / 2, height - s / 2)
     layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    background = None if stand_out is None else float(_luminance(stand_out))
+    background = None if stand_out is None else float(luminance(stand_out))
     if one_colour:
         single = _colour(rng, background)
         DRAWERS[label](draw, rng, cx, cy, s, lambda: single)

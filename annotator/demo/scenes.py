@@ -69,7 +69,7 @@ def render_scene(index: int, *, seed: int = 0, size: tuple[int, int] = (256, 256
     return Scene(index=index, image=image, objects=tuple(objects))
 
 
-def _luminance(rgb: np.ndarray) -> np.ndarray:
+def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
@@ -106,7 +106,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
         )
     pixels = c1[None, None, :] * (1 - t[..., None]) + c2[None, None, :] * t[..., None]
     mean = pixels.reshape(-1, 3).mean(axis=0)
-    swing = float(np.ptp(_luminance(pixels))) / 2
+    swing = float(np.ptp(luminance(pixels))) / 2
     amount = float(rng.uniform(0.35, 1.0)) * min(1.0, 40.0 / max(swing, 1e-6))  # luminance swing <= ~40
     pixels = mean + (pixels - mean) * amount
     pixels += rng.normal(0, 5, size=pixels.shape)  # sensor noise
@@ -119,14 +119,14 @@ def _fill(rng: np.random.Generator, local: np.ndarray, margin: float = 70.0) -> 
     Hue and saturation stay random and independent of the label, so the colour says nothing
     about the class; only the shape does.
     """
-    background = float(_luminance(local.reshape(-1, 3).astype(np.float32)).mean())
+    background = float(luminance(local.reshape(-1, 3).astype(np.float32)).mean())
     for _ in range(32):
         colour = rng.integers(0, 256, size=3)
-        if abs(float(_luminance(colour.astype(np.float32))) - background) >= margin:
+        if abs(float(luminance(colour.astype(np.float32))) - background) >= margin:
             return tuple(int(v) for v in colour)
     # Rare fallback: push the last colour toward black or white, whichever is further away.
     target = 0.0 if background > 127.5 else 255.0
-    need = max(0.0, margin - abs(float(_luminance(colour.astype(np.float32))) - background))
+    need = max(0.0, margin - abs(float(luminance(colour.astype(np.float32))) - background))
     shifted = colour + np.sign(target - background) * need * 1.2
     return tuple(int(v) for v in np.clip(shifted, 0, 255))
 

@@ -65,6 +65,6 @@ def test_its_solid_variant_draws_each_object_in_one_colour_that_stands_out_from_
     pixels = np.asarray(layer)
     drawn = pixels[pixels[..., 3] > 127][:, :3]
     assert len(np.unique(drawn, axis=0)) == 1  # body, roof and door in one colour
-    assert abs(clutter._luminance(drawn[0]) - 120.0) >= clutter.STAND_OUT
+    assert abs(float(scenes.luminance(drawn[0])) - 120.0) >= clutter.STAND_OUT
     parts = np.asarray(clutter._object_layer(np.random.default_rng(0), "house", 128, 128, clutter.LARGE))
     assert len(np.unique(parts[parts[..., 3] > 127][:, :3], axis=0)) > 1  # the default: any colour per part
