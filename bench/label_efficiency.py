@@ -10,7 +10,8 @@ with 50, 100, 200 and 400 labeled images on
 
 and, on the two feature backbones, the feature variants of issue 13: ``last`` (the pooled last
 stage, 512), ``multi`` (pooled layer2..layer4, 896), ``multi_tta`` (the same, averaged with the
-mirror image) and ``+prop`` (label propagation over the kNN graph of the multi_tta features of
+mirror image), ``multi_max_tta`` and ``multi_avgmax_tta`` (each stage's maximum over positions
+instead of its mean, or both: labeling/ml/embed.py's ``pool``) and ``+prop`` (label propagation over the kNN graph of the multi_tta features of
 labeled + test images, labeling/ml/propagate.py, averaged with the probe's probabilities).
 
     python -m bench.label_efficiency --family demo       # the demo's shapes (annotator/demo/scenes.py)
@@ -194,6 +195,13 @@ def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list
         "multi_tta": [
             embed_images(backbone, a, device=device, multi_layer=True, flip_tta=True) for a in (labeled[0], test[0])
         ],
+        **{
+            f"multi_{pool}_tta": [
+                embed_images(backbone, a, device=device, multi_layer=True, flip_tta=True, pool=pool)
+                for a in (labeled[0], test[0])
+            ]
+            for pool in ("max", "avgmax")
+        },
     }
     out: dict = {name: {} for name in [*feats, "multi_tta+prop", "prop_only"]}
     suggestions: dict = {}

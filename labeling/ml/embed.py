@@ -22,16 +22,36 @@ from labeling.ml.cache import ImageCache
 MULTI_LAYER_DIM = 128 + 256 + 512
 
 
-def feature_dim(*, multi_layer: bool, backbone: nn.Module | None = None) -> int:
-    """The features' width: ResNet-18's (512, 896 multi-layer), or ``backbone``'s own."""
+# How a multi-layer stage's map becomes a vector: its mean (the default), its maximum over positions
+# (the strongest local evidence: "is there a star anywhere" rather than "how much star on average"),
+# or both side by side.
+POOLS = ("avg", "max", "avgmax")
+
+
+def feature_dim(*, multi_layer: bool, backbone: nn.Module | None = None, pool: str = "avg") -> int:
+    """The features' width: ResNet-18's (512, 896 multi-layer), or ``backbone``'s own; twice the
+    multi-layer width when ``pool`` is "avgmax"."""
+    per_stage = 2 if multi_layer and pool == "avgmax" else 1
     if backbone is None:
-        return MULTI_LAYER_DIM if multi_layer else FEATURE_DIM
+        return per_stage * MULTI_LAYER_DIM if multi_layer else FEATURE_DIM
     widths = stage_widths(backbone)
-    return sum(widths[1:]) if multi_layer else widths[-1]
+    return per_stage * sum(widths[1:]) if multi_layer else widths[-1]
 
 
-def backbone_features(backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool = False) -> torch.Tensor:
-    """(B, 3, R, R) -> (B, 512), or (B, 896) pooled from layer2..layer4 when ``multi_layer``."""
+def _pooled(stage: torch.Tensor, pool: str) -> torch.Tensor:
+    if pool == "avg":
+        return stage.mean((2, 3))
+    if pool == "max":
+        return stage.amax((2, 3))
+    if pool == "avgmax":
+        return torch.cat([stage.mean((2, 3)), stage.amax((2, 3))], dim=1)
+    raise ValueError(f"pool must be one of {POOLS}, not {pool!r}")
+
+
+def backbone_features(
+    backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool = False, pool: str = "avg"
+) -> torch.Tensor:
+    """(B, 3, R, R) -> (B, 512), or (B, 896) pooled (``pool``) from layer2..layer4 when ``multi_layer``."""
     if not multi_layer:
         pooled: torch.Tensor = backbone(x)
         return pooled
@@ -40,7 +60,7 @@ def backbone_features(backbone: nn.Module, x: torch.Tensor, *, multi_layer: bool
     l2 = net.layer2(net.layer1(x))
     l3 = net.layer3(l2)
     l4 = net.layer4(l3)
-    return torch.cat([l2.mean((2, 3)), l3.mean((2, 3)), l4.mean((2, 3))], dim=1)
+    return torch.cat([_pooled(l2, pool), _pooled(l3, pool), _pooled(l4, pool)], dim=1)
 
 
 @torch.inference_mode()
@@ -52,6 +72,7 @@ def embed_images(
     device: str | torch.device = "cpu",
     multi_layer: bool = False,
     flip_tta: bool = False,
+    pool: str = "avg",
 ) -> np.ndarray:
     """uint8 (N, R, R, 3) -> float16 (N, D) features, in the same order (D: ``feature_dim``).
 
@@ -66,7 +87,7 @@ def embed_images(
     was_training = backbone.training
     backbone.eval().to(device)
     cuda = device.type == "cuda"
-    out = np.empty((len(images), feature_dim(multi_layer=multi_layer, backbone=backbone)), dtype=np.float16)
+    out = np.empty((len(images), feature_dim(multi_layer=multi_layer, backbone=backbone, pool=pool)), dtype=np.float16)
     try:
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
@@ -75,9 +96,11 @@ def embed_images(
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-                features = backbone_features(backbone, x, multi_layer=multi_layer)  # (B, D)
+                features = backbone_features(backbone, x, multi_layer=multi_layer, pool=pool)  # (B, D)
                 if flip_tta:
-                    features = 0.5 * (features + backbone_features(backbone, x.flip(3), multi_layer=multi_layer))
+                    features = 0.5 * (
+                        features + backbone_features(backbone, x.flip(3), multi_layer=multi_layer, pool=pool)
+                    )
             out[start : start + len(x)] = features.float().cpu().numpy().astype(np.float16)
     finally:
         backbone.train(was_training)
@@ -125,6 +148,7 @@ def embed_ids(
     device: str | torch.device = "cpu",
     multi_layer: bool = False,
     flip_tta: bool = False,
+    pool: str = "avg",
 ) -> np.ndarray:
     """float16 (len(ids), D) features of the cached images, row i for ids[i]."""
     rows = cache.rows(ids)  # KeyError before any work if an id is not cached
