@@ -80,3 +80,31 @@ def test_multi_layer_features_pool_three_stages_and_flip_tta_is_mirror_invariant
     b = embed_images(net, mirrored, multi_layer=True, flip_tta=True).astype(np.float32)
     np.testing.assert_allclose(a, b, atol=2e-3)
     assert not np.allclose(multi.astype(np.float32), embed_images(net, mirrored, multi_layer=True).astype(np.float32))
+
+
+def test_max_pooling_takes_each_stages_strongest_position_and_avgmax_holds_both():
+    import pytest
+    import torch
+
+    from labeling.ml.backbone import resnet18_backbone
+    from labeling.ml.embed import MULTI_LAYER_DIM, _pooled, embed_images
+
+    stage = torch.zeros(2, 3, 4, 4)
+    stage[0, 1, 2, 3] = 8.0  # one strong position: its mean is 0.5, its maximum 8
+    assert _pooled(stage, "max")[0].tolist() == [0.0, 8.0, 0.0]
+    assert _pooled(stage, "avg")[0].tolist() == [0.0, 0.5, 0.0]
+    assert _pooled(stage, "avgmax")[0].tolist() == [0.0, 0.5, 0.0, 0.0, 8.0, 0.0]
+    with pytest.raises(ValueError, match="pool must be one of"):
+        _pooled(stage, "median")
+
+    torch.manual_seed(0)
+    net = resnet18_backbone(small_stem=False)
+    images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    avg = embed_images(net, images, multi_layer=True).astype(np.float32)
+    both = embed_images(net, images, multi_layer=True, pool="avgmax").astype(np.float32)
+    peak = embed_images(net, images, multi_layer=True, pool="max").astype(np.float32)
+    assert both.shape == (2, 2 * MULTI_LAYER_DIM) and peak.shape == (2, MULTI_LAYER_DIM)
+    # layer2 is 4 x 4 at 32 px: its maximum is at least its mean, and somewhere above it.
+    assert (peak[:, :128] >= avg[:, :128] - 1e-2).all() and (peak[:, :128] > avg[:, :128] + 1e-2).any()
+    np.testing.assert_allclose(both[:, :128], avg[:, :128], atol=2e-3)
+    np.testing.assert_allclose(both[:, 128:256], peak[:, :128], atol=2e-3)
