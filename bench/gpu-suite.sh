@@ -35,15 +35,16 @@ step 150 bench.pretrain_throughput --compile --source 640
 step 60 bench.pretrain_throughput --source 256
 step 220 bench.probe_quality --crop-min 0.5
 step 220 bench.probe_quality --crop-min 0.2
-# Issue 13: label efficiency on both scene families, GPU preset (64 px, small stem, 10k pool), the
+# Issue 13: label efficiency on both scene families (the second: clutter_large_solid, see
+# bench/label_efficiency.py's FAMILIES), GPU preset (64 px, small stem, 10k pool), the
 # pretraining held to a time budget so both fit a lent machine's minutes; JSON per family.
 step 300 bench.label_efficiency --device cuda --preset gpu --family demo --budget 120 --sup-budget 30
-step 300 bench.label_efficiency --device cuda --preset gpu --family clutter --budget 120 --sup-budget 30
+step 300 bench.label_efficiency --device cuda --preset gpu --family clutter_large_solid --budget 120 --sup-budget 30
 
 # Issue 16: box suggestions, BT-initialised vs random detector at 50/100/200 boxed images (target:
 # AP50 >= 0.8 at 200, training <= 2 min; AP50 from pycocotools when installed, else the app's own).
 step 600 bench.box_quality --device cuda --preset gpu --budget 120 --pool 5000
-step 600 bench.box_quality --device cuda --preset gpu --budget 120 --pool 5000 --family clutter
+step 600 bench.box_quality --device cuda --preset gpu --budget 120 --pool 5000 --family clutter_large_solid
 
 # Model assistance end to end, each stage against its ceiling (issue 20); the size from the
 # environment: E2E_IMAGES=100000 E2E_EPOCHS=100 is the issue's run (target <= 20 min on one H200).
