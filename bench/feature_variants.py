@@ -20,7 +20,6 @@ import argparse
 import copy
 import sys
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from bench._util import write_result
 from bench.label_efficiency import FAMILIES, render
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import stage_widths
-from labeling.ml.embed import POOLS, embed_images
+from labeling.ml.embed import POOLS, embed_images, stage_maps
 from labeling.ml.metrics import evaluate
 from labeling.ml.probe import fit_probe
 from labeling.ml.train import PretrainConfig, build_model
@@ -69,10 +68,7 @@ def _crop_views(args: argparse.Namespace, backbones: dict, sizes: list[int], r0:
                 {"crops_mean": (crops.sum(0) + full) / 10, "crops_max": np.concatenate([full, crops.max(0)], 1)}
             )
         for kind in ("crops_mean", "crops_max"):
-            row = {}
-            for n in sizes:
-                probe = fit_probe(feats[0][kind][:n], labeled[1][:n])
-                row[str(n)] = round(evaluate(test[1], probe.predict_proba(feats[1][kind]), probe.thresholds).map, 4)
+            row = _probe_maps(feats[0][kind], labeled[1], feats[1][kind], test[1], sizes)
             out.setdefault(init, {}).setdefault(kind, {})[str(big)] = row
             print(f"{big} px crops {init:12s} {kind:10s} {row}", flush=True)
     return out
@@ -82,10 +78,17 @@ def _stages(net: torch.nn.Module, images: np.ndarray, flip: bool) -> tuple[torch
     """(layer2 pooled, layer3 maps) of the frozen network, in eval mode."""
     with torch.inference_mode():
         x = normalize(to_float(torch.from_numpy(np.ascontiguousarray(images))))
-        x = x.flip(3) if flip else x
-        n: Any = net
-        l2 = n.layer2(n.layer1(n.maxpool(n.relu(n.bn1(n.conv1(x))))))
-        return l2.mean((2, 3)).clone(), n.layer3(l2).clone()
+        l2, l3, _ = stage_maps(net, x.flip(3) if flip else x)
+        return l2.mean((2, 3)).clone(), l3.clone()
+
+
+def _probe_maps(f_lab: np.ndarray, y_lab: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, sizes: list[int]) -> dict:
+    """{labeled-set size: the test mAP of a probe fitted on that many labeled images}."""
+    row = {}
+    for n in sizes:
+        probe = fit_probe(f_lab[:n], y_lab[:n])
+        row[str(n)] = round(evaluate(y_test, probe.predict_proba(f_test), probe.thresholds).map, 4)
+    return row
 
 
 def _last_block(args: argparse.Namespace, backbones: dict, sizes: list[int], r0: int) -> dict:
@@ -159,10 +162,7 @@ def main() -> None:
                     embed_images(backbone, a, multi_layer=True, flip_tta=True, pool=pool).astype(np.float32)
                     for a in (labeled[0], test[0])
                 )
-                row = {}
-                for n in sizes:
-                    probe = fit_probe(f_lab[:n], labeled[1][:n])
-                    row[str(n)] = round(evaluate(test[1], probe.predict_proba(f_test), probe.thresholds).map, 4)
+                row = _probe_maps(f_lab, labeled[1], f_test, test[1], sizes)
                 out.setdefault(init, {}).setdefault(pool, {})[str(r)] = row
                 print(f"{r} px {init:12s} {pool:6s} {row}", flush=True)
     at = "200" if 200 in sizes else str(most)

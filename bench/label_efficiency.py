@@ -11,8 +11,9 @@ with 50, 100, 200 and 400 labeled images on
 and, on the two feature backbones, the feature variants of issue 13: ``last`` (the pooled last
 stage, 512), ``multi`` (pooled layer2..layer4, 896), ``multi_tta`` (the same, averaged with the
 mirror image), ``multi_max_tta`` and ``multi_avgmax_tta`` (each stage's maximum over positions
-instead of its mean, or both: labeling/ml/embed.py's ``pool``) and ``+prop`` (label propagation over the kNN graph of the multi_tta features of
-labeled + test images, labeling/ml/propagate.py, averaged with the probe's probabilities).
+instead of its mean, or both: labeling/ml/embed.py's ``pool``) and ``+prop`` (label propagation
+over the kNN graph of the multi_tta features of labeled + test images, labeling/ml/propagate.py,
+averaged with the probe's probabilities).
 
     python -m bench.label_efficiency --family demo       # the demo's shapes (annotator/demo/scenes.py)
     python -m bench.label_efficiency --family clutter_large_solid  # the second family (FAMILIES below)

@@ -55,12 +55,15 @@ def backbone_features(
     if not multi_layer:
         pooled: torch.Tensor = backbone(x)
         return pooled
+    return torch.cat([_pooled(stage, pool) for stage in stage_maps(backbone, x)], dim=1)
+
+
+def stage_maps(backbone: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, 3, R, R) -> the maps of layer2, layer3 and layer4."""
     net: Any = backbone  # torchvision's ResNet, whose stages nn.Module's types do not know
-    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-    l2 = net.layer2(net.layer1(x))
+    l2 = net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x))))))
     l3 = net.layer3(l2)
-    l4 = net.layer4(l3)
-    return torch.cat([_pooled(l2, pool), _pooled(l3, pool), _pooled(l4, pool)], dim=1)
+    return l2, l3, net.layer4(l3)
 
 
 @torch.inference_mode()
@@ -148,7 +151,6 @@ def embed_ids(
     device: str | torch.device = "cpu",
     multi_layer: bool = False,
     flip_tta: bool = False,
-    pool: str = "avg",
 ) -> np.ndarray:
     """float16 (len(ids), D) features of the cached images, row i for ids[i]."""
     rows = cache.rows(ids)  # KeyError before any work if an id is not cached
