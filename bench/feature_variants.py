@@ -8,6 +8,9 @@ The embedding resolution: a backbone pretrained on random crops of 50-100 % of e
 sees objects up to 1.4 times larger than they are in a whole image at R px, so it may read whole
 images better a little larger than it was trained at (the "FixRes" effect).
 
+Also (options): 3 x 3 crop views (--crops), a fine-tuned layer4 (--last-block-epochs) and augmented
+copies of the labeled images as extra probe rows (--train-views).
+
     python -m bench.label_efficiency --family demo --save-backbone /tmp/demo.pt ...   # once
     python -m bench.feature_variants --load-backbone /tmp/demo.pt --family demo --resolutions 32 40 48
 
@@ -26,11 +29,12 @@ import torch
 
 from bench._util import write_result
 from bench.label_efficiency import FAMILIES, render
-from labeling.ml.augment import normalize, to_float
+from labeling.ml.augment import ViewConfig, apply_params, normalize, sample_params, to_float
 from labeling.ml.backbone import stage_widths
 from labeling.ml.embed import POOLS, embed_images, stage_maps
 from labeling.ml.metrics import evaluate
-from labeling.ml.probe import fit_probe
+from labeling.ml.presets import COLOUR_STRENGTHS
+from labeling.ml.probe import ProbeConfig, fit_probe
 from labeling.ml.train import PretrainConfig, build_model
 
 
@@ -139,6 +143,47 @@ def _last_block(args: argparse.Namespace, backbones: dict, sizes: list[int], r0:
     return out
 
 
+# Augmented copies of the labeled images as extra probe rows: "geo" moves and mirrors the scene
+# (crops of 70-100 %), "pretrain" is the CPU preset's own pretraining view (crops of 50-100 %,
+# strong colour, blur half the time), the distortions Barlow Twins was trained to ignore.
+TRAIN_VIEWS = {
+    "geo": ViewConfig(scale=(0.7, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0),
+    "pretrain": ViewConfig(scale=(0.5, 1.0), blur_p=0.5, **COLOUR_STRENGTHS["strong"]),
+}
+
+
+def _train_views(args: argparse.Namespace, backbones: dict, sizes: list[int], r0: int) -> dict:
+    """The probe fitted on each labeled image and --train-views augmented copies of it (the copies
+    carry the image's labels), at the weight decay that cross-validation picks on the images alone
+    (copies of one image in different folds would leak); test images as the app embeds them."""
+    labeled = render(args.family, 0, sizes[-1], r0)
+    test = render(args.family, sizes[-1], args.test, r0)
+    x = to_float(torch.from_numpy(np.ascontiguousarray(labeled[0])))
+    out: dict = {}
+    for kind, view in TRAIN_VIEWS.items():
+        g = torch.Generator().manual_seed(0)
+        copies = []
+        for _ in range(args.train_views):
+            params = sample_params(len(x), r0, r0, r0, view, g)
+            copies.append((apply_params(x, params, r0).clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy())
+        for init, backbone in backbones.items():
+
+            def embed(images: np.ndarray) -> np.ndarray:
+                return embed_images(backbone, images, multi_layer=True, flip_tta=True).astype(np.float32)
+
+            f_lab, f_test, f_copies = embed(labeled[0]), embed(test[0]), [embed(c) for c in copies]
+            row = {}
+            for n in sizes:
+                decay = fit_probe(f_lab[:n], labeled[1][:n]).weight_decay
+                rows = np.concatenate([f_lab[:n], *(c[:n] for c in f_copies)])
+                ys = np.tile(labeled[1][:n], (1 + len(f_copies), 1))
+                probe = fit_probe(rows, ys, ProbeConfig(weight_decays=(decay,)))
+                row[str(n)] = round(evaluate(test[1], probe.predict_proba(f_test), probe.thresholds).map, 4)
+            out.setdefault(init, {})[f"train_views_{kind}"] = {str(r0): row}
+            print(f"{r0} px {init:12s} +{args.train_views} {kind} views {row}", flush=True)
+    return out
+
+
 def main() -> None:
     args = _args()
     saved, backbones = _backbones(args.load_backbone)
@@ -150,6 +195,9 @@ def main() -> None:
         out = _crop_views(args, backbones, sizes, r0)
     if args.last_block_epochs:
         for init, kinds in _last_block(args, backbones, sizes, r0).items():
+            out.setdefault(init, {}).update(kinds)
+    if args.train_views:
+        for init, kinds in _train_views(args, backbones, sizes, r0).items():
             out.setdefault(init, {}).update(kinds)
     for r in args.resolutions:
         t = time.perf_counter()
@@ -193,6 +241,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--pools", nargs="+", choices=POOLS, default=list(POOLS))
     p.add_argument("--crops", type=int, help="also: 3 x 3 crops of the training resolution out of images this large")
     p.add_argument("--last-block-epochs", type=int, default=0, help="also: layer4 fine-tuned for this many epochs")
+    p.add_argument("--train-views", type=int, default=0, help="also: this many augmented copies per labeled image")
     p.add_argument("--last-block-lr", type=float, default=1e-3)
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
     p.add_argument("--test", type=int, default=500)

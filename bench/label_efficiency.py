@@ -41,6 +41,7 @@ from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch,
 from annotator.demo import clutter
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import RESNET18_WIDTH, ModelConfig, resnet18_backbone
+from labeling.ml.barlow import DEFAULT_LAMBDA
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
 from labeling.ml.metrics import evaluate
@@ -229,8 +230,9 @@ def main() -> None:
     model = ModelConfig(
         resolution=args.resolution or preset["resolution"],
         small_stem=preset["small_stem"] if args.stem is None else args.stem == "small",
-        projector=tuple(preset["projector"]),
+        projector=tuple(args.projector or preset["projector"]),
         width=args.width or preset.get("width", RESNET18_WIDTH),
+        lambd=args.lambd if args.lambd is not None else DEFAULT_LAMBDA,
     )
     budget = args.budget if args.budget is not None else preset["time_budget_s"]
     config = PretrainConfig(
@@ -405,6 +407,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--resolution", type=int)
     p.add_argument("--stem", choices=["small", "standard"])
     p.add_argument("--width", type=int, help="the backbone's first-stage channels (ResNet-18's own: 64)")
+    p.add_argument("--projector", type=int, nargs="+", help="the projector's layer widths (default: the preset's)")
+    p.add_argument("--lambd", type=float, help=f"the loss's off-diagonal weight (default {DEFAULT_LAMBDA})")
     p.add_argument("--epochs", type=int, help="the cap (with a budget) or the length (--budget 0)")
     p.add_argument("--batch", type=int)
     p.add_argument("--colour", choices=sorted(COLOUR_STRENGTHS), help="colour distortion (default: the preset's)")
