@@ -2,7 +2,8 @@
 serves, answering with the ground truth, and the probe's test mAP is measured after each batch.
 
     python -m bench.label_saving [--families demo clutter_large_solid] [--budget 300] [--pool 3000] [--test 1000]
-                                 [--batch 50] [--most 400] [--seeds 3]
+                                 [--batch 50] [--most 400] [--seeds 3] [--orders diverse hybrid_x8 ...]
+                                 [--features-cache DIR]
 
 Per family (the demo scenes, annotator/demo/scenes.py, and the clutter family, annotator/demo/clutter.py,
 drawn by another generator): a pool of unlabeled scenes and held-out test scenes, a Barlow Twins
@@ -37,6 +38,10 @@ import numpy as np
 from bench._util import machine_load, write_result
 
 ORDERS = ("random", "uncertain", "hybrid")
+# Also measurable (--orders): "diverse", k-center away from the labeled images for every batch
+# (the cold-start order, continued; no model), and "hybrid_xF", the hybrid order drawing from the
+# F x batch most uncertain images instead of the app's 4 x.
+EXTRA_ORDERS = ("diverse", "hybrid_x2", "hybrid_x8", "hybrid_x16")
 
 
 def _features(backbone, images: np.ndarray) -> np.ndarray:
@@ -63,20 +68,23 @@ def _next_batch(order: str, x: np.ndarray, labeled: np.ndarray, probe, batch: in
     pool = np.flatnonzero(~labeled)
     if order == "random" or (order == "uncertain" and probe is None):
         return rng.choice(pool, batch, replace=False)
-    if order == "hybrid" and probe is None:
+    if probe is None:  # "hybrid*" and "diverse": diverse first
         return pool[k_center(x[pool], batch, first=int(rng.integers(len(pool))))]  # the seed picks the first
+    if order == "diverse":
+        return pool[k_center(x[pool], batch, centres=x[labeled])]
     u = uncertainty(probe.predict_proba(x[pool]), probe.thresholds)
     if order == "uncertain":
         return pool[np.argsort(-u, kind="stable")[:batch]]
-    return pool[hybrid_order(x[pool], u, batch, centres=x[labeled])]
+    factor = int(order.removeprefix("hybrid_x")) if order.startswith("hybrid_x") else 4
+    return pool[hybrid_order(x[pool], u, batch, centres=x[labeled], pool_factor=factor)]
 
 
-def curves(x, y, x_test, y_test, *, batch: int, most: int, seeds: int) -> dict:
+def curves(x, y, x_test, y_test, *, batch: int, most: int, seeds: int, orders=ORDERS) -> dict:
     from labeling.ml.probe import fit_probe
 
     sizes = list(range(batch, most + 1, batch))
     out: dict = {"labels": sizes}
-    for order in ORDERS:
+    for order in orders:
         runs = []
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
@@ -94,6 +102,9 @@ def curves(x, y, x_test, y_test, *, batch: int, most: int, seeds: int) -> dict:
     out["random_at_most"] = goal
     out["hybrid_labels_to_reach_it"] = reached[0] if reached else None
     out["met"] = bool(reached) and reached[0] <= 250 * most / 400
+    for order in orders[3:]:
+        hit = [n for n, m in zip(sizes, out[order]["mean"]) if m >= goal]
+        out[f"{order}_labels_to_reach_it"] = hit[0] if hit else None
     return out
 
 
@@ -112,6 +123,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--most", type=int, default=400)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--orders", nargs="+", choices=EXTRA_ORDERS, default=[], help="also measure these orders")
+    p.add_argument("--features-cache", help="a folder: save each family's features there, or reuse them if saved")
     p.add_argument("--name", default=None)
     args = p.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -128,18 +141,29 @@ def main() -> None:
         "seeds": args.seeds,
         "budget_s": args.budget,
         "features": PRESETS["cpu"].get("features", "last"),
+        "orders": [*ORDERS, *args.orders],
         "target": "hybrid reaches random's mAP at 400 labels with <= 250 labels, on both families",
     }
     for family in args.families:
         t = time.perf_counter()
         pool, y = render(family, 0, args.pool, resolution)
         test, y_test = render(family, 50_000, args.test, resolution)
-        backbone, _, info = _pretrained(pool, args.budget)
-        x, x_test = _features(backbone, pool), _features(backbone, test)
+        cached = args.features_cache and os.path.join(args.features_cache, f"label_saving_{family}_{args.budget:g}.npz")
+        if cached and os.path.exists(cached):  # the same scenes and pretraining budget: reuse its features
+            saved = np.load(cached, allow_pickle=True)
+            x, x_test, info = saved["x"], saved["x_test"], saved["info"].item() | {"features_from": cached}
+        else:
+            backbone, _, info = _pretrained(pool, args.budget)
+            x, x_test = _features(backbone, pool), _features(backbone, test)
+            if cached:
+                os.makedirs(args.features_cache, exist_ok=True)
+                np.savez(cached, x=x, x_test=x_test, info=np.array(info, dtype=object))
         print(f"{family}: scenes, pretraining and features in {time.perf_counter() - t:.0f} s ({info})", flush=True)
         figures[family] = {
             "pretraining": info,
-            **curves(x, y, x_test, y_test, batch=args.batch, most=args.most, seeds=args.seeds),
+            **curves(
+                x, y, x_test, y_test, batch=args.batch, most=args.most, seeds=args.seeds, orders=(*ORDERS, *args.orders)
+            ),
         }
         f = figures[family]
         print(
