@@ -154,26 +154,6 @@ def median_get_ms(client, url: str, repeat: int) -> float:
     return round(statistics.median(times), 2)
 
 
-def supervised_epoch(
-    backbone, head, opt, sched, images, labels, *, order, batch: int, steps: int, pos_weight, generator
-) -> None:
-    """One epoch of the supervised baselines: ``steps`` batches of ``batch`` images taken in
-    ``order``, each augmented like view 1 (with ``generator``) and trained with positive-weighted
-    BCE, the scheduler stepped after every batch."""
-    import torch.nn.functional as F
-
-    from labeling.ml.augment import VIEW1, augment, to_float
-
-    for i in range(steps):
-        idx = order[i * batch : (i + 1) * batch].to(images.device)
-        x = augment(to_float(images[idx]), VIEW1, generator)
-        loss = F.binary_cross_entropy_with_logits(head(backbone(x)), labels[idx], pos_weight=pos_weight)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-
-
 def scaling_figures(database: str, figures: dict[int, dict[str, float]]) -> dict:
     """The latency benchmarks' figures over sizes: the database, the medians by size and, for each
     figure, its value at the largest size over its value at the smallest (``ratio``)."""

@@ -49,7 +49,7 @@ SEED = 0
 
 def _features(backbone, images: np.ndarray) -> np.ndarray:
     """The features the app's probe reads on a CPU worker (the CPU preset's feature options)."""
-    from labeling.config import feature_options
+    from labeling.ml.presets import feature_options
     from labeling.ml.embed import embed_images
     from labeling.ml.presets import PRESETS
 

@@ -15,7 +15,8 @@
 # - issue 20: bench/gpu_app.sh, the real bin/web + bin/worker (queue gpu) driven over the REST API.
 #
 # LEASE_JOBS="le_demo app" runs only those (names: le_demo le_second box_demo box_second
-# box_random app; le_demo_colour, only when named: the demo with the CPU preset's strong colour
+# box_random app; ft_demo, only when named: bench.finetune_scorer, the fine-tuned suggestions
+# a GPU probe fit cross-fits from 100 labels; le_demo_colour, only when named: the demo with the CPU preset's strong colour
 # distortion, which the GPU preset does not use until this measures it). Sharing lowers what a
 # time budget buys (fewer steps than alone), so every quality figure here is a lower bound of the same run alone, and the timings are contended ones (each JSON records the
 # load). Everything written (results JSON, logs) is packed into $OUT/lease.tgz every 15 s, so a run
@@ -68,6 +69,8 @@ job le_demo_colour "$limit" "${standalone[@]}" bench.label_efficiency --device c
   --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_demo_colour_lease
 job le_second "$limit" "${standalone[@]}" bench.label_efficiency --device cuda --preset gpu --family clutter_large_solid \
   --budget "${LE_BUDGET:-120}" --sup-budget 15 --sizes ${LE_SIZES:-50 100 200 400} --name label_efficiency_gpu_clutter_large_solid_lease
+job ft_demo "$limit" "${standalone[@]}" bench.finetune_scorer --device cuda --preset gpu --family demo \
+  --budget "${LE_BUDGET:-120}" --sizes 100 200 --name finetune_scorer_gpu_demo_lease
 job box_demo "$limit" "${standalone[@]}" bench.box_quality --device cuda --preset gpu --budget 90 --pool 5000 \
   --sizes 200 --threads 3 --tag lease
 job box_second "$limit" "${standalone[@]}" bench.box_quality --device cuda --preset gpu --budget 90 --pool 5000 \

@@ -40,6 +40,10 @@ step 220 bench.probe_quality --crop-min 0.2
 # pretraining held to a time budget so both fit a lent machine's minutes; JSON per family.
 step 300 bench.label_efficiency --device cuda --preset gpu --family demo --budget 120 --sup-budget 30
 step 300 bench.label_efficiency --device cuda --preset gpu --family clutter_large_solid --budget 120 --sup-budget 30
+# The fine-tuned suggestions a GPU probe fit makes from 100 labels (SUGGEST_RULES), against the frozen
+# probe, as the probe run cross-fits and chooses them (bench/finetune_scorer.py).
+step 300 bench.finetune_scorer --device cuda --preset gpu --family demo --budget 120 --sizes 100 200 400
+step 300 bench.finetune_scorer --device cuda --preset gpu --family clutter_large_solid --budget 120 --sizes 100 200 400
 
 # Issue 16: box suggestions, BT-initialised vs random detector at 50/100/200 boxed images (target:
 # AP50 >= 0.8 at 200, training <= 2 min; AP50 from pycocotools when installed, else the app's own).

@@ -37,13 +37,14 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from bench._util import machine_load, pretrain_timed, rounded, supervised_epoch, write_result
+from bench._util import machine_load, pretrain_timed, rounded, write_result
 from annotator.demo import clutter
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import RESNET18_WIDTH, ModelConfig, resnet18_backbone
 from labeling.ml.barlow import DEFAULT_LAMBDA
 from labeling.ml.cache import decode_square
 from labeling.ml.embed import embed_images
+from labeling.ml.finetune import supervised_epoch
 from labeling.ml.metrics import evaluate
 from labeling.ml.presets import COLOUR_STRENGTHS, PRESETS
 from labeling.ml.probe import fit_probe
@@ -223,9 +224,8 @@ def variants(backbone: torch.nn.Module, labeled: tuple, test: tuple, sizes: list
     return {"map": out, "suggestions_at_probe_thresholds": suggestions}
 
 
-def main() -> None:
-    args = _args()
-    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
+def pretrain_config(args: argparse.Namespace) -> tuple[ModelConfig, PretrainConfig]:
+    """The preset's model and pretraining, with the command line's overrides."""
     preset = PRESETS[args.preset]
     model = ModelConfig(
         resolution=args.resolution or preset["resolution"],
@@ -246,9 +246,12 @@ def main() -> None:
         colour=args.colour or preset["colour"],
         time_budget_s=budget or None,
     )
-    sizes = sorted(args.sizes)
+    return model, config
+
+
+def scenes(args: argparse.Namespace, sizes: list[int], r: int) -> tuple[tuple, tuple, tuple]:
+    """(labeled, test, pool) scenes of the family at ``r`` px: the same images whatever the seed."""
     most = sizes[-1]
-    r = model.resolution
     t = time.perf_counter()
     labeled = render(args.family, 0, most, r)
     test = render(args.family, most, args.test, r)
@@ -256,8 +259,12 @@ def main() -> None:
     print(
         f"{args.family}: {most + args.test + args.pool} scenes rendered in {time.perf_counter() - t:.0f} s", flush=True
     )
-    chance = float(test[1].mean(axis=0).mean())
-    load_before = os.getloadavg()
+    return labeled, test, pool
+
+
+def pretrained(args: argparse.Namespace, config: PretrainConfig, pool: tuple, labeled: tuple) -> tuple:
+    """(the Barlow Twins backbone, {steps, seconds, status, loss_first_last}): pretrained here on the
+    pool and the labeled images (saved with --save-backbone), or loaded (--load-backbone)."""
 
     def report(p) -> None:
         print(
@@ -269,26 +276,35 @@ def main() -> None:
         saved = torch.load(args.load_backbone, map_location="cpu", weights_only=False)
         bt_backbone = build_model(config).backbone
         bt_backbone.load_state_dict(saved["backbone"])
-        steps, bt_s, status, losses = saved["steps"], saved["seconds"], saved["status"], saved["loss_first_last"]
-        print(f"pretraining: loaded {args.load_backbone} ({steps} steps, {bt_s:.0f} s)", flush=True)
-    else:
-        runtime = Runtime(device=args.device, log_every=10**9, progress_every_s=60, on_progress=report)
-        run, bt_s = pretrain_timed(config, pool[0], labeled[0], runtime)
-        steps, status, bt_backbone = len(run.loss_history), run.status, run.model.backbone
-        losses = [run.loss_history[0], run.loss_history[-1]] if steps else None
-        print(f"pretraining: {steps} steps in {bt_s:.0f} s ({status})", flush=True)
-        if args.save_backbone:
-            torch.save(
-                {
-                    "backbone": bt_backbone.state_dict(),
-                    "steps": steps,
-                    "seconds": bt_s,
-                    "status": status,
-                    "loss_first_last": losses,
-                    "config": config.to_dict(),
-                },
-                args.save_backbone,
-            )
+        info = {k: saved[k] for k in ("steps", "seconds", "status", "loss_first_last")}
+        print(f"pretraining: loaded {args.load_backbone} ({info['steps']} steps, {info['seconds']:.0f} s)", flush=True)
+        return bt_backbone, info
+    runtime = Runtime(device=args.device, log_every=10**9, progress_every_s=60, on_progress=report)
+    run, bt_s = pretrain_timed(config, pool[0], labeled[0], runtime)
+    steps, bt_backbone = len(run.loss_history), run.model.backbone
+    info = {
+        "steps": steps,
+        "seconds": bt_s,
+        "status": run.status,
+        "loss_first_last": [run.loss_history[0], run.loss_history[-1]] if steps else None,
+    }
+    print(f"pretraining: {steps} steps in {bt_s:.0f} s ({run.status})", flush=True)
+    if args.save_backbone:
+        torch.save({"backbone": bt_backbone.state_dict(), **info, "config": config.to_dict()}, args.save_backbone)
+    return bt_backbone, info
+
+
+def main() -> None:
+    args = _args()
+    load_start = os.getloadavg()  # what else ran on the machine: measured, not assumed
+    model, config = pretrain_config(args)
+    sizes = sorted(args.sizes)
+    most = sizes[-1]
+    labeled, test, pool = scenes(args, sizes, model.resolution)
+    chance = float(test[1].mean(axis=0).mean())
+    load_before = os.getloadavg()
+    bt_backbone, info = pretrained(args, config, pool, labeled)
+    steps, bt_s, status, losses = info["steps"], info["seconds"], info["status"], info["loss_first_last"]
     load_during = os.getloadavg()
 
     results = {
@@ -396,8 +412,9 @@ def main() -> None:
     )
 
 
-def _args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(doc: str | None = __doc__) -> argparse.ArgumentParser:
+    """The pretraining and scene options (other benches add theirs: bench/finetune_scorer.py)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--family", choices=sorted(FAMILIES), default="demo")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--preset", choices=sorted(PRESETS), help="default: from the device")
@@ -420,10 +437,18 @@ def _args() -> argparse.Namespace:
     p.add_argument("--load-backbone", help="skip pretraining: use a backbone saved by --save-backbone")
     p.add_argument("--name", help="results file name")
     p.add_argument("--seed", type=int, default=SEED, help="training seed (the scenes stay the same)")
-    args = p.parse_args()
+    return p
+
+
+def finished(args: argparse.Namespace) -> argparse.Namespace:
+    """The device's preset and pool size where the command line left them out."""
     args.preset = args.preset or ("gpu" if args.device.startswith("cuda") else "cpu")
     args.pool = args.pool or (10_000 if args.preset == "gpu" else 1500)
     return args
+
+
+def _args() -> argparse.Namespace:
+    return finished(parser().parse_args())
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ EXTRA_ORDERS = ("diverse", "hybrid_x2", "hybrid_x8", "hybrid_x16")
 
 
 def _features(backbone, images: np.ndarray) -> np.ndarray:
-    from labeling.config import feature_options
+    from labeling.ml.presets import feature_options
     from labeling.ml.embed import embed_images
     from labeling.ml.presets import PRESETS
 

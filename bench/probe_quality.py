@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from annotator.demo.scenes import LABELS, render_scene
-from bench._util import machine_load, pretrain_timed, supervised_epoch, write_result
+from bench._util import machine_load, pretrain_timed, write_result
+from labeling.ml.finetune import supervised_epoch
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.cache import decode_square

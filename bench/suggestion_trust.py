@@ -37,17 +37,24 @@ def trust_figures(
     y_test: np.ndarray,
     target: float = TARGET,
     names: list[str] | None = None,
+    scorer: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """Fit, calibrate and threshold on the labeled features; measure on the test ones."""
+    """Fit, calibrate and threshold on the labeled features; measure on the test ones.
+    ``scorer``: (out-of-fold scores of the labeled images, scores of the test images) of another
+    model (a fine-tuned network: bench/finetune_scorer.py), calibrated and thresholded in its place;
+    the probe then only says which labels can be trained."""
     from labeling.ml.calibrate import cross_fitted, expected_calibration_error, fit_platt
     from labeling.ml.confidence import label_lift, near_chance, precision_threshold, still_learning
     from labeling.ml.metrics import evaluate
-    from labeling.ml.probe import fit_probe
+    from labeling.ml.probe import best_f1_thresholds, fit_probe
 
     y_train, y_test = np.asarray(y_train).astype(bool), np.asarray(y_test).astype(bool)
     probe = fit_probe(f_train, y_train)
     t = np.flatnonzero(probe.trained)
     raw_test = probe.predict_proba(f_test)
+    if scorer is not None and len(t):
+        probe.oof_scores, raw_test = scorer[0].astype(np.float32), scorer[1]
+        probe.thresholds[t] = best_f1_thresholds(y_train[:, t], probe.oof_scores[:, t])
     out = {
         "labeled": len(y_train),
         "test": len(y_test),

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, DETECTOR_RULES, PRESETS, device_kind, fitted_batch
+from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, DETECTOR_RULES, PRESETS, SUGGEST_RULES, device_kind
+from labeling.ml.presets import fitted_batch
 from labeling.paths import worker_device_path
 
 # What a pretraining run may be configured with, and the bounds a request must stay within
@@ -37,7 +38,7 @@ PRETRAIN_LIMITS = {
 PROJECTOR_LAYERS = (1, 3)
 PROJECTOR_WIDTH = (16, 8192)
 TIME_BUDGET_LIMITS = (10, 7 * 24 * 3600)
-FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (feature_options)
+FEATURES = ("last", "multi", "multi_tta")  # how images become probe features (labeling.ml.presets.feature_options)
 COLOURS = tuple(COLOUR_STRENGTHS)  # how hard the views' colours are distorted (labeling.ml.presets)
 PRETRAIN_OTHER_KEYS = ("projector", "small_stem", "profile", "time_budget_s", "features", "colour")
 # settings name -> config key: set in the environment, they override the device's preset.
@@ -87,6 +88,15 @@ def detector_rules(*, kind: str | None = None) -> dict:
     }
 
 
+def suggest_rules(*, kind: str | None = None) -> dict:
+    """When a probe fit fine-tunes (labeling.ml.presets.SUGGEST_RULES) for the worker's device, with
+    SUGGEST_FINETUNE_FROM's override (0: never)."""
+    rules = dict(SUGGEST_RULES[kind or worker_device_kind()])
+    if settings.SUGGEST_FINETUNE_FROM is not None:
+        rules["finetune_from"] = settings.SUGGEST_FINETUNE_FROM or None
+    return rules
+
+
 def _set_settings(names: dict[str, str]) -> dict:
     """{key: the setting's value} for each (setting name -> key) the environment set (not None)."""
     return {key: getattr(settings, name) for name, key in names.items() if getattr(settings, name, None) is not None}
@@ -114,13 +124,6 @@ def note_worker_device() -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"device": device, "at": timezone.now().isoformat()}))
     os.replace(tmp, path)
-
-
-def feature_options(config: dict) -> dict:
-    """How a run's images become probe features (its config's "features"): "last" (the pooled last
-    stage, 512), "multi" (pooled layer2..layer4, 896) or "multi_tta" (that, averaged with the mirror image)."""
-    features = config.get("features", "last")
-    return {"multi_layer": features in ("multi", "multi_tta"), "flip_tta": features == "multi_tta"}
 
 
 def pretrain_config_check(config: dict) -> None:

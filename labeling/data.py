@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db.models import F
 
 from annotator.models import UNSUBMITTED_STATUSES, Box, Image, ImageStatus, ImageTag
-from labeling.config import feature_options
+from labeling.ml.presets import feature_options
 from labeling.ml.cache import ImageCache, store_dir
 from labeling.models import EmbeddingSet, TrainingRun
 from labeling.paths import block_path, checkpoint_path, project_cache_dir

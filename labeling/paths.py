@@ -40,6 +40,11 @@ def probe_path(run_id: int) -> Path:
     return run_dir(run_id) / "probe.npz"
 
 
+def finetuned_path(run_id: int) -> Path:
+    """A probe run's fine-tuned network (labeling.ml.finetune), when it kept one."""
+    return run_dir(run_id) / "finetuned.pt"
+
+
 def detector_path(run_id: int) -> Path:
     return run_dir(run_id) / "detector.pt"
 

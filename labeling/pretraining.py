@@ -19,10 +19,10 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, feature_options, pretrain_defaults
+from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, pretrain_defaults
 from labeling.curation import ann_write, diverse_write, duplicates_write
 from labeling.data import fill_cache, write_blocks
-from labeling.ml.presets import device_kind, should_compile, training_seconds
+from labeling.ml.presets import device_kind, feature_options, should_compile, training_seconds
 from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, pause_check, paused, probe_create, run_claimed

@@ -215,11 +215,12 @@ def pretrain_estimate(*, project, config: dict, recent_runs: list[dict] | None =
 
 def run_eta_s(run: TrainingRun) -> float | None:
     """Seconds until an active pretraining is done: the worker's last estimate (from its measured
-    step rate) counted down, or before its first report the estimate made when it was queued."""
+    step rate) counted down, or before its first report the estimate made when it was queued. A
+    probe fit that fine-tunes has one while it does (from the networks it has trained)."""
+    if run.status == RunStatus.RUNNING and run.eta_at is not None and run.kind in (RunKind.PRETRAIN, RunKind.PROBE):
+        return max(0.0, round((run.eta_at - timezone.now()).total_seconds(), 1))
     if run.kind != RunKind.PRETRAIN or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
         return None
-    if run.status == RunStatus.RUNNING and run.eta_at is not None:
-        return max(0.0, round((run.eta_at - timezone.now()).total_seconds(), 1))
     estimate = (run.metrics or {}).get("estimate_s")
     if estimate is None:
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -24,18 +25,23 @@ from django.utils import timezone
 
 from labeling.auto_accept import auto_accept_apply
 from labeling.curation import hybrid_write, mistakes_write, rare_write_block
-from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, label_matrix
+from labeling.config import suggest_rules
+from labeling.data import SCORED_STATUSES, block_features, block_ids, embedding_set_of, features_of, fill_cache
+from labeling.data import label_matrix
 from labeling.data import project_blocks, submitted_ids
 from labeling.detection import box_uncertainty_of
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import evaluate
 from labeling.models import CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionShard, TrainingRun
-from labeling.paths import probe_path, run_file
+from labeling.paths import checkpoint_path, finetuned_path, probe_path, run_file
 from labeling.runs import LostClaim, RunMonitor, finish, run_claimed, run_finished_emit
 from labeling.trust import trust_fit
 
 log = logging.getLogger(__name__)
+
+# FinetuneConfig fields a probe fit's fine-tuning uses instead of the measured recipe's (tests: fewer steps).
+FINETUNE_OVERRIDES: dict = {}
 
 # Sends one block of a run as a suggest_shard task; False when the broker did not take it.
 ShardSend = Callable[[int, int], bool]
@@ -69,6 +75,11 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
     if message is not None:
         return _nothing_to_fit(run, metrics, message)
     t = probe.trained
+    tuned = _finetuned(run, monitor, labeled, x.astype(np.float32), y, probe)
+    if tuned is None:
+        return "cancelled"
+    scorer, metrics["finetune"] = tuned
+    metrics["scorer"] = scorer
     cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
     metrics["cv"] = {**cv, "labels": [name for name, trained in zip(names, t) if trained]}
     calibration, confident, metrics["trust"] = trust_fit(
@@ -92,11 +103,96 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
         oof=probe.oof_scores,
         label_ids=label_ids,
     )
-    save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident)
+    save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident, scorer=scorer)
     monitor.update(metrics=metrics)
     log_probe_metrics(run, metrics)
     SuggestionShard.objects.filter(run=run).delete()
     return _score_blocks(run, monitor, project_blocks(run.project_id, embedding_set.block_size), send_shard)
+
+
+def _finetuned(
+    run: TrainingRun, monitor: RunMonitor, labeled: np.ndarray, x: np.ndarray, y: np.ndarray, probe
+) -> tuple[str, dict | None] | None:
+    """From the device's SUGGEST_RULES number of submitted images: fine-tune the pretrained backbone
+    with a multilabel head, cross-fitted (labeling.ml.finetune), and keep it when its out-of-fold mAP
+    over the trained labels beats the frozen probe's on the same folds (``x``: the probe's features;
+    its weight decay as chosen): then ``probe``'s out-of-fold scores and F1
+    thresholds become the network's (so calibration, confident thresholds and likely mistakes are
+    fitted to the scorer that makes the suggestions) and the network is saved beside the probe.
+    Returns (the scorer kept, "features" or "finetuned"; what the fine-tuning measured, or None when
+    none ran), or None when the run was cancelled meanwhile."""
+    finetune_from = suggest_rules().get("finetune_from")
+    if not finetune_from or len(labeled) < finetune_from:
+        return "features", None
+    import time
+
+    import torch
+
+    from labeling.ml.backbone import load_backbone
+    from labeling.ml.finetune import FinetuneConfig, Stopped, cross_fit, save_net
+    from labeling.ml.probe import ProbeConfig, best_f1_thresholds, fit_probe
+    from labeling.ml.train import load_checkpoint
+
+    embedding_set = embedding_set_of(run.backbone_run_id)
+    cache, cached = fill_cache(run.project_id, embedding_set.resolution, ids=labeled)
+    if len(cached) < len(labeled):  # a submitted image that no longer decodes: the frozen probe's features stand
+        log.warning("probe run %s: %d labeled images not cached, no fine-tuning", run.id, len(labeled) - len(cached))
+        return "features", None
+    config, checkpoint = load_checkpoint(checkpoint_path(run.backbone_run_id))
+    backbone = load_backbone(checkpoint["model"], config.model)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tune = FinetuneConfig(**FINETUNE_OVERRIDES)
+    start = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.monotonic() - start
+        monitor.update(
+            metrics={"finetune": {"networks": done, "of": total, "seconds": round(elapsed, 1)}},
+            eta_at=timezone.now() + timedelta(seconds=elapsed / done * (total - done)),
+        )
+
+    try:
+        net, oof = cross_fit(
+            backbone.state_dict(),
+            config.model,
+            cache.view(labeled),
+            y,
+            tune,
+            device=device,
+            should_stop=monitor.should_stop,
+            progress=progress,
+        )
+    except Stopped:
+        if monitor.lost.is_set():
+            raise LostClaim(run.id) from None
+        finish(run, RunStatus.CANCELLED)
+        return None
+    t = probe.trained
+    # The probe's own out-of-fold scores come from 5 folds, the networks' from 3: compared on the
+    # networks' folds, each has learned from the same rows.
+    same = fit_probe(x, y, ProbeConfig(folds=tune.folds, seed=tune.seed, weight_decays=(probe.weight_decay,)))
+    frozen_map = evaluate(y[:, t], same.oof_scores[:, t], same.thresholds[t]).map
+    tuned_thresholds = best_f1_thresholds(y[:, t], oof[:, t])
+    tuned_map = evaluate(y[:, t], oof[:, t], tuned_thresholds).map
+    kept = "finetuned" if keep_finetuned(tuned_map, frozen_map) else "features"
+    monitor.update(eta_at=None)
+    if kept == "finetuned":
+        probe.oof_scores[:, t] = oof[:, t]
+        probe.thresholds[t] = tuned_thresholds
+        save_net(finetuned_path(run.id), net, tune)
+    info = {
+        "cv_map": tuned_map,
+        "frozen_cv_map": frozen_map,
+        "kept": kept,
+        "images": len(labeled),
+        "seconds": round(time.monotonic() - start, 1),
+    }
+    return kept, info
+
+
+def keep_finetuned(tuned_map: float | None, frozen_map: float | None) -> bool:
+    """The fine-tuned network replaces the frozen probe when its out-of-fold mAP is higher."""
+    return tuned_map is not None and (frozen_map is None or tuned_map > frozen_map)
 
 
 def _score_blocks(run: TrainingRun, monitor: RunMonitor, blocks: list[int], send_shard: ShardSend) -> str:
@@ -160,10 +256,12 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
     embedding_set = embedding_set_of(run.backbone_run_id)
     probe = load_probe(probe_path(run_id))
     s = embedding_set.block_size
-    pool, features = block_features(
-        embedding_set=embedding_set, block=block, ids=block_ids(run.project_id, block, s, SCORED_STATUSES)
-    )
-    raw = probe.predict_proba(features) if len(pool) else np.zeros((0, len(probe.label_ids)), np.float32)
+    ids = block_ids(run.project_id, block, s, SCORED_STATUSES)
+    if probe.scorer == "finetuned":
+        pool, raw = _finetuned_scores(run, embedding_set.resolution, ids)
+    else:
+        pool, features = block_features(embedding_set=embedding_set, block=block, ids=ids)
+        raw = probe.predict_proba(features) if len(pool) else np.zeros((0, len(probe.label_ids)), np.float32)
     scores = uncertainty(raw, probe.thresholds) if len(pool) else np.zeros(0)
     # What people see is calibrated, and pre-ticked only at the label's precision-targeted threshold.
     probs = probe.calibrated(raw)
@@ -195,6 +293,20 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
         )
     TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
     return f"block {block}: {len(pool)} images"
+
+
+def _finetuned_scores(run: TrainingRun, resolution: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the ids that could be scored, their (N, L) probabilities) by the run's fine-tuned network,
+    from the pretraining's image cache (an image imported since is decoded into it now)."""
+    import torch
+
+    from labeling.ml.finetune import load_net, predict
+
+    net = load_net(finetuned_path(run.id))
+    cache, cached = fill_cache(run.project_id, resolution, ids=ids)
+    if not len(cached):
+        return cached, np.zeros((0, net.head.out_features), np.float32)
+    return cached, predict(net, cache.view(cached), device="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def finish_if_complete(run_id: int) -> str | None:

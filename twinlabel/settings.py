@@ -453,6 +453,10 @@ DETECTOR_REFIT_EVERY = env_int("DETECTOR_REFIT_EVERY", 20, minimum=1)
 # stages (fewer: the backbone stays as Barlow Twins left it and only the pyramid and head learn);
 # unset: the device's rule (labeling.ml.presets.DETECTOR_RULES: 100 on a CPU, 300 on a GPU).
 DETECTOR_FINETUNE_FROM = env_int("DETECTOR_FINETUNE_FROM", 0, minimum=1) if env_str("DETECTOR_FINETUNE_FROM") else None
+# When set, from this many submitted images a probe fit also fine-tunes the backbone for the
+# suggestions and keeps it when its out-of-fold mAP beats the frozen probe's (0: never); unset: the
+# device's rule (labeling.ml.presets.SUGGEST_RULES: from 200 on a CPU, from 100 on a GPU).
+SUGGEST_FINETUNE_FROM = env_int("SUGGEST_FINETUNE_FROM", 0, minimum=0) if env_str("SUGGEST_FINETUNE_FROM") else None
 # When set, override the device's detector preset (labeling.ml.presets.DETECTOR_PRESETS): the most
 # training seconds of a fit (a fit on fewer images gets fewer: DETECTOR_RULES) and its input size
 # (px, letterboxed). The CPU preset: at most 600 s at 192 px (AP50 0.53 at 200 boxed demo images on

@@ -114,6 +114,22 @@ DETECTOR_RULES: dict[str, dict[str, Any]] = {
 }
 
 
+# Fine-tuned suggestions (labeling/ml/finetune.py), per device: from this many submitted images a
+# probe fit also fine-tunes the backbone end to end with a multilabel head, cross-fitted for its
+# out-of-fold scores, and keeps whichever scorer, frozen probe or fine-tuned network, has the better
+# out-of-fold mAP on the same folds (None: never).
+# - CPU, from 200: on both scene families after a 10-minute pretraining, one thread, two seeds
+#   (bench/results/finetune_scorer_cpu_*_1thread_pair*.json), the fine-tuned network's test mAP
+#   against the frozen probe's was -0.04 / -0.00 at 100 labels, +0.005 to +0.024 at 200, +0.021 /
+#   +0.029 at 300 and +0.04 to +0.05 at 400; the cross-fitting takes 160-180 s at 200 labels and
+#   about 330 s at 400 on one thread, which is how much longer such a refit takes.
+# - GPU, from 100: fine-tuned 0.507 against 0.445 for the frozen probe at 200 demo labels on an H200
+#   (bench/results/label_efficiency_gpu_*, bench/gpu-lease.sh); seconds there.
+SUGGEST_RULES: dict[str, dict[str, Any]] = {
+    "cpu": {"finetune_from": 200},
+    "gpu": {"finetune_from": 100},
+}
+
 # A preset's batch fitted to the project (``fitted_batch``), per device: (the least batch, the least
 # steps an epoch): a batch over the least is cut so that a small project's epoch keeps at least 4
 # steps. The CPU preset's own batch (64) is the least, so it changes nothing there today; it fits a
@@ -220,3 +236,10 @@ def describe_seconds(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def feature_options(config: dict[str, Any]) -> dict[str, bool]:
+    """How a run's images become probe features (its config's "features"): "last" (the pooled last
+    stage, 512), "multi" (pooled layer2..layer4, 896) or "multi_tta" (that, averaged with the mirror image)."""
+    features = config.get("features", "last")
+    return {"multi_layer": features in ("multi", "multi_tta"), "flip_tta": features == "multi_tta"}

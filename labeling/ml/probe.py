@@ -121,6 +121,9 @@ class SavedProbe:
     trained: np.ndarray  # (L,) bool
     calibration: Platt | None  # per-label Platt map; None in a file from before calibration
     confident: np.ndarray  # (L,) pre-tick thresholds on the calibrated scale (+inf: never pre-ticked)
+    # "features": this probe scores the embeddings; "finetuned": the run's fine-tuned network scores
+    # the images (labeling.ml.finetune) and everything else here is fitted to its scores.
+    scorer: str = "features"
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Uncalibrated, as LinearProbe.predict_proba: (N, D) -> (N, L) float32."""
@@ -138,6 +141,7 @@ def save_probe(
     *,
     calibration: Platt | None = None,
     confident: np.ndarray | None = None,
+    scorer: str = "features",
 ) -> None:
     """The probe, its per-label calibration (Platt a, b; identity when None) and confident
     thresholds (default: the F1 ones), written atomically to ``path`` (.npz)."""
@@ -157,6 +161,7 @@ def save_probe(
         calibration_a=calibration.a,
         calibration_b=calibration.b,
         confident=probe.thresholds if confident is None else confident,
+        scorer=np.array(scorer),
     )
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buffer.getvalue())
@@ -179,6 +184,7 @@ def load_probe(path: str | Path) -> SavedProbe:
         trained=saved["trained"],
         calibration=calibration,
         confident=saved.get("confident", saved["thresholds"]),
+        scorer=str(saved["scorer"]) if "scorer" in saved else "features",
     )
 
 

@@ -107,6 +107,11 @@ def _seed():
         with TrainLog(run_file(pretrain.id, "tensorboard")) as board:
             board.scalars({"train/loss": 100.0}, step=1)
     pretrain, probe = runs[-1]
+    probe.metrics.update(
+        scorer="finetuned",
+        finetune={"cv_map": 0.61, "frozen_cv_map": 0.55, "kept": "finetuned", "images": 30, "seconds": 42.4},
+    )
+    probe.save(update_fields=["metrics"])
     TrainingRun.objects.create(
         project=project, kind=RunKind.PRETRAIN, status=RunStatus.FAILED, error="out of memory", config=pretrain.config
     )
@@ -149,6 +154,10 @@ def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
     assert len(charts) == 10  # nine, and the learning curve (issue 13)
     for chart in charts:
         assert chart["plotly"] and chart["svg"] and chart["traces"] > 0 and chart["points"] > 0, chart
+    assert (
+        "Scored by the backbone fine-tuned on the labels (out-of-fold mAP 0.610 fine-tuned against 0.550 frozen, 42 s)"
+        in (page.text_content("#quality-summary"))
+    )
     map_points = next(c for c in charts if c["id"] == "chart-map")["points"]
     assert map_points == len(ids)
     # Compare both pretrainings; sort by a column's heading.

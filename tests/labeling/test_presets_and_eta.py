@@ -4,6 +4,7 @@ long one needs, time budgets, and the ETA of running runs (no training here)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -74,13 +75,26 @@ def test_when_a_detector_fit_trains_the_backbone_follows_the_device_unless_the_s
     assert config.detector_rules() == {**config.DETECTOR_RULES["gpu"], "finetune_from": 40}
 
 
+def test_when_a_probe_fit_fine_tunes_follows_the_device_unless_the_setting_says(settings):
+    settings.SUGGEST_FINETUNE_FROM = None
+    settings.PRETRAIN_DEVICE = "cpu"
+    assert config.suggest_rules()["finetune_from"] == 200  # measured: see SUGGEST_RULES
+    settings.PRETRAIN_DEVICE = "gpu"
+    assert config.suggest_rules()["finetune_from"] == 100
+    settings.SUGGEST_FINETUNE_FROM = 0
+    assert config.suggest_rules()["finetune_from"] is None
+    settings.PRETRAIN_DEVICE = "cpu"
+    settings.SUGGEST_FINETUNE_FROM = 150
+    assert config.suggest_rules()["finetune_from"] == 150
+
+
 def test_the_cpu_default_is_a_valid_config_whose_probe_reads_multi_layer_mirror_averaged_features(settings):
     settings.PRETRAIN_DEVICE = "cpu"
     defaults = config.pretrain_defaults()
     config.pretrain_config_check(defaults)  # what a plain Pretrain click stores must pass its own check
-    assert config.feature_options(defaults) == {"multi_layer": True, "flip_tta": True}
+    assert presets.feature_options(defaults) == {"multi_layer": True, "flip_tta": True}
     settings.PRETRAIN_DEVICE = "gpu"
-    assert config.feature_options(config.pretrain_defaults()) == {"multi_layer": False, "flip_tta": False}
+    assert presets.feature_options(config.pretrain_defaults()) == {"multi_layer": False, "flip_tta": False}
 
 
 def test_a_long_run_on_a_cpu_worker_needs_a_confirmation_that_names_the_estimate(project, settings, queued):
@@ -177,6 +191,16 @@ def test_a_running_pretraining_has_an_eta_from_its_latest_progress(project):
     TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
     run.refresh_from_db()
     assert selectors.run_summary(run)["eta_s"] is None
+
+
+def test_a_probe_fit_has_an_eta_only_while_it_fine_tunes(project):
+    run = _running_pretraining(project)
+    TrainingRun.objects.filter(pk=run.pk).update(kind=RunKind.PROBE)
+    run.refresh_from_db()
+    assert selectors.run_summary(run)["eta_s"] is None  # a plain fit: seconds, no estimate
+    TrainingRun.objects.filter(pk=run.pk).update(eta_at=timezone.now() + timedelta(seconds=90))
+    run.refresh_from_db()
+    assert 85 <= selectors.run_summary(run)["eta_s"] <= 90
 
 
 def test_progress_reaches_the_database_at_least_every_ten_seconds():

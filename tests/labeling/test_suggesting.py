@@ -4,11 +4,12 @@ workers)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from labeling import services
+from labeling import services, suggesting
 from labeling.data import project_blocks
-from labeling.paths import embeddings_dir
+from labeling.paths import embeddings_dir, finetuned_path, probe_path
 from labeling.suggesting import finalise, suggest_block
 from labeling.models import EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionShard, TrainingRun
@@ -67,3 +68,62 @@ def test_a_shard_run_twice_changes_nothing(project):
     assert rows(run_id) == before
     assert SuggestionShard.objects.get(run_id=run_id, block=block).worker == "again"
     assert finalise(run_id) == "succeeded" and finalise(run_id) == "not running"
+
+
+@pytest.fixture
+def quick_finetune(settings, monkeypatch):
+    """Probe fits fine-tune from 10 submitted images, for a few steps (the recipe's 60 epochs are
+    measured in bench/finetune_scorer.py, not here)."""
+    settings.SUGGEST_FINETUNE_FROM = 10
+    monkeypatch.setattr(suggesting, "FINETUNE_OVERRIDES", {"epochs": 4, "max_steps": 8, "batch_size": 8})
+
+
+def test_a_probe_fit_compares_the_fine_tuned_network_with_the_frozen_probe(project, quick_finetune):
+    services.pretrain_start(project=project, config=TINY)
+    run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    tuned = run.metrics["finetune"]
+    assert tuned["images"] == 20 and tuned["seconds"] >= 0
+    assert 0 <= tuned["cv_map"] <= 1 and 0 <= tuned["frozen_cv_map"] <= 1
+    better = suggesting.keep_finetuned(tuned["cv_map"], tuned["frozen_cv_map"])
+    assert tuned["kept"] == run.metrics["scorer"] == ("finetuned" if better else "features")
+    # The cross-validated figures the dashboard shows are the kept scorer's (the frozen probe's own
+    # come from its 5 folds; the comparison used the networks' 3).
+    if tuned["kept"] == "finetuned":
+        assert run.metrics["cv"]["map"] == pytest.approx(tuned["cv_map"])
+    else:
+        assert run.metrics["cv"]["map"] == pytest.approx(run.metrics["cv_map"][str(run.metrics["weight_decay"])])
+    assert finetuned_path(run.id).exists() == (tuned["kept"] == "finetuned")
+
+
+def test_fine_tuned_suggestions_are_the_networks_calibrated_scores(project, quick_finetune, monkeypatch):
+    from labeling.data import fill_cache
+    from labeling.ml.finetune import load_net, predict
+    from labeling.ml.probe import load_probe
+
+    monkeypatch.setattr(suggesting, "keep_finetuned", lambda tuned, frozen: True)
+    services.pretrain_start(project=project, config=TINY)
+    run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.metrics["scorer"] == "finetuned" and run.metrics["cv"]["map"] == pytest.approx(
+        run.metrics["finetune"]["cv_map"]
+    )
+    probe = load_probe(probe_path(run.id))
+    assert probe.scorer == "finetuned"
+    unlabeled = np.array(sorted(project.images.exclude(status="submitted").values_list("id", flat=True)))
+    cache, cached = fill_cache(project.id, 16, ids=unlabeled)
+    expected = probe.calibrated(predict(load_net(finetuned_path(run.id)), cache.view(cached)))
+    label_column = {int(label_id): j for j, label_id in enumerate(probe.label_ids)}
+    got = Suggestion.objects.filter(run=run).values_list("image_id", "label_id", "probability")
+    row = {int(i): k for k, i in enumerate(cached)}
+    assert len(got) == len(unlabeled) * len(probe.label_ids)
+    for image_id, label_id, probability in got:
+        assert probability == pytest.approx(float(expected[row[image_id], label_column[label_id]]), abs=1e-4)
+
+
+def test_below_the_rule_a_probe_fit_does_not_fine_tune(project, settings):
+    settings.SUGGEST_FINETUNE_FROM = 21  # the project has 20 submitted images
+    services.pretrain_start(project=project, config=TINY)
+    run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
+    assert run.metrics["scorer"] == "features" and run.metrics["finetune"] is None
+    assert not finetuned_path(run.id).exists()

@@ -514,6 +514,10 @@ def suggestion_quality(
         "ece": trust.get("ece"),
         "learning_curve": metrics.get("learning_curve") or [],
         "still_learning": trust.get("still_learning"),
+        # "features" (the linear probe on the frozen embeddings) or "finetuned" (labeling.ml.finetune),
+        # and what the fine-tuning measured when the fit tried it.
+        "scorer": metrics.get("scorer") or "features",
+        "finetune": metrics.get("finetune"),
     }
 
 

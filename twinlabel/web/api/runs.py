@@ -78,7 +78,9 @@ class RunSerializer(serializers.Serializer):
     step = serializers.IntegerField()
     loss = serializers.FloatField(allow_null=True)
     images_per_s = serializers.FloatField(allow_null=True)
-    eta_s = serializers.FloatField(allow_null=True, help_text="Seconds until an active pretraining is done")
+    eta_s = serializers.FloatField(
+        allow_null=True, help_text="Seconds until an active pretraining (or a probe fit's fine-tuning) is done"
+    )
     metrics = serializers.DictField()
     error = serializers.CharField()
 

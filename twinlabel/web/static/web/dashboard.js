@@ -154,7 +154,19 @@ function drawLabels() {
     : "Suggestion quality per label appears after the first probe: pretrain from the project page, then the probe refits as images are submitted.");
   document.getElementById("quality-summary").textContent = q.probe_run
     ? `Current probe (run #${q.probe_run}, ${q.labeled ?? "?"} labeled images): CV mAP ${fmt(q.map)}, micro F1 ${fmt(q.micro_f1)}, macro F1 ${fmt(q.macro_f1)}.`
+      + scorerText(q)
     : "No probe has been fitted yet: pretrain from the project page.";
+}
+
+// Which model made the suggestions: the linear probe on the frozen features, or the backbone
+// fine-tuned on the labels when its out-of-fold mAP was the better one.
+function scorerText(q) {
+  const f = q.finetune;
+  if (!f) return " Scored by a linear probe on the pretrained features.";
+  const versus = `out-of-fold mAP ${fmt(f.cv_map)} fine-tuned against ${fmt(f.frozen_cv_map)} frozen, ${Math.round(f.seconds)} s`;
+  return q.scorer === "finetuned"
+    ? ` Scored by the backbone fine-tuned on the labels (${versus}).`
+    : ` Scored by a linear probe on the pretrained features: fine-tuning was tried and kept out (${versus}).`;
 }
 
 // Per label, side by side: what the confident suggestions are estimated to be worth and how much
