@@ -7,12 +7,12 @@
   Figure: the share of the flipped images in the top 10 % (target >= 0.6), over three flips, with
   the features of a Barlow Twins backbone pretrained here for --budget seconds (the CPU preset at
   32 px) and, for scale, of a random-init backbone.
-- mistakes_finetuned: the same flipped labels ranked by other out-of-fold scores than the app's
-  probe: a backbone pretrained for --budget seconds (``--width`` / ``--stem``: a quarter-width
-  ResNet-18 through the small stem by default, the CPU recipe that fine-tunes best), fine-tuned on
-  the flipped labels of 4 folds and scoring the fifth (BCE head, bench.label_efficiency's recipe,
-  ``--finetune-epochs``), for ``--flips`` flips. A measurement of what better scores would buy the
-  ranking, not the app's path.
+- mistakes_finetuned: the same flipped labels ranked by the out-of-fold scores a probe fit that
+  fine-tunes uses (from SUGGEST_FINETUNE_FROM labels, when they beat the frozen probe's): a backbone
+  pretrained for --budget seconds (``--width`` / ``--stem``: the CPU preset's by default; the
+  2026-12-06 figure used a quarter width through the small stem), cross-fitted on the flipped labels
+  by labeling.ml.finetune (3 folds, ``--finetune-epochs``, at most 600 steps a network), for
+  ``--flips`` flips.
 - duplicates: 400 distinct scenes plus, for 100 of them, a planted copy: a crop (80-95 %), a JPEG
   re-encode (quality 50) or a small colour shift; on the demo scenes and on the clutter family
   (annotator/demo/clutter.py, a backbone pretrained on its own scenes). Two rules: pairs at or above
@@ -157,34 +157,21 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
 
 
 def mistakes_finetuned(
-    backbone, model, images: np.ndarray, labels: np.ndarray, *, flips: int, epochs: int, folds: int = 5
+    backbone, model, images: np.ndarray, labels: np.ndarray, *, flips: int, epochs: int, folds: int = 3
 ) -> dict:
     """The flipped images' share in the top 10 % when the out-of-fold scores come from ``backbone``
-    fine-tuned on the other folds' (flipped) labels instead of a probe on frozen features."""
-    from bench.label_efficiency import head_scores, train_supervised
+    fine-tuned on the other folds' (flipped) labels, as a probe fit that fine-tunes makes them
+    (labeling.ml.finetune.cross_fit), instead of a probe on frozen features."""
     from labeling.ml.curation import likely_mistakes
+    from labeling.ml.finetune import FinetuneConfig, cross_fit
     from labeling.ml.metrics import average_precision, rank
 
-    n = len(labels)
-    out: dict = {"folds": folds, "epochs": epochs, "flips": []}
+    config = FinetuneConfig(folds=folds, epochs=epochs)
+    out: dict = {"finetune": {**config.__dict__}, "flips": []}
     for flip in range(flips):
         flipped, y = _flipped(labels, flip)  # the same flips as mistakes()
-        fold_of = np.random.default_rng((SEED, flip, 1)).permutation(n) % folds
-        oof = np.zeros(y.shape, np.float32)
         t = time.perf_counter()
-        for k in range(folds):
-            train, held = fold_of != k, fold_of == k
-            net, head, _ = train_supervised(
-                model,
-                images[train],
-                y[train].astype(bool),
-                epochs=epochs,
-                budget_s=1e9,
-                lr=1e-3,
-                device="cpu",
-                init=backbone,
-            )
-            oof[held] = head_scores(net, head, images[held], "cpu")
+        _, oof = cross_fit(backbone.state_dict(), model, images, y, config, final=False)
         share = _share_in_top(flipped, likely_mistakes(y, oof).score)
         oof_map = float(np.nanmean(average_precision(rank(labels, oof))))
         out["flips"].append(
@@ -564,10 +551,10 @@ def main() -> None:
     p.add_argument("--duplicate-sizes", type=int, nargs="+", default=[10_000, 50_000], help="duplicates_speed")
     p.add_argument("--families", nargs="+", default=["demo", "clutter"], help="duplicates: the scene families")
     p.add_argument("--ann", action="store_true", help="latency: the approximate index too")
-    p.add_argument("--width", type=int, default=16, help="mistakes_finetuned: the backbone's first-stage channels")
-    p.add_argument("--stem", choices=["small", "standard"], default="small", help="mistakes_finetuned")
+    p.add_argument("--width", type=int, default=64, help="mistakes_finetuned: the backbone's first-stage channels")
+    p.add_argument("--stem", choices=["small", "standard"], default="standard", help="mistakes_finetuned")
     p.add_argument("--flips", type=int, default=1, help="mistakes_finetuned")
-    p.add_argument("--finetune-epochs", type=int, default=30, help="mistakes_finetuned")
+    p.add_argument("--finetune-epochs", type=int, default=60, help="mistakes_finetuned (at most 600 steps a network)")
     args = p.parse_args()
     load_start = os.getloadavg()
     figures: dict = {"parts": args.parts}

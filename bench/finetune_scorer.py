@@ -30,7 +30,7 @@ from bench.label_efficiency import _family, finished, parser, pretrain_config, p
 from bench.suggestion_trust import trust_figures
 from labeling.ml.presets import feature_options
 from labeling.ml.embed import embed_images
-from labeling.ml.finetune import FinetuneConfig, cross_fit, predict
+from labeling.ml.finetune import VIEWS, FinetuneConfig, cross_fit, predict
 from labeling.ml.metrics import evaluate
 from labeling.ml.presets import PRESETS
 from labeling.ml.probe import ProbeConfig, fit_probe
@@ -43,6 +43,8 @@ def _oof_map(y: np.ndarray, oof: np.ndarray, trained: np.ndarray) -> float:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--folds", type=int, default=FinetuneConfig.folds)
+    p.add_argument("--ft-view", choices=sorted(VIEWS), default=FinetuneConfig.view)
+    p.add_argument("--ft-lr", type=float, default=FinetuneConfig.lr)
     p.add_argument("--ft-epochs", type=int, default=FinetuneConfig.epochs)
     p.add_argument("--ft-max-steps", type=int, default=FinetuneConfig.max_steps)
     p.set_defaults(sizes=[100, 200, 400])
@@ -56,7 +58,14 @@ def main() -> None:
     options = feature_options(PRESETS[args.preset])
     f_labeled, f_test = (embed_images(backbone, a, device=args.device, **options) for a in (labeled[0], test[0]))
     state = backbone.state_dict()
-    ft_config = FinetuneConfig(folds=args.folds, epochs=args.ft_epochs, max_steps=args.ft_max_steps, seed=args.seed)
+    ft_config = FinetuneConfig(
+        view=args.ft_view,
+        folds=args.folds,
+        epochs=args.ft_epochs,
+        max_steps=args.ft_max_steps,
+        lr=args.ft_lr,
+        seed=args.seed,
+    )
     out: dict = {}
     for n in sizes:
         y = labeled[1][:n]

@@ -29,12 +29,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labeling.ml.augment import VIEW1, augment, normalize, to_float
+from labeling.ml.augment import VIEW1, ViewConfig, augment, normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
+from labeling.ml.probe import folds
+
+
+# How the labeled images are augmented: "pretrain", the pretraining's first view (crops of 20-100 %,
+# colour jitter, grayscale, blur; the recipe bench/label_efficiency.py measured); "light", crops of
+# 70-100 % and mirror images only (a small crop of a scene can cut out an object its tags name).
+# "light" scored below "pretrain" at every size on both scene families (0.443 against 0.492 at 400
+# demo labels, 0.300 against 0.338 on the second family; bench/results/finetune_scorer_cpu_*_seed1*.json).
+VIEWS = {
+    "pretrain": VIEW1,
+    "light": ViewConfig(scale=(0.7, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0),
+}
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    view: str = "pretrain"
     epochs: int = 60
     max_steps: int = 600  # per network: a large labeled set trains for fewer epochs, not for longer
     lr: float = 1e-3
@@ -75,13 +88,14 @@ def supervised_epoch(
     steps: int,
     pos_weight: torch.Tensor,
     generator: torch.Generator,
+    view: ViewConfig = VIEW1,
 ) -> None:
-    """One epoch: ``steps`` batches of ``batch`` images taken in ``order``, each augmented like the
-    pretraining's view 1 (with ``generator``) and trained with positive-weighted BCE, the scheduler
+    """One epoch: ``steps`` batches of ``batch`` images taken in ``order``, each augmented as ``view``
+    says (the pretraining's view 1 by default; with ``generator``) and trained with positive-weighted BCE, the scheduler
     stepped after every batch. (The benches' supervised baselines train with it too.)"""
     for i in range(steps):
         idx = order[i * batch : (i + 1) * batch].to(images.device)
-        x = augment(to_float(images[idx]), VIEW1, generator)
+        x = augment(to_float(images[idx]), view, generator)
         loss = F.binary_cross_entropy_with_logits(head(backbone(x)), labels[idx], pos_weight=pos_weight)
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
@@ -123,7 +137,7 @@ def fit(
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed + epoch))
         supervised_epoch(
             net.backbone, net.head, opt, sched, x, y, order=order, batch=batch, steps=per_epoch,
-            pos_weight=pos_weight, generator=g,
+            pos_weight=pos_weight, generator=g, view=VIEWS[config.view],
         )  # fmt: skip
     return net.eval()
 
@@ -144,12 +158,6 @@ def predict(net: FinetunedNet, images: Any, *, device: str | torch.device = "cpu
     return out
 
 
-def folds(n: int, k: int, seed: int) -> list[np.ndarray]:
-    k = max(2, min(k, n))
-    order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(f) for f in np.array_split(order, k)]
-
-
 def cross_fit(
     backbone_state: dict[str, torch.Tensor] | None,
     model: ModelConfig,
@@ -160,18 +168,22 @@ def cross_fit(
     device: str | torch.device = "cpu",
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[FinetunedNet, np.ndarray]:
+    final: bool = True,
+) -> tuple[FinetunedNet | None, np.ndarray]:
     """(the network trained on every image, (N, L) out-of-fold probabilities): each fold scored by a
-    network trained on the others. ``progress(done, total)`` after each network."""
+    network trained on the others. ``progress(done, total)`` after each network. ``final=False``:
+    the out-of-fold scores alone (no network on every image; None in its place)."""
     parts = folds(len(images), config.folds, config.seed)
     oof = np.zeros(labels.shape, dtype=np.float32)
-    total = len(parts) + 1
+    total = len(parts) + int(final)
     for i, held in enumerate(parts):
         rest = np.setdiff1d(np.arange(len(images)), held)
         net = fit(backbone_state, model, images[rest], labels[rest], config, device=device, should_stop=should_stop)
         oof[held] = predict(net, images[held], device=device)
         if progress is not None:
             progress(i + 1, total)
+    if not final:
+        return None, oof
     net = fit(backbone_state, model, images, labels, config, device=device, should_stop=should_stop)
     if progress is not None:
         progress(total, total)

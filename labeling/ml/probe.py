@@ -328,8 +328,14 @@ def best_f1_thresholds(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def _folds(n: int, config: ProbeConfig) -> list[np.ndarray]:
-    k = max(2, min(config.folds, n))
-    order = np.random.default_rng(config.seed).permutation(n)
+    return folds(n, config.folds, config.seed)
+
+
+def folds(n: int, k: int, seed: int) -> list[np.ndarray]:
+    """``k`` (at least 2, at most n) sorted row sets that split range(n), drawn by ``seed``: the
+    probe's and the fine-tuning's (labeling.ml.finetune), so both hold out the same rows."""
+    k = max(2, min(k, n))
+    order = np.random.default_rng(seed).permutation(n)
     return [np.sort(f) for f in np.array_split(order, k)]
 
 

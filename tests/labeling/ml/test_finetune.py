@@ -3,11 +3,13 @@ scores from networks that never saw their rows, a file that scores as the networ
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
-from labeling.ml.finetune import FinetuneConfig, Stopped, cross_fit, fit, folds, load_net, predict, save_net
+from labeling.ml.finetune import VIEWS, FinetuneConfig, Stopped, cross_fit, fit, folds, load_net, predict, save_net
 from labeling.ml.metrics import evaluate
 from tests.labeling.ml.toys import toy_images
 
@@ -28,11 +30,13 @@ def test_the_folds_split_every_row_once():
     assert len(folds(2, 5, seed=0)) == 2  # never more folds than rows
 
 
-def test_cross_fitted_scores_rank_the_labels_a_network_can_see():
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_cross_fitted_scores_rank_the_labels_a_network_can_see(view):
     images = toy_images(n=48, size=8, seed=1)
     y = colour_labels(images)
     done = []
-    net, oof = cross_fit(None, MODEL, images, y, QUICK, progress=lambda i, total: done.append((i, total)))
+    config = dataclasses.replace(QUICK, view=view)
+    net, oof = cross_fit(None, MODEL, images, y, config, progress=lambda i, total: done.append((i, total)))
     assert done == [(1, 4), (2, 4), (3, 4), (4, 4)]  # a network per fold, then one on everything
     assert oof.shape == y.shape and np.isfinite(oof).all() and ((oof >= 0) & (oof <= 1)).all()
     assert evaluate(y.astype(bool), oof, np.full(2, 0.5)).map > 0.8  # chance is 0.5
