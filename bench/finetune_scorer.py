@@ -27,10 +27,11 @@ import torch
 
 from bench._util import machine_load, write_result
 from bench.label_efficiency import _family, finished, parser, pretrain_config, pretrained, scenes
+from labeling.ml.train import build_model
 from bench.suggestion_trust import trust_figures
 from labeling.ml.presets import feature_options
 from labeling.ml.embed import embed_images
-from labeling.ml.finetune import VIEWS, FinetuneConfig, cross_fit, predict
+from labeling.ml.finetune import VIEWS, FinetuneConfig, cross_fit, fit, predict
 from labeling.ml.metrics import evaluate
 from labeling.ml.presets import PRESETS
 from labeling.ml.probe import ProbeConfig, fit_probe
@@ -47,6 +48,11 @@ def main() -> None:
     p.add_argument("--ft-lr", type=float, default=FinetuneConfig.lr)
     p.add_argument("--ft-epochs", type=int, default=FinetuneConfig.epochs)
     p.add_argument("--ft-max-steps", type=int, default=FinetuneConfig.max_steps)
+    p.add_argument(
+        "--floors-only",
+        action="store_true",
+        help="random weights and supervised from scratch alone (beside an earlier run on the same scenes and seed)",
+    )
     p.set_defaults(sizes=[100, 200, 400])
     args = finished(p.parse_args())
     load_start = os.getloadavg()
@@ -58,6 +64,10 @@ def main() -> None:
     options = feature_options(PRESETS[args.preset])
     f_labeled, f_test = (embed_images(backbone, a, device=args.device, **options) for a in (labeled[0], test[0]))
     state = backbone.state_dict()
+    # The floors beside it: the same architecture's random weights (frozen probe), and the same
+    # cross-fitted network trained from them (supervised from scratch, the fine-tuning's recipe).
+    random_backbone = build_model(config).backbone
+    r_labeled, r_test = (embed_images(random_backbone, a, device=args.device, **options) for a in (labeled[0], test[0]))
     ft_config = FinetuneConfig(
         view=args.ft_view,
         folds=args.folds,
@@ -72,6 +82,17 @@ def main() -> None:
         frozen = trust_figures(f_labeled[:n].astype(np.float32), y, f_test.astype(np.float32), test[1], names=names)
         probe = fit_probe(f_labeled[:n].astype(np.float32), y)
         t = probe.trained
+        random_map = trust_figures(
+            r_labeled[:n].astype(np.float32), y, r_test.astype(np.float32), test[1], names=names
+        ).get("test_map")
+        scratch = predict(fit(None, model, labeled[0][:n], y, ft_config, device=args.device), test[0])
+        scratch_map = _oof_map(test[1], scratch, t)  # over the same trained labels
+        if args.floors_only:
+            out[str(n)] = {"test_map": {"frozen": frozen.get("test_map"), "random_weights": random_map,
+                                        "supervised_from_scratch": scratch_map}}  # fmt: skip
+            print(f"{n} labeled: frozen {frozen.get('test_map'):.3f} random weights {random_map:.3f}"
+                  f" from scratch {scratch_map:.3f}", flush=True)  # fmt: skip
+            continue
         start = time.perf_counter()
         net, oof = cross_fit(state, model, labeled[0][:n], y, ft_config, device=args.device)
         seconds = time.perf_counter() - start
@@ -104,6 +125,8 @@ def main() -> None:
                 "finetuned": finetuned.get("test_map"),
                 "kept": (finetuned if kept == "finetuned" else frozen).get("test_map"),
                 "kept_same_folds": (finetuned if kept_same == "finetuned" else frozen).get("test_map"),
+                "random_weights": random_map,
+                "supervised_from_scratch": scratch_map,
             },
             "confident": {"frozen": frozen.get("confident"), "finetuned": finetuned.get("confident")},
             "ece_test": {"frozen": frozen.get("ece_test"), "finetuned": finetuned.get("ece_test")},
@@ -112,7 +135,8 @@ def main() -> None:
         c_fr, c_ft = frozen.get("confident") or {}, finetuned.get("confident") or {}
         print(
             f"{n} labeled: oof {oof_frozen:.3f} ({oof_frozen_same:.3f} on its folds) / {oof_ft:.3f} -> {kept}"
-            f" ({kept_same}); test mAP frozen {frozen.get('test_map'):.3f}"
+            f" ({kept_same}); test mAP frozen {frozen.get('test_map'):.3f} (random weights {random_map:.3f},"
+            f" from scratch {scratch_map:.3f})"
             f" fine-tuned {finetuned.get('test_map'):.3f}; confident precision {c_fr.get('precision')} /"
             f" {c_ft.get('precision')} coverage {c_fr.get('coverage')} / {c_ft.get('coverage')}; {seconds:.0f} s",
             flush=True,

@@ -13,6 +13,7 @@ the web process imports this module (through ``labeling.tasks``) to send work.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -300,13 +301,23 @@ def _finetuned_scores(run: TrainingRun, resolution: int, ids: np.ndarray) -> tup
     from the pretraining's image cache (an image imported since is decoded into it now)."""
     import torch
 
-    from labeling.ml.finetune import load_net, predict
+    from labeling.ml.finetune import predict
 
-    net = load_net(finetuned_path(run.id))
+    path = finetuned_path(run.id)
+    net = _net(str(path), path.stat().st_mtime_ns)
     cache, cached = fill_cache(run.project_id, resolution, ids=ids)
     if not len(cached):
         return cached, np.zeros((0, net.head.out_features), np.float32)
     return cached, predict(net, cache.view(cached), device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=1)
+def _net(path: str, mtime_ns: int):
+    """A run's fine-tuned network, loaded once per worker process for all the blocks it scores
+    (``mtime_ns``: a file written again is loaded again)."""
+    from labeling.ml.finetune import load_net
+
+    return load_net(path)
 
 
 def finish_if_complete(run_id: int) -> str | None:
