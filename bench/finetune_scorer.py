@@ -114,22 +114,45 @@ def main() -> None:
             ProbeConfig(folds=ft_config.folds, seed=ft_config.seed, weight_decays=(probe.weight_decay,)),
         )
         oof_frozen_same = _oof_map(y, same.oof_scores, t)
+        # The two averaged (probabilities, the frozen probe on the fine-tuning's folds): a candidate
+        # third scorer, kept only where its out-of-fold mAP is the best of the three.
+        ens_oof = (same.oof_scores + oof) / 2
+        ens_test = (same.predict_proba(f_test.astype(np.float32)) + test_scores) / 2
+        ensemble = trust_figures(
+            f_labeled[:n].astype(np.float32),
+            y,
+            f_test.astype(np.float32),
+            test[1],
+            names=names,
+            scorer=(ens_oof, ens_test),
+        )
+        oof_ens = _oof_map(y, ens_oof, t)
         kept = "finetuned" if oof_ft > oof_frozen else "frozen"
         kept_same = "finetuned" if oof_ft > oof_frozen_same else "frozen"
         out[str(n)] = {
-            "oof_map": {"frozen": oof_frozen, "frozen_same_folds": oof_frozen_same, "finetuned": oof_ft},
+            "oof_map": {
+                "frozen": oof_frozen,
+                "frozen_same_folds": oof_frozen_same,
+                "finetuned": oof_ft,
+                "ensemble": oof_ens,
+            },
             "kept": kept,
             "kept_same_folds": kept_same,
             "test_map": {
                 "frozen": frozen.get("test_map"),
                 "finetuned": finetuned.get("test_map"),
+                "ensemble": ensemble.get("test_map"),
                 "kept": (finetuned if kept == "finetuned" else frozen).get("test_map"),
                 "kept_same_folds": (finetuned if kept_same == "finetuned" else frozen).get("test_map"),
                 "random_weights": random_map,
                 "supervised_from_scratch": scratch_map,
             },
-            "confident": {"frozen": frozen.get("confident"), "finetuned": finetuned.get("confident")},
-            "ece_test": {"frozen": frozen.get("ece_test"), "finetuned": finetuned.get("ece_test")},
+            "confident": {
+                k: f.get("confident") for k, f in (("frozen", frozen), ("finetuned", finetuned), ("ensemble", ensemble))
+            },
+            "ece_test": {
+                k: f.get("ece_test") for k, f in (("frozen", frozen), ("finetuned", finetuned), ("ensemble", ensemble))
+            },
             "finetune_seconds": round(seconds, 1),
         }
         c_fr, c_ft = frozen.get("confident") or {}, finetuned.get("confident") or {}
@@ -137,7 +160,8 @@ def main() -> None:
             f"{n} labeled: oof {oof_frozen:.3f} ({oof_frozen_same:.3f} on its folds) / {oof_ft:.3f} -> {kept}"
             f" ({kept_same}); test mAP frozen {frozen.get('test_map'):.3f} (random weights {random_map:.3f},"
             f" from scratch {scratch_map:.3f})"
-            f" fine-tuned {finetuned.get('test_map'):.3f}; confident precision {c_fr.get('precision')} /"
+            f" fine-tuned {finetuned.get('test_map'):.3f} ensemble {ensemble.get('test_map'):.3f}"
+            f" (oof {oof_ens:.3f}); confident precision {c_fr.get('precision')} /"
             f" {c_ft.get('precision')} coverage {c_fr.get('coverage')} / {c_ft.get('coverage')}; {seconds:.0f} s",
             flush=True,
         )
