@@ -4,8 +4,9 @@ probe, on held-out scenes of either family.
 For each labeled-set size: the frozen probe on the pretrained backbone's features (the preset's
 ``features``, as a pretraining embeds them); the app's fine-tuned scorer, cross-fitted on the same
 labels (``cross_fit``: one network per fold for the out-of-fold scores, one on every label for the
-test scenes); and the scorer a probe run keeps, the one with the better out-of-fold mAP (nothing
-about the test scenes decides it). Each is calibrated and thresholded as the app does
+test scenes); the two averaged; and the scorer a probe run chooses (``chosen``: the best of the three
+by out-of-fold mAP on the networks' folds, labeling.ml.metrics.choose_scorer; nothing about the test
+scenes decides it; ``kept``: the earlier two-way choice). Each is calibrated and thresholded as the app does
 (bench.suggestion_trust.trust_figures): test mAP, precision and coverage of the confident
 suggestions at the default target, and the seconds the fine-tuning took.
 
@@ -32,7 +33,7 @@ from bench.suggestion_trust import trust_figures
 from labeling.ml.presets import feature_options
 from labeling.ml.embed import embed_images
 from labeling.ml.finetune import VIEWS, FinetuneConfig, cross_fit, fit, predict
-from labeling.ml.metrics import evaluate
+from labeling.ml.metrics import choose_scorer, evaluate
 from labeling.ml.presets import PRESETS
 from labeling.ml.probe import ProbeConfig, fit_probe
 
@@ -129,6 +130,9 @@ def main() -> None:
         oof_ens = _oof_map(y, ens_oof, t)
         kept = "finetuned" if oof_ft > oof_frozen else "frozen"
         kept_same = "finetuned" if oof_ft > oof_frozen_same else "frozen"
+        # The app's choice (labeling.suggesting): the best of the three on the same folds.
+        chosen = choose_scorer({"features": oof_frozen_same, "finetuned": oof_ft, "ensemble": oof_ens})
+        by_scorer = {"features": frozen, "finetuned": finetuned, "ensemble": ensemble}
         out[str(n)] = {
             "oof_map": {
                 "frozen": oof_frozen,
@@ -138,12 +142,14 @@ def main() -> None:
             },
             "kept": kept,
             "kept_same_folds": kept_same,
+            "chosen": chosen,
             "test_map": {
                 "frozen": frozen.get("test_map"),
                 "finetuned": finetuned.get("test_map"),
                 "ensemble": ensemble.get("test_map"),
                 "kept": (finetuned if kept == "finetuned" else frozen).get("test_map"),
                 "kept_same_folds": (finetuned if kept_same == "finetuned" else frozen).get("test_map"),
+                "chosen": by_scorer[chosen].get("test_map"),
                 "random_weights": random_map,
                 "supervised_from_scratch": scratch_map,
             },
@@ -161,7 +167,7 @@ def main() -> None:
             f" ({kept_same}); test mAP frozen {frozen.get('test_map'):.3f} (random weights {random_map:.3f},"
             f" from scratch {scratch_map:.3f})"
             f" fine-tuned {finetuned.get('test_map'):.3f} ensemble {ensemble.get('test_map'):.3f}"
-            f" (oof {oof_ens:.3f}); confident precision {c_fr.get('precision')} /"
+            f" (oof {oof_ens:.3f}; chosen: {chosen}); confident precision {c_fr.get('precision')} /"
             f" {c_ft.get('precision')} coverage {c_fr.get('coverage')} / {c_ft.get('coverage')}; {seconds:.0f} s",
             flush=True,
         )

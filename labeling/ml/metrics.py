@@ -100,3 +100,18 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> 
 def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     denominator = 2 * tp + fp + fn
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+SCORERS = ("features", "finetuned", "ensemble")  # cheapest first
+
+
+def choose_scorer(maps: dict[str, float | None]) -> str:
+    """A probe fit's scorer (labeling.suggesting): the one of SCORERS with the highest out-of-fold
+    mAP (None: not measured); on a tie the cheaper (the frozen probe reads stored features, the
+    fine-tuned network scores cached pixels, their average does both)."""
+    best, best_map = SCORERS[0], maps.get(SCORERS[0])
+    for name in SCORERS[1:]:
+        value = maps.get(name)
+        if value is not None and (best_map is None or value > best_map):
+            best, best_map = name, value
+    return best

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from labeling.ml.metrics import evaluate
+from labeling.ml.metrics import choose_scorer, evaluate
 
 
 def reference_ap(y, s):
@@ -60,3 +60,12 @@ def test_it_never_returns_nan():
 def test_it_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         evaluate(np.zeros((4, 2)), np.zeros((4, 3)), np.zeros(2))
+
+
+def test_the_scorer_chosen_is_the_best_out_of_fold_and_the_cheaper_on_a_tie():
+    assert choose_scorer({"features": 0.4, "finetuned": 0.5, "ensemble": 0.45}) == "finetuned"
+    assert choose_scorer({"features": 0.4, "finetuned": 0.38, "ensemble": 0.41}) == "ensemble"
+    assert choose_scorer({"features": 0.4, "finetuned": 0.4, "ensemble": 0.4}) == "features"
+    assert choose_scorer({"features": 0.3, "finetuned": 0.5, "ensemble": 0.5}) == "finetuned"
+    assert choose_scorer({"features": None, "finetuned": 0.2, "ensemble": None}) == "finetuned"
+    assert choose_scorer({"features": 0.2, "finetuned": None, "ensemble": None}) == "features"
