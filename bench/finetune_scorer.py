@@ -4,10 +4,12 @@ probe, on held-out scenes of either family.
 For each labeled-set size: the frozen probe on the pretrained backbone's features (the preset's
 ``features``, as a pretraining embeds them); the app's fine-tuned scorer, cross-fitted on the same
 labels (``cross_fit``: one network per fold for the out-of-fold scores, one on every label for the
-test scenes); the two averaged; and the scorer a probe run chooses (``chosen``: the best of the three
-by out-of-fold mAP on the networks' folds, labeling.ml.metrics.choose_scorer; nothing about the test
-scenes decides it; ``kept``: the earlier two-way choice). Each is calibrated and thresholded as the app does
-(bench.suggestion_trust.trust_figures): test mAP, precision and coverage of the confident
+test scenes); the two averaged; and the scorer a probe run chooses (``chosen``:
+labeling.ml.metrics.choose_scorer on the out-of-fold mAPs of the networks' folds; nothing about the
+test scenes decides it; ``kept_same_folds``: the earlier two-way choice, frozen or network). The
+results that chose the rule (``..._seed{1,2,3}_ensemble.json``) predate it: seed 1's have no
+``chosen``, seeds 2 and 3 record an earlier rule's (the best of the three). Each is calibrated and
+thresholded as the app does (bench.suggestion_trust.trust_figures): test mAP, precision and coverage of the confident
 suggestions at the default target, and the seconds the fine-tuning took.
 
     python -m bench.finetune_scorer --family demo                  # pretrains for the preset's 10 minutes
@@ -130,7 +132,7 @@ def main() -> None:
         oof_ens = _oof_map(y, ens_oof, t)
         kept = "finetuned" if oof_ft > oof_frozen else "frozen"
         kept_same = "finetuned" if oof_ft > oof_frozen_same else "frozen"
-        # The app's choice (labeling.suggesting): the best of the three on the same folds.
+        # The app's choice (labeling.suggesting) from the out-of-fold mAPs on the same folds.
         chosen = choose_scorer({"features": oof_frozen_same, "finetuned": oof_ft, "ensemble": oof_ens})
         by_scorer = {"features": frozen, "finetuned": finetuned, "ensemble": ensemble}
         out[str(n)] = {

@@ -32,7 +32,7 @@ from labeling.data import label_matrix
 from labeling.data import project_blocks, submitted_ids
 from labeling.detection import box_uncertainty_of
 from labeling.ml.active import uncertainty
-from labeling.ml.metrics import evaluate
+from labeling.ml.metrics import choose_scorer, evaluate
 from labeling.models import CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionShard, TrainingRun
 from labeling.paths import checkpoint_path, finetuned_path, probe_path, run_file
@@ -115,13 +115,14 @@ def _finetuned(
     run: TrainingRun, monitor: RunMonitor, labeled: np.ndarray, x: np.ndarray, y: np.ndarray, probe
 ) -> tuple[str, dict | None] | None:
     """From the device's SUGGEST_RULES number of submitted images: fine-tune the pretrained backbone
-    with a multilabel head, cross-fitted (labeling.ml.finetune), and keep it when its out-of-fold mAP
-    over the trained labels beats the frozen probe's on the same folds (``x``: the probe's features;
-    its weight decay as chosen): then ``probe``'s out-of-fold scores and F1
-    thresholds become the network's (so calibration, confident thresholds and likely mistakes are
-    fitted to the scorer that makes the suggestions) and the network is saved beside the probe.
-    Returns (the scorer kept, "features" or "finetuned"; what the fine-tuning measured, or None when
-    none ran), or None when the run was cancelled meanwhile."""
+    with a multilabel head, cross-fitted (labeling.ml.finetune), and choose the scorer from the
+    out-of-fold mAPs over the trained labels on the same folds (``choose_scorer``) of the frozen
+    probe (``x``: its features; its weight decay as chosen), the network, and the two averaged.
+    When the network or the average is chosen, ``probe``'s out-of-fold scores and F1 thresholds
+    become the chosen scorer's (so calibration, confident thresholds and likely mistakes are fitted
+    to the scorer that makes the suggestions) and the network is saved beside the probe.
+    Returns (the scorer chosen, "features", "finetuned" or "ensemble"; what the fine-tuning
+    measured, or None when none ran), or None when the run was cancelled meanwhile."""
     finetune_from = suggest_rules().get("finetune_from")
     if not finetune_from or len(labeled) < finetune_from:
         return "features", None
@@ -139,8 +140,19 @@ def _finetuned(
     if len(cached) < len(labeled):  # a submitted image that no longer decodes: the frozen probe's features stand
         log.warning("probe run %s: %d labeled images not cached, no fine-tuning", run.id, len(labeled) - len(cached))
         return "features", None
-    config, checkpoint = load_checkpoint(checkpoint_path(run.backbone_run_id))
-    backbone = load_backbone(checkpoint["model"], config.model)
+    try:
+        config, checkpoint = load_checkpoint(checkpoint_path(run.backbone_run_id))
+        backbone = load_backbone(checkpoint["model"], config.model)
+    except Exception as exc:  # missing, truncated or foreign: the frozen probe's features stand
+        log.warning(
+            "probe run %s: pretraining %s checkpoint unreadable (%r), no fine-tuning", run.id, run.backbone_run_id, exc
+        )
+        reason = (
+            "the pretraining's checkpoint is missing"
+            if isinstance(exc, FileNotFoundError)
+            else "the pretraining's checkpoint could not be read"
+        )
+        return "features", {"kept": "features", "skipped": reason, "images": len(labeled)}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tune = FinetuneConfig(**FINETUNE_OVERRIDES)
     start = time.monotonic()
@@ -173,27 +185,24 @@ def _finetuned(
     # networks' folds, each has learned from the same rows.
     same = fit_probe(x, y, ProbeConfig(folds=tune.folds, seed=tune.seed, weight_decays=(probe.weight_decay,)))
     frozen_map = evaluate(y[:, t], same.oof_scores[:, t], same.thresholds[t]).map
-    tuned_thresholds = best_f1_thresholds(y[:, t], oof[:, t])
-    tuned_map = evaluate(y[:, t], oof[:, t], tuned_thresholds).map
-    kept = "finetuned" if keep_finetuned(tuned_map, frozen_map) else "features"
+    candidates = {"finetuned": oof[:, t], "ensemble": (same.oof_scores[:, t] + oof[:, t]) / 2}
+    thresholds = {name: best_f1_thresholds(y[:, t], scores) for name, scores in candidates.items()}
+    maps = {name: evaluate(y[:, t], scores, thresholds[name]).map for name, scores in candidates.items()}
+    kept = choose_scorer({"features": frozen_map, **maps})
     monitor.update(eta_at=None)
-    if kept == "finetuned":
-        probe.oof_scores[:, t] = oof[:, t]
-        probe.thresholds[t] = tuned_thresholds
+    if kept != "features":
+        probe.oof_scores[:, t] = candidates[kept]
+        probe.thresholds[t] = thresholds[kept]
         save_net(finetuned_path(run.id), net, tune)
     info = {
-        "cv_map": tuned_map,
+        "cv_map": maps["finetuned"],
         "frozen_cv_map": frozen_map,
+        "ensemble_cv_map": maps["ensemble"],
         "kept": kept,
         "images": len(labeled),
         "seconds": round(time.monotonic() - start, 1),
     }
     return kept, info
-
-
-def keep_finetuned(tuned_map: float | None, frozen_map: float | None) -> bool:
-    """The fine-tuned network replaces the frozen probe when its out-of-fold mAP is higher."""
-    return tuned_map is not None and (frozen_map is None or tuned_map > frozen_map)
 
 
 def _score_blocks(run: TrainingRun, monitor: RunMonitor, blocks: list[int], send_shard: ShardSend) -> str:
@@ -260,6 +269,11 @@ def suggest_block(run_id: int, block: int, worker: str) -> str:
     ids = block_ids(run.project_id, block, s, SCORED_STATUSES)
     if probe.scorer == "finetuned":
         pool, raw = _finetuned_scores(run, embedding_set.resolution, ids)
+    elif probe.scorer == "ensemble":  # the frozen probe's and the network's probabilities averaged
+        tuned_ids, tuned = _finetuned_scores(run, embedding_set.resolution, ids)
+        feature_ids, features = block_features(embedding_set=embedding_set, block=block, ids=tuned_ids)
+        pool, at_tuned, at_features = np.intersect1d(tuned_ids, feature_ids, assume_unique=True, return_indices=True)
+        raw = (tuned[at_tuned] + probe.predict_proba(features[at_features])) / 2 if len(pool) else tuned[:0]
     else:
         pool, features = block_features(embedding_set=embedding_set, block=block, ids=ids)
         raw = probe.predict_proba(features) if len(pool) else np.zeros((0, len(probe.label_ids)), np.float32)

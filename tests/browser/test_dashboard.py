@@ -108,8 +108,15 @@ def _seed():
             board.scalars({"train/loss": 100.0}, step=1)
     pretrain, probe = runs[-1]
     probe.metrics.update(
-        scorer="finetuned",
-        finetune={"cv_map": 0.61, "frozen_cv_map": 0.55, "kept": "finetuned", "images": 30, "seconds": 42.4},
+        scorer="ensemble",
+        finetune={
+            "cv_map": 0.61,
+            "frozen_cv_map": 0.55,
+            "ensemble_cv_map": 0.63,
+            "kept": "ensemble",
+            "images": 30,
+            "seconds": 42.4,
+        },
     )
     probe.save(update_fields=["metrics"])
     TrainingRun.objects.create(
@@ -155,9 +162,17 @@ def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
     for chart in charts:
         assert chart["plotly"] and chart["svg"] and chart["traces"] > 0 and chart["points"] > 0, chart
     assert (
-        "Scored by the backbone fine-tuned on the labels (out-of-fold mAP 0.610 fine-tuned against 0.550 frozen, 42 s)"
+        "Scored by the backbone fine-tuned on the labels and the linear probe, averaged"
+        " (out-of-fold mAP 0.610 fine-tuned against 0.550 frozen, 0.630 averaged, 42 s)"
         in (page.text_content("#quality-summary"))
     )
+    # The learning curve is the frozen probe's; the fine-tuned network's mAP and the average's are a point each.
+    curve = page.evaluate("() => document.getElementById('chart-curve').data.map((t) => [t.name, t.x, t.y])")
+    assert curve == [
+        ["linear probe, frozen features", [7, 15, 30], pytest.approx([0.55 * 0.7, 0.55 * 0.8, 0.55])],
+        ["fine-tuned network", [30], [0.61]],
+        ["fine-tuned and probe averaged", [30], [0.63]],
+    ]
     map_points = next(c for c in charts if c["id"] == "chart-map")["points"]
     assert map_points == len(ids)
     # Compare both pretrainings; sort by a column's heading.
@@ -175,6 +190,17 @@ def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
     assert page.locator("#runs button", has_text="Retry").count() == 1
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
         page.screenshot(path=str(procs.ROOT / "docs" / "dashboard.png"), full_page=True)
+    # A fit whose pretraining checkpoint was gone says why it did not fine-tune.
+    probe = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
+    probe.metrics.update(
+        scorer="features",
+        finetune={"kept": "features", "skipped": "the pretraining's checkpoint is missing", "images": 30},
+    )
+    probe.save(update_fields=["metrics"])
+    page.reload()
+    page.wait_for_selector(READY, timeout=30_000)
+    assert "fine-tuning was skipped (the pretraining's checkpoint is missing)" in page.text_content("#quality-summary")
+    assert page.evaluate("() => document.getElementById('chart-curve').data.length") == 1
     assert page.console_errors == []
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from labeling import services, suggesting
-from labeling.data import project_blocks
+from labeling.data import embedding_set_of, project_blocks
 from labeling.paths import embeddings_dir, finetuned_path, probe_path
 from labeling.suggesting import finalise, suggest_block
 from labeling.models import EmbeddingSet, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
@@ -85,34 +85,44 @@ def test_a_probe_fit_compares_the_fine_tuned_network_with_the_frozen_probe(proje
     tuned = run.metrics["finetune"]
     assert tuned["images"] == 20 and tuned["seconds"] >= 0
     assert 0 <= tuned["cv_map"] <= 1 and 0 <= tuned["frozen_cv_map"] <= 1
-    better = suggesting.keep_finetuned(tuned["cv_map"], tuned["frozen_cv_map"])
-    assert tuned["kept"] == run.metrics["scorer"] == ("finetuned" if better else "features")
+    assert 0 <= tuned["ensemble_cv_map"] <= 1
+    maps = {"features": tuned["frozen_cv_map"], "finetuned": tuned["cv_map"], "ensemble": tuned["ensemble_cv_map"]}
+    assert tuned["kept"] == run.metrics["scorer"] == suggesting.choose_scorer(maps)
     # The cross-validated figures the dashboard shows are the kept scorer's (the frozen probe's own
     # come from its 5 folds; the comparison used the networks' 3).
-    if tuned["kept"] == "finetuned":
-        assert run.metrics["cv"]["map"] == pytest.approx(tuned["cv_map"])
-    else:
+    if tuned["kept"] == "features":
         assert run.metrics["cv"]["map"] == pytest.approx(run.metrics["cv_map"][str(run.metrics["weight_decay"])])
-    assert finetuned_path(run.id).exists() == (tuned["kept"] == "finetuned")
+    else:
+        assert run.metrics["cv"]["map"] == pytest.approx(maps[tuned["kept"]])
+    assert finetuned_path(run.id).exists() == (tuned["kept"] != "features")
 
 
-def test_fine_tuned_suggestions_are_the_networks_calibrated_scores(project, quick_finetune, monkeypatch):
-    from labeling.data import fill_cache
+@pytest.mark.parametrize("scorer", ["finetuned", "ensemble"])
+def test_fine_tuned_suggestions_are_the_chosen_scorers_calibrated_scores(project, quick_finetune, monkeypatch, scorer):
+    """The network's probabilities, or ("ensemble") their mean with the frozen probe's."""
+    from labeling.data import features_of, fill_cache
     from labeling.ml.finetune import load_net, predict
     from labeling.ml.probe import load_probe
 
-    monkeypatch.setattr(suggesting, "keep_finetuned", lambda tuned, frozen: True)
+    monkeypatch.setattr(suggesting, "choose_scorer", lambda maps: scorer)
     services.pretrain_start(project=project, config=TINY)
-    run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
+    state = ProjectModelState.objects.get(project=project)
+    run = TrainingRun.objects.get(pk=state.probe_run_id)
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.metrics["scorer"] == "finetuned" and run.metrics["cv"]["map"] == pytest.approx(
-        run.metrics["finetune"]["cv_map"]
+    cv_key = "cv_map" if scorer == "finetuned" else "ensemble_cv_map"
+    assert run.metrics["scorer"] == scorer and run.metrics["cv"]["map"] == pytest.approx(
+        run.metrics["finetune"][cv_key]
     )
     probe = load_probe(probe_path(run.id))
-    assert probe.scorer == "finetuned"
+    assert probe.scorer == scorer
     unlabeled = np.array(sorted(project.images.exclude(status="submitted").values_list("id", flat=True)))
     cache, cached = fill_cache(project.id, 16, ids=unlabeled)
-    expected = probe.calibrated(predict(load_net(finetuned_path(run.id)), cache.view(cached)))
+    raw = predict(load_net(finetuned_path(run.id)), cache.view(cached))
+    if scorer == "ensemble":
+        embedded, features = features_of(embedding_set=embedding_set_of(run.backbone_run_id), ids=cached)
+        assert np.array_equal(embedded, cached)
+        raw = (raw + probe.predict_proba(features)) / 2
+    expected = probe.calibrated(raw)
     label_column = {int(label_id): j for j, label_id in enumerate(probe.label_ids)}
     got = Suggestion.objects.filter(run=run).values_list("image_id", "label_id", "probability")
     row = {int(i): k for k, i in enumerate(cached)}
@@ -127,3 +137,31 @@ def test_below_the_rule_a_probe_fit_does_not_fine_tune(project, settings):
     run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
     assert run.metrics["scorer"] == "features" and run.metrics["finetune"] is None
     assert not finetuned_path(run.id).exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_probe_fit_without_its_pretraining_checkpoint_keeps_the_frozen_probe(project, quick_finetune, damage):
+    """The embeddings are all a frozen probe needs; a lost or damaged checkpoint (a cleaned disk, a
+    half-copied volume) costs the fine-tuning, not the run."""
+    from labeling.paths import checkpoint_path
+
+    services.pretrain_start(project=project, config=TINY)
+    path = checkpoint_path(
+        TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id).backbone_run_id
+    )
+    if damage == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:100])
+    run = services.probe_start(project=project)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.metrics["scorer"] == "features"
+    assert run.metrics["finetune"]["kept"] == "features" and run.metrics["finetune"]["images"] == 20
+    assert run.metrics["finetune"]["skipped"] == (
+        "the pretraining's checkpoint is missing"
+        if damage == "missing"
+        else "the pretraining's checkpoint could not be read"
+    )
+    assert not finetuned_path(run.id).exists()
+    assert Suggestion.objects.filter(run=run).exists()

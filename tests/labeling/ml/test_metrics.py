@@ -62,10 +62,12 @@ def test_it_rejects_mismatched_shapes():
         evaluate(np.zeros((4, 2)), np.zeros((4, 3)), np.zeros(2))
 
 
-def test_the_scorer_chosen_is_the_best_out_of_fold_and_the_cheaper_on_a_tie():
-    assert choose_scorer({"features": 0.4, "finetuned": 0.5, "ensemble": 0.45}) == "finetuned"
+def test_the_network_is_chosen_when_it_beats_the_frozen_probe_else_the_average():
+    assert choose_scorer({"features": 0.4, "finetuned": 0.5, "ensemble": 0.55}) == "finetuned"
     assert choose_scorer({"features": 0.4, "finetuned": 0.38, "ensemble": 0.41}) == "ensemble"
-    assert choose_scorer({"features": 0.4, "finetuned": 0.4, "ensemble": 0.4}) == "features"
-    assert choose_scorer({"features": 0.3, "finetuned": 0.5, "ensemble": 0.5}) == "finetuned"
-    assert choose_scorer({"features": None, "finetuned": 0.2, "ensemble": None}) == "finetuned"
+    # The average replaces the frozen probe even when it is not ahead out-of-fold (measured on
+    # held-out scenes, not here: bench/finetune_scorer.py).
+    assert choose_scorer({"features": 0.4, "finetuned": 0.4, "ensemble": 0.39}) == "ensemble"
+    assert choose_scorer({"features": None, "finetuned": 0.2, "ensemble": 0.3}) == "finetuned"
     assert choose_scorer({"features": 0.2, "finetuned": None, "ensemble": None}) == "features"
+    assert choose_scorer({"features": 0.2, "finetuned": 0.1, "ensemble": None}) == "features"

@@ -163,10 +163,15 @@ function drawLabels() {
 function scorerText(q) {
   const f = q.finetune;
   if (!f) return " Scored by a linear probe on the pretrained features.";
-  const versus = `out-of-fold mAP ${fmt(f.cv_map)} fine-tuned against ${fmt(f.frozen_cv_map)} frozen, ${Math.round(f.seconds)} s`;
-  return q.scorer === "finetuned"
-    ? ` Scored by the backbone fine-tuned on the labels (${versus}).`
-    : ` Scored by a linear probe on the pretrained features: fine-tuning was tried and kept out (${versus}).`;
+  if (f.skipped) return ` Scored by a linear probe on the pretrained features: fine-tuning was skipped (${f.skipped}).`;
+  const averaged = f.ensemble_cv_map != null ? `, ${fmt(f.ensemble_cv_map)} averaged` : "";
+  const versus = `out-of-fold mAP ${fmt(f.cv_map)} fine-tuned against ${fmt(f.frozen_cv_map)} frozen${averaged}, `
+    + `${Math.round(f.seconds)} s`;
+  if (q.scorer === "finetuned") return ` Scored by the backbone fine-tuned on the labels (${versus}).`;
+  if (q.scorer === "ensemble") {
+    return ` Scored by the backbone fine-tuned on the labels and the linear probe, averaged (${versus}).`;
+  }
+  return ` Scored by a linear probe on the pretrained features: fine-tuning was tried and kept out (${versus}).`;
 }
 
 // Per label, side by side: what the confident suggestions are estimated to be worth and how much
@@ -188,8 +193,21 @@ function drawTrust() {
     ? `Abstaining: ${q.still_learning}.`
     : `Calibration error (ECE, held out): ${fmt(ece.calibrated)} after calibration, ${fmt(ece.uncalibrated)} before.`;
   const curve = q.learning_curve || [];
-  plot("chart-curve", [{ type: "scatter", mode: "lines+markers", name: "out-of-fold mAP",
-                         x: curve.map((p) => p.labeled), y: curve.map((p) => p.map) }],
+  // The curve is the frozen probe's (refitting a fine-tuned network per sub-sample would cost
+  // minutes); a fine-tuning's own out-of-fold mAP on all the labels, and its average with the
+  // probe's, sit beside it as one point each.
+  const traces = [{ type: "scatter", mode: "lines+markers", name: "linear probe, frozen features",
+                    x: curve.map((p) => p.labeled), y: curve.map((p) => p.map) }];
+  const tuned = q.finetune;
+  if (curve.length && tuned && tuned.cv_map != null) {
+    traces.push({ type: "scatter", mode: "markers", name: "fine-tuned network", marker: { symbol: "diamond", size: 10 },
+                  x: [tuned.images], y: [tuned.cv_map] });
+    if (tuned.ensemble_cv_map != null) {
+      traces.push({ type: "scatter", mode: "markers", name: "fine-tuned and probe averaged",
+                    marker: { symbol: "square", size: 9 }, x: [tuned.images], y: [tuned.ensemble_cv_map] });
+    }
+  }
+  plot("chart-curve", traces,
        layout("Learning curve: rising at the right means more labels still help",
               { xaxis: { title: { text: "labeled images" } }, yaxis: { range: [0, 1], title: { text: "mAP" } } }),
        curve.length ? null : "The learning curve (mAP at a quarter, half and all of the labels) appears here once "
