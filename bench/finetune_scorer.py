@@ -100,14 +100,13 @@ def main() -> None:
         net, oof = cross_fit(state, model, labeled[0][:n], y, ft_config, device=args.device)
         seconds = time.perf_counter() - start
         test_scores = predict(net, test[0], device=args.device)
-        finetuned = trust_figures(
-            f_labeled[:n].astype(np.float32),
-            y,
-            f_test.astype(np.float32),
-            test[1],
-            names=names,
-            scorer=(oof, test_scores),
-        )
+
+        def figures(scorer: tuple[np.ndarray, np.ndarray]) -> dict:  # calibrated and thresholded as the app does
+            return trust_figures(
+                f_labeled[:n].astype(np.float32), y, f_test.astype(np.float32), test[1], names=names, scorer=scorer
+            )
+
+        finetuned = figures((oof, test_scores))
         oof_frozen, oof_ft = _oof_map(y, probe.oof_scores, t), _oof_map(y, oof, t)
         # The frozen probe on the fine-tuning's folds (its weight decay as chosen): the same rows
         # held out, the same share of labels to learn from.
@@ -117,18 +116,9 @@ def main() -> None:
             ProbeConfig(folds=ft_config.folds, seed=ft_config.seed, weight_decays=(probe.weight_decay,)),
         )
         oof_frozen_same = _oof_map(y, same.oof_scores, t)
-        # The two averaged (probabilities, the frozen probe on the fine-tuning's folds): a candidate
-        # third scorer, kept only where its out-of-fold mAP is the best of the three.
+        # The two's probabilities averaged (the frozen probe's out-of-fold on the fine-tuning's folds).
         ens_oof = (same.oof_scores + oof) / 2
-        ens_test = (same.predict_proba(f_test.astype(np.float32)) + test_scores) / 2
-        ensemble = trust_figures(
-            f_labeled[:n].astype(np.float32),
-            y,
-            f_test.astype(np.float32),
-            test[1],
-            names=names,
-            scorer=(ens_oof, ens_test),
-        )
+        ensemble = figures((ens_oof, (same.predict_proba(f_test.astype(np.float32)) + test_scores) / 2))
         oof_ens = _oof_map(y, ens_oof, t)
         kept = "finetuned" if oof_ft > oof_frozen else "frozen"
         kept_same = "finetuned" if oof_ft > oof_frozen_same else "frozen"
