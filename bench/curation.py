@@ -8,7 +8,8 @@
   the features of a Barlow Twins backbone pretrained here for --budget seconds (the CPU preset at
   32 px) and, for scale, of a random-init backbone.
 - mistakes_finetuned: the same flipped labels ranked by the out-of-fold scores a probe fit that
-  fine-tunes uses (from SUGGEST_FINETUNE_FROM labels, when they beat the frozen probe's): a backbone
+  fine-tunes uses (from SUGGEST_FINETUNE_FROM labels: the network's, or its average with the frozen
+  probe's, labeling.ml.metrics.choose_scorer; each is reported, and the one chosen): a backbone
   pretrained for --budget seconds (``--width`` / ``--stem``: the CPU preset's by default; the
   2026-12-06 figure used a quarter width through the small stem), cross-fitted on the flipped labels
   by labeling.ml.finetune (3 folds, ``--finetune-epochs``, at most 600 steps a network), for
@@ -161,24 +162,50 @@ def mistakes_finetuned(
 ) -> dict:
     """The flipped images' share in the top 10 % when the out-of-fold scores come from ``backbone``
     fine-tuned on the other folds' (flipped) labels, as a probe fit that fine-tunes makes them
-    (labeling.ml.finetune.cross_fit), instead of a probe on frozen features."""
+    (labeling.ml.finetune.cross_fit), instead of a probe on frozen features; beside it, the same for
+    the frozen probe on the networks' folds, for the two averaged, and for the scorer the app would
+    choose (labeling.ml.metrics.choose_scorer on the out-of-fold mAPs against the flipped labels)."""
     from labeling.ml.curation import likely_mistakes
     from labeling.ml.finetune import FinetuneConfig, cross_fit
-    from labeling.ml.metrics import average_precision, rank
+    from labeling.ml.metrics import average_precision, choose_scorer, rank
+    from labeling.ml.probe import ProbeConfig, fit_probe
 
     config = FinetuneConfig(folds=folds, epochs=epochs)
+    x = _features(backbone, images).astype(np.float32)
     out: dict = {"finetune": {**config.__dict__}, "flips": []}
     for flip in range(flips):
         flipped, y = _flipped(labels, flip)  # the same flips as mistakes()
         t = time.perf_counter()
         _, oof = cross_fit(backbone.state_dict(), model, images, y, config, final=False)
-        share = _share_in_top(flipped, likely_mistakes(y, oof).score)
-        oof_map = float(np.nanmean(average_precision(rank(labels, oof))))
+        seconds = round(time.perf_counter() - t)
+        probe = fit_probe(x, y)  # its weight decay, then its out-of-fold scores on the networks' folds
+        same = fit_probe(x, y, ProbeConfig(folds=folds, seed=config.seed, weight_decays=(probe.weight_decay,)))
+        scores = {"finetuned": oof, "features": same.oof_scores, "ensemble": (oof + same.oof_scores) / 2}
+        chosen = choose_scorer({k: float(np.nanmean(average_precision(rank(y, v)))) for k, v in scores.items()})
         out["flips"].append(
-            {"flipped_in_top_10pct": share, "oof_map": round(oof_map, 3), "seconds": round(time.perf_counter() - t)}
+            {
+                "flipped_in_top_10pct": _share_in_top(flipped, likely_mistakes(y, oof).score),
+                "oof_map": round(float(np.nanmean(average_precision(rank(labels, oof)))), 3),
+                "seconds": seconds,
+                "by_scorer": {
+                    k: {
+                        "flipped_in_top_10pct": _share_in_top(flipped, likely_mistakes(y, v).score),
+                        "oof_map": round(float(np.nanmean(average_precision(rank(labels, v)))), 3),
+                    }
+                    for k, v in scores.items()
+                },
+                "chosen": chosen,
+            }
         )
         print(f"mistakes, fine-tuned out-of-fold scores, flip {flip}: {out['flips'][-1]}", flush=True)
     out["mean"] = round(float(np.mean([f["flipped_in_top_10pct"] for f in out["flips"]])), 3)
+    out["mean_by_scorer"] = {
+        k: round(float(np.mean([f["by_scorer"][k]["flipped_in_top_10pct"] for f in out["flips"]])), 3)
+        for k in ("features", "finetuned", "ensemble")
+    }
+    out["mean_chosen"] = round(
+        float(np.mean([f["by_scorer"][f["chosen"]]["flipped_in_top_10pct"] for f in out["flips"]])), 3
+    )
     return out
 
 
