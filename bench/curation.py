@@ -123,7 +123,6 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
     """Per feature set: the share of the flipped images in the top 10 % of the app's ranking
     (likely_mistakes), and of each candidate ranking on the same out-of-fold scores."""
     from labeling.ml.curation import likely_mistakes
-    from labeling.ml.metrics import average_precision, rank
     from labeling.ml.probe import fit_probe
 
     rankings = {
@@ -144,7 +143,7 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
         for flip in range(flips):
             flipped, y = _flipped(labels, flip)
             probe = fit_probe(x.astype(np.float32), y)
-            maps.append(round(float(np.nanmean(average_precision(rank(labels, probe.oof_scores)))), 3))
+            maps.append(round(_map(labels, probe.oof_scores), 3))
             scores = {r: order(y, probe.oof_scores) for r, order in rankings.items()}
             scores |= {r: order(x, y, probe.oof_scores) for r, order in knn_rankings.items()}
             for r, score in scores.items():
@@ -167,7 +166,7 @@ def mistakes_finetuned(
     choose (labeling.ml.metrics.choose_scorer on the out-of-fold mAPs against the flipped labels)."""
     from labeling.ml.curation import likely_mistakes
     from labeling.ml.finetune import FinetuneConfig, cross_fit
-    from labeling.ml.metrics import average_precision, choose_scorer, rank
+    from labeling.ml.metrics import choose_scorer
     from labeling.ml.probe import ProbeConfig, fit_probe
 
     config = FinetuneConfig(folds=folds, epochs=epochs)
@@ -181,20 +180,19 @@ def mistakes_finetuned(
         probe = fit_probe(x, y)  # its weight decay, then its out-of-fold scores on the networks' folds
         same = fit_probe(x, y, ProbeConfig(folds=folds, seed=config.seed, weight_decays=(probe.weight_decay,)))
         scores = {"finetuned": oof, "features": same.oof_scores, "ensemble": (oof + same.oof_scores) / 2}
-        chosen = choose_scorer({k: float(np.nanmean(average_precision(rank(y, v)))) for k, v in scores.items()})
+        by_scorer = {
+            k: {
+                "flipped_in_top_10pct": _share_in_top(flipped, likely_mistakes(y, v).score),
+                "oof_map": round(_map(labels, v), 3),  # against the true labels
+            }
+            for k, v in scores.items()
+        }
         out["flips"].append(
             {
-                "flipped_in_top_10pct": _share_in_top(flipped, likely_mistakes(y, oof).score),
-                "oof_map": round(float(np.nanmean(average_precision(rank(labels, oof)))), 3),
+                **by_scorer["finetuned"],
                 "seconds": seconds,
-                "by_scorer": {
-                    k: {
-                        "flipped_in_top_10pct": _share_in_top(flipped, likely_mistakes(y, v).score),
-                        "oof_map": round(float(np.nanmean(average_precision(rank(labels, v)))), 3),
-                    }
-                    for k, v in scores.items()
-                },
-                "chosen": chosen,
+                "by_scorer": by_scorer,
+                "chosen": choose_scorer({k: _map(y, v) for k, v in scores.items()}),  # as the app sees them
             }
         )
         print(f"mistakes, fine-tuned out-of-fold scores, flip {flip}: {out['flips'][-1]}", flush=True)
@@ -207,6 +205,13 @@ def mistakes_finetuned(
         float(np.mean([f["by_scorer"][f["chosen"]]["flipped_in_top_10pct"] for f in out["flips"]])), 3
     )
     return out
+
+
+def _map(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mean AP over the labels that have a positive."""
+    from labeling.ml.metrics import average_precision, rank
+
+    return float(np.nanmean(average_precision(rank(labels, scores))))
 
 
 def normalised_self_confidence(labels: np.ndarray, oof: np.ndarray) -> np.ndarray:

@@ -9,8 +9,8 @@ labeling.ml.metrics.choose_scorer on the out-of-fold mAPs of the networks' folds
 test scenes decides it; ``kept_same_folds``: the earlier two-way choice, frozen or network). The
 results that chose the rule (``..._seed{1,2,3}_ensemble.json``) predate it: seed 1's have no
 ``chosen``, seeds 2 and 3 record an earlier rule's (the best of the three). Each is calibrated and
-thresholded as the app does (bench.suggestion_trust.trust_figures): test mAP, precision and coverage of the confident
-suggestions at the default target, and the seconds the fine-tuning took.
+thresholded as the app does (bench.suggestion_trust.trust_figures): test mAP, precision and coverage
+of the confident suggestions at the default target, and the seconds the fine-tuning took.
 
     python -m bench.finetune_scorer --family demo                  # pretrains for the preset's 10 minutes
     python -m bench.finetune_scorer --family clutter_large_solid --save-backbone /tmp/c.pt
@@ -124,7 +124,7 @@ def main() -> None:
         kept_same = "finetuned" if oof_ft > oof_frozen_same else "frozen"
         # The app's choice (labeling.suggesting) from the out-of-fold mAPs on the same folds.
         chosen = choose_scorer({"features": oof_frozen_same, "finetuned": oof_ft, "ensemble": oof_ens})
-        by_scorer = {"features": frozen, "finetuned": finetuned, "ensemble": ensemble}
+        named = {"frozen": frozen, "finetuned": finetuned, "ensemble": ensemble}  # "frozen": the app's "features"
         out[str(n)] = {
             "oof_map": {
                 "frozen": oof_frozen,
@@ -141,16 +141,12 @@ def main() -> None:
                 "ensemble": ensemble.get("test_map"),
                 "kept": (finetuned if kept == "finetuned" else frozen).get("test_map"),
                 "kept_same_folds": (finetuned if kept_same == "finetuned" else frozen).get("test_map"),
-                "chosen": by_scorer[chosen].get("test_map"),
+                "chosen": named["frozen" if chosen == "features" else chosen].get("test_map"),
                 "random_weights": random_map,
                 "supervised_from_scratch": scratch_map,
             },
-            "confident": {
-                k: f.get("confident") for k, f in (("frozen", frozen), ("finetuned", finetuned), ("ensemble", ensemble))
-            },
-            "ece_test": {
-                k: f.get("ece_test") for k, f in (("frozen", frozen), ("finetuned", finetuned), ("ensemble", ensemble))
-            },
+            "confident": {k: f.get("confident") for k, f in named.items()},
+            "ece_test": {k: f.get("ece_test") for k, f in named.items()},
             "finetune_seconds": round(seconds, 1),
         }
         c_fr, c_ft = frozen.get("confident") or {}, finetuned.get("confident") or {}

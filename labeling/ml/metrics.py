@@ -102,12 +102,9 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
 
 
-SCORERS = ("features", "finetuned", "ensemble")
-
-
 def choose_scorer(maps: dict[str, float | None]) -> str:
     """A probe fit's scorer once a fine-tuning ran (labeling.suggesting), from the out-of-fold mAPs
-    of SCORERS (None: not measured): the fine-tuned network when it beats the frozen probe, else the
+    of "features", "finetuned" and "ensemble" (None: not measured): the fine-tuned network when it beats the frozen probe, else the
     two's probabilities averaged, and the frozen probe alone only when the average was not measured.
 
     Not simply the best of the three: at 200-300 labels the three out-of-fold figures (3 folds of
