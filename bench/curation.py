@@ -157,7 +157,15 @@ def mistakes(features: dict[str, np.ndarray], labels: np.ndarray, flips: int = 3
 
 
 def mistakes_finetuned(
-    backbone, model, images: np.ndarray, labels: np.ndarray, *, flips: int, epochs: int, folds: int = 3
+    backbone,
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    flips: int,
+    epochs: int,
+    folds: int = 3,
+    first_flip: int = 0,
 ) -> dict:
     """The flipped images' share in the top 10 % when the out-of-fold scores come from ``backbone``
     fine-tuned on the other folds' (flipped) labels, as a probe fit that fine-tunes makes them
@@ -172,8 +180,8 @@ def mistakes_finetuned(
     config = FinetuneConfig(folds=folds, epochs=epochs)
     x = _features(backbone, images).astype(np.float32)
     out: dict = {"finetune": {**config.__dict__}, "flips": []}
-    for flip in range(flips):
-        flipped, y = _flipped(labels, flip)  # the same flips as mistakes()
+    for flip in range(first_flip, first_flip + flips):
+        flipped, y = _flipped(labels, flip)  # the same flips as mistakes() (from flip 0)
         t = time.perf_counter()
         _, oof = cross_fit(backbone.state_dict(), model, images, y, config, final=False)
         seconds = round(time.perf_counter() - t)
@@ -190,6 +198,7 @@ def mistakes_finetuned(
         out["flips"].append(
             {
                 **by_scorer["finetuned"],
+                "flip": flip,
                 "seconds": seconds,
                 "by_scorer": by_scorer,
                 "chosen": choose_scorer({k: _map(y, v) for k, v in scores.items()}),  # as the app sees them
@@ -586,6 +595,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=64, help="mistakes_finetuned: the backbone's first-stage channels")
     p.add_argument("--stem", choices=["small", "standard"], default="standard", help="mistakes_finetuned")
     p.add_argument("--flips", type=int, default=1, help="mistakes_finetuned")
+    p.add_argument("--first-flip", type=int, default=0, help="mistakes_finetuned: flips from this one on (held out)")
     p.add_argument("--finetune-epochs", type=int, default=60, help="mistakes_finetuned (at most 600 steps a network)")
     args = p.parse_args()
     load_start = os.getloadavg()
@@ -604,7 +614,15 @@ def main() -> None:
             "pretraining": {**info, "budget_s": args.budget},
             "images": args.images,
             "flipped": args.images // 20,
-            **mistakes_finetuned(trained, model, images, labels, flips=args.flips, epochs=args.finetune_epochs),
+            **mistakes_finetuned(
+                trained,
+                model,
+                images,
+                labels,
+                flips=args.flips,
+                epochs=args.finetune_epochs,
+                first_flip=args.first_flip,
+            ),
         }
     if {"mistakes", "duplicates"} & set(args.parts):
         t = time.perf_counter()
