@@ -50,15 +50,22 @@ def current_backbone_run_id(*, project_id: int) -> int | None:
     return ProjectModelState.objects.filter(project_id=project_id).values_list("pretrain_run_id", flat=True).first()
 
 
-def probe_create(*, project: Project, backbone_run_id: int, user=None) -> TrainingRun | None:
+def probe_create(*, project: Project, backbone_run_id: int, user=None, finetune: bool = False) -> TrainingRun | None:
     """A queued probe fit on ``backbone_run_id`` (the caller sends it, on commit); None when one
-    is already queued or running (the database's constraint), which will see these labels too."""
+    is already queued or running (the database's constraint), which will see these labels too.
+    ``finetune``: the second stage of a refit (labeling.suggesting.finetune_follow), which leaves
+    the count of submissions since the fit to the first."""
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                project=project, kind=RunKind.PROBE, created_by=user, backbone_run_id=backbone_run_id, config={}
+                project=project,
+                kind=RunKind.PROBE,
+                created_by=user,
+                backbone_run_id=backbone_run_id,
+                config={"finetune": True} if finetune else {},
             )
-            ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
+            if not finetune:
+                ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
     except IntegrityError:
         return None
     return run

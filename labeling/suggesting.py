@@ -36,7 +36,8 @@ from labeling.ml.metrics import choose_scorer, evaluate
 from labeling.models import CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
 from labeling.models import SuggestionShard, TrainingRun
 from labeling.paths import checkpoint_path, finetuned_path, probe_path, run_file
-from labeling.runs import LostClaim, RunMonitor, finish, run_claimed, run_finished_emit
+from labeling.runs import LostClaim, RunMonitor, current_backbone_run_id, finish, probe_create, run_claimed
+from labeling.runs import run_finished_emit
 from labeling.trust import trust_fit
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,28 @@ FINETUNE_OVERRIDES: dict = {}
 ShardSend = Callable[[int, int], bool]
 
 
-def run_probe(run_id: int, node: str, *, send_shard: ShardSend) -> str:
-    """``send_shard``: how a block is handed to another worker (labeling.tasks.shard_send)."""
-    return run_claimed(run_id, node, lambda run, monitor: _probe(run, monitor, send_shard))
+def run_probe(run_id: int, node: str, *, send_shard: ShardSend, send: Callable[[TrainingRun], object]) -> str:
+    """``send_shard``: how a block is handed to another worker (labeling.tasks.shard_send); ``send``:
+    how the fine-tuning stage that follows a first stage is sent (labeling.tasks.run_enqueue)."""
+    status = run_claimed(run_id, node, lambda run, monitor: _probe(run, monitor, send_shard))
+    if status == "succeeded":
+        finetune_follow(run_id, send)
+    return status
+
+
+def finetune_follow(run_id: int, send: Callable[[TrainingRun], object]) -> TrainingRun | None:
+    """After a refit's first stage swapped in the frozen probe's suggestions (seconds), queue its
+    second, which fine-tunes the backbone on the labels (minutes on a CPU) and swaps its own in; None
+    when the run deferred no fine-tuning, or another probe fit is already queued or running (it will
+    see these labels and decide again)."""
+    run = TrainingRun.objects.filter(pk=run_id, status=RunStatus.SUCCEEDED).first()
+    if run is None or not ((run.metrics or {}).get("finetune") or {}).get("deferred"):
+        return None
+    backbone_run_id = current_backbone_run_id(project_id=run.project_id) or run.backbone_run_id
+    follow = probe_create(project=run.project, backbone_run_id=backbone_run_id, finetune=True)
+    if follow is not None:
+        send(follow)
+    return follow
 
 
 def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
@@ -114,8 +134,10 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
 def _finetuned(
     run: TrainingRun, monitor: RunMonitor, labeled: np.ndarray, x: np.ndarray, y: np.ndarray, probe
 ) -> tuple[str, dict | None] | None:
-    """From the device's SUGGEST_RULES number of submitted images: fine-tune the pretrained backbone
-    with a multilabel head, cross-fitted (labeling.ml.finetune), and choose the scorer from the
+    """From the device's SUGGEST_RULES number of submitted images, in a refit's second stage (a run
+    with config ``finetune``; the first only says it deferred the fine-tuning, finetune_follow):
+    fine-tune the pretrained backbone with a multilabel head, cross-fitted (labeling.ml.finetune),
+    and choose the scorer from the
     out-of-fold mAPs over the trained labels on the same folds (``choose_scorer``) of the frozen
     probe (``x``: its features; its weight decay as chosen), the network, and the two averaged.
     When the network or the average is chosen, ``probe``'s out-of-fold scores and F1 thresholds
@@ -126,6 +148,8 @@ def _finetuned(
     finetune_from = suggest_rules().get("finetune_from")
     if not finetune_from or len(labeled) < finetune_from:
         return "features", None
+    if not (run.config or {}).get("finetune"):  # the first stage: the frozen probe's suggestions now
+        return "features", {"kept": "features", "deferred": True, "images": len(labeled)}
     import time
 
     import torch

@@ -49,20 +49,24 @@ def gpu_detector(self, run_id: int) -> str:
 
 @shared_task(name="labeling.tasks.fit_probe", time_limit=4 * 3600, **LONG)
 def fit_probe(self, run_id: int) -> str:
-    return suggesting.run_probe(run_id, self.request.hostname, send_shard=shard_send)
+    return suggesting.run_probe(run_id, self.request.hostname, send_shard=shard_send, send=run_enqueue)
 
 
 @shared_task(name="labeling.tasks.suggest_shard", time_limit=4 * 3600, **LONG)
 def suggest_shard(self, run_id: int, block: int) -> str:
     done = suggesting.suggest_block(run_id, block, worker_id(self.request.hostname))
-    suggesting.finish_if_complete(run_id)
+    if suggesting.finish_if_complete(run_id) == "succeeded":
+        suggesting.finetune_follow(run_id, run_enqueue)
     return done
 
 
 @shared_task(name="labeling.tasks.suggest_finish", time_limit=3600, **LONG)
 def suggest_finish(self, run_id: int) -> str:
     # The chord callback of earlier versions, kept for messages still queued when they upgrade.
-    return suggesting.finalise(run_id)
+    status = suggesting.finalise(run_id)
+    if status == "succeeded":
+        suggesting.finetune_follow(run_id, run_enqueue)
+    return status
 
 
 # ---------------------------------------------------------------------------------------------

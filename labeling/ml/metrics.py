@@ -104,8 +104,9 @@ def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
 
 def choose_scorer(maps: dict[str, float | None]) -> str:
     """A probe fit's scorer once a fine-tuning ran (labeling.suggesting), from the out-of-fold mAPs
-    of "features", "finetuned" and "ensemble" (None: not measured): the fine-tuned network when it beats the frozen probe, else the
-    two's probabilities averaged, and the frozen probe alone only when the average was not measured.
+    of "features", "finetuned" and "ensemble" (None: not measured): the fine-tuned network when it
+    beats the frozen probe, else the two's probabilities averaged, and the frozen probe alone only
+    when the average was not measured.
 
     Not simply the best of the three: at 200-300 labels the three out-of-fold figures (3 folds of
     the labels) are too close and too noisy to pick the average reliably, while on held-out scenes

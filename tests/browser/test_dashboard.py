@@ -201,6 +201,13 @@ def test_every_chart_renders_and_runs_compare(browser, page, dashboard_server):
     page.wait_for_selector(READY, timeout=30_000)
     assert "fine-tuning was skipped (the pretraining's checkpoint is missing)" in page.text_content("#quality-summary")
     assert page.evaluate("() => document.getElementById('chart-curve').data.length") == 1
+    # A refit's first stage: the frozen probe's suggestions for now, the fine-tuning's run to follow.
+    probe.metrics.update(finetune={"kept": "features", "deferred": True, "images": 30})
+    probe.save(update_fields=["metrics"])
+    page.reload()
+    page.wait_for_selector(READY, timeout=30_000)
+    assert "for now: a fine-tuning run follows with its own scores" in page.text_content("#quality-summary")
+    assert page.evaluate("() => document.getElementById('chart-curve').data.length") == 1
     assert page.console_errors == []
 
 

@@ -1,8 +1,9 @@
 """Model assistance end to end with a real worker process (bin/worker) on the configured broker and
 database (Redis + PostgreSQL in CI; the filesystem broker + SQLite in the embedded run):
 pretrain -> kill -9 the worker mid-run -> a new worker resumes from the checkpoint -> the probe
-fits by itself -> submissions through the HTTP endpoints trigger a refit -> suggestions come back
-from the API, once per image and label."""
+fits by itself -> submissions through the HTTP endpoints trigger a refit, which swaps in the frozen
+probe's suggestions and queues its fine-tuning stage (SUGGEST_FINETUNE_FROM, the worker's setting),
+which swaps in its own -> suggestions come back from the API, once per image and label."""
 
 from __future__ import annotations
 
@@ -43,9 +44,10 @@ def _wait(condition, timeout: float, what: str, worker: procs.Service):
     raise AssertionError(f"timed out waiting for {what}; runs: {runs}\nworker output:\n{worker.output[-5000:]}")
 
 
+@pytest.mark.timeout(600)  # two workers, a pretraining, three probe fits, one of them fine-tuning
 def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, settings, tmp_path, media_root):
     settings.PROBE_REFIT_EVERY = 3
-    env = procs.worker_env("assist", media_root, tmp_path / "models", PROBE_REFIT_EVERY="3")
+    env = procs.worker_env("assist", media_root, tmp_path / "models", PROBE_REFIT_EVERY="3", SUGGEST_FINETUNE_FROM="19")
     try:
         app.control.purge()  # messages left by earlier runs of the suite are not this test's
     except Exception:  # an empty filesystem queue may have nothing to purge
@@ -120,7 +122,7 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
                 content_type="application/json",
             )
             assert done.status_code == 200, done.content
-        refit = _wait(
+        frozen = _wait(
             lambda: TrainingRun.objects.filter(
                 project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, id__gt=first_probe.id
             ).first(),
@@ -128,7 +130,21 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
             "the refit",
             second,
         )
-    assert refit.metrics["labeled"] == 19
+        # Its second stage, queued by the worker when the first had swapped its suggestions in.
+        refit = _wait(
+            lambda: TrainingRun.objects.filter(
+                project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, id__gt=frozen.id
+            ).first(),
+            300,
+            "the refit's fine-tuning stage",
+            second,
+        )
+    assert first_probe.metrics["finetune"] is None  # 16 labeled, below the rule: one stage
+    assert frozen.metrics["labeled"] == 19 and frozen.config == {}
+    assert frozen.metrics["finetune"] == {"kept": "features", "deferred": True, "images": 19}
+    assert refit.config == {"finetune": True} and refit.metrics["labeled"] == 19
+    assert refit.metrics["finetune"]["kept"] == refit.metrics["scorer"] and refit.metrics["finetune"]["seconds"] > 0
+    assert TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 3
     assert ProjectModelState.objects.get(project=project).probe_run_id == refit.id
 
     unlabeled = ids[19:]

@@ -11,7 +11,7 @@ from labeling import runs, services
 from labeling.models import RunKind, RunStatus, TrainingRun
 from labeling.runs import claim, others_waiting
 from labeling.suggesting import run_probe
-from labeling.tasks import resume_orphans, shard_send
+from labeling.tasks import resume_orphans, run_enqueue, shard_send
 from tests.labeling.conftest import TINY
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
@@ -29,7 +29,7 @@ def test_claims_cancellation_and_orphans(project, settings):
     assert run.status == RunStatus.SUCCEEDED and run.attempts == 3
     queued = TrainingRun.objects.create(project=project, kind=RunKind.PROBE, backbone_run=run)
     assert services.run_cancel(run=queued).status == RunStatus.CANCELLED
-    assert run_probe(queued.id, "a@host", send_shard=shard_send) == "not claimed"
+    assert run_probe(queued.id, "a@host", send_shard=shard_send, send=run_enqueue) == "not claimed"
 
 
 def test_a_fit_asks_whether_runs_wait_only_past_its_slice_and_at_most_every_few_seconds(project, monkeypatch):

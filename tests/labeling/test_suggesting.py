@@ -137,6 +137,29 @@ def test_below_the_rule_a_probe_fit_does_not_fine_tune(project, settings):
     run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
     assert run.metrics["scorer"] == "features" and run.metrics["finetune"] is None
     assert not finetuned_path(run.id).exists()
+    assert TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 1  # no second stage
+
+
+def test_a_refit_from_the_rule_swaps_in_the_frozen_probe_first_then_the_fine_tuned_scores(project, quick_finetune):
+    """The first stage's suggestions come in seconds (the frozen probe); the fine-tuning, minutes on a
+    CPU, follows as a run of its own and swaps its suggestions in when it is done."""
+    services.pretrain_start(project=project, config=TINY)
+    first, second = TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).order_by("id")
+    assert first.status == second.status == RunStatus.SUCCEEDED, (first.error, second.error)
+    assert first.config == {} and second.config == {"finetune": True}
+    assert first.metrics["scorer"] == "features"
+    assert first.metrics["finetune"] == {"kept": "features", "deferred": True, "images": 20}
+    assert not finetuned_path(first.id).exists()
+    assert "deferred" not in second.metrics["finetune"] and second.metrics["finetune"]["images"] == 20
+    assert second.metrics["scorer"] == second.metrics["finetune"]["kept"]
+    assert first.finished_at <= second.started_at
+    assert ProjectModelState.objects.get(project=project).probe_run_id == second.id
+    assert not Suggestion.objects.filter(run=first).exists()  # swapped out whole
+    assert Suggestion.objects.filter(run=second).exists()
+    # A refit the second stage finds: none is queued after it, and the next refit starts at stage one.
+    assert suggesting.finetune_follow(second.id, lambda run: pytest.fail("sent")) is None
+    third = services.probe_start(project=project)
+    assert third.config == {} and TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 4
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
@@ -153,8 +176,9 @@ def test_a_probe_fit_without_its_pretraining_checkpoint_keeps_the_frozen_probe(p
         path.unlink()
     else:
         path.write_bytes(path.read_bytes()[:100])
-    run = services.probe_start(project=project)
-    run.refresh_from_db()
+    first = services.probe_start(project=project)
+    run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
+    assert run.id > first.id and run.config == {"finetune": True}  # the refit's second stage
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.metrics["scorer"] == "features"
     assert run.metrics["finetune"]["kept"] == "features" and run.metrics["finetune"]["images"] == 20

@@ -164,6 +164,9 @@ function scorerText(q) {
   const f = q.finetune;
   if (!f) return " Scored by a linear probe on the pretrained features.";
   if (f.skipped) return ` Scored by a linear probe on the pretrained features: fine-tuning was skipped (${f.skipped}).`;
+  if (f.deferred) {
+    return " Scored by a linear probe on the pretrained features, for now: a fine-tuning run follows with its own scores.";
+  }
   const averaged = f.ensemble_cv_map != null ? `, ${fmt(f.ensemble_cv_map)} averaged` : "";
   const versus = `out-of-fold mAP ${fmt(f.cv_map)} fine-tuned against ${fmt(f.frozen_cv_map)} frozen${averaged}, `
     + `${Math.round(f.seconds)} s`;
