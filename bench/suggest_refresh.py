@@ -11,8 +11,8 @@ broker's polling). From SUGGEST_FINETUNE_FROM submitted images (the CPU's 200) a
 stages: the frozen probe's suggestions first, then a run that fine-tunes the backbone and swaps its
 own in; both are timed from the K-th submission (the runs' finished_at).
 
-Default: random features and no pretraining checkpoint (their values don't change the frozen
-probe's work; the second stage finds no checkpoint and keeps the frozen probe). ``--finetune 1``:
+Default: random features, no pretraining checkpoint and fine-tuning off: the frozen probe's refit
+(their values don't change its work), which is what a refit below the rule does, and its first stage above it. ``--finetune 1``:
 the whole path: real image files (noise, 64 px), a real pretraining of the CPU preset's network
 (a 20 s budget: its weights' values don't change the work either), its image cache and embeddings,
 and the second stage's cross-fitted fine-tuning and network scoring of every unlabeled image.
@@ -32,21 +32,24 @@ def main() -> None:
 
     args = int_options(images=10_000, labeled=200, k=10, finetune=0).parse_args()
 
-    work = django_setup(PROBE_REFIT_EVERY=str(args.k), PRETRAIN_DEVICE="cpu")
+    # Without --finetune, fine-tuning is off: the frozen probe's refit, which is also the first stage.
+    work = django_setup(
+        PROBE_REFIT_EVERY=str(args.k),
+        PRETRAIN_DEVICE="cpu",
+        **({} if args.finetune else {"SUGGEST_FINETUNE_FROM": "0"}),
+    )
     import numpy as np
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.utils import timezone
 
     from annotator.demo.scenes import LABELS
-    from tests.factories import bulk_images
+    from tests.factories import bulk_images, embeddings
     from annotator.models import Image, ImageTag
     from annotator.services.annotations import image_submit
     from annotator.services.projects import project_create
-    from labeling.ml.embed import save_embeddings
     from twinlabel.celery import app
-    from labeling.models import EmbeddingSet, ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
-    from labeling.paths import run_dir
+    from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, TrainingRun
 
     app.conf.task_always_eager = True
     user = get_user_model().objects.create_user(f"bench-{time.time_ns()}")
@@ -79,14 +82,9 @@ def main() -> None:
         assert pretrain.status == RunStatus.SUCCEEDED, pretrain.error
         print(f"setup: pretraining, embeddings and a first fit in {time.perf_counter() - t:.0f} s", flush=True)
         settings.SUGGEST_FINETUNE_FROM = None  # the device's rule again
-    else:
-        pretrain = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, status=RunStatus.SUCCEEDED)
-        path = run_dir(pretrain.id) / "embeddings.npz"
-        save_embeddings(path, ids, rng.standard_normal((len(ids), 512)).astype(np.float16))
-        EmbeddingSet.objects.create(
-            run=pretrain, project=project, path=str(path), resolution=64, count=len(ids), dim=512
-        )
-        ProjectModelState.objects.create(project=project, pretrain_run=pretrain, submissions_since_fit=0)
+    else:  # random features in the worker's blocks (their values don't change the frozen probe's work)
+        embeddings(project, ids, rng.standard_normal((len(ids), 512)))
+        ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)
     before = set(TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).values_list("id", flat=True))
 
     import labeling.ml.active, labeling.ml.embed, labeling.ml.probe  # noqa: E401,F401  a warm worker has these loaded
@@ -105,7 +103,7 @@ def main() -> None:
             {
                 "run": probe.id,
                 "seconds": round((probe.finished_at - start).total_seconds(), 3),
-                "scorer": probe.metrics["scorer"],
+                "scorer": probe.metrics.get("scorer"),
                 "finetune": {k: finetune.get(k) for k in ("deferred", "skipped", "kept", "seconds") if k in finetune},
             }
         )
