@@ -446,19 +446,25 @@ def write_suggestions(
             ["run_id", "image_id", "score"],
             zip([run_id] * len(pool), np.asarray(pool).tolist(), np.asarray(scores, np.float64).tolist()),
         )
-    else:
-        Suggestion.objects.bulk_create(
-            (
-                Suggestion(run_id=run_id, image_id=i, label_id=j, probability=q, predicted=bool(k))
-                for i, j, q, k in zip(image.tolist(), label.tolist(), p.tolist(), predicted.tolist())
-            ),
-            batch_size=5000,
+    else:  # one prepared INSERT for every row: Django's bulk_create spent 2.5 s of a 10 s refit building models
+        _insert_many(
+            Suggestion,
+            ["run_id", "image_id", "label_id", "probability", "predicted"],
+            zip([run_id] * len(image), image.tolist(), label.tolist(), p.tolist(), predicted.astype(int).tolist()),
         )
-        ImageUncertainty.objects.bulk_create(
-            [ImageUncertainty(run_id=run_id, image_id=i, score=float(s)) for i, s in zip(pool.tolist(), scores)],
-            batch_size=5000,
+        _insert_many(
+            ImageUncertainty,
+            ["run_id", "image_id", "score"],
+            zip([run_id] * len(pool), np.asarray(pool).tolist(), np.asarray(scores, np.float64).tolist()),
         )
     return len(image)
+
+
+def _insert_many(model, columns: list[str], rows) -> None:
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", list(rows))
 
 
 def _copy(model, columns: list[str], rows) -> None:
