@@ -95,7 +95,16 @@ def test_kill_9_while_the_probe_fits_and_while_it_writes_leaves_the_old_suggesti
 ):
     # One worker scores the blocks in turn (SUGGEST_PARALLEL off), each block written whole (one COPY on
     # PostgreSQL): small blocks, so that the kill lands between blocks, with some written and some not.
-    env = procs.worker_env("probe-kill", media_root, tmp_path / "models", SUGGEST_PARALLEL="0", SHARD_IMAGES="1000")
+    # Fine-tuning off: with 2,000 labels a refit would otherwise come in two stages, and the second
+    # (tests/integration/test_model_assistance.py) would swap this run out before the checks below.
+    env = procs.worker_env(
+        "probe-kill",
+        media_root,
+        tmp_path / "models",
+        SUGGEST_PARALLEL="0",
+        SHARD_IMAGES="1000",
+        SUGGEST_FINETUNE_FROM="0",
+    )
     settings.SHARD_IMAGES = 1000
     try:
         app.control.purge()
