@@ -99,14 +99,14 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
     tuned = _finetuned(run, monitor, labeled, x.astype(np.float32), y, probe)
     if tuned is None:
         return "cancelled"
-    scorer, metrics["finetune"] = tuned
+    scorer, metrics["finetune"], doubt = tuned
     metrics["scorer"] = scorer
     cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
     metrics["cv"] = {**cv, "labels": [name for name, trained in zip(names, t) if trained]}
     calibration, confident, metrics["trust"] = trust_fit(
         project_id=run.project_id,
         y=y,
-        oof=probe.oof_scores,
+        oof=probe.oof_scores if doubt is None else doubt,
         trained=t,
         ap=cv["ap"],
         label_ids=label_ids,
@@ -121,7 +121,7 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
         run_id=run.id,
         labeled=labeled,
         y=y,
-        oof=probe.oof_scores,
+        oof=probe.oof_scores if doubt is None else doubt,
         label_ids=label_ids,
     )
     save_probe(probe_path(run.id), probe, label_ids, calibration=calibration, confident=confident, scorer=scorer)
@@ -133,7 +133,7 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
 
 def _finetuned(
     run: TrainingRun, monitor: RunMonitor, labeled: np.ndarray, x: np.ndarray, y: np.ndarray, probe
-) -> tuple[str, dict | None] | None:
+) -> tuple[str, dict | None, np.ndarray | None] | None:
     """From the device's SUGGEST_RULES number of submitted images, in a refit's second stage (a run
     with config ``finetune``; the first only says it deferred the fine-tuning, finetune_follow):
     fine-tune the pretrained backbone with a multilabel head, cross-fitted (labeling.ml.finetune),
@@ -143,13 +143,18 @@ def _finetuned(
     When the network or the average is chosen, ``probe``'s out-of-fold scores and F1 thresholds
     become the chosen scorer's (so calibration, confident thresholds and likely mistakes are fitted
     to the scorer that makes the suggestions) and the network is saved beside the probe.
+    Whatever the scorer, a fit that fine-tuned ranks likely mistakes by the average of the two
+    (the frozen probe on the networks' folds and the network): it put more of the flipped labels in
+    the top 10 % than the network or the probe alone (bench/curation.py --parts mistakes_finetuned,
+    curation_mistakes_finetuned_flips345.json).
     Returns (the scorer chosen, "features", "finetuned" or "ensemble"; what the fine-tuning
-    measured, or None when none ran), or None when the run was cancelled meanwhile."""
+    measured, or None when none ran; the out-of-fold scores that rank likely mistakes, or None for
+    the probe's own), or None when the run was cancelled meanwhile."""
     finetune_from = suggest_rules().get("finetune_from")
     if not finetune_from or len(labeled) < finetune_from:
-        return "features", None
+        return "features", None, None
     if not (run.config or {}).get("finetune"):  # the first stage: the frozen probe's suggestions now
-        return "features", {"kept": "features", "deferred": True, "images": len(labeled)}
+        return "features", {"kept": "features", "deferred": True, "images": len(labeled)}, None
     import time
 
     import torch
@@ -163,7 +168,7 @@ def _finetuned(
     cache, cached = fill_cache(run.project_id, embedding_set.resolution, ids=labeled)
     if len(cached) < len(labeled):  # a submitted image that no longer decodes: the frozen probe's features stand
         log.warning("probe run %s: %d labeled images not cached, no fine-tuning", run.id, len(labeled) - len(cached))
-        return "features", None
+        return "features", None, None
     try:
         config, checkpoint = load_checkpoint(checkpoint_path(run.backbone_run_id))
         backbone = load_backbone(checkpoint["model"], config.model)
@@ -176,7 +181,7 @@ def _finetuned(
             if isinstance(exc, FileNotFoundError)
             else "the pretraining's checkpoint could not be read"
         )
-        return "features", {"kept": "features", "skipped": reason, "images": len(labeled)}
+        return "features", {"kept": "features", "skipped": reason, "images": len(labeled)}, None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tune = FinetuneConfig(**FINETUNE_OVERRIDES)
     start = time.monotonic()
@@ -214,6 +219,8 @@ def _finetuned(
     maps = {name: evaluate(y[:, t], scores, thresholds[name]).map for name, scores in candidates.items()}
     kept = choose_scorer({"features": frozen_map, **maps})
     monitor.update(eta_at=None)
+    doubt = probe.oof_scores.copy()
+    doubt[:, t] = candidates["ensemble"]
     if kept != "features":
         probe.oof_scores[:, t] = candidates[kept]
         probe.thresholds[t] = thresholds[kept]
@@ -223,10 +230,11 @@ def _finetuned(
         "frozen_cv_map": frozen_map,
         "ensemble_cv_map": maps["ensemble"],
         "kept": kept,
+        "mistakes_ranked_by": "ensemble",
         "images": len(labeled),
         "seconds": round(time.monotonic() - start, 1),
     }
-    return kept, info
+    return kept, info, doubt
 
 
 def _score_blocks(run: TrainingRun, monitor: RunMonitor, blocks: list[int], send_shard: ShardSend) -> str:

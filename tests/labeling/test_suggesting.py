@@ -131,6 +131,63 @@ def test_fine_tuned_suggestions_are_the_chosen_scorers_calibrated_scores(project
         assert probability == pytest.approx(float(expected[row[image_id], label_column[label_id]]), abs=1e-4)
 
 
+@pytest.mark.parametrize("scorer", ["features", "finetuned"])
+def test_a_fit_that_fine_tuned_ranks_likely_mistakes_by_the_average_whatever_it_suggests_with(
+    project, quick_finetune, monkeypatch, scorer
+):
+    """The mean of the network's and the frozen probe's out-of-fold scores (on the networks' folds)
+    ranks the submitted images' doubtful labels, whichever scorer makes the suggestions; the first
+    stage, which fine-tunes nothing, ranks by the frozen probe's own (5-fold) scores."""
+    from labeling import curation
+    from labeling.ml import finetune, probe as probe_module
+    from labeling.ml.curation import likely_mistakes
+    from labeling.models import CurationKind, CurationScore
+
+    seen: dict[str, list] = {"network": [], "frozen_on_network_folds": [], "ranked": []}
+    real_cross_fit, real_fit_probe, real_write = finetune.cross_fit, probe_module.fit_probe, curation.mistakes_write
+
+    def cross_fit(*args, **kwargs):
+        net, oof = real_cross_fit(*args, **kwargs)
+        seen["network"].append(oof.copy())
+        return net, oof
+
+    def fit_probe(x, y, config=None):
+        probe = real_fit_probe(x, y) if config is None else real_fit_probe(x, y, config)
+        if config is not None and config.folds == finetune.FinetuneConfig().folds:
+            seen["frozen_on_network_folds"].append(probe.oof_scores.copy())
+        return probe
+
+    def mistakes_write(**kwargs):
+        seen["ranked"].append((kwargs["run_id"], kwargs["y"].copy(), kwargs["oof"].copy()))
+        return real_write(**kwargs)
+
+    monkeypatch.setattr(finetune, "cross_fit", cross_fit)
+    monkeypatch.setattr(probe_module, "fit_probe", fit_probe)
+    monkeypatch.setattr(suggesting, "mistakes_write", mistakes_write)
+    monkeypatch.setattr(suggesting, "choose_scorer", lambda maps: scorer)
+    services.pretrain_start(project=project, config=TINY)
+    first, second = TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).order_by("id")
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    assert second.metrics["scorer"] == scorer and second.metrics["finetune"]["mistakes_ranked_by"] == "ensemble"
+    assert [run_id for run_id, _, _ in seen["ranked"]] == [first.id, second.id]
+    assert len(seen["network"]) == len(seen["frozen_on_network_folds"]) == 1
+    network, frozen = seen["network"][0], seen["frozen_on_network_folds"][0]
+    _, y, ranked = seen["ranked"][1]
+    t = np.isfinite(frozen).all(axis=0)
+    assert t.any()
+    np.testing.assert_allclose(ranked[:, t], (network[:, t] + frozen[:, t]) / 2, rtol=1e-6)
+    assert not np.allclose(ranked[:, t], network[:, t]) and not np.allclose(ranked[:, t], frozen[:, t])
+    # The first stage: the frozen probe's own scores, not the average.
+    assert not np.allclose(seen["ranked"][0][2][:, t], ranked[:, t])
+    # What the review queue reads is that ranking.
+    expected = likely_mistakes(y, ranked)
+    rows = dict(CurationScore.objects.filter(run=second, kind=CurationKind.MISTAKE).values_list("image_id", "score"))
+    labeled = np.array(sorted(project.images.filter(status="submitted").values_list("id", flat=True)))
+    assert rows and len(rows) == int((expected.label >= 0).sum())
+    for k in np.flatnonzero(expected.label >= 0):
+        assert rows[int(labeled[k])] == pytest.approx(float(expected.score[k]), abs=1e-6)
+
+
 def test_below_the_rule_a_probe_fit_does_not_fine_tune(project, settings):
     settings.SUGGEST_FINETUNE_FROM = 21  # the project has 20 submitted images
     services.pretrain_start(project=project, config=TINY)
