@@ -188,6 +188,9 @@ def mistakes_finetuned(
         probe = fit_probe(x, y)  # its weight decay, then its out-of-fold scores on the networks' folds
         same = fit_probe(x, y, ProbeConfig(folds=folds, seed=config.seed, weight_decays=(probe.weight_decay,)))
         scores = {"finetuned": oof, "features": same.oof_scores, "ensemble": (oof + same.oof_scores) / 2}
+        # A candidate registered before flips 6-8 ran (session 27): the frozen probe weighed twice, its
+        # out-of-fold scores on the networks' 3 folds and on its own 5.
+        scores["ensemble_frozen2"] = (oof + same.oof_scores + probe.oof_scores) / 3
         by_scorer = {
             k: {
                 "flipped_in_top_10pct": _share_in_top(flipped, likely_mistakes(y, v).score),
@@ -208,7 +211,7 @@ def mistakes_finetuned(
     out["mean"] = round(float(np.mean([f["flipped_in_top_10pct"] for f in out["flips"]])), 3)
     out["mean_by_scorer"] = {
         k: round(float(np.mean([f["by_scorer"][k]["flipped_in_top_10pct"] for f in out["flips"]])), 3)
-        for k in ("features", "finetuned", "ensemble")
+        for k in ("features", "finetuned", "ensemble", "ensemble_frozen2")
     }
     out["mean_chosen"] = round(
         float(np.mean([f["by_scorer"][f["chosen"]]["flipped_in_top_10pct"] for f in out["flips"]])), 3
