@@ -106,7 +106,7 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
     calibration, confident, metrics["trust"] = trust_fit(
         project_id=run.project_id,
         y=y,
-        oof=probe.oof_scores if doubt is None else doubt,
+        oof=probe.oof_scores,
         trained=t,
         ap=cv["ap"],
         label_ids=label_ids,
@@ -141,8 +141,8 @@ def _finetuned(
     out-of-fold mAPs over the trained labels on the same folds (``choose_scorer``) of the frozen
     probe (``x``: its features; its weight decay as chosen), the network, and the two averaged.
     When the network or the average is chosen, ``probe``'s out-of-fold scores and F1 thresholds
-    become the chosen scorer's (so calibration, confident thresholds and likely mistakes are fitted
-    to the scorer that makes the suggestions) and the network is saved beside the probe.
+    become the chosen scorer's (so calibration and confident thresholds are fitted to the scorer
+    that makes the suggestions) and the network is saved beside the probe.
     Whatever the scorer, a fit that fine-tuned ranks likely mistakes by the average of the two
     (the frozen probe on the networks' folds and the network): it put more of the flipped labels in
     the top 10 % than the network or the probe alone (bench/curation.py --parts mistakes_finetuned,

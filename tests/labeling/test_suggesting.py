@@ -161,9 +161,16 @@ def test_a_fit_that_fine_tuned_ranks_likely_mistakes_by_the_average_whatever_it_
         seen["ranked"].append((kwargs["run_id"], kwargs["y"].copy(), kwargs["oof"].copy()))
         return real_write(**kwargs)
 
+    real_trust_fit = suggesting.trust_fit
+
+    def trust_fit(**kwargs):
+        seen.setdefault("calibrated_on", []).append(kwargs["oof"].copy())
+        return real_trust_fit(**kwargs)
+
     monkeypatch.setattr(finetune, "cross_fit", cross_fit)
     monkeypatch.setattr(probe_module, "fit_probe", fit_probe)
     monkeypatch.setattr(suggesting, "mistakes_write", mistakes_write)
+    monkeypatch.setattr(suggesting, "trust_fit", trust_fit)
     monkeypatch.setattr(suggesting, "choose_scorer", lambda maps: scorer)
     services.pretrain_start(project=project, config=TINY)
     first, second = TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).order_by("id")
@@ -177,6 +184,12 @@ def test_a_fit_that_fine_tuned_ranks_likely_mistakes_by_the_average_whatever_it_
     assert t.any()
     np.testing.assert_allclose(ranked[:, t], (network[:, t] + frozen[:, t]) / 2, rtol=1e-6)
     assert not np.allclose(ranked[:, t], network[:, t]) and not np.allclose(ranked[:, t], frozen[:, t])
+    # Calibration and the confident thresholds stay the chosen scorer's: the network's, or the probe's own.
+    calibrated_on = seen["calibrated_on"][1][:, t]
+    if scorer == "finetuned":
+        np.testing.assert_allclose(calibrated_on, network[:, t], rtol=1e-6)
+    else:
+        np.testing.assert_allclose(calibrated_on, seen["calibrated_on"][0][:, t], atol=1e-5)
     # The first stage: the frozen probe's own scores, not the average.
     assert not np.allclose(seen["ranked"][0][2][:, t], ranked[:, t])
     # What the review queue reads is that ranking.
