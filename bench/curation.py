@@ -599,6 +599,7 @@ def main() -> None:
     p.add_argument("--stem", choices=["small", "standard"], default="standard", help="mistakes_finetuned")
     p.add_argument("--flips", type=int, default=1, help="mistakes_finetuned")
     p.add_argument("--first-flip", type=int, default=0, help="mistakes_finetuned: flips from this one on (held out)")
+    p.add_argument("--family", default="demo", help="mistakes_finetuned: the scene family (bench/label_efficiency.py)")
     p.add_argument("--finetune-epochs", type=int, default=60, help="mistakes_finetuned (at most 600 steps a network)")
     args = p.parse_args()
     load_start = os.getloadavg()
@@ -606,15 +607,22 @@ def main() -> None:
     if "mistakes_finetuned" in args.parts:
         from labeling.ml.backbone import ModelConfig
 
-        scenes = _scenes(0, args.images)
-        images, labels = _square([s for s, _ in scenes]), np.array([y for _, y in scenes])
-        pool = _square([s for s, _ in _scenes(args.images, 1000)])
+        if args.family == "demo":
+            scenes = _scenes(0, args.images)
+            images, labels = _square([s for s, _ in scenes]), np.array([y for _, y in scenes])
+            pool = _square([s for s, _ in _scenes(args.images, 1000)])
+        else:  # another family, rendered as bench/label_efficiency.py renders it (its own 32 px squares)
+            from bench.label_efficiency import render
+
+            images, labels = render(args.family, 0, args.images, 32)
+            pool, _ = render(args.family, args.images, 1000, 32)
         small = args.stem == "small"
         trained, _, info = _pretrained(np.concatenate([images, pool]), args.budget, width=args.width, small_stem=small)
         print(f"pretraining for the fine-tuned scores: {info}", flush=True)
         model = ModelConfig(resolution=images.shape[1], small_stem=small, width=args.width)
         figures["mistakes_finetuned"] = {
             "pretraining": {**info, "budget_s": args.budget},
+            "family": args.family,
             "images": args.images,
             "flipped": args.images // 20,
             **mistakes_finetuned(
