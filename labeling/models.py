@@ -39,6 +39,9 @@ class TrainingRun(models.Model):
     kind = models.CharField(max_length=16, choices=RunKind.choices)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     config = models.JSONField(default=dict)
+    # A refit's second stage (labeling.suggesting.probe_follow): a probe fit that fine-tunes the
+    # backbone. It may be queued or running beside a first stage, which it pauses for.
+    finetune_stage = models.BooleanField(default=False)
     # A probe run uses the features of one pretraining run.
     backbone_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="probes")
     created_by = models.ForeignKey(
@@ -74,9 +77,13 @@ class TrainingRun(models.Model):
             one_of("kind", RunKind, "run_kind_valid"),
             one_of("status", RunStatus, "run_status_valid"),
             # One pretraining and one probe fit at a time per project: a burst of triggers
-            # (a button pressed twice, many submissions at once) queues one run, not many.
+            # (a button pressed twice, many submissions at once) queues one run, not many. A probe
+            # fit's fine-tuning stage counts apart: a refit that falls due while it fine-tunes (minutes
+            # on a CPU) is queued at once, and the fine-tuning pauses between networks for it.
             models.UniqueConstraint(
-                fields=["project", "kind"], condition=Q(status__in=ACTIVE_STATUSES), name="run_one_active_per_kind"
+                fields=["project", "kind", "finetune_stage"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="run_one_active_per_kind_and_stage",
             ),
         ]
         indexes = [models.Index(fields=["project", "kind", "-id"], name="run_project_kind")]

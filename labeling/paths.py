@@ -6,6 +6,7 @@ one of these paths.
     runs/<run>/embeddings/ann.faiss (+.json) their nearest-neighbour index, on large projects (labeling.ml.ann)
     runs/<run>/projection.npz                its embedding map (2-D points for the dashboard)
     runs/<run>/probe.npz                     a probe run's fitted probe (labeling.ml.probe)
+    runs/<run>/finetune-paused.npz           a probe run's fine-tuning paused between networks: its folds so far
     runs/<run>/detector.pt                   a detector run's checkpoint, then its model (labeling.ml.detector)
     runs/<run>/tensorboard/, profile/...     the files a run leaves for people (RUN_FILES)
     cache/project-<id>/r<px>/                the project's decoded image stores (the pretraining's squares)
@@ -43,6 +44,11 @@ def probe_path(run_id: int) -> Path:
 def finetuned_path(run_id: int) -> Path:
     """A probe run's fine-tuned network (labeling.ml.finetune), when it kept one."""
     return run_dir(run_id) / "finetuned.pt"
+
+
+def finetune_paused_path(run_id: int) -> Path:
+    """What a probe run's fine-tuning left when it paused (labeling.suggesting._paused_fit)."""
+    return run_dir(run_id) / "finetune-paused.npz"
 
 
 def detector_path(run_id: int) -> Path:

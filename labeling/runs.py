@@ -51,10 +51,10 @@ def current_backbone_run_id(*, project_id: int) -> int | None:
 
 
 def probe_create(*, project: Project, backbone_run_id: int, user=None, finetune: bool = False) -> TrainingRun | None:
-    """A queued probe fit on ``backbone_run_id`` (the caller sends it, on commit); None when one
-    is already queued or running (the database's constraint), which will see these labels too.
-    ``finetune``: the second stage of a refit (labeling.suggesting.finetune_follow), which leaves
-    the count of submissions since the fit to the first."""
+    """A queued probe fit on ``backbone_run_id`` (the caller sends it, on commit); None when one of
+    its stage is already queued or running (the database's constraint), which will see these labels
+    too. ``finetune``: the second stage of a refit (labeling.suggesting.probe_follow), which leaves
+    the count of submissions since the fit to the first; a first stage may be queued beside it."""
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -62,7 +62,7 @@ def probe_create(*, project: Project, backbone_run_id: int, user=None, finetune:
                 kind=RunKind.PROBE,
                 created_by=user,
                 backbone_run_id=backbone_run_id,
-                config={"finetune": True} if finetune else {},
+                finetune_stage=finetune,
             )
             if not finetune:
                 ProjectModelState.objects.filter(project=project).update(submissions_since_fit=0)

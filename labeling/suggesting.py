@@ -33,11 +33,12 @@ from labeling.data import project_blocks, submitted_ids
 from labeling.detection import box_uncertainty_of
 from labeling.ml.active import uncertainty
 from labeling.ml.metrics import choose_scorer, evaluate
-from labeling.models import CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus, Suggestion
+from labeling.models import ACTIVE_STATUSES, CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus
+from labeling.models import Suggestion
 from labeling.models import SuggestionShard, TrainingRun
-from labeling.paths import checkpoint_path, finetuned_path, probe_path, run_file
-from labeling.runs import LostClaim, RunMonitor, current_backbone_run_id, finish, probe_create, run_claimed
-from labeling.runs import run_finished_emit
+from labeling.paths import checkpoint_path, finetune_paused_path, finetuned_path, probe_path, run_file
+from labeling.runs import LostClaim, RunMonitor, current_backbone_run_id, current_probe_run_id, finish, others_waiting
+from labeling.runs import paused, probe_create, run_claimed, run_finished_emit
 from labeling.trust import trust_fit
 
 log = logging.getLogger(__name__)
@@ -51,31 +52,57 @@ ShardSend = Callable[[int, int], bool]
 
 def run_probe(run_id: int, node: str, *, send_shard: ShardSend, send: Callable[[TrainingRun], object]) -> str:
     """``send_shard``: how a block is handed to another worker (labeling.tasks.shard_send); ``send``:
-    how the fine-tuning stage that follows a first stage is sent (labeling.tasks.run_enqueue)."""
-    status = run_claimed(run_id, node, lambda run, monitor: _probe(run, monitor, send_shard))
+    how the runs that follow (probe_follow) and a paused fine-tuning are sent (labeling.tasks.run_enqueue)."""
+    status = run_claimed(run_id, node, lambda run, monitor: _probe(run, monitor, send_shard, send))
     if status == "succeeded":
-        finetune_follow(run_id, send)
+        probe_follow(run_id, send)
     return status
 
 
-def finetune_follow(run_id: int, send: Callable[[TrainingRun], object]) -> TrainingRun | None:
-    """After a refit's first stage swapped in the frozen probe's suggestions (seconds), queue its
-    second, which fine-tunes the backbone on the labels (minutes on a CPU) and swaps its own in; None
-    when the run deferred no fine-tuning, or another probe fit is already queued or running (it will
-    see these labels and decide again)."""
-    run = TrainingRun.objects.filter(pk=run_id, status=RunStatus.SUCCEEDED).first()
-    if run is None or not ((run.metrics or {}).get("finetune") or {}).get("deferred"):
-        return None
+def probe_follow(run_id: int, send: Callable[[TrainingRun], object]) -> list[TrainingRun]:
+    """What a probe fit that succeeded leaves queued (and sent), in this order:
+    - a refit, when PROBE_REFIT_EVERY submissions came in while it worked (they could not queue one
+      of its stage then), so the last of a burst of labels is not left waiting for the next submission;
+    - else the fine-tuning stage: after a first stage that deferred it (its frozen probe's suggestions
+      came in seconds; the fine-tuning takes minutes on a CPU and swaps its own in), or after a
+      fine-tuning stage that a newer first stage's labels overtook while it paused for it.
+    None of either when one of its stage is already queued or running (it will see these labels)."""
+    run = TrainingRun.objects.select_related("project").filter(pk=run_id, status=RunStatus.SUCCEEDED).first()
+    if run is None:
+        return []
     backbone_run_id = current_backbone_run_id(project_id=run.project_id) or run.backbone_run_id
+    state = ProjectModelState.objects.filter(project_id=run.project_id).values("submissions_since_fit").first()
+    if state and state["submissions_since_fit"] >= settings.PROBE_REFIT_EVERY:
+        refit = probe_create(project=run.project, backbone_run_id=backbone_run_id)
+        if refit is not None:
+            send(refit)
+            return [refit]  # its own follow queues the fine-tuning, on these labels too
+    if not _deferred(run.metrics) and not (run.finetune_stage and _overtaken(run)):
+        return []
     follow = probe_create(project=run.project, backbone_run_id=backbone_run_id, finetune=True)
-    if follow is not None:
-        send(follow)
-    return follow
+    if follow is None:
+        return []
+    send(follow)
+    return [follow]
 
 
-def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
+def _deferred(metrics: dict | None) -> bool:
+    return bool(((metrics or {}).get("finetune") or {}).get("deferred"))
+
+
+def _overtaken(run: TrainingRun) -> bool:
+    """Whether a first stage newer than this fine-tuning stage deferred a fine-tuning of its own
+    (it could not queue one while this one was queued or running)."""
+    newer = TrainingRun.objects.filter(
+        project_id=run.project_id, kind=RunKind.PROBE, finetune_stage=False, status=RunStatus.SUCCEEDED, id__gt=run.id
+    )
+    return _deferred(newer.order_by("-id").values_list("metrics", flat=True).first())
+
+
+def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend, send: Callable[[TrainingRun], object]) -> str:
     """Fit on the submitted images' features, then score every block of the project: here, or as
-    shard tasks (SUGGEST_PARALLEL), the last of which finishes the run."""
+    shard tasks (SUGGEST_PARALLEL), the last of which finishes the run. A fine-tuning stage that
+    paused (``send``: how it is sent again) resumes on the images and labels it started with."""
     from labeling.ml.probe import fit_probe, learning_curve, save_probe, untrainable_message
 
     monitor.update(device="cpu")
@@ -84,11 +111,17 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
         raise RuntimeError(f"pretraining run {run.backbone_run_id} left no embeddings")
     labels = list(run.project.labels.values_list("id", "name"))
     label_ids = np.array([label_id for label_id, _ in labels], dtype=np.int64)
-    labeled, x = features_of(embedding_set=embedding_set, ids=submitted_ids(run.project_id))
+    resumed = _paused_fit(run.id, label_ids) if run.finetune_stage else None
+    labeled, x = features_of(
+        embedding_set=embedding_set, ids=submitted_ids(run.project_id) if resumed is None else resumed["ids"]
+    )
+    if resumed is not None and not np.array_equal(labeled, resumed["ids"]):  # an image gone meanwhile: start over
+        resumed = None
+        labeled, x = features_of(embedding_set=embedding_set, ids=submitted_ids(run.project_id))
     names = [name for _, name in labels]
     if len(labeled) < 2:
         return _nothing_to_fit(run, {"labeled": len(labeled)}, untrainable_message(None, names))
-    y = label_matrix(labeled.tolist(), label_ids)
+    y = label_matrix(labeled.tolist(), label_ids) if resumed is None else resumed["y"]
     probe = fit_probe(x.astype(np.float32), y)
     report = probe.label_report(names)
     metrics = {"labeled": len(labeled), "weight_decay": probe.weight_decay, "cv_map": probe.cv_map, "labels": report}
@@ -96,9 +129,9 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
     if message is not None:
         return _nothing_to_fit(run, metrics, message)
     t = probe.trained
-    tuned = _finetuned(run, monitor, labeled, x.astype(np.float32), y, probe)
-    if tuned is None:
-        return "cancelled"
+    tuned = _finetuned(run, monitor, labeled, x.astype(np.float32), y, probe, label_ids, resumed, send)
+    if isinstance(tuned, str):
+        return tuned  # "cancelled", or "yielded" to waiting runs
     scorer, metrics["finetune"], doubt = tuned
     metrics["scorer"] = scorer
     cv = evaluate(y[:, t], probe.oof_scores[:, t], probe.thresholds[t]).to_dict()
@@ -132,10 +165,18 @@ def _probe(run: TrainingRun, monitor: RunMonitor, send_shard: ShardSend) -> str:
 
 
 def _finetuned(
-    run: TrainingRun, monitor: RunMonitor, labeled: np.ndarray, x: np.ndarray, y: np.ndarray, probe
-) -> tuple[str, dict | None, np.ndarray | None] | None:
+    run: TrainingRun,
+    monitor: RunMonitor,
+    labeled: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    probe,
+    label_ids: np.ndarray,
+    resumed: dict | None,
+    send: Callable[[TrainingRun], object],
+) -> tuple[str, dict | None, np.ndarray | None] | str:
     """From the device's SUGGEST_RULES number of submitted images, in a refit's second stage (a run
-    with config ``finetune``; the first only says it deferred the fine-tuning, finetune_follow):
+    with ``finetune_stage``; the first only says it deferred the fine-tuning, probe_follow):
     fine-tune the pretrained backbone with a multilabel head, cross-fitted (labeling.ml.finetune),
     and choose the scorer from the
     out-of-fold mAPs over the trained labels on the same folds (``choose_scorer``) of the frozen
@@ -147,20 +188,23 @@ def _finetuned(
     (the frozen probe on the networks' folds and the network): it put more of the flipped labels in
     the top 10 % than the network or the probe alone (bench/curation.py --parts mistakes_finetuned,
     curation_mistakes_finetuned_flips345.json).
+    Between two networks the fine-tuning pauses when other runs wait (a refit that fell due: its
+    frozen probe's suggestions come in seconds): what it did is kept (``_paused_fit``, ``resumed``
+    when the run is claimed again), and it resumes after them on the same images and labels.
     Returns (the scorer chosen, "features", "finetuned" or "ensemble"; what the fine-tuning
     measured, or None when none ran; the out-of-fold scores that rank likely mistakes, or None for
-    the probe's own), or None when the run was cancelled meanwhile."""
+    the probe's own), or "cancelled" or "yielded" when the run was cancelled or paused meanwhile."""
     finetune_from = suggest_rules().get("finetune_from")
     if not finetune_from or len(labeled) < finetune_from:
         return "features", None, None
-    if not (run.config or {}).get("finetune"):  # the first stage: the frozen probe's suggestions now
+    if not run.finetune_stage:  # the first stage: the frozen probe's suggestions now
         return "features", {"kept": "features", "deferred": True, "images": len(labeled)}, None
     import time
 
     import torch
 
     from labeling.ml.backbone import load_backbone
-    from labeling.ml.finetune import FinetuneConfig, Stopped, cross_fit, save_net
+    from labeling.ml.finetune import FinetuneConfig, Paused, Stopped, cross_fit, save_net
     from labeling.ml.probe import ProbeConfig, best_f1_thresholds, fit_probe
     from labeling.ml.train import load_checkpoint
 
@@ -185,12 +229,15 @@ def _finetuned(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tune = FinetuneConfig(**FINETUNE_OVERRIDES)
     start = time.monotonic()
+    done = {} if resumed is None else {int(k[5:]): v for k, v in resumed.items() if k.startswith("fold_")}
+    pauses, seconds_before = (0, 0.0) if resumed is None else (int(resumed["pauses"]), float(resumed["seconds"]))
 
-    def progress(done: int, total: int) -> None:
+    def progress(networks: int, total: int) -> None:
         elapsed = time.monotonic() - start
+        rate = elapsed / max(1, networks - len(done))  # seconds a network, in this claim
         monitor.update(
-            metrics={"finetune": {"networks": done, "of": total, "seconds": round(elapsed, 1)}},
-            eta_at=timezone.now() + timedelta(seconds=elapsed / done * (total - done)),
+            metrics={"finetune": {"networks": networks, "of": total, "seconds": round(seconds_before + elapsed, 1)}},
+            eta_at=timezone.now() + timedelta(seconds=rate * (total - networks)),
         )
 
     try:
@@ -202,13 +249,20 @@ def _finetuned(
             tune,
             device=device,
             should_stop=monitor.should_stop,
+            should_yield=lambda: others_waiting(run_id=run.id),
+            done=done,
             progress=progress,
         )
     except Stopped:
         if monitor.lost.is_set():
             raise LostClaim(run.id) from None
         finish(run, RunStatus.CANCELLED)
-        return None
+        finetune_paused_path(run.id).unlink(missing_ok=True)
+        return "cancelled"
+    except Paused as stop:
+        kept = {"ids": labeled, "y": y, "label_ids": label_ids, "pauses": pauses + 1}
+        _paused_save(run.id, {**kept, "seconds": seconds_before + time.monotonic() - start, **stop.done})
+        return paused(run, f"network {len(stop.done) + 1} of {stop.total} of its fine-tuning", send)
     t = probe.trained
     # The probe's own out-of-fold scores come from 5 folds, the networks' from 3: compared on the
     # networks' folds, each has learned from the same rows.
@@ -232,9 +286,35 @@ def _finetuned(
         "kept": kept,
         "mistakes_ranked_by": "ensemble",
         "images": len(labeled),
-        "seconds": round(time.monotonic() - start, 1),
+        "seconds": round(seconds_before + time.monotonic() - start, 1),
+        "paused": pauses,
     }
+    finetune_paused_path(run.id).unlink(missing_ok=True)
     return kept, info, doubt
+
+
+def _paused_save(run_id: int, kept: dict) -> None:
+    """A paused fine-tuning's images, labels and folds so far (int keys: a fold's held-out scores),
+    written atomically."""
+    path = finetune_paused_path(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **{(f"fold_{k}" if isinstance(k, int) else k): np.asarray(v) for k, v in kept.items()})
+    tmp.replace(path)
+
+
+def _paused_fit(run_id: int, label_ids: np.ndarray) -> dict | None:
+    """What a fine-tuning stage kept when it paused (``_paused_save``), or None: never paused, or the
+    project's labels changed since (it starts over on today's labels), or the file is unreadable."""
+    try:
+        with np.load(finetune_paused_path(run_id), allow_pickle=False) as saved:
+            kept = {k: saved[k] for k in saved.files}
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # truncated or foreign: the fine-tuning starts over
+        log.warning("probe run %s: paused fine-tuning unreadable (%r), starting over", run_id, exc)
+        return None
+    return kept if np.array_equal(kept.get("label_ids"), label_ids) else None
 
 
 def _score_blocks(run: TrainingRun, monitor: RunMonitor, blocks: list[int], send_shard: ShardSend) -> str:
@@ -382,22 +462,47 @@ def finalise(run_id: int) -> str:
     if run.status == RunStatus.RUNNING:  # before the swap, so the hybrid order comes in with the suggestions
         _curation("the hybrid order", hybrid_write, run_id=run_id)
     with transaction.atomic():
+        ProjectModelState.objects.select_for_update().filter(project_id=run.project_id).first()  # one swap at a time
+        swap = _swaps_in(run)
+        fields = {} if swap else {"metrics": {**(run.metrics or {}), "shown": False}}
         if not TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-            status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now()
+            status=RunStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
         ):
             return "not running"
-        ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
+        if swap:
+            ProjectModelState.objects.update_or_create(project_id=run.project_id, defaults={"probe_run": run})
     run_finished_emit(run_id=run_id)
+    if not swap:
+        return "succeeded"
     suggestions_refreshed_emit(project_id=run.project_id, run_id=run_id)
-    # The old runs' rows are invisible from the swap on; remove them after it.
+    # The old runs' rows are invisible from the swap on; remove them after it. Not a run still at
+    # work: a fine-tuning stage that paused for this one, or is writing its shards.
     old = TrainingRun.objects.filter(
         project_id=run.project_id, kind__in=(RunKind.PROBE, RunKind.EXTERNAL), id__lt=run.id
-    )
+    ).exclude(status__in=ACTIVE_STATUSES)
     Suggestion.objects.filter(run__in=old).delete()
     ImageUncertainty.objects.filter(run__in=old).delete()
     CurationScore.objects.filter(run__in=old).delete()
     auto_accept_apply(run_id=run_id)  # a no-op unless the project turned auto-accept on
     return "succeeded"
+
+
+def _swaps_in(run: TrainingRun) -> bool:
+    """Whether a probe fit that is done replaces the suggestions shown: yes unless a newer fit is
+    shown. A fine-tuning stage that paused for a newer first stage still replaces that one's frozen
+    probe when its network (or the average) beat the frozen probe on its own labels: a better model
+    on a few labels fewer; its follow (probe_follow) fine-tunes on the newer labels. Else it is
+    recorded with ``shown: false``."""
+    current = TrainingRun.objects.filter(pk=current_probe_run_id(project_id=run.project_id)).first()
+    if current is None or current.id < run.id:
+        return True
+    kept = ((run.metrics or {}).get("finetune") or {}).get("kept")
+    return (
+        run.finetune_stage
+        and kept in ("finetuned", "ensemble")
+        and current.kind == RunKind.PROBE
+        and not current.finetune_stage
+    )
 
 
 def suggestions_refreshed_emit(*, project_id: int, run_id: int) -> None:

@@ -56,7 +56,7 @@ def fit_probe(self, run_id: int) -> str:
 def suggest_shard(self, run_id: int, block: int) -> str:
     done = suggesting.suggest_block(run_id, block, worker_id(self.request.hostname))
     if suggesting.finish_if_complete(run_id) == "succeeded":
-        suggesting.finetune_follow(run_id, run_enqueue)
+        suggesting.probe_follow(run_id, run_enqueue)
     return done
 
 
@@ -65,7 +65,7 @@ def suggest_finish(self, run_id: int) -> str:
     # The chord callback of earlier versions, kept for messages still queued when they upgrade.
     status = suggesting.finalise(run_id)
     if status == "succeeded":
-        suggesting.finetune_follow(run_id, run_enqueue)
+        suggesting.probe_follow(run_id, run_enqueue)
     return status
 
 

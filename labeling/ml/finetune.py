@@ -57,6 +57,15 @@ class FinetuneConfig:
     seed: int = 0
 
 
+class Paused(Exception):
+    """cross_fit handed the worker back between two networks: ``done`` (fold -> its held-out rows'
+    scores) resumes it; ``total``: the networks of the whole fit."""
+
+    def __init__(self, done: dict[int, np.ndarray], total: int):
+        super().__init__(f"paused after {len(done)} of {total} networks")
+        self.done, self.total = done, total
+
+
 class Stopped(Exception):
     """``should_stop`` said so (a cancel, a lost claim): no network is returned."""
 
@@ -167,23 +176,43 @@ def cross_fit(
     *,
     device: str | torch.device = "cpu",
     should_stop: Callable[[], bool] | None = None,
+    should_yield: Callable[[], bool] | None = None,
+    done: dict[int, np.ndarray] | None = None,
     progress: Callable[[int, int], None] | None = None,
     final: bool = True,
 ) -> tuple[FinetunedNet | None, np.ndarray]:
     """(the network trained on every image, (N, L) out-of-fold probabilities): each fold scored by a
     network trained on the others. ``progress(done, total)`` after each network. ``final=False``:
-    the out-of-fold scores alone (no network on every image; None in its place)."""
+    the out-of-fold scores alone (no network on every image; None in its place).
+
+    Pausing: before each network but the first it trains, ``should_yield`` may hand the worker back
+    (it raises Paused, with every fold's scores so far); ``done`` (fold -> its held-out rows'
+    scores, as Paused gave them) resumes from there, on the same images and labels. Each network is
+    seeded alone, so a paused and resumed fit gives what one fit gives."""
     parts = folds(len(images), config.folds, config.seed)
     oof = np.zeros(labels.shape, dtype=np.float32)
     total = len(parts) + int(final)
+    done = {} if done is None else dict(done)
+    trained = 0
+
+    def maybe_yield() -> None:
+        if trained and should_yield is not None and should_yield():
+            raise Paused(done, total)
+
     for i, held in enumerate(parts):
+        if i in done:
+            oof[held] = done[i]
+            continue
+        maybe_yield()
         rest = np.setdiff1d(np.arange(len(images)), held)
         net = fit(backbone_state, model, images[rest], labels[rest], config, device=device, should_stop=should_stop)
-        oof[held] = predict(net, images[held], device=device)
+        oof[held] = done[i] = predict(net, images[held], device=device)
+        trained += 1
         if progress is not None:
-            progress(i + 1, total)
+            progress(len(done), total)
     if not final:
         return None, oof
+    maybe_yield()
     net = fit(backbone_state, model, images, labels, config, device=device, should_stop=should_stop)
     if progress is not None:
         progress(total, total)

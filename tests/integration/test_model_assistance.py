@@ -44,7 +44,26 @@ def _wait(condition, timeout: float, what: str, worker: procs.Service):
     raise AssertionError(f"timed out waiting for {what}; runs: {runs}\nworker output:\n{worker.output[-5000:]}")
 
 
-@pytest.mark.timeout(600)  # two workers, a pretraining, three probe fits, one of them fine-tuning
+def _submit(client, image_id: int, tags: list[int]) -> None:
+    """Save an image's tags and submit it, through the HTTP endpoints."""
+    state = client.get(reverse("api_image_annotations", args=[image_id])).json()
+    saved = client.put(
+        reverse("api_image_annotations", args=[image_id]),
+        json.dumps({"version": state["image"]["version"], "boxes": [], "tags": tags}),
+        content_type="application/json",
+    )
+    assert saved.status_code == 200, saved.content
+    done = client.post(
+        reverse("api_image_submit", args=[image_id]),
+        json.dumps({"version": saved.json()["image"]["version"]}),
+        content_type="application/json",
+    )
+    assert done.status_code == 200, done.content
+
+
+@pytest.mark.timeout(
+    900
+)  # two workers, a pretraining, five probe fits, two of them fine-tuning (264 s on a slow 2-core host)
 def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, settings, tmp_path, media_root):
     settings.PROBE_REFIT_EVERY = 3
     env = procs.worker_env("assist", media_root, tmp_path / "models", PROBE_REFIT_EVERY="3", SUGGEST_FINETUNE_FROM="19")
@@ -107,21 +126,8 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
         assert first_probe.metrics["labeled"] == 16
 
         # Three submissions through the HTTP endpoints: the third queues a refit by itself.
-        for k, image_id in enumerate(ids[16:19], start=16):
-            state = client.get(reverse("api_image_annotations", args=[image_id])).json()
-            tags = [label_id[n] for n in render_scene(k, seed=9).labels]
-            saved = client.put(
-                reverse("api_image_annotations", args=[image_id]),
-                json.dumps({"version": state["image"]["version"], "boxes": [], "tags": tags}),
-                content_type="application/json",
-            )
-            assert saved.status_code == 200, saved.content
-            done = client.post(
-                reverse("api_image_submit", args=[image_id]),
-                json.dumps({"version": saved.json()["image"]["version"]}),
-                content_type="application/json",
-            )
-            assert done.status_code == 200, done.content
+        for k in range(16, 19):
+            _submit(client, ids[k], [label_id[n] for n in render_scene(k, seed=9).labels])
         frozen = _wait(
             lambda: TrainingRun.objects.filter(
                 project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, id__gt=first_probe.id
@@ -130,24 +136,59 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
             "the refit",
             second,
         )
-        # Its second stage, queued by the worker when the first had swapped its suggestions in.
-        refit = _wait(
+        # Its second stage, queued by the worker when the first had swapped its suggestions in. Three
+        # more submissions while it fine-tunes queue a refit at once; the fine-tuning pauses for it
+        # between two networks, then resumes on its own 19 images.
+        tuning = _wait(
             lambda: TrainingRun.objects.filter(
-                project=project, kind=RunKind.PROBE, status=RunStatus.SUCCEEDED, id__gt=frozen.id
+                project=project,
+                finetune_stage=True,
+                status=RunStatus.RUNNING,
+                id__gt=frozen.id,
+                metrics__finetune__networks__gte=1,
             ).first(),
             300,
-            "the refit's fine-tuning stage",
+            "the refit's fine-tuning stage, one network trained",
+            second,
+        )
+        for k in range(19, 22):
+            _submit(client, ids[k], [label_id[n] for n in render_scene(k, seed=9).labels])
+        later = _wait(
+            lambda: TrainingRun.objects.filter(
+                project=project, finetune_stage=False, status=RunStatus.SUCCEEDED, id__gt=tuning.id
+            ).first(),
+            120,
+            "the refit queued beside the fine-tuning",
+            second,
+        )
+        refit = _wait(
+            lambda: TrainingRun.objects.filter(pk=tuning.id, status=RunStatus.SUCCEEDED).first(),
+            300,
+            "the paused fine-tuning stage",
+            second,
+        )
+        # The newer labels' fine-tuning, queued by the worker when the paused one was done.
+        last = _wait(
+            lambda: TrainingRun.objects.filter(
+                project=project, finetune_stage=True, status=RunStatus.SUCCEEDED, id__gt=later.id
+            ).first(),
+            300,
+            "the newer labels' fine-tuning stage",
             second,
         )
     assert first_probe.metrics["finetune"] is None  # 16 labeled, below the rule: one stage
-    assert frozen.metrics["labeled"] == 19 and frozen.config == {}
+    assert frozen.metrics["labeled"] == 19 and frozen.config == {} and not frozen.finetune_stage
     assert frozen.metrics["finetune"] == {"kept": "features", "deferred": True, "images": 19}
-    assert refit.config == {"finetune": True} and refit.metrics["labeled"] == 19
+    assert refit.finetune_stage and refit.metrics["labeled"] == 19
     assert refit.metrics["finetune"]["kept"] == refit.metrics["scorer"] and refit.metrics["finetune"]["seconds"] > 0
-    assert TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 3
-    assert ProjectModelState.objects.get(project=project).probe_run_id == refit.id
+    assert refit.metrics["finetune"]["paused"] >= 1 and later.finished_at < refit.finished_at
+    assert later.metrics["labeled"] == 22 and later.metrics["finetune"]["deferred"]
+    assert last.metrics["labeled"] == 22 and last.metrics["finetune"]["paused"] == 0
+    assert TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 5
+    assert ProjectModelState.objects.get(project=project).probe_run_id == last.id
+    refit = last
 
-    unlabeled = ids[19:]
+    unlabeled = ids[22:]
     trained = sum(1 for label in refit.metrics["labels"] if label["trained"])
     assert trained >= 1
     # Once per image and label, only from the active run: no duplicates, nothing half-swapped.
@@ -157,4 +198,4 @@ def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, set
     assert all(0 <= s["probability"] <= 1 for s in answer["suggestions"])
     page = client.get(reverse("annotate", args=[project.id]), {"image": unlabeled[0]})
     assert page.context["initial"]["suggestions"] == answer["suggestions"]
-    assert Image.objects.filter(project=project, status="submitted").count() == 19
+    assert Image.objects.filter(project=project, status="submitted").count() == 22

@@ -77,21 +77,25 @@ def test_the_probe_refits_after_k_submissions_once_per_burst(project, settings):
     assert ProjectModelState.objects.get(project=project).submissions_since_fit == 1
 
 
-def test_a_refits_second_stage_leaves_the_count_of_submissions_to_the_first(project):
-    """Submissions made while the fine-tuning stage runs count towards the next refit, which is
-    queued by the first submission past the count once the stage is done."""
+def test_a_refit_that_falls_due_beside_a_fine_tuning_stage_is_queued_at_once(project):
+    """The fine-tuning stage leaves the count of submissions to the first stage, and a refit that falls
+    due while it is queued or runs (minutes on a CPU) is queued at once beside it: one run of each
+    stage at a time (the fine-tuning pauses for the first, labeling.suggesting._finetuned)."""
     from labeling.runs import current_backbone_run_id, probe_create
 
     services.pretrain_start(project=project, config=TINY)
     backbone_run_id = current_backbone_run_id(project_id=project.id)
     ProjectModelState.objects.filter(project=project).update(submissions_since_fit=7)
     follow = probe_create(project=project, backbone_run_id=backbone_run_id, finetune=True)
-    assert follow.config == {"finetune": True} and follow.status == RunStatus.QUEUED
+    assert follow.finetune_stage and follow.status == RunStatus.QUEUED
     assert ProjectModelState.objects.get(project=project).submissions_since_fit == 7
-    assert probe_create(project=project, backbone_run_id=backbone_run_id) is None  # one probe fit at a time
-    services.run_cancel(run=follow)
-    assert probe_create(project=project, backbone_run_id=backbone_run_id).config == {}
+    assert probe_create(project=project, backbone_run_id=backbone_run_id, finetune=True) is None
+    first = probe_create(project=project, backbone_run_id=backbone_run_id)
+    assert first is not None and not first.finetune_stage and first.status == RunStatus.QUEUED
     assert ProjectModelState.objects.get(project=project).submissions_since_fit == 0
+    assert probe_create(project=project, backbone_run_id=backbone_run_id) is None  # one first stage at a time
+    services.run_cancel(run=first)
+    assert probe_create(project=project, backbone_run_id=backbone_run_id).config == {}
 
 
 def test_accepting_a_suggestion_makes_a_model_tag_and_rejecting_records_a_negative(project):

@@ -216,7 +216,7 @@ def test_a_refit_from_the_rule_swaps_in_the_frozen_probe_first_then_the_fine_tun
     services.pretrain_start(project=project, config=TINY)
     first, second = TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).order_by("id")
     assert first.status == second.status == RunStatus.SUCCEEDED, (first.error, second.error)
-    assert first.config == {} and second.config == {"finetune": True}
+    assert first.config == {} and not first.finetune_stage and second.finetune_stage
     assert first.metrics["scorer"] == "features"
     assert first.metrics["finetune"] == {"kept": "features", "deferred": True, "images": 20}
     assert not finetuned_path(first.id).exists()
@@ -227,9 +227,93 @@ def test_a_refit_from_the_rule_swaps_in_the_frozen_probe_first_then_the_fine_tun
     assert not Suggestion.objects.filter(run=first).exists()  # swapped out whole
     assert Suggestion.objects.filter(run=second).exists()
     # A refit the second stage finds: none is queued after it, and the next refit starts at stage one.
-    assert suggesting.finetune_follow(second.id, lambda run: pytest.fail("sent")) is None
+    assert suggesting.probe_follow(second.id, lambda run: pytest.fail("sent")) == []
     third = services.probe_start(project=project)
-    assert third.config == {} and TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 4
+    assert not third.finetune_stage and TrainingRun.objects.filter(project=project, kind=RunKind.PROBE).count() == 4
+
+
+def _no_shards(run_id, block):
+    pytest.fail("sharded")
+
+
+@pytest.mark.parametrize("scorer", ["features", "finetuned"])
+def test_a_fine_tuning_pauses_for_a_refit_that_falls_due_and_resumes_on_the_labels_it_started_with(
+    project, quick_finetune, monkeypatch, settings, scorer
+):
+    """With one worker, a fine-tuning stage (minutes on a CPU) pauses between two networks for a
+    refit that fell due meanwhile, whose frozen probe's suggestions come in seconds; then it resumes
+    where it was, on the images and labels it started with, and is shown if its network beat the
+    frozen probe. Its follow fine-tunes on the newer labels."""
+    from annotator.services.annotations import image_submit
+    from labeling.ml import finetune
+    from labeling.paths import finetune_paused_path
+    from labeling.runs import current_backbone_run_id, probe_create
+
+    settings.PROBE_REFIT_EVERY = 3
+    services.pretrain_start(project=project, config=TINY)  # 20 submitted: a first stage, then its fine-tuning
+    monkeypatch.setattr(suggesting, "choose_scorer", lambda maps: scorer)
+    backbone_run_id = current_backbone_run_id(project_id=project.id)
+    tuning = probe_create(project=project, backbone_run_id=backbone_run_id, finetune=True)
+    queued, rows, sent = [], [], []
+    monkeypatch.setattr(services, "run_enqueue", queued.append)  # queued behind the busy worker, not run here
+    real_fit = finetune.fit
+
+    def fit(backbone_state, model, images, labels, *args, **kwargs):
+        rows.append(len(images))
+        if len(rows) == 1:  # three submissions while the first network trains: a refit falls due
+            for image in project.images.filter(status="unlabeled").order_by("id")[:3]:
+                image_submit(image=image, user=project.created_by, version=image.version)
+        return real_fit(backbone_state, model, images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "fit", fit)
+    assert suggesting.run_probe(tuning.id, "w", send_shard=_no_shards, send=sent.append) == "yielded"
+    tuning.refresh_from_db()
+    assert tuning.status == RunStatus.QUEUED and tuning.attempts == 0
+    assert tuning.error.startswith("Paused at network 2 of 4 of its fine-tuning")
+    assert sent == [tuning] and len(rows) == 1 and finetune_paused_path(tuning.id).exists()
+    (refit,) = [run for run in queued if run.kind == RunKind.PROBE]
+    assert not refit.finetune_stage
+
+    assert suggesting.run_probe(refit.id, "w", send_shard=_no_shards, send=sent.append) == "succeeded"
+    refit.refresh_from_db()
+    assert refit.metrics["labeled"] == 23 and refit.metrics["finetune"]["deferred"]
+    assert ProjectModelState.objects.get(project=project).probe_run_id == refit.id
+    assert sent == [tuning]  # its fine-tuning waits for the one under way
+
+    assert suggesting.run_probe(tuning.id, "w", send_shard=_no_shards, send=sent.append) == "succeeded"
+    tuning.refresh_from_db()
+    assert len(rows) == 4 and rows[-1] == 20  # three more networks, on the 20 images it started with
+    assert tuning.metrics["labeled"] == tuning.metrics["finetune"]["images"] == 20
+    assert tuning.metrics["finetune"]["paused"] == 1 and tuning.metrics["scorer"] == scorer
+    assert not finetune_paused_path(tuning.id).exists()
+    shown = ProjectModelState.objects.get(project=project).probe_run_id
+    if scorer == "finetuned":  # a better model on 3 labels fewer replaces the newer frozen probe
+        assert shown == tuning.id and "shown" not in tuning.metrics
+        assert Suggestion.objects.filter(run=tuning).exists()
+    else:  # the frozen probe on fewer labels does not
+        assert shown == refit.id and tuning.metrics["shown"] is False
+    assert Suggestion.objects.filter(run=refit).exists()  # never removed under a fit that is shown or newer
+    # The newer labels get a fine-tuning of their own.
+    assert len(sent) == 2 and sent[1].finetune_stage and sent[1].id > refit.id
+
+
+def test_a_refit_that_fell_due_while_a_fit_ran_is_queued_when_it_ends(project, settings):
+    """Submissions made while a probe fit runs cannot queue a refit beside it; when it ends, one is
+    queued if they reached PROBE_REFIT_EVERY, instead of waiting for the next submission."""
+    from labeling.runs import current_backbone_run_id, probe_create
+
+    settings.PROBE_REFIT_EVERY = 3
+    services.pretrain_start(project=project, config=TINY)
+    backbone_run_id = current_backbone_run_id(project_id=project.id)
+    for since, follows in [(2, 0), (3, 1)]:
+        fit = probe_create(project=project, backbone_run_id=backbone_run_id)
+        ProjectModelState.objects.filter(project=project).update(submissions_since_fit=since)
+        sent = []
+        assert suggesting.run_probe(fit.id, "w", send_shard=_no_shards, send=sent.append) == "succeeded"
+        assert len(sent) == follows and all(not run.finetune_stage for run in sent)
+        assert [run.status for run in sent] == [RunStatus.QUEUED] * follows
+        assert ProjectModelState.objects.get(project=project).submissions_since_fit == (0 if follows else since)
+    services.run_cancel(run=sent[0])
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
@@ -248,7 +332,7 @@ def test_a_probe_fit_without_its_pretraining_checkpoint_keeps_the_frozen_probe(p
         path.write_bytes(path.read_bytes()[:100])
     first = services.probe_start(project=project)
     run = TrainingRun.objects.get(pk=ProjectModelState.objects.get(project=project).probe_run_id)
-    assert run.id > first.id and run.config == {"finetune": True}  # the refit's second stage
+    assert run.id > first.id and run.finetune_stage  # the refit's second stage
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.metrics["scorer"] == "features"
     assert run.metrics["finetune"]["kept"] == "features" and run.metrics["finetune"]["images"] == 20

@@ -592,6 +592,7 @@ RUN_LIST_FIELDS = (
     "kind",
     "status",
     "config",
+    "finetune_stage",
     *RUN_PROGRESS_FIELDS,
     "device",
     "error",

@@ -88,3 +88,38 @@ def test_a_stop_ends_the_fit_before_the_next_epoch():
     with pytest.raises(Stopped):
         cross_fit(None, MODEL, images, colour_labels(images), QUICK, should_stop=stop)
     assert len(calls) == 3
+
+
+def test_a_fit_paused_between_networks_resumes_to_what_one_fit_gives():
+    """A fine-tuning pauses only between networks, after at least one since it (re)started, and its
+    folds so far resume it: the same scores and network as a fit that never paused."""
+    from labeling.ml.finetune import Paused
+
+    images = toy_images(n=30, size=8, seed=5)
+    y = colour_labels(images)
+    whole_net, whole = cross_fit(None, MODEL, images, y, QUICK)
+    asked, done = [], {}
+    for claim in range(4):  # a claim per network: every claim is asked to yield
+        trained = []
+        try:
+            net, oof = cross_fit(
+                None, MODEL, images, y, QUICK,
+                should_yield=lambda: asked.append(claim) or True, done=done,
+                progress=lambda i, total: trained.append(i),
+            )  # fmt: skip
+        except Paused as stop:
+            assert stop.total == 4 and len(stop.done) == claim + 1 and trained == [claim + 1]
+            done = stop.done
+            continue
+        break
+    assert claim == 3 and trained == [4]  # the last claim trains the network on every row
+    assert asked == [0, 1, 2]  # never before the first network of a claim
+    np.testing.assert_allclose(oof, whole, atol=1e-5)
+    fresh = toy_images(n=8, size=8, seed=6)
+    np.testing.assert_allclose(predict(net, fresh), predict(whole_net, fresh), atol=1e-5)
+
+
+def test_a_fit_that_is_never_asked_to_yield_runs_through():
+    images = toy_images(n=24, size=8, seed=7)
+    _, oof = cross_fit(None, MODEL, images, colour_labels(images), QUICK, should_yield=lambda: False)
+    assert oof.shape == (24, 2) and np.isfinite(oof).all()
