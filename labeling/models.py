@@ -188,7 +188,7 @@ class ImageUncertainty(models.Model):
 class CurationKind(models.TextChoices):
     DIVERSE = "diverse", "Diverse first (greedy k-center on the embeddings)"
     HYBRID = "hybrid", "Uncertain and diverse"
-    MISTAKE = "mistake", "Likely mistake (the probe disagrees with the person)"
+    MISTAKE = "mistake", "Likely mistake (the model disagrees with the person)"
     DUPLICATE = "duplicate", "Near-duplicate (in a group of images above the cosine threshold)"
     RARE = "rare", "Likely to hold a label with few positives"
 

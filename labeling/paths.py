@@ -6,7 +6,7 @@ one of these paths.
     runs/<run>/embeddings/ann.faiss (+.json) their nearest-neighbour index, on large projects (labeling.ml.ann)
     runs/<run>/projection.npz                its embedding map (2-D points for the dashboard)
     runs/<run>/probe.npz                     a probe run's fitted probe (labeling.ml.probe)
-    runs/<run>/finetune-paused.npz           a probe run's fine-tuning paused between networks: its folds so far
+    runs/<run>/finetune-paused.pt            a probe run's fine-tuning, paused: its folds so far and the network under way
     runs/<run>/detector.pt                   a detector run's checkpoint, then its model (labeling.ml.detector)
     runs/<run>/tensorboard/, profile/...     the files a run leaves for people (RUN_FILES)
     cache/project-<id>/r<px>/                the project's decoded image stores (the pretraining's squares)
@@ -48,7 +48,7 @@ def finetuned_path(run_id: int) -> Path:
 
 def finetune_paused_path(run_id: int) -> Path:
     """What a probe run's fine-tuning left when it paused (labeling.suggesting._paused_fit)."""
-    return run_dir(run_id) / "finetune-paused.npz"
+    return run_dir(run_id) / "finetune-paused.pt"
 
 
 def detector_path(run_id: int) -> Path:

@@ -229,8 +229,8 @@ def _finetuned(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tune = FinetuneConfig(**FINETUNE_OVERRIDES)
     start = time.monotonic()
-    done = {} if resumed is None else {int(k[5:]): v for k, v in resumed.items() if k.startswith("fold_")}
-    pauses, seconds_before = (0, 0.0) if resumed is None else (int(resumed["pauses"]), float(resumed["seconds"]))
+    done, current = ({}, None) if resumed is None else (resumed["done"], resumed["current"])
+    pauses, seconds_before = (0, 0.0) if resumed is None else (resumed["pauses"], resumed["seconds"])
 
     def progress(networks: int, total: int) -> None:
         elapsed = time.monotonic() - start
@@ -251,6 +251,7 @@ def _finetuned(
             should_stop=monitor.should_stop,
             should_yield=lambda: others_waiting(run_id=run.id),
             done=done,
+            current=current,
             progress=progress,
         )
     except Stopped:
@@ -260,9 +261,13 @@ def _finetuned(
         finetune_paused_path(run.id).unlink(missing_ok=True)
         return "cancelled"
     except Paused as stop:
-        kept = {"ids": labeled, "y": y, "label_ids": label_ids, "pauses": pauses + 1}
-        _paused_save(run.id, {**kept, "seconds": seconds_before + time.monotonic() - start, **stop.done})
-        return paused(run, f"network {len(stop.done) + 1} of {stop.total} of its fine-tuning", send)
+        seconds = seconds_before + time.monotonic() - start
+        kept = {"ids": labeled, "y": y, "label_ids": label_ids, "pauses": pauses + 1, "seconds": seconds}
+        _paused_save(run.id, {**kept, "done": stop.done, "current": stop.current})
+        where = f"network {len(stop.done) + 1} of {stop.total}"
+        if stop.current is not None:
+            where += f", epoch {stop.current['epoch'] + 1},"
+        return paused(run, f"{where} of its fine-tuning", send)
     t = probe.trained
     # The probe's own out-of-fold scores come from 5 folds, the networks' from 3: compared on the
     # networks' folds, each has learned from the same rows.
@@ -294,27 +299,42 @@ def _finetuned(
 
 
 def _paused_save(run_id: int, kept: dict) -> None:
-    """A paused fine-tuning's images, labels and folds so far (int keys: a fold's held-out scores),
-    written atomically."""
+    """A paused fine-tuning: its images, labels, finished folds' scores and the network under way
+    (labeling.ml.finetune.Paused), written atomically."""
+    import torch
+
     path = finetune_paused_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{(f"fold_{k}" if isinstance(k, int) else k): np.asarray(v) for k, v in kept.items()})
-    tmp.replace(path)
+    tmp = path.with_name(path.name + ".tmp")
+    arrays = {k: torch.from_numpy(np.ascontiguousarray(kept[k])) for k in ("ids", "y", "label_ids")}
+    done = {int(k): torch.from_numpy(v) for k, v in kept["done"].items()}
+    try:
+        torch.save({**kept, **arrays, "done": done}, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _paused_fit(run_id: int, label_ids: np.ndarray) -> dict | None:
     """What a fine-tuning stage kept when it paused (``_paused_save``), or None: never paused, or the
     project's labels changed since (it starts over on today's labels), or the file is unreadable."""
+    import torch
+
     try:
-        with np.load(finetune_paused_path(run_id), allow_pickle=False) as saved:
-            kept = {k: saved[k] for k in saved.files}
+        saved = torch.load(finetune_paused_path(run_id), map_location="cpu", weights_only=True)
+        kept = {
+            **saved,
+            **{k: saved[k].numpy() for k in ("ids", "y", "label_ids")},
+            "done": {int(k): v.numpy() for k, v in saved["done"].items()},
+            "pauses": int(saved["pauses"]),
+            "seconds": float(saved["seconds"]),
+        }
     except FileNotFoundError:
         return None
     except Exception as exc:  # truncated or foreign: the fine-tuning starts over
         log.warning("probe run %s: paused fine-tuning unreadable (%r), starting over", run_id, exc)
         return None
-    return kept if np.array_equal(kept.get("label_ids"), label_ids) else None
+    return kept if np.array_equal(kept["label_ids"], label_ids) else None
 
 
 def _score_blocks(run: TrainingRun, monitor: RunMonitor, blocks: list[int], send_shard: ShardSend) -> str:

@@ -36,4 +36,9 @@ class Migration(migrations.Migration):
             model_name='trainingrun',
             constraint=models.UniqueConstraint(condition=models.Q(('status__in', ('queued', 'running'))), fields=('project', 'kind', 'finetune_stage'), name='run_one_active_per_kind_and_stage'),
         ),
+        migrations.AlterField(
+            model_name='curationscore',
+            name='kind',
+            field=models.CharField(choices=[('diverse', 'Diverse first (greedy k-center on the embeddings)'), ('hybrid', 'Uncertain and diverse'), ('mistake', 'Likely mistake (the model disagrees with the person)'), ('duplicate', 'Near-duplicate (in a group of images above the cosine threshold)'), ('rare', 'Likely to hold a label with few positives')], max_length=16),
+        ),
     ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,12 +59,12 @@ class FinetuneConfig:
 
 
 class Paused(Exception):
-    """cross_fit handed the worker back between two networks: ``done`` (fold -> its held-out rows'
-    scores) resumes it; ``total``: the networks of the whole fit."""
+    """A fit handed the worker back (``should_yield``): ``done`` (fold -> its held-out rows' scores)
+    and ``current`` (the network under way, or None) resume it; ``total``: the networks of the whole fit."""
 
-    def __init__(self, done: dict[int, np.ndarray], total: int):
+    def __init__(self, done: dict[int, np.ndarray], total: int, current: dict[str, Any] | None):
         super().__init__(f"paused after {len(done)} of {total} networks")
-        self.done, self.total = done, total
+        self.done, self.total, self.current = done, total, current
 
 
 class Stopped(Exception):
@@ -121,10 +122,14 @@ def fit(
     *,
     device: str | torch.device = "cpu",
     should_stop: Callable[[], bool] | None = None,
+    should_yield: Callable[[], bool] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> FinetunedNet:
     """One network trained on uint8 (N, R, R, 3) ``images`` and their (N, L) 0/1 ``labels``, from
     ``backbone_state`` (a backbone's own state dict; None: random weights). Raises Stopped when
-    ``should_stop`` (checked every epoch) says so."""
+    ``should_stop`` (checked every epoch) says so. Before every epoch but the first of the call,
+    ``should_yield`` may pause it: Paused's ``current`` (the network, optimiser and augmentation
+    generator as they are, and the next epoch) given back as ``resume`` continues it exactly."""
     torch.manual_seed(config.seed)
     net = FinetunedNet(model, labels.shape[1])
     if backbone_state is not None:
@@ -140,9 +145,22 @@ def fit(
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=epochs * per_epoch)
     g = torch.Generator(device=device).manual_seed(config.seed)
-    for epoch in range(epochs):
+    first = 0
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        opt.load_state_dict(resume["opt"])
+        g.set_state(resume["generator"])
+        first = int(resume["epoch"])
+        with warnings.catch_warnings():  # the schedule replayed to where it was, without optimiser steps
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(first * per_epoch):
+                sched.step()
+    for epoch in range(first, epochs):
         if should_stop is not None and should_stop():
             raise Stopped
+        if epoch > first and should_yield is not None and should_yield():
+            state = {"net": net.state_dict(), "opt": opt.state_dict(), "generator": g.get_state(), "epoch": epoch}
+            raise Paused({}, 1, state)
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed + epoch))
         supervised_epoch(
             net.backbone, net.head, opt, sched, x, y, order=order, batch=batch, steps=per_epoch,
@@ -178,6 +196,7 @@ def cross_fit(
     should_stop: Callable[[], bool] | None = None,
     should_yield: Callable[[], bool] | None = None,
     done: dict[int, np.ndarray] | None = None,
+    current: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     final: bool = True,
 ) -> tuple[FinetunedNet | None, np.ndarray]:
@@ -185,35 +204,44 @@ def cross_fit(
     network trained on the others. ``progress(done, total)`` after each network. ``final=False``:
     the out-of-fold scores alone (no network on every image; None in its place).
 
-    Pausing: before each network but the first it trains, ``should_yield`` may hand the worker back
-    (it raises Paused, with every fold's scores so far); ``done`` (fold -> its held-out rows'
-    scores, as Paused gave them) resumes from there, on the same images and labels. Each network is
-    seeded alone, so a paused and resumed fit gives what one fit gives."""
+    Pausing: between two epochs or two networks, once it has trained an epoch since it (re)started,
+    ``should_yield`` may hand the worker back: it raises Paused with every finished fold's scores
+    (``done``) and the network under way (``current``, with its index: a fold, or len(folds) for the
+    network on every image). Given back, they resume it on the same images and labels; every
+    network is seeded alone and its optimiser and generator travel with it, so a paused and resumed
+    fit gives what one fit gives."""
     parts = folds(len(images), config.folds, config.seed)
     oof = np.zeros(labels.shape, dtype=np.float32)
     total = len(parts) + int(final)
     done = {} if done is None else dict(done)
-    trained = 0
+    trained = False  # an epoch since this call began: only then may it pause
 
-    def maybe_yield() -> None:
-        if trained and should_yield is not None and should_yield():
-            raise Paused(done, total)
+    def one(index: int, rows: np.ndarray) -> FinetunedNet:
+        nonlocal trained
+        resume = current if current is not None and current["index"] == index else None
+        if trained and resume is None and should_yield is not None and should_yield():
+            raise Paused(done, total, None)
+        try:
+            net = fit(
+                backbone_state, model, images[rows], labels[rows], config, device=device,
+                should_stop=should_stop, should_yield=should_yield, resume=resume,
+            )  # fmt: skip
+        except Paused as stop:
+            raise Paused(done, total, {**stop.current, "index": index}) from None
+        trained = True
+        return net
 
     for i, held in enumerate(parts):
         if i in done:
             oof[held] = done[i]
             continue
-        maybe_yield()
-        rest = np.setdiff1d(np.arange(len(images)), held)
-        net = fit(backbone_state, model, images[rest], labels[rest], config, device=device, should_stop=should_stop)
+        net = one(i, np.setdiff1d(np.arange(len(images)), held))
         oof[held] = done[i] = predict(net, images[held], device=device)
-        trained += 1
         if progress is not None:
             progress(len(done), total)
     if not final:
         return None, oof
-    maybe_yield()
-    net = fit(backbone_state, model, images, labels, config, device=device, should_stop=should_stop)
+    net = one(len(parts), np.arange(len(images)))
     if progress is not None:
         progress(total, total)
     return net, oof

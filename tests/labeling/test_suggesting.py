@@ -240,7 +240,7 @@ def _no_shards(run_id, block):
 def test_a_fine_tuning_pauses_for_a_refit_that_falls_due_and_resumes_on_the_labels_it_started_with(
     project, quick_finetune, monkeypatch, settings, scorer
 ):
-    """With one worker, a fine-tuning stage (minutes on a CPU) pauses between two networks for a
+    """With one worker, a fine-tuning stage (minutes on a CPU) pauses between two epochs for a
     refit that fell due meanwhile, whose frozen probe's suggestions come in seconds; then it resumes
     where it was, on the images and labels it started with, and is shown if its network beat the
     frozen probe. Its follow fine-tunes on the newer labels."""
@@ -269,8 +269,11 @@ def test_a_fine_tuning_pauses_for_a_refit_that_falls_due_and_resumes_on_the_labe
     assert suggesting.run_probe(tuning.id, "w", send_shard=_no_shards, send=sent.append) == "yielded"
     tuning.refresh_from_db()
     assert tuning.status == RunStatus.QUEUED and tuning.attempts == 0
-    assert tuning.error.startswith("Paused at network 2 of 4 of its fine-tuning")
+    assert tuning.error.startswith("Paused at network 1 of 4, epoch 2, of its fine-tuning")  # after one epoch
     assert sent == [tuning] and len(rows) == 1 and finetune_paused_path(tuning.id).exists()
+    kept = suggesting._paused_fit(tuning.id, np.array(list(project.labels.values_list("id", flat=True))))
+    assert kept["done"] == {} and (kept["current"]["index"], kept["current"]["epoch"]) == (0, 1)
+    assert len(kept["ids"]) == len(kept["y"]) == 20 and kept["pauses"] == 1
     (refit,) = [run for run in queued if run.kind == RunKind.PROBE]
     assert not refit.finetune_stage
 
@@ -282,7 +285,7 @@ def test_a_fine_tuning_pauses_for_a_refit_that_falls_due_and_resumes_on_the_labe
 
     assert suggesting.run_probe(tuning.id, "w", send_shard=_no_shards, send=sent.append) == "succeeded"
     tuning.refresh_from_db()
-    assert len(rows) == 4 and rows[-1] == 20  # three more networks, on the 20 images it started with
+    assert len(rows) == 5 and rows[-1] == 20  # the first network again from its epoch 2, three more, on its 20 images
     assert tuning.metrics["labeled"] == tuning.metrics["finetune"]["images"] == 20
     assert tuning.metrics["finetune"]["paused"] == 1 and tuning.metrics["scorer"] == scorer
     assert not finetune_paused_path(tuning.id).exists()

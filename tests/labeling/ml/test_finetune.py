@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from labeling.ml import finetune as finetune_module
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
 from labeling.ml.finetune import VIEWS, FinetuneConfig, Stopped, cross_fit, fit, folds, load_net, predict, save_net
 from labeling.ml.metrics import evaluate
@@ -90,30 +91,38 @@ def test_a_stop_ends_the_fit_before_the_next_epoch():
     assert len(calls) == 3
 
 
-def test_a_fit_paused_between_networks_resumes_to_what_one_fit_gives():
-    """A fine-tuning pauses only between networks, after at least one since it (re)started, and its
-    folds so far resume it: the same scores and network as a fit that never paused."""
+def test_a_fit_paused_at_every_chance_resumes_to_what_one_fit_gives():
+    """A fine-tuning pauses between two epochs or two networks, after at least one epoch since it
+    (re)started, and what Paused gives back resumes it: the same scores and network as a fit that
+    never paused, even when every claim is asked to yield (one epoch a claim)."""
     from labeling.ml.finetune import Paused
 
     images = toy_images(n=30, size=8, seed=5)
     y = colour_labels(images)
     whole_net, whole = cross_fit(None, MODEL, images, y, QUICK)
-    asked, done = [], {}
-    for claim in range(4):  # a claim per network: every claim is asked to yield
-        trained = []
-        try:
-            net, oof = cross_fit(
-                None, MODEL, images, y, QUICK,
-                should_yield=lambda: asked.append(claim) or True, done=done,
-                progress=lambda i, total: trained.append(i),
-            )  # fmt: skip
-        except Paused as stop:
-            assert stop.total == 4 and len(stop.done) == claim + 1 and trained == [claim + 1]
-            done = stop.done
-            continue
-        break
-    assert claim == 3 and trained == [4]  # the last claim trains the network on every row
-    assert asked == [0, 1, 2]  # never before the first network of a claim
+    done, current, claims, epochs = {}, None, 0, []
+    real_epoch = finetune_module.supervised_epoch
+
+    def counted(*args, **kwargs):
+        epochs.append(claims)
+        return real_epoch(*args, **kwargs)
+
+    finetune_module.supervised_epoch = counted
+    try:
+        while True:
+            claims += 1
+            try:
+                net, oof = cross_fit(
+                    None, MODEL, images, y, QUICK, should_yield=lambda: True, done=done, current=current
+                )
+                break
+            except Paused as stop:
+                assert stop.total == 4
+                done, current = stop.done, stop.current
+    finally:
+        finetune_module.supervised_epoch = real_epoch
+    # Four networks of 15 one-step epochs each (QUICK on 20 and 30 rows): 60 claims of one epoch.
+    assert claims == 60 and epochs == list(range(1, 61))
     np.testing.assert_allclose(oof, whole, atol=1e-5)
     fresh = toy_images(n=8, size=8, seed=6)
     np.testing.assert_allclose(predict(net, fresh), predict(whole_net, fresh), atol=1e-5)
