@@ -227,7 +227,7 @@ def cross_fit(
                 should_stop=should_stop, should_yield=should_yield, resume=resume,
             )  # fmt: skip
         except Paused as stop:
-            raise Paused(done, total, {**stop.current, "index": index}) from None
+            raise Paused(done, total, {**(stop.current or {}), "index": index}) from None
         trained = True
         return net
 
