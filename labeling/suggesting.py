@@ -188,9 +188,10 @@ def _finetuned(
     (the frozen probe on the networks' folds and the network): it put more of the flipped labels in
     the top 10 % than the network or the probe alone (bench/curation.py --parts mistakes_finetuned,
     curation_mistakes_finetuned_flips345.json).
-    Between two networks the fine-tuning pauses when other runs wait (a refit that fell due: its
-    frozen probe's suggestions come in seconds): what it did is kept (``_paused_fit``, ``resumed``
-    when the run is claimed again), and it resumes after them on the same images and labels.
+    Between two epochs the fine-tuning pauses when other runs wait (a refit that fell due: its
+    frozen probe's suggestions come in seconds): what it did, the network under way included, is
+    kept (``_paused_fit``, ``resumed`` when the run is claimed again), and it resumes after them
+    where it was, on the same images and labels.
     Returns (the scorer chosen, "features", "finetuned" or "ensemble"; what the fine-tuning
     measured, or None when none ran; the out-of-fold scores that rank likely mistakes, or None for
     the probe's own), or "cancelled" or "yielded" when the run was cancelled or paused meanwhile."""
