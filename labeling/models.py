@@ -79,7 +79,7 @@ class TrainingRun(models.Model):
             # One pretraining and one probe fit at a time per project: a burst of triggers
             # (a button pressed twice, many submissions at once) queues one run, not many. A probe
             # fit's fine-tuning stage counts apart: a refit that falls due while it fine-tunes (minutes
-            # on a CPU) is queued at once, and the fine-tuning pauses between networks for it.
+            # on a CPU) is queued at once, and the fine-tuning pauses between two epochs for it.
             models.UniqueConstraint(
                 fields=["project", "kind", "finetune_stage"],
                 condition=Q(status__in=ACTIVE_STATUSES),

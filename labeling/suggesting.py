@@ -37,7 +37,7 @@ from labeling.models import ACTIVE_STATUSES, CurationScore, ImageUncertainty, Pr
 from labeling.models import Suggestion
 from labeling.models import SuggestionShard, TrainingRun
 from labeling.paths import checkpoint_path, finetune_paused_path, finetuned_path, probe_path, run_file
-from labeling.runs import LostClaim, RunMonitor, current_backbone_run_id, current_probe_run_id, finish, others_waiting
+from labeling.runs import LostClaim, RunMonitor, current_backbone_run_id, current_probe_run_id, finish, pause_check
 from labeling.runs import paused, probe_create, run_claimed, run_finished_emit
 from labeling.trust import trust_fit
 
@@ -188,8 +188,9 @@ def _finetuned(
     (the frozen probe on the networks' folds and the network): it put more of the flipped labels in
     the top 10 % than the network or the probe alone (bench/curation.py --parts mistakes_finetuned,
     curation_mistakes_finetuned_flips345.json).
-    Between two epochs the fine-tuning pauses when other runs wait (a refit that fell due: its
-    frozen probe's suggestions come in seconds): what it did, the network under way included, is
+    Between two epochs, past TRAINING_SLICE_S in a claim (as a pretraining or a detector fit), the
+    fine-tuning pauses when other runs wait (a refit that fell due: its frozen probe's suggestions
+    come in seconds): what it did, the network under way included, is
     kept (``_paused_fit``, ``resumed`` when the run is claimed again), and it resumes after them
     where it was, on the same images and labels.
     Returns (the scorer chosen, "features", "finetuned" or "ensemble"; what the fine-tuning
@@ -250,7 +251,7 @@ def _finetuned(
             tune,
             device=device,
             should_stop=monitor.should_stop,
-            should_yield=lambda: others_waiting(run_id=run.id),
+            should_yield=pause_check(run.id, send),  # past TRAINING_SLICE_S, when other runs wait
             done=done,
             current=current,
             progress=progress,

@@ -66,7 +66,14 @@ def _submit(client, image_id: int, tags: list[int]) -> None:
 )  # two workers, a pretraining, five probe fits, two of them fine-tuning (264 s on a slow 2-core host)
 def test_pretrain_survives_kill_9_and_suggestions_follow_submissions(client, settings, tmp_path, media_root):
     settings.PROBE_REFIT_EVERY = 3
-    env = procs.worker_env("assist", media_root, tmp_path / "models", PROBE_REFIT_EVERY="3", SUGGEST_FINETUNE_FROM="19")
+    env = procs.worker_env(
+        "assist",
+        media_root,
+        tmp_path / "models",
+        PROBE_REFIT_EVERY="3",
+        SUGGEST_FINETUNE_FROM="19",
+        TRAINING_SLICE_S="1",
+    )
     try:
         app.control.purge()  # messages left by earlier runs of the suite are not this test's
     except Exception:  # an empty filesystem queue may have nothing to purge

@@ -250,6 +250,7 @@ def test_a_fine_tuning_pauses_for_a_refit_that_falls_due_and_resumes_on_the_labe
     from labeling.runs import current_backbone_run_id, probe_create
 
     settings.PROBE_REFIT_EVERY = 3
+    settings.TRAINING_SLICE_S = 1e-6  # a slice of an epoch: the first check after it pauses
     services.pretrain_start(project=project, config=TINY)  # 20 submitted: a first stage, then its fine-tuning
     monkeypatch.setattr(suggesting, "choose_scorer", lambda maps: scorer)
     backbone_run_id = current_backbone_run_id(project_id=project.id)
