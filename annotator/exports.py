@@ -6,6 +6,7 @@ and expiry are here too. Reads and the job's own row only: the job is queued by
 
 from __future__ import annotations
 
+import errno
 import json
 import secrets
 import tempfile
@@ -218,8 +219,14 @@ def export_job_run(*, job_id: int) -> None:
                 File(out),
             )
     except Exception as error:  # the job must end either way; the worker log has the traceback
+        message = str(error)[:2000]
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            message = (  # what is left of the file goes with the media sweep (annotator/services/media_gc.py)
+                "The server's disk is full: the export could not be written. Free some space "
+                "(or ask the administrator to), then export again."
+            )
         ExportJob.objects.filter(pk=job_id).update(
-            status=ExportStatus.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+            status=ExportStatus.FAILED, error=message, finished_at=timezone.now()
         )
         raise
     ExportJob.objects.filter(pk=job_id).update(

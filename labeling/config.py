@@ -11,7 +11,6 @@ same defaults only for a key an older run lacks. ``PretrainConfig``'s own field 
 from __future__ import annotations
 
 import json
-import os
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from labeling.ml.presets import COLOUR_STRENGTHS, DETECTOR_PRESETS, DETECTOR_RULES, PRESETS, SUGGEST_RULES, device_kind
 from labeling.ml.presets import fitted_batch
+from labeling.ml.files import replaced
 from labeling.paths import worker_device_path
 
 # What a pretraining run may be configured with, and the bounds a request must stay within
@@ -119,11 +119,8 @@ def note_worker_device() -> None:
     import torch  # only in a worker, which has it loaded anyway
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    path = worker_device_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"device": device, "at": timezone.now().isoformat()}))
-    os.replace(tmp, path)
+    with replaced(worker_device_path()) as f:
+        f.write(json.dumps({"device": device, "at": timezone.now().isoformat()}).encode())
 
 
 def pretrain_config_check(config: dict) -> None:

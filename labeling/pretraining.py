@@ -11,7 +11,6 @@ functions, because the web process imports this module (through ``labeling.tasks
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from django.db import transaction
 from labeling.config import PROGRESS_EVERY_S, PROJECTION_POINTS, pretrain_defaults
 from labeling.curation import ann_write, diverse_write, duplicates_write
 from labeling.data import fill_cache, write_blocks
+from labeling.ml.files import replaced
 from labeling.ml.presets import device_kind, feature_options, should_compile, training_seconds
 from labeling.models import CurationScore, EmbeddingSet, ProjectModelState, RunKind, RunStatus, TrainingRun
 from labeling.paths import checkpoint_path, embeddings_dir, projection_path, run_file
@@ -212,10 +212,8 @@ def save_projection(embeddings_path: str | Path, ids: np.ndarray, features: np.n
             arrays.update(umap_ids=ids[pick], umap=project_umap(np.asarray(features)[pick]))
     except Exception:
         log.exception("the UMAP map could not be computed; the map keeps PCA")
-    path = projection_path(embeddings_path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with replaced(projection_path(embeddings_path)) as f:
+        np.savez(f, **arrays)
 
 
 def _compiled(c: dict, *, images: int, device: str, processes: int) -> bool:

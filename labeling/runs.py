@@ -24,9 +24,16 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from annotator.models import Project
+from labeling.ml.files import disk_full
 from labeling.models import ProjectModelState, RunKind, RunStatus, TrainingRun
 
 log = logging.getLogger(__name__)
+# The last line of a run that failed for lack of disk space (labeling/ml/files.py removed the partial
+# file; the files it wrote before are whole).
+DISK_FULL_ERROR = (
+    "The server ran out of disk space while this run wrote its files; nothing it had saved before is lost. "
+    "Free some space (or ask the administrator to), then retry the run."
+)
 
 WAITING_CHECK_S = 5.0  # how often a session past its slice asks whether other runs wait
 
@@ -201,9 +208,12 @@ def run_claimed(run_id: int, node: str, work: Callable[[TrainingRun, RunMonitor]
             return work(run, monitor)
     except LostClaim:
         return "lost claim"
-    except Exception:
+    except Exception as exc:
         log.exception("%s run %s failed", run.kind, run_id)
-        finish(run, RunStatus.FAILED, error=traceback.format_exc()[-4000:])
+        error = traceback.format_exc()[-4000:]
+        if disk_full(exc) is not None:  # the runs table shows an error's last line: this one says what to do
+            error += DISK_FULL_ERROR
+        finish(run, RunStatus.FAILED, error=error)
         return "failed"
     finally:
         close_old_connections()

@@ -23,6 +23,7 @@ from annotator.selectors import project_status_counts
 from labeling.config import detector_defaults, detector_rules, pretrain_config_check, pretrain_defaults
 from labeling.models import ACTIVE_STATUSES, BoxDecision, BoxSuggestion, BoxSuggestionDecision, Decision
 from labeling.models import ProjectModelState, RunKind, RunStatus, Suggestion, SuggestionDecision, TrainingRun
+from labeling.paths import checkpoint_path
 from labeling.runs import current_backbone_run_id, current_detector_run_id, current_probe_run_id, probe_create
 from labeling.selectors import pretrain_estimate
 from labeling.tasks import run_enqueue
@@ -31,6 +32,11 @@ from labeling.trust import box_decision_noted, decision_noted
 
 class NeedsConfirmation(ValidationError):
     """The run would take long on this worker: it starts only when the request confirms it."""
+
+
+PRETRAIN_ACTIVE = (
+    "A pretraining is already queued or running for this project; cancel it first or wait for it to finish."
+)
 
 
 def pretrain_start(
@@ -63,9 +69,7 @@ def pretrain_start(
             )
             run_enqueue(run)
     except IntegrityError:
-        raise ValidationError(
-            "A pretraining is already queued or running for this project; cancel it first or wait for it to finish."
-        ) from None
+        raise ValidationError(PRETRAIN_ACTIVE) from None
     if not transaction.get_connection().in_atomic_block:
         run.refresh_from_db()  # sent by now: the answer shows a broker outage's message
     return run
@@ -160,10 +164,13 @@ def run_cancel(*, run: TrainingRun) -> TrainingRun:
 
 
 def run_retry(*, run: TrainingRun, user: AbstractBaseUser | None = None) -> TrainingRun:
-    """Start a failed or cancelled run again as a new run: a pretraining with the same config, a
-    probe fit on the project's current backbone."""
+    """Start a failed or cancelled run again: a failed pretraining that saved a checkpoint goes on
+    from it, in the same run (``_pretrain_resume``); any other as a new run: a pretraining with the
+    same config, a probe fit on the project's current backbone."""
     if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
         raise ValidationError("Only a failed or cancelled run can be retried.")
+    if run.kind == RunKind.PRETRAIN and run.status == RunStatus.FAILED and checkpoint_path(run.id).exists():
+        return _pretrain_resume(run=run, user=user)
     if run.kind == RunKind.PRETRAIN:  # the same work as was asked for (and confirmed) before
         return pretrain_start(project=run.project, user=user, config=run.config, confirm=True)
     if run.kind == RunKind.DETECTOR:
@@ -175,6 +182,34 @@ def run_retry(*, run: TrainingRun, user: AbstractBaseUser | None = None) -> Trai
     if retried is None:
         raise ValidationError("A probe fit is already queued or running; it will use the newest labels.")
     return retried
+
+
+def _pretrain_resume(*, run: TrainingRun, user: AbstractBaseUser | None) -> TrainingRun:
+    """Queue a failed pretraining again from its last checkpoint: what failed it (a full disk, a
+    worker that died more often than the sweep retries) cost the steps since that checkpoint, not
+    hours of training. Claimed, it resumes like a paused run; its checkpoint holds its config."""
+    _check_active_runs(user=user, pretrain=True)
+    try:
+        with transaction.atomic():
+            if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).update(
+                status=RunStatus.QUEUED,
+                worker="",
+                attempts=0,
+                error="",
+                finished_at=None,
+                heartbeat_at=None,
+                sent_at=None,
+                eta_at=None,
+                cancel_requested=False,
+            ):
+                raise ValidationError("This run is no longer failed; reload the page.")
+            run.refresh_from_db()
+            run_enqueue(run)
+    except IntegrityError:
+        raise ValidationError(PRETRAIN_ACTIVE) from None
+    if not transaction.get_connection().in_atomic_block:
+        run.refresh_from_db()
+    return run
 
 
 def suggestion_decide(*, image: Image, label: LabelClass, user: AbstractBaseUser, decision: str) -> None:

@@ -32,6 +32,7 @@ from labeling.data import label_matrix
 from labeling.data import project_blocks, submitted_ids
 from labeling.detection import box_uncertainty_of
 from labeling.ml.active import uncertainty
+from labeling.ml.files import disk_full, replaced
 from labeling.ml.metrics import choose_scorer, evaluate
 from labeling.models import ACTIVE_STATUSES, CurationScore, ImageUncertainty, ProjectModelState, RunKind, RunStatus
 from labeling.models import Suggestion
@@ -242,34 +243,47 @@ def _finetuned(
             eta_at=timezone.now() + timedelta(seconds=rate * (total - networks)),
         )
 
-    try:
-        net, oof = cross_fit(
-            backbone.state_dict(),
-            config.model,
-            cache.view(labeled),
-            y,
-            tune,
-            device=device,
-            should_stop=monitor.should_stop,
-            should_yield=pause_check(run.id, send),  # past TRAINING_SLICE_S, when other runs wait
-            done=done,
-            current=current,
-            progress=progress,
-        )
-    except Stopped:
-        if monitor.lost.is_set():
-            raise LostClaim(run.id) from None
-        finish(run, RunStatus.CANCELLED)
-        finetune_paused_path(run.id).unlink(missing_ok=True)
-        return "cancelled"
-    except Paused as stop:
-        seconds = seconds_before + time.monotonic() - start
-        kept = {"ids": labeled, "y": y, "label_ids": label_ids, "pauses": pauses + 1, "seconds": seconds}
-        _paused_save(run.id, {**kept, "done": stop.done, "current": stop.current})
-        where = f"network {len(stop.done) + 1} of {stop.total}"
-        if stop.current is not None:
-            where += f", epoch {stop.current['epoch'] + 1},"
-        return paused(run, f"{where} of its fine-tuning", send)
+    should_yield = pause_check(run.id, send)  # past TRAINING_SLICE_S, when other runs wait
+    skipped = 0  # pauses given up: the disk had no room for the state a pause keeps
+    while True:
+        try:
+            net, oof = cross_fit(
+                backbone.state_dict(),
+                config.model,
+                cache.view(labeled),
+                y,
+                tune,
+                device=device,
+                should_stop=monitor.should_stop,
+                should_yield=should_yield,
+                done=done,
+                current=current,
+                progress=progress,
+            )
+            break
+        except Stopped:
+            if monitor.lost.is_set():
+                raise LostClaim(run.id) from None
+            finish(run, RunStatus.CANCELLED)
+            finetune_paused_path(run.id).unlink(missing_ok=True)
+            return "cancelled"
+        except Paused as stop:
+            seconds = seconds_before + time.monotonic() - start
+            kept = {"ids": labeled, "y": y, "label_ids": label_ids, "pauses": pauses + 1, "seconds": seconds}
+            try:
+                _paused_save(run.id, {**kept, "done": stop.done, "current": stop.current})
+            except OSError as exc:
+                if disk_full(exc) is None:
+                    raise
+                # Pausing without its state would throw away minutes of training: it goes on from
+                # where it stopped, in this claim, and the waiting run waits for it as before.
+                log.warning("probe run %s: no disk space to pause the fine-tuning (%s), it goes on", run.id, exc)
+                done, current, should_yield, skipped = stop.done, stop.current, None, skipped + 1
+                continue
+            where = f"network {len(stop.done) + 1} of {stop.total}"
+            if stop.current is not None:
+                where += f", epoch {stop.current['epoch'] + 1},"
+            return paused(run, f"{where} of its fine-tuning", send)
     t = probe.trained
     # The probe's own out-of-fold scores come from 5 folds, the networks' from 3: compared on the
     # networks' folds, each has learned from the same rows.
@@ -295,6 +309,7 @@ def _finetuned(
         "images": len(labeled),
         "seconds": round(seconds_before + time.monotonic() - start, 1),
         "paused": pauses,
+        **({"pause_skipped": "no disk space for its state"} if skipped else {}),
     }
     finetune_paused_path(run.id).unlink(missing_ok=True)
     return kept, info, doubt
@@ -305,16 +320,10 @@ def _paused_save(run_id: int, kept: dict) -> None:
     (labeling.ml.finetune.Paused), written atomically."""
     import torch
 
-    path = finetune_paused_path(run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     arrays = {k: torch.from_numpy(np.ascontiguousarray(kept[k])) for k in ("ids", "y", "label_ids")}
     done = {int(k): torch.from_numpy(v) for k, v in kept["done"].items()}
-    try:
-        torch.save({**kept, **arrays, "done": done}, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replaced(finetune_paused_path(run_id)) as f:
+        torch.save({**kept, **arrays, "done": done}, f)
 
 
 def _paused_fit(run_id: int, label_ids: np.ndarray) -> dict | None:
@@ -511,20 +520,40 @@ def finalise(run_id: int) -> str:
 
 def _swaps_in(run: TrainingRun) -> bool:
     """Whether a probe fit that is done replaces the suggestions shown: yes unless a newer fit is
-    shown. A fine-tuning stage that paused for a newer first stage still replaces that one's frozen
-    probe when its network (or the average) beat the frozen probe on its own labels: a better model
-    on a few labels fewer; its follow (probe_follow) fine-tunes on the newer labels. Else it is
-    recorded with ``shown: false``."""
+    shown, or the one shown is a fine-tuned model the measurements put above this frozen probe.
+    - A fine-tuning stage that paused for a newer first stage still replaces that one's frozen probe
+      when its network (or the average) beat the frozen probe on its own labels: a better model on
+      a few labels fewer; its follow (probe_follow) fine-tunes on the newer labels. Else it is
+      recorded with ``shown: false``.
+    - The other way round, a first stage (a frozen probe, in seconds) does not replace a fine-tuned
+      model that kept its network or the average unless it measures at least as well (out-of-fold
+      mAP) or has learned a label that one has not: under steady labeling the two would otherwise
+      take turns, a refit's suggestions worse than those they replace until its own fine-tuning
+      came in. It is recorded with ``shown: false``; its fine-tuning (queued by probe_follow) is
+      newer and swaps in."""
     current = TrainingRun.objects.filter(pk=current_probe_run_id(project_id=run.project_id)).first()
-    if current is None or current.id < run.id:
+    if current is None:
         return True
+    if current.id < run.id:
+        return run.finetune_stage or not _kept_network(current) or _measures_up(run, current)
+    return run.finetune_stage and _kept_network(run) and current.kind == RunKind.PROBE and not current.finetune_stage
+
+
+def _kept_network(run: TrainingRun) -> bool:
+    """A fine-tuning stage whose suggestions come from its network or the average, not the frozen probe."""
     kept = ((run.metrics or {}).get("finetune") or {}).get("kept")
-    return (
-        run.finetune_stage
-        and kept in ("finetuned", "ensemble")
-        and current.kind == RunKind.PROBE
-        and not current.finetune_stage
-    )
+    return run.kind == RunKind.PROBE and run.finetune_stage and kept in ("finetuned", "ensemble")
+
+
+def _measures_up(run: TrainingRun, shown: TrainingRun) -> bool:
+    """Whether ``run`` is at least as good as ``shown`` by what each measured on its own labels:
+    the out-of-fold mAP over its trained labels, or a trained label ``shown`` lacks."""
+    mine, theirs = (run.metrics or {}).get("cv") or {}, (shown.metrics or {}).get("cv") or {}
+    if set(mine.get("labels") or ()) - set(theirs.get("labels") or ()):
+        return True
+    if mine.get("map") is None or theirs.get("map") is None:
+        return True
+    return mine["map"] >= theirs["map"]
 
 
 def suggestions_refreshed_emit(*, project_id: int, run_id: int) -> None:

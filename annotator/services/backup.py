@@ -69,16 +69,19 @@ def backup_write(*, path: Path, with_models: bool = False) -> BackupSummary:
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
         partial = path.with_name(path.name + ".partial")
         files = 0
-        with tarfile.open(partial, "w:gz") as archive:
-            archive.add(Path(tmp) / "manifest.json", "manifest.json")
-            archive.add(dump, "db.json")
-            for folder, prefix in _folders(with_models):
-                for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-                    archive.add(file, f"{prefix}/{file.relative_to(folder).as_posix()}")
-                    files += 1
-            if not _media_on_disk():
-                files += _add_bucket_objects(archive)
-        partial.replace(path)  # a backup that stopped half-way never looks complete
+        try:
+            with tarfile.open(partial, "w:gz") as archive:
+                archive.add(Path(tmp) / "manifest.json", "manifest.json")
+                archive.add(dump, "db.json")
+                for folder, prefix in _folders(with_models):
+                    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                        archive.add(file, f"{prefix}/{file.relative_to(folder).as_posix()}")
+                        files += 1
+                if not _media_on_disk():
+                    files += _add_bucket_objects(archive)
+            partial.replace(path)  # a backup that stopped half-way never looks complete
+        finally:  # and one that failed (a full disk) does not keep the space it took
+            partial.unlink(missing_ok=True)
     return BackupSummary(path=path, rows=rows, files=files)
 
 

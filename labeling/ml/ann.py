@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labeling.ml.curation import Neighbours, unit_half
+from labeling.ml.files import replaced
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,11 @@ def ann_build(
             index.add_with_ids(unit_half(features).astype(np.float32), np.asarray(ids, dtype=np.int64))
             added += len(ids)
             top = max(top, int(np.max(ids)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    faiss.write_index(index, str(partial))
-    partial.replace(path)
+    with replaced(path) as f:  # through Python's file: a full disk is an OSError, the partial file removed
+        faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
     meta: dict[str, int | float] = {"lists": lists, "nprobe": config.nprobe, "rows": added, "max_id": top, "dim": dim}
-    meta_path(path).write_text(json.dumps({**meta, "config": asdict(config)}))
+    with replaced(meta_path(path)) as f:
+        f.write(json.dumps({**meta, "config": asdict(config)}).encode())
     return meta
 
 

@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+from labeling.ml.files import replaced
+
 try:  # POSIX only; on other systems appends are simply not guarded against each other
     import fcntl
 except ImportError:  # pragma: no cover
@@ -249,9 +251,8 @@ class ImageCache:
             self.rebuilt = why
         for path in (self._ids_path, self._pixels_path):
             path.unlink(missing_ok=True)
-        tmp = self._meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._meta()))
-        os.replace(tmp, self._meta_path)
+        with replaced(self._meta_path) as f:
+            f.write(json.dumps(self._meta()).encode())
 
     def _load_committed(self, *, repair: bool) -> np.ndarray:
         ids = np.load(self._ids_path) if self._ids_path.exists() else np.empty(0, dtype=np.int64)
@@ -287,9 +288,8 @@ class ImageCache:
             f.flush()
             os.fsync(f.fileno())  # pixels durable before the ids that commit them
         new_ids = np.concatenate([self._ids, np.array([i for i, _ in good], dtype=np.int64)])
-        tmp = self._ids_path.with_suffix(".tmp.npy")
-        np.save(tmp, new_ids)
-        os.replace(tmp, self._ids_path)
+        with replaced(self._ids_path) as f:
+            np.save(f, new_ids)
         self._ids = new_ids
         result.added += len(good)
 

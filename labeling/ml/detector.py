@@ -37,6 +37,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from labeling.ml.augment import IMAGENET_MEAN, IMAGENET_STD, normalize, to_float
 from labeling.ml.backbone import resnet18_backbone, stage_widths
+from labeling.ml.files import replaced
 from labeling.ml.pace import Pace
 
 CHECKPOINT_VERSION = 1
@@ -506,11 +507,8 @@ def save_detector(
     }
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint
+    with replaced(path) as f:  # a crash or a full disk mid-write never leaves a torn checkpoint
+        torch.save(payload, f)
 
 
 def load_detector(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[FCOS, DetectorConfig]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from torch import nn
 from labeling.ml.augment import normalize, to_float
 from labeling.ml.backbone import FEATURE_DIM, stage_widths
 from labeling.ml.cache import ImageCache
+from labeling.ml.files import replaced
 
 
 # Multi-layer features: the pooled outputs of ResNet-18's last three stages (128 + 256 + 512). The
@@ -115,11 +115,8 @@ def save_embeddings(path: str | os.PathLike[str], ids: np.ndarray, features: np.
     ids = np.asarray(ids, dtype=np.int64)
     if len(ids) != len(features):
         raise ValueError(f"{len(ids)} ids but {len(features)} feature rows")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, ids=ids, features=features.astype(np.float16))
-    os.replace(tmp, path)
+    with replaced(path) as f:
+        np.savez(f, ids=ids, features=features.astype(np.float16))
 
 
 def load_embeddings(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

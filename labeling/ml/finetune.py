@@ -16,13 +16,11 @@ labeled set.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ from torch import nn
 
 from labeling.ml.augment import VIEW1, ViewConfig, augment, normalize, to_float
 from labeling.ml.backbone import ModelConfig, resnet18_backbone
+from labeling.ml.files import replaced
 from labeling.ml.probe import folds
 
 
@@ -249,16 +248,11 @@ def cross_fit(
 
 def save_net(path: str | os.PathLike[str], net: FinetunedNet, config: FinetuneConfig) -> None:
     """The network, written atomically (a shard task on any worker loads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
     model = {**asdict(net.model), "projector": list(net.model.projector)}
-    torch.save(
-        {"model": model, "config": asdict(config), "labels": net.head.out_features, "state": net.state_dict()}, buffer
-    )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    with replaced(path) as f:
+        torch.save(
+            {"model": model, "config": asdict(config), "labels": net.head.out_features, "state": net.state_dict()}, f
+        )
 
 
 def load_net(path: str | os.PathLike[str]) -> FinetunedNet:

@@ -10,7 +10,6 @@ a few hundred to a few thousand images fit in well under a second per fold.
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from labeling.ml.calibrate import Platt
+from labeling.ml.files import replaced
 from labeling.ml.metrics import average_precision, rank
 
 
@@ -145,27 +145,22 @@ def save_probe(
 ) -> None:
     """The probe, its per-label calibration (Platt a, b; identity when None) and confident
     thresholds (default: the F1 ones), written atomically to ``path`` (.npz)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     calibration = calibration or Platt.identity(len(label_ids))
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        mean=probe.mean,
-        std=probe.std,
-        weight=probe.weight,
-        bias=probe.bias,
-        thresholds=probe.thresholds,
-        trained=probe.trained,
-        label_ids=label_ids,
-        calibration_a=calibration.a,
-        calibration_b=calibration.b,
-        confident=probe.thresholds if confident is None else confident,
-        scorer=np.array(scorer),
-    )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
+    with replaced(path) as f:
+        np.savez(
+            f,
+            mean=probe.mean,
+            std=probe.std,
+            weight=probe.weight,
+            bias=probe.bias,
+            thresholds=probe.thresholds,
+            trained=probe.trained,
+            label_ids=label_ids,
+            calibration_a=calibration.a,
+            calibration_b=calibration.b,
+            confident=probe.thresholds if confident is None else confident,
+            scorer=np.array(scorer),
+        )
 
 
 def load_probe(path: str | Path) -> SavedProbe:

@@ -32,6 +32,7 @@ from torch import Tensor
 from labeling.ml import distributed
 from labeling.ml.augment import VIEW1, VIEW2, Apply, ViewConfig, apply_params, two_views
 from labeling.ml.backbone import BarlowTwins, ModelConfig
+from labeling.ml.files import replaced
 from labeling.ml.lars import LARS, learning_rate, parameter_groups
 from labeling.ml.pace import Pace
 from labeling.ml.presets import COLOUR_STRENGTHS
@@ -417,11 +418,8 @@ def save_checkpoint(path: str | os.PathLike[str], config: PretrainConfig, state:
         "step_in_epoch": state.step_in_epoch,
         "views_state": state.views_state,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint
+    with replaced(path) as f:  # a crash or a full disk mid-write never leaves a torn checkpoint
+        torch.save(payload, f)
 
 
 def load_checkpoint(

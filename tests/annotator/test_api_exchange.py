@@ -273,6 +273,22 @@ def test_a_big_export_runs_as_a_job_and_ends_as_a_permission_checked_download(
     assert ExportJob.objects.get().file.name.startswith(f"exports/{team.project.id}/")
 
 
+def test_an_export_that_fills_the_disk_fails_saying_so(client, team, settings):
+    import errno
+    from unittest import mock
+
+    from django.core.files.storage import default_storage
+
+    _annotate(team)
+    job = ExportJob.objects.create(project=team.project, options={"format": "coco", "status": "all"})
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with mock.patch.object(default_storage, "save", side_effect=full), pytest.raises(OSError):
+        export_job_run(job_id=job.id)
+    done = _as(client, team.owner).get(reverse("api_export_job", args=[job.id])).json()
+    assert done["status"] == "failed" and done["download"] is None
+    assert done["error"].startswith("The server's disk is full: the export could not be written.")
+
+
 def test_the_commands_import_and_export_the_same_files(team, tmp_path):
     from django.core.management import CommandError, call_command
 

@@ -91,3 +91,46 @@ def test_a_pretraining_pauses_at_a_step_for_a_waiting_run_and_resumes_into_the_s
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.attempts == 1 and run.epoch == 3 and run.error == ""
     assert len(later) == 1 and len(probes) == 1
+
+
+def test_a_pretraining_that_fills_the_disk_says_so_and_its_retry_goes_on_from_its_checkpoint(project, settings):
+    """A real ENOSPC (/dev/full in place of the checkpoint's temporary file): the run fails with a
+    last line people can act on, its checkpoint of before is whole, and Retry resumes the same run
+    from it instead of starting the pretraining over."""
+    import os
+
+    import torch
+
+    from labeling.paths import checkpoint_path
+    from labeling.pretraining import run_pretrain
+
+    run = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config={**TINY, "epochs": 3})
+    waiting = TrainingRun.objects.create(project=project, kind=RunKind.DETECTOR, config={})
+    settings.TRAINING_SLICE_S = 1e-6
+    assert run_pretrain(run.id, "a@host", send=[].append, send_later=[].append) == "yielded"  # checkpoint at step 1
+    TrainingRun.objects.filter(pk=waiting.pk).update(status=RunStatus.SUCCEEDED)
+    path = checkpoint_path(run.id)
+    before = path.read_bytes()
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.symlink_to("/dev/full")
+
+    assert run_pretrain(run.id, "a@host", send=[].append, send_later=[].append) == "failed"
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and "No space left on device" in run.error
+    assert run.error.splitlines()[-1] == runs.DISK_FULL_ERROR  # the line the runs table shows
+    assert path.read_bytes() == before and not tmp.is_symlink()  # the partial file is gone
+
+    retried = services.run_retry(run=run)  # the disk has room again; eagerly run to the end here
+    assert retried.id == run.id
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.epoch == 3 and run.error == "" and run.attempts == 1
+    assert torch.load(path, weights_only=True)["epoch"] == 3
+    assert TrainingRun.objects.filter(project=project, kind=RunKind.PRETRAIN).count() == 1  # not a new run
+
+
+def test_retrying_a_pretraining_without_a_checkpoint_or_a_cancelled_one_starts_a_new_run(project):
+    failed = TrainingRun.objects.create(project=project, kind=RunKind.PRETRAIN, config=TINY, status=RunStatus.FAILED)
+    new = services.run_retry(run=failed)
+    assert new.id != failed.id and new.status == RunStatus.SUCCEEDED
+    failed.refresh_from_db()
+    assert failed.status == RunStatus.FAILED

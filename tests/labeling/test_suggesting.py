@@ -347,3 +347,91 @@ def test_a_probe_fit_without_its_pretraining_checkpoint_keeps_the_frozen_probe(p
     )
     assert not finetuned_path(run.id).exists()
     assert Suggestion.objects.filter(run=run).exists()
+
+
+def test_a_fine_tuning_with_no_disk_space_to_pause_goes_on_instead_of_losing_its_training(
+    project, quick_finetune, monkeypatch, settings
+):
+    """Pausing keeps the network under way on disk (134 MB at ResNet-18's size). When the disk is
+    full (a real ENOSPC: /dev/full in place of the file), the fine-tuning does not pause without
+    it, which would throw its epochs away: it trains on to the end in the same claim, and says so."""
+    import os
+
+    from annotator.services.annotations import image_submit
+    from labeling.ml import finetune
+    from labeling.paths import finetune_paused_path
+    from labeling.runs import current_backbone_run_id, probe_create
+
+    settings.PROBE_REFIT_EVERY = 3
+    settings.TRAINING_SLICE_S = 1e-6
+    services.pretrain_start(project=project, config=TINY)
+    tuning = probe_create(
+        project=project, backbone_run_id=current_backbone_run_id(project_id=project.id), finetune=True
+    )
+    queued, fits, sent = [], [], []
+    monkeypatch.setattr(services, "run_enqueue", queued.append)
+    real_fit = finetune.fit
+
+    def fit(*args, **kwargs):
+        fits.append(kwargs.get("resume") is not None)
+        if len(fits) == 1:  # a refit falls due while the first network trains
+            for image in project.images.filter(status="unlabeled").order_by("id")[:3]:
+                image_submit(image=image, user=project.created_by, version=image.version)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "fit", fit)
+    path = finetune_paused_path(tuning.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.symlink_to("/dev/full")
+
+    assert suggesting.run_probe(tuning.id, "w", send_shard=_no_shards, send=sent.append) == "succeeded"
+    tuning.refresh_from_db()
+    assert tuning.status == RunStatus.SUCCEEDED and tuning.attempts == 1
+    info = tuning.metrics["finetune"]
+    assert info["pause_skipped"] == "no disk space for its state" and info["paused"] == 0
+    assert fits == [False, True, False, False, False]  # the first network resumed in place, then three more
+    assert not path.exists() and not tmp.is_symlink()
+    assert [run.kind for run in queued] == [RunKind.PROBE]  # the refit that fell due still waits its turn
+
+
+def _fit(project, *, stage, cv_map, labels=("cat", "dog"), kept=None, status=RunStatus.SUCCEEDED):
+    metrics = {"cv": {"map": cv_map, "labels": list(labels)}}
+    if kept:
+        metrics["finetune"] = {"kept": kept}
+    return TrainingRun.objects.create(
+        project=project, kind=RunKind.PROBE, finetune_stage=stage, status=status, metrics=metrics
+    )
+
+
+@pytest.mark.parametrize(
+    ("shown_kept", "cv_map", "labels", "swaps"),
+    [
+        ("finetuned", 0.55, ("cat", "dog"), False),  # a frozen refit measured below the network shown
+        ("ensemble", 0.55, ("cat", "dog"), False),
+        ("finetuned", 0.60, ("cat", "dog"), True),  # as good: the newer labels win
+        ("finetuned", 0.40, ("cat", "dog", "fox"), True),  # it has learned a label the network has not
+        ("features", 0.40, ("cat", "dog"), True),  # the shown fine-tuning kept the frozen probe: newer wins
+    ],
+)
+def test_a_frozen_refit_replaces_a_fine_tuned_model_only_if_it_measures_up(project, shown_kept, cv_map, labels, swaps):
+    """Under steady labeling a first stage (frozen probe, seconds) finishes after a fine-tuning
+    (minutes) that kept its network: the better-measured model stays shown, rather than the two
+    taking turns; the refit's own fine-tuning, newer still, swaps in after it."""
+    shown = _fit(project, stage=True, cv_map=0.60, kept=shown_kept)
+    ProjectModelState.objects.update_or_create(project=project, defaults={"probe_run": shown})
+    Suggestion.objects.create(
+        run=shown, image=project.images.first(), label=project.labels.first(), probability=0.9, predicted=True
+    )
+    refit = _fit(project, stage=False, cv_map=cv_map, labels=labels, kept="features", status=RunStatus.RUNNING)
+    assert suggesting._swaps_in(refit) is swaps
+
+    assert finalise(refit.id) == "succeeded"
+    refit.refresh_from_db()
+    assert refit.status == RunStatus.SUCCEEDED
+    assert ProjectModelState.objects.get(project=project).probe_run_id == (refit.id if swaps else shown.id)
+    assert refit.metrics.get("shown", True) is swaps
+    assert Suggestion.objects.filter(run=shown).exists() is not swaps  # the shown run's rows stay while shown
+
+    tuning = _fit(project, stage=True, cv_map=0.50, kept="finetuned", status=RunStatus.RUNNING)
+    assert suggesting._swaps_in(tuning)  # the refit's fine-tuning, newest of all, always comes in

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from annotator.services.backup import backup_write
 
@@ -21,6 +22,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, archive: Path, with_models: bool, **options):
-        summary = backup_write(path=archive, with_models=with_models)
+        try:
+            summary = backup_write(path=archive, with_models=with_models)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            raise CommandError(
+                f"The disk filled up while the backup was written ({exc.strerror}); nothing was left behind "
+                f"and no data changed. Free some space, or write the archive to another disk, and run it again."
+            ) from None
         rows = sum(summary.rows.values())
         self.stdout.write(f"wrote {summary.path}: {rows} annotation rows, {summary.files} files")

@@ -143,3 +143,14 @@ def test_restore_refuses_every_link_even_one_inside_the_archive(tmp_path, media_
         call_command("restore", str(evil), force=True)
     assert _snapshot(media_root) == before
     assert not (media_root / "up").exists()
+
+
+def test_a_backup_that_fills_the_disk_says_so_and_leaves_no_partial_archive(tmp_path, media_root):
+    """The kernel's own ENOSPC: /dev/full in place of the archive being written."""
+    _world()
+    archive = tmp_path / "backup.tar.gz"
+    partial = archive.with_name(archive.name + ".partial")
+    partial.symlink_to("/dev/full")
+    with pytest.raises(CommandError, match="The disk filled up while the backup was written"):
+        call_command("backup", str(archive))
+    assert not archive.exists() and not partial.is_symlink() and not partial.exists()
