@@ -408,6 +408,30 @@ def test_edits_survive_a_network_error(server, page):
     _same(_db_boxes(image_id), [("cat", 10.0, 10.0, 50.0, 50.0)])
 
 
+def test_an_edit_the_full_database_refuses_is_kept_and_saved_once_there_is_space(server, page):
+    """PostgreSQL refuses the save with disk_full (53100, raised by the server itself): the page
+    keeps the edit, says why it is not saved, and saves it by itself once the disk has room."""
+    from django.db import connection
+
+    from tests.full_disk import FullDisk
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the web server's own SQLite connection cannot be filled from here")
+    project, _ = _project()
+    image_id = _open(page, server, project)
+    with FullDisk():
+        _drag_image(page, (10, 10), (60, 60))
+        page.wait_for_selector("#save-status[data-status=error]", timeout=15_000)
+        status = page.text_content("#save-status")
+        assert (
+            status.startswith("Not saved: The server's disk is full: this change was not saved")
+            and "Retrying in" in status
+        )
+        assert _db_boxes(image_id) == []
+    page.wait_for_selector("#save-status[data-status=saved]", timeout=40_000)
+    _same(_db_boxes(image_id), [("cat", 10.0, 10.0, 50.0, 50.0)])
+
+
 def test_the_help_overlay_lists_every_shortcut_and_buttons_show_their_keys(server, page):
     project, _ = _project()
     _open(page, server, project)

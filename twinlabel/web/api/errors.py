@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, TooManyFilesSent, ValidationError
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -48,6 +49,8 @@ def exception_handler(exc, context):
         return Response({"error": " ".join(exc.messages)}, status=400)
     if isinstance(exc, StorageFull):
         return Response({"error": str(exc)}, status=507)
+    if database_full(exc):  # the request's transaction rolled back whole
+        return Response({"error": DATABASE_FULL_MESSAGE}, status=507)
     if isinstance(exc, PermissionDenied):
         return Response({"error": str(exc) or "Not allowed."}, status=403)
     if isinstance(exc, Http404):
@@ -67,6 +70,20 @@ def exception_handler(exc, context):
     else:
         response.data = {"error": str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)}
     return response
+
+
+DATABASE_FULL_MESSAGE = (
+    "The server's disk is full: this change was not saved, and nothing else changed. "
+    "Tell the administrator; it can go through once there is space again."
+)
+
+
+def database_full(exc: BaseException) -> bool:
+    """A database write refused for lack of disk space: PostgreSQL's disk_full (SQLSTATE 53100),
+    SQLite's SQLITE_FULL ("database or disk is full")."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    return getattr(exc.__cause__, "sqlstate", None) == "53100" or "database or disk is full" in str(exc)
 
 
 def not_found(request, exception):
@@ -112,12 +129,13 @@ _ERRORS = {
 _WRITE_ERRORS = {
     "409": "Stale version, or a run/job already in progress",
     "413": "The request body is over the size limit",
+    "507": "The server's disk is full: nothing of the request was saved",
 }
 
 
 def schema_errors_hook(result, generator, request, public):
     """drf-spectacular postprocessing: every operation documents the one error shape for the codes
-    the exception handler answers with (400/401/403/404, and 409/413 on writes)."""
+    the exception handler answers with (400/401/403/404, and 409/413/507 on writes)."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, methods in result.get("paths", {}).items():

@@ -100,7 +100,7 @@ export class Saver {
       this.onConflict(error.current);
     } else if (error instanceof NetworkError || error.status >= 500) {
       const delay = RETRY_MS[Math.min(this.failures++, RETRY_MS.length - 1)];
-      this.store.setStatus("error", `Not saved: ${error.message}. Retrying in ${Math.round(delay / 1000)} s.`);
+      this.store.setStatus("error", `Not saved: ${error.message.replace(/\.$/, "")}. Retrying in ${Math.round(delay / 1000)} s.`);
       this.schedule(delay);
     } else {
       this.store.setStatus("error", `Not saved: ${error.message}`);
