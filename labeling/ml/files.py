@@ -4,10 +4,10 @@ Every checkpoint, embedding block, probe and index goes through ``replaced``: th
 temporary file beside the target, which replaces it in one step (os.replace) only once written, so
 a crash mid-write never leaves a torn file. What the earlier inline version of this (a ``.tmp`` name
 and ``os.replace``, at each writer) lacked is the failed write: a disk that fills mid-write left the
-partial temporary file behind, holding the space that was left, and ``torch.save`` to a file name
-reports a full disk as a RuntimeError without an errno ("unexpected pos 576 vs 534"), which nobody
-can act on. Here the partial file is removed and the writer gets OSError(ENOSPC), which
-``disk_full`` recognises and the run's error spells out (labeling/runs.py).
+partial temporary file behind, holding the space that was left, and ``torch.save`` reports a full
+disk as a RuntimeError ("unexpected pos 704 vs 598"), which nobody can act on. Here the partial file
+is removed and the writer gets OSError(ENOSPC), which ``disk_full`` recognises and the run's error
+spells out (labeling/runs.py).
 """
 
 from __future__ import annotations
