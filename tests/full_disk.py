@@ -1,9 +1,28 @@
-"""A database whose disk is full, as the database itself reports it (no Python patched)."""
+"""A full disk, as the kernel or the database itself reports it (no Python patched)."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from django.db import connection
+
+
+@contextlib.contextmanager
+def small_disk(root: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of ``size`` ("4m") at ``root`` (a tmpfs): where the tests may mount one (as
+    root, as in CI); the test is skipped elsewhere."""
+    root.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(root)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=True)
 
 
 class FullDisk:

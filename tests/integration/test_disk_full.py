@@ -7,7 +7,6 @@ same run, and the pretraining finishes and queues its probe fit."""
 from __future__ import annotations
 
 import errno
-import subprocess
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from labeling.runs import DISK_FULL_ERROR
 from labeling.tasks import run_send
 from tests import procs
 from tests.factories import make_scene_project, make_user
+from tests.full_disk import small_disk
 from tests.labeling.conftest import TINY
 from twinlabel.celery import app
 
@@ -27,16 +27,9 @@ EPOCHS = 30  # a checkpoint (90 MB) every epoch of a few steps, about one a seco
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    root = tmp_path / "models"
-    root.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", str(root)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+def model_disk(tmp_path):
+    with small_disk(tmp_path / "models", "512m") as root:
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=True)
 
 
 def _checkpoint(run_id: int) -> dict | None:
@@ -62,9 +55,9 @@ def _fill(path) -> None:
             pass
 
 
-def test_a_pretraining_whose_disk_fills_fails_saying_so_and_retry_finishes_it(small_disk, media_root, settings):
-    env = procs.worker_env("disk-full", media_root, small_disk)
-    settings.MODEL_DIR = small_disk
+def test_a_pretraining_whose_disk_fills_fails_saying_so_and_retry_finishes_it(model_disk, media_root, settings):
+    env = procs.worker_env("disk-full", media_root, model_disk)
+    settings.MODEL_DIR = model_disk
     try:
         app.control.purge()
     except Exception:  # an empty filesystem queue may have nothing to purge
@@ -76,14 +69,14 @@ def test_a_pretraining_whose_disk_fills_fails_saying_so_and_retry_finishes_it(sm
         run_send(run)
         saved = procs.poll(lambda: _checkpoint(run.id), 180, interval=0.05)
         assert saved, f"no checkpoint; worker output:\n{worker.output[-4000:]}"
-        filler = small_disk / "filler"
+        filler = model_disk / "filler"
         _fill(filler)
         failed = procs.poll(lambda: TrainingRun.objects.filter(pk=run.id, status=RunStatus.FAILED).first(), 180)
         assert failed, f"the run did not fail: {TrainingRun.objects.get(pk=run.id).status}\n{worker.output[-4000:]}"
         assert failed.error.splitlines()[-1] == DISK_FULL_ERROR, failed.error[-2000:]
         kept = _checkpoint(run.id)  # whole: the last one written before the disk filled
         assert kept is not None and saved["epoch"] <= kept["epoch"] < EPOCHS
-        assert not [p.name for p in small_disk.rglob("*.tmp")]  # the failed write's file is gone
+        assert not [p.name for p in model_disk.rglob("*.tmp")]  # the failed write's file is gone
 
         filler.unlink()  # the administrator frees some space
         retried = services.run_retry(run=failed)

@@ -68,18 +68,11 @@ def test_disk_full_finds_the_os_error_behind_another():
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real 4 MB filesystem (tmpfs): where the machine lets the tests mount one (root, as in CI)."""
-    import subprocess
+    """A real 4 MB filesystem."""
+    from tests.full_disk import small_disk as tmpfs
 
-    root = tmp_path / "disk"
-    root.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "4m") as root:
         yield root
-    finally:
-        subprocess.run(["umount", str(root)], check=True)
 
 
 def test_on_a_disk_that_fills_the_failed_write_gives_its_space_back(small_disk):
