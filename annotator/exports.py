@@ -6,7 +6,6 @@ and expiry are here too. Reads and the job's own row only: the job is queued by
 
 from __future__ import annotations
 
-import errno
 import json
 import secrets
 import tempfile
@@ -20,6 +19,7 @@ from django.db.models import Exists, OuterRef, TextField
 from django.db.models.functions import Cast
 
 from annotator import extensions
+from annotator.disk import disk_full
 from annotator.extensions import BoxPredictionRows, PredictionRows
 from annotator.formats import BoxPrediction, BoxRecord, ExportMeta, FormatError, ImageRecord, LabelInfo, Prediction
 from annotator.formats import registry
@@ -220,7 +220,7 @@ def export_job_run(*, job_id: int) -> None:
             )
     except Exception as error:  # the job must end either way; the worker log has the traceback
         message = str(error)[:2000]
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if disk_full(error):
             message = (  # what is left of the file goes with the media sweep (annotator/services/media_gc.py)
                 "The server's disk is full: the export could not be written. Free some space "
                 "(or ask the administrator to), then export again."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import math
 import secrets
@@ -16,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 
+from annotator.disk import disk_full
 from annotator.imaging import ImageRejected, Limits, PreparedImage, prepare_image
 from annotator.models import Image, ImageStatus, Project
 from annotator.services.status_counts import status_counts_change
@@ -236,7 +236,7 @@ def _admit(
 
 
 def _raise_if_storage_full(error: BaseException, report: ImportReport) -> None:
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    if disk_full(error):
         raise StorageFull(
             f"The image store is full: {len(report.imported)} image(s) of this upload were stored "
             "before it filled, the rest were not. Free some space (or ask the administrator to), "

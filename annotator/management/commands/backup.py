@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from annotator.services.backup import backup_write
+from annotator.disk import disk_full
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         try:
             summary = backup_write(path=archive, with_models=with_models)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            if not disk_full(exc):
                 raise
             raise CommandError(
                 f"The disk filled up while the backup was written ({exc.strerror}); nothing was left behind "
